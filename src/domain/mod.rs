@@ -1,0 +1,15 @@
+//! The pure domain: requests, decisions, grants, the RBAC engine, risk,
+//! durations and untrusted text. Nothing here does IO or async work, so every
+//! rule can be tested exhaustively with plain values.
+
+pub mod duration;
+pub mod rbac;
+pub mod request;
+pub mod risk;
+pub mod sanitize;
+
+pub use request::{
+    AccessRequest, Credentials, Decision, Phase, PhaseError, RoleKind, RoleRef, Subject,
+    ValidationError, ValidationLimits, Verdict,
+};
+pub use risk::Severity;

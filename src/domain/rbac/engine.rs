@@ -1,0 +1,339 @@
+//! Effective permissions, the permissions a grant would add, and the diff.
+
+use std::collections::BTreeSet;
+
+use thiserror::Error;
+
+use super::model::{Inventory, Permission, PolicyRule, Scope, SubjectRef, Target};
+use crate::domain::request::{RoleKind, RoleRef, Subject};
+use crate::domain::risk::{self, Risk, Severity};
+
+/// Label every binding Portcullis creates carries.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum EngineError {
+    #[error("ClusterRole '{0}' does not exist on this cluster")]
+    UnknownClusterRole(String),
+    #[error("Role '{1}' does not exist in namespace '{0}'")]
+    UnknownRole(String, String),
+    #[error("a Role can only be granted in exactly one namespace")]
+    RoleNeedsOneNamespace,
+}
+
+/// A rule a subject holds, where it holds it, and through which binding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EffectiveRule {
+    pub scope: Scope,
+    pub rule: PolicyRule,
+    pub via: String,
+}
+
+/// A binding that applies to the subject, summarised for the detail pane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StandingAccess {
+    pub role: String,
+    pub scope: Scope,
+    /// `user alice`, `group oncall`, `group system:authenticated`.
+    pub through: String,
+    pub binding: String,
+    /// Built-in `system:` bindings every user has (discovery and the like).
+    pub system: bool,
+    /// A binding Portcullis made for a live grant.
+    pub live_grant: bool,
+}
+
+/// What a requester asks for, as the engine needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct GrantRequest<'a> {
+    pub subject: &'a Subject,
+    pub role: &'a RoleRef,
+    /// Empty = cluster-wide (ClusterRoleBinding).
+    pub namespaces: &'a [String],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPermission {
+    pub permission: Permission,
+    pub risk: Risk,
+}
+
+/// Before, granted, and the difference, with risk for each new tuple.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Analysis {
+    /// Every rule the subject holds today.
+    pub before: Vec<EffectiveRule>,
+    /// Every tuple the grant would give (the "after" adds these to before).
+    pub granted: Vec<Permission>,
+    /// Granted tuples not already covered by `before`, sorted by scope,
+    /// resource, verb.
+    pub new: Vec<NewPermission>,
+    /// Granted tuples the subject already holds, with the binding that gives each.
+    pub already: Vec<(Permission, String)>,
+    /// The role is aggregated: it can grow when new CRDs install.
+    pub aggregated: bool,
+    pub standing: Vec<StandingAccess>,
+    pub worst: Severity,
+}
+
+impl Analysis {
+    pub fn count_at_least(&self, severity: Severity) -> usize {
+        self.new.iter().filter(|p| p.risk.severity >= severity).count()
+    }
+}
+
+/// The groups a subject is evaluated with: the given ones plus the implicit
+/// `system:authenticated` (every requester is authenticated), and the
+/// service-account groups for `system:serviceaccount:NS:NAME` users.
+pub fn effective_groups(subject: &Subject) -> Vec<String> {
+    let mut groups: Vec<String> = subject.groups.clone();
+    groups.push("system:authenticated".into());
+    if let Some(rest) = subject.user.strip_prefix("system:serviceaccount:") {
+        if let Some((ns, _)) = rest.split_once(':') {
+            groups.push("system:serviceaccounts".into());
+            groups.push(format!("system:serviceaccounts:{ns}"));
+        }
+    }
+    groups.sort();
+    groups.dedup();
+    groups
+}
+
+/// How a binding subject matches the requester, if it does.
+fn subject_match(subject: &Subject, groups: &[String], s: &SubjectRef, binding_ns: Option<&str>) -> Option<String> {
+    match s.kind.as_str() {
+        "User" if s.name == subject.user => Some(format!("user {}", s.name)),
+        "Group" if groups.contains(&s.name) => Some(format!("group {}", s.name)),
+        "ServiceAccount" => {
+            // A ServiceAccount subject in a RoleBinding defaults to the binding's namespace.
+            let ns = s.namespace.as_deref().or(binding_ns)?;
+            (subject.user == format!("system:serviceaccount:{ns}:{}", s.name))
+                .then(|| format!("serviceaccount {ns}/{}", s.name))
+        }
+        _ => None,
+    }
+}
+
+fn role_rules(inv: &Inventory, kind: &str, name: &str, namespace: Option<&str>) -> Option<(Vec<PolicyRule>, bool)> {
+    match (kind, namespace) {
+        ("ClusterRole", _) => inv.cluster_role_rules(name),
+        ("Role", Some(ns)) => inv.role(ns, name).map(|r| (r.rules.clone(), false)),
+        _ => None,
+    }
+}
+
+/// Every binding that applies to `subject`, and the rules it brings.
+fn collect(inv: &Inventory, subject: &Subject) -> (Vec<EffectiveRule>, Vec<StandingAccess>) {
+    let groups = effective_groups(subject);
+    let mut rules = Vec::new();
+    let mut standing = Vec::new();
+    for b in &inv.cluster_role_bindings {
+        let Some(through) = b.subjects.iter().find_map(|s| subject_match(subject, &groups, s, None)) else {
+            continue;
+        };
+        if b.role_ref.kind != "ClusterRole" {
+            continue;
+        }
+        let via = format!("ClusterRoleBinding {}", b.metadata.name);
+        if let Some((rs, _)) = inv.cluster_role_rules(&b.role_ref.name) {
+            rules.extend(rs.into_iter().map(|rule| EffectiveRule {
+                scope: Scope::Cluster,
+                rule,
+                via: via.clone(),
+            }));
+        }
+        standing.push(StandingAccess {
+            role: b.role_ref.name.clone(),
+            scope: Scope::Cluster,
+            through,
+            binding: b.metadata.name.clone(),
+            system: b.metadata.name.starts_with("system:"),
+            live_grant: b.metadata.labels.get(MANAGED_BY_LABEL).is_some_and(|v| v == "portcullis"),
+        });
+    }
+    for b in &inv.role_bindings {
+        let Some(ns) = b.metadata.namespace.as_deref() else {
+            continue;
+        };
+        let Some(through) = b.subjects.iter().find_map(|s| subject_match(subject, &groups, s, Some(ns))) else {
+            continue;
+        };
+        let via = format!("RoleBinding {ns}/{}", b.metadata.name);
+        if let Some((rs, _)) = role_rules(inv, &b.role_ref.kind, &b.role_ref.name, Some(ns)) {
+            // A RoleBinding never grants nonResourceURLs.
+            rules.extend(
+                rs.into_iter()
+                    .filter(|r| !r.resources.is_empty())
+                    .map(|rule| EffectiveRule {
+                        scope: Scope::Namespace(ns.to_string()),
+                        rule,
+                        via: via.clone(),
+                    }),
+            );
+        }
+        standing.push(StandingAccess {
+            role: b.role_ref.name.clone(),
+            scope: Scope::Namespace(ns.to_string()),
+            through,
+            binding: b.metadata.name.clone(),
+            system: b.metadata.name.starts_with("system:"),
+            live_grant: b.metadata.labels.get(MANAGED_BY_LABEL).is_some_and(|v| v == "portcullis"),
+        });
+    }
+    (rules, standing)
+}
+
+/// Every rule `subject` holds through standing bindings.
+pub fn effective_rules(inv: &Inventory, subject: &Subject) -> Vec<EffectiveRule> {
+    collect(inv, subject).0
+}
+
+fn verb_matches(rule: &PolicyRule, verb: &str) -> bool {
+    rule.verbs.iter().any(|v| v == "*" || v == verb)
+}
+
+fn resource_matches(rule: &PolicyRule, resource: &str) -> bool {
+    let sub = resource.split_once('/').map(|(_, s)| s);
+    rule.resources.iter().any(|r| {
+        r == "*" || r == resource || sub.is_some_and(|s| r.strip_prefix("*/") == Some(s))
+    })
+}
+
+fn url_matches(rule: &PolicyRule, url: &str) -> bool {
+    rule.non_resource_urls.iter().any(|u| {
+        u == "*" || u == url || u.strip_suffix('*').is_some_and(|prefix| url.starts_with(prefix))
+    })
+}
+
+/// Whether a rule held at `scope` covers every request the tuple `perm`
+/// stands for. With concrete values in `perm` this is exactly the RBAC
+/// authorizer's decision; with wildcards in `perm` it is "covers all of it".
+pub fn rule_covers(scope: &Scope, rule: &PolicyRule, perm: &Permission) -> bool {
+    let scope_ok = match (scope, &perm.scope) {
+        (Scope::Cluster, _) => true,
+        (Scope::Namespace(a), Scope::Namespace(b)) => a == b,
+        (Scope::Namespace(_), Scope::Cluster) => false,
+    };
+    if !scope_ok || !verb_matches(rule, &perm.verb) {
+        return false;
+    }
+    match &perm.target {
+        Target::Resource {
+            api_group,
+            resource,
+            name,
+        } => {
+            rule.api_groups.iter().any(|g| g == "*" || g == api_group)
+                && resource_matches(rule, resource)
+                && (rule.resource_names.is_empty()
+                    || name.as_ref().is_some_and(|n| rule.resource_names.contains(n)))
+        }
+        Target::NonResource { url } => *scope == Scope::Cluster && url_matches(rule, url),
+    }
+}
+
+/// Whether any of `rules` allows `perm` (a concrete request: what a
+/// SubjectAccessReview would answer).
+pub fn allows(rules: &[EffectiveRule], perm: &Permission) -> bool {
+    rules.iter().any(|r| rule_covers(&r.scope, &r.rule, perm))
+}
+
+/// The tuples one rule stands for at `scope`.
+pub fn expand(scope: &Scope, rule: &PolicyRule, out: &mut BTreeSet<Permission>) {
+    let names: Vec<Option<String>> = if rule.resource_names.is_empty() {
+        vec![None]
+    } else {
+        rule.resource_names.iter().cloned().map(Some).collect()
+    };
+    for verb in &rule.verbs {
+        for group in &rule.api_groups {
+            for resource in &rule.resources {
+                for name in &names {
+                    out.insert(Permission {
+                        scope: scope.clone(),
+                        target: Target::Resource {
+                            api_group: group.clone(),
+                            resource: resource.clone(),
+                            name: name.clone(),
+                        },
+                        verb: verb.clone(),
+                    });
+                }
+            }
+        }
+        if *scope == Scope::Cluster {
+            for url in &rule.non_resource_urls {
+                out.insert(Permission {
+                    scope: Scope::Cluster,
+                    target: Target::NonResource { url: url.clone() },
+                    verb: verb.clone(),
+                });
+            }
+        }
+    }
+}
+
+/// The rules a grant would bind, at their scopes, and whether the role is aggregated.
+pub fn granted_rules(inv: &Inventory, req: GrantRequest<'_>) -> Result<(Vec<EffectiveRule>, bool), EngineError> {
+    let scopes: Vec<Scope> = if req.namespaces.is_empty() {
+        vec![Scope::Cluster]
+    } else {
+        req.namespaces.iter().map(|ns| Scope::Namespace(ns.clone())).collect()
+    };
+    let mut out = Vec::new();
+    let mut aggregated = false;
+    for scope in scopes {
+        let (rules, agg) = match (req.role.kind, &scope) {
+            (RoleKind::ClusterRole, _) => inv
+                .cluster_role_rules(&req.role.name)
+                .ok_or_else(|| EngineError::UnknownClusterRole(req.role.name.clone()))?,
+            (RoleKind::Role, Scope::Namespace(ns)) => inv
+                .role(ns, &req.role.name)
+                .map(|r| (r.rules.clone(), false))
+                .ok_or_else(|| EngineError::UnknownRole(ns.clone(), req.role.name.clone()))?,
+            (RoleKind::Role, Scope::Cluster) => return Err(EngineError::RoleNeedsOneNamespace),
+        };
+        aggregated |= agg;
+        let via = match &scope {
+            Scope::Cluster => "requested ClusterRoleBinding".to_string(),
+            Scope::Namespace(ns) => format!("requested RoleBinding {ns}"),
+        };
+        out.extend(rules.into_iter().map(|rule| EffectiveRule {
+            scope: scope.clone(),
+            rule,
+            via: via.clone(),
+        }));
+    }
+    Ok((out, aggregated))
+}
+
+/// The whole analysis of one request against one cluster's RBAC.
+pub fn analyze(inv: &Inventory, req: GrantRequest<'_>) -> Result<Analysis, EngineError> {
+    let (before, standing) = collect(inv, req.subject);
+    let (granted_rules, aggregated) = granted_rules(inv, req)?;
+    let mut granted = BTreeSet::new();
+    for r in &granted_rules {
+        expand(&r.scope, &r.rule, &mut granted);
+    }
+    let mut new = Vec::new();
+    let mut already = Vec::new();
+    for perm in &granted {
+        match before.iter().find(|r| rule_covers(&r.scope, &r.rule, perm)) {
+            Some(r) => already.push((perm.clone(), r.via.clone())),
+            None => new.push(NewPermission {
+                risk: risk::classify(perm),
+                permission: perm.clone(),
+            }),
+        }
+    }
+    let worst = new.iter().map(|p| p.risk.severity).max().unwrap_or(Severity::Info);
+    Ok(Analysis {
+        before,
+        granted: granted.into_iter().collect(),
+        new,
+        already,
+        aggregated,
+        standing,
+        worst,
+    })
+}

@@ -1,0 +1,353 @@
+//! RBAC objects as the apiserver serves them (deserialisable from its YAML or
+//! JSON), and the permission tuples the engine reasons about.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyRule {
+    #[serde(default)]
+    pub verbs: Vec<String>,
+    #[serde(default)]
+    pub api_groups: Vec<String>,
+    #[serde(default)]
+    pub resources: Vec<String>,
+    #[serde(default)]
+    pub resource_names: Vec<String>,
+    #[serde(default, rename = "nonResourceURLs")]
+    pub non_resource_urls: Vec<String>,
+}
+
+impl PolicyRule {
+    /// A resource rule, for tests and seeds: `rule(&["get"], &[""], &["pods"])`.
+    pub fn resource(verbs: &[&str], groups: &[&str], resources: &[&str]) -> Self {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect();
+        Self {
+            verbs: v(verbs),
+            api_groups: v(groups),
+            resources: v(resources),
+            ..Default::default()
+        }
+    }
+
+    pub fn with_names(mut self, names: &[&str]) -> Self {
+        self.resource_names = names.iter().map(|x| x.to_string()).collect();
+        self
+    }
+
+    pub fn non_resource(verbs: &[&str], urls: &[&str]) -> Self {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect();
+        Self {
+            verbs: v(verbs),
+            non_resource_urls: v(urls),
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ObjectMeta {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LabelSelectorRequirement {
+    pub key: String,
+    pub operator: String,
+    #[serde(default)]
+    pub values: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LabelSelector {
+    #[serde(default)]
+    pub match_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub match_expressions: Vec<LabelSelectorRequirement>,
+}
+
+impl LabelSelector {
+    /// Kubernetes label selector semantics. An empty selector matches
+    /// everything; an unknown operator matches nothing (fail closed).
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.match_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+            && self.match_expressions.iter().all(|e| {
+                let value = labels.get(&e.key);
+                match e.operator.as_str() {
+                    "In" => value.is_some_and(|v| e.values.contains(v)),
+                    "NotIn" => value.is_none_or(|v| !e.values.contains(v)),
+                    "Exists" => value.is_some(),
+                    "DoesNotExist" => value.is_none(),
+                    _ => false,
+                }
+            })
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AggregationRule {
+    #[serde(default)]
+    pub cluster_role_selectors: Vec<LabelSelector>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterRole {
+    pub metadata: ObjectMeta,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub rules: Vec<PolicyRule>,
+    #[serde(default)]
+    pub aggregation_rule: Option<AggregationRule>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Role {
+    pub metadata: ObjectMeta,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub rules: Vec<PolicyRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubjectRef {
+    pub kind: String,
+    pub name: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BindingRoleRef {
+    pub kind: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleBinding {
+    pub metadata: ObjectMeta,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub subjects: Vec<SubjectRef>,
+    pub role_ref: BindingRoleRef,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterRoleBinding {
+    pub metadata: ObjectMeta,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub subjects: Vec<SubjectRef>,
+    pub role_ref: BindingRoleRef,
+}
+
+fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A `kind: List` (what `kubectl get -o yaml` prints).
+#[derive(Debug, Deserialize)]
+pub struct List<T> {
+    #[serde(default = "Vec::new")]
+    pub items: Vec<T>,
+}
+
+/// Everything the engine needs to know about one cluster's RBAC.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    pub roles: Vec<Role>,
+    pub cluster_roles: Vec<ClusterRole>,
+    pub role_bindings: Vec<RoleBinding>,
+    pub cluster_role_bindings: Vec<ClusterRoleBinding>,
+}
+
+/// Where a permission applies. `Cluster` means every namespace and the
+/// cluster-scoped resources (what a ClusterRoleBinding gives).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    Cluster,
+    Namespace(String),
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::Cluster => f.write_str("cluster-wide"),
+            Scope::Namespace(ns) => f.write_str(ns),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Target {
+    /// `resource` may be `res/sub`, `*/sub` or `*`; `name` None = any name.
+    Resource {
+        api_group: String,
+        resource: String,
+        name: Option<String>,
+    },
+    NonResource {
+        url: String,
+    },
+}
+
+/// One (scope, apiGroup, resource[/subresource], verb, resourceName) tuple,
+/// wildcards kept as written.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Permission {
+    pub scope: Scope,
+    pub target: Target,
+    pub verb: String,
+}
+
+impl Permission {
+    pub fn resource(scope: Scope, group: &str, resource: &str, verb: &str) -> Self {
+        Self {
+            scope,
+            target: Target::Resource {
+                api_group: group.into(),
+                resource: resource.into(),
+                name: None,
+            },
+            verb: verb.into(),
+        }
+    }
+
+    /// `group/resource` as kubectl shows it (`deployments.apps`, `pods/exec`).
+    pub fn resource_label(&self) -> String {
+        match &self.target {
+            Target::Resource {
+                api_group,
+                resource,
+                ..
+            } if api_group.is_empty() => resource.clone(),
+            Target::Resource {
+                api_group,
+                resource,
+                ..
+            } => format!("{resource}.{api_group}"),
+            Target::NonResource { url } => url.clone(),
+        }
+    }
+}
+
+impl Inventory {
+    pub fn from_yaml_lists(cluster_roles: &str, cluster_role_bindings: &str) -> Result<Self, serde_yaml_ng::Error> {
+        let roles: List<ClusterRole> = serde_yaml_ng::from_str(cluster_roles)?;
+        let bindings: List<ClusterRoleBinding> = serde_yaml_ng::from_str(cluster_role_bindings)?;
+        Ok(Self {
+            cluster_roles: roles.items,
+            cluster_role_bindings: bindings.items,
+            ..Default::default()
+        })
+    }
+
+    pub fn cluster_role(&self, name: &str) -> Option<&ClusterRole> {
+        self.cluster_roles.iter().find(|r| r.metadata.name == name)
+    }
+
+    pub fn role(&self, namespace: &str, name: &str) -> Option<&Role> {
+        self.roles
+            .iter()
+            .find(|r| r.metadata.name == name && r.metadata.namespace.as_deref() == Some(namespace))
+    }
+
+    /// The rules of a ClusterRole, evaluating aggregation ourselves (as the
+    /// clusterrole-aggregation controller does) rather than trusting the
+    /// stored rules. Returns the rules and whether aggregation was involved.
+    pub fn cluster_role_rules(&self, name: &str) -> Option<(Vec<PolicyRule>, bool)> {
+        let mut visiting = BTreeSet::new();
+        self.resolve(name, &mut visiting)
+    }
+
+    fn resolve(&self, name: &str, visiting: &mut BTreeSet<String>) -> Option<(Vec<PolicyRule>, bool)> {
+        let role = self.cluster_role(name)?;
+        let Some(agg) = &role.aggregation_rule else {
+            return Some((role.rules.clone(), false));
+        };
+        if !visiting.insert(name.to_string()) {
+            // A cycle: the controller would converge on the union, which the
+            // outer call already collects.
+            return Some((Vec::new(), true));
+        }
+        let mut rules: BTreeSet<PolicyRule> = BTreeSet::new();
+        for other in &self.cluster_roles {
+            if other.metadata.name == name {
+                continue;
+            }
+            if agg
+                .cluster_role_selectors
+                .iter()
+                .any(|s| s.matches(&other.metadata.labels))
+            {
+                if let Some((r, _)) = self.resolve(&other.metadata.name, visiting) {
+                    rules.extend(r);
+                }
+            }
+        }
+        visiting.remove(name);
+        Some((rules.into_iter().collect(), true))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn selector_operators() {
+        let l = labels(&[("a", "1"), ("b", "2")]);
+        let req = |op: &str, key: &str, vals: &[&str]| LabelSelector {
+            match_expressions: vec![LabelSelectorRequirement {
+                key: key.into(),
+                operator: op.into(),
+                values: vals.iter().map(|v| v.to_string()).collect(),
+            }],
+            ..Default::default()
+        };
+        assert!(LabelSelector::default().matches(&l));
+        assert!(req("In", "a", &["1", "3"]).matches(&l));
+        assert!(!req("In", "a", &["3"]).matches(&l));
+        assert!(req("NotIn", "a", &["3"]).matches(&l));
+        assert!(req("NotIn", "zz", &["3"]).matches(&l));
+        assert!(!req("NotIn", "a", &["1"]).matches(&l));
+        assert!(req("Exists", "b", &[]).matches(&l));
+        assert!(!req("Exists", "c", &[]).matches(&l));
+        assert!(req("DoesNotExist", "c", &[]).matches(&l));
+        assert!(!req("Bogus", "a", &[]).matches(&l));
+        let ml = LabelSelector {
+            match_labels: labels(&[("a", "1")]),
+            ..Default::default()
+        };
+        assert!(ml.matches(&l));
+        assert!(!ml.matches(&labels(&[("a", "2")])));
+    }
+
+    #[test]
+    fn null_rules_deserialize_as_empty() {
+        let r: ClusterRole =
+            serde_yaml_ng::from_str("metadata: {name: x}\nrules: null\n").unwrap();
+        assert!(r.rules.is_empty());
+    }
+}

@@ -1,0 +1,673 @@
+//! Access requests, decisions and grants, with the phase state machine.
+//!
+//! A request is the whole lifecycle object (as the `AccessRequest` CRD in
+//! DESIGN.md): asked for by a requester, decided by an approver, live while
+//! `Active`, and ended in a terminal phase that never changes again.
+//! Transitions are methods that check their preconditions and return a
+//! [`PhaseError`] instead of changing anything when one fails.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use thiserror::Error;
+
+/// Who is asking: a user name and the groups the requester says they have.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Subject {
+    pub user: String,
+    pub groups: Vec<String>,
+}
+
+impl Subject {
+    pub fn new(user: impl Into<String>, groups: &[&str]) -> Self {
+        Self {
+            user: user.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RoleKind {
+    Role,
+    ClusterRole,
+}
+
+impl fmt::Display for RoleKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RoleKind::Role => "Role",
+            RoleKind::ClusterRole => "ClusterRole",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RoleRef {
+    pub kind: RoleKind,
+    pub name: String,
+}
+
+impl RoleRef {
+    pub fn cluster_role(name: &str) -> Self {
+        Self {
+            kind: RoleKind::ClusterRole,
+            name: name.into(),
+        }
+    }
+    pub fn role(name: &str) -> Self {
+        Self {
+            kind: RoleKind::Role,
+            name: name.into(),
+        }
+    }
+}
+
+/// How the grant reaches the requester: bind the user directly, or a
+/// per-grant ServiceAccount the requester mints short tokens for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Credentials {
+    #[default]
+    Identity,
+    Token,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Phase {
+    Pending,
+    Active,
+    Denied,
+    Expired,
+    Revoked,
+    Withdrawn,
+    Failed,
+}
+
+impl Phase {
+    /// Terminal phases never change again.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, Phase::Pending | Phase::Active)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Active => "Active",
+            Phase::Denied => "Denied",
+            Phase::Expired => "Expired",
+            Phase::Revoked => "Revoked",
+            Phase::Withdrawn => "Withdrawn",
+            Phase::Failed => "Failed",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Approved,
+    Denied,
+}
+
+/// An approver's decision, with who, when and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub verdict: Verdict,
+    pub reason: Option<String>,
+    /// What was granted (approvals only): may be shorter than asked.
+    pub duration: Option<Duration>,
+    /// What was granted (approvals only): may be fewer than asked.
+    pub namespaces: Vec<String>,
+}
+
+/// What an approver grants: at most what was asked, possibly less.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub duration: Duration,
+    pub namespaces: Vec<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Status {
+    pub phase: Option<Phase>,
+    pub decision: Option<Decision>,
+    pub granted_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When the grant or request ended (revoked, expired, withdrawn).
+    pub ended_at: Option<DateTime<Utc>>,
+    pub revoked_by: Option<String>,
+    pub revoke_reason: Option<String>,
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessRequest {
+    /// Object name, unique per cluster.
+    pub name: String,
+    /// The kubeconfig context (cluster) the request is for.
+    pub cluster: String,
+    pub created_at: DateTime<Utc>,
+    pub requester: Subject,
+    pub role: RoleRef,
+    /// Empty = cluster-wide (ClusterRoleBinding; ClusterRole only).
+    pub namespaces: Vec<String>,
+    /// How long once granted; the clock starts at approval.
+    pub duration: Duration,
+    pub reason: String,
+    pub ticket: Option<String>,
+    pub credentials: Credentials,
+    pub status: Status,
+}
+
+/// Bounds an organisation sets on what may be asked and granted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationLimits {
+    pub max_duration: Duration,
+    pub max_reason_chars: usize,
+    pub approval_timeout: Duration,
+}
+
+impl Default for ValidationLimits {
+    fn default() -> Self {
+        Self {
+            max_duration: Duration::from_secs(8 * 3600),
+            max_reason_chars: 1024,
+            approval_timeout: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ValidationError {
+    #[error("a reason is required")]
+    ReasonRequired,
+    #[error("the reason is {0} characters; at most {1} are allowed")]
+    ReasonTooLong(usize, usize),
+    #[error("a Role is namespaced: name exactly one namespace (got {0})")]
+    RoleNeedsOneNamespace(usize),
+    #[error("cluster-wide access (no namespace) is only possible with a ClusterRole")]
+    ClusterWideNeedsClusterRole,
+    #[error("the duration must be longer than zero")]
+    ZeroDuration,
+    #[error("{asked} is longer than the allowed maximum of {max}")]
+    DurationTooLong { asked: String, max: String },
+    #[error("the requester has no user name")]
+    NoRequester,
+    #[error("the role has no name")]
+    NoRole,
+    #[error("'{0}' is not a valid name (lowercase letters, digits and '-', at most 63)")]
+    BadName(String),
+    #[error("namespace '{0}' is listed twice")]
+    DuplicateNamespace(String),
+}
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum PhaseError {
+    #[error("{name} is {phase}: only a Pending request can be {action}")]
+    NotPending {
+        name: String,
+        phase: Phase,
+        action: &'static str,
+    },
+    #[error("{name} is {phase}: only a live grant can be {action}")]
+    NotActive {
+        name: String,
+        phase: Phase,
+        action: &'static str,
+    },
+    #[error("you ({0}) asked for this: someone else must approve it")]
+    SelfApproval(String),
+    #[error("only the requester ({0}) can withdraw this request")]
+    NotRequester(String),
+    #[error("a reason is required")]
+    ReasonRequired,
+    #[error("{0} is longer than asked ({1}): a grant can only be shorter")]
+    LongerThanAsked(String, String),
+    #[error("namespace '{0}' was not asked for: a grant can only be narrower")]
+    NamespaceNotAsked(String),
+    #[error("choose at least one namespace")]
+    NoNamespace,
+    #[error("the grant already ends in {0}: shorten can only move the end earlier")]
+    NotShorter(String),
+    #[error("the new end must be in the future; revoke ends a grant now")]
+    EndInPast,
+    #[error("the request is invalid and can never be approved: {0}")]
+    Invalid(ValidationError),
+}
+
+pub(crate) fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn is_role_name(s: &str) -> bool {
+    // Role names are path segments: RBAC allows ':' (system:aggregate-to-edit).
+    !s.is_empty()
+        && s.len() <= 253
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'_'))
+}
+
+impl AccessRequest {
+    pub fn phase(&self) -> Phase {
+        self.status.phase.unwrap_or(Phase::Pending)
+    }
+
+    pub fn is_cluster_wide(&self) -> bool {
+        self.namespaces.is_empty()
+    }
+
+    /// Checks the request itself, independent of its phase.
+    pub fn validate(&self, limits: &ValidationLimits) -> Result<(), ValidationError> {
+        if self.requester.user.trim().is_empty() {
+            return Err(ValidationError::NoRequester);
+        }
+        if self.role.name.is_empty() {
+            return Err(ValidationError::NoRole);
+        }
+        if !is_role_name(&self.role.name) {
+            return Err(ValidationError::BadName(crate::domain::sanitize::inert(&self.role.name, 64).into()));
+        }
+        let reason_chars = self.reason.chars().count();
+        if self.reason.trim().is_empty() {
+            return Err(ValidationError::ReasonRequired);
+        }
+        if reason_chars > limits.max_reason_chars {
+            return Err(ValidationError::ReasonTooLong(reason_chars, limits.max_reason_chars));
+        }
+        match (self.role.kind, self.namespaces.len()) {
+            (RoleKind::Role, 1) => {}
+            (RoleKind::Role, n) => return Err(ValidationError::RoleNeedsOneNamespace(n)),
+            (RoleKind::ClusterRole, _) => {}
+        }
+        let mut seen = BTreeSet::new();
+        for ns in &self.namespaces {
+            if !is_dns_label(ns) {
+                return Err(ValidationError::BadName(crate::domain::sanitize::inert(ns, 64).into()));
+            }
+            if !seen.insert(ns) {
+                return Err(ValidationError::DuplicateNamespace(ns.clone()));
+            }
+        }
+        if self.duration.is_zero() {
+            return Err(ValidationError::ZeroDuration);
+        }
+        if self.duration > limits.max_duration {
+            return Err(ValidationError::DurationTooLong {
+                asked: crate::domain::duration::format(self.duration),
+                max: crate::domain::duration::format(limits.max_duration),
+            });
+        }
+        Ok(())
+    }
+
+    /// Remaining time of a live grant (zero when over or not live).
+    pub fn remaining(&self, now: DateTime<Utc>) -> Duration {
+        match (self.phase(), self.status.expires_at) {
+            (Phase::Active, Some(end)) => (end - now).to_std().unwrap_or_default(),
+            _ => Duration::ZERO,
+        }
+    }
+
+    fn require_pending(&self, action: &'static str) -> Result<(), PhaseError> {
+        match self.phase() {
+            Phase::Pending => Ok(()),
+            phase => Err(PhaseError::NotPending {
+                name: self.name.clone(),
+                phase,
+                action,
+            }),
+        }
+    }
+
+    fn require_active(&self, action: &'static str) -> Result<(), PhaseError> {
+        match self.phase() {
+            Phase::Active => Ok(()),
+            phase => Err(PhaseError::NotActive {
+                name: self.name.clone(),
+                phase,
+                action,
+            }),
+        }
+    }
+
+    /// Checks an approval without applying it.
+    pub fn check_approval(
+        &self,
+        approval: &Approval,
+        limits: &ValidationLimits,
+    ) -> Result<(), PhaseError> {
+        self.require_pending("approved")?;
+        self.validate(limits).map_err(PhaseError::Invalid)?;
+        if approval.by == self.requester.user {
+            return Err(PhaseError::SelfApproval(approval.by.clone()));
+        }
+        if approval.duration.is_zero() {
+            return Err(PhaseError::Invalid(ValidationError::ZeroDuration));
+        }
+        if approval.duration > self.duration {
+            return Err(PhaseError::LongerThanAsked(
+                crate::domain::duration::format(approval.duration),
+                crate::domain::duration::format(self.duration),
+            ));
+        }
+        if let Some(ns) = approval
+            .namespaces
+            .iter()
+            .find(|ns| !self.namespaces.contains(ns))
+        {
+            return Err(PhaseError::NamespaceNotAsked(ns.clone()));
+        }
+        if !self.namespaces.is_empty() && approval.namespaces.is_empty() {
+            return Err(PhaseError::NoNamespace);
+        }
+        Ok(())
+    }
+
+    /// Pending → Active. The clock starts now, at approval.
+    pub fn approve(
+        &mut self,
+        approval: Approval,
+        limits: &ValidationLimits,
+    ) -> Result<(), PhaseError> {
+        self.check_approval(&approval, limits)?;
+        let expires = approval.at + TimeDelta::from_std(approval.duration).unwrap_or(TimeDelta::MAX);
+        self.status.phase = Some(Phase::Active);
+        self.status.granted_at = Some(approval.at);
+        self.status.expires_at = Some(expires);
+        self.status.decision = Some(Decision {
+            by: approval.by,
+            at: approval.at,
+            verdict: Verdict::Approved,
+            reason: approval.reason,
+            duration: Some(approval.duration),
+            namespaces: approval.namespaces,
+        });
+        Ok(())
+    }
+
+    /// Pending → Denied, with a required reason. Invalid requests can be denied.
+    pub fn deny(&mut self, by: &str, at: DateTime<Utc>, reason: &str) -> Result<(), PhaseError> {
+        self.require_pending("denied")?;
+        if reason.trim().is_empty() {
+            return Err(PhaseError::ReasonRequired);
+        }
+        self.status.phase = Some(Phase::Denied);
+        self.status.ended_at = Some(at);
+        self.status.decision = Some(Decision {
+            by: by.into(),
+            at,
+            verdict: Verdict::Denied,
+            reason: Some(reason.trim().into()),
+            duration: None,
+            namespaces: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// Pending → Withdrawn, by the requester only.
+    pub fn withdraw(&mut self, by: &str, at: DateTime<Utc>) -> Result<(), PhaseError> {
+        self.require_pending("withdrawn")?;
+        if by != self.requester.user {
+            return Err(PhaseError::NotRequester(self.requester.user.clone()));
+        }
+        self.status.phase = Some(Phase::Withdrawn);
+        self.status.ended_at = Some(at);
+        Ok(())
+    }
+
+    /// Moves a live grant's end earlier, never later, never into the past.
+    pub fn shorten(&mut self, new_end: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), PhaseError> {
+        self.require_active("shortened")?;
+        let current = self.status.expires_at.unwrap_or(now);
+        if new_end >= current {
+            return Err(PhaseError::NotShorter(crate::domain::duration::format_chrono(
+                current - now,
+            )));
+        }
+        if new_end <= now {
+            return Err(PhaseError::EndInPast);
+        }
+        self.status.expires_at = Some(new_end);
+        Ok(())
+    }
+
+    /// Active → Revoked now, with a required reason.
+    pub fn revoke(&mut self, by: &str, at: DateTime<Utc>, reason: &str) -> Result<(), PhaseError> {
+        self.require_active("revoked")?;
+        if reason.trim().is_empty() {
+            return Err(PhaseError::ReasonRequired);
+        }
+        self.status.phase = Some(Phase::Revoked);
+        self.status.ended_at = Some(at);
+        self.status.revoked_by = Some(by.into());
+        self.status.revoke_reason = Some(reason.trim().into());
+        Ok(())
+    }
+
+    /// Ends a live grant past its expiry, or a pending request past the
+    /// approval timeout. Returns whether anything changed.
+    pub fn expire_if_due(&mut self, now: DateTime<Utc>, limits: &ValidationLimits) -> bool {
+        match self.phase() {
+            Phase::Active => match self.status.expires_at {
+                Some(end) if end <= now => {
+                    self.status.phase = Some(Phase::Expired);
+                    self.status.ended_at = Some(end);
+                    true
+                }
+                _ => false,
+            },
+            Phase::Pending => {
+                let timeout = TimeDelta::from_std(limits.approval_timeout).unwrap_or(TimeDelta::MAX);
+                if now - self.created_at >= timeout {
+                    self.status.phase = Some(Phase::Expired);
+                    self.status.ended_at = Some(now);
+                    self.status.message = Some("not decided within the approval timeout".into());
+                    true
+                } else {
+                    false
+                }
+            }
+            _ => false,
+        }
+    }
+
+    /// The namespaces a grant covers: the decision's, else the asked ones.
+    pub fn granted_namespaces(&self) -> &[String] {
+        match &self.status.decision {
+            Some(d) if d.verdict == Verdict::Approved => &d.namespaces,
+            _ => &self.namespaces,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()
+    }
+
+    fn req() -> AccessRequest {
+        AccessRequest {
+            name: "alice-payments-1".into(),
+            cluster: "prod-eu".into(),
+            created_at: t(0),
+            requester: Subject::new("alice", &["dev"]),
+            role: RoleRef::cluster_role("edit"),
+            namespaces: vec!["payments".into(), "orders".into()],
+            duration: Duration::from_secs(1800),
+            reason: "INC-1 payments stuck".into(),
+            ticket: Some("INC-1".into()),
+            credentials: Credentials::Identity,
+            status: Status::default(),
+        }
+    }
+
+    fn approval(by: &str, mins: u64, ns: &[&str]) -> Approval {
+        Approval {
+            by: by.into(),
+            at: t(60),
+            duration: Duration::from_secs(mins * 60),
+            namespaces: ns.iter().map(|s| s.to_string()).collect(),
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn approve_starts_clock_at_approval() {
+        let mut r = req();
+        r.approve(approval("bob", 15, &["payments"]), &Default::default()).unwrap();
+        assert_eq!(r.phase(), Phase::Active);
+        assert_eq!(r.status.granted_at, Some(t(60)));
+        assert_eq!(r.status.expires_at, Some(t(60 + 900)));
+        assert_eq!(r.granted_namespaces(), ["payments".to_string()]);
+        assert_eq!(r.remaining(t(60)), Duration::from_secs(900));
+    }
+
+    #[test]
+    fn self_approval_is_refused() {
+        let mut r = req();
+        let err = r.approve(approval("alice", 15, &["payments"]), &Default::default());
+        assert_eq!(err, Err(PhaseError::SelfApproval("alice".into())));
+        assert_eq!(r.phase(), Phase::Pending);
+        assert!(err.unwrap_err().to_string().contains("someone else"));
+    }
+
+    #[test]
+    fn approve_cannot_widen_or_lengthen() {
+        let mut r = req();
+        let l = ValidationLimits::default();
+        assert!(matches!(
+            r.approve(approval("bob", 31, &["payments"]), &l),
+            Err(PhaseError::LongerThanAsked(..))
+        ));
+        assert_eq!(
+            r.approve(approval("bob", 10, &["kube-system"]), &l),
+            Err(PhaseError::NamespaceNotAsked("kube-system".into()))
+        );
+        assert_eq!(r.approve(approval("bob", 10, &[]), &l), Err(PhaseError::NoNamespace));
+        assert_eq!(r.phase(), Phase::Pending);
+    }
+
+    #[test]
+    fn terminal_phases_never_change() {
+        let l = ValidationLimits::default();
+        let mut r = req();
+        r.deny("bob", t(5), "no ticket").unwrap();
+        assert!(r.phase().is_terminal());
+        assert!(r.approve(approval("bob", 10, &["payments"]), &l).is_err());
+        assert!(r.withdraw("alice", t(6)).is_err());
+        assert!(r.revoke("bob", t(6), "x").is_err());
+        assert!(r.shorten(t(100), t(6)).is_err());
+        assert!(!r.expire_if_due(t(1_000_000), &l));
+        assert_eq!(r.phase(), Phase::Denied);
+    }
+
+    #[test]
+    fn deny_and_revoke_need_reasons() {
+        let mut r = req();
+        assert_eq!(r.deny("bob", t(1), "   "), Err(PhaseError::ReasonRequired));
+        r.approve(approval("bob", 10, &["payments"]), &Default::default()).unwrap();
+        assert_eq!(r.revoke("bob", t(100), ""), Err(PhaseError::ReasonRequired));
+        r.revoke("bob", t(100), " done ").unwrap();
+        assert_eq!(r.phase(), Phase::Revoked);
+        assert_eq!(r.status.revoke_reason.as_deref(), Some("done"));
+        assert_eq!(r.status.ended_at, Some(t(100)));
+    }
+
+    #[test]
+    fn shorten_only_moves_expiry_earlier_and_not_into_the_past() {
+        let mut r = req();
+        r.approve(approval("bob", 30, &["payments"]), &Default::default()).unwrap();
+        let end = r.status.expires_at.unwrap();
+        assert!(matches!(r.shorten(end + TimeDelta::seconds(1), t(100)), Err(PhaseError::NotShorter(_))));
+        assert!(matches!(r.shorten(end, t(100)), Err(PhaseError::NotShorter(_))));
+        assert_eq!(r.shorten(t(99), t(100)), Err(PhaseError::EndInPast));
+        r.shorten(t(700), t(100)).unwrap();
+        assert_eq!(r.status.expires_at, Some(t(700)));
+        assert_eq!(r.remaining(t(100)), Duration::from_secs(600));
+    }
+
+    #[test]
+    fn withdraw_only_by_requester() {
+        let mut r = req();
+        assert_eq!(r.withdraw("bob", t(1)), Err(PhaseError::NotRequester("alice".into())));
+        r.withdraw("alice", t(1)).unwrap();
+        assert_eq!(r.phase(), Phase::Withdrawn);
+    }
+
+    #[test]
+    fn grants_and_pending_requests_expire() {
+        let l = ValidationLimits::default();
+        let mut r = req();
+        assert!(!r.expire_if_due(t(3600), &l));
+        assert!(r.expire_if_due(t(24 * 3600), &l));
+        assert_eq!(r.phase(), Phase::Expired);
+
+        let mut g = req();
+        g.approve(approval("bob", 10, &["orders"]), &l).unwrap();
+        assert!(!g.expire_if_due(t(60 + 599), &l));
+        assert!(g.expire_if_due(t(60 + 600), &l));
+        assert_eq!(g.status.ended_at, Some(t(660)));
+    }
+
+    #[test]
+    fn validation_messages() {
+        let l = ValidationLimits::default();
+        let mut r = req();
+        r.reason = " ".into();
+        assert_eq!(r.validate(&l), Err(ValidationError::ReasonRequired));
+        r.reason = "x".repeat(2000);
+        assert_eq!(r.validate(&l), Err(ValidationError::ReasonTooLong(2000, 1024)));
+        r.reason = "ok".into();
+        r.role = RoleRef::role("deployer");
+        assert_eq!(r.validate(&l), Err(ValidationError::RoleNeedsOneNamespace(2)));
+        r.namespaces = vec!["payments".into()];
+        assert_eq!(r.validate(&l), Ok(()));
+        r.namespaces.clear();
+        assert_eq!(r.validate(&l), Err(ValidationError::RoleNeedsOneNamespace(0)));
+        r.role = RoleRef::cluster_role("view");
+        assert_eq!(r.validate(&l), Ok(()));
+        r.duration = Duration::from_secs(9 * 3600);
+        assert_eq!(
+            r.validate(&l).unwrap_err().to_string(),
+            "9h is longer than the allowed maximum of 8h"
+        );
+        r.duration = Duration::ZERO;
+        assert_eq!(r.validate(&l), Err(ValidationError::ZeroDuration));
+        r.duration = Duration::from_secs(60);
+        r.namespaces = vec!["a".into(), "a".into()];
+        assert_eq!(r.validate(&l), Err(ValidationError::DuplicateNamespace("a".into())));
+        r.namespaces = vec!["Bad_NS\x1b".into()];
+        assert!(matches!(r.validate(&l), Err(ValidationError::BadName(n)) if !n.contains('\x1b')));
+    }
+
+    #[test]
+    fn invalid_request_is_never_approved_but_can_be_denied() {
+        let mut r = req();
+        r.reason = String::new();
+        assert!(matches!(
+            r.approve(approval("bob", 10, &["payments"]), &Default::default()),
+            Err(PhaseError::Invalid(ValidationError::ReasonRequired))
+        ));
+        r.deny("bob", t(2), "invalid").unwrap();
+        assert_eq!(r.phase(), Phase::Denied);
+    }
+}
