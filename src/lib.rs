@@ -5,4 +5,5 @@
 //! cluster and broker later); [`app`] is the UI state, its actions and the pure
 //! reducer; [`ui`] only renders state; [`cli`] and [`terminal`] are the edges.
 
+pub mod backend;
 pub mod domain;

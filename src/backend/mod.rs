@@ -1,0 +1,118 @@
+//! The one trait every source of access requests implements, and the events
+//! it streams. The console only ever talks to a backend through this trait:
+//! the embedded demo now, direct-on-cluster (`kube`) and a broker (`http`)
+//! later. Requester context (standing access, live grants, past requests)
+//! is derived from the RBAC inventory and the request stream, so the trait
+//! needs no extra call for it.
+
+pub mod demo;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use thiserror::Error;
+use tokio::sync::mpsc;
+
+use crate::domain::rbac::Inventory;
+use crate::domain::{AccessRequest, Credentials, PhaseError, RoleRef, Subject};
+
+/// A request is named by its cluster (kubeconfig context) and object name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestKey {
+    pub cluster: String,
+    pub name: String,
+}
+
+impl RequestKey {
+    pub fn of(req: &AccessRequest) -> Self {
+        Self {
+            cluster: req.cluster.clone(),
+            name: req.name.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for RequestKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.cluster, self.name)
+    }
+}
+
+/// What changed on the backend. A new subscriber first receives the whole
+/// current state as `Inventory` and `Upsert` events, then live changes.
+#[derive(Debug, Clone)]
+pub enum BackendEvent {
+    Upsert(AccessRequest),
+    Removed(RequestKey),
+    Inventory { cluster: String, inventory: Arc<Inventory> },
+    /// A cluster became reachable (`None`) or failed (`Some(message)`).
+    ClusterStatus { cluster: String, error: Option<String> },
+}
+
+/// What an approver grants: at most what was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApproveSpec {
+    pub duration: Duration,
+    pub namespaces: Vec<String>,
+    pub reason: Option<String>,
+}
+
+/// A new request, as a requester creates it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRequest {
+    pub cluster: String,
+    pub requester: Subject,
+    pub role: RoleRef,
+    pub namespaces: Vec<String>,
+    pub duration: Duration,
+    pub reason: String,
+    pub ticket: Option<String>,
+    pub credentials: Credentials,
+}
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum BackendError {
+    #[error("{0} not found (it may have been removed)")]
+    NotFound(RequestKey),
+    #[error("{0}")]
+    Refused(#[from] PhaseError),
+    #[error("you ({user}) may not {action}: {hint}")]
+    Forbidden {
+        user: String,
+        action: String,
+        hint: String,
+    },
+    #[error("cluster {cluster} is unreachable: {message}")]
+    Unavailable { cluster: String, message: String },
+    #[error("invalid request: {0}")]
+    Invalid(String),
+}
+
+/// Who is at the console, as the backend authenticates them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendInfo {
+    /// `demo`, `kube`, `http`.
+    pub kind: &'static str,
+    pub approver: Subject,
+    pub clusters: Vec<String>,
+}
+
+#[async_trait]
+pub trait AccessBackend: Send + Sync {
+    fn info(&self) -> BackendInfo;
+
+    /// The backend's notion of now (the demo can run on a manual clock).
+    fn now(&self) -> DateTime<Utc>;
+
+    /// Subscribes to live changes; starts with a full snapshot.
+    fn watch(&self) -> mpsc::UnboundedReceiver<BackendEvent>;
+
+    async fn create(&self, request: NewRequest) -> Result<AccessRequest, BackendError>;
+    async fn approve(&self, key: &RequestKey, spec: ApproveSpec) -> Result<AccessRequest, BackendError>;
+    async fn deny(&self, key: &RequestKey, reason: &str) -> Result<AccessRequest, BackendError>;
+    async fn shorten(&self, key: &RequestKey, new_end: DateTime<Utc>) -> Result<AccessRequest, BackendError>;
+    async fn revoke(&self, key: &RequestKey, reason: &str) -> Result<AccessRequest, BackendError>;
+    async fn withdraw(&self, key: &RequestKey) -> Result<AccessRequest, BackendError>;
+}
