@@ -5,5 +5,10 @@
 //! cluster and broker later); [`app`] is the UI state, its actions and the pure
 //! reducer; [`ui`] only renders state; [`cli`] and [`terminal`] are the edges.
 
+pub mod app;
 pub mod backend;
+pub mod cli;
+pub mod config;
 pub mod domain;
+pub mod runtime;
+pub mod ui;

@@ -1,1 +1,115 @@
-fn main(){}
+//! The `portcullis` binary: flags, logging, terminal set-up and restore.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::{CommandFactory, Parser};
+use portcullis::app::AppState;
+use portcullis::backend::demo::{DemoBackend, DemoConfig};
+use portcullis::backend::AccessBackend;
+use portcullis::cli::{Cli, ColorMode, Command};
+use portcullis::config::{self, ConfigFile};
+use portcullis::ui::Theme;
+
+fn main() -> ExitCode {
+    let started = Instant::now();
+    let cli = Cli::parse();
+    match real_main(cli, started) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, after the terminal is restored.
+            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            eprintln!("portcullis: {}", chain.join(": "));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Logs go to a file, never to the screen the console draws on.
+fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    let dir = config::state_dir()?;
+    std::fs::create_dir_all(&dir).ok()?;
+    let file = tracing_appender::rolling::never(&dir, "portcullis.log");
+    let (writer, guard) = tracing_appender::non_blocking(file);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_writer(writer).with_ansi(false).with_env_filter(filter).try_init().ok()?;
+    Some(guard)
+}
+
+fn pick_theme(cli: &Cli, file: &ConfigFile) -> anyhow::Result<Theme> {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let mono = match cli.color {
+        ColorMode::Never => true,
+        ColorMode::Always => false,
+        ColorMode::Auto => no_color,
+    };
+    if mono {
+        return Ok(Theme::mono());
+    }
+    let name = cli.theme.as_deref().or(file.theme.as_deref()).unwrap_or("default");
+    let user_dir = config::config_dir().map(|d| d.join("themes"));
+    Ok(Theme::load(name, user_dir.as_deref())?)
+}
+
+/// Restores the terminal when dropped: on quit, on error and on unwinding.
+struct TerminalGuard;
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        ratatui::restore();
+    }
+}
+
+fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
+    if let Some(Command::Completions { shell }) = &cli.command {
+        clap_complete::generate(*shell, &mut Cli::command(), "portcullis", &mut std::io::stdout());
+        return Ok(());
+    }
+    let config_path = cli.config.clone().or_else(|| config::config_dir().map(|d| d.join("config.toml")));
+    let file = match &config_path {
+        Some(p) => ConfigFile::load(p)?,
+        None => ConfigFile::default(),
+    };
+    let origin = config_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+    let app_config = file.app_config(&origin, cli.readonly)?;
+    let theme = pick_theme(&cli, &file)?;
+
+    let (seed, rate) = match &cli.command {
+        Some(Command::Demo { seed, rate }) => (*seed, *rate),
+        Some(Command::Completions { .. }) => unreachable!("handled above"),
+        None => {
+            let what = if cli.backend.is_some() { "the broker backend (--backend)" } else { "direct mode on a kubeconfig" };
+            bail!("{what} is not available in this build yet; run `portcullis demo` for the console on the embedded demo");
+        }
+    };
+    if !std::io::stdout().is_terminal() {
+        bail!("the console needs a terminal: run it in one (stdout is not a TTY)");
+    }
+    let _log_guard = init_logging();
+    let seed = seed.unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(1)
+    });
+    tracing::info!(seed, ?rate, "starting the demo");
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let demo = Arc::new(DemoBackend::live(DemoConfig { seed, rate, ..Default::default() }));
+        let _simulator = demo.spawn_simulator();
+        let backend: Arc<dyn AccessBackend> = demo;
+        let info = backend.info();
+        let state = AppState::new(app_config, info.approver, info.kind, backend.now());
+        // ratatui::init installs a panic hook that restores the terminal
+        // before the panic message prints; the guard covers every other exit.
+        let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
+        let _guard = TerminalGuard;
+        portcullis::runtime::run(&mut terminal, backend, state, &theme, started).await
+    })
+}

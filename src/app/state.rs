@@ -1,0 +1,408 @@
+//! The console's state: one owner, changed only by the reducer.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use ratatui_textarea::TextArea;
+use regex::Regex;
+
+use super::filter::Filter;
+use crate::backend::{ApproveSpec, RequestKey};
+use crate::domain::rbac::engine::{analyze, Analysis, GrantRequest};
+use crate::domain::rbac::Inventory;
+use crate::domain::{AccessRequest, Phase, RoleRef, Severity, Subject, ValidationLimits};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum View {
+    Pending,
+    Grants,
+    History,
+}
+
+impl View {
+    pub const ALL: [View; 3] = [View::Pending, View::Grants, View::History];
+
+    pub fn index(self) -> usize {
+        match self {
+            View::Pending => 0,
+            View::Grants => 1,
+            View::History => 2,
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            View::Pending => "Pending",
+            View::Grants => "Live grants",
+            View::History => "History",
+        }
+    }
+
+    fn of(phase: Phase) -> View {
+        match phase {
+            Phase::Pending => View::Pending,
+            Phase::Active => View::Grants,
+            _ => View::History,
+        }
+    }
+}
+
+/// Settings the console runs with (from flags and the config file).
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    pub readonly: bool,
+    /// Contexts whose name matches are production: red frame, `PROD` badge.
+    pub production: Regex,
+    pub limits: ValidationLimits,
+    /// A live grant with less than this left is "expiring soon".
+    pub expiring_soon: TimeDelta,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            readonly: false,
+            production: Regex::new("(?i)prod").unwrap_or_else(|_| Regex::new("$^").expect("trivial regex")),
+            limits: ValidationLimits::default(),
+            expiring_soon: TimeDelta::minutes(5),
+        }
+    }
+}
+
+/// Risk at a glance for a table row; the full analysis is computed only
+/// for the selected request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub worst: Option<Severity>,
+    pub new_permissions: usize,
+    /// Why the diff could not be computed (unknown role, no inventory yet).
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub req: AccessRequest,
+    pub summary: Summary,
+    /// Why the request can never be approved, if it is invalid.
+    pub invalid: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlashLevel {
+    Info,
+    Success,
+    Error,
+}
+
+/// A message in the flash line. Errors stay until acknowledged (esc).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flash {
+    pub level: FlashLevel,
+    pub text: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkKind {
+    Deny,
+    Revoke,
+}
+
+impl BulkKind {
+    pub fn verb(self) -> &'static str {
+        match self {
+            BulkKind::Deny => "Deny",
+            BulkKind::Revoke => "Revoke",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ReasonForm {
+    pub kind: BulkKind,
+    pub keys: Vec<RequestKey>,
+    pub input: TextArea<'static>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApproveForm {
+    pub key: RequestKey,
+    pub duration: TextArea<'static>,
+    /// Asked namespaces and whether each is kept; empty for cluster-wide.
+    pub namespaces: Vec<(String, bool)>,
+    /// 0 = the duration field, 1.. = a namespace row.
+    pub focus: usize,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ShortenForm {
+    pub key: RequestKey,
+    pub input: TextArea<'static>,
+    pub error: Option<String>,
+}
+
+/// An operation waiting for `y` in a confirmation dialog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PendingOp {
+    Approve { key: RequestKey, spec: ApproveSpec },
+    Deny { keys: Vec<RequestKey>, reason: String },
+    Revoke { keys: Vec<RequestKey>, reason: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Confirm {
+    pub title: String,
+    /// What exactly will happen, one fact a line.
+    pub lines: Vec<String>,
+    pub op: PendingOp,
+    /// The approve dialog offers `e` to change the grant.
+    pub can_edit: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum Mode {
+    Normal,
+    Help { scroll: u16 },
+    Command { input: TextArea<'static>, error: Option<String> },
+    Filter { input: TextArea<'static> },
+    Reason(ReasonForm),
+    Approve(ApproveForm),
+    Shorten(ShortenForm),
+    Confirm(Confirm),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterInfo {
+    pub error: Option<String>,
+    pub production: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub pending: usize,
+    pub live: usize,
+    pub expiring: usize,
+    pub history: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Detail {
+    pub key: RequestKey,
+    pub analysis: Result<Arc<Analysis>, String>,
+}
+
+type SummaryKey = (String, Subject, RoleRef, Vec<String>);
+
+pub struct AppState {
+    pub config: AppConfig,
+    pub now: DateTime<Utc>,
+    pub approver: Subject,
+    pub backend_kind: &'static str,
+    pub clusters: BTreeMap<String, ClusterInfo>,
+    /// `:ctx NAME` shows one cluster; None shows all.
+    pub context: Option<String>,
+    pub entries: BTreeMap<RequestKey, Entry>,
+    pub inventories: BTreeMap<String, Arc<Inventory>>,
+    pub view: View,
+    /// The visible rows of each view, filtered and sorted.
+    pub lists: [Vec<RequestKey>; 3],
+    pub cursor: [usize; 3],
+    pub marks: BTreeSet<RequestKey>,
+    pub filter: Filter,
+    pub mode: Mode,
+    pub flash: Option<Flash>,
+    pub detail: Option<Detail>,
+    pub detail_scroll: u16,
+    pub counts: Counts,
+    pub in_flight: usize,
+    pub should_quit: bool,
+    summary_cache: HashMap<SummaryKey, Summary>,
+}
+
+impl AppState {
+    pub fn new(config: AppConfig, approver: Subject, backend_kind: &'static str, now: DateTime<Utc>) -> Self {
+        Self {
+            config,
+            now,
+            approver,
+            backend_kind,
+            clusters: BTreeMap::new(),
+            context: None,
+            entries: BTreeMap::new(),
+            inventories: BTreeMap::new(),
+            view: View::Pending,
+            lists: Default::default(),
+            cursor: [0; 3],
+            marks: BTreeSet::new(),
+            filter: Filter::default(),
+            mode: Mode::Normal,
+            flash: None,
+            detail: None,
+            detail_scroll: 0,
+            counts: Counts::default(),
+            in_flight: 0,
+            should_quit: false,
+            summary_cache: HashMap::new(),
+        }
+    }
+
+    pub fn list(&self, view: View) -> &[RequestKey] {
+        &self.lists[view.index()]
+    }
+
+    pub fn selected_key(&self) -> Option<&RequestKey> {
+        self.lists[self.view.index()].get(self.cursor[self.view.index()])
+    }
+
+    pub fn selected(&self) -> Option<&Entry> {
+        self.selected_key().and_then(|k| self.entries.get(k))
+    }
+
+    pub fn is_production(&self, cluster: &str) -> bool {
+        self.clusters.get(cluster).map_or_else(|| self.config.production.is_match(cluster), |c| c.production)
+    }
+
+    /// Whether what is on screen is production: the `:ctx` cluster, or the
+    /// selected request's cluster.
+    pub fn production_in_view(&self) -> bool {
+        match (&self.context, self.selected()) {
+            (Some(ctx), _) => self.is_production(ctx),
+            (None, Some(e)) => self.is_production(&e.req.cluster),
+            (None, None) => false,
+        }
+    }
+
+    pub fn summary_for(&mut self, req: &AccessRequest) -> Summary {
+        let Some(inv) = self.inventories.get(&req.cluster) else {
+            return Summary { worst: None, new_permissions: 0, error: Some("no RBAC inventory for this cluster yet".into()) };
+        };
+        let key = (req.cluster.clone(), req.requester.clone(), req.role.clone(), req.granted_namespaces().to_vec());
+        if let Some(s) = self.summary_cache.get(&key) {
+            return s.clone();
+        }
+        let s = match analyze(inv, grant_request(req)) {
+            Ok(a) => Summary { worst: (!a.new.is_empty()).then_some(a.worst), new_permissions: a.new.len(), error: None },
+            Err(e) => Summary { worst: None, new_permissions: 0, error: Some(e.to_string()) },
+        };
+        self.summary_cache.insert(key, s.clone());
+        s
+    }
+
+    /// Stores a request as the backend reported it.
+    pub fn upsert(&mut self, req: AccessRequest) {
+        let summary = self.summary_for(&req);
+        let invalid = req.validate(&self.config.limits).err().map(|e| e.to_string()).or_else(|| {
+            // A grant for a role the cluster does not have can never be approved.
+            (req.phase() == Phase::Pending).then(|| summary.error.clone()).flatten()
+                .filter(|_| self.inventories.contains_key(&req.cluster))
+        });
+        let key = RequestKey::of(&req);
+        if self.entries.get(&key).is_some_and(|e| View::of(e.req.phase()) != View::of(req.phase())) {
+            self.marks.remove(&key);
+        }
+        self.entries.insert(key, Entry { req, summary, invalid });
+    }
+
+    pub fn set_inventory(&mut self, cluster: String, inventory: Arc<Inventory>) {
+        self.inventories.insert(cluster.clone(), inventory);
+        self.summary_cache.retain(|k, _| k.0 != cluster);
+        let keys: Vec<RequestKey> = self.entries.keys().filter(|k| k.cluster == cluster).cloned().collect();
+        for k in keys {
+            if let Some(e) = self.entries.get(&k) {
+                let req = e.req.clone();
+                self.upsert(req);
+            }
+        }
+        if self.detail.as_ref().is_some_and(|d| d.key.cluster == cluster) {
+            self.detail = None;
+        }
+    }
+
+    /// Rebuilds the visible lists, keeping each view's selection on the same
+    /// request when it is still visible.
+    pub fn refresh_lists(&mut self) {
+        let selected: Vec<Option<RequestKey>> = View::ALL
+            .iter()
+            .map(|v| self.lists[v.index()].get(self.cursor[v.index()]).cloned())
+            .collect();
+        let mut lists: [Vec<RequestKey>; 3] = Default::default();
+        let mut counts = Counts::default();
+        for (key, e) in &self.entries {
+            if self.context.as_ref().is_some_and(|c| *c != key.cluster) {
+                continue;
+            }
+            let view = View::of(e.req.phase());
+            match view {
+                View::Pending => counts.pending += 1,
+                View::Grants => counts.live += 1,
+                View::History => counts.history += 1,
+            }
+            if self.filter.matches(&e.req, e.summary.worst) {
+                lists[view.index()].push(key.clone());
+            }
+        }
+        let entries = &self.entries;
+        let get = |k: &RequestKey| &entries[k].req;
+        lists[0].sort_by(|a, b| (get(a).created_at, a).cmp(&(get(b).created_at, b)));
+        lists[1].sort_by(|a, b| (get(a).status.expires_at, a).cmp(&(get(b).status.expires_at, b)));
+        let ended = |r: &AccessRequest| r.status.ended_at.or(r.status.decision.as_ref().map(|d| d.at)).unwrap_or(r.created_at);
+        lists[2].sort_by(|a, b| (ended(get(b)), b).cmp(&(ended(get(a)), a)));
+        for v in View::ALL {
+            let i = v.index();
+            self.cursor[i] = match &selected[i] {
+                Some(k) => lists[i].iter().position(|x| x == k).unwrap_or(self.cursor[i]),
+                None => self.cursor[i],
+            }
+            .min(lists[i].len().saturating_sub(1));
+        }
+        self.lists = lists;
+        self.marks.retain(|k| entries.contains_key(k));
+        self.counts = counts;
+        self.recount_expiring();
+    }
+
+    pub fn recount_expiring(&mut self) {
+        let soon = self.now + self.config.expiring_soon;
+        self.counts.expiring = self.lists[View::Grants.index()]
+            .iter()
+            .filter(|k| self.entries[*k].req.status.expires_at.is_some_and(|end| end <= soon))
+            .count();
+    }
+
+    /// Computes the full analysis for the selection when it changed.
+    pub fn ensure_detail(&mut self) {
+        let Some(key) = self.selected_key().cloned() else {
+            self.detail = None;
+            return;
+        };
+        if self.detail.as_ref().is_some_and(|d| d.key == key) {
+            return;
+        }
+        self.detail_scroll = 0;
+        let analysis = match (self.entries.get(&key), self.inventories.get(&key.cluster)) {
+            (Some(e), Some(inv)) => analyze(inv, grant_request(&e.req)).map(Arc::new).map_err(|e| e.to_string()),
+            (Some(_), None) => Err("no RBAC inventory for this cluster yet".into()),
+            (None, _) => Err("gone".into()),
+        };
+        self.detail = Some(Detail { key, analysis });
+    }
+
+    /// Requests of the same user, newest first (for the requester context).
+    pub fn requests_of<'a>(&'a self, user: &'a str) -> impl Iterator<Item = &'a AccessRequest> + 'a {
+        let mut v: Vec<&AccessRequest> = self.entries.values().map(|e| &e.req).filter(|r| r.requester.user == user).collect();
+        v.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        v.into_iter()
+    }
+
+    pub fn flash(&mut self, level: FlashLevel, text: impl Into<String>) {
+        self.flash = Some(Flash { level, text: text.into(), at: self.now });
+    }
+}
+
+/// A pending request is analysed as asked; a decided one as granted.
+pub fn grant_request(req: &AccessRequest) -> GrantRequest<'_> {
+    GrantRequest { subject: &req.requester, role: &req.role, namespaces: req.granted_namespaces() }
+}

@@ -1,0 +1,124 @@
+//! The event loop: the single owner of [`AppState`]. It turns terminal
+//! events, backend events, clock ticks and finished effects into actions,
+//! runs the reducer, executes the effects it returns, and renders.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossterm::event::{Event, EventStream};
+use futures::StreamExt;
+use ratatui::backend::Backend;
+use ratatui::Terminal;
+use tokio::sync::mpsc;
+
+use crate::app::{update, Action, AppState, Effect, OpKind};
+use crate::backend::{AccessBackend, BackendEvent};
+use crate::ui::{self, Theme};
+
+/// How often countdowns refresh.
+pub const TICK: Duration = Duration::from_millis(250);
+
+/// Runs one effect against the backend; the outcome comes back as an action.
+pub async fn execute(backend: &dyn AccessBackend, effect: Effect) -> Option<Action> {
+    let (kind, key, result) = match effect {
+        Effect::Quit => return None,
+        Effect::Approve { key, spec } => (OpKind::Approve, key.clone(), backend.approve(&key, spec).await),
+        Effect::Deny { key, reason } => (OpKind::Deny, key.clone(), backend.deny(&key, &reason).await),
+        Effect::Shorten { key, new_end } => (OpKind::Shorten, key.clone(), backend.shorten(&key, new_end).await),
+        Effect::Revoke { key, reason } => (OpKind::Revoke, key.clone(), backend.revoke(&key, &reason).await),
+    };
+    if let Err(e) = &result {
+        tracing::warn!(%key, error = %e, "operation failed");
+    } else {
+        tracing::info!(%key, ?kind, "operation done");
+    }
+    Some(Action::OpFinished { kind, key, result: result.map_err(|e| e.to_string()) })
+}
+
+/// Takes everything already waiting on the channel, so a burst of backend
+/// events costs one reduction and one frame.
+pub fn drain(first: BackendEvent, rx: &mut mpsc::UnboundedReceiver<BackendEvent>) -> Vec<BackendEvent> {
+    let mut batch = vec![first];
+    while let Ok(e) = rx.try_recv() {
+        batch.push(e);
+    }
+    batch
+}
+
+#[cfg(unix)]
+async fn terminate_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = hup.recv() => {}
+    }
+}
+
+#[cfg(not(unix))]
+async fn terminate_signal() {
+    std::future::pending::<()>().await
+}
+
+/// Runs the console until quit or a termination signal.
+pub async fn run<B: Backend>(
+    terminal: &mut Terminal<B>,
+    backend: Arc<dyn AccessBackend>,
+    mut state: AppState,
+    theme: &Theme,
+    started: Instant,
+) -> anyhow::Result<()>
+where
+    B::Error: Send + Sync + 'static,
+{
+    let mut events = backend.watch();
+    // The snapshot is already queued: reduce it before the first frame.
+    if let Ok(first) = events.try_recv() {
+        update(&mut state, Action::Backend(drain(first, &mut events)));
+    }
+    terminal.draw(|f| ui::render(f, &state, theme))?;
+    tracing::info!(ms = started.elapsed().as_secs_f64() * 1000.0, "first frame");
+
+    let mut input = EventStream::new();
+    let mut tick = tokio::time::interval(TICK);
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Action>();
+    let terminate = terminate_signal();
+    tokio::pin!(terminate);
+    loop {
+        let action = tokio::select! {
+            maybe = input.next() => match maybe {
+                Some(Ok(Event::Key(key))) => Action::Key(key),
+                Some(Ok(Event::Resize(..))) => Action::Tick(backend.now()),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e.into()),
+                None => break,
+            },
+            Some(e) = events.recv() => Action::Backend(drain(e, &mut events)),
+            Some(done) = done_rx.recv() => done,
+            _ = tick.tick() => Action::Tick(backend.now()),
+            _ = &mut terminate => {
+                tracing::info!("termination signal: restoring the terminal");
+                break;
+            }
+        };
+        for effect in update(&mut state, action) {
+            if effect == Effect::Quit {
+                continue;
+            }
+            let backend = backend.clone();
+            let tx = done_tx.clone();
+            tokio::spawn(async move {
+                if let Some(a) = execute(backend.as_ref(), effect).await {
+                    let _ = tx.send(a);
+                }
+            });
+        }
+        if state.should_quit {
+            break;
+        }
+        terminal.draw(|f| ui::render(f, &state, theme))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,272 @@
+//! The detail pane: who asks, why, what for, and exactly which permissions
+//! a grant would add, grouped by namespace and resource with risk.
+
+use std::collections::BTreeMap;
+
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::Frame;
+
+use super::{pane, severity_style, Theme};
+use crate::app::state::Entry;
+use crate::app::AppState;
+use crate::domain::rbac::engine::Analysis;
+use crate::domain::rbac::Scope;
+use crate::domain::request::Verdict;
+use crate::domain::sanitize::{field, inert};
+use crate::domain::{duration, Phase, Severity};
+
+/// How many requester-context items are listed before "and N more".
+const CONTEXT_ITEMS: usize = 4;
+
+fn kv<'a>(theme: &Theme, key: &'a str, value: impl Into<String>) -> Line<'a> {
+    Line::from(vec![Span::styled(format!("{key:<10}"), theme.label), Span::styled(value.into(), theme.value)])
+}
+
+fn ago(state: &AppState, at: chrono::DateTime<chrono::Utc>) -> String {
+    format!("{} ago", duration::format_chrono(state.now - at))
+}
+
+pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
+    let Some(entry) = state.selected() else {
+        let block = pane(Line::from(Span::styled(" Detail ", theme.title)), false, theme);
+        frame.render_widget(Paragraph::new(Span::styled("nothing selected", theme.dim)).block(block), area);
+        return;
+    };
+    let prod = state.is_production(&entry.req.cluster);
+    let title = Line::from(vec![
+        Span::styled(format!(" {} ", inert(&entry.req.name, 64)), theme.title),
+        Span::styled(format!("on {} ", inert(&entry.req.cluster, 48)), theme.dim),
+    ]);
+    let block = pane(title, prod, theme);
+    let width = block.inner(area).width;
+    let lines = lines(state, entry, theme, width);
+    frame.render_widget(
+        Paragraph::new(lines).block(block).wrap(Wrap { trim: false }).scroll((state.detail_scroll, 0)),
+        area,
+    );
+}
+
+fn lines<'a>(state: &'a AppState, entry: &'a Entry, theme: &Theme, width: u16) -> Vec<Line<'a>> {
+    let r = &entry.req;
+    let analysis = state.detail.as_ref().filter(|d| d.key.name == r.name && d.key.cluster == r.cluster).map(|d| &d.analysis);
+    let mut out = Vec::new();
+    let groups: Vec<String> = r.requester.groups.iter().map(|g| inert(g, 64).into_owned()).collect();
+    out.push(Line::from(vec![
+        Span::styled(format!("{:<10}", "Requester"), theme.label),
+        Span::styled(inert(&r.requester.user, 64).into_owned(), theme.title),
+        Span::styled(format!("  groups: {}", if groups.is_empty() { "none".into() } else { groups.join(", ") }), theme.value),
+    ]));
+    if r.requester.user == state.approver.user {
+        out.push(Line::from(Span::styled("          this is your own request: someone else must approve it", theme.high)));
+    }
+    if let Some(Ok(a)) = analysis {
+        out.push(kv(theme, "Standing", standing(a)));
+    }
+    let live: Vec<String> = state
+        .requests_of(&r.requester.user)
+        .filter(|x| x.phase() == Phase::Active && x.name != r.name)
+        .map(|x| {
+            format!(
+                "{} in {} on {} ({} left)",
+                inert(&x.role.name, 32),
+                scope_text(x.granted_namespaces()),
+                inert(&x.cluster, 32),
+                duration::format(x.remaining(state.now))
+            )
+        })
+        .collect();
+    out.push(kv(theme, "Live", if live.is_empty() { "no live grants".into() } else { capped(live) }));
+    let past: Vec<String> = state
+        .requests_of(&r.requester.user)
+        .filter(|x| x.phase().is_terminal())
+        .take(CONTEXT_ITEMS)
+        .map(|x| {
+            let why = x.status.revoke_reason.as_deref().or_else(|| {
+                x.status.decision.as_ref().filter(|d| d.verdict == Verdict::Denied).and_then(|d| d.reason.as_deref())
+            });
+            format!(
+                "{} {} ({}){}",
+                x.phase(),
+                inert(&x.role.name, 32),
+                ago(state, x.created_at),
+                why.map(|w| format!(": \"{}\"", inert(w, 60))).unwrap_or_default()
+            )
+        })
+        .collect();
+    out.push(kv(theme, "Past", if past.is_empty() { "first request".into() } else { past.join("; ") }));
+    out.push(Line::raw(""));
+    let agg = matches!(analysis, Some(Ok(a)) if a.aggregated);
+    out.push(Line::from(vec![
+        Span::styled(format!("{:<10}", "Role"), theme.label),
+        Span::styled(format!("{} {}", r.role.kind, inert(&r.role.name, 64)), theme.value),
+        Span::styled(if agg { "  aggregated: can grow when new CRDs install" } else { "" }, theme.medium),
+    ]));
+    out.push(kv(theme, "Scope", scope_text(&r.namespaces)));
+    out.push(kv(theme, "Duration", format!("{} (the clock starts at approval)", duration::format(r.duration))));
+    if let Some(t) = &r.ticket {
+        out.push(kv(theme, "Ticket", field(t).into_owned()));
+    }
+    out.push(kv(theme, "Reason", inert(&r.reason, 600).into_owned()));
+    if r.credentials == crate::domain::Credentials::Token {
+        out.push(kv(theme, "Creds", "Token: a per-grant ServiceAccount"));
+    }
+    out.push(status_line(state, entry, theme));
+    if let Some(why) = &entry.invalid {
+        out.push(Line::from(vec![
+            Span::styled(format!("{:<10}", "Invalid"), theme.invalid),
+            Span::styled(format!("{} — it can only be denied", inert(why, 200)), theme.invalid),
+        ]));
+    }
+    out.push(Line::raw(""));
+    match analysis {
+        Some(Ok(a)) => diff_lines(a, theme, width, &mut out),
+        Some(Err(e)) => out.push(Line::from(Span::styled(format!("RBAC diff unavailable: {}", inert(e, 200)), theme.invalid))),
+        None => {}
+    }
+    out
+}
+
+fn capped(mut items: Vec<String>) -> String {
+    let more = items.len().saturating_sub(CONTEXT_ITEMS);
+    items.truncate(CONTEXT_ITEMS);
+    let mut s = items.join("; ");
+    if more > 0 {
+        s.push_str(&format!("; and {more} more"));
+    }
+    s
+}
+
+fn scope_text(namespaces: &[String]) -> String {
+    if namespaces.is_empty() {
+        "cluster-wide (every namespace and cluster-scoped resources)".into()
+    } else {
+        namespaces.iter().map(|n| inert(n, 64).into_owned()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+fn standing(a: &Analysis) -> String {
+    let own: Vec<String> = a
+        .standing
+        .iter()
+        .filter(|s| !s.system)
+        .map(|s| match &s.scope {
+            Scope::Cluster => format!("{} cluster-wide ({})", inert(&s.role, 48), inert(&s.through, 64)),
+            Scope::Namespace(ns) => format!("{} in {} ({})", inert(&s.role, 48), inert(ns, 64), inert(&s.through, 64)),
+        })
+        .collect();
+    let system = a.standing.iter().filter(|s| s.system).count();
+    let mut text = if own.is_empty() { "nothing beyond the defaults".to_string() } else { capped(own) };
+    if system > 0 {
+        text.push_str(&format!(" (+{system} built-in system bindings)"));
+    }
+    text
+}
+
+fn status_line<'a>(state: &AppState, entry: &Entry, theme: &Theme) -> Line<'a> {
+    let r = &entry.req;
+    let decision = r.status.decision.as_ref();
+    let text = match r.phase() {
+        Phase::Pending => format!("Pending for {}", duration::format_chrono(state.now - r.created_at)),
+        Phase::Active => {
+            let d = decision.map(|d| format!(", approved by {} {}", inert(&d.by, 32), ago(state, d.at))).unwrap_or_default();
+            let narrowed = decision
+                .filter(|d| d.duration.is_some_and(|x| x < r.duration) || d.namespaces.len() < r.namespaces.len())
+                .map(|d| {
+                    format!(
+                        " — granted {} in {} (asked {})",
+                        d.duration.map(duration::format).unwrap_or_default(),
+                        scope_text(&d.namespaces),
+                        duration::format(r.duration)
+                    )
+                })
+                .unwrap_or_default();
+            format!("Live: {} left{d}{narrowed}", duration::format(r.remaining(state.now)))
+        }
+        phase => {
+            let by = r
+                .status
+                .revoked_by
+                .as_deref()
+                .or(decision.map(|d| d.by.as_str()))
+                .map(|b| format!(" by {}", inert(b, 32)))
+                .unwrap_or_default();
+            let when = r.status.ended_at.map(|t| format!(" {}", ago(state, t))).unwrap_or_default();
+            let why = r
+                .status
+                .revoke_reason
+                .as_deref()
+                .or(decision.filter(|d| d.verdict == Verdict::Denied).and_then(|d| d.reason.as_deref()))
+                .or(r.status.message.as_deref())
+                .map(|w| format!(": \"{}\"", inert(w, 200)))
+                .unwrap_or_default();
+            let granted = decision
+                .filter(|d| d.verdict == Verdict::Approved)
+                .map(|d| {
+                    format!(
+                        " (was approved by {} for {} in {})",
+                        inert(&d.by, 32),
+                        d.duration.map(duration::format).unwrap_or_default(),
+                        scope_text(&d.namespaces)
+                    )
+                })
+                .unwrap_or_default();
+            format!("{phase}{by}{when}{why}{granted}")
+        }
+    };
+    Line::from(vec![Span::styled(format!("{:<10}", "Status"), theme.label), Span::styled(text, theme.notice)])
+}
+
+/// New permissions grouped by scope, then resource, with verbs and the worst risk.
+fn diff_lines<'a>(a: &Analysis, theme: &Theme, width: u16, out: &mut Vec<Line<'a>>) {
+    // Wide panes show why on the same line; narrow ones on the next.
+    let inline_why = width >= 110;
+    let crit = a.count_at_least(Severity::Critical);
+    let high = a.count_at_least(Severity::High) - crit;
+    out.push(Line::from(vec![
+        Span::styled("NEW PERMISSIONS ", theme.title),
+        Span::styled(
+            format!("{} new · {crit} critical · {high} high · {} of {} asked already held", a.new.len(), a.already.len(), a.granted.len()),
+            theme.value,
+        ),
+    ]));
+    if a.new.is_empty() {
+        out.push(Line::from(Span::styled("  nothing new: the requester already has all of it", theme.ok)));
+        return;
+    }
+    // scope -> resource -> (verbs, worst risk)
+    let mut groups: BTreeMap<&Scope, BTreeMap<String, (Vec<&str>, crate::domain::risk::Risk)>> = BTreeMap::new();
+    for p in &a.new {
+        let mut label = p.permission.resource_label();
+        if let crate::domain::rbac::Target::Resource { name: Some(n), .. } = &p.permission.target {
+            label = format!("{label} \"{}\"", inert(n, 40));
+        }
+        let slot = groups.entry(&p.permission.scope).or_default().entry(label).or_insert((Vec::new(), p.risk));
+        slot.0.push(&p.permission.verb);
+        if p.risk.severity > slot.1.severity {
+            slot.1 = p.risk;
+        }
+    }
+    for (scope, resources) in groups {
+        out.push(Line::from(Span::styled(format!("{scope}"), theme.column_header)));
+        let mut rows: Vec<(String, (Vec<&str>, crate::domain::risk::Risk))> = resources.into_iter().collect();
+        rows.sort_by(|x, y| y.1 .1.severity.cmp(&x.1 .1.severity).then(x.0.cmp(&y.0)));
+        for (resource, (verbs, risk)) in rows {
+            let mut spans = vec![
+                Span::raw("  "),
+                Span::styled(format!("{:<4}", risk.severity.badge()), severity_style(theme, risk.severity)),
+                Span::raw(" "),
+                Span::styled(format!("{:<26} ", inert(&resource, 60)), theme.value),
+                Span::styled(format!("{:<24} ", verbs.join(" ")), theme.value),
+            ];
+            if inline_why {
+                spans.push(Span::styled(risk.why, theme.dim));
+                out.push(Line::from(spans));
+            } else {
+                out.push(Line::from(spans));
+                out.push(Line::from(Span::styled(format!("       {}", risk.why), theme.dim)));
+            }
+        }
+    }
+}
