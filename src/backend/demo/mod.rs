@@ -105,11 +105,21 @@ impl DemoBackend {
         &self,
         f: impl FnOnce(&mut DemoWorld, &str) -> Result<AccessRequest, BackendError>,
     ) -> Result<AccessRequest, BackendError> {
+        self.act_as(&self.approver.user, f)
+    }
+
+    /// Runs a change as another user (a second approver, the requester),
+    /// publishing what changed: how tests and the simulator play the others.
+    pub fn act_as(
+        &self,
+        user: &str,
+        f: impl FnOnce(&mut DemoWorld, &str) -> Result<AccessRequest, BackendError>,
+    ) -> Result<AccessRequest, BackendError> {
         let result = {
             let mut world = lock(&self.world);
             let now = self.now();
             let mut events = world.advance(now);
-            let r = f(&mut world, &self.approver.user);
+            let r = f(&mut world, user);
             if let Ok(req) = &r {
                 events.push(BackendEvent::Upsert(req.clone()));
             }

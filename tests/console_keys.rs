@@ -1,0 +1,335 @@
+//! Scripted key sequences against the demo backend (`--seed`), through the
+//! real reducer and effect executor.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{approvable, Harness};
+use portcullis::app::state::{AppConfig, Mode, View};
+use portcullis::app::Effect;
+use portcullis::backend::demo::DemoConfig;
+use portcullis::backend::{AccessBackend, NewRequest};
+use portcullis::domain::{Credentials, Phase, RoleRef, Subject};
+
+#[tokio::test]
+async fn approve_moves_a_request_to_live_grants() {
+    let mut h = Harness::new(1);
+    let key = h.select(approvable);
+    let asked = h.req(&key).duration;
+    h.press("a").await;
+    let Mode::Confirm(c) = &h.state.mode else { panic!("a asks to confirm: {:?}", h.state.mode) };
+    let text = c.lines.join("\n");
+    assert!(text.contains("Grant") && text.contains("new permission"), "{text}");
+    assert_eq!(h.phase(&key), Phase::Pending, "nothing happens before y");
+    h.press("y").await;
+    assert_eq!(h.phase(&key), Phase::Active);
+    assert!(h.in_view(View::Grants, &key) && !h.in_view(View::Pending, &key));
+    assert_eq!(h.req(&key).remaining(h.state.now), asked, "the clock starts at approval");
+    assert!(h.flash().starts_with("Approved"), "{}", h.flash());
+    assert_eq!(h.req(&key).status.decision.as_ref().map(|d| d.by.as_str()), Some("dana"));
+}
+
+#[tokio::test]
+async fn approve_with_changes_grants_shorter_and_narrower() {
+    let mut h = Harness::new(1);
+    let created = h
+        .backend
+        .create(NewRequest {
+            cluster: "staging-eu-west".into(),
+            requester: Subject::new("alice", &["dev", "payments-team"]),
+            role: RoleRef::cluster_role("edit"),
+            namespaces: vec!["payments".into(), "checkout".into()],
+            duration: Duration::from_secs(3600),
+            reason: "INC-1 two namespaces".into(),
+            ticket: None,
+            credentials: Credentials::Identity,
+        })
+        .await
+        .unwrap();
+    h.pump();
+    let key = h.select(|r| r.name == created.name);
+    // A: duration field focused; replace 1h by 15m; move to checkout and untick it.
+    h.press("A<bs><bs>15m<tab><tab><space><enter>").await;
+    let Mode::Confirm(c) = &h.state.mode else { panic!("review step: {:?}", h.state.mode) };
+    let text = c.lines.join("\n");
+    assert!(text.contains("For      15m"), "{text}");
+    assert!(text.contains("namespace payments") && text.contains("Asked    1h in payments, checkout"), "{text}");
+    h.press("y").await;
+    let d = h.req(&key).status.decision.clone().unwrap();
+    assert_eq!(d.duration, Some(Duration::from_secs(900)));
+    assert_eq!(d.namespaces, vec!["payments".to_string()]);
+    assert_eq!(h.req(&key).remaining(h.state.now), Duration::from_secs(900));
+}
+
+#[tokio::test]
+async fn approve_with_changes_cannot_lengthen() {
+    let mut h = Harness::new(1);
+    let key = h.select(approvable);
+    h.press("A<c-u>").await; // ctrl-u is not bound in the field; clear by hand
+    for _ in 0..8 {
+        h.press("<bs>").await;
+    }
+    h.press("9h<enter>").await;
+    let Mode::Approve(f) = &h.state.mode else { panic!("stays in the form: {:?}", h.state.mode) };
+    assert!(f.error.as_deref().unwrap_or("").contains("a grant can only be shorter"), "{:?}", f.error);
+    assert_eq!(h.phase(&key), Phase::Pending);
+    h.press("<esc>").await;
+    assert!(h.is_normal());
+}
+
+#[tokio::test]
+async fn deny_needs_a_reason() {
+    let mut h = Harness::new(1);
+    let key = h.select(approvable);
+    h.press("d<enter>").await;
+    let Mode::Reason(f) = &h.state.mode else { panic!("reason form: {:?}", h.state.mode) };
+    assert_eq!(f.error.as_deref(), Some("a reason is required"));
+    assert_eq!(h.phase(&key), Phase::Pending);
+    h.press("   <enter>").await;
+    assert!(matches!(h.state.mode, Mode::Reason(_)), "blank is no reason");
+    h.press("no ticket<enter>").await;
+    assert_eq!(h.phase(&key), Phase::Denied);
+    let d = h.req(&key).status.decision.clone().unwrap();
+    assert_eq!(d.reason.as_deref(), Some("no ticket"));
+    assert!(h.in_view(View::History, &key));
+}
+
+#[tokio::test]
+async fn shorten_reduces_the_remaining_time_and_never_lengthens() {
+    let mut h = Harness::new(1);
+    h.press("2").await;
+    // The grant with the most time left, so both cases apply.
+    let best = h.state.list(View::Grants).iter().max_by_key(|k| h.state.entries[*k].req.status.expires_at).unwrap().clone();
+    let key = h.select(|r| r.name == best.name);
+    let before = h.req(&key).remaining(h.state.now);
+    assert!(before > Duration::from_secs(1800), "{before:?}");
+    h.press("s9h<enter>").await;
+    let Mode::Shorten(f) = &h.state.mode else { panic!("stays in the form") };
+    assert!(f.error.as_deref().unwrap_or("").contains("only move the end earlier"), "{:?}", f.error);
+    h.press("<bs><bs>10m<enter>").await;
+    assert!(h.is_normal());
+    assert_eq!(h.req(&key).remaining(h.state.now), Duration::from_secs(600));
+    assert_eq!(h.phase(&key), Phase::Active);
+    assert!(h.flash().contains("now ends in 10m"), "{}", h.flash());
+}
+
+#[tokio::test]
+async fn revoke_ends_a_grant_with_a_reason() {
+    let mut h = Harness::new(1);
+    h.press("2").await;
+    let key = h.select(|r| r.phase() == Phase::Active);
+    h.press("r<enter>").await;
+    assert!(matches!(h.state.mode, Mode::Reason(_)));
+    h.press("work done<enter>").await;
+    assert_eq!(h.phase(&key), Phase::Revoked);
+    assert_eq!(h.req(&key).status.revoke_reason.as_deref(), Some("work done"));
+    assert_eq!(h.req(&key).status.revoked_by.as_deref(), Some("dana"));
+    assert!(!h.in_view(View::Grants, &key));
+}
+
+#[tokio::test]
+async fn self_approval_is_refused_and_says_why() {
+    let mut h = Harness::new(1);
+    let key = h.select(|r| r.requester.user == "dana" && r.phase() == Phase::Pending);
+    h.press("a").await;
+    assert!(h.is_normal(), "no dialog opens");
+    assert!(h.flash().contains("you (dana) asked for this: someone else must approve it"), "{}", h.flash());
+    h.press("A").await;
+    assert!(h.is_normal());
+    assert_eq!(h.phase(&key), Phase::Pending);
+    assert!(h.effects.is_empty());
+    assert!(h.screen(120, 40).contains("someone else must approve it"));
+}
+
+#[tokio::test]
+async fn bulk_deny_needs_the_confirmation_naming_the_count() {
+    let mut h = Harness::new(1);
+    let first = h.select(approvable);
+    h.press("<space>").await;
+    let second = h.state.selected_key().cloned().unwrap();
+    h.press("<space>").await;
+    assert_eq!(h.state.marks.len(), 2);
+    h.press("dduplicate<enter>").await;
+    let Mode::Confirm(c) = &h.state.mode else { panic!("bulk asks to confirm: {:?}", h.state.mode) };
+    assert_eq!(c.title, "Deny 2 requests?");
+    assert_eq!(h.phase(&first), Phase::Pending);
+    h.press("n").await;
+    assert_eq!(h.phase(&first), Phase::Pending, "cancel changes nothing");
+    assert!(h.flash().contains("nothing was changed"));
+    // Cancel keeps the marks, so the second attempt denies the same two.
+    h.press("dduplicate<enter>y").await;
+    assert_eq!(h.phase(&first), Phase::Denied);
+    assert_eq!(h.phase(&second), Phase::Denied);
+    assert!(h.state.marks.is_empty());
+}
+
+#[tokio::test]
+async fn bulk_revoke_needs_the_confirmation() {
+    let mut h = Harness::new(1);
+    h.press("2g<space><space><space>").await;
+    assert_eq!(h.state.marks.len(), 3);
+    h.press("rincident over<enter>").await;
+    let Mode::Confirm(c) = &h.state.mode else { panic!("{:?}", h.state.mode) };
+    assert_eq!(c.title, "Revoke 3 live grants?");
+    h.press("y").await;
+    assert_eq!(h.state.list(View::Grants).len(), 1);
+    assert_eq!(h.effects.iter().filter(|e| matches!(e, Effect::Revoke { .. })).count(), 3);
+}
+
+#[tokio::test]
+async fn bulk_approve_is_never_possible() {
+    let mut h = Harness::new(1);
+    h.select(approvable);
+    h.press("<space>ka").await;
+    assert!(h.is_normal());
+    assert!(h.flash().contains("bulk approve is never possible"), "{}", h.flash());
+}
+
+#[tokio::test]
+async fn invalid_requests_cannot_be_approved_but_can_be_denied() {
+    let mut h = Harness::new(1);
+    let key = h.select(|r| r.name.starts_with("mallory"));
+    assert!(h.state.entries[&key].invalid.is_some());
+    h.press("a").await;
+    assert!(h.flash().contains("invalid and can only be denied"), "{}", h.flash());
+    h.press("<esc>dspam<enter>").await;
+    assert_eq!(h.phase(&key), Phase::Denied);
+}
+
+#[tokio::test]
+async fn readonly_disables_every_dangerous_action() {
+    let config = AppConfig { readonly: true, ..Default::default() };
+    let mut h = Harness::with(DemoConfig { rate: Duration::ZERO, ..Default::default() }, config);
+    h.select(approvable);
+    for k in ["a", "A", "d"] {
+        h.press(k).await;
+        assert!(h.is_normal(), "{k}");
+        assert!(h.flash().contains("read-only"), "{k}: {}", h.flash());
+        h.press("<esc>").await;
+    }
+    h.press("2").await;
+    for k in ["s", "r"] {
+        h.press(k).await;
+        assert!(h.is_normal(), "{k}");
+    }
+    assert!(h.effects.is_empty());
+    let screen = h.screen(120, 40);
+    assert!(screen.contains("READ-ONLY"));
+    assert!(!screen.contains("revoke"), "footer hides dangerous keys:\n{screen}");
+}
+
+#[tokio::test]
+async fn filter_by_user_namespace_and_risk() {
+    let mut h = Harness::new(1);
+    let all = h.state.list(View::Pending).len();
+    h.press("/user:heidi").await;
+    assert!(matches!(h.state.mode, Mode::Filter { .. }));
+    let list = h.state.list(View::Pending).to_vec();
+    assert!(!list.is_empty() && list.len() < all);
+    assert!(list.iter().all(|k| h.state.entries[k].req.requester.user == "heidi"));
+    h.press("<enter>").await;
+    assert!(h.is_normal());
+    assert_eq!(h.state.filter.text, "user:heidi");
+    h.press("<esc>").await;
+    assert_eq!(h.state.list(View::Pending).len(), all, "esc clears the filter");
+    h.press("/risk:critical<enter>").await;
+    assert!(h.state.list(View::Pending).iter().all(|k| h.state.entries[k].summary.worst == Some(portcullis::domain::Severity::Critical)));
+    h.press("<esc>/ns:monitoring<enter>").await;
+    assert!(h.state.list(View::Pending).iter().all(|k| h.state.entries[k].req.namespaces.contains(&"monitoring".to_string())));
+}
+
+#[tokio::test]
+async fn command_mode_views_contexts_completion_and_quit() {
+    let mut h = Harness::new(1);
+    h.press(":grants<enter>").await;
+    assert_eq!(h.state.view, View::Grants);
+    h.press(":hi<tab><enter>").await;
+    assert_eq!(h.state.view, View::History);
+    h.press(":ctx pr<tab><enter>").await;
+    assert_eq!(h.state.context.as_deref(), Some("prod-eu-west"));
+    assert!(h.state.list(View::History).iter().all(|k| k.cluster == "prod-eu-west"));
+    assert!(h.screen(120, 40).contains("PROD"), "a production context is marked");
+    h.press(":ctx nowhere<enter>").await;
+    assert!(h.flash().contains("no context 'nowhere'"));
+    assert_eq!(h.state.context.as_deref(), Some("prod-eu-west"));
+    h.press("<esc>:ctx<enter>").await;
+    assert_eq!(h.state.context, None);
+    h.press(":bogus<enter>").await;
+    assert!(h.flash().contains("unknown command ':bogus'"));
+    h.press("<esc>:q<enter>").await;
+    assert!(h.state.should_quit);
+    assert_eq!(h.effects.last(), Some(&Effect::Quit));
+}
+
+#[tokio::test]
+async fn errors_stay_until_acknowledged_and_notices_fade() {
+    let mut h = Harness::new(1);
+    h.press(":bogus<enter>").await;
+    h.advance(Duration::from_secs(60));
+    assert!(h.flash().contains("unknown command"), "errors stay");
+    h.press("<esc>").await;
+    assert!(h.state.flash.is_none());
+    h.press(":ctx<enter>").await;
+    assert!(h.flash().contains("all clusters"));
+    h.advance(Duration::from_secs(10));
+    assert!(h.state.flash.is_none(), "notices fade");
+}
+
+#[tokio::test]
+async fn navigation_keys() {
+    let mut h = Harness::new(1);
+    let len = h.state.list(View::Pending).len();
+    h.press("G").await;
+    assert_eq!(h.state.cursor[0], len - 1);
+    h.press("g").await;
+    assert_eq!(h.state.cursor[0], 0);
+    h.press("jj<down>").await;
+    assert_eq!(h.state.cursor[0], 3);
+    h.press("k<up>").await;
+    assert_eq!(h.state.cursor[0], 1);
+    h.press("<tab>").await;
+    assert_eq!(h.state.view, View::Grants);
+    h.press("h").await;
+    assert_eq!(h.state.view, View::Pending);
+    h.press("3").await;
+    assert_eq!(h.state.view, View::History);
+    h.press("?").await;
+    assert!(matches!(h.state.mode, Mode::Help { .. }));
+    h.press("<esc>").await;
+    assert!(h.is_normal());
+}
+
+#[tokio::test]
+async fn grants_expire_and_requests_arrive_live() {
+    let mut h = Harness::with(DemoConfig { rate: Duration::from_secs(8), ..Default::default() }, AppConfig::default());
+    let pending = h.state.counts.pending;
+    assert_eq!(h.state.counts.live, 4);
+    assert_eq!(h.state.counts.expiring, 1, "the grant with 3 minutes left");
+    h.advance(Duration::from_secs(240));
+    assert_eq!(h.state.counts.live, 3, "it expired by itself");
+    assert!(h.state.counts.pending > pending, "new requests arrived");
+    let expired = h.state.list(View::History).iter().filter(|k| h.state.entries[*k].req.phase() == Phase::Expired).count();
+    assert!(expired > 0);
+}
+
+#[tokio::test]
+async fn selection_stays_on_the_same_request_when_rows_arrive() {
+    let mut h = Harness::with(DemoConfig { rate: Duration::from_secs(8), ..Default::default() }, AppConfig::default());
+    let key = h.select(approvable);
+    h.advance(Duration::from_secs(120));
+    assert_eq!(h.state.selected_key(), Some(&key));
+}
+
+#[tokio::test]
+async fn a_request_decided_elsewhere_leaves_the_dialog_harmless() {
+    let mut h = Harness::new(1);
+    let key = h.select(approvable);
+    h.press("a").await;
+    // Someone else denies it while the dialog is open.
+    h.backend.act_as("erin", |w, me| w.deny(&key, me, "handled in the incident channel")).unwrap();
+    h.pump();
+    h.press("y").await;
+    assert!(h.flash().starts_with("could not approve"), "{}", h.flash());
+    assert_ne!(h.phase(&key), Phase::Active);
+}
