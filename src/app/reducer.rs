@@ -430,7 +430,7 @@ fn approve_confirm(state: &AppState, req: &AccessRequest, spec: ApproveSpec) -> 
                 if a.new.len() == 1 { "" } else { "s" },
                 a.already.len()
             ));
-            if let Some(worst) = a.new.iter().max_by_key(|p| p.risk.severity) {
+            if let Some(worst) = a.new.iter().rev().max_by_key(|p| p.risk.severity) {
                 if worst.risk.severity >= Severity::High {
                     lines.push(format!("Worst    {} {}: {}", worst.permission.verb, worst.permission.resource_label(), worst.risk.why));
                 }

@@ -91,28 +91,32 @@ fn render_too_small(frame: &mut Frame, area: Rect, theme: &Theme) {
 
 fn render_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     let [top, tabs] = Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
-    let ctx = match &state.context {
-        Some(c) => inert(c, 64).into_owned(),
-        None => format!("all ({} clusters)", state.clusters.len()),
+    // Narrow terminals get the compact header: the counts and badges matter
+    // more than the approver's groups.
+    let compact = area.width < 120;
+    let ctx = match (&state.context, compact) {
+        (Some(c), _) => inert(c, 64).into_owned(),
+        (None, false) => format!("all ({} clusters)", state.clusters.len()),
+        (None, true) => "all".into(),
     };
     let failing = state.clusters.values().filter(|c| c.error.is_some()).count();
+    let approver = if compact {
+        inert(&state.approver.user, 24).into_owned()
+    } else {
+        format!("{} [{}]", inert(&state.approver.user, 32), inert(&state.approver.groups.join(","), 48))
+    };
     let mut spans = vec![
         Span::styled(" Portcullis ", theme.header_key),
         Span::styled(format!(" ctx: {ctx} "), theme.header),
-        Span::styled(
-            format!(
-                " approver: {} [{}] ",
-                inert(&state.approver.user, 32),
-                inert(&state.approver.groups.join(","), 48)
-            ),
-            theme.header,
-        ),
-        Span::styled(format!(" {} ", state.backend_kind), theme.header),
-        Span::styled(
-            format!(" pending {}  live {}  expiring {} ", state.counts.pending, state.counts.live, state.counts.expiring),
-            theme.header_key,
-        ),
+        Span::styled(format!(" approver: {approver} "), theme.header),
     ];
+    if !compact {
+        spans.push(Span::styled(format!(" {} ", state.backend_kind), theme.header));
+    }
+    spans.push(Span::styled(
+        format!(" pending {}  live {}  expiring {} ", state.counts.pending, state.counts.live, state.counts.expiring),
+        theme.header_key,
+    ));
     if failing > 0 {
         spans.push(Span::styled(format!(" {failing} cluster(s) failing "), theme.error));
     }

@@ -28,18 +28,18 @@ const fn col(title: &'static str, width: u16, priority: u8) -> Column {
 
 const PENDING: &[Column] = &[
             col("REQUESTER", 12, 0),
-            col("CLUSTER", 15, 4),
-            col("NAMESPACES", 18, 3),
-            col("ROLE", 16, 2),
+            col("CLUSTER", 15, 3),
+            col("NAMESPACES", 16, 4),
+            col("ROLE", 14, 2),
             col("ASKED", 6, 5),
             col("AGE", 6, 6),
             col("RISK", 6, 1),
 ];
 const GRANTS: &[Column] = &[
             col("REQUESTER", 12, 0),
-            col("CLUSTER", 15, 4),
-            col("NAMESPACES", 18, 3),
-            col("ROLE", 16, 2),
+            col("CLUSTER", 15, 3),
+            col("NAMESPACES", 16, 4),
+            col("ROLE", 14, 2),
             col("LEFT", 8, 1),
             col("BY", 10, 5),
             col("RISK", 6, 6),
