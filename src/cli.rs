@@ -89,7 +89,18 @@ mod tests {
 
     #[test]
     fn parses_demo_flags() {
-        let c = Cli::try_parse_from(["portcullis", "--readonly", "demo", "--seed", "7", "--rate", "2s", "--color", "never"]).unwrap();
+        let c = Cli::try_parse_from([
+            "portcullis",
+            "--readonly",
+            "demo",
+            "--seed",
+            "7",
+            "--rate",
+            "2s",
+            "--color",
+            "never",
+        ])
+        .unwrap();
         assert!(c.readonly);
         assert_eq!(c.color, ColorMode::Never);
         match c.command {

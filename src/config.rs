@@ -35,7 +35,10 @@ pub enum ConfigError {
     #[error("config {path}: {message}")]
     Invalid { path: String, message: String },
     #[error("config {path}: cannot read it: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 pub fn config_dir() -> Option<PathBuf> {
@@ -43,7 +46,9 @@ pub fn config_dir() -> Option<PathBuf> {
 }
 
 pub fn state_dir() -> Option<PathBuf> {
-    dirs::state_dir().or_else(dirs::data_local_dir).map(|d| d.join("portcullis"))
+    dirs::state_dir()
+        .or_else(dirs::data_local_dir)
+        .map(|d| d.join("portcullis"))
 }
 
 impl ConfigFile {
@@ -52,24 +57,36 @@ impl ConfigFile {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(source) => return Err(ConfigError::Read { path: path.display().to_string(), source }),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })
+            }
         };
         Self::parse(&text, &path.display().to_string())
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Invalid { path: origin.into(), message: e.message().to_string() })
+        toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            path: origin.into(),
+            message: e.message().to_string(),
+        })
     }
 
     /// The console settings this file asks for, over the defaults.
     pub fn app_config(&self, origin: &str, readonly: bool) -> Result<AppConfig, ConfigError> {
-        let bad = |message: String| ConfigError::Invalid { path: origin.into(), message };
-        let dur = |key: &str, v: &Option<String>, default: Duration| -> Result<Duration, ConfigError> {
-            match v {
-                Some(text) => duration::parse(text).map_err(|e| bad(format!("{key}: {e}"))),
-                None => Ok(default),
-            }
+        let bad = |message: String| ConfigError::Invalid {
+            path: origin.into(),
+            message,
         };
+        let dur =
+            |key: &str, v: &Option<String>, default: Duration| -> Result<Duration, ConfigError> {
+                match v {
+                    Some(text) => duration::parse(text).map_err(|e| bad(format!("{key}: {e}"))),
+                    None => Ok(default),
+                }
+            };
         let limits = ValidationLimits::default();
         let defaults = AppConfig::default();
         let production = match &self.production_pattern {
@@ -81,11 +98,19 @@ impl ConfigFile {
             production,
             limits: ValidationLimits {
                 max_duration: dur("max_duration", &self.max_duration, limits.max_duration)?,
-                approval_timeout: dur("approval_timeout", &self.approval_timeout, limits.approval_timeout)?,
+                approval_timeout: dur(
+                    "approval_timeout",
+                    &self.approval_timeout,
+                    limits.approval_timeout,
+                )?,
                 ..limits
             },
-            expiring_soon: TimeDelta::from_std(dur("expiring_soon", &self.expiring_soon, Duration::from_secs(300))?)
-                .unwrap_or(defaults.expiring_soon),
+            expiring_soon: TimeDelta::from_std(dur(
+                "expiring_soon",
+                &self.expiring_soon,
+                Duration::from_secs(300),
+            )?)
+            .unwrap_or(defaults.expiring_soon),
         })
     }
 }
@@ -96,7 +121,10 @@ mod tests {
 
     #[test]
     fn empty_config_gives_defaults() {
-        let c = ConfigFile::parse("", "x").unwrap().app_config("x", false).unwrap();
+        let c = ConfigFile::parse("", "x")
+            .unwrap()
+            .app_config("x", false)
+            .unwrap();
         assert!(c.production.is_match("prod-eu-west"));
         assert!(!c.production.is_match("staging"));
         assert_eq!(c.limits.max_duration, Duration::from_secs(8 * 3600));
@@ -111,8 +139,14 @@ mod tests {
         assert!(c.readonly);
         assert!(c.production.is_match("live-1") && !c.production.is_match("prod"));
         assert_eq!(c.limits.max_duration, Duration::from_secs(7200));
-        let e = ConfigFile::parse("max_duration = 'forever'\n", "c.toml").unwrap().app_config("c.toml", false).unwrap_err();
-        assert!(e.to_string().starts_with("config c.toml: max_duration:"), "{e}");
+        let e = ConfigFile::parse("max_duration = 'forever'\n", "c.toml")
+            .unwrap()
+            .app_config("c.toml", false)
+            .unwrap_err();
+        assert!(
+            e.to_string().starts_with("config c.toml: max_duration:"),
+            "{e}"
+        );
         let e = ConfigFile::parse("colour = 'red'\n", "c.toml").unwrap_err();
         assert!(e.to_string().contains("unknown field"), "{e}");
     }

@@ -36,7 +36,12 @@ fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
     let (writer, guard) = tracing_appender::non_blocking(file);
     let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_writer(writer).with_ansi(false).with_env_filter(filter).try_init().ok()?;
+    tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .try_init()
+        .ok()?;
     Some(guard)
 }
 
@@ -50,7 +55,11 @@ fn pick_theme(cli: &Cli, file: &ConfigFile) -> anyhow::Result<Theme> {
     if mono {
         return Ok(Theme::mono());
     }
-    let name = cli.theme.as_deref().or(file.theme.as_deref()).unwrap_or("default");
+    let name = cli
+        .theme
+        .as_deref()
+        .or(file.theme.as_deref())
+        .unwrap_or("default");
     let user_dir = config::config_dir().map(|d| d.join("themes"));
     Ok(Theme::load(name, user_dir.as_deref())?)
 }
@@ -66,15 +75,26 @@ impl Drop for TerminalGuard {
 
 fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
     if let Some(Command::Completions { shell }) = &cli.command {
-        clap_complete::generate(*shell, &mut Cli::command(), "portcullis", &mut std::io::stdout());
+        clap_complete::generate(
+            *shell,
+            &mut Cli::command(),
+            "portcullis",
+            &mut std::io::stdout(),
+        );
         return Ok(());
     }
-    let config_path = cli.config.clone().or_else(|| config::config_dir().map(|d| d.join("config.toml")));
+    let config_path = cli
+        .config
+        .clone()
+        .or_else(|| config::config_dir().map(|d| d.join("config.toml")));
     let file = match &config_path {
         Some(p) => ConfigFile::load(p)?,
         None => ConfigFile::default(),
     };
-    let origin = config_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+    let origin = config_path
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     let app_config = file.app_config(&origin, cli.readonly)?;
     let theme = pick_theme(&cli, &file)?;
 
@@ -82,7 +102,11 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
         Some(Command::Demo { seed, rate }) => (*seed, *rate),
         Some(Command::Completions { .. }) => unreachable!("handled above"),
         None => {
-            let what = if cli.backend.is_some() { "the broker backend (--backend)" } else { "direct mode on a kubeconfig" };
+            let what = if cli.backend.is_some() {
+                "the broker backend (--backend)"
+            } else {
+                "direct mode on a kubeconfig"
+            };
             bail!("{what} is not available in this build yet; run `portcullis demo` for the console on the embedded demo");
         }
     };
@@ -91,7 +115,10 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
     }
     let _log_guard = init_logging();
     let seed = seed.unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(1)
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(1)
     });
     tracing::info!(seed, ?rate, "starting the demo");
 
@@ -101,7 +128,11 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let demo = Arc::new(DemoBackend::live(DemoConfig { seed, rate, ..Default::default() }));
+        let demo = Arc::new(DemoBackend::live(DemoConfig {
+            seed,
+            rate,
+            ..Default::default()
+        }));
         let _simulator = demo.spawn_simulator();
         let backend: Arc<dyn AccessBackend> = demo;
         let info = backend.info();

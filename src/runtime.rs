@@ -22,22 +22,43 @@ pub const TICK: Duration = Duration::from_millis(250);
 pub async fn execute(backend: &dyn AccessBackend, effect: Effect) -> Option<Action> {
     let (kind, key, result) = match effect {
         Effect::Quit => return None,
-        Effect::Approve { key, spec } => (OpKind::Approve, key.clone(), backend.approve(&key, spec).await),
-        Effect::Deny { key, reason } => (OpKind::Deny, key.clone(), backend.deny(&key, &reason).await),
-        Effect::Shorten { key, new_end } => (OpKind::Shorten, key.clone(), backend.shorten(&key, new_end).await),
-        Effect::Revoke { key, reason } => (OpKind::Revoke, key.clone(), backend.revoke(&key, &reason).await),
+        Effect::Approve { key, spec } => (
+            OpKind::Approve,
+            key.clone(),
+            backend.approve(&key, spec).await,
+        ),
+        Effect::Deny { key, reason } => {
+            (OpKind::Deny, key.clone(), backend.deny(&key, &reason).await)
+        }
+        Effect::Shorten { key, new_end } => (
+            OpKind::Shorten,
+            key.clone(),
+            backend.shorten(&key, new_end).await,
+        ),
+        Effect::Revoke { key, reason } => (
+            OpKind::Revoke,
+            key.clone(),
+            backend.revoke(&key, &reason).await,
+        ),
     };
     if let Err(e) = &result {
         tracing::warn!(%key, error = %e, "operation failed");
     } else {
         tracing::info!(%key, ?kind, "operation done");
     }
-    Some(Action::OpFinished { kind, key, result: result.map_err(|e| e.to_string()) })
+    Some(Action::OpFinished {
+        kind,
+        key,
+        result: result.map(Box::new).map_err(|e| e.to_string()),
+    })
 }
 
 /// Takes everything already waiting on the channel, so a burst of backend
 /// events costs one reduction and one frame.
-pub fn drain(first: BackendEvent, rx: &mut mpsc::UnboundedReceiver<BackendEvent>) -> Vec<BackendEvent> {
+pub fn drain(
+    first: BackendEvent,
+    rx: &mut mpsc::UnboundedReceiver<BackendEvent>,
+) -> Vec<BackendEvent> {
     let mut batch = vec![first];
     while let Ok(e) = rx.try_recv() {
         batch.push(e);
@@ -48,7 +69,10 @@ pub fn drain(first: BackendEvent, rx: &mut mpsc::UnboundedReceiver<BackendEvent>
 #[cfg(unix)]
 async fn terminate_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
         return std::future::pending().await;
     };
     tokio::select! {

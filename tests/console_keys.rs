@@ -18,16 +18,28 @@ async fn approve_moves_a_request_to_live_grants() {
     let key = h.select(approvable);
     let asked = h.req(&key).duration;
     h.press("a").await;
-    let Mode::Confirm(c) = &h.state.mode else { panic!("a asks to confirm: {:?}", h.state.mode) };
+    let Mode::Confirm(c) = &h.state.mode else {
+        panic!("a asks to confirm: {:?}", h.state.mode)
+    };
     let text = c.lines.join("\n");
-    assert!(text.contains("Grant") && text.contains("new permission"), "{text}");
+    assert!(
+        text.contains("Grant") && text.contains("new permission"),
+        "{text}"
+    );
     assert_eq!(h.phase(&key), Phase::Pending, "nothing happens before y");
     h.press("y").await;
     assert_eq!(h.phase(&key), Phase::Active);
     assert!(h.in_view(View::Grants, &key) && !h.in_view(View::Pending, &key));
-    assert_eq!(h.req(&key).remaining(h.state.now), asked, "the clock starts at approval");
+    assert_eq!(
+        h.req(&key).remaining(h.state.now),
+        asked,
+        "the clock starts at approval"
+    );
     assert!(h.flash().starts_with("Approved"), "{}", h.flash());
-    assert_eq!(h.req(&key).status.decision.as_ref().map(|d| d.by.as_str()), Some("dana"));
+    assert_eq!(
+        h.req(&key).status.decision.as_ref().map(|d| d.by.as_str()),
+        Some("dana")
+    );
 }
 
 #[tokio::test]
@@ -51,10 +63,15 @@ async fn approve_with_changes_grants_shorter_and_narrower() {
     let key = h.select(|r| r.name == created.name);
     // A: duration field focused; replace 1h by 15m; move to checkout and untick it.
     h.press("A<bs><bs>15m<tab><tab><space><enter>").await;
-    let Mode::Confirm(c) = &h.state.mode else { panic!("review step: {:?}", h.state.mode) };
+    let Mode::Confirm(c) = &h.state.mode else {
+        panic!("review step: {:?}", h.state.mode)
+    };
     let text = c.lines.join("\n");
     assert!(text.contains("For      15m"), "{text}");
-    assert!(text.contains("namespace payments") && text.contains("Asked    1h in payments, checkout"), "{text}");
+    assert!(
+        text.contains("namespace payments") && text.contains("Asked    1h in payments, checkout"),
+        "{text}"
+    );
     h.press("y").await;
     let d = h.req(&key).status.decision.clone().unwrap();
     assert_eq!(d.duration, Some(Duration::from_secs(900)));
@@ -71,8 +88,17 @@ async fn approve_with_changes_cannot_lengthen() {
         h.press("<bs>").await;
     }
     h.press("9h<enter>").await;
-    let Mode::Approve(f) = &h.state.mode else { panic!("stays in the form: {:?}", h.state.mode) };
-    assert!(f.error.as_deref().unwrap_or("").contains("a grant can only be shorter"), "{:?}", f.error);
+    let Mode::Approve(f) = &h.state.mode else {
+        panic!("stays in the form: {:?}", h.state.mode)
+    };
+    assert!(
+        f.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("a grant can only be shorter"),
+        "{:?}",
+        f.error
+    );
     assert_eq!(h.phase(&key), Phase::Pending);
     h.press("<esc>").await;
     assert!(h.is_normal());
@@ -83,11 +109,16 @@ async fn deny_needs_a_reason() {
     let mut h = Harness::new(1);
     let key = h.select(approvable);
     h.press("d<enter>").await;
-    let Mode::Reason(f) = &h.state.mode else { panic!("reason form: {:?}", h.state.mode) };
+    let Mode::Reason(f) = &h.state.mode else {
+        panic!("reason form: {:?}", h.state.mode)
+    };
     assert_eq!(f.error.as_deref(), Some("a reason is required"));
     assert_eq!(h.phase(&key), Phase::Pending);
     h.press("   <enter>").await;
-    assert!(matches!(h.state.mode, Mode::Reason(_)), "blank is no reason");
+    assert!(
+        matches!(h.state.mode, Mode::Reason(_)),
+        "blank is no reason"
+    );
     h.press("no ticket<enter>").await;
     assert_eq!(h.phase(&key), Phase::Denied);
     let d = h.req(&key).status.decision.clone().unwrap();
@@ -100,13 +131,28 @@ async fn shorten_reduces_the_remaining_time_and_never_lengthens() {
     let mut h = Harness::new(1);
     h.press("2").await;
     // The grant with the most time left, so both cases apply.
-    let best = h.state.list(View::Grants).iter().max_by_key(|k| h.state.entries[*k].req.status.expires_at).unwrap().clone();
+    let best = h
+        .state
+        .list(View::Grants)
+        .iter()
+        .max_by_key(|k| h.state.entries[*k].req.status.expires_at)
+        .unwrap()
+        .clone();
     let key = h.select(|r| r.name == best.name);
     let before = h.req(&key).remaining(h.state.now);
     assert!(before > Duration::from_secs(1800), "{before:?}");
     h.press("s9h<enter>").await;
-    let Mode::Shorten(f) = &h.state.mode else { panic!("stays in the form") };
-    assert!(f.error.as_deref().unwrap_or("").contains("only move the end earlier"), "{:?}", f.error);
+    let Mode::Shorten(f) = &h.state.mode else {
+        panic!("stays in the form")
+    };
+    assert!(
+        f.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("only move the end earlier"),
+        "{:?}",
+        f.error
+    );
     h.press("<bs><bs>10m<enter>").await;
     assert!(h.is_normal());
     assert_eq!(h.req(&key).remaining(h.state.now), Duration::from_secs(600));
@@ -123,7 +169,10 @@ async fn revoke_ends_a_grant_with_a_reason() {
     assert!(matches!(h.state.mode, Mode::Reason(_)));
     h.press("work done<enter>").await;
     assert_eq!(h.phase(&key), Phase::Revoked);
-    assert_eq!(h.req(&key).status.revoke_reason.as_deref(), Some("work done"));
+    assert_eq!(
+        h.req(&key).status.revoke_reason.as_deref(),
+        Some("work done")
+    );
     assert_eq!(h.req(&key).status.revoked_by.as_deref(), Some("dana"));
     assert!(!h.in_view(View::Grants, &key));
 }
@@ -134,7 +183,12 @@ async fn self_approval_is_refused_and_says_why() {
     let key = h.select(|r| r.requester.user == "dana" && r.phase() == Phase::Pending);
     h.press("a").await;
     assert!(h.is_normal(), "no dialog opens");
-    assert!(h.flash().contains("you (dana) asked for this: someone else must approve it"), "{}", h.flash());
+    assert!(
+        h.flash()
+            .contains("you (dana) asked for this: someone else must approve it"),
+        "{}",
+        h.flash()
+    );
     h.press("A").await;
     assert!(h.is_normal());
     assert_eq!(h.phase(&key), Phase::Pending);
@@ -151,7 +205,9 @@ async fn bulk_deny_needs_the_confirmation_naming_the_count() {
     h.press("<space>").await;
     assert_eq!(h.state.marks.len(), 2);
     h.press("dduplicate<enter>").await;
-    let Mode::Confirm(c) = &h.state.mode else { panic!("bulk asks to confirm: {:?}", h.state.mode) };
+    let Mode::Confirm(c) = &h.state.mode else {
+        panic!("bulk asks to confirm: {:?}", h.state.mode)
+    };
     assert_eq!(c.title, "Deny 2 requests?");
     assert_eq!(h.phase(&first), Phase::Pending);
     h.press("n").await;
@@ -170,11 +226,19 @@ async fn bulk_revoke_needs_the_confirmation() {
     h.press("2g<space><space><space>").await;
     assert_eq!(h.state.marks.len(), 3);
     h.press("rincident over<enter>").await;
-    let Mode::Confirm(c) = &h.state.mode else { panic!("{:?}", h.state.mode) };
+    let Mode::Confirm(c) = &h.state.mode else {
+        panic!("{:?}", h.state.mode)
+    };
     assert_eq!(c.title, "Revoke 3 live grants?");
     h.press("y").await;
     assert_eq!(h.state.list(View::Grants).len(), 1);
-    assert_eq!(h.effects.iter().filter(|e| matches!(e, Effect::Revoke { .. })).count(), 3);
+    assert_eq!(
+        h.effects
+            .iter()
+            .filter(|e| matches!(e, Effect::Revoke { .. }))
+            .count(),
+        3
+    );
 }
 
 #[tokio::test]
@@ -183,7 +247,11 @@ async fn bulk_approve_is_never_possible() {
     h.select(approvable);
     h.press("<space>ka").await;
     assert!(h.is_normal());
-    assert!(h.flash().contains("bulk approve is never possible"), "{}", h.flash());
+    assert!(
+        h.flash().contains("bulk approve is never possible"),
+        "{}",
+        h.flash()
+    );
 }
 
 #[tokio::test]
@@ -192,15 +260,28 @@ async fn invalid_requests_cannot_be_approved_but_can_be_denied() {
     let key = h.select(|r| r.name.starts_with("mallory"));
     assert!(h.state.entries[&key].invalid.is_some());
     h.press("a").await;
-    assert!(h.flash().contains("invalid and can only be denied"), "{}", h.flash());
+    assert!(
+        h.flash().contains("invalid and can only be denied"),
+        "{}",
+        h.flash()
+    );
     h.press("<esc>dspam<enter>").await;
     assert_eq!(h.phase(&key), Phase::Denied);
 }
 
 #[tokio::test]
 async fn readonly_disables_every_dangerous_action() {
-    let config = AppConfig { readonly: true, ..Default::default() };
-    let mut h = Harness::with(DemoConfig { rate: Duration::ZERO, ..Default::default() }, config);
+    let config = AppConfig {
+        readonly: true,
+        ..Default::default()
+    };
+    let mut h = Harness::with(
+        DemoConfig {
+            rate: Duration::ZERO,
+            ..Default::default()
+        },
+        config,
+    );
     h.select(approvable);
     for k in ["a", "A", "d"] {
         h.press(k).await;
@@ -216,7 +297,10 @@ async fn readonly_disables_every_dangerous_action() {
     assert!(h.effects.is_empty());
     let screen = h.screen(120, 40);
     assert!(screen.contains("READ-ONLY"));
-    assert!(!screen.contains("revoke"), "footer hides dangerous keys:\n{screen}");
+    assert!(
+        !screen.contains("revoke"),
+        "footer hides dangerous keys:\n{screen}"
+    );
 }
 
 #[tokio::test]
@@ -227,16 +311,33 @@ async fn filter_by_user_namespace_and_risk() {
     assert!(matches!(h.state.mode, Mode::Filter { .. }));
     let list = h.state.list(View::Pending).to_vec();
     assert!(!list.is_empty() && list.len() < all);
-    assert!(list.iter().all(|k| h.state.entries[k].req.requester.user == "heidi"));
+    assert!(list
+        .iter()
+        .all(|k| h.state.entries[k].req.requester.user == "heidi"));
     h.press("<enter>").await;
     assert!(h.is_normal());
     assert_eq!(h.state.filter.text, "user:heidi");
     h.press("<esc>").await;
-    assert_eq!(h.state.list(View::Pending).len(), all, "esc clears the filter");
+    assert_eq!(
+        h.state.list(View::Pending).len(),
+        all,
+        "esc clears the filter"
+    );
     h.press("/risk:critical<enter>").await;
-    assert!(h.state.list(View::Pending).iter().all(|k| h.state.entries[k].summary.worst == Some(portcullis::domain::Severity::Critical)));
+    assert!(h
+        .state
+        .list(View::Pending)
+        .iter()
+        .all(|k| h.state.entries[k].summary.worst == Some(portcullis::domain::Severity::Critical)));
     h.press("<esc>/ns:monitoring<enter>").await;
-    assert!(h.state.list(View::Pending).iter().all(|k| h.state.entries[k].req.namespaces.contains(&"monitoring".to_string())));
+    assert!(h
+        .state
+        .list(View::Pending)
+        .iter()
+        .all(|k| h.state.entries[k]
+            .req
+            .namespaces
+            .contains(&"monitoring".to_string())));
 }
 
 #[tokio::test]
@@ -248,8 +349,15 @@ async fn command_mode_views_contexts_completion_and_quit() {
     assert_eq!(h.state.view, View::History);
     h.press(":ctx pr<tab><enter>").await;
     assert_eq!(h.state.context.as_deref(), Some("prod-eu-west"));
-    assert!(h.state.list(View::History).iter().all(|k| k.cluster == "prod-eu-west"));
-    assert!(h.screen(120, 40).contains("PROD"), "a production context is marked");
+    assert!(h
+        .state
+        .list(View::History)
+        .iter()
+        .all(|k| k.cluster == "prod-eu-west"));
+    assert!(
+        h.screen(120, 40).contains("PROD"),
+        "a production context is marked"
+    );
     h.press(":ctx nowhere<enter>").await;
     assert!(h.flash().contains("no context 'nowhere'"));
     assert_eq!(h.state.context.as_deref(), Some("prod-eu-west"));
@@ -302,20 +410,37 @@ async fn navigation_keys() {
 
 #[tokio::test]
 async fn grants_expire_and_requests_arrive_live() {
-    let mut h = Harness::with(DemoConfig { rate: Duration::from_secs(8), ..Default::default() }, AppConfig::default());
+    let mut h = Harness::with(
+        DemoConfig {
+            rate: Duration::from_secs(8),
+            ..Default::default()
+        },
+        AppConfig::default(),
+    );
     let pending = h.state.counts.pending;
     assert_eq!(h.state.counts.live, 4);
     assert_eq!(h.state.counts.expiring, 1, "the grant with 3 minutes left");
     h.advance(Duration::from_secs(240));
     assert_eq!(h.state.counts.live, 3, "it expired by itself");
     assert!(h.state.counts.pending > pending, "new requests arrived");
-    let expired = h.state.list(View::History).iter().filter(|k| h.state.entries[*k].req.phase() == Phase::Expired).count();
+    let expired = h
+        .state
+        .list(View::History)
+        .iter()
+        .filter(|k| h.state.entries[*k].req.phase() == Phase::Expired)
+        .count();
     assert!(expired > 0);
 }
 
 #[tokio::test]
 async fn selection_stays_on_the_same_request_when_rows_arrive() {
-    let mut h = Harness::with(DemoConfig { rate: Duration::from_secs(8), ..Default::default() }, AppConfig::default());
+    let mut h = Harness::with(
+        DemoConfig {
+            rate: Duration::from_secs(8),
+            ..Default::default()
+        },
+        AppConfig::default(),
+    );
     let key = h.select(approvable);
     h.advance(Duration::from_secs(120));
     assert_eq!(h.state.selected_key(), Some(&key));
@@ -327,7 +452,11 @@ async fn a_request_decided_elsewhere_leaves_the_dialog_harmless() {
     let key = h.select(approvable);
     h.press("a").await;
     // Someone else denies it while the dialog is open.
-    h.backend.act_as("erin", |w, me| w.deny(&key, me, "handled in the incident channel")).unwrap();
+    h.backend
+        .act_as("erin", |w, me| {
+            w.deny(&key, me, "handled in the incident channel")
+        })
+        .unwrap();
     h.pump();
     h.press("y").await;
     assert!(h.flash().starts_with("could not approve"), "{}", h.flash());

@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use portcullis::domain::rbac::engine::{allows, analyze, effective_rules, GrantRequest};
 use portcullis::domain::rbac::model::{
-    BindingRoleRef, ClusterRoleBinding, Inventory, ObjectMeta, Permission, PolicyRule, Role, RoleBinding, Scope,
-    SubjectRef, Target,
+    BindingRoleRef, ClusterRoleBinding, Inventory, ObjectMeta, Permission, PolicyRule, Role,
+    RoleBinding, Scope, SubjectRef, Target,
 };
 use portcullis::domain::risk::{RiskFlag, Severity};
 use portcullis::domain::{RoleRef, Subject};
@@ -19,18 +19,29 @@ fn fixtures() -> Inventory {
 }
 
 fn meta(name: &str, ns: Option<&str>) -> ObjectMeta {
-    ObjectMeta { name: name.into(), namespace: ns.map(Into::into), labels: BTreeMap::new() }
+    ObjectMeta {
+        name: name.into(),
+        namespace: ns.map(Into::into),
+        labels: BTreeMap::new(),
+    }
 }
 
 fn subj(kind: &str, name: &str, ns: Option<&str>) -> SubjectRef {
-    SubjectRef { kind: kind.into(), name: name.into(), namespace: ns.map(Into::into) }
+    SubjectRef {
+        kind: kind.into(),
+        name: name.into(),
+        namespace: ns.map(Into::into),
+    }
 }
 
 fn rb(ns: &str, name: &str, role_kind: &str, role: &str, subjects: Vec<SubjectRef>) -> RoleBinding {
     RoleBinding {
         metadata: meta(name, Some(ns)),
         subjects,
-        role_ref: BindingRoleRef { kind: role_kind.into(), name: role.into() },
+        role_ref: BindingRoleRef {
+            kind: role_kind.into(),
+            name: role.into(),
+        },
     }
 }
 
@@ -38,7 +49,10 @@ fn crb(name: &str, role: &str, subjects: Vec<SubjectRef>) -> ClusterRoleBinding 
     ClusterRoleBinding {
         metadata: meta(name, None),
         subjects,
-        role_ref: BindingRoleRef { kind: "ClusterRole".into(), name: role.into() },
+        role_ref: BindingRoleRef {
+            kind: "ClusterRole".into(),
+            name: role.into(),
+        },
     }
 }
 
@@ -49,7 +63,11 @@ fn ns_perm(ns: &str, group: &str, res: &str, verb: &str) -> Permission {
 fn named(ns: &str, res: &str, name: &str, verb: &str) -> Permission {
     Permission {
         scope: Scope::Namespace(ns.into()),
-        target: Target::Resource { api_group: "".into(), resource: res.into(), name: Some(name.into()) },
+        target: Target::Resource {
+            api_group: "".into(),
+            resource: res.into(),
+            name: Some(name.into()),
+        },
         verb: verb.into(),
     }
 }
@@ -66,10 +84,20 @@ fn strings(v: &[&str]) -> Vec<String> {
 fn aggregation_evaluated_here_matches_what_the_controller_stored() {
     let inv = fixtures();
     for name in ["admin", "edit", "view"] {
-        let stored: BTreeSet<PolicyRule> = inv.cluster_role(name).unwrap().rules.iter().cloned().collect();
+        let stored: BTreeSet<PolicyRule> = inv
+            .cluster_role(name)
+            .unwrap()
+            .rules
+            .iter()
+            .cloned()
+            .collect();
         let (computed, aggregated) = inv.cluster_role_rules(name).unwrap();
         assert!(aggregated, "{name} is aggregated");
-        assert_eq!(computed.into_iter().collect::<BTreeSet<_>>(), stored, "{name}");
+        assert_eq!(
+            computed.into_iter().collect::<BTreeSet<_>>(),
+            stored,
+            "{name}"
+        );
     }
     let (_, agg) = inv.cluster_role_rules("cluster-admin").unwrap();
     assert!(!agg);
@@ -79,30 +107,77 @@ fn aggregation_evaluated_here_matches_what_the_controller_stored() {
 fn aggregation_picks_up_a_new_crd_role() {
     let mut inv = fixtures();
     let mut labels = BTreeMap::new();
-    labels.insert("rbac.authorization.k8s.io/aggregate-to-edit".to_string(), "true".to_string());
-    inv.cluster_roles.push(portcullis::domain::rbac::ClusterRole {
-        metadata: ObjectMeta { name: "widgets-edit".into(), namespace: None, labels },
-        rules: vec![PolicyRule::resource(&["create"], &["example.com"], &["widgets"])],
-        aggregation_rule: None,
-    });
+    labels.insert(
+        "rbac.authorization.k8s.io/aggregate-to-edit".to_string(),
+        "true".to_string(),
+    );
+    inv.cluster_roles
+        .push(portcullis::domain::rbac::ClusterRole {
+            metadata: ObjectMeta {
+                name: "widgets-edit".into(),
+                namespace: None,
+                labels,
+            },
+            rules: vec![PolicyRule::resource(
+                &["create"],
+                &["example.com"],
+                &["widgets"],
+            )],
+            aggregation_rule: None,
+        });
     let ns = strings(&["payments"]);
-    let a = analyze(&inv, GrantRequest { subject: &alice(), role: &RoleRef::cluster_role("admin"), namespaces: &ns }).unwrap();
+    let a = analyze(
+        &inv,
+        GrantRequest {
+            subject: &alice(),
+            role: &RoleRef::cluster_role("admin"),
+            namespaces: &ns,
+        },
+    )
+    .unwrap();
     assert!(a.aggregated);
     // admin aggregates edit-labelled roles through edit's own aggregate-to-admin label.
-    assert!(a.granted.contains(&ns_perm("payments", "example.com", "widgets", "create")));
+    assert!(a
+        .granted
+        .contains(&ns_perm("payments", "example.com", "widgets", "create")));
 }
 
 #[test]
 fn edit_in_one_namespace_is_confined_to_it() {
     let inv = fixtures();
     let ns = strings(&["payments"]);
-    let a = analyze(&inv, GrantRequest { subject: &alice(), role: &RoleRef::cluster_role("edit"), namespaces: &ns }).unwrap();
-    assert!(a.granted.iter().all(|p| p.scope == Scope::Namespace("payments".into())));
-    assert!(a.granted.iter().all(|p| matches!(p.target, Target::Resource { .. })));
-    assert!(a.granted.contains(&ns_perm("payments", "", "secrets", "get")));
-    assert!(a.granted.contains(&ns_perm("payments", "", "pods/exec", "create")));
-    assert!(a.granted.contains(&ns_perm("payments", "apps", "deployments", "patch")));
-    assert!(!a.granted.contains(&ns_perm("payments", "rbac.authorization.k8s.io", "roles", "create")));
+    let a = analyze(
+        &inv,
+        GrantRequest {
+            subject: &alice(),
+            role: &RoleRef::cluster_role("edit"),
+            namespaces: &ns,
+        },
+    )
+    .unwrap();
+    assert!(a
+        .granted
+        .iter()
+        .all(|p| p.scope == Scope::Namespace("payments".into())));
+    assert!(a
+        .granted
+        .iter()
+        .all(|p| matches!(p.target, Target::Resource { .. })));
+    assert!(a
+        .granted
+        .contains(&ns_perm("payments", "", "secrets", "get")));
+    assert!(a
+        .granted
+        .contains(&ns_perm("payments", "", "pods/exec", "create")));
+    assert!(a
+        .granted
+        .contains(&ns_perm("payments", "apps", "deployments", "patch")));
+    assert!(!a.granted.contains(&ns_perm(
+        "payments",
+        "rbac.authorization.k8s.io",
+        "roles",
+        "create"
+    )));
     assert_eq!(a.worst, Severity::Critical);
     let flags: BTreeSet<_> = a.new.iter().map(|n| format!("{:?}", n.risk.flag)).collect();
     for f in ["SecretsRead", "PodExec", "WorkloadWrite"] {
@@ -114,18 +189,43 @@ fn edit_in_one_namespace_is_confined_to_it() {
 fn view_never_reads_secrets() {
     let inv = fixtures();
     let ns = strings(&["payments"]);
-    let a = analyze(&inv, GrantRequest { subject: &alice(), role: &RoleRef::cluster_role("view"), namespaces: &ns }).unwrap();
+    let a = analyze(
+        &inv,
+        GrantRequest {
+            subject: &alice(),
+            role: &RoleRef::cluster_role("view"),
+            namespaces: &ns,
+        },
+    )
+    .unwrap();
     assert!(!a.new.iter().any(|n| n.risk.flag == RiskFlag::SecretsRead));
-    assert!(a.new.iter().all(|n| n.risk.severity <= Severity::Info), "view adds only reads");
+    assert!(
+        a.new.iter().all(|n| n.risk.severity <= Severity::Info),
+        "view adds only reads"
+    );
 }
 
 #[test]
 fn cluster_admin_cluster_wide_keeps_wildcards_and_urls() {
     let inv = fixtures();
-    let a = analyze(&inv, GrantRequest { subject: &alice(), role: &RoleRef::cluster_role("cluster-admin"), namespaces: &[] }).unwrap();
+    let a = analyze(
+        &inv,
+        GrantRequest {
+            subject: &alice(),
+            role: &RoleRef::cluster_role("cluster-admin"),
+            namespaces: &[],
+        },
+    )
+    .unwrap();
     assert_eq!(a.granted.len(), 2, "{:?}", a.granted);
-    assert!(a.granted.contains(&Permission::resource(Scope::Cluster, "*", "*", "*")));
-    assert!(a.granted.contains(&Permission { scope: Scope::Cluster, target: Target::NonResource { url: "*".into() }, verb: "*".into() }));
+    assert!(a
+        .granted
+        .contains(&Permission::resource(Scope::Cluster, "*", "*", "*")));
+    assert!(a.granted.contains(&Permission {
+        scope: Scope::Cluster,
+        target: Target::NonResource { url: "*".into() },
+        verb: "*".into()
+    }));
     assert_eq!(a.new[0].risk.flag, RiskFlag::FullWildcard);
     assert_eq!(a.granted.len() - a.new.len(), a.already.len());
 }
@@ -134,7 +234,15 @@ fn cluster_admin_cluster_wide_keeps_wildcards_and_urls() {
 fn cluster_admin_in_a_namespace_drops_non_resource_urls() {
     let inv = fixtures();
     let ns = strings(&["orders"]);
-    let a = analyze(&inv, GrantRequest { subject: &alice(), role: &RoleRef::cluster_role("cluster-admin"), namespaces: &ns }).unwrap();
+    let a = analyze(
+        &inv,
+        GrantRequest {
+            subject: &alice(),
+            role: &RoleRef::cluster_role("cluster-admin"),
+            namespaces: &ns,
+        },
+    )
+    .unwrap();
     assert_eq!(a.granted, vec![ns_perm("orders", "*", "*", "*")]);
 }
 
@@ -142,11 +250,28 @@ fn cluster_admin_in_a_namespace_drops_non_resource_urls() {
 fn system_authenticated_gives_discovery_to_everyone() {
     let inv = fixtures();
     let rules = effective_rules(&inv, &Subject::new("nobody", &[]));
-    let ssar = Permission::resource(Scope::Cluster, "authorization.k8s.io", "selfsubjectaccessreviews", "create");
+    let ssar = Permission::resource(
+        Scope::Cluster,
+        "authorization.k8s.io",
+        "selfsubjectaccessreviews",
+        "create",
+    );
     assert!(allows(&rules, &ssar));
-    let version = Permission { scope: Scope::Cluster, target: Target::NonResource { url: "/version".into() }, verb: "get".into() };
+    let version = Permission {
+        scope: Scope::Cluster,
+        target: Target::NonResource {
+            url: "/version".into(),
+        },
+        verb: "get".into(),
+    };
     assert!(allows(&rules, &version));
-    let apis = Permission { scope: Scope::Cluster, target: Target::NonResource { url: "/apis/apps/v1".into() }, verb: "get".into() };
+    let apis = Permission {
+        scope: Scope::Cluster,
+        target: Target::NonResource {
+            url: "/apis/apps/v1".into(),
+        },
+        verb: "get".into(),
+    };
     assert!(allows(&rules, &apis), "/apis/* is a prefix match");
     assert!(!allows(&rules, &ns_perm("default", "", "pods", "get")));
 }
@@ -154,24 +279,57 @@ fn system_authenticated_gives_discovery_to_everyone() {
 #[test]
 fn standing_cluster_view_is_counted_as_already_held() {
     let mut inv = fixtures();
-    inv.cluster_role_bindings.push(crb("dev-view", "view", vec![subj("Group", "dev", None)]));
+    inv.cluster_role_bindings
+        .push(crb("dev-view", "view", vec![subj("Group", "dev", None)]));
     let ns = strings(&["payments"]);
-    let a = analyze(&inv, GrantRequest { subject: &alice(), role: &RoleRef::cluster_role("edit"), namespaces: &ns }).unwrap();
-    assert!(a.already.iter().any(|(p, via)| *p == ns_perm("payments", "", "pods", "get") && via.contains("dev-view")));
-    assert!(!a.new.iter().any(|n| n.permission == ns_perm("payments", "", "pods", "get")));
-    assert!(a.new.iter().any(|n| n.permission == ns_perm("payments", "", "pods", "create")));
-    assert!(a.standing.iter().any(|s| s.binding == "dev-view" && s.through == "group dev" && !s.system));
-    assert!(a.standing.iter().any(|s| s.system && s.through == "group system:authenticated"));
+    let a = analyze(
+        &inv,
+        GrantRequest {
+            subject: &alice(),
+            role: &RoleRef::cluster_role("edit"),
+            namespaces: &ns,
+        },
+    )
+    .unwrap();
+    assert!(a
+        .already
+        .iter()
+        .any(|(p, via)| *p == ns_perm("payments", "", "pods", "get") && via.contains("dev-view")));
+    assert!(!a
+        .new
+        .iter()
+        .any(|n| n.permission == ns_perm("payments", "", "pods", "get")));
+    assert!(a
+        .new
+        .iter()
+        .any(|n| n.permission == ns_perm("payments", "", "pods", "create")));
+    assert!(a
+        .standing
+        .iter()
+        .any(|s| s.binding == "dev-view" && s.through == "group dev" && !s.system));
+    assert!(a
+        .standing
+        .iter()
+        .any(|s| s.system && s.through == "group system:authenticated"));
 }
 
 #[test]
 fn role_binding_to_cluster_role_does_not_leak_to_other_namespaces() {
     let mut inv = fixtures();
-    inv.role_bindings.push(rb("orders", "alice-edit", "ClusterRole", "edit", vec![subj("User", "alice", None)]));
+    inv.role_bindings.push(rb(
+        "orders",
+        "alice-edit",
+        "ClusterRole",
+        "edit",
+        vec![subj("User", "alice", None)],
+    ));
     let rules = effective_rules(&inv, &alice());
     assert!(allows(&rules, &ns_perm("orders", "", "pods", "create")));
     assert!(!allows(&rules, &ns_perm("payments", "", "pods", "create")));
-    assert!(!allows(&rules, &Permission::resource(Scope::Cluster, "", "pods", "create")));
+    assert!(!allows(
+        &rules,
+        &Permission::resource(Scope::Cluster, "", "pods", "create")
+    ));
 }
 
 #[test]
@@ -184,13 +342,23 @@ fn subresources_and_star_subresource() {
             PolicyRule::resource(&["update"], &["apps"], &["*/scale"]),
         ],
     });
-    inv.role_bindings.push(rb("a", "b", "Role", "r", vec![subj("User", "alice", None)]));
+    inv.role_bindings
+        .push(rb("a", "b", "Role", "r", vec![subj("User", "alice", None)]));
     let rules = effective_rules(&inv, &alice());
     assert!(allows(&rules, &ns_perm("a", "", "pods", "get")));
-    assert!(!allows(&rules, &ns_perm("a", "", "pods/log", "get")), "pods does not cover pods/log");
-    assert!(allows(&rules, &ns_perm("a", "apps", "deployments/scale", "update")));
+    assert!(
+        !allows(&rules, &ns_perm("a", "", "pods/log", "get")),
+        "pods does not cover pods/log"
+    );
+    assert!(allows(
+        &rules,
+        &ns_perm("a", "apps", "deployments/scale", "update")
+    ));
     assert!(allows(&rules, &ns_perm("a", "apps", "*/scale", "update")));
-    assert!(!allows(&rules, &ns_perm("a", "apps", "deployments", "update")));
+    assert!(!allows(
+        &rules,
+        &ns_perm("a", "apps", "deployments", "update")
+    ));
     assert!(!allows(&rules, &ns_perm("a", "", "pods", "list")));
 }
 
@@ -199,18 +367,44 @@ fn resource_names_only_cover_named_objects() {
     let mut inv = Inventory::default();
     inv.roles.push(Role {
         metadata: meta("cm", Some("a")),
-        rules: vec![PolicyRule::resource(&["get", "update"], &[""], &["configmaps"]).with_names(&["app-config"])],
+        rules: vec![
+            PolicyRule::resource(&["get", "update"], &[""], &["configmaps"])
+                .with_names(&["app-config"]),
+        ],
     });
-    inv.role_bindings.push(rb("a", "b", "Role", "cm", vec![subj("User", "alice", None)]));
+    inv.role_bindings.push(rb(
+        "a",
+        "b",
+        "Role",
+        "cm",
+        vec![subj("User", "alice", None)],
+    ));
     let rules = effective_rules(&inv, &alice());
-    assert!(allows(&rules, &named("a", "configmaps", "app-config", "get")));
+    assert!(allows(
+        &rules,
+        &named("a", "configmaps", "app-config", "get")
+    ));
     assert!(!allows(&rules, &named("a", "configmaps", "other", "get")));
-    assert!(!allows(&rules, &ns_perm("a", "", "configmaps", "get")), "names never cover 'any name'");
+    assert!(
+        !allows(&rules, &ns_perm("a", "", "configmaps", "get")),
+        "names never cover 'any name'"
+    );
 
     // A request for the whole resource is new even though one name is held.
-    inv.roles.push(Role { metadata: meta("all-cm", Some("a")), rules: vec![PolicyRule::resource(&["get"], &[""], &["configmaps"])] });
+    inv.roles.push(Role {
+        metadata: meta("all-cm", Some("a")),
+        rules: vec![PolicyRule::resource(&["get"], &[""], &["configmaps"])],
+    });
     let ns = strings(&["a"]);
-    let an = analyze(&inv, GrantRequest { subject: &alice(), role: &RoleRef::role("all-cm"), namespaces: &ns }).unwrap();
+    let an = analyze(
+        &inv,
+        GrantRequest {
+            subject: &alice(),
+            role: &RoleRef::role("all-cm"),
+            namespaces: &ns,
+        },
+    )
+    .unwrap();
     assert_eq!(an.new.len(), 1);
     assert!(an.already.is_empty());
 }
@@ -218,14 +412,33 @@ fn resource_names_only_cover_named_objects() {
 #[test]
 fn service_account_subjects_match_their_user_name() {
     let mut inv = fixtures();
-    inv.role_bindings.push(rb("ci", "deployer", "ClusterRole", "edit", vec![subj("ServiceAccount", "builder", None)]));
-    inv.cluster_role_bindings.push(crb("all-sa", "view", vec![subj("Group", "system:serviceaccounts:ci", None)]));
+    inv.role_bindings.push(rb(
+        "ci",
+        "deployer",
+        "ClusterRole",
+        "edit",
+        vec![subj("ServiceAccount", "builder", None)],
+    ));
+    inv.cluster_role_bindings.push(crb(
+        "all-sa",
+        "view",
+        vec![subj("Group", "system:serviceaccounts:ci", None)],
+    ));
     let sa = Subject::new("system:serviceaccount:ci:builder", &[]);
     let rules = effective_rules(&inv, &sa);
-    assert!(allows(&rules, &ns_perm("ci", "apps", "deployments", "create")), "SA subject defaults to binding namespace");
-    assert!(allows(&rules, &ns_perm("other", "", "pods", "list")), "implicit system:serviceaccounts:ci group");
+    assert!(
+        allows(&rules, &ns_perm("ci", "apps", "deployments", "create")),
+        "SA subject defaults to binding namespace"
+    );
+    assert!(
+        allows(&rules, &ns_perm("other", "", "pods", "list")),
+        "implicit system:serviceaccounts:ci group"
+    );
     let other_sa = Subject::new("system:serviceaccount:prod:builder", &[]);
-    assert!(!allows(&effective_rules(&inv, &other_sa), &ns_perm("ci", "apps", "deployments", "create")));
+    assert!(!allows(
+        &effective_rules(&inv, &other_sa),
+        &ns_perm("ci", "apps", "deployments", "create")
+    ));
 }
 
 #[test]
@@ -233,24 +446,56 @@ fn wildcard_verbs_groups_resources() {
     let mut inv = Inventory::default();
     inv.roles.push(Role {
         metadata: meta("w", Some("a")),
-        rules: vec![PolicyRule::resource(&["*"], &["apps"], &["deployments"]), PolicyRule::resource(&["get"], &["*"], &["*"])],
+        rules: vec![
+            PolicyRule::resource(&["*"], &["apps"], &["deployments"]),
+            PolicyRule::resource(&["get"], &["*"], &["*"]),
+        ],
     });
-    inv.role_bindings.push(rb("a", "b", "Role", "w", vec![subj("Group", "dev", None)]));
+    inv.role_bindings
+        .push(rb("a", "b", "Role", "w", vec![subj("Group", "dev", None)]));
     let rules = effective_rules(&inv, &alice());
-    assert!(allows(&rules, &ns_perm("a", "apps", "deployments", "delete")));
+    assert!(allows(
+        &rules,
+        &ns_perm("a", "apps", "deployments", "delete")
+    ));
     assert!(allows(&rules, &ns_perm("a", "apps", "deployments", "*")));
     assert!(!allows(&rules, &ns_perm("a", "", "deployments", "delete")));
-    assert!(allows(&rules, &ns_perm("a", "example.com", "widgets/status", "get")));
-    assert!(!allows(&rules, &ns_perm("a", "example.com", "widgets", "*")));
+    assert!(allows(
+        &rules,
+        &ns_perm("a", "example.com", "widgets/status", "get")
+    ));
+    assert!(!allows(
+        &rules,
+        &ns_perm("a", "example.com", "widgets", "*")
+    ));
 }
 
 #[test]
 fn unknown_roles_are_errors() {
     let inv = fixtures();
     let ns = strings(&["a"]);
-    let e = analyze(&inv, GrantRequest { subject: &alice(), role: &RoleRef::cluster_role("nope"), namespaces: &ns }).unwrap_err();
-    assert_eq!(e.to_string(), "ClusterRole 'nope' does not exist on this cluster");
-    let e = analyze(&inv, GrantRequest { subject: &alice(), role: &RoleRef::role("nope"), namespaces: &ns }).unwrap_err();
+    let e = analyze(
+        &inv,
+        GrantRequest {
+            subject: &alice(),
+            role: &RoleRef::cluster_role("nope"),
+            namespaces: &ns,
+        },
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "ClusterRole 'nope' does not exist on this cluster"
+    );
+    let e = analyze(
+        &inv,
+        GrantRequest {
+            subject: &alice(),
+            role: &RoleRef::role("nope"),
+            namespaces: &ns,
+        },
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("namespace 'a'"));
 }
 
@@ -258,7 +503,15 @@ fn unknown_roles_are_errors() {
 fn kube_system_grants_are_flagged() {
     let inv = fixtures();
     let ns = strings(&["kube-system"]);
-    let a = analyze(&inv, GrantRequest { subject: &alice(), role: &RoleRef::cluster_role("view"), namespaces: &ns }).unwrap();
+    let a = analyze(
+        &inv,
+        GrantRequest {
+            subject: &alice(),
+            role: &RoleRef::cluster_role("view"),
+            namespaces: &ns,
+        },
+    )
+    .unwrap();
     assert!(a.new.iter().all(|n| n.risk.flag == RiskFlag::KubeSystem));
     assert_eq!(a.worst, Severity::High);
 }

@@ -30,8 +30,17 @@ fn snapshot(h: &Harness, w: u16, hgt: u16, theme: &Theme) -> String {
             };
             if x > 0 && !same {
                 let c = &buf[(start, y)];
-                if c.fg != ratatui::style::Color::Reset || c.bg != ratatui::style::Color::Reset || !c.modifier.is_empty() {
-                    runs.push(format!("{start}..{} {:?}/{:?}/{:?}", x - 1, c.fg, c.bg, c.modifier));
+                if c.fg != ratatui::style::Color::Reset
+                    || c.bg != ratatui::style::Color::Reset
+                    || !c.modifier.is_empty()
+                {
+                    runs.push(format!(
+                        "{start}..{} {:?}/{:?}/{:?}",
+                        x - 1,
+                        c.fg,
+                        c.bg,
+                        c.modifier
+                    ));
                 }
                 start = x;
             }
@@ -44,13 +53,19 @@ fn snapshot(h: &Harness, w: u16, hgt: u16, theme: &Theme) -> String {
 }
 
 fn themes() -> [(&'static str, Theme); 2] {
-    [("default", Theme::built_in("default").unwrap()), ("mono", Theme::mono())]
+    [
+        ("default", Theme::built_in("default").unwrap()),
+        ("mono", Theme::mono()),
+    ]
 }
 
 async fn check_all(h: &Harness, screen: &str) {
     for (name, theme) in themes() {
         for (w, hgt) in SIZES {
-            insta::assert_snapshot!(format!("{screen}_{name}_{w}x{hgt}"), snapshot(h, w, hgt, &theme));
+            insta::assert_snapshot!(
+                format!("{screen}_{name}_{w}x{hgt}"),
+                snapshot(h, w, hgt, &theme)
+            );
         }
     }
 }
@@ -97,7 +112,10 @@ async fn deny_reason_form_with_error() {
     h.select(approvable);
     h.press("d<enter>").await;
     for (w, hgt) in SIZES {
-        insta::assert_snapshot!(format!("deny_reason_{w}x{hgt}"), buffer_text(h.terminal(w, hgt, &Theme::mono()).backend().buffer()));
+        insta::assert_snapshot!(
+            format!("deny_reason_{w}x{hgt}"),
+            buffer_text(h.terminal(w, hgt, &Theme::mono()).backend().buffer())
+        );
     }
 }
 
@@ -117,20 +135,32 @@ async fn narrow_terminals_stack_panes_and_drop_columns() {
     let narrow = h.screen(80, 24);
     let wide = h.screen(200, 50);
     assert!(wide.contains("CLUSTER") && wide.contains(" AGE "));
-    assert!(!narrow.contains(" AGE "), "columns drop by width:\n{narrow}");
+    assert!(
+        !narrow.contains(" AGE "),
+        "columns drop by width:\n{narrow}"
+    );
     // Stacked: the detail pane's border starts below the list, at column 0.
-    let detail_row = narrow.lines().position(|l| l.starts_with("┌") && l.contains(" on ")).expect("detail pane title");
+    let detail_row = narrow
+        .lines()
+        .position(|l| l.starts_with("┌") && l.contains(" on "))
+        .expect("detail pane title");
     assert!(detail_row > 3, "{narrow}");
 }
 
 fn new_hostile() -> NewRequest {
     NewRequest {
         cluster: "prod-eu-west".into(),
-        requester: Subject::new("eve\x1b]52;c;cHduZWQ=\x07", &["dev\u{202E}nimda", "\x1b[2J"]),
+        requester: Subject::new(
+            "eve\x1b]52;c;cHduZWQ=\x07",
+            &["dev\u{202E}nimda", "\x1b[2J"],
+        ),
         role: RoleRef::cluster_role("view"),
         namespaces: vec!["payments".into()],
         duration: Duration::from_secs(600),
-        reason: format!("\x1b[31mred\x1b[0m \u{9b}2J \u{2067}hidden\u{2069} {}", "A".repeat(100_000)),
+        reason: format!(
+            "\x1b[31mred\x1b[0m \u{9b}2J \u{2067}hidden\u{2069} {}",
+            "A".repeat(100_000)
+        ),
         ticket: Some("\x1b[8mINC\x07".into()),
         credentials: Credentials::Identity,
     }
@@ -149,7 +179,8 @@ async fn hostile_text_renders_inert() {
             for cell in buf.content() {
                 for c in cell.symbol().chars() {
                     assert!(
-                        !c.is_control() && !matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{9b}'),
+                        !c.is_control()
+                            && !matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{9b}'),
                         "{name} {w}x{hgt}: {c:?} reached the screen"
                     );
                 }
@@ -165,7 +196,10 @@ async fn hostile_text_renders_inert() {
     h.press("<esc>").await;
     let short = h
         .backend
-        .create(NewRequest { reason: "\x1b[31mshort\x1b[0m".into(), ..new_hostile() })
+        .create(NewRequest {
+            reason: "\x1b[31mshort\x1b[0m".into(),
+            ..new_hostile()
+        })
         .await
         .unwrap();
     h.pump();

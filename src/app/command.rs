@@ -13,10 +13,18 @@ pub enum Command {
 
 /// Command names with their aliases; the first is the one completion offers.
 pub const COMMANDS: &[(&str, &[&str], &str)] = &[
-    ("pending", &["p", "requests", "req"], "the queue of pending requests"),
+    (
+        "pending",
+        &["p", "requests", "req"],
+        "the queue of pending requests",
+    ),
     ("grants", &["g", "live"], "live grants with their countdown"),
     ("history", &["h", "hist"], "decided and ended requests"),
-    ("ctx", &["context"], "show one cluster (:ctx NAME) or all (:ctx)"),
+    (
+        "ctx",
+        &["context"],
+        "show one cluster (:ctx NAME) or all (:ctx)",
+    ),
     ("help", &["?"], "keys and commands"),
     ("q", &["quit", "q!"], "quit"),
 ];
@@ -62,16 +70,28 @@ pub fn complete(line: &str, contexts: &[String]) -> Option<String> {
     };
     match words.as_slice() {
         [head] if !trailing_space => {
-            let cands: Vec<&str> = COMMANDS.iter().map(|(n, _, _)| *n).filter(|n| n.starts_with(head)).collect();
+            let cands: Vec<&str> = COMMANDS
+                .iter()
+                .map(|(n, _, _)| *n)
+                .filter(|n| n.starts_with(head))
+                .collect();
             let done = cands.len() == 1;
-            common(cands).map(|p| if done { format!("{p} ") } else { p }).filter(|p| p.trim() != *head || p.ends_with(' '))
+            common(cands)
+                .map(|p| if done { format!("{p} ") } else { p })
+                .filter(|p| p.trim() != *head || p.ends_with(' '))
         }
         [head, rest @ ..] if matches!(*head, "ctx" | "context") && rest.len() <= 1 => {
-            let partial = if trailing_space { "" } else { rest.first().copied().unwrap_or("") };
+            let partial = if trailing_space {
+                ""
+            } else {
+                rest.first().copied().unwrap_or("")
+            };
             let mut all: Vec<&str> = contexts.iter().map(String::as_str).collect();
             all.push("all");
             let cands: Vec<&str> = all.into_iter().filter(|c| c.starts_with(partial)).collect();
-            common(cands).filter(|p| p != partial).map(|p| format!("{head} {p}"))
+            common(cands)
+                .filter(|p| p != partial)
+                .map(|p| format!("{head} {p}"))
         }
         _ => None,
     }
@@ -86,12 +106,17 @@ mod tests {
         assert_eq!(parse("pending"), Ok(Command::Pending));
         assert_eq!(parse("live"), Ok(Command::Grants));
         assert_eq!(parse("h"), Ok(Command::History));
-        assert_eq!(parse("ctx prod-eu"), Ok(Command::Context(Some("prod-eu".into()))));
+        assert_eq!(
+            parse("ctx prod-eu"),
+            Ok(Command::Context(Some("prod-eu".into())))
+        );
         assert_eq!(parse("ctx all"), Ok(Command::Context(None)));
         assert_eq!(parse("ctx"), Ok(Command::Context(None)));
         assert_eq!(parse("q"), Ok(Command::Quit));
         assert_eq!(parse("quit"), Ok(Command::Quit));
-        assert!(parse("frobnicate").unwrap_err().contains("unknown command ':frobnicate'"));
+        assert!(parse("frobnicate")
+            .unwrap_err()
+            .contains("unknown command ':frobnicate'"));
         assert!(parse("").is_err());
     }
 
@@ -101,7 +126,11 @@ mod tests {
         assert_eq!(complete("pe", &ctx), Some("pending ".into()));
         assert_eq!(complete("gr", &ctx), Some("grants ".into()));
         assert_eq!(complete("ctx p", &ctx), Some("ctx prod-eu-west".into()));
-        assert_eq!(complete("ctx ", &ctx), None, "no unique prefix among all choices");
+        assert_eq!(
+            complete("ctx ", &ctx),
+            None,
+            "no unique prefix among all choices"
+        );
         assert_eq!(complete("ctx s", &ctx), Some("ctx staging-eu-west".into()));
         assert_eq!(complete("zz", &ctx), None);
     }

@@ -40,7 +40,10 @@ impl Filter {
                 }
             })
             .collect();
-        Self { text: text.to_string(), terms }
+        Self {
+            text: text.to_string(),
+            terms,
+        }
     }
 
     pub fn is_empty(&self) -> bool {

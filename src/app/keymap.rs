@@ -125,7 +125,11 @@ impl KeyBinding {
 
     pub fn matches(&self, key: &KeyEvent) -> bool {
         self.keys.iter().any(|(code, mods)| {
-            *code == key.code && (*mods == key.modifiers || (*mods == NONE && key.modifiers == SHIFT && matches!(code, KeyCode::Char(c) if !c.is_ascii_lowercase())))
+            *code == key.code
+                && (*mods == key.modifiers
+                    || (*mods == NONE
+                        && key.modifiers == SHIFT
+                        && matches!(code, KeyCode::Char(c) if !c.is_ascii_lowercase())))
         })
     }
 }
@@ -160,15 +164,39 @@ mod tests {
 
     #[test]
     fn lookup_respects_views() {
-        assert_eq!(lookup(View::Pending, &key(KeyCode::Char('a'), NONE)), Some(KeyAction::Approve));
+        assert_eq!(
+            lookup(View::Pending, &key(KeyCode::Char('a'), NONE)),
+            Some(KeyAction::Approve)
+        );
         assert_eq!(lookup(View::Grants, &key(KeyCode::Char('a'), NONE)), None);
-        assert_eq!(lookup(View::Grants, &key(KeyCode::Char('r'), NONE)), Some(KeyAction::Revoke));
-        assert_eq!(lookup(View::History, &key(KeyCode::Char('j'), NONE)), Some(KeyAction::Down));
-        assert_eq!(lookup(View::Pending, &key(KeyCode::Down, NONE)), Some(KeyAction::Down));
-        assert_eq!(lookup(View::Pending, &key(KeyCode::Char('A'), SHIFT)), Some(KeyAction::ApproveWithChanges));
-        assert_eq!(lookup(View::Pending, &key(KeyCode::Char('?'), SHIFT)), Some(KeyAction::Help));
-        assert_eq!(lookup(View::Pending, &key(KeyCode::Char('c'), CTRL)), Some(KeyAction::Quit));
-        assert_eq!(lookup(View::Pending, &key(KeyCode::Char('d'), CTRL)), Some(KeyAction::PageDown));
+        assert_eq!(
+            lookup(View::Grants, &key(KeyCode::Char('r'), NONE)),
+            Some(KeyAction::Revoke)
+        );
+        assert_eq!(
+            lookup(View::History, &key(KeyCode::Char('j'), NONE)),
+            Some(KeyAction::Down)
+        );
+        assert_eq!(
+            lookup(View::Pending, &key(KeyCode::Down, NONE)),
+            Some(KeyAction::Down)
+        );
+        assert_eq!(
+            lookup(View::Pending, &key(KeyCode::Char('A'), SHIFT)),
+            Some(KeyAction::ApproveWithChanges)
+        );
+        assert_eq!(
+            lookup(View::Pending, &key(KeyCode::Char('?'), SHIFT)),
+            Some(KeyAction::Help)
+        );
+        assert_eq!(
+            lookup(View::Pending, &key(KeyCode::Char('c'), CTRL)),
+            Some(KeyAction::Quit)
+        );
+        assert_eq!(
+            lookup(View::Pending, &key(KeyCode::Char('d'), CTRL)),
+            Some(KeyAction::PageDown)
+        );
     }
 
     #[test]

@@ -26,7 +26,11 @@ pub enum Action {
     /// Changes from the backend, batched.
     Backend(Vec<BackendEvent>),
     /// An effect finished.
-    OpFinished { kind: OpKind, key: RequestKey, result: Result<AccessRequest, String> },
+    OpFinished {
+        kind: OpKind,
+        key: RequestKey,
+        result: Result<Box<AccessRequest>, String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,10 +55,22 @@ impl OpKind {
 /// IO the reducer asks the runtime to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
-    Approve { key: RequestKey, spec: ApproveSpec },
-    Deny { key: RequestKey, reason: String },
-    Shorten { key: RequestKey, new_end: DateTime<Utc> },
-    Revoke { key: RequestKey, reason: String },
+    Approve {
+        key: RequestKey,
+        spec: ApproveSpec,
+    },
+    Deny {
+        key: RequestKey,
+        reason: String,
+    },
+    Shorten {
+        key: RequestKey,
+        new_end: DateTime<Utc>,
+    },
+    Revoke {
+        key: RequestKey,
+        reason: String,
+    },
     Quit,
 }
 
@@ -69,7 +85,11 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
         Action::Tick(now) => {
             state.now = now;
             state.recount_expiring();
-            if state.flash.as_ref().is_some_and(|f| f.level != FlashLevel::Error && now - f.at > FLASH_FADE) {
+            if state
+                .flash
+                .as_ref()
+                .is_some_and(|f| f.level != FlashLevel::Error && now - f.at > FLASH_FADE)
+            {
                 state.flash = None;
             }
             Vec::new()
@@ -93,7 +113,7 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
 
 fn apply_event(state: &mut AppState, event: BackendEvent) {
     match event {
-        BackendEvent::Upsert(req) => state.upsert(req),
+        BackendEvent::Upsert(req) => state.upsert(*req),
         BackendEvent::Removed(key) => {
             state.entries.remove(&key);
             state.marks.remove(&key);
@@ -101,15 +121,25 @@ fn apply_event(state: &mut AppState, event: BackendEvent) {
         BackendEvent::Inventory { cluster, inventory } => state.set_inventory(cluster, inventory),
         BackendEvent::ClusterStatus { cluster, error } => {
             if let Some(e) = &error {
-                state.flash(FlashLevel::Error, format!("cluster {}: {}", inert(&cluster, 64), inert(e, 200)));
+                state.flash(
+                    FlashLevel::Error,
+                    format!("cluster {}: {}", inert(&cluster, 64), inert(e, 200)),
+                );
             }
             let production = state.config.production.is_match(&cluster);
-            state.clusters.insert(cluster, ClusterInfo { error, production });
+            state
+                .clusters
+                .insert(cluster, ClusterInfo { error, production });
         }
     }
 }
 
-fn on_finished(state: &mut AppState, kind: OpKind, key: &RequestKey, result: Result<AccessRequest, String>) {
+fn on_finished(
+    state: &mut AppState,
+    kind: OpKind,
+    key: &RequestKey,
+    result: Result<Box<AccessRequest>, String>,
+) {
     match result {
         Ok(req) => {
             let name = inert(&req.name, 64).into_owned();
@@ -118,8 +148,16 @@ fn on_finished(state: &mut AppState, kind: OpKind, key: &RequestKey, result: Res
                     "Approved {name}: {} {} for {} (until {})",
                     req.role.kind,
                     inert(&req.role.name, 64),
-                    req.status.decision.as_ref().and_then(|d| d.duration).map(duration::format).unwrap_or_default(),
-                    req.status.expires_at.map(|t| t.format("%H:%M UTC").to_string()).unwrap_or_default()
+                    req.status
+                        .decision
+                        .as_ref()
+                        .and_then(|d| d.duration)
+                        .map(duration::format)
+                        .unwrap_or_default(),
+                    req.status
+                        .expires_at
+                        .map(|t| t.format("%H:%M UTC").to_string())
+                        .unwrap_or_default()
                 ),
                 OpKind::Deny => format!("Denied {name}"),
                 OpKind::Shorten => format!(
@@ -128,15 +166,24 @@ fn on_finished(state: &mut AppState, kind: OpKind, key: &RequestKey, result: Res
                 ),
                 OpKind::Revoke => format!("Revoked {name}: access ended now"),
             };
-            state.upsert(req);
+            state.upsert(*req);
             state.refresh_lists();
-            if state.flash.as_ref().is_none_or(|f| f.level != FlashLevel::Error) {
+            if state
+                .flash
+                .as_ref()
+                .is_none_or(|f| f.level != FlashLevel::Error)
+            {
                 state.flash(FlashLevel::Success, text);
             }
         }
         Err(e) => state.flash(
             FlashLevel::Error,
-            format!("could not {} {}: {}", kind.verb(), inert(&key.name, 64), inert(&e, 300)),
+            format!(
+                "could not {} {}: {}",
+                kind.verb(),
+                inert(&key.name, 64),
+                inert(&e, 300)
+            ),
         ),
     }
 }
@@ -163,7 +210,9 @@ fn text_of(t: &TextArea<'static>) -> String {
 
 /// Feeds a key to a one-line input: Enter and newlines never reach it.
 fn feed(t: &mut TextArea<'static>, key: KeyEvent) {
-    if matches!(key.code, KeyCode::Enter) || (key.code == KeyCode::Char('m') && key.modifiers.contains(KeyModifiers::CONTROL)) {
+    if matches!(key.code, KeyCode::Enter)
+        || (key.code == KeyCode::Char('m') && key.modifiers.contains(KeyModifiers::CONTROL))
+    {
         return;
     }
     t.input(key);
@@ -180,8 +229,16 @@ fn on_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
             match key.code {
                 KeyCode::Char('q') => return quit(state),
                 KeyCode::Esc | KeyCode::Char('?') => {}
-                KeyCode::Char('j') | KeyCode::Down => state.mode = Mode::Help { scroll: scroll.saturating_add(1) },
-                KeyCode::Char('k') | KeyCode::Up => state.mode = Mode::Help { scroll: scroll.saturating_sub(1) },
+                KeyCode::Char('j') | KeyCode::Down => {
+                    state.mode = Mode::Help {
+                        scroll: scroll.saturating_add(1),
+                    }
+                }
+                KeyCode::Char('k') | KeyCode::Up => {
+                    state.mode = Mode::Help {
+                        scroll: scroll.saturating_sub(1),
+                    }
+                }
                 _ => state.mode = Mode::Help { scroll },
             }
             Vec::new()
@@ -191,16 +248,18 @@ fn on_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
             KeyCode::Enter => run_command(state, &text_of(&input)),
             KeyCode::Tab => {
                 let contexts: Vec<String> = state.clusters.keys().cloned().collect();
-                match command::complete(&text_of(&input), &contexts) {
-                    Some(done) => input = line_input("", &done),
-                    None => {}
+                if let Some(done) = command::complete(&text_of(&input), &contexts) {
+                    input = line_input("", &done);
                 }
                 state.mode = Mode::Command { input, error: None };
                 Vec::new()
             }
             _ => {
                 feed(&mut input, key);
-                state.mode = Mode::Command { input, error: error.filter(|_| false) };
+                state.mode = Mode::Command {
+                    input,
+                    error: error.filter(|_| false),
+                };
                 Vec::new()
             }
         },
@@ -242,7 +301,10 @@ fn run_command(state: &mut AppState, line: &str) -> Vec<Effect> {
         }
         Ok(Command::Context(Some(name))) => {
             if state.clusters.contains_key(&name) {
-                state.flash(FlashLevel::Info, format!("showing cluster {}", inert(&name, 64)));
+                state.flash(
+                    FlashLevel::Info,
+                    format!("showing cluster {}", inert(&name, 64)),
+                );
                 state.context = Some(name);
                 state.marks.clear();
                 state.refresh_lists();
@@ -250,7 +312,11 @@ fn run_command(state: &mut AppState, line: &str) -> Vec<Effect> {
                 let known: Vec<&str> = state.clusters.keys().map(String::as_str).collect();
                 state.flash(
                     FlashLevel::Error,
-                    format!("no context '{}': known are {}", inert(&name, 64), known.join(", ")),
+                    format!(
+                        "no context '{}': known are {}",
+                        inert(&name, 64),
+                        known.join(", ")
+                    ),
                 );
             }
         }
@@ -278,7 +344,10 @@ fn move_cursor(state: &mut AppState, to: impl FnOnce(usize, usize) -> usize) {
 
 fn readonly_refusal(state: &mut AppState, what: &str) -> bool {
     if state.config.readonly {
-        state.flash(FlashLevel::Error, format!("read-only console (--readonly): {what} is disabled"));
+        state.flash(
+            FlashLevel::Error,
+            format!("read-only console (--readonly): {what} is disabled"),
+        );
     }
     state.config.readonly
 }
@@ -318,9 +387,19 @@ fn on_normal_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
         KeyAction::ShowPending => switch_view(state, View::Pending),
         KeyAction::ShowGrants => switch_view(state, View::Grants),
         KeyAction::ShowHistory => switch_view(state, View::History),
-        KeyAction::CommandMode => state.mode = Mode::Command { input: line_input("pending | grants | history | ctx NAME | q", ""), error: None },
+        KeyAction::CommandMode => {
+            state.mode = Mode::Command {
+                input: line_input("pending | grants | history | ctx NAME | q", ""),
+                error: None,
+            }
+        }
         KeyAction::FilterMode => {
-            state.mode = Mode::Filter { input: line_input("text  user:NAME  ns:NS  risk:high  cluster:NAME", &state.filter.text) }
+            state.mode = Mode::Filter {
+                input: line_input(
+                    "text  user:NAME  ns:NS  risk:high  cluster:NAME",
+                    &state.filter.text,
+                ),
+            }
         }
         KeyAction::ToggleMark => {
             if let Some(k) = state.selected_key().cloned() {
@@ -347,12 +426,21 @@ fn approvable(state: &mut AppState) -> Option<AccessRequest> {
         return None;
     }
     if !state.marks.is_empty() {
-        state.flash(FlashLevel::Error, "approve one request at a time: bulk approve is never possible (marks are for deny)");
+        state.flash(
+            FlashLevel::Error,
+            "approve one request at a time: bulk approve is never possible (marks are for deny)",
+        );
         return None;
     }
     let entry = state.selected()?.clone();
     if let Some(why) = &entry.invalid {
-        state.flash(FlashLevel::Error, format!("this request is invalid and can only be denied: {}", inert(why, 200)));
+        state.flash(
+            FlashLevel::Error,
+            format!(
+                "this request is invalid and can only be denied: {}",
+                inert(why, 200)
+            ),
+        );
         return None;
     }
     let probe = Approval {
@@ -363,7 +451,10 @@ fn approvable(state: &mut AppState) -> Option<AccessRequest> {
         reason: None,
     };
     if let Err(e) = entry.req.check_approval(&probe, &state.config.limits) {
-        state.flash(FlashLevel::Error, format!("cannot approve: {}", inert(&e.to_string(), 200)));
+        state.flash(
+            FlashLevel::Error,
+            format!("cannot approve: {}", inert(&e.to_string(), 200)),
+        );
         return None;
     }
     Some(entry.req)
@@ -374,7 +465,11 @@ fn start_approve(state: &mut AppState, with_changes: bool) {
     if with_changes {
         state.mode = Mode::Approve(approve_form(&req, None));
     } else {
-        let spec = ApproveSpec { duration: req.duration, namespaces: req.namespaces.clone(), reason: None };
+        let spec = ApproveSpec {
+            duration: req.duration,
+            namespaces: req.namespaces.clone(),
+            reason: None,
+        };
         state.mode = Mode::Confirm(approve_confirm(state, &req, spec));
     }
 }
@@ -387,7 +482,12 @@ fn approve_form(req: &AccessRequest, previous: Option<&ApproveSpec>) -> ApproveF
         namespaces: req
             .namespaces
             .iter()
-            .map(|ns| (ns.clone(), previous.is_none_or(|s| s.namespaces.contains(ns))))
+            .map(|ns| {
+                (
+                    ns.clone(),
+                    previous.is_none_or(|s| s.namespaces.contains(ns)),
+                )
+            })
             .collect(),
         focus: 0,
         error: None,
@@ -397,29 +497,67 @@ fn approve_form(req: &AccessRequest, previous: Option<&ApproveSpec>) -> ApproveF
 /// The dialog that states exactly what will be granted.
 fn approve_confirm(state: &AppState, req: &AccessRequest, spec: ApproveSpec) -> Confirm {
     let who = inert(&req.requester.user, 64);
-    let groups: Vec<String> = req.requester.groups.iter().map(|g| inert(g, 64).into_owned()).collect();
-    let prod = if state.is_production(&req.cluster) { "  [PROD]" } else { "" };
+    let groups: Vec<String> = req
+        .requester
+        .groups
+        .iter()
+        .map(|g| inert(g, 64).into_owned())
+        .collect();
+    let prod = if state.is_production(&req.cluster) {
+        "  [PROD]"
+    } else {
+        ""
+    };
     let scope = if spec.namespaces.is_empty() {
         "cluster-wide (every namespace and cluster-scoped resources)".to_string()
     } else {
-        format!("namespace{} {}", if spec.namespaces.len() == 1 { "" } else { "s" }, spec.namespaces.join(", "))
+        format!(
+            "namespace{} {}",
+            if spec.namespaces.len() == 1 { "" } else { "s" },
+            spec.namespaces.join(", ")
+        )
     };
     let until = state.now + TimeDelta::from_std(spec.duration).unwrap_or(TimeDelta::MAX);
     let mut lines = vec![
-        format!("Grant    {who} (groups: {})", if groups.is_empty() { "none".into() } else { groups.join(", ") }),
+        format!(
+            "Grant    {who} (groups: {})",
+            if groups.is_empty() {
+                "none".into()
+            } else {
+                groups.join(", ")
+            }
+        ),
         format!("Role     {} {}", req.role.kind, inert(&req.role.name, 64)),
         format!("Where    {scope}"),
         format!("Cluster  {}{prod}", inert(&req.cluster, 64)),
-        format!("For      {} — until {}; the clock starts now", duration::format(spec.duration), until.format("%H:%M UTC")),
+        format!(
+            "For      {} — until {}; the clock starts now",
+            duration::format(spec.duration),
+            until.format("%H:%M UTC")
+        ),
     ];
     let narrowed = spec.duration < req.duration || spec.namespaces.len() < req.namespaces.len();
     if narrowed {
-        let asked_ns = if req.namespaces.is_empty() { "cluster-wide".into() } else { req.namespaces.join(", ") };
-        lines.push(format!("Asked    {} in {asked_ns}", duration::format(req.duration)));
+        let asked_ns = if req.namespaces.is_empty() {
+            "cluster-wide".into()
+        } else {
+            req.namespaces.join(", ")
+        };
+        lines.push(format!(
+            "Asked    {} in {asked_ns}",
+            duration::format(req.duration)
+        ));
     }
     let subject = &req.requester;
     match state.inventories.get(&req.cluster).map(|inv| {
-        analyze(inv, GrantRequest { subject, role: &req.role, namespaces: &spec.namespaces })
+        analyze(
+            inv,
+            GrantRequest {
+                subject,
+                role: &req.role,
+                namespaces: &spec.namespaces,
+            },
+        )
     }) {
         Some(Ok(a)) => {
             let crit = a.count_at_least(Severity::Critical);
@@ -432,7 +570,12 @@ fn approve_confirm(state: &AppState, req: &AccessRequest, spec: ApproveSpec) -> 
             ));
             if let Some(worst) = a.new.iter().rev().max_by_key(|p| p.risk.severity) {
                 if worst.risk.severity >= Severity::High {
-                    lines.push(format!("Worst    {} {}: {}", worst.permission.verb, worst.permission.resource_label(), worst.risk.why));
+                    lines.push(format!(
+                        "Worst    {} {}: {}",
+                        worst.permission.verb,
+                        worst.permission.resource_label(),
+                        worst.risk.why
+                    ));
                 }
             }
             if a.aggregated {
@@ -448,7 +591,10 @@ fn approve_confirm(state: &AppState, req: &AccessRequest, spec: ApproveSpec) -> 
     Confirm {
         title: format!("Approve {}?", inert(&req.name, 64)),
         lines,
-        op: PendingOp::Approve { key: RequestKey::of(req), spec },
+        op: PendingOp::Approve {
+            key: RequestKey::of(req),
+            spec,
+        },
         can_edit: true,
     }
 }
@@ -472,10 +618,18 @@ fn start_bulk(state: &mut AppState, kind: BulkKind) {
     };
     let keys: Vec<RequestKey> = keys
         .into_iter()
-        .filter(|k| state.entries.get(k).is_some_and(|e| e.req.phase() == wanted))
+        .filter(|k| {
+            state
+                .entries
+                .get(k)
+                .is_some_and(|e| e.req.phase() == wanted)
+        })
         .collect();
     if keys.is_empty() {
-        state.flash(FlashLevel::Error, format!("nothing to {}", kind.verb().to_lowercase()));
+        state.flash(
+            FlashLevel::Error,
+            format!("nothing to {}", kind.verb().to_lowercase()),
+        );
         return;
     }
     let placeholder = match kind {
@@ -484,24 +638,39 @@ fn start_bulk(state: &mut AppState, kind: BulkKind) {
     };
     let mut input = TextArea::default();
     input.set_placeholder_text(placeholder);
-    state.mode = Mode::Reason(ReasonForm { kind, keys, input, error: None });
+    state.mode = Mode::Reason(ReasonForm {
+        kind,
+        keys,
+        input,
+        error: None,
+    });
 }
 
 fn start_shorten(state: &mut AppState) {
     if readonly_refusal(state, "shortening") {
         return;
     }
-    let Some(entry) = state.selected() else { return };
+    let Some(entry) = state.selected() else {
+        return;
+    };
     if entry.req.phase() != Phase::Active {
         state.flash(FlashLevel::Error, "only a live grant can be shortened");
         return;
     }
     let key = RequestKey::of(&entry.req);
-    state.mode = Mode::Shorten(ShortenForm { key, input: line_input("new remaining time, e.g. 10m", ""), error: None });
+    state.mode = Mode::Shorten(ShortenForm {
+        key,
+        input: line_input("new remaining time, e.g. 10m", ""),
+        error: None,
+    });
 }
 
 fn names(keys: &[RequestKey]) -> String {
-    let shown: Vec<String> = keys.iter().take(5).map(|k| inert(&k.name, 48).into_owned()).collect();
+    let shown: Vec<String> = keys
+        .iter()
+        .take(5)
+        .map(|k| inert(&k.name, 48).into_owned())
+        .collect();
     let more = keys.len().saturating_sub(5);
     if more > 0 {
         format!("{} and {more} more", shown.join(", "))
@@ -521,7 +690,10 @@ fn on_reason_key(state: &mut AppState, mut form: ReasonForm, key: KeyEvent) -> V
                 return Vec::new();
             }
             if reason.chars().count() > state.config.limits.max_reason_chars {
-                form.error = Some(format!("at most {} characters", state.config.limits.max_reason_chars));
+                form.error = Some(format!(
+                    "at most {} characters",
+                    state.config.limits.max_reason_chars
+                ));
                 state.mode = Mode::Reason(form);
                 return Vec::new();
             }
@@ -532,8 +704,14 @@ fn on_reason_key(state: &mut AppState, mut form: ReasonForm, key: KeyEvent) -> V
                     BulkKind::Revoke => "live grants",
                 };
                 let op = match form.kind {
-                    BulkKind::Deny => PendingOp::Deny { keys: form.keys.clone(), reason: reason.clone() },
-                    BulkKind::Revoke => PendingOp::Revoke { keys: form.keys.clone(), reason: reason.clone() },
+                    BulkKind::Deny => PendingOp::Deny {
+                        keys: form.keys.clone(),
+                        reason: reason.clone(),
+                    },
+                    BulkKind::Revoke => PendingOp::Revoke {
+                        keys: form.keys.clone(),
+                        reason: reason.clone(),
+                    },
                 };
                 state.mode = Mode::Confirm(Confirm {
                     title: format!("{} {n} {noun}?", form.kind.verb()),
@@ -546,10 +724,19 @@ fn on_reason_key(state: &mut AppState, mut form: ReasonForm, key: KeyEvent) -> V
                 });
                 Vec::new()
             } else {
-                dispatch(state, match form.kind {
-                    BulkKind::Deny => PendingOp::Deny { keys: form.keys, reason },
-                    BulkKind::Revoke => PendingOp::Revoke { keys: form.keys, reason },
-                })
+                dispatch(
+                    state,
+                    match form.kind {
+                        BulkKind::Deny => PendingOp::Deny {
+                            keys: form.keys,
+                            reason,
+                        },
+                        BulkKind::Revoke => PendingOp::Revoke {
+                            keys: form.keys,
+                            reason,
+                        },
+                    },
+                )
             }
         }
         _ => {
@@ -580,7 +767,12 @@ fn on_approve_form_key(state: &mut AppState, mut form: ApproveForm, key: KeyEven
             let spec = match duration::parse(&text_of(&form.duration)) {
                 Ok(d) => ApproveSpec {
                     duration: d,
-                    namespaces: form.namespaces.iter().filter(|(_, keep)| *keep).map(|(ns, _)| ns.clone()).collect(),
+                    namespaces: form
+                        .namespaces
+                        .iter()
+                        .filter(|(_, keep)| *keep)
+                        .map(|(ns, _)| ns.clone())
+                        .collect(),
                     reason: None,
                 },
                 Err(e) => {
@@ -622,15 +814,23 @@ fn on_shorten_key(state: &mut AppState, mut form: ShortenForm, key: KeyEvent) ->
                 state.flash(FlashLevel::Error, "the grant is gone");
                 return Vec::new();
             };
-            let result = duration::parse(&text_of(&form.input)).map_err(|e| e.to_string()).and_then(|d| {
-                let new_end = state.now + TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX);
-                let mut probe = req.clone();
-                probe.shorten(new_end, state.now).map(|_| new_end).map_err(|e| e.to_string())
-            });
+            let result = duration::parse(&text_of(&form.input))
+                .map_err(|e| e.to_string())
+                .and_then(|d| {
+                    let new_end = state.now + TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX);
+                    let mut probe = req.clone();
+                    probe
+                        .shorten(new_end, state.now)
+                        .map(|_| new_end)
+                        .map_err(|e| e.to_string())
+                });
             match result {
                 Ok(new_end) => {
                     state.in_flight += 1;
-                    vec![Effect::Shorten { key: form.key, new_end }]
+                    vec![Effect::Shorten {
+                        key: form.key,
+                        new_end,
+                    }]
                 }
                 Err(e) => {
                     form.error = Some(e);
@@ -673,8 +873,20 @@ fn on_confirm_key(state: &mut AppState, confirm: Confirm, key: KeyEvent) -> Vec<
 fn dispatch(state: &mut AppState, op: PendingOp) -> Vec<Effect> {
     let effects: Vec<Effect> = match op {
         PendingOp::Approve { key, spec } => vec![Effect::Approve { key, spec }],
-        PendingOp::Deny { keys, reason } => keys.into_iter().map(|key| Effect::Deny { key, reason: reason.clone() }).collect(),
-        PendingOp::Revoke { keys, reason } => keys.into_iter().map(|key| Effect::Revoke { key, reason: reason.clone() }).collect(),
+        PendingOp::Deny { keys, reason } => keys
+            .into_iter()
+            .map(|key| Effect::Deny {
+                key,
+                reason: reason.clone(),
+            })
+            .collect(),
+        PendingOp::Revoke { keys, reason } => keys
+            .into_iter()
+            .map(|key| Effect::Revoke {
+                key,
+                reason: reason.clone(),
+            })
+            .collect(),
     };
     state.in_flight += effects.len();
     state.marks.clear();

@@ -63,7 +63,8 @@ impl Default for AppConfig {
     fn default() -> Self {
         Self {
             readonly: false,
-            production: Regex::new("(?i)prod").unwrap_or_else(|_| Regex::new("$^").expect("trivial regex")),
+            production: Regex::new("(?i)prod")
+                .unwrap_or_else(|_| Regex::new("$^").expect("trivial regex")),
             limits: ValidationLimits::default(),
             expiring_soon: TimeDelta::minutes(5),
         }
@@ -147,9 +148,18 @@ pub struct ShortenForm {
 /// An operation waiting for `y` in a confirmation dialog.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PendingOp {
-    Approve { key: RequestKey, spec: ApproveSpec },
-    Deny { keys: Vec<RequestKey>, reason: String },
-    Revoke { keys: Vec<RequestKey>, reason: String },
+    Approve {
+        key: RequestKey,
+        spec: ApproveSpec,
+    },
+    Deny {
+        keys: Vec<RequestKey>,
+        reason: String,
+    },
+    Revoke {
+        keys: Vec<RequestKey>,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -165,9 +175,16 @@ pub struct Confirm {
 #[derive(Debug, Clone)]
 pub enum Mode {
     Normal,
-    Help { scroll: u16 },
-    Command { input: TextArea<'static>, error: Option<String> },
-    Filter { input: TextArea<'static> },
+    Help {
+        scroll: u16,
+    },
+    Command {
+        input: TextArea<'static>,
+        error: Option<String>,
+    },
+    Filter {
+        input: TextArea<'static>,
+    },
     Reason(ReasonForm),
     Approve(ApproveForm),
     Shorten(ShortenForm),
@@ -223,7 +240,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: AppConfig, approver: Subject, backend_kind: &'static str, now: DateTime<Utc>) -> Self {
+    pub fn new(
+        config: AppConfig,
+        approver: Subject,
+        backend_kind: &'static str,
+        now: DateTime<Utc>,
+    ) -> Self {
         Self {
             config,
             now,
@@ -262,7 +284,10 @@ impl AppState {
     }
 
     pub fn is_production(&self, cluster: &str) -> bool {
-        self.clusters.get(cluster).map_or_else(|| self.config.production.is_match(cluster), |c| c.production)
+        self.clusters.get(cluster).map_or_else(
+            || self.config.production.is_match(cluster),
+            |c| c.production,
+        )
     }
 
     /// Whether what is on screen is production: the `:ctx` cluster, or the
@@ -277,15 +302,32 @@ impl AppState {
 
     pub fn summary_for(&mut self, req: &AccessRequest) -> Summary {
         let Some(inv) = self.inventories.get(&req.cluster) else {
-            return Summary { worst: None, new_permissions: 0, error: Some("no RBAC inventory for this cluster yet".into()) };
+            return Summary {
+                worst: None,
+                new_permissions: 0,
+                error: Some("no RBAC inventory for this cluster yet".into()),
+            };
         };
-        let key = (req.cluster.clone(), req.requester.clone(), req.role.clone(), req.granted_namespaces().to_vec());
+        let key = (
+            req.cluster.clone(),
+            req.requester.clone(),
+            req.role.clone(),
+            req.granted_namespaces().to_vec(),
+        );
         if let Some(s) = self.summary_cache.get(&key) {
             return s.clone();
         }
         let s = match analyze(inv, grant_request(req)) {
-            Ok(a) => Summary { worst: (!a.new.is_empty()).then_some(a.worst), new_permissions: a.new.len(), error: None },
-            Err(e) => Summary { worst: None, new_permissions: 0, error: Some(e.to_string()) },
+            Ok(a) => Summary {
+                worst: (!a.new.is_empty()).then_some(a.worst),
+                new_permissions: a.new.len(),
+                error: None,
+            },
+            Err(e) => Summary {
+                worst: None,
+                new_permissions: 0,
+                error: Some(e.to_string()),
+            },
         };
         self.summary_cache.insert(key, s.clone());
         s
@@ -294,29 +336,55 @@ impl AppState {
     /// Stores a request as the backend reported it.
     pub fn upsert(&mut self, req: AccessRequest) {
         let summary = self.summary_for(&req);
-        let invalid = req.validate(&self.config.limits).err().map(|e| e.to_string()).or_else(|| {
-            // A grant for a role the cluster does not have can never be approved.
-            (req.phase() == Phase::Pending).then(|| summary.error.clone()).flatten()
-                .filter(|_| self.inventories.contains_key(&req.cluster))
-        });
+        let invalid = req
+            .validate(&self.config.limits)
+            .err()
+            .map(|e| e.to_string())
+            .or_else(|| {
+                // A grant for a role the cluster does not have can never be approved.
+                (req.phase() == Phase::Pending)
+                    .then(|| summary.error.clone())
+                    .flatten()
+                    .filter(|_| self.inventories.contains_key(&req.cluster))
+            });
         let key = RequestKey::of(&req);
-        if self.entries.get(&key).is_some_and(|e| View::of(e.req.phase()) != View::of(req.phase())) {
+        if self
+            .entries
+            .get(&key)
+            .is_some_and(|e| View::of(e.req.phase()) != View::of(req.phase()))
+        {
             self.marks.remove(&key);
         }
-        self.entries.insert(key, Entry { req, summary, invalid });
+        self.entries.insert(
+            key,
+            Entry {
+                req,
+                summary,
+                invalid,
+            },
+        );
     }
 
     pub fn set_inventory(&mut self, cluster: String, inventory: Arc<Inventory>) {
         self.inventories.insert(cluster.clone(), inventory);
         self.summary_cache.retain(|k, _| k.0 != cluster);
-        let keys: Vec<RequestKey> = self.entries.keys().filter(|k| k.cluster == cluster).cloned().collect();
+        let keys: Vec<RequestKey> = self
+            .entries
+            .keys()
+            .filter(|k| k.cluster == cluster)
+            .cloned()
+            .collect();
         for k in keys {
             if let Some(e) = self.entries.get(&k) {
                 let req = e.req.clone();
                 self.upsert(req);
             }
         }
-        if self.detail.as_ref().is_some_and(|d| d.key.cluster == cluster) {
+        if self
+            .detail
+            .as_ref()
+            .is_some_and(|d| d.key.cluster == cluster)
+        {
             self.detail = None;
         }
     }
@@ -348,12 +416,20 @@ impl AppState {
         let get = |k: &RequestKey| &entries[k].req;
         lists[0].sort_by(|a, b| (get(a).created_at, a).cmp(&(get(b).created_at, b)));
         lists[1].sort_by(|a, b| (get(a).status.expires_at, a).cmp(&(get(b).status.expires_at, b)));
-        let ended = |r: &AccessRequest| r.status.ended_at.or(r.status.decision.as_ref().map(|d| d.at)).unwrap_or(r.created_at);
+        let ended = |r: &AccessRequest| {
+            r.status
+                .ended_at
+                .or(r.status.decision.as_ref().map(|d| d.at))
+                .unwrap_or(r.created_at)
+        };
         lists[2].sort_by(|a, b| (ended(get(b)), b).cmp(&(ended(get(a)), a)));
         for v in View::ALL {
             let i = v.index();
             self.cursor[i] = match &selected[i] {
-                Some(k) => lists[i].iter().position(|x| x == k).unwrap_or(self.cursor[i]),
+                Some(k) => lists[i]
+                    .iter()
+                    .position(|x| x == k)
+                    .unwrap_or(self.cursor[i]),
                 None => self.cursor[i],
             }
             .min(lists[i].len().saturating_sub(1));
@@ -368,7 +444,13 @@ impl AppState {
         let soon = self.now + self.config.expiring_soon;
         self.counts.expiring = self.lists[View::Grants.index()]
             .iter()
-            .filter(|k| self.entries[*k].req.status.expires_at.is_some_and(|end| end <= soon))
+            .filter(|k| {
+                self.entries[*k]
+                    .req
+                    .status
+                    .expires_at
+                    .is_some_and(|end| end <= soon)
+            })
             .count();
     }
 
@@ -383,7 +465,9 @@ impl AppState {
         }
         self.detail_scroll = 0;
         let analysis = match (self.entries.get(&key), self.inventories.get(&key.cluster)) {
-            (Some(e), Some(inv)) => analyze(inv, grant_request(&e.req)).map(Arc::new).map_err(|e| e.to_string()),
+            (Some(e), Some(inv)) => analyze(inv, grant_request(&e.req))
+                .map(Arc::new)
+                .map_err(|e| e.to_string()),
             (Some(_), None) => Err("no RBAC inventory for this cluster yet".into()),
             (None, _) => Err("gone".into()),
         };
@@ -391,18 +475,34 @@ impl AppState {
     }
 
     /// Requests of the same user, newest first (for the requester context).
-    pub fn requests_of<'a>(&'a self, user: &'a str) -> impl Iterator<Item = &'a AccessRequest> + 'a {
-        let mut v: Vec<&AccessRequest> = self.entries.values().map(|e| &e.req).filter(|r| r.requester.user == user).collect();
-        v.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    pub fn requests_of<'a>(
+        &'a self,
+        user: &'a str,
+    ) -> impl Iterator<Item = &'a AccessRequest> + 'a {
+        let mut v: Vec<&AccessRequest> = self
+            .entries
+            .values()
+            .map(|e| &e.req)
+            .filter(|r| r.requester.user == user)
+            .collect();
+        v.sort_by_key(|r| std::cmp::Reverse(r.created_at));
         v.into_iter()
     }
 
     pub fn flash(&mut self, level: FlashLevel, text: impl Into<String>) {
-        self.flash = Some(Flash { level, text: text.into(), at: self.now });
+        self.flash = Some(Flash {
+            level,
+            text: text.into(),
+            at: self.now,
+        });
     }
 }
 
 /// A pending request is analysed as asked; a decided one as granted.
 pub fn grant_request(req: &AccessRequest) -> GrantRequest<'_> {
-    GrantRequest { subject: &req.requester, role: &req.role, namespaces: req.granted_namespaces() }
+    GrantRequest {
+        subject: &req.requester,
+        role: &req.role,
+        namespaces: req.granted_namespaces(),
+    }
 }

@@ -44,11 +44,17 @@ impl std::fmt::Display for RequestKey {
 /// current state as `Inventory` and `Upsert` events, then live changes.
 #[derive(Debug, Clone)]
 pub enum BackendEvent {
-    Upsert(AccessRequest),
+    Upsert(Box<AccessRequest>),
     Removed(RequestKey),
-    Inventory { cluster: String, inventory: Arc<Inventory> },
+    Inventory {
+        cluster: String,
+        inventory: Arc<Inventory>,
+    },
     /// A cluster became reachable (`None`) or failed (`Some(message)`).
-    ClusterStatus { cluster: String, error: Option<String> },
+    ClusterStatus {
+        cluster: String,
+        error: Option<String>,
+    },
 }
 
 /// What an approver grants: at most what was asked.
@@ -110,9 +116,17 @@ pub trait AccessBackend: Send + Sync {
     fn watch(&self) -> mpsc::UnboundedReceiver<BackendEvent>;
 
     async fn create(&self, request: NewRequest) -> Result<AccessRequest, BackendError>;
-    async fn approve(&self, key: &RequestKey, spec: ApproveSpec) -> Result<AccessRequest, BackendError>;
+    async fn approve(
+        &self,
+        key: &RequestKey,
+        spec: ApproveSpec,
+    ) -> Result<AccessRequest, BackendError>;
     async fn deny(&self, key: &RequestKey, reason: &str) -> Result<AccessRequest, BackendError>;
-    async fn shorten(&self, key: &RequestKey, new_end: DateTime<Utc>) -> Result<AccessRequest, BackendError>;
+    async fn shorten(
+        &self,
+        key: &RequestKey,
+        new_end: DateTime<Utc>,
+    ) -> Result<AccessRequest, BackendError>;
     async fn revoke(&self, key: &RequestKey, reason: &str) -> Result<AccessRequest, BackendError>;
     async fn withdraw(&self, key: &RequestKey) -> Result<AccessRequest, BackendError>;
 }

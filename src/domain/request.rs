@@ -281,14 +281,19 @@ impl AccessRequest {
             return Err(ValidationError::NoRole);
         }
         if !is_role_name(&self.role.name) {
-            return Err(ValidationError::BadName(crate::domain::sanitize::inert(&self.role.name, 64).into()));
+            return Err(ValidationError::BadName(
+                crate::domain::sanitize::inert(&self.role.name, 64).into(),
+            ));
         }
         let reason_chars = self.reason.chars().count();
         if self.reason.trim().is_empty() {
             return Err(ValidationError::ReasonRequired);
         }
         if reason_chars > limits.max_reason_chars {
-            return Err(ValidationError::ReasonTooLong(reason_chars, limits.max_reason_chars));
+            return Err(ValidationError::ReasonTooLong(
+                reason_chars,
+                limits.max_reason_chars,
+            ));
         }
         match (self.role.kind, self.namespaces.len()) {
             (RoleKind::Role, 1) => {}
@@ -298,7 +303,9 @@ impl AccessRequest {
         let mut seen = BTreeSet::new();
         for ns in &self.namespaces {
             if !is_dns_label(ns) {
-                return Err(ValidationError::BadName(crate::domain::sanitize::inert(ns, 64).into()));
+                return Err(ValidationError::BadName(
+                    crate::domain::sanitize::inert(ns, 64).into(),
+                ));
             }
             if !seen.insert(ns) {
                 return Err(ValidationError::DuplicateNamespace(ns.clone()));
@@ -386,7 +393,8 @@ impl AccessRequest {
         limits: &ValidationLimits,
     ) -> Result<(), PhaseError> {
         self.check_approval(&approval, limits)?;
-        let expires = approval.at + TimeDelta::from_std(approval.duration).unwrap_or(TimeDelta::MAX);
+        let expires =
+            approval.at + TimeDelta::from_std(approval.duration).unwrap_or(TimeDelta::MAX);
         self.status.phase = Some(Phase::Active);
         self.status.granted_at = Some(approval.at);
         self.status.expires_at = Some(expires);
@@ -432,13 +440,17 @@ impl AccessRequest {
     }
 
     /// Moves a live grant's end earlier, never later, never into the past.
-    pub fn shorten(&mut self, new_end: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), PhaseError> {
+    pub fn shorten(
+        &mut self,
+        new_end: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), PhaseError> {
         self.require_active("shortened")?;
         let current = self.status.expires_at.unwrap_or(now);
         if new_end >= current {
-            return Err(PhaseError::NotShorter(crate::domain::duration::format_chrono(
-                current - now,
-            )));
+            return Err(PhaseError::NotShorter(
+                crate::domain::duration::format_chrono(current - now),
+            ));
         }
         if new_end <= now {
             return Err(PhaseError::EndInPast);
@@ -473,7 +485,8 @@ impl AccessRequest {
                 _ => false,
             },
             Phase::Pending => {
-                let timeout = TimeDelta::from_std(limits.approval_timeout).unwrap_or(TimeDelta::MAX);
+                let timeout =
+                    TimeDelta::from_std(limits.approval_timeout).unwrap_or(TimeDelta::MAX);
                 if now - self.created_at >= timeout {
                     self.status.phase = Some(Phase::Expired);
                     self.status.ended_at = Some(now);
@@ -533,7 +546,8 @@ mod tests {
     #[test]
     fn approve_starts_clock_at_approval() {
         let mut r = req();
-        r.approve(approval("bob", 15, &["payments"]), &Default::default()).unwrap();
+        r.approve(approval("bob", 15, &["payments"]), &Default::default())
+            .unwrap();
         assert_eq!(r.phase(), Phase::Active);
         assert_eq!(r.status.granted_at, Some(t(60)));
         assert_eq!(r.status.expires_at, Some(t(60 + 900)));
@@ -562,7 +576,10 @@ mod tests {
             r.approve(approval("bob", 10, &["kube-system"]), &l),
             Err(PhaseError::NamespaceNotAsked("kube-system".into()))
         );
-        assert_eq!(r.approve(approval("bob", 10, &[]), &l), Err(PhaseError::NoNamespace));
+        assert_eq!(
+            r.approve(approval("bob", 10, &[]), &l),
+            Err(PhaseError::NoNamespace)
+        );
         assert_eq!(r.phase(), Phase::Pending);
     }
 
@@ -584,7 +601,8 @@ mod tests {
     fn deny_and_revoke_need_reasons() {
         let mut r = req();
         assert_eq!(r.deny("bob", t(1), "   "), Err(PhaseError::ReasonRequired));
-        r.approve(approval("bob", 10, &["payments"]), &Default::default()).unwrap();
+        r.approve(approval("bob", 10, &["payments"]), &Default::default())
+            .unwrap();
         assert_eq!(r.revoke("bob", t(100), ""), Err(PhaseError::ReasonRequired));
         r.revoke("bob", t(100), " done ").unwrap();
         assert_eq!(r.phase(), Phase::Revoked);
@@ -595,10 +613,17 @@ mod tests {
     #[test]
     fn shorten_only_moves_expiry_earlier_and_not_into_the_past() {
         let mut r = req();
-        r.approve(approval("bob", 30, &["payments"]), &Default::default()).unwrap();
+        r.approve(approval("bob", 30, &["payments"]), &Default::default())
+            .unwrap();
         let end = r.status.expires_at.unwrap();
-        assert!(matches!(r.shorten(end + TimeDelta::seconds(1), t(100)), Err(PhaseError::NotShorter(_))));
-        assert!(matches!(r.shorten(end, t(100)), Err(PhaseError::NotShorter(_))));
+        assert!(matches!(
+            r.shorten(end + TimeDelta::seconds(1), t(100)),
+            Err(PhaseError::NotShorter(_))
+        ));
+        assert!(matches!(
+            r.shorten(end, t(100)),
+            Err(PhaseError::NotShorter(_))
+        ));
         assert_eq!(r.shorten(t(99), t(100)), Err(PhaseError::EndInPast));
         r.shorten(t(700), t(100)).unwrap();
         assert_eq!(r.status.expires_at, Some(t(700)));
@@ -608,7 +633,10 @@ mod tests {
     #[test]
     fn withdraw_only_by_requester() {
         let mut r = req();
-        assert_eq!(r.withdraw("bob", t(1)), Err(PhaseError::NotRequester("alice".into())));
+        assert_eq!(
+            r.withdraw("bob", t(1)),
+            Err(PhaseError::NotRequester("alice".into()))
+        );
         r.withdraw("alice", t(1)).unwrap();
         assert_eq!(r.phase(), Phase::Withdrawn);
     }
@@ -635,14 +663,23 @@ mod tests {
         r.reason = " ".into();
         assert_eq!(r.validate(&l), Err(ValidationError::ReasonRequired));
         r.reason = "x".repeat(2000);
-        assert_eq!(r.validate(&l), Err(ValidationError::ReasonTooLong(2000, 1024)));
+        assert_eq!(
+            r.validate(&l),
+            Err(ValidationError::ReasonTooLong(2000, 1024))
+        );
         r.reason = "ok".into();
         r.role = RoleRef::role("deployer");
-        assert_eq!(r.validate(&l), Err(ValidationError::RoleNeedsOneNamespace(2)));
+        assert_eq!(
+            r.validate(&l),
+            Err(ValidationError::RoleNeedsOneNamespace(2))
+        );
         r.namespaces = vec!["payments".into()];
         assert_eq!(r.validate(&l), Ok(()));
         r.namespaces.clear();
-        assert_eq!(r.validate(&l), Err(ValidationError::RoleNeedsOneNamespace(0)));
+        assert_eq!(
+            r.validate(&l),
+            Err(ValidationError::RoleNeedsOneNamespace(0))
+        );
         r.role = RoleRef::cluster_role("view");
         assert_eq!(r.validate(&l), Ok(()));
         r.duration = Duration::from_secs(9 * 3600);
@@ -654,7 +691,10 @@ mod tests {
         assert_eq!(r.validate(&l), Err(ValidationError::ZeroDuration));
         r.duration = Duration::from_secs(60);
         r.namespaces = vec!["a".into(), "a".into()];
-        assert_eq!(r.validate(&l), Err(ValidationError::DuplicateNamespace("a".into())));
+        assert_eq!(
+            r.validate(&l),
+            Err(ValidationError::DuplicateNamespace("a".into()))
+        );
         r.namespaces = vec!["Bad_NS\x1b".into()];
         assert!(matches!(r.validate(&l), Err(ValidationError::BadName(n)) if !n.contains('\x1b')));
     }

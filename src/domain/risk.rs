@@ -99,7 +99,13 @@ fn verb_in(verb: &str, set: &[&str]) -> bool {
 /// Every flag that applies to `perm`; the first is the worst.
 pub fn flags(perm: &Permission) -> Vec<Risk> {
     let mut out = Vec::new();
-    let mut add = |flag, severity, why| out.push(Risk { flag, severity, why });
+    let mut add = |flag, severity, why| {
+        out.push(Risk {
+            flag,
+            severity,
+            why,
+        })
+    };
     let verb = perm.verb.as_str();
     match &perm.target {
         Target::Resource {
@@ -115,33 +121,80 @@ pub fn flags(perm: &Permission) -> Vec<Risk> {
             let core = api_group.is_empty() || api_group == "*";
             let all_wild = verb == "*" && resource == "*" && api_group == "*";
             if all_wild {
-                add(RiskFlag::FullWildcard, Severity::Critical, "full control: every verb on every resource");
+                add(
+                    RiskFlag::FullWildcard,
+                    Severity::Critical,
+                    "full control: every verb on every resource",
+                );
             } else if verb == "*" || resource == "*" || api_group == "*" || base == "*" {
-                add(RiskFlag::Wildcard, Severity::High, "wildcard: also covers verbs and resources added later");
+                add(
+                    RiskFlag::Wildcard,
+                    Severity::High,
+                    "wildcard: also covers verbs and resources added later",
+                );
             }
             if core && res_is("secrets") && sub.is_none() && verb_in(verb, READ) {
-                add(RiskFlag::SecretsRead, Severity::Critical, "reads Secret values: passwords, keys, service account tokens");
+                add(
+                    RiskFlag::SecretsRead,
+                    Severity::Critical,
+                    "reads Secret values: passwords, keys, service account tokens",
+                );
             }
             if (api_group == "rbac.authorization.k8s.io" || api_group == "*")
                 && (res_is("roles") || res_is("clusterroles"))
                 && (verb == "bind" || verb == "escalate" || verb == "*")
             {
-                add(RiskFlag::Escalation, Severity::Critical, "bind/escalate: can grant itself any permission");
+                add(
+                    RiskFlag::Escalation,
+                    Severity::Critical,
+                    "bind/escalate: can grant itself any permission",
+                );
             }
-            if verb == "impersonate" || (verb == "*" && ["users", "groups", "serviceaccounts", "userextras"].iter().any(|r| res_is(r)) && core) {
-                add(RiskFlag::Escalation, Severity::Critical, "impersonate: can act as other users, groups or service accounts");
+            if verb == "impersonate"
+                || (verb == "*"
+                    && ["users", "groups", "serviceaccounts", "userextras"]
+                        .iter()
+                        .any(|r| res_is(r))
+                    && core)
+            {
+                add(
+                    RiskFlag::Escalation,
+                    Severity::Critical,
+                    "impersonate: can act as other users, groups or service accounts",
+                );
             }
-            if core && res_is("nodes") && (sub == Some("proxy") || sub == Some("*") || resource == "*") && verb_in(verb, &["get", "create"]) {
-                add(RiskFlag::NodeProxy, Severity::Critical, "nodes/proxy: reaches the kubelet API, exec into any pod on the node");
+            if core
+                && res_is("nodes")
+                && (sub == Some("proxy") || sub == Some("*") || resource == "*")
+                && verb_in(verb, &["get", "create"])
+            {
+                add(
+                    RiskFlag::NodeProxy,
+                    Severity::Critical,
+                    "nodes/proxy: reaches the kubelet API, exec into any pod on the node",
+                );
             }
             if (api_group == "admissionregistration.k8s.io" || api_group == "*")
-                && (res_is("mutatingwebhookconfigurations") || res_is("validatingwebhookconfigurations"))
+                && (res_is("mutatingwebhookconfigurations")
+                    || res_is("validatingwebhookconfigurations"))
                 && verb_in(verb, WRITE)
             {
-                add(RiskFlag::Webhooks, Severity::Critical, "webhook configurations: can intercept or block every API write");
+                add(
+                    RiskFlag::Webhooks,
+                    Severity::Critical,
+                    "webhook configurations: can intercept or block every API write",
+                );
             }
-            if core && res_is("pods") && matches!(sub, Some("exec" | "attach" | "portforward" | "*")) && verb_in(verb, &["create", "get"]) {
-                add(RiskFlag::PodExec, Severity::High, "exec/attach/port-forward: runs commands inside containers");
+            if core
+                && res_is("pods")
+                && matches!(sub, Some("exec" | "attach" | "portforward" | "*"))
+                && verb_in(verb, &["create", "get"])
+            {
+                add(
+                    RiskFlag::PodExec,
+                    Severity::High,
+                    "exec/attach/port-forward: runs commands inside containers",
+                );
             }
             if sub.is_none()
                 && WORKLOADS.iter().any(|w| res_is(w))
@@ -150,37 +203,62 @@ pub fn flags(perm: &Permission) -> Vec<Risk> {
             {
                 add(RiskFlag::WorkloadWrite, Severity::High, "creates or changes pods: runs any image with the namespace's secrets and service accounts");
             }
-            if core && res_is("serviceaccounts") && sub == Some("token") && verb_in(verb, &["create"]) {
-                add(RiskFlag::TokenCreate, Severity::High, "serviceaccounts/token: mints tokens that act as a service account");
+            if core
+                && res_is("serviceaccounts")
+                && sub == Some("token")
+                && verb_in(verb, &["create"])
+            {
+                add(
+                    RiskFlag::TokenCreate,
+                    Severity::High,
+                    "serviceaccounts/token: mints tokens that act as a service account",
+                );
             }
         }
         Target::NonResource { url } => {
             if url == "*" || verb == "*" {
-                add(RiskFlag::Wildcard, Severity::High, "wildcard: also covers verbs and resources added later");
+                add(
+                    RiskFlag::Wildcard,
+                    Severity::High,
+                    "wildcard: also covers verbs and resources added later",
+                );
             }
         }
     }
     if perm.scope == Scope::Namespace("kube-system".into()) {
-        add(RiskFlag::KubeSystem, Severity::High, "in kube-system: control-plane workloads and their credentials");
+        add(
+            RiskFlag::KubeSystem,
+            Severity::High,
+            "in kube-system: control-plane workloads and their credentials",
+        );
     }
     if perm.scope == Scope::Cluster {
-        add(RiskFlag::ClusterScoped, Severity::Medium, "cluster-wide: every namespace and cluster-scoped resources");
+        add(
+            RiskFlag::ClusterScoped,
+            Severity::Medium,
+            "cluster-wide: every namespace and cluster-scoped resources",
+        );
     }
     if verb_in(verb, READ) && verb != "*" {
         add(RiskFlag::Read, Severity::Info, "read-only");
     } else {
-        add(RiskFlag::Write, Severity::Medium, "changes or deletes resources");
+        add(
+            RiskFlag::Write,
+            Severity::Medium,
+            "changes or deletes resources",
+        );
     }
-    out.sort_by(|a, b| b.severity.cmp(&a.severity));
+    out.sort_by_key(|r| std::cmp::Reverse(r.severity));
     out
 }
 
 /// The worst flag of a permission: the one an approver must see.
 pub fn classify(perm: &Permission) -> Risk {
-    flags(perm)
-        .into_iter()
-        .next()
-        .unwrap_or(Risk { flag: RiskFlag::Read, severity: Severity::Info, why: "read-only" })
+    flags(perm).into_iter().next().unwrap_or(Risk {
+        flag: RiskFlag::Read,
+        severity: Severity::Info,
+        why: "read-only",
+    })
 }
 
 #[cfg(test)]
@@ -201,7 +279,10 @@ mod tests {
             assert!(has(&ns("", "secrets", v), RiskFlag::SecretsRead), "{v}");
         }
         assert!(!has(&ns("", "secrets", "create"), RiskFlag::SecretsRead));
-        assert_eq!(classify(&ns("", "secrets", "get")).severity, Severity::Critical);
+        assert_eq!(
+            classify(&ns("", "secrets", "get")).severity,
+            Severity::Critical
+        );
         assert!(has(&ns("", "*", "get"), RiskFlag::SecretsRead));
     }
 
@@ -218,10 +299,22 @@ mod tests {
     #[test]
     fn workload_writes() {
         assert!(has(&ns("", "pods", "create"), RiskFlag::WorkloadWrite));
-        assert!(has(&ns("apps", "deployments", "patch"), RiskFlag::WorkloadWrite));
-        assert!(has(&ns("batch", "cronjobs", "update"), RiskFlag::WorkloadWrite));
-        assert!(!has(&ns("apps", "deployments", "get"), RiskFlag::WorkloadWrite));
-        assert!(!has(&ns("", "configmaps", "create"), RiskFlag::WorkloadWrite));
+        assert!(has(
+            &ns("apps", "deployments", "patch"),
+            RiskFlag::WorkloadWrite
+        ));
+        assert!(has(
+            &ns("batch", "cronjobs", "update"),
+            RiskFlag::WorkloadWrite
+        ));
+        assert!(!has(
+            &ns("apps", "deployments", "get"),
+            RiskFlag::WorkloadWrite
+        ));
+        assert!(!has(
+            &ns("", "configmaps", "create"),
+            RiskFlag::WorkloadWrite
+        ));
     }
 
     #[test]
@@ -230,9 +323,15 @@ mod tests {
         assert!(has(&ns(rbac, "clusterroles", "bind"), RiskFlag::Escalation));
         assert!(has(&ns(rbac, "roles", "escalate"), RiskFlag::Escalation));
         assert!(has(&ns("", "users", "impersonate"), RiskFlag::Escalation));
-        assert!(has(&ns("", "serviceaccounts", "impersonate"), RiskFlag::Escalation));
+        assert!(has(
+            &ns("", "serviceaccounts", "impersonate"),
+            RiskFlag::Escalation
+        ));
         assert!(!has(&ns(rbac, "roles", "get"), RiskFlag::Escalation));
-        assert_eq!(classify(&ns(rbac, "roles", "bind")).severity, Severity::Critical);
+        assert_eq!(
+            classify(&ns(rbac, "roles", "bind")).severity,
+            Severity::Critical
+        );
     }
 
     #[test]
@@ -242,26 +341,53 @@ mod tests {
         assert!(has(&ns("apps", "*", "get"), RiskFlag::Wildcard));
         assert!(has(&ns("*", "configmaps", "get"), RiskFlag::Wildcard));
         assert!(!has(&ns("", "configmaps", "get"), RiskFlag::Wildcard));
-        let url = Permission { scope: Scope::Cluster, target: Target::NonResource { url: "*".into() }, verb: "get".into() };
+        let url = Permission {
+            scope: Scope::Cluster,
+            target: Target::NonResource { url: "*".into() },
+            verb: "get".into(),
+        };
         assert!(has(&url, RiskFlag::Wildcard));
     }
 
     #[test]
     fn node_proxy_token_webhooks() {
         let c = |g: &str, r: &str, v: &str| Permission::resource(Scope::Cluster, g, r, v);
-        assert_eq!(classify(&c("", "nodes/proxy", "get")).flag, RiskFlag::NodeProxy);
+        assert_eq!(
+            classify(&c("", "nodes/proxy", "get")).flag,
+            RiskFlag::NodeProxy
+        );
         assert!(!has(&c("", "nodes", "get"), RiskFlag::NodeProxy));
-        assert!(has(&ns("", "serviceaccounts/token", "create"), RiskFlag::TokenCreate));
-        assert!(!has(&ns("", "serviceaccounts", "create"), RiskFlag::TokenCreate));
+        assert!(has(
+            &ns("", "serviceaccounts/token", "create"),
+            RiskFlag::TokenCreate
+        ));
+        assert!(!has(
+            &ns("", "serviceaccounts", "create"),
+            RiskFlag::TokenCreate
+        ));
         let adm = "admissionregistration.k8s.io";
-        assert_eq!(classify(&c(adm, "mutatingwebhookconfigurations", "create")).flag, RiskFlag::Webhooks);
-        assert!(has(&c(adm, "validatingwebhookconfigurations", "patch"), RiskFlag::Webhooks));
-        assert!(!has(&c(adm, "validatingwebhookconfigurations", "list"), RiskFlag::Webhooks));
+        assert_eq!(
+            classify(&c(adm, "mutatingwebhookconfigurations", "create")).flag,
+            RiskFlag::Webhooks
+        );
+        assert!(has(
+            &c(adm, "validatingwebhookconfigurations", "patch"),
+            RiskFlag::Webhooks
+        ));
+        assert!(!has(
+            &c(adm, "validatingwebhookconfigurations", "list"),
+            RiskFlag::Webhooks
+        ));
     }
 
     #[test]
     fn kube_system_and_cluster_scope() {
-        let ks = Permission::resource(Scope::Namespace("kube-system".into()), "", "configmaps", "get");
+        let ks = Permission::resource(
+            Scope::Namespace("kube-system".into()),
+            "",
+            "configmaps",
+            "get",
+        );
         assert_eq!(classify(&ks).flag, RiskFlag::KubeSystem);
         assert_eq!(classify(&ks).severity, Severity::High);
         let cl = Permission::resource(Scope::Cluster, "", "configmaps", "get");

@@ -33,7 +33,11 @@ pub fn inert(text: &str, max: usize) -> Cow<'_, str> {
     let clean = text
         .chars()
         .all(|c| !is_dangerous(c) && !matches!(c, '\n' | '\r' | '\t'));
-    let count = if clean { text.chars().take(max + 1).count() } else { 0 };
+    let count = if clean {
+        text.chars().take(max + 1).count()
+    } else {
+        0
+    };
     if clean && count <= max {
         return Cow::Borrowed(text);
     }

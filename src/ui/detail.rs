@@ -21,7 +21,10 @@ use crate::domain::{duration, Phase, Severity};
 const CONTEXT_ITEMS: usize = 4;
 
 fn kv<'a>(theme: &Theme, key: &'a str, value: impl Into<String>) -> Line<'a> {
-    Line::from(vec![Span::styled(format!("{key:<10}"), theme.label), Span::styled(value.into(), theme.value)])
+    Line::from(vec![
+        Span::styled(format!("{key:<10}"), theme.label),
+        Span::styled(value.into(), theme.value),
+    ])
 }
 
 fn ago(state: &AppState, at: chrono::DateTime<chrono::Utc>) -> String {
@@ -30,8 +33,15 @@ fn ago(state: &AppState, at: chrono::DateTime<chrono::Utc>) -> String {
 
 pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     let Some(entry) = state.selected() else {
-        let block = pane(Line::from(Span::styled(" Detail ", theme.title)), false, theme);
-        frame.render_widget(Paragraph::new(Span::styled("nothing selected", theme.dim)).block(block), area);
+        let block = pane(
+            Line::from(Span::styled(" Detail ", theme.title)),
+            false,
+            theme,
+        );
+        frame.render_widget(
+            Paragraph::new(Span::styled("nothing selected", theme.dim)).block(block),
+            area,
+        );
         return;
     };
     let prod = state.is_production(&entry.req.cluster);
@@ -43,23 +53,48 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     let width = block.inner(area).width;
     let lines = lines(state, entry, theme, width);
     frame.render_widget(
-        Paragraph::new(lines).block(block).wrap(Wrap { trim: false }).scroll((state.detail_scroll, 0)),
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false })
+            .scroll((state.detail_scroll, 0)),
         area,
     );
 }
 
 fn lines<'a>(state: &'a AppState, entry: &'a Entry, theme: &Theme, width: u16) -> Vec<Line<'a>> {
     let r = &entry.req;
-    let analysis = state.detail.as_ref().filter(|d| d.key.name == r.name && d.key.cluster == r.cluster).map(|d| &d.analysis);
+    let analysis = state
+        .detail
+        .as_ref()
+        .filter(|d| d.key.name == r.name && d.key.cluster == r.cluster)
+        .map(|d| &d.analysis);
     let mut out = Vec::new();
-    let groups: Vec<String> = r.requester.groups.iter().map(|g| inert(g, 64).into_owned()).collect();
+    let groups: Vec<String> = r
+        .requester
+        .groups
+        .iter()
+        .map(|g| inert(g, 64).into_owned())
+        .collect();
     out.push(Line::from(vec![
         Span::styled(format!("{:<10}", "Requester"), theme.label),
         Span::styled(inert(&r.requester.user, 64).into_owned(), theme.title),
-        Span::styled(format!("  groups: {}", if groups.is_empty() { "none".into() } else { groups.join(", ") }), theme.value),
+        Span::styled(
+            format!(
+                "  groups: {}",
+                if groups.is_empty() {
+                    "none".into()
+                } else {
+                    groups.join(", ")
+                }
+            ),
+            theme.value,
+        ),
     ]));
     if r.requester.user == state.approver.user {
-        out.push(Line::from(Span::styled("          this is your own request: someone else must approve it", theme.high)));
+        out.push(Line::from(Span::styled(
+            "          this is your own request: someone else must approve it",
+            theme.high,
+        )));
     }
     if let Some(Ok(a)) = analysis {
         out.push(kv(theme, "Standing", standing(a)));
@@ -77,34 +112,72 @@ fn lines<'a>(state: &'a AppState, entry: &'a Entry, theme: &Theme, width: u16) -
             )
         })
         .collect();
-    out.push(kv(theme, "Live", if live.is_empty() { "no live grants".into() } else { capped(live) }));
+    out.push(kv(
+        theme,
+        "Live",
+        if live.is_empty() {
+            "no live grants".into()
+        } else {
+            capped(live)
+        },
+    ));
     let past: Vec<String> = state
         .requests_of(&r.requester.user)
         .filter(|x| x.phase().is_terminal())
         .take(CONTEXT_ITEMS)
         .map(|x| {
             let why = x.status.revoke_reason.as_deref().or_else(|| {
-                x.status.decision.as_ref().filter(|d| d.verdict == Verdict::Denied).and_then(|d| d.reason.as_deref())
+                x.status
+                    .decision
+                    .as_ref()
+                    .filter(|d| d.verdict == Verdict::Denied)
+                    .and_then(|d| d.reason.as_deref())
             });
             format!(
                 "{} {} ({}){}",
                 x.phase(),
                 inert(&x.role.name, 32),
                 ago(state, x.created_at),
-                why.map(|w| format!(": \"{}\"", inert(w, 60))).unwrap_or_default()
+                why.map(|w| format!(": \"{}\"", inert(w, 60)))
+                    .unwrap_or_default()
             )
         })
         .collect();
-    out.push(kv(theme, "Past", if past.is_empty() { "first request".into() } else { past.join("; ") }));
+    out.push(kv(
+        theme,
+        "Past",
+        if past.is_empty() {
+            "first request".into()
+        } else {
+            past.join("; ")
+        },
+    ));
     out.push(Line::raw(""));
     let agg = matches!(analysis, Some(Ok(a)) if a.aggregated);
     out.push(Line::from(vec![
         Span::styled(format!("{:<10}", "Role"), theme.label),
-        Span::styled(format!("{} {}", r.role.kind, inert(&r.role.name, 64)), theme.value),
-        Span::styled(if agg { "  aggregated: can grow when new CRDs install" } else { "" }, theme.medium),
+        Span::styled(
+            format!("{} {}", r.role.kind, inert(&r.role.name, 64)),
+            theme.value,
+        ),
+        Span::styled(
+            if agg {
+                "  aggregated: can grow when new CRDs install"
+            } else {
+                ""
+            },
+            theme.medium,
+        ),
     ]));
     out.push(kv(theme, "Scope", scope_text(&r.namespaces)));
-    out.push(kv(theme, "Duration", format!("{} (the clock starts at approval)", duration::format(r.duration))));
+    out.push(kv(
+        theme,
+        "Duration",
+        format!(
+            "{} (the clock starts at approval)",
+            duration::format(r.duration)
+        ),
+    ));
     if let Some(t) = &r.ticket {
         out.push(kv(theme, "Ticket", field(t).into_owned()));
     }
@@ -116,13 +189,19 @@ fn lines<'a>(state: &'a AppState, entry: &'a Entry, theme: &Theme, width: u16) -
     if let Some(why) = &entry.invalid {
         out.push(Line::from(vec![
             Span::styled(format!("{:<10}", "Invalid"), theme.invalid),
-            Span::styled(format!("{} — it can only be denied", inert(why, 200)), theme.invalid),
+            Span::styled(
+                format!("{} — it can only be denied", inert(why, 200)),
+                theme.invalid,
+            ),
         ]));
     }
     out.push(Line::raw(""));
     match analysis {
         Some(Ok(a)) => diff_lines(a, theme, width, &mut out),
-        Some(Err(e)) => out.push(Line::from(Span::styled(format!("RBAC diff unavailable: {}", inert(e, 200)), theme.invalid))),
+        Some(Err(e)) => out.push(Line::from(Span::styled(
+            format!("RBAC diff unavailable: {}", inert(e, 200)),
+            theme.invalid,
+        ))),
         None => {}
     }
     out
@@ -142,7 +221,11 @@ fn scope_text(namespaces: &[String]) -> String {
     if namespaces.is_empty() {
         "cluster-wide (every namespace and cluster-scoped resources)".into()
     } else {
-        namespaces.iter().map(|n| inert(n, 64).into_owned()).collect::<Vec<_>>().join(", ")
+        namespaces
+            .iter()
+            .map(|n| inert(n, 64).into_owned())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -152,12 +235,25 @@ fn standing(a: &Analysis) -> String {
         .iter()
         .filter(|s| !s.system)
         .map(|s| match &s.scope {
-            Scope::Cluster => format!("{} cluster-wide ({})", inert(&s.role, 48), inert(&s.through, 64)),
-            Scope::Namespace(ns) => format!("{} in {} ({})", inert(&s.role, 48), inert(ns, 64), inert(&s.through, 64)),
+            Scope::Cluster => format!(
+                "{} cluster-wide ({})",
+                inert(&s.role, 48),
+                inert(&s.through, 64)
+            ),
+            Scope::Namespace(ns) => format!(
+                "{} in {} ({})",
+                inert(&s.role, 48),
+                inert(ns, 64),
+                inert(&s.through, 64)
+            ),
         })
         .collect();
     let system = a.standing.iter().filter(|s| s.system).count();
-    let mut text = if own.is_empty() { "nothing beyond the defaults".to_string() } else { capped(own) };
+    let mut text = if own.is_empty() {
+        "nothing beyond the defaults".to_string()
+    } else {
+        capped(own)
+    };
     if system > 0 {
         text.push_str(&format!(" (+{system} built-in system bindings)"));
     }
@@ -168,11 +264,19 @@ fn status_line<'a>(state: &AppState, entry: &Entry, theme: &Theme) -> Line<'a> {
     let r = &entry.req;
     let decision = r.status.decision.as_ref();
     let text = match r.phase() {
-        Phase::Pending => format!("Pending for {}", duration::format_chrono(state.now - r.created_at)),
+        Phase::Pending => format!(
+            "Pending for {}",
+            duration::format_chrono(state.now - r.created_at)
+        ),
         Phase::Active => {
-            let d = decision.map(|d| format!(", approved by {} {}", inert(&d.by, 32), ago(state, d.at))).unwrap_or_default();
+            let d = decision
+                .map(|d| format!(", approved by {} {}", inert(&d.by, 32), ago(state, d.at)))
+                .unwrap_or_default();
             let narrowed = decision
-                .filter(|d| d.duration.is_some_and(|x| x < r.duration) || d.namespaces.len() < r.namespaces.len())
+                .filter(|d| {
+                    d.duration.is_some_and(|x| x < r.duration)
+                        || d.namespaces.len() < r.namespaces.len()
+                })
                 .map(|d| {
                     format!(
                         " — granted {} in {} (asked {})",
@@ -182,7 +286,10 @@ fn status_line<'a>(state: &AppState, entry: &Entry, theme: &Theme) -> Line<'a> {
                     )
                 })
                 .unwrap_or_default();
-            format!("Live: {} left{d}{narrowed}", duration::format(r.remaining(state.now)))
+            format!(
+                "Live: {} left{d}{narrowed}",
+                duration::format(r.remaining(state.now))
+            )
         }
         phase => {
             let by = r
@@ -192,12 +299,18 @@ fn status_line<'a>(state: &AppState, entry: &Entry, theme: &Theme) -> Line<'a> {
                 .or(decision.map(|d| d.by.as_str()))
                 .map(|b| format!(" by {}", inert(b, 32)))
                 .unwrap_or_default();
-            let when = r.status.ended_at.map(|t| format!(" {}", ago(state, t))).unwrap_or_default();
+            let when = r
+                .status
+                .ended_at
+                .map(|t| format!(" {}", ago(state, t)))
+                .unwrap_or_default();
             let why = r
                 .status
                 .revoke_reason
                 .as_deref()
-                .or(decision.filter(|d| d.verdict == Verdict::Denied).and_then(|d| d.reason.as_deref()))
+                .or(decision
+                    .filter(|d| d.verdict == Verdict::Denied)
+                    .and_then(|d| d.reason.as_deref()))
                 .or(r.status.message.as_deref())
                 .map(|w| format!(": \"{}\"", inert(w, 200)))
                 .unwrap_or_default();
@@ -215,7 +328,10 @@ fn status_line<'a>(state: &AppState, entry: &Entry, theme: &Theme) -> Line<'a> {
             format!("{phase}{by}{when}{why}{granted}")
         }
     };
-    Line::from(vec![Span::styled(format!("{:<10}", "Status"), theme.label), Span::styled(text, theme.notice)])
+    Line::from(vec![
+        Span::styled(format!("{:<10}", "Status"), theme.label),
+        Span::styled(text, theme.notice),
+    ])
 }
 
 /// New permissions grouped by scope, then resource, with verbs and the worst risk.
@@ -227,35 +343,55 @@ fn diff_lines<'a>(a: &Analysis, theme: &Theme, width: u16, out: &mut Vec<Line<'a
     out.push(Line::from(vec![
         Span::styled("NEW PERMISSIONS ", theme.title),
         Span::styled(
-            format!("{} new · {crit} critical · {high} high · {} of {} asked already held", a.new.len(), a.already.len(), a.granted.len()),
+            format!(
+                "{} new · {crit} critical · {high} high · {} of {} asked already held",
+                a.new.len(),
+                a.already.len(),
+                a.granted.len()
+            ),
             theme.value,
         ),
     ]));
     if a.new.is_empty() {
-        out.push(Line::from(Span::styled("  nothing new: the requester already has all of it", theme.ok)));
+        out.push(Line::from(Span::styled(
+            "  nothing new: the requester already has all of it",
+            theme.ok,
+        )));
         return;
     }
     // scope -> resource -> (verbs, worst risk)
-    let mut groups: BTreeMap<&Scope, BTreeMap<String, (Vec<&str>, crate::domain::risk::Risk)>> = BTreeMap::new();
+    let mut groups: BTreeMap<&Scope, BTreeMap<String, (Vec<&str>, crate::domain::risk::Risk)>> =
+        BTreeMap::new();
     for p in &a.new {
         let mut label = p.permission.resource_label();
         if let crate::domain::rbac::Target::Resource { name: Some(n), .. } = &p.permission.target {
             label = format!("{label} \"{}\"", inert(n, 40));
         }
-        let slot = groups.entry(&p.permission.scope).or_default().entry(label).or_insert((Vec::new(), p.risk));
+        let slot = groups
+            .entry(&p.permission.scope)
+            .or_default()
+            .entry(label)
+            .or_insert((Vec::new(), p.risk));
         slot.0.push(&p.permission.verb);
         if p.risk.severity > slot.1.severity {
             slot.1 = p.risk;
         }
     }
     for (scope, resources) in groups {
-        out.push(Line::from(Span::styled(format!("{scope}"), theme.column_header)));
-        let mut rows: Vec<(String, (Vec<&str>, crate::domain::risk::Risk))> = resources.into_iter().collect();
+        out.push(Line::from(Span::styled(
+            format!("{scope}"),
+            theme.column_header,
+        )));
+        let mut rows: Vec<(String, (Vec<&str>, crate::domain::risk::Risk))> =
+            resources.into_iter().collect();
         rows.sort_by(|x, y| y.1 .1.severity.cmp(&x.1 .1.severity).then(x.0.cmp(&y.0)));
         for (resource, (verbs, risk)) in rows {
             let mut spans = vec![
                 Span::raw("  "),
-                Span::styled(format!("{:<4}", risk.severity.badge()), severity_style(theme, risk.severity)),
+                Span::styled(
+                    format!("{:<4}", risk.severity.badge()),
+                    severity_style(theme, risk.severity),
+                ),
                 Span::raw(" "),
                 Span::styled(format!("{:<26} ", inert(&resource, 60)), theme.value),
                 Span::styled(format!("{:<24} ", verbs.join(" ")), theme.value),
@@ -265,7 +401,10 @@ fn diff_lines<'a>(a: &Analysis, theme: &Theme, width: u16, out: &mut Vec<Line<'a
                 out.push(Line::from(spans));
             } else {
                 out.push(Line::from(spans));
-                out.push(Line::from(Span::styled(format!("       {}", risk.why), theme.dim)));
+                out.push(Line::from(Span::styled(
+                    format!("       {}", risk.why),
+                    theme.dim,
+                )));
             }
         }
     }

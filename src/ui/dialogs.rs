@@ -16,13 +16,22 @@ use crate::domain::sanitize::inert;
 pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let w = width.min(area.width.saturating_sub(2)).max(1);
     let h = height.min(area.height.saturating_sub(2)).max(1);
-    Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h }
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
 }
 
 fn frame_block<'a>(title: String, theme: &Theme, danger: bool) -> Block<'a> {
     Block::default()
         .borders(Borders::ALL)
-        .border_style(if danger { theme.border_prod } else { theme.dialog_border })
+        .border_style(if danger {
+            theme.border_prod
+        } else {
+            theme.dialog_border
+        })
         .title(Line::from(Span::styled(format!(" {title} "), theme.title)))
         .style(theme.dialog)
 }
@@ -43,7 +52,11 @@ pub fn confirm(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, c
     };
     let height = c.lines.len() as u16 + 5;
     let rect = centered(area, 96, height);
-    let mut lines: Vec<Line> = c.lines.iter().map(|l| Line::raw(inert(l, 400).into_owned())).collect();
+    let mut lines: Vec<Line> = c
+        .lines
+        .iter()
+        .map(|l| Line::raw(inert(l, 400).into_owned()))
+        .collect();
     lines.push(Line::raw(""));
     let mut keys = vec![("y", "confirm")];
     if c.can_edit {
@@ -53,18 +66,28 @@ pub fn confirm(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, c
     lines.push(hints(theme, &keys));
     frame.render_widget(Clear, rect);
     frame.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: false }).block(frame_block(
-            if prod { format!("{}  [PROD]", c.title) } else { c.title.clone() },
-            theme,
-            prod,
-        )),
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(frame_block(
+                if prod {
+                    format!("{}  [PROD]", c.title)
+                } else {
+                    c.title.clone()
+                },
+                theme,
+                prod,
+            )),
         rect,
     );
 }
 
 fn input_box<'a>(t: &TextArea<'static>, theme: &Theme) -> TextArea<'a> {
     let mut t: TextArea<'a> = t.clone();
-    t.set_block(Block::default().borders(Borders::ALL).border_style(theme.border_focus));
+    t.set_block(
+        Block::default()
+            .borders(Borders::ALL)
+            .border_style(theme.border_focus),
+    );
     t.set_cursor_line_style(ratatui::style::Style::default());
     t.set_style(theme.value);
     t.set_placeholder_style(theme.dim);
@@ -89,19 +112,44 @@ pub fn reason(frame: &mut Frame, area: Rect, _state: &AppState, theme: &Theme, f
     let inner = block.inner(rect);
     frame.render_widget(Clear, rect);
     frame.render_widget(block, rect);
-    let [label, input, err, keys] =
-        Layout::vertical([Constraint::Length(1), Constraint::Length(3), Constraint::Length(1), Constraint::Length(1)]).areas(inner);
-    frame.render_widget(Paragraph::new(Span::styled("Reason (required):", theme.label)), label);
+    let [label, input, err, keys] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(3),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(inner);
+    frame.render_widget(
+        Paragraph::new(Span::styled("Reason (required):", theme.label)),
+        label,
+    );
     frame.render_widget(&input_box(&f.input, theme), input);
     frame.render_widget(Paragraph::new(error_line(&f.error, theme)), err);
-    frame.render_widget(Paragraph::new(hints(theme, &[("enter", "submit"), ("esc", "cancel")])), keys);
+    frame.render_widget(
+        Paragraph::new(hints(theme, &[("enter", "submit"), ("esc", "cancel")])),
+        keys,
+    );
 }
 
-pub fn approve_form(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, f: &ApproveForm) {
-    let asked = state.entries.get(&f.key).map(|e| duration::format(e.req.duration)).unwrap_or_default();
+pub fn approve_form(
+    frame: &mut Frame,
+    area: Rect,
+    state: &AppState,
+    theme: &Theme,
+    f: &ApproveForm,
+) {
+    let asked = state
+        .entries
+        .get(&f.key)
+        .map(|e| duration::format(e.req.duration))
+        .unwrap_or_default();
     let rows = f.namespaces.len().max(1) as u16;
     let rect = centered(area, 72, rows + 10);
-    let block = frame_block(format!("Approve {} with changes", inert(&f.key.name, 48)), theme, state.is_production(&f.key.cluster));
+    let block = frame_block(
+        format!("Approve {} with changes", inert(&f.key.name, 48)),
+        theme,
+        state.is_production(&f.key.cluster),
+    );
     let inner = block.inner(rect);
     frame.render_widget(Clear, rect);
     frame.render_widget(block, rect);
@@ -115,43 +163,85 @@ pub fn approve_form(frame: &mut Frame, area: Rect, state: &AppState, theme: &The
     ])
     .areas(inner);
     let focus = |on: bool| if on { theme.selected } else { theme.label };
-    frame.render_widget(Paragraph::new(Span::styled(format!("Duration (at most {asked}):"), focus(f.focus == 0))), label);
+    frame.render_widget(
+        Paragraph::new(Span::styled(
+            format!("Duration (at most {asked}):"),
+            focus(f.focus == 0),
+        )),
+        label,
+    );
     frame.render_widget(&input_box(&f.duration, theme), input);
-    frame.render_widget(Paragraph::new(Span::styled("Namespaces (space toggles):", theme.label)), ns_label);
+    frame.render_widget(
+        Paragraph::new(Span::styled("Namespaces (space toggles):", theme.label)),
+        ns_label,
+    );
     let ns_lines: Vec<Line> = if f.namespaces.is_empty() {
-        vec![Line::from(Span::styled("  cluster-wide (cannot be narrowed here: deny and ask for namespaces)", theme.dim))]
+        vec![Line::from(Span::styled(
+            "  cluster-wide (cannot be narrowed here: deny and ask for namespaces)",
+            theme.dim,
+        ))]
     } else {
         f.namespaces
             .iter()
             .enumerate()
             .map(|(i, (name, keep))| {
-                let style = if f.focus == i + 1 { theme.selected } else { theme.value };
-                Line::from(Span::styled(format!("  [{}] {}", if *keep { "x" } else { " " }, inert(name, 64)), style))
+                let style = if f.focus == i + 1 {
+                    theme.selected
+                } else {
+                    theme.value
+                };
+                Line::from(Span::styled(
+                    format!("  [{}] {}", if *keep { "x" } else { " " }, inert(name, 64)),
+                    style,
+                ))
             })
             .collect()
     };
     frame.render_widget(Paragraph::new(ns_lines), ns);
     frame.render_widget(Paragraph::new(error_line(&f.error, theme)), err);
     frame.render_widget(
-        Paragraph::new(hints(theme, &[("tab/↑↓", "move"), ("space", "toggle"), ("enter", "review"), ("esc", "cancel")])),
+        Paragraph::new(hints(
+            theme,
+            &[
+                ("tab/↑↓", "move"),
+                ("space", "toggle"),
+                ("enter", "review"),
+                ("esc", "cancel"),
+            ],
+        )),
         keys,
     );
 }
 
 pub fn shorten(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, f: &ShortenForm) {
-    let left = state.entries.get(&f.key).map(|e| duration::format(e.req.remaining(state.now))).unwrap_or_default();
+    let left = state
+        .entries
+        .get(&f.key)
+        .map(|e| duration::format(e.req.remaining(state.now)))
+        .unwrap_or_default();
     let rect = centered(area, 72, 9);
     let block = frame_block(format!("Shorten {}", inert(&f.key.name, 48)), theme, false);
     let inner = block.inner(rect);
     frame.render_widget(Clear, rect);
     frame.render_widget(block, rect);
-    let [label, input, err, keys] =
-        Layout::vertical([Constraint::Length(1), Constraint::Length(3), Constraint::Length(1), Constraint::Length(1)]).areas(inner);
+    let [label, input, err, keys] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(3),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(inner);
     frame.render_widget(
-        Paragraph::new(Span::styled(format!("End in (now {left} left; only sooner):"), theme.label)),
+        Paragraph::new(Span::styled(
+            format!("End in (now {left} left; only sooner):"),
+            theme.label,
+        )),
         label,
     );
     frame.render_widget(&input_box(&f.input, theme), input);
     frame.render_widget(Paragraph::new(error_line(&f.error, theme)), err);
-    frame.render_widget(Paragraph::new(hints(theme, &[("enter", "shorten"), ("esc", "cancel")])), keys);
+    frame.render_widget(
+        Paragraph::new(hints(theme, &[("enter", "shorten"), ("esc", "cancel")])),
+        keys,
+    );
 }

@@ -26,17 +26,34 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, sc
             };
             let disabled = state.config.readonly && b.dangerous;
             lines.push(Line::from(vec![
-                Span::styled(format!("  {:<14}", b.label), if disabled { theme.dim } else { theme.key }),
-                Span::styled(b.help.to_string(), if disabled { theme.dim } else { theme.value }),
+                Span::styled(
+                    format!("  {:<14}", b.label),
+                    if disabled { theme.dim } else { theme.key },
+                ),
+                Span::styled(
+                    b.help.to_string(),
+                    if disabled { theme.dim } else { theme.value },
+                ),
                 Span::styled(views, theme.dim),
-                Span::styled(if disabled { "  (disabled: read-only)" } else { "" }, theme.dim),
+                Span::styled(
+                    if disabled {
+                        "  (disabled: read-only)"
+                    } else {
+                        ""
+                    },
+                    theme.dim,
+                ),
             ]));
         }
         lines.push(Line::raw(""));
     }
     lines.push(Line::from(Span::styled("Commands", theme.title)));
     for (name, aliases, what) in COMMANDS {
-        let alias = if aliases.is_empty() { String::new() } else { format!(" ({})", aliases.join(", ")) };
+        let alias = if aliases.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", aliases.join(", "))
+        };
         lines.push(Line::from(vec![
             Span::styled(format!("  :{:<13}", name), theme.key),
             Span::styled(what.to_string(), theme.value),
@@ -52,7 +69,16 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, sc
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme.dialog_border)
-        .title(Line::from(Span::styled(" Help — esc or ? to close, j/k scroll ", theme.title)));
+        .title(Line::from(Span::styled(
+            " Help — esc or ? to close, j/k scroll ",
+            theme.title,
+        )));
     frame.render_widget(Clear, rect);
-    frame.render_widget(Paragraph::new(lines).block(block).style(theme.dialog).scroll((scroll, 0)), rect);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .style(theme.dialog)
+            .scroll((scroll, 0)),
+        rect,
+    );
 }

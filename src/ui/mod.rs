@@ -44,10 +44,12 @@ pub fn render(frame: &mut Frame, state: &AppState, theme: &Theme) {
     .areas(area);
     render_header(frame, header, state, theme);
     let (list_area, detail_area) = if area.width >= SIDE_BY_SIDE_WIDTH {
-        let [l, d] = Layout::horizontal([Constraint::Percentage(56), Constraint::Percentage(44)]).areas(body);
+        let [l, d] = Layout::horizontal([Constraint::Percentage(56), Constraint::Percentage(44)])
+            .areas(body);
         (l, d)
     } else {
-        let [l, d] = Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(body);
+        let [l, d] =
+            Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(body);
         (l, d)
     };
     table::render(frame, list_area, state, theme);
@@ -58,7 +60,11 @@ pub fn render(frame: &mut Frame, state: &AppState, theme: &Theme) {
             FlashLevel::Success => (theme.success, "✓ "),
             FlashLevel::Info => (theme.notice, "· "),
         };
-        let hint = if f.level == FlashLevel::Error { "  (esc to dismiss)" } else { "" };
+        let hint = if f.level == FlashLevel::Error {
+            "  (esc to dismiss)"
+        } else {
+            ""
+        };
         frame.render_widget(
             Paragraph::new(Line::from(vec![
                 Span::styled(format!("{icon}{}", inert(&f.text, 400)), style),
@@ -81,12 +87,25 @@ pub fn render(frame: &mut Frame, state: &AppState, theme: &Theme) {
 fn render_too_small(frame: &mut Frame, area: Rect, theme: &Theme) {
     let text = vec![
         Line::from(Span::styled("Terminal too small", theme.title)),
-        Line::from(format!("{}×{}: Portcullis needs at least {MIN_WIDTH}×{MIN_HEIGHT}", area.width, area.height)),
+        Line::from(format!(
+            "{}×{}: Portcullis needs at least {MIN_WIDTH}×{MIN_HEIGHT}",
+            area.width, area.height
+        )),
         Line::from(Span::styled("enlarge the window, or q to quit", theme.dim)),
     ];
     let y = area.height.saturating_sub(3) / 2;
-    let rect = Rect { x: area.x, y: area.y + y, width: area.width, height: area.height.min(3) };
-    frame.render_widget(Paragraph::new(text).alignment(Alignment::Center).wrap(Wrap { trim: true }), rect);
+    let rect = Rect {
+        x: area.x,
+        y: area.y + y,
+        width: area.width,
+        height: area.height.min(3),
+    };
+    frame.render_widget(
+        Paragraph::new(text)
+            .alignment(Alignment::Center)
+            .wrap(Wrap { trim: true }),
+        rect,
+    );
 }
 
 fn render_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
@@ -99,11 +118,19 @@ fn render_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme)
         (None, false) => format!("all ({} clusters)", state.clusters.len()),
         (None, true) => "all".into(),
     };
-    let failing = state.clusters.values().filter(|c| c.error.is_some()).count();
+    let failing = state
+        .clusters
+        .values()
+        .filter(|c| c.error.is_some())
+        .count();
     let approver = if compact {
         inert(&state.approver.user, 24).into_owned()
     } else {
-        format!("{} [{}]", inert(&state.approver.user, 32), inert(&state.approver.groups.join(","), 48))
+        format!(
+            "{} [{}]",
+            inert(&state.approver.user, 32),
+            inert(&state.approver.groups.join(","), 48)
+        )
     };
     let mut spans = vec![
         Span::styled(" Portcullis ", theme.header_key),
@@ -111,14 +138,23 @@ fn render_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme)
         Span::styled(format!(" approver: {approver} "), theme.header),
     ];
     if !compact {
-        spans.push(Span::styled(format!(" {} ", state.backend_kind), theme.header));
+        spans.push(Span::styled(
+            format!(" {} ", state.backend_kind),
+            theme.header,
+        ));
     }
     spans.push(Span::styled(
-        format!(" pending {}  live {}  expiring {} ", state.counts.pending, state.counts.live, state.counts.expiring),
+        format!(
+            " pending {}  live {}  expiring {} ",
+            state.counts.pending, state.counts.live, state.counts.expiring
+        ),
         theme.header_key,
     ));
     if failing > 0 {
-        spans.push(Span::styled(format!(" {failing} cluster(s) failing "), theme.error));
+        spans.push(Span::styled(
+            format!(" {failing} cluster(s) failing "),
+            theme.error,
+        ));
     }
     if state.production_in_view() {
         spans.push(Span::raw(" "));
@@ -129,7 +165,10 @@ fn render_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme)
         spans.push(Span::styled(" READ-ONLY ", theme.badge_prod));
     }
     if state.in_flight > 0 {
-        spans.push(Span::styled(format!(" working… ({}) ", state.in_flight), theme.notice));
+        spans.push(Span::styled(
+            format!(" working… ({}) ", state.in_flight),
+            theme.notice,
+        ));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)).style(theme.header), top);
 
@@ -140,15 +179,28 @@ fn render_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme)
             View::Grants => state.list(View::Grants).len(),
             View::History => state.list(View::History).len(),
         };
-        let style = if *view == state.view { theme.tab_active } else { theme.tab_inactive };
-        tab_spans.push(Span::styled(format!(" {} {} ({count}) ", i + 1, view.title()), style));
+        let style = if *view == state.view {
+            theme.tab_active
+        } else {
+            theme.tab_inactive
+        };
+        tab_spans.push(Span::styled(
+            format!(" {} {} ({count}) ", i + 1, view.title()),
+            style,
+        ));
         tab_spans.push(Span::raw(" "));
     }
     if !state.filter.is_empty() {
-        tab_spans.push(Span::styled(format!(" filter: {} ", inert(&state.filter.text, 60)), theme.notice));
+        tab_spans.push(Span::styled(
+            format!(" filter: {} ", inert(&state.filter.text, 60)),
+            theme.notice,
+        ));
     }
     if !state.marks.is_empty() {
-        tab_spans.push(Span::styled(format!(" {} marked ", state.marks.len()), theme.marked));
+        tab_spans.push(Span::styled(
+            format!(" {} marked ", state.marks.len()),
+            theme.marked,
+        ));
     }
     frame.render_widget(Paragraph::new(Line::from(tab_spans)), tabs);
 }
@@ -163,8 +215,16 @@ fn render_footer(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme)
         ])
     };
     let line = match &state.mode {
-        Mode::Command { input, .. } => input_line(":", input.lines().join(""), "enter run · tab complete · esc cancel"),
-        Mode::Filter { input } => input_line("/", input.lines().join(""), "enter keep · esc clear · user: ns: risk: cluster: role:"),
+        Mode::Command { input, .. } => input_line(
+            ":",
+            input.lines().join(""),
+            "enter run · tab complete · esc cancel",
+        ),
+        Mode::Filter { input } => input_line(
+            "/",
+            input.lines().join(""),
+            "enter keep · esc clear · user: ns: risk: cluster: role:",
+        ),
         _ => {
             let mut spans = Vec::new();
             for b in keymap::footer(state.view, state.config.readonly) {
@@ -181,10 +241,15 @@ fn render_footer(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme)
 pub(crate) fn pane<'a>(title: Line<'a>, production: bool, theme: &Theme) -> Block<'a> {
     let mut block = Block::default()
         .borders(Borders::ALL)
-        .border_style(if production { theme.border_prod } else { theme.border })
+        .border_style(if production {
+            theme.border_prod
+        } else {
+            theme.border
+        })
         .title(title);
     if production {
-        block = block.title_top(Line::from(Span::styled(" PROD ", theme.badge_prod)).right_aligned());
+        block =
+            block.title_top(Line::from(Span::styled(" PROD ", theme.badge_prod)).right_aligned());
     }
     block
 }

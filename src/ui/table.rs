@@ -23,36 +23,40 @@ struct Column {
 }
 
 const fn col(title: &'static str, width: u16, priority: u8) -> Column {
-    Column { title, width, priority }
+    Column {
+        title,
+        width,
+        priority,
+    }
 }
 
 const PENDING: &[Column] = &[
-            col("REQUESTER", 12, 0),
-            col("CLUSTER", 15, 3),
-            col("NAMESPACES", 16, 4),
-            col("ROLE", 14, 2),
-            col("ASKED", 6, 5),
-            col("AGE", 6, 6),
-            col("RISK", 6, 1),
+    col("REQUESTER", 12, 0),
+    col("CLUSTER", 15, 3),
+    col("NAMESPACES", 16, 4),
+    col("ROLE", 14, 2),
+    col("ASKED", 6, 5),
+    col("AGE", 6, 6),
+    col("RISK", 6, 1),
 ];
 const GRANTS: &[Column] = &[
-            col("REQUESTER", 12, 0),
-            col("CLUSTER", 15, 3),
-            col("NAMESPACES", 16, 4),
-            col("ROLE", 14, 2),
-            col("LEFT", 8, 1),
-            col("BY", 10, 5),
-            col("RISK", 6, 6),
+    col("REQUESTER", 12, 0),
+    col("CLUSTER", 15, 3),
+    col("NAMESPACES", 16, 4),
+    col("ROLE", 14, 2),
+    col("LEFT", 8, 1),
+    col("BY", 10, 5),
+    col("RISK", 6, 6),
 ];
 const HISTORY: &[Column] = &[
-            col("REQUESTER", 12, 0),
-            col("CLUSTER", 15, 5),
-            col("ROLE", 16, 3),
-            col("NAMESPACES", 18, 4),
-            col("OUTCOME", 10, 1),
-            col("BY", 10, 2),
-            col("WHEN", 6, 6),
-            col("WHY", 24, 7),
+    col("REQUESTER", 12, 0),
+    col("CLUSTER", 15, 5),
+    col("ROLE", 16, 3),
+    col("NAMESPACES", 18, 4),
+    col("OUTCOME", 10, 1),
+    col("BY", 10, 2),
+    col("WHEN", 6, 6),
+    col("WHY", 24, 7),
 ];
 
 fn columns(view: View) -> &'static [Column] {
@@ -101,18 +105,40 @@ fn cell_text(state: &AppState, e: &Entry, title: &str) -> (String, Style) {
         "AGE" => (duration::format_chrono(state.now - r.created_at), plain),
         "LEFT" => {
             let left = r.remaining(state.now);
-            let soon = r.status.expires_at.is_some_and(|end| end <= state.now + state.config.expiring_soon);
-            (duration::format(left), if soon { Style::default().add_modifier(ratatui::style::Modifier::BOLD) } else { plain })
+            let soon = r
+                .status
+                .expires_at
+                .is_some_and(|end| end <= state.now + state.config.expiring_soon);
+            (
+                duration::format(left),
+                if soon {
+                    Style::default().add_modifier(ratatui::style::Modifier::BOLD)
+                } else {
+                    plain
+                },
+            )
         }
         "BY" => (
-            r.status.revoked_by.clone().or_else(|| r.status.decision.as_ref().map(|d| d.by.clone())).unwrap_or_else(|| {
-                if r.phase() == Phase::Withdrawn { r.requester.user.clone() } else { "-".into() }
-            }),
+            r.status
+                .revoked_by
+                .clone()
+                .or_else(|| r.status.decision.as_ref().map(|d| d.by.clone()))
+                .unwrap_or_else(|| {
+                    if r.phase() == Phase::Withdrawn {
+                        r.requester.user.clone()
+                    } else {
+                        "-".into()
+                    }
+                }),
             plain,
         ),
         "OUTCOME" => (r.phase().to_string(), plain),
         "WHEN" => {
-            let at = r.status.ended_at.or(r.status.decision.as_ref().map(|d| d.at)).unwrap_or(r.created_at);
+            let at = r
+                .status
+                .ended_at
+                .or(r.status.decision.as_ref().map(|d| d.at))
+                .unwrap_or(r.created_at);
             (duration::format_chrono(state.now - at), plain)
         }
         "WHY" => (
@@ -162,7 +188,9 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     let offset = if list.len() <= rows_visible {
         0
     } else {
-        cursor.saturating_sub(rows_visible / 2).min(list.len() - rows_visible)
+        cursor
+            .saturating_sub(rows_visible / 2)
+            .min(list.len() - rows_visible)
     };
     let mut widths: Vec<Constraint> = vec![Constraint::Length(1)];
     widths.extend(keep.iter().map(|i| Constraint::Length(cols[*i].width)));
@@ -175,38 +203,46 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
             .collect::<Vec<_>>(),
     )
     .style(theme.column_header);
-    let rows = list.iter().enumerate().skip(offset).take(rows_visible).filter_map(|(i, key)| {
-        let e = state.entries.get(key)?;
-        let marked = state.marks.contains(key);
-        let selected = i == cursor;
-        let mark = if marked { "●" } else { " " };
-        let mut cells = vec![Cell::from(Span::styled(mark, theme.marked))];
-        for ci in &keep {
-            let title = cols[*ci].title;
-            let (text, extra) = cell_text(state, e, title);
-            let text = inert(&text, 128).into_owned();
-            let style = match title {
-                "RISK" if e.invalid.is_some() => theme.invalid,
-                "RISK" => e.summary.worst.map_or(theme.dim, |s| severity_style(theme, s)),
-                "LEFT" if extra != Style::default() => theme.expiring,
-                "OUTCOME" => match e.req.phase() {
-                    Phase::Denied | Phase::Revoked | Phase::Failed => theme.high,
-                    Phase::Expired | Phase::Withdrawn => theme.dim,
+    let rows = list
+        .iter()
+        .enumerate()
+        .skip(offset)
+        .take(rows_visible)
+        .filter_map(|(i, key)| {
+            let e = state.entries.get(key)?;
+            let marked = state.marks.contains(key);
+            let selected = i == cursor;
+            let mark = if marked { "●" } else { " " };
+            let mut cells = vec![Cell::from(Span::styled(mark, theme.marked))];
+            for ci in &keep {
+                let title = cols[*ci].title;
+                let (text, extra) = cell_text(state, e, title);
+                let text = inert(&text, 128).into_owned();
+                let style = match title {
+                    "RISK" if e.invalid.is_some() => theme.invalid,
+                    "RISK" => e
+                        .summary
+                        .worst
+                        .map_or(theme.dim, |s| severity_style(theme, s)),
+                    "LEFT" if extra != Style::default() => theme.expiring,
+                    "OUTCOME" => match e.req.phase() {
+                        Phase::Denied | Phase::Revoked | Phase::Failed => theme.high,
+                        Phase::Expired | Phase::Withdrawn => theme.dim,
+                        _ => theme.value,
+                    },
                     _ => theme.value,
-                },
-                _ => theme.value,
-            };
-            cells.push(Cell::from(Span::styled(text, style)));
-        }
-        let row = Row::new(cells);
-        Some(if selected {
-            row.style(theme.selected)
-        } else if marked {
-            row.style(theme.marked)
-        } else {
-            row
-        })
-    });
+                };
+                cells.push(Cell::from(Span::styled(text, style)));
+            }
+            let row = Row::new(cells);
+            Some(if selected {
+                row.style(theme.selected)
+            } else if marked {
+                row.style(theme.marked)
+            } else {
+                row
+            })
+        });
     let table = Table::new(rows, widths).header(header).column_spacing(1);
     frame.render_widget(table, inner);
 }

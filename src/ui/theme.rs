@@ -69,19 +69,50 @@ macro_rules! theme_struct {
 }
 
 theme_struct!(
-    base, header, header_key, tab_active, tab_inactive, border, border_focus, border_prod, badge_prod, title,
-    column_header, selected, marked, label, value, dim, critical, high, medium, info, expiring, ok, error,
-    success, notice, key, dialog, dialog_border, invalid,
+    base,
+    header,
+    header_key,
+    tab_active,
+    tab_inactive,
+    border,
+    border_focus,
+    border_prod,
+    badge_prod,
+    title,
+    column_header,
+    selected,
+    marked,
+    label,
+    value,
+    dim,
+    critical,
+    high,
+    medium,
+    info,
+    expiring,
+    ok,
+    error,
+    success,
+    notice,
+    key,
+    dialog,
+    dialog_border,
+    invalid,
 );
 
 fn color(text: &str, origin: &str) -> Result<Color, ThemeError> {
-    Color::from_str(text).map_err(|_| ThemeError::Parse(origin.into(), format!("'{text}' is not a colour")))
+    Color::from_str(text)
+        .map_err(|_| ThemeError::Parse(origin.into(), format!("'{text}' is not a colour")))
 }
 
 impl Theme {
     pub fn parse(text: &str, origin: &str) -> Result<Self, ThemeError> {
-        let file: ThemeFile = toml::from_str(text).map_err(|e| ThemeError::Parse(origin.into(), e.message().to_string()))?;
-        let mut theme = Theme { name: file.name, ..Default::default() };
+        let file: ThemeFile = toml::from_str(text)
+            .map_err(|e| ThemeError::Parse(origin.into(), e.message().to_string()))?;
+        let mut theme = Theme {
+            name: file.name,
+            ..Default::default()
+        };
         for (key, spec) in file.styles {
             let mut style = Style::default();
             if let Some(fg) = &spec.fg {
@@ -102,7 +133,10 @@ impl Theme {
                 }
             }
             if !theme.set(&key, style) {
-                return Err(ThemeError::Parse(origin.into(), format!("unknown style '{key}'")));
+                return Err(ThemeError::Parse(
+                    origin.into(),
+                    format!("unknown style '{key}'"),
+                ));
             }
         }
         Ok(theme)
@@ -127,7 +161,10 @@ impl Theme {
         Theme::built_in(name).ok_or_else(|| {
             ThemeError::NotFound(
                 name.into(),
-                user_dir.map_or_else(|| "$XDG_CONFIG_HOME/portcullis/themes/".into(), |d| d.display().to_string()),
+                user_dir.map_or_else(
+                    || "$XDG_CONFIG_HOME/portcullis/themes/".into(),
+                    |d| d.display().to_string(),
+                ),
             )
         })
     }
@@ -146,7 +183,11 @@ mod tests {
         for (name, text) in BUILT_IN {
             let t = Theme::parse(text, name).unwrap();
             assert_eq!(t.name, *name);
-            assert_ne!(t.selected, Style::default(), "{name}: selection must be visible");
+            assert_ne!(
+                t.selected,
+                Style::default(),
+                "{name}: selection must be visible"
+            );
             assert_ne!(t.critical, Style::default(), "{name}");
         }
     }
@@ -154,7 +195,14 @@ mod tests {
     #[test]
     fn mono_uses_no_colour() {
         let m = Theme::mono();
-        for s in [m.selected, m.critical, m.high, m.header, m.border_prod, m.error] {
+        for s in [
+            m.selected,
+            m.critical,
+            m.high,
+            m.header,
+            m.border_prod,
+            m.error,
+        ] {
             assert!(s.fg.is_none() && s.bg.is_none(), "{s:?}");
         }
         assert!(m.selected.add_modifier.contains(Modifier::REVERSED));
@@ -164,7 +212,16 @@ mod tests {
     fn default_uses_only_ansi_16() {
         let d = Theme::built_in("default").unwrap();
         let ok = |c: Option<Color>| !matches!(c, Some(Color::Rgb(..)) | Some(Color::Indexed(_)));
-        for s in [d.base, d.header, d.selected, d.critical, d.high, d.medium, d.info, d.border_prod] {
+        for s in [
+            d.base,
+            d.header,
+            d.selected,
+            d.critical,
+            d.high,
+            d.medium,
+            d.info,
+            d.border_prod,
+        ] {
             assert!(ok(s.fg) && ok(s.bg), "{s:?}");
         }
     }
@@ -173,8 +230,15 @@ mod tests {
     fn errors_are_clear() {
         let e = Theme::parse("name = 'x'\n[styles]\nbogus = {}\n", "x.toml").unwrap_err();
         assert_eq!(e.to_string(), "theme x.toml: unknown style 'bogus'");
-        let e = Theme::parse("name = 'x'\n[styles]\nbase = { fg = 'ultraviolet' }\n", "x.toml").unwrap_err();
+        let e = Theme::parse(
+            "name = 'x'\n[styles]\nbase = { fg = 'ultraviolet' }\n",
+            "x.toml",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("'ultraviolet' is not a colour"));
-        assert!(matches!(Theme::load("nope", None), Err(ThemeError::NotFound(..))));
+        assert!(matches!(
+            Theme::load("nope", None),
+            Err(ThemeError::NotFound(..))
+        ));
     }
 }

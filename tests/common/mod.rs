@@ -28,7 +28,14 @@ pub struct Harness {
 
 impl Harness {
     pub fn new(seed: u64) -> Self {
-        Self::with(DemoConfig { seed, rate: Duration::ZERO, ..Default::default() }, AppConfig::default())
+        Self::with(
+            DemoConfig {
+                seed,
+                rate: Duration::ZERO,
+                ..Default::default()
+            },
+            AppConfig::default(),
+        )
     }
 
     pub fn with(demo: DemoConfig, config: AppConfig) -> Self {
@@ -36,7 +43,12 @@ impl Harness {
         let info = backend.info();
         let state = AppState::new(config, info.approver, info.kind, backend.now());
         let events = backend.watch();
-        let mut h = Self { backend, state, events, effects: Vec::new() };
+        let mut h = Self {
+            backend,
+            state,
+            events,
+            effects: Vec::new(),
+        };
         h.pump();
         h
     }
@@ -92,7 +104,11 @@ impl Harness {
                 (code, end + 1)
             } else {
                 let c = rest.chars().next().expect("non-empty");
-                let mods = if c.is_ascii_uppercase() { KeyModifiers::SHIFT } else { KeyModifiers::NONE };
+                let mods = if c.is_ascii_uppercase() {
+                    KeyModifiers::SHIFT
+                } else {
+                    KeyModifiers::NONE
+                };
                 (KeyEvent::new(KeyCode::Char(c), mods), c.len_utf8())
             };
             self.key(key).await;
@@ -138,7 +154,11 @@ impl Harness {
     }
 
     pub fn flash(&self) -> String {
-        self.state.flash.as_ref().map(|f| f.text.clone()).unwrap_or_default()
+        self.state
+            .flash
+            .as_ref()
+            .map(|f| f.text.clone())
+            .unwrap_or_default()
     }
 
     pub fn terminal(&self, width: u16, height: u16, theme: &Theme) -> Terminal<TestBackend> {

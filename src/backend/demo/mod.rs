@@ -13,7 +13,9 @@ use tokio::sync::mpsc;
 
 pub use world::{DemoConfig, DemoWorld};
 
-use super::{AccessBackend, ApproveSpec, BackendError, BackendEvent, BackendInfo, NewRequest, RequestKey};
+use super::{
+    AccessBackend, ApproveSpec, BackendError, BackendEvent, BackendInfo, NewRequest, RequestKey,
+};
 use crate::domain::{AccessRequest, Subject};
 
 /// Where the demo's time comes from.
@@ -121,7 +123,7 @@ impl DemoBackend {
             let mut events = world.advance(now);
             let r = f(&mut world, user);
             if let Ok(req) = &r {
-                events.push(BackendEvent::Upsert(req.clone()));
+                events.push(BackendEvent::Upsert(Box::new(req.clone())));
             }
             (r, events)
         };
@@ -133,7 +135,11 @@ impl DemoBackend {
 #[async_trait]
 impl AccessBackend for DemoBackend {
     fn info(&self) -> BackendInfo {
-        BackendInfo { kind: "demo", approver: self.approver.clone(), clusters: lock(&self.world).clusters() }
+        BackendInfo {
+            kind: "demo",
+            approver: self.approver.clone(),
+            clusters: lock(&self.world).clusters(),
+        }
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -159,7 +165,11 @@ impl AccessBackend for DemoBackend {
         self.act(|w, _| w.create(request))
     }
 
-    async fn approve(&self, key: &RequestKey, spec: ApproveSpec) -> Result<AccessRequest, BackendError> {
+    async fn approve(
+        &self,
+        key: &RequestKey,
+        spec: ApproveSpec,
+    ) -> Result<AccessRequest, BackendError> {
         self.act(|w, me| w.approve(key, me, spec))
     }
 
@@ -167,7 +177,11 @@ impl AccessBackend for DemoBackend {
         self.act(|w, me| w.deny(key, me, reason))
     }
 
-    async fn shorten(&self, key: &RequestKey, new_end: DateTime<Utc>) -> Result<AccessRequest, BackendError> {
+    async fn shorten(
+        &self,
+        key: &RequestKey,
+        new_end: DateTime<Utc>,
+    ) -> Result<AccessRequest, BackendError> {
         self.act(|w, _| w.shorten(key, new_end))
     }
 

@@ -13,7 +13,9 @@ use rand_chacha::ChaCha8Rng;
 use super::org::{self, Person, APPROVER, CLUSTERS, PEOPLE, REASONS};
 use crate::backend::{ApproveSpec, BackendError, BackendEvent, NewRequest, RequestKey};
 use crate::domain::request::{Approval, Status};
-use crate::domain::{AccessRequest, Credentials, Phase, RoleKind, RoleRef, Subject, ValidationLimits};
+use crate::domain::{
+    AccessRequest, Credentials, Phase, RoleKind, RoleRef, Subject, ValidationLimits,
+};
 
 #[derive(Debug, Clone)]
 pub struct DemoConfig {
@@ -88,7 +90,11 @@ impl DemoWorld {
     }
 
     pub fn approver() -> Subject {
-        PEOPLE.iter().find(|p| p.user == APPROVER).map(Person::subject).unwrap_or_else(|| Subject::new(APPROVER, &[]))
+        PEOPLE
+            .iter()
+            .find(|p| p.user == APPROVER)
+            .map(Person::subject)
+            .unwrap_or_else(|| Subject::new(APPROVER, &[]))
     }
 
     pub fn clusters(&self) -> Vec<String> {
@@ -106,12 +112,23 @@ impl DemoWorld {
             .iter()
             .flat_map(|(c, inv)| {
                 [
-                    BackendEvent::ClusterStatus { cluster: c.clone(), error: None },
-                    BackendEvent::Inventory { cluster: c.clone(), inventory: inv.clone() },
+                    BackendEvent::ClusterStatus {
+                        cluster: c.clone(),
+                        error: None,
+                    },
+                    BackendEvent::Inventory {
+                        cluster: c.clone(),
+                        inventory: inv.clone(),
+                    },
                 ]
             })
             .collect();
-        out.extend(self.requests.values().cloned().map(BackendEvent::Upsert));
+        out.extend(
+            self.requests
+                .values()
+                .cloned()
+                .map(|r| BackendEvent::Upsert(Box::new(r))),
+        );
         out
     }
 
@@ -122,7 +139,9 @@ impl DemoWorld {
     fn new_name(&mut self, user: &str, ns: Option<&str>) -> String {
         self.serial += 1;
         const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
-        let suffix: String = (0..4).map(|_| ALPHABET[self.rng.random_range(0..ALPHABET.len())] as char).collect();
+        let suffix: String = (0..4)
+            .map(|_| ALPHABET[self.rng.random_range(0..ALPHABET.len())] as char)
+            .collect();
         format!("{user}-{}-{suffix}", ns.unwrap_or("cluster"))
     }
 
@@ -131,7 +150,8 @@ impl DemoWorld {
         let person = match who {
             Some(p) => p,
             None => {
-                let others: Vec<&'static Person> = PEOPLE.iter().filter(|p| p.user != APPROVER).collect();
+                let others: Vec<&'static Person> =
+                    PEOPLE.iter().filter(|p| p.user != APPROVER).collect();
                 *self.pick(&others)
             }
         };
@@ -171,14 +191,18 @@ impl DemoWorld {
             duration,
             reason,
             ticket: Some(ticket),
-            credentials: if self.rng.random_range(0..5) == 0 { Credentials::Token } else { Credentials::Identity },
+            credentials: if self.rng.random_range(0..5) == 0 {
+                Credentials::Token
+            } else {
+                Credentials::Identity
+            },
             status: Status::default(),
         }
     }
 
     fn insert(&mut self, req: AccessRequest) -> BackendEvent {
         self.requests.insert(RequestKey::of(&req), req.clone());
-        BackendEvent::Upsert(req)
+        BackendEvent::Upsert(Box::new(req))
     }
 
     /// A past day of decisions, a few live grants and a queue.
@@ -198,9 +222,18 @@ impl DemoWorld {
             let approver = approvers[(i as usize) % approvers.len()];
             let at = created + TimeDelta::minutes(self.rng.random_range(1..20));
             match i % 6 {
-                0 | 1 | 2 => {
+                0..=2 => {
                     let ns = r.namespaces.clone();
-                    let _ = r.approve(Approval { by: approver.into(), at, duration: r.duration, namespaces: ns, reason: None }, &self.limits);
+                    let _ = r.approve(
+                        Approval {
+                            by: approver.into(),
+                            at,
+                            duration: r.duration,
+                            namespaces: ns,
+                            reason: None,
+                        },
+                        &self.limits,
+                    );
                     let _ = r.expire_if_due(at + delta(r.duration), &self.limits);
                 }
                 3 => {
@@ -209,8 +242,21 @@ impl DemoWorld {
                 }
                 4 => {
                     let ns = r.namespaces.iter().take(1).cloned().collect();
-                    let _ = r.approve(Approval { by: approver.into(), at, duration: r.duration.min(minutes(15)), namespaces: ns, reason: Some("shorter: one namespace is enough".into()) }, &self.limits);
-                    let _ = r.revoke(approver, at + TimeDelta::minutes(5), "work done, closing early");
+                    let _ = r.approve(
+                        Approval {
+                            by: approver.into(),
+                            at,
+                            duration: r.duration.min(minutes(15)),
+                            namespaces: ns,
+                            reason: Some("shorter: one namespace is enough".into()),
+                        },
+                        &self.limits,
+                    );
+                    let _ = r.revoke(
+                        approver,
+                        at + TimeDelta::minutes(5),
+                        "work done, closing early",
+                    );
                 }
                 _ => {
                     let user = r.requester.user.clone();
@@ -228,7 +274,16 @@ impl DemoWorld {
             r.duration = minutes(120);
             let at = start + TimeDelta::minutes(remaining_min) - TimeDelta::minutes(120);
             let ns = r.namespaces.clone();
-            let _ = r.approve(Approval { by: approvers[i % 3].into(), at, duration: r.duration, namespaces: ns, reason: None }, &self.limits);
+            let _ = r.approve(
+                Approval {
+                    by: approvers[i % 3].into(),
+                    at,
+                    duration: r.duration,
+                    namespaces: ns,
+                    reason: None,
+                },
+                &self.limits,
+            );
             self.insert(r);
         }
         // The queue: waiting for a few seconds to an hour.
@@ -284,7 +339,11 @@ impl DemoWorld {
                 let pending: Vec<RequestKey> = self
                     .requests
                     .iter()
-                    .filter(|(_, r)| r.phase() == Phase::Pending && r.requester.user != APPROVER && !r.name.starts_with("mallory"))
+                    .filter(|(_, r)| {
+                        r.phase() == Phase::Pending
+                            && r.requester.user != APPROVER
+                            && !r.name.starts_with("mallory")
+                    })
                     .map(|(k, _)| k.clone())
                     .collect();
                 if !pending.is_empty() {
@@ -292,7 +351,7 @@ impl DemoWorld {
                     if let Some(r) = self.requests.get_mut(&key) {
                         let user = r.requester.user.clone();
                         if r.withdraw(&user, at).is_ok() {
-                            events.push(BackendEvent::Upsert(r.clone()));
+                            events.push(BackendEvent::Upsert(Box::new(r.clone())));
                         }
                     }
                 }
@@ -302,21 +361,27 @@ impl DemoWorld {
         self.now = now;
         for r in self.requests.values_mut() {
             if r.expire_if_due(now, &self.limits) {
-                events.push(BackendEvent::Upsert(r.clone()));
+                events.push(BackendEvent::Upsert(Box::new(r.clone())));
             }
         }
         events
     }
 
     fn get_mut(&mut self, key: &RequestKey) -> Result<&mut AccessRequest, BackendError> {
-        self.requests.get_mut(key).ok_or_else(|| BackendError::NotFound(key.clone()))
+        self.requests
+            .get_mut(key)
+            .ok_or_else(|| BackendError::NotFound(key.clone()))
     }
 
     /// Applies `change` to a copy and stores it only when it succeeds.
     fn change(
         &mut self,
         key: &RequestKey,
-        change: impl FnOnce(&mut AccessRequest, DateTime<Utc>, &ValidationLimits) -> Result<(), crate::domain::PhaseError>,
+        change: impl FnOnce(
+            &mut AccessRequest,
+            DateTime<Utc>,
+            &ValidationLimits,
+        ) -> Result<(), crate::domain::PhaseError>,
     ) -> Result<AccessRequest, BackendError> {
         let now = self.now;
         let limits = self.limits.clone();
@@ -327,21 +392,49 @@ impl DemoWorld {
         Ok(next)
     }
 
-    pub fn approve(&mut self, key: &RequestKey, by: &str, spec: ApproveSpec) -> Result<AccessRequest, BackendError> {
+    pub fn approve(
+        &mut self,
+        key: &RequestKey,
+        by: &str,
+        spec: ApproveSpec,
+    ) -> Result<AccessRequest, BackendError> {
         self.change(key, |r, now, limits| {
-            r.approve(Approval { by: by.into(), at: now, duration: spec.duration, namespaces: spec.namespaces, reason: spec.reason }, limits)
+            r.approve(
+                Approval {
+                    by: by.into(),
+                    at: now,
+                    duration: spec.duration,
+                    namespaces: spec.namespaces,
+                    reason: spec.reason,
+                },
+                limits,
+            )
         })
     }
 
-    pub fn deny(&mut self, key: &RequestKey, by: &str, reason: &str) -> Result<AccessRequest, BackendError> {
+    pub fn deny(
+        &mut self,
+        key: &RequestKey,
+        by: &str,
+        reason: &str,
+    ) -> Result<AccessRequest, BackendError> {
         self.change(key, |r, now, _| r.deny(by, now, reason))
     }
 
-    pub fn shorten(&mut self, key: &RequestKey, new_end: DateTime<Utc>) -> Result<AccessRequest, BackendError> {
+    pub fn shorten(
+        &mut self,
+        key: &RequestKey,
+        new_end: DateTime<Utc>,
+    ) -> Result<AccessRequest, BackendError> {
         self.change(key, |r, now, _| r.shorten(new_end, now))
     }
 
-    pub fn revoke(&mut self, key: &RequestKey, by: &str, reason: &str) -> Result<AccessRequest, BackendError> {
+    pub fn revoke(
+        &mut self,
+        key: &RequestKey,
+        by: &str,
+        reason: &str,
+    ) -> Result<AccessRequest, BackendError> {
         self.change(key, |r, now, _| r.revoke(by, now, reason))
     }
 
@@ -351,10 +444,21 @@ impl DemoWorld {
 
     pub fn create(&mut self, new: NewRequest) -> Result<AccessRequest, BackendError> {
         if !self.inventories.contains_key(&new.cluster) {
-            return Err(BackendError::Invalid(format!("unknown cluster '{}'", crate::domain::sanitize::inert(&new.cluster, 64))));
+            return Err(BackendError::Invalid(format!(
+                "unknown cluster '{}'",
+                crate::domain::sanitize::inert(&new.cluster, 64)
+            )));
         }
         let ns = new.namespaces.first().cloned();
-        let name = self.new_name(&new.requester.user.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase(), ns.as_deref());
+        let name = self.new_name(
+            &new.requester
+                .user
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .collect::<String>()
+                .to_ascii_lowercase(),
+            ns.as_deref(),
+        );
         let req = AccessRequest {
             name,
             cluster: new.cluster,
@@ -388,7 +492,10 @@ mod tests {
         let b = DemoWorld::new(DemoConfig::default());
         let names = |w: &DemoWorld| w.requests().map(|r| r.name.clone()).collect::<Vec<_>>();
         assert_eq!(names(&a), names(&b));
-        let c = DemoWorld::new(DemoConfig { seed: 2, ..Default::default() });
+        let c = DemoWorld::new(DemoConfig {
+            seed: 2,
+            ..Default::default()
+        });
         assert_ne!(names(&a), names(&c));
     }
 
@@ -398,10 +505,15 @@ mod tests {
         let count = |p: Phase| w.requests().filter(|r| r.phase() == p).count();
         assert!(count(Phase::Pending) >= 6);
         assert_eq!(count(Phase::Active), 4);
-        assert!(count(Phase::Denied) >= 3 && count(Phase::Revoked) >= 3 && count(Phase::Withdrawn) >= 3);
-        assert!(w.requests().any(|r| r.requester.user == APPROVER && r.phase() == Phase::Pending));
+        assert!(
+            count(Phase::Denied) >= 3 && count(Phase::Revoked) >= 3 && count(Phase::Withdrawn) >= 3
+        );
+        assert!(w
+            .requests()
+            .any(|r| r.requester.user == APPROVER && r.phase() == Phase::Pending));
         assert_eq!(w.clusters().len(), 3);
-        let users: std::collections::BTreeSet<_> = w.requests().map(|r| r.requester.user.clone()).collect();
+        let users: std::collections::BTreeSet<_> =
+            w.requests().map(|r| r.requester.user.clone()).collect();
         assert!(users.len() >= 8, "{users:?}");
     }
 
@@ -411,16 +523,27 @@ mod tests {
         let start = w.now();
         let before = w.requests().count();
         let events = w.advance(start + TimeDelta::minutes(5));
-        assert!(w.requests().count() > before + 10, "about one arrival per 8s");
+        assert!(
+            w.requests().count() > before + 10,
+            "about one arrival per 8s"
+        );
         // The grant with 3 minutes left has expired.
-        assert!(events.iter().any(|e| matches!(e, BackendEvent::Upsert(r) if r.phase() == Phase::Expired)));
-        assert_eq!(w.requests().filter(|r| r.phase() == Phase::Active).count(), 3);
+        assert!(events
+            .iter()
+            .any(|e| matches!(e, BackendEvent::Upsert(r) if r.phase() == Phase::Expired)));
+        assert_eq!(
+            w.requests().filter(|r| r.phase() == Phase::Active).count(),
+            3
+        );
         assert!(w.advance(start).is_empty(), "time never goes back");
     }
 
     #[test]
     fn rate_zero_stops_arrivals() {
-        let mut w = DemoWorld::new(DemoConfig { rate: Duration::ZERO, ..Default::default() });
+        let mut w = DemoWorld::new(DemoConfig {
+            rate: Duration::ZERO,
+            ..Default::default()
+        });
         let before = w.requests().count();
         let start = w.now();
         w.advance(start + TimeDelta::hours(1));
@@ -430,9 +553,23 @@ mod tests {
     #[test]
     fn failed_change_changes_nothing() {
         let mut w = DemoWorld::new(DemoConfig::default());
-        let own = w.requests().find(|r| r.requester.user == APPROVER).map(RequestKey::of).unwrap();
-        let spec = ApproveSpec { duration: minutes(5), namespaces: vec!["monitoring".into()], reason: None };
-        assert!(matches!(w.approve(&own, APPROVER, spec), Err(BackendError::Refused(_))));
-        assert_eq!(w.requests.get(&own).map(|r| r.phase()), Some(Phase::Pending));
+        let own = w
+            .requests()
+            .find(|r| r.requester.user == APPROVER)
+            .map(RequestKey::of)
+            .unwrap();
+        let spec = ApproveSpec {
+            duration: minutes(5),
+            namespaces: vec!["monitoring".into()],
+            reason: None,
+        };
+        assert!(matches!(
+            w.approve(&own, APPROVER, spec),
+            Err(BackendError::Refused(_))
+        ));
+        assert_eq!(
+            w.requests.get(&own).map(|r| r.phase()),
+            Some(Phase::Pending)
+        );
     }
 }

@@ -78,7 +78,10 @@ pub struct Analysis {
 
 impl Analysis {
     pub fn count_at_least(&self, severity: Severity) -> usize {
-        self.new.iter().filter(|p| p.risk.severity >= severity).count()
+        self.new
+            .iter()
+            .filter(|p| p.risk.severity >= severity)
+            .count()
     }
 }
 
@@ -100,7 +103,12 @@ pub fn effective_groups(subject: &Subject) -> Vec<String> {
 }
 
 /// How a binding subject matches the requester, if it does.
-fn subject_match(subject: &Subject, groups: &[String], s: &SubjectRef, binding_ns: Option<&str>) -> Option<String> {
+fn subject_match(
+    subject: &Subject,
+    groups: &[String],
+    s: &SubjectRef,
+    binding_ns: Option<&str>,
+) -> Option<String> {
     match s.kind.as_str() {
         "User" if s.name == subject.user => Some(format!("user {}", s.name)),
         "Group" if groups.contains(&s.name) => Some(format!("group {}", s.name)),
@@ -114,7 +122,12 @@ fn subject_match(subject: &Subject, groups: &[String], s: &SubjectRef, binding_n
     }
 }
 
-fn role_rules(inv: &Inventory, kind: &str, name: &str, namespace: Option<&str>) -> Option<(Vec<PolicyRule>, bool)> {
+fn role_rules(
+    inv: &Inventory,
+    kind: &str,
+    name: &str,
+    namespace: Option<&str>,
+) -> Option<(Vec<PolicyRule>, bool)> {
     match (kind, namespace) {
         ("ClusterRole", _) => inv.cluster_role_rules(name),
         ("Role", Some(ns)) => inv.role(ns, name).map(|r| (r.rules.clone(), false)),
@@ -128,7 +141,11 @@ fn collect(inv: &Inventory, subject: &Subject) -> (Vec<EffectiveRule>, Vec<Stand
     let mut rules = Vec::new();
     let mut standing = Vec::new();
     for b in &inv.cluster_role_bindings {
-        let Some(through) = b.subjects.iter().find_map(|s| subject_match(subject, &groups, s, None)) else {
+        let Some(through) = b
+            .subjects
+            .iter()
+            .find_map(|s| subject_match(subject, &groups, s, None))
+        else {
             continue;
         };
         if b.role_ref.kind != "ClusterRole" {
@@ -148,14 +165,22 @@ fn collect(inv: &Inventory, subject: &Subject) -> (Vec<EffectiveRule>, Vec<Stand
             through,
             binding: b.metadata.name.clone(),
             system: b.metadata.name.starts_with("system:"),
-            live_grant: b.metadata.labels.get(MANAGED_BY_LABEL).is_some_and(|v| v == "portcullis"),
+            live_grant: b
+                .metadata
+                .labels
+                .get(MANAGED_BY_LABEL)
+                .is_some_and(|v| v == "portcullis"),
         });
     }
     for b in &inv.role_bindings {
         let Some(ns) = b.metadata.namespace.as_deref() else {
             continue;
         };
-        let Some(through) = b.subjects.iter().find_map(|s| subject_match(subject, &groups, s, Some(ns))) else {
+        let Some(through) = b
+            .subjects
+            .iter()
+            .find_map(|s| subject_match(subject, &groups, s, Some(ns)))
+        else {
             continue;
         };
         let via = format!("RoleBinding {ns}/{}", b.metadata.name);
@@ -177,7 +202,11 @@ fn collect(inv: &Inventory, subject: &Subject) -> (Vec<EffectiveRule>, Vec<Stand
             through,
             binding: b.metadata.name.clone(),
             system: b.metadata.name.starts_with("system:"),
-            live_grant: b.metadata.labels.get(MANAGED_BY_LABEL).is_some_and(|v| v == "portcullis"),
+            live_grant: b
+                .metadata
+                .labels
+                .get(MANAGED_BY_LABEL)
+                .is_some_and(|v| v == "portcullis"),
         });
     }
     (rules, standing)
@@ -194,14 +223,17 @@ fn verb_matches(rule: &PolicyRule, verb: &str) -> bool {
 
 fn resource_matches(rule: &PolicyRule, resource: &str) -> bool {
     let sub = resource.split_once('/').map(|(_, s)| s);
-    rule.resources.iter().any(|r| {
-        r == "*" || r == resource || sub.is_some_and(|s| r.strip_prefix("*/") == Some(s))
-    })
+    rule.resources
+        .iter()
+        .any(|r| r == "*" || r == resource || sub.is_some_and(|s| r.strip_prefix("*/") == Some(s)))
 }
 
 fn url_matches(rule: &PolicyRule, url: &str) -> bool {
     rule.non_resource_urls.iter().any(|u| {
-        u == "*" || u == url || u.strip_suffix('*').is_some_and(|prefix| url.starts_with(prefix))
+        u == "*"
+            || u == url
+            || u.strip_suffix('*')
+                .is_some_and(|prefix| url.starts_with(prefix))
     })
 }
 
@@ -226,7 +258,9 @@ pub fn rule_covers(scope: &Scope, rule: &PolicyRule, perm: &Permission) -> bool 
             rule.api_groups.iter().any(|g| g == "*" || g == api_group)
                 && resource_matches(rule, resource)
                 && (rule.resource_names.is_empty()
-                    || name.as_ref().is_some_and(|n| rule.resource_names.contains(n)))
+                    || name
+                        .as_ref()
+                        .is_some_and(|n| rule.resource_names.contains(n)))
         }
         Target::NonResource { url } => *scope == Scope::Cluster && url_matches(rule, url),
     }
@@ -274,11 +308,17 @@ pub fn expand(scope: &Scope, rule: &PolicyRule, out: &mut BTreeSet<Permission>) 
 }
 
 /// The rules a grant would bind, at their scopes, and whether the role is aggregated.
-pub fn granted_rules(inv: &Inventory, req: GrantRequest<'_>) -> Result<(Vec<EffectiveRule>, bool), EngineError> {
+pub fn granted_rules(
+    inv: &Inventory,
+    req: GrantRequest<'_>,
+) -> Result<(Vec<EffectiveRule>, bool), EngineError> {
     let scopes: Vec<Scope> = if req.namespaces.is_empty() {
         vec![Scope::Cluster]
     } else {
-        req.namespaces.iter().map(|ns| Scope::Namespace(ns.clone())).collect()
+        req.namespaces
+            .iter()
+            .map(|ns| Scope::Namespace(ns.clone()))
+            .collect()
     };
     let mut out = Vec::new();
     let mut aggregated = false;
@@ -326,7 +366,11 @@ pub fn analyze(inv: &Inventory, req: GrantRequest<'_>) -> Result<Analysis, Engin
             }),
         }
     }
-    let worst = new.iter().map(|p| p.risk.severity).max().unwrap_or(Severity::Info);
+    let worst = new
+        .iter()
+        .map(|p| p.risk.severity)
+        .max()
+        .unwrap_or(Severity::Info);
     Ok(Analysis {
         before,
         granted: granted.into_iter().collect(),

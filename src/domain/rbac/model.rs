@@ -249,7 +249,10 @@ impl Permission {
 }
 
 impl Inventory {
-    pub fn from_yaml_lists(cluster_roles: &str, cluster_role_bindings: &str) -> Result<Self, serde_yaml_ng::Error> {
+    pub fn from_yaml_lists(
+        cluster_roles: &str,
+        cluster_role_bindings: &str,
+    ) -> Result<Self, serde_yaml_ng::Error> {
         let roles: List<ClusterRole> = serde_yaml_ng::from_str(cluster_roles)?;
         let bindings: List<ClusterRoleBinding> = serde_yaml_ng::from_str(cluster_role_bindings)?;
         Ok(Self {
@@ -277,7 +280,11 @@ impl Inventory {
         self.resolve(name, &mut visiting)
     }
 
-    fn resolve(&self, name: &str, visiting: &mut BTreeSet<String>) -> Option<(Vec<PolicyRule>, bool)> {
+    fn resolve(
+        &self,
+        name: &str,
+        visiting: &mut BTreeSet<String>,
+    ) -> Option<(Vec<PolicyRule>, bool)> {
         let role = self.cluster_role(name)?;
         let Some(agg) = &role.aggregation_rule else {
             return Some((role.rules.clone(), false));
@@ -312,7 +319,10 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -346,8 +356,7 @@ mod tests {
 
     #[test]
     fn null_rules_deserialize_as_empty() {
-        let r: ClusterRole =
-            serde_yaml_ng::from_str("metadata: {name: x}\nrules: null\n").unwrap();
+        let r: ClusterRole = serde_yaml_ng::from_str("metadata: {name: x}\nrules: null\n").unwrap();
         assert!(r.rules.is_empty());
     }
 }
