@@ -114,10 +114,7 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
 fn apply_event(state: &mut AppState, event: BackendEvent) {
     match event {
         BackendEvent::Upsert(req) => state.upsert(*req),
-        BackendEvent::Removed(key) => {
-            state.entries.remove(&key);
-            state.marks.remove(&key);
-        }
+        BackendEvent::Removed(key) => state.remove(&key),
         BackendEvent::Inventory { cluster, inventory } => state.set_inventory(cluster, inventory),
         BackendEvent::ClusterStatus { cluster, error } => {
             if let Some(e) = &error {

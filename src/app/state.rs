@@ -10,7 +10,8 @@ use regex::Regex;
 use super::filter::Filter;
 use crate::backend::{ApproveSpec, RequestKey};
 use crate::domain::rbac::engine::{analyze, Analysis, GrantRequest};
-use crate::domain::rbac::Inventory;
+use crate::domain::rbac::{Inventory, Scope, Target};
+use crate::domain::risk::Risk;
 use crate::domain::{AccessRequest, Phase, RoleRef, Severity, Subject, ValidationLimits};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -208,8 +209,77 @@ pub struct Counts {
 #[derive(Debug, Clone)]
 pub struct Detail {
     pub key: RequestKey,
+    pub requester: String,
     pub analysis: Result<Arc<Analysis>, String>,
+    /// The new permissions grouped for display, computed once per selection.
+    pub diff: Vec<DiffGroup>,
+    /// The requester's other live grants, soonest end first.
+    pub live: Vec<RequestKey>,
+    /// The requester's most recent ended requests, newest first (at most
+    /// [`PAST_SHOWN`]).
+    pub past: Vec<RequestKey>,
 }
+
+/// New permissions on one resource in one scope: verbs and the worst risk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiffRow {
+    pub resource: String,
+    pub verbs: String,
+    pub risk: Risk,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiffGroup {
+    pub scope: Scope,
+    /// Worst risk first, then by resource.
+    pub rows: Vec<DiffRow>,
+}
+
+/// Groups new permissions by scope, then resource (with resource names).
+pub fn group_diff(a: &Analysis) -> Vec<DiffGroup> {
+    let mut groups: BTreeMap<&Scope, BTreeMap<String, (Vec<&str>, Risk)>> = BTreeMap::new();
+    for p in &a.new {
+        let mut label = p.permission.resource_label();
+        if let Target::Resource { name: Some(n), .. } = &p.permission.target {
+            label = format!("{label} \"{n}\"");
+        }
+        let slot = groups
+            .entry(&p.permission.scope)
+            .or_default()
+            .entry(label)
+            .or_insert((Vec::new(), p.risk));
+        slot.0.push(&p.permission.verb);
+        if p.risk.severity > slot.1.severity {
+            slot.1 = p.risk;
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(scope, resources)| {
+            let mut rows: Vec<DiffRow> = resources
+                .into_iter()
+                .map(|(resource, (verbs, risk))| DiffRow {
+                    resource,
+                    verbs: verbs.join(" "),
+                    risk,
+                })
+                .collect();
+            rows.sort_by(|x, y| {
+                y.risk
+                    .severity
+                    .cmp(&x.risk.severity)
+                    .then(x.resource.cmp(&y.resource))
+            });
+            DiffGroup {
+                scope: scope.clone(),
+                rows,
+            }
+        })
+        .collect()
+}
+
+/// How many past requests the requester context shows.
+pub const PAST_SHOWN: usize = 4;
 
 type SummaryKey = (String, Subject, RoleRef, Vec<String>);
 
@@ -237,6 +307,12 @@ pub struct AppState {
     pub in_flight: usize,
     pub should_quit: bool,
     summary_cache: HashMap<SummaryKey, Summary>,
+    /// Request keys by requester, for the requester context in the detail
+    /// pane without scanning every request each frame.
+    by_user: HashMap<String, BTreeSet<RequestKey>>,
+    /// Ends of every live grant in view (ignoring the filter), sorted: the
+    /// expiring-soon count is a binary search on each tick.
+    live_ends: Vec<DateTime<Utc>>,
 }
 
 impl AppState {
@@ -268,6 +344,8 @@ impl AppState {
             in_flight: 0,
             should_quit: false,
             summary_cache: HashMap::new(),
+            by_user: HashMap::new(),
+            live_ends: Vec::new(),
         }
     }
 
@@ -355,6 +433,25 @@ impl AppState {
         {
             self.marks.remove(&key);
         }
+        // The detail pane lists this requester's requests: recompute it.
+        if self
+            .detail
+            .as_ref()
+            .is_some_and(|d| d.requester == req.requester.user)
+        {
+            self.detail = None;
+        }
+        if let Some(old) = self.entries.get(&key) {
+            if old.req.requester.user != req.requester.user {
+                if let Some(keys) = self.by_user.get_mut(&old.req.requester.user) {
+                    keys.remove(&key);
+                }
+            }
+        }
+        self.by_user
+            .entry(req.requester.user.clone())
+            .or_default()
+            .insert(key.clone());
         self.entries.insert(
             key,
             Entry {
@@ -397,6 +494,7 @@ impl AppState {
             .map(|v| self.lists[v.index()].get(self.cursor[v.index()]).cloned())
             .collect();
         let mut lists: [Vec<RequestKey>; 3] = Default::default();
+        let mut live_ends = Vec::new();
         let mut counts = Counts::default();
         for (key, e) in &self.entries {
             if self.context.as_ref().is_some_and(|c| *c != key.cluster) {
@@ -405,7 +503,10 @@ impl AppState {
             let view = View::of(e.req.phase());
             match view {
                 View::Pending => counts.pending += 1,
-                View::Grants => counts.live += 1,
+                View::Grants => {
+                    counts.live += 1;
+                    live_ends.extend(e.req.status.expires_at);
+                }
                 View::History => counts.history += 1,
             }
             if self.filter.matches(&e.req, e.summary.worst) {
@@ -437,21 +538,14 @@ impl AppState {
         self.lists = lists;
         self.marks.retain(|k| entries.contains_key(k));
         self.counts = counts;
+        live_ends.sort_unstable();
+        self.live_ends = live_ends;
         self.recount_expiring();
     }
 
     pub fn recount_expiring(&mut self) {
         let soon = self.now + self.config.expiring_soon;
-        self.counts.expiring = self.lists[View::Grants.index()]
-            .iter()
-            .filter(|k| {
-                self.entries[*k]
-                    .req
-                    .status
-                    .expires_at
-                    .is_some_and(|end| end <= soon)
-            })
-            .count();
+        self.counts.expiring = self.live_ends.partition_point(|end| *end <= soon);
     }
 
     /// Computes the full analysis for the selection when it changed.
@@ -464,6 +558,25 @@ impl AppState {
             return;
         }
         self.detail_scroll = 0;
+        let requester = self
+            .entries
+            .get(&key)
+            .map(|e| e.req.requester.user.clone())
+            .unwrap_or_default();
+        let theirs = self.requests_of(&requester);
+        let mut live: Vec<&AccessRequest> = theirs
+            .iter()
+            .copied()
+            .filter(|r| r.phase() == Phase::Active && RequestKey::of(r) != key)
+            .collect();
+        live.sort_by_key(|r| r.status.expires_at);
+        let live = live.into_iter().map(RequestKey::of).collect();
+        let past = theirs
+            .iter()
+            .filter(|r| r.phase().is_terminal())
+            .take(PAST_SHOWN)
+            .map(|r| RequestKey::of(r))
+            .collect();
         let analysis = match (self.entries.get(&key), self.inventories.get(&key.cluster)) {
             (Some(e), Some(inv)) => analyze(inv, grant_request(&e.req))
                 .map(Arc::new)
@@ -471,22 +584,38 @@ impl AppState {
             (Some(_), None) => Err("no RBAC inventory for this cluster yet".into()),
             (None, _) => Err("gone".into()),
         };
-        self.detail = Some(Detail { key, analysis });
+        let diff = analysis.as_ref().map(|a| group_diff(a)).unwrap_or_default();
+        self.detail = Some(Detail {
+            key,
+            requester,
+            analysis,
+            diff,
+            live,
+            past,
+        });
     }
 
     /// Requests of the same user, newest first (for the requester context).
-    pub fn requests_of<'a>(
-        &'a self,
-        user: &'a str,
-    ) -> impl Iterator<Item = &'a AccessRequest> + 'a {
+    pub fn requests_of(&self, user: &str) -> Vec<&AccessRequest> {
         let mut v: Vec<&AccessRequest> = self
-            .entries
-            .values()
+            .by_user
+            .get(user)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.entries.get(k))
             .map(|e| &e.req)
-            .filter(|r| r.requester.user == user)
             .collect();
         v.sort_by_key(|r| std::cmp::Reverse(r.created_at));
-        v.into_iter()
+        v
+    }
+
+    pub fn remove(&mut self, key: &RequestKey) {
+        if let Some(e) = self.entries.remove(key) {
+            if let Some(keys) = self.by_user.get_mut(&e.req.requester.user) {
+                keys.remove(key);
+            }
+        }
+        self.marks.remove(key);
     }
 
     pub fn flash(&mut self, level: FlashLevel, text: impl Into<String>) {

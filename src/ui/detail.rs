@@ -1,15 +1,13 @@
 //! The detail pane: who asks, why, what for, and exactly which permissions
 //! a grant would add, grouped by namespace and resource with risk.
 
-use std::collections::BTreeMap;
-
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
 use super::{pane, severity_style, Theme};
-use crate::app::state::Entry;
+use crate::app::state::{DiffGroup, Entry};
 use crate::app::AppState;
 use crate::domain::rbac::engine::Analysis;
 use crate::domain::rbac::Scope;
@@ -51,7 +49,10 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     ]);
     let block = pane(title, prod, theme);
     let width = block.inner(area).width;
-    let lines = lines(state, entry, theme, width);
+    let mut lines = lines(state, entry, theme, width);
+    // Every line takes at least one row, so lines past scroll + height are
+    // never visible: don't make the paragraph wrap them.
+    lines.truncate(state.detail_scroll as usize + area.height as usize);
     frame.render_widget(
         Paragraph::new(lines)
             .block(block)
@@ -63,11 +64,14 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
 
 fn lines<'a>(state: &'a AppState, entry: &'a Entry, theme: &Theme, width: u16) -> Vec<Line<'a>> {
     let r = &entry.req;
-    let analysis = state
+    let detail = state
         .detail
         .as_ref()
-        .filter(|d| d.key.name == r.name && d.key.cluster == r.cluster)
-        .map(|d| &d.analysis);
+        .filter(|d| d.key.name == r.name && d.key.cluster == r.cluster);
+    let analysis = detail.map(|d| &d.analysis);
+    let resolve = |keys: Option<&'a Vec<crate::backend::RequestKey>>| -> Vec<&'a crate::domain::AccessRequest> {
+        keys.into_iter().flatten().filter_map(|k| state.entries.get(k)).map(|e| &e.req).collect()
+    };
     let mut out = Vec::new();
     let groups: Vec<String> = r
         .requester
@@ -99,9 +103,8 @@ fn lines<'a>(state: &'a AppState, entry: &'a Entry, theme: &Theme, width: u16) -
     if let Some(Ok(a)) = analysis {
         out.push(kv(theme, "Standing", standing(a)));
     }
-    let live: Vec<String> = state
-        .requests_of(&r.requester.user)
-        .filter(|x| x.phase() == Phase::Active && x.name != r.name)
+    let live: Vec<String> = resolve(detail.map(|d| &d.live))
+        .into_iter()
         .map(|x| {
             format!(
                 "{} in {} on {} ({} left)",
@@ -121,10 +124,8 @@ fn lines<'a>(state: &'a AppState, entry: &'a Entry, theme: &Theme, width: u16) -
             capped(live)
         },
     ));
-    let past: Vec<String> = state
-        .requests_of(&r.requester.user)
-        .filter(|x| x.phase().is_terminal())
-        .take(CONTEXT_ITEMS)
+    let past: Vec<String> = resolve(detail.map(|d| &d.past))
+        .into_iter()
         .map(|x| {
             let why = x.status.revoke_reason.as_deref().or_else(|| {
                 x.status
@@ -197,7 +198,13 @@ fn lines<'a>(state: &'a AppState, entry: &'a Entry, theme: &Theme, width: u16) -
     }
     out.push(Line::raw(""));
     match analysis {
-        Some(Ok(a)) => diff_lines(a, theme, width, &mut out),
+        Some(Ok(a)) => diff_lines(
+            a,
+            detail.map_or(&[][..], |d| &d.diff),
+            theme,
+            width,
+            &mut out,
+        ),
         Some(Err(e)) => out.push(Line::from(Span::styled(
             format!("RBAC diff unavailable: {}", inert(e, 200)),
             theme.invalid,
@@ -335,7 +342,13 @@ fn status_line<'a>(state: &AppState, entry: &Entry, theme: &Theme) -> Line<'a> {
 }
 
 /// New permissions grouped by scope, then resource, with verbs and the worst risk.
-fn diff_lines<'a>(a: &Analysis, theme: &Theme, width: u16, out: &mut Vec<Line<'a>>) {
+fn diff_lines<'a>(
+    a: &Analysis,
+    groups: &'a [DiffGroup],
+    theme: &Theme,
+    width: u16,
+    out: &mut Vec<Line<'a>>,
+) {
     // Wide panes show why on the same line; narrow ones on the next.
     let inline_why = width >= 110;
     let crit = a.count_at_least(Severity::Critical);
@@ -359,50 +372,29 @@ fn diff_lines<'a>(a: &Analysis, theme: &Theme, width: u16, out: &mut Vec<Line<'a
         )));
         return;
     }
-    // scope -> resource -> (verbs, worst risk)
-    let mut groups: BTreeMap<&Scope, BTreeMap<String, (Vec<&str>, crate::domain::risk::Risk)>> =
-        BTreeMap::new();
-    for p in &a.new {
-        let mut label = p.permission.resource_label();
-        if let crate::domain::rbac::Target::Resource { name: Some(n), .. } = &p.permission.target {
-            label = format!("{label} \"{}\"", inert(n, 40));
-        }
-        let slot = groups
-            .entry(&p.permission.scope)
-            .or_default()
-            .entry(label)
-            .or_insert((Vec::new(), p.risk));
-        slot.0.push(&p.permission.verb);
-        if p.risk.severity > slot.1.severity {
-            slot.1 = p.risk;
-        }
-    }
-    for (scope, resources) in groups {
+    for group in groups {
         out.push(Line::from(Span::styled(
-            format!("{scope}"),
+            group.scope.to_string(),
             theme.column_header,
         )));
-        let mut rows: Vec<(String, (Vec<&str>, crate::domain::risk::Risk))> =
-            resources.into_iter().collect();
-        rows.sort_by(|x, y| y.1 .1.severity.cmp(&x.1 .1.severity).then(x.0.cmp(&y.0)));
-        for (resource, (verbs, risk)) in rows {
+        for row in &group.rows {
             let mut spans = vec![
                 Span::raw("  "),
                 Span::styled(
-                    format!("{:<4}", risk.severity.badge()),
-                    severity_style(theme, risk.severity),
+                    format!("{:<4}", row.risk.severity.badge()),
+                    severity_style(theme, row.risk.severity),
                 ),
                 Span::raw(" "),
-                Span::styled(format!("{:<26} ", inert(&resource, 60)), theme.value),
-                Span::styled(format!("{:<24} ", verbs.join(" ")), theme.value),
+                Span::styled(format!("{:<26} ", inert(&row.resource, 60)), theme.value),
+                Span::styled(format!("{:<24} ", row.verbs), theme.value),
             ];
             if inline_why {
-                spans.push(Span::styled(risk.why, theme.dim));
+                spans.push(Span::styled(row.risk.why, theme.dim));
                 out.push(Line::from(spans));
             } else {
                 out.push(Line::from(spans));
                 out.push(Line::from(Span::styled(
-                    format!("       {}", risk.why),
+                    format!("       {}", row.risk.why),
                     theme.dim,
                 )));
             }
