@@ -235,6 +235,35 @@ pub struct DiffGroup {
     pub rows: Vec<DiffRow>,
 }
 
+const READ_VERBS: [&str; 3] = ["get", "list", "watch"];
+const WRITE_VERBS: [&str; 5] = ["create", "update", "patch", "delete", "deletecollection"];
+
+/// Verbs as an approver reads them: `*` as "all verbs", the full read set as
+/// "read", the full write set as "write", anything else by name.
+pub fn verbs_text(verbs: &[&str]) -> String {
+    if verbs.contains(&"*") {
+        return "* (all verbs)".into();
+    }
+    let has_all = |set: &[&str]| set.iter().all(|v| verbs.contains(v));
+    let (read, write) = (has_all(&READ_VERBS), has_all(&WRITE_VERBS));
+    let mut parts: Vec<&str> = Vec::new();
+    if read {
+        parts.push("read");
+    }
+    if write {
+        parts.push("write");
+    }
+    let mut rest: Vec<&str> = verbs
+        .iter()
+        .copied()
+        .filter(|v| !((read && READ_VERBS.contains(v)) || (write && WRITE_VERBS.contains(v))))
+        .collect();
+    rest.sort_unstable();
+    rest.dedup();
+    parts.extend(rest);
+    parts.join(" ")
+}
+
 /// Groups new permissions by scope, then resource (with resource names).
 pub fn group_diff(a: &Analysis) -> Vec<DiffGroup> {
     let mut groups: BTreeMap<&Scope, BTreeMap<String, (Vec<&str>, Risk)>> = BTreeMap::new();
@@ -260,7 +289,7 @@ pub fn group_diff(a: &Analysis) -> Vec<DiffGroup> {
                 .into_iter()
                 .map(|(resource, (verbs, risk))| DiffRow {
                     resource,
-                    verbs: verbs.join(" "),
+                    verbs: verbs_text(&verbs),
                     risk,
                 })
                 .collect();
@@ -633,5 +662,34 @@ pub fn grant_request(req: &AccessRequest) -> GrantRequest<'_> {
         subject: &req.requester,
         role: &req.role,
         namespaces: req.granted_namespaces(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verbs_read_as_groups() {
+        assert_eq!(verbs_text(&["get", "list", "watch"]), "read");
+        assert_eq!(
+            verbs_text(&[
+                "create",
+                "delete",
+                "deletecollection",
+                "get",
+                "list",
+                "patch",
+                "update",
+                "watch"
+            ]),
+            "read write"
+        );
+        assert_eq!(verbs_text(&["get", "list"]), "get list");
+        assert_eq!(
+            verbs_text(&["watch", "get", "list", "impersonate"]),
+            "read impersonate"
+        );
+        assert_eq!(verbs_text(&["get", "*"]), "* (all verbs)");
     }
 }

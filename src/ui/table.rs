@@ -153,7 +153,7 @@ fn cell_text(state: &AppState, e: &Entry, title: &str) -> (String, Style) {
         "RISK" => match (&e.invalid, e.summary.worst) {
             (Some(_), _) => ("INVAL".into(), plain),
             (None, Some(s)) => (s.badge().into(), plain),
-            (None, None) => ("-".into(), plain),
+            (None, None) => ("none".into(), plain),
         },
         _ => (String::new(), plain),
     }
