@@ -130,14 +130,14 @@ pub fn flags(perm: &Permission) -> Vec<Risk> {
                 add(
                     RiskFlag::Wildcard,
                     Severity::High,
-                    "wildcard: also covers verbs and resources added later",
+                    "wildcard: covers verbs and resources added later",
                 );
             }
             if core && res_is("secrets") && sub.is_none() && verb_in(verb, READ) {
                 add(
                     RiskFlag::SecretsRead,
                     Severity::Critical,
-                    "reads Secret values: passwords, keys, service account tokens",
+                    "reads Secret values: passwords, keys, tokens",
                 );
             }
             if (api_group == "rbac.authorization.k8s.io" || api_group == "*")
@@ -160,7 +160,7 @@ pub fn flags(perm: &Permission) -> Vec<Risk> {
                 add(
                     RiskFlag::Escalation,
                     Severity::Critical,
-                    "impersonate: can act as other users, groups or service accounts",
+                    "impersonate: acts as other users or accounts",
                 );
             }
             if core
@@ -171,7 +171,7 @@ pub fn flags(perm: &Permission) -> Vec<Risk> {
                 add(
                     RiskFlag::NodeProxy,
                     Severity::Critical,
-                    "nodes/proxy: reaches the kubelet API, exec into any pod on the node",
+                    "nodes/proxy: kubelet API, exec into any pod",
                 );
             }
             if (api_group == "admissionregistration.k8s.io" || api_group == "*")
@@ -182,7 +182,7 @@ pub fn flags(perm: &Permission) -> Vec<Risk> {
                 add(
                     RiskFlag::Webhooks,
                     Severity::Critical,
-                    "webhook configurations: can intercept or block every API write",
+                    "webhooks: can intercept or block every API write",
                 );
             }
             if core
@@ -193,7 +193,7 @@ pub fn flags(perm: &Permission) -> Vec<Risk> {
                 add(
                     RiskFlag::PodExec,
                     Severity::High,
-                    "exec/attach/port-forward: runs commands inside containers",
+                    "exec/attach/port-forward: runs commands in pods",
                 );
             }
             if sub.is_none()
@@ -201,7 +201,11 @@ pub fn flags(perm: &Permission) -> Vec<Risk> {
                 && verb_in(verb, &["create", "update", "patch"])
                 && (core || ["apps", "batch", "extensions"].contains(&api_group.as_str()))
             {
-                add(RiskFlag::WorkloadWrite, Severity::High, "creates or changes pods: runs any image with the namespace's secrets and service accounts");
+                add(
+                    RiskFlag::WorkloadWrite,
+                    Severity::High,
+                    "runs any image with the namespace's secrets",
+                );
             }
             if core
                 && res_is("serviceaccounts")
@@ -211,7 +215,7 @@ pub fn flags(perm: &Permission) -> Vec<Risk> {
                 add(
                     RiskFlag::TokenCreate,
                     Severity::High,
-                    "serviceaccounts/token: mints tokens that act as a service account",
+                    "mints tokens that act as a service account",
                 );
             }
         }
@@ -220,7 +224,7 @@ pub fn flags(perm: &Permission) -> Vec<Risk> {
                 add(
                     RiskFlag::Wildcard,
                     Severity::High,
-                    "wildcard: also covers verbs and resources added later",
+                    "wildcard: covers verbs and resources added later",
                 );
             }
         }
@@ -229,14 +233,14 @@ pub fn flags(perm: &Permission) -> Vec<Risk> {
         add(
             RiskFlag::KubeSystem,
             Severity::High,
-            "in kube-system: control-plane workloads and their credentials",
+            "in kube-system: control-plane workloads and keys",
         );
     }
     if perm.scope == Scope::Cluster {
         add(
             RiskFlag::ClusterScoped,
             Severity::Medium,
-            "cluster-wide: every namespace and cluster-scoped resources",
+            "cluster-wide: every namespace and cluster objects",
         );
     }
     if verb_in(verb, READ) && verb != "*" {

@@ -2,7 +2,7 @@
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
 use super::dialogs::centered;
@@ -78,6 +78,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, sc
         Paragraph::new(lines)
             .block(block)
             .style(theme.dialog)
+            .wrap(Wrap { trim: false })
             .scroll((scroll, 0)),
         rect,
     );
