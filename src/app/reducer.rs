@@ -889,3 +889,254 @@ fn dispatch(state: &mut AppState, op: PendingOp) -> Vec<Effect> {
     state.marks.clear();
     effects
 }
+
+#[cfg(test)]
+mod tests {
+    //! Action → state + effects, with no backend at all.
+
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use chrono::{DateTime, TimeDelta, Utc};
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    use super::*;
+    use crate::app::state::AppConfig;
+    use crate::backend::demo::org;
+    use crate::domain::request::{Approval, Status};
+    use crate::domain::{Credentials, RoleRef, Subject};
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+    }
+
+    fn req(name: &str, user: &str, role: &str, ns: &[&str]) -> AccessRequest {
+        AccessRequest {
+            name: name.into(),
+            cluster: "prod-eu-west".into(),
+            created_at: t0() - TimeDelta::minutes(10),
+            requester: Subject::new(user, &["dev"]),
+            role: RoleRef::cluster_role(role),
+            namespaces: ns.iter().map(|s| s.to_string()).collect(),
+            duration: Duration::from_secs(1800),
+            reason: "INC-1".into(),
+            ticket: None,
+            credentials: Credentials::Identity,
+            status: Status::default(),
+        }
+    }
+
+    fn live(name: &str, mins_left: i64) -> AccessRequest {
+        let mut r = req(name, "bob", "view", &["orders"]);
+        let ns = r.namespaces.clone();
+        r.approve(
+            Approval {
+                by: "erin".into(),
+                at: t0() + TimeDelta::minutes(mins_left) - TimeDelta::minutes(30),
+                duration: r.duration,
+                namespaces: ns,
+                reason: None,
+            },
+            &Default::default(),
+        )
+        .unwrap();
+        r
+    }
+
+    fn state(reqs: Vec<AccessRequest>) -> AppState {
+        let mut s = AppState::new(
+            AppConfig::default(),
+            Subject::new("dana", &["sre"]),
+            "test",
+            t0(),
+        );
+        let mut events = vec![BackendEvent::Inventory {
+            cluster: "prod-eu-west".into(),
+            inventory: Arc::new(org::inventory("prod-eu-west")),
+        }];
+        events.extend(reqs.into_iter().map(|r| BackendEvent::Upsert(Box::new(r))));
+        assert!(update(&mut s, Action::Backend(events)).is_empty());
+        s
+    }
+
+    fn key(c: char) -> Action {
+        Action::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
+    }
+
+    fn code(c: KeyCode) -> Action {
+        Action::Key(KeyEvent::new(c, KeyModifiers::NONE))
+    }
+
+    fn rk(name: &str) -> RequestKey {
+        RequestKey {
+            cluster: "prod-eu-west".into(),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn backend_batch_fills_views_counts_and_risk() {
+        let s = state(vec![
+            req("a", "alice", "edit", &["payments"]),
+            req("b", "bob", "nope", &["orders"]),
+            live("c", 3),
+            live("d", 30),
+        ]);
+        assert_eq!(s.list(View::Pending).len(), 2);
+        assert_eq!(s.counts.live, 2);
+        assert_eq!(s.counts.expiring, 1);
+        assert_eq!(s.entries[&rk("a")].summary.worst, Some(Severity::Critical));
+        assert!(s.entries[&rk("b")]
+            .invalid
+            .as_deref()
+            .unwrap()
+            .contains("ClusterRole 'nope' does not exist"));
+        assert!(
+            s.detail.is_some(),
+            "the selection's analysis is ready for the detail pane"
+        );
+    }
+
+    #[test]
+    fn approve_confirm_emits_exactly_the_asked_grant() {
+        let mut s = state(vec![req("a", "alice", "edit", &["payments", "orders"])]);
+        assert!(update(&mut s, key('a')).is_empty());
+        assert!(matches!(s.mode, Mode::Confirm(_)));
+        assert!(
+            update(&mut s, code(KeyCode::Enter)).is_empty(),
+            "enter never confirms"
+        );
+        let effects = update(&mut s, key('y'));
+        assert_eq!(
+            effects,
+            vec![Effect::Approve {
+                key: rk("a"),
+                spec: ApproveSpec {
+                    duration: Duration::from_secs(1800),
+                    namespaces: vec!["payments".into(), "orders".into()],
+                    reason: None
+                }
+            }]
+        );
+        assert_eq!(s.in_flight, 1);
+        assert!(matches!(s.mode, Mode::Normal));
+    }
+
+    #[test]
+    fn own_request_gives_no_effect() {
+        let mut s = state(vec![req("mine", "dana", "view", &["monitoring"])]);
+        assert!(update(&mut s, key('a')).is_empty());
+        assert!(matches!(s.mode, Mode::Normal));
+        assert!(s
+            .flash
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("someone else must approve"));
+    }
+
+    #[test]
+    fn bulk_deny_emits_one_effect_per_request_after_confirmation() {
+        let mut s = state(vec![
+            req("a", "alice", "view", &["payments"]),
+            req("b", "bob", "view", &["orders"]),
+            req("c", "carol", "view", &["search"]),
+        ]);
+        update(&mut s, key(' '));
+        update(&mut s, key(' '));
+        update(&mut s, key('d'));
+        for c in "dup".chars() {
+            update(&mut s, key(c));
+        }
+        assert!(update(&mut s, code(KeyCode::Enter)).is_empty());
+        let Mode::Confirm(c) = &s.mode else {
+            panic!("{:?}", s.mode)
+        };
+        assert_eq!(c.title, "Deny 2 requests?");
+        let effects = update(&mut s, key('y'));
+        assert_eq!(effects.len(), 2);
+        assert!(effects
+            .iter()
+            .all(|e| matches!(e, Effect::Deny { reason, .. } if reason == "dup")));
+        assert!(s.marks.is_empty());
+    }
+
+    #[test]
+    fn finished_operations_update_state_and_errors_stay() {
+        let mut s = state(vec![req("a", "alice", "view", &["payments"])]);
+        s.in_flight = 2;
+        update(
+            &mut s,
+            Action::OpFinished {
+                kind: OpKind::Deny,
+                key: rk("a"),
+                result: Err("cluster prod-eu-west is unreachable: timeout".into()),
+            },
+        );
+        assert_eq!(s.flash.as_ref().unwrap().level, FlashLevel::Error);
+        let mut denied = req("a", "alice", "view", &["payments"]);
+        denied.deny("dana", t0(), "no").unwrap();
+        update(
+            &mut s,
+            Action::OpFinished {
+                kind: OpKind::Deny,
+                key: rk("a"),
+                result: Ok(Box::new(denied)),
+            },
+        );
+        assert_eq!(s.in_flight, 0);
+        assert_eq!(s.entries[&rk("a")].req.phase(), Phase::Denied);
+        assert!(
+            s.flash.as_ref().unwrap().text.contains("unreachable"),
+            "a success never hides an unread error"
+        );
+        update(&mut s, Action::Tick(t0() + TimeDelta::hours(1)));
+        assert!(s.flash.is_some(), "errors do not fade");
+        update(&mut s, code(KeyCode::Esc));
+        assert!(s.flash.is_none());
+    }
+
+    #[test]
+    fn tick_recounts_expiring_grants() {
+        let mut s = state(vec![live("c", 8), live("d", 30)]);
+        assert_eq!(s.counts.expiring, 0);
+        update(&mut s, Action::Tick(t0() + TimeDelta::minutes(4)));
+        assert_eq!(s.counts.expiring, 1);
+    }
+
+    #[test]
+    fn failing_cluster_is_flagged_and_removed_requests_vanish() {
+        let mut s = state(vec![req("a", "alice", "view", &["payments"])]);
+        s.marks.insert(rk("a"));
+        update(
+            &mut s,
+            Action::Backend(vec![
+                BackendEvent::ClusterStatus {
+                    cluster: "prod-eu-west".into(),
+                    error: Some("connection refused".into()),
+                },
+                BackendEvent::Removed(rk("a")),
+            ]),
+        );
+        assert!(
+            s.clusters["prod-eu-west"].error.is_some() && s.clusters["prod-eu-west"].production
+        );
+        assert!(s
+            .flash
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("connection refused"));
+        assert!(s.entries.is_empty() && s.marks.is_empty() && s.list(View::Pending).is_empty());
+    }
+
+    #[test]
+    fn key_releases_are_ignored() {
+        let mut s = state(vec![req("a", "alice", "view", &["payments"])]);
+        let mut release = KeyEvent::new(KeyCode::Char('q'), KeyModifiers::NONE);
+        release.kind = KeyEventKind::Release;
+        assert!(update(&mut s, Action::Key(release)).is_empty());
+        assert!(!s.should_quit);
+        assert_eq!(update(&mut s, key('q')), vec![Effect::Quit]);
+    }
+}
