@@ -102,33 +102,59 @@ fn error_line<'a>(error: &Option<String>, theme: &Theme) -> Line<'a> {
 }
 
 pub fn reason(frame: &mut Frame, area: Rect, _state: &AppState, theme: &Theme, f: &ReasonForm) {
-    let rect = centered(area, 80, 9);
     let what = match (f.kind, f.keys.len()) {
         (BulkKind::Deny, 1) => format!("Deny {}", inert(&f.keys[0].name, 64)),
         (BulkKind::Revoke, 1) => format!("Revoke {}", inert(&f.keys[0].name, 64)),
         (kind, n) => format!("{} {n} marked", kind.verb()),
     };
-    let block = frame_block(what, theme, f.kind == BulkKind::Revoke);
-    let inner = block.inner(rect);
-    frame.render_widget(Clear, rect);
-    frame.render_widget(block, rect);
-    let [label, input, err, keys] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Length(3),
-        Constraint::Length(1),
-        Constraint::Length(1),
-    ])
-    .areas(inner);
-    frame.render_widget(
-        Paragraph::new(Span::styled("Reason (required):", theme.label)),
-        label,
-    );
-    frame.render_widget(&input_box(&f.input, theme), input);
-    frame.render_widget(Paragraph::new(error_line(&f.error, theme)), err);
-    frame.render_widget(
-        Paragraph::new(hints(theme, &[("enter", "submit"), ("esc", "cancel")])),
-        keys,
-    );
+    let dialog = InputDialog {
+        title: what,
+        danger: f.kind == BulkKind::Revoke,
+        width: 80,
+        label: "Reason (required):".into(),
+        submit: "submit",
+    };
+    dialog.render(frame, area, theme, &f.input, &f.error);
+}
+
+/// A dialog with one labelled input, an error line and key hints.
+struct InputDialog {
+    title: String,
+    danger: bool,
+    width: u16,
+    label: String,
+    submit: &'static str,
+}
+
+impl InputDialog {
+    fn render(
+        self,
+        frame: &mut Frame,
+        area: Rect,
+        theme: &Theme,
+        input: &TextArea<'static>,
+        error: &Option<String>,
+    ) {
+        let rect = centered(area, self.width, 9);
+        let block = frame_block(self.title, theme, self.danger);
+        let inner = block.inner(rect);
+        frame.render_widget(Clear, rect);
+        frame.render_widget(block, rect);
+        let [label, field, err, keys] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Length(3),
+            Constraint::Length(1),
+            Constraint::Length(1),
+        ])
+        .areas(inner);
+        frame.render_widget(Paragraph::new(Span::styled(self.label, theme.label)), label);
+        frame.render_widget(&input_box(input, theme), field);
+        frame.render_widget(Paragraph::new(error_line(error, theme)), err);
+        frame.render_widget(
+            Paragraph::new(hints(theme, &[("enter", self.submit), ("esc", "cancel")])),
+            keys,
+        );
+    }
 }
 
 pub fn approve_form(
@@ -219,29 +245,12 @@ pub fn shorten(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, f
         .get(&f.key)
         .map(|e| duration::format(e.req.remaining(state.now)))
         .unwrap_or_default();
-    let rect = centered(area, 72, 9);
-    let block = frame_block(format!("Shorten {}", inert(&f.key.name, 48)), theme, false);
-    let inner = block.inner(rect);
-    frame.render_widget(Clear, rect);
-    frame.render_widget(block, rect);
-    let [label, input, err, keys] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Length(3),
-        Constraint::Length(1),
-        Constraint::Length(1),
-    ])
-    .areas(inner);
-    frame.render_widget(
-        Paragraph::new(Span::styled(
-            format!("End in (now {left} left; only sooner):"),
-            theme.label,
-        )),
-        label,
-    );
-    frame.render_widget(&input_box(&f.input, theme), input);
-    frame.render_widget(Paragraph::new(error_line(&f.error, theme)), err);
-    frame.render_widget(
-        Paragraph::new(hints(theme, &[("enter", "shorten"), ("esc", "cancel")])),
-        keys,
-    );
+    let dialog = InputDialog {
+        title: format!("Shorten {}", inert(&f.key.name, 48)),
+        danger: false,
+        width: 72,
+        label: format!("End in (now {left} left; only sooner):"),
+        submit: "shorten",
+    };
+    dialog.render(frame, area, theme, &f.input, &f.error);
 }
