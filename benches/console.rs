@@ -45,6 +45,7 @@ fn request(i: usize, now: DateTime<Utc>) -> AccessRequest {
         ticket: Some(format!("INC-{i}")),
         credentials: Credentials::Identity,
         status: Status::default(),
+        malformed: None,
     }
 }
 

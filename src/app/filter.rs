@@ -99,6 +99,7 @@ mod tests {
             ticket: Some("INC-4411".into()),
             credentials: Credentials::Identity,
             status: Status::default(),
+            malformed: None,
         }
     }
 

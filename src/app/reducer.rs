@@ -923,6 +923,7 @@ mod tests {
             ticket: None,
             credentials: Credentials::Identity,
             status: Status::default(),
+            malformed: None,
         }
     }
 

@@ -6,6 +6,7 @@
 //! needs no extra call for it.
 
 pub mod demo;
+pub mod kube;
 
 use std::sync::Arc;
 use std::time::Duration;

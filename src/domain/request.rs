@@ -138,6 +138,15 @@ pub struct Approval {
     pub reason: Option<String>,
 }
 
+/// A binding a grant created (kept in the status so revocation deletes
+/// exactly those and nothing else).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindingRef {
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Status {
     pub phase: Option<Phase>,
@@ -149,6 +158,7 @@ pub struct Status {
     pub revoked_by: Option<String>,
     pub revoke_reason: Option<String>,
     pub message: Option<String>,
+    pub bindings: Vec<BindingRef>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +178,9 @@ pub struct AccessRequest {
     pub ticket: Option<String>,
     pub credentials: Credentials,
     pub status: Status,
+    /// Why the stored object could not be read as a request (wrong types,
+    /// missing fields): such a request is invalid and can only be denied.
+    pub malformed: Option<String>,
 }
 
 /// Bounds an organisation sets on what may be asked and granted.
@@ -204,6 +217,8 @@ pub enum ValidationError {
     DurationTooLong { asked: String, max: String },
     #[error("the requester has no user name")]
     NoRequester,
+    #[error("malformed object: {0}")]
+    Malformed(String),
     #[error("the role has no name")]
     NoRole,
     #[error("'{0}' is not a valid name (lowercase letters, digits and '-', at most 63)")]
@@ -274,6 +289,9 @@ impl AccessRequest {
 
     /// Checks the request itself, independent of its phase.
     pub fn validate(&self, limits: &ValidationLimits) -> Result<(), ValidationError> {
+        if let Some(why) = &self.malformed {
+            return Err(ValidationError::Malformed(why.clone()));
+        }
         if self.requester.user.trim().is_empty() {
             return Err(ValidationError::NoRequester);
         }
@@ -530,6 +548,7 @@ mod tests {
             ticket: Some("INC-1".into()),
             credentials: Credentials::Identity,
             status: Status::default(),
+            malformed: None,
         }
     }
 

@@ -197,6 +197,7 @@ impl DemoWorld {
                 Credentials::Identity
             },
             status: Status::default(),
+            malformed: None,
         }
     }
 
@@ -471,6 +472,7 @@ impl DemoWorld {
             ticket: new.ticket,
             credentials: new.credentials,
             status: Status::default(),
+            malformed: None,
         };
         // Invalid requests are still stored (as a hand-made object would be):
         // the console lists them as invalid and they can only be denied.

@@ -1,0 +1,133 @@
+//! What `portcullis crds` prints: the AccessRequest CRD and the least-rights
+//! ClusterRoles for requesters, approvers and the reaper.
+//!
+//! The CRD keeps `spec` and `status` schemaless on purpose: hand-made
+//! objects with wrong types must still reach the console, where a human
+//! sees exactly what is wrong and can deny them, instead of failing at
+//! admission where nobody looks.
+
+pub const CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: accessrequests.portcullis.dev
+  labels:
+    app.kubernetes.io/managed-by: portcullis
+spec:
+  group: portcullis.dev
+  scope: Cluster
+  names:
+    plural: accessrequests
+    singular: accessrequest
+    kind: AccessRequest
+    shortNames: [areq]
+  versions:
+  - name: v1alpha1
+    served: true
+    storage: true
+    subresources:
+      status: {}
+    additionalPrinterColumns:
+    - {name: Requester, type: string, jsonPath: .spec.requester.user}
+    - {name: Role, type: string, jsonPath: .spec.role.name}
+    - {name: Namespaces, type: string, jsonPath: .spec.namespaces}
+    - {name: Phase, type: string, jsonPath: .status.phase}
+    - {name: Expires, type: string, jsonPath: .status.expiresAt}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            x-kubernetes-preserve-unknown-fields: true
+          status:
+            type: object
+            x-kubernetes-preserve-unknown-fields: true
+"#;
+
+pub const ROLES: &str = r#"# Requesters: create and read requests; withdraw by setting their own
+# request's status (the console and reaper only honour a Withdrawn set by
+# the requester named in the spec).
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: portcullis-requester
+  labels:
+    app.kubernetes.io/managed-by: portcullis
+rules:
+- apiGroups: [portcullis.dev]
+  resources: [accessrequests]
+  verbs: [create, get, list, watch]
+---
+# Approvers: decide on requests and manage the bindings of grants. Creating a
+# RoleBinding to a role also needs the right to `bind` it (or to hold every
+# permission in it): grant `bind` on the roles an approver may hand out.
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: portcullis-approver
+  labels:
+    app.kubernetes.io/managed-by: portcullis
+rules:
+- apiGroups: [portcullis.dev]
+  resources: [accessrequests]
+  verbs: [get, list, watch]
+- apiGroups: [portcullis.dev]
+  resources: [accessrequests/status]
+  verbs: [get, update, patch]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [rolebindings, clusterrolebindings]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [roles, clusterroles]
+  verbs: [get, list, watch]
+- apiGroups: [authorization.k8s.io]
+  resources: [subjectaccessreviews]
+  verbs: [create]
+---
+# The reaper: end grants at expiry and expire stale requests. It only ever
+# deletes bindings Portcullis created (listed in the request's status).
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: portcullis-reaper
+  labels:
+    app.kubernetes.io/managed-by: portcullis
+rules:
+- apiGroups: [portcullis.dev]
+  resources: [accessrequests]
+  verbs: [get, list, watch]
+- apiGroups: [portcullis.dev]
+  resources: [accessrequests/status]
+  verbs: [get, update, patch]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [rolebindings, clusterrolebindings]
+  verbs: [get, list, watch, delete]
+"#;
+
+/// Everything, as one multi-document YAML stream.
+pub fn all() -> String {
+    format!("{CRD}---\n{ROLES}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_document_parses() {
+        let mut kinds = Vec::new();
+        for doc in serde_yaml_ng::Deserializer::from_str(&all()) {
+            let v: serde_json::Value = serde::Deserialize::deserialize(doc).unwrap();
+            kinds.push(v["kind"].as_str().unwrap().to_string());
+        }
+        assert_eq!(
+            kinds,
+            [
+                "CustomResourceDefinition",
+                "ClusterRole",
+                "ClusterRole",
+                "ClusterRole"
+            ]
+        );
+    }
+}
