@@ -44,9 +44,10 @@ spec:
             x-kubernetes-preserve-unknown-fields: true
 "#;
 
-pub const ROLES: &str = r#"# Requesters: create and read requests; withdraw by setting their own
-# request's status (the console and reaper only honour a Withdrawn set by
-# the requester named in the spec).
+pub const ROLES: &str = r#"# Requesters: create and read requests, and withdraw their own by writing
+# its status. RBAC cannot say "only your own": on clusters with
+# ValidatingAdmissionPolicy (1.30+) add a policy that checks
+# request.userInfo.username against spec.requester.user (see README).
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata:
@@ -57,6 +58,9 @@ rules:
 - apiGroups: [portcullis.dev]
   resources: [accessrequests]
   verbs: [create, get, list, watch]
+- apiGroups: [portcullis.dev]
+  resources: [accessrequests/status]
+  verbs: [patch]
 ---
 # Approvers: decide on requests and manage the bindings of grants. Creating a
 # RoleBinding to a role also needs the right to `bind` it (or to hold every

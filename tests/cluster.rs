@@ -1,0 +1,446 @@
+//! The `kube` backend against a real etcd + kube-apiserver +
+//! kube-controller-manager: the whole lifecycle, proved by what the
+//! apiserver lets the requester do.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeDelta, Utc};
+use common::cluster::ControlPlane;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use portcullis::backend::kube::{manifests, request_resource, KubeBackend, KubeCluster};
+use portcullis::backend::{
+    AccessBackend, ApproveSpec, BackendError, BackendEvent, NewRequest, RequestKey,
+};
+use portcullis::domain::{Credentials, Phase, RoleRef, Subject};
+use serde_json::{json, Value};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+fn docs(yaml: &str) -> Vec<Value> {
+    serde_yaml_ng::Deserializer::from_str(yaml)
+        .map(|d| serde::Deserialize::deserialize(d).expect("manifest"))
+        .collect()
+}
+
+async fn apply(admin: &KubeCluster, obj: Value) {
+    let kind = obj["kind"].as_str().unwrap().to_string();
+    let name = obj["metadata"]["name"].as_str().unwrap().to_string();
+    let pp = PatchParams::apply("portcullis-test").force();
+    let c = admin.client.clone();
+    let r = match kind.as_str() {
+        "CustomResourceDefinition" => Api::<CustomResourceDefinition>::all(c)
+            .patch(&name, &pp, &Patch::Apply(&obj))
+            .await
+            .map(|_| ()),
+        "ClusterRole" => Api::<k8s_openapi::api::rbac::v1::ClusterRole>::all(c)
+            .patch(&name, &pp, &Patch::Apply(&obj))
+            .await
+            .map(|_| ()),
+        "ClusterRoleBinding" => Api::<ClusterRoleBinding>::all(c)
+            .patch(&name, &pp, &Patch::Apply(&obj))
+            .await
+            .map(|_| ()),
+        "Namespace" => Api::<Namespace>::all(c)
+            .patch(&name, &pp, &Patch::Apply(&obj))
+            .await
+            .map(|_| ()),
+        other => panic!("unexpected kind {other}"),
+    };
+    r.unwrap_or_else(|e| panic!("apply {kind} {name}: {e}"));
+}
+
+fn crb(name: &str, role: &str, group: &str) -> Value {
+    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
+           "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+           "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}]})
+}
+
+async fn wait_for<F, Fut>(what: &str, secs: u64, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// CRD, Portcullis roles, who may do what, namespaces; and waits until the
+/// aggregation controller has filled `edit`.
+async fn install(cp: &ControlPlane) -> Arc<KubeCluster> {
+    let admin = cp.cluster("admin").await;
+    for doc in docs(&manifests::all()) {
+        apply(&admin, doc).await;
+    }
+    apply(
+        &admin,
+        crb("portcullis-requesters", "portcullis-requester", "dev"),
+    )
+    .await;
+    apply(
+        &admin,
+        crb("portcullis-approvers", "portcullis-approver", "oncall"),
+    )
+    .await;
+    apply(
+        &admin,
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "portcullis-grantable"},
+               "rules": [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["bind"], "resourceNames": ["edit", "view"]}]}),
+    )
+    .await;
+    apply(
+        &admin,
+        crb("portcullis-grantable", "portcullis-grantable", "oncall"),
+    )
+    .await;
+    for ns in ["payments", "orders"] {
+        apply(
+            &admin,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        )
+        .await;
+    }
+    let crds: Api<CustomResourceDefinition> = Api::all(admin.client.clone());
+    wait_for("the CRD to be established", 30, || async {
+        crds.get("accessrequests.portcullis.dev")
+            .await
+            .ok()
+            .and_then(|c| c.status)
+            .and_then(|s| s.conditions)
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            })
+    })
+    .await;
+    let roles: Api<k8s_openapi::api::rbac::v1::ClusterRole> = Api::all(admin.client.clone());
+    wait_for("aggregation to fill `edit`", 60, || async {
+        roles
+            .get("edit")
+            .await
+            .ok()
+            .and_then(|r| r.rules)
+            .is_some_and(|r| !r.is_empty())
+    })
+    .await;
+    admin
+}
+
+async fn can_list_pods(cluster: &KubeCluster, ns: &str) -> bool {
+    match Api::<Pod>::namespaced(cluster.client.clone(), ns)
+        .list(&Default::default())
+        .await
+    {
+        Ok(_) => true,
+        Err(kube::Error::Api(s)) if s.code == 403 => false,
+        Err(e) => panic!("unexpected error listing pods: {e}"),
+    }
+}
+
+fn ask(user: &str, groups: &[&str], role: &str, ns: &[&str], minutes: u64) -> NewRequest {
+    NewRequest {
+        cluster: "test".into(),
+        requester: Subject::new(user, groups),
+        role: RoleRef::cluster_role(role),
+        namespaces: ns.iter().map(|s| s.to_string()).collect(),
+        duration: Duration::from_secs(minutes * 60),
+        reason: "INC-1 payments stuck".into(),
+        ticket: Some("INC-1".into()),
+        credentials: Credentials::Identity,
+    }
+}
+
+async fn next_upsert(
+    rx: &mut UnboundedReceiver<BackendEvent>,
+    name: &str,
+    phase: Phase,
+) -> portcullis::domain::AccessRequest {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let e = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no {phase} event for {name}"))
+            .expect("stream open");
+        if let BackendEvent::Upsert(r) = e {
+            if r.name == name && r.phase() == phase {
+                return *r;
+            }
+        }
+    }
+}
+
+fn key(name: &str) -> RequestKey {
+    RequestKey {
+        cluster: "test".into(),
+        name: name.into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_against_a_real_apiserver() {
+    let cp = ControlPlane::start();
+    let admin = install(&cp).await;
+    let alice_c = cp.cluster("alice").await;
+    let alice = KubeBackend::from_clusters(vec![alice_c.clone()], vec!["dev".into()]);
+    let bob = KubeBackend::from_clusters(vec![cp.cluster("bob").await], vec!["oncall".into()]);
+    let carol = KubeBackend::from_clusters(vec![cp.cluster("carol").await], vec!["oncall".into()]);
+    let mut live = bob.watch();
+
+    // -- request → visible live → approve narrower and shorter → works.
+    assert!(
+        !can_list_pods(&alice_c, "payments").await,
+        "locked by default"
+    );
+    let asked = alice
+        .create(ask("alice", &["dev"], "edit", &["payments", "orders"], 60))
+        .await
+        .expect("alice may ask");
+    let seen = next_upsert(&mut live, &asked.name, Phase::Pending).await;
+    assert_eq!(seen.requester.user, "alice");
+    let err = alice
+        .approve(
+            &key(&asked.name),
+            ApproveSpec {
+                duration: Duration::from_secs(60),
+                namespaces: vec!["payments".into()],
+                reason: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("someone else must approve"),
+        "{err}"
+    );
+    let granted = bob
+        .approve(
+            &key(&asked.name),
+            ApproveSpec {
+                duration: Duration::from_secs(600),
+                namespaces: vec!["payments".into()],
+                reason: None,
+            },
+        )
+        .await
+        .expect("bob approves");
+    assert_eq!(granted.phase(), Phase::Active);
+    wait_for("alice's access in payments", 10, || {
+        can_list_pods(&alice_c, "payments")
+    })
+    .await;
+    assert!(
+        !can_list_pods(&alice_c, "orders").await,
+        "narrower than asked"
+    );
+    let rb = Api::<RoleBinding>::namespaced(admin.client.clone(), "payments")
+        .get(&format!("portcullis-{}", asked.name))
+        .await
+        .expect("binding");
+    let labels = rb.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(
+        labels
+            .get("app.kubernetes.io/managed-by")
+            .map(String::as_str),
+        Some("portcullis")
+    );
+    assert_eq!(labels.get("portcullis.dev/request"), Some(&asked.name));
+    let ann = rb.metadata.annotations.clone().unwrap_or_default();
+    assert_eq!(
+        ann.get("portcullis.dev/approved-by").map(String::as_str),
+        Some("bob")
+    );
+    assert!(ann.contains_key("portcullis.dev/expires-at"));
+    assert_eq!(
+        rb.metadata.owner_references.unwrap_or_default()[0].name,
+        asked.name
+    );
+
+    // -- shorten → expiry by the reaper → access gone.
+    let end = Utc::now() + TimeDelta::seconds(3);
+    let short = bob.shorten(&key(&asked.name), end).await.expect("shorten");
+    assert_eq!(
+        short.status.expires_at.map(|t| t.timestamp()),
+        Some(end.timestamp())
+    );
+    assert!(
+        bob.shorten(&key(&asked.name), end + TimeDelta::minutes(5))
+            .await
+            .is_err(),
+        "never later"
+    );
+    let expired = next_upsert(&mut live, &asked.name, Phase::Expired).await;
+    let lag = Utc::now() - end;
+    assert!(lag < TimeDelta::seconds(5), "reaped {lag} after expiry");
+    assert_eq!(expired.phase(), Phase::Expired);
+    wait_for("alice's access to end", 10, || async {
+        !can_list_pods(&alice_c, "payments").await
+    })
+    .await;
+    assert!(
+        Api::<RoleBinding>::namespaced(admin.client.clone(), "payments")
+            .get_opt(&format!("portcullis-{}", asked.name))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // -- deny with a reason; withdraw by the requester.
+    let second = alice
+        .create(ask("alice", &["dev"], "view", &["orders"], 30))
+        .await
+        .unwrap();
+    let denied = bob
+        .deny(&key(&second.name), "use staging")
+        .await
+        .expect("deny");
+    assert_eq!(denied.phase(), Phase::Denied);
+    assert_eq!(
+        denied.status.decision.unwrap().reason.as_deref(),
+        Some("use staging")
+    );
+    let third = alice
+        .create(ask("alice", &["dev"], "view", &["orders"], 30))
+        .await
+        .unwrap();
+    assert!(
+        bob.withdraw(&key(&third.name)).await.is_err(),
+        "only the requester withdraws"
+    );
+    assert_eq!(
+        alice
+            .withdraw(&key(&third.name))
+            .await
+            .expect("withdraw")
+            .phase(),
+        Phase::Withdrawn
+    );
+
+    // -- two approvers race: exactly one grant, the other told who won.
+    let raced = alice
+        .create(ask("alice", &["dev"], "view", &["orders"], 30))
+        .await
+        .unwrap();
+    let spec = ApproveSpec {
+        duration: Duration::from_secs(600),
+        namespaces: vec!["orders".into()],
+        reason: None,
+    };
+    let raced_key = key(&raced.name);
+    let (a, b) = tokio::join!(
+        bob.approve(&raced_key, spec.clone()),
+        carol.approve(&raced_key, spec.clone())
+    );
+    let wins = [a.is_ok(), b.is_ok()].iter().filter(|x| **x).count();
+    assert_eq!(wins, 1, "{a:?} {b:?}");
+    let loser = a.err().or(b.err()).unwrap().to_string();
+    assert!(
+        loser.contains("already decided") || loser.contains("only a Pending request"),
+        "{loser}"
+    );
+    let bindings = Api::<RoleBinding>::namespaced(admin.client.clone(), "orders")
+        .list(&Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        bindings
+            .items
+            .iter()
+            .filter(|b| b.metadata.name.as_deref() == Some(&format!("portcullis-{}", raced.name)))
+            .count(),
+        1
+    );
+
+    // -- revoke ends it now.
+    wait_for("alice's access in orders", 10, || {
+        can_list_pods(&alice_c, "orders")
+    })
+    .await;
+    let revoked = bob.revoke(&key(&raced.name), "done").await.expect("revoke");
+    assert_eq!(revoked.phase(), Phase::Revoked);
+    wait_for("revocation", 10, || async {
+        !can_list_pods(&alice_c, "orders").await
+    })
+    .await;
+
+    // -- a role the approver may not bind: clear error, nothing written.
+    let big = alice
+        .create(ask("alice", &["dev"], "cluster-admin", &["payments"], 30))
+        .await
+        .unwrap();
+    let err = bob
+        .approve(
+            &key(&big.name),
+            ApproveSpec {
+                duration: Duration::from_secs(60),
+                namespaces: vec!["payments".into()],
+                reason: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BackendError::Forbidden { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("you (bob) may not create a RoleBinding in payments"),
+        "{err}"
+    );
+    let after = Api::<DynamicObject>::all_with(admin.client.clone(), &request_resource())
+        .get(&big.name)
+        .await
+        .unwrap();
+    assert!(
+        after.data.get("status").is_none_or(|s| s.is_null()),
+        "still pending, nothing written"
+    );
+    assert!(
+        Api::<RoleBinding>::namespaced(admin.client.clone(), "payments")
+            .get_opt(&format!("portcullis-{}", big.name))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // -- a malformed object made by hand is listed as invalid and can be denied.
+    let bad: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "portcullis.dev/v1alpha1", "kind": "AccessRequest",
+        "metadata": {"name": "hand-made"},
+        "spec": {"requester": {"user": 42}, "role": {"kind": "ClusterRole", "name": "edit"}, "namespaces": "payments", "duration": "forever", "reason": "\u{1b}[2J"}
+    }))
+    .unwrap();
+    Api::<DynamicObject>::all_with(admin.client.clone(), &request_resource())
+        .create(&PostParams::default(), &bad)
+        .await
+        .expect("hand-made object");
+    let listed = next_upsert(&mut live, "hand-made", Phase::Pending).await;
+    let why = listed.malformed.clone().expect("malformed");
+    assert!(
+        why.contains("spec.requester.user") && why.contains("spec.duration"),
+        "{why}"
+    );
+    let err = bob
+        .approve(
+            &key("hand-made"),
+            ApproveSpec {
+                duration: Duration::from_secs(60),
+                namespaces: vec!["payments".into()],
+                reason: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("malformed object"), "{err}");
+    assert_eq!(
+        bob.deny(&key("hand-made"), "malformed")
+            .await
+            .expect("deny")
+            .phase(),
+        Phase::Denied
+    );
+}

@@ -1,0 +1,265 @@
+//! A real control plane for a test binary: etcd, kube-apiserver (RBAC,
+//! token auth, service-account keys) and kube-controller-manager
+//! (clusterrole-aggregation, garbagecollector, namespace) on free loopback
+//! ports, found or built by `scripts/control-plane`. Dropping it stops every
+//! process, also when a test panics.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use portcullis::backend::kube::KubeCluster;
+
+/// Test identities: (user, token, groups).
+pub const USERS: &[(&str, &str, &str)] = &[
+    ("admin", "admin-token", "system:masters"),
+    ("alice", "alice-token", "dev"),
+    ("bob", "bob-token", "oncall"),
+    ("carol", "carol-token", "oncall"),
+    ("mallory", "mallory-token", "dev"),
+];
+
+pub struct ControlPlane {
+    pub dir: PathBuf,
+    pub port: u16,
+    children: Vec<(String, Child)>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn assets() -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/control-plane");
+    let out = Command::new(&script)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run scripts/control-plane");
+    assert!(
+        out.status.success(),
+        "scripts/control-plane failed: the cluster tests need etcd and kube-apiserver"
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+impl ControlPlane {
+    pub fn start() -> Self {
+        let assets = assets();
+        let dir = std::env::temp_dir().join(format!(
+            "portcullis-cp-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(dir.join("certs")).expect("temp dir");
+        let mut cp = ControlPlane {
+            dir: dir.clone(),
+            port: free_port(),
+            children: Vec::new(),
+        };
+        let run = |cmd: &str, args: &[&str]| {
+            let ok = Command::new(cmd)
+                .args(args)
+                .current_dir(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            assert!(ok.is_ok_and(|s| s.success()), "{cmd} {args:?} failed");
+        };
+        run("openssl", &["genrsa", "-out", "sa.key", "2048"]);
+        run(
+            "openssl",
+            &["rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub"],
+        );
+        let tokens: String = USERS
+            .iter()
+            .enumerate()
+            .map(|(i, (user, token, groups))| format!("{token},{user},{},\"{groups}\"\n", i + 1))
+            .collect();
+        std::fs::write(dir.join("tokens.csv"), tokens).expect("tokens");
+
+        let (client, peer) = (free_port(), free_port());
+        let etcd_url = format!("http://127.0.0.1:{client}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        cp.spawn(
+            "etcd",
+            &assets.join("etcd"),
+            &[
+                "--data-dir",
+                &dir.join("etcd").display().to_string(),
+                "--listen-client-urls",
+                &etcd_url,
+                "--advertise-client-urls",
+                &etcd_url,
+                "--listen-peer-urls",
+                &peer_url,
+                "--initial-advertise-peer-urls",
+                &peer_url,
+                "--initial-cluster",
+                &format!("default={peer_url}"),
+                "--log-level",
+                "warn",
+            ],
+        );
+        let d = |f: &str| dir.join(f).display().to_string();
+        cp.spawn(
+            "kube-apiserver",
+            &assets.join("kube-apiserver"),
+            &[
+                "--etcd-servers",
+                &etcd_url,
+                "--bind-address",
+                "127.0.0.1",
+                "--advertise-address",
+                "127.0.0.1",
+                "--secure-port",
+                &cp.port.to_string(),
+                "--insecure-port",
+                "0",
+                "--cert-dir",
+                &d("certs"),
+                "--token-auth-file",
+                &d("tokens.csv"),
+                "--authorization-mode",
+                "RBAC",
+                "--service-account-key-file",
+                &d("sa.pub"),
+                "--service-account-signing-key-file",
+                &d("sa.key"),
+                "--service-account-issuer",
+                "https://kubernetes.default.svc",
+                "--api-audiences",
+                "https://kubernetes.default.svc",
+                "--service-cluster-ip-range",
+                "10.0.0.0/24",
+                "--enable-priority-and-fairness=false",
+            ],
+        );
+        cp.write_kubeconfig();
+        cp.wait_ready();
+        cp.spawn(
+            "kube-controller-manager",
+            &assets.join("kube-controller-manager"),
+            &[
+                "--kubeconfig",
+                &d("kubeconfig"),
+                "--controllers",
+                "clusterrole-aggregation,garbagecollector,namespace",
+                "--leader-elect=false",
+                "--port",
+                "0",
+                "--secure-port",
+                "0",
+            ],
+        );
+        cp
+    }
+
+    fn spawn(&mut self, name: &str, bin: &Path, args: &[&str]) {
+        let log = std::fs::File::create(self.dir.join(format!("{name}.log"))).expect("log file");
+        let child = Command::new(bin)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        self.children.push((name.to_string(), child));
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// A kubeconfig with one context per test identity; `admin` is current.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.join("kubeconfig")
+    }
+
+    fn write_kubeconfig(&self) {
+        let mut users = String::new();
+        let mut contexts = String::new();
+        for (user, token, _) in USERS {
+            users.push_str(&format!("- name: {user}\n  user: {{token: {token}}}\n"));
+            contexts.push_str(&format!(
+                "- name: {user}\n  context: {{cluster: test, user: {user}}}\n"
+            ));
+        }
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster: {{server: \"{}\", insecure-skip-tls-verify: true}}\nusers:\n{users}contexts:\n{contexts}current-context: admin\n",
+            self.url()
+        );
+        std::fs::write(self.kubeconfig(), text).expect("kubeconfig");
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let out = Command::new("curl")
+                .args([
+                    "-skf",
+                    "-H",
+                    "Authorization: Bearer admin-token",
+                    &format!("{}/readyz", self.url()),
+                ])
+                .output();
+            if out.is_ok_and(|o| o.status.success()) {
+                return;
+            }
+            for (name, child) in &mut self.children {
+                if let Ok(Some(status)) = child.try_wait() {
+                    let log = std::fs::read_to_string(self.dir.join(format!("{name}.log")))
+                        .unwrap_or_default();
+                    let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                    panic!(
+                        "{name} exited ({status}):\n{}",
+                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    );
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kube-apiserver not ready within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// A client acting as `user` (a context of the kubeconfig).
+    pub async fn cluster(&self, user: &str) -> Arc<KubeCluster> {
+        let kc = kube::config::Kubeconfig::read_from(self.kubeconfig()).expect("kubeconfig");
+        let opts = kube::config::KubeConfigOptions {
+            context: Some(user.into()),
+            ..Default::default()
+        };
+        let config = kube::Config::from_custom_kubeconfig(kc, &opts)
+            .await
+            .expect("config");
+        let client = kube::Client::try_from(config).expect("client");
+        Arc::new(KubeCluster {
+            context: "test".into(),
+            user: user.into(),
+            client,
+        })
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        // Reverse order: controller manager, apiserver, then etcd.
+        for (_, child) in self.children.iter_mut().rev() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("control plane logs kept in {}", self.dir.display());
+        }
+    }
+}
