@@ -68,6 +68,101 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Ask for access: `request --role edit --cluster-role -n payments --for 30m --reason "INC-1 …"`.
+    Request {
+        /// The role to be granted.
+        #[arg(long)]
+        role: String,
+        /// The role is a ClusterRole (otherwise a namespaced Role).
+        #[arg(long)]
+        cluster_role: bool,
+        /// Namespace (repeatable); none = cluster-wide (ClusterRole only).
+        #[arg(short = 'n', long = "namespace", value_name = "NS")]
+        namespaces: Vec<String>,
+        /// How long once granted, e.g. 30m.
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+        duration: Duration,
+        /// Why (required; approvers read it).
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        ticket: Option<String>,
+        /// Your groups, as approvers should see them (repeatable; default from config).
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
+        /// identity (bind your user) or token (a per-grant ServiceAccount).
+        #[arg(long, value_enum, default_value_t = CredentialsArg::Identity)]
+        credentials: CredentialsArg,
+    },
+    /// List requests (pending; --all for every phase) or live grants.
+    Get {
+        #[arg(value_enum)]
+        what: GetWhat,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+        /// Every phase, not only the live ones.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Approve a request, optionally shorter (--for) or narrower (-n).
+    Approve {
+        name: String,
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+        duration: Option<Duration>,
+        #[arg(short = 'n', long = "namespace", value_name = "NS")]
+        namespaces: Vec<String>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Deny a request (reason required).
+    Deny {
+        name: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Make a live grant end sooner: `shorten NAME --to 10m` (remaining from now).
+    Shorten {
+        name: String,
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        to: Duration,
+    },
+    /// End a live grant now (reason required).
+    Revoke {
+        name: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Withdraw your own pending request.
+    Withdraw { name: String },
+    /// Credentials mode: a kubeconfig context with a short-lived token.
+    Login { name: String },
+    /// Long-running: revoke expired grants, expire stale pending requests.
+    Reaper,
+    /// Print the CRD and the recommended ClusterRoles (`portcullis crds | kubectl apply -f -`).
+    Crds,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CredentialsArg {
+    Identity,
+    Token,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GetWhat {
+    Requests,
+    Grants,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Yaml,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    crate::domain::duration::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_rate(s: &str) -> Result<Duration, String> {

@@ -7,6 +7,7 @@
 //! max_duration = "8h"              # longest grant a request may ask for
 //! approval_timeout = "24h"         # a pending request older than this expires
 //! expiring_soon = "5m"             # live grants under this are highlighted
+//! groups = ["dev", "oncall"]       # your groups, as approvers should see them
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -28,6 +29,9 @@ pub struct ConfigFile {
     pub max_duration: Option<String>,
     pub approval_timeout: Option<String>,
     pub expiring_soon: Option<String>,
+    /// Your groups, shown to approvers on `portcullis request` and used as
+    /// the approver's groups in the console header.
+    pub groups: Option<Vec<String>>,
 }
 
 #[derive(Debug, Error)]

@@ -12,3 +12,4 @@ pub mod config;
 pub mod domain;
 pub mod runtime;
 pub mod ui;
+pub mod verbs;

@@ -9,6 +9,7 @@ use anyhow::{bail, Context};
 use clap::{CommandFactory, Parser};
 use portcullis::app::AppState;
 use portcullis::backend::demo::{DemoBackend, DemoConfig};
+use portcullis::backend::kube::KubeBackend;
 use portcullis::backend::AccessBackend;
 use portcullis::cli::{Cli, ColorMode, Command};
 use portcullis::config::{self, ConfigFile};
@@ -97,50 +98,104 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
         .unwrap_or_default();
     let app_config = file.app_config(&origin, cli.readonly)?;
     let theme = pick_theme(&cli, &file)?;
-
-    let (seed, rate) = match &cli.command {
-        Some(Command::Demo { seed, rate }) => (*seed, *rate),
-        Some(Command::Completions { .. }) => unreachable!("handled above"),
-        None => {
-            let what = if cli.backend.is_some() {
-                "the broker backend (--backend)"
-            } else {
-                "direct mode on a kubeconfig"
-            };
-            bail!("{what} is not available in this build yet; run `portcullis demo` for the console on the embedded demo");
-        }
-    };
-    if !std::io::stdout().is_terminal() {
-        bail!("the console needs a terminal: run it in one (stdout is not a TTY)");
-    }
     let _log_guard = init_logging();
-    let seed = seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(1)
-    });
-    tracing::info!(seed, ?rate, "starting the demo");
 
+    let groups = file.groups.clone().unwrap_or_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
-        let demo = Arc::new(DemoBackend::live(DemoConfig {
-            seed,
-            rate,
-            ..Default::default()
-        }));
-        let _simulator = demo.spawn_simulator();
-        let backend: Arc<dyn AccessBackend> = demo;
-        let info = backend.info();
-        let state = AppState::new(app_config, info.approver, info.kind, backend.now());
-        // ratatui::init installs a panic hook that restores the terminal
-        // before the panic message prints; the guard covers every other exit.
-        let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
-        let _guard = TerminalGuard;
-        portcullis::runtime::run(&mut terminal, backend, state, &theme, started).await
-    })
+    match &cli.command {
+        Some(Command::Completions { .. }) => unreachable!("handled above"),
+        Some(Command::Crds) => {
+            print!("{}", portcullis::backend::kube::manifests::all());
+            Ok(())
+        }
+        Some(Command::Login { .. }) => {
+            bail!("credentials mode Token (login) is not available in this build yet; request with --credentials identity")
+        }
+        Some(Command::Demo { seed, rate }) => {
+            let seed = seed.unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(1)
+            });
+            let rate = *rate;
+            runtime.block_on(async move {
+                let demo = Arc::new(DemoBackend::live(DemoConfig {
+                    seed,
+                    rate,
+                    ..Default::default()
+                }));
+                let _simulator = demo.spawn_simulator();
+                tracing::info!(seed, ?rate, "starting the demo");
+                console(demo, app_config, &theme, started).await
+            })
+        }
+        None => {
+            if cli.backend.is_some() {
+                bail!("the broker backend (--backend URL) is not available in this build yet; use direct mode or `portcullis demo`");
+            }
+            runtime.block_on(async move {
+                let kube = KubeBackend::connect(&cli.contexts, cli.all_contexts, groups)
+                    .await?
+                    .with_limits(app_config.limits.clone());
+                console(Arc::new(kube), app_config, &theme, started).await
+            })
+        }
+        Some(Command::Reaper) => runtime.block_on(async move {
+            let kube = KubeBackend::connect(&cli.contexts, cli.all_contexts, groups)
+                .await?
+                .with_limits(app_config.limits.clone());
+            eprintln!(
+                "portcullis reaper: watching {} context(s); ctrl-c or SIGTERM to stop",
+                kube.clusters().len()
+            );
+            let tasks: Vec<_> = kube
+                .clusters()
+                .iter()
+                .map(|c| {
+                    tokio::spawn(portcullis::backend::kube::reaper::run(
+                        c.clone(),
+                        app_config.limits.clone(),
+                    ))
+                })
+                .collect();
+            tokio::select! {
+                _ = futures::future::join_all(tasks) => {}
+                _ = tokio::signal::ctrl_c() => {}
+                _ = portcullis::runtime::terminate_signal() => {}
+            }
+            Ok(())
+        }),
+        Some(verb) => runtime.block_on(async move {
+            let kube = KubeBackend::connect(&cli.contexts, cli.all_contexts, groups.clone())
+                .await?
+                .with_limits(app_config.limits.clone());
+            let out = portcullis::verbs::run(verb, &kube, &groups).await?;
+            print!("{out}");
+            Ok(())
+        }),
+    }
+}
+
+/// The console on any backend, with the terminal restored on every exit.
+async fn console(
+    backend: Arc<dyn AccessBackend>,
+    app_config: portcullis::app::state::AppConfig,
+    theme: &Theme,
+    started: Instant,
+) -> anyhow::Result<()> {
+    if !std::io::stdout().is_terminal() {
+        bail!("the console needs a terminal: run it in one (stdout is not a TTY)");
+    }
+    let info = backend.info();
+    let state = AppState::new(app_config, info.approver, info.kind, backend.now());
+    // ratatui::init installs a panic hook that restores the terminal
+    // before the panic message prints; the guard covers every other exit.
+    let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
+    let _guard = TerminalGuard;
+    portcullis::runtime::run(&mut terminal, backend, state, theme, started).await
 }

@@ -67,7 +67,7 @@ pub fn drain(
 }
 
 #[cfg(unix)]
-async fn terminate_signal() {
+pub async fn terminate_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
@@ -82,7 +82,7 @@ async fn terminate_signal() {
 }
 
 #[cfg(not(unix))]
-async fn terminate_signal() {
+pub async fn terminate_signal() {
     std::future::pending::<()>().await
 }
 

@@ -20,6 +20,7 @@ fn run(args: &[&str], config: Option<&str>) -> Output {
         .env("HOME", &home)
         .env("XDG_CONFIG_HOME", home.join("config"))
         .env("XDG_STATE_HOME", home.join("state"))
+        .env("KUBECONFIG", home.join("no-kubeconfig"))
         .output()
         .expect("run portcullis")
 }
@@ -54,8 +55,10 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn runtime_errors_are_one_line_and_exit_1() {
-    let cases: [(&[&str], Option<&str>, &str); 4] = [
-        (&[], None, "run `portcullis demo`"),
+    let cases: [(&[&str], Option<&str>, &str); 6] = [
+        (&[], None, "run `portcullis demo` for the embedded demo"),
+        (&["get", "requests"], None, "no usable kubeconfig"),
+        (&["login", "x"], None, "not available in this build yet"),
         (&["demo"], None, "needs a terminal"),
         (&["--theme", "neon", "demo"], None, "theme 'neon' not found"),
         (

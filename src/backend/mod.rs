@@ -95,6 +95,8 @@ pub enum BackendError {
     Unavailable { cluster: String, message: String },
     #[error("invalid request: {0}")]
     Invalid(String),
+    #[error("{0}")]
+    Config(String),
 }
 
 /// Who is at the console, as the backend authenticates them.

@@ -12,7 +12,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use portcullis::backend::kube::KubeCluster;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams};
+use portcullis::backend::kube::{manifests, KubeCluster};
+use serde_json::{json, Value};
 
 /// Test identities: (user, token, groups).
 pub const USERS: &[(&str, &str, &str)] = &[
@@ -262,4 +267,116 @@ impl Drop for ControlPlane {
             eprintln!("control plane logs kept in {}", self.dir.display());
         }
     }
+}
+
+fn docs(yaml: &str) -> Vec<Value> {
+    serde_yaml_ng::Deserializer::from_str(yaml)
+        .map(|d| serde::Deserialize::deserialize(d).expect("manifest"))
+        .collect()
+}
+
+async fn apply(admin: &KubeCluster, obj: Value) {
+    let kind = obj["kind"].as_str().unwrap().to_string();
+    let name = obj["metadata"]["name"].as_str().unwrap().to_string();
+    let pp = PatchParams::apply("portcullis-test").force();
+    let c = admin.client.clone();
+    let r = match kind.as_str() {
+        "CustomResourceDefinition" => Api::<CustomResourceDefinition>::all(c)
+            .patch(&name, &pp, &Patch::Apply(&obj))
+            .await
+            .map(|_| ()),
+        "ClusterRole" => Api::<k8s_openapi::api::rbac::v1::ClusterRole>::all(c)
+            .patch(&name, &pp, &Patch::Apply(&obj))
+            .await
+            .map(|_| ()),
+        "ClusterRoleBinding" => Api::<ClusterRoleBinding>::all(c)
+            .patch(&name, &pp, &Patch::Apply(&obj))
+            .await
+            .map(|_| ()),
+        "Namespace" => Api::<Namespace>::all(c)
+            .patch(&name, &pp, &Patch::Apply(&obj))
+            .await
+            .map(|_| ()),
+        other => panic!("unexpected kind {other}"),
+    };
+    r.unwrap_or_else(|e| panic!("apply {kind} {name}: {e}"));
+}
+
+fn crb(name: &str, role: &str, group: &str) -> Value {
+    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
+           "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+           "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}]})
+}
+
+pub async fn wait_for<F, Fut>(what: &str, secs: u64, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// CRD, Portcullis roles, who may do what, namespaces; and waits until the
+/// aggregation controller has filled `edit`.
+pub async fn install(cp: &ControlPlane) -> Arc<KubeCluster> {
+    let admin = cp.cluster("admin").await;
+    for doc in docs(&manifests::all()) {
+        apply(&admin, doc).await;
+    }
+    apply(
+        &admin,
+        crb("portcullis-requesters", "portcullis-requester", "dev"),
+    )
+    .await;
+    apply(
+        &admin,
+        crb("portcullis-approvers", "portcullis-approver", "oncall"),
+    )
+    .await;
+    apply(
+        &admin,
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "portcullis-grantable"},
+               "rules": [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["bind"], "resourceNames": ["edit", "view"]}]}),
+    )
+    .await;
+    apply(
+        &admin,
+        crb("portcullis-grantable", "portcullis-grantable", "oncall"),
+    )
+    .await;
+    for ns in ["payments", "orders"] {
+        apply(
+            &admin,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        )
+        .await;
+    }
+    let crds: Api<CustomResourceDefinition> = Api::all(admin.client.clone());
+    wait_for("the CRD to be established", 30, || async {
+        crds.get("accessrequests.portcullis.dev")
+            .await
+            .ok()
+            .and_then(|c| c.status)
+            .and_then(|s| s.conditions)
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            })
+    })
+    .await;
+    let roles: Api<k8s_openapi::api::rbac::v1::ClusterRole> = Api::all(admin.client.clone());
+    wait_for("aggregation to fill `edit`", 60, || async {
+        roles
+            .get("edit")
+            .await
+            .ok()
+            .and_then(|r| r.rules)
+            .is_some_and(|r| !r.is_empty())
+    })
+    .await;
+    admin
 }

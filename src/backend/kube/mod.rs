@@ -83,9 +83,8 @@ impl KubeBackend {
         all: bool,
         groups: Vec<String>,
     ) -> Result<Self, BackendError> {
-        let kubeconfig = Kubeconfig::read().map_err(|e| BackendError::Unavailable {
-            cluster: "kubeconfig".into(),
-            message: format!("{e} (set KUBECONFIG or use `portcullis demo`)"),
+        let kubeconfig = Kubeconfig::read().map_err(|e| {
+            BackendError::Config(format!("no usable kubeconfig ({e}): set KUBECONFIG, or run `portcullis demo` for the embedded demo"))
         })?;
         let names: Vec<String> = if all {
             kubeconfig.contexts.iter().map(|c| c.name.clone()).collect()
@@ -95,10 +94,9 @@ impl KubeBackend {
             contexts.to_vec()
         };
         if names.is_empty() {
-            return Err(BackendError::Unavailable {
-                cluster: "kubeconfig".into(),
-                message: "no current context: pass --context NAME".into(),
-            });
+            return Err(BackendError::Config(
+                "the kubeconfig has no current context: pass --context NAME".into(),
+            ));
         }
         let mut clusters = Vec::new();
         let mut failed = Vec::new();
@@ -172,6 +170,33 @@ impl KubeBackend {
 
     pub fn clusters(&self) -> &[Arc<KubeCluster>] {
         &self.clusters
+    }
+
+    /// Every request on every context (one List call each).
+    pub async fn list(&self) -> Result<Vec<AccessRequest>, BackendError> {
+        let mut out = Vec::new();
+        for c in &self.clusters {
+            let list = c
+                .requests()
+                .list(&Default::default())
+                .await
+                .map_err(|e| self.map_err(c, "list AccessRequests", e))?;
+            for obj in list.items {
+                let value =
+                    serde_json::to_value(&obj).map_err(|e| BackendError::Invalid(e.to_string()))?;
+                out.push(wire::request_from_json(&c.context, &value));
+            }
+        }
+        Ok(out)
+    }
+
+    /// One request as stored, with its object.
+    pub async fn get(
+        &self,
+        key: &RequestKey,
+    ) -> Result<(AccessRequest, DynamicObject), BackendError> {
+        let cluster = self.cluster(&key.cluster)?;
+        self.fetch(cluster, &key.name).await
     }
 
     fn cluster(&self, name: &str) -> Result<&Arc<KubeCluster>, BackendError> {

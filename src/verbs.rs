@@ -1,0 +1,227 @@
+//! The scriptable verbs (`request`, `get`, `approve`, `deny`, `shorten`,
+//! `revoke`, `withdraw`): no prompts, output on stdout, one-line errors.
+
+use chrono::{TimeDelta, Utc};
+use serde_json::{json, Value};
+
+use crate::backend::kube::{wire, KubeBackend};
+use crate::backend::{AccessBackend, ApproveSpec, BackendError, NewRequest, RequestKey};
+use crate::cli::{Command, CredentialsArg, GetWhat, OutputFormat};
+use crate::domain::sanitize::inert;
+use crate::domain::{duration, AccessRequest, Credentials, Phase, RoleRef, Subject};
+
+/// Runs one verb against the backend's first context; returns what to print.
+pub async fn run(
+    command: &Command,
+    backend: &KubeBackend,
+    config_groups: &[String],
+) -> Result<String, BackendError> {
+    let cluster = backend.info().clusters.first().cloned().unwrap_or_default();
+    let key = |name: &str| RequestKey {
+        cluster: cluster.clone(),
+        name: name.to_string(),
+    };
+    let me = backend.info().approver.user;
+    match command {
+        Command::Request {
+            role,
+            cluster_role,
+            namespaces,
+            duration,
+            reason,
+            ticket,
+            groups,
+            credentials,
+        } => {
+            let groups = if groups.is_empty() {
+                config_groups.to_vec()
+            } else {
+                groups.clone()
+            };
+            let role = if *cluster_role {
+                RoleRef::cluster_role(role)
+            } else {
+                RoleRef::role(role)
+            };
+            let new = NewRequest {
+                cluster: cluster.clone(),
+                requester: Subject { user: me, groups },
+                role,
+                namespaces: namespaces.clone(),
+                duration: *duration,
+                reason: reason.clone(),
+                ticket: ticket.clone(),
+                credentials: match credentials {
+                    CredentialsArg::Identity => Credentials::Identity,
+                    CredentialsArg::Token => Credentials::Token,
+                },
+            };
+            // Refuse what can never be approved before it reaches anyone.
+            let probe = AccessRequest {
+                name: "new".into(),
+                cluster: cluster.clone(),
+                created_at: Utc::now(),
+                requester: new.requester.clone(),
+                role: new.role.clone(),
+                namespaces: new.namespaces.clone(),
+                duration: new.duration,
+                reason: new.reason.clone(),
+                ticket: new.ticket.clone(),
+                credentials: new.credentials,
+                status: Default::default(),
+                malformed: None,
+            };
+            probe
+                .validate(&Default::default())
+                .map_err(|e| BackendError::Invalid(e.to_string()))?;
+            let made = backend.create(new).await?;
+            Ok(format!("{}\n", made.name))
+        }
+        Command::Get { what, output, all } => {
+            let mut items: Vec<AccessRequest> = backend
+                .list()
+                .await?
+                .into_iter()
+                .filter(|r| match what {
+                    GetWhat::Grants => r.phase() == Phase::Active,
+                    GetWhat::Requests => *all || r.phase() == Phase::Pending,
+                })
+                .collect();
+            items.sort_by_key(|r| r.created_at);
+            Ok(match output {
+                OutputFormat::Table => table(&items, *what),
+                OutputFormat::Json => {
+                    serde_json::to_string_pretty(&Value::Array(items.iter().map(object).collect()))
+                        .map(|s| s + "\n")
+                        .unwrap_or_default()
+                }
+                OutputFormat::Yaml => {
+                    serde_yaml_ng::to_string(&Value::Array(items.iter().map(object).collect()))
+                        .unwrap_or_default()
+                }
+            })
+        }
+        Command::Approve {
+            name,
+            duration,
+            namespaces,
+            reason,
+        } => {
+            let (asked, _) = backend.get(&key(name)).await?;
+            let spec = ApproveSpec {
+                duration: duration.unwrap_or(asked.duration),
+                namespaces: if namespaces.is_empty() {
+                    asked.namespaces.clone()
+                } else {
+                    namespaces.clone()
+                },
+                reason: reason.clone(),
+            };
+            let r = backend.approve(&key(name), spec).await?;
+            Ok(format!(
+                "approved {}: {} {} in {} until {}\n",
+                r.name,
+                r.role.kind,
+                r.role.name,
+                scope(r.granted_namespaces()),
+                r.status
+                    .expires_at
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_default()
+            ))
+        }
+        Command::Deny { name, reason } => backend
+            .deny(&key(name), reason)
+            .await
+            .map(|r| format!("denied {}\n", r.name)),
+        Command::Shorten { name, to } => {
+            let end = Utc::now() + TimeDelta::from_std(*to).unwrap_or(TimeDelta::MAX);
+            backend
+                .shorten(&key(name), end)
+                .await
+                .map(|r| format!("shortened {}: ends in {}\n", r.name, duration::format(*to)))
+        }
+        Command::Revoke { name, reason } => backend
+            .revoke(&key(name), reason)
+            .await
+            .map(|r| format!("revoked {}\n", r.name)),
+        Command::Withdraw { name } => backend
+            .withdraw(&key(name))
+            .await
+            .map(|r| format!("withdrew {}\n", r.name)),
+        other => Err(BackendError::Invalid(format!(
+            "{other:?} is not a request verb"
+        ))),
+    }
+}
+
+fn scope(ns: &[String]) -> String {
+    if ns.is_empty() {
+        "cluster-wide".into()
+    } else {
+        ns.join(",")
+    }
+}
+
+fn object(r: &AccessRequest) -> Value {
+    json!({
+        "name": r.name,
+        "cluster": r.cluster,
+        "createdAt": r.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "spec": wire::spec_json(&r.requester, &r.role, &r.namespaces, r.duration, &r.reason, r.ticket.as_deref(), r.credentials),
+        "status": wire::status_json(r),
+        "invalid": r.validate(&Default::default()).err().map(|e| e.to_string()),
+    })
+}
+
+/// A kubectl-style table; requester text is made inert for the terminal.
+fn table(items: &[AccessRequest], what: GetWhat) -> String {
+    let now = Utc::now();
+    let last = match what {
+        GetWhat::Requests => "AGE",
+        GetWhat::Grants => "LEFT",
+    };
+    let mut rows = vec![[
+        "NAME",
+        "REQUESTER",
+        "ROLE",
+        "NAMESPACES",
+        "DURATION",
+        "PHASE",
+        last,
+    ]
+    .map(String::from)
+    .to_vec()];
+    for r in items {
+        rows.push(vec![
+            inert(&r.name, 64).into_owned(),
+            inert(&r.requester.user, 32).into_owned(),
+            inert(&r.role.name, 40).into_owned(),
+            inert(&scope(r.granted_namespaces()), 60).into_owned(),
+            duration::format(r.duration),
+            if r.malformed.is_some() {
+                "Invalid".into()
+            } else {
+                r.phase().to_string()
+            },
+            match what {
+                GetWhat::Requests => duration::format_chrono(now - r.created_at),
+                GetWhat::Grants => duration::format(r.remaining(now)),
+            },
+        ]);
+    }
+    let widths: Vec<usize> = (0..7)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join("   ").trim_end());
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,212 @@
+//! The scriptable verbs and `portcullis reaper`, as processes, against a
+//! real control plane: exit codes, one-line errors, and a reaper killed and
+//! restarted mid-grant that still closes it.
+
+mod common;
+
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use common::cluster::{install, wait_for, ControlPlane};
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::api::Api;
+
+fn portcullis(cp: &ControlPlane, context: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["--context", context])
+        .args(args)
+        .env("KUBECONFIG", cp.kubeconfig())
+        .env("XDG_STATE_HOME", cp.dir.join("state"))
+        .env("XDG_CONFIG_HOME", cp.dir.join("config"))
+        .output()
+        .expect("run portcullis")
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn fails(o: &Output, code: i32, expect: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(code), "{err}");
+    assert!(err.contains(expect), "{expect} in {err}");
+    if code == 1 {
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    }
+}
+
+fn reaper(cp: &ControlPlane) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["--context", "bob", "reaper"])
+        .env("KUBECONFIG", cp.kubeconfig())
+        .env("XDG_STATE_HOME", cp.dir.join("state"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the reaper")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verbs_and_reaper_as_processes() {
+    let cp = ControlPlane::start();
+    let admin = install(&cp).await;
+
+    let crds = ok(&portcullis(&cp, "admin", &["crds"]));
+    assert!(
+        crds.contains("name: accessrequests.portcullis.dev")
+            && crds.contains("name: portcullis-approver")
+    );
+
+    // Requester asks; approver lists, approves shorter, shortens, revokes.
+    let name = ok(&portcullis(
+        &cp,
+        "alice",
+        &[
+            "request",
+            "--role",
+            "edit",
+            "--cluster-role",
+            "-n",
+            "payments",
+            "--for",
+            "30m",
+            "--reason",
+            "INC-7 stuck",
+            "--ticket",
+            "INC-7",
+            "--group",
+            "dev",
+        ],
+    ))
+    .trim()
+    .to_string();
+    assert!(name.starts_with("alice-payments-"), "{name}");
+    let table = ok(&portcullis(&cp, "bob", &["get", "requests"]));
+    assert!(
+        table.starts_with("NAME") && table.contains(&name) && table.contains("Pending"),
+        "{table}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&ok(&portcullis(
+        &cp,
+        "bob",
+        &["get", "requests", "-o", "json"],
+    )))
+    .expect("json");
+    assert_eq!(json[0]["spec"]["requester"]["user"], "alice");
+    assert_eq!(json[0]["spec"]["requester"]["groups"][0], "dev");
+    fails(
+        &portcullis(&cp, "alice", &["approve", &name]),
+        1,
+        "someone else must approve",
+    );
+    fails(
+        &portcullis(&cp, "bob", &["approve", &name, "--for", "2h"]),
+        1,
+        "a grant can only be shorter",
+    );
+    let approved = ok(&portcullis(&cp, "bob", &["approve", &name, "--for", "10m"]));
+    assert!(
+        approved.starts_with(&format!(
+            "approved {name}: ClusterRole edit in payments until "
+        )),
+        "{approved}"
+    );
+    let grants = ok(&portcullis(&cp, "bob", &["get", "grants", "-o", "yaml"]));
+    assert!(
+        grants.contains(&name) && grants.contains("phase: Active"),
+        "{grants}"
+    );
+    fails(
+        &portcullis(&cp, "bob", &["shorten", &name, "--to", "1h"]),
+        1,
+        "only move the end earlier",
+    );
+    ok(&portcullis(&cp, "bob", &["shorten", &name, "--to", "5m"]));
+    fails(&portcullis(&cp, "bob", &["revoke", &name]), 2, "--reason");
+    ok(&portcullis(
+        &cp,
+        "bob",
+        &["revoke", &name, "--reason", "done"],
+    ));
+    let all = ok(&portcullis(&cp, "bob", &["get", "requests", "--all"]));
+    assert!(all.contains("Revoked"), "{all}");
+    fails(
+        &portcullis(&cp, "bob", &["deny", "no-such-request", "--reason", "x"]),
+        1,
+        "not found",
+    );
+    fails(
+        &portcullis(
+            &cp,
+            "alice",
+            &[
+                "request", "--role", "deployer", "--for", "30m", "--reason", "x",
+            ],
+        ),
+        1,
+        "exactly one namespace",
+    );
+
+    // The reaper, killed and restarted mid-grant, still closes it; and on
+    // start it revokes what is already overdue.
+    let mut first = reaper(&cp);
+    let name = ok(&portcullis(
+        &cp,
+        "alice",
+        &[
+            "request",
+            "--role",
+            "view",
+            "--cluster-role",
+            "-n",
+            "orders",
+            "--for",
+            "30m",
+            "--reason",
+            "INC-8",
+        ],
+    ))
+    .trim()
+    .to_string();
+    ok(&portcullis(&cp, "bob", &["approve", &name, "--for", "4s"]));
+    let bindings: Api<RoleBinding> = Api::namespaced(admin.client.clone(), "orders");
+    let binding = format!("portcullis-{name}");
+    assert!(bindings.get_opt(&binding).await.unwrap().is_some());
+    let _ = first.kill();
+    let _ = first.wait();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(
+        bindings.get_opt(&binding).await.unwrap().is_some(),
+        "no reaper ran, nothing closed it yet"
+    );
+    let mut second = reaper(&cp);
+    let mut third = reaper(&cp);
+    wait_for(
+        "the restarted reapers to close the overdue grant",
+        15,
+        || async { bindings.get_opt(&binding).await.unwrap().is_none() },
+    )
+    .await;
+    let all = ok(&portcullis(
+        &cp,
+        "bob",
+        &["get", "requests", "--all", "-o", "json"],
+    ));
+    let v: serde_json::Value = serde_json::from_str(&all).unwrap();
+    let item = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == name.as_str())
+        .expect("listed");
+    assert_eq!(item["status"]["phase"], "Expired");
+    for r in [&mut second, &mut third] {
+        let _ = r.kill();
+        let _ = r.wait();
+    }
+}
