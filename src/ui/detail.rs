@@ -240,7 +240,7 @@ fn standing(a: &Analysis) -> String {
     let own: Vec<String> = a
         .standing
         .iter()
-        .filter(|s| !s.system)
+        .filter(|s| !s.system && !s.live_grant)
         .map(|s| match &s.scope {
             Scope::Cluster => format!(
                 "{} cluster-wide ({})",
@@ -390,6 +390,9 @@ fn diff_lines<'a>(
             ];
             if inline_why {
                 spans.push(Span::styled(row.risk.why, theme.dim));
+                out.push(Line::from(spans));
+            } else if row.risk.severity == Severity::Info {
+                // "read-only" under every INFO row is noise: the badge says it.
                 out.push(Line::from(spans));
             } else {
                 out.push(Line::from(spans));

@@ -445,6 +445,10 @@ impl AccessBackend for KubeBackend {
             });
         }
         for cluster in &self.clusters {
+            let _ = tx.send(BackendEvent::ClusterStatus {
+                cluster: cluster.context.clone(),
+                error: None,
+            });
             tokio::spawn(watch_requests(cluster.clone(), tx.clone()));
             tokio::spawn(watch_rbac(cluster.clone(), tx.clone()));
             // Every console also reaps: a grant closes even if no reaper runs.

@@ -152,7 +152,12 @@ fn collect(inv: &Inventory, subject: &Subject) -> (Vec<EffectiveRule>, Vec<Stand
             continue;
         }
         let via = format!("ClusterRoleBinding {}", b.metadata.name);
-        if let Some((rs, _)) = inv.cluster_role_rules(&b.role_ref.name) {
+        let live_grant = is_managed(&b.metadata.labels);
+        // Another Portcullis grant will end: its rules are not "already held".
+        if let Some((rs, _)) = inv
+            .cluster_role_rules(&b.role_ref.name)
+            .filter(|_| !live_grant)
+        {
             rules.extend(rs.into_iter().map(|rule| EffectiveRule {
                 scope: Scope::Cluster,
                 rule,
@@ -165,11 +170,7 @@ fn collect(inv: &Inventory, subject: &Subject) -> (Vec<EffectiveRule>, Vec<Stand
             through,
             binding: b.metadata.name.clone(),
             system: b.metadata.name.starts_with("system:"),
-            live_grant: b
-                .metadata
-                .labels
-                .get(MANAGED_BY_LABEL)
-                .is_some_and(|v| v == "portcullis"),
+            live_grant,
         });
     }
     for b in &inv.role_bindings {
@@ -184,7 +185,10 @@ fn collect(inv: &Inventory, subject: &Subject) -> (Vec<EffectiveRule>, Vec<Stand
             continue;
         };
         let via = format!("RoleBinding {ns}/{}", b.metadata.name);
-        if let Some((rs, _)) = role_rules(inv, &b.role_ref.kind, &b.role_ref.name, Some(ns)) {
+        let live_grant = is_managed(&b.metadata.labels);
+        if let Some((rs, _)) =
+            role_rules(inv, &b.role_ref.kind, &b.role_ref.name, Some(ns)).filter(|_| !live_grant)
+        {
             // A RoleBinding never grants nonResourceURLs.
             rules.extend(
                 rs.into_iter()
@@ -202,17 +206,20 @@ fn collect(inv: &Inventory, subject: &Subject) -> (Vec<EffectiveRule>, Vec<Stand
             through,
             binding: b.metadata.name.clone(),
             system: b.metadata.name.starts_with("system:"),
-            live_grant: b
-                .metadata
-                .labels
-                .get(MANAGED_BY_LABEL)
-                .is_some_and(|v| v == "portcullis"),
+            live_grant,
         });
     }
     (rules, standing)
 }
 
-/// Every rule `subject` holds through standing bindings.
+fn is_managed(labels: &std::collections::BTreeMap<String, String>) -> bool {
+    labels
+        .get(MANAGED_BY_LABEL)
+        .is_some_and(|v| v == "portcullis")
+}
+
+/// Every rule `subject` holds through standing bindings (Portcullis's own
+/// grant bindings excluded: they end by themselves).
 pub fn effective_rules(inv: &Inventory, subject: &Subject) -> Vec<EffectiveRule> {
     collect(inv, subject).0
 }

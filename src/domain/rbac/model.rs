@@ -230,19 +230,30 @@ impl Permission {
         }
     }
 
-    /// `group/resource` as kubectl shows it (`deployments.apps`, `pods/exec`).
+    /// `resource.group/subresource` as kubectl shows it (`deployments.apps`,
+    /// `pods/exec`, `deployments.apps/scale`).
     pub fn resource_label(&self) -> String {
         match &self.target {
             Target::Resource {
                 api_group,
                 resource,
                 ..
-            } if api_group.is_empty() => resource.clone(),
-            Target::Resource {
-                api_group,
-                resource,
-                ..
-            } => format!("{resource}.{api_group}"),
+            } => {
+                let (base, sub) = match resource.split_once('/') {
+                    Some((b, s)) => (b, Some(s)),
+                    None => (resource.as_str(), None),
+                };
+                let mut label = base.to_string();
+                if !api_group.is_empty() {
+                    label.push('.');
+                    label.push_str(api_group);
+                }
+                if let Some(sub) = sub {
+                    label.push('/');
+                    label.push_str(sub);
+                }
+                label
+            }
             Target::NonResource { url } => url.clone(),
         }
     }
