@@ -23,13 +23,26 @@ use serde_json::{json, Value};
 const NAMESPACES: &[&str] = &["payments", "orders", "kube-system"];
 const VERBS: &[&str] = &["get", "list", "watch", "create", "update", "delete", "*"];
 const GROUPS: &[&str] = &["", "apps", "*", "example.com"];
-const RESOURCES: &[&str] = &["pods", "pods/log", "pods/exec", "deployments", "deployments/scale", "*/scale", "secrets", "configmaps", "*", "widgets"];
+const RESOURCES: &[&str] = &[
+    "pods",
+    "pods/log",
+    "pods/exec",
+    "deployments",
+    "deployments/scale",
+    "*/scale",
+    "secrets",
+    "configmaps",
+    "*",
+    "widgets",
+];
 const NAMES: &[&str] = &["x", "y"];
 const URLS: &[&str] = &["/healthz", "/metrics", "/api/*", "*", "/version"];
 
 fn pick<'a>(rng: &mut ChaCha8Rng, items: &[&'a str], max: usize) -> Vec<&'a str> {
     let n = rng.random_range(1..=max);
-    let mut out: Vec<&str> = (0..n).map(|_| items[rng.random_range(0..items.len())]).collect();
+    let mut out: Vec<&str> = (0..n)
+        .map(|_| items[rng.random_range(0..items.len())])
+        .collect();
     out.sort_unstable();
     out.dedup();
     out
@@ -48,17 +61,36 @@ fn rule(rng: &mut ChaCha8Rng, non_resource: bool) -> Value {
 
 fn subject(rng: &mut ChaCha8Rng) -> Value {
     match rng.random_range(0..10) {
-        0..=3 => json!({"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": format!("u{}", rng.random_range(1..=4))}),
-        4..=6 => json!({"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": format!("g{}", rng.random_range(1..=3))}),
-        7 => json!({"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "system:authenticated"}),
+        0..=3 => {
+            json!({"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": format!("u{}", rng.random_range(1..=4))})
+        }
+        4..=6 => {
+            json!({"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": format!("g{}", rng.random_range(1..=3))})
+        }
+        7 => {
+            json!({"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "system:authenticated"})
+        }
         _ => json!({"kind": "ServiceAccount", "name": "sa1", "namespace": "payments"}),
     }
 }
 
-async fn ask_apiserver(sar: &Api<SubjectAccessReview>, who: &Subject, groups: &[String], perm: &Permission) -> bool {
-    let mut spec = SubjectAccessReviewSpec { user: Some(who.user.clone()), groups: Some(groups.to_vec()), ..Default::default() };
+async fn ask_apiserver(
+    sar: &Api<SubjectAccessReview>,
+    who: &Subject,
+    groups: &[String],
+    perm: &Permission,
+) -> bool {
+    let mut spec = SubjectAccessReviewSpec {
+        user: Some(who.user.clone()),
+        groups: Some(groups.to_vec()),
+        ..Default::default()
+    };
     match &perm.target {
-        Target::Resource { api_group, resource, name } => {
+        Target::Resource {
+            api_group,
+            resource,
+            name,
+        } => {
             let (res, sub) = match resource.split_once('/') {
                 Some((r, s)) => (r.to_string(), Some(s.to_string())),
                 None => (resource.clone(), None),
@@ -77,24 +109,60 @@ async fn ask_apiserver(sar: &Api<SubjectAccessReview>, who: &Subject, groups: &[
             });
         }
         Target::NonResource { url } => {
-            spec.non_resource_attributes = Some(NonResourceAttributes { path: Some(url.clone()), verb: Some(perm.verb.clone()) })
+            spec.non_resource_attributes = Some(NonResourceAttributes {
+                path: Some(url.clone()),
+                verb: Some(perm.verb.clone()),
+            })
         }
     }
-    let review = SubjectAccessReview { spec, ..Default::default() };
-    let answer = sar.create(&PostParams::default(), &review).await.expect("SubjectAccessReview");
+    let review = SubjectAccessReview {
+        spec,
+        ..Default::default()
+    };
+    let answer = sar
+        .create(&PostParams::default(), &review)
+        .await
+        .expect("SubjectAccessReview");
     answer.status.map(|s| s.allowed).unwrap_or(false)
 }
 
 async fn inventory(client: &kube::Client) -> Inventory {
     fn conv<T: serde::Serialize, U: serde::de::DeserializeOwned>(items: Vec<T>) -> Vec<U> {
-        items.into_iter().map(|i| serde_json::from_value(serde_json::to_value(i).unwrap()).unwrap()).collect()
+        items
+            .into_iter()
+            .map(|i| serde_json::from_value(serde_json::to_value(i).unwrap()).unwrap())
+            .collect()
     }
     let lp = Default::default();
     Inventory {
-        roles: conv(Api::<Role>::all(client.clone()).list(&lp).await.unwrap().items),
-        cluster_roles: conv(Api::<ClusterRole>::all(client.clone()).list(&lp).await.unwrap().items),
-        role_bindings: conv(Api::<RoleBinding>::all(client.clone()).list(&lp).await.unwrap().items),
-        cluster_role_bindings: conv(Api::<ClusterRoleBinding>::all(client.clone()).list(&lp).await.unwrap().items),
+        roles: conv(
+            Api::<Role>::all(client.clone())
+                .list(&lp)
+                .await
+                .unwrap()
+                .items,
+        ),
+        cluster_roles: conv(
+            Api::<ClusterRole>::all(client.clone())
+                .list(&lp)
+                .await
+                .unwrap()
+                .items,
+        ),
+        role_bindings: conv(
+            Api::<RoleBinding>::all(client.clone())
+                .list(&lp)
+                .await
+                .unwrap()
+                .items,
+        ),
+        cluster_role_bindings: conv(
+            Api::<ClusterRoleBinding>::all(client.clone())
+                .list(&lp)
+                .await
+                .unwrap()
+                .items,
+        ),
     }
 }
 
@@ -109,66 +177,117 @@ async fn engine_agrees_with_subject_access_review() {
     // Aggregated parent and its labelled parts, plus plain cluster roles.
     let parent = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "agg-parent"},
         "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"test.portcullis.dev/agg": "true"}}]}, "rules": []});
-    Api::<ClusterRole>::all(c.clone()).patch("agg-parent", &pp, &Patch::Apply(&parent)).await.unwrap();
+    Api::<ClusterRole>::all(c.clone())
+        .patch("agg-parent", &pp, &Patch::Apply(&parent))
+        .await
+        .unwrap();
     for i in 0..24 {
         let name = format!("cr{i}");
-        let rules: Vec<Value> = (0..rng.random_range(1..=3)).map(|_| { let nr = rng.random_range(0..6) == 0; rule(&mut rng, nr) }).collect();
+        let rules: Vec<Value> = (0..rng.random_range(1..=3))
+            .map(|_| {
+                let nr = rng.random_range(0..6) == 0;
+                rule(&mut rng, nr)
+            })
+            .collect();
         let mut obj = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": name}, "rules": rules});
         if i % 4 == 0 {
             obj["metadata"]["labels"] = json!({"test.portcullis.dev/agg": "true"});
         }
-        Api::<ClusterRole>::all(c.clone()).patch(&name, &pp, &Patch::Apply(&obj)).await.unwrap();
+        Api::<ClusterRole>::all(c.clone())
+            .patch(&name, &pp, &Patch::Apply(&obj))
+            .await
+            .unwrap();
     }
     for i in 0..12 {
         let ns = NAMESPACES[i % NAMESPACES.len()];
         let name = format!("role{i}");
-        let rules: Vec<Value> = (0..rng.random_range(1..=3)).map(|_| rule(&mut rng, false)).collect();
+        let rules: Vec<Value> = (0..rng.random_range(1..=3))
+            .map(|_| rule(&mut rng, false))
+            .collect();
         let obj = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": name, "namespace": ns}, "rules": rules});
-        Api::<Role>::namespaced(c.clone(), ns).patch(&name, &pp, &Patch::Apply(&obj)).await.unwrap();
+        Api::<Role>::namespaced(c.clone(), ns)
+            .patch(&name, &pp, &Patch::Apply(&obj))
+            .await
+            .unwrap();
     }
     for i in 0..30 {
-        let subjects: Vec<Value> = (0..rng.random_range(1..=2)).map(|_| subject(&mut rng)).collect();
+        let subjects: Vec<Value> = (0..rng.random_range(1..=2))
+            .map(|_| subject(&mut rng))
+            .collect();
         let name = format!("b{i}");
         if i % 3 == 0 {
-            let role = if i % 2 == 0 { "agg-parent".to_string() } else { format!("cr{}", rng.random_range(0..24)) };
+            let role = if i % 2 == 0 {
+                "agg-parent".to_string()
+            } else {
+                format!("cr{}", rng.random_range(0..24))
+            };
             let obj = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role}, "subjects": subjects});
-            Api::<ClusterRoleBinding>::all(c.clone()).patch(&name, &pp, &Patch::Apply(&obj)).await.unwrap();
+            Api::<ClusterRoleBinding>::all(c.clone())
+                .patch(&name, &pp, &Patch::Apply(&obj))
+                .await
+                .unwrap();
         } else {
             let ns = NAMESPACES[rng.random_range(0..NAMESPACES.len())];
             let (kind, role) = if i % 3 == 1 {
                 ("ClusterRole", format!("cr{}", rng.random_range(0..24)))
             } else {
-                let j = rng.random_range(0..4) * 3 + NAMESPACES.iter().position(|n| *n == ns).unwrap();
+                let j =
+                    rng.random_range(0..4) * 3 + NAMESPACES.iter().position(|n| *n == ns).unwrap();
                 ("Role", format!("role{j}"))
             };
             let obj = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": name, "namespace": ns},
                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role}, "subjects": subjects});
-            Api::<RoleBinding>::namespaced(c.clone(), ns).patch(&name, &pp, &Patch::Apply(&obj)).await.unwrap();
+            Api::<RoleBinding>::namespaced(c.clone(), ns)
+                .patch(&name, &pp, &Patch::Apply(&obj))
+                .await
+                .unwrap();
         }
     }
     // The controller fills agg-parent; wait until it settles.
     let roles: Api<ClusterRole> = Api::all(c.clone());
     wait_for("aggregation of agg-parent", 60, || async {
-        roles.get("agg-parent").await.ok().and_then(|r| r.rules).is_some_and(|r| !r.is_empty())
+        roles
+            .get("agg-parent")
+            .await
+            .ok()
+            .and_then(|r| r.rules)
+            .is_some_and(|r| !r.is_empty())
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut inv = inventory(&c).await;
     // Prove aggregation is evaluated by the engine, not read from storage.
-    if let Some(p) = inv.cluster_roles.iter_mut().find(|r| r.metadata.name == "agg-parent") {
+    if let Some(p) = inv
+        .cluster_roles
+        .iter_mut()
+        .find(|r| r.metadata.name == "agg-parent")
+    {
         p.rules.clear();
     }
 
     let sar: Api<SubjectAccessReview> = Api::all(c.clone());
     let subjects = [
-        (Subject::new("u1", &["g1"]), vec!["g1", "system:authenticated"]),
-        (Subject::new("u2", &["g2", "g3"]), vec!["g2", "g3", "system:authenticated"]),
+        (
+            Subject::new("u1", &["g1"]),
+            vec!["g1", "system:authenticated"],
+        ),
+        (
+            Subject::new("u2", &["g2", "g3"]),
+            vec!["g2", "g3", "system:authenticated"],
+        ),
         (Subject::new("u3", &[]), vec!["system:authenticated"]),
-        (Subject::new("u4", &["g1", "g3"]), vec!["g1", "g3", "system:authenticated"]),
+        (
+            Subject::new("u4", &["g1", "g3"]),
+            vec!["g1", "g3", "system:authenticated"],
+        ),
         (
             Subject::new("system:serviceaccount:payments:sa1", &[]),
-            vec!["system:serviceaccounts", "system:serviceaccounts:payments", "system:authenticated"],
+            vec![
+                "system:serviceaccounts",
+                "system:serviceaccounts:payments",
+                "system:authenticated",
+            ],
         ),
     ];
     let (mut asked, mut allowed, mut disagreements) = (0, 0, Vec::new());
@@ -177,10 +296,31 @@ async fn engine_agrees_with_subject_access_review() {
         let rules = effective_rules(&inv, who);
         for _ in 0..140 {
             let perm = if rng.random_range(0..8) == 0 {
-                let url = ["/healthz", "/metrics", "/api/v1/pods", "/apis", "/version", "/logs"][rng.random_range(0..6)];
-                Permission { scope: Scope::Cluster, target: Target::NonResource { url: url.into() }, verb: ["get", "post"][rng.random_range(0..2)].into() }
+                let url = [
+                    "/healthz",
+                    "/metrics",
+                    "/api/v1/pods",
+                    "/apis",
+                    "/version",
+                    "/logs",
+                ][rng.random_range(0..6)];
+                Permission {
+                    scope: Scope::Cluster,
+                    target: Target::NonResource { url: url.into() },
+                    verb: ["get", "post"][rng.random_range(0..2)].into(),
+                }
             } else {
-                let resource = ["pods", "pods/log", "pods/exec", "deployments", "deployments/scale", "secrets", "configmaps", "widgets", "statefulsets/scale"][rng.random_range(0..9)];
+                let resource = [
+                    "pods",
+                    "pods/log",
+                    "pods/exec",
+                    "deployments",
+                    "deployments/scale",
+                    "secrets",
+                    "configmaps",
+                    "widgets",
+                    "statefulsets/scale",
+                ][rng.random_range(0..9)];
                 let scope = match rng.random_range(0..4) {
                     3 => Scope::Cluster,
                     i => Scope::Namespace(NAMESPACES[i].into()),
@@ -188,11 +328,17 @@ async fn engine_agrees_with_subject_access_review() {
                 Permission {
                     scope,
                     target: Target::Resource {
-                        api_group: ["", "apps", "example.com", "batch"][rng.random_range(0..4)].into(),
+                        api_group: ["", "apps", "example.com", "batch"][rng.random_range(0..4)]
+                            .into(),
                         resource: resource.into(),
-                        name: [None, Some("x".to_string()), Some("z".to_string())][rng.random_range(0..3)].clone(),
+                        name: [None, Some("x".to_string()), Some("z".to_string())]
+                            [rng.random_range(0..3)]
+                        .clone(),
                     },
-                    verb: ["get", "list", "watch", "create", "update", "delete", "patch"][rng.random_range(0..7)].into(),
+                    verb: [
+                        "get", "list", "watch", "create", "update", "delete", "patch",
+                    ][rng.random_range(0..7)]
+                    .into(),
                 }
             };
             let engine = allows(&rules, &perm);
@@ -200,11 +346,22 @@ async fn engine_agrees_with_subject_access_review() {
             asked += 1;
             allowed += usize::from(apiserver);
             if engine != apiserver {
-                disagreements.push(format!("{} {:?}: engine {engine}, apiserver {apiserver}", who.user, perm));
+                disagreements.push(format!(
+                    "{} {:?}: engine {engine}, apiserver {apiserver}",
+                    who.user, perm
+                ));
             }
         }
     }
-    assert!(disagreements.is_empty(), "{} of {asked} disagree:\n{}", disagreements.len(), disagreements.join("\n"));
-    assert!(allowed > asked / 10 && allowed < asked * 9 / 10, "a meaningful mix: {allowed} of {asked} allowed");
+    assert!(
+        disagreements.is_empty(),
+        "{} of {asked} disagree:\n{}",
+        disagreements.len(),
+        disagreements.join("\n")
+    );
+    assert!(
+        allowed > asked / 10 && allowed < asked * 9 / 10,
+        "a meaningful mix: {allowed} of {asked} allowed"
+    );
     eprintln!("engine and SubjectAccessReview agree on {asked} requests ({allowed} allowed)");
 }

@@ -519,19 +519,51 @@ fn kube_system_grants_are_flagged() {
 #[test]
 fn another_live_grant_is_not_counted_as_already_held() {
     let mut inv = fixtures();
-    let mut grant = rb("payments", "portcullis-alice-payments-1", "ClusterRole", "edit", vec![subj("User", "alice", None)]);
-    grant.metadata.labels.insert("app.kubernetes.io/managed-by".into(), "portcullis".into());
+    let mut grant = rb(
+        "payments",
+        "portcullis-alice-payments-1",
+        "ClusterRole",
+        "edit",
+        vec![subj("User", "alice", None)],
+    );
+    grant
+        .metadata
+        .labels
+        .insert("app.kubernetes.io/managed-by".into(), "portcullis".into());
     inv.role_bindings.push(grant);
     let ns = strings(&["payments"]);
-    let a = analyze(&inv, GrantRequest { subject: &alice(), role: &RoleRef::cluster_role("view"), namespaces: &ns }).unwrap();
-    assert!(a.already.is_empty(), "a grant that will end is not standing access");
+    let a = analyze(
+        &inv,
+        GrantRequest {
+            subject: &alice(),
+            role: &RoleRef::cluster_role("view"),
+            namespaces: &ns,
+        },
+    )
+    .unwrap();
+    assert!(
+        a.already.is_empty(),
+        "a grant that will end is not standing access"
+    );
     assert!(!a.new.is_empty());
-    assert!(a.standing.iter().any(|s| s.live_grant && s.binding == "portcullis-alice-payments-1"));
+    assert!(a
+        .standing
+        .iter()
+        .any(|s| s.live_grant && s.binding == "portcullis-alice-payments-1"));
 }
 
 #[test]
 fn resource_labels_read_like_kubectl() {
-    assert_eq!(ns_perm("a", "apps", "deployments/scale", "update").resource_label(), "deployments.apps/scale");
-    assert_eq!(ns_perm("a", "", "pods/exec", "create").resource_label(), "pods/exec");
-    assert_eq!(ns_perm("a", "batch", "cronjobs", "get").resource_label(), "cronjobs.batch");
+    assert_eq!(
+        ns_perm("a", "apps", "deployments/scale", "update").resource_label(),
+        "deployments.apps/scale"
+    );
+    assert_eq!(
+        ns_perm("a", "", "pods/exec", "create").resource_label(),
+        "pods/exec"
+    );
+    assert_eq!(
+        ns_perm("a", "batch", "cronjobs", "get").resource_label(),
+        "cronjobs.batch"
+    );
 }

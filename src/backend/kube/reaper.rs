@@ -52,16 +52,22 @@ pub async fn run(cluster: Arc<KubeCluster>, limits: ValidationLimits) {
                 }
             },
             _ = tokio::time::sleep(sleep), if next.is_some() => {
-                let Some((name, _)) = next else { continue };
-                match expire(&cluster, &name, &limits).await {
-                    Ok(done) => {
-                        tracing::info!(cluster = %cluster.context, %name, done, "reaped");
-                        // The watch brings the new state; until then don't spin.
-                        deadlines.remove(&name);
-                    }
-                    Err(e) => {
-                        tracing::warn!(cluster = %cluster.context, %name, error = %e, "reap failed; retrying in 1s");
-                        deadlines.insert(name, Utc::now() + chrono::TimeDelta::seconds(1));
+                // Everything due now, concurrently: a burst of grants ending
+                // together must not queue behind each other.
+                let now = Utc::now();
+                let due: Vec<String> = deadlines.iter().filter(|(_, at)| **at <= now).map(|(n, _)| n.clone()).collect();
+                let results = futures::future::join_all(due.iter().map(|name| expire(&cluster, name, &limits))).await;
+                for (name, result) in due.into_iter().zip(results) {
+                    match result {
+                        Ok(done) => {
+                            tracing::info!(cluster = %cluster.context, %name, done, "reaped");
+                            // The watch brings the new state; until then don't spin.
+                            deadlines.remove(&name);
+                        }
+                        Err(e) => {
+                            tracing::warn!(cluster = %cluster.context, %name, error = %e, "reap failed; retrying in 1s");
+                            deadlines.insert(name, Utc::now() + chrono::TimeDelta::seconds(1));
+                        }
                     }
                 }
             }
