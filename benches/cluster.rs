@@ -4,7 +4,6 @@
 //! - approve → binding exists, beside `kubectl create rolebinding` for the same binding.
 
 #[path = "../tests/common/cluster.rs"]
-#[allow(dead_code)]
 mod cluster;
 
 use std::process::Command;
