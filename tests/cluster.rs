@@ -250,10 +250,66 @@ async fn lifecycle_against_a_real_apiserver() {
     .await;
     let revoked = bob.revoke(&key(&raced.name), "done").await.expect("revoke");
     assert_eq!(revoked.phase(), Phase::Revoked);
+    let verified = revoked.status.message.clone().unwrap_or_default();
+    assert!(
+        verified.starts_with("revoked and verified: 8 of 8"),
+        "{verified}"
+    );
     wait_for("revocation", 10, || async {
         !can_list_pods(&alice_c, "orders").await
     })
     .await;
+
+    // -- verified revocation when standing RBAC grants the same: shown, left in place.
+    let standing = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "alice-standing-edit", "namespace": "orders"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}]});
+    Api::<RoleBinding>::namespaced(admin.client.clone(), "orders")
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(standing).unwrap(),
+        )
+        .await
+        .expect("standing binding");
+    let overlap = alice
+        .create(ask("alice", &["dev"], "edit", &["orders"], 30))
+        .await
+        .unwrap();
+    bob.approve(
+        &key(&overlap.name),
+        ApproveSpec {
+            duration: Duration::from_secs(600),
+            namespaces: vec!["orders".into()],
+            reason: None,
+        },
+    )
+    .await
+    .expect("approve");
+    let ended = bob
+        .revoke(&key(&overlap.name), "done")
+        .await
+        .expect("revoke");
+    let message = ended.status.message.clone().unwrap_or_default();
+    assert!(
+        message.starts_with("verified: 0 of 8 sampled permissions denied; still granted"),
+        "{message}"
+    );
+    assert!(
+        message.contains("RoleBinding orders/alice-standing-edit"),
+        "{message}"
+    );
+    assert!(
+        Api::<RoleBinding>::namespaced(admin.client.clone(), "orders")
+            .get_opt("alice-standing-edit")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        can_list_pods(&alice_c, "orders").await,
+        "standing access is never removed"
+    );
 
     // -- a role the approver may not bind: clear error, nothing written.
     let big = alice

@@ -161,7 +161,10 @@ fn on_finished(
                     "Shortened {name}: now ends in {}",
                     duration::format(req.remaining(state.now))
                 ),
-                OpKind::Revoke => format!("Revoked {name}: access ended now"),
+                OpKind::Revoke => match &req.status.message {
+                    Some(m) => format!("Revoked {name}: {}", inert(m, 300)),
+                    None => format!("Revoked {name}: access ended now"),
+                },
             };
             state.upsert(*req);
             state.refresh_lists();

@@ -106,6 +106,12 @@ rules:
 - apiGroups: [rbac.authorization.k8s.io]
   resources: [rolebindings, clusterrolebindings]
   verbs: [get, list, watch, delete]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [roles, clusterroles]
+  verbs: [get, list, watch]
+- apiGroups: [authorization.k8s.io]
+  resources: [subjectaccessreviews]
+  verbs: [create]
 "#;
 
 /// Everything, as one multi-document YAML stream.

@@ -8,6 +8,7 @@
 
 pub mod manifests;
 pub mod reaper;
+pub mod verify;
 pub mod wire;
 
 use std::collections::{BTreeMap, HashMap};
@@ -596,12 +597,17 @@ impl AccessBackend for KubeBackend {
         delete_bindings(&cluster.client, &req)
             .await
             .map_err(|e| self.map_err(cluster, "delete the grant's bindings", e))?;
-        self.write_status(
-            cluster,
-            &req,
-            &obj.metadata.resource_version.unwrap_or_default(),
-        )
-        .await
+        let mut revoked = self
+            .write_status(
+                cluster,
+                &req,
+                &obj.metadata.resource_version.unwrap_or_default(),
+            )
+            .await?;
+        if let Some(message) = record_verification(cluster, &revoked).await {
+            revoked.status.message = Some(message);
+        }
+        Ok(revoked)
     }
 
     async fn withdraw(&self, key: &RequestKey) -> Result<AccessRequest, BackendError> {
@@ -834,10 +840,37 @@ pub async fn expire(
         .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
     {
-        Ok(_) => Ok(true),
+        Ok(_) => {
+            if was_active {
+                record_verification(cluster, &req).await;
+            }
+            Ok(true)
+        }
         Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// Checks with the apiserver that an ended grant's permissions are gone and
+/// records the outcome in `status.message` for auditors. Failure to verify
+/// is logged, never fatal: the bindings are already deleted.
+pub async fn record_verification(cluster: &KubeCluster, req: &AccessRequest) -> Option<String> {
+    let message = match verify::verify(cluster, req).await {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(request = %req.name, error = %e, "could not verify the revocation");
+            return None;
+        }
+    };
+    let patch = json!({"status": {"message": message}});
+    if let Err(e) = cluster
+        .requests()
+        .patch_status(&req.name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        tracing::warn!(request = %req.name, error = %e, "could not record the verification");
+    }
+    Some(message)
 }
 
 /// When the request needs the reaper next: a grant's end, or a pending
