@@ -163,6 +163,7 @@ async fn inventory(client: &kube::Client) -> Inventory {
                 .unwrap()
                 .items,
         ),
+        namespaces: None,
     }
 }
 

@@ -12,6 +12,7 @@ use crate::backend::{ApproveSpec, RequestKey};
 use crate::domain::rbac::engine::{analyze, Analysis, GrantRequest};
 use crate::domain::rbac::{Inventory, Scope, Target};
 use crate::domain::risk::Risk;
+use crate::domain::sanitize::inert;
 use crate::domain::{AccessRequest, Phase, RoleRef, Severity, Subject, ValidationLimits};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -453,6 +454,17 @@ impl AppState {
                     .then(|| summary.error.clone())
                     .flatten()
                     .filter(|_| self.inventories.contains_key(&req.cluster))
+            })
+            .or_else(|| {
+                let known = self.inventories.get(&req.cluster)?.namespaces.as_ref()?;
+                let missing = req.namespaces.iter().find(|ns| !known.contains(*ns))?;
+                (req.phase() == Phase::Pending).then(|| {
+                    format!(
+                        "namespace '{}' does not exist on {}",
+                        inert(missing, 64),
+                        inert(&req.cluster, 64)
+                    )
+                })
             });
         let key = RequestKey::of(&req);
         if self

@@ -87,6 +87,9 @@ rules:
 - apiGroups: [authorization.k8s.io]
   resources: [subjectaccessreviews]
   verbs: [create]
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [get, list, watch]
 ---
 # The reaper: end grants at expiry and expire stale requests. It only ever
 # deletes bindings Portcullis created (listed in the request's status).

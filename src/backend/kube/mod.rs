@@ -18,6 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -747,7 +748,11 @@ async fn watch_rbac(cluster: Arc<KubeCluster>, tx: mpsc::UnboundedSender<Backend
         rbac_stream(Api::<Role>::all(c.clone()), "Role"),
         rbac_stream(Api::<ClusterRole>::all(c.clone()), "ClusterRole"),
         rbac_stream(Api::<RoleBinding>::all(c.clone()), "RoleBinding"),
-        rbac_stream(Api::<ClusterRoleBinding>::all(c), "ClusterRoleBinding"),
+        rbac_stream(
+            Api::<ClusterRoleBinding>::all(c.clone()),
+            "ClusterRoleBinding",
+        ),
+        rbac_stream(Api::<Namespace>::all(c), "Namespace"),
     ]);
     let mut objects: HashMap<&'static str, BTreeMap<String, Value>> = HashMap::new();
     let mut dirty = false;
@@ -811,6 +816,11 @@ fn build_inventory(objects: &HashMap<&'static str, BTreeMap<String, Value>>) -> 
         cluster_roles: items(objects, "ClusterRole"),
         role_bindings: items(objects, "RoleBinding"),
         cluster_role_bindings: items(objects, "ClusterRoleBinding"),
+        namespaces: objects.get("Namespace").map(|m| {
+            m.keys()
+                .map(|k| k.trim_start_matches('/').to_string())
+                .collect()
+        }),
     }
 }
 

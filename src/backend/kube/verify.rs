@@ -54,6 +54,7 @@ async fn inventory(client: &kube::Client) -> Result<Inventory, kube::Error> {
                 .await?
                 .items,
         ),
+        namespaces: None,
     })
 }
 

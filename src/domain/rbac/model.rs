@@ -176,6 +176,9 @@ pub struct Inventory {
     pub cluster_roles: Vec<ClusterRole>,
     pub role_bindings: Vec<RoleBinding>,
     pub cluster_role_bindings: Vec<ClusterRoleBinding>,
+    /// The cluster's namespaces, when known (None: not watched, e.g. the
+    /// fixtures): a request for a namespace that does not exist is invalid.
+    pub namespaces: Option<BTreeSet<String>>,
 }
 
 /// Where a permission applies. `Cluster` means every namespace and the

@@ -1,0 +1,113 @@
+//! The console's state fed by the `kube` backend: several contexts in one
+//! view, one of them unreachable (shown on its own, the rest unaffected),
+//! requests for namespaces that do not exist listed as invalid, and the
+//! header / detail rendered from it.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::buffer_text;
+use common::cluster::{install, ControlPlane};
+use portcullis::app::state::{AppConfig, View};
+use portcullis::app::{update, Action, AppState};
+use portcullis::backend::kube::{KubeBackend, KubeCluster};
+use portcullis::backend::{AccessBackend, NewRequest};
+use portcullis::domain::{Credentials, RoleRef, Subject};
+use portcullis::runtime::drain;
+use portcullis::ui::{self, Theme};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+fn ask(role: &str, ns: &str) -> NewRequest {
+    NewRequest {
+        cluster: "test".into(),
+        requester: Subject::new("alice", &["dev"]),
+        role: RoleRef::cluster_role(role),
+        namespaces: vec![ns.into()],
+        duration: Duration::from_secs(1800),
+        reason: "INC-9".into(),
+        ticket: None,
+        credentials: Credentials::Identity,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_contexts_one_unreachable() {
+    let cp = ControlPlane::start();
+    install(&cp).await;
+    let alice = KubeBackend::from_clusters(vec![cp.cluster("alice").await], vec!["dev".into()]);
+    let good = alice.create(ask("edit", "payments")).await.unwrap();
+    let nowhere = alice.create(ask("view", "nowhere")).await.unwrap();
+    let unknown = alice.create(ask("no-such-role", "payments")).await.unwrap();
+
+    let dead_config = kube::Config::new("https://127.0.0.1:9".parse().unwrap());
+    let dead = Arc::new(KubeCluster {
+        context: "dead".into(),
+        user: "bob".into(),
+        client: kube::Client::try_from(dead_config).unwrap(),
+    });
+    let bob =
+        KubeBackend::from_clusters(vec![cp.cluster("bob").await, dead], vec!["oncall".into()]);
+    let info = bob.info();
+    assert_eq!(info.clusters, ["test", "dead"]);
+    let mut state = AppState::new(AppConfig::default(), info.approver, info.kind, bob.now());
+    let mut events = bob.watch();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let first = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .expect("events in time")
+            .expect("open");
+        update(&mut state, Action::Backend(drain(first, &mut events)));
+        let ready = state.list(View::Pending).len() == 3
+            && state
+                .inventories
+                .get("test")
+                .is_some_and(|i| i.namespaces.is_some())
+            && state
+                .clusters
+                .get("dead")
+                .is_some_and(|c| c.error.is_some())
+            && state
+                .entries
+                .values()
+                .all(|e| e.summary.error.is_none() || e.invalid.is_some());
+        if ready {
+            break;
+        }
+    }
+    assert!(
+        state.clusters["test"].error.is_none(),
+        "one context failing leaves the others alone"
+    );
+    let dead_error = state.clusters["dead"].error.clone().unwrap();
+    assert!(
+        dead_error.contains("watching AccessRequests"),
+        "{dead_error}"
+    );
+    let entry = |name: &str| state.entries.values().find(|e| e.req.name == name).unwrap();
+    assert!(entry(&good.name).invalid.is_none());
+    assert_eq!(
+        entry(&good.name).summary.worst,
+        Some(portcullis::domain::Severity::Critical)
+    );
+    assert_eq!(
+        entry(&nowhere.name).invalid.as_deref(),
+        Some("namespace 'nowhere' does not exist on test")
+    );
+    assert!(entry(&unknown.name)
+        .invalid
+        .as_deref()
+        .unwrap()
+        .contains("ClusterRole 'no-such-role' does not exist"));
+
+    let mut term = Terminal::new(TestBackend::new(160, 40)).unwrap();
+    term.draw(|f| ui::render(f, &state, &Theme::mono()))
+        .unwrap();
+    let screen = buffer_text(term.backend().buffer());
+    assert!(screen.contains("1 cluster(s) failing"), "{screen}");
+    assert!(screen.contains("approver: bob [oncall]"), "{screen}");
+    assert!(screen.contains("INVAL"), "{screen}");
+}
