@@ -112,9 +112,6 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
             print!("{}", portcullis::backend::kube::manifests::all());
             Ok(())
         }
-        Some(Command::Login { .. }) => {
-            bail!("credentials mode Token (login) is not available in this build yet; request with --credentials identity")
-        }
         Some(Command::Demo { seed, rate }) => {
             let seed = seed.unwrap_or_else(|| {
                 std::time::SystemTime::now()

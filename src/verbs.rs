@@ -149,6 +149,40 @@ pub async fn run(
             .withdraw(&key(name))
             .await
             .map(|r| format!("withdrew {}\n", r.name)),
+        Command::Login { name } => {
+            let (req, _) = backend.get(&key(name)).await?;
+            let kubeconfig = kube::config::Kubeconfig::read()
+                .map_err(|e| BackendError::Config(e.to_string()))?;
+            let cluster_name = kubeconfig
+                .contexts
+                .iter()
+                .find(|c| c.name == cluster)
+                .and_then(|c| c.context.as_ref())
+                .map(|c| c.cluster.clone())
+                .unwrap_or_default();
+            let entry = kubeconfig
+                .clusters
+                .iter()
+                .find(|c| c.name == cluster_name)
+                .and_then(|c| c.cluster.clone())
+                .ok_or_else(|| {
+                    BackendError::Config(format!(
+                        "context {cluster} names no cluster in the kubeconfig"
+                    ))
+                })?;
+            let conn = backend
+                .clusters()
+                .first()
+                .ok_or_else(|| BackendError::Config("no context".into()))?;
+            crate::backend::kube::login(
+                conn,
+                &req,
+                entry.server.as_deref().unwrap_or_default(),
+                entry.certificate_authority_data.as_deref(),
+                entry.insecure_skip_tls_verify.unwrap_or(false),
+            )
+            .await
+        }
         other => Err(BackendError::Invalid(format!(
             "{other:?} is not a request verb"
         ))),

@@ -58,7 +58,7 @@ fn runtime_errors_are_one_line_and_exit_1() {
     let cases: [(&[&str], Option<&str>, &str); 6] = [
         (&[], None, "run `portcullis demo` for the embedded demo"),
         (&["get", "requests"], None, "no usable kubeconfig"),
-        (&["login", "x"], None, "not available in this build yet"),
+        (&["login", "x"], None, "no usable kubeconfig"),
         (&["demo"], None, "needs a terminal"),
         (&["--theme", "neon", "demo"], None, "theme 'neon' not found"),
         (

@@ -297,6 +297,16 @@ async fn apply(admin: &KubeCluster, obj: Value) {
             .patch(&name, &pp, &Patch::Apply(&obj))
             .await
             .map(|_| ()),
+        "RoleBinding" => {
+            let ns = obj["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("default")
+                .to_string();
+            Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(c, &ns)
+                .patch(&name, &pp, &Patch::Apply(&obj))
+                .await
+                .map(|_| ())
+        }
         other => panic!("unexpected kind {other}"),
     };
     r.unwrap_or_else(|e| panic!("apply {kind} {name}: {e}"));
@@ -346,6 +356,15 @@ pub async fn install(cp: &ControlPlane) -> Arc<KubeCluster> {
     apply(
         &admin,
         crb("portcullis-grantable", "portcullis-grantable", "oncall"),
+    )
+    .await;
+    // Token mode: approvers manage per-grant ServiceAccounts in portcullis-system only.
+    apply(
+        &admin,
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+               "metadata": {"name": "portcullis-approver-tokens", "namespace": "portcullis-system"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "portcullis-approver-tokens"},
+               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "oncall"}]}),
     )
     .await;
     for ns in ["payments", "orders"] {

@@ -44,7 +44,15 @@ spec:
             x-kubernetes-preserve-unknown-fields: true
 "#;
 
-pub const ROLES: &str = r#"# Requesters: create and read requests, and withdraw their own by writing
+pub const ROLES: &str = r#"# Credentials mode Token keeps per-grant ServiceAccounts here.
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: portcullis-system
+  labels:
+    app.kubernetes.io/managed-by: portcullis
+---
+# Requesters: create and read requests, and withdraw their own by writing
 # its status. RBAC cannot say "only your own": on clusters with
 # ValidatingAdmissionPolicy (1.30+) add a policy that checks
 # request.userInfo.username against spec.requester.user (see README).
@@ -91,6 +99,26 @@ rules:
   resources: [namespaces]
   verbs: [get, list, watch]
 ---
+# Approvers, Token mode: bind this with a RoleBinding in portcullis-system
+# only (never cluster-wide): per-grant ServiceAccounts and the Role that lets
+# the requester mint tokens for theirs.
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: portcullis-approver-tokens
+  labels:
+    app.kubernetes.io/managed-by: portcullis
+rules:
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [get, create, patch, delete]
+- apiGroups: [""]
+  resources: [serviceaccounts/token]
+  verbs: [create]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [roles, rolebindings]
+  verbs: [get, create, patch, delete]
+---
 # The reaper: end grants at expiry and expire stale requests. It only ever
 # deletes bindings Portcullis created (listed in the request's status).
 apiVersion: rbac.authorization.k8s.io/v1
@@ -115,6 +143,13 @@ rules:
 - apiGroups: [authorization.k8s.io]
   resources: [subjectaccessreviews]
   verbs: [create]
+# Token mode: the per-grant ServiceAccount and minting Role (portcullis-system).
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [get, delete]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [roles]
+  verbs: [get, delete]
 "#;
 
 /// Everything, as one multi-document YAML stream.
@@ -137,6 +172,8 @@ mod tests {
             kinds,
             [
                 "CustomResourceDefinition",
+                "Namespace",
+                "ClusterRole",
                 "ClusterRole",
                 "ClusterRole",
                 "ClusterRole"

@@ -18,7 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -40,6 +40,29 @@ pub const FIELD_MANAGER: &str = "portcullis";
 pub const REQUEST_LABEL: &str = "portcullis.dev/request";
 pub const EXPIRES_ANNOTATION: &str = "portcullis.dev/expires-at";
 pub const APPROVED_BY_ANNOTATION: &str = "portcullis.dev/approved-by";
+/// Where per-grant ServiceAccounts live (credentials mode Token).
+pub const SYSTEM_NAMESPACE: &str = "portcullis-system";
+
+/// The per-grant ServiceAccount of a Token-mode request.
+pub fn token_account(request: &str) -> String {
+    let mut name = format!("pc-{request}");
+    name.truncate(253);
+    name
+}
+
+/// The user the apiserver sees for a Token-mode grant.
+pub fn grant_subject(req: &AccessRequest) -> crate::domain::Subject {
+    match req.credentials {
+        Credentials::Identity => req.requester.clone(),
+        Credentials::Token => crate::domain::Subject {
+            user: format!(
+                "system:serviceaccount:{SYSTEM_NAMESPACE}:{}",
+                token_account(&req.name)
+            ),
+            groups: Vec::new(),
+        },
+    }
+}
 
 /// One kubeconfig context.
 pub struct KubeCluster {
@@ -320,8 +343,73 @@ impl KubeBackend {
             "kind": if namespace.is_some() { "RoleBinding" } else { "ClusterRoleBinding" },
             "metadata": metadata,
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": req.role.kind.to_string(), "name": req.role.name},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": req.requester.user}],
+            "subjects": [match req.credentials {
+                Credentials::Identity => json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": req.requester.user}),
+                Credentials::Token => json!({"kind": "ServiceAccount", "name": token_account(&req.name), "namespace": SYSTEM_NAMESPACE}),
+            }],
         })
+    }
+
+    /// Token mode: the ServiceAccount, and a Role + RoleBinding that let the
+    /// requester mint tokens for that one ServiceAccount only.
+    async fn apply_token_objects(
+        &self,
+        cluster: &KubeCluster,
+        req: &AccessRequest,
+        uid: &str,
+        dry_run: bool,
+    ) -> Result<(), BackendError> {
+        let mut params = PatchParams::apply(FIELD_MANAGER).force();
+        params.dry_run = dry_run;
+        let meta = |name: &str| {
+            json!({
+                "name": name, "namespace": SYSTEM_NAMESPACE,
+                "labels": {MANAGED_BY_LABEL: "portcullis", REQUEST_LABEL: req.name},
+                "ownerReferences": [{"apiVersion": wire::API_VERSION, "kind": wire::KIND, "name": req.name, "uid": uid}],
+            })
+        };
+        let account = token_account(&req.name);
+        let minting = binding_name(&req.name);
+        let c = cluster.client.clone();
+        let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(&account)});
+        Api::<ServiceAccount>::namespaced(c.clone(), SYSTEM_NAMESPACE)
+            .patch(&account, &params, &Patch::Apply(&sa))
+            .await
+            .map_err(|e| {
+                self.map_err(
+                    cluster,
+                    &format!("create a ServiceAccount in {SYSTEM_NAMESPACE}"),
+                    e,
+                )
+            })?;
+        let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta(&minting),
+            "rules": [{"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"], "resourceNames": [account]}]});
+        Api::<Role>::namespaced(c.clone(), SYSTEM_NAMESPACE)
+            .patch(&minting, &params, &Patch::Apply(&role))
+            .await
+            .map_err(|e| {
+                self.map_err(cluster, &format!("create a Role in {SYSTEM_NAMESPACE}"), e)
+            })?;
+        if dry_run {
+            // A RoleBinding to a Role that does not exist yet cannot be
+            // dry-run (the escalation check needs the Role); the real run
+            // cleans up and marks the request Failed if it is refused.
+            return Ok(());
+        }
+        let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta(&minting),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": minting},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": req.requester.user}]});
+        Api::<RoleBinding>::namespaced(c, SYSTEM_NAMESPACE)
+            .patch(&minting, &params, &Patch::Apply(&binding))
+            .await
+            .map_err(|e| {
+                self.map_err(
+                    cluster,
+                    &format!("create a RoleBinding in {SYSTEM_NAMESPACE}"),
+                    e,
+                )
+            })?;
+        Ok(())
     }
 
     async fn apply_bindings(
@@ -331,6 +419,9 @@ impl KubeBackend {
         uid: &str,
         dry_run: bool,
     ) -> Result<Vec<BindingRef>, BackendError> {
+        if req.credentials == Credentials::Token {
+            self.apply_token_objects(cluster, req, uid, dry_run).await?;
+        }
         let mut params = PatchParams::apply(FIELD_MANAGER).force();
         params.dry_run = dry_run;
         let name = binding_name(&req.name);
@@ -378,6 +469,17 @@ pub async fn delete_bindings(client: &Client, req: &AccessRequest) -> Result<usi
             ("RoleBinding", Some(ns)) => {
                 delete_owned::<RoleBinding>(Api::namespaced(client.clone(), ns), &b.name, &req.name)
                     .await
+            }
+            ("ServiceAccount", Some(ns)) => {
+                delete_owned::<ServiceAccount>(
+                    Api::namespaced(client.clone(), ns),
+                    &b.name,
+                    &req.name,
+                )
+                .await
+            }
+            ("Role", Some(ns)) => {
+                delete_owned::<Role>(Api::namespaced(client.clone(), ns), &b.name, &req.name).await
             }
             ("ClusterRoleBinding", None) => {
                 delete_owned::<ClusterRoleBinding>(Api::all(client.clone()), &b.name, &req.name)
@@ -506,11 +608,6 @@ impl AccessBackend for KubeBackend {
     ) -> Result<AccessRequest, BackendError> {
         let cluster = self.cluster(&key.cluster)?;
         let (mut req, obj) = self.fetch(cluster, &key.name).await?;
-        if req.credentials == Credentials::Token {
-            return Err(BackendError::Invalid(
-                "credentials: Token (per-grant ServiceAccount) is not supported by this build yet; deny and ask for Identity".into(),
-            ));
-        }
         let uid = obj.metadata.uid.clone().unwrap_or_default();
         let rv = obj.metadata.resource_version.clone().unwrap_or_default();
         let approval = Approval {
@@ -622,6 +719,35 @@ impl AccessBackend for KubeBackend {
 pub fn expected_bindings(req: &AccessRequest) -> Vec<BindingRef> {
     let name = binding_name(&req.name);
     let ns = req.granted_namespaces();
+    let mut out = if req.credentials == Credentials::Token {
+        // Deleted first on revoke: the ServiceAccount (its tokens stop
+        // authenticating), then the minting Role and RoleBinding.
+        vec![
+            BindingRef {
+                kind: "ServiceAccount".into(),
+                namespace: Some(SYSTEM_NAMESPACE.into()),
+                name: token_account(&req.name),
+            },
+            BindingRef {
+                kind: "RoleBinding".into(),
+                namespace: Some(SYSTEM_NAMESPACE.into()),
+                name: name.clone(),
+            },
+            BindingRef {
+                kind: "Role".into(),
+                namespace: Some(SYSTEM_NAMESPACE.into()),
+                name: name.clone(),
+            },
+        ]
+    } else {
+        Vec::new()
+    };
+    out.extend(grant_bindings(&name, ns));
+    out
+}
+
+fn grant_bindings(name: &str, ns: &[String]) -> Vec<BindingRef> {
+    let name = name.to_string();
     if ns.is_empty() {
         vec![BindingRef {
             kind: "ClusterRoleBinding".into(),
@@ -893,4 +1019,77 @@ pub fn deadline(req: &AccessRequest, limits: &ValidationLimits) -> Option<DateTi
         ),
         _ => None,
     }
+}
+
+/// Credentials mode Token: mints a token for the grant's ServiceAccount (no
+/// longer than the grant has left, but at least the apiserver's 10-minute
+/// minimum: deleting the ServiceAccount at the grant's end invalidates it),
+/// and returns a kubeconfig with one context for it.
+pub async fn login(
+    cluster: &KubeCluster,
+    req: &AccessRequest,
+    server: &str,
+    ca_data: Option<&str>,
+    insecure: bool,
+) -> Result<String, BackendError> {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    if req.credentials != Credentials::Token {
+        return Err(BackendError::Invalid(format!(
+            "{} uses your own identity: no login needed",
+            req.name
+        )));
+    }
+    if req.phase() != Phase::Active {
+        return Err(BackendError::Invalid(format!(
+            "{} is {}: only a live grant can log in",
+            req.name,
+            req.phase()
+        )));
+    }
+    let left = req.remaining(Utc::now()).as_secs().max(600) as i64;
+    let tr = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: Vec::new(),
+            expiration_seconds: Some(left),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let api: Api<ServiceAccount> = Api::namespaced(cluster.client.clone(), SYSTEM_NAMESPACE);
+    let minted: TokenRequest = api
+        .create_subresource(
+            "token",
+            &token_account(&req.name),
+            &PostParams::default(),
+            &tr,
+        )
+        .await
+        .map_err(|e| match api_error(&e) {
+            Some((403, m)) => BackendError::Forbidden {
+                user: cluster.user.clone(),
+                action: "mint a token for this grant".into(),
+                hint: format!("only the requester may ({m})"),
+            },
+            _ => BackendError::Unavailable {
+                cluster: cluster.context.clone(),
+                message: e.to_string(),
+            },
+        })?;
+    let token = minted.status.map(|s| s.token).unwrap_or_default();
+    let context = format!("portcullis-{}", req.name);
+    let mut cluster_entry = json!({"server": server});
+    if let Some(ca) = ca_data {
+        cluster_entry["certificate-authority-data"] = json!(ca);
+    }
+    if insecure {
+        cluster_entry["insecure-skip-tls-verify"] = json!(true);
+    }
+    let config = json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": context, "cluster": cluster_entry}],
+        "users": [{"name": context, "user": {"token": token}}],
+        "contexts": [{"name": context, "context": {"cluster": context, "user": context}}],
+        "current-context": context,
+    });
+    serde_yaml_ng::to_string(&config).map_err(|e| BackendError::Invalid(e.to_string()))
 }

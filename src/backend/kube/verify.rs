@@ -123,8 +123,8 @@ async fn allowed(
     };
     let review = SubjectAccessReview {
         spec: SubjectAccessReviewSpec {
-            user: Some(req.requester.user.clone()),
-            groups: Some(effective_groups(&req.requester)),
+            user: Some(super::grant_subject(req).user),
+            groups: Some(effective_groups(&super::grant_subject(req))),
             resource_attributes: Some(ResourceAttributes {
                 namespace: match &perm.scope {
                     Scope::Namespace(ns) => Some(ns.clone()),
@@ -158,7 +158,7 @@ pub async fn verify(cluster: &KubeCluster, req: &AccessRequest) -> Result<String
     let mut still = Vec::new();
     for perm in &checks {
         if allowed(cluster, req, perm).await? {
-            let via = effective_rules(&inv, &req.requester)
+            let via = effective_rules(&inv, &super::grant_subject(req))
                 .into_iter()
                 .find(|r| rule_covers(&r.scope, &r.rule, perm))
                 .map(|r| r.via)
