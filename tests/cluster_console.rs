@@ -111,3 +111,34 @@ async fn several_contexts_one_unreachable() {
     assert!(screen.contains("approver: bob [oncall]"), "{screen}");
     assert!(screen.contains("INVAL"), "{screen}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_requests_expire_after_the_approval_timeout() {
+    let cp = ControlPlane::start();
+    install(&cp).await;
+    let alice = KubeBackend::from_clusters(vec![cp.cluster("alice").await], vec!["dev".into()]);
+    let limits = portcullis::domain::ValidationLimits {
+        approval_timeout: Duration::from_secs(3),
+        ..Default::default()
+    };
+    let bob = KubeBackend::from_clusters(vec![cp.cluster("bob").await], vec!["oncall".into()])
+        .with_limits(limits);
+    let mut events = bob.watch(); // runs a reaper with the short timeout
+    let stale = alice.create(ask("view", "orders")).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let e = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .expect("expired in time")
+            .expect("open");
+        if let portcullis::backend::BackendEvent::Upsert(r) = e {
+            if r.name == stale.name && r.phase() == portcullis::domain::Phase::Expired {
+                assert_eq!(
+                    r.status.message.as_deref(),
+                    Some("not decided within the approval timeout")
+                );
+                break;
+            }
+        }
+    }
+}
