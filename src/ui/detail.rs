@@ -351,6 +351,11 @@ fn diff_lines<'a>(
 ) {
     // Wide panes show why on the same line; narrow ones on the next.
     let inline_why = width >= 110;
+    let res_w = if inline_why {
+        26
+    } else {
+        (width as usize).saturating_sub(20).clamp(12, 26)
+    };
     let crit = a.count_at_least(Severity::Critical);
     let high = a.count_at_least(Severity::High) - crit;
     out.push(Line::from(vec![
@@ -385,8 +390,20 @@ fn diff_lines<'a>(
                     severity_style(theme, row.risk.severity),
                 ),
                 Span::raw(" "),
-                Span::styled(format!("{:<26} ", inert(&row.resource, 60)), theme.value),
-                Span::styled(format!("{:<24} ", row.verbs), theme.value),
+                Span::styled(
+                    format!("{:<res_w$} ", inert(&row.resource, 60)),
+                    theme.value,
+                ),
+                // Padding only when something follows on the line: trailing
+                // spaces would wrap into blank rows in a narrow pane.
+                Span::styled(
+                    if inline_why {
+                        format!("{:<24} ", row.verbs)
+                    } else {
+                        row.verbs.clone()
+                    },
+                    theme.value,
+                ),
             ];
             if inline_why {
                 spans.push(Span::styled(row.risk.why, theme.dim));

@@ -115,7 +115,10 @@ fn render_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme)
     let compact = area.width < 120;
     let ctx = match (&state.context, compact) {
         (Some(c), _) => inert(c, 64).into_owned(),
-        (None, false) => format!("all ({} clusters)", state.clusters.len()),
+        (None, false) => match state.clusters.len() {
+            1 => "all (1 cluster)".to_string(),
+            n => format!("all ({n} clusters)"),
+        },
         (None, true) => "all".into(),
     };
     let failing = state
@@ -123,7 +126,7 @@ fn render_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme)
         .values()
         .filter(|c| c.error.is_some())
         .count();
-    let approver = if compact {
+    let approver = if compact || state.approver.groups.is_empty() {
         inert(&state.approver.user, 24).into_owned()
     } else {
         format!(
