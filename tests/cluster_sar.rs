@@ -8,13 +8,11 @@ mod common;
 use std::time::Duration;
 
 use common::cluster::{install, wait_for, ControlPlane};
-use k8s_openapi::api::authorization::v1::{
-    NonResourceAttributes, ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
-};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
+use portcullis::backend::kube::verify;
 use portcullis::domain::rbac::engine::{allows, effective_rules};
-use portcullis::domain::rbac::{Inventory, Permission, Scope, Target};
+use portcullis::domain::rbac::{Permission, Scope, Target};
 use portcullis::domain::Subject;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -71,99 +69,6 @@ fn subject(rng: &mut ChaCha8Rng) -> Value {
             json!({"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "system:authenticated"})
         }
         _ => json!({"kind": "ServiceAccount", "name": "sa1", "namespace": "payments"}),
-    }
-}
-
-async fn ask_apiserver(
-    sar: &Api<SubjectAccessReview>,
-    who: &Subject,
-    groups: &[String],
-    perm: &Permission,
-) -> bool {
-    let mut spec = SubjectAccessReviewSpec {
-        user: Some(who.user.clone()),
-        groups: Some(groups.to_vec()),
-        ..Default::default()
-    };
-    match &perm.target {
-        Target::Resource {
-            api_group,
-            resource,
-            name,
-        } => {
-            let (res, sub) = match resource.split_once('/') {
-                Some((r, s)) => (r.to_string(), Some(s.to_string())),
-                None => (resource.clone(), None),
-            };
-            spec.resource_attributes = Some(ResourceAttributes {
-                namespace: match &perm.scope {
-                    Scope::Namespace(ns) => Some(ns.clone()),
-                    Scope::Cluster => None,
-                },
-                verb: Some(perm.verb.clone()),
-                group: Some(api_group.clone()),
-                resource: Some(res),
-                subresource: sub,
-                name: name.clone(),
-                ..Default::default()
-            });
-        }
-        Target::NonResource { url } => {
-            spec.non_resource_attributes = Some(NonResourceAttributes {
-                path: Some(url.clone()),
-                verb: Some(perm.verb.clone()),
-            })
-        }
-    }
-    let review = SubjectAccessReview {
-        spec,
-        ..Default::default()
-    };
-    let answer = sar
-        .create(&PostParams::default(), &review)
-        .await
-        .expect("SubjectAccessReview");
-    answer.status.map(|s| s.allowed).unwrap_or(false)
-}
-
-async fn inventory(client: &kube::Client) -> Inventory {
-    fn conv<T: serde::Serialize, U: serde::de::DeserializeOwned>(items: Vec<T>) -> Vec<U> {
-        items
-            .into_iter()
-            .map(|i| serde_json::from_value(serde_json::to_value(i).unwrap()).unwrap())
-            .collect()
-    }
-    let lp = Default::default();
-    Inventory {
-        roles: conv(
-            Api::<Role>::all(client.clone())
-                .list(&lp)
-                .await
-                .unwrap()
-                .items,
-        ),
-        cluster_roles: conv(
-            Api::<ClusterRole>::all(client.clone())
-                .list(&lp)
-                .await
-                .unwrap()
-                .items,
-        ),
-        role_bindings: conv(
-            Api::<RoleBinding>::all(client.clone())
-                .list(&lp)
-                .await
-                .unwrap()
-                .items,
-        ),
-        cluster_role_bindings: conv(
-            Api::<ClusterRoleBinding>::all(client.clone())
-                .list(&lp)
-                .await
-                .unwrap()
-                .items,
-        ),
-        namespaces: None,
     }
 }
 
@@ -257,7 +162,7 @@ async fn engine_agrees_with_subject_access_review() {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut inv = inventory(&c).await;
+    let mut inv = verify::inventory(&c).await.expect("inventory");
     // Prove aggregation is evaluated by the engine, not read from storage.
     if let Some(p) = inv
         .cluster_roles
@@ -267,7 +172,6 @@ async fn engine_agrees_with_subject_access_review() {
         p.rules.clear();
     }
 
-    let sar: Api<SubjectAccessReview> = Api::all(c.clone());
     let subjects = [
         (
             Subject::new("u1", &["g1"]),
@@ -343,7 +247,10 @@ async fn engine_agrees_with_subject_access_review() {
                 }
             };
             let engine = allows(&rules, &perm);
-            let apiserver = ask_apiserver(&sar, who, &groups, &perm).await;
+            let apiserver =
+                verify::allowed(&c, &verify::review_for(&who.user, groups.clone(), &perm))
+                    .await
+                    .expect("SubjectAccessReview");
             asked += 1;
             allowed += usize::from(apiserver);
             if engine != apiserver {

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+    NonResourceAttributes, ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{Api, PostParams};
@@ -32,7 +32,8 @@ fn convert<T: serde::Serialize, U: serde::de::DeserializeOwned>(items: Vec<T>) -
         .collect()
 }
 
-async fn inventory(client: &kube::Client) -> Result<Inventory, kube::Error> {
+/// The cluster's RBAC as the engine models it, read once.
+pub async fn inventory(client: &kube::Client) -> Result<Inventory, kube::Error> {
     let lp = Default::default();
     Ok(Inventory {
         roles: convert(Api::<Role>::all(client.clone()).list(&lp).await?.items),
@@ -104,28 +105,25 @@ fn sample(inv: &Inventory, req: &AccessRequest) -> Vec<Permission> {
     perms
 }
 
-async fn allowed(
-    cluster: &KubeCluster,
-    req: &AccessRequest,
-    perm: &Permission,
-) -> Result<bool, kube::Error> {
-    let Target::Resource {
-        api_group,
-        resource,
-        name,
-    } = &perm.target
-    else {
-        return Ok(false);
+/// A SubjectAccessReview asking whether `subject` (with exactly `groups`)
+/// may do `perm` — the apiserver's own answer to what the engine computes.
+pub fn review_for(user: &str, groups: Vec<String>, perm: &Permission) -> SubjectAccessReview {
+    let mut spec = SubjectAccessReviewSpec {
+        user: Some(user.to_string()),
+        groups: Some(groups),
+        ..Default::default()
     };
-    let (res, sub) = match resource.split_once('/') {
-        Some((r, s)) => (r.to_string(), Some(s.to_string())),
-        None => (resource.clone(), None),
-    };
-    let review = SubjectAccessReview {
-        spec: SubjectAccessReviewSpec {
-            user: Some(super::grant_subject(req).user),
-            groups: Some(effective_groups(&super::grant_subject(req))),
-            resource_attributes: Some(ResourceAttributes {
+    match &perm.target {
+        Target::Resource {
+            api_group,
+            resource,
+            name,
+        } => {
+            let (res, sub) = match resource.split_once('/') {
+                Some((r, s)) => (r.to_string(), Some(s.to_string())),
+                None => (resource.clone(), None),
+            };
+            spec.resource_attributes = Some(ResourceAttributes {
                 namespace: match &perm.scope {
                     Scope::Namespace(ns) => Some(ns.clone()),
                     Scope::Cluster => None,
@@ -136,13 +134,28 @@ async fn allowed(
                 subresource: sub,
                 name: name.clone(),
                 ..Default::default()
-            }),
-            ..Default::default()
-        },
+            });
+        }
+        Target::NonResource { url } => {
+            spec.non_resource_attributes = Some(NonResourceAttributes {
+                path: Some(url.clone()),
+                verb: Some(perm.verb.clone()),
+            });
+        }
+    }
+    SubjectAccessReview {
+        spec,
         ..Default::default()
-    };
-    let answer = Api::<SubjectAccessReview>::all(cluster.client.clone())
-        .create(&PostParams::default(), &review)
+    }
+}
+
+/// Asks the apiserver; a review it cannot answer counts as not allowed.
+pub async fn allowed(
+    client: &kube::Client,
+    review: &SubjectAccessReview,
+) -> Result<bool, kube::Error> {
+    let answer = Api::<SubjectAccessReview>::all(client.clone())
+        .create(&PostParams::default(), review)
         .await?;
     Ok(answer.status.is_some_and(|s| s.allowed))
 }
@@ -157,7 +170,9 @@ pub async fn verify(cluster: &KubeCluster, req: &AccessRequest) -> Result<String
     }
     let mut still = Vec::new();
     for perm in &checks {
-        if allowed(cluster, req, perm).await? {
+        let subject = super::grant_subject(req);
+        let review = review_for(&subject.user, effective_groups(&subject), perm);
+        if allowed(&cluster.client, &review).await? {
             let via = effective_rules(&inv, &super::grant_subject(req))
                 .into_iter()
                 .find(|r| rule_covers(&r.scope, &r.rule, perm))
