@@ -72,7 +72,7 @@ pub async fn run(
                 malformed: None,
             };
             probe
-                .validate(&Default::default())
+                .validate(backend.limits())
                 .map_err(|e| BackendError::Invalid(e.to_string()))?;
             let made = backend.create(new).await?;
             Ok(format!("{}\n", made.name))

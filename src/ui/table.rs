@@ -2,6 +2,8 @@
 //! frame costs the same with ten requests or ten thousand. Columns drop by
 //! priority as the width shrinks.
 
+use std::borrow::Cow;
+
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
@@ -84,25 +86,29 @@ fn fit(cols: &[Column], width: u16) -> Vec<usize> {
     keep
 }
 
-fn namespaces(e: &Entry) -> String {
-    let ns = e.req.granted_namespaces();
-    if ns.is_empty() {
-        "cluster-wide".into()
-    } else {
-        ns.join(",")
+fn namespaces(e: &Entry) -> Cow<'_, str> {
+    match e.req.granted_namespaces() {
+        [] => Cow::Borrowed("cluster-wide"),
+        [one] => Cow::Borrowed(one.as_str()),
+        many => Cow::Owned(many.join(",")),
     }
 }
 
-fn cell_text(state: &AppState, e: &Entry, title: &str) -> (String, Style) {
+/// A cell's text, borrowed from the request where it can be (most cells), so
+/// a frame allocates little.
+fn cell_text<'a>(state: &AppState, e: &'a Entry, title: &str) -> (Cow<'a, str>, Style) {
     let r = &e.req;
     let plain = Style::default();
     match title {
-        "REQUESTER" => (r.requester.user.clone(), plain),
-        "CLUSTER" => (r.cluster.clone(), plain),
+        "REQUESTER" => (Cow::Borrowed(r.requester.user.as_str()), plain),
+        "CLUSTER" => (Cow::Borrowed(r.cluster.as_str()), plain),
         "NAMESPACES" => (namespaces(e), plain),
-        "ROLE" => (r.role.name.clone(), plain),
-        "ASKED" => (duration::format(r.duration), plain),
-        "AGE" => (duration::format_chrono(state.now - r.created_at), plain),
+        "ROLE" => (Cow::Borrowed(r.role.name.as_str()), plain),
+        "ASKED" => (duration::format(r.duration).into(), plain),
+        "AGE" => (
+            duration::format_chrono(state.now - r.created_at).into(),
+            plain,
+        ),
         "LEFT" => {
             let left = r.remaining(state.now);
             let soon = r
@@ -110,7 +116,7 @@ fn cell_text(state: &AppState, e: &Entry, title: &str) -> (String, Style) {
                 .expires_at
                 .is_some_and(|end| end <= state.now + state.config.expiring_soon);
             (
-                duration::format(left),
+                duration::format(left).into(),
                 if soon {
                     Style::default().add_modifier(ratatui::style::Modifier::BOLD)
                 } else {
@@ -121,33 +127,35 @@ fn cell_text(state: &AppState, e: &Entry, title: &str) -> (String, Style) {
         "BY" => (
             r.status
                 .revoked_by
-                .clone()
-                .or_else(|| r.status.decision.as_ref().map(|d| d.by.clone()))
+                .as_deref()
+                .or_else(|| r.status.decision.as_ref().map(|d| d.by.as_str()))
                 .unwrap_or_else(|| {
                     if r.phase() == Phase::Withdrawn {
-                        r.requester.user.clone()
+                        r.requester.user.as_str()
                     } else {
-                        "-".into()
+                        "-"
                     }
-                }),
+                })
+                .into(),
             plain,
         ),
-        "OUTCOME" => (r.phase().to_string(), plain),
+        "OUTCOME" => (Cow::Borrowed(r.phase().as_str()), plain),
         "WHEN" => {
             let at = r
                 .status
                 .ended_at
                 .or(r.status.decision.as_ref().map(|d| d.at))
                 .unwrap_or(r.created_at);
-            (duration::format_chrono(state.now - at), plain)
+            (duration::format_chrono(state.now - at).into(), plain)
         }
         "WHY" => (
             r.status
                 .revoke_reason
-                .clone()
-                .or_else(|| r.status.decision.as_ref().and_then(|d| d.reason.clone()))
-                .or_else(|| r.status.message.clone())
-                .unwrap_or_default(),
+                .as_deref()
+                .or_else(|| r.status.decision.as_ref().and_then(|d| d.reason.as_deref()))
+                .or(r.status.message.as_deref())
+                .unwrap_or_default()
+                .into(),
             plain,
         ),
         "RISK" => match (&e.invalid, e.summary.worst) {
@@ -155,7 +163,7 @@ fn cell_text(state: &AppState, e: &Entry, title: &str) -> (String, Style) {
             (None, Some(s)) => (s.badge().into(), plain),
             (None, None) => ("none".into(), plain),
         },
-        _ => (String::new(), plain),
+        _ => (Cow::Borrowed(""), plain),
     }
 }
 
@@ -217,7 +225,11 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
             for ci in &keep {
                 let title = cols[*ci].title;
                 let (text, extra) = cell_text(state, e, title);
-                let text = inert(&text, 128).into_owned();
+                // Untrusted text made inert; clean borrowed text stays borrowed.
+                let text: Cow<'_, str> = match text {
+                    Cow::Borrowed(b) => inert(b, 128),
+                    Cow::Owned(o) => Cow::Owned(inert(&o, 128).into_owned()),
+                };
                 let style = match title {
                     "RISK" if e.invalid.is_some() => theme.invalid,
                     "RISK" => e

@@ -193,6 +193,10 @@ impl KubeBackend {
         self
     }
 
+    pub fn limits(&self) -> &ValidationLimits {
+        &self.limits
+    }
+
     pub fn clusters(&self) -> &[Arc<KubeCluster>] {
         &self.clusters
     }
