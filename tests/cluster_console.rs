@@ -142,3 +142,25 @@ async fn pending_requests_expire_after_the_approval_timeout() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_without_the_crd_says_how_to_install_it() {
+    let cp = ControlPlane::start();
+    let bob = KubeBackend::from_clusters(vec![cp.cluster("admin").await], Vec::new());
+    let mut events = bob.watch();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let e = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .expect("a status in time")
+            .expect("open");
+        if let portcullis::backend::BackendEvent::ClusterStatus {
+            error: Some(message),
+            ..
+        } = e
+        {
+            assert_eq!(message, "the AccessRequest CRD is not installed: run `portcullis crds | kubectl apply -f -`");
+            break;
+        }
+    }
+}

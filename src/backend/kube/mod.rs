@@ -808,7 +808,14 @@ async fn watch_requests(cluster: Arc<KubeCluster>, tx: mpsc::UnboundedSender<Bac
             Err(e) => {
                 if !reported_error {
                     reported_error = true;
-                    let message = format!("watching AccessRequests: {e}");
+                    let text = e.to_string();
+                    let message = if text.contains("404")
+                        || text.contains("could not find the requested resource")
+                    {
+                        "the AccessRequest CRD is not installed: run `portcullis crds | kubectl apply -f -`".to_string()
+                    } else {
+                        format!("watching AccessRequests: {text}")
+                    };
                     if tx
                         .send(BackendEvent::ClusterStatus {
                             cluster: cluster.context.clone(),
