@@ -187,6 +187,13 @@ fn lines<'a>(state: &'a AppState, entry: &'a Entry, theme: &Theme, width: u16) -
         out.push(kv(theme, "Creds", "Token: a per-grant ServiceAccount"));
     }
     out.push(status_line(state, entry, theme));
+    // After a revoke or expiry the cluster backend records what the
+    // apiserver said about the ended grant: auditors read it here.
+    if matches!(r.phase(), Phase::Revoked | Phase::Expired) && r.status.decision.is_some() {
+        if let Some(m) = r.status.message.as_deref() {
+            out.push(kv(theme, "Verified", inert(m, 600).into_owned()));
+        }
+    }
     if let Some(why) = &entry.invalid {
         out.push(Line::from(vec![
             Span::styled(format!("{:<10}", "Invalid"), theme.invalid),
@@ -318,7 +325,11 @@ fn status_line<'a>(state: &AppState, entry: &Entry, theme: &Theme) -> Line<'a> {
                 .or(decision
                     .filter(|d| d.verdict == Verdict::Denied)
                     .and_then(|d| d.reason.as_deref()))
-                .or(r.status.message.as_deref())
+                .or(r
+                    .status
+                    .message
+                    .as_deref()
+                    .filter(|_| decision.is_none() || r.phase() == Phase::Failed))
                 .map(|w| format!(": \"{}\"", inert(w, 200)))
                 .unwrap_or_default();
             let granted = decision
