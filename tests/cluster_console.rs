@@ -164,3 +164,159 @@ async fn a_cluster_without_the_crd_says_how_to_install_it() {
         }
     }
 }
+
+/// Keys through the real reducer, effects through the real executor, on the
+/// `kube` backend: every action from the keyboard changes the cluster.
+struct KubeConsole {
+    backend: KubeBackend,
+    state: AppState,
+    events: tokio::sync::mpsc::UnboundedReceiver<portcullis::backend::BackendEvent>,
+}
+
+impl KubeConsole {
+    async fn keys(&mut self, keys: &str) {
+        use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+        let mut rest = keys;
+        while !rest.is_empty() {
+            let (key, len) = if let Some(after) = rest.strip_prefix("<enter>") {
+                (
+                    KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE),
+                    rest.len() - after.len(),
+                )
+            } else {
+                let c = rest.chars().next().unwrap();
+                (
+                    KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE),
+                    c.len_utf8(),
+                )
+            };
+            let effects = update(&mut self.state, Action::Key(key));
+            for effect in effects {
+                if let Some(done) = portcullis::runtime::execute(&self.backend, effect).await {
+                    update(&mut self.state, done);
+                }
+            }
+            rest = &rest[len..];
+        }
+    }
+
+    /// Pumps watch events until `check` holds.
+    async fn until(&mut self, what: &str, check: impl Fn(&AppState) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !check(&self.state) {
+            let first = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+                .expect("open");
+            update(
+                &mut self.state,
+                Action::Backend(drain(first, &mut self.events)),
+            );
+        }
+    }
+
+    fn select(&mut self, name: &str) {
+        let view = self.state.view;
+        let pos = self
+            .state
+            .list(view)
+            .iter()
+            .position(|k| k.name == name)
+            .expect("listed");
+        self.state.cursor[view.index()] = pos;
+        update(&mut self.state, Action::Tick(chrono::Utc::now()));
+    }
+
+    fn phase(&self, name: &str) -> portcullis::domain::Phase {
+        self.state
+            .entries
+            .values()
+            .find(|e| e.req.name == name)
+            .map(|e| e.req.phase())
+            .expect("known")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_action_from_the_keyboard_on_a_real_cluster() {
+    use portcullis::domain::Phase;
+    let cp = ControlPlane::start();
+    let admin = install(&cp).await;
+    let alice = KubeBackend::from_clusters(vec![cp.cluster("alice").await], vec!["dev".into()]);
+    let grant = alice.create(ask("edit", "payments")).await.unwrap();
+    let other = alice.create(ask("view", "orders")).await.unwrap();
+    let backend = KubeBackend::from_clusters(vec![cp.cluster("bob").await], vec!["oncall".into()]);
+    let info = backend.info();
+    let state = AppState::new(
+        AppConfig::default(),
+        info.approver,
+        info.kind,
+        backend.now(),
+    );
+    let events = backend.watch();
+    let mut c = KubeConsole {
+        backend,
+        state,
+        events,
+    };
+    c.until("both requests with their diff", |s| {
+        s.list(View::Pending).len() == 2 && s.entries.values().all(|e| e.summary.worst.is_some())
+    })
+    .await;
+
+    c.select(&grant.name);
+    c.keys("a").await;
+    assert!(
+        matches!(c.state.mode, portcullis::app::Mode::Confirm(_)),
+        "{:?}",
+        c.state.flash
+    );
+    c.keys("y").await;
+    assert!(
+        c.state.flash.as_ref().unwrap().text.starts_with("Approved"),
+        "{:?}",
+        c.state.flash
+    );
+    let rbs: kube::Api<k8s_openapi::api::rbac::v1::RoleBinding> =
+        kube::Api::namespaced(admin.client.clone(), "payments");
+    assert!(
+        rbs.get_opt(&format!("portcullis-{}", grant.name))
+            .await
+            .unwrap()
+            .is_some(),
+        "the key made the binding"
+    );
+    c.until("the grant live", |s| s.list(View::Grants).len() == 1)
+        .await;
+
+    c.keys("2").await;
+    c.select(&grant.name);
+    c.keys("s5m<enter>").await;
+    assert!(
+        c.state.flash.as_ref().unwrap().text.contains("now ends in"),
+        "{:?}",
+        c.state.flash
+    );
+    c.keys("rdone<enter>").await;
+    let flash = c.state.flash.clone().unwrap().text;
+    assert!(flash.contains("revoked and verified"), "{flash}");
+    assert!(rbs
+        .get_opt(&format!("portcullis-{}", grant.name))
+        .await
+        .unwrap()
+        .is_none());
+    c.until("revoked in the console", |s| {
+        s.list(View::Grants).is_empty()
+    })
+    .await;
+    assert_eq!(c.phase(&grant.name), Phase::Revoked);
+
+    c.keys("1").await;
+    c.select(&other.name);
+    c.keys("duse staging<enter>").await;
+    c.until("denied in the console", |s| {
+        s.list(View::Pending).is_empty()
+    })
+    .await;
+    assert_eq!(c.phase(&other.name), Phase::Denied);
+}
