@@ -106,10 +106,19 @@ fn lines<'a>(state: &'a AppState, entry: &'a Entry, theme: &Theme, width: u16) -
     let live: Vec<String> = resolve(detail.map(|d| &d.live))
         .into_iter()
         .map(|x| {
+            let scope = match x.granted_namespaces() {
+                [] => "cluster-wide".to_string(),
+                ns => format!(
+                    "in {}",
+                    ns.iter()
+                        .map(|n| inert(n, 64).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
             format!(
-                "{} in {} on {} ({} left)",
+                "{} {scope} on {} ({} left)",
                 inert(&x.role.name, 32),
-                scope_text(x.granted_namespaces()),
                 inert(&x.cluster, 32),
                 duration::format(x.remaining(state.now))
             )

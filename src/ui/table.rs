@@ -50,15 +50,16 @@ const GRANTS: &[Column] = &[
     col("BY", 10, 5),
     col("RISK", 6, 6),
 ];
+// In History the why matters more than where: it drops last but one.
 const HISTORY: &[Column] = &[
     col("REQUESTER", 12, 0),
     col("CLUSTER", 15, 5),
-    col("ROLE", 16, 3),
-    col("NAMESPACES", 18, 4),
+    col("ROLE", 14, 3),
+    col("NAMESPACES", 16, 6),
     col("OUTCOME", 10, 1),
     col("BY", 10, 2),
-    col("WHEN", 6, 6),
-    col("WHY", 24, 7),
+    col("WHEN", 6, 7),
+    col("WHY", 20, 4),
 ];
 
 fn columns(view: View) -> &'static [Column] {
