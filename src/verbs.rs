@@ -57,21 +57,8 @@ pub async fn run(
                 },
             };
             // Refuse what can never be approved before it reaches anyone.
-            let probe = AccessRequest {
-                name: "new".into(),
-                cluster: cluster.clone(),
-                created_at: Utc::now(),
-                requester: new.requester.clone(),
-                role: new.role.clone(),
-                namespaces: new.namespaces.clone(),
-                duration: new.duration,
-                reason: new.reason.clone(),
-                ticket: new.ticket.clone(),
-                credentials: new.credentials,
-                status: Default::default(),
-                malformed: None,
-            };
-            probe
+            new.clone()
+                .into_request("new".into(), Utc::now())
                 .validate(backend.limits())
                 .map_err(|e| BackendError::Invalid(e.to_string()))?;
             let made = backend.create(new).await?;

@@ -79,6 +79,26 @@ pub struct NewRequest {
     pub credentials: Credentials,
 }
 
+impl NewRequest {
+    /// The stored request this becomes, before anyone decides on it.
+    pub fn into_request(self, name: String, created_at: DateTime<Utc>) -> AccessRequest {
+        AccessRequest {
+            name,
+            cluster: self.cluster,
+            created_at,
+            requester: self.requester,
+            role: self.role,
+            namespaces: self.namespaces,
+            duration: self.duration,
+            reason: self.reason,
+            ticket: self.ticket,
+            credentials: self.credentials,
+            status: Default::default(),
+            malformed: None,
+        }
+    }
+}
+
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum BackendError {
     #[error("{0} not found (it may have been removed)")]

@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use super::rbac::model::{Permission, Scope, Target};
+use super::rbac::model::{split_subresource, Permission, Scope, Target};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
@@ -113,10 +113,7 @@ pub fn flags(perm: &Permission) -> Vec<Risk> {
             resource,
             ..
         } => {
-            let (base, sub) = match resource.split_once('/') {
-                Some((b, s)) => (b, Some(s)),
-                None => (resource.as_str(), None),
-            };
+            let (base, sub) = split_subresource(resource);
             let res_is = |name: &str| base == name || base == "*";
             let core = api_group.is_empty() || api_group == "*";
             let all_wild = verb == "*" && resource == "*" && api_group == "*";

@@ -13,9 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use super::org::{self, Person, APPROVER, CLUSTERS, PEOPLE, REASONS};
 use crate::backend::{ApproveSpec, BackendError, BackendEvent, NewRequest, RequestKey};
 use crate::domain::request::{Approval, Status};
-use crate::domain::{
-    AccessRequest, Credentials, Phase, RoleKind, RoleRef, Subject, ValidationLimits,
-};
+use crate::domain::{AccessRequest, Credentials, Phase, RoleRef, Subject, ValidationLimits};
 
 #[derive(Debug, Clone)]
 pub struct DemoConfig {
@@ -460,25 +458,9 @@ impl DemoWorld {
                 .to_ascii_lowercase(),
             ns.as_deref(),
         );
-        let req = AccessRequest {
-            name,
-            cluster: new.cluster,
-            created_at: self.now,
-            requester: new.requester,
-            role: new.role,
-            namespaces: new.namespaces,
-            duration: new.duration,
-            reason: new.reason,
-            ticket: new.ticket,
-            credentials: new.credentials,
-            status: Status::default(),
-            malformed: None,
-        };
         // Invalid requests are still stored (as a hand-made object would be):
         // the console lists them as invalid and they can only be denied.
-        if req.role.kind == RoleKind::Role && req.namespaces.len() != 1 {
-            tracing::info!(name = %req.name, "demo: storing an invalid request");
-        }
+        let req = new.into_request(name, self.now);
         self.insert(req.clone());
         Ok(req)
     }

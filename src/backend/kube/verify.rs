@@ -14,6 +14,7 @@ use kube::api::{Api, PostParams};
 
 use super::KubeCluster;
 use crate::domain::rbac::engine::{effective_groups, effective_rules, expand, rule_covers};
+use crate::domain::rbac::model::split_subresource;
 use crate::domain::rbac::{Inventory, Permission, PolicyRule, Scope, Target};
 use crate::domain::risk::classify;
 use crate::domain::{AccessRequest, RoleKind};
@@ -119,10 +120,7 @@ pub fn review_for(user: &str, groups: Vec<String>, perm: &Permission) -> Subject
             resource,
             name,
         } => {
-            let (res, sub) = match resource.split_once('/') {
-                Some((r, s)) => (r.to_string(), Some(s.to_string())),
-                None => (resource.clone(), None),
-            };
+            let (res, sub) = split_subresource(resource);
             spec.resource_attributes = Some(ResourceAttributes {
                 namespace: match &perm.scope {
                     Scope::Namespace(ns) => Some(ns.clone()),
@@ -130,8 +128,8 @@ pub fn review_for(user: &str, groups: Vec<String>, perm: &Permission) -> Subject
                 },
                 verb: Some(perm.verb.clone()),
                 group: Some(api_group.clone()),
-                resource: Some(res),
-                subresource: sub,
+                resource: Some(res.to_string()),
+                subresource: sub.map(str::to_string),
                 name: name.clone(),
                 ..Default::default()
             });
@@ -168,12 +166,12 @@ pub async fn verify(cluster: &KubeCluster, req: &AccessRequest) -> Result<String
     if checks.is_empty() {
         return Ok("verified: the role grants nothing the apiserver can check".into());
     }
+    let subject = super::grant_subject(req);
     let mut still = Vec::new();
     for perm in &checks {
-        let subject = super::grant_subject(req);
         let review = review_for(&subject.user, effective_groups(&subject), perm);
         if allowed(&cluster.client, &review).await? {
-            let via = effective_rules(&inv, &super::grant_subject(req))
+            let via = effective_rules(&inv, &subject)
                 .into_iter()
                 .find(|r| rule_covers(&r.scope, &r.rule, perm))
                 .map(|r| r.via)

@@ -4,7 +4,9 @@ use std::collections::BTreeSet;
 
 use thiserror::Error;
 
-use super::model::{Inventory, Permission, PolicyRule, Scope, SubjectRef, Target};
+use super::model::{
+    split_subresource, Inventory, Permission, PolicyRule, Scope, SubjectRef, Target,
+};
 use crate::domain::request::{RoleKind, RoleRef, Subject};
 use crate::domain::risk::{self, Risk, Severity};
 
@@ -229,7 +231,7 @@ fn verb_matches(rule: &PolicyRule, verb: &str) -> bool {
 }
 
 fn resource_matches(rule: &PolicyRule, resource: &str) -> bool {
-    let sub = resource.split_once('/').map(|(_, s)| s);
+    let (_, sub) = split_subresource(resource);
     rule.resources
         .iter()
         .any(|r| r == "*" || r == resource || sub.is_some_and(|s| r.strip_prefix("*/") == Some(s)))

@@ -211,6 +211,14 @@ pub enum Target {
     },
 }
 
+/// `pods/exec` → (`pods`, Some(`exec`)); `pods` → (`pods`, None).
+pub fn split_subresource(resource: &str) -> (&str, Option<&str>) {
+    match resource.split_once('/') {
+        Some((base, sub)) => (base, Some(sub)),
+        None => (resource, None),
+    }
+}
+
 /// One (scope, apiGroup, resource[/subresource], verb, resourceName) tuple,
 /// wildcards kept as written.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -242,10 +250,7 @@ impl Permission {
                 resource,
                 ..
             } => {
-                let (base, sub) = match resource.split_once('/') {
-                    Some((b, s)) => (b, Some(s)),
-                    None => (resource.as_str(), None),
-                };
+                let (base, sub) = split_subresource(resource);
                 let mut label = base.to_string();
                 if !api_group.is_empty() {
                     label.push('.');
