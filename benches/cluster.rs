@@ -51,8 +51,8 @@ async fn main() {
     }
     let cp = cluster::ControlPlane::start();
     let admin = cluster::install(&cp).await;
-    let alice = KubeBackend::from_clusters(vec![cp.cluster("alice").await], vec!["dev".into()]);
-    let bob = KubeBackend::from_clusters(vec![cp.cluster("bob").await], vec!["oncall".into()]);
+    let alice = KubeBackend::from_clusters(vec![cp.cluster("alice").await]);
+    let bob = KubeBackend::from_clusters(vec![cp.cluster("bob").await]);
     let mut events = bob.watch();
     tokio::time::sleep(Duration::from_secs(1)).await;
     while events.try_recv().is_ok() {}

@@ -22,8 +22,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line, after the terminal is restored.
+            // Errors may quote what a requester wrote (a role name, a
+            // reason): made inert like everything else that reaches a terminal.
             let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-            eprintln!("portcullis: {}", chain.join(": "));
+            eprintln!(
+                "portcullis: {}",
+                portcullis::domain::sanitize::inert(&chain.join(": "), 2000)
+            );
             ExitCode::from(1)
         }
     }
@@ -136,30 +141,42 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
                 bail!("the broker backend (--backend URL) is not available in this build yet; use direct mode or `portcullis demo`");
             }
             runtime.block_on(async move {
-                let kube = KubeBackend::connect(&cli.contexts, cli.all_contexts, groups)
-                    .await?
-                    .with_limits(app_config.limits.clone());
+                let kube = KubeBackend::connect(&cli.contexts, cli.all_contexts).await?;
                 console(Arc::new(kube), app_config, &theme, started).await
             })
         }
         Some(Command::Reaper) => runtime.block_on(async move {
-            let kube = KubeBackend::connect(&cli.contexts, cli.all_contexts, groups)
-                .await?
-                .with_limits(app_config.limits.clone());
+            use portcullis::backend::kube::reaper;
+            let kube = KubeBackend::connect(&cli.contexts, cli.all_contexts).await?;
+            let mut tasks = Vec::new();
+            for c in kube.clusters() {
+                let missing = reaper::missing_rights(c).await;
+                if !missing.is_empty() {
+                    bail!(
+                        "{} ({}) may not reap on {}: missing {}; bind the portcullis-reaper role",
+                        c.user(),
+                        c.identity.verified_by,
+                        c.context,
+                        missing.join(", ")
+                    );
+                }
+                let provision_tokens = reaper::may_provision_tokens(c).await;
+                if !provision_tokens {
+                    eprintln!(
+                        "portcullis reaper: {}: may not mint tokens in portcullis-system, so Token-mode grants get no credentials (bind portcullis-reaper-tokens there)",
+                        c.context
+                    );
+                }
+                let config = reaper::ReaperConfig {
+                    provision_tokens,
+                    ..Default::default()
+                };
+                tasks.push(tokio::spawn(reaper::run(c.clone(), config, None)));
+            }
             eprintln!(
                 "portcullis reaper: watching {} context(s); ctrl-c or SIGTERM to stop",
                 kube.clusters().len()
             );
-            let tasks: Vec<_> = kube
-                .clusters()
-                .iter()
-                .map(|c| {
-                    tokio::spawn(portcullis::backend::kube::reaper::run(
-                        c.clone(),
-                        app_config.limits.clone(),
-                    ))
-                })
-                .collect();
             tokio::select! {
                 _ = futures::future::join_all(tasks) => {}
                 _ = tokio::signal::ctrl_c() => {}
@@ -168,9 +185,7 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
             Ok(())
         }),
         Some(verb) => runtime.block_on(async move {
-            let kube = KubeBackend::connect(&cli.contexts, cli.all_contexts, groups.clone())
-                .await?
-                .with_limits(app_config.limits.clone());
+            let kube = KubeBackend::connect(&cli.contexts, cli.all_contexts).await?;
             let out = portcullis::verbs::run(verb, &kube, &groups).await?;
             print!("{out}");
             Ok(())
@@ -189,7 +204,8 @@ async fn console(
         bail!("the console needs a terminal: run it in one (stdout is not a TTY)");
     }
     let info = backend.info();
-    let state = AppState::new(app_config, info.approver, info.kind, backend.now());
+    let state =
+        AppState::new(app_config, info.approver.clone(), info.kind, backend.now()).trust(&info);
     // ratatui::init installs a panic hook that restores the terminal
     // before the panic message prints; the guard covers every other exit.
     let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;

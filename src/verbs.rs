@@ -16,6 +16,11 @@ pub async fn run(
     backend: &KubeBackend,
     config_groups: &[String],
 ) -> Result<String, BackendError> {
+    let identity = backend
+        .clusters()
+        .first()
+        .map(|c| c.identity.clone())
+        .ok_or_else(|| BackendError::Config("no context".into()))?;
     let cluster = backend.info().clusters.first().cloned().unwrap_or_default();
     let key = |name: &str| RequestKey {
         cluster: cluster.clone(),
@@ -33,7 +38,11 @@ pub async fn run(
             groups,
             credentials,
         } => {
-            let groups = if groups.is_empty() {
+            // The apiserver's word for who asks; only an unverified
+            // identity falls back to the groups given here.
+            let groups = if identity.is_verified() {
+                identity.groups.clone()
+            } else if groups.is_empty() {
                 config_groups.to_vec()
             } else {
                 groups.clone()
@@ -59,7 +68,7 @@ pub async fn run(
             // Refuse what can never be approved before it reaches anyone.
             new.clone()
                 .into_request("new".into(), Utc::now())
-                .validate(backend.limits())
+                .validate(&backend.limits(&cluster).await)
                 .map_err(|e| BackendError::Invalid(e.to_string()))?;
             let made = backend.create(new).await?;
             Ok(format!("{}\n", made.name))
@@ -122,7 +131,8 @@ pub async fn run(
             .await
             .map(|r| format!("denied {}\n", r.name)),
         Command::Shorten { name, to } => {
-            let end = Utc::now() + TimeDelta::from_std(*to).unwrap_or(TimeDelta::MAX);
+            // "From now" on the apiserver's clock, not this machine's.
+            let end = backend.now() + TimeDelta::from_std(*to).unwrap_or(TimeDelta::MAX);
             backend
                 .shorten(&key(name), end)
                 .await
@@ -135,7 +145,7 @@ pub async fn run(
         Command::Withdraw { name } => backend
             .withdraw(&key(name))
             .await
-            .map(|r| format!("withdrew {}\n", r.name)),
+            .map(|r| format!("withdrew {} (deleted)\n", r.name)),
         Command::Login { name } => {
             let (req, _) = backend.get(&key(name)).await?;
             let kubeconfig = kube::config::Kubeconfig::read()

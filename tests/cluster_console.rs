@@ -37,19 +37,22 @@ fn ask(role: &str, ns: &str) -> NewRequest {
 async fn several_contexts_one_unreachable() {
     let cp = ControlPlane::start();
     install(&cp).await;
-    let alice = KubeBackend::from_clusters(vec![cp.cluster("alice").await], vec!["dev".into()]);
+    let alice = KubeBackend::from_clusters(vec![cp.cluster("alice").await]);
     let good = alice.create(ask("edit", "payments")).await.unwrap();
     let nowhere = alice.create(ask("view", "nowhere")).await.unwrap();
     let unknown = alice.create(ask("no-such-role", "payments")).await.unwrap();
 
     let dead_config = kube::Config::new("https://127.0.0.1:9".parse().unwrap());
-    let dead = Arc::new(KubeCluster {
-        context: "dead".into(),
-        user: "bob".into(),
-        client: kube::Client::try_from(dead_config).unwrap(),
-    });
-    let bob =
-        KubeBackend::from_clusters(vec![cp.cluster("bob").await, dead], vec!["oncall".into()]);
+    let dead = Arc::new(
+        KubeCluster::connect(
+            "dead",
+            kube::Client::try_from(dead_config).unwrap(),
+            &Default::default(),
+            "bob",
+        )
+        .await,
+    );
+    let bob = KubeBackend::from_clusters(vec![cp.cluster("bob").await, dead]);
     let info = bob.info();
     assert_eq!(info.clusters, ["test", "dead"]);
     let mut state = AppState::new(AppConfig::default(), info.approver, info.kind, bob.now());
@@ -116,14 +119,18 @@ async fn several_contexts_one_unreachable() {
 async fn pending_requests_expire_after_the_approval_timeout() {
     let cp = ControlPlane::start();
     install(&cp).await;
-    let alice = KubeBackend::from_clusters(vec![cp.cluster("alice").await], vec!["dev".into()]);
-    let limits = portcullis::domain::ValidationLimits {
-        approval_timeout: Duration::from_secs(3),
-        ..Default::default()
-    };
-    let bob = KubeBackend::from_clusters(vec![cp.cluster("bob").await], vec!["oncall".into()])
-        .with_limits(limits);
-    let mut events = bob.watch(); // runs a reaper with the short timeout
+    let alice = KubeBackend::from_clusters(vec![cp.cluster("alice").await]);
+    // The limit lives in the cluster, for every console and reaper alike.
+    let admin = cp.cluster("admin").await;
+    common::cluster::apply(
+        &admin,
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "portcullis-settings", "namespace": "portcullis-system"},
+            "data": {"approvalTimeout": "3s"}}),
+    )
+    .await;
+    let bob = KubeBackend::from_clusters(vec![cp.cluster("bob").await]);
+    let mut events = bob.watch(); // an approver's console reaps
     let stale = alice.create(ask("view", "orders")).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -146,7 +153,7 @@ async fn pending_requests_expire_after_the_approval_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_without_the_crd_says_how_to_install_it() {
     let cp = ControlPlane::start();
-    let bob = KubeBackend::from_clusters(vec![cp.cluster("admin").await], Vec::new());
+    let bob = KubeBackend::from_clusters(vec![cp.cluster("admin").await]);
     let mut events = bob.watch();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -242,10 +249,10 @@ async fn every_action_from_the_keyboard_on_a_real_cluster() {
     use portcullis::domain::Phase;
     let cp = ControlPlane::start();
     let admin = install(&cp).await;
-    let alice = KubeBackend::from_clusters(vec![cp.cluster("alice").await], vec!["dev".into()]);
+    let alice = KubeBackend::from_clusters(vec![cp.cluster("alice").await]);
     let grant = alice.create(ask("edit", "payments")).await.unwrap();
     let other = alice.create(ask("view", "orders")).await.unwrap();
-    let backend = KubeBackend::from_clusters(vec![cp.cluster("bob").await], vec!["oncall".into()]);
+    let backend = KubeBackend::from_clusters(vec![cp.cluster("bob").await]);
     let info = backend.info();
     let state = AppState::new(
         AppConfig::default(),

@@ -128,6 +128,21 @@ fn apply_event(state: &mut AppState, event: BackendEvent) {
                 .clusters
                 .insert(cluster, ClusterInfo { error, production });
         }
+        BackendEvent::Limits { cluster, limits } => {
+            state.cluster_limits.insert(cluster, limits);
+        }
+        BackendEvent::Notice {
+            cluster,
+            error,
+            text,
+        } => state.flash(
+            if error {
+                FlashLevel::Error
+            } else {
+                FlashLevel::Info
+            },
+            format!("cluster {}: {}", inert(&cluster, 64), inert(&text, 300)),
+        ),
     }
 }
 
@@ -425,6 +440,14 @@ fn approvable(state: &mut AppState) -> Option<AccessRequest> {
     if readonly_refusal(state, "approving") {
         return None;
     }
+    if let Some(note) = &state.identity_note {
+        let text = format!(
+            "approvals are refused: the apiserver could not verify who you are ({})",
+            inert(note, 200)
+        );
+        state.flash(FlashLevel::Error, text);
+        return None;
+    }
     if !state.marks.is_empty() {
         state.flash(
             FlashLevel::Error,
@@ -450,7 +473,10 @@ fn approvable(state: &mut AppState) -> Option<AccessRequest> {
         namespaces: entry.req.namespaces.clone(),
         reason: None,
     };
-    if let Err(e) = entry.req.check_approval(&probe, &state.config.limits) {
+    if let Err(e) = entry
+        .req
+        .check_approval(&probe, state.limits_for(&entry.req.cluster))
+    {
         state.flash(
             FlashLevel::Error,
             format!("cannot approve: {}", inert(&e.to_string(), 200)),
@@ -788,7 +814,7 @@ fn on_approve_form_key(state: &mut AppState, mut form: ApproveForm, key: KeyEven
                 namespaces: spec.namespaces.clone(),
                 reason: None,
             };
-            if let Err(e) = req.check_approval(&probe, &state.config.limits) {
+            if let Err(e) = req.check_approval(&probe, state.limits_for(&req.cluster)) {
                 form.error = Some(e.to_string());
                 state.mode = Mode::Approve(form);
                 return Vec::new();

@@ -212,6 +212,9 @@ pub struct Detail {
     pub key: RequestKey,
     pub requester: String,
     pub analysis: Result<Arc<Analysis>, String>,
+    /// Direct mode: the requester's claimed groups, and how many of the
+    /// new permissions they would already hold if the claim were true.
+    pub claimed: Option<(Vec<String>, usize)>,
     /// The new permissions grouped for display, computed once per selection.
     pub diff: Vec<DiffGroup>,
     /// The requester's other live grants, soonest end first.
@@ -336,6 +339,13 @@ pub struct AppState {
     pub counts: Counts,
     pub in_flight: usize,
     pub should_quit: bool,
+    /// Why the approver's identity is unverified (approvals are refused).
+    pub identity_note: Option<String>,
+    /// Whether requesters' groups are verified; when not (direct mode)
+    /// they are shown as claims and never count as access already held.
+    pub requester_groups_verified: bool,
+    /// The limits each cluster applies, as the backend reported them.
+    pub cluster_limits: BTreeMap<String, ValidationLimits>,
     summary_cache: HashMap<SummaryKey, Summary>,
     /// Request keys by requester, for the requester context in the detail
     /// pane without scanning every request each frame.
@@ -373,6 +383,9 @@ impl AppState {
             counts: Counts::default(),
             in_flight: 0,
             should_quit: false,
+            identity_note: None,
+            requester_groups_verified: true,
+            cluster_limits: BTreeMap::new(),
             summary_cache: HashMap::new(),
             by_user: HashMap::new(),
             live_ends: Vec::new(),
@@ -416,16 +429,17 @@ impl AppState {
                 error: Some("no RBAC inventory for this cluster yet".into()),
             };
         };
+        let subject = self.subject_for(req);
         let key = (
             req.cluster.clone(),
-            req.requester.clone(),
+            subject.clone().into_owned(),
             req.role.clone(),
             req.granted_namespaces().to_vec(),
         );
         if let Some(s) = self.summary_cache.get(&key) {
             return s.clone();
         }
-        let s = match analyze(inv, grant_request(req)) {
+        let s = match analyze(inv, grant_request(req, &subject)) {
             Ok(a) => Summary {
                 worst: (!a.new.is_empty()).then_some(a.worst),
                 new_permissions: a.new.len(),
@@ -445,7 +459,7 @@ impl AppState {
     pub fn upsert(&mut self, req: AccessRequest) {
         let summary = self.summary_for(&req);
         let invalid = req
-            .validate(&self.config.limits)
+            .validate(self.limits_for(&req.cluster))
             .err()
             .map(|e| e.to_string())
             .or_else(|| {
@@ -619,17 +633,36 @@ impl AppState {
             .map(|r| RequestKey::of(r))
             .collect();
         let analysis = match (self.entries.get(&key), self.inventories.get(&key.cluster)) {
-            (Some(e), Some(inv)) => analyze(inv, grant_request(&e.req))
+            (Some(e), Some(inv)) => analyze(inv, grant_request(&e.req, &self.subject_for(&e.req)))
                 .map(Arc::new)
                 .map_err(|e| e.to_string()),
             (Some(_), None) => Err("no RBAC inventory for this cluster yet".into()),
             (None, _) => Err("gone".into()),
+        };
+        let claimed = match (
+            self.entries.get(&key),
+            self.inventories.get(&key.cluster),
+            &analysis,
+        ) {
+            (Some(e), Some(inv), Ok(unclaimed))
+                if !self.requester_groups_verified && !e.req.requester.groups.is_empty() =>
+            {
+                let if_true = analyze(inv, grant_request(&e.req, &e.req.requester))
+                    .map(|a| a.new.len())
+                    .unwrap_or(unclaimed.new.len());
+                Some((
+                    e.req.requester.groups.clone(),
+                    unclaimed.new.len().saturating_sub(if_true),
+                ))
+            }
+            _ => None,
         };
         let diff = analysis.as_ref().map(|a| group_diff(a)).unwrap_or_default();
         self.detail = Some(Detail {
             key,
             requester,
             analysis,
+            claimed,
             diff,
             live,
             past,
@@ -659,6 +692,34 @@ impl AppState {
         self.marks.remove(key);
     }
 
+    /// Who the engine evaluates: the requester with their groups when those
+    /// are verified, else the user alone (claimed groups are not access).
+    pub fn subject_for<'a>(&self, req: &'a AccessRequest) -> std::borrow::Cow<'a, Subject> {
+        if self.requester_groups_verified || req.requester.groups.is_empty() {
+            std::borrow::Cow::Borrowed(&req.requester)
+        } else {
+            std::borrow::Cow::Owned(Subject {
+                user: req.requester.user.clone(),
+                groups: Vec::new(),
+            })
+        }
+    }
+
+    /// The limits of `cluster`: what it reported, else the config's.
+    pub fn limits_for(&self, cluster: &str) -> &ValidationLimits {
+        self.cluster_limits
+            .get(cluster)
+            .unwrap_or(&self.config.limits)
+    }
+
+    /// Takes what the backend says about trust: whether the approver is
+    /// verified and whether requesters' groups are.
+    pub fn trust(mut self, info: &crate::backend::BackendInfo) -> Self {
+        self.identity_note = info.identity_note.clone();
+        self.requester_groups_verified = info.requester_groups_verified;
+        self
+    }
+
     pub fn flash(&mut self, level: FlashLevel, text: impl Into<String>) {
         self.flash = Some(Flash {
             level,
@@ -669,9 +730,9 @@ impl AppState {
 }
 
 /// A pending request is analysed as asked; a decided one as granted.
-pub fn grant_request(req: &AccessRequest) -> GrantRequest<'_> {
+pub fn grant_request<'a>(req: &'a AccessRequest, subject: &'a Subject) -> GrantRequest<'a> {
     GrantRequest {
-        subject: &req.requester,
+        subject,
         role: &req.role,
         namespaces: req.granted_namespaces(),
     }

@@ -17,7 +17,7 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 
 use crate::domain::rbac::Inventory;
-use crate::domain::{AccessRequest, Credentials, PhaseError, RoleRef, Subject};
+use crate::domain::{AccessRequest, Credentials, PhaseError, RoleRef, Subject, ValidationLimits};
 
 /// A request is named by its cluster (kubeconfig context) and object name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -55,6 +55,19 @@ pub enum BackendEvent {
     ClusterStatus {
         cluster: String,
         error: Option<String>,
+    },
+    /// The limits this cluster applies (they live in the cluster, not in
+    /// each user's config).
+    Limits {
+        cluster: String,
+        limits: ValidationLimits,
+    },
+    /// Something the approver should read once (e.g. a reaper refused by
+    /// the apiserver, saying which right it lacks).
+    Notice {
+        cluster: String,
+        error: bool,
+        text: String,
     },
 }
 
@@ -124,8 +137,16 @@ pub enum BackendError {
 pub struct BackendInfo {
     /// `demo`, `kube`, `http`.
     pub kind: &'static str,
+    /// Who is at the console, as the backend verified them.
     pub approver: Subject,
     pub clusters: Vec<String>,
+    /// Set when the approver's identity could not be verified (shown in
+    /// the header; approvals are refused).
+    pub identity_note: Option<String>,
+    /// Whether the groups in a request's `requester` were verified (by the
+    /// server or the demo); in direct mode they are the requester's claim
+    /// and never count as access already held.
+    pub requester_groups_verified: bool,
 }
 
 #[async_trait]

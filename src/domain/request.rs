@@ -145,6 +145,10 @@ pub struct BindingRef {
     pub kind: String,
     pub namespace: Option<String>,
     pub name: String,
+    /// The uid the apiserver gave the object when the grant created it
+    /// (None until recorded): deletion goes by uid, not by labels a
+    /// grantee may edit.
+    pub uid: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -225,7 +229,13 @@ pub enum ValidationError {
     BadName(String),
     #[error("namespace '{0}' is listed twice")]
     DuplicateNamespace(String),
+    #[error("'{0}' holds Portcullis' own objects: access there is never granted")]
+    SystemNamespace(String),
 }
+
+/// Where credentials-mode Token keeps per-grant ServiceAccounts and their
+/// minting rights: a grant there could mint tokens for other grants.
+pub const SYSTEM_NAMESPACE: &str = "portcullis-system";
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum PhaseError {
@@ -327,6 +337,9 @@ impl AccessRequest {
             }
             if !seen.insert(ns) {
                 return Err(ValidationError::DuplicateNamespace(ns.clone()));
+            }
+            if ns == SYSTEM_NAMESPACE {
+                return Err(ValidationError::SystemNamespace(ns.clone()));
             }
         }
         if self.duration.is_zero() {
@@ -713,6 +726,11 @@ mod tests {
         assert_eq!(
             r.validate(&l),
             Err(ValidationError::DuplicateNamespace("a".into()))
+        );
+        r.namespaces = vec!["portcullis-system".into()];
+        assert_eq!(
+            r.validate(&l),
+            Err(ValidationError::SystemNamespace("portcullis-system".into()))
         );
         r.namespaces = vec!["Bad_NS\x1b".into()];
         assert!(matches!(r.validate(&l), Err(ValidationError::BadName(n)) if !n.contains('\x1b')));

@@ -94,6 +94,14 @@ fn lines<'a>(state: &'a AppState, entry: &'a Entry, theme: &Theme, width: u16) -
             theme.value,
         ),
     ]));
+    if let Some((_, held_if_true)) = detail.and_then(|d| d.claimed.as_ref()) {
+        out.push(Line::from(Span::styled(
+            format!(
+                "          groups are the requester's claim (not verified): not counted as held; if true, {held_if_true} of the new permissions are already held"
+            ),
+            theme.dim,
+        )));
+    }
     if r.requester.user == state.approver.user {
         out.push(Line::from(Span::styled(
             "          this is your own request: someone else must approve it",

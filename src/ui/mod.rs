@@ -140,6 +140,9 @@ fn render_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme)
         Span::styled(format!(" ctx: {ctx} "), theme.header),
         Span::styled(format!(" approver: {approver} "), theme.header),
     ];
+    if state.identity_note.is_some() {
+        spans.push(Span::styled(" identity unverified ", theme.error));
+    }
     if !compact {
         spans.push(Span::styled(
             format!(" {} ", state.backend_kind),

@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams};
+use portcullis::backend::kube::clock::ClusterClock;
 use portcullis::backend::kube::{manifests, KubeCluster};
 use serde_json::{json, Value};
 
@@ -26,12 +27,26 @@ pub const USERS: &[(&str, &str, &str)] = &[
     ("bob", "bob-token", "oncall"),
     ("carol", "carol-token", "oncall"),
     ("mallory", "mallory-token", "dev"),
+    ("reaper", "reaper-token", "portcullis:reapers"),
+    // An approver whose role lacks TokenReview: its identity cannot be verified.
+    ("dave", "dave-token", "unverifiable"),
 ];
+
+pub fn token(user: &str) -> &'static str {
+    USERS
+        .iter()
+        .find(|(u, _, _)| *u == user)
+        .map(|(_, t, _)| *t)
+        .expect("a test user")
+}
 
 pub struct ControlPlane {
     pub dir: PathBuf,
     pub port: u16,
     children: Vec<(String, Child)>,
+    /// How kube-apiserver was started, to start it again.
+    apiserver: Option<(PathBuf, Vec<String>)>,
+    etcd_url: String,
 }
 
 fn free_port() -> u16 {
@@ -56,6 +71,11 @@ fn assets() -> PathBuf {
 
 impl ControlPlane {
     pub fn start() -> Self {
+        // PORTCULLIS_LOG=debug shows what the library logs during a test.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_env("PORTCULLIS_LOG"))
+            .with_test_writer()
+            .try_init();
         let assets = assets();
         let dir = std::env::temp_dir().join(format!(
             "portcullis-cp-{}-{}",
@@ -67,6 +87,8 @@ impl ControlPlane {
             dir: dir.clone(),
             port: free_port(),
             children: Vec::new(),
+            apiserver: None,
+            etcd_url: String::new(),
         };
         let run = |cmd: &str, args: &[&str]| {
             let ok = Command::new(cmd)
@@ -113,39 +135,11 @@ impl ControlPlane {
             ],
         );
         let d = |f: &str| dir.join(f).display().to_string();
-        cp.spawn(
-            "kube-apiserver",
-            &assets.join("kube-apiserver"),
-            &[
-                "--etcd-servers",
-                &etcd_url,
-                "--bind-address",
-                "127.0.0.1",
-                "--advertise-address",
-                "127.0.0.1",
-                "--secure-port",
-                &cp.port.to_string(),
-                "--insecure-port",
-                "0",
-                "--cert-dir",
-                &d("certs"),
-                "--token-auth-file",
-                &d("tokens.csv"),
-                "--authorization-mode",
-                "RBAC",
-                "--service-account-key-file",
-                &d("sa.pub"),
-                "--service-account-signing-key-file",
-                &d("sa.key"),
-                "--service-account-issuer",
-                "https://kubernetes.default.svc",
-                "--api-audiences",
-                "https://kubernetes.default.svc",
-                "--service-cluster-ip-range",
-                "10.0.0.0/24",
-                "--enable-priority-and-fairness=false",
-            ],
-        );
+        cp.etcd_url = etcd_url.clone();
+        let args = Self::apiserver_args(&dir, &etcd_url, cp.port, "certs");
+        let bin = assets.join("kube-apiserver");
+        cp.spawn_owned("kube-apiserver", &bin, &args);
+        cp.apiserver = Some((bin, args));
         cp.write_kubeconfig();
         cp.wait_ready();
         cp.spawn(
@@ -164,6 +158,131 @@ impl ControlPlane {
             ],
         );
         cp
+    }
+
+    fn apiserver_args(dir: &Path, etcd_url: &str, port: u16, certs: &str) -> Vec<String> {
+        let d = |f: &str| dir.join(f).display().to_string();
+        [
+            "--etcd-servers",
+            etcd_url,
+            "--bind-address",
+            "127.0.0.1",
+            "--advertise-address",
+            "127.0.0.1",
+            "--secure-port",
+            &port.to_string(),
+            "--insecure-port",
+            "0",
+            "--cert-dir",
+            &d(certs),
+            "--token-auth-file",
+            &d("tokens.csv"),
+            "--authorization-mode",
+            "RBAC",
+            "--service-account-key-file",
+            &d("sa.pub"),
+            "--service-account-signing-key-file",
+            &d("sa.key"),
+            "--service-account-issuer",
+            "https://kubernetes.default.svc",
+            "--api-audiences",
+            "https://kubernetes.default.svc",
+            "--service-cluster-ip-range",
+            "10.0.0.0/24",
+            "--enable-priority-and-fairness=false",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    fn spawn_owned(&mut self, name: &str, bin: &Path, args: &[String]) {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.spawn(name, bin, &args);
+    }
+
+    /// Stops kube-apiserver (etcd keeps the state).
+    pub fn stop_apiserver(&mut self) {
+        if let Some(pos) = self
+            .children
+            .iter()
+            .position(|(n, _)| n == "kube-apiserver")
+        {
+            let (_, mut child) = self.children.remove(pos);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts kube-apiserver again, as before, and waits until it is ready.
+    pub fn start_apiserver(&mut self) {
+        let (bin, args) = self.apiserver.clone().expect("started once");
+        self.spawn_owned("kube-apiserver", &bin, &args);
+        self.wait_ready();
+    }
+
+    /// A second kube-apiserver on the same etcd (an HA pair); returns its URL.
+    pub fn start_second_apiserver(&mut self) -> String {
+        let (bin, _) = self.apiserver.clone().expect("started once");
+        let port = free_port();
+        std::fs::create_dir_all(self.dir.join("certs2")).expect("certs2");
+        let args = Self::apiserver_args(&self.dir, &self.etcd_url, port, "certs2");
+        self.spawn_owned("kube-apiserver-2", &bin, &args);
+        let url = format!("https://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !Command::new("curl")
+            .args([
+                "-skf",
+                "-H",
+                "Authorization: Bearer admin-token",
+                &format!("{url}/readyz"),
+            ])
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            assert!(Instant::now() < deadline, "second apiserver not ready");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        url
+    }
+
+    /// An HTTP request as `user` would send it by hand (curl with their
+    /// bearer token): the attacker's own token, no client of ours.
+    /// Returns the status code and the body.
+    pub fn raw(&self, user: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        self.raw_at(&self.url(), user, method, path, body)
+    }
+
+    pub fn raw_at(
+        &self,
+        url: &str,
+        user: &str,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> (u16, String) {
+        let content_type = match method {
+            "PATCH" => "Content-Type: application/merge-patch+json",
+            _ => "Content-Type: application/json",
+        };
+        let mut cmd = Command::new("curl");
+        cmd.args([
+            "-sk",
+            "-X",
+            method,
+            "-H",
+            &format!("Authorization: Bearer {}", token(user)),
+            "-H",
+            content_type,
+            "-w",
+            "\n%{http_code}",
+        ]);
+        if let Some(b) = body {
+            cmd.args(["--data-binary", b]);
+        }
+        let out = cmd.arg(format!("{url}{path}")).output().expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
     }
 
     fn spawn(&mut self, name: &str, bin: &Path, args: &[&str]) {
@@ -235,8 +354,14 @@ impl ControlPlane {
         }
     }
 
-    /// A client acting as `user` (a context of the kubeconfig).
+    /// A client acting as `user` (a context of the kubeconfig), connected
+    /// as the console connects: identity from the apiserver, its clock.
     pub async fn cluster(&self, user: &str) -> Arc<KubeCluster> {
+        self.cluster_with_clock(user, ClusterClock::default()).await
+    }
+
+    /// As [`Self::cluster`], with this machine's clock pretending to be off.
+    pub async fn cluster_with_clock(&self, user: &str, clock: ClusterClock) -> Arc<KubeCluster> {
         let kc = kube::config::Kubeconfig::read_from(self.kubeconfig()).expect("kubeconfig");
         let opts = kube::config::KubeConfigOptions {
             context: Some(user.into()),
@@ -245,12 +370,9 @@ impl ControlPlane {
         let config = kube::Config::from_custom_kubeconfig(kc, &opts)
             .await
             .expect("config");
+        let auth = config.auth_info.clone();
         let client = kube::Client::try_from(config).expect("client");
-        Arc::new(KubeCluster {
-            context: "test".into(),
-            user: user.into(),
-            client,
-        })
+        Arc::new(KubeCluster::connect_with_clock("test", client, &auth, user, clock).await)
     }
 }
 
@@ -275,7 +397,7 @@ fn docs(yaml: &str) -> Vec<Value> {
         .collect()
 }
 
-async fn apply(admin: &KubeCluster, obj: Value) {
+pub async fn apply(admin: &KubeCluster, obj: Value) {
     let kind = obj["kind"].as_str().unwrap().to_string();
     let name = obj["metadata"]["name"].as_str().unwrap().to_string();
     let pp = PatchParams::apply("portcullis-test").force();
@@ -297,6 +419,16 @@ async fn apply(admin: &KubeCluster, obj: Value) {
             .patch(&name, &pp, &Patch::Apply(&obj))
             .await
             .map(|_| ()),
+        "ConfigMap" => {
+            let ns = obj["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("default")
+                .to_string();
+            Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(c, &ns)
+                .patch(&name, &pp, &Patch::Apply(&obj))
+                .await
+                .map(|_| ())
+        }
         "RoleBinding" => {
             let ns = obj["metadata"]["namespace"]
                 .as_str()
@@ -312,7 +444,7 @@ async fn apply(admin: &KubeCluster, obj: Value) {
     r.unwrap_or_else(|e| panic!("apply {kind} {name}: {e}"));
 }
 
-fn crb(name: &str, role: &str, group: &str) -> Value {
+pub fn crb(name: &str, role: &str, group: &str) -> Value {
     json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}]})
@@ -350,7 +482,7 @@ pub async fn install(cp: &ControlPlane) -> Arc<KubeCluster> {
     apply(
         &admin,
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "portcullis-grantable"},
-               "rules": [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["bind"], "resourceNames": ["edit", "view"]}]}),
+               "rules": [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["bind"], "resourceNames": ["edit", "view", "admin"]}]}),
     )
     .await;
     apply(
@@ -358,13 +490,50 @@ pub async fn install(cp: &ControlPlane) -> Arc<KubeCluster> {
         crb("portcullis-grantable", "portcullis-grantable", "oncall"),
     )
     .await;
-    // Token mode: approvers manage per-grant ServiceAccounts in portcullis-system only.
+    apply(
+        &admin,
+        crb(
+            "portcullis-reapers",
+            "portcullis-reaper",
+            "portcullis:reapers",
+        ),
+    )
+    .await;
+    // Token mode: the reaper makes per-grant ServiceAccounts in portcullis-system only.
     apply(
         &admin,
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-               "metadata": {"name": "portcullis-approver-tokens", "namespace": "portcullis-system"},
-               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "portcullis-approver-tokens"},
-               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "oncall"}]}),
+               "metadata": {"name": "portcullis-reaper-tokens", "namespace": "portcullis-system"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "portcullis-reaper-tokens"},
+               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "portcullis:reapers"}]}),
+    )
+    .await;
+    // dave: an approver's rights except TokenReview, so nothing verifies him.
+    let mut unverifiable = docs(&manifests::all())
+        .into_iter()
+        .find(|d| d["metadata"]["name"] == "portcullis-approver")
+        .expect("approver role");
+    unverifiable["metadata"]["name"] = json!("approver-without-tokenreview");
+    if let Some(rules) = unverifiable["rules"].as_array_mut() {
+        rules.retain(|r| r["resources"][0] != "tokenreviews");
+    }
+    apply(&admin, unverifiable).await;
+    apply(
+        &admin,
+        crb(
+            "approver-without-tokenreview",
+            "approver-without-tokenreview",
+            "unverifiable",
+        ),
+    )
+    .await;
+    apply(
+        &admin,
+        crb(
+            "unverifiable-grantable",
+            "portcullis-grantable",
+            "unverifiable",
+        ),
     )
     .await;
     for ns in ["payments", "orders"] {
@@ -398,4 +567,70 @@ pub async fn install(cp: &ControlPlane) -> Arc<KubeCluster> {
     })
     .await;
     admin
+}
+
+/// Runs a reaper in-process as the `reaper` identity (the shipped
+/// portcullis-reaper and portcullis-reaper-tokens roles), with a short grace
+/// for half-done approvals and a quick sweep. Aborted when dropped.
+pub struct Reaper(tokio::task::JoinHandle<()>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+pub async fn reaper(cp: &ControlPlane) -> Reaper {
+    reaper_as(cp, "reaper", None).await
+}
+
+pub async fn reaper_as(
+    cp: &ControlPlane,
+    user: &str,
+    notices: Option<tokio::sync::mpsc::UnboundedSender<portcullis::backend::BackendEvent>>,
+) -> Reaper {
+    use portcullis::backend::kube::reaper::{run, ReaperConfig};
+    let cluster = cp.cluster(user).await;
+    let config = ReaperConfig {
+        incomplete_grace: Duration::from_secs(2),
+        provision_tokens: true,
+        sweep_every: Duration::from_secs(1),
+    };
+    Reaper(tokio::spawn(run(cluster, config, notices)))
+}
+
+/// The groups the token file gives `user`, plus system:authenticated, as
+/// the apiserver evaluates them.
+pub fn groups_of(user: &str) -> Vec<String> {
+    let g = USERS
+        .iter()
+        .find(|(u, _, _)| *u == user)
+        .map(|(_, _, g)| *g)
+        .unwrap_or_default();
+    vec![g.to_string(), "system:authenticated".to_string()]
+}
+
+/// `kubectl auth can-i VERB RESOURCE -n NS --as USER`, asked of the
+/// apiserver by the admin.
+pub async fn can_i(
+    admin: &KubeCluster,
+    user: &str,
+    verb: &str,
+    group: &str,
+    resource: &str,
+    ns: Option<&str>,
+) -> bool {
+    use portcullis::backend::kube::verify;
+    use portcullis::domain::rbac::{Permission, Scope};
+    let scope = match ns {
+        Some(ns) => Scope::Namespace(ns.into()),
+        None => Scope::Cluster,
+    };
+    let perm = Permission::resource(scope, group, resource, verb);
+    verify::allowed(
+        &admin.client,
+        &verify::review_for(user, groups_of(user), &perm),
+    )
+    .await
+    .expect("SubjectAccessReview")
 }

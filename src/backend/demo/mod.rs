@@ -139,6 +139,8 @@ impl AccessBackend for DemoBackend {
             kind: "demo",
             approver: self.approver.clone(),
             clusters: lock(&self.world).clusters(),
+            identity_note: None,
+            requester_groups_verified: true,
         }
     }
 

@@ -44,7 +44,8 @@ spec:
             x-kubernetes-preserve-unknown-fields: true
 "#;
 
-pub const ROLES: &str = r#"# Credentials mode Token keeps per-grant ServiceAccounts here.
+pub const ROLES: &str = r#"# Token-mode ServiceAccounts and their minting rights live here; no grant
+# is ever made into this namespace.
 apiVersion: v1
 kind: Namespace
 metadata:
@@ -52,10 +53,27 @@ metadata:
   labels:
     app.kubernetes.io/managed-by: portcullis
 ---
-# Requesters: create and read requests, and withdraw their own by writing
-# its status. RBAC cannot say "only your own": on clusters with
-# ValidatingAdmissionPolicy (1.30+) add a policy that checks
-# request.userInfo.username against spec.requester.user (see README).
+# One set of limits for every approver, console and reaper of this cluster.
+# Keys: maxDuration, approvalTimeout, grantableRoles (comma-separated
+# ClusterRole/NAME, Role/NAME or Role/NAMESPACE/NAME; empty = any role the
+# approver may bind). An invalid value refuses approvals until fixed.
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: portcullis-settings
+  namespace: portcullis-system
+  labels:
+    app.kubernetes.io/managed-by: portcullis
+data:
+  maxDuration: 8h
+  approvalTimeout: 24h
+  grantableRoles: ""
+---
+# Requesters: ask, read, and withdraw a pending request by deleting it.
+# No write on status: nothing a requester can write starts, extends or
+# keeps a grant. RBAC cannot say "only your own": any requester may delete
+# any request; a live grant's request is held by a finalizer until the
+# grant has ended, so deleting it never ends (or extends) a grant.
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata:
@@ -65,10 +83,14 @@ metadata:
 rules:
 - apiGroups: [portcullis.dev]
   resources: [accessrequests]
-  verbs: [create, get, list, watch]
-- apiGroups: [portcullis.dev]
-  resources: [accessrequests/status]
-  verbs: [patch]
+  verbs: [create, get, list, watch, delete]
+- apiGroups: [authentication.k8s.io]
+  resources: [tokenreviews]
+  verbs: [create]
+- apiGroups: [""]
+  resources: [configmaps]
+  resourceNames: [portcullis-settings]
+  verbs: [get]
 ---
 # Approvers: decide on requests and manage the bindings of grants. Creating a
 # RoleBinding to a role also needs the right to `bind` it (or to hold every
@@ -82,7 +104,7 @@ metadata:
 rules:
 - apiGroups: [portcullis.dev]
   resources: [accessrequests]
-  verbs: [get, list, watch]
+  verbs: [get, list, watch, patch]
 - apiGroups: [portcullis.dev]
   resources: [accessrequests/status]
   verbs: [get, update, patch]
@@ -95,32 +117,21 @@ rules:
 - apiGroups: [authorization.k8s.io]
   resources: [subjectaccessreviews]
   verbs: [create]
+- apiGroups: [authentication.k8s.io]
+  resources: [tokenreviews]
+  verbs: [create]
 - apiGroups: [""]
   resources: [namespaces]
   verbs: [get, list, watch]
----
-# Approvers, Token mode: bind this with a RoleBinding in portcullis-system
-# only (never cluster-wide): per-grant ServiceAccounts and the Role that lets
-# the requester mint tokens for theirs.
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata:
-  name: portcullis-approver-tokens
-  labels:
-    app.kubernetes.io/managed-by: portcullis
-rules:
 - apiGroups: [""]
-  resources: [serviceaccounts]
-  verbs: [get, create, patch, delete]
-- apiGroups: [""]
-  resources: [serviceaccounts/token]
-  verbs: [create]
-- apiGroups: [rbac.authorization.k8s.io]
-  resources: [roles, rolebindings]
-  verbs: [get, create, patch, delete]
+  resources: [configmaps]
+  resourceNames: [portcullis-settings]
+  verbs: [get]
 ---
-# The reaper: end grants at expiry and expire stale requests. It only ever
-# deletes bindings Portcullis created (listed in the request's status).
+# The reaper: ends grants at expiry, expires stale requests, undoes
+# approvals that died half-way, sweeps bindings no live grant accounts for.
+# It deletes only objects Portcullis made (recorded by uid in the request's
+# status, or owned by or labelled for a request).
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata:
@@ -130,7 +141,7 @@ metadata:
 rules:
 - apiGroups: [portcullis.dev]
   resources: [accessrequests]
-  verbs: [get, list, watch]
+  verbs: [get, list, watch, patch]
 - apiGroups: [portcullis.dev]
   resources: [accessrequests/status]
   verbs: [get, update, patch]
@@ -143,13 +154,35 @@ rules:
 - apiGroups: [authorization.k8s.io]
   resources: [subjectaccessreviews]
   verbs: [create]
-# Token mode: the per-grant ServiceAccount and minting Role (portcullis-system).
+- apiGroups: [authentication.k8s.io]
+  resources: [tokenreviews]
+  verbs: [create]
+- apiGroups: [""]
+  resources: [configmaps]
+  resourceNames: [portcullis-settings]
+  verbs: [get]
+---
+# The reaper, Token mode: bind this with a RoleBinding in portcullis-system
+# only (never cluster-wide). It makes each grant's ServiceAccount and the
+# Role + RoleBinding that let that grant's requester alone mint its tokens;
+# Kubernetes lets only a holder of the minting right delegate it, so the
+# reaper holds it here and no approver needs it.
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: portcullis-reaper-tokens
+  labels:
+    app.kubernetes.io/managed-by: portcullis
+rules:
 - apiGroups: [""]
   resources: [serviceaccounts]
-  verbs: [get, delete]
+  verbs: [get, create, delete]
+- apiGroups: [""]
+  resources: [serviceaccounts/token]
+  verbs: [create]
 - apiGroups: [rbac.authorization.k8s.io]
-  resources: [roles]
-  verbs: [get, delete]
+  resources: [roles, rolebindings]
+  verbs: [get, create, delete]
 "#;
 
 /// Everything, as one multi-document YAML stream.
@@ -173,6 +206,7 @@ mod tests {
             [
                 "CustomResourceDefinition",
                 "Namespace",
+                "ConfigMap",
                 "ClusterRole",
                 "ClusterRole",
                 "ClusterRole",

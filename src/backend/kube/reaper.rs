@@ -1,76 +1,688 @@
-//! The reaper: ends grants at their `expiresAt` and expires pending requests
-//! past the approval timeout. One timer per request, set from the watch (no
-//! polling); everything overdue at start-up is handled at once. Runs inside
-//! every console and as `portcullis reaper`; several at once are safe
-//! because [`super::expire`] is idempotent and loses races gracefully.
+//! The reaper: ends grants at `expiresAt`, expires pending requests at the
+//! approval timeout, undoes approvals that died half-way, provisions
+//! Token-mode credentials, and sweeps away any binding Portcullis made
+//! whose request is no longer live. Runs as `portcullis reaper` and inside
+//! every approver's console; several at once are safe because every step
+//! is idempotent and every write has a resourceVersion precondition.
+//!
+//! Built on kube-runtime's `Controller`: a reflector store of requests,
+//! one reconcile per request requeued at its next deadline (no polling),
+//! and error backoff — 403s back off to minutes and are reported once,
+//! an unreachable apiserver is retried every second so a grant that came
+//! due while it was down ends within moments of its return.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::{StreamExt, TryStreamExt};
-use kube::runtime::watcher;
-use serde_json::Value;
+use futures::StreamExt;
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding};
+use kube::api::{Api, DynamicObject, PostParams};
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::utils::Backoff;
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Resource, ResourceExt};
+use tokio::sync::mpsc;
 
-use super::{deadline, expire, wire, KubeCluster};
-use crate::domain::ValidationLimits;
+use super::cluster::KubeCluster;
+use super::grant::{self, Ended, Ending};
+use super::settings::ClusterSettings;
+use super::{objects, request_resource, wire, REQUEST_LABEL, SYSTEM_NAMESPACE};
+use crate::backend::BackendEvent;
+use crate::domain::{AccessRequest, Credentials, Phase};
 
-/// Runs until the watch ends (never, normally).
-pub async fn run(cluster: Arc<KubeCluster>, limits: ValidationLimits) {
-    let mut deadlines: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
-    let mut stream = watcher(cluster.requests(), watcher::Config::default()).boxed();
-    loop {
-        let next = deadlines
-            .iter()
-            .min_by_key(|(_, at)| **at)
-            .map(|(n, at)| (n.clone(), *at));
-        let sleep = match &next {
-            Some((_, at)) => (*at - Utc::now()).to_std().unwrap_or(Duration::ZERO),
-            None => Duration::from_secs(3600),
-        };
-        tokio::select! {
-            event = stream.try_next() => match event {
-                Ok(Some(watcher::Event::Apply(o) | watcher::Event::InitApply(o))) => {
-                    let value = serde_json::to_value(&o).unwrap_or(Value::Null);
-                    let req = wire::request_from_json(&cluster.context, &value);
-                    match deadline(&req, &limits) {
-                        Some(at) => deadlines.insert(req.name, at),
-                        None => deadlines.remove(&req.name),
-                    };
+#[derive(Debug, Clone)]
+pub struct ReaperConfig {
+    /// How long a claimed approval may lack its bindings' uids before it
+    /// counts as died half-way and is undone.
+    pub incomplete_grace: Duration,
+    /// Make Token-mode ServiceAccounts and minting rights (needs the
+    /// `portcullis-reaper-tokens` role in portcullis-system).
+    pub provision_tokens: bool,
+    /// How often bindings are swept for ones no live grant accounts for.
+    pub sweep_every: Duration,
+}
+
+impl Default for ReaperConfig {
+    fn default() -> Self {
+        Self {
+            incomplete_grace: grant::INCOMPLETE_GRACE,
+            provision_tokens: true,
+            sweep_every: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Says each distinct problem once: in the log, and in the console's
+/// message line when a console runs this reaper.
+pub struct Notices {
+    cluster: String,
+    tx: Option<mpsc::UnboundedSender<BackendEvent>>,
+    said: Mutex<HashSet<String>>,
+}
+
+impl Notices {
+    pub fn new(cluster: &str, tx: Option<mpsc::UnboundedSender<BackendEvent>>) -> Self {
+        Self {
+            cluster: cluster.into(),
+            tx,
+            said: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub fn once(&self, text: String) {
+        let first = self
+            .said
+            .lock()
+            .map(|mut s| s.insert(text.clone()))
+            .unwrap_or(true);
+        if !first {
+            return;
+        }
+        tracing::warn!(cluster = %self.cluster, "{text}");
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(BackendEvent::Notice {
+                cluster: self.cluster.clone(),
+                error: true,
+                text,
+            });
+        }
+    }
+
+    /// Forgets what was said, so a problem that comes back is told again.
+    pub fn clear(&self) {
+        if let Ok(mut s) = self.said.lock() {
+            s.clear();
+        }
+    }
+}
+
+struct Ctx {
+    cluster: Arc<KubeCluster>,
+    config: ReaperConfig,
+    notices: Notices,
+    /// Consecutive failures per request, for backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReapError {
+    #[error("{0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    End(#[from] grant::EndError),
+}
+
+impl ReapError {
+    fn kube(&self) -> Option<&kube::Error> {
+        match self {
+            ReapError::Kube(e) | ReapError::End(grant::EndError::Kube(e)) => Some(e),
+            ReapError::End(grant::EndError::Refused(_)) => None,
+        }
+    }
+}
+
+fn until(now: DateTime<Utc>, at: DateTime<Utc>) -> Duration {
+    // A little late rather than early: waking before the deadline only
+    // finds it not due yet and requeues.
+    (at - now).to_std().unwrap_or_default() + Duration::from_millis(50)
+}
+
+/// What happens to one request now, and when to look again.
+async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, ReapError> {
+    let c = &ctx.cluster;
+    let f = grant::read(c, (*obj).clone());
+    let name = f.req.name.clone();
+    let settings = c.settings().await.unwrap_or_else(|e| {
+        ctx.notices
+            .once(format!("{e}; the reaper uses the default limits"));
+        ClusterSettings::default()
+    });
+    let limits = &settings.limits;
+    let now = c.clock.now_at_least();
+    let deleting = obj.metadata.deletion_timestamp.is_some();
+    let action = match f.req.phase() {
+        Phase::Pending => {
+            let due = f.req.created_at
+                + chrono::TimeDelta::from_std(limits.approval_timeout)
+                    .unwrap_or(chrono::TimeDelta::MAX);
+            if due <= now {
+                grant::end(c, &name, Ending::Expire, limits).await?;
+                Action::requeue(Duration::from_secs(60))
+            } else {
+                if deleting && f.has_finalizer() {
+                    grant::remove_finalizer(c, &name).await?;
                 }
-                Ok(Some(watcher::Event::Delete(o))) => {
-                    if let Some(name) = o.metadata.name {
-                        deadlines.remove(&name);
-                    }
-                }
-                Ok(Some(_)) => {}
-                Ok(None) => return,
-                Err(e) => {
-                    tracing::warn!(cluster = %cluster.context, error = %e, "reaper watch failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            },
-            _ = tokio::time::sleep(sleep), if next.is_some() => {
-                // Everything due now, concurrently: a burst of grants ending
-                // together must not queue behind each other.
-                let now = Utc::now();
-                let due: Vec<String> = deadlines.iter().filter(|(_, at)| **at <= now).map(|(n, _)| n.clone()).collect();
-                let results = futures::future::join_all(due.iter().map(|name| expire(&cluster, name, &limits))).await;
-                for (name, result) in due.into_iter().zip(results) {
-                    match result {
-                        Ok(done) => {
-                            tracing::info!(cluster = %cluster.context, %name, done, "reaped");
-                            // The watch brings the new state; until then don't spin.
-                            deadlines.remove(&name);
-                        }
-                        Err(e) => {
-                            tracing::warn!(cluster = %cluster.context, %name, error = %e, "reap failed; retrying in 1s");
-                            deadlines.insert(name, Utc::now() + chrono::TimeDelta::seconds(1));
-                        }
-                    }
-                }
+                Action::requeue(until(now, due))
             }
         }
+        Phase::Active => match f.req.status.expires_at {
+            None => {
+                // Fail closed: a live grant must say when it ends.
+                grant::end(
+                    c,
+                    &name,
+                    Ending::Fail {
+                        message: "a live grant without status.expiresAt is ended".into(),
+                    },
+                    limits,
+                )
+                .await?;
+                Action::requeue(Duration::from_secs(60))
+            }
+            Some(end) if end <= now => match grant::end(c, &name, Ending::Expire, limits).await? {
+                Ended::Nothing => Action::requeue(Duration::from_secs(1)),
+                _ => Action::requeue(Duration::from_secs(60)),
+            },
+            Some(end) => {
+                let claimed_at = f.req.status.decision.as_ref().map(|d| d.at).unwrap_or(now);
+                let give_up = claimed_at
+                    + chrono::TimeDelta::from_std(ctx.config.incomplete_grace)
+                        .unwrap_or(chrono::TimeDelta::MAX);
+                if grant::incomplete(&f.req) && give_up <= now {
+                    grant::end(
+                        c,
+                        &name,
+                        Ending::Fail {
+                            message: "the approval did not complete (its process stopped half-way); what it made was removed".into(),
+                        },
+                        limits,
+                    )
+                    .await?;
+                    Action::requeue(Duration::from_secs(60))
+                } else {
+                    if !f.has_finalizer() && !deleting {
+                        grant::ensure_finalizer(c, &name).await?;
+                    }
+                    if ctx.config.provision_tokens
+                        && f.req.credentials == Credentials::Token
+                        && !grant::token_objects_recorded(&f.req)
+                    {
+                        grant::provision_tokens(c, &name).await?;
+                    }
+                    let next = if grant::incomplete(&f.req) {
+                        end.min(give_up)
+                    } else {
+                        end
+                    };
+                    Action::requeue(until(now, next))
+                }
+            }
+        },
+        _ => {
+            if f.has_finalizer() {
+                let deletion = objects::delete_recorded(&c.client, &f.req, f.uid()).await?;
+                if deletion.left.is_empty() {
+                    grant::remove_finalizer(c, &name).await?;
+                } else {
+                    ctx.notices.once(format!(
+                        "the reaper ({}) may not delete the Token-mode objects of ended grants in {SYSTEM_NAMESPACE}: bind the portcullis-reaper-tokens role there",
+                        c.user()
+                    ));
+                }
+            }
+            Action::await_change()
+        }
+    };
+    if let Ok(mut failures) = ctx.failures.lock() {
+        failures.remove(&name);
+    }
+    Ok(action)
+}
+
+fn error_policy(obj: Arc<DynamicObject>, err: &ReapError, ctx: Arc<Ctx>) -> Action {
+    let name = obj.name_any();
+    let n = ctx
+        .failures
+        .lock()
+        .map(|mut f| {
+            let n = f.entry(name.clone()).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        })
+        .unwrap_or(1);
+    let doubling = |base_ms: u64, cap: Duration| {
+        Duration::from_millis(base_ms.saturating_mul(1 << n.min(16))).min(cap)
+    };
+    let wait = match err.kube() {
+        Some(kube::Error::Api(s)) if s.code == 403 => {
+            // A restarted apiserver refuses for a moment until its RBAC
+            // cache has synced: speak up only when it persists.
+            if n >= 3 {
+                ctx.notices.once(format!(
+                    "the reaper ({}) is refused by the apiserver: {} — bind the portcullis-reaper role",
+                    ctx.cluster.user(),
+                    s.message
+                ));
+            }
+            doubling(500, Duration::from_secs(300))
+        }
+        Some(kube::Error::Api(s)) if s.code < 500 && s.code != 429 => {
+            tracing::warn!(request = %name, error = %err, "reap failed; retrying");
+            doubling(500, Duration::from_secs(30))
+        }
+        // The apiserver is down or overloaded: look again soon (cheap when
+        // it refuses connections), so a grant due meanwhile ends within a
+        // second or two of its return.
+        _ => {
+            if n == 1 {
+                tracing::warn!(request = %name, error = %err, "apiserver unreachable; retrying every second");
+            }
+            doubling(250, Duration::from_secs(1))
+        }
+    };
+    Action::requeue(wait)
+}
+
+/// Watch backoff for the request stream: quick to come back (a store that
+/// lags after an apiserver restart delays nothing due, but new requests).
+#[derive(Debug, Clone, Default)]
+struct QuickBackoff(u32);
+
+impl Iterator for QuickBackoff {
+    type Item = Duration;
+    fn next(&mut self) -> Option<Duration> {
+        self.0 = self.0.saturating_add(1);
+        Some(Duration::from_millis(250u64 << self.0.min(3)))
+    }
+}
+
+impl Backoff for QuickBackoff {
+    fn reset(&mut self) {
+        self.0 = 0;
+    }
+}
+
+/// Asks the apiserver whether this identity may do what reaping needs.
+pub async fn missing_rights(cluster: &KubeCluster) -> Vec<String> {
+    let checks = [
+        ("patch", "portcullis.dev", "accessrequests", "status", None),
+        (
+            "delete",
+            "rbac.authorization.k8s.io",
+            "rolebindings",
+            "",
+            None,
+        ),
+        (
+            "delete",
+            "rbac.authorization.k8s.io",
+            "clusterrolebindings",
+            "",
+            None,
+        ),
+    ];
+    let mut missing = Vec::new();
+    for (verb, group, resource, sub, ns) in checks {
+        let review = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    verb: Some(verb.into()),
+                    group: Some(group.into()),
+                    resource: Some(resource.into()),
+                    subresource: (!sub.is_empty()).then(|| sub.to_string()),
+                    namespace: ns,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let allowed = Api::<SelfSubjectAccessReview>::all(cluster.client.clone())
+            .create(&PostParams::default(), &review)
+            .await
+            .ok()
+            .and_then(|r| r.status)
+            .is_some_and(|s| s.allowed);
+        if !allowed {
+            let what = if sub.is_empty() {
+                resource.to_string()
+            } else {
+                format!("{resource}/{sub}")
+            };
+            missing.push(format!("{verb} {what}"));
+        }
+    }
+    missing
+}
+
+/// Whether this identity may make Token-mode credentials.
+pub async fn may_provision_tokens(cluster: &KubeCluster) -> bool {
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some("create".into()),
+                resource: Some("serviceaccounts".into()),
+                subresource: Some("token".into()),
+                namespace: Some(SYSTEM_NAMESPACE.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Api::<SelfSubjectAccessReview>::all(cluster.client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .ok()
+        .and_then(|r| r.status)
+        .is_some_and(|s| s.allowed)
+}
+
+/// Runs until the task is dropped.
+pub async fn run(
+    cluster: Arc<KubeCluster>,
+    config: ReaperConfig,
+    tx: Option<mpsc::UnboundedSender<BackendEvent>>,
+) {
+    let controller = Controller::new_with(
+        cluster.requests(),
+        watcher::Config::default(),
+        request_resource(),
+    )
+    .trigger_backoff(QuickBackoff::default())
+    .with_config(ControllerConfig::default().concurrency(16));
+    let requests = controller.store();
+    let ctx = Arc::new(Ctx {
+        notices: Notices::new(&cluster.context, tx),
+        cluster: cluster.clone(),
+        config: config.clone(),
+        failures: Mutex::new(HashMap::new()),
+    });
+    let sweeper = tokio::spawn(sweep_loop(cluster.clone(), requests, config.sweep_every));
+    let clock = tokio::spawn(resync_clock(cluster.clone()));
+    controller
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "reaper controller");
+            }
+        })
+        .await;
+    sweeper.abort();
+    clock.abort();
+}
+
+/// Keeps the skew to the apiserver's clock current.
+async fn resync_clock(cluster: Arc<KubeCluster>) {
+    loop {
+        tokio::time::sleep(super::clock::RESYNC_AFTER).await;
+        cluster.clock.ensure_fresh(&cluster.client).await;
+    }
+}
+
+fn mirror<K>(api: Api<K>) -> (Store<K>, tokio::task::JoinHandle<()>)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let task = tokio::spawn(async move {
+        reflector(writer, watcher(api, watcher::Config::default()))
+            .default_backoff()
+            .applied_objects()
+            .for_each(|_| async {})
+            .await
+    });
+    (store, task)
+}
+
+use kube::runtime::reflector::reflector;
+
+/// Every few seconds: deletes each binding Portcullis made (it names an
+/// AccessRequest as owner or by label, or a request lists it by uid) whose
+/// request is gone, ended, or past its end. Catches whatever the happy path
+/// missed: an approval racing a revoke, a failed clean-up, a crash.
+async fn sweep_loop(cluster: Arc<KubeCluster>, requests: Store<DynamicObject>, every: Duration) {
+    let (role_bindings, rb_task) = mirror(Api::<RoleBinding>::all(cluster.client.clone()));
+    let (cluster_bindings, crb_task) =
+        mirror(Api::<ClusterRoleBinding>::all(cluster.client.clone()));
+    let ready = async {
+        ready(&requests).await && ready(&role_bindings).await && ready(&cluster_bindings).await
+    };
+    if ready.await {
+        tracing::debug!(cluster = %cluster.context, "sweeping every {every:?}");
+        loop {
+            let now = cluster.clock.now_at_least();
+            let live: HashMap<String, (AccessRequest, String)> = requests
+                .state()
+                .into_iter()
+                .map(|o| {
+                    let f = grant::read(&cluster, (*o).clone());
+                    let uid = f.uid().to_string();
+                    (f.req.name.clone(), (f.req, uid))
+                })
+                .collect();
+            let mut doomed: Vec<(&'static str, Option<String>, String, Option<String>)> =
+                Vec::new();
+            tracing::trace!(
+                requests = live.len(),
+                bindings = role_bindings.state().len(),
+                "sweep"
+            );
+            for b in role_bindings.state() {
+                if let Some(why) = orphan(b.meta(), "RoleBinding", &live, now) {
+                    tracing::info!(binding = %b.name_any(), namespace = ?b.namespace(), why, "sweeping");
+                    doomed.push(("RoleBinding", b.namespace(), b.name_any(), b.uid()));
+                }
+            }
+            for b in cluster_bindings.state() {
+                if let Some(why) = orphan(b.meta(), "ClusterRoleBinding", &live, now) {
+                    tracing::info!(binding = %b.name_any(), why, "sweeping");
+                    doomed.push(("ClusterRoleBinding", None, b.name_any(), b.uid()));
+                }
+            }
+            for (kind, ns, name, uid) in doomed {
+                let Some(ar) = objects::resource(kind) else {
+                    continue;
+                };
+                let api: Api<DynamicObject> = match &ns {
+                    Some(ns) => Api::namespaced_with(cluster.client.clone(), ns, &ar),
+                    None => Api::all_with(cluster.client.clone(), &ar),
+                };
+                if let Err(e) = objects::delete_uid(&api, &name, uid).await {
+                    tracing::warn!(binding = %name, error = %e, "sweep could not delete");
+                }
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+    rb_task.abort();
+    crb_task.abort();
+}
+
+/// Waits until a store has its first full list. Polled again every second:
+/// a store's readiness wakes only its latest waiter, and the controller
+/// waits on the same store.
+async fn ready<K>(store: &Store<K>) -> bool
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        match tokio::time::timeout(Duration::from_secs(1), store.wait_until_ready()).await {
+            Ok(result) => return result.is_ok(),
+            Err(_) => continue,
+        }
+    }
+}
+
+/// Why a binding is an orphan of Portcullis, if it is one.
+pub fn orphan(
+    meta: &kube::core::ObjectMeta,
+    kind: &str,
+    live: &HashMap<String, (AccessRequest, String)>,
+    now: DateTime<Utc>,
+) -> Option<&'static str> {
+    let owner = meta.owner_references.as_ref().and_then(|refs| {
+        refs.iter()
+            .find(|r| r.kind == wire::KIND && r.api_version.starts_with(wire::GROUP))
+    });
+    let label = meta.labels.as_ref().and_then(|l| l.get(REQUEST_LABEL));
+    let name = meta.name.as_deref().unwrap_or_default();
+    let namespace = meta.namespace.as_deref();
+    // A request that lists this very object by uid claims it whatever its
+    // labels say now (a grantee may have stripped them).
+    let by_uid = live.values().find(|(req, _)| {
+        req.status.bindings.iter().any(|b| {
+            b.kind == kind
+                && b.name == name
+                && b.namespace.as_deref() == namespace
+                && b.uid.is_some()
+                && b.uid == meta.uid
+        })
+    });
+    let (req, uid) = match (by_uid, owner, label) {
+        (Some((req, uid)), _, _) => (req, uid),
+        (None, Some(o), _) => match live.get(&o.name) {
+            Some((req, uid)) if *uid == o.uid => (req, uid),
+            // The owner is gone (or a new request took its name).
+            _ => return Some("its request is gone"),
+        },
+        (None, None, Some(l)) => match live.get(l) {
+            Some((req, uid)) => (req, uid),
+            None => return Some("its request is gone"),
+        },
+        (None, None, None) => return None,
+    };
+    let _ = uid;
+    match req.phase() {
+        Phase::Active if req.status.expires_at.is_some_and(|e| e > now) => None,
+        Phase::Active => Some("its grant is past its end"),
+        // A pending request has no bindings yet: one naming it was not
+        // made by an approval (or belongs to a claim that will record it).
+        Phase::Pending => None,
+        _ => Some("its grant has ended"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::request::BindingRef;
+    use crate::domain::{RoleRef, Subject};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    fn req(phase: Phase, ends_in: i64) -> AccessRequest {
+        let mut r = crate::backend::NewRequest {
+            cluster: "c".into(),
+            requester: Subject::new("alice", &[]),
+            role: RoleRef::cluster_role("admin"),
+            namespaces: vec!["payments".into()],
+            duration: Duration::from_secs(600),
+            reason: "x".into(),
+            ticket: None,
+            credentials: Credentials::Identity,
+        }
+        .into_request("g".into(), Utc::now());
+        r.status.phase = Some(phase);
+        r.status.expires_at = Some(Utc::now() + chrono::TimeDelta::seconds(ends_in));
+        r.status.bindings = vec![BindingRef {
+            kind: "RoleBinding".into(),
+            namespace: Some("payments".into()),
+            name: "portcullis-g".into(),
+            uid: Some("b-uid".into()),
+        }];
+        r
+    }
+
+    fn live(r: AccessRequest) -> HashMap<String, (AccessRequest, String)> {
+        HashMap::from([(r.name.clone(), (r, "r-uid".to_string()))])
+    }
+
+    fn meta(uid: &str, owner: Option<&str>, label: Option<&str>) -> kube::core::ObjectMeta {
+        kube::core::ObjectMeta {
+            name: Some("portcullis-g".into()),
+            namespace: Some("payments".into()),
+            uid: Some(uid.into()),
+            owner_references: owner.map(|o| {
+                vec![OwnerReference {
+                    api_version: wire::API_VERSION.into(),
+                    kind: wire::KIND.into(),
+                    name: "g".into(),
+                    uid: o.into(),
+                    ..Default::default()
+                }]
+            }),
+            labels: label.map(|l| [(REQUEST_LABEL.to_string(), l.to_string())].into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_stripped_binding_is_still_found_by_its_recorded_uid() {
+        let now = Utc::now();
+        // Labels and ownerReference stripped by the grantee: the uid decides.
+        let stripped = meta("b-uid", None, None);
+        assert_eq!(
+            orphan(&stripped, "RoleBinding", &live(req(Phase::Active, 60)), now),
+            None
+        );
+        assert_eq!(
+            orphan(&stripped, "RoleBinding", &live(req(Phase::Active, -1)), now),
+            Some("its grant is past its end")
+        );
+        assert_eq!(
+            orphan(
+                &stripped,
+                "RoleBinding",
+                &live(req(Phase::Revoked, 60)),
+                now
+            ),
+            Some("its grant has ended")
+        );
+        // Someone else's binding with no link to any request is left alone.
+        assert_eq!(
+            orphan(
+                &meta("other", None, None),
+                "RoleBinding",
+                &live(req(Phase::Revoked, 60)),
+                now
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn a_binding_whose_request_is_gone_or_replaced_is_an_orphan() {
+        let now = Utc::now();
+        let empty = HashMap::new();
+        assert_eq!(
+            orphan(&meta("x", Some("r-uid"), None), "RoleBinding", &empty, now),
+            Some("its request is gone")
+        );
+        assert_eq!(
+            orphan(&meta("x", None, Some("g")), "RoleBinding", &empty, now),
+            Some("its request is gone")
+        );
+        // Same name, new request (different uid): the old grant's binding goes.
+        assert_eq!(
+            orphan(
+                &meta("x", Some("old-uid"), None),
+                "RoleBinding",
+                &live(req(Phase::Active, 60)),
+                now
+            ),
+            Some("its request is gone")
+        );
+        assert_eq!(
+            orphan(
+                &meta("x", Some("r-uid"), None),
+                "RoleBinding",
+                &live(req(Phase::Active, 60)),
+                now
+            ),
+            None
+        );
     }
 }

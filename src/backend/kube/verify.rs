@@ -57,6 +57,7 @@ pub async fn inventory(client: &kube::Client) -> Result<Inventory, kube::Error> 
                 .items,
         ),
         namespaces: None,
+        skipped: Vec::new(),
     })
 }
 
@@ -159,43 +160,54 @@ pub async fn allowed(
 }
 
 /// One line for the status and the console: "revoked and verified: …", or
-/// which bindings still grant what.
+/// which bindings still grant what. A permission still allowed that no
+/// remaining binding explains is asked again for a moment: the apiserver's
+/// authorizer follows binding deletions through its own cache.
 pub async fn verify(cluster: &KubeCluster, req: &AccessRequest) -> Result<String, kube::Error> {
-    let inv = inventory(&cluster.client).await?;
-    let checks = sample(&inv, req);
-    if checks.is_empty() {
-        return Ok("verified: the role grants nothing the apiserver can check".into());
-    }
-    let subject = super::grant_subject(req);
-    let mut still = Vec::new();
-    for perm in &checks {
-        let review = review_for(&subject.user, effective_groups(&subject), perm);
-        if allowed(&cluster.client, &review).await? {
-            let via = effective_rules(&inv, &subject)
-                .into_iter()
-                .find(|r| rule_covers(&r.scope, &r.rule, perm))
-                .map(|r| r.via)
-                .unwrap_or_else(|| "a binding the engine cannot see".into());
-            still.push(format!(
-                "{} {} in {} ({via})",
-                perm.verb,
-                perm.resource_label(),
-                perm.scope
-            ));
+    const UNSEEN: &str = "a binding the engine cannot see";
+    let mut attempt = 0;
+    loop {
+        let inv = inventory(&cluster.client).await?;
+        let checks = sample(&inv, req);
+        if checks.is_empty() {
+            return Ok("verified: the role grants nothing the apiserver can check".into());
         }
+        let subject = super::grant_subject(req);
+        let mut still = Vec::new();
+        for perm in &checks {
+            let review = review_for(&subject.user, effective_groups(&subject), perm);
+            if allowed(&cluster.client, &review).await? {
+                let via = effective_rules(&inv, &subject)
+                    .into_iter()
+                    .find(|r| rule_covers(&r.scope, &r.rule, perm))
+                    .map(|r| r.via)
+                    .unwrap_or_else(|| UNSEEN.into());
+                still.push(format!(
+                    "{} {} in {} ({via})",
+                    perm.verb,
+                    perm.resource_label(),
+                    perm.scope
+                ));
+            }
+        }
+        attempt += 1;
+        if attempt < 6 && still.iter().any(|s| s.contains(UNSEEN)) {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            continue;
+        }
+        return Ok(if still.is_empty() {
+            format!(
+                "revoked and verified: {} of {} sampled permissions now denied by the apiserver",
+                checks.len(),
+                checks.len()
+            )
+        } else {
+            format!(
+                "verified: {} of {} sampled permissions denied; still granted by other bindings (left in place): {}",
+                checks.len() - still.len(),
+                checks.len(),
+                still.join("; ")
+            )
+        });
     }
-    Ok(if still.is_empty() {
-        format!(
-            "revoked and verified: {} of {} sampled permissions now denied by the apiserver",
-            checks.len(),
-            checks.len()
-        )
-    } else {
-        format!(
-            "verified: {} of {} sampled permissions denied; still granted by other bindings (left in place): {}",
-            checks.len() - still.len(),
-            checks.len(),
-            still.join("; ")
-        )
-    })
 }

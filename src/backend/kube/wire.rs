@@ -197,6 +197,7 @@ pub fn request_from_json(cluster: &str, obj: &Value) -> AccessRequest {
                         .and_then(Value::as_str)
                         .map(str::to_string),
                     name: b.get("name")?.as_str()?.to_string(),
+                    uid: b.get("uid").and_then(Value::as_str).map(str::to_string),
                 })
             })
             .collect(),
@@ -301,7 +302,9 @@ pub fn status_json(req: &AccessRequest) -> Value {
         json!(s
             .bindings
             .iter()
-            .map(|b| json!({"kind": b.kind, "namespace": b.namespace, "name": b.name}))
+            .map(
+                |b| json!({"kind": b.kind, "namespace": b.namespace, "name": b.name, "uid": b.uid})
+            )
             .collect::<Vec<_>>()),
     );
     Value::Object(m)
@@ -359,6 +362,7 @@ mod tests {
             kind: "RoleBinding".into(),
             namespace: Some("payments".into()),
             name: "portcullis-alice-payments-7f3k".into(),
+            uid: Some("b-1".into()),
         });
         let mut obj = good();
         obj["status"] = status_json(&r);

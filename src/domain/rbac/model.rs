@@ -179,6 +179,9 @@ pub struct Inventory {
     /// The cluster's namespaces, when known (None: not watched, e.g. the
     /// fixtures): a request for a namespace that does not exist is invalid.
     pub namespaces: Option<BTreeSet<String>>,
+    /// Objects that could not be read (one reason each): they were left
+    /// out, which can change what counts as already held.
+    pub skipped: Vec<String>,
 }
 
 /// Where a permission applies. `Cluster` means every namespace and the

@@ -1,0 +1,143 @@
+//! One cluster as Portcullis talks to it: a client, who we are there (as
+//! the apiserver says), its clock and its limits.
+
+use std::sync::Mutex;
+
+use chrono::TimeDelta;
+use kube::api::{Api, DynamicObject};
+use kube::config::AuthInfo;
+use kube::Client;
+
+use super::clock::ClusterClock;
+use super::identity::{whoami, Identity};
+use super::request_resource;
+use super::settings::{ClusterSettings, SettingsCache};
+
+/// Where a test can make the grant engine misbehave as a crash, a slow
+/// process or a concurrent writer would, to prove the rest copes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The approving process dies right after claiming the decision.
+    CrashAfterClaim,
+    /// ... after creating its bindings, before recording their uids.
+    CrashBeforeRecord,
+    /// The approving process stalls this long after its claim.
+    PauseAfterClaim(std::time::Duration),
+    /// Someone writes the request between a revoke's deletions and its
+    /// status write (so that write meets a 409).
+    ConflictBeforeEndWrite,
+}
+
+/// The points in the grant engine where a [`Fault`] can strike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FaultPoint {
+    AfterClaim,
+    BeforeRecord,
+    BeforeEndWrite,
+}
+
+pub struct KubeCluster {
+    /// The kubeconfig context name.
+    pub context: String,
+    pub client: Client,
+    pub identity: Identity,
+    pub clock: ClusterClock,
+    settings: SettingsCache,
+    fault: Mutex<Option<Fault>>,
+}
+
+impl std::fmt::Debug for KubeCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeCluster")
+            .field("context", &self.context)
+            .field("identity", &self.identity)
+            .finish()
+    }
+}
+
+impl KubeCluster {
+    /// Connects: asks the apiserver who we are and reads its clock.
+    /// `kubeconfig_user` is only the unverified fallback name.
+    pub async fn connect(
+        context: &str,
+        client: Client,
+        auth: &AuthInfo,
+        kubeconfig_user: &str,
+    ) -> Self {
+        Self::connect_with_clock(
+            context,
+            client,
+            auth,
+            kubeconfig_user,
+            ClusterClock::default(),
+        )
+        .await
+    }
+
+    /// As [`Self::connect`], with a clock whose local reading is off (tests).
+    pub async fn connect_with_clock(
+        context: &str,
+        client: Client,
+        auth: &AuthInfo,
+        kubeconfig_user: &str,
+        clock: ClusterClock,
+    ) -> Self {
+        let (identity, synced) =
+            tokio::join!(whoami(&client, auth, kubeconfig_user), clock.sync(&client));
+        if let Err(e) = synced {
+            tracing::warn!(%context, error = %e, "could not read the apiserver's clock yet");
+        }
+        tracing::info!(%context, user = %identity.user, verified_by = %identity.verified_by, skew_ms = clock.offset().num_milliseconds(), "connected");
+        Self {
+            context: context.into(),
+            client,
+            identity,
+            clock,
+            settings: SettingsCache::default(),
+            fault: Mutex::new(None),
+        }
+    }
+
+    pub fn requests(&self) -> Api<DynamicObject> {
+        Api::all_with(self.client.clone(), &request_resource())
+    }
+
+    pub fn user(&self) -> &str {
+        &self.identity.user
+    }
+
+    /// The cluster's limits (cached for a few seconds).
+    pub async fn settings(&self) -> Result<ClusterSettings, String> {
+        self.settings.get(&self.client).await
+    }
+
+    /// Makes the next approval stop at `fault` as if its process died
+    /// (no clean-up): tests prove the reaper finishes or undoes it.
+    #[doc(hidden)]
+    pub fn inject_fault(&self, fault: Option<Fault>) {
+        if let Ok(mut f) = self.fault.lock() {
+            *f = fault;
+        }
+    }
+
+    /// Takes the injected fault if it strikes at `at`.
+    pub(crate) fn take_fault(&self, at: FaultPoint) -> Option<Fault> {
+        let mut slot = self.fault.lock().ok()?;
+        let strikes = match (*slot, at) {
+            (Some(Fault::CrashAfterClaim | Fault::PauseAfterClaim(_)), FaultPoint::AfterClaim)
+            | (Some(Fault::CrashBeforeRecord), FaultPoint::BeforeRecord)
+            | (Some(Fault::ConflictBeforeEndWrite), FaultPoint::BeforeEndWrite) => true,
+            _ => false,
+        };
+        if strikes {
+            slot.take()
+        } else {
+            None
+        }
+    }
+
+    /// The clock skew to the apiserver, as measured.
+    pub fn skew(&self) -> TimeDelta {
+        self.clock.offset()
+    }
+}

@@ -1,0 +1,796 @@
+//! The grant engine: approve, deny, shorten, revoke, withdraw, expire and
+//! undo, each once, for the console, the verbs and the reaper alike.
+//!
+//! Every decision is a status write with a resourceVersion precondition on
+//! the request as just read, so of two racing writers exactly one wins and
+//! the other is told what happened. `decision.by` and `revokedBy` are the
+//! actor's identity as the apiserver verified it; times are the apiserver's
+//! clock. Approval order, chosen so a crash at any point leaves nothing the
+//! reaper does not finish or undo:
+//!
+//! 1. dry-run create every binding (a missing right fails before any write);
+//! 2. claim: status Active with the bindings it is about to create, by name;
+//! 3. add the `portcullis.dev/grant` finalizer, so deleting the request
+//!    cannot end (or, through garbage collection, strip) a live grant early;
+//! 4. create the bindings;
+//! 5. record their uids in the status.
+//!
+//! A claim whose uids are still missing after a grace period is an
+//! approval that died half-way: the reaper deletes what exists and marks
+//! the request Failed.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
+use serde_json::{json, Value};
+
+use super::cluster::{Fault, FaultPoint, KubeCluster};
+use super::identity::Identity;
+use super::objects::{self, CreateError};
+use super::{verify, wire};
+use crate::backend::{ApproveSpec, BackendError, RequestKey};
+use crate::domain::request::{Approval, BindingRef};
+use crate::domain::{AccessRequest, Phase, PhaseError, ValidationLimits};
+
+/// Keeps a live grant's request in place until its bindings are gone.
+pub const FINALIZER: &str = "portcullis.dev/grant";
+
+/// How often a write that lost a race is retried on a fresh read.
+const RETRIES: usize = 5;
+
+/// A request as just read, with what its next write needs.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub req: AccessRequest,
+    pub obj: DynamicObject,
+}
+
+impl Fetched {
+    pub fn uid(&self) -> &str {
+        self.obj.metadata.uid.as_deref().unwrap_or_default()
+    }
+    pub fn resource_version(&self) -> &str {
+        self.obj
+            .metadata
+            .resource_version
+            .as_deref()
+            .unwrap_or_default()
+    }
+    pub fn has_finalizer(&self) -> bool {
+        has_finalizer(&self.obj)
+    }
+}
+
+pub fn has_finalizer(obj: &DynamicObject) -> bool {
+    obj.metadata
+        .finalizers
+        .as_ref()
+        .is_some_and(|f| f.iter().any(|x| x == FINALIZER))
+}
+
+pub fn status_code(e: &kube::Error) -> Option<u16> {
+    match e {
+        kube::Error::Api(s) => Some(s.code),
+        _ => None,
+    }
+}
+
+/// Who should be told what when the apiserver says 403.
+#[derive(Debug, Clone, Copy)]
+pub enum Caller {
+    Requester,
+    Approver,
+}
+
+pub fn map_err(
+    cluster: &KubeCluster,
+    caller: Caller,
+    action: &str,
+    e: kube::Error,
+) -> BackendError {
+    match e {
+        kube::Error::Api(s) if s.code == 403 => BackendError::Forbidden {
+            user: cluster.identity.user.clone(),
+            action: action.into(),
+            hint: match caller {
+                Caller::Requester => {
+                    format!("ask for the portcullis-requester role ({})", s.message)
+                }
+                Caller::Approver => format!(
+                    "ask for the portcullis-approver role and `bind` on the role ({})",
+                    s.message
+                ),
+            },
+        },
+        kube::Error::Api(s) if s.code == 404 => {
+            BackendError::Invalid(format!("{action}: not found ({})", s.message))
+        }
+        e => BackendError::Unavailable {
+            cluster: cluster.context.clone(),
+            message: format!("{action}: {e}"),
+        },
+    }
+}
+
+fn key(cluster: &KubeCluster, name: &str) -> RequestKey {
+    RequestKey {
+        cluster: cluster.context.clone(),
+        name: name.into(),
+    }
+}
+
+pub fn read(cluster: &KubeCluster, obj: DynamicObject) -> Fetched {
+    let value = serde_json::to_value(&obj).unwrap_or(Value::Null);
+    Fetched {
+        req: wire::request_from_json(&cluster.context, &value),
+        obj,
+    }
+}
+
+/// The request as stored now; `None` when it does not exist.
+pub async fn fetch_opt(cluster: &KubeCluster, name: &str) -> Result<Option<Fetched>, kube::Error> {
+    Ok(cluster
+        .requests()
+        .get_opt(name)
+        .await?
+        .map(|obj| read(cluster, obj)))
+}
+
+pub async fn fetch(
+    cluster: &KubeCluster,
+    caller: Caller,
+    name: &str,
+) -> Result<Fetched, BackendError> {
+    match fetch_opt(cluster, name).await {
+        Ok(Some(f)) => Ok(f),
+        Ok(None) => Err(BackendError::NotFound(key(cluster, name))),
+        Err(e) => Err(map_err(cluster, caller, "read the request", e)),
+    }
+}
+
+/// A status write lost a race (409) or failed.
+#[derive(Debug)]
+pub enum WriteError {
+    Conflict,
+    Gone,
+    Failed(kube::Error),
+}
+
+/// Writes the whole status with a resourceVersion precondition.
+pub async fn write_status(
+    cluster: &KubeCluster,
+    req: &AccessRequest,
+    resource_version: &str,
+) -> Result<Fetched, WriteError> {
+    let patch = json!({"metadata": {"resourceVersion": resource_version}, "status": wire::status_json(req)});
+    match cluster
+        .requests()
+        .patch_status(&req.name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(obj) => Ok(read(cluster, obj)),
+        Err(e) if status_code(&e) == Some(409) => Err(WriteError::Conflict),
+        Err(e) if status_code(&e) == Some(404) => Err(WriteError::Gone),
+        Err(e) => Err(WriteError::Failed(e)),
+    }
+}
+
+/// What a loser of a race is told: who decided, and that nothing changed.
+async fn lost_race(cluster: &KubeCluster, name: &str) -> BackendError {
+    let who = match fetch_opt(cluster, name).await {
+        Ok(Some(now)) => match (&now.req.status.decision, now.req.phase()) {
+            (Some(d), _) => format!("{} already decided it ({:?})", d.by, d.verdict),
+            (None, phase) if phase != Phase::Pending => format!("it is already {phase}"),
+            _ => "someone else changed it first".into(),
+        },
+        Ok(None) => "it was deleted".into(),
+        Err(_) => "someone else changed it first".into(),
+    };
+    BackendError::Invalid(format!("{name}: {who}; nothing was changed"))
+}
+
+fn write_err(cluster: &KubeCluster, caller: Caller, e: WriteError) -> BackendError {
+    match e {
+        WriteError::Conflict => BackendError::Invalid("the request changed while writing".into()),
+        WriteError::Gone => BackendError::Invalid("the request was deleted".into()),
+        WriteError::Failed(e) => map_err(cluster, caller, "update the request status", e),
+    }
+}
+
+fn create_err(cluster: &KubeCluster, e: CreateError) -> BackendError {
+    let r = &e.reference;
+    let where_ = r
+        .namespace
+        .as_deref()
+        .map(|n| format!(" in {n}"))
+        .unwrap_or_default();
+    match e.error {
+        kube::Error::Api(s) if s.code == 409 => BackendError::Invalid(format!(
+            "a {} named {}{where_} already exists and was not made for this grant: nothing was granted",
+            r.kind, r.name
+        )),
+        other => map_err(
+            cluster,
+            Caller::Approver,
+            &format!("create a {}{where_}", r.kind),
+            other,
+        ),
+    }
+}
+
+fn refuse_unverified(actor: &Identity, action: &str) -> Result<(), BackendError> {
+    if actor.is_verified() {
+        return Ok(());
+    }
+    Err(BackendError::Forbidden {
+        user: actor.user.clone(),
+        action: action.into(),
+        hint: format!(
+            "your identity could not be verified by the apiserver ({}), so Portcullis will not record you as the approver",
+            actor.note.as_deref().unwrap_or("no way to verify it")
+        ),
+    })
+}
+
+/// The cluster's limits for decisions; unreadable or invalid settings
+/// refuse (fail closed).
+async fn limits(cluster: &KubeCluster) -> Result<super::settings::ClusterSettings, BackendError> {
+    cluster.settings().await.map_err(BackendError::Config)
+}
+
+/// Approves `name` as `actor`, at most what was asked.
+pub async fn approve(
+    cluster: &KubeCluster,
+    actor: &Identity,
+    name: &str,
+    spec: ApproveSpec,
+) -> Result<AccessRequest, BackendError> {
+    refuse_unverified(actor, "approve")?;
+    let settings = limits(cluster).await?;
+    let asked = fetch(cluster, Caller::Approver, name).await?;
+    settings
+        .check_grantable(&asked.req.role, &spec.namespaces)
+        .map_err(BackendError::Invalid)?;
+    cluster.clock.ensure_fresh(&cluster.client).await;
+    let mut req = asked.req.clone();
+    req.approve(
+        Approval {
+            by: actor.user.clone(),
+            at: cluster.clock.now(),
+            duration: spec.duration,
+            namespaces: spec.namespaces,
+            reason: spec.reason,
+        },
+        &settings.limits,
+    )?;
+    let uid = asked.uid().to_string();
+    let plan = objects::grant_plan(&req, &uid, &actor.user);
+    objects::create_all(&cluster.client, &plan, &uid, true, &mut Vec::new())
+        .await
+        .map_err(|e| create_err(cluster, e))?;
+
+    req.status.bindings = plan.iter().map(|p| p.reference.clone()).collect();
+    let claimed = match write_status(cluster, &req, asked.resource_version()).await {
+        Ok(c) => c,
+        Err(WriteError::Conflict | WriteError::Gone) => return Err(lost_race(cluster, name).await),
+        Err(e) => return Err(write_err(cluster, Caller::Approver, e)),
+    };
+    match cluster.take_fault(FaultPoint::AfterClaim) {
+        Some(Fault::PauseAfterClaim(d)) => tokio::time::sleep(d).await,
+        Some(f) => return Err(crashed(cluster, f)),
+        None => {}
+    }
+    if let Err(err) = protect(cluster, name, &claimed.req).await {
+        undo(cluster, name, &[], &err.to_string()).await;
+        return Err(err);
+    }
+    let mut made = Vec::new();
+    let created = objects::create_all(&cluster.client, &plan, &uid, false, &mut made).await;
+    if let Some(f) = cluster.take_fault(FaultPoint::BeforeRecord) {
+        return Err(crashed(cluster, f));
+    }
+    if let Err(e) = created {
+        let err = create_err(cluster, e);
+        undo(cluster, name, &made, &err.to_string()).await;
+        return Err(err);
+    }
+    record_made(cluster, name, &claimed.req, &made).await
+}
+
+/// Step 3: the finalizer, on the grant this approval claimed — unless it
+/// ended meanwhile (revoked, expired, failed), which stops the approval.
+async fn protect(
+    cluster: &KubeCluster,
+    name: &str,
+    claimed: &AccessRequest,
+) -> Result<(), BackendError> {
+    for _ in 0..RETRIES {
+        let now = fetch(cluster, Caller::Approver, name).await?;
+        if now.req.phase() != Phase::Active || now.req.status.decision != claimed.status.decision {
+            return Err(BackendError::Invalid(format!(
+                "{name} became {} while it was being approved; nothing was granted",
+                now.req.phase()
+            )));
+        }
+        match add_finalizer(cluster, &now).await {
+            Ok(()) => return Ok(()),
+            Err(e) if status_code(&e) == Some(409) => continue,
+            Err(e) => {
+                return Err(map_err(
+                    cluster,
+                    Caller::Approver,
+                    "protect the request with a finalizer",
+                    e,
+                ))
+            }
+        }
+    }
+    Err(lost_race(cluster, name).await)
+}
+
+/// An injected crash: the approval stops without cleaning up.
+fn crashed(cluster: &KubeCluster, f: Fault) -> BackendError {
+    BackendError::Unavailable {
+        cluster: cluster.context.clone(),
+        message: format!("injected fault {f:?}: the approval stopped here"),
+    }
+}
+
+/// Step 5: the uids, on a fresh read; if the grant ended meanwhile
+/// (revoked, expired, failed), what was just made is deleted again.
+async fn record_made(
+    cluster: &KubeCluster,
+    name: &str,
+    claimed: &AccessRequest,
+    made: &[BindingRef],
+) -> Result<AccessRequest, BackendError> {
+    for _ in 0..RETRIES {
+        let now = fetch(cluster, Caller::Approver, name).await?;
+        let same_grant =
+            now.req.phase() == Phase::Active && now.req.status.decision == claimed.status.decision;
+        if !same_grant {
+            let _ = objects::delete_refs(&cluster.client, made).await;
+            return Err(BackendError::Invalid(format!(
+                "{name} became {} while it was being approved; the bindings just made were removed again",
+                now.req.phase()
+            )));
+        }
+        let mut req = now.req.clone();
+        for b in &mut req.status.bindings {
+            if let Some(m) = made
+                .iter()
+                .find(|m| m.kind == b.kind && m.namespace == b.namespace && m.name == b.name)
+            {
+                b.uid = m.uid.clone();
+            }
+        }
+        match write_status(cluster, &req, now.resource_version()).await {
+            Ok(done) => return Ok(done.req),
+            Err(WriteError::Conflict) => continue,
+            Err(e) => return Err(write_err(cluster, Caller::Approver, e)),
+        }
+    }
+    Err(BackendError::Unavailable {
+        cluster: cluster.context.clone(),
+        message: format!("{name}: the status kept changing while recording the bindings; the reaper will finish or undo it"),
+    })
+}
+
+/// An approval that failed after its claim: delete what was made, mark the
+/// request Failed with why. Best effort: whatever this cannot do, the
+/// reaper does after the grace period.
+pub async fn undo(cluster: &KubeCluster, name: &str, made: &[BindingRef], why: &str) {
+    if let Err(e) = objects::delete_refs(&cluster.client, made).await {
+        tracing::warn!(request = %name, error = %e, "could not remove the bindings of a failed approval; the reaper will");
+    }
+    if let Err(e) = end(
+        cluster,
+        name,
+        Ending::Fail {
+            message: why.into(),
+        },
+        &ValidationLimits::default(),
+    )
+    .await
+    {
+        tracing::warn!(request = %name, error = %e, "could not mark the failed approval");
+    }
+}
+
+async fn add_finalizer(cluster: &KubeCluster, f: &Fetched) -> Result<(), kube::Error> {
+    if f.has_finalizer() {
+        return Ok(());
+    }
+    let mut list = f.obj.metadata.finalizers.clone().unwrap_or_default();
+    list.push(FINALIZER.into());
+    let patch = json!({"metadata": {"finalizers": list, "resourceVersion": f.resource_version()}});
+    cluster
+        .requests()
+        .patch(&f.req.name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+}
+
+/// Adds the finalizer to a live grant that lacks it (the reaper's repair).
+pub async fn ensure_finalizer(cluster: &KubeCluster, name: &str) -> Result<(), kube::Error> {
+    for _ in 0..RETRIES {
+        let Some(f) = fetch_opt(cluster, name).await? else {
+            return Ok(());
+        };
+        if f.req.phase() != Phase::Active || f.obj.metadata.deletion_timestamp.is_some() {
+            return Ok(());
+        }
+        match add_finalizer(cluster, &f).await {
+            Err(e) if status_code(&e) == Some(409) => continue,
+            other => return other,
+        }
+    }
+    Ok(())
+}
+
+/// Lets a request go once nothing of its grant is left.
+pub async fn remove_finalizer(cluster: &KubeCluster, name: &str) -> Result<(), kube::Error> {
+    for _ in 0..RETRIES {
+        let Some(f) = fetch_opt(cluster, name).await? else {
+            return Ok(());
+        };
+        if !f.has_finalizer() {
+            return Ok(());
+        }
+        let list: Vec<String> = f
+            .obj
+            .metadata
+            .finalizers
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|x| x != FINALIZER)
+            .collect();
+        let patch =
+            json!({"metadata": {"finalizers": list, "resourceVersion": f.resource_version()}});
+        match cluster
+            .requests()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(e) if status_code(&e) == Some(409) => continue,
+            Err(e) if status_code(&e) == Some(404) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Pending → Denied, with the reason.
+pub async fn deny(
+    cluster: &KubeCluster,
+    actor: &Identity,
+    name: &str,
+    reason: &str,
+) -> Result<AccessRequest, BackendError> {
+    refuse_unverified(actor, "deny")?;
+    let f = fetch(cluster, Caller::Approver, name).await?;
+    let mut req = f.req.clone();
+    req.deny(&actor.user, cluster.clock.now(), reason)?;
+    match write_status(cluster, &req, f.resource_version()).await {
+        Ok(done) => Ok(done.req),
+        Err(WriteError::Conflict | WriteError::Gone) => Err(lost_race(cluster, name).await),
+        Err(e) => Err(write_err(cluster, Caller::Approver, e)),
+    }
+}
+
+/// Moves a live grant's end earlier (the apiserver's clock decides "now").
+pub async fn shorten(
+    cluster: &KubeCluster,
+    actor: &Identity,
+    name: &str,
+    new_end: DateTime<Utc>,
+) -> Result<AccessRequest, BackendError> {
+    refuse_unverified(actor, "shorten")?;
+    for _ in 0..RETRIES {
+        let f = fetch(cluster, Caller::Approver, name).await?;
+        let mut req = f.req.clone();
+        req.shorten(new_end, cluster.clock.now())?;
+        match write_status(cluster, &req, f.resource_version()).await {
+            Ok(done) => {
+                objects::annotate_expiry(&cluster.client, &done.req).await;
+                return Ok(done.req);
+            }
+            // A verification note or a uid record landed first: try again
+            // on what is there now (the phase check above re-runs).
+            Err(WriteError::Conflict) => continue,
+            Err(e) => return Err(write_err(cluster, Caller::Approver, e)),
+        }
+    }
+    Err(lost_race(cluster, name).await)
+}
+
+/// Ends a live grant now. Never reports "nothing changed" when access was
+/// removed: a lost race is retried on a fresh read.
+pub async fn revoke(
+    cluster: &KubeCluster,
+    actor: &Identity,
+    name: &str,
+    reason: &str,
+) -> Result<AccessRequest, BackendError> {
+    refuse_unverified(actor, "revoke")?;
+    match end(
+        cluster,
+        name,
+        Ending::Revoke {
+            by: actor.user.clone(),
+            reason: reason.into(),
+        },
+        &ValidationLimits::default(),
+    )
+    .await
+    {
+        Ok(Ended::Done(req)) => Ok(*req),
+        Ok(Ended::Already(req)) => Err(BackendError::Invalid(format!(
+            "{name} had already ended ({}{}): its access is removed",
+            req.phase(),
+            req.status
+                .revoked_by
+                .as_ref()
+                .map(|b| format!(" by {b}"))
+                .unwrap_or_default()
+        ))),
+        Ok(Ended::Nothing) => Err(BackendError::NotFound(key(cluster, name))),
+        Err(EndError::Refused(e)) => Err(e.into()),
+        Err(EndError::Kube(e)) => Err(map_err(cluster, Caller::Approver, "revoke the grant", e)),
+    }
+}
+
+/// The requester takes back their pending request: it is deleted, with
+/// uid and resourceVersion preconditions, so a request approved a moment
+/// earlier is never withdrawn from under its grant.
+pub async fn withdraw(
+    cluster: &KubeCluster,
+    me: &Identity,
+    name: &str,
+) -> Result<AccessRequest, BackendError> {
+    let f = fetch(cluster, Caller::Requester, name).await?;
+    let mut req = f.req.clone();
+    req.withdraw(&me.user, cluster.clock.now())?;
+    let dp = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: Some(f.uid().into()),
+            resource_version: Some(f.resource_version().into()),
+        }),
+        ..Default::default()
+    };
+    match cluster.requests().delete(name, &dp).await {
+        Ok(_) => Ok(req),
+        Err(e) if status_code(&e) == Some(409) => Err(lost_race(cluster, name).await),
+        Err(e) => Err(map_err(
+            cluster,
+            Caller::Requester,
+            "withdraw (delete) the request",
+            e,
+        )),
+    }
+}
+
+/// How a grant (or a pending request) ends.
+#[derive(Debug, Clone)]
+pub enum Ending {
+    Revoke {
+        by: String,
+        reason: String,
+    },
+    /// At `expiresAt`, or a pending request at the approval timeout.
+    Expire,
+    /// An approval that did not complete.
+    Fail {
+        message: String,
+    },
+}
+
+#[derive(Debug)]
+pub enum Ended {
+    /// This call ended it.
+    Done(Box<AccessRequest>),
+    /// Someone else ended it first (its bindings are gone all the same).
+    Already(Box<AccessRequest>),
+    /// Not due, not live, or not there.
+    Nothing,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EndError {
+    #[error("{0}")]
+    Refused(PhaseError),
+    #[error("{0}")]
+    Kube(kube::Error),
+}
+
+/// Ends a request: deletes the grant's bindings first (access goes before
+/// the record says so), then writes the terminal status with a
+/// resourceVersion precondition, retrying on a fresh read when it loses a
+/// race; then asks the apiserver to verify and lets the request go.
+pub async fn end(
+    cluster: &KubeCluster,
+    name: &str,
+    ending: Ending,
+    limits: &ValidationLimits,
+) -> Result<Ended, EndError> {
+    let mut ended = None;
+    for attempt in 0..RETRIES {
+        let Some(f) = fetch_opt(cluster, name).await.map_err(EndError::Kube)? else {
+            return Ok(Ended::Nothing);
+        };
+        let was_active = f.req.phase() == Phase::Active;
+        // Due-ness is judged on a time the apiserver has surely reached:
+        // never early by the cluster's clock.
+        let now = match ending {
+            Ending::Expire => cluster.clock.now_at_least(),
+            _ => cluster.clock.now(),
+        };
+        let mut req = f.req.clone();
+        let changed = match &ending {
+            Ending::Revoke { by, reason } => match req.revoke(by, now, reason) {
+                Ok(()) => true,
+                Err(_) if attempt > 0 && f.req.phase().is_terminal() => {
+                    return Ok(Ended::Already(Box::new(f.req)))
+                }
+                Err(e) => return Err(EndError::Refused(e)),
+            },
+            Ending::Expire => req.expire_if_due(now, limits),
+            Ending::Fail { message } => {
+                if was_active {
+                    req.status.phase = Some(Phase::Failed);
+                    req.status.ended_at = Some(now);
+                    req.status.message = Some(message.clone());
+                }
+                was_active
+            }
+        };
+        if !changed {
+            return Ok(if attempt > 0 && f.req.phase().is_terminal() {
+                Ended::Already(Box::new(f.req))
+            } else {
+                Ended::Nothing
+            });
+        }
+        let mut left_for_reaper = false;
+        if was_active {
+            let deletion = objects::delete_recorded(&cluster.client, &f.req, f.uid())
+                .await
+                .map_err(EndError::Kube)?;
+            left_for_reaper = !deletion.left.is_empty();
+        }
+        if cluster.take_fault(FaultPoint::BeforeEndWrite).is_some() {
+            let bump = json!({"status": {"message": "written by someone else meanwhile"}});
+            let _ = cluster
+                .requests()
+                .patch_status(name, &PatchParams::default(), &Patch::Merge(&bump))
+                .await;
+        }
+        match write_status(cluster, &req, f.resource_version()).await {
+            Ok(done) => {
+                ended = Some((done.req, was_active, left_for_reaper));
+                break;
+            }
+            Err(WriteError::Conflict) => continue,
+            Err(WriteError::Gone) => return Ok(Ended::Nothing),
+            Err(WriteError::Failed(e)) => return Err(EndError::Kube(e)),
+        }
+    }
+    let Some((mut req, was_active, left_for_reaper)) = ended else {
+        return Err(EndError::Kube(kube::Error::Service(
+            "the request kept changing; will retry".into(),
+        )));
+    };
+    if was_active {
+        if let Some(message) = record_verification(cluster, &req).await {
+            req.status.message = Some(message);
+        }
+    }
+    // What this identity could not delete keeps the finalizer, so the
+    // reaper (which may) finishes and then lets the request go.
+    if !left_for_reaper {
+        remove_finalizer(cluster, name)
+            .await
+            .map_err(EndError::Kube)?;
+    }
+    Ok(Ended::Done(Box::new(req)))
+}
+
+/// Checks with the apiserver that an ended grant's permissions are gone and
+/// records the outcome in `status.message` for auditors. Failure to verify
+/// is logged, never fatal: the bindings are already deleted.
+pub async fn record_verification(cluster: &KubeCluster, req: &AccessRequest) -> Option<String> {
+    let message = match verify::verify(cluster, req).await {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(request = %req.name, error = %e, "could not verify the revocation");
+            return None;
+        }
+    };
+    let message = match &req.status.message {
+        // Keep why an approval failed; add the verification after it.
+        Some(prior) if req.phase() == Phase::Failed => format!("{prior}; {message}"),
+        _ => message,
+    };
+    let patch = json!({"status": {"message": message}});
+    if let Err(e) = cluster
+        .requests()
+        .patch_status(&req.name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        tracing::warn!(request = %req.name, error = %e, "could not record the verification");
+    }
+    Some(message)
+}
+
+/// Token mode: the reaper makes the grant's ServiceAccount and minting
+/// Role/RoleBinding and records them, once the grant is live.
+pub async fn provision_tokens(cluster: &KubeCluster, name: &str) -> Result<(), kube::Error> {
+    let Some(f) = fetch_opt(cluster, name).await? else {
+        return Ok(());
+    };
+    if f.req.phase() != Phase::Active || token_objects_recorded(&f.req) {
+        return Ok(());
+    }
+    let plan = objects::token_plan(&f.req, f.uid());
+    let mut made = Vec::new();
+    if let Err(e) = objects::create_all(&cluster.client, &plan, f.uid(), false, &mut made).await {
+        let _ = objects::delete_refs(&cluster.client, &made).await;
+        return Err(e.error);
+    }
+    for _ in 0..RETRIES {
+        let Some(now) = fetch_opt(cluster, name).await? else {
+            break;
+        };
+        if now.req.phase() != Phase::Active {
+            break;
+        }
+        let mut req = now.req.clone();
+        // The ServiceAccount first: revocation deletes in order, and
+        // deleting it is what stops its tokens.
+        let mut bindings = made.clone();
+        bindings.extend(
+            req.status
+                .bindings
+                .iter()
+                .filter(|b| {
+                    !made
+                        .iter()
+                        .any(|m| m.kind == b.kind && m.namespace == b.namespace && m.name == b.name)
+                })
+                .cloned(),
+        );
+        req.status.bindings = bindings;
+        match write_status(cluster, &req, now.resource_version()).await {
+            Ok(_) => return Ok(()),
+            Err(WriteError::Conflict) => continue,
+            Err(WriteError::Gone) => break,
+            Err(WriteError::Failed(e)) => return Err(e),
+        }
+    }
+    // The grant ended meanwhile (or vanished): take the objects back.
+    objects::delete_refs(&cluster.client, &made).await
+}
+
+pub fn token_objects_recorded(req: &AccessRequest) -> bool {
+    req.status
+        .bindings
+        .iter()
+        .any(|b| b.kind == "ServiceAccount" && b.uid.is_some())
+}
+
+/// An approval still missing the uids of what it created.
+pub fn incomplete(req: &AccessRequest) -> bool {
+    req.phase() == Phase::Active
+        && req.status.bindings.iter().any(|b| {
+            b.kind.ends_with("Binding")
+                && b.namespace.as_deref() != Some(super::SYSTEM_NAMESPACE)
+                && b.uid.is_none()
+        })
+}
+
+/// How long after its claim an approval may still be missing its uids
+/// before the reaper undoes it.
+pub const INCOMPLETE_GRACE: Duration = Duration::from_secs(30);

@@ -1,0 +1,324 @@
+//! The Kubernetes objects a grant consists of, created and deleted in one
+//! place.
+//!
+//! A grant's bindings are created with a plain `create` (never an apply
+//! over someone else's object): a same-named object that was not made for
+//! this grant makes the approval fail instead of being adopted. What was
+//! created is recorded by uid in the request's status, which the grantee
+//! cannot write; deletion goes by that uid, so a grantee who strips the
+//! labels or the ownerReference of their own binding (an `admin` grant may
+//! edit RoleBindings in its namespace) still loses it on time.
+
+use kube::api::{Api, DeleteParams, DynamicObject, PostParams, Preconditions};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::{json, Value};
+
+use super::{binding_name, token_account, wire, REQUEST_LABEL, SYSTEM_NAMESPACE};
+use crate::domain::rbac::engine::MANAGED_BY_LABEL;
+use crate::domain::request::BindingRef;
+use crate::domain::{AccessRequest, Credentials};
+
+pub const EXPIRES_ANNOTATION: &str = "portcullis.dev/expires-at";
+pub const APPROVED_BY_ANNOTATION: &str = "portcullis.dev/approved-by";
+
+/// The API resource of each kind a grant may create.
+pub fn resource(kind: &str) -> Option<ApiResource> {
+    let (group, version, plural) = match kind {
+        "RoleBinding" => ("rbac.authorization.k8s.io", "v1", "rolebindings"),
+        "ClusterRoleBinding" => ("rbac.authorization.k8s.io", "v1", "clusterrolebindings"),
+        "Role" => ("rbac.authorization.k8s.io", "v1", "roles"),
+        "ServiceAccount" => ("", "v1", "serviceaccounts"),
+        _ => return None,
+    };
+    Some(ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(group, version, kind),
+        plural,
+    ))
+}
+
+fn api(client: &kube::Client, kind: &str, namespace: Option<&str>) -> Option<Api<DynamicObject>> {
+    let ar = resource(kind)?;
+    Some(match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        None => Api::all_with(client.clone(), &ar),
+    })
+}
+
+/// One object to create, with the reference recorded for it.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub reference: BindingRef,
+    pub body: Value,
+}
+
+fn metadata(req: &AccessRequest, request_uid: &str, name: &str, namespace: Option<&str>) -> Value {
+    let mut m = json!({
+        "name": name,
+        "labels": {MANAGED_BY_LABEL: "portcullis", REQUEST_LABEL: req.name},
+        "ownerReferences": [{"apiVersion": wire::API_VERSION, "kind": wire::KIND, "name": req.name, "uid": request_uid}],
+    });
+    if let Some(ns) = namespace {
+        m["namespace"] = json!(ns);
+    }
+    m
+}
+
+fn planned(kind: &str, namespace: Option<&str>, name: &str, body: Value) -> Planned {
+    Planned {
+        reference: BindingRef {
+            kind: kind.into(),
+            namespace: namespace.map(str::to_string),
+            name: name.into(),
+            uid: None,
+        },
+        body,
+    }
+}
+
+/// The bindings an approval creates: one RoleBinding per granted namespace,
+/// or one ClusterRoleBinding; their subject is the requester (Identity) or
+/// the grant's ServiceAccount (Token).
+pub fn grant_plan(req: &AccessRequest, request_uid: &str, approver: &str) -> Vec<Planned> {
+    let name = binding_name(&req.name);
+    let subject = match req.credentials {
+        Credentials::Identity => {
+            json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": req.requester.user})
+        }
+        Credentials::Token => {
+            json!({"kind": "ServiceAccount", "name": token_account(&req.name), "namespace": SYSTEM_NAMESPACE})
+        }
+    };
+    let body = |namespace: Option<&str>| {
+        let mut meta = metadata(req, request_uid, &name, namespace);
+        // Informational only: the end is enforced from the request's
+        // status, which the grantee cannot write.
+        meta["annotations"] = json!({
+            EXPIRES_ANNOTATION: req.status.expires_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            APPROVED_BY_ANNOTATION: approver,
+        });
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": if namespace.is_some() { "RoleBinding" } else { "ClusterRoleBinding" },
+            "metadata": meta,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": req.role.kind.to_string(), "name": req.role.name},
+            "subjects": [subject.clone()],
+        })
+    };
+    let namespaces = req.granted_namespaces();
+    if namespaces.is_empty() {
+        vec![planned("ClusterRoleBinding", None, &name, body(None))]
+    } else {
+        namespaces
+            .iter()
+            .map(|ns| planned("RoleBinding", Some(ns), &name, body(Some(ns))))
+            .collect()
+    }
+}
+
+/// Token mode: the grant's ServiceAccount, and a Role + RoleBinding that let
+/// the requester (only) mint tokens for that one ServiceAccount. Made by the
+/// reaper, which alone holds the minting right these need.
+pub fn token_plan(req: &AccessRequest, request_uid: &str) -> Vec<Planned> {
+    let account = token_account(&req.name);
+    let minting = binding_name(&req.name);
+    let ns = Some(SYSTEM_NAMESPACE);
+    vec![
+        planned(
+            "ServiceAccount",
+            ns,
+            &account,
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata(req, request_uid, &account, ns)}),
+        ),
+        planned(
+            "Role",
+            ns,
+            &minting,
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": metadata(req, request_uid, &minting, ns),
+                "rules": [{"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"], "resourceNames": [account]}]}),
+        ),
+        planned(
+            "RoleBinding",
+            ns,
+            &minting,
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": metadata(req, request_uid, &minting, ns),
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": minting},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": req.requester.user}]}),
+        ),
+    ]
+}
+
+/// Why one object could not be created.
+#[derive(Debug)]
+pub struct CreateError {
+    pub reference: BindingRef,
+    pub error: kube::Error,
+}
+
+/// Whether `obj` was made for the request with uid `request_uid`.
+pub fn made_for(obj: &kube::core::ObjectMeta, request_uid: &str) -> bool {
+    obj.owner_references
+        .as_ref()
+        .is_some_and(|refs| refs.iter().any(|r| r.uid == request_uid))
+}
+
+/// Creates each planned object (or only checks, with `dry_run`), returning
+/// the references with the uids the apiserver gave them. An object that
+/// already exists is taken over only if it was made for this same request
+/// (a retry after a crash); anything else is an error, and `made` holds
+/// what was created before it.
+pub async fn create_all(
+    client: &kube::Client,
+    plan: &[Planned],
+    request_uid: &str,
+    dry_run: bool,
+    made: &mut Vec<BindingRef>,
+) -> Result<(), CreateError> {
+    let params = PostParams {
+        dry_run,
+        field_manager: Some(super::FIELD_MANAGER.into()),
+    };
+    for p in plan {
+        let r = &p.reference;
+        let fail = |error| CreateError {
+            reference: r.clone(),
+            error,
+        };
+        let Some(api) = api(client, &r.kind, r.namespace.as_deref()) else {
+            continue;
+        };
+        let obj: DynamicObject =
+            serde_json::from_value(p.body.clone()).map_err(|e| fail(kube::Error::SerdeError(e)))?;
+        let uid = match api.create(&params, &obj).await {
+            Ok(created) => created.metadata.uid,
+            Err(kube::Error::Api(s)) if s.code == 409 && !dry_run => {
+                let existing = api.get(&r.name).await.map_err(fail)?;
+                if !made_for(&existing.metadata, request_uid) {
+                    return Err(fail(kube::Error::Api(s)));
+                }
+                existing.metadata.uid
+            }
+            Err(e) => return Err(fail(e)),
+        };
+        if !dry_run {
+            made.push(BindingRef { uid, ..r.clone() });
+        }
+    }
+    Ok(())
+}
+
+/// What [`delete_recorded`] did.
+#[derive(Debug, Default)]
+pub struct Deletion {
+    pub deleted: usize,
+    /// Token-mode objects in portcullis-system this identity may not delete
+    /// (an approver's revoke): harmless once the bindings are gone, and
+    /// left for the reaper, which may.
+    pub left: Vec<BindingRef>,
+}
+
+/// Deletes the objects a grant recorded, each with a uid precondition.
+/// With a recorded uid that uid decides; without one (the approval had not
+/// recorded it yet) an object counts as the grant's when its
+/// ownerReference or label names the request. Already gone is success.
+pub async fn delete_recorded(
+    client: &kube::Client,
+    req: &AccessRequest,
+    request_uid: &str,
+) -> Result<Deletion, kube::Error> {
+    let mut out = Deletion::default();
+    for b in &req.status.bindings {
+        let Some(api) = api(client, &b.kind, b.namespace.as_deref()) else {
+            continue;
+        };
+        let token_object = matches!(b.kind.as_str(), "ServiceAccount" | "Role");
+        let obj = match api.get_opt(&b.name).await {
+            Ok(Some(obj)) => obj,
+            Ok(None) => continue,
+            Err(kube::Error::Api(s)) if s.code == 403 && token_object => {
+                out.left.push(b.clone());
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let ours = match &b.uid {
+            Some(uid) => obj.metadata.uid.as_ref() == Some(uid),
+            None => {
+                made_for(&obj.metadata, request_uid)
+                    || obj
+                        .metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get(REQUEST_LABEL))
+                        == Some(&req.name)
+            }
+        };
+        if !ours {
+            continue;
+        }
+        match delete_uid(&api, &b.name, obj.metadata.uid.clone()).await {
+            Ok(true) => out.deleted += 1,
+            Ok(false) => {}
+            Err(kube::Error::Api(s)) if s.code == 403 && token_object => out.left.push(b.clone()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// Deletes one object if it still has `uid`; gone or replaced is not an error.
+pub async fn delete_uid(
+    api: &Api<DynamicObject>,
+    name: &str,
+    uid: Option<String>,
+) -> Result<bool, kube::Error> {
+    let dp = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid,
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    match api.delete(name, &dp).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Deletes what `made` lists (used to undo a failed approval).
+pub async fn delete_refs(client: &kube::Client, made: &[BindingRef]) -> Result<(), kube::Error> {
+    for b in made {
+        if let Some(api) = api(client, &b.kind, b.namespace.as_deref()) {
+            delete_uid(&api, &b.name, b.uid.clone()).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Keeps the bindings' informational `expires-at` annotation in step after
+/// a shorten (best effort: the status is what rules).
+pub async fn annotate_expiry(client: &kube::Client, req: &AccessRequest) {
+    let Some(end) = req.status.expires_at else {
+        return;
+    };
+    let stamp = end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let patch = json!({"metadata": {"annotations": {EXPIRES_ANNOTATION: stamp}}});
+    for b in &req.status.bindings {
+        if !b.kind.ends_with("Binding") || b.namespace.as_deref() == Some(SYSTEM_NAMESPACE) {
+            continue;
+        }
+        let Some(api) = api(client, &b.kind, b.namespace.as_deref()) else {
+            continue;
+        };
+        if let Err(e) = api
+            .patch(
+                &b.name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await
+        {
+            tracing::warn!(binding = %b.name, error = %e, "could not update the expires-at annotation");
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! One set of limits per cluster, stored in the cluster.
+//!
+//! `max_duration`, `approval_timeout` and the grantable roles live in the
+//! ConfigMap `portcullis-system/portcullis-settings` (`portcullis crds`
+//! creates it with the defaults), so every approver, console and reaper of
+//! a cluster applies the same rules — not whatever each user's config file
+//! says. A missing ConfigMap means the defaults; an invalid one refuses
+//! approvals until it is fixed (fail closed) and says which key is wrong.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
+
+use super::SYSTEM_NAMESPACE;
+use crate::domain::{duration, RoleKind, RoleRef, ValidationLimits};
+
+pub const SETTINGS_NAME: &str = "portcullis-settings";
+/// How long a read of the ConfigMap is reused.
+pub const SETTINGS_TTL: Duration = Duration::from_secs(10);
+
+/// A role an approver may hand out: `ClusterRole/edit`, `edit` (a
+/// ClusterRole), `Role/deployer` (in any namespace) or
+/// `Role/payments/deployer`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grantable {
+    pub kind: RoleKind,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl Grantable {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = text.split('/').collect();
+        let (kind, namespace, name) = match parts.as_slice() {
+            [name] => (RoleKind::ClusterRole, None, *name),
+            ["ClusterRole", name] => (RoleKind::ClusterRole, None, *name),
+            ["Role", name] => (RoleKind::Role, None, *name),
+            ["Role", ns, name] => (RoleKind::Role, Some(ns.to_string()), *name),
+            _ => {
+                return Err(format!(
+                    "'{text}' is not ClusterRole/NAME, Role/NAME or Role/NAMESPACE/NAME"
+                ))
+            }
+        };
+        if name.is_empty() {
+            return Err(format!("'{text}' names no role"));
+        }
+        Ok(Self {
+            kind,
+            namespace,
+            name: name.to_string(),
+        })
+    }
+
+    pub fn allows(&self, role: &RoleRef, namespaces: &[String]) -> bool {
+        self.kind == role.kind
+            && self.name == role.name
+            && match &self.namespace {
+                None => true,
+                Some(ns) => namespaces.iter().all(|n| n == ns),
+            }
+    }
+}
+
+impl std::fmt::Display for Grantable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{}/{ns}/{}", self.kind, self.name),
+            None => write!(f, "{}/{}", self.kind, self.name),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSettings {
+    pub limits: ValidationLimits,
+    /// None: any role the approver may bind.
+    pub grantable: Option<Vec<Grantable>>,
+    /// Whether the values came from the ConfigMap (false: defaults).
+    pub from_cluster: bool,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        Self {
+            limits: ValidationLimits::default(),
+            grantable: None,
+            from_cluster: false,
+        }
+    }
+}
+
+impl ClusterSettings {
+    /// Reads the ConfigMap's data. Unknown keys are errors (a typo must not
+    /// silently leave a limit at its default).
+    pub fn from_data(data: &BTreeMap<String, String>) -> Result<Self, String> {
+        let mut out = Self {
+            from_cluster: true,
+            ..Self::default()
+        };
+        for (key, value) in data {
+            let value = value.trim();
+            match key.as_str() {
+                "maxDuration" => {
+                    out.limits.max_duration =
+                        duration::parse(value).map_err(|e| format!("maxDuration: {e}"))?
+                }
+                "approvalTimeout" => {
+                    out.limits.approval_timeout =
+                        duration::parse(value).map_err(|e| format!("approvalTimeout: {e}"))?
+                }
+                "grantableRoles" => {
+                    let roles: Vec<Grantable> = value
+                        .split([',', '\n', ' '])
+                        .filter(|s| !s.trim().is_empty())
+                        .map(|s| Grantable::parse(s.trim()))
+                        .collect::<Result<_, _>>()
+                        .map_err(|e| format!("grantableRoles: {e}"))?;
+                    out.grantable = (!roles.is_empty()).then_some(roles);
+                }
+                other => {
+                    return Err(format!(
+                        "unknown key '{}' (known: maxDuration, approvalTimeout, grantableRoles)",
+                        crate::domain::sanitize::inert(other, 64)
+                    ))
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Refuses a role the cluster does not let approvers hand out.
+    pub fn check_grantable(&self, role: &RoleRef, namespaces: &[String]) -> Result<(), String> {
+        match &self.grantable {
+            None => Ok(()),
+            Some(list) if list.iter().any(|g| g.allows(role, namespaces)) => Ok(()),
+            Some(list) => Err(format!(
+                "{} {} is not a grantable role on this cluster (grantable: {})",
+                role.kind,
+                role.name,
+                list.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+}
+
+/// The last read of the ConfigMap, reused for [`SETTINGS_TTL`].
+#[derive(Debug, Default)]
+pub struct SettingsCache {
+    last: Mutex<Option<(Instant, Result<ClusterSettings, String>)>>,
+}
+
+impl SettingsCache {
+    /// The cluster's settings; `Err` says why they cannot be used.
+    pub async fn get(&self, client: &kube::Client) -> Result<ClusterSettings, String> {
+        if let Ok(guard) = self.last.lock() {
+            if let Some((at, value)) = guard.as_ref() {
+                if at.elapsed() < SETTINGS_TTL {
+                    return value.clone();
+                }
+            }
+        }
+        let value = read(client).await;
+        if let Ok(mut guard) = self.last.lock() {
+            *guard = Some((Instant::now(), value.clone()));
+        }
+        value
+    }
+}
+
+async fn read(client: &kube::Client) -> Result<ClusterSettings, String> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), SYSTEM_NAMESPACE);
+    match api.get_opt(SETTINGS_NAME).await {
+        Ok(Some(cm)) => ClusterSettings::from_data(&cm.data.unwrap_or_default())
+            .map_err(|e| format!("{SYSTEM_NAMESPACE}/{SETTINGS_NAME} is invalid: {e}")),
+        Ok(None) => Ok(ClusterSettings::default()),
+        Err(kube::Error::Api(s)) if s.code == 403 => Err(format!(
+            "cannot read the cluster's limits ({SYSTEM_NAMESPACE}/{SETTINGS_NAME}): {}",
+            s.message
+        )),
+        Err(e) => Err(format!(
+            "cannot read the cluster's limits ({SYSTEM_NAMESPACE}/{SETTINGS_NAME}): {e}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn reads_limits_and_grantable_roles() {
+        let s = ClusterSettings::from_data(&data(&[
+            ("maxDuration", "2h"),
+            ("approvalTimeout", "30m"),
+            (
+                "grantableRoles",
+                "edit, ClusterRole/view\nRole/payments/deployer",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(s.limits.max_duration, Duration::from_secs(7200));
+        assert_eq!(s.limits.approval_timeout, Duration::from_secs(1800));
+        let pay = vec!["payments".to_string()];
+        assert!(s
+            .check_grantable(&RoleRef::cluster_role("edit"), &pay)
+            .is_ok());
+        assert!(s.check_grantable(&RoleRef::role("deployer"), &pay).is_ok());
+        assert!(s
+            .check_grantable(&RoleRef::role("deployer"), &["orders".to_string()])
+            .is_err());
+        let e = s
+            .check_grantable(&RoleRef::cluster_role("cluster-admin"), &pay)
+            .unwrap_err();
+        assert!(e.contains("not a grantable role"), "{e}");
+    }
+
+    #[test]
+    fn empty_means_defaults_and_typos_are_errors() {
+        let s = ClusterSettings::from_data(&BTreeMap::new()).unwrap();
+        assert_eq!(s.limits, ValidationLimits::default());
+        assert_eq!(s.grantable, None);
+        let e = ClusterSettings::from_data(&data(&[("maxduration", "1h")])).unwrap_err();
+        assert!(e.contains("unknown key 'maxduration'"), "{e}");
+        let e = ClusterSettings::from_data(&data(&[("maxDuration", "forever")])).unwrap_err();
+        assert!(e.starts_with("maxDuration:"), "{e}");
+        assert!(Grantable::parse("Role/a/b/c").is_err());
+    }
+}

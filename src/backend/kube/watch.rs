@@ -1,0 +1,421 @@
+//! Live state for the console: AccessRequests and the RBAC inventory,
+//! streamed as [`BackendEvent`]s.
+//!
+//! Both follow kube-runtime's watcher protocol to the letter: after a
+//! (re)list (`Init` … `InitApply`* … `InitDone`) whatever was known before
+//! and is not in the new list is gone — a binding deleted while the watch
+//! was down stops counting as held, and a request deleted meanwhile leaves
+//! the console.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use kube::api::Api;
+use kube::runtime::watcher;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::cluster::KubeCluster;
+use super::wire;
+use crate::backend::{BackendEvent, RequestKey};
+use crate::domain::rbac::Inventory;
+
+/// The names a watch knows, with re-list bookkeeping.
+#[derive(Debug, Default)]
+pub struct Relist {
+    known: BTreeSet<String>,
+    listing: Option<BTreeSet<String>>,
+}
+
+impl Relist {
+    /// Applies one watcher event; returns the names that disappeared
+    /// (only ever at `InitDone`).
+    pub fn on<K>(&mut self, event: &watcher::Event<K>, name: impl Fn(&K) -> String) -> Vec<String> {
+        match event {
+            watcher::Event::Init => {
+                self.listing = Some(BTreeSet::new());
+                Vec::new()
+            }
+            watcher::Event::InitApply(o) => {
+                let n = name(o);
+                if let Some(l) = &mut self.listing {
+                    l.insert(n.clone());
+                }
+                self.known.insert(n);
+                Vec::new()
+            }
+            watcher::Event::InitDone => {
+                let listed = self.listing.take().unwrap_or_default();
+                let gone: Vec<String> = self.known.difference(&listed).cloned().collect();
+                self.known = listed;
+                gone
+            }
+            watcher::Event::Apply(o) => {
+                self.known.insert(name(o));
+                Vec::new()
+            }
+            watcher::Event::Delete(o) => {
+                self.known.remove(&name(o));
+                Vec::new()
+            }
+        }
+    }
+}
+
+fn crd_missing(text: &str) -> bool {
+    text.contains("404") || text.contains("could not find the requested resource")
+}
+
+/// Streams the cluster's AccessRequests until the receiver goes away.
+pub async fn requests(cluster: Arc<KubeCluster>, tx: mpsc::UnboundedSender<BackendEvent>) {
+    let mut stream = watcher(cluster.requests(), watcher::Config::default()).boxed();
+    let mut relist = Relist::default();
+    let mut reported_error = false;
+    let context = cluster.context.clone();
+    let key = |name: String| RequestKey {
+        cluster: context.clone(),
+        name,
+    };
+    loop {
+        let event = match stream.try_next().await {
+            Ok(Some(e)) => e,
+            Ok(None) => return,
+            Err(e) => {
+                if !reported_error {
+                    reported_error = true;
+                    let text = e.to_string();
+                    let message = if crd_missing(&text) {
+                        "the AccessRequest CRD is not installed: run `portcullis crds | kubectl apply -f -`".to_string()
+                    } else {
+                        format!("watching AccessRequests: {text}")
+                    };
+                    let status = BackendEvent::ClusterStatus {
+                        cluster: cluster.context.clone(),
+                        error: Some(message),
+                    };
+                    if tx.send(status).is_err() {
+                        return;
+                    }
+                }
+                // The watcher re-lists by itself on the next poll.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if reported_error {
+            reported_error = false;
+            let _ = tx.send(BackendEvent::ClusterStatus {
+                cluster: cluster.context.clone(),
+                error: None,
+            });
+        }
+        let gone = relist.on(&event, |o| o.metadata.name.clone().unwrap_or_default());
+        let mut out: Vec<BackendEvent> = gone
+            .into_iter()
+            .map(|n| BackendEvent::Removed(key(n)))
+            .collect();
+        match event {
+            watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
+                let value = serde_json::to_value(&o).unwrap_or(Value::Null);
+                out.push(BackendEvent::Upsert(Box::new(wire::request_from_json(
+                    &cluster.context,
+                    &value,
+                ))));
+            }
+            watcher::Event::Delete(o) => out.push(BackendEvent::Removed(key(o
+                .metadata
+                .name
+                .unwrap_or_default()))),
+            watcher::Event::Init | watcher::Event::InitDone => {}
+        }
+        for e in out {
+            if tx.send(e).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+enum RbacChange {
+    Event(&'static str, watcher::Event<(String, Value)>),
+    Failed(String),
+}
+
+fn rbac_stream<K>(
+    api: Api<K>,
+    kind: &'static str,
+) -> futures::stream::BoxStream<'static, RbacChange>
+where
+    K: kube::Resource
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    let entry = |o: K| {
+        let key = format!(
+            "{}/{}",
+            o.meta().namespace.clone().unwrap_or_default(),
+            o.meta().name.clone().unwrap_or_default()
+        );
+        (key, serde_json::to_value(&o).unwrap_or(Value::Null))
+    };
+    watcher(api, watcher::Config::default())
+        .map(move |e| match e {
+            Ok(watcher::Event::Apply(o)) => {
+                RbacChange::Event(kind, watcher::Event::Apply(entry(o)))
+            }
+            Ok(watcher::Event::InitApply(o)) => {
+                RbacChange::Event(kind, watcher::Event::InitApply(entry(o)))
+            }
+            Ok(watcher::Event::Delete(o)) => {
+                RbacChange::Event(kind, watcher::Event::Delete(entry(o)))
+            }
+            Ok(watcher::Event::Init) => RbacChange::Event(kind, watcher::Event::Init),
+            Ok(watcher::Event::InitDone) => RbacChange::Event(kind, watcher::Event::InitDone),
+            Err(e) => RbacChange::Failed(format!("watching {kind}: {e}")),
+        })
+        .boxed()
+}
+
+/// The RBAC objects of one cluster as last listed and watched, per kind.
+#[derive(Debug, Default)]
+pub struct RbacObjects {
+    objects: HashMap<&'static str, BTreeMap<String, Value>>,
+    relist: HashMap<&'static str, Relist>,
+}
+
+impl RbacObjects {
+    /// Applies one event; true when the inventory changed.
+    pub fn apply(&mut self, kind: &'static str, event: watcher::Event<(String, Value)>) -> bool {
+        let gone = self
+            .relist
+            .entry(kind)
+            .or_default()
+            .on(&event, |(k, _)| k.clone());
+        let map = self.objects.entry(kind).or_default();
+        for k in &gone {
+            map.remove(k);
+        }
+        match event {
+            watcher::Event::Apply((k, v)) | watcher::Event::InitApply((k, v)) => {
+                map.insert(k, v);
+                true
+            }
+            watcher::Event::Delete((k, _)) => {
+                map.remove(&k);
+                true
+            }
+            watcher::Event::InitDone => true,
+            watcher::Event::Init => !gone.is_empty(),
+        }
+    }
+
+    /// The inventory the engine reads; objects that do not parse are
+    /// skipped and each is named in `skipped`.
+    pub fn inventory(&self) -> Inventory {
+        let mut skipped = Vec::new();
+        let items = |kind: &str| -> Vec<Value> {
+            self.objects
+                .get(kind)
+                .map(|m| m.values().cloned().collect())
+                .unwrap_or_default()
+        };
+        fn parse<T: serde::de::DeserializeOwned>(
+            kind: &str,
+            values: Vec<Value>,
+            skipped: &mut Vec<String>,
+        ) -> Vec<T> {
+            values
+                .into_iter()
+                .filter_map(|v| match serde_json::from_value(v.clone()) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        let name = v["metadata"]["name"].as_str().unwrap_or("?").to_string();
+                        skipped.push(format!("{kind} {name}: {e}"));
+                        None
+                    }
+                })
+                .collect()
+        }
+        let roles = parse("Role", items("Role"), &mut skipped);
+        let cluster_roles = parse("ClusterRole", items("ClusterRole"), &mut skipped);
+        let role_bindings = parse("RoleBinding", items("RoleBinding"), &mut skipped);
+        let cluster_role_bindings = parse(
+            "ClusterRoleBinding",
+            items("ClusterRoleBinding"),
+            &mut skipped,
+        );
+        let namespaces = self.objects.get("Namespace").map(|m| {
+            m.keys()
+                .map(|k| k.trim_start_matches('/').to_string())
+                .collect()
+        });
+        if !skipped.is_empty() {
+            tracing::warn!(count = skipped.len(), first = %skipped[0], "RBAC objects the engine cannot read were skipped");
+        }
+        Inventory {
+            roles,
+            cluster_roles,
+            role_bindings,
+            cluster_role_bindings,
+            namespaces,
+            skipped,
+        }
+    }
+}
+
+/// Watches the RBAC inventory and sends it whole after each burst of changes.
+pub async fn rbac(cluster: Arc<KubeCluster>, tx: mpsc::UnboundedSender<BackendEvent>) {
+    let c = cluster.client.clone();
+    let mut merged = futures::stream::select_all([
+        rbac_stream(Api::<Role>::all(c.clone()), "Role"),
+        rbac_stream(Api::<ClusterRole>::all(c.clone()), "ClusterRole"),
+        rbac_stream(Api::<RoleBinding>::all(c.clone()), "RoleBinding"),
+        rbac_stream(
+            Api::<ClusterRoleBinding>::all(c.clone()),
+            "ClusterRoleBinding",
+        ),
+        rbac_stream(Api::<Namespace>::all(c), "Namespace"),
+    ]);
+    let mut objects = RbacObjects::default();
+    let mut dirty = false;
+    loop {
+        let next = if dirty {
+            match tokio::time::timeout(Duration::from_millis(100), merged.next()).await {
+                Ok(n) => n,
+                Err(_) => {
+                    dirty = false;
+                    let event = BackendEvent::Inventory {
+                        cluster: cluster.context.clone(),
+                        inventory: Arc::new(objects.inventory()),
+                    };
+                    if tx.send(event).is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            }
+        } else {
+            merged.next().await
+        };
+        match next {
+            None => return,
+            Some(RbacChange::Event(kind, event)) => dirty |= objects.apply(kind, event),
+            Some(RbacChange::Failed(message)) => {
+                tracing::warn!(cluster = %cluster.context, %message);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Sends the cluster's limits now and whenever they change (polled: one
+/// small GET every few seconds).
+pub async fn limits(cluster: Arc<KubeCluster>, tx: mpsc::UnboundedSender<BackendEvent>) {
+    let mut last = None;
+    loop {
+        let now = cluster.settings().await;
+        if last.as_ref() != Some(&now) {
+            let event = match &now {
+                Ok(s) => BackendEvent::Limits {
+                    cluster: cluster.context.clone(),
+                    limits: s.limits.clone(),
+                },
+                Err(e) => BackendEvent::Notice {
+                    cluster: cluster.context.clone(),
+                    error: true,
+                    text: e.clone(),
+                },
+            };
+            if tx.send(event).is_err() {
+                return;
+            }
+            last = Some(now);
+        }
+        tokio::time::sleep(super::settings::SETTINGS_TTL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rb(name: &str) -> (String, Value) {
+        (
+            format!("payments/{name}"),
+            json!({"metadata": {"name": name, "namespace": "payments"},
+                   "roleRef": {"kind": "ClusterRole", "name": "edit"},
+                   "subjects": [{"kind": "User", "name": "alice"}]}),
+        )
+    }
+
+    #[test]
+    fn a_relist_drops_what_was_deleted_while_the_watch_was_down() {
+        let mut o = RbacObjects::default();
+        for e in [
+            watcher::Event::Init,
+            watcher::Event::InitApply(rb("a")),
+            watcher::Event::InitApply(rb("b")),
+            watcher::Event::InitDone,
+        ] {
+            o.apply("RoleBinding", e);
+        }
+        assert_eq!(o.inventory().role_bindings.len(), 2);
+        // The watch breaks; `b` is deleted meanwhile; the re-list lacks it.
+        for e in [
+            watcher::Event::Init,
+            watcher::Event::InitApply(rb("a")),
+            watcher::Event::InitDone,
+        ] {
+            o.apply("RoleBinding", e);
+        }
+        let names: Vec<String> = o
+            .inventory()
+            .role_bindings
+            .iter()
+            .map(|b| b.metadata.name.clone())
+            .collect();
+        assert_eq!(names, ["a"]);
+    }
+
+    #[test]
+    fn unreadable_objects_are_counted_not_dropped_silently() {
+        let mut o = RbacObjects::default();
+        o.apply(
+            "RoleBinding",
+            watcher::Event::Apply((
+                "payments/broken".into(),
+                json!({"metadata": {"name": "broken"}, "subjects": "nope"}),
+            )),
+        );
+        o.apply("RoleBinding", watcher::Event::Apply(rb("ok")));
+        let inv = o.inventory();
+        assert_eq!(inv.role_bindings.len(), 1);
+        assert_eq!(inv.skipped.len(), 1);
+        assert!(
+            inv.skipped[0].starts_with("RoleBinding broken:"),
+            "{:?}",
+            inv.skipped
+        );
+    }
+
+    #[test]
+    fn request_relist_reports_removed_names() {
+        let mut r = Relist::default();
+        let name = |s: &String| s.clone();
+        r.on(&watcher::Event::Apply("x".to_string()), name);
+        r.on(&watcher::Event::Apply("y".to_string()), name);
+        r.on(&watcher::Event::<String>::Init, name);
+        r.on(&watcher::Event::InitApply("y".to_string()), name);
+        assert_eq!(r.on(&watcher::Event::<String>::InitDone, name), ["x"]);
+    }
+}

@@ -1,0 +1,569 @@
+//! Direct mode against a hostile requester and a careless approver, on a
+//! real control plane. Every attack uses the attacker's own bearer token
+//! and only the rights the shipped roles give them, over raw HTTP (curl)
+//! as an attacker would — never our own well-behaved client — and every
+//! outcome is measured by asking the apiserver (SubjectAccessReview) what
+//! the attacker can do.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use common::cluster::{apply, can_i, crb, install, reaper, wait_for, ControlPlane};
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::api::{Api, DynamicObject};
+use portcullis::backend::kube::{request_resource, Fault, KubeBackend, KubeCluster};
+use portcullis::backend::{AccessBackend, ApproveSpec, NewRequest, RequestKey};
+use portcullis::domain::{AccessRequest, Credentials, Phase, RoleRef, Subject};
+use serde_json::json;
+
+fn ask(user: &str, role: &str, ns: &[&str], minutes: u64) -> NewRequest {
+    NewRequest {
+        cluster: "test".into(),
+        requester: Subject::new(user, &["dev"]),
+        role: RoleRef::cluster_role(role),
+        namespaces: ns.iter().map(|s| s.to_string()).collect(),
+        duration: Duration::from_secs(minutes * 60),
+        reason: "INC-9 investigate".into(),
+        ticket: None,
+        credentials: Credentials::Identity,
+    }
+}
+
+fn key(name: &str) -> RequestKey {
+    RequestKey {
+        cluster: "test".into(),
+        name: name.into(),
+    }
+}
+
+fn spec(secs: u64, ns: &[&str]) -> ApproveSpec {
+    ApproveSpec {
+        duration: Duration::from_secs(secs),
+        namespaces: ns.iter().map(|s| s.to_string()).collect(),
+        reason: None,
+    }
+}
+
+fn path(name: &str) -> String {
+    format!("/apis/portcullis.dev/v1alpha1/accessrequests/{name}")
+}
+
+async fn stored(admin: &KubeCluster, name: &str) -> Option<AccessRequest> {
+    Api::<DynamicObject>::all_with(admin.client.clone(), &request_resource())
+        .get_opt(name)
+        .await
+        .unwrap()
+        .map(|o| portcullis::backend::kube::grant::read(admin, o).req)
+}
+
+async fn binding(admin: &KubeCluster, ns: &str, request: &str) -> Option<RoleBinding> {
+    Api::<RoleBinding>::namespaced(admin.client.clone(), ns)
+        .get_opt(&format!("portcullis-{request}"))
+        .await
+        .unwrap()
+}
+
+/// Waits for the request to reach `phase` (generous deadline: the
+/// machine may be loaded; nothing here is a timing assertion).
+async fn until_phase(admin: &KubeCluster, name: &str, phase: Phase) -> AccessRequest {
+    let mut last = None;
+    for _ in 0..300 {
+        last = stored(admin, name).await;
+        if last.as_ref().is_some_and(|r| r.phase() == phase) {
+            return last.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{name} never became {phase}: {last:?}");
+}
+
+/// Status writes, spec writes, deletes and binding edits by requesters:
+/// refused, or without effect on access. Measured after expiry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requester_cannot_keep_widen_or_cut_short_a_grant() {
+    let cp = ControlPlane::start();
+    let admin = install(&cp).await;
+    let _reaper = reaper(&cp).await;
+    let alice = KubeBackend::from_clusters(vec![cp.cluster("alice").await]);
+    let bob = KubeBackend::from_clusters(vec![cp.cluster("bob").await]).reaping(false);
+
+    let asked = alice
+        .create(ask("alice", "admin", &["payments"], 30))
+        .await
+        .unwrap();
+    let other = alice
+        .create(ask("alice", "view", &["orders"], 30))
+        .await
+        .unwrap();
+    let granted = bob
+        .approve(&key(&asked.name), spec(20, &["payments"]))
+        .await
+        .expect("bob approves admin in payments for 20 s");
+    let end = granted.status.expires_at.unwrap();
+    assert!(can_i(&admin, "alice", "list", "", "pods", Some("payments")).await);
+
+    // 1. Every status write a requester might try, with her own token.
+    let status = format!("{}/status", path(&asked.name));
+    for body in [
+        json!({"status": {"phase": "Withdrawn"}}),
+        json!({"status": {"expiresAt": "2099-01-01T00:00:00Z"}}),
+        json!({"status": {"bindings": []}}),
+        json!({"status": {"phase": "Pending", "decision": null}}),
+    ] {
+        let (code, text) = cp.raw("alice", "PATCH", &status, Some(&body.to_string()));
+        assert_eq!(code, 403, "alice PATCH status {body}: {text}");
+    }
+    let whole = Api::<DynamicObject>::all_with(admin.client.clone(), &request_resource())
+        .get(&asked.name)
+        .await
+        .unwrap();
+    let mut replaced = serde_json::to_value(&whole).unwrap();
+    replaced["status"]["expiresAt"] = json!("2099-01-01T00:00:00Z");
+    let (code, _) = cp.raw("alice", "PUT", &status, Some(&replaced.to_string()));
+    assert_eq!(code, 403, "alice PUT status");
+    // ... nor the spec, nor other people's requests.
+    let (code, _) = cp.raw(
+        "alice",
+        "PATCH",
+        &path(&asked.name),
+        Some(r#"{"spec":{"duration":"8h"}}"#),
+    );
+    assert_eq!(code, 403, "alice PATCH spec");
+    for body in [
+        json!({"status": {"phase": "Denied", "decision": {"by": "bob", "verdict": "Denied"}}}),
+        json!({"status": {"phase": "Expired"}}),
+    ] {
+        let (code, _) = cp.raw(
+            "mallory",
+            "PATCH",
+            &format!("{}/status", path(&other.name)),
+            Some(&body.to_string()),
+        );
+        assert_eq!(code, 403, "mallory deciding alice's request: {body}");
+    }
+    // A status sent on create is dropped by the apiserver.
+    let forged = json!({"apiVersion": "portcullis.dev/v1alpha1", "kind": "AccessRequest",
+        "metadata": {"name": "forged-active"},
+        "spec": {"requester": {"user": "alice"}, "role": {"kind": "ClusterRole", "name": "admin"},
+                 "namespaces": ["payments"], "duration": "8h", "reason": "x"},
+        "status": {"phase": "Active", "expiresAt": "2099-01-01T00:00:00Z",
+                   "decision": {"by": "bob", "verdict": "Approved"}}});
+    let (code, _) = cp.raw(
+        "alice",
+        "POST",
+        "/apis/portcullis.dev/v1alpha1/accessrequests",
+        Some(&forged.to_string()),
+    );
+    assert_eq!(code, 201);
+    assert_eq!(
+        stored(&admin, "forged-active").await.unwrap().phase(),
+        Phase::Pending
+    );
+    assert!(binding(&admin, "payments", "forged-active").await.is_none());
+
+    // 2. Her admin grant lets her edit RoleBindings in payments: she strips
+    //    every label, annotation and the ownerReference of her own binding.
+    let rb = format!(
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/payments/rolebindings/portcullis-{}",
+        asked.name
+    );
+    let (code, text) = cp.raw(
+        "alice",
+        "PATCH",
+        &rb,
+        Some(r#"{"metadata":{"labels":null,"annotations":null,"ownerReferences":null}}"#),
+    );
+    assert_eq!(code, 200, "the grantee may edit it: {text}");
+    let stripped = binding(&admin, "payments", &asked.name).await.unwrap();
+    assert!(stripped.metadata.labels.unwrap_or_default().is_empty());
+    assert!(stripped
+        .metadata
+        .owner_references
+        .unwrap_or_default()
+        .is_empty());
+
+    // 3. Deleting the request (mallory may delete any request: RBAC cannot
+    //    say "your own") neither ends nor extends the grant.
+    let (code, _) = cp.raw("mallory", "DELETE", &path(&asked.name), None);
+    assert_eq!(code, 200);
+    let held = stored(&admin, &asked.name)
+        .await
+        .expect("kept by the finalizer");
+    assert_eq!(held.phase(), Phase::Active);
+    assert!(
+        can_i(&admin, "alice", "list", "", "pods", Some("payments")).await,
+        "deleting the request does not cut the grant short"
+    );
+
+    // After its end: no access, the stripped binding gone, the request
+    // released (and so deleted, as mallory asked).
+    wait_for("alice's access to end after expiry", 30, || async {
+        !can_i(&admin, "alice", "list", "", "pods", Some("payments")).await
+    })
+    .await;
+    assert!(Utc::now() >= end, "never before its end");
+    assert!(binding(&admin, "payments", &asked.name).await.is_none());
+    wait_for("the request to be released", 30, || async {
+        stored(&admin, &asked.name).await.is_none()
+    })
+    .await;
+    for verb in ["get", "list", "delete", "create"] {
+        assert!(
+            !can_i(&admin, "alice", verb, "", "pods", Some("payments")).await,
+            "{verb}"
+        );
+    }
+}
+
+/// An approval that races a revoke or an expiry, dies half-way, or loses
+/// its apiserver half-way leaves no binding that no live grant accounts for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_approval_leaves_an_orphan_binding() {
+    let mut cp = ControlPlane::start();
+    let admin = install(&cp).await;
+    let _reaper = reaper(&cp).await;
+    let alice = KubeBackend::from_clusters(vec![cp.cluster("alice").await]);
+    let bob_c = cp.cluster("bob").await;
+    let bob = KubeBackend::from_clusters(vec![bob_c.clone()]).reaping(false);
+    let carol = KubeBackend::from_clusters(vec![cp.cluster("carol").await]).reaping(false);
+
+    // Approve racing revoke: carol revokes while bob's approval stalls
+    // between its claim and its bindings.
+    let r1 = alice
+        .create(ask("alice", "edit", &["payments"], 30))
+        .await
+        .unwrap();
+    bob_c.inject_fault(Some(Fault::PauseAfterClaim(Duration::from_secs(2))));
+    let approving = tokio::spawn({
+        let bob = KubeBackend::from_clusters(vec![bob_c.clone()]).reaping(false);
+        let k = key(&r1.name);
+        async move { bob.approve(&k, spec(600, &["payments"])).await }
+    });
+    until_phase(&admin, &r1.name, Phase::Active).await;
+    let revoked = carol
+        .revoke(&key(&r1.name), "wrong person")
+        .await
+        .expect("revoke the claim");
+    assert_eq!(revoked.phase(), Phase::Revoked);
+    let err = approving.await.unwrap().unwrap_err().to_string();
+    assert!(err.contains("became Revoked"), "{err}");
+    assert!(binding(&admin, "payments", &r1.name).await.is_none());
+    assert!(!can_i(&admin, "alice", "list", "", "pods", Some("payments")).await);
+
+    // Approve racing the expiry of a short grant.
+    let r2 = alice
+        .create(ask("alice", "edit", &["payments"], 30))
+        .await
+        .unwrap();
+    bob_c.inject_fault(Some(Fault::PauseAfterClaim(Duration::from_secs(4))));
+    let err = bob
+        .approve(&key(&r2.name), spec(1, &["payments"]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("became Expired"), "{err}");
+    assert!(binding(&admin, "payments", &r2.name).await.is_none());
+
+    // The approving process dies after creating its bindings, before
+    // recording them: the reaper undoes it after the grace period.
+    let r3 = alice
+        .create(ask("alice", "edit", &["payments", "orders"], 30))
+        .await
+        .unwrap();
+    bob_c.inject_fault(Some(Fault::CrashBeforeRecord));
+    assert!(bob
+        .approve(&key(&r3.name), spec(600, &["payments", "orders"]))
+        .await
+        .is_err());
+    assert!(
+        binding(&admin, "orders", &r3.name).await.is_some(),
+        "left behind by the crash"
+    );
+    let failed = until_phase(&admin, &r3.name, Phase::Failed).await;
+    assert!(failed
+        .status
+        .message
+        .unwrap_or_default()
+        .contains("did not complete"));
+    assert!(binding(&admin, "payments", &r3.name).await.is_none());
+    assert!(binding(&admin, "orders", &r3.name).await.is_none());
+
+    // ... or dies right after its claim.
+    let r4 = alice
+        .create(ask("alice", "view", &["orders"], 30))
+        .await
+        .unwrap();
+    bob_c.inject_fault(Some(Fault::CrashAfterClaim));
+    assert!(bob
+        .approve(&key(&r4.name), spec(600, &["orders"]))
+        .await
+        .is_err());
+    until_phase(&admin, &r4.name, Phase::Failed).await;
+
+    // The apiserver stops in the middle of an approval (its clean-up fails
+    // too) and comes back.
+    let r5 = alice
+        .create(ask("alice", "edit", &["orders"], 30))
+        .await
+        .unwrap();
+    bob_c.inject_fault(Some(Fault::PauseAfterClaim(Duration::from_secs(2))));
+    let approving = tokio::spawn({
+        let bob = KubeBackend::from_clusters(vec![bob_c.clone()]).reaping(false);
+        let k = key(&r5.name);
+        async move { bob.approve(&k, spec(600, &["orders"])).await }
+    });
+    until_phase(&admin, &r5.name, Phase::Active).await;
+    cp.stop_apiserver();
+    assert!(approving.await.unwrap().is_err(), "no apiserver, no grant");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cp.start_apiserver();
+    until_phase(&admin, &r5.name, Phase::Failed).await;
+    assert!(binding(&admin, "orders", &r5.name).await.is_none());
+    assert!(!can_i(&admin, "alice", "list", "", "pods", Some("orders")).await);
+
+    // A clean-up that failed leaves a binding for an ended grant: the
+    // sweep removes it (here made by hand, as the failed clean-up left it).
+    let uid = Api::<DynamicObject>::all_with(admin.client.clone(), &request_resource())
+        .get(&r1.name)
+        .await
+        .unwrap()
+        .metadata
+        .uid
+        .unwrap();
+    apply(
+        &admin,
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": format!("portcullis-{}", r1.name), "namespace": "payments",
+                "labels": {"app.kubernetes.io/managed-by": "portcullis", "portcullis.dev/request": r1.name},
+                "ownerReferences": [{"apiVersion": "portcullis.dev/v1alpha1", "kind": "AccessRequest", "name": r1.name, "uid": uid}]},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}]}),
+    )
+    .await;
+    wait_for("the sweep to remove the leftover binding", 30, || async {
+        binding(&admin, "payments", &r1.name).await.is_none()
+    })
+    .await;
+    assert!(!can_i(&admin, "alice", "list", "", "pods", Some("payments")).await);
+
+    // A revoke whose status write meets a 409 after the bindings are gone
+    // retries on a fresh read and records the revoke.
+    let r6 = alice
+        .create(ask("alice", "view", &["orders"], 30))
+        .await
+        .unwrap();
+    bob.approve(&key(&r6.name), spec(600, &["orders"]))
+        .await
+        .expect("approve");
+    bob_c.inject_fault(Some(Fault::ConflictBeforeEndWrite));
+    let revoked = bob
+        .revoke(&key(&r6.name), "done")
+        .await
+        .expect("revoke despite the 409");
+    assert_eq!(revoked.phase(), Phase::Revoked);
+    assert_eq!(
+        stored(&admin, &r6.name)
+            .await
+            .unwrap()
+            .status
+            .revoked_by
+            .as_deref(),
+        Some("bob")
+    );
+}
+
+/// Who approves is who the apiserver says, whatever the kubeconfig says;
+/// claimed groups are claims; one clock and one set of limits per cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_groups_clock_and_limits_come_from_the_cluster() {
+    let cp = ControlPlane::start();
+    let admin = install(&cp).await;
+    // bob may ask for access too (on-call engineers do).
+    apply(
+        &admin,
+        crb("oncall-requesters", "portcullis-requester", "oncall"),
+    )
+    .await;
+    let bob_c = cp.cluster("bob").await;
+    assert_eq!(bob_c.identity.user, "bob");
+    assert_eq!(bob_c.identity.verified_by.to_string(), "TokenReview");
+    assert!(bob_c.identity.groups.contains(&"oncall".to_string()));
+    let bob = KubeBackend::from_clusters(vec![bob_c.clone()]).reaping(false);
+    let alice = KubeBackend::from_clusters(vec![cp.cluster("alice").await]).reaping(false);
+
+    // A kubeconfig whose user entry is named like another approver (carol)
+    // but holds bob's token: bob's own request is still his own.
+    let own = bob
+        .create(ask("bob", "view", &["orders"], 30))
+        .await
+        .unwrap();
+    let forged = cp.dir.join("forged-kubeconfig");
+    std::fs::write(
+        &forged,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster: {{server: \"{}\", insecure-skip-tls-verify: true}}\nusers:\n- name: carol\n  user: {{token: bob-token}}\ncontexts:\n- name: carol\n  context: {{cluster: test, user: carol}}\ncurrent-context: carol\n",
+            cp.url()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["approve", &own.name])
+        .env("KUBECONFIG", &forged)
+        .env("XDG_STATE_HOME", cp.dir.join("state"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("you (bob) asked for this: someone else must approve it"),
+        "{err}"
+    );
+    let after = stored(&admin, &own.name).await.unwrap();
+    assert_eq!(after.phase(), Phase::Pending);
+    assert!(after.status.decision.is_none(), "never recorded as carol");
+
+    // An approver the apiserver cannot vouch for is refused.
+    let dave = KubeBackend::from_clusters(vec![cp.cluster("dave").await]).reaping(false);
+    assert!(dave.info().identity_note.is_some());
+    let theirs = alice
+        .create(ask("alice", "view", &["orders"], 30))
+        .await
+        .unwrap();
+    let err = dave
+        .approve(&key(&theirs.name), spec(600, &["orders"]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("could not be verified"), "{err}");
+    assert!(stored(&admin, &theirs.name)
+        .await
+        .unwrap()
+        .status
+        .decision
+        .is_none());
+
+    // Claimed groups: alice says she is in system:masters; the diff still
+    // shows everything cluster-admin adds, critical.
+    let mut claim = ask("alice", "cluster-admin", &["payments"], 30);
+    claim.requester.groups = vec!["system:masters".into()];
+    let claimed = alice.create(claim).await.unwrap();
+    let info = bob.info();
+    assert!(!info.requester_groups_verified);
+    let mut state = portcullis::app::AppState::new(
+        Default::default(),
+        info.approver.clone(),
+        info.kind,
+        bob.now(),
+    )
+    .trust(&info);
+    let mut events = bob.watch();
+    let k = key(&claimed.name);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !(state.entries.contains_key(&k) && state.inventories.contains_key("test")) {
+        let e = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .expect("events")
+            .expect("open");
+        portcullis::app::update(
+            &mut state,
+            portcullis::app::Action::Backend(portcullis::runtime::drain(e, &mut events)),
+        );
+    }
+    let entry = state.entries[&k].clone();
+    let summary = state.summary_for(&entry.req);
+    assert_eq!(
+        summary.worst,
+        Some(portcullis::domain::Severity::Critical),
+        "{summary:?}"
+    );
+    assert!(summary.new_permissions > 0, "{summary:?}");
+
+    // One clock: bob's laptop is an hour fast; the grant still lasts 10 min
+    // from the apiserver's now.
+    let fast = cp
+        .cluster_with_clock(
+            "bob",
+            portcullis::backend::kube::clock::ClusterClock::with_local_error(TimeDelta::hours(1)),
+        )
+        .await;
+    let skewed = KubeBackend::from_clusters(vec![fast]).reaping(false);
+    let r = alice
+        .create(ask("alice", "view", &["orders"], 30))
+        .await
+        .unwrap();
+    let g = skewed
+        .approve(&key(&r.name), spec(600, &["orders"]))
+        .await
+        .expect("approve");
+    let off = (g.status.expires_at.unwrap() - (Utc::now() + TimeDelta::minutes(10)))
+        .num_seconds()
+        .abs();
+    assert!(off <= 5, "expiresAt off by {off} s");
+
+    // One set of limits, in the cluster.
+    apply(
+        &admin,
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "portcullis-settings", "namespace": "portcullis-system"},
+            "data": {"maxDuration": "1h", "grantableRoles": "view", "approvalTimeout": "3s"}}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(11)).await; // the settings cache
+    let long = alice
+        .create(ask("alice", "view", &["orders"], 120))
+        .await
+        .unwrap();
+    let err = bob
+        .approve(&key(&long.name), spec(7200, &["orders"]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("longer than the allowed maximum of 1h"),
+        "{err}"
+    );
+    let edit = alice
+        .create(ask("alice", "edit", &["orders"], 30))
+        .await
+        .unwrap();
+    let err = bob
+        .approve(&key(&edit.name), spec(600, &["orders"]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not a grantable role"), "{err}");
+    let system = alice
+        .create(ask("alice", "view", &["portcullis-system"], 30))
+        .await
+        .unwrap();
+    let err = bob
+        .approve(&key(&system.name), spec(600, &["portcullis-system"]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("never granted"), "{err}");
+
+    // A requester's console does not reap (it may not), so it never
+    // expires anyone's request; the approval timeout comes from the
+    // cluster and an approver's console (or the reaper) applies it.
+    let pending = alice
+        .create(ask("alice", "view", &["orders"], 30))
+        .await
+        .unwrap();
+    let alice_console = KubeBackend::from_clusters(vec![cp.cluster("alice").await]);
+    let _alice_events = alice_console.watch();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        stored(&admin, &pending.name).await.unwrap().phase(),
+        Phase::Pending
+    );
+    let bob_console = KubeBackend::from_clusters(vec![bob_c.clone()]);
+    let _bob_events = bob_console.watch();
+    let expired = until_phase(&admin, &pending.name, Phase::Expired).await;
+    assert_eq!(
+        expired.status.message.as_deref(),
+        Some("not decided within the approval timeout")
+    );
+}
