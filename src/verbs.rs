@@ -86,15 +86,17 @@ pub async fn run(
             items.sort_by_key(|r| r.created_at);
             Ok(match output {
                 OutputFormat::Table => table(&items, *what),
-                OutputFormat::Json => {
-                    serde_json::to_string_pretty(&Value::Array(items.iter().map(object).collect()))
-                        .map(|s| s + "\n")
-                        .unwrap_or_default()
-                }
-                OutputFormat::Yaml => {
-                    serde_yaml_ng::to_string(&Value::Array(items.iter().map(object).collect()))
-                        .unwrap_or_default()
-                }
+                OutputFormat::Json => escape_data(
+                    &serde_json::to_string_pretty(&Value::Array(
+                        items.iter().map(object).collect(),
+                    ))
+                    .map(|s| s + "\n")
+                    .unwrap_or_default(),
+                ),
+                OutputFormat::Yaml => escape_data(
+                    &serde_yaml_ng::to_string(&Value::Array(items.iter().map(object).collect()))
+                        .unwrap_or_default(),
+                ),
             })
         }
         Command::Approve {
@@ -184,6 +186,27 @@ pub async fn run(
             "{other:?} is not a request verb"
         ))),
     }
+}
+
+/// JSON and YAML keep requester text as data, but a terminal must not
+/// act on it: characters a terminal interprets (C1 controls, bidi
+/// overrides, zero-width marks) become `\uXXXX` escapes — lossless inside
+/// JSON strings and YAML double-quoted scalars, visible and inert anywhere.
+/// (C0 controls are already escaped by both serializers.)
+fn escape_data(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if crate::domain::sanitize::is_dangerous(c) && !matches!(c, '\n' | '\t') {
+            // UTF-16 units: what JSON's \u escape counts (a surrogate pair
+            // above U+FFFF).
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                out.push_str(&format!("\\u{:04X}", unit));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn scope(ns: &[String]) -> String {

@@ -43,7 +43,7 @@ fn fails(o: &Output, code: i32, expect: &str) {
 
 fn reaper(cp: &ControlPlane) -> Child {
     Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["--context", "bob", "reaper"])
+        .args(["--context", "reaper", "reaper"])
         .env("KUBECONFIG", cp.kubeconfig())
         .env("XDG_STATE_HOME", cp.dir.join("state"))
         .stderr(Stdio::null())
@@ -179,7 +179,20 @@ async fn verbs_and_reaper_as_processes() {
     assert!(bindings.get_opt(&binding).await.unwrap().is_some());
     let _ = first.kill();
     let _ = first.wait();
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Past its end (stored expiresAt), with no reaper running.
+    let shown = ok(&portcullis(&cp, "bob", &["get", "grants", "-o", "json"]));
+    let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    let end = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == name.as_str())
+        .and_then(|i| i["status"]["expiresAt"].as_str())
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .expect("a live grant with an end");
+    while chrono::Utc::now() < end + chrono::TimeDelta::seconds(1) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert!(
         bindings.get_opt(&binding).await.unwrap().is_some(),
         "no reaper ran, nothing closed it yet"
@@ -209,4 +222,45 @@ async fn verbs_and_reaper_as_processes() {
         let _ = r.kill();
         let _ = r.wait();
     }
+
+    // Attacker text never reaches a terminal through the CLI either: an
+    // OSC 52 clipboard write in spec.role.kind, escapes in the reason.
+    let osc52 = "\u{1b}]52;c;ZWNobyBwd25lZA==\u{7}";
+    let hostile = serde_json::json!({
+        "apiVersion": "portcullis.dev/v1alpha1", "kind": "AccessRequest",
+        "metadata": {"name": "hostile-kind"},
+        "spec": {"requester": {"user": "mallory\u{1b}[31m"}, "role": {"kind": osc52, "name": "edit"},
+                 "namespaces": ["payments"], "duration": "30m", "reason": "\u{1b}[2J\u{9b}31m\u{202e}gnp.exe"}});
+    let (code, text) = cp.raw(
+        "mallory",
+        "POST",
+        "/apis/portcullis.dev/v1alpha1/accessrequests",
+        Some(&hostile.to_string()),
+    );
+    assert_eq!(code, 201, "{text}");
+    for args in [
+        &["get", "requests"][..],
+        &["get", "requests", "-o", "json"][..],
+        &["get", "requests", "-o", "yaml"][..],
+    ] {
+        let out = portcullis(&cp, "bob", args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("hostile-kind"), "{args:?}: {stdout}");
+        assert!(
+            !stdout.contains('\u{1b}')
+                && !stdout.contains('\u{7}')
+                && !stdout.contains('\u{9b}')
+                && !stdout.contains('\u{202e}'),
+            "{args:?} prints attacker bytes: {stdout:?}"
+        );
+    }
+    let out = portcullis(&cp, "bob", &["approve", "hostile-kind"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("neither Role nor ClusterRole"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}') && !stderr.contains('\u{7}'),
+        "stderr carries the escape: {stderr:?}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
 }

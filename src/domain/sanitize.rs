@@ -14,7 +14,7 @@ pub const REPLACEMENT: char = '\u{FFFD}';
 /// Default bound for one field shown in a table cell or a detail line.
 pub const FIELD_MAX: usize = 256;
 
-fn is_dangerous(c: char) -> bool {
+pub fn is_dangerous(c: char) -> bool {
     c.is_control() && !matches!(c, '\n' | '\r' | '\t')
         || matches!(
             c,

@@ -126,13 +126,21 @@ fn render_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme)
         .values()
         .filter(|c| c.error.is_some())
         .count();
-    let approver = if compact || state.approver.groups.is_empty() {
+    // Every authenticated user has system:authenticated: not worth a column.
+    let groups: Vec<&str> = state
+        .approver
+        .groups
+        .iter()
+        .map(String::as_str)
+        .filter(|g| *g != "system:authenticated")
+        .collect();
+    let approver = if compact || groups.is_empty() {
         inert(&state.approver.user, 24).into_owned()
     } else {
         format!(
             "{} [{}]",
             inert(&state.approver.user, 32),
-            inert(&state.approver.groups.join(","), 48)
+            inert(&groups.join(","), 48)
         )
     };
     let mut spans = vec![

@@ -620,13 +620,29 @@ pub async fn can_i(
     resource: &str,
     ns: Option<&str>,
 ) -> bool {
+    can_i_named(admin, user, verb, group, resource, ns, None).await
+}
+
+/// As [`can_i`], for one named object.
+pub async fn can_i_named(
+    admin: &KubeCluster,
+    user: &str,
+    verb: &str,
+    group: &str,
+    resource: &str,
+    ns: Option<&str>,
+    name: Option<&str>,
+) -> bool {
     use portcullis::backend::kube::verify;
-    use portcullis::domain::rbac::{Permission, Scope};
+    use portcullis::domain::rbac::{Permission, Scope, Target};
     let scope = match ns {
         Some(ns) => Scope::Namespace(ns.into()),
         None => Scope::Cluster,
     };
-    let perm = Permission::resource(scope, group, resource, verb);
+    let mut perm = Permission::resource(scope, group, resource, verb);
+    if let (Target::Resource { name: n, .. }, Some(name)) = (&mut perm.target, name) {
+        *n = Some(name.to_string());
+    }
     verify::allowed(
         &admin.client,
         &verify::review_for(user, groups_of(user), &perm),

@@ -123,12 +123,17 @@ impl KubeCluster {
     /// Takes the injected fault if it strikes at `at`.
     pub(crate) fn take_fault(&self, at: FaultPoint) -> Option<Fault> {
         let mut slot = self.fault.lock().ok()?;
-        let strikes = match (*slot, at) {
-            (Some(Fault::CrashAfterClaim | Fault::PauseAfterClaim(_)), FaultPoint::AfterClaim)
-            | (Some(Fault::CrashBeforeRecord), FaultPoint::BeforeRecord)
-            | (Some(Fault::ConflictBeforeEndWrite), FaultPoint::BeforeEndWrite) => true,
-            _ => false,
-        };
+        let strikes = matches!(
+            (*slot, at),
+            (
+                Some(Fault::CrashAfterClaim | Fault::PauseAfterClaim(_)),
+                FaultPoint::AfterClaim
+            ) | (Some(Fault::CrashBeforeRecord), FaultPoint::BeforeRecord)
+                | (
+                    Some(Fault::ConflictBeforeEndWrite),
+                    FaultPoint::BeforeEndWrite
+                )
+        );
         if strikes {
             slot.take()
         } else {

@@ -74,23 +74,13 @@ impl std::fmt::Display for Grantable {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClusterSettings {
     pub limits: ValidationLimits,
     /// None: any role the approver may bind.
     pub grantable: Option<Vec<Grantable>>,
     /// Whether the values came from the ConfigMap (false: defaults).
     pub from_cluster: bool,
-}
-
-impl Default for ClusterSettings {
-    fn default() -> Self {
-        Self {
-            limits: ValidationLimits::default(),
-            grantable: None,
-            from_cluster: false,
-        }
-    }
 }
 
 impl ClusterSettings {
