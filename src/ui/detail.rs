@@ -95,10 +95,12 @@ fn lines<'a>(state: &'a AppState, entry: &'a Entry, theme: &Theme, width: u16) -
         ),
     ]));
     if let Some((_, held_if_true)) = detail.and_then(|d| d.claimed.as_ref()) {
+        let if_true = match held_if_true {
+            0 => String::new(),
+            n => format!("; if true, {n} of the new permissions are already held"),
+        };
         out.push(Line::from(Span::styled(
-            format!(
-                "          groups are the requester's claim (not verified): not counted as held; if true, {held_if_true} of the new permissions are already held"
-            ),
+            format!("          groups are claimed, not verified: never counted as held{if_true}"),
             theme.dim,
         )));
     }

@@ -219,7 +219,9 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Rea
                 let deletion = objects::delete_recorded(&c.client, &f.req, f.uid()).await?;
                 if deletion.left.is_empty() {
                     grant::remove_finalizer(c, &name).await?;
-                } else {
+                } else if ctx.config.provision_tokens {
+                    // Only the reaper that makes Token-mode objects must be
+                    // able to remove them; a console's reaper leaves them.
                     ctx.notices.once(format!(
                         "the reaper ({}) may not delete the Token-mode objects of ended grants in {SYSTEM_NAMESPACE}: bind the portcullis-reaper-tokens role there",
                         c.user()
