@@ -958,6 +958,7 @@ fn build_inventory(objects: &HashMap<&'static str, BTreeMap<String, Value>>) -> 
                 .map(|k| k.trim_start_matches('/').to_string())
                 .collect()
         }),
+        skipped: Vec::new(),
     }
 }
 

@@ -57,6 +57,7 @@ pub async fn inventory(client: &kube::Client) -> Result<Inventory, kube::Error> 
                 .items,
         ),
         namespaces: None,
+        skipped: Vec::new(),
     })
 }
 
