@@ -512,3 +512,222 @@ pub fn analyze(inv: &Inventory, req: GrantRequest<'_>) -> Result<Analysis, Engin
         worst,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn groups(user: &str, declared: &[&str]) -> Vec<String> {
+        effective_groups(&Subject::new(user, declared))
+    }
+
+    #[test]
+    fn authenticated_is_added_as_the_group_adder_does() {
+        assert_eq!(
+            groups("alice", &["dev"]),
+            ["dev", "system:authenticated"]
+        );
+        // Declared explicitly: not duplicated.
+        assert_eq!(
+            groups("alice", &["system:authenticated"]),
+            ["system:authenticated"]
+        );
+        // A user carrying system:unauthenticated is not also authenticated.
+        assert_eq!(
+            groups("alice", &["system:unauthenticated"]),
+            ["system:unauthenticated"]
+        );
+    }
+
+    #[test]
+    fn anonymous_is_unauthenticated_only() {
+        assert_eq!(groups(ANONYMOUS, &[]), ["system:unauthenticated"]);
+        assert_eq!(
+            groups(ANONYMOUS, &["system:unauthenticated", "x"]),
+            ["system:unauthenticated", "x"]
+        );
+    }
+
+    #[test]
+    fn service_account_user_names_follow_split_username() {
+        assert_eq!(
+            service_account("system:serviceaccount:payments:builder"),
+            Some(("payments", "builder"))
+        );
+        assert_eq!(
+            service_account("system:serviceaccount:ci:my.bot-1"),
+            Some(("ci", "my.bot-1"))
+        );
+        for bad in [
+            "system:serviceaccount:payments:builder:extra",
+            "system:serviceaccount:Payments:builder",
+            "system:serviceaccount:payments:Builder",
+            "system:serviceaccount:payments",
+            "system:serviceaccount::builder",
+            "system:serviceaccount:payments:",
+            "system:serviceaccount:-ns:builder",
+            "system:serviceaccount:ns-:builder",
+            "system:serviceaccount:payments:a..b",
+            "system:serviceaccount:a.b:builder",
+            "system:serviceaccounts:payments:builder",
+            "alice",
+        ] {
+            assert_eq!(service_account(bad), None, "{bad}");
+        }
+        let long_ns = format!("system:serviceaccount:{}:x", "a".repeat(64));
+        assert_eq!(service_account(&long_ns), None);
+        let ok_ns = format!("system:serviceaccount:{}:x", "a".repeat(63));
+        assert!(service_account(&ok_ns).is_some());
+        let long_name = format!("system:serviceaccount:ns:{}", "a".repeat(254));
+        assert_eq!(service_account(&long_name), None);
+    }
+
+    #[test]
+    fn only_valid_service_accounts_get_service_account_groups() {
+        assert_eq!(
+            groups("system:serviceaccount:payments:sa1", &[]),
+            [
+                "system:authenticated",
+                "system:serviceaccounts",
+                "system:serviceaccounts:payments"
+            ]
+        );
+        assert_eq!(
+            groups("system:serviceaccount:payments:sa1:extra", &[]),
+            ["system:authenticated"]
+        );
+        assert_eq!(
+            groups("system:serviceaccount:Payments:sa1", &[]),
+            ["system:authenticated"]
+        );
+    }
+
+    fn sa_binding_subject(ns: Option<&str>, name: &str) -> SubjectRef {
+        SubjectRef {
+            kind: "ServiceAccount".into(),
+            name: name.into(),
+            namespace: ns.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn service_account_subjects_are_a_plain_string_match() {
+        let s = |user: &str| Subject::new(user, &[]);
+        let g = |user: &str| effective_groups(&s(user));
+        let m = |user: &str, r: &SubjectRef, ns: Option<&str>| {
+            subject_match(&s(user), &g(user), r, ns).is_some()
+        };
+        let sa = sa_binding_subject(Some("payments"), "sa1");
+        assert!(m("system:serviceaccount:payments:sa1", &sa, None));
+        assert!(!m("system:serviceaccount:payments:sa1:extra", &sa, None));
+        // The authorizer compares strings: a namespace that is not a valid
+        // name still matches the user name built from it.
+        let upper = sa_binding_subject(Some("Payments"), "sa1");
+        assert!(m("system:serviceaccount:Payments:sa1", &upper, None));
+        let colon = sa_binding_subject(Some("payments:sa1"), "extra");
+        assert!(m("system:serviceaccount:payments:sa1:extra", &colon, None));
+        // Namespace defaults to the RoleBinding's; empty counts as unset.
+        let bare = sa_binding_subject(None, "sa1");
+        assert!(m("system:serviceaccount:payments:sa1", &bare, Some("payments")));
+        assert!(!m("system:serviceaccount:payments:sa1", &bare, None));
+        let empty = sa_binding_subject(Some(""), "sa1");
+        assert!(m("system:serviceaccount:payments:sa1", &empty, Some("payments")));
+        assert!(!m("system:serviceaccount:payments:sa1", &empty, None));
+        assert!(!m(":sa1", &empty, None));
+    }
+
+    fn held(rules: &[PolicyRule], perm: &Permission) -> bool {
+        rules.iter().any(|r| rule_covers(&Scope::Cluster, r, perm))
+    }
+
+    #[test]
+    fn every_trailing_star_is_stripped_before_the_prefix_match() {
+        let get = |url: &str| Permission::non_resource(url, "get");
+        let rule = |url: &str| vec![PolicyRule::non_resource(&["get"], &[url])];
+        for everything in ["*", "**", "***"] {
+            for path in ["/", "/healthz", "/api/v1", "x", "*"] {
+                assert!(held(&rule(everything), &get(path)), "{everything} {path}");
+            }
+        }
+        assert!(held(&rule("/**"), &get("/anything/at/all")));
+        assert!(!held(&rule("/**"), &get("x")), "a path without a slash");
+        assert!(held(&rule("/foo**"), &get("/foo")));
+        assert!(held(&rule("/foo**"), &get("/foobar")));
+        assert!(!held(&rule("/foo**"), &get("/fo")));
+        assert!(!held(&rule("/foo"), &get("/foo/")), "exact without a star");
+        assert!(!held(&rule("/fo*o"), &get("/foo")), "only a trailing star");
+        assert!(held(&rule("/fo*o"), &get("/fo*o")));
+    }
+
+    #[test]
+    fn url_tuples_show_one_trailing_star() {
+        assert_eq!(normalize_url("/foo**"), "/foo*");
+        assert_eq!(normalize_url("/**"), "/*");
+        assert_eq!(normalize_url("**"), "*");
+        assert_eq!(normalize_url("/healthz"), "/healthz");
+        let mut out = BTreeSet::new();
+        expand(
+            &Scope::Cluster,
+            &PolicyRule::non_resource(&["get"], &["/**", "/foo***"]),
+            &mut out,
+        );
+        let urls: Vec<String> = out.iter().map(|p| p.resource_label()).collect();
+        assert_eq!(urls, ["/*", "/foo*"]);
+        // A normalised tuple still stands for what the rule allows.
+        let star = Permission::non_resource("/*", "get");
+        assert!(tuple_covers(&star, &Permission::non_resource("/x/y", "get")));
+        assert!(!tuple_covers(&star, &Permission::non_resource("x", "get")));
+    }
+
+    #[test]
+    fn empty_resource_name_is_the_request_without_a_name() {
+        let rules = [PolicyRule::resource(&["list", "get"], &[""], &["secrets"]).with_names(&[""])];
+        let ns = || Scope::Namespace("a".into());
+        let req = |name: &str, verb: &str| Permission::named(ns(), "", "secrets", name, verb);
+        assert!(held(&rules, &req("", "list")), "plain list");
+        assert!(!held(&rules, &req("db", "get")));
+        assert!(!held(&rules, &req("db", "list")), "field-selected list");
+        // "Any name" is more than the nameless request.
+        let any = Permission::resource(ns(), "", "secrets", "list");
+        assert!(!held(&rules, &any));
+        // And a rule without names covers both.
+        let all = [PolicyRule::resource(&["list"], &[""], &["secrets"])];
+        assert!(held(&all, &req("", "list")) && held(&all, &any));
+    }
+
+    #[test]
+    fn tuples_cover_what_they_stand_for() {
+        let ns = || Scope::Namespace("a".into());
+        let any = Permission::resource(ns(), "", "pods", "get");
+        assert!(tuple_covers(&any, &Permission::named(ns(), "", "pods", "x", "get")));
+        assert!(tuple_covers(&any, &Permission::named(ns(), "", "pods", "", "get")));
+        assert!(!tuple_covers(&any, &Permission::named(ns(), "", "pods/log", "x", "get")));
+        let x = Permission::named(ns(), "", "pods", "x", "get");
+        assert!(tuple_covers(&x, &x));
+        assert!(!tuple_covers(&x, &Permission::named(ns(), "", "pods", "y", "get")));
+        assert!(!tuple_covers(&x, &any));
+        let cluster = Permission::resource(Scope::Cluster, "*", "*", "*");
+        assert!(tuple_covers(&cluster, &x));
+        assert!(!tuple_covers(&x, &cluster));
+        let sub = Permission::resource(ns(), "apps", "*/scale", "update");
+        assert!(tuple_covers(&sub, &Permission::named(ns(), "apps", "deployments/scale", "d", "update")));
+        assert!(!tuple_covers(&sub, &Permission::named(ns(), "apps", "deployments", "d", "update")));
+    }
+
+    #[test]
+    fn system_masters_holds_everything_without_a_binding() {
+        let inv = Inventory::default();
+        let root = Subject::new("root", &[MASTERS]);
+        assert!(is_privileged(&root));
+        let rules = effective_rules(&inv, &root);
+        assert!(allows(&rules, &Permission::resource(Scope::Cluster, "*", "*", "*")));
+        assert!(allows(&rules, &Permission::non_resource("/anything", "post")));
+        assert!(allows(
+            &rules,
+            &Permission::named(Scope::Namespace("kube-system".into()), "", "secrets", "x", "get")
+        ));
+        let alice = Subject::new("alice", &[]);
+        assert!(!is_privileged(&alice));
+        assert!(effective_rules(&inv, &alice).is_empty());
+    }
+}
