@@ -208,11 +208,7 @@ pub fn flags(perm: &Permission) -> Vec<Risk> {
                     "CRDs/APIServices: can route or replace whole APIs",
                 );
             }
-            if core
-                && res_is("persistentvolumes")
-                && sub.is_none()
-                && verb_in(verb, &["create"])
-            {
+            if core && res_is("persistentvolumes") && sub.is_none() && verb_in(verb, &["create"]) {
                 add(
                     RiskFlag::HostPathVolume,
                     Severity::Critical,
@@ -518,7 +514,14 @@ mod tests {
     #[test]
     fn binding_writes_are_critical() {
         let rbac = "rbac.authorization.k8s.io";
-        let writes = ["create", "update", "patch", "delete", "deletecollection", "*"];
+        let writes = [
+            "create",
+            "update",
+            "patch",
+            "delete",
+            "deletecollection",
+            "*",
+        ];
         critical_for(
             |v| ns(rbac, "rolebindings", v),
             RiskFlag::BindingWrite,
@@ -532,7 +535,10 @@ mod tests {
             &["get"],
         );
         assert!(has(&ns("*", "*", "create"), RiskFlag::BindingWrite));
-        assert!(!has(&ns("", "rolebindings", "create"), RiskFlag::BindingWrite));
+        assert!(!has(
+            &ns("", "rolebindings", "create"),
+            RiskFlag::BindingWrite
+        ));
         assert!(!has(&ns(rbac, "roles", "create"), RiskFlag::BindingWrite));
     }
 
@@ -559,7 +565,10 @@ mod tests {
             &cluster(certs, "certificatesigningrequests/status", "update"),
             RiskFlag::CertificateApproval
         ));
-        assert!(has(&cluster(certs, "*", "update"), RiskFlag::CertificateApproval));
+        assert!(has(
+            &cluster(certs, "*", "update"),
+            RiskFlag::CertificateApproval
+        ));
     }
 
     #[test]
@@ -620,8 +629,14 @@ mod tests {
             &["update", "patch", "create", "*"],
             &["get"],
         );
-        assert!(!has(&ns("", "pods", "update"), RiskFlag::EphemeralContainers));
-        assert!(has(&ns("", "pods/*", "patch"), RiskFlag::EphemeralContainers));
+        assert!(!has(
+            &ns("", "pods", "update"),
+            RiskFlag::EphemeralContainers
+        ));
+        assert!(has(
+            &ns("", "pods/*", "patch"),
+            RiskFlag::EphemeralContainers
+        ));
     }
 
     #[test]
@@ -645,7 +660,10 @@ mod tests {
         };
         for verb in ["list", "watch", "*"] {
             let r = classify(&every(verb));
-            assert_eq!((r.flag, r.severity), (RiskFlag::SecretsRead, Severity::Critical));
+            assert_eq!(
+                (r.flag, r.severity),
+                (RiskFlag::SecretsRead, Severity::Critical)
+            );
             assert!(r.why.contains("every Secret"), "{verb}: {}", r.why);
         }
         // A real name is still a Secret read, but not of every Secret.

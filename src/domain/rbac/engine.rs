@@ -523,10 +523,7 @@ mod tests {
 
     #[test]
     fn authenticated_is_added_as_the_group_adder_does() {
-        assert_eq!(
-            groups("alice", &["dev"]),
-            ["dev", "system:authenticated"]
-        );
+        assert_eq!(groups("alice", &["dev"]), ["dev", "system:authenticated"]);
         // Declared explicitly: not duplicated.
         assert_eq!(
             groups("alice", &["system:authenticated"]),
@@ -628,10 +625,18 @@ mod tests {
         assert!(m("system:serviceaccount:payments:sa1:extra", &colon, None));
         // Namespace defaults to the RoleBinding's; empty counts as unset.
         let bare = sa_binding_subject(None, "sa1");
-        assert!(m("system:serviceaccount:payments:sa1", &bare, Some("payments")));
+        assert!(m(
+            "system:serviceaccount:payments:sa1",
+            &bare,
+            Some("payments")
+        ));
         assert!(!m("system:serviceaccount:payments:sa1", &bare, None));
         let empty = sa_binding_subject(Some(""), "sa1");
-        assert!(m("system:serviceaccount:payments:sa1", &empty, Some("payments")));
+        assert!(m(
+            "system:serviceaccount:payments:sa1",
+            &empty,
+            Some("payments")
+        ));
         assert!(!m("system:serviceaccount:payments:sa1", &empty, None));
         assert!(!m(":sa1", &empty, None));
     }
@@ -675,7 +680,10 @@ mod tests {
         assert_eq!(urls, ["/*", "/foo*"]);
         // A normalised tuple still stands for what the rule allows.
         let star = Permission::non_resource("/*", "get");
-        assert!(tuple_covers(&star, &Permission::non_resource("/x/y", "get")));
+        assert!(tuple_covers(
+            &star,
+            &Permission::non_resource("/x/y", "get")
+        ));
         assert!(!tuple_covers(&star, &Permission::non_resource("x", "get")));
     }
 
@@ -699,19 +707,37 @@ mod tests {
     fn tuples_cover_what_they_stand_for() {
         let ns = || Scope::Namespace("a".into());
         let any = Permission::resource(ns(), "", "pods", "get");
-        assert!(tuple_covers(&any, &Permission::named(ns(), "", "pods", "x", "get")));
-        assert!(tuple_covers(&any, &Permission::named(ns(), "", "pods", "", "get")));
-        assert!(!tuple_covers(&any, &Permission::named(ns(), "", "pods/log", "x", "get")));
+        assert!(tuple_covers(
+            &any,
+            &Permission::named(ns(), "", "pods", "x", "get")
+        ));
+        assert!(tuple_covers(
+            &any,
+            &Permission::named(ns(), "", "pods", "", "get")
+        ));
+        assert!(!tuple_covers(
+            &any,
+            &Permission::named(ns(), "", "pods/log", "x", "get")
+        ));
         let x = Permission::named(ns(), "", "pods", "x", "get");
         assert!(tuple_covers(&x, &x));
-        assert!(!tuple_covers(&x, &Permission::named(ns(), "", "pods", "y", "get")));
+        assert!(!tuple_covers(
+            &x,
+            &Permission::named(ns(), "", "pods", "y", "get")
+        ));
         assert!(!tuple_covers(&x, &any));
         let cluster = Permission::resource(Scope::Cluster, "*", "*", "*");
         assert!(tuple_covers(&cluster, &x));
         assert!(!tuple_covers(&x, &cluster));
         let sub = Permission::resource(ns(), "apps", "*/scale", "update");
-        assert!(tuple_covers(&sub, &Permission::named(ns(), "apps", "deployments/scale", "d", "update")));
-        assert!(!tuple_covers(&sub, &Permission::named(ns(), "apps", "deployments", "d", "update")));
+        assert!(tuple_covers(
+            &sub,
+            &Permission::named(ns(), "apps", "deployments/scale", "d", "update")
+        ));
+        assert!(!tuple_covers(
+            &sub,
+            &Permission::named(ns(), "apps", "deployments", "d", "update")
+        ));
     }
 
     #[test]
@@ -720,11 +746,23 @@ mod tests {
         let root = Subject::new("root", &[MASTERS]);
         assert!(is_privileged(&root));
         let rules = effective_rules(&inv, &root);
-        assert!(allows(&rules, &Permission::resource(Scope::Cluster, "*", "*", "*")));
-        assert!(allows(&rules, &Permission::non_resource("/anything", "post")));
         assert!(allows(
             &rules,
-            &Permission::named(Scope::Namespace("kube-system".into()), "", "secrets", "x", "get")
+            &Permission::resource(Scope::Cluster, "*", "*", "*")
+        ));
+        assert!(allows(
+            &rules,
+            &Permission::non_resource("/anything", "post")
+        ));
+        assert!(allows(
+            &rules,
+            &Permission::named(
+                Scope::Namespace("kube-system".into()),
+                "",
+                "secrets",
+                "x",
+                "get"
+            )
         ));
         let alice = Subject::new("alice", &[]);
         assert!(!is_privileged(&alice));

@@ -521,33 +521,62 @@ mod tests {
             NameReach::Any
         );
         for verb in ["list", "watch", "create", "deletecollection", "*"] {
-            assert_eq!(p("pods", "", verb).name_reach(), NameReach::EveryObject, "{verb}");
+            assert_eq!(
+                p("pods", "", verb).name_reach(),
+                NameReach::EveryObject,
+                "{verb}"
+            );
         }
         for verb in ["get", "update", "patch", "delete", "use"] {
-            assert_eq!(p("pods", "", verb).name_reach(), NameReach::Object(""), "{verb}");
+            assert_eq!(
+                p("pods", "", verb).name_reach(),
+                NameReach::Object(""),
+                "{verb}"
+            );
         }
         for verb in ["list", "watch"] {
-            assert_eq!(p("pods", "x", verb).name_reach(), NameReach::FieldSelected("x"));
+            assert_eq!(
+                p("pods", "x", verb).name_reach(),
+                NameReach::FieldSelected("x")
+            );
         }
         assert_eq!(p("pods", "x", "create").name_reach(), NameReach::NoRequest);
-        assert_eq!(p("pods", "x", "deletecollection").name_reach(), NameReach::NoRequest);
-        assert_eq!(p("pods/x", "x", "deletecollection").name_reach(), NameReach::NoRequest);
+        assert_eq!(
+            p("pods", "x", "deletecollection").name_reach(),
+            NameReach::NoRequest
+        );
+        assert_eq!(
+            p("pods/x", "x", "deletecollection").name_reach(),
+            NameReach::NoRequest
+        );
         // A subresource create, or `*` (which covers subresources), names its object.
-        assert_eq!(p("pods/exec", "x", "create").name_reach(), NameReach::Object("x"));
+        assert_eq!(
+            p("pods/exec", "x", "create").name_reach(),
+            NameReach::Object("x")
+        );
         assert_eq!(p("*", "x", "create").name_reach(), NameReach::Object("x"));
-        assert_eq!(p("pods/exec", "", "create").name_reach(), NameReach::Object(""));
+        assert_eq!(
+            p("pods/exec", "", "create").name_reach(),
+            NameReach::Object("")
+        );
         assert_eq!(p("pods", "x", "*").name_reach(), NameReach::Object("x"));
         assert_eq!(p("pods", "x", "get").name_reach(), NameReach::Object("x"));
-        assert!(NameReach::EveryObject.note().is_some_and(|n| n.contains("[\"\"]")));
+        assert!(NameReach::EveryObject
+            .note()
+            .is_some_and(|n| n.contains("[\"\"]")));
         assert!(NameReach::NoRequest.note().is_some());
         assert!(NameReach::FieldSelected("x").note().is_some());
         assert_eq!(NameReach::Object("x").note(), None);
-        assert_eq!(Permission::non_resource("/x", "get").name_reach(), NameReach::Any);
+        assert_eq!(
+            Permission::non_resource("/x", "get").name_reach(),
+            NameReach::Any
+        );
     }
 
     #[test]
     fn unreadable_objects_are_skipped_and_said() {
-        let roles = "items:\n- metadata: {name: ok}\n  rules: []\n- metadata: {name: bad}\n  rules: 7\n";
+        let roles =
+            "items:\n- metadata: {name: ok}\n  rules: []\n- metadata: {name: bad}\n  rules: 7\n";
         let bindings = "items:\n- metadata: {name: no-ref}\n  subjects: []\n- metadata: {name: b}\n  roleRef: {kind: ClusterRole, name: ok}\n";
         let inv = Inventory::from_yaml_lists(roles, bindings).unwrap();
         assert_eq!(inv.cluster_roles.len(), 1);
@@ -575,7 +604,10 @@ mod tests {
         );
         assert_eq!(rbs.len(), 1);
         assert!(skipped[0].starts_with("RoleBinding a/x: "), "{skipped:?}");
-        assert!(skipped[1].starts_with("RoleBinding (unnamed): "), "{skipped:?}");
+        assert!(
+            skipped[1].starts_with("RoleBinding (unnamed): "),
+            "{skipped:?}"
+        );
     }
 
     #[test]
