@@ -1,7 +1,9 @@
 //! Cluster benchmarks against a real control plane (`cargo bench --bench cluster`):
 //! - AccessRequest created on the apiserver → visible in the backend's event stream;
 //! - grant expiry → binding deleted by the reaper;
-//! - approve → binding exists, beside `kubectl create rolebinding` for the same binding.
+//! - approve → binding exists, beside `kubectl create rolebinding` for the same binding;
+//! - a grant that came due while the apiserver was down → binding deleted,
+//!   counted from the apiserver answering again.
 
 #[path = "../tests/common/cluster.rs"]
 mod cluster;
@@ -49,7 +51,7 @@ async fn main() {
     if std::env::args().any(|a| a == "--test") {
         return; // `cargo test --benches` only checks that it builds
     }
-    let cp = cluster::ControlPlane::start();
+    let mut cp = cluster::ControlPlane::start();
     let admin = cluster::install(&cp).await;
     let alice = KubeBackend::from_clusters(vec![cp.cluster("alice").await]);
     let bob = KubeBackend::from_clusters(vec![cp.cluster("bob").await]);
@@ -126,6 +128,11 @@ async fn main() {
         let r = alice.create(ask("orders", 3600)).await.unwrap();
         approve_cli.push(cli(&["--context", "bob", "approve", &r.name]));
     }
+    let approve_p50 = {
+        let mut v = approve_cli.clone();
+        v.sort();
+        v[v.len() / 2]
+    };
     stats("`portcullis approve` process → binding exists", approve_cli);
     if Command::new("kubectl")
         .arg("version")
@@ -160,9 +167,18 @@ async fn main() {
             );
             kubectl.push(t.elapsed());
         }
+        let kubectl_p50 = {
+            let mut v = kubectl.clone();
+            v.sort();
+            v[v.len() / 2]
+        };
         stats(
             "`kubectl create rolebinding` process → binding exists",
             kubectl,
+        );
+        println!(
+            "approve / kubectl wall-time ratio (p50): {:.2}",
+            approve_p50.as_secs_f64() / kubectl_p50.as_secs_f64()
         );
     } else {
         println!("kubectl not found: skipped the comparison (apt-get install kubernetes-client)");
@@ -194,4 +210,47 @@ async fn main() {
         }
     }
     stats("grant expiry (status expiresAt) → binding deleted", lags);
+
+    // 3. A grant comes due while the apiserver is down: binding deleted,
+    //    counted from the moment the apiserver is ready again.
+    drop(events);
+    let reaper = cluster::reaper(&cp).await;
+    let rbs: Api<RoleBinding> = Api::namespaced(admin.client.clone(), "payments");
+    let mut recoveries = Vec::new();
+    for _ in 0..5 {
+        let r = alice.create(ask("payments", 60)).await.unwrap();
+        let key = RequestKey {
+            cluster: "test".into(),
+            name: r.name.clone(),
+        };
+        let g = bob
+            .approve(
+                &key,
+                ApproveSpec {
+                    duration: Duration::from_secs(3),
+                    namespaces: vec!["payments".into()],
+                    reason: None,
+                },
+            )
+            .await
+            .unwrap();
+        cp.stop_apiserver();
+        let end = g.status.expires_at.unwrap();
+        tokio::time::sleep(
+            (end - Utc::now()).to_std().unwrap_or_default() + Duration::from_secs(2),
+        )
+        .await;
+        cp.start_apiserver();
+        let back = Instant::now();
+        let binding = format!("portcullis-{}", r.name);
+        while rbs.get_opt(&binding).await.ok().flatten().is_some() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        recoveries.push(back.elapsed());
+    }
+    stats(
+        "overdue grant after an apiserver outage → binding deleted (from ready)",
+        recoveries,
+    );
+    drop(reaper);
 }

@@ -4,9 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use portcullis::domain::rbac::engine::{allows, analyze, effective_rules, GrantRequest};
 use portcullis::domain::rbac::model::{
-    BindingRoleRef, ClusterRoleBinding, Inventory, ObjectMeta, Permission, PolicyRule, Role,
-    RoleBinding, Scope, SubjectRef, Target,
+    BindingRoleRef, ClusterRoleBinding, Inventory, NameReach, ObjectMeta, Permission, PolicyRule,
+    Role, RoleBinding, Scope, SubjectRef, Target,
 };
+use portcullis::domain::rbac::Analysis;
 use portcullis::domain::risk::{RiskFlag, Severity};
 use portcullis::domain::{RoleRef, Subject};
 
@@ -565,5 +566,238 @@ fn resource_labels_read_like_kubectl() {
     assert_eq!(
         ns_perm("a", "batch", "cronjobs", "get").resource_label(),
         "cronjobs.batch"
+    );
+}
+
+fn analysis(inv: &Inventory, who: &Subject, role: RoleRef, ns: &[&str]) -> Analysis {
+    let ns = strings(ns);
+    analyze(
+        inv,
+        GrantRequest {
+            subject: who,
+            role: &role,
+            namespaces: &ns,
+        },
+    )
+    .unwrap()
+}
+
+fn with_role(inv: &mut Inventory, name: &str, rules: Vec<PolicyRule>) {
+    inv.cluster_roles
+        .push(portcullis::domain::rbac::ClusterRole {
+            metadata: meta(name, None),
+            rules,
+            aggregation_rule: None,
+        });
+}
+
+#[test]
+fn anonymous_gets_public_info_but_not_what_authenticated_users_get() {
+    let inv = fixtures();
+    let anonymous = effective_rules(&inv, &Subject::new("system:anonymous", &[]));
+    let get = |url: &str| Permission::non_resource(url, "get");
+    assert!(allows(&anonymous, &get("/healthz")), "public-info-viewer");
+    assert!(
+        !allows(&anonymous, &get("/apis")),
+        "system:discovery is for system:authenticated only"
+    );
+    let ssar = Permission::resource(
+        Scope::Cluster,
+        "authorization.k8s.io",
+        "selfsubjectaccessreviews",
+        "create",
+    );
+    assert!(!allows(&anonymous, &ssar));
+    // A user who carries system:unauthenticated is not authenticated either.
+    let unauth = effective_rules(&inv, &Subject::new("bob", &["system:unauthenticated"]));
+    assert!(!allows(&unauth, &ssar) && allows(&unauth, &get("/version")));
+    assert!(allows(&effective_rules(&inv, &alice()), &ssar));
+}
+
+#[test]
+fn malformed_service_account_names_are_plain_users() {
+    let mut inv = fixtures();
+    inv.cluster_role_bindings.push(crb(
+        "ci-view",
+        "view",
+        vec![subj("Group", "system:serviceaccounts:ci", None)],
+    ));
+    let list = ns_perm("ci", "", "pods", "list");
+    let real = Subject::new("system:serviceaccount:ci:builder", &[]);
+    assert!(allows(&effective_rules(&inv, &real), &list));
+    for fake in [
+        "system:serviceaccount:ci:builder:extra",
+        "system:serviceaccount:CI:builder",
+    ] {
+        let rules = effective_rules(&inv, &Subject::new(fake, &[]));
+        assert!(
+            !allows(&rules, &list),
+            "{fake} gets no service-account groups"
+        );
+        assert!(
+            allows(&rules, &Permission::non_resource("/apis", "get")),
+            "{fake} is still an authenticated user"
+        );
+    }
+}
+
+#[test]
+fn system_masters_already_holds_everything_without_any_binding() {
+    let mut inv = fixtures();
+    inv.cluster_role_bindings
+        .retain(|b| b.metadata.name != "cluster-admin");
+    let root = Subject::new("root", &["system:masters"]);
+    let a = analysis(&inv, &root, RoleRef::cluster_role("cluster-admin"), &[]);
+    assert!(a.privileged);
+    assert!(a.new.is_empty(), "{:?}", a.new);
+    assert_eq!(a.already.len(), a.granted.len());
+    assert_eq!(a.worst, Severity::Info);
+    assert!(a
+        .already
+        .iter()
+        .all(|(_, via)| via.contains("system:masters")));
+    let plain = analysis(&inv, &alice(), RoleRef::cluster_role("cluster-admin"), &[]);
+    assert!(!plain.privileged && !plain.new.is_empty());
+}
+
+#[test]
+fn empty_resource_name_grant_is_every_secret_listed() {
+    let mut inv = fixtures();
+    with_role(
+        &mut inv,
+        "list-nameless-secrets",
+        vec![PolicyRule::resource(&["list", "watch"], &[""], &["secrets"]).with_names(&[""])],
+    );
+    let a = analysis(
+        &inv,
+        &alice(),
+        RoleRef::cluster_role("list-nameless-secrets"),
+        &["payments"],
+    );
+    assert_eq!(a.new.len(), 2);
+    for n in &a.new {
+        assert_eq!(n.permission.name_reach(), NameReach::EveryObject);
+        assert_eq!(n.risk.flag, RiskFlag::SecretsRead);
+        assert_eq!(n.risk.severity, Severity::Critical);
+    }
+    let plain_list = named("payments", "secrets", "", "list");
+    assert!(!allows(&effective_rules(&inv, &alice()), &plain_list));
+    // Held as "list every secret": the nameless grant is already held.
+    inv.role_bindings.push(rb(
+        "payments",
+        "alice-edit",
+        "ClusterRole",
+        "edit",
+        vec![subj("User", "alice", None)],
+    ));
+    let a = analysis(
+        &inv,
+        &alice(),
+        RoleRef::cluster_role("list-nameless-secrets"),
+        &["payments"],
+    );
+    assert!(a.new.is_empty() && a.already.len() == 2);
+    assert!(allows(&effective_rules(&inv, &alice()), &plain_list));
+}
+
+#[test]
+fn nameless_grant_does_not_hold_every_name() {
+    // Holding list with resourceNames [""] (every plain list) does not cover
+    // a grant of list on any name: the field-selected list is new.
+    let mut inv = fixtures();
+    with_role(
+        &mut inv,
+        "nameless",
+        vec![PolicyRule::resource(&["list"], &[""], &["configmaps"]).with_names(&[""])],
+    );
+    with_role(
+        &mut inv,
+        "any",
+        vec![PolicyRule::resource(&["list"], &[""], &["configmaps"])],
+    );
+    inv.role_bindings.push(rb(
+        "a",
+        "b",
+        "ClusterRole",
+        "nameless",
+        vec![subj("User", "alice", None)],
+    ));
+    let rules = effective_rules(&inv, &alice());
+    assert!(allows(&rules, &named("a", "configmaps", "", "list")));
+    assert!(!allows(&rules, &named("a", "configmaps", "cm1", "list")));
+    let a = analysis(&inv, &alice(), RoleRef::cluster_role("any"), &["a"]);
+    assert_eq!(a.new.len(), 1);
+}
+
+#[test]
+fn name_on_create_or_deletecollection_allows_nothing() {
+    let mut inv = fixtures();
+    with_role(
+        &mut inv,
+        "named-create",
+        vec![
+            PolicyRule::resource(&["create", "deletecollection"], &[""], &["pods"])
+                .with_names(&["web"]),
+            PolicyRule::resource(&["create"], &[""], &["pods/exec"]).with_names(&["web"]),
+        ],
+    );
+    let a = analysis(
+        &inv,
+        &alice(),
+        RoleRef::cluster_role("named-create"),
+        &["payments"],
+    );
+    let find = |res: &str, verb: &str| {
+        a.new
+            .iter()
+            .find(|n| n.permission.resource_label() == res && n.permission.verb == verb)
+            .unwrap()
+    };
+    for verb in ["create", "deletecollection"] {
+        let n = find("pods", verb);
+        assert_eq!(n.permission.name_reach(), NameReach::NoRequest);
+        assert_eq!(n.risk.flag, RiskFlag::NoRequest);
+        assert_eq!(n.risk.severity, Severity::Info);
+    }
+    // exec names the pod in the URL: a real, dangerous restriction.
+    let exec = find("pods/exec", "create");
+    assert_eq!(exec.permission.name_reach(), NameReach::Object("web"));
+    assert_eq!(exec.risk.flag, RiskFlag::PodExec);
+    assert_eq!(a.worst, Severity::High);
+}
+
+#[test]
+fn multi_star_urls_are_shown_and_flagged_as_what_they_allow() {
+    let mut inv = fixtures();
+    with_role(
+        &mut inv,
+        "all-paths",
+        vec![PolicyRule::non_resource(&["get"], &["/**", "/logs**"])],
+    );
+    let a = analysis(&inv, &alice(), RoleRef::cluster_role("all-paths"), &[]);
+    let urls: Vec<String> = a.granted.iter().map(|p| p.resource_label()).collect();
+    assert_eq!(urls, ["/*", "/logs*"]);
+    let all = a
+        .new
+        .iter()
+        .find(|n| n.permission.resource_label() == "/*")
+        .unwrap();
+    assert_eq!(all.risk.flag, RiskFlag::Wildcard);
+    // /logs* is new (not public), and covers what the apiserver would allow.
+    assert!(a
+        .new
+        .iter()
+        .any(|n| n.permission.resource_label() == "/logs*"));
+    let rules = effective_rules(&inv, &alice());
+    // /version is public: that part of "/*" is held, the rest is not.
+    assert!(allows(&rules, &Permission::non_resource("/version", "get")));
+    assert!(!allows(&rules, &Permission::non_resource("/logs/x", "get")));
+}
+
+#[test]
+fn the_real_fixtures_read_without_skipping_any_object() {
+    assert!(
+        fixtures().skipped.is_empty(),
+        "the real 1.20.2 objects all read"
     );
 }

@@ -10,7 +10,7 @@ use regex::Regex;
 use super::filter::Filter;
 use crate::backend::{ApproveSpec, RequestKey};
 use crate::domain::rbac::engine::{analyze, Analysis, GrantRequest};
-use crate::domain::rbac::{Inventory, Scope, Target};
+use crate::domain::rbac::{Inventory, NameReach, Scope};
 use crate::domain::risk::Risk;
 use crate::domain::sanitize::inert;
 use crate::domain::{AccessRequest, Phase, RoleRef, Severity, Subject, ValidationLimits};
@@ -237,6 +237,9 @@ pub struct DiffGroup {
     pub scope: Scope,
     /// Worst risk first, then by resource.
     pub rows: Vec<DiffRow>,
+    /// Where a resource name in the rows does not restrict what it seems
+    /// to (`resourceNames: [""]`, a name on create), one line each.
+    pub notes: Vec<&'static str>,
 }
 
 const READ_VERBS: [&str; 3] = ["get", "list", "watch"];
@@ -268,13 +271,30 @@ pub fn verbs_text(verbs: &[&str]) -> String {
     parts.join(" ")
 }
 
-/// Groups new permissions by scope, then resource (with resource names).
+/// Groups new permissions by scope, then resource (with resource names),
+/// each name shown for what it really restricts.
 pub fn group_diff(a: &Analysis) -> Vec<DiffGroup> {
     let mut groups: BTreeMap<&Scope, BTreeMap<String, (Vec<&str>, Risk)>> = BTreeMap::new();
+    let mut notes: BTreeMap<&Scope, Vec<&'static str>> = BTreeMap::new();
     for p in &a.new {
-        let mut label = p.permission.resource_label();
-        if let Target::Resource { name: Some(n), .. } = &p.permission.target {
-            label = format!("{label} \"{n}\"");
+        let resource = p.permission.resource_label();
+        let reach = p.permission.name_reach();
+        let label = match reach {
+            NameReach::Any => resource,
+            NameReach::Object(n) | NameReach::FieldSelected(n) => format!("{resource} \"{n}\""),
+            NameReach::EveryObject => format!("{resource} (every object)"),
+            NameReach::NoRequest => match &p.permission.target {
+                crate::domain::rbac::Target::Resource { name: Some(n), .. } => {
+                    format!("{resource} \"{n}\" (no effect)")
+                }
+                _ => format!("{resource} (no effect)"),
+            },
+        };
+        if let Some(note) = reach.note() {
+            let scope_notes = notes.entry(&p.permission.scope).or_default();
+            if !scope_notes.contains(&note) {
+                scope_notes.push(note);
+            }
         }
         let slot = groups
             .entry(&p.permission.scope)
@@ -304,6 +324,7 @@ pub fn group_diff(a: &Analysis) -> Vec<DiffGroup> {
                     .then(x.resource.cmp(&y.resource))
             });
             DiffGroup {
+                notes: notes.remove(scope).unwrap_or_default(),
                 scope: scope.clone(),
                 rows,
             }

@@ -2,16 +2,20 @@
 //!
 //! Severity scale, as approvers read it:
 //! - critical: can take over the scope or the cluster (read secrets, bind /
-//!   escalate / impersonate, nodes/proxy, webhook configurations, full `*`);
+//!   escalate / impersonate, nodes/proxy, webhook configurations, full `*`),
+//!   or make access outlive the grant (write role bindings, approve
+//!   certificates, change CRDs or APIServices, hostPath volumes, ephemeral
+//!   containers);
 //! - high: runs code or mints credentials (exec / attach / portforward,
 //!   create or change pods and pod controllers, serviceaccounts/token,
 //!   partial wildcards, anything in kube-system);
 //! - medium: other writes, and anything cluster-scoped;
-//! - info: reads.
+//! - info: reads, and tuples no real request can use (a name on create or
+//!   deletecollection).
 
 use std::fmt;
 
-use super::rbac::model::{split_subresource, Permission, Scope, Target};
+use super::rbac::model::{split_subresource, NameReach, Permission, Scope, Target};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
@@ -66,6 +70,18 @@ pub enum RiskFlag {
     NodeProxy,
     TokenCreate,
     Webhooks,
+    /// Writes RoleBindings / ClusterRoleBindings: the grant can outlive itself.
+    BindingWrite,
+    /// Approves CertificateSigningRequests: mints credentials for anyone.
+    CertificateApproval,
+    /// Writes CRDs or APIServices: owns whole API types or groups.
+    ApiExtension,
+    /// Creates PersistentVolumes: a hostPath volume is the node's disk.
+    HostPathVolume,
+    /// Writes pods/ephemeralcontainers: adds a container to a running pod.
+    EphemeralContainers,
+    /// A name on create or deletecollection: no real request matches it.
+    NoRequest,
     KubeSystem,
     ClusterScoped,
     Write,
@@ -96,6 +112,12 @@ fn verb_in(verb: &str, set: &[&str]) -> bool {
     verb == "*" || set.contains(&verb)
 }
 
+/// A nonResourceURL pattern that covers every path a client can send: `*`,
+/// `/*`, and the same with more trailing `*` (the authorizer strips them all).
+fn url_is_everything(url: &str) -> bool {
+    url.ends_with('*') && matches!(url.trim_end_matches('*'), "" | "/")
+}
+
 /// Every flag that applies to `perm`; the first is the worst.
 pub fn flags(perm: &Permission) -> Vec<Risk> {
     let mut out = Vec::new();
@@ -107,6 +129,15 @@ pub fn flags(perm: &Permission) -> Vec<Risk> {
         })
     };
     let verb = perm.verb.as_str();
+    let reach = perm.name_reach();
+    if reach == NameReach::NoRequest {
+        add(
+            RiskFlag::NoRequest,
+            Severity::Info,
+            "allows nothing: create/deletecollection requests carry no name",
+        );
+        return out;
+    }
     match &perm.target {
         Target::Resource {
             api_group,
@@ -114,6 +145,8 @@ pub fn flags(perm: &Permission) -> Vec<Risk> {
             ..
         } => {
             let (base, sub) = split_subresource(resource);
+            let in_group = |g: &str| api_group == g || api_group == "*";
+            let write = verb_in(verb, WRITE);
             let res_is = |name: &str| base == name || base == "*";
             let core = api_group.is_empty() || api_group == "*";
             let all_wild = verb == "*" && resource == "*" && api_group == "*";
@@ -134,7 +167,63 @@ pub fn flags(perm: &Permission) -> Vec<Risk> {
                 add(
                     RiskFlag::SecretsRead,
                     Severity::Critical,
-                    "reads Secret values: passwords, keys, tokens",
+                    if reach == NameReach::EveryObject {
+                        "reads every Secret: the name \"\" is every list/watch"
+                    } else {
+                        "reads Secret values: passwords, keys, tokens"
+                    },
+                );
+            }
+            if in_group("rbac.authorization.k8s.io")
+                && (res_is("rolebindings") || res_is("clusterrolebindings"))
+                && sub.is_none()
+                && write
+            {
+                add(
+                    RiskFlag::BindingWrite,
+                    Severity::Critical,
+                    "writes role bindings: can make this grant permanent",
+                );
+            }
+            if in_group("certificates.k8s.io")
+                && ((res_is("certificatesigningrequests")
+                    && (matches!(sub, Some("approval" | "*")) || resource == "*")
+                    && write)
+                    || (res_is("signers") && sub.is_none() && verb_in(verb, &["approve"])))
+            {
+                add(
+                    RiskFlag::CertificateApproval,
+                    Severity::Critical,
+                    "approves certificates: can mint a login for any user",
+                );
+            }
+            if ((in_group("apiextensions.k8s.io") && res_is("customresourcedefinitions"))
+                || (in_group("apiregistration.k8s.io") && res_is("apiservices")))
+                && sub.is_none()
+                && write
+            {
+                add(
+                    RiskFlag::ApiExtension,
+                    Severity::Critical,
+                    "CRDs/APIServices: can route or replace whole APIs",
+                );
+            }
+            if core && res_is("persistentvolumes") && sub.is_none() && verb_in(verb, &["create"]) {
+                add(
+                    RiskFlag::HostPathVolume,
+                    Severity::Critical,
+                    "creates volumes: a hostPath volume opens a node's disk",
+                );
+            }
+            if core
+                && res_is("pods")
+                && (matches!(sub, Some("ephemeralcontainers" | "*")) || resource == "*")
+                && write
+            {
+                add(
+                    RiskFlag::EphemeralContainers,
+                    Severity::Critical,
+                    "adds containers to running pods: runs code as them",
                 );
             }
             if (api_group == "rbac.authorization.k8s.io" || api_group == "*")
@@ -217,7 +306,7 @@ pub fn flags(perm: &Permission) -> Vec<Risk> {
             }
         }
         Target::NonResource { url } => {
-            if url == "*" || verb == "*" {
+            if url_is_everything(url) || verb == "*" {
                 add(
                     RiskFlag::Wildcard,
                     Severity::High,
@@ -403,6 +492,200 @@ mod tests {
         let w = classify(&ns("", "configmaps", "delete"));
         assert_eq!((w.flag, w.severity), (RiskFlag::Write, Severity::Medium));
         assert!(!w.why.is_empty());
+    }
+
+    fn cluster(group: &str, res: &str, verb: &str) -> Permission {
+        Permission::resource(Scope::Cluster, group, res, verb)
+    }
+
+    /// `flag` is the worst flag, critical, with a why, for each verb in
+    /// `yes`, and absent for each verb in `no`.
+    fn critical_for(perm: impl Fn(&str) -> Permission, flag: RiskFlag, yes: &[&str], no: &[&str]) {
+        for v in yes {
+            let r = classify(&perm(v));
+            assert_eq!((r.flag, r.severity), (flag, Severity::Critical), "{v}");
+            assert!(!r.why.is_empty());
+        }
+        for v in no {
+            assert!(!has(&perm(v), flag), "{flag:?} for {v}");
+        }
+    }
+
+    #[test]
+    fn binding_writes_are_critical() {
+        let rbac = "rbac.authorization.k8s.io";
+        let writes = [
+            "create",
+            "update",
+            "patch",
+            "delete",
+            "deletecollection",
+            "*",
+        ];
+        critical_for(
+            |v| ns(rbac, "rolebindings", v),
+            RiskFlag::BindingWrite,
+            &writes,
+            &["get", "list", "watch"],
+        );
+        critical_for(
+            |v| cluster(rbac, "clusterrolebindings", v),
+            RiskFlag::BindingWrite,
+            &writes,
+            &["get"],
+        );
+        assert!(has(&ns("*", "*", "create"), RiskFlag::BindingWrite));
+        assert!(!has(
+            &ns("", "rolebindings", "create"),
+            RiskFlag::BindingWrite
+        ));
+        assert!(!has(&ns(rbac, "roles", "create"), RiskFlag::BindingWrite));
+    }
+
+    #[test]
+    fn certificate_approval_is_critical() {
+        let certs = "certificates.k8s.io";
+        critical_for(
+            |v| cluster(certs, "certificatesigningrequests/approval", v),
+            RiskFlag::CertificateApproval,
+            &["update", "patch", "*"],
+            &["get"],
+        );
+        critical_for(
+            |v| cluster(certs, "signers", v),
+            RiskFlag::CertificateApproval,
+            &["approve", "*"],
+            &["sign", "get"],
+        );
+        assert!(!has(
+            &cluster(certs, "certificatesigningrequests", "create"),
+            RiskFlag::CertificateApproval
+        ));
+        assert!(!has(
+            &cluster(certs, "certificatesigningrequests/status", "update"),
+            RiskFlag::CertificateApproval
+        ));
+        assert!(has(
+            &cluster(certs, "*", "update"),
+            RiskFlag::CertificateApproval
+        ));
+    }
+
+    #[test]
+    fn crd_and_apiservice_writes_are_critical() {
+        critical_for(
+            |v| cluster("apiextensions.k8s.io", "customresourcedefinitions", v),
+            RiskFlag::ApiExtension,
+            &["create", "update", "patch", "delete", "*"],
+            &["get", "list"],
+        );
+        critical_for(
+            |v| cluster("apiregistration.k8s.io", "apiservices", v),
+            RiskFlag::ApiExtension,
+            &["create", "patch", "delete"],
+            &["watch"],
+        );
+        assert!(!has(
+            &cluster("example.com", "customresourcedefinitions", "create"),
+            RiskFlag::ApiExtension
+        ));
+    }
+
+    #[test]
+    fn webhook_configuration_writes_are_critical() {
+        let adm = "admissionregistration.k8s.io";
+        for res in [
+            "mutatingwebhookconfigurations",
+            "validatingwebhookconfigurations",
+        ] {
+            critical_for(
+                |v| cluster(adm, res, v),
+                RiskFlag::Webhooks,
+                &["create", "update", "patch", "delete", "*"],
+                &["get", "list"],
+            );
+        }
+    }
+
+    #[test]
+    fn persistent_volume_create_is_critical() {
+        critical_for(
+            |v| cluster("", "persistentvolumes", v),
+            RiskFlag::HostPathVolume,
+            &["create", "*"],
+            &["get", "delete", "update"],
+        );
+        assert!(!has(
+            &ns("", "persistentvolumeclaims", "create"),
+            RiskFlag::HostPathVolume
+        ));
+    }
+
+    #[test]
+    fn ephemeral_containers_are_critical() {
+        critical_for(
+            |v| ns("", "pods/ephemeralcontainers", v),
+            RiskFlag::EphemeralContainers,
+            &["update", "patch", "create", "*"],
+            &["get"],
+        );
+        assert!(!has(
+            &ns("", "pods", "update"),
+            RiskFlag::EphemeralContainers
+        ));
+        assert!(has(
+            &ns("", "pods/*", "patch"),
+            RiskFlag::EphemeralContainers
+        ));
+    }
+
+    #[test]
+    fn every_trailing_star_url_that_covers_all_paths_is_the_wildcard() {
+        for url in ["*", "**", "/*", "/**", "/***"] {
+            let r = flags(&Permission::non_resource(url, "get"));
+            assert!(r.iter().any(|r| r.flag == RiskFlag::Wildcard), "{url}");
+        }
+        for url in ["/healthz", "/api/*", "/foo**"] {
+            assert!(
+                !has(&Permission::non_resource(url, "get"), RiskFlag::Wildcard),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_name_on_secrets_reads_everything() {
+        let every = |verb: &str| {
+            Permission::named(Scope::Namespace("payments".into()), "", "secrets", "", verb)
+        };
+        for verb in ["list", "watch", "*"] {
+            let r = classify(&every(verb));
+            assert_eq!(
+                (r.flag, r.severity),
+                (RiskFlag::SecretsRead, Severity::Critical)
+            );
+            assert!(r.why.contains("every Secret"), "{verb}: {}", r.why);
+        }
+        // A real name is still a Secret read, but not of every Secret.
+        let one = Permission::named(Scope::Namespace("a".into()), "", "secrets", "db", "get");
+        let r = classify(&one);
+        assert_eq!(r.flag, RiskFlag::SecretsRead);
+        assert!(!r.why.contains("every Secret"));
+    }
+
+    #[test]
+    fn a_name_on_create_or_deletecollection_allows_nothing() {
+        let s = || Scope::Namespace("payments".into());
+        for (res, verb) in [("pods", "create"), ("secrets", "deletecollection")] {
+            let r = classify(&Permission::named(s(), "", res, "x", verb));
+            assert_eq!((r.flag, r.severity), (RiskFlag::NoRequest, Severity::Info));
+        }
+        // With the empty name the same verbs reach every object.
+        let all = classify(&Permission::named(s(), "", "pods", "", "create"));
+        assert_eq!(all.flag, RiskFlag::WorkloadWrite);
+        // A subresource create names its parent: that is a real restriction.
+        let exec = classify(&Permission::named(s(), "", "pods/exec", "x", "create"));
+        assert_eq!(exec.flag, RiskFlag::PodExec);
     }
 
     #[test]

@@ -223,10 +223,15 @@ fn lines<'a>(state: &'a AppState, entry: &'a Entry, theme: &Theme, width: u16) -
         ]));
     }
     out.push(Line::raw(""));
+    let skipped = state
+        .inventories
+        .get(&r.cluster)
+        .map_or(&[][..], |inv| &inv.skipped[..]);
     match analysis {
         Some(Ok(a)) => diff_lines(
             a,
             detail.map_or(&[][..], |d| &d.diff),
+            skipped,
             theme,
             width,
             &mut out,
@@ -375,6 +380,7 @@ fn status_line<'a>(state: &AppState, entry: &Entry, theme: &Theme) -> Line<'a> {
 fn diff_lines<'a>(
     a: &Analysis,
     groups: &'a [DiffGroup],
+    skipped: &[String],
     theme: &Theme,
     width: u16,
     out: &mut Vec<Line<'a>>,
@@ -400,6 +406,28 @@ fn diff_lines<'a>(
             theme.value,
         ),
     ]));
+    if a.privileged {
+        out.push(Line::from(Span::styled(
+            "  in system:masters: the apiserver already allows them everything, whatever the bindings",
+            theme.high,
+        )));
+    }
+    if a.other_live_grants > 0 {
+        out.push(Line::from(Span::styled(
+            "  their other live grants are not counted as already held: those end on their own",
+            theme.dim,
+        )));
+    }
+    if let Some(first) = skipped.first() {
+        out.push(Line::from(Span::styled(
+            format!(
+                "  {} RBAC objects could not be read and are not counted, so \"already held\" may be short (first: {})",
+                skipped.len(),
+                inert(first, 120)
+            ),
+            theme.medium,
+        )));
+    }
     if a.new.is_empty() {
         out.push(Line::from(Span::styled(
             "  nothing new: the requester already has all of it",
@@ -448,6 +476,12 @@ fn diff_lines<'a>(
                     theme.dim,
                 )));
             }
+        }
+        for note in &group.notes {
+            out.push(Line::from(Span::styled(
+                format!("  note: {note}"),
+                theme.dim,
+            )));
         }
     }
 }

@@ -281,10 +281,13 @@ pub async fn approve(
         Some(f) => return Err(crashed(cluster, f)),
         None => {}
     }
-    if let Err(err) = protect(cluster, name, &claimed.req).await {
-        undo(cluster, name, &[], &err.to_string()).await;
-        return Err(err);
-    }
+    let protected = match protect(cluster, name, &claimed).await {
+        Ok(p) => p,
+        Err(err) => {
+            undo(cluster, name, &[], &err.to_string()).await;
+            return Err(err);
+        }
+    };
     let mut made = Vec::new();
     let created = objects::create_all(&cluster.client, &plan, &uid, false, &mut made).await;
     if let Some(f) = cluster.take_fault(FaultPoint::BeforeRecord) {
@@ -295,7 +298,7 @@ pub async fn approve(
         undo(cluster, name, &made, &err.to_string()).await;
         return Err(err);
     }
-    record_made(cluster, name, &claimed.req, &made).await
+    record_made(cluster, name, &claimed.req, &made, protected).await
 }
 
 /// Step 3: the finalizer, on the grant this approval claimed — unless it
@@ -303,19 +306,24 @@ pub async fn approve(
 async fn protect(
     cluster: &KubeCluster,
     name: &str,
-    claimed: &AccessRequest,
-) -> Result<(), BackendError> {
+    claimed: &Fetched,
+) -> Result<Fetched, BackendError> {
+    // First on the claim as written (one request when nothing raced it).
+    let mut now = claimed.clone();
     for _ in 0..RETRIES {
-        let now = fetch(cluster, Caller::Approver, name).await?;
-        if now.req.phase() != Phase::Active || now.req.status.decision != claimed.status.decision {
+        if now.req.phase() != Phase::Active
+            || now.req.status.decision != claimed.req.status.decision
+        {
             return Err(BackendError::Invalid(format!(
                 "{name} became {} while it was being approved; nothing was granted",
                 now.req.phase()
             )));
         }
         match add_finalizer(cluster, &now).await {
-            Ok(()) => return Ok(()),
-            Err(e) if status_code(&e) == Some(409) => continue,
+            Ok(protected) => return Ok(protected),
+            Err(e) if status_code(&e) == Some(409) => {
+                now = fetch(cluster, Caller::Approver, name).await?;
+            }
             Err(e) => {
                 return Err(map_err(
                     cluster,
@@ -344,9 +352,13 @@ async fn record_made(
     name: &str,
     claimed: &AccessRequest,
     made: &[BindingRef],
+    last_seen: Fetched,
 ) -> Result<AccessRequest, BackendError> {
-    for _ in 0..RETRIES {
-        let now = fetch(cluster, Caller::Approver, name).await?;
+    let mut now = last_seen;
+    for attempt in 0..RETRIES {
+        if attempt > 0 {
+            now = fetch(cluster, Caller::Approver, name).await?;
+        }
         let same_grant =
             now.req.phase() == Phase::Active && now.req.status.decision == claimed.status.decision;
         if !same_grant {
@@ -398,9 +410,9 @@ pub async fn undo(cluster: &KubeCluster, name: &str, made: &[BindingRef], why: &
     }
 }
 
-async fn add_finalizer(cluster: &KubeCluster, f: &Fetched) -> Result<(), kube::Error> {
+async fn add_finalizer(cluster: &KubeCluster, f: &Fetched) -> Result<Fetched, kube::Error> {
     if f.has_finalizer() {
-        return Ok(());
+        return Ok(f.clone());
     }
     let mut list = f.obj.metadata.finalizers.clone().unwrap_or_default();
     list.push(FINALIZER.into());
@@ -409,7 +421,7 @@ async fn add_finalizer(cluster: &KubeCluster, f: &Fetched) -> Result<(), kube::E
         .requests()
         .patch(&f.req.name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
-        .map(|_| ())
+        .map(|obj| read(cluster, obj))
 }
 
 /// Adds the finalizer to a live grant that lacks it (the reaper's repair).
@@ -423,7 +435,7 @@ pub async fn ensure_finalizer(cluster: &KubeCluster, name: &str) -> Result<(), k
         }
         match add_finalizer(cluster, &f).await {
             Err(e) if status_code(&e) == Some(409) => continue,
-            other => return other,
+            other => return other.map(|_| ()),
         }
     }
     Ok(())

@@ -75,6 +75,13 @@ pub struct Analysis {
     /// The role is aggregated: it can grow when new CRDs install.
     pub aggregated: bool,
     pub standing: Vec<StandingAccess>,
+    /// The requester is in `system:masters`: the apiserver allows them
+    /// everything whatever the bindings say, so the grant adds nothing.
+    pub privileged: bool,
+    /// How many bindings of other live Portcullis grants apply to the requester.
+    /// Deliberately not "already held": those end on their own, and the
+    /// approver must see everything this grant adds by itself.
+    pub other_live_grants: usize,
     pub worst: Severity,
 }
 
@@ -87,21 +94,73 @@ impl Analysis {
     }
 }
 
-/// The groups a subject is evaluated with: the given ones plus the implicit
-/// `system:authenticated` (every requester is authenticated), and the
-/// service-account groups for `system:serviceaccount:NS:NAME` users.
+pub const AUTHENTICATED: &str = "system:authenticated";
+pub const UNAUTHENTICATED: &str = "system:unauthenticated";
+pub const ANONYMOUS: &str = "system:anonymous";
+/// The apiserver allows this group everything before RBAC is asked
+/// (`authorizerfactory.NewPrivilegedGroups(user.SystemPrivilegedGroup)`
+/// first in the authorizer union).
+pub const MASTERS: &str = "system:masters";
+
+/// `[a-z0-9]([-a-z0-9]*[a-z0-9])?`: apimachinery's DNS-1123 label pattern.
+fn is_dns_label_pattern(s: &str) -> bool {
+    let b = s.as_bytes();
+    let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    b.first().is_some_and(alnum)
+        && b.last().is_some_and(alnum)
+        && b.iter().all(|c| alnum(c) || *c == b'-')
+}
+
+/// A namespace name (`ValidateNamespaceName`: DNS-1123 label, at most 63).
+fn is_dns_label(s: &str) -> bool {
+    s.len() <= 63 && is_dns_label_pattern(s)
+}
+
+/// A ServiceAccount name (`ValidateServiceAccountName`: DNS-1123
+/// subdomain, at most 253).
+fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label_pattern)
+}
+
+/// `(namespace, name)` when `user` is a ServiceAccount user name, with the
+/// apiserver's own test (`serviceaccount.SplitUsername`): exactly
+/// `system:serviceaccount:NS:NAME` with a valid namespace and name. Anything
+/// else (`…:ns:name:extra`, an upper-case namespace) is a plain user name.
+pub fn service_account(user: &str) -> Option<(&str, &str)> {
+    let rest = user.strip_prefix("system:serviceaccount:")?;
+    let (ns, name) = rest.split_once(':')?;
+    (!name.contains(':') && is_dns_label(ns) && is_dns_subdomain(name)).then_some((ns, name))
+}
+
+/// The groups the apiserver's authenticators give this subject: the
+/// declared ones; `system:serviceaccounts` and `system:serviceaccounts:NS`
+/// for a ServiceAccount user (`serviceaccount.MakeGroupNames`); then, as
+/// `AuthenticatedGroupAdder` does, `system:authenticated` unless the user is
+/// `system:anonymous` or a group already is `system:authenticated` or
+/// `system:unauthenticated`. The anonymous user always carries
+/// `system:unauthenticated` (the anonymous authenticator gives it).
 pub fn effective_groups(subject: &Subject) -> Vec<String> {
     let mut groups: Vec<String> = subject.groups.clone();
-    groups.push("system:authenticated".into());
-    if let Some(rest) = subject.user.strip_prefix("system:serviceaccount:") {
-        if let Some((ns, _)) = rest.split_once(':') {
-            groups.push("system:serviceaccounts".into());
-            groups.push(format!("system:serviceaccounts:{ns}"));
+    if let Some((ns, _)) = service_account(&subject.user) {
+        groups.push("system:serviceaccounts".into());
+        groups.push(format!("system:serviceaccounts:{ns}"));
+    }
+    let has = |groups: &[String], g: &str| groups.iter().any(|x| x == g);
+    if subject.user == ANONYMOUS {
+        if !has(&groups, UNAUTHENTICATED) {
+            groups.push(UNAUTHENTICATED.into());
         }
+    } else if !has(&groups, AUTHENTICATED) && !has(&groups, UNAUTHENTICATED) {
+        groups.push(AUTHENTICATED.into());
     }
     groups.sort();
     groups.dedup();
     groups
+}
+
+/// Whether the apiserver allows this subject everything regardless of RBAC.
+pub fn is_privileged(subject: &Subject) -> bool {
+    effective_groups(subject).iter().any(|g| g == MASTERS)
 }
 
 /// How a binding subject matches the requester, if it does.
@@ -115,8 +174,16 @@ fn subject_match(
         "User" if s.name == subject.user => Some(format!("user {}", s.name)),
         "Group" if groups.contains(&s.name) => Some(format!("group {}", s.name)),
         "ServiceAccount" => {
-            // A ServiceAccount subject in a RoleBinding defaults to the binding's namespace.
-            let ns = s.namespace.as_deref().or(binding_ns)?;
+            // A ServiceAccount subject in a RoleBinding defaults to the
+            // binding's namespace; an empty namespace counts as unset. The
+            // comparison is the authorizer's plain string match
+            // (`serviceaccount.MatchesUsername`), not a parse of the user name.
+            let non_empty = |n: &&str| !n.is_empty();
+            let ns = s
+                .namespace
+                .as_deref()
+                .filter(non_empty)
+                .or(binding_ns.filter(non_empty))?;
             (subject.user == format!("system:serviceaccount:{ns}:{}", s.name))
                 .then(|| format!("serviceaccount {ns}/{}", s.name))
         }
@@ -137,11 +204,31 @@ fn role_rules(
     }
 }
 
+/// What `system:masters` holds: everything, with no binding at all.
+fn privileged_rules() -> Vec<EffectiveRule> {
+    let via = format!("group {MASTERS} (the apiserver allows it everything)");
+    vec![
+        EffectiveRule {
+            scope: Scope::Cluster,
+            rule: PolicyRule::resource(&["*"], &["*"], &["*"]),
+            via: via.clone(),
+        },
+        EffectiveRule {
+            scope: Scope::Cluster,
+            rule: PolicyRule::non_resource(&["*"], &["*"]),
+            via,
+        },
+    ]
+}
+
 /// Every binding that applies to `subject`, and the rules it brings.
 fn collect(inv: &Inventory, subject: &Subject) -> (Vec<EffectiveRule>, Vec<StandingAccess>) {
     let groups = effective_groups(subject);
     let mut rules = Vec::new();
     let mut standing = Vec::new();
+    if groups.iter().any(|g| g == MASTERS) {
+        rules.extend(privileged_rules());
+    }
     for b in &inv.cluster_role_bindings {
         let Some(through) = b
             .subjects
@@ -237,13 +324,23 @@ fn resource_matches(rule: &PolicyRule, resource: &str) -> bool {
         .any(|r| r == "*" || r == resource || sub.is_some_and(|s| r.strip_prefix("*/") == Some(s)))
 }
 
+/// `NonResourceURLMatches`: `*`, the exact path, or — for a URL ending in
+/// `*` — a prefix match after stripping *every* trailing `*` (`/foo**` is
+/// `/foo*`, and `**` is `*`).
 fn url_matches(rule: &PolicyRule, url: &str) -> bool {
     rule.non_resource_urls.iter().any(|u| {
-        u == "*"
-            || u == url
-            || u.strip_suffix('*')
-                .is_some_and(|prefix| url.starts_with(prefix))
+        u == "*" || u == url || (u.ends_with('*') && url.starts_with(u.trim_end_matches('*')))
     })
+}
+
+/// A nonResourceURL as the authorizer reads it: trailing `*`s collapse to
+/// one (`/foo**` → `/foo*`, `/**` → `/*`, `**` → `*`).
+pub fn normalize_url(url: &str) -> String {
+    if url.ends_with('*') {
+        format!("{}*", url.trim_end_matches('*'))
+    } else {
+        url.to_string()
+    }
 }
 
 /// Whether a rule held at `scope` covers every request the tuple `perm`
@@ -281,6 +378,26 @@ pub fn allows(rules: &[EffectiveRule], perm: &Permission) -> bool {
     rules.iter().any(|r| rule_covers(&r.scope, &r.rule, perm))
 }
 
+/// Whether the tuple `tuple` (wildcards and all) stands for the request
+/// `request`: e.g. whether a line of the diff covers a SubjectAccessReview.
+pub fn tuple_covers(tuple: &Permission, request: &Permission) -> bool {
+    let rule = match &tuple.target {
+        Target::Resource {
+            api_group,
+            resource,
+            name,
+        } => PolicyRule {
+            verbs: vec![tuple.verb.clone()],
+            api_groups: vec![api_group.clone()],
+            resources: vec![resource.clone()],
+            resource_names: name.iter().cloned().collect(),
+            non_resource_urls: Vec::new(),
+        },
+        Target::NonResource { url } => PolicyRule::non_resource(&[&tuple.verb], &[url]),
+    };
+    rule_covers(&tuple.scope, &rule, request)
+}
+
 /// The tuples one rule stands for at `scope`.
 pub fn expand(scope: &Scope, rule: &PolicyRule, out: &mut BTreeSet<Permission>) {
     let names: Vec<Option<String>> = if rule.resource_names.is_empty() {
@@ -306,9 +423,12 @@ pub fn expand(scope: &Scope, rule: &PolicyRule, out: &mut BTreeSet<Permission>) 
         }
         if *scope == Scope::Cluster {
             for url in &rule.non_resource_urls {
+                // `/**` is shown as what it is, `/*`: every path.
                 out.insert(Permission {
                     scope: Scope::Cluster,
-                    target: Target::NonResource { url: url.clone() },
+                    target: Target::NonResource {
+                        url: normalize_url(url),
+                    },
                     verb: verb.clone(),
                 });
             }
@@ -381,6 +501,8 @@ pub fn analyze(inv: &Inventory, req: GrantRequest<'_>) -> Result<Analysis, Engin
         .max()
         .unwrap_or(Severity::Info);
     Ok(Analysis {
+        privileged: is_privileged(req.subject),
+        other_live_grants: standing.iter().filter(|s| s.live_grant).count(),
         before,
         granted: granted.into_iter().collect(),
         new,
@@ -389,4 +511,261 @@ pub fn analyze(inv: &Inventory, req: GrantRequest<'_>) -> Result<Analysis, Engin
         standing,
         worst,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn groups(user: &str, declared: &[&str]) -> Vec<String> {
+        effective_groups(&Subject::new(user, declared))
+    }
+
+    #[test]
+    fn authenticated_is_added_as_the_group_adder_does() {
+        assert_eq!(groups("alice", &["dev"]), ["dev", "system:authenticated"]);
+        // Declared explicitly: not duplicated.
+        assert_eq!(
+            groups("alice", &["system:authenticated"]),
+            ["system:authenticated"]
+        );
+        // A user carrying system:unauthenticated is not also authenticated.
+        assert_eq!(
+            groups("alice", &["system:unauthenticated"]),
+            ["system:unauthenticated"]
+        );
+    }
+
+    #[test]
+    fn anonymous_is_unauthenticated_only() {
+        assert_eq!(groups(ANONYMOUS, &[]), ["system:unauthenticated"]);
+        assert_eq!(
+            groups(ANONYMOUS, &["system:unauthenticated", "x"]),
+            ["system:unauthenticated", "x"]
+        );
+    }
+
+    #[test]
+    fn service_account_user_names_follow_split_username() {
+        assert_eq!(
+            service_account("system:serviceaccount:payments:builder"),
+            Some(("payments", "builder"))
+        );
+        assert_eq!(
+            service_account("system:serviceaccount:ci:my.bot-1"),
+            Some(("ci", "my.bot-1"))
+        );
+        for bad in [
+            "system:serviceaccount:payments:builder:extra",
+            "system:serviceaccount:Payments:builder",
+            "system:serviceaccount:payments:Builder",
+            "system:serviceaccount:payments",
+            "system:serviceaccount::builder",
+            "system:serviceaccount:payments:",
+            "system:serviceaccount:-ns:builder",
+            "system:serviceaccount:ns-:builder",
+            "system:serviceaccount:payments:a..b",
+            "system:serviceaccount:a.b:builder",
+            "system:serviceaccounts:payments:builder",
+            "alice",
+        ] {
+            assert_eq!(service_account(bad), None, "{bad}");
+        }
+        let long_ns = format!("system:serviceaccount:{}:x", "a".repeat(64));
+        assert_eq!(service_account(&long_ns), None);
+        let ok_ns = format!("system:serviceaccount:{}:x", "a".repeat(63));
+        assert!(service_account(&ok_ns).is_some());
+        let long_name = format!("system:serviceaccount:ns:{}", "a".repeat(254));
+        assert_eq!(service_account(&long_name), None);
+    }
+
+    #[test]
+    fn only_valid_service_accounts_get_service_account_groups() {
+        assert_eq!(
+            groups("system:serviceaccount:payments:sa1", &[]),
+            [
+                "system:authenticated",
+                "system:serviceaccounts",
+                "system:serviceaccounts:payments"
+            ]
+        );
+        assert_eq!(
+            groups("system:serviceaccount:payments:sa1:extra", &[]),
+            ["system:authenticated"]
+        );
+        assert_eq!(
+            groups("system:serviceaccount:Payments:sa1", &[]),
+            ["system:authenticated"]
+        );
+    }
+
+    fn sa_binding_subject(ns: Option<&str>, name: &str) -> SubjectRef {
+        SubjectRef {
+            kind: "ServiceAccount".into(),
+            name: name.into(),
+            namespace: ns.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn service_account_subjects_are_a_plain_string_match() {
+        let s = |user: &str| Subject::new(user, &[]);
+        let g = |user: &str| effective_groups(&s(user));
+        let m = |user: &str, r: &SubjectRef, ns: Option<&str>| {
+            subject_match(&s(user), &g(user), r, ns).is_some()
+        };
+        let sa = sa_binding_subject(Some("payments"), "sa1");
+        assert!(m("system:serviceaccount:payments:sa1", &sa, None));
+        assert!(!m("system:serviceaccount:payments:sa1:extra", &sa, None));
+        // The authorizer compares strings: a namespace that is not a valid
+        // name still matches the user name built from it.
+        let upper = sa_binding_subject(Some("Payments"), "sa1");
+        assert!(m("system:serviceaccount:Payments:sa1", &upper, None));
+        let colon = sa_binding_subject(Some("payments:sa1"), "extra");
+        assert!(m("system:serviceaccount:payments:sa1:extra", &colon, None));
+        // Namespace defaults to the RoleBinding's; empty counts as unset.
+        let bare = sa_binding_subject(None, "sa1");
+        assert!(m(
+            "system:serviceaccount:payments:sa1",
+            &bare,
+            Some("payments")
+        ));
+        assert!(!m("system:serviceaccount:payments:sa1", &bare, None));
+        let empty = sa_binding_subject(Some(""), "sa1");
+        assert!(m(
+            "system:serviceaccount:payments:sa1",
+            &empty,
+            Some("payments")
+        ));
+        assert!(!m("system:serviceaccount:payments:sa1", &empty, None));
+        assert!(!m(":sa1", &empty, None));
+    }
+
+    fn held(rules: &[PolicyRule], perm: &Permission) -> bool {
+        rules.iter().any(|r| rule_covers(&Scope::Cluster, r, perm))
+    }
+
+    #[test]
+    fn every_trailing_star_is_stripped_before_the_prefix_match() {
+        let get = |url: &str| Permission::non_resource(url, "get");
+        let rule = |url: &str| vec![PolicyRule::non_resource(&["get"], &[url])];
+        for everything in ["*", "**", "***"] {
+            for path in ["/", "/healthz", "/api/v1", "x", "*"] {
+                assert!(held(&rule(everything), &get(path)), "{everything} {path}");
+            }
+        }
+        assert!(held(&rule("/**"), &get("/anything/at/all")));
+        assert!(!held(&rule("/**"), &get("x")), "a path without a slash");
+        assert!(held(&rule("/foo**"), &get("/foo")));
+        assert!(held(&rule("/foo**"), &get("/foobar")));
+        assert!(!held(&rule("/foo**"), &get("/fo")));
+        assert!(!held(&rule("/foo"), &get("/foo/")), "exact without a star");
+        assert!(!held(&rule("/fo*o"), &get("/foo")), "only a trailing star");
+        assert!(held(&rule("/fo*o"), &get("/fo*o")));
+    }
+
+    #[test]
+    fn url_tuples_show_one_trailing_star() {
+        assert_eq!(normalize_url("/foo**"), "/foo*");
+        assert_eq!(normalize_url("/**"), "/*");
+        assert_eq!(normalize_url("**"), "*");
+        assert_eq!(normalize_url("/healthz"), "/healthz");
+        let mut out = BTreeSet::new();
+        expand(
+            &Scope::Cluster,
+            &PolicyRule::non_resource(&["get"], &["/**", "/foo***"]),
+            &mut out,
+        );
+        let urls: Vec<String> = out.iter().map(|p| p.resource_label()).collect();
+        assert_eq!(urls, ["/*", "/foo*"]);
+        // A normalised tuple still stands for what the rule allows.
+        let star = Permission::non_resource("/*", "get");
+        assert!(tuple_covers(
+            &star,
+            &Permission::non_resource("/x/y", "get")
+        ));
+        assert!(!tuple_covers(&star, &Permission::non_resource("x", "get")));
+    }
+
+    #[test]
+    fn empty_resource_name_is_the_request_without_a_name() {
+        let rules = [PolicyRule::resource(&["list", "get"], &[""], &["secrets"]).with_names(&[""])];
+        let ns = || Scope::Namespace("a".into());
+        let req = |name: &str, verb: &str| Permission::named(ns(), "", "secrets", name, verb);
+        assert!(held(&rules, &req("", "list")), "plain list");
+        assert!(!held(&rules, &req("db", "get")));
+        assert!(!held(&rules, &req("db", "list")), "field-selected list");
+        // "Any name" is more than the nameless request.
+        let any = Permission::resource(ns(), "", "secrets", "list");
+        assert!(!held(&rules, &any));
+        // And a rule without names covers both.
+        let all = [PolicyRule::resource(&["list"], &[""], &["secrets"])];
+        assert!(held(&all, &req("", "list")) && held(&all, &any));
+    }
+
+    #[test]
+    fn tuples_cover_what_they_stand_for() {
+        let ns = || Scope::Namespace("a".into());
+        let any = Permission::resource(ns(), "", "pods", "get");
+        assert!(tuple_covers(
+            &any,
+            &Permission::named(ns(), "", "pods", "x", "get")
+        ));
+        assert!(tuple_covers(
+            &any,
+            &Permission::named(ns(), "", "pods", "", "get")
+        ));
+        assert!(!tuple_covers(
+            &any,
+            &Permission::named(ns(), "", "pods/log", "x", "get")
+        ));
+        let x = Permission::named(ns(), "", "pods", "x", "get");
+        assert!(tuple_covers(&x, &x));
+        assert!(!tuple_covers(
+            &x,
+            &Permission::named(ns(), "", "pods", "y", "get")
+        ));
+        assert!(!tuple_covers(&x, &any));
+        let cluster = Permission::resource(Scope::Cluster, "*", "*", "*");
+        assert!(tuple_covers(&cluster, &x));
+        assert!(!tuple_covers(&x, &cluster));
+        let sub = Permission::resource(ns(), "apps", "*/scale", "update");
+        assert!(tuple_covers(
+            &sub,
+            &Permission::named(ns(), "apps", "deployments/scale", "d", "update")
+        ));
+        assert!(!tuple_covers(
+            &sub,
+            &Permission::named(ns(), "apps", "deployments", "d", "update")
+        ));
+    }
+
+    #[test]
+    fn system_masters_holds_everything_without_a_binding() {
+        let inv = Inventory::default();
+        let root = Subject::new("root", &[MASTERS]);
+        assert!(is_privileged(&root));
+        let rules = effective_rules(&inv, &root);
+        assert!(allows(
+            &rules,
+            &Permission::resource(Scope::Cluster, "*", "*", "*")
+        ));
+        assert!(allows(
+            &rules,
+            &Permission::non_resource("/anything", "post")
+        ));
+        assert!(allows(
+            &rules,
+            &Permission::named(
+                Scope::Namespace("kube-system".into()),
+                "",
+                "secrets",
+                "x",
+                "get"
+            )
+        ));
+        let alice = Subject::new("alice", &[]);
+        assert!(!is_privileged(&alice));
+        assert!(effective_rules(&inv, &alice).is_empty());
+    }
 }

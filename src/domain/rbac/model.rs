@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
@@ -179,8 +180,9 @@ pub struct Inventory {
     /// The cluster's namespaces, when known (None: not watched, e.g. the
     /// fixtures): a request for a namespace that does not exist is invalid.
     pub namespaces: Option<BTreeSet<String>>,
-    /// Objects that could not be read (one reason each): they were left
-    /// out, which can change what counts as already held.
+    /// One line per object that could not be read (`RoleBinding ns/name:
+    /// why`). A skipped binding can hide standing access, so "already held"
+    /// may be understated while this is not empty; the console says so.
     pub skipped: Vec<String>,
 }
 
@@ -203,7 +205,18 @@ impl fmt::Display for Scope {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Target {
-    /// `resource` may be `res/sub`, `*/sub` or `*`; `name` None = any name.
+    /// `resource` may be `res/sub`, `*/sub` or `*`.
+    ///
+    /// `name` keeps "any name" and "a request without a name" apart, as the
+    /// authorizer does (it compares the request's name, `""` when there is
+    /// none, with `resourceNames`):
+    /// - `None`: any name — a rule without `resourceNames`; every object and
+    ///   every request without a name (list, watch, create, deletecollection);
+    /// - `Some("")`: only requests that carry no name — what
+    ///   `resourceNames: [""]` matches, i.e. listing or creating everything;
+    /// - `Some(n)`: only requests that name `n`.
+    ///
+    /// See [`Permission::name_reach`] for what each means to an approver.
     Resource {
         api_group: String,
         resource: String,
@@ -219,6 +232,45 @@ pub fn split_subresource(resource: &str) -> (&str, Option<&str>) {
     match resource.split_once('/') {
         Some((base, sub)) => (base, Some(sub)),
         None => (resource, None),
+    }
+}
+
+/// What a tuple's resource name really restricts, given how requests carry
+/// names (`k8s.io/apiserver/pkg/endpoints/request/requestinfo.go`): a name is
+/// in the URL for get/update/patch/delete and subresources; list and watch
+/// carry one only with the field selector `metadata.name=NAME`; create (of a
+/// resource itself) and deletecollection never carry one, so their name is `""`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameReach<'a> {
+    /// No `resourceNames`: every object.
+    Any,
+    /// Requests that name this object.
+    Object(&'a str),
+    /// list/watch of this object only, with the field selector `metadata.name=NAME`.
+    FieldSelected(&'a str),
+    /// `resourceNames: [""]` on list/watch/create/deletecollection: every
+    /// request of that verb carries no name, so the "name" restricts nothing.
+    EveryObject,
+    /// A non-empty name on create or deletecollection: no such request ever
+    /// carries a name, so the tuple allows no real request.
+    NoRequest,
+}
+
+impl NameReach<'_> {
+    /// One line for the approver, when the name does not mean what it looks like.
+    pub fn note(self) -> Option<&'static str> {
+        match self {
+            NameReach::Any | NameReach::Object(_) => None,
+            NameReach::FieldSelected(_) => {
+                Some("a named list/watch works only with the field selector metadata.name=NAME")
+            }
+            NameReach::EveryObject => Some(
+                "resourceNames [\"\"] matches every request without a name: list, watch, create, deletecollection of every object",
+            ),
+            NameReach::NoRequest => Some(
+                "create and deletecollection cannot be restricted by name: a name there allows nothing",
+            ),
+        }
     }
 }
 
@@ -241,6 +293,53 @@ impl Permission {
                 name: None,
             },
             verb: verb.into(),
+        }
+    }
+
+    /// A concrete request for one object (`name` may be `""`: the request
+    /// without a name, as list or create send it).
+    pub fn named(scope: Scope, group: &str, resource: &str, name: &str, verb: &str) -> Self {
+        Self {
+            scope,
+            target: Target::Resource {
+                api_group: group.into(),
+                resource: resource.into(),
+                name: Some(name.into()),
+            },
+            verb: verb.into(),
+        }
+    }
+
+    pub fn non_resource(url: &str, verb: &str) -> Self {
+        Self {
+            scope: Scope::Cluster,
+            target: Target::NonResource { url: url.into() },
+            verb: verb.into(),
+        }
+    }
+
+    /// What the tuple's resource name really restricts (see [`NameReach`]).
+    pub fn name_reach(&self) -> NameReach<'_> {
+        let Target::Resource { resource, name, .. } = &self.target else {
+            return NameReach::Any;
+        };
+        let Some(name) = name.as_deref() else {
+            return NameReach::Any;
+        };
+        // `*` covers subresources too, and a subresource create (pods/exec,
+        // serviceaccounts/token) names its parent object.
+        let top_level_create = self.verb == "create" && resource != "*" && !resource.contains('/');
+        let nameless_verb = matches!(
+            self.verb.as_str(),
+            "list" | "watch" | "deletecollection" | "*"
+        ) || top_level_create;
+        match (name.is_empty(), self.verb.as_str()) {
+            (true, _) if nameless_verb => NameReach::EveryObject,
+            (true, _) => NameReach::Object(name),
+            (false, "list" | "watch") => NameReach::FieldSelected(name),
+            (false, "deletecollection") => NameReach::NoRequest,
+            (false, _) if top_level_create => NameReach::NoRequest,
+            (false, _) => NameReach::Object(name),
         }
     }
 
@@ -270,16 +369,53 @@ impl Permission {
     }
 }
 
+/// Reads each object on its own: one the model cannot read is skipped and
+/// said in `skipped` (`Kind ns/name: why`) instead of failing the whole
+/// inventory or vanishing without a trace.
+pub fn parse_objects<T: DeserializeOwned>(
+    kind: &str,
+    objects: impl IntoIterator<Item = serde_json::Value>,
+    skipped: &mut Vec<String>,
+) -> Vec<T> {
+    objects
+        .into_iter()
+        .filter_map(|v| {
+            let who = object_key(&v);
+            serde_json::from_value(v)
+                .map_err(|e| skipped.push(format!("{kind} {who}: {e}")))
+                .ok()
+        })
+        .collect()
+}
+
+/// `ns/name`, `name`, or `(unnamed)` for a skipped-object line.
+fn object_key(v: &serde_json::Value) -> String {
+    let meta = &v["metadata"];
+    match (meta["namespace"].as_str(), meta["name"].as_str()) {
+        (Some(ns), Some(name)) => format!("{ns}/{name}"),
+        (None, Some(name)) => name.to_string(),
+        _ => "(unnamed)".to_string(),
+    }
+}
+
 impl Inventory {
+    /// From `kubectl get clusterroles,clusterrolebindings -o yaml` style
+    /// lists. A list that is not YAML is an error; an item the model cannot
+    /// read is skipped and listed in `skipped`.
     pub fn from_yaml_lists(
         cluster_roles: &str,
         cluster_role_bindings: &str,
     ) -> Result<Self, serde_yaml_ng::Error> {
-        let roles: List<ClusterRole> = serde_yaml_ng::from_str(cluster_roles)?;
-        let bindings: List<ClusterRoleBinding> = serde_yaml_ng::from_str(cluster_role_bindings)?;
+        let roles: List<serde_json::Value> = serde_yaml_ng::from_str(cluster_roles)?;
+        let bindings: List<serde_json::Value> = serde_yaml_ng::from_str(cluster_role_bindings)?;
+        let mut skipped = Vec::new();
+        let cluster_roles = parse_objects("ClusterRole", roles.items, &mut skipped);
+        let cluster_role_bindings =
+            parse_objects("ClusterRoleBinding", bindings.items, &mut skipped);
         Ok(Self {
-            cluster_roles: roles.items,
-            cluster_role_bindings: bindings.items,
+            cluster_roles,
+            cluster_role_bindings,
+            skipped,
             ..Default::default()
         })
     }
@@ -374,6 +510,104 @@ mod tests {
         };
         assert!(ml.matches(&l));
         assert!(!ml.matches(&labels(&[("a", "2")])));
+    }
+
+    #[test]
+    fn name_reach_says_what_a_name_restricts() {
+        let ns = || Scope::Namespace("a".into());
+        let p = |res: &str, name: &str, verb: &str| Permission::named(ns(), "", res, name, verb);
+        assert_eq!(
+            Permission::resource(ns(), "", "pods", "create").name_reach(),
+            NameReach::Any
+        );
+        for verb in ["list", "watch", "create", "deletecollection", "*"] {
+            assert_eq!(
+                p("pods", "", verb).name_reach(),
+                NameReach::EveryObject,
+                "{verb}"
+            );
+        }
+        for verb in ["get", "update", "patch", "delete", "use"] {
+            assert_eq!(
+                p("pods", "", verb).name_reach(),
+                NameReach::Object(""),
+                "{verb}"
+            );
+        }
+        for verb in ["list", "watch"] {
+            assert_eq!(
+                p("pods", "x", verb).name_reach(),
+                NameReach::FieldSelected("x")
+            );
+        }
+        assert_eq!(p("pods", "x", "create").name_reach(), NameReach::NoRequest);
+        assert_eq!(
+            p("pods", "x", "deletecollection").name_reach(),
+            NameReach::NoRequest
+        );
+        assert_eq!(
+            p("pods/x", "x", "deletecollection").name_reach(),
+            NameReach::NoRequest
+        );
+        // A subresource create, or `*` (which covers subresources), names its object.
+        assert_eq!(
+            p("pods/exec", "x", "create").name_reach(),
+            NameReach::Object("x")
+        );
+        assert_eq!(p("*", "x", "create").name_reach(), NameReach::Object("x"));
+        assert_eq!(
+            p("pods/exec", "", "create").name_reach(),
+            NameReach::Object("")
+        );
+        assert_eq!(p("pods", "x", "*").name_reach(), NameReach::Object("x"));
+        assert_eq!(p("pods", "x", "get").name_reach(), NameReach::Object("x"));
+        assert!(NameReach::EveryObject
+            .note()
+            .is_some_and(|n| n.contains("[\"\"]")));
+        assert!(NameReach::NoRequest.note().is_some());
+        assert!(NameReach::FieldSelected("x").note().is_some());
+        assert_eq!(NameReach::Object("x").note(), None);
+        assert_eq!(
+            Permission::non_resource("/x", "get").name_reach(),
+            NameReach::Any
+        );
+    }
+
+    #[test]
+    fn unreadable_objects_are_skipped_and_said() {
+        let roles =
+            "items:\n- metadata: {name: ok}\n  rules: []\n- metadata: {name: bad}\n  rules: 7\n";
+        let bindings = "items:\n- metadata: {name: no-ref}\n  subjects: []\n- metadata: {name: b}\n  roleRef: {kind: ClusterRole, name: ok}\n";
+        let inv = Inventory::from_yaml_lists(roles, bindings).unwrap();
+        assert_eq!(inv.cluster_roles.len(), 1);
+        assert_eq!(inv.cluster_role_bindings.len(), 1);
+        assert_eq!(inv.skipped.len(), 2, "{:?}", inv.skipped);
+        assert!(inv.skipped[0].starts_with("ClusterRole bad: "));
+        assert!(inv.skipped[1].starts_with("ClusterRoleBinding no-ref: "));
+        assert!(inv.skipped[1].contains("roleRef"));
+        // Not YAML at all is still an error.
+        assert!(Inventory::from_yaml_lists("items: [", "items: []").is_err());
+    }
+
+    #[test]
+    fn parse_objects_names_namespaced_and_unnamed_objects() {
+        let mut skipped = Vec::new();
+        let rbs: Vec<RoleBinding> = parse_objects(
+            "RoleBinding",
+            [
+                serde_json::json!({"metadata": {"name": "x", "namespace": "a"}}),
+                serde_json::json!({"kind": "RoleBinding"}),
+                serde_json::json!({"metadata": {"name": "y", "namespace": "a"},
+                    "roleRef": {"kind": "Role", "name": "r"}, "subjects": null}),
+            ],
+            &mut skipped,
+        );
+        assert_eq!(rbs.len(), 1);
+        assert!(skipped[0].starts_with("RoleBinding a/x: "), "{skipped:?}");
+        assert!(
+            skipped[1].starts_with("RoleBinding (unnamed): "),
+            "{skipped:?}"
+        );
     }
 
     #[test]
