@@ -93,7 +93,7 @@ pub async fn run(
                 .collect();
             items.sort_by_key(|r| r.created_at);
             Ok(match output {
-                OutputFormat::Table => table(&items, *what),
+                OutputFormat::Table => table(&items, *what, backend.now()),
                 OutputFormat::Json => escape_data(
                     &serde_json::to_string_pretty(&Value::Array(
                         items.iter().map(object).collect(),
@@ -237,8 +237,8 @@ fn object(r: &AccessRequest) -> Value {
 }
 
 /// A kubectl-style table; requester text is made inert for the terminal.
-fn table(items: &[AccessRequest], what: GetWhat) -> String {
-    let now = Utc::now();
+/// `now` is the apiserver's clock (ages and time left as the cluster counts them).
+fn table(items: &[AccessRequest], what: GetWhat, now: chrono::DateTime<Utc>) -> String {
     let last = match what {
         GetWhat::Requests => "AGE",
         GetWhat::Grants => "LEFT",

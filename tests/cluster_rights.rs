@@ -403,6 +403,8 @@ async fn a_reaper_without_rights_says_so_once_and_backs_off() {
     .await;
     let alice = KubeBackend::from_clusters(vec![cp.cluster("alice").await]).reaping(false);
     let stale = alice.create(ask("view", "orders")).await.unwrap();
+    // A second request: the same refusal for it is not said again.
+    alice.create(ask("view", "payments")).await.unwrap();
     // alice (a requester) runs a reaper anyway: every write is refused.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let _wrong = reaper_as(&cp, "alice", Some(tx)).await;

@@ -231,6 +231,8 @@ pub enum ValidationError {
     DuplicateNamespace(String),
     #[error("'{0}' holds Portcullis' own objects: access there is never granted")]
     SystemNamespace(String),
+    #[error("the requester '{0}' is a system identity (anonymous, a ServiceAccount, a node…): grants go to people")]
+    SystemRequester(String),
 }
 
 /// Where credentials-mode Token keeps per-grant ServiceAccounts and their
@@ -269,6 +271,8 @@ pub enum PhaseError {
     EndInPast,
     #[error("the request is invalid and can never be approved: {0}")]
     Invalid(ValidationError),
+    #[error("{0} has waited longer than the approval timeout ({1}): it expires, ask again")]
+    TimedOut(String, String),
 }
 
 pub(crate) fn is_dns_label(s: &str) -> bool {
@@ -304,6 +308,14 @@ impl AccessRequest {
         }
         if self.requester.user.trim().is_empty() {
             return Err(ValidationError::NoRequester);
+        }
+        // `system:anonymous` would grant every unauthenticated client; a
+        // ServiceAccount an approver controls would let them approve for
+        // themselves under another name.
+        if self.requester.user.starts_with("system:") {
+            return Err(ValidationError::SystemRequester(
+                crate::domain::sanitize::inert(&self.requester.user, 64).into(),
+            ));
         }
         if self.role.name.is_empty() {
             return Err(ValidationError::NoRole);
@@ -394,6 +406,13 @@ impl AccessRequest {
         self.validate(limits).map_err(PhaseError::Invalid)?;
         if approval.by == self.requester.user {
             return Err(PhaseError::SelfApproval(approval.by.clone()));
+        }
+        let timeout = TimeDelta::from_std(limits.approval_timeout).unwrap_or(TimeDelta::MAX);
+        if approval.at - self.created_at >= timeout {
+            return Err(PhaseError::TimedOut(
+                self.name.clone(),
+                crate::domain::duration::format(limits.approval_timeout),
+            ));
         }
         if approval.duration.is_zero() {
             return Err(PhaseError::Invalid(ValidationError::ZeroDuration));
@@ -734,6 +753,37 @@ mod tests {
         );
         r.namespaces = vec!["Bad_NS\x1b".into()];
         assert!(matches!(r.validate(&l), Err(ValidationError::BadName(n)) if !n.contains('\x1b')));
+    }
+
+    #[test]
+    fn system_identities_never_request() {
+        let l = ValidationLimits::default();
+        for user in [
+            "system:anonymous",
+            "system:serviceaccount:ci:bot",
+            "system:node:n1",
+        ] {
+            let mut r = req();
+            r.requester.user = user.into();
+            assert!(
+                matches!(r.validate(&l), Err(ValidationError::SystemRequester(_))),
+                "{user}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_request_past_the_approval_timeout_is_not_approved() {
+        let l = ValidationLimits {
+            approval_timeout: Duration::from_secs(30),
+            ..Default::default()
+        };
+        let mut r = req();
+        assert!(matches!(
+            r.approve(approval("bob", 10, &["payments"]), &l),
+            Err(PhaseError::TimedOut(..))
+        ));
+        assert_eq!(r.phase(), Phase::Pending);
     }
 
     #[test]

@@ -9,7 +9,6 @@
 //! local clock, taken at the midpoint of the round trip, is good to about
 //! half a second — finer than `expiresAt`, which is stored in seconds.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -19,20 +18,41 @@ use http::Request;
 /// How old a skew measurement may be before an approval measures again.
 pub const RESYNC_AFTER: Duration = Duration::from_secs(60);
 
+/// What is known of the apiserver's time at one instant of this machine's
+/// monotonic clock: it lies in [lo, hi].
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    anchor: Instant,
+    lo: DateTime<Utc>,
+    hi: DateTime<Utc>,
+}
+
+impl Bounds {
+    fn at(&self, when: Instant) -> (DateTime<Utc>, DateTime<Utc>) {
+        let d = signed(when, self.anchor);
+        (self.lo + d, self.hi + d)
+    }
+}
+
+fn signed(a: Instant, b: Instant) -> TimeDelta {
+    match a.checked_duration_since(b) {
+        Some(d) => TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX),
+        None => -TimeDelta::from_std(b.duration_since(a)).unwrap_or(TimeDelta::MAX),
+    }
+}
+
+/// The apiserver's clock, followed on this machine's monotonic clock: once
+/// measured, a step of the laptop's wall clock changes nothing. Each
+/// measurement bounds the server's time (the header truncates to the
+/// second, and the reply took some time); successive ones are intersected,
+/// so the estimate sharpens.
 #[derive(Debug)]
 pub struct ClusterClock {
-    /// What is known of (apiserver time − local time), in milliseconds: it
-    /// lies in [lo, hi]. Each measurement gives such an interval (the
-    /// header truncates to the second, and the reply took some time);
-    /// successive ones are intersected, so the estimate sharpens.
-    bounds: Mutex<Option<(i64, i64)>>,
-    /// The midpoint of the bounds, for lock-free reads.
-    offset_ms: AtomicI64,
-    /// The lower bound, for lock-free reads.
-    lower_ms: AtomicI64,
-    /// When the offset was last measured (None: never).
+    bounds: Mutex<Option<Bounds>>,
+    /// When the clock was last measured (None: never).
     synced: Mutex<Option<Instant>>,
-    /// Test hook: pretend the local clock is off by this much.
+    /// Test hook: pretend the local wall clock is off by this much (it only
+    /// matters before the first measurement).
     local_error: TimeDelta,
 }
 
@@ -54,31 +74,49 @@ impl ClusterClock {
     pub fn with_local_error(error: TimeDelta) -> Self {
         Self {
             bounds: Mutex::new(None),
-            offset_ms: AtomicI64::new(0),
-            lower_ms: AtomicI64::new(0),
             synced: Mutex::new(None),
             local_error: error,
         }
     }
 
-    /// This machine's clock (with the injected error, if any).
+    /// This machine's wall clock (with the injected error, if any).
     pub fn local_now(&self) -> DateTime<Utc> {
         Utc::now() + self.local_error
     }
 
-    /// The apiserver's time, as best known (decisions are stamped with it).
+    fn bounds_now(&self) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        let b = (*self.bounds.lock().ok()?)?;
+        Some(b.at(Instant::now()))
+    }
+
+    /// The apiserver's time, as best known (decisions are stamped with it);
+    /// the local clock until the first measurement.
     pub fn now(&self) -> DateTime<Utc> {
-        self.local_now() + TimeDelta::milliseconds(self.offset_ms.load(Ordering::Relaxed))
+        match self.bounds_now() {
+            Some((lo, hi)) => lo + (hi - lo) / 2,
+            None => self.local_now(),
+        }
     }
 
     /// A time the apiserver's clock has certainly reached: what "is this
-    /// grant's end due?" asks, so no grant ends early by the cluster's clock.
+    /// grant's end due?" asks, so no grant ends early by the cluster's
+    /// clock. Before any measurement, the local clock (the reaper measures
+    /// before it acts).
     pub fn now_at_least(&self) -> DateTime<Utc> {
-        self.local_now() + TimeDelta::milliseconds(self.lower_ms.load(Ordering::Relaxed))
+        match self.bounds_now() {
+            Some((lo, _)) => lo,
+            None => self.local_now(),
+        }
     }
 
+    /// Whether the apiserver's clock has been measured.
+    pub fn is_synced(&self) -> bool {
+        self.bounds.lock().is_ok_and(|b| b.is_some())
+    }
+
+    /// The apiserver's clock minus this machine's wall clock (for logs).
     pub fn offset(&self) -> TimeDelta {
-        TimeDelta::milliseconds(self.offset_ms.load(Ordering::Relaxed))
+        self.now() - self.local_now()
     }
 
     fn is_fresh(&self) -> bool {
@@ -89,26 +127,34 @@ impl ClusterClock {
             .is_some_and(|at| at.elapsed() < RESYNC_AFTER)
     }
 
-    /// Records one measurement: the server said `server` (whole seconds)
-    /// between local `sent` and `received`.
-    pub fn record(&self, sent: DateTime<Utc>, received: DateTime<Utc>, server: DateTime<Utc>) {
-        // The server's true time at the reply was in [server, server + 1 s),
-        // read somewhere between sent and received.
-        let lo = (server - received).num_milliseconds();
-        let hi = (server + TimeDelta::seconds(1) - sent).num_milliseconds();
+    /// Records one measurement: the server said `server` (whole seconds) in
+    /// a reply to a request sent at `sent` and received at `received`.
+    pub fn record(&self, sent: Instant, received: Instant, server: DateTime<Utc>) {
+        // When the reply arrived, the server's clock read at least what the
+        // header says, and at most its next second plus the trip.
+        let lo = server;
+        let hi = server + TimeDelta::seconds(1) + signed(received, sent);
         let Ok(mut bounds) = self.bounds.lock() else {
             return;
         };
         let merged = match *bounds {
-            // Intersect with what was known; disjoint means a clock jumped:
-            // start over from this measurement.
-            Some((a, b)) if lo.max(a) <= hi.min(b) => (lo.max(a), hi.min(b)),
-            _ => (lo, hi),
+            // Intersect with what was known; disjoint means a clock jumped
+            // (the server's): start over from this measurement.
+            Some(b) => {
+                let (a, z) = b.at(received);
+                if lo.max(a) <= hi.min(z) {
+                    (lo.max(a), hi.min(z))
+                } else {
+                    (lo, hi)
+                }
+            }
+            None => (lo, hi),
         };
-        *bounds = Some(merged);
-        self.lower_ms.store(merged.0, Ordering::Relaxed);
-        self.offset_ms
-            .store((merged.0 + merged.1) / 2, Ordering::Relaxed);
+        *bounds = Some(Bounds {
+            anchor: received,
+            lo: merged.0,
+            hi: merged.1,
+        });
         if let Ok(mut s) = self.synced.lock() {
             *s = Some(Instant::now());
         }
@@ -119,9 +165,9 @@ impl ClusterClock {
         let request = Request::get("/version")
             .body(kube::client::Body::from(Vec::new()))
             .map_err(kube::Error::HttpError)?;
-        let sent = self.local_now();
+        let sent = Instant::now();
         let response = client.send(request).await?;
-        let received = self.local_now();
+        let received = Instant::now();
         if let Some(server) = response
             .headers()
             .get(http::header::DATE)
@@ -165,16 +211,15 @@ mod tests {
     #[test]
     fn an_hour_fast_laptop_reads_server_time() {
         let clock = ClusterClock::with_local_error(TimeDelta::hours(1));
-        let sent = clock.local_now();
-        let received = sent + TimeDelta::milliseconds(20);
-        // The server's clock is right: it reads an hour earlier.
-        let server = sent - TimeDelta::hours(1);
-        let server_whole = DateTime::from_timestamp(server.timestamp(), 0).unwrap();
-        clock.record(sent, received, server_whole);
+        let sent = Instant::now();
+        let received = sent + Duration::from_millis(20);
+        // The server's clock is right; the laptop's is an hour fast.
+        let server = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
+        clock.record(sent, received, server);
         let error = (clock.now() - Utc::now()).num_milliseconds().abs();
-        assert!(error <= 1_000, "off by {error} ms");
+        assert!(error <= 1_100, "off by {error} ms");
         assert!(
-            clock.now_at_least() <= Utc::now() + TimeDelta::milliseconds(1),
+            clock.now_at_least() <= Utc::now() + TimeDelta::milliseconds(25),
             "a lower bound"
         );
     }
@@ -182,14 +227,16 @@ mod tests {
     #[test]
     fn measurements_narrow_the_bounds() {
         let clock = ClusterClock::default();
-        let base = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
-        // True offset 0; replies at .2 s and .7 s into a second.
-        let at = |ms: i64| base + TimeDelta::milliseconds(ms);
-        clock.record(at(190), at(210), base);
-        clock.record(at(1690), at(1710), base + TimeDelta::seconds(1));
-        let lower = clock.lower_ms.load(Ordering::Relaxed);
-        let mid = clock.offset_ms.load(Ordering::Relaxed);
-        assert!((-310..=0).contains(&lower), "{lower}");
-        assert!(mid.abs() <= 310, "{mid}");
+        let i0 = Instant::now();
+        let at = |ms: u64| i0 + Duration::from_millis(ms);
+        // The server's clock reads a whole second W at i0 + 200 ms.
+        let w = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let truth = |ms: u64| w + TimeDelta::milliseconds(ms as i64 - 200);
+        clock.record(at(190), at(210), w);
+        clock.record(at(1690), at(1710), w + TimeDelta::seconds(1));
+        let b = (*clock.bounds.lock().unwrap()).unwrap();
+        let (lo, hi) = b.at(at(1710));
+        assert!(lo <= truth(1710) && truth(1710) <= hi, "{lo} {hi}");
+        assert!(hi - lo <= TimeDelta::milliseconds(520), "{}", hi - lo);
     }
 }

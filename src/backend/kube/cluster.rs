@@ -11,7 +11,7 @@ use kube::Client;
 use super::clock::ClusterClock;
 use super::identity::{whoami, Identity};
 use super::request_resource;
-use super::settings::{ClusterSettings, SettingsCache};
+use super::settings::{ClusterSettings, SettingsCache, SettingsError};
 
 /// Where a test can make the grant engine misbehave as a crash, a slow
 /// process or a concurrent writer would, to prove the rest copes.
@@ -107,7 +107,7 @@ impl KubeCluster {
     }
 
     /// The cluster's limits (cached for a few seconds).
-    pub async fn settings(&self) -> Result<ClusterSettings, String> {
+    pub async fn settings(&self) -> Result<ClusterSettings, SettingsError> {
         self.settings.get(&self.client).await
     }
 

@@ -236,7 +236,10 @@ fn refuse_unverified(actor: &Identity, action: &str) -> Result<(), BackendError>
 /// The cluster's limits for decisions; unreadable or invalid settings
 /// refuse (fail closed).
 async fn limits(cluster: &KubeCluster) -> Result<super::settings::ClusterSettings, BackendError> {
-    cluster.settings().await.map_err(BackendError::Config)
+    cluster
+        .settings()
+        .await
+        .map_err(|e| BackendError::Config(e.to_string()))
 }
 
 /// Approves `name` as `actor`, at most what was asked.

@@ -1,12 +1,18 @@
 //! Who is at the console, as the apiserver knows them — never the name of a
 //! kubeconfig entry, which anyone can rename.
 //!
-//! In order: SelfSubjectReview (served from Kubernetes 1.28; alpha/beta
-//! from 1.26), else a TokenReview of the caller's own bearer token (the
-//! shipped requester and approver roles may create TokenReviews), else the
-//! subject of the client certificate the apiserver accepted (CN is the
-//! user, O the groups), else the kubeconfig user name, marked unverified:
-//! shown as "identity unverified" and refused for approvals.
+//! SelfSubjectReview (served from Kubernetes 1.28; alpha/beta from 1.26)
+//! answers outright. Before 1.28 the apiserver still names the user it
+//! authenticated in every refusal (`User "bob" cannot get …`), so a request
+//! nobody may make — a resource in an API group that does not exist — tells
+//! us the user behind the credentials the client really sent (a bad client
+//! certificate next to a good token, a token next to a certificate,
+//! impersonation: whatever the apiserver used). A TokenReview of our own
+//! token or the client certificate's subject then supplies the groups, but
+//! only when it names that same user. Only a credential the client sends
+//! alone is believed without the apiserver's word (a cluster-admin, whom
+//! nothing refuses). Else the kubeconfig name is used, shown as "identity
+//! unverified", and refused for approvals.
 
 use std::fmt;
 
@@ -17,6 +23,9 @@ use serde_json::{json, Value};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerifiedBy {
     SelfSubjectReview,
+    /// The user named in the apiserver's own refusal of a probe (groups
+    /// unknown: no credential of ours named the same user).
+    Refusal,
     TokenReview,
     ClientCertificate,
     /// Nothing the apiserver confirmed: the kubeconfig entry's name.
@@ -27,6 +36,7 @@ impl fmt::Display for VerifiedBy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             VerifiedBy::SelfSubjectReview => "SelfSubjectReview",
+            VerifiedBy::Refusal => "the apiserver's refusal",
             VerifiedBy::TokenReview => "TokenReview",
             VerifiedBy::ClientCertificate => "client certificate",
             VerifiedBy::Unverified => "unverified",
@@ -166,6 +176,59 @@ fn client_certificate(auth: &AuthInfo) -> Option<Vec<u8>> {
     std::fs::read(auth.client_certificate.as_ref()?).ok()
 }
 
+/// The user the apiserver says it authenticated, from the refusal of a
+/// request nobody is allowed (`None` if it was allowed or failed otherwise).
+async fn refused_as(client: &kube::Client) -> Option<String> {
+    let request = http::Request::get("/apis/identity.portcullis.dev/v1/whoami")
+        .body(Vec::new())
+        .ok()?;
+    match client.request::<Value>(request).await {
+        Err(kube::Error::Api(s)) if s.code == 403 => user_in_refusal(&s.message),
+        _ => None,
+    }
+}
+
+/// `… is forbidden: User "bob" cannot get resource …` → `bob` (the name is
+/// Go-quoted, which JSON string syntax reads for every name the apiserver
+/// accepts).
+pub fn user_in_refusal(message: &str) -> Option<String> {
+    let start = message.find("User \"")? + "User ".len();
+    let rest = &message[start..];
+    let mut end = None;
+    let mut escaped = false;
+    for (i, c) in rest.char_indices().skip(1) {
+        match c {
+            '\\' if !escaped => escaped = true,
+            '"' if !escaped => {
+                end = Some(i);
+                break;
+            }
+            _ => escaped = false,
+        }
+    }
+    serde_json::from_str::<String>(&rest[..=end?]).ok()
+}
+
+/// The credentials kube-rs will send: a token alone, a certificate alone,
+/// or something else (several, exec, auth-provider, basic, impersonation).
+enum Sent {
+    Token,
+    Certificate,
+    Other,
+}
+
+fn sent(auth: &AuthInfo) -> Sent {
+    let others = auth.exec.is_some()
+        || auth.auth_provider.is_some()
+        || auth.username.is_some()
+        || auth.impersonate.is_some();
+    match (others, bearer_token(auth), client_certificate(auth)) {
+        (false, Some(_), None) => Sent::Token,
+        (false, None, Some(_)) => Sent::Certificate,
+        _ => Sent::Other,
+    }
+}
+
 /// Asks the apiserver who this client is. `kubeconfig_user` is only the
 /// fallback, and is then marked unverified.
 pub async fn whoami(client: &kube::Client, auth: &AuthInfo, kubeconfig_user: &str) -> Identity {
@@ -177,37 +240,69 @@ pub async fn whoami(client: &kube::Client, auth: &AuthInfo, kubeconfig_user: &st
             note: None,
         };
     }
+    let said = refused_as(client).await;
     let mut why = Vec::new();
-    if let Some(token) = bearer_token(auth) {
-        match token_review(client, &token).await {
-            Ok((user, groups)) => {
+    // Groups (and the name, for whom nothing is refused) from the
+    // credential itself: its TokenReview or certificate subject.
+    let token = bearer_token(auth);
+    let from_token = match &token {
+        Some(t) => match token_review(client, t).await {
+            Ok(found) => Some(found),
+            Err(e) => {
+                why.push(e);
+                None
+            }
+        },
+        None => None,
+    };
+    let from_cert = client_certificate(auth).and_then(|pem| certificate_subject(&pem));
+    if let Some(user) = said {
+        // The apiserver's word on the name; groups only from a credential
+        // that names the same user.
+        let (groups, verified_by) = match (&from_token, &from_cert) {
+            (Some((u, g)), _) if *u == user => (g.clone(), VerifiedBy::TokenReview),
+            (_, Some((u, g))) if *u == user && from_token.is_none() => {
+                (g.clone(), VerifiedBy::ClientCertificate)
+            }
+            _ => (Vec::new(), VerifiedBy::Refusal),
+        };
+        return Identity {
+            user,
+            groups,
+            verified_by,
+            note: None,
+        };
+    }
+    // Nothing was refused (a cluster-admin): believe a credential only
+    // when it is the one thing the client sends.
+    match sent(auth) {
+        Sent::Token => {
+            if let Some((user, groups)) = from_token {
                 return Identity {
                     user,
                     groups,
                     verified_by: VerifiedBy::TokenReview,
                     note: None,
-                }
+                };
             }
-            Err(e) => why.push(e),
         }
-    }
-    if let Some(pem) = client_certificate(auth) {
-        // The apiserver accepted this certificate on the TLS handshake of
-        // every call above; its subject is the identity it authenticates.
-        match certificate_subject(&pem) {
-            Some((user, groups)) => {
+        Sent::Certificate => {
+            if let Some((user, groups)) = from_cert {
                 return Identity {
                     user,
                     groups,
                     verified_by: VerifiedBy::ClientCertificate,
                     note: None,
-                }
+                };
             }
-            None => why.push("the client certificate could not be read".into()),
+            why.push("the client certificate could not be read".into());
         }
+        Sent::Other => why.push(
+            "several credentials, an exec plugin or impersonation in the kubeconfig, and the apiserver (< 1.28) would not say which it used".into(),
+        ),
     }
     if why.is_empty() {
-        why.push("no SelfSubjectReview (Kubernetes < 1.28), no bearer token or client certificate to check (exec plugin?)".into());
+        why.push("no SelfSubjectReview (Kubernetes < 1.28) and nothing to check".into());
     }
     Identity::unverified(kubeconfig_user, why.join("; "))
 }
@@ -231,6 +326,18 @@ mod tests {
 
     // A throwaway self-signed certificate: CN=carol, O=oncall, O=dev.
     const CERT: &str = include_str!("testdata/carol.pem");
+
+    #[test]
+    fn reads_the_user_from_a_refusal() {
+        let m = r#"whoami.identity.portcullis.dev is forbidden: User "bob" cannot list resource "whoami" in API group "identity.portcullis.dev" at the cluster scope"#;
+        assert_eq!(user_in_refusal(m), Some("bob".into()));
+        let m = r#"x is forbidden: User "system:serviceaccount:ns:a\"b" cannot get"#;
+        assert_eq!(
+            user_in_refusal(m),
+            Some("system:serviceaccount:ns:a\"b".into())
+        );
+        assert_eq!(user_in_refusal("not found"), None);
+    }
 
     #[test]
     fn reads_a_client_certificate_subject() {

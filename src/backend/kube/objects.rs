@@ -6,20 +6,28 @@
 //! this grant makes the approval fail instead of being adopted. What was
 //! created is recorded by uid in the request's status, which the grantee
 //! cannot write; deletion goes by that uid, so a grantee who strips the
-//! labels or the ownerReference of their own binding (an `admin` grant may
-//! edit RoleBindings in its namespace) still loses it on time.
+//! labels or annotations of their own binding (an `admin` grant may edit
+//! RoleBindings in its namespace) still loses it on time.
+//!
+//! No ownerReference points at the request: deleting a request with
+//! `propagationPolicy: Foreground` (which any requester may do) would have
+//! the garbage collector delete a live grant's bindings behind the
+//! finalizer's back. The request's uid travels in an annotation instead;
+//! the reaper's sweep does what garbage collection would have done.
 
 use kube::api::{Api, DeleteParams, DynamicObject, PostParams, Preconditions};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{json, Value};
 
-use super::{binding_name, token_account, wire, REQUEST_LABEL, SYSTEM_NAMESPACE};
+use super::{binding_name, token_account, REQUEST_LABEL, SYSTEM_NAMESPACE};
 use crate::domain::rbac::engine::MANAGED_BY_LABEL;
 use crate::domain::request::BindingRef;
 use crate::domain::{AccessRequest, Credentials};
 
 pub const EXPIRES_ANNOTATION: &str = "portcullis.dev/expires-at";
 pub const APPROVED_BY_ANNOTATION: &str = "portcullis.dev/approved-by";
+/// The uid of the request an object was made for.
+pub const REQUEST_UID_ANNOTATION: &str = "portcullis.dev/request-uid";
 
 /// The API resource of each kind a grant may create.
 pub fn resource(kind: &str) -> Option<ApiResource> {
@@ -55,7 +63,7 @@ fn metadata(req: &AccessRequest, request_uid: &str, name: &str, namespace: Optio
     let mut m = json!({
         "name": name,
         "labels": {MANAGED_BY_LABEL: "portcullis", REQUEST_LABEL: req.name},
-        "ownerReferences": [{"apiVersion": wire::API_VERSION, "kind": wire::KIND, "name": req.name, "uid": request_uid}],
+        "annotations": {REQUEST_UID_ANNOTATION: request_uid},
     });
     if let Some(ns) = namespace {
         m["namespace"] = json!(ns);
@@ -93,6 +101,7 @@ pub fn grant_plan(req: &AccessRequest, request_uid: &str, approver: &str) -> Vec
         // Informational only: the end is enforced from the request's
         // status, which the grantee cannot write.
         meta["annotations"] = json!({
+            REQUEST_UID_ANNOTATION: request_uid,
             EXPIRES_ANNOTATION: req.status.expires_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
             APPROVED_BY_ANNOTATION: approver,
         });
@@ -154,11 +163,26 @@ pub struct CreateError {
     pub error: kube::Error,
 }
 
-/// Whether `obj` was made for the request with uid `request_uid`.
+/// Whether `obj` says it was made for the request with uid `request_uid`
+/// (its annotation; an ownerReference on objects made by older versions).
 pub fn made_for(obj: &kube::core::ObjectMeta, request_uid: &str) -> bool {
-    obj.owner_references
+    obj.annotations
         .as_ref()
-        .is_some_and(|refs| refs.iter().any(|r| r.uid == request_uid))
+        .and_then(|a| a.get(REQUEST_UID_ANNOTATION))
+        .is_some_and(|uid| uid == request_uid)
+        || obj
+            .owner_references
+            .as_ref()
+            .is_some_and(|refs| refs.iter().any(|r| r.uid == request_uid))
+}
+
+/// Whether an existing object grants exactly what the plan would: the same
+/// roleRef, subjects and rules. A look-alike with other subjects (made by
+/// someone who saw the claim) is never taken over.
+fn same_grant(existing: &DynamicObject, planned: &Value) -> bool {
+    ["roleRef", "subjects", "rules"]
+        .iter()
+        .all(|k| existing.data.get(*k) == planned.get(*k))
 }
 
 /// Creates each planned object (or only checks, with `dry_run`), returning
@@ -192,7 +216,7 @@ pub async fn create_all(
             Ok(created) => created.metadata.uid,
             Err(kube::Error::Api(s)) if s.code == 409 && !dry_run => {
                 let existing = api.get(&r.name).await.map_err(fail)?;
-                if !made_for(&existing.metadata, request_uid) {
+                if !made_for(&existing.metadata, request_uid) || !same_grant(&existing, &p.body) {
                     return Err(fail(kube::Error::Api(s)));
                 }
                 existing.metadata.uid

@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 
 use super::cluster::KubeCluster;
 use super::grant::{self, Ended, Ending};
-use super::settings::ClusterSettings;
+use super::settings::{ClusterSettings, SettingsError};
 use super::{objects, request_resource, wire, REQUEST_LABEL, SYSTEM_NAMESPACE};
 use crate::backend::BackendEvent;
 use crate::domain::{AccessRequest, Credentials, Phase};
@@ -93,13 +93,6 @@ impl Notices {
             });
         }
     }
-
-    /// Forgets what was said, so a problem that comes back is told again.
-    pub fn clear(&self) {
-        if let Ok(mut s) = self.said.lock() {
-            s.clear();
-        }
-    }
 }
 
 struct Ctx {
@@ -136,17 +129,33 @@ fn until(now: DateTime<Utc>, at: DateTime<Utc>) -> Duration {
 /// What happens to one request now, and when to look again.
 async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, ReapError> {
     let c = &ctx.cluster;
+    // Nothing is judged due on this machine's clock alone.
+    if !c.clock.is_synced() {
+        c.clock.sync(&c.client).await?;
+    }
     let f = grant::read(c, (*obj).clone());
     let name = f.req.name.clone();
-    let settings = c.settings().await.unwrap_or_else(|e| {
-        ctx.notices
-            .once(format!("{e}; the reaper uses the default limits"));
-        ClusterSettings::default()
-    });
-    let limits = &settings.limits;
+    // Grants end by their own status; the approval timeout needs the
+    // cluster's limits (the defaults only when they were never installed).
+    let settings = match c.settings().await {
+        Ok(s) => Some(s),
+        Err(SettingsError::Missing) => Some(ClusterSettings::default()),
+        Err(e) => {
+            ctx.notices.once(format!(
+                "{e}; pending requests do not expire until it is fixed"
+            ));
+            None
+        }
+    };
+    let limits = settings
+        .as_ref()
+        .map(|s| s.limits.clone())
+        .unwrap_or_default();
+    let limits = &limits;
     let now = c.clock.now_at_least();
     let deleting = obj.metadata.deletion_timestamp.is_some();
     let action = match f.req.phase() {
+        Phase::Pending if settings.is_none() => Action::requeue(Duration::from_secs(30)),
         Phase::Pending => {
             let due = f.req.created_at
                 + chrono::TimeDelta::from_std(limits.approval_timeout)
@@ -256,11 +265,7 @@ fn error_policy(obj: Arc<DynamicObject>, err: &ReapError, ctx: Arc<Ctx>) -> Acti
             // A restarted apiserver refuses for a moment until its RBAC
             // cache has synced: speak up only when it persists.
             if n >= 3 {
-                ctx.notices.once(format!(
-                    "the reaper ({}) is refused by the apiserver: {} — bind the portcullis-reaper role",
-                    ctx.cluster.user(),
-                    s.message
-                ));
+                ctx.notices.once(refused(ctx.cluster.user(), &s.message));
             }
             doubling(500, Duration::from_secs(300))
         }
@@ -279,6 +284,18 @@ fn error_policy(obj: Arc<DynamicObject>, err: &ReapError, ctx: Arc<Ctx>) -> Acti
         }
     };
     Action::requeue(wait)
+}
+
+/// One line per kind of refusal, not per object: the apiserver's message
+/// without the object's name (`User "x" cannot patch resource …`).
+fn refused(user: &str, message: &str) -> String {
+    let what = message
+        .split_once("is forbidden: ")
+        .map(|(_, rest)| rest)
+        .unwrap_or(message);
+    format!(
+        "the reaper ({user}) is refused by the apiserver: {what} — bind the portcullis-reaper role"
+    )
 }
 
 /// Watch backoff for the request stream: quick to come back (a store that
@@ -303,11 +320,42 @@ impl Backoff for QuickBackoff {
 /// Asks the apiserver whether this identity may do what reaping needs.
 pub async fn missing_rights(cluster: &KubeCluster) -> Vec<String> {
     let checks = [
+        ("list", "portcullis.dev", "accessrequests", "", None),
+        ("watch", "portcullis.dev", "accessrequests", "", None),
+        ("patch", "portcullis.dev", "accessrequests", "", None),
         ("patch", "portcullis.dev", "accessrequests", "status", None),
+        (
+            "list",
+            "rbac.authorization.k8s.io",
+            "rolebindings",
+            "",
+            None,
+        ),
+        (
+            "watch",
+            "rbac.authorization.k8s.io",
+            "rolebindings",
+            "",
+            None,
+        ),
         (
             "delete",
             "rbac.authorization.k8s.io",
             "rolebindings",
+            "",
+            None,
+        ),
+        (
+            "list",
+            "rbac.authorization.k8s.io",
+            "clusterrolebindings",
+            "",
+            None,
+        ),
+        (
+            "watch",
+            "rbac.authorization.k8s.io",
+            "clusterrolebindings",
             "",
             None,
         ),
@@ -396,7 +444,12 @@ pub async fn run(
         config: config.clone(),
         failures: Mutex::new(HashMap::new()),
     });
-    let sweeper = tokio::spawn(sweep_loop(cluster.clone(), requests, config.sweep_every));
+    let sweeper = tokio::spawn(sweep_loop(
+        cluster.clone(),
+        requests,
+        config.sweep_every,
+        ctx.clone(),
+    ));
     let clock = tokio::spawn(resync_clock(cluster.clone()));
     controller
         .run(reconcile, error_policy, ctx)
@@ -445,7 +498,14 @@ use kube::runtime::reflector::reflector;
 /// AccessRequest as owner or by label, or a request lists it by uid) whose
 /// request is gone, ended, or past its end. Catches whatever the happy path
 /// missed: an approval racing a revoke, a failed clean-up, a crash.
-async fn sweep_loop(cluster: Arc<KubeCluster>, requests: Store<DynamicObject>, every: Duration) {
+async fn sweep_loop(
+    cluster: Arc<KubeCluster>,
+    requests: Store<DynamicObject>,
+    every: Duration,
+    ctx: Arc<Ctx>,
+) {
+    let notices = &ctx.notices;
+    let mut pause = every;
     let (role_bindings, rb_task) = mirror(Api::<RoleBinding>::all(cluster.client.clone()));
     let (cluster_bindings, crb_task) =
         mirror(Api::<ClusterRoleBinding>::all(cluster.client.clone()));
@@ -484,6 +544,7 @@ async fn sweep_loop(cluster: Arc<KubeCluster>, requests: Store<DynamicObject>, e
                     doomed.push(("ClusterRoleBinding", None, b.name_any(), b.uid()));
                 }
             }
+            let mut refused_now = false;
             for (kind, ns, name, uid) in doomed {
                 let Some(ar) = objects::resource(kind) else {
                     continue;
@@ -492,11 +553,22 @@ async fn sweep_loop(cluster: Arc<KubeCluster>, requests: Store<DynamicObject>, e
                     Some(ns) => Api::namespaced_with(cluster.client.clone(), ns, &ar),
                     None => Api::all_with(cluster.client.clone(), &ar),
                 };
-                if let Err(e) = objects::delete_uid(&api, &name, uid).await {
-                    tracing::warn!(binding = %name, error = %e, "sweep could not delete");
+                match objects::delete_uid(&api, &name, uid).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.code == 403 => {
+                        notices.once(refused(cluster.user(), &s.message));
+                        refused_now = true;
+                    }
+                    Err(e) => tracing::warn!(binding = %name, error = %e, "sweep could not delete"),
                 }
             }
-            tokio::time::sleep(every).await;
+            // Refused: look again less and less often (up to 5 minutes).
+            pause = if refused_now {
+                (pause * 2).min(Duration::from_secs(300))
+            } else {
+                every
+            };
+            tokio::time::sleep(pause).await;
         }
     }
     rb_task.abort();
@@ -526,10 +598,19 @@ pub fn orphan(
     live: &HashMap<String, (AccessRequest, String)>,
     now: DateTime<Utc>,
 ) -> Option<&'static str> {
-    let owner = meta.owner_references.as_ref().and_then(|refs| {
-        refs.iter()
-            .find(|r| r.kind == wire::KIND && r.api_version.starts_with(wire::GROUP))
-    });
+    // Which request it says it was made for: the uid annotation (or, on
+    // objects made by older versions, an ownerReference).
+    let owner_uid = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(objects::REQUEST_UID_ANNOTATION).cloned())
+        .or_else(|| {
+            meta.owner_references.as_ref().and_then(|refs| {
+                refs.iter()
+                    .find(|r| r.kind == wire::KIND && r.api_version.starts_with(wire::GROUP))
+                    .map(|r| r.uid.clone())
+            })
+        });
     let label = meta.labels.as_ref().and_then(|l| l.get(REQUEST_LABEL));
     let name = meta.name.as_deref().unwrap_or_default();
     let namespace = meta.namespace.as_deref();
@@ -544,20 +625,23 @@ pub fn orphan(
                 && b.uid == meta.uid
         })
     });
-    let (req, uid) = match (by_uid, owner, label) {
-        (Some((req, uid)), _, _) => (req, uid),
-        (None, Some(o), _) => match live.get(&o.name) {
-            Some((req, uid)) if *uid == o.uid => (req, uid),
-            // The owner is gone (or a new request took its name).
+    let req = match (by_uid, label, owner_uid) {
+        (Some((req, _)), _, _) => req,
+        (None, Some(l), Some(owner)) => match live.get(l) {
+            Some((req, uid)) if *uid == owner => req,
+            // The request is gone (or a new request took its name).
             _ => return Some("its request is gone"),
         },
-        (None, None, Some(l)) => match live.get(l) {
-            Some((req, uid)) => (req, uid),
+        (None, Some(l), None) => match live.get(l) {
+            Some((req, _)) => req,
+            None => return Some("its request is gone"),
+        },
+        (None, None, Some(owner)) => match live.values().find(|(_, uid)| *uid == owner) {
+            Some((req, _)) => req,
             None => return Some("its request is gone"),
         },
         (None, None, None) => return None,
     };
-    let _ = uid;
     match req.phase() {
         Phase::Active if req.status.expires_at.is_some_and(|e| e > now) => None,
         Phase::Active => Some("its grant is past its end"),
@@ -573,7 +657,6 @@ mod tests {
     use super::*;
     use crate::domain::request::BindingRef;
     use crate::domain::{RoleRef, Subject};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
     fn req(phase: Phase, ends_in: i64) -> AccessRequest {
         let mut r = crate::backend::NewRequest {
@@ -607,15 +690,8 @@ mod tests {
             name: Some("portcullis-g".into()),
             namespace: Some("payments".into()),
             uid: Some(uid.into()),
-            owner_references: owner.map(|o| {
-                vec![OwnerReference {
-                    api_version: wire::API_VERSION.into(),
-                    kind: wire::KIND.into(),
-                    name: "g".into(),
-                    uid: o.into(),
-                    ..Default::default()
-                }]
-            }),
+            annotations: owner
+                .map(|o| [(objects::REQUEST_UID_ANNOTATION.to_string(), o.to_string())].into()),
             labels: label.map(|l| [(REQUEST_LABEL.to_string(), l.to_string())].into()),
             ..Default::default()
         }
@@ -666,6 +742,15 @@ mod tests {
         assert_eq!(
             orphan(&meta("x", None, Some("g")), "RoleBinding", &empty, now),
             Some("its request is gone")
+        );
+        assert_eq!(
+            orphan(
+                &meta("x", Some("r-uid"), Some("g")),
+                "RoleBinding",
+                &live(req(Phase::Active, 60)),
+                now
+            ),
+            None
         );
         // Same name, new request (different uid): the old grant's binding goes.
         assert_eq!(

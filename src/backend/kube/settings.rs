@@ -4,8 +4,10 @@
 //! ConfigMap `portcullis-system/portcullis-settings` (`portcullis crds`
 //! creates it with the defaults), so every approver, console and reaper of
 //! a cluster applies the same rules — not whatever each user's config file
-//! says. A missing ConfigMap means the defaults; an invalid one refuses
-//! approvals until it is fixed (fail closed) and says which key is wrong.
+//! says. A missing, invalid or unreadable ConfigMap refuses approvals until
+//! it is fixed (fail closed) and says why; the reaper still ends grants
+//! (their end is in their status) and, only when the ConfigMap is missing,
+//! expires pending requests by the default timeout.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -140,15 +142,26 @@ impl ClusterSettings {
     }
 }
 
+/// Why the cluster's settings cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("the cluster's limits ({SYSTEM_NAMESPACE}/{SETTINGS_NAME}) are missing: run `portcullis crds | kubectl apply -f -`")]
+    Missing,
+    #[error("{SYSTEM_NAMESPACE}/{SETTINGS_NAME} is invalid: {0}")]
+    Invalid(String),
+    #[error("cannot read the cluster's limits ({SYSTEM_NAMESPACE}/{SETTINGS_NAME}): {0}")]
+    Unreadable(String),
+}
+
 /// The last read of the ConfigMap, reused for [`SETTINGS_TTL`].
 #[derive(Debug, Default)]
 pub struct SettingsCache {
-    last: Mutex<Option<(Instant, Result<ClusterSettings, String>)>>,
+    last: Mutex<Option<(Instant, Result<ClusterSettings, SettingsError>)>>,
 }
 
 impl SettingsCache {
     /// The cluster's settings; `Err` says why they cannot be used.
-    pub async fn get(&self, client: &kube::Client) -> Result<ClusterSettings, String> {
+    pub async fn get(&self, client: &kube::Client) -> Result<ClusterSettings, SettingsError> {
         if let Ok(guard) = self.last.lock() {
             if let Some((at, value)) = guard.as_ref() {
                 if at.elapsed() < SETTINGS_TTL {
@@ -164,19 +177,15 @@ impl SettingsCache {
     }
 }
 
-async fn read(client: &kube::Client) -> Result<ClusterSettings, String> {
+async fn read(client: &kube::Client) -> Result<ClusterSettings, SettingsError> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), SYSTEM_NAMESPACE);
     match api.get_opt(SETTINGS_NAME).await {
-        Ok(Some(cm)) => ClusterSettings::from_data(&cm.data.unwrap_or_default())
-            .map_err(|e| format!("{SYSTEM_NAMESPACE}/{SETTINGS_NAME} is invalid: {e}")),
-        Ok(None) => Ok(ClusterSettings::default()),
-        Err(kube::Error::Api(s)) if s.code == 403 => Err(format!(
-            "cannot read the cluster's limits ({SYSTEM_NAMESPACE}/{SETTINGS_NAME}): {}",
-            s.message
-        )),
-        Err(e) => Err(format!(
-            "cannot read the cluster's limits ({SYSTEM_NAMESPACE}/{SETTINGS_NAME}): {e}"
-        )),
+        Ok(Some(cm)) => {
+            ClusterSettings::from_data(&cm.data.unwrap_or_default()).map_err(SettingsError::Invalid)
+        }
+        Ok(None) => Err(SettingsError::Missing),
+        Err(kube::Error::Api(s)) => Err(SettingsError::Unreadable(s.message)),
+        Err(e) => Err(SettingsError::Unreadable(e.to_string())),
     }
 }
 

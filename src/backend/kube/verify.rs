@@ -35,8 +35,24 @@ fn convert<T: serde::Serialize, U: serde::de::DeserializeOwned>(items: Vec<T>) -
 
 /// The cluster's RBAC as the engine models it, read once.
 pub async fn inventory(client: &kube::Client) -> Result<Inventory, kube::Error> {
+    Ok(read_rbac(client).await?.0)
+}
+
+/// The inventory, and the bindings as the apiserver serves them (with the
+/// metadata the engine's model leaves out: creation times, labels).
+async fn read_rbac(
+    client: &kube::Client,
+) -> Result<(Inventory, Vec<RoleBinding>, Vec<ClusterRoleBinding>), kube::Error> {
     let lp = Default::default();
-    Ok(Inventory {
+    let rbs = Api::<RoleBinding>::all(client.clone())
+        .list(&lp)
+        .await?
+        .items;
+    let crbs = Api::<ClusterRoleBinding>::all(client.clone())
+        .list(&lp)
+        .await?
+        .items;
+    let inv = Inventory {
         roles: convert(Api::<Role>::all(client.clone()).list(&lp).await?.items),
         cluster_roles: convert(
             Api::<ClusterRole>::all(client.clone())
@@ -44,21 +60,69 @@ pub async fn inventory(client: &kube::Client) -> Result<Inventory, kube::Error> 
                 .await?
                 .items,
         ),
-        role_bindings: convert(
-            Api::<RoleBinding>::all(client.clone())
-                .list(&lp)
-                .await?
-                .items,
-        ),
-        cluster_role_bindings: convert(
-            Api::<ClusterRoleBinding>::all(client.clone())
-                .list(&lp)
-                .await?
-                .items,
-        ),
+        role_bindings: convert(rbs.clone()),
+        cluster_role_bindings: convert(crbs.clone()),
         namespaces: None,
         skipped: Vec::new(),
-    })
+    };
+    Ok((inv, rbs, crbs))
+}
+
+/// Bindings Portcullis did not make that name the grantee and were created
+/// while the grant was live: what a grantee with RBAC write (an `admin`
+/// grant) may have made to keep access. Left in place; named for review.
+fn made_during(
+    req: &AccessRequest,
+    user: &str,
+    rbs: &[RoleBinding],
+    crbs: &[ClusterRoleBinding],
+) -> Vec<String> {
+    let Some(from) = req.status.granted_at else {
+        return Vec::new();
+    };
+    let names_grantee = |subjects: &Option<Vec<k8s_openapi::api::rbac::v1::Subject>>,
+                         ns: Option<&str>| {
+        subjects.iter().flatten().any(|s| match s.kind.as_str() {
+            "User" => s.name == user,
+            "ServiceAccount" => {
+                let sa_ns = s.namespace.as_deref().or(ns).unwrap_or_default();
+                user == format!("system:serviceaccount:{sa_ns}:{}", s.name)
+            }
+            _ => false,
+        })
+    };
+    let recent = |m: &kube::core::ObjectMeta| {
+        let ours = m
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(crate::domain::rbac::engine::MANAGED_BY_LABEL))
+            .is_some_and(|v| v == "portcullis");
+        let created = m
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.as_second())
+            .unwrap_or(i64::MIN);
+        !ours && created >= from.timestamp()
+    };
+    let mut out = Vec::new();
+    for b in rbs {
+        if recent(&b.metadata) && names_grantee(&b.subjects, b.metadata.namespace.as_deref()) {
+            out.push(format!(
+                "RoleBinding {}/{}",
+                b.metadata.namespace.as_deref().unwrap_or_default(),
+                b.metadata.name.as_deref().unwrap_or_default()
+            ));
+        }
+    }
+    for b in crbs {
+        if recent(&b.metadata) && names_grantee(&b.subjects, None) {
+            out.push(format!(
+                "ClusterRoleBinding {}",
+                b.metadata.name.as_deref().unwrap_or_default()
+            ));
+        }
+    }
+    out
 }
 
 /// The grant's permissions most worth checking: concrete ones first (a
@@ -167,12 +231,17 @@ pub async fn verify(cluster: &KubeCluster, req: &AccessRequest) -> Result<String
     const UNSEEN: &str = "a binding the engine cannot see";
     let mut attempt = 0;
     loop {
-        let inv = inventory(&cluster.client).await?;
+        let (inv, rbs, crbs) = read_rbac(&cluster.client).await?;
         let checks = sample(&inv, req);
         if checks.is_empty() {
             return Ok("verified: the role grants nothing the apiserver can check".into());
         }
-        let subject = super::grant_subject(req);
+        // The user as the apiserver would see them without their claimed
+        // groups: what a grant of the user gives, and what is left of it.
+        let subject = crate::domain::Subject {
+            groups: Vec::new(),
+            ..super::grant_subject(req)
+        };
         let mut still = Vec::new();
         for perm in &checks {
             let review = review_for(&subject.user, effective_groups(&subject), perm);
@@ -195,15 +264,24 @@ pub async fn verify(cluster: &KubeCluster, req: &AccessRequest) -> Result<String
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             continue;
         }
+        let made = made_during(req, &subject.user, &rbs, &crbs);
+        let made = if made.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; bindings naming the grantee were made while it was live (left in place, review them): {}",
+                made.join(", ")
+            )
+        };
         return Ok(if still.is_empty() {
             format!(
-                "revoked and verified: {} of {} sampled permissions now denied by the apiserver",
+                "revoked and verified: {} of {} sampled permissions now denied by the apiserver{made}",
                 checks.len(),
                 checks.len()
             )
         } else {
             format!(
-                "verified: {} of {} sampled permissions denied; still granted by other bindings (left in place): {}",
+                "verified: {} of {} sampled permissions denied; still granted by other bindings (left in place): {}{made}",
                 checks.len() - still.len(),
                 checks.len(),
                 still.join("; ")

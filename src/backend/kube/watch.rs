@@ -332,7 +332,7 @@ pub async fn limits(cluster: Arc<KubeCluster>, tx: mpsc::UnboundedSender<Backend
                 Err(e) => BackendEvent::Notice {
                     cluster: cluster.context.clone(),
                     error: true,
-                    text: e.clone(),
+                    text: e.to_string(),
                 },
             };
             if tx.send(event).is_err() {
