@@ -82,6 +82,10 @@ pub enum RiskFlag {
     EphemeralContainers,
     /// A name on create or deletecollection: no real request matches it.
     NoRequest,
+    /// Cluster-wide writes to ConfigMaps or ServiceAccounts reach
+    /// portcullis-system: the cluster's Portcullis limits and other grants'
+    /// credentials.
+    PortcullisSystem,
     KubeSystem,
     ClusterScoped,
     Write,
@@ -315,6 +319,30 @@ pub fn flags(perm: &Permission) -> Vec<Risk> {
             }
         }
     }
+    if let (
+        Scope::Cluster,
+        Target::Resource {
+            api_group,
+            resource,
+            ..
+        },
+    ) = (&perm.scope, &perm.target)
+    {
+        let (base, sub) = split_subresource(resource);
+        let core = api_group.is_empty() || api_group == "*";
+        let touches = |name: &str| base == name || base == "*";
+        if core
+            && sub.is_none()
+            && (touches("configmaps") || touches("serviceaccounts"))
+            && verb_in(verb, WRITE)
+        {
+            add(
+                RiskFlag::PortcullisSystem,
+                Severity::Critical,
+                "reaches portcullis-system: can change the cluster's Portcullis limits or other grants' credentials",
+            );
+        }
+    }
     if perm.scope == Scope::Namespace("kube-system".into()) {
         add(
             RiskFlag::KubeSystem,
@@ -482,6 +510,27 @@ mod tests {
         assert_eq!(classify(&ks).severity, Severity::High);
         let cl = Permission::resource(Scope::Cluster, "", "configmaps", "get");
         assert_eq!(classify(&cl).flag, RiskFlag::ClusterScoped);
+        // Cluster-wide writes reach portcullis-system; namespaced ones do not.
+        for (res, verb) in [
+            ("configmaps", "update"),
+            ("serviceaccounts", "create"),
+            ("*", "delete"),
+        ] {
+            let p = Permission::resource(Scope::Cluster, "", res, verb);
+            assert_eq!(classify(&p).severity, Severity::Critical, "{res} {verb}");
+            assert!(flags(&p)
+                .iter()
+                .any(|f| f.flag == RiskFlag::PortcullisSystem));
+        }
+        let ns = Permission::resource(
+            Scope::Namespace("payments".into()),
+            "",
+            "configmaps",
+            "update",
+        );
+        assert!(!flags(&ns)
+            .iter()
+            .any(|f| f.flag == RiskFlag::PortcullisSystem));
         assert_eq!(classify(&cl).severity, Severity::Medium);
     }
 
