@@ -115,7 +115,27 @@ fn apply_event(state: &mut AppState, event: BackendEvent) {
     match event {
         BackendEvent::Upsert(req) => state.upsert(*req),
         BackendEvent::Removed(key) => state.remove(&key),
-        BackendEvent::Inventory { cluster, inventory } => state.set_inventory(cluster, inventory),
+        BackendEvent::Inventory { cluster, inventory } => {
+            // Say it once per change: a skipped binding can hide access
+            // already held, so the diff may overstate what is new.
+            let before = state
+                .inventories
+                .get(&cluster)
+                .map(|i| i.skipped.len())
+                .unwrap_or(0);
+            if !inventory.skipped.is_empty() && inventory.skipped.len() != before {
+                state.flash(
+                    FlashLevel::Error,
+                    format!(
+                        "cluster {}: {} RBAC object(s) could not be read and were left out of the diff, e.g. {}",
+                        inert(&cluster, 64),
+                        inventory.skipped.len(),
+                        inert(&inventory.skipped[0], 160)
+                    ),
+                );
+            }
+            state.set_inventory(cluster, inventory)
+        }
         BackendEvent::ClusterStatus { cluster, error } => {
             if let Some(e) = &error {
                 state.flash(
@@ -1158,6 +1178,27 @@ mod tests {
             .text
             .contains("connection refused"));
         assert!(s.entries.is_empty() && s.marks.is_empty() && s.list(View::Pending).is_empty());
+    }
+
+    #[test]
+    fn unreadable_rbac_objects_are_said_once_per_change() {
+        let mut s = state(vec![req("a", "alice", "view", &["payments"])]);
+        s.flash = None;
+        let mut inv = org::inventory("prod-eu-west");
+        inv.skipped = vec!["RoleBinding payments/broken: missing field `roleRef`".into()];
+        let inv = Arc::new(inv);
+        let event = || BackendEvent::Inventory {
+            cluster: "prod-eu-west".into(),
+            inventory: inv.clone(),
+        };
+        update(&mut s, Action::Backend(vec![event()]));
+        let text = s.flash.take().expect("said").text;
+        assert!(
+            text.contains("1 RBAC object(s) could not be read") && text.contains("broken"),
+            "{text}"
+        );
+        update(&mut s, Action::Backend(vec![event()]));
+        assert!(s.flash.is_none(), "not again for the same inventory");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use kube::api::{Api, PostParams};
 
 use super::KubeCluster;
 use crate::domain::rbac::engine::{effective_groups, effective_rules, expand, rule_covers};
-use crate::domain::rbac::model::split_subresource;
+use crate::domain::rbac::model::{parse_objects, split_subresource};
 use crate::domain::rbac::{Inventory, Permission, PolicyRule, Scope, Target};
 use crate::domain::risk::classify;
 use crate::domain::{AccessRequest, RoleKind};
@@ -22,15 +22,20 @@ use crate::domain::{AccessRequest, RoleKind};
 /// How many of the grant's permissions are checked.
 pub const SAMPLE: usize = 8;
 
-fn convert<T: serde::Serialize, U: serde::de::DeserializeOwned>(items: Vec<T>) -> Vec<U> {
-    items
-        .into_iter()
-        .filter_map(|i| {
-            serde_json::to_value(i)
-                .ok()
-                .and_then(|v| serde_json::from_value(v).ok())
-        })
-        .collect()
+/// The engine's model of objects served as k8s-openapi types; what does not
+/// fit is named in `skipped`.
+fn convert<T: serde::Serialize, U: serde::de::DeserializeOwned>(
+    kind: &str,
+    items: Vec<T>,
+    skipped: &mut Vec<String>,
+) -> Vec<U> {
+    parse_objects(
+        kind,
+        items
+            .into_iter()
+            .filter_map(|i| serde_json::to_value(i).ok()),
+        skipped,
+    )
 }
 
 /// The cluster's RBAC as the engine models it, read once.
@@ -52,19 +57,21 @@ async fn read_rbac(
         .list(&lp)
         .await?
         .items;
+    let roles = Api::<Role>::all(client.clone()).list(&lp).await?.items;
+    let cluster_roles = Api::<ClusterRole>::all(client.clone())
+        .list(&lp)
+        .await?
+        .items;
+    let mut skipped = Vec::new();
     let inv = Inventory {
-        roles: convert(Api::<Role>::all(client.clone()).list(&lp).await?.items),
-        cluster_roles: convert(
-            Api::<ClusterRole>::all(client.clone())
-                .list(&lp)
-                .await?
-                .items,
-        ),
-        role_bindings: convert(rbs.clone()),
-        cluster_role_bindings: convert(crbs.clone()),
+        roles: convert("Role", roles, &mut skipped),
+        cluster_roles: convert("ClusterRole", cluster_roles, &mut skipped),
+        role_bindings: convert("RoleBinding", rbs.clone(), &mut skipped),
+        cluster_role_bindings: convert("ClusterRoleBinding", crbs.clone(), &mut skipped),
         namespaces: None,
         skipped: Vec::new(),
     };
+    let inv = Inventory { skipped, ..inv };
     Ok((inv, rbs, crbs))
 }
 

@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use super::cluster::KubeCluster;
 use super::wire;
 use crate::backend::{BackendEvent, RequestKey};
+use crate::domain::rbac::model::parse_objects;
 use crate::domain::rbac::Inventory;
 
 /// The names a watch knows, with re-list bookkeeping.
@@ -228,27 +229,10 @@ impl RbacObjects {
                 .map(|m| m.values().cloned().collect())
                 .unwrap_or_default()
         };
-        fn parse<T: serde::de::DeserializeOwned>(
-            kind: &str,
-            values: Vec<Value>,
-            skipped: &mut Vec<String>,
-        ) -> Vec<T> {
-            values
-                .into_iter()
-                .filter_map(|v| match serde_json::from_value(v.clone()) {
-                    Ok(t) => Some(t),
-                    Err(e) => {
-                        let name = v["metadata"]["name"].as_str().unwrap_or("?").to_string();
-                        skipped.push(format!("{kind} {name}: {e}"));
-                        None
-                    }
-                })
-                .collect()
-        }
-        let roles = parse("Role", items("Role"), &mut skipped);
-        let cluster_roles = parse("ClusterRole", items("ClusterRole"), &mut skipped);
-        let role_bindings = parse("RoleBinding", items("RoleBinding"), &mut skipped);
-        let cluster_role_bindings = parse(
+        let roles = parse_objects("Role", items("Role"), &mut skipped);
+        let cluster_roles = parse_objects("ClusterRole", items("ClusterRole"), &mut skipped);
+        let role_bindings = parse_objects("RoleBinding", items("RoleBinding"), &mut skipped);
+        let cluster_role_bindings = parse_objects(
             "ClusterRoleBinding",
             items("ClusterRoleBinding"),
             &mut skipped,
