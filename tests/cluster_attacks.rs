@@ -55,7 +55,13 @@ async fn stored(admin: &KubeCluster, name: &str) -> Option<AccessRequest> {
         .get_opt(name)
         .await
         .unwrap()
-        .map(|o| portcullis::backend::kube::grant::read(admin, o).req)
+        .map(|o| {
+            portcullis::backend::kube::grant::read(
+                &portcullis::backend::kube::grant::Site::direct(admin),
+                o,
+            )
+            .req
+        })
 }
 
 async fn binding(admin: &KubeCluster, ns: &str, request: &str) -> Option<RoleBinding> {

@@ -28,10 +28,35 @@ use serde_json::{json, Value};
 use super::cluster::{Fault, FaultPoint, KubeCluster};
 use super::identity::Identity;
 use super::objects::{self, CreateError};
+use super::settings::ClusterSettings;
 use super::{verify, wire};
 use crate::backend::{ApproveSpec, BackendError, RequestKey};
 use crate::domain::request::{Approval, BindingRef};
 use crate::domain::{AccessRequest, Phase, PhaseError, ValidationLimits};
+
+/// Where a grant's record lives and where its bindings go: one cluster in
+/// direct mode; the hub (every request, one clock) and the request's target
+/// cluster under the server.
+#[derive(Clone, Copy)]
+pub struct Site<'a> {
+    /// Holds the AccessRequest (status, finalizer) and keeps the time.
+    pub store: &'a KubeCluster,
+    /// Gets the bindings; its name is the request's cluster.
+    pub target: &'a KubeCluster,
+    /// The limits that apply; None reads the target's own ConfigMap.
+    pub settings: Option<&'a ClusterSettings>,
+}
+
+impl<'a> Site<'a> {
+    /// Direct mode: the request and its bindings on the same cluster.
+    pub fn direct(cluster: &'a KubeCluster) -> Self {
+        Self {
+            store: cluster,
+            target: cluster,
+            settings: None,
+        }
+    }
+}
 
 /// Keeps a live grant's request in place until its bindings are gone.
 pub const FINALIZER: &str = "portcullis.dev/grant";
@@ -83,15 +108,10 @@ pub enum Caller {
     Approver,
 }
 
-pub fn map_err(
-    cluster: &KubeCluster,
-    caller: Caller,
-    action: &str,
-    e: kube::Error,
-) -> BackendError {
+pub fn map_err(site: &Site<'_>, caller: Caller, action: &str, e: kube::Error) -> BackendError {
     match e {
         kube::Error::Api(s) if s.code == 403 => BackendError::Forbidden {
-            user: cluster.identity.user.clone(),
+            user: site.target.identity.user.clone(),
             action: action.into(),
             hint: match caller {
                 Caller::Requester => {
@@ -107,45 +127,42 @@ pub fn map_err(
             BackendError::Invalid(format!("{action}: not found ({})", s.message))
         }
         e => BackendError::Unavailable {
-            cluster: cluster.context.clone(),
+            cluster: site.target.context.clone(),
             message: format!("{action}: {e}"),
         },
     }
 }
 
-fn key(cluster: &KubeCluster, name: &str) -> RequestKey {
+fn key(site: &Site<'_>, name: &str) -> RequestKey {
     RequestKey {
-        cluster: cluster.context.clone(),
+        cluster: site.target.context.clone(),
         name: name.into(),
     }
 }
 
-pub fn read(cluster: &KubeCluster, obj: DynamicObject) -> Fetched {
+pub fn read(site: &Site<'_>, obj: DynamicObject) -> Fetched {
     let value = serde_json::to_value(&obj).unwrap_or(Value::Null);
     Fetched {
-        req: wire::request_from_json(&cluster.context, &value),
+        req: wire::request_from_json(&site.target.context, &value),
         obj,
     }
 }
 
 /// The request as stored now; `None` when it does not exist.
-pub async fn fetch_opt(cluster: &KubeCluster, name: &str) -> Result<Option<Fetched>, kube::Error> {
-    Ok(cluster
+pub async fn fetch_opt(site: &Site<'_>, name: &str) -> Result<Option<Fetched>, kube::Error> {
+    Ok(site
+        .store
         .requests()
         .get_opt(name)
         .await?
-        .map(|obj| read(cluster, obj)))
+        .map(|obj| read(site, obj)))
 }
 
-pub async fn fetch(
-    cluster: &KubeCluster,
-    caller: Caller,
-    name: &str,
-) -> Result<Fetched, BackendError> {
-    match fetch_opt(cluster, name).await {
+pub async fn fetch(site: &Site<'_>, caller: Caller, name: &str) -> Result<Fetched, BackendError> {
+    match fetch_opt(site, name).await {
         Ok(Some(f)) => Ok(f),
-        Ok(None) => Err(BackendError::NotFound(key(cluster, name))),
-        Err(e) => Err(map_err(cluster, caller, "read the request", e)),
+        Ok(None) => Err(BackendError::NotFound(key(site, name))),
+        Err(e) => Err(map_err(site, caller, "read the request", e)),
     }
 }
 
@@ -159,17 +176,18 @@ pub enum WriteError {
 
 /// Writes the whole status with a resourceVersion precondition.
 pub async fn write_status(
-    cluster: &KubeCluster,
+    site: &Site<'_>,
     req: &AccessRequest,
     resource_version: &str,
 ) -> Result<Fetched, WriteError> {
     let patch = json!({"metadata": {"resourceVersion": resource_version}, "status": wire::status_json(req)});
-    match cluster
+    match site
+        .store
         .requests()
         .patch_status(&req.name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
     {
-        Ok(obj) => Ok(read(cluster, obj)),
+        Ok(obj) => Ok(read(site, obj)),
         Err(e) if status_code(&e) == Some(409) => Err(WriteError::Conflict),
         Err(e) if status_code(&e) == Some(404) => Err(WriteError::Gone),
         Err(e) => Err(WriteError::Failed(e)),
@@ -177,8 +195,8 @@ pub async fn write_status(
 }
 
 /// What a loser of a race is told: who decided, and that nothing changed.
-async fn lost_race(cluster: &KubeCluster, name: &str) -> BackendError {
-    let who = match fetch_opt(cluster, name).await {
+async fn lost_race(site: &Site<'_>, name: &str) -> BackendError {
+    let who = match fetch_opt(site, name).await {
         Ok(Some(now)) => match (&now.req.status.decision, now.req.phase()) {
             (Some(d), _) => format!("{} already decided it ({:?})", d.by, d.verdict),
             (None, phase) if phase != Phase::Pending => format!("it is already {phase}"),
@@ -190,15 +208,15 @@ async fn lost_race(cluster: &KubeCluster, name: &str) -> BackendError {
     BackendError::Invalid(format!("{name}: {who}; nothing was changed"))
 }
 
-fn write_err(cluster: &KubeCluster, caller: Caller, e: WriteError) -> BackendError {
+fn write_err(site: &Site<'_>, caller: Caller, e: WriteError) -> BackendError {
     match e {
         WriteError::Conflict => BackendError::Invalid("the request changed while writing".into()),
         WriteError::Gone => BackendError::Invalid("the request was deleted".into()),
-        WriteError::Failed(e) => map_err(cluster, caller, "update the request status", e),
+        WriteError::Failed(e) => map_err(site, caller, "update the request status", e),
     }
 }
 
-fn create_err(cluster: &KubeCluster, e: CreateError) -> BackendError {
+fn create_err(site: &Site<'_>, e: CreateError) -> BackendError {
     let r = &e.reference;
     let where_ = r
         .namespace
@@ -211,7 +229,7 @@ fn create_err(cluster: &KubeCluster, e: CreateError) -> BackendError {
             r.kind, r.name
         )),
         other => map_err(
-            cluster,
+            site,
             Caller::Approver,
             &format!("create a {}{where_}", r.kind),
             other,
@@ -235,32 +253,36 @@ fn refuse_unverified(actor: &Identity, action: &str) -> Result<(), BackendError>
 
 /// The cluster's limits for decisions; unreadable or invalid settings
 /// refuse (fail closed).
-async fn limits(cluster: &KubeCluster) -> Result<super::settings::ClusterSettings, BackendError> {
-    cluster
-        .settings()
-        .await
-        .map_err(|e| BackendError::Config(e.to_string()))
+async fn limits(site: &Site<'_>) -> Result<ClusterSettings, BackendError> {
+    match site.settings {
+        Some(s) => Ok(s.clone()),
+        None => site
+            .target
+            .settings()
+            .await
+            .map_err(|e| BackendError::Config(e.to_string())),
+    }
 }
 
 /// Approves `name` as `actor`, at most what was asked.
 pub async fn approve(
-    cluster: &KubeCluster,
+    site: &Site<'_>,
     actor: &Identity,
     name: &str,
     spec: ApproveSpec,
 ) -> Result<AccessRequest, BackendError> {
     refuse_unverified(actor, "approve")?;
-    let settings = limits(cluster).await?;
-    let asked = fetch(cluster, Caller::Approver, name).await?;
+    let settings = limits(site).await?;
+    let asked = fetch(site, Caller::Approver, name).await?;
     settings
         .check_grantable(&asked.req.role, &spec.namespaces)
         .map_err(BackendError::Invalid)?;
-    cluster.clock.ensure_fresh(&cluster.client).await;
+    site.store.clock.ensure_fresh(&site.target.client).await;
     let mut req = asked.req.clone();
     req.approve(
         Approval {
             by: actor.user.clone(),
-            at: cluster.clock.now(),
+            at: site.store.clock.now(),
             duration: spec.duration,
             namespaces: spec.namespaces,
             reason: spec.reason,
@@ -269,48 +291,44 @@ pub async fn approve(
     )?;
     let uid = asked.uid().to_string();
     let plan = objects::grant_plan(&req, &uid, &actor.user);
-    objects::create_all(&cluster.client, &plan, &uid, true, &mut Vec::new())
+    objects::create_all(&site.target.client, &plan, &uid, true, &mut Vec::new())
         .await
-        .map_err(|e| create_err(cluster, e))?;
+        .map_err(|e| create_err(site, e))?;
 
     req.status.bindings = plan.iter().map(|p| p.reference.clone()).collect();
-    let claimed = match write_status(cluster, &req, asked.resource_version()).await {
+    let claimed = match write_status(site, &req, asked.resource_version()).await {
         Ok(c) => c,
-        Err(WriteError::Conflict | WriteError::Gone) => return Err(lost_race(cluster, name).await),
-        Err(e) => return Err(write_err(cluster, Caller::Approver, e)),
+        Err(WriteError::Conflict | WriteError::Gone) => return Err(lost_race(site, name).await),
+        Err(e) => return Err(write_err(site, Caller::Approver, e)),
     };
-    match cluster.take_fault(FaultPoint::AfterClaim) {
+    match site.store.take_fault(FaultPoint::AfterClaim) {
         Some(Fault::PauseAfterClaim(d)) => tokio::time::sleep(d).await,
-        Some(f) => return Err(crashed(cluster, f)),
+        Some(f) => return Err(crashed(site, f)),
         None => {}
     }
-    let protected = match protect(cluster, name, &claimed).await {
+    let protected = match protect(site, name, &claimed).await {
         Ok(p) => p,
         Err(err) => {
-            undo(cluster, name, &[], &err.to_string()).await;
+            undo(site, name, &[], &err.to_string()).await;
             return Err(err);
         }
     };
     let mut made = Vec::new();
-    let created = objects::create_all(&cluster.client, &plan, &uid, false, &mut made).await;
-    if let Some(f) = cluster.take_fault(FaultPoint::BeforeRecord) {
-        return Err(crashed(cluster, f));
+    let created = objects::create_all(&site.target.client, &plan, &uid, false, &mut made).await;
+    if let Some(f) = site.store.take_fault(FaultPoint::BeforeRecord) {
+        return Err(crashed(site, f));
     }
     if let Err(e) = created {
-        let err = create_err(cluster, e);
-        undo(cluster, name, &made, &err.to_string()).await;
+        let err = create_err(site, e);
+        undo(site, name, &made, &err.to_string()).await;
         return Err(err);
     }
-    record_made(cluster, name, &claimed.req, &made, protected).await
+    record_made(site, name, &claimed.req, &made, protected).await
 }
 
 /// Step 3: the finalizer, on the grant this approval claimed — unless it
 /// ended meanwhile (revoked, expired, failed), which stops the approval.
-async fn protect(
-    cluster: &KubeCluster,
-    name: &str,
-    claimed: &Fetched,
-) -> Result<Fetched, BackendError> {
+async fn protect(site: &Site<'_>, name: &str, claimed: &Fetched) -> Result<Fetched, BackendError> {
     // First on the claim as written (one request when nothing raced it).
     let mut now = claimed.clone();
     for _ in 0..RETRIES {
@@ -322,14 +340,14 @@ async fn protect(
                 now.req.phase()
             )));
         }
-        match add_finalizer(cluster, &now).await {
+        match add_finalizer(site, &now).await {
             Ok(protected) => return Ok(protected),
             Err(e) if status_code(&e) == Some(409) => {
-                now = fetch(cluster, Caller::Approver, name).await?;
+                now = fetch(site, Caller::Approver, name).await?;
             }
             Err(e) => {
                 return Err(map_err(
-                    cluster,
+                    site,
                     Caller::Approver,
                     "protect the request with a finalizer",
                     e,
@@ -337,13 +355,13 @@ async fn protect(
             }
         }
     }
-    Err(lost_race(cluster, name).await)
+    Err(lost_race(site, name).await)
 }
 
 /// An injected crash: the approval stops without cleaning up.
-fn crashed(cluster: &KubeCluster, f: Fault) -> BackendError {
+fn crashed(site: &Site<'_>, f: Fault) -> BackendError {
     BackendError::Unavailable {
-        cluster: cluster.context.clone(),
+        cluster: site.target.context.clone(),
         message: format!("injected fault {f:?}: the approval stopped here"),
     }
 }
@@ -351,7 +369,7 @@ fn crashed(cluster: &KubeCluster, f: Fault) -> BackendError {
 /// Step 5: the uids, on a fresh read; if the grant ended meanwhile
 /// (revoked, expired, failed), what was just made is deleted again.
 async fn record_made(
-    cluster: &KubeCluster,
+    site: &Site<'_>,
     name: &str,
     claimed: &AccessRequest,
     made: &[BindingRef],
@@ -360,12 +378,12 @@ async fn record_made(
     let mut now = last_seen;
     for attempt in 0..RETRIES {
         if attempt > 0 {
-            now = fetch(cluster, Caller::Approver, name).await?;
+            now = fetch(site, Caller::Approver, name).await?;
         }
         let same_grant =
             now.req.phase() == Phase::Active && now.req.status.decision == claimed.status.decision;
         if !same_grant {
-            let _ = objects::delete_refs(&cluster.client, made).await;
+            let _ = objects::delete_refs(&site.target.client, made).await;
             return Err(BackendError::Invalid(format!(
                 "{name} became {} while it was being approved; the bindings just made were removed again",
                 now.req.phase()
@@ -380,14 +398,14 @@ async fn record_made(
                 b.uid = m.uid.clone();
             }
         }
-        match write_status(cluster, &req, now.resource_version()).await {
+        match write_status(site, &req, now.resource_version()).await {
             Ok(done) => return Ok(done.req),
             Err(WriteError::Conflict) => continue,
-            Err(e) => return Err(write_err(cluster, Caller::Approver, e)),
+            Err(e) => return Err(write_err(site, Caller::Approver, e)),
         }
     }
     Err(BackendError::Unavailable {
-        cluster: cluster.context.clone(),
+        cluster: site.target.context.clone(),
         message: format!("{name}: the status kept changing while recording the bindings; the reaper will finish or undo it"),
     })
 }
@@ -395,12 +413,12 @@ async fn record_made(
 /// An approval that failed after its claim: delete what was made, mark the
 /// request Failed with why. Best effort: whatever this cannot do, the
 /// reaper does after the grace period.
-pub async fn undo(cluster: &KubeCluster, name: &str, made: &[BindingRef], why: &str) {
-    if let Err(e) = objects::delete_refs(&cluster.client, made).await {
+pub async fn undo(site: &Site<'_>, name: &str, made: &[BindingRef], why: &str) {
+    if let Err(e) = objects::delete_refs(&site.target.client, made).await {
         tracing::warn!(request = %name, error = %e, "could not remove the bindings of a failed approval; the reaper will");
     }
     if let Err(e) = end(
-        cluster,
+        site,
         name,
         Ending::Fail {
             message: why.into(),
@@ -413,30 +431,30 @@ pub async fn undo(cluster: &KubeCluster, name: &str, made: &[BindingRef], why: &
     }
 }
 
-async fn add_finalizer(cluster: &KubeCluster, f: &Fetched) -> Result<Fetched, kube::Error> {
+async fn add_finalizer(site: &Site<'_>, f: &Fetched) -> Result<Fetched, kube::Error> {
     if f.has_finalizer() {
         return Ok(f.clone());
     }
     let mut list = f.obj.metadata.finalizers.clone().unwrap_or_default();
     list.push(FINALIZER.into());
     let patch = json!({"metadata": {"finalizers": list, "resourceVersion": f.resource_version()}});
-    cluster
+    site.store
         .requests()
         .patch(&f.req.name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
-        .map(|obj| read(cluster, obj))
+        .map(|obj| read(site, obj))
 }
 
 /// Adds the finalizer to a live grant that lacks it (the reaper's repair).
-pub async fn ensure_finalizer(cluster: &KubeCluster, name: &str) -> Result<(), kube::Error> {
+pub async fn ensure_finalizer(site: &Site<'_>, name: &str) -> Result<(), kube::Error> {
     for _ in 0..RETRIES {
-        let Some(f) = fetch_opt(cluster, name).await? else {
+        let Some(f) = fetch_opt(site, name).await? else {
             return Ok(());
         };
         if f.req.phase() != Phase::Active || f.obj.metadata.deletion_timestamp.is_some() {
             return Ok(());
         }
-        match add_finalizer(cluster, &f).await {
+        match add_finalizer(site, &f).await {
             Err(e) if status_code(&e) == Some(409) => continue,
             other => return other.map(|_| ()),
         }
@@ -445,9 +463,9 @@ pub async fn ensure_finalizer(cluster: &KubeCluster, name: &str) -> Result<(), k
 }
 
 /// Lets a request go once nothing of its grant is left.
-pub async fn remove_finalizer(cluster: &KubeCluster, name: &str) -> Result<(), kube::Error> {
+pub async fn remove_finalizer(site: &Site<'_>, name: &str) -> Result<(), kube::Error> {
     for _ in 0..RETRIES {
-        let Some(f) = fetch_opt(cluster, name).await? else {
+        let Some(f) = fetch_opt(site, name).await? else {
             return Ok(());
         };
         if !f.has_finalizer() {
@@ -464,7 +482,8 @@ pub async fn remove_finalizer(cluster: &KubeCluster, name: &str) -> Result<(), k
             .collect();
         let patch =
             json!({"metadata": {"finalizers": list, "resourceVersion": f.resource_version()}});
-        match cluster
+        match site
+            .store
             .requests()
             .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
@@ -480,59 +499,59 @@ pub async fn remove_finalizer(cluster: &KubeCluster, name: &str) -> Result<(), k
 
 /// Pending → Denied, with the reason.
 pub async fn deny(
-    cluster: &KubeCluster,
+    site: &Site<'_>,
     actor: &Identity,
     name: &str,
     reason: &str,
 ) -> Result<AccessRequest, BackendError> {
     refuse_unverified(actor, "deny")?;
-    let f = fetch(cluster, Caller::Approver, name).await?;
+    let f = fetch(site, Caller::Approver, name).await?;
     let mut req = f.req.clone();
-    req.deny(&actor.user, cluster.clock.now(), reason)?;
-    match write_status(cluster, &req, f.resource_version()).await {
+    req.deny(&actor.user, site.store.clock.now(), reason)?;
+    match write_status(site, &req, f.resource_version()).await {
         Ok(done) => Ok(done.req),
-        Err(WriteError::Conflict | WriteError::Gone) => Err(lost_race(cluster, name).await),
-        Err(e) => Err(write_err(cluster, Caller::Approver, e)),
+        Err(WriteError::Conflict | WriteError::Gone) => Err(lost_race(site, name).await),
+        Err(e) => Err(write_err(site, Caller::Approver, e)),
     }
 }
 
 /// Moves a live grant's end earlier (the apiserver's clock decides "now").
 pub async fn shorten(
-    cluster: &KubeCluster,
+    site: &Site<'_>,
     actor: &Identity,
     name: &str,
     new_end: DateTime<Utc>,
 ) -> Result<AccessRequest, BackendError> {
     refuse_unverified(actor, "shorten")?;
     for _ in 0..RETRIES {
-        let f = fetch(cluster, Caller::Approver, name).await?;
+        let f = fetch(site, Caller::Approver, name).await?;
         let mut req = f.req.clone();
-        req.shorten(new_end, cluster.clock.now())?;
-        match write_status(cluster, &req, f.resource_version()).await {
+        req.shorten(new_end, site.store.clock.now())?;
+        match write_status(site, &req, f.resource_version()).await {
             Ok(done) => {
-                objects::annotate_expiry(&cluster.client, &done.req).await;
+                objects::annotate_expiry(&site.target.client, &done.req).await;
                 return Ok(done.req);
             }
             // A verification note or a uid record landed first: try again
             // on what is there now (the phase check above re-runs).
             Err(WriteError::Conflict) => continue,
-            Err(e) => return Err(write_err(cluster, Caller::Approver, e)),
+            Err(e) => return Err(write_err(site, Caller::Approver, e)),
         }
     }
-    Err(lost_race(cluster, name).await)
+    Err(lost_race(site, name).await)
 }
 
 /// Ends a live grant now. Never reports "nothing changed" when access was
 /// removed: a lost race is retried on a fresh read.
 pub async fn revoke(
-    cluster: &KubeCluster,
+    site: &Site<'_>,
     actor: &Identity,
     name: &str,
     reason: &str,
 ) -> Result<AccessRequest, BackendError> {
     refuse_unverified(actor, "revoke")?;
     match end(
-        cluster,
+        site,
         name,
         Ending::Revoke {
             by: actor.user.clone(),
@@ -552,9 +571,9 @@ pub async fn revoke(
                 .map(|b| format!(" by {b}"))
                 .unwrap_or_default()
         ))),
-        Ok(Ended::Nothing) => Err(BackendError::NotFound(key(cluster, name))),
+        Ok(Ended::Nothing) => Err(BackendError::NotFound(key(site, name))),
         Err(EndError::Refused(e)) => Err(e.into()),
-        Err(EndError::Kube(e)) => Err(map_err(cluster, Caller::Approver, "revoke the grant", e)),
+        Err(EndError::Kube(e)) => Err(map_err(site, Caller::Approver, "revoke the grant", e)),
     }
 }
 
@@ -562,13 +581,13 @@ pub async fn revoke(
 /// uid and resourceVersion preconditions, so a request approved a moment
 /// earlier is never withdrawn from under its grant.
 pub async fn withdraw(
-    cluster: &KubeCluster,
+    site: &Site<'_>,
     me: &Identity,
     name: &str,
 ) -> Result<AccessRequest, BackendError> {
-    let f = fetch(cluster, Caller::Requester, name).await?;
+    let f = fetch(site, Caller::Requester, name).await?;
     let mut req = f.req.clone();
-    req.withdraw(&me.user, cluster.clock.now())?;
+    req.withdraw(&me.user, site.store.clock.now())?;
     let dp = DeleteParams {
         preconditions: Some(Preconditions {
             uid: Some(f.uid().into()),
@@ -576,11 +595,11 @@ pub async fn withdraw(
         }),
         ..Default::default()
     };
-    match cluster.requests().delete(name, &dp).await {
+    match site.store.requests().delete(name, &dp).await {
         Ok(_) => Ok(req),
-        Err(e) if status_code(&e) == Some(409) => Err(lost_race(cluster, name).await),
+        Err(e) if status_code(&e) == Some(409) => Err(lost_race(site, name).await),
         Err(e) => Err(map_err(
-            cluster,
+            site,
             Caller::Requester,
             "withdraw (delete) the request",
             e,
@@ -626,22 +645,22 @@ pub enum EndError {
 /// resourceVersion precondition, retrying on a fresh read when it loses a
 /// race; then asks the apiserver to verify and lets the request go.
 pub async fn end(
-    cluster: &KubeCluster,
+    site: &Site<'_>,
     name: &str,
     ending: Ending,
     limits: &ValidationLimits,
 ) -> Result<Ended, EndError> {
     let mut ended = None;
     for attempt in 0..RETRIES {
-        let Some(f) = fetch_opt(cluster, name).await.map_err(EndError::Kube)? else {
+        let Some(f) = fetch_opt(site, name).await.map_err(EndError::Kube)? else {
             return Ok(Ended::Nothing);
         };
         let was_active = f.req.phase() == Phase::Active;
         // Due-ness is judged on a time the apiserver has surely reached:
         // never early by the cluster's clock.
         let now = match ending {
-            Ending::Expire => cluster.clock.now_at_least(),
-            _ => cluster.clock.now(),
+            Ending::Expire => site.store.clock.now_at_least(),
+            _ => site.store.clock.now(),
         };
         let mut req = f.req.clone();
         let changed = match &ending {
@@ -671,19 +690,20 @@ pub async fn end(
         }
         let mut left_for_reaper = false;
         if was_active {
-            let deletion = objects::delete_recorded(&cluster.client, &f.req, f.uid())
+            let deletion = objects::delete_recorded(&site.target.client, &f.req, f.uid())
                 .await
                 .map_err(EndError::Kube)?;
             left_for_reaper = !deletion.left.is_empty();
         }
-        if cluster.take_fault(FaultPoint::BeforeEndWrite).is_some() {
+        if site.store.take_fault(FaultPoint::BeforeEndWrite).is_some() {
             let bump = json!({"status": {"message": "written by someone else meanwhile"}});
-            let _ = cluster
+            let _ = site
+                .store
                 .requests()
                 .patch_status(name, &PatchParams::default(), &Patch::Merge(&bump))
                 .await;
         }
-        match write_status(cluster, &req, f.resource_version()).await {
+        match write_status(site, &req, f.resource_version()).await {
             Ok(done) => {
                 ended = Some((done.req, was_active, left_for_reaper));
                 break;
@@ -699,16 +719,14 @@ pub async fn end(
         )));
     };
     if was_active {
-        if let Some(message) = record_verification(cluster, &req).await {
+        if let Some(message) = record_verification(site, &req).await {
             req.status.message = Some(message);
         }
     }
     // What this identity could not delete keeps the finalizer, so the
     // reaper (which may) finishes and then lets the request go.
     if !left_for_reaper {
-        remove_finalizer(cluster, name)
-            .await
-            .map_err(EndError::Kube)?;
+        remove_finalizer(site, name).await.map_err(EndError::Kube)?;
     }
     Ok(Ended::Done(Box::new(req)))
 }
@@ -716,8 +734,8 @@ pub async fn end(
 /// Checks with the apiserver that an ended grant's permissions are gone and
 /// records the outcome in `status.message` for auditors. Failure to verify
 /// is logged, never fatal: the bindings are already deleted.
-pub async fn record_verification(cluster: &KubeCluster, req: &AccessRequest) -> Option<String> {
-    let message = match verify::verify(cluster, req).await {
+pub async fn record_verification(site: &Site<'_>, req: &AccessRequest) -> Option<String> {
+    let message = match verify::verify(site.target, req).await {
         Ok(m) => m,
         Err(e) => {
             tracing::warn!(request = %req.name, error = %e, "could not verify the revocation");
@@ -730,7 +748,8 @@ pub async fn record_verification(cluster: &KubeCluster, req: &AccessRequest) -> 
         _ => message,
     };
     let patch = json!({"status": {"message": message}});
-    if let Err(e) = cluster
+    if let Err(e) = site
+        .store
         .requests()
         .patch_status(&req.name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
@@ -742,8 +761,8 @@ pub async fn record_verification(cluster: &KubeCluster, req: &AccessRequest) -> 
 
 /// Token mode: the reaper makes the grant's ServiceAccount and minting
 /// Role/RoleBinding and records them, once the grant is live.
-pub async fn provision_tokens(cluster: &KubeCluster, name: &str) -> Result<(), kube::Error> {
-    let Some(f) = fetch_opt(cluster, name).await? else {
+pub async fn provision_tokens(site: &Site<'_>, name: &str) -> Result<(), kube::Error> {
+    let Some(f) = fetch_opt(site, name).await? else {
         return Ok(());
     };
     if f.req.phase() != Phase::Active || token_objects_recorded(&f.req) {
@@ -751,12 +770,13 @@ pub async fn provision_tokens(cluster: &KubeCluster, name: &str) -> Result<(), k
     }
     let plan = objects::token_plan(&f.req, f.uid());
     let mut made = Vec::new();
-    if let Err(e) = objects::create_all(&cluster.client, &plan, f.uid(), false, &mut made).await {
-        let _ = objects::delete_refs(&cluster.client, &made).await;
+    if let Err(e) = objects::create_all(&site.target.client, &plan, f.uid(), false, &mut made).await
+    {
+        let _ = objects::delete_refs(&site.target.client, &made).await;
         return Err(e.error);
     }
     for _ in 0..RETRIES {
-        let Some(now) = fetch_opt(cluster, name).await? else {
+        let Some(now) = fetch_opt(site, name).await? else {
             break;
         };
         if now.req.phase() != Phase::Active {
@@ -778,7 +798,7 @@ pub async fn provision_tokens(cluster: &KubeCluster, name: &str) -> Result<(), k
                 .cloned(),
         );
         req.status.bindings = bindings;
-        match write_status(cluster, &req, now.resource_version()).await {
+        match write_status(site, &req, now.resource_version()).await {
             Ok(_) => return Ok(()),
             Err(WriteError::Conflict) => continue,
             Err(WriteError::Gone) => break,
@@ -786,7 +806,7 @@ pub async fn provision_tokens(cluster: &KubeCluster, name: &str) -> Result<(), k
         }
     }
     // The grant ended meanwhile (or vanished): take the objects back.
-    objects::delete_refs(&cluster.client, &made).await
+    objects::delete_refs(&site.target.client, &made).await
 }
 
 pub fn token_objects_recorded(req: &AccessRequest) -> bool {

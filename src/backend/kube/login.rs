@@ -66,7 +66,12 @@ pub async fn login(
                 action: "mint a token for this grant".into(),
                 hint: format!("only its requester may ({})", s.message),
             },
-            e => grant::map_err(cluster, Caller::Requester, "mint a token", e),
+            e => grant::map_err(
+                &grant::Site::direct(cluster),
+                Caller::Requester,
+                "mint a token",
+                e,
+            ),
         })?;
     let token = minted.status.map(|s| s.token).unwrap_or_default();
     let context = format!("portcullis-{}", req.name);

@@ -19,6 +19,7 @@ pub mod manifests;
 pub mod objects;
 pub mod reaper;
 pub mod settings;
+pub mod topology;
 pub mod verify;
 pub mod watch;
 pub mod wire;
@@ -198,12 +199,19 @@ impl KubeBackend {
     pub async fn list(&self) -> Result<Vec<AccessRequest>, BackendError> {
         let mut out = Vec::new();
         for c in &self.clusters {
-            let list = c
-                .requests()
-                .list(&Default::default())
-                .await
-                .map_err(|e| grant::map_err(c, Caller::Requester, "list AccessRequests", e))?;
-            out.extend(list.items.into_iter().map(|o| grant::read(c, o).req));
+            let list = c.requests().list(&Default::default()).await.map_err(|e| {
+                grant::map_err(
+                    &grant::Site::direct(c),
+                    Caller::Requester,
+                    "list AccessRequests",
+                    e,
+                )
+            })?;
+            out.extend(
+                list.items
+                    .into_iter()
+                    .map(|o| grant::read(&grant::Site::direct(c), o).req),
+            );
         }
         Ok(out)
     }
@@ -214,7 +222,7 @@ impl KubeBackend {
         key: &RequestKey,
     ) -> Result<(AccessRequest, DynamicObject), BackendError> {
         let cluster = self.cluster(&key.cluster)?;
-        let f = grant::fetch(cluster, Caller::Requester, &key.name).await?;
+        let f = grant::fetch(&grant::Site::direct(cluster), Caller::Requester, &key.name).await?;
         Ok((f.req, f.obj))
     }
 
@@ -327,9 +335,14 @@ impl AccessBackend for KubeBackend {
             .create(&PostParams::default(), &obj)
             .await
             .map_err(|e| {
-                grant::map_err(cluster, Caller::Requester, "create an AccessRequest", e)
+                grant::map_err(
+                    &grant::Site::direct(cluster),
+                    Caller::Requester,
+                    "create an AccessRequest",
+                    e,
+                )
             })?;
-        Ok(grant::read(cluster, created).req)
+        Ok(grant::read(&grant::Site::direct(cluster), created).req)
     }
 
     async fn approve(
@@ -338,12 +351,24 @@ impl AccessBackend for KubeBackend {
         spec: ApproveSpec,
     ) -> Result<AccessRequest, BackendError> {
         let cluster = self.cluster(&key.cluster)?;
-        grant::approve(cluster, &cluster.identity, &key.name, spec).await
+        grant::approve(
+            &grant::Site::direct(cluster),
+            &cluster.identity,
+            &key.name,
+            spec,
+        )
+        .await
     }
 
     async fn deny(&self, key: &RequestKey, reason: &str) -> Result<AccessRequest, BackendError> {
         let cluster = self.cluster(&key.cluster)?;
-        grant::deny(cluster, &cluster.identity, &key.name, reason).await
+        grant::deny(
+            &grant::Site::direct(cluster),
+            &cluster.identity,
+            &key.name,
+            reason,
+        )
+        .await
     }
 
     async fn shorten(
@@ -352,16 +377,28 @@ impl AccessBackend for KubeBackend {
         new_end: DateTime<Utc>,
     ) -> Result<AccessRequest, BackendError> {
         let cluster = self.cluster(&key.cluster)?;
-        grant::shorten(cluster, &cluster.identity, &key.name, new_end).await
+        grant::shorten(
+            &grant::Site::direct(cluster),
+            &cluster.identity,
+            &key.name,
+            new_end,
+        )
+        .await
     }
 
     async fn revoke(&self, key: &RequestKey, reason: &str) -> Result<AccessRequest, BackendError> {
         let cluster = self.cluster(&key.cluster)?;
-        grant::revoke(cluster, &cluster.identity, &key.name, reason).await
+        grant::revoke(
+            &grant::Site::direct(cluster),
+            &cluster.identity,
+            &key.name,
+            reason,
+        )
+        .await
     }
 
     async fn withdraw(&self, key: &RequestKey) -> Result<AccessRequest, BackendError> {
         let cluster = self.cluster(&key.cluster)?;
-        grant::withdraw(cluster, &cluster.identity, &key.name).await
+        grant::withdraw(&grant::Site::direct(cluster), &cluster.identity, &key.name).await
     }
 }

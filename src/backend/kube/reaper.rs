@@ -32,6 +32,7 @@ use tokio::sync::mpsc;
 use super::cluster::KubeCluster;
 use super::grant::{self, Ended, Ending};
 use super::settings::{ClusterSettings, SettingsError};
+use super::topology::Topology;
 use super::{objects, request_resource, wire, REQUEST_LABEL, SYSTEM_NAMESPACE};
 use crate::backend::BackendEvent;
 use crate::domain::{AccessRequest, Credentials, Phase};
@@ -96,7 +97,7 @@ impl Notices {
 }
 
 struct Ctx {
-    cluster: Arc<KubeCluster>,
+    topology: Topology,
     config: ReaperConfig,
     notices: Notices,
     /// Consecutive failures per request, for backoff.
@@ -128,24 +129,35 @@ fn until(now: DateTime<Utc>, at: DateTime<Utc>) -> Duration {
 
 /// What happens to one request now, and when to look again.
 async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, ReapError> {
-    let c = &ctx.cluster;
+    let Some(site) = ctx.topology.site(&obj) else {
+        ctx.notices.once(format!(
+            "request {} names a cluster this server does not serve ({:?}): left alone",
+            obj.name_any(),
+            super::topology::stored_cluster(&obj).unwrap_or("none")
+        ));
+        return Ok(Action::await_change());
+    };
+    let c = site.store;
     // Nothing is judged due on this machine's clock alone.
     if !c.clock.is_synced() {
         c.clock.sync(&c.client).await?;
     }
-    let f = grant::read(c, (*obj).clone());
+    let f = grant::read(&site, (*obj).clone());
     let name = f.req.name.clone();
     // Grants end by their own status; the approval timeout needs the
     // cluster's limits (the defaults only when they were never installed).
-    let settings = match c.settings().await {
-        Ok(s) => Some(s),
-        Err(SettingsError::Missing) => Some(ClusterSettings::default()),
-        Err(e) => {
-            ctx.notices.once(format!(
-                "{e}; pending requests do not expire until it is fixed"
-            ));
-            None
-        }
+    let settings = match site.settings {
+        Some(s) => Some(s.clone()),
+        None => match site.target.settings().await {
+            Ok(s) => Some(s),
+            Err(SettingsError::Missing) => Some(ClusterSettings::default()),
+            Err(e) => {
+                ctx.notices.once(format!(
+                    "{e}; pending requests do not expire until it is fixed"
+                ));
+                None
+            }
+        },
     };
     let limits = settings
         .as_ref()
@@ -161,11 +173,11 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Rea
                 + chrono::TimeDelta::from_std(limits.approval_timeout)
                     .unwrap_or(chrono::TimeDelta::MAX);
             if due <= now {
-                grant::end(c, &name, Ending::Expire, limits).await?;
+                grant::end(&site, &name, Ending::Expire, limits).await?;
                 Action::requeue(Duration::from_secs(60))
             } else {
                 if deleting && f.has_finalizer() {
-                    grant::remove_finalizer(c, &name).await?;
+                    grant::remove_finalizer(&site, &name).await?;
                 }
                 Action::requeue(until(now, due))
             }
@@ -174,7 +186,7 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Rea
             None => {
                 // Fail closed: a live grant must say when it ends.
                 grant::end(
-                    c,
+                    &site,
                     &name,
                     Ending::Fail {
                         message: "a live grant without status.expiresAt is ended".into(),
@@ -184,10 +196,12 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Rea
                 .await?;
                 Action::requeue(Duration::from_secs(60))
             }
-            Some(end) if end <= now => match grant::end(c, &name, Ending::Expire, limits).await? {
-                Ended::Nothing => Action::requeue(Duration::from_secs(1)),
-                _ => Action::requeue(Duration::from_secs(60)),
-            },
+            Some(end) if end <= now => {
+                match grant::end(&site, &name, Ending::Expire, limits).await? {
+                    Ended::Nothing => Action::requeue(Duration::from_secs(1)),
+                    _ => Action::requeue(Duration::from_secs(60)),
+                }
+            }
             Some(end) => {
                 let claimed_at = f.req.status.decision.as_ref().map(|d| d.at).unwrap_or(now);
                 let give_up = claimed_at
@@ -195,7 +209,7 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Rea
                         .unwrap_or(chrono::TimeDelta::MAX);
                 if grant::incomplete(&f.req) && give_up <= now {
                     grant::end(
-                        c,
+                        &site,
                         &name,
                         Ending::Fail {
                             message: "the approval did not complete (its process stopped half-way); what it made was removed".into(),
@@ -206,13 +220,13 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Rea
                     Action::requeue(Duration::from_secs(60))
                 } else {
                     if !f.has_finalizer() && !deleting {
-                        grant::ensure_finalizer(c, &name).await?;
+                        grant::ensure_finalizer(&site, &name).await?;
                     }
                     if ctx.config.provision_tokens
                         && f.req.credentials == Credentials::Token
                         && !grant::token_objects_recorded(&f.req)
                     {
-                        grant::provision_tokens(c, &name).await?;
+                        grant::provision_tokens(&site, &name).await?;
                     }
                     let next = if grant::incomplete(&f.req) {
                         end.min(give_up)
@@ -225,15 +239,16 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Rea
         },
         _ => {
             if f.has_finalizer() {
-                let deletion = objects::delete_recorded(&c.client, &f.req, f.uid()).await?;
+                let deletion =
+                    objects::delete_recorded(&site.target.client, &f.req, f.uid()).await?;
                 if deletion.left.is_empty() {
-                    grant::remove_finalizer(c, &name).await?;
+                    grant::remove_finalizer(&site, &name).await?;
                 } else if ctx.config.provision_tokens {
                     // Only the reaper that makes Token-mode objects must be
                     // able to remove them; a console's reaper leaves them.
                     ctx.notices.once(format!(
                         "the reaper ({}) may not delete the Token-mode objects of ended grants in {SYSTEM_NAMESPACE}: bind the portcullis-reaper-tokens role there",
-                        c.user()
+                        site.target.user()
                     ));
                 }
             }
@@ -265,7 +280,8 @@ fn error_policy(obj: Arc<DynamicObject>, err: &ReapError, ctx: Arc<Ctx>) -> Acti
             // A restarted apiserver refuses for a moment until its RBAC
             // cache has synced: speak up only when it persists.
             if n >= 3 {
-                ctx.notices.once(refused(ctx.cluster.user(), &s.message));
+                ctx.notices
+                    .once(refused(ctx.topology.store.user(), &s.message));
             }
             doubling(500, Duration::from_secs(300))
         }
@@ -430,8 +446,18 @@ pub async fn run(
     config: ReaperConfig,
     tx: Option<mpsc::UnboundedSender<BackendEvent>>,
 ) {
+    run_topology(Topology::direct(cluster), config, tx).await
+}
+
+/// The reaper over a hub and its targets (the server), or one cluster.
+pub async fn run_topology(
+    topology: Topology,
+    config: ReaperConfig,
+    tx: Option<mpsc::UnboundedSender<BackendEvent>>,
+) {
+    let store = topology.store.clone();
     let controller = Controller::new_with(
-        cluster.requests(),
+        store.requests(),
         watcher::Config::default(),
         request_resource(),
     )
@@ -439,18 +465,24 @@ pub async fn run(
     .with_config(ControllerConfig::default().concurrency(16));
     let requests = controller.store();
     let ctx = Arc::new(Ctx {
-        notices: Notices::new(&cluster.context, tx),
-        cluster: cluster.clone(),
+        notices: Notices::new(&store.context, tx),
+        topology: topology.clone(),
         config: config.clone(),
         failures: Mutex::new(HashMap::new()),
     });
-    let sweeper = tokio::spawn(sweep_loop(
-        cluster.clone(),
-        requests,
-        config.sweep_every,
-        ctx.clone(),
-    ));
-    let clock = tokio::spawn(resync_clock(cluster.clone()));
+    let sweepers: Vec<_> = topology
+        .target_clusters()
+        .into_iter()
+        .map(|target| {
+            tokio::spawn(sweep_loop(
+                target,
+                requests.clone(),
+                config.sweep_every,
+                ctx.clone(),
+            ))
+        })
+        .collect();
+    let clock = tokio::spawn(resync_clock(store.clone()));
     controller
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -459,7 +491,9 @@ pub async fn run(
             }
         })
         .await;
-    sweeper.abort();
+    for s in sweepers {
+        s.abort();
+    }
     clock.abort();
 }
 
@@ -515,12 +549,18 @@ async fn sweep_loop(
     if ready.await {
         tracing::debug!(cluster = %cluster.context, "sweeping every {every:?}");
         loop {
-            let now = cluster.clock.now_at_least();
+            let now = ctx.topology.store.clock.now_at_least();
+            let site = grant::Site {
+                store: &ctx.topology.store,
+                target: &cluster,
+                settings: None,
+            };
             let live: HashMap<String, (AccessRequest, String)> = requests
                 .state()
                 .into_iter()
+                .filter(|o| ctx.topology.belongs(o, &cluster.context))
                 .map(|o| {
-                    let f = grant::read(&cluster, (*o).clone());
+                    let f = grant::read(&site, (*o).clone());
                     let uid = f.uid().to_string();
                     (f.req.name.clone(), (f.req, uid))
                 })
