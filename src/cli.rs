@@ -44,9 +44,19 @@ pub struct Cli {
     #[arg(long)]
     pub all_contexts: bool,
 
-    /// A broker URL instead of direct cluster access.
-    #[arg(long, value_name = "URL")]
+    /// The Portcullis server (`portcullis serve`) instead of direct cluster access.
+    #[arg(long, value_name = "URL", global = true, env = "PORTCULLIS_BACKEND")]
     pub backend: Option<String>,
+
+    /// With --backend: a file holding your bearer token (else
+    /// $PORTCULLIS_TOKEN, else the kubeconfig context's token).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub token_file: Option<std::path::PathBuf>,
+
+    /// A CA certificate (PEM) that signed the server's certificate: trusted
+    /// with --backend, and the webhook's caBundle with `crds --webhook`.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub ca_file: Option<std::path::PathBuf>,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -139,7 +149,26 @@ pub enum Command {
     /// Long-running: revoke expired grants, expire stale pending requests.
     Reaper,
     /// Print the CRD and the recommended ClusterRoles (`portcullis crds | kubectl apply -f -`).
-    Crds,
+    Crds {
+        /// Also the admission webhook configuration, calling the server at
+        /// this URL (its CA from --ca-file).
+        #[arg(long, value_name = "URL")]
+        webhook: Option<String>,
+        /// Also the server's ServiceAccount, ClusterRole and Deployment
+        /// running this image.
+        #[arg(long, value_name = "IMAGE")]
+        server_image: Option<String>,
+    },
+    /// The Portcullis server: one authority for identity, decisions and expiry.
+    Serve {
+        /// Serve the embedded demo world (loopback only; a demo person's
+        /// name is their token, e.g. `dana`).
+        #[arg(long)]
+        demo: bool,
+        /// Listen here (overrides the config's `listen`).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -17,6 +17,8 @@ use portcullis::ui::Theme;
 
 fn main() -> ExitCode {
     let started = Instant::now();
+    // One TLS crypto provider for every client and server in the process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match real_main(cli, started) {
         Ok(()) => ExitCode::SUCCESS,
@@ -89,6 +91,16 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    if let Some(Command::Serve { demo, listen }) = &cli.command {
+        // `--config` is the server's file here, not the console's.
+        let (demo, listen) = (*demo, *listen);
+        let _log_guard = init_logging();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        return runtime.block_on(async move { serve(&cli, demo, listen).await });
+    }
     let config_path = cli
         .config
         .clone()
@@ -113,10 +125,29 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     match &cli.command {
         Some(Command::Completions { .. }) => unreachable!("handled above"),
-        Some(Command::Crds) => {
-            print!("{}", portcullis::backend::kube::manifests::all());
+        Some(Command::Crds {
+            webhook,
+            server_image,
+        }) => {
+            use portcullis::backend::kube::manifests;
+            let mut out = manifests::all();
+            if let Some(image) = server_image {
+                out.push_str("---\n");
+                out.push_str(&manifests::server(image));
+            }
+            if let Some(url) = webhook {
+                let Some(ca) = &cli.ca_file else {
+                    bail!("--webhook needs --ca-file: the CA that signed the server's certificate");
+                };
+                let pem = std::fs::read(ca)
+                    .with_context(|| format!("cannot read {}", ca.display()))?;
+                out.push_str("---\n");
+                out.push_str(&portcullis::server::webhook::configuration(url, &pem));
+            }
+            print!("{out}");
             Ok(())
         }
+        Some(Command::Serve { .. }) => unreachable!("handled above"),
         Some(Command::Demo { seed, rate }) => {
             let seed = seed.unwrap_or_else(|| {
                 std::time::SystemTime::now()
@@ -136,15 +167,14 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
                 console(demo, app_config, &theme, started).await
             })
         }
-        None => {
-            if cli.backend.is_some() {
-                bail!("the broker backend (--backend URL) is not available in this build yet; use direct mode or `portcullis demo`");
+        None => runtime.block_on(async move {
+            if let Some(url) = &cli.backend {
+                let http = connect_server(&cli, url).await?;
+                return console(Arc::new(http), app_config, &theme, started).await;
             }
-            runtime.block_on(async move {
-                let kube = KubeBackend::connect(&cli.contexts, cli.all_contexts).await?;
-                console(Arc::new(kube), app_config, &theme, started).await
-            })
-        }
+            let kube = KubeBackend::connect(&cli.contexts, cli.all_contexts).await?;
+            console(Arc::new(kube), app_config, &theme, started).await
+        }),
         Some(Command::Reaper) => runtime.block_on(async move {
             use portcullis::backend::kube::reaper;
             let kube = KubeBackend::connect(&cli.contexts, cli.all_contexts).await?;
@@ -184,13 +214,123 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
             }
             Ok(())
         }),
-        Some(verb) => runtime.block_on(async move {
-            let kube = KubeBackend::connect(&cli.contexts, cli.all_contexts).await?;
-            let out = portcullis::verbs::run(verb, &kube, &groups).await?;
+        Some(verb) => runtime.block_on(async {
+            let out = if let Some(url) = &cli.backend {
+                let http = connect_server(&cli, url).await?;
+                let context = cli.contexts.first().map(String::as_str);
+                portcullis::verbs::run(verb, &http, context, &groups).await?
+            } else {
+                let kube = KubeBackend::connect(&cli.contexts, cli.all_contexts).await?;
+                let context = kube.clusters().first().map(|c| c.context.clone());
+                portcullis::verbs::run(verb, &kube, context.as_deref(), &groups).await?
+            };
             print!("{out}");
             Ok(())
         }),
     }
+}
+
+/// The bearer token for the server: --token-file, else $PORTCULLIS_TOKEN,
+/// else the current kubeconfig context's token.
+fn server_token(cli: &Cli) -> anyhow::Result<String> {
+    if let Some(file) = &cli.token_file {
+        let t = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read the token file {}", file.display()))?;
+        return Ok(t.trim().to_string());
+    }
+    if let Some(t) = std::env::var("PORTCULLIS_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+    {
+        return Ok(t.trim().to_string());
+    }
+    let kubeconfig = kube::config::Kubeconfig::read().map_err(|e| {
+        anyhow::anyhow!("no token for the server: pass --token-file or set PORTCULLIS_TOKEN ({e})")
+    })?;
+    let user = kubeconfig
+        .current_context
+        .as_ref()
+        .and_then(|c| kubeconfig.contexts.iter().find(|x| x.name == *c))
+        .and_then(|c| c.context.as_ref())
+        .and_then(|c| c.user.clone());
+    let auth = user
+        .and_then(|u| kubeconfig.auth_infos.iter().find(|a| a.name == u))
+        .and_then(|a| a.auth_info.clone());
+    use secrecy::ExposeSecret;
+    if let Some(t) = auth.as_ref().and_then(|a| a.token.as_ref()) {
+        return Ok(t.expose_secret().to_string());
+    }
+    if let Some(f) = auth.as_ref().and_then(|a| a.token_file.as_ref()) {
+        return Ok(std::fs::read_to_string(f)?.trim().to_string());
+    }
+    bail!("no token for the server: pass --token-file, set PORTCULLIS_TOKEN, or use a kubeconfig context with a token")
+}
+
+async fn connect_server(
+    cli: &Cli,
+    url: &str,
+) -> anyhow::Result<portcullis::backend::http::HttpBackend> {
+    let token = server_token(cli)?;
+    let ca = match &cli.ca_file {
+        Some(f) => Some(std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?),
+        None => None,
+    };
+    Ok(portcullis::backend::http::HttpBackend::connect(url, token, ca.as_deref()).await?)
+}
+
+/// `portcullis serve`: until ctrl-c or SIGTERM.
+async fn serve(cli: &Cli, demo: bool, listen: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+    use portcullis::server::authority::{Authority, DemoAuthority, KubeAuthority};
+    use portcullis::server::{config::ServerConfig, webhook::Webhook, Server};
+    let (authority, access, listen, tls, webhook): (Arc<dyn Authority>, _, _, _, _) = if demo {
+        let listen = listen.unwrap_or_else(|| {
+            portcullis::server::config::DEFAULT_LISTEN
+                .parse()
+                .expect("a valid default address")
+        });
+        if !listen.ip().is_loopback() {
+            bail!("--demo serves on loopback only (its tokens are people's names)");
+        }
+        let world = Arc::new(DemoBackend::live(DemoConfig::default()));
+        let authority = DemoAuthority::new(world);
+        let access = authority.access().clone();
+        (Arc::new(authority), access, listen, None, None)
+    } else {
+        let Some(path) = &cli.config else {
+            bail!("portcullis serve needs --config FILE (see README \"The server\"), or --demo");
+        };
+        let config = ServerConfig::load(path)?;
+        let authority = KubeAuthority::connect(&config).await?;
+        let access = authority.access().clone();
+        let webhook = config.webhook.then(|| Webhook {
+            privileged: config.privileged.clone(),
+        });
+        let tls = config.tls.clone();
+        (
+            Arc::new(authority),
+            access,
+            listen.unwrap_or(config.listen),
+            tls,
+            webhook,
+        )
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let server = Server::start(authority, access, webhook);
+    portcullis::server::serve(
+        server,
+        listen,
+        tls,
+        |addr| {
+            eprintln!("portcullis serve: listening on {scheme}://{addr}; ctrl-c or SIGTERM to stop")
+        },
+        async {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = portcullis::runtime::terminate_signal() => {}
+            }
+        },
+    )
+    .await
 }
 
 /// The console on any backend, with the terminal restored on every exit.

@@ -1,32 +1,181 @@
 //! The scriptable verbs (`request`, `get`, `approve`, `deny`, `shorten`,
-//! `revoke`, `withdraw`): no prompts, output on stdout, one-line errors.
+//! `revoke`, `withdraw`, `login`): no prompts, output on stdout, one-line
+//! errors. They run directly on a cluster or against the Portcullis server
+//! (`--backend URL`) alike, through [`VerbBackend`].
 
+use async_trait::async_trait;
 use chrono::{TimeDelta, Utc};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::backend::kube::{wire, KubeBackend};
+use crate::api::request_json as object;
+use crate::backend::http::HttpBackend;
+use crate::backend::kube::KubeBackend;
 use crate::backend::{AccessBackend, ApproveSpec, BackendError, NewRequest, RequestKey};
 use crate::cli::{Command, CredentialsArg, GetWhat, OutputFormat};
 use crate::domain::sanitize::inert;
-use crate::domain::{duration, AccessRequest, Credentials, Phase, RoleRef, Subject};
+use crate::domain::{
+    duration, AccessRequest, Credentials, Phase, RoleRef, Subject, ValidationLimits,
+};
 
-/// Runs one verb against the backend's first context; returns what to print.
+/// What the verbs need beyond [`AccessBackend`].
+#[async_trait]
+pub trait VerbBackend: AccessBackend {
+    /// Every request in view.
+    async fn list(&self) -> Result<Vec<AccessRequest>, BackendError>;
+    /// Who asks, and whether that was verified (else `--group` applies).
+    fn me(&self) -> (Subject, bool);
+    /// The limits a new request for `cluster` is checked against.
+    async fn limits(&self, cluster: &str) -> ValidationLimits;
+    /// Credentials mode Token: a kubeconfig for the grant.
+    async fn login(&self, req: &AccessRequest) -> Result<String, BackendError>;
+}
+
+#[async_trait]
+impl VerbBackend for KubeBackend {
+    async fn list(&self) -> Result<Vec<AccessRequest>, BackendError> {
+        KubeBackend::list(self).await
+    }
+    fn me(&self) -> (Subject, bool) {
+        let id = &self.clusters()[0].identity;
+        (
+            Subject {
+                user: id.user.clone(),
+                groups: id.groups.clone(),
+            },
+            id.is_verified(),
+        )
+    }
+    async fn limits(&self, cluster: &str) -> ValidationLimits {
+        KubeBackend::limits(self, cluster).await
+    }
+    async fn login(&self, req: &AccessRequest) -> Result<String, BackendError> {
+        let kubeconfig =
+            kube::config::Kubeconfig::read().map_err(|e| BackendError::Config(e.to_string()))?;
+        let context = &req.cluster;
+        let cluster_name = kubeconfig
+            .contexts
+            .iter()
+            .find(|c| c.name == *context)
+            .and_then(|c| c.context.as_ref())
+            .map(|c| c.cluster.clone())
+            .unwrap_or_default();
+        let entry = kubeconfig
+            .clusters
+            .iter()
+            .find(|c| c.name == cluster_name)
+            .and_then(|c| c.cluster.clone())
+            .ok_or_else(|| {
+                BackendError::Config(format!(
+                    "context {context} names no cluster in the kubeconfig"
+                ))
+            })?;
+        let conn = self
+            .clusters()
+            .iter()
+            .find(|c| c.context == *context)
+            .ok_or_else(|| BackendError::Config(format!("no context {context}")))?;
+        crate::backend::kube::login(
+            conn,
+            req,
+            entry.server.as_deref().unwrap_or_default(),
+            entry.certificate_authority_data.as_deref(),
+            entry.insecure_skip_tls_verify.unwrap_or(false),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl VerbBackend for HttpBackend {
+    async fn list(&self) -> Result<Vec<AccessRequest>, BackendError> {
+        HttpBackend::list(self).await
+    }
+    fn me(&self) -> (Subject, bool) {
+        (self.info().approver, true)
+    }
+    async fn limits(&self, _cluster: &str) -> ValidationLimits {
+        // The server checks against its own limits when the request arrives.
+        ValidationLimits {
+            max_duration: std::time::Duration::MAX,
+            ..Default::default()
+        }
+    }
+    async fn login(&self, req: &AccessRequest) -> Result<String, BackendError> {
+        Err(BackendError::Invalid(format!(
+            "{}: `login` through the server is not in this build; run it with --context on the target cluster",
+            req.name
+        )))
+    }
+}
+
+/// Which cluster a verb acts on: the one `--context` names, else the only
+/// one in view, else (for an existing request) wherever that name is.
+async fn pick_cluster(
+    backend: &dyn VerbBackend,
+    context: Option<&str>,
+    name: Option<&str>,
+) -> Result<String, BackendError> {
+    let clusters = backend.info().clusters;
+    if let Some(c) = context {
+        return Ok(c.to_string());
+    }
+    if clusters.len() == 1 {
+        return Ok(clusters[0].clone());
+    }
+    if let Some(name) = name {
+        let found: Vec<String> = backend
+            .list()
+            .await?
+            .into_iter()
+            .filter(|r| r.name == name)
+            .map(|r| r.cluster)
+            .collect();
+        if let [one] = found.as_slice() {
+            return Ok(one.clone());
+        }
+    }
+    Err(BackendError::Config(format!(
+        "name the cluster with --context (one of: {})",
+        clusters.join(", ")
+    )))
+}
+
+/// Runs one verb; returns what to print.
 pub async fn run(
     command: &Command,
-    backend: &KubeBackend,
+    backend: &dyn VerbBackend,
+    context: Option<&str>,
     config_groups: &[String],
 ) -> Result<String, BackendError> {
-    let identity = backend
-        .clusters()
-        .first()
-        .map(|c| c.identity.clone())
-        .ok_or_else(|| BackendError::Config("no context".into()))?;
-    let cluster = backend.info().clusters.first().cloned().unwrap_or_default();
+    let name = match command {
+        Command::Approve { name, .. }
+        | Command::Deny { name, .. }
+        | Command::Shorten { name, .. }
+        | Command::Revoke { name, .. }
+        | Command::Withdraw { name }
+        | Command::Login { name } => Some(name.as_str()),
+        _ => None,
+    };
+    let cluster = match command {
+        Command::Get { .. } => String::new(),
+        _ => pick_cluster(backend, context, name).await?,
+    };
     let key = |name: &str| RequestKey {
         cluster: cluster.clone(),
         name: name.to_string(),
     };
-    let me = backend.info().approver.user;
+    let (me, verified) = backend.me();
+    let get = |name: &str| {
+        let k = key(name);
+        async move {
+            backend
+                .list()
+                .await?
+                .into_iter()
+                .find(|r| RequestKey::of(r) == k)
+                .ok_or(BackendError::NotFound(k))
+        }
+    };
     match command {
         Command::Request {
             role,
@@ -38,12 +187,11 @@ pub async fn run(
             groups,
             credentials,
         } => {
-            // The apiserver's word for who asks; only an unverified
-            // identity falls back to the groups given here.
-            let groups = if identity.is_verified() {
+            // The apiserver's (or the server's) word for who asks; only an
+            // unverified identity falls back to the groups given here.
+            let groups = if verified {
                 // Every user has these; they say nothing to an approver.
-                identity
-                    .groups
+                me.groups
                     .iter()
                     .filter(|g| {
                         *g != "system:authenticated" && !g.starts_with("system:serviceaccounts")
@@ -62,7 +210,10 @@ pub async fn run(
             };
             let new = NewRequest {
                 cluster: cluster.clone(),
-                requester: Subject { user: me, groups },
+                requester: Subject {
+                    user: me.user.clone(),
+                    groups,
+                },
                 role,
                 namespaces: namespaces.clone(),
                 duration: *duration,
@@ -113,7 +264,7 @@ pub async fn run(
             namespaces,
             reason,
         } => {
-            let (asked, _) = backend.get(&key(name)).await?;
+            let asked = get(name).await?;
             let spec = ApproveSpec {
                 duration: duration.unwrap_or(asked.duration),
                 namespaces: if namespaces.is_empty() {
@@ -156,40 +307,7 @@ pub async fn run(
             .withdraw(&key(name))
             .await
             .map(|r| format!("withdrew {} (deleted)\n", r.name)),
-        Command::Login { name } => {
-            let (req, _) = backend.get(&key(name)).await?;
-            let kubeconfig = kube::config::Kubeconfig::read()
-                .map_err(|e| BackendError::Config(e.to_string()))?;
-            let cluster_name = kubeconfig
-                .contexts
-                .iter()
-                .find(|c| c.name == cluster)
-                .and_then(|c| c.context.as_ref())
-                .map(|c| c.cluster.clone())
-                .unwrap_or_default();
-            let entry = kubeconfig
-                .clusters
-                .iter()
-                .find(|c| c.name == cluster_name)
-                .and_then(|c| c.cluster.clone())
-                .ok_or_else(|| {
-                    BackendError::Config(format!(
-                        "context {cluster} names no cluster in the kubeconfig"
-                    ))
-                })?;
-            let conn = backend
-                .clusters()
-                .first()
-                .ok_or_else(|| BackendError::Config("no context".into()))?;
-            crate::backend::kube::login(
-                conn,
-                &req,
-                entry.server.as_deref().unwrap_or_default(),
-                entry.certificate_authority_data.as_deref(),
-                entry.insecure_skip_tls_verify.unwrap_or(false),
-            )
-            .await
-        }
+        Command::Login { name } => backend.login(&get(name).await?).await,
         other => Err(BackendError::Invalid(format!(
             "{other:?} is not a request verb"
         ))),
@@ -223,17 +341,6 @@ fn scope(ns: &[String]) -> String {
     } else {
         ns.join(",")
     }
-}
-
-fn object(r: &AccessRequest) -> Value {
-    json!({
-        "name": r.name,
-        "cluster": r.cluster,
-        "createdAt": r.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "spec": wire::spec_json(&r.requester, &r.role, &r.namespaces, r.duration, &r.reason, r.ticket.as_deref(), r.credentials),
-        "status": wire::status_json(r),
-        "invalid": r.validate(&Default::default()).err().map(|e| e.to_string()),
-    })
 }
 
 /// A kubectl-style table; requester text is made inert for the terminal.

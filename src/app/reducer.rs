@@ -163,6 +163,17 @@ fn apply_event(state: &mut AppState, event: BackendEvent) {
             },
             format!("cluster {}: {}", inert(&cluster, 64), inert(&text, 300)),
         ),
+        BackendEvent::Connection { error } => {
+            if let Some(e) = &error {
+                if state.backend_error.is_none() {
+                    state.flash(
+                        FlashLevel::Error,
+                        format!("{} — retrying; nothing is lost", inert(e, 200)),
+                    );
+                }
+            }
+            state.backend_error = error;
+        }
     }
 }
 

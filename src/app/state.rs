@@ -367,6 +367,9 @@ pub struct AppState {
     pub requester_groups_verified: bool,
     /// The limits each cluster applies, as the backend reported them.
     pub cluster_limits: BTreeMap<String, ValidationLimits>,
+    /// Why the backend (the Portcullis server) cannot be reached, while it
+    /// cannot: shown in the header; the console keeps what it has.
+    pub backend_error: Option<String>,
     summary_cache: HashMap<SummaryKey, Summary>,
     /// Request keys by requester, for the requester context in the detail
     /// pane without scanning every request each frame.
@@ -407,6 +410,7 @@ impl AppState {
             identity_note: None,
             requester_groups_verified: true,
             cluster_limits: BTreeMap::new(),
+            backend_error: None,
             summary_cache: HashMap::new(),
             by_user: HashMap::new(),
             live_ends: Vec::new(),

@@ -6,6 +6,7 @@
 //! needs no extra call for it.
 
 pub mod demo;
+pub mod http;
 pub mod kube;
 
 use std::sync::Arc;
@@ -69,6 +70,11 @@ pub enum BackendEvent {
         error: bool,
         text: String,
     },
+    /// The backend itself (the Portcullis server) became reachable (`None`)
+    /// or not (`Some(why)`): the console keeps what it has and says so.
+    Connection {
+        error: Option<String>,
+    },
 }
 
 /// What an approver grants: at most what was asked.
@@ -128,6 +134,9 @@ pub enum BackendError {
     Unavailable { cluster: String, message: String },
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// Someone else changed it first (a racing approver, a revoke).
+    #[error("{0}")]
+    Conflict(String),
     #[error("{0}")]
     Config(String),
 }

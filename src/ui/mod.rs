@@ -151,6 +151,9 @@ fn render_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme)
     if state.identity_note.is_some() {
         spans.push(Span::styled(" identity unverified ", theme.error));
     }
+    if state.backend_error.is_some() {
+        spans.push(Span::styled(" server unreachable ", theme.error));
+    }
     if !compact {
         spans.push(Span::styled(
             format!(" {} ", state.backend_kind),

@@ -205,7 +205,7 @@ async fn lost_race(site: &Site<'_>, name: &str) -> BackendError {
         Ok(None) => "it was deleted".into(),
         Err(_) => "someone else changed it first".into(),
     };
-    BackendError::Invalid(format!("{name}: {who}; nothing was changed"))
+    BackendError::Conflict(format!("{name}: {who}; nothing was changed"))
 }
 
 fn write_err(site: &Site<'_>, caller: Caller, e: WriteError) -> BackendError {
@@ -335,7 +335,7 @@ async fn protect(site: &Site<'_>, name: &str, claimed: &Fetched) -> Result<Fetch
         if now.req.phase() != Phase::Active
             || now.req.status.decision != claimed.req.status.decision
         {
-            return Err(BackendError::Invalid(format!(
+            return Err(BackendError::Conflict(format!(
                 "{name} became {} while it was being approved; nothing was granted",
                 now.req.phase()
             )));
@@ -384,7 +384,7 @@ async fn record_made(
             now.req.phase() == Phase::Active && now.req.status.decision == claimed.status.decision;
         if !same_grant {
             let _ = objects::delete_refs(&site.target.client, made).await;
-            return Err(BackendError::Invalid(format!(
+            return Err(BackendError::Conflict(format!(
                 "{name} became {} while it was being approved; the bindings just made were removed again",
                 now.req.phase()
             )));
@@ -562,7 +562,7 @@ pub async fn revoke(
     .await
     {
         Ok(Ended::Done(req)) => Ok(*req),
-        Ok(Ended::Already(req)) => Err(BackendError::Invalid(format!(
+        Ok(Ended::Already(req)) => Err(BackendError::Conflict(format!(
             "{name} had already ended ({}{}): its access is removed",
             req.phase(),
             req.status

@@ -185,6 +185,117 @@ rules:
   verbs: [get, create, delete]
 "#;
 
+/// The server (`portcullis crds --server-image IMAGE`): its ServiceAccount,
+/// the one ClusterRole with status writes and binding writes, a Service and
+/// a Deployment. It also needs `bind` on each role it may hand out, as
+/// approvers do in direct mode; and in server mode requesters and approvers
+/// need no Kubernetes rights on the target clusters at all.
+pub fn server(image: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: portcullis-server
+  namespace: portcullis-system
+  labels:
+    app.kubernetes.io/managed-by: portcullis
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: portcullis-server
+  labels:
+    app.kubernetes.io/managed-by: portcullis
+rules:
+- apiGroups: [portcullis.dev]
+  resources: [accessrequests]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [portcullis.dev]
+  resources: [accessrequests/status]
+  verbs: [get, update, patch]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [rolebindings, clusterrolebindings]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [roles, clusterroles]
+  verbs: [get, list, watch]
+- apiGroups: [authorization.k8s.io]
+  resources: [subjectaccessreviews]
+  verbs: [create]
+- apiGroups: [authentication.k8s.io]
+  resources: [tokenreviews]
+  verbs: [create]
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: portcullis-server
+  labels:
+    app.kubernetes.io/managed-by: portcullis
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: portcullis-server}}
+subjects:
+- {{kind: ServiceAccount, name: portcullis-server, namespace: portcullis-system}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: portcullis-server-tokens
+  namespace: portcullis-system
+  labels:
+    app.kubernetes.io/managed-by: portcullis
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: portcullis-reaper-tokens}}
+subjects:
+- {{kind: ServiceAccount, name: portcullis-server, namespace: portcullis-system}}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: portcullis-server
+  namespace: portcullis-system
+  labels:
+    app.kubernetes.io/managed-by: portcullis
+spec:
+  selector: {{app.kubernetes.io/name: portcullis-server}}
+  ports:
+  - {{name: https, port: 443, targetPort: 7443}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: portcullis-server
+  namespace: portcullis-system
+  labels:
+    app.kubernetes.io/managed-by: portcullis
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {{app.kubernetes.io/name: portcullis-server}}
+  template:
+    metadata:
+      labels: {{app.kubernetes.io/name: portcullis-server}}
+    spec:
+      serviceAccountName: portcullis-server
+      containers:
+      - name: server
+        image: "{image}"
+        args: [serve, --config, /etc/portcullis/server.toml]
+        ports: [{{containerPort: 7443}}]
+        readinessProbe: {{httpGet: {{path: /readyz, port: 7443, scheme: HTTPS}}}}
+        livenessProbe: {{httpGet: {{path: /healthz, port: 7443, scheme: HTTPS}}}}
+        resources:
+          requests: {{cpu: 50m, memory: 64Mi}}
+          limits: {{memory: 256Mi}}
+        volumeMounts: [{{name: config, mountPath: /etc/portcullis, readOnly: true}}]
+      volumes:
+      - name: config
+        secret: {{secretName: portcullis-server}}
+"#
+    )
+}
+
 /// Everything, as one multi-document YAML stream.
 pub fn all() -> String {
     format!("{CRD}---\n{ROLES}")

@@ -71,16 +71,35 @@ fn crd_missing(text: &str) -> bool {
     text.contains("404") || text.contains("could not find the requested resource")
 }
 
-/// Streams the cluster's AccessRequests until the receiver goes away.
+/// Streams the cluster's AccessRequests until the receiver goes away
+/// (direct mode: every request is for the context it was read from).
 pub async fn requests(cluster: Arc<KubeCluster>, tx: mpsc::UnboundedSender<BackendEvent>) {
+    let context = cluster.context.clone();
+    follow_requests(cluster, tx, move |_| context.clone()).await
+}
+
+/// Streams the hub's AccessRequests (the server): each names its target
+/// cluster in `spec.cluster`.
+pub async fn hub_requests(hub: Arc<KubeCluster>, tx: mpsc::UnboundedSender<BackendEvent>) {
+    follow_requests(hub, tx, |o| {
+        super::topology::stored_cluster(o)
+            .unwrap_or_default()
+            .to_string()
+    })
+    .await
+}
+
+async fn follow_requests(
+    cluster: Arc<KubeCluster>,
+    tx: mpsc::UnboundedSender<BackendEvent>,
+    cluster_of: impl Fn(&kube::api::DynamicObject) -> String,
+) {
     let mut stream = watcher(cluster.requests(), watcher::Config::default()).boxed();
     let mut relist = Relist::default();
     let mut reported_error = false;
-    let context = cluster.context.clone();
-    let key = |name: String| RequestKey {
-        cluster: context.clone(),
-        name,
-    };
+    // The cluster each known request was reported under, to report its
+    // removal under the same key.
+    let mut clusters: std::collections::HashMap<String, String> = Default::default();
     loop {
         let event = match stream.try_next().await {
             Ok(Some(e)) => e,
@@ -115,22 +134,19 @@ pub async fn requests(cluster: Arc<KubeCluster>, tx: mpsc::UnboundedSender<Backe
             });
         }
         let gone = relist.on(&event, |o| o.metadata.name.clone().unwrap_or_default());
-        let mut out: Vec<BackendEvent> = gone
-            .into_iter()
-            .map(|n| BackendEvent::Removed(key(n)))
-            .collect();
+        let mut removed = |name: String| {
+            let cluster = clusters.remove(&name).unwrap_or_default();
+            BackendEvent::Removed(RequestKey { cluster, name })
+        };
+        let mut out: Vec<BackendEvent> = gone.into_iter().map(&mut removed).collect();
         match event {
             watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
                 let value = serde_json::to_value(&o).unwrap_or(Value::Null);
-                out.push(BackendEvent::Upsert(Box::new(wire::request_from_json(
-                    &cluster.context,
-                    &value,
-                ))));
+                let req = wire::request_from_json(&cluster_of(&o), &value);
+                clusters.insert(req.name.clone(), req.cluster.clone());
+                out.push(BackendEvent::Upsert(Box::new(req)));
             }
-            watcher::Event::Delete(o) => out.push(BackendEvent::Removed(key(o
-                .metadata
-                .name
-                .unwrap_or_default()))),
+            watcher::Event::Delete(o) => out.push(removed(o.metadata.name.unwrap_or_default())),
             watcher::Event::Init | watcher::Event::InitDone => {}
         }
         for e in out {

@@ -1,0 +1,268 @@
+//! The Portcullis server's HTTP API, as both sides speak it: the JSON shape
+//! of a request, the request bodies, errors and the live-stream events.
+//! The server (`src/server/`) and the `http` backend (`src/backend/http/`)
+//! share this file, so they cannot drift apart. Pure: no IO.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::backend::kube::wire;
+use crate::backend::{BackendError, RequestKey};
+use crate::domain::{AccessRequest, RoleKind};
+
+/// A request as the API and `portcullis get -o json` show it.
+pub fn request_json(r: &AccessRequest) -> Value {
+    json!({
+        "name": r.name,
+        "cluster": r.cluster,
+        "createdAt": r.created_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        "spec": wire::spec_json(&r.requester, &r.role, &r.namespaces, r.duration, &r.reason, r.ticket.as_deref(), r.credentials),
+        "status": wire::status_json(r),
+        "invalid": r.validate(&Default::default()).err().map(|e| e.to_string()),
+    })
+}
+
+/// Reads [`request_json`]'s shape back, as leniently as a stored object:
+/// what the server sends is untrusted text all the same.
+pub fn request_from_json(v: &Value) -> AccessRequest {
+    let cluster = v["cluster"].as_str().unwrap_or_default();
+    let object = json!({
+        "metadata": {"name": v["name"], "creationTimestamp": v["createdAt"]},
+        "spec": v["spec"],
+        "status": v["status"],
+    });
+    wire::request_from_json(cluster, &object)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RoleBody {
+    pub kind: String,
+    pub name: String,
+}
+
+/// `POST /v1/requests`: the requester is whoever the token belongs to.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateBody {
+    pub cluster: String,
+    pub role: RoleBody,
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    /// `30m`, `2h`.
+    pub duration: String,
+    pub reason: String,
+    #[serde(default)]
+    pub ticket: Option<String>,
+    /// `Identity` (default) or `Token`.
+    #[serde(default)]
+    pub credentials: Option<String>,
+}
+
+impl CreateBody {
+    pub fn role_kind(&self) -> Result<RoleKind, ApiError> {
+        match self.role.kind.as_str() {
+            "ClusterRole" => Ok(RoleKind::ClusterRole),
+            "Role" => Ok(RoleKind::Role),
+            other => Err(ApiError::field(
+                "role.kind",
+                format!("'{other}' is neither Role nor ClusterRole"),
+            )),
+        }
+    }
+}
+
+/// `POST /v1/requests/{cluster}/{name}/approve`: at most what was asked;
+/// omitted fields grant as asked.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApproveBody {
+    #[serde(default)]
+    pub duration: Option<String>,
+    #[serde(default)]
+    pub namespaces: Option<Vec<String>>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Deny and revoke: the reason is required.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
+    pub reason: String,
+}
+
+/// `POST …/shorten`: the new end, as an RFC 3339 time or as time left
+/// from the server's now (`10m`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ShortenBody {
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+/// `GET /v1/whoami`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WhoAmI {
+    pub user: String,
+    pub groups: Vec<String>,
+    /// How the server knows: `TokenReview`, `demo`.
+    pub verified_by: String,
+    /// The clusters this server grants access to.
+    pub clusters: Vec<String>,
+    /// Whether this caller may approve (by the server's configuration).
+    pub approver: bool,
+}
+
+/// An error as the API sends it: `{"error": {"code", "reason", "message", "field"}}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ApiError {
+    pub code: u16,
+    pub reason: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(code: u16, reason: &str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            reason: reason.into(),
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    /// 422, naming the field that is wrong.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: Some(field.into()),
+            ..Self::new(422, "Invalid", format!("{field}: {}", message.into()))
+        }
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            401,
+            "Unauthorized",
+            "no valid bearer token: pass --token-file, set PORTCULLIS_TOKEN, or use a kubeconfig context whose token the server's cluster accepts",
+        )
+    }
+
+    pub fn body(&self) -> Value {
+        json!({"error": self})
+    }
+
+    /// What the server answers for a backend error.
+    pub fn from_backend(e: &BackendError) -> Self {
+        use crate::domain::PhaseError;
+        let text = e.to_string();
+        match e {
+            BackendError::NotFound(_) => Self::new(404, "NotFound", text),
+            BackendError::Forbidden { .. } => Self::new(403, "Forbidden", text),
+            BackendError::Refused(PhaseError::SelfApproval(_) | PhaseError::NotRequester(_)) => {
+                Self::new(403, "Forbidden", text)
+            }
+            BackendError::Refused(PhaseError::NotPending { .. } | PhaseError::NotActive { .. }) => {
+                Self::new(409, "Conflict", text)
+            }
+            BackendError::Refused(_) | BackendError::Invalid(_) => Self::new(422, "Invalid", text),
+            BackendError::Conflict(_) => Self::new(409, "Conflict", text),
+            BackendError::Unavailable { .. } | BackendError::Config(_) => {
+                Self::new(503, "Unavailable", text)
+            }
+        }
+    }
+
+    /// What the client makes of an error answer.
+    pub fn into_backend(self, key: Option<&RequestKey>) -> BackendError {
+        let message = crate::domain::sanitize::inert(&self.message, 1000).into_owned();
+        match self.code {
+            401 => BackendError::Config(format!("the server rejected the token: {message}")),
+            403 => BackendError::Forbidden {
+                user: String::new(),
+                action: String::new(),
+                hint: message,
+            },
+            404 => match key {
+                Some(k) => BackendError::NotFound(k.clone()),
+                None => BackendError::Invalid(message),
+            },
+            409 => BackendError::Conflict(message),
+            422 => BackendError::Invalid(message),
+            _ => BackendError::Unavailable {
+                cluster: "server".into(),
+                message,
+            },
+        }
+    }
+}
+
+/// The live stream's event names (`event:` lines of the SSE stream).
+pub mod events {
+    /// A request appeared or changed; data: [`super::request_json`].
+    pub const UPSERT: &str = "upsert";
+    /// A request is gone; data: `{"cluster", "name"}`.
+    pub const REMOVED: &str = "removed";
+    /// A cluster's RBAC inventory; data: `{"cluster", "inventory"}`.
+    pub const INVENTORY: &str = "inventory";
+    /// A cluster is reachable or failing; data: `{"cluster", "error"}`.
+    pub const CLUSTER: &str = "cluster";
+    /// A cluster's limits; data: `{"cluster", "limits": {...}}`.
+    pub const LIMITS: &str = "limits";
+    /// Something to tell the console once; data: `{"cluster", "error", "text"}`.
+    pub const NOTICE: &str = "notice";
+    /// A full snapshot follows (after a reconnect the server cannot resume):
+    /// whatever is not in it is gone.
+    pub const SNAPSHOT: &str = "snapshot";
+    /// The snapshot is complete.
+    pub const SNAPSHOT_DONE: &str = "snapshot-done";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Credentials, RoleRef, Subject};
+    use std::time::Duration;
+
+    #[test]
+    fn a_request_survives_the_trip() {
+        let r = crate::backend::NewRequest {
+            cluster: "prod".into(),
+            requester: Subject::new("alice", &["dev"]),
+            role: RoleRef::cluster_role("edit"),
+            namespaces: vec!["payments".into()],
+            duration: Duration::from_secs(1800),
+            reason: "INC-1".into(),
+            ticket: Some("INC-1".into()),
+            credentials: Credentials::Token,
+        }
+        .into_request(
+            "alice-payments-x".into(),
+            DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+        );
+        let back = request_from_json(&request_json(&r));
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn errors_map_both_ways() {
+        let k = RequestKey {
+            cluster: "prod".into(),
+            name: "x".into(),
+        };
+        let e = ApiError::from_backend(&BackendError::NotFound(k.clone()));
+        assert_eq!(e.code, 404);
+        assert_eq!(e.clone().into_backend(Some(&k)), BackendError::NotFound(k));
+        let e = ApiError::from_backend(&BackendError::Refused(
+            crate::domain::PhaseError::SelfApproval("bob".into()),
+        ));
+        assert_eq!(e.code, 403);
+        assert_eq!(ApiError::field("duration", "bad").code, 422);
+        let hostile = ApiError::new(422, "Invalid", "\u{1b}]52;c;x\u{7}");
+        assert!(!hostile.into_backend(None).to_string().contains('\u{1b}'));
+    }
+}

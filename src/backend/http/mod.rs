@@ -1,0 +1,445 @@
+//! The `http` backend: the console and the verbs against the Portcullis
+//! server (`portcullis serve`). JSON over HTTP with reqwest; live through
+//! the server's event stream (server-sent events), resumed after a
+//! reconnect with `Last-Event-ID` so nothing is lost or doubled; while the
+//! server is unreachable the header says so and the console keeps what it
+//! has.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use super::kube::clock::{parse_http_date, ClusterClock};
+use super::{
+    AccessBackend, ApproveSpec, BackendError, BackendEvent, BackendInfo, NewRequest, RequestKey,
+};
+use crate::api::{self, events, ApiError, WhoAmI};
+use crate::domain::rbac::Inventory;
+use crate::domain::{duration, AccessRequest, Credentials, Subject};
+
+pub struct HttpBackend {
+    base: String,
+    client: reqwest::Client,
+    token: String,
+    who: WhoAmI,
+    clock: Arc<ClusterClock>,
+}
+
+fn unreachable(base: &str, e: impl std::fmt::Display) -> BackendError {
+    BackendError::Unavailable {
+        cluster: "server".into(),
+        message: format!("{base} is unreachable: {e}"),
+    }
+}
+
+impl HttpBackend {
+    /// Connects and asks the server who the token belongs to.
+    /// `ca_pem`: a CA to trust for the server's certificate, besides the
+    /// system's.
+    pub async fn connect(
+        url: &str,
+        token: String,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Self, BackendError> {
+        let base = url.trim_end_matches('/').to_string();
+        if !(base.starts_with("https://") || base.starts_with("http://")) {
+            return Err(BackendError::Config(format!(
+                "--backend {base}: give an http:// or https:// URL"
+            )));
+        }
+        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(5));
+        if let Some(pem) = ca_pem {
+            let cert = reqwest::Certificate::from_pem(pem).map_err(|e| {
+                BackendError::Config(format!("the CA file is not a PEM certificate: {e}"))
+            })?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| BackendError::Config(format!("cannot set up HTTPS: {e}")))?;
+        let clock = Arc::new(ClusterClock::default());
+        let mut me = Self {
+            base,
+            client,
+            token,
+            who: WhoAmI {
+                user: String::new(),
+                groups: Vec::new(),
+                verified_by: String::new(),
+                clusters: Vec::new(),
+                approver: false,
+            },
+            clock,
+        };
+        let who = me.get("/v1/whoami", None).await?;
+        me.who = serde_json::from_value(who)
+            .map_err(|e| BackendError::Invalid(format!("the server's whoami: {e}")))?;
+        Ok(me)
+    }
+
+    pub fn whoami(&self) -> &WhoAmI {
+        &self.who
+    }
+
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        key: Option<&RequestKey>,
+    ) -> Result<Value, BackendError> {
+        let sent = Instant::now();
+        let response = request
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| unreachable(&self.base, e))?;
+        if let Some(date) = response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_http_date)
+        {
+            self.clock.record(sent, Instant::now(), date);
+        }
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(body);
+        }
+        let error: ApiError = serde_json::from_value(body["error"].clone()).unwrap_or_else(|_| {
+            ApiError::new(
+                status.as_u16(),
+                "Error",
+                format!("the server answered {status}"),
+            )
+        });
+        Err(error.into_backend(key))
+    }
+
+    async fn get(&self, path: &str, key: Option<&RequestKey>) -> Result<Value, BackendError> {
+        self.send(self.client.get(format!("{}{path}", self.base)), key)
+            .await
+    }
+
+    async fn act(
+        &self,
+        key: &RequestKey,
+        action: &str,
+        body: Value,
+    ) -> Result<AccessRequest, BackendError> {
+        let url = format!(
+            "{}/v1/requests/{}/{}/{action}",
+            self.base,
+            urlencode(&key.cluster),
+            urlencode(&key.name)
+        );
+        let v = self
+            .send(self.client.post(url).json(&body), Some(key))
+            .await?;
+        Ok(api::request_from_json(&v))
+    }
+
+    /// Every request the server holds.
+    pub async fn list(&self) -> Result<Vec<AccessRequest>, BackendError> {
+        let v = self.get("/v1/requests", None).await?;
+        Ok(v["items"]
+            .as_array()
+            .map(|items| items.iter().map(api::request_from_json).collect())
+            .unwrap_or_default())
+    }
+
+    pub async fn get_request(&self, key: &RequestKey) -> Result<AccessRequest, BackendError> {
+        let v = self
+            .get(
+                &format!(
+                    "/v1/requests/{}/{}",
+                    urlencode(&key.cluster),
+                    urlencode(&key.name)
+                ),
+                Some(key),
+            )
+            .await?;
+        Ok(api::request_from_json(&v))
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// What the console has been told exists, to drop what a snapshot lacks.
+#[derive(Default)]
+struct Seen {
+    known: BTreeSet<RequestKey>,
+    snapshot: Option<BTreeSet<RequestKey>>,
+}
+
+/// One SSE event as backend events (none for bookkeeping ones).
+fn translate(event: &str, data: &str, seen: &mut Seen) -> Vec<BackendEvent> {
+    let Ok(v) = serde_json::from_str::<Value>(data) else {
+        return Vec::new();
+    };
+    let key = |v: &Value| RequestKey {
+        cluster: v["cluster"].as_str().unwrap_or_default().to_string(),
+        name: v["name"].as_str().unwrap_or_default().to_string(),
+    };
+    let cluster = || v["cluster"].as_str().unwrap_or_default().to_string();
+    match event {
+        events::UPSERT => {
+            let r = api::request_from_json(&v);
+            let k = RequestKey::of(&r);
+            if let Some(s) = &mut seen.snapshot {
+                s.insert(k.clone());
+            }
+            seen.known.insert(k);
+            vec![BackendEvent::Upsert(Box::new(r))]
+        }
+        events::REMOVED => {
+            let k = key(&v);
+            seen.known.remove(&k);
+            vec![BackendEvent::Removed(k)]
+        }
+        events::INVENTORY => match serde_json::from_value::<Inventory>(v["inventory"].clone()) {
+            Ok(inv) => vec![BackendEvent::Inventory {
+                cluster: cluster(),
+                inventory: Arc::new(inv),
+            }],
+            Err(_) => Vec::new(),
+        },
+        events::CLUSTER => vec![BackendEvent::ClusterStatus {
+            cluster: cluster(),
+            error: v["error"].as_str().map(str::to_string),
+        }],
+        events::LIMITS => crate::server::stream::limits_from_json(&v["limits"])
+            .map(|limits| {
+                vec![BackendEvent::Limits {
+                    cluster: cluster(),
+                    limits,
+                }]
+            })
+            .unwrap_or_default(),
+        events::NOTICE => vec![BackendEvent::Notice {
+            cluster: cluster(),
+            error: v["error"].as_bool().unwrap_or(true),
+            text: v["text"].as_str().unwrap_or_default().to_string(),
+        }],
+        events::SNAPSHOT => {
+            seen.snapshot = Some(BTreeSet::new());
+            Vec::new()
+        }
+        events::SNAPSHOT_DONE => {
+            let listed = seen.snapshot.take().unwrap_or_default();
+            let gone: Vec<RequestKey> = seen.known.difference(&listed).cloned().collect();
+            seen.known = listed;
+            gone.into_iter().map(BackendEvent::Removed).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Follows the server's stream until the receiver goes away, reconnecting
+/// with backoff and resuming from the last event id.
+async fn follow(
+    base: String,
+    client: reqwest::Client,
+    token: String,
+    tx: mpsc::UnboundedSender<BackendEvent>,
+) {
+    let mut last: Option<String> = None;
+    let mut seen = Seen::default();
+    let mut backoff = Duration::from_millis(250);
+    let mut down = false;
+    loop {
+        let mut request = client
+            .get(format!("{base}/v1/events"))
+            .bearer_auth(&token)
+            .header(reqwest::header::ACCEPT, "text/event-stream");
+        if let Some(id) = &last {
+            request = request.header("Last-Event-ID", id);
+        }
+        let why = match request.send().await {
+            Ok(r) if r.status().is_success() => {
+                if down && tx.send(BackendEvent::Connection { error: None }).is_err() {
+                    return;
+                }
+                down = false;
+                backoff = Duration::from_millis(250);
+                let mut stream = r.bytes_stream().eventsource();
+                let mut in_snapshot = false;
+                let mut why = "the stream ended".to_string();
+                while let Some(item) = stream.next().await {
+                    let event = match item {
+                        Ok(e) => e,
+                        Err(e) => {
+                            why = e.to_string();
+                            break;
+                        }
+                    };
+                    match event.event.as_str() {
+                        events::SNAPSHOT => in_snapshot = true,
+                        events::SNAPSHOT_DONE => in_snapshot = false,
+                        _ => {}
+                    }
+                    for e in translate(&event.event, &event.data, &mut seen) {
+                        if tx.send(e).is_err() {
+                            return;
+                        }
+                    }
+                    // A snapshot cut short is not resumed from its middle.
+                    if !in_snapshot && !event.id.is_empty() {
+                        last = Some(event.id.clone());
+                    }
+                }
+                why
+            }
+            Ok(r) => format!("the server answered {}", r.status()),
+            Err(e) => e.to_string(),
+        };
+        if !down {
+            down = true;
+            let error = format!("server {base} unreachable: {why}");
+            if tx
+                .send(BackendEvent::Connection { error: Some(error) })
+                .is_err()
+            {
+                return;
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+#[async_trait]
+impl AccessBackend for HttpBackend {
+    fn info(&self) -> BackendInfo {
+        BackendInfo {
+            kind: "http",
+            approver: Subject {
+                user: self.who.user.clone(),
+                groups: self.who.groups.clone(),
+            },
+            clusters: self.who.clusters.clone(),
+            identity_note: None,
+            // The server stamps every requester from their verified token.
+            requester_groups_verified: true,
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    fn watch(&self) -> mpsc::UnboundedReceiver<BackendEvent> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(follow(
+            self.base.clone(),
+            self.client.clone(),
+            self.token.clone(),
+            tx,
+        ));
+        rx
+    }
+
+    async fn create(&self, new: NewRequest) -> Result<AccessRequest, BackendError> {
+        let body = json!({
+            "cluster": new.cluster,
+            "role": {"kind": new.role.kind.to_string(), "name": new.role.name},
+            "namespaces": new.namespaces,
+            "duration": duration::format(new.duration),
+            "reason": new.reason,
+            "ticket": new.ticket,
+            "credentials": match new.credentials { Credentials::Identity => "Identity", Credentials::Token => "Token" },
+        });
+        let v = self
+            .send(
+                self.client
+                    .post(format!("{}/v1/requests", self.base))
+                    .json(&body),
+                None,
+            )
+            .await?;
+        Ok(api::request_from_json(&v))
+    }
+
+    async fn approve(
+        &self,
+        key: &RequestKey,
+        spec: ApproveSpec,
+    ) -> Result<AccessRequest, BackendError> {
+        self.act(
+            key,
+            "approve",
+            json!({"duration": duration::format(spec.duration), "namespaces": spec.namespaces, "reason": spec.reason}),
+        )
+        .await
+    }
+
+    async fn deny(&self, key: &RequestKey, reason: &str) -> Result<AccessRequest, BackendError> {
+        self.act(key, "deny", json!({ "reason": reason })).await
+    }
+
+    async fn shorten(
+        &self,
+        key: &RequestKey,
+        new_end: DateTime<Utc>,
+    ) -> Result<AccessRequest, BackendError> {
+        self.act(
+            key,
+            "shorten",
+            json!({"expiresAt": new_end.to_rfc3339_opts(SecondsFormat::Secs, true)}),
+        )
+        .await
+    }
+
+    async fn revoke(&self, key: &RequestKey, reason: &str) -> Result<AccessRequest, BackendError> {
+        self.act(key, "revoke", json!({ "reason": reason })).await
+    }
+
+    async fn withdraw(&self, key: &RequestKey) -> Result<AccessRequest, BackendError> {
+        self.act(key, "withdraw", json!({})).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_drops_what_it_no_longer_holds() {
+        let mut seen = Seen::default();
+        let up = |name: &str| {
+            json!({"name": name, "cluster": "c", "createdAt": "2026-11-27T00:00:00Z",
+                   "spec": {"requester": {"user": "a"}, "role": {"kind": "ClusterRole", "name": "view"},
+                            "namespaces": ["x"], "duration": "1h", "reason": "r"}, "status": {}})
+            .to_string()
+        };
+        translate(events::UPSERT, &up("a"), &mut seen);
+        translate(events::UPSERT, &up("b"), &mut seen);
+        translate(events::SNAPSHOT, "{}", &mut seen);
+        translate(events::UPSERT, &up("b"), &mut seen);
+        let gone = translate(events::SNAPSHOT_DONE, "{}", &mut seen);
+        assert!(
+            matches!(gone.as_slice(), [BackendEvent::Removed(k)] if k.name == "a"),
+            "{gone:?}"
+        );
+    }
+
+    #[test]
+    fn names_are_escaped_in_paths() {
+        assert_eq!(urlencode("a b/c"), "a%20b%2Fc");
+    }
+}

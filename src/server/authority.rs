@@ -1,0 +1,578 @@
+//! What the server does on behalf of a verified caller: the one place that
+//! decides who may ask, approve and end, above the grant engine. Two
+//! implementations: the embedded demo world (`serve --demo`) and the hub
+//! with its target clusters.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use kube::api::{DynamicObject, PostParams};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use super::config::{Principal, ServerConfig};
+use crate::backend::demo::{org, DemoBackend};
+use crate::backend::kube::grant::{self, Caller};
+use crate::backend::kube::identity::{Identity, VerifiedBy};
+use crate::backend::kube::reaper::{self, ReaperConfig};
+use crate::backend::kube::topology::{Target, Topology};
+use crate::backend::kube::{watch, wire, KubeCluster};
+use crate::backend::{
+    AccessBackend, ApproveSpec, BackendError, BackendEvent, NewRequest, RequestKey,
+};
+use crate::domain::{AccessRequest, Subject};
+
+/// Why a token was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("the token was not accepted")]
+    Rejected,
+    #[error("cannot check the token now: {0}")]
+    Unavailable(String),
+}
+
+#[async_trait]
+pub trait Authority: Send + Sync + 'static {
+    /// `demo` or `kube`.
+    fn kind(&self) -> &'static str;
+    fn clusters(&self) -> Vec<String>;
+    /// The one clock decisions are stamped with.
+    fn now(&self) -> DateTime<Utc>;
+    /// Who a bearer token belongs to, as the hub's apiserver (or the demo)
+    /// says: used for everything the caller does.
+    async fn authenticate(&self, token: &str) -> Result<Subject, AuthError>;
+    /// Everything now, then every change.
+    fn watch(&self) -> mpsc::UnboundedReceiver<BackendEvent>;
+    /// Why the server is not ready to serve, if it is not.
+    fn not_ready(&self) -> Option<String>;
+
+    async fn create(
+        &self,
+        caller: &Subject,
+        new: NewRequest,
+    ) -> Result<AccessRequest, BackendError>;
+    async fn approve(
+        &self,
+        caller: &Subject,
+        key: &RequestKey,
+        spec: ApproveSpec,
+    ) -> Result<AccessRequest, BackendError>;
+    async fn deny(
+        &self,
+        caller: &Subject,
+        key: &RequestKey,
+        reason: &str,
+    ) -> Result<AccessRequest, BackendError>;
+    async fn shorten(
+        &self,
+        caller: &Subject,
+        key: &RequestKey,
+        new_end: DateTime<Utc>,
+    ) -> Result<AccessRequest, BackendError>;
+    async fn revoke(
+        &self,
+        caller: &Subject,
+        key: &RequestKey,
+        reason: &str,
+    ) -> Result<AccessRequest, BackendError>;
+    async fn withdraw(
+        &self,
+        caller: &Subject,
+        key: &RequestKey,
+    ) -> Result<AccessRequest, BackendError>;
+}
+
+/// Who may do what, by the server's configuration.
+#[derive(Debug, Clone)]
+pub struct Access {
+    pub approvers: Vec<Principal>,
+    /// Empty: every authenticated user may ask.
+    pub requesters: Vec<Principal>,
+}
+
+impl Access {
+    pub fn may_approve(&self, who: &Subject) -> bool {
+        self.approvers.iter().any(|p| p.matches(who))
+    }
+
+    pub fn may_request(&self, who: &Subject) -> bool {
+        self.requesters.is_empty() || self.requesters.iter().any(|p| p.matches(who))
+    }
+
+    pub fn require_approver(&self, who: &Subject, action: &str) -> Result<(), BackendError> {
+        if self.may_approve(who) {
+            return Ok(());
+        }
+        Err(BackendError::Forbidden {
+            user: who.user.clone(),
+            action: action.into(),
+            hint: "the server's approvers list does not name you or your groups".into(),
+        })
+    }
+
+    pub fn require_requester(&self, who: &Subject) -> Result<(), BackendError> {
+        if self.may_request(who) {
+            return Ok(());
+        }
+        Err(BackendError::Forbidden {
+            user: who.user.clone(),
+            action: "ask for access".into(),
+            hint: "the server's requesters list does not name you or your groups".into(),
+        })
+    }
+}
+
+/// The identity a caller acts with in the grant engine: verified by the
+/// server, so never "unverified".
+fn acting(caller: &Subject) -> Identity {
+    Identity {
+        user: caller.user.clone(),
+        groups: caller.groups.clone(),
+        verified_by: VerifiedBy::TokenReview,
+        note: None,
+    }
+}
+
+/// A new request always names the caller as requester, whatever the body
+/// said: the requester cannot be forged through the server.
+fn as_caller(caller: &Subject, mut new: NewRequest) -> NewRequest {
+    new.requester = Subject {
+        user: caller.user.clone(),
+        groups: caller
+            .groups
+            .iter()
+            .filter(|g| *g != "system:authenticated")
+            .cloned()
+            .collect(),
+    };
+    new
+}
+
+// ---------------------------------------------------------------- demo
+
+/// `serve --demo`: the embedded demo world; a demo person's name is their
+/// token (loopback only).
+pub struct DemoAuthority {
+    demo: Arc<DemoBackend>,
+    access: Access,
+    _simulator: tokio::task::JoinHandle<()>,
+}
+
+impl DemoAuthority {
+    pub fn new(demo: Arc<DemoBackend>) -> Self {
+        let simulator = demo.spawn_simulator();
+        Self {
+            demo,
+            access: Access {
+                approvers: vec![Principal::Group("oncall".into())],
+                requesters: Vec::new(),
+            },
+            _simulator: simulator,
+        }
+    }
+
+    pub fn access(&self) -> &Access {
+        &self.access
+    }
+
+    fn act(
+        &self,
+        caller: &Subject,
+        f: impl FnOnce(
+            &mut crate::backend::demo::DemoWorld,
+            &str,
+        ) -> Result<AccessRequest, BackendError>,
+    ) -> Result<AccessRequest, BackendError> {
+        self.demo.act_as(&caller.user, f)
+    }
+}
+
+#[async_trait]
+impl Authority for DemoAuthority {
+    fn kind(&self) -> &'static str {
+        "demo"
+    }
+    fn clusters(&self) -> Vec<String> {
+        self.demo.info().clusters
+    }
+    fn now(&self) -> DateTime<Utc> {
+        self.demo.now()
+    }
+    async fn authenticate(&self, token: &str) -> Result<Subject, AuthError> {
+        org::PEOPLE
+            .iter()
+            .find(|p| p.user == token)
+            .map(|p| p.subject())
+            .ok_or(AuthError::Rejected)
+    }
+    fn watch(&self) -> mpsc::UnboundedReceiver<BackendEvent> {
+        self.demo.watch()
+    }
+    fn not_ready(&self) -> Option<String> {
+        None
+    }
+    async fn create(
+        &self,
+        caller: &Subject,
+        new: NewRequest,
+    ) -> Result<AccessRequest, BackendError> {
+        self.access.require_requester(caller)?;
+        let new = as_caller(caller, new);
+        self.act(caller, |w, _| w.create(new))
+    }
+    async fn approve(
+        &self,
+        caller: &Subject,
+        key: &RequestKey,
+        spec: ApproveSpec,
+    ) -> Result<AccessRequest, BackendError> {
+        self.access.require_approver(caller, "approve")?;
+        self.act(caller, |w, me| w.approve(key, me, spec))
+    }
+    async fn deny(
+        &self,
+        caller: &Subject,
+        key: &RequestKey,
+        reason: &str,
+    ) -> Result<AccessRequest, BackendError> {
+        self.access.require_approver(caller, "deny")?;
+        self.act(caller, |w, me| w.deny(key, me, reason))
+    }
+    async fn shorten(
+        &self,
+        caller: &Subject,
+        key: &RequestKey,
+        new_end: DateTime<Utc>,
+    ) -> Result<AccessRequest, BackendError> {
+        self.access.require_approver(caller, "shorten")?;
+        self.act(caller, |w, _| w.shorten(key, new_end))
+    }
+    async fn revoke(
+        &self,
+        caller: &Subject,
+        key: &RequestKey,
+        reason: &str,
+    ) -> Result<AccessRequest, BackendError> {
+        self.access.require_approver(caller, "revoke")?;
+        self.act(caller, |w, me| w.revoke(key, me, reason))
+    }
+    async fn withdraw(
+        &self,
+        caller: &Subject,
+        key: &RequestKey,
+    ) -> Result<AccessRequest, BackendError> {
+        self.act(caller, |w, me| w.withdraw(key, me))
+    }
+}
+
+// ---------------------------------------------------------------- kube
+
+/// How long a TokenReview's answer is reused.
+const TOKEN_TTL: Duration = Duration::from_secs(10);
+
+/// The hub (every request, one clock) and the target clusters.
+pub struct KubeAuthority {
+    topology: Topology,
+    access: Access,
+    /// sha256(token) → who, until when. Tokens are never kept.
+    tokens: Mutex<HashMap<[u8; 32], (Subject, Instant)>>,
+    _reaper: tokio::task::JoinHandle<()>,
+}
+
+impl KubeAuthority {
+    /// Connects the hub and the targets from the kubeconfig (or in-cluster
+    /// config), and starts the reaper.
+    pub async fn connect(config: &ServerConfig) -> Result<Self, BackendError> {
+        let hub = connect(config.hub.as_deref(), "hub").await?;
+        let mut targets = BTreeMap::new();
+        for c in &config.clusters {
+            let cluster = connect(c.context.as_deref(), &c.name).await?;
+            targets.insert(
+                c.name.clone(),
+                Target {
+                    cluster: Arc::new(cluster),
+                    settings: c.settings.clone(),
+                },
+            );
+        }
+        Ok(Self::new(
+            Arc::new(hub),
+            targets,
+            Access {
+                approvers: config.approvers.clone(),
+                requesters: config.requesters.clone(),
+            },
+            ReaperConfig::default(),
+        ))
+    }
+
+    pub fn new(
+        hub: Arc<KubeCluster>,
+        targets: BTreeMap<String, Target>,
+        access: Access,
+        reaper_config: ReaperConfig,
+    ) -> Self {
+        let topology = Topology {
+            store: hub,
+            targets: Some(Arc::new(targets)),
+        };
+        let reaper = tokio::spawn(reaper::run_topology(topology.clone(), reaper_config, None));
+        Self {
+            topology,
+            access,
+            tokens: Mutex::new(HashMap::new()),
+            _reaper: reaper,
+        }
+    }
+
+    pub fn access(&self) -> &Access {
+        &self.access
+    }
+
+    fn site(&self, key: &RequestKey) -> Result<grant::Site<'_>, BackendError> {
+        self.topology
+            .site_for(&key.cluster)
+            .ok_or_else(|| BackendError::NotFound(key.clone()))
+    }
+
+    /// The request as stored, checked to belong to the cluster it was
+    /// asked under (a name is unique in the hub; the cluster must match).
+    async fn stored(&self, key: &RequestKey) -> Result<AccessRequest, BackendError> {
+        let site = self.site(key)?;
+        let f = grant::fetch(&site, Caller::Approver, &key.name).await?;
+        if super::super::backend::kube::topology::stored_cluster(&f.obj)
+            != Some(key.cluster.as_str())
+        {
+            return Err(BackendError::NotFound(key.clone()));
+        }
+        Ok(f.req)
+    }
+}
+
+async fn connect(context: Option<&str>, name: &str) -> Result<KubeCluster, BackendError> {
+    let config = match context {
+        Some(ctx) => {
+            let options = kube::config::KubeConfigOptions {
+                context: Some(ctx.into()),
+                ..Default::default()
+            };
+            kube::Config::from_kubeconfig(&options)
+                .await
+                .map_err(|e| BackendError::Config(format!("cluster {name}: context {ctx}: {e}")))?
+        }
+        None => kube::Config::incluster()
+            .map_err(|e| BackendError::Config(format!("cluster {name}: in-cluster config: {e}")))?,
+    };
+    let auth = config.auth_info.clone();
+    let client = kube::Client::try_from(config)
+        .map_err(|e| BackendError::Config(format!("cluster {name}: {e}")))?;
+    Ok(KubeCluster::connect(name, client, &auth, context.unwrap_or(name)).await)
+}
+
+#[async_trait]
+impl Authority for KubeAuthority {
+    fn kind(&self) -> &'static str {
+        "kube"
+    }
+    fn clusters(&self) -> Vec<String> {
+        self.topology
+            .targets
+            .as_ref()
+            .map(|t| t.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+    fn now(&self) -> DateTime<Utc> {
+        self.topology.store.clock.now()
+    }
+
+    async fn authenticate(&self, token: &str) -> Result<Subject, AuthError> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Ok(cache) = self.tokens.lock() {
+            if let Some((who, at)) = cache.get(&digest) {
+                if at.elapsed() < TOKEN_TTL {
+                    return Ok(who.clone());
+                }
+            }
+        }
+        let body = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}});
+        let request = http::Request::post("/apis/authentication.k8s.io/v1/tokenreviews")
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::to_vec(&body).map_err(|e| AuthError::Unavailable(e.to_string()))?)
+            .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+        let answer: serde_json::Value = self
+            .topology
+            .store
+            .client
+            .request(request)
+            .await
+            .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+        let status = &answer["status"];
+        if status["authenticated"].as_bool() != Some(true) {
+            return Err(AuthError::Rejected);
+        }
+        let user = status["user"]["username"]
+            .as_str()
+            .filter(|u| !u.is_empty())
+            .ok_or(AuthError::Rejected)?;
+        let groups = status["user"]["groups"]
+            .as_array()
+            .map(|g| {
+                g.iter()
+                    .filter_map(|x| x.as_str())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let who = Subject {
+            user: user.into(),
+            groups,
+        };
+        if let Ok(mut cache) = self.tokens.lock() {
+            cache.retain(|_, (_, at)| at.elapsed() < TOKEN_TTL);
+            cache.insert(digest, (who.clone(), Instant::now()));
+        }
+        Ok(who)
+    }
+
+    fn watch(&self) -> mpsc::UnboundedReceiver<BackendEvent> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(watch::hub_requests(self.topology.store.clone(), tx.clone()));
+        if let Some(targets) = &self.topology.targets {
+            for (name, t) in targets.iter() {
+                let _ = tx.send(BackendEvent::ClusterStatus {
+                    cluster: name.clone(),
+                    error: None,
+                });
+                let _ = tx.send(BackendEvent::Limits {
+                    cluster: name.clone(),
+                    limits: t.settings.limits.clone(),
+                });
+                tokio::spawn(watch::rbac(t.cluster.clone(), tx.clone()));
+            }
+        }
+        rx
+    }
+
+    fn not_ready(&self) -> Option<String> {
+        (!self.topology.store.clock.is_synced())
+            .then(|| "the hub's apiserver has not answered yet".to_string())
+    }
+
+    async fn create(
+        &self,
+        caller: &Subject,
+        new: NewRequest,
+    ) -> Result<AccessRequest, BackendError> {
+        self.access.require_requester(caller)?;
+        let new = as_caller(caller, new);
+        let key = RequestKey {
+            cluster: new.cluster.clone(),
+            name: String::new(),
+        };
+        let site = self.site(&key).map_err(|_| {
+            BackendError::Invalid(format!(
+                "cluster '{}' is not one this server grants access to",
+                crate::domain::sanitize::inert(&new.cluster, 64)
+            ))
+        })?;
+        let limits = site.settings.map(|s| s.limits.clone()).unwrap_or_default();
+        new.clone()
+            .into_request("new".into(), self.now())
+            .validate(&limits)
+            .map_err(|e| BackendError::Invalid(e.to_string()))?;
+        let mut spec = wire::spec_json(
+            &new.requester,
+            &new.role,
+            &new.namespaces,
+            new.duration,
+            &new.reason,
+            new.ticket.as_deref(),
+            new.credentials,
+        );
+        spec["cluster"] = json!(new.cluster);
+        let prefix: String = format!(
+            "{}-{}-",
+            new.requester
+                .user
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .take(40)
+                .collect::<String>()
+                .to_ascii_lowercase(),
+            new.namespaces
+                .first()
+                .map(String::as_str)
+                .unwrap_or("cluster")
+        );
+        let obj: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": wire::API_VERSION, "kind": wire::KIND,
+            "metadata": {"generateName": prefix},
+            "spec": spec,
+        }))
+        .map_err(|e| BackendError::Invalid(e.to_string()))?;
+        let created = site
+            .store
+            .requests()
+            .create(&PostParams::default(), &obj)
+            .await
+            .map_err(|e| grant::map_err(&site, Caller::Approver, "store the request", e))?;
+        Ok(grant::read(&site, created).req)
+    }
+
+    async fn approve(
+        &self,
+        caller: &Subject,
+        key: &RequestKey,
+        spec: ApproveSpec,
+    ) -> Result<AccessRequest, BackendError> {
+        self.access.require_approver(caller, "approve")?;
+        self.stored(key).await?;
+        grant::approve(&self.site(key)?, &acting(caller), &key.name, spec).await
+    }
+
+    async fn deny(
+        &self,
+        caller: &Subject,
+        key: &RequestKey,
+        reason: &str,
+    ) -> Result<AccessRequest, BackendError> {
+        self.access.require_approver(caller, "deny")?;
+        self.stored(key).await?;
+        grant::deny(&self.site(key)?, &acting(caller), &key.name, reason).await
+    }
+
+    async fn shorten(
+        &self,
+        caller: &Subject,
+        key: &RequestKey,
+        new_end: DateTime<Utc>,
+    ) -> Result<AccessRequest, BackendError> {
+        self.access.require_approver(caller, "shorten")?;
+        self.stored(key).await?;
+        grant::shorten(&self.site(key)?, &acting(caller), &key.name, new_end).await
+    }
+
+    async fn revoke(
+        &self,
+        caller: &Subject,
+        key: &RequestKey,
+        reason: &str,
+    ) -> Result<AccessRequest, BackendError> {
+        self.access.require_approver(caller, "revoke")?;
+        self.stored(key).await?;
+        grant::revoke(&self.site(key)?, &acting(caller), &key.name, reason).await
+    }
+
+    async fn withdraw(
+        &self,
+        caller: &Subject,
+        key: &RequestKey,
+    ) -> Result<AccessRequest, BackendError> {
+        self.stored(key).await?;
+        grant::withdraw(&self.site(key)?, &acting(caller), &key.name).await
+    }
+}

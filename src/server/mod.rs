@@ -1,0 +1,508 @@
+//! `portcullis serve`: one authority for identity, decisions and expiry.
+//!
+//! Every `/v1` call carries a bearer token the hub's apiserver resolves
+//! (TokenReview; the demo's people by name); that user and those groups are
+//! used for everything — the requester of a new request, self-approval,
+//! `decision.by`. The server alone holds the Kubernetes rights to grant.
+//! See README "The server" for the API, one example per call.
+
+pub mod authority;
+pub mod config;
+pub mod metrics;
+pub mod stream;
+pub mod webhook;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::TimeDelta;
+use futures::{Stream, StreamExt};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::api::{self, ApiError, ApproveBody, CreateBody, ReasonBody, ShortenBody, WhoAmI};
+use crate::backend::{ApproveSpec, NewRequest, RequestKey};
+use crate::domain::rbac::engine::{analyze, GrantRequest};
+use crate::domain::rbac::Inventory;
+use crate::domain::{duration, Credentials, RoleRef, Subject};
+use authority::{Access, AuthError, Authority};
+use stream::Hub;
+
+pub struct Server {
+    pub authority: Arc<dyn Authority>,
+    pub access: Access,
+    pub hub: Hub,
+    pub metrics: metrics::Metrics,
+    pub webhook: Option<webhook::Webhook>,
+    /// Set when the server stops: live streams end so it can.
+    stopping: tokio::sync::watch::Sender<bool>,
+}
+
+type Shared = Arc<Server>;
+
+impl Server {
+    /// Starts following the authority's changes into the stream hub.
+    pub fn start(
+        authority: Arc<dyn Authority>,
+        access: Access,
+        webhook: Option<webhook::Webhook>,
+    ) -> Shared {
+        // Unique per process start: another replica's (or an earlier
+        // run's) ids never resume here.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let epoch = format!("{:x}", nanos ^ ((std::process::id() as u64) << 32));
+        let server = Arc::new(Server {
+            authority: authority.clone(),
+            access,
+            hub: Hub::new(epoch),
+            metrics: metrics::Metrics::default(),
+            webhook,
+            stopping: tokio::sync::watch::channel(false).0,
+        });
+        let mut events = authority.watch();
+        let me = Arc::downgrade(&server);
+        tokio::spawn(async move {
+            while let Some(first) = events.recv().await {
+                let batch = crate::runtime::drain(first, &mut events);
+                let Some(server) = me.upgrade() else { break };
+                let observed = server.hub.ingest(batch, server.authority.now());
+                server.metrics.observe(&observed);
+            }
+        });
+        server
+    }
+
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics_text))
+            .route("/v1/whoami", get(whoami))
+            .route("/v1/requests", get(list).post(create))
+            .route("/v1/requests/{cluster}/{name}", get(one))
+            .route("/v1/requests/{cluster}/{name}/diff", get(diff))
+            .route("/v1/requests/{cluster}/{name}/{action}", post(act))
+            .route("/v1/clusters/{cluster}/inventory", get(inventory))
+            .route("/v1/events", get(events))
+            .route("/validate", post(webhook::validate))
+            .with_state(self.clone())
+    }
+}
+
+/// An API error as a response.
+pub struct Failure(ApiError);
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let code = StatusCode::from_u16(self.0.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (code, Json(self.0.body())).into_response()
+    }
+}
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        Failure(e)
+    }
+}
+
+type ApiResult<T> = Result<T, Failure>;
+
+/// Who is calling: the bearer token, as the authority resolves it.
+async fn caller(s: &Server, headers: &HeaderMap) -> ApiResult<Subject> {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let Some(token) = token else {
+        s.metrics.refused("no-token");
+        return Err(ApiError::unauthorized().into());
+    };
+    match s.authority.authenticate(token).await {
+        Ok(who) => Ok(who),
+        Err(AuthError::Rejected) => {
+            s.metrics.refused("bad-token");
+            Err(ApiError::unauthorized().into())
+        }
+        Err(AuthError::Unavailable(why)) => {
+            Err(ApiError::new(503, "Unavailable", format!("cannot check the token: {why}")).into())
+        }
+    }
+}
+
+async fn readyz(State(s): State<Shared>) -> Response {
+    if let Some(why) = s.authority.not_ready() {
+        return (StatusCode::SERVICE_UNAVAILABLE, why).into_response();
+    }
+    if !s.hub.primed() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no snapshot of the requests yet",
+        )
+            .into_response();
+    }
+    (StatusCode::OK, "ok").into_response()
+}
+
+async fn metrics_text(State(s): State<Shared>) -> Response {
+    let body = s.metrics.render(&s.hub.phases());
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+async fn whoami(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<Json<WhoAmI>> {
+    let who = caller(&s, &headers).await?;
+    Ok(Json(WhoAmI {
+        approver: s.access.may_approve(&who),
+        verified_by: if s.authority.kind() == "demo" {
+            "demo".into()
+        } else {
+            "TokenReview".into()
+        },
+        clusters: s.authority.clusters(),
+        user: who.user,
+        groups: who.groups,
+    }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ListQuery {
+    phase: Option<String>,
+    cluster: Option<String>,
+    requester: Option<String>,
+}
+
+async fn list(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    caller(&s, &headers).await?;
+    let items: Vec<Value> = s
+        .hub
+        .requests()
+        .into_iter()
+        .filter(|(r, _)| {
+            q.phase
+                .as_deref()
+                .is_none_or(|p| r.phase().as_str().eq_ignore_ascii_case(p))
+                && q.cluster.as_deref().is_none_or(|c| r.cluster == c)
+                && q.requester.as_deref().is_none_or(|u| r.requester.user == u)
+        })
+        .map(|(_, v)| v)
+        .collect();
+    Ok(Json(json!({"items": items})))
+}
+
+fn key(cluster: String, name: String) -> RequestKey {
+    RequestKey { cluster, name }
+}
+
+async fn one(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path((cluster, name)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    caller(&s, &headers).await?;
+    let k = key(cluster, name);
+    match s.hub.request(&k) {
+        Some(r) => Ok(Json(api::request_json(&r))),
+        None => Err(ApiError::new(404, "NotFound", format!("{k} not found")).into()),
+    }
+}
+
+async fn inventory(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path(cluster): Path<String>,
+) -> ApiResult<Json<Value>> {
+    caller(&s, &headers).await?;
+    s.hub.inventory(&cluster).map(Json).ok_or_else(|| {
+        ApiError::new(
+            404,
+            "NotFound",
+            format!("no RBAC inventory for cluster {cluster} (yet)"),
+        )
+        .into()
+    })
+}
+
+/// The permission diff a grant would add, as the console shows it.
+async fn diff(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path((cluster, name)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    caller(&s, &headers).await?;
+    let k = key(cluster, name);
+    let r = s
+        .hub
+        .request(&k)
+        .ok_or_else(|| ApiError::new(404, "NotFound", format!("{k} not found")))?;
+    let inv: Inventory = s
+        .hub
+        .inventory(&k.cluster)
+        .and_then(|v| serde_json::from_value(v).ok())
+        .ok_or_else(|| {
+            ApiError::new(503, "Unavailable", "no RBAC inventory for this cluster yet")
+        })?;
+    let a = analyze(
+        &inv,
+        GrantRequest {
+            subject: &r.requester,
+            role: &r.role,
+            namespaces: r.granted_namespaces(),
+        },
+    )
+    .map_err(|e| ApiError::new(422, "Invalid", e.to_string()))?;
+    let new: Vec<Value> = a
+        .new
+        .iter()
+        .map(|p| {
+            json!({"scope": p.permission.scope.to_string(), "resource": p.permission.resource_label(),
+                   "verb": p.permission.verb, "severity": p.risk.severity.label(), "why": p.risk.why})
+        })
+        .collect();
+    Ok(Json(json!({
+        "request": api::request_json(&r),
+        "worst": (!a.new.is_empty()).then(|| a.worst.label()),
+        "new": new,
+        "alreadyHeld": a.already.len(),
+        "aggregated": a.aggregated,
+    })))
+}
+
+fn parse_duration(field: &str, text: &str) -> Result<std::time::Duration, ApiError> {
+    duration::parse(text).map_err(|e| ApiError::field(field, e.to_string()))
+}
+
+fn body<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
+    if raw.is_empty() {
+        return serde_json::from_value(json!({}))
+            .map_err(|e| ApiError::new(422, "Invalid", format!("a JSON body is required: {e}")));
+    }
+    serde_json::from_slice(raw).map_err(|e| ApiError::new(422, "Invalid", format!("body: {e}")))
+}
+
+async fn create(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    raw: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let who = caller(&s, &headers).await?;
+    let b: CreateBody = body(&raw)?;
+    let new = NewRequest {
+        cluster: b.cluster.clone(),
+        requester: who.clone(),
+        role: RoleRef {
+            kind: b.role_kind()?,
+            name: b.role.name.clone(),
+        },
+        namespaces: b.namespaces.clone(),
+        duration: parse_duration("duration", &b.duration)?,
+        reason: b.reason.clone(),
+        ticket: b.ticket.clone(),
+        credentials: match b.credentials.as_deref() {
+            None | Some("Identity") => Credentials::Identity,
+            Some("Token") => Credentials::Token,
+            Some(other) => {
+                return Err(ApiError::field(
+                    "credentials",
+                    format!("'{other}' is neither Identity nor Token"),
+                )
+                .into())
+            }
+        },
+    };
+    let made = s.authority.create(&who, new).await;
+    s.metrics.decided("create", made.is_ok());
+    let made = made.map_err(|e| ApiError::from_backend(&e))?;
+    Ok((StatusCode::CREATED, Json(api::request_json(&made))))
+}
+
+async fn act(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path((cluster, name, action)): Path<(String, String, String)>,
+    raw: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    let who = caller(&s, &headers).await?;
+    let k = key(cluster, name);
+    let a = &s.authority;
+    let result = match action.as_str() {
+        "approve" => {
+            let b: ApproveBody = body(&raw)?;
+            let asked = s
+                .hub
+                .request(&k)
+                .ok_or_else(|| ApiError::new(404, "NotFound", format!("{k} not found")))?;
+            let spec = ApproveSpec {
+                duration: match &b.duration {
+                    Some(d) => parse_duration("duration", d)?,
+                    None => asked.duration,
+                },
+                namespaces: b.namespaces.unwrap_or_else(|| asked.namespaces.clone()),
+                reason: b.reason,
+            };
+            a.approve(&who, &k, spec).await
+        }
+        "deny" => {
+            let b: ReasonBody = body(&raw)?;
+            a.deny(&who, &k, &b.reason).await
+        }
+        "revoke" => {
+            let b: ReasonBody = body(&raw)?;
+            a.revoke(&who, &k, &b.reason).await
+        }
+        "shorten" => {
+            let b: ShortenBody = body(&raw)?;
+            let end = match (b.expires_at, b.to) {
+                (Some(t), None) => t,
+                (None, Some(to)) => {
+                    a.now()
+                        + TimeDelta::from_std(parse_duration("to", &to)?).unwrap_or(TimeDelta::MAX)
+                }
+                _ => {
+                    return Err(
+                        ApiError::field("to", "give exactly one of to (10m) or expiresAt").into(),
+                    )
+                }
+            };
+            a.shorten(&who, &k, end).await
+        }
+        "withdraw" => a.withdraw(&who, &k).await,
+        other => {
+            return Err(ApiError::new(
+                404,
+                "NotFound",
+                format!("no action '{other}' (approve, deny, shorten, revoke, withdraw)"),
+            )
+            .into())
+        }
+    };
+    s.metrics.decided(&action, result.is_ok());
+    if let Err(e) = &result {
+        if matches!(e, crate::backend::BackendError::Forbidden { .. }) {
+            s.metrics.refused("forbidden");
+        }
+        tracing::info!(user = %who.user, %k, %action, error = %e, "refused");
+    }
+    result
+        .map(|r| Json(api::request_json(&r)))
+        .map_err(|e| ApiError::from_backend(&e).into())
+}
+
+/// `GET /v1/events`: the live stream (server-sent events).
+async fn events(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    caller(&s, &headers).await?;
+    let last = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let start = s.hub.start(last.as_deref());
+    let guard = s.metrics.sse_client();
+    let epoch = s.hub.epoch.clone();
+    let to_event = move |f: &stream::Frame| {
+        Ok::<_, Infallible>(
+            Event::default()
+                .id(format!("{epoch}-{}", f.id))
+                .event(f.event)
+                .data(f.data.clone()),
+        )
+    };
+    let first: Vec<_> = start.frames.iter().map(|f| to_event(f)).collect();
+    let after = start.after;
+    let live = tokio_stream_from(start.rx)
+        .filter(move |f| std::future::ready(f.id > after))
+        .map(move |f| {
+            let _keep = &guard;
+            to_event(&f)
+        });
+    let mut stopping = s.stopping.subscribe();
+    let stop = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+    };
+    let stream = futures::stream::iter(first).chain(live).take_until(stop);
+    Ok(Sse::new(stream).keep_alive(
+        KeepAlive::new()
+            .interval(Duration::from_secs(15))
+            .text("keep-alive"),
+    ))
+}
+
+/// A broadcast receiver as a stream; a console too slow to keep up is cut
+/// off (it reconnects and resumes from its last id).
+fn tokio_stream_from(
+    rx: tokio::sync::broadcast::Receiver<Arc<stream::Frame>>,
+) -> impl Stream<Item = Arc<stream::Frame>> {
+    futures::stream::unfold(rx, |mut rx| async move {
+        match rx.recv().await {
+            Ok(f) => Some((f, rx)),
+            Err(_) => None,
+        }
+    })
+}
+
+/// Serves until `shutdown` resolves: TLS when configured, else plain HTTP
+/// (the config allows that only on loopback, or behind a TLS proxy).
+pub async fn serve(
+    server: Shared,
+    listen: SocketAddr,
+    tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    ready: impl FnOnce(SocketAddr),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = server.router();
+    let stopping = server.stopping.clone();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stopping.send(true);
+    };
+    match tls {
+        None => {
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            ready(listener.local_addr()?);
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await?;
+        }
+        Some((cert, key)) => {
+            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key).await?;
+            let listener = std::net::TcpListener::bind(listen)?;
+            listener.set_nonblocking(true)?;
+            ready(listener.local_addr()?);
+            let handle = axum_server::Handle::new();
+            let h = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                h.graceful_shutdown(Some(Duration::from_secs(5)));
+            });
+            axum_server::from_tcp_rustls(listener, config)?
+                .handle(handle)
+                .serve(app.into_make_service())
+                .await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,324 @@
+//! The live stream: every change the authority reports gets an event id
+//! (`EPOCH-N`, N counting up from this process's start), is kept in a
+//! bounded buffer and fanned out to every connected console. A console that
+//! reconnects with `Last-Event-ID` from this process gets exactly what it
+//! missed (no gap, no duplicate); one whose id is too old, or from another
+//! replica, gets a full snapshot, bracketed so it can drop whatever the
+//! snapshot no longer holds.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+
+use crate::api::{self, events};
+use crate::backend::{BackendEvent, RequestKey};
+use crate::domain::{AccessRequest, Phase};
+
+/// How many events are kept for resuming.
+pub const BUFFER: usize = 20_000;
+
+/// One event as sent: id, name, JSON data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub id: u64,
+    pub event: &'static str,
+    pub data: String,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    next: u64,
+    buffer: VecDeque<Arc<Frame>>,
+    requests: BTreeMap<RequestKey, (AccessRequest, Value)>,
+    inventories: BTreeMap<String, Value>,
+    clusters: BTreeMap<String, Option<String>>,
+    limits: BTreeMap<String, Value>,
+    /// Whether the authority's first snapshot has arrived.
+    primed: bool,
+}
+
+/// What a request went through, as the metrics count it.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// Seconds between a grant's `expiresAt` and its Expired record.
+    pub expiry_lag: Vec<f64>,
+}
+
+pub struct Hub {
+    /// Distinguishes this process's ids from another replica's.
+    pub epoch: String,
+    state: Mutex<State>,
+    tx: broadcast::Sender<Arc<Frame>>,
+}
+
+/// What a (re)connecting console is sent before live events.
+pub struct Start {
+    pub frames: Vec<Arc<Frame>>,
+    pub rx: broadcast::Receiver<Arc<Frame>>,
+    /// Live frames with ids up to this one were already in `frames`.
+    pub after: u64,
+}
+
+fn key_json(k: &RequestKey) -> Value {
+    json!({"cluster": k.cluster, "name": k.name})
+}
+
+impl Hub {
+    pub fn new(epoch: String) -> Self {
+        let (tx, _) = broadcast::channel(4096);
+        Self {
+            epoch,
+            state: Mutex::new(State::default()),
+            tx,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes a batch of the authority's events; returns what metrics count.
+    pub fn ingest(&self, batch: Vec<BackendEvent>, now: DateTime<Utc>) -> Observed {
+        let mut observed = Observed::default();
+        let mut st = self.lock();
+        st.primed = true;
+        for e in batch {
+            let (event, data) = match e {
+                BackendEvent::Upsert(r) => {
+                    let key = RequestKey::of(&r);
+                    let was = st.requests.get(&key).map(|(old, _)| old.phase());
+                    if r.phase() == Phase::Expired && was == Some(Phase::Active) {
+                        if let Some(end) = r.status.expires_at {
+                            observed
+                                .expiry_lag
+                                .push((now - end).num_milliseconds() as f64 / 1000.0);
+                        }
+                    }
+                    let v = api::request_json(&r);
+                    let data = v.to_string();
+                    st.requests.insert(key, (*r, v));
+                    (events::UPSERT, data)
+                }
+                BackendEvent::Removed(key) => {
+                    st.requests.remove(&key);
+                    (events::REMOVED, key_json(&key).to_string())
+                }
+                BackendEvent::Inventory { cluster, inventory } => {
+                    let v = serde_json::to_value(inventory.as_ref()).unwrap_or(Value::Null);
+                    let data = json!({"cluster": cluster, "inventory": v}).to_string();
+                    st.inventories.insert(cluster, v);
+                    (events::INVENTORY, data)
+                }
+                BackendEvent::ClusterStatus { cluster, error } => {
+                    let data = json!({"cluster": cluster, "error": error}).to_string();
+                    st.clusters.insert(cluster, error);
+                    (events::CLUSTER, data)
+                }
+                BackendEvent::Limits { cluster, limits } => {
+                    let v = limits_json(&limits);
+                    let data = json!({"cluster": cluster, "limits": v}).to_string();
+                    st.limits.insert(cluster, v);
+                    (events::LIMITS, data)
+                }
+                BackendEvent::Notice {
+                    cluster,
+                    error,
+                    text,
+                } => (
+                    events::NOTICE,
+                    json!({"cluster": cluster, "error": error, "text": text}).to_string(),
+                ),
+                BackendEvent::Connection { .. } => continue,
+            };
+            st.next += 1;
+            let frame = Arc::new(Frame {
+                id: st.next,
+                event,
+                data,
+            });
+            st.buffer.push_back(frame.clone());
+            if st.buffer.len() > BUFFER {
+                st.buffer.pop_front();
+            }
+            // Nobody listening is fine.
+            let _ = self.tx.send(frame);
+        }
+        observed
+    }
+
+    pub fn primed(&self) -> bool {
+        self.lock().primed
+    }
+
+    /// The requests as last reported (for `GET /v1/requests`).
+    pub fn requests(&self) -> Vec<(AccessRequest, Value)> {
+        self.lock().requests.values().cloned().collect()
+    }
+
+    pub fn request(&self, key: &RequestKey) -> Option<AccessRequest> {
+        self.lock().requests.get(key).map(|(r, _)| r.clone())
+    }
+
+    pub fn inventory(&self, cluster: &str) -> Option<Value> {
+        self.lock().inventories.get(cluster).cloned()
+    }
+
+    pub fn limits(&self, cluster: &str) -> Option<Value> {
+        self.lock().limits.get(cluster).cloned()
+    }
+
+    /// Counts by phase, for the metrics.
+    pub fn phases(&self) -> BTreeMap<Phase, usize> {
+        let mut out = BTreeMap::new();
+        for (r, _) in self.lock().requests.values() {
+            *out.entry(r.phase()).or_insert(0) += 1;
+        }
+        out
+    }
+
+    /// Where a console starts: the events after `last` (an `EPOCH-N` id
+    /// of this process still in the buffer), else a full snapshot.
+    pub fn start(&self, last: Option<&str>) -> Start {
+        let st = self.lock();
+        // Subscribed under the lock: nothing ingested later is missed.
+        let rx = self.tx.subscribe();
+        let resume = last
+            .and_then(|l| l.split_once('-'))
+            .filter(|(epoch, _)| *epoch == self.epoch)
+            .and_then(|(_, n)| n.parse::<u64>().ok())
+            .filter(|n| {
+                *n <= st.next && st.buffer.front().is_none_or(|oldest| *n + 1 >= oldest.id)
+            });
+        let frames = match resume {
+            Some(n) => st.buffer.iter().filter(|f| f.id > n).cloned().collect(),
+            None => {
+                let id = st.next;
+                let frame = |event, data: String| Arc::new(Frame { id, event, data });
+                let mut out = vec![frame(events::SNAPSHOT, "{}".into())];
+                for (cluster, error) in &st.clusters {
+                    out.push(frame(
+                        events::CLUSTER,
+                        json!({"cluster": cluster, "error": error}).to_string(),
+                    ));
+                }
+                for (cluster, v) in &st.limits {
+                    out.push(frame(
+                        events::LIMITS,
+                        json!({"cluster": cluster, "limits": v}).to_string(),
+                    ));
+                }
+                for (cluster, v) in &st.inventories {
+                    out.push(frame(
+                        events::INVENTORY,
+                        json!({"cluster": cluster, "inventory": v}).to_string(),
+                    ));
+                }
+                for (_, v) in st.requests.values() {
+                    out.push(frame(events::UPSERT, v.to_string()));
+                }
+                out.push(frame(events::SNAPSHOT_DONE, "{}".into()));
+                out
+            }
+        };
+        Start {
+            frames,
+            rx,
+            after: st.next,
+        }
+    }
+
+    pub fn event_id(&self, frame: &Frame) -> String {
+        format!("{}-{}", self.epoch, frame.id)
+    }
+}
+
+pub fn limits_json(l: &crate::domain::ValidationLimits) -> Value {
+    json!({
+        "maxDuration": crate::domain::duration::format(l.max_duration),
+        "approvalTimeout": crate::domain::duration::format(l.approval_timeout),
+        "maxReasonChars": l.max_reason_chars,
+    })
+}
+
+pub fn limits_from_json(v: &Value) -> Option<crate::domain::ValidationLimits> {
+    let d = |k: &str| crate::domain::duration::parse(v[k].as_str()?).ok();
+    Some(crate::domain::ValidationLimits {
+        max_duration: d("maxDuration")?,
+        approval_timeout: d("approvalTimeout")?,
+        max_reason_chars: v["maxReasonChars"].as_u64()? as usize,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::NewRequest;
+    use crate::domain::{Credentials, RoleRef, Subject};
+    use std::time::Duration;
+
+    fn req(name: &str) -> AccessRequest {
+        NewRequest {
+            cluster: "c".into(),
+            requester: Subject::new("alice", &[]),
+            role: RoleRef::cluster_role("view"),
+            namespaces: vec!["a".into()],
+            duration: Duration::from_secs(60),
+            reason: "x".into(),
+            ticket: None,
+            credentials: Credentials::Identity,
+        }
+        .into_request(name.into(), Utc::now())
+    }
+
+    fn up(name: &str) -> BackendEvent {
+        BackendEvent::Upsert(Box::new(req(name)))
+    }
+
+    #[test]
+    fn resumes_exactly_after_the_last_id_seen() {
+        let hub = Hub::new("e1".into());
+        hub.ingest(vec![up("a"), up("b"), up("c")], Utc::now());
+        let start = hub.start(Some("e1-1"));
+        let ids: Vec<u64> = start.frames.iter().map(|f| f.id).collect();
+        assert_eq!(ids, [2, 3]);
+        assert_eq!(start.after, 3);
+        // Nothing missed, nothing twice: the current id resumes to nothing.
+        assert!(hub.start(Some("e1-3")).frames.is_empty());
+    }
+
+    #[test]
+    fn another_epoch_or_an_unknown_id_gets_a_bracketed_snapshot() {
+        let hub = Hub::new("e1".into());
+        hub.ingest(
+            vec![
+                up("a"),
+                up("b"),
+                BackendEvent::Removed(RequestKey::of(&req("a"))),
+            ],
+            Utc::now(),
+        );
+        for last in [None, Some("e0-2"), Some("e1-99"), Some("garbage")] {
+            let s = hub.start(last);
+            let names: Vec<&str> = s.frames.iter().map(|f| f.event).collect();
+            assert_eq!(
+                names,
+                [events::SNAPSHOT, events::UPSERT, events::SNAPSHOT_DONE],
+                "{last:?}"
+            );
+            assert!(s.frames[1].data.contains("\"name\":\"b\""));
+        }
+    }
+
+    #[test]
+    fn live_frames_after_start_reach_the_subscriber() {
+        let hub = Hub::new("e1".into());
+        let mut start = hub.start(None);
+        hub.ingest(vec![up("z")], Utc::now());
+        let f = start.rx.try_recv().expect("live frame");
+        assert_eq!(f.id, 1);
+        assert!(f.id > start.after);
+    }
+}
