@@ -14,7 +14,7 @@ use portcullis::domain::{Credentials, Phase, RoleRef, Subject};
 
 #[tokio::test]
 async fn approve_moves_a_request_to_live_grants() {
-    let mut h = Harness::new(1);
+    let mut h = Harness::start(1).await;
     let key = h.select(approvable);
     let asked = h.req(&key).duration;
     h.press("a").await;
@@ -44,7 +44,7 @@ async fn approve_moves_a_request_to_live_grants() {
 
 #[tokio::test]
 async fn approve_with_changes_grants_shorter_and_narrower() {
-    let mut h = Harness::new(1);
+    let mut h = Harness::start(1).await;
     let created = h
         .backend
         .create(NewRequest {
@@ -59,7 +59,7 @@ async fn approve_with_changes_grants_shorter_and_narrower() {
         })
         .await
         .unwrap();
-    h.pump();
+    h.settle().await;
     let key = h.select(|r| r.name == created.name);
     // A: duration field focused; replace 1h by 15m; move to checkout and untick it.
     h.press("A<bs><bs>15m<tab><tab><space><enter>").await;
@@ -81,7 +81,7 @@ async fn approve_with_changes_grants_shorter_and_narrower() {
 
 #[tokio::test]
 async fn approve_with_changes_cannot_lengthen() {
-    let mut h = Harness::new(1);
+    let mut h = Harness::start(1).await;
     let key = h.select(approvable);
     h.press("A<c-u>").await; // ctrl-u is not bound in the field; clear by hand
     for _ in 0..8 {
@@ -106,7 +106,7 @@ async fn approve_with_changes_cannot_lengthen() {
 
 #[tokio::test]
 async fn deny_needs_a_reason() {
-    let mut h = Harness::new(1);
+    let mut h = Harness::start(1).await;
     let key = h.select(approvable);
     h.press("d<enter>").await;
     let Mode::Reason(f) = &h.state.mode else {
@@ -128,7 +128,7 @@ async fn deny_needs_a_reason() {
 
 #[tokio::test]
 async fn shorten_reduces_the_remaining_time_and_never_lengthens() {
-    let mut h = Harness::new(1);
+    let mut h = Harness::start(1).await;
     h.press("2").await;
     // The grant with the most time left, so both cases apply.
     let best = h
@@ -162,7 +162,7 @@ async fn shorten_reduces_the_remaining_time_and_never_lengthens() {
 
 #[tokio::test]
 async fn revoke_ends_a_grant_with_a_reason() {
-    let mut h = Harness::new(1);
+    let mut h = Harness::start(1).await;
     h.press("2").await;
     let key = h.select(|r| r.phase() == Phase::Active);
     h.press("r<enter>").await;
@@ -179,7 +179,7 @@ async fn revoke_ends_a_grant_with_a_reason() {
 
 #[tokio::test]
 async fn self_approval_is_refused_and_says_why() {
-    let mut h = Harness::new(1);
+    let mut h = Harness::start(1).await;
     let key = h.select(|r| r.requester.user == "dana" && r.phase() == Phase::Pending);
     h.press("a").await;
     assert!(h.is_normal(), "no dialog opens");
@@ -198,7 +198,7 @@ async fn self_approval_is_refused_and_says_why() {
 
 #[tokio::test]
 async fn bulk_deny_needs_the_confirmation_naming_the_count() {
-    let mut h = Harness::new(1);
+    let mut h = Harness::start(1).await;
     let first = h.select(approvable);
     h.press("<space>").await;
     let second = h.state.selected_key().cloned().unwrap();
@@ -222,7 +222,7 @@ async fn bulk_deny_needs_the_confirmation_naming_the_count() {
 
 #[tokio::test]
 async fn bulk_revoke_needs_the_confirmation() {
-    let mut h = Harness::new(1);
+    let mut h = Harness::start(1).await;
     h.press("2g<space><space><space>").await;
     assert_eq!(h.state.marks.len(), 3);
     h.press("rincident over<enter>").await;
@@ -243,7 +243,7 @@ async fn bulk_revoke_needs_the_confirmation() {
 
 #[tokio::test]
 async fn bulk_approve_is_never_possible() {
-    let mut h = Harness::new(1);
+    let mut h = Harness::start(1).await;
     h.select(approvable);
     h.press("<space>ka").await;
     assert!(h.is_normal());
@@ -256,7 +256,7 @@ async fn bulk_approve_is_never_possible() {
 
 #[tokio::test]
 async fn invalid_requests_cannot_be_approved_but_can_be_denied() {
-    let mut h = Harness::new(1);
+    let mut h = Harness::start(1).await;
     let key = h.select(|r| r.name.starts_with("mallory"));
     assert!(h.state.entries[&key].invalid.is_some());
     h.press("a").await;
@@ -275,13 +275,14 @@ async fn readonly_disables_every_dangerous_action() {
         readonly: true,
         ..Default::default()
     };
-    let mut h = Harness::with(
+    let mut h = Harness::start_with(
         DemoConfig {
             rate: Duration::ZERO,
             ..Default::default()
         },
         config,
-    );
+    )
+    .await;
     h.select(approvable);
     for k in ["a", "A", "d"] {
         h.press(k).await;
@@ -305,7 +306,7 @@ async fn readonly_disables_every_dangerous_action() {
 
 #[tokio::test]
 async fn filter_by_user_namespace_and_risk() {
-    let mut h = Harness::new(1);
+    let mut h = Harness::start(1).await;
     let all = h.state.list(View::Pending).len();
     h.press("/user:heidi").await;
     assert!(matches!(h.state.mode, Mode::Filter { .. }));
@@ -342,7 +343,7 @@ async fn filter_by_user_namespace_and_risk() {
 
 #[tokio::test]
 async fn command_mode_views_contexts_completion_and_quit() {
-    let mut h = Harness::new(1);
+    let mut h = Harness::start(1).await;
     h.press(":grants<enter>").await;
     assert_eq!(h.state.view, View::Grants);
     h.press(":hi<tab><enter>").await;
@@ -372,21 +373,21 @@ async fn command_mode_views_contexts_completion_and_quit() {
 
 #[tokio::test]
 async fn errors_stay_until_acknowledged_and_notices_fade() {
-    let mut h = Harness::new(1);
+    let mut h = Harness::start(1).await;
     h.press(":bogus<enter>").await;
-    h.advance(Duration::from_secs(60));
+    h.advance_settled(Duration::from_secs(60)).await;
     assert!(h.flash().contains("unknown command"), "errors stay");
     h.press("<esc>").await;
     assert!(h.state.flash.is_none());
     h.press(":ctx<enter>").await;
     assert!(h.flash().contains("all clusters"));
-    h.advance(Duration::from_secs(10));
+    h.advance_settled(Duration::from_secs(10)).await;
     assert!(h.state.flash.is_none(), "notices fade");
 }
 
 #[tokio::test]
 async fn navigation_keys() {
-    let mut h = Harness::new(1);
+    let mut h = Harness::start(1).await;
     let len = h.state.list(View::Pending).len();
     h.press("G").await;
     assert_eq!(h.state.cursor[0], len - 1);
@@ -410,17 +411,18 @@ async fn navigation_keys() {
 
 #[tokio::test]
 async fn grants_expire_and_requests_arrive_live() {
-    let mut h = Harness::with(
+    let mut h = Harness::start_with(
         DemoConfig {
             rate: Duration::from_secs(8),
             ..Default::default()
         },
         AppConfig::default(),
-    );
+    )
+    .await;
     let pending = h.state.counts.pending;
     assert_eq!(h.state.counts.live, 4);
     assert_eq!(h.state.counts.expiring, 1, "the grant with 3 minutes left");
-    h.advance(Duration::from_secs(240));
+    h.advance_settled(Duration::from_secs(240)).await;
     assert_eq!(h.state.counts.live, 3, "it expired by itself");
     assert!(h.state.counts.pending > pending, "new requests arrived");
     let expired = h
@@ -434,21 +436,22 @@ async fn grants_expire_and_requests_arrive_live() {
 
 #[tokio::test]
 async fn selection_stays_on_the_same_request_when_rows_arrive() {
-    let mut h = Harness::with(
+    let mut h = Harness::start_with(
         DemoConfig {
             rate: Duration::from_secs(8),
             ..Default::default()
         },
         AppConfig::default(),
-    );
+    )
+    .await;
     let key = h.select(approvable);
-    h.advance(Duration::from_secs(120));
+    h.advance_settled(Duration::from_secs(120)).await;
     assert_eq!(h.state.selected_key(), Some(&key));
 }
 
 #[tokio::test]
 async fn a_request_decided_elsewhere_leaves_the_dialog_harmless() {
-    let mut h = Harness::new(1);
+    let mut h = Harness::start(1).await;
     let key = h.select(approvable);
     h.press("a").await;
     // Someone else denies it while the dialog is open.
@@ -457,7 +460,7 @@ async fn a_request_decided_elsewhere_leaves_the_dialog_harmless() {
             w.deny(&key, me, "handled in the incident channel")
         })
         .unwrap();
-    h.pump();
+    h.settle().await;
     h.press("y").await;
     assert!(h.flash().starts_with("could not approve"), "{}", h.flash());
     assert_ne!(h.phase(&key), Phase::Active);

@@ -1,5 +1,9 @@
 //! Drives the real reducer, effect executor and demo backend (on a manual
-//! clock) the way the event loop does, from key strings.
+//! clock) the way the event loop does, from key strings. With
+//! `PORTCULLIS_TEST_BACKEND=http`, [`Harness::start`] puts the same demo
+//! world behind an in-process `portcullis serve` and drives the console
+//! through the `http` backend instead (`scripts/test` runs the key tests
+//! both ways).
 
 #![allow(dead_code)]
 
@@ -21,11 +25,16 @@ use ratatui::Terminal;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 pub struct Harness {
+    /// The demo world (tests set it up and play the others through it).
     pub backend: Arc<DemoBackend>,
+    /// What the console's effects run against: the world itself, or the
+    /// `http` backend in front of a server over the same world.
+    exec: Arc<dyn AccessBackend>,
     pub state: AppState,
     events: UnboundedReceiver<BackendEvent>,
     /// Every effect the reducer asked for, in order.
     pub effects: Vec<Effect>,
+    over_http: bool,
 }
 
 impl Harness {
@@ -46,13 +55,100 @@ impl Harness {
         let state = AppState::new(config, info.approver, info.kind, backend.now());
         let events = backend.watch();
         let mut h = Self {
+            exec: backend.clone(),
             backend,
             state,
             events,
             effects: Vec::new(),
+            over_http: false,
         };
         h.pump();
         h
+    }
+
+    /// As [`Self::new`], over HTTP when `PORTCULLIS_TEST_BACKEND=http`.
+    pub async fn start(seed: u64) -> Self {
+        Self::start_with(
+            DemoConfig {
+                seed,
+                rate: Duration::ZERO,
+                ..Default::default()
+            },
+            AppConfig::default(),
+        )
+        .await
+    }
+
+    pub async fn start_with(demo: DemoConfig, config: AppConfig) -> Self {
+        if std::env::var("PORTCULLIS_TEST_BACKEND").as_deref() != Ok("http") {
+            return Self::with(demo, config);
+        }
+        use portcullis::server::authority::DemoAuthority;
+        use portcullis::server::Server;
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let backend = Arc::new(DemoBackend::manual(demo));
+        let authority = DemoAuthority::new(backend.clone());
+        let access = authority.access().clone();
+        let server = Server::start(Arc::new(authority), access, None);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let addr = listener.local_addr().expect("bound");
+        tokio::spawn(async move { axum::serve(listener, server.router()).await });
+        let http = portcullis::backend::http::HttpBackend::connect(
+            &format!("http://{addr}"),
+            "dana".into(),
+            None,
+        )
+        .await
+        .expect("the console connects to the server");
+        let info = http.info();
+        let state = AppState::new(config, info.approver, info.kind, backend.now());
+        let events = http.watch();
+        let mut h = Self {
+            exec: Arc::new(http),
+            backend,
+            state,
+            events,
+            effects: Vec::new(),
+            over_http: true,
+        };
+        h.settle().await;
+        h
+    }
+
+    /// Delivers what the backend reported, and over HTTP waits (generous
+    /// deadline) until the console shows exactly the world's requests.
+    pub async fn settle(&mut self) {
+        if !self.over_http {
+            self.pump();
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            self.pump();
+            if self.in_step() {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the console over HTTP never caught up with the world"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Whether the console holds exactly the world's requests, as decided.
+    fn in_step(&self) -> bool {
+        let world = self.backend.requests();
+        world.len() == self.state.entries.len()
+            && world.iter().all(|r| {
+                self.state.entries.get(&RequestKey::of(r)).is_some_and(|e| {
+                    e.req.phase() == r.phase()
+                        && e.req.status.expires_at.map(|t| t.timestamp())
+                            == r.status.expires_at.map(|t| t.timestamp())
+                })
+            })
     }
 
     /// Delivers waiting backend events, as the event loop does.
@@ -76,11 +172,11 @@ impl Harness {
     pub async fn run(&mut self, effects: Vec<Effect>) {
         for effect in effects {
             self.effects.push(effect.clone());
-            if let Some(done) = execute(self.backend.as_ref() as &dyn AccessBackend, effect).await {
+            if let Some(done) = execute(self.exec.as_ref(), effect).await {
                 self.dispatch(done);
             }
         }
-        self.pump();
+        self.settle().await;
     }
 
     /// Types keys: plain characters, plus `<enter>`, `<esc>`, `<space>`,
@@ -123,6 +219,13 @@ impl Harness {
         self.backend.advance(by);
         self.dispatch(Action::Tick(self.backend.now()));
         self.pump();
+    }
+
+    /// As [`Self::advance`], waiting for what travels over HTTP.
+    pub async fn advance_settled(&mut self, by: Duration) {
+        self.backend.advance(by);
+        self.settle().await;
+        self.dispatch(Action::Tick(self.backend.now()));
     }
 
     /// Moves the cursor to the first row of the current view matching `pred`.

@@ -72,6 +72,11 @@ impl DemoBackend {
         subs.retain(|tx| events.iter().all(|e| tx.send(e.clone()).is_ok()));
     }
 
+    /// Every request of the world now (tests compare what a console shows).
+    pub fn requests(&self) -> Vec<AccessRequest> {
+        lock(&self.world).requests().cloned().collect()
+    }
+
     /// Runs the simulator up to the clock's now.
     pub fn tick(&self) {
         let now = self.now();
