@@ -174,6 +174,7 @@ fn apply_event(state: &mut AppState, event: BackendEvent) {
             }
             state.backend_error = error;
         }
+        BackendEvent::Synced => {}
     }
 }
 

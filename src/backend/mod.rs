@@ -75,6 +75,8 @@ pub enum BackendEvent {
     Connection {
         error: Option<String>,
     },
+    /// Every request there is has been reported (a full list completed).
+    Synced,
 }
 
 /// What an approver grants: at most what was asked.

@@ -36,7 +36,7 @@ struct State {
     inventories: BTreeMap<String, Value>,
     clusters: BTreeMap<String, Option<String>>,
     limits: BTreeMap<String, Value>,
-    /// Whether the authority's first snapshot has arrived.
+    /// Whether the authority's first full list of requests has arrived.
     primed: bool,
 }
 
@@ -84,7 +84,6 @@ impl Hub {
     pub fn ingest(&self, batch: Vec<BackendEvent>, now: DateTime<Utc>) -> Observed {
         let mut observed = Observed::default();
         let mut st = self.lock();
-        st.primed = true;
         for e in batch {
             let (event, data) = match e {
                 BackendEvent::Upsert(r) => {
@@ -132,6 +131,10 @@ impl Hub {
                     json!({"cluster": cluster, "error": error, "text": text}).to_string(),
                 ),
                 BackendEvent::Connection { .. } => continue,
+                BackendEvent::Synced => {
+                    st.primed = true;
+                    continue;
+                }
             };
             st.next += 1;
             let frame = Arc::new(Frame {
@@ -280,6 +283,9 @@ mod tests {
     #[test]
     fn resumes_exactly_after_the_last_id_seen() {
         let hub = Hub::new("e1".into());
+        assert!(!hub.primed());
+        hub.ingest(vec![BackendEvent::Synced], Utc::now());
+        assert!(hub.primed());
         hub.ingest(vec![up("a"), up("b"), up("c")], Utc::now());
         let start = hub.start(Some("e1-1"));
         let ids: Vec<u64> = start.frames.iter().map(|f| f.id).collect();

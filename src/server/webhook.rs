@@ -59,7 +59,7 @@ fn time(v: &Option<Value>, path: &[&str]) -> Option<DateTime<Utc>> {
 
 /// The verdict on one write: `Err(why)` refuses it.
 pub fn decide(hook: &Webhook, r: &Review, now: DateTime<Utc>) -> Result<(), String> {
-    if hook.privileged.iter().any(|p| *p == r.user) {
+    if hook.privileged.contains(&r.user) {
         return Ok(());
     }
     let new = read(&r.object);
@@ -123,10 +123,11 @@ pub fn decide(hook: &Webhook, r: &Review, now: DateTime<Utc>) -> Result<(), Stri
                     ));
                 }
             }
-            if new.status.revoked_by.is_some() && new.status.revoked_by != old.status.revoked_by {
-                if new.status.revoked_by.as_deref() != Some(r.user.as_str()) {
-                    return Err(format!("status.revokedBy must be you ({})", r.user));
-                }
+            if new.status.revoked_by.is_some()
+                && new.status.revoked_by != old.status.revoked_by
+                && new.status.revoked_by.as_deref() != Some(r.user.as_str())
+            {
+                return Err(format!("status.revokedBy must be you ({})", r.user));
             }
             if new.phase() == Phase::Active {
                 let end = time(&r.object, &["status", "expiresAt"])

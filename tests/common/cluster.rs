@@ -30,6 +30,8 @@ pub const USERS: &[(&str, &str, &str)] = &[
     ("reaper", "reaper-token", "portcullis:reapers"),
     // An approver whose role lacks TokenReview: its identity cannot be verified.
     ("dave", "dave-token", "unverifiable"),
+    // The Portcullis server's own identity (hub and targets).
+    ("server", "server-token", "portcullis:servers"),
 ];
 
 pub fn token(user: &str) -> &'static str {
@@ -314,6 +316,12 @@ impl ControlPlane {
                 "- name: {user}\n  context: {{cluster: test, user: {user}}}\n"
             ));
         }
+        // Two target "clusters" for the server (the same control plane).
+        for target in ["c1", "c2"] {
+            contexts.push_str(&format!(
+                "- name: {target}\n  context: {{cluster: test, user: server}}\n"
+            ));
+        }
         let text = format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster: {{server: \"{}\", insecure-skip-tls-verify: true}}\nusers:\n{users}contexts:\n{contexts}current-context: admin\n",
             self.url()
@@ -391,7 +399,7 @@ impl Drop for ControlPlane {
     }
 }
 
-fn docs(yaml: &str) -> Vec<Value> {
+pub fn docs_of(yaml: &str) -> Vec<Value> {
     serde_yaml_ng::Deserializer::from_str(yaml)
         .map(|d| serde::Deserialize::deserialize(d).expect("manifest"))
         .collect()
@@ -466,7 +474,7 @@ where
 /// aggregation controller has filled `edit`.
 pub async fn install(cp: &ControlPlane) -> Arc<KubeCluster> {
     let admin = cp.cluster("admin").await;
-    for doc in docs(&manifests::all()) {
+    for doc in docs_of(&manifests::all()) {
         apply(&admin, doc).await;
     }
     apply(
@@ -509,7 +517,7 @@ pub async fn install(cp: &ControlPlane) -> Arc<KubeCluster> {
     )
     .await;
     // dave: an approver's rights except TokenReview, so nothing verifies him.
-    let mut unverifiable = docs(&manifests::all())
+    let mut unverifiable = docs_of(&manifests::all())
         .into_iter()
         .find(|d| d["metadata"]["name"] == "portcullis-approver")
         .expect("approver role");

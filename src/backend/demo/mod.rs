@@ -164,6 +164,7 @@ impl AccessBackend for DemoBackend {
         for e in lock(&self.world).snapshot() {
             let _ = tx.send(e);
         }
+        let _ = tx.send(BackendEvent::Synced);
         subs.push(tx);
         rx
     }

@@ -558,7 +558,8 @@ async fn sweep_loop(
             let live: HashMap<String, (AccessRequest, String)> = requests
                 .state()
                 .into_iter()
-                .filter(|o| ctx.topology.belongs(o, &cluster.context))
+                // Every request, not only this target's: two names for one
+                // cluster must not make sweeps delete each other's grants.
                 .map(|o| {
                     let f = grant::read(&site, (*o).clone());
                     let uid = f.uid().to_string();

@@ -77,9 +77,4 @@ impl Topology {
             Some(targets) => targets.values().map(|t| t.cluster.clone()).collect(),
         }
     }
-
-    /// Whether a stored request belongs to `target` (direct mode: all do).
-    pub fn belongs(&self, obj: &DynamicObject, target: &str) -> bool {
-        self.targets.is_none() || stored_cluster(obj) == Some(target)
-    }
 }

@@ -147,7 +147,8 @@ async fn follow_requests(
                 out.push(BackendEvent::Upsert(Box::new(req)));
             }
             watcher::Event::Delete(o) => out.push(removed(o.metadata.name.unwrap_or_default())),
-            watcher::Event::Init | watcher::Event::InitDone => {}
+            watcher::Event::InitDone => out.push(BackendEvent::Synced),
+            watcher::Event::Init => {}
         }
         for e in out {
             if tx.send(e).is_err() {

@@ -1,0 +1,724 @@
+//! `portcullis serve` as a process against a real control plane: the hub
+//! and two target "clusters" (two contexts of one control plane), callers
+//! known only by their bearer tokens (TokenReview), every call made the way
+//! an attacker would (curl with their own token) or through our console's
+//! `http` backend; the server killed and restarted, two replicas, the live
+//! stream resumed, and the admission webhook refusing direct-mode attacks.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::cluster::{apply, can_i, crb, docs_of, install, token, wait_for, ControlPlane};
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::api::Api;
+use portcullis::backend::http::HttpBackend;
+use portcullis::backend::{AccessBackend, BackendEvent};
+use serde_json::{json, Value};
+
+struct Served {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+fn config(cp: &ControlPlane, extra: &str) -> std::path::PathBuf {
+    let path = cp.dir.join(format!("server-{}.toml", free_port()));
+    std::fs::write(
+        &path,
+        format!(
+            r#"hub = "server"
+approvers = ["group:oncall"]
+{extra}
+[clusters.c1]
+context = "c1"
+max_duration = "2h"
+grantable = ["ClusterRole/edit", "ClusterRole/view"]
+[clusters.c2]
+context = "c2"
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn serve(cp: &ControlPlane, config: &std::path::Path, scheme: &str) -> Served {
+    let port = free_port();
+    let log = std::fs::File::create(cp.dir.join(format!("serve-{port}.log"))).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("KUBECONFIG", cp.kubeconfig())
+        .env("XDG_STATE_HOME", cp.dir.join("state"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start portcullis serve");
+    let url = format!("{scheme}://127.0.0.1:{port}");
+    let served = Served { child, url };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !curl(&served.url, None, "GET", "/readyz", None).0.eq(&200) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never got ready"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    served
+}
+
+/// A raw HTTP call with `user`'s own bearer token (or none): (status, body).
+fn curl(
+    base: &str,
+    user: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-sk",
+        "-X",
+        method,
+        "-H",
+        "Content-Type: application/json",
+        "-w",
+        "\n%{http_code}",
+    ]);
+    if let Some(u) = user {
+        cmd.args(["-H", &format!("Authorization: Bearer {}", token_or(u))]);
+    }
+    if let Some(b) = body {
+        cmd.args(["--data-binary", &b.to_string()]);
+    }
+    let out = cmd.arg(format!("{base}{path}")).output().expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (
+        code.trim().parse().unwrap_or(0),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+fn token_or(user: &str) -> String {
+    common::cluster::USERS
+        .iter()
+        .find(|(u, _, _)| *u == user)
+        .map(|(_, t, _)| t.to_string())
+        .unwrap_or_else(|| user.to_string())
+}
+
+/// What the server itself may do: the shipped server role, bound to the
+/// `server` identity, plus `bind` on the roles it hands out.
+async fn install_server(
+    cp: &ControlPlane,
+) -> std::sync::Arc<portcullis::backend::kube::KubeCluster> {
+    let admin = install(cp).await;
+    for doc in docs_of(&portcullis::backend::kube::manifests::server("unused")) {
+        let kind = doc["kind"].as_str().unwrap_or_default();
+        let mut doc = doc.clone();
+        match kind {
+            "ClusterRole" => apply(&admin, doc).await,
+            "ClusterRoleBinding" | "RoleBinding" => {
+                doc["subjects"] = json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "portcullis:servers"}]);
+                apply(&admin, doc).await
+            }
+            _ => {}
+        }
+    }
+    apply(
+        &admin,
+        crb(
+            "server-grantable",
+            "portcullis-grantable",
+            "portcullis:servers",
+        ),
+    )
+    .await;
+    admin
+}
+
+fn ask(cluster: &str, role: &str, ns: &[&str], duration: &str) -> Value {
+    json!({"cluster": cluster, "role": {"kind": "ClusterRole", "name": role}, "namespaces": ns,
+           "duration": duration, "reason": "INC-12 through the server"})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_is_the_one_authority() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cp = ControlPlane::start();
+    let admin = install_server(&cp).await;
+    let cfg = config(&cp, "");
+    let s = serve(&cp, &cfg, "http");
+
+    // Who is calling: the hub's apiserver says; nobody else is anyone.
+    let (code, who) = curl(&s.url, Some("alice"), "GET", "/v1/whoami", None);
+    assert_eq!(code, 200);
+    assert_eq!(who["user"], "alice");
+    assert_eq!(who["approver"], false);
+    assert_eq!(
+        curl(&s.url, Some("forged-token"), "GET", "/v1/whoami", None).0,
+        401
+    );
+    assert_eq!(curl(&s.url, None, "GET", "/v1/requests", None).0, 401);
+    assert_eq!(curl(&s.url, None, "GET", "/healthz", None).0, 200);
+
+    // alice asks; the requester is her token's user whatever she claims.
+    let mut body = ask("c1", "edit", &["payments", "orders"], "1h");
+    body["requester"] = json!({"user": "bob"});
+    assert_eq!(
+        curl(&s.url, Some("alice"), "POST", "/v1/requests", Some(&body)).0,
+        422,
+        "unknown fields refused"
+    );
+    let (code, made) = curl(
+        &s.url,
+        Some("alice"),
+        "POST",
+        "/v1/requests",
+        Some(&ask("c1", "edit", &["payments", "orders"], "1h")),
+    );
+    assert_eq!(code, 201, "{made}");
+    assert_eq!(made["spec"]["requester"]["user"], "alice");
+    let name = made["name"].as_str().unwrap().to_string();
+    let path = format!("/v1/requests/c1/{name}");
+    // ... over the limit, an unknown cluster, a bad duration: 422 naming why.
+    let (code, e) = curl(
+        &s.url,
+        Some("alice"),
+        "POST",
+        "/v1/requests",
+        Some(&ask("c1", "view", &["orders"], "3h")),
+    );
+    assert_eq!(code, 422);
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("maximum of 2h"),
+        "{e}"
+    );
+    assert_eq!(
+        curl(
+            &s.url,
+            Some("alice"),
+            "POST",
+            "/v1/requests",
+            Some(&ask("nowhere", "view", &["orders"], "1h"))
+        )
+        .0,
+        422
+    );
+    let (code, e) = curl(
+        &s.url,
+        Some("alice"),
+        "POST",
+        "/v1/requests",
+        Some(&ask("c1", "view", &["orders"], "soon")),
+    );
+    assert_eq!(
+        (code, e["error"]["field"].as_str()),
+        (422, Some("duration")),
+        "{e}"
+    );
+
+    // alice cannot approve; her kubectl cannot write status either.
+    let (code, e) = curl(
+        &s.url,
+        Some("alice"),
+        "POST",
+        &format!("{path}/approve"),
+        Some(&json!({})),
+    );
+    assert_eq!(code, 403, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("approvers list"),
+        "{e}"
+    );
+    let (code, _) = cp.raw(
+        "alice",
+        "PATCH",
+        &format!("/apis/portcullis.dev/v1alpha1/accessrequests/{name}/status"),
+        Some(r#"{"status":{"phase":"Active","expiresAt":"2099-01-01T00:00:00Z"}}"#),
+    );
+    assert_eq!(code, 403);
+
+    // bob approves narrower and shorter: the server binds on the target.
+    let (code, g) = curl(
+        &s.url,
+        Some("bob"),
+        "POST",
+        &format!("{path}/approve"),
+        Some(&json!({"duration": "20m", "namespaces": ["payments"]})),
+    );
+    assert_eq!(code, 200, "{g}");
+    assert_eq!(g["status"]["phase"], "Active");
+    assert_eq!(g["status"]["decision"]["by"], "bob");
+    assert!(can_i(&admin, "alice", "list", "", "pods", Some("payments")).await);
+    assert!(!can_i(&admin, "alice", "list", "", "pods", Some("orders")).await);
+    // A second approval: 409, saying who decided.
+    let (code, e) = curl(
+        &s.url,
+        Some("carol"),
+        "POST",
+        &format!("{path}/approve"),
+        Some(&json!({})),
+    );
+    assert_eq!(code, 409, "{e}");
+
+    // bob cannot approve his own request, whatever his kubeconfig says.
+    let (_, own) = curl(
+        &s.url,
+        Some("bob"),
+        "POST",
+        "/v1/requests",
+        Some(&ask("c1", "view", &["orders"], "1h")),
+    );
+    let own_path = format!("/v1/requests/c1/{}", own["name"].as_str().unwrap());
+    let (code, e) = curl(
+        &s.url,
+        Some("bob"),
+        "POST",
+        &format!("{own_path}/approve"),
+        Some(&json!({})),
+    );
+    assert_eq!(code, 403, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("someone else must approve"),
+        "{e}"
+    );
+
+    // The console on --backend sees a new request live.
+    let console = HttpBackend::connect(&s.url, token("carol").into(), None)
+        .await
+        .expect("connect");
+    assert_eq!(console.info().approver.user, "carol");
+    let mut events = console.watch();
+    let (_, fresh) = curl(
+        &s.url,
+        Some("alice"),
+        "POST",
+        "/v1/requests",
+        Some(&ask("c2", "view", &["orders"], "1h")),
+    );
+    let fresh_name = fresh["name"].as_str().unwrap().to_string();
+    let seen = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(e) = events.recv().await {
+            if matches!(&e, BackendEvent::Upsert(r) if r.name == fresh_name && r.cluster == "c2") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    assert!(seen, "the new request reached the console's stream");
+
+    // carol revokes; access ends; the record says who and why.
+    let (code, r) = curl(
+        &s.url,
+        Some("carol"),
+        "POST",
+        &format!("{path}/revoke"),
+        Some(&json!({"reason": "done"})),
+    );
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(r["status"]["revokedBy"], "carol");
+    assert!(
+        r["status"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("revoked and verified"),
+        "{r}"
+    );
+    assert!(!can_i(&admin, "alice", "list", "", "pods", Some("payments")).await);
+
+    // Kill the server mid-grant: nothing lost; the grant still ends on time
+    // (the restarted server's reaper); the request list is the same.
+    let (_, short) = curl(
+        &s.url,
+        Some("alice"),
+        "POST",
+        "/v1/requests",
+        Some(&ask("c1", "view", &["orders"], "1h")),
+    );
+    let short_path = format!("/v1/requests/c1/{}", short["name"].as_str().unwrap());
+    assert_eq!(
+        curl(
+            &s.url,
+            Some("bob"),
+            "POST",
+            &format!("{short_path}/approve"),
+            Some(&json!({"duration": "6s"}))
+        )
+        .0,
+        200
+    );
+    let before = curl(&s.url, Some("bob"), "GET", "/v1/requests", None).1["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    drop(s);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let s = serve(&cp, &cfg, "http");
+    let after = curl(&s.url, Some("bob"), "GET", "/v1/requests", None).1["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(before, after, "nothing lost across a restart");
+    wait_for("the grant to end on time after the restart", 30, || async {
+        curl(&s.url, Some("bob"), "GET", &short_path, None).1["status"]["phase"] == "Expired"
+    })
+    .await;
+    assert!(!can_i(&admin, "alice", "list", "", "pods", Some("orders")).await);
+
+    // Two replicas; one killed: the other keeps serving and reaping.
+    let twin = serve(&cp, &cfg, "http");
+    let (_, r2) = curl(
+        &twin.url,
+        Some("alice"),
+        "POST",
+        "/v1/requests",
+        Some(&ask("c2", "view", &["orders"], "1h")),
+    );
+    let r2_path = format!("/v1/requests/c2/{}", r2["name"].as_str().unwrap());
+    assert_eq!(
+        curl(
+            &s.url,
+            Some("bob"),
+            "POST",
+            &format!("{r2_path}/approve"),
+            Some(&json!({"duration": "5s"}))
+        )
+        .0,
+        200
+    );
+    drop(s);
+    wait_for("the surviving replica to end the grant", 30, || async {
+        curl(&twin.url, Some("bob"), "GET", &r2_path, None).1["status"]["phase"] == "Expired"
+    })
+    .await;
+    let (code, metrics) = {
+        let out = Command::new("curl")
+            .args(["-s", &format!("{}/metrics", twin.url)])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    assert_eq!(code, Some(0));
+    for line in [
+        "portcullis_requests{phase=\"Expired\"}",
+        "portcullis_reaper_lag_seconds_count",
+        "portcullis_sse_clients",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+    // Nothing of the ended grants is left on the targets.
+    let left = Api::<RoleBinding>::all(admin.client.clone())
+        .list(&Default::default())
+        .await
+        .unwrap();
+    let grants: Vec<String> = left
+        .items
+        .iter()
+        .filter(|b| {
+            b.metadata
+                .labels
+                .clone()
+                .unwrap_or_default()
+                .contains_key("portcullis.dev/request")
+        })
+        .filter_map(|b| b.metadata.name.clone())
+        .collect();
+    assert!(
+        grants.is_empty(),
+        "no grant's binding outlives it: {grants:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_stream_resumes_without_a_gap_or_a_duplicate() {
+    let cp = ControlPlane::start();
+    install_server(&cp).await;
+    let cfg = config(&cp, "");
+    let s = serve(&cp, &cfg, "http");
+    let stream = |last: Option<&str>| {
+        let mut cmd = Command::new("curl");
+        cmd.args([
+            "-sN",
+            "-m",
+            "3",
+            "-H",
+            &format!("Authorization: Bearer {}", token("bob")),
+        ]);
+        if let Some(id) = last {
+            cmd.args(["-H", &format!("Last-Event-ID: {id}")]);
+        }
+        let out = cmd.arg(format!("{}/v1/events", s.url)).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = stream(None);
+    assert!(
+        first.contains("event: snapshot") && first.contains("event: snapshot-done"),
+        "{first}"
+    );
+    let last_id = first
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .next_back()
+        .expect("ids")
+        .to_string();
+    // Two requests while nobody listens...
+    let mut names = Vec::new();
+    for _ in 0..2 {
+        let (_, r) = curl(
+            &s.url,
+            Some("alice"),
+            "POST",
+            "/v1/requests",
+            Some(&ask("c1", "view", &["orders"], "1h")),
+        );
+        names.push(r["name"].as_str().unwrap().to_string());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // ... arrive exactly once each on resuming, with no snapshot.
+    let resumed = stream(Some(&last_id));
+    assert!(!resumed.contains("event: snapshot"), "{resumed}");
+    for n in &names {
+        let times = resumed
+            .lines()
+            .filter(|l| l.starts_with("data: ") && l.contains(&format!("\"name\":\"{n}\"")))
+            .count();
+        assert_eq!(times, 1, "{n} in {resumed}");
+    }
+    // An id from another process gets a fresh, bracketed snapshot.
+    let other = stream(Some("0-1"));
+    assert!(other.contains("event: snapshot-done"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_refuses_direct_mode_attacks() {
+    let cp = ControlPlane::start();
+    let admin = install_server(&cp).await;
+    // A test CA and a serving certificate for 127.0.0.1.
+    let run = |args: &[&str]| {
+        let ok = Command::new("openssl")
+            .args(args)
+            .current_dir(&cp.dir)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "openssl {args:?}");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=portcullis-test-ca",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "tls.key",
+        "-out",
+        "tls.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::File::create(cp.dir.join("san.ext"))
+        .unwrap()
+        .write_all(b"subjectAltName=IP:127.0.0.1\n")
+        .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "tls.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "tls.crt",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+    ]);
+    let cfg = config(
+        &cp,
+        &format!(
+            "tls_cert = \"{}\"\ntls_key = \"{}\"\n[webhook]\nenabled = true\nprivileged = [\"server\", \"reaper\"]\n",
+            cp.dir.join("tls.crt").display(),
+            cp.dir.join("tls.key").display()
+        ),
+    );
+    let s = serve(&cp, &cfg, "https");
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args([
+            "crds",
+            "--webhook",
+            &format!("{}/validate", s.url),
+            "--ca-file",
+        ])
+        .arg(cp.dir.join("ca.crt"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    for doc in docs_of(&String::from_utf8_lossy(&out.stdout)) {
+        if doc["kind"] == "ValidatingWebhookConfiguration" {
+            let path = cp.dir.join("webhook.yaml");
+            std::fs::write(&path, serde_yaml_ng::to_string(&doc).unwrap()).unwrap();
+            let ok = Command::new("kubectl")
+                .args(["--context", "admin", "apply", "-f"])
+                .arg(&path)
+                .env("KUBECONFIG", cp.kubeconfig())
+                .status();
+            if !ok.is_ok_and(|s| s.success()) {
+                // No kubectl: apply it with our client.
+                let api: Api<
+                    k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration,
+                > = Api::all(admin.client.clone());
+                api.create(&Default::default(), &serde_json::from_value(doc).unwrap())
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+    let ar = "/apis/portcullis.dev/v1alpha1/accessrequests";
+    let request = |user: &str, requester: &str| {
+        json!({"apiVersion": "portcullis.dev/v1alpha1", "kind": "AccessRequest",
+               "metadata": {"generateName": format!("{user}-")},
+               "spec": {"requester": {"user": requester, "groups": ["dev"]}, "role": {"kind": "ClusterRole", "name": "view"},
+                        "namespaces": ["orders"], "duration": "1h", "reason": "direct"}})
+        .to_string()
+    };
+    // The webhook is called (the apiserver may take a moment to use it).
+    wait_for("the webhook to be in force", 30, || async {
+        cp.raw("mallory", "POST", ar, Some(&request("mallory", "alice")))
+            .0
+            == 403
+    })
+    .await;
+    let (code, text) = cp.raw("mallory", "POST", ar, Some(&request("mallory", "alice")));
+    assert_eq!(code, 403);
+    assert!(
+        text.contains("spec.requester.user must be you (mallory)"),
+        "{text}"
+    );
+    let (code, text) = cp.raw("alice", "POST", ar, Some(&request("alice", "alice")));
+    assert_eq!(code, 201, "{text}");
+    let name = serde_json::from_str::<Value>(&text).unwrap()["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Another requester cannot withdraw it; only alice can.
+    let (code, text) = cp.raw("mallory", "DELETE", &format!("{ar}/{name}"), None);
+    assert_eq!(code, 403, "{text}");
+    assert!(text.contains("only its requester"), "{text}");
+    // An approver cannot record a decision under another name, nor a
+    // grant longer than its decision, nor change the spec.
+    let forged = json!({"status": {"phase": "Active", "decision": {"by": "carol", "at": chrono::Utc::now().to_rfc3339(), "verdict": "Approved", "duration": "10m", "namespaces": ["orders"]}, "expiresAt": "2099-01-01T00:00:00Z"}});
+    let (code, text) = cp.raw(
+        "bob",
+        "PATCH",
+        &format!("{ar}/{name}/status"),
+        Some(&forged.to_string()),
+    );
+    assert_eq!(code, 403, "{text}");
+    assert!(text.contains("decision.by must be you (bob)"), "{text}");
+    let now = chrono::Utc::now();
+    let longer = json!({"status": {"phase": "Active", "decision": {"by": "bob", "at": now.to_rfc3339(), "verdict": "Approved", "duration": "10m", "namespaces": ["orders"]}, "grantedAt": now.to_rfc3339(), "expiresAt": "2099-01-01T00:00:00Z"}});
+    let (code, text) = cp.raw(
+        "bob",
+        "PATCH",
+        &format!("{ar}/{name}/status"),
+        Some(&longer.to_string()),
+    );
+    assert_eq!(code, 403, "{text}");
+    assert!(
+        text.contains("past the decision's time plus its duration"),
+        "{text}"
+    );
+    let (code, text) = cp.raw(
+        "bob",
+        "PATCH",
+        &format!("{ar}/{name}"),
+        Some(r#"{"spec":{"role":{"kind":"ClusterRole","name":"cluster-admin"}}}"#),
+    );
+    assert_eq!(code, 403, "{text}");
+    // The server itself (privileged) carries the lifecycle through.
+    let (code, g) = curl(
+        &s.url,
+        Some("bob"),
+        "POST",
+        &format!("/v1/requests/c1/{name}/approve"),
+        None,
+    );
+    // The request was made directly (no spec.cluster): the server does not
+    // own it and says so; its own requests go through.
+    assert_eq!(code, 404, "{g}");
+    let (code, mine) = curl(
+        &s.url,
+        Some("alice"),
+        "POST",
+        "/v1/requests",
+        Some(&ask("c1", "view", &["orders"], "1h")),
+    );
+    assert_eq!(code, 201, "{mine}");
+    let mine_path = format!("/v1/requests/c1/{}", mine["name"].as_str().unwrap());
+    let (code, g) = curl(
+        &s.url,
+        Some("bob"),
+        "POST",
+        &format!("{mine_path}/approve"),
+        Some(&json!({})),
+    );
+    assert_eq!(code, 200, "the server's own writes pass the webhook: {g}");
+    let (code, text) = cp.raw(
+        "alice",
+        "DELETE",
+        &format!("{ar}/{}", mine["name"].as_str().unwrap()),
+        None,
+    );
+    assert_eq!(code, 403, "a live grant is not deleted by hand: {text}");
+}
