@@ -55,6 +55,7 @@ async fn main() {
     if std::env::args().any(|a| a == "--test") {
         return; // `cargo test --benches` only checks that it builds
     }
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -22,6 +22,8 @@ use crate::domain::{
 pub trait VerbBackend: AccessBackend {
     /// Every request in view.
     async fn list(&self) -> Result<Vec<AccessRequest>, BackendError>;
+    /// One request, as stored now.
+    async fn get(&self, key: &RequestKey) -> Result<AccessRequest, BackendError>;
     /// Who asks, and whether that was verified (else `--group` applies).
     fn me(&self) -> (Subject, bool);
     /// The limits a new request for `cluster` is checked against.
@@ -34,6 +36,9 @@ pub trait VerbBackend: AccessBackend {
 impl VerbBackend for KubeBackend {
     async fn list(&self) -> Result<Vec<AccessRequest>, BackendError> {
         KubeBackend::list(self).await
+    }
+    async fn get(&self, key: &RequestKey) -> Result<AccessRequest, BackendError> {
+        KubeBackend::get(self, key).await.map(|(r, _)| r)
     }
     fn me(&self) -> (Subject, bool) {
         let id = &self.clusters()[0].identity;
@@ -89,6 +94,9 @@ impl VerbBackend for KubeBackend {
 impl VerbBackend for HttpBackend {
     async fn list(&self) -> Result<Vec<AccessRequest>, BackendError> {
         HttpBackend::list(self).await
+    }
+    async fn get(&self, key: &RequestKey) -> Result<AccessRequest, BackendError> {
+        self.get_request(key).await
     }
     fn me(&self) -> (Subject, bool) {
         (self.info().approver, true)
@@ -167,14 +175,7 @@ pub async fn run(
     let (me, verified) = backend.me();
     let get = |name: &str| {
         let k = key(name);
-        async move {
-            backend
-                .list()
-                .await?
-                .into_iter()
-                .find(|r| RequestKey::of(r) == k)
-                .ok_or(BackendError::NotFound(k))
-        }
+        async move { backend.get(&k).await }
     };
     match command {
         Command::Request {

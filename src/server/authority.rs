@@ -50,6 +50,8 @@ pub trait Authority: Send + Sync + 'static {
     /// Why the server is not ready to serve, if it is not.
     fn not_ready(&self) -> Option<String>;
 
+    /// One request as it is now (not as the stream last said).
+    async fn get(&self, key: &RequestKey) -> Result<AccessRequest, BackendError>;
     async fn create(
         &self,
         caller: &Subject,
@@ -214,6 +216,13 @@ impl Authority for DemoAuthority {
     }
     fn not_ready(&self) -> Option<String> {
         None
+    }
+    async fn get(&self, key: &RequestKey) -> Result<AccessRequest, BackendError> {
+        self.demo
+            .requests()
+            .into_iter()
+            .find(|r| RequestKey::of(r) == *key)
+            .ok_or_else(|| BackendError::NotFound(key.clone()))
     }
     async fn create(
         &self,
@@ -460,6 +469,10 @@ impl Authority for KubeAuthority {
     fn not_ready(&self) -> Option<String> {
         (!self.topology.store.clock.is_synced())
             .then(|| "the hub's apiserver has not answered yet".to_string())
+    }
+
+    async fn get(&self, key: &RequestKey) -> Result<AccessRequest, BackendError> {
+        self.stored(key).await
     }
 
     async fn create(

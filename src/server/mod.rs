@@ -216,6 +216,19 @@ fn key(cluster: String, name: String) -> RequestKey {
     RequestKey { cluster, name }
 }
 
+/// A request: the stream's copy when it has one, else the authority's (a
+/// request made a moment ago may not have reached the stream yet).
+async fn current(s: &Server, k: &RequestKey) -> Result<crate::domain::AccessRequest, ApiError> {
+    match s.hub.request(k) {
+        Some(r) => Ok(r),
+        None => s
+            .authority
+            .get(k)
+            .await
+            .map_err(|e| ApiError::from_backend(&e)),
+    }
+}
+
 async fn one(
     State(s): State<Shared>,
     headers: HeaderMap,
@@ -223,10 +236,7 @@ async fn one(
 ) -> ApiResult<Json<Value>> {
     caller(&s, &headers).await?;
     let k = key(cluster, name);
-    match s.hub.request(&k) {
-        Some(r) => Ok(Json(api::request_json(&r))),
-        None => Err(ApiError::new(404, "NotFound", format!("{k} not found")).into()),
-    }
+    Ok(Json(api::request_json(&current(&s, &k).await?)))
 }
 
 async fn inventory(
@@ -350,16 +360,23 @@ async fn act(
     let result = match action.as_str() {
         "approve" => {
             let b: ApproveBody = body(&raw)?;
-            let asked = s
-                .hub
-                .request(&k)
-                .ok_or_else(|| ApiError::new(404, "NotFound", format!("{k} not found")))?;
+            // What was asked fills what the body leaves out.
+            let (duration, namespaces) = match (b.duration, b.namespaces) {
+                (Some(d), Some(ns)) => (parse_duration("duration", &d)?, ns),
+                (d, ns) => {
+                    let asked = current(&s, &k).await?;
+                    (
+                        match d {
+                            Some(d) => parse_duration("duration", &d)?,
+                            None => asked.duration,
+                        },
+                        ns.unwrap_or(asked.namespaces),
+                    )
+                }
+            };
             let spec = ApproveSpec {
-                duration: match &b.duration {
-                    Some(d) => parse_duration("duration", d)?,
-                    None => asked.duration,
-                },
-                namespaces: b.namespaces.unwrap_or_else(|| asked.namespaces.clone()),
+                duration,
+                namespaces,
                 reason: b.reason,
             };
             a.approve(&who, &k, spec).await

@@ -650,10 +650,54 @@ pub async fn end(
     ending: Ending,
     limits: &ValidationLimits,
 ) -> Result<Ended, EndError> {
+    let (mut ended, after) = end_now(site, name, ending, limits).await?;
+    if let (Ended::Done(req), Some(after)) = (&mut ended, after) {
+        finish(site, req, after).await.map_err(EndError::Kube)?;
+    }
+    Ok(ended)
+}
+
+/// What is left to do after a grant's end is recorded: verify, release.
+#[derive(Debug, Clone, Copy)]
+pub struct AfterEnd {
+    was_active: bool,
+    /// Objects this identity could not delete keep the finalizer for the
+    /// reaper that may.
+    left_for_reaper: bool,
+}
+
+/// Verifies an ended grant with the apiserver (recorded in
+/// `status.message`), then lets its request go. The reaper runs this apart
+/// from the end itself, so a burst of grants ending together is not queued
+/// behind each other's verification.
+pub async fn finish(
+    site: &Site<'_>,
+    req: &mut AccessRequest,
+    after: AfterEnd,
+) -> Result<(), kube::Error> {
+    if after.was_active {
+        if let Some(message) = record_verification(site, req).await {
+            req.status.message = Some(message);
+        }
+    }
+    if !after.left_for_reaper {
+        remove_finalizer(site, &req.name).await?;
+    }
+    Ok(())
+}
+
+/// Ends a request now: the bindings go, the terminal status is written.
+/// Returns what [`finish`] still has to do when this call ended it.
+pub async fn end_now(
+    site: &Site<'_>,
+    name: &str,
+    ending: Ending,
+    limits: &ValidationLimits,
+) -> Result<(Ended, Option<AfterEnd>), EndError> {
     let mut ended = None;
     for attempt in 0..RETRIES {
         let Some(f) = fetch_opt(site, name).await.map_err(EndError::Kube)? else {
-            return Ok(Ended::Nothing);
+            return Ok((Ended::Nothing, None));
         };
         let was_active = f.req.phase() == Phase::Active;
         // Due-ness is judged on a time the apiserver has surely reached:
@@ -667,7 +711,7 @@ pub async fn end(
             Ending::Revoke { by, reason } => match req.revoke(by, now, reason) {
                 Ok(()) => true,
                 Err(_) if attempt > 0 && f.req.phase().is_terminal() => {
-                    return Ok(Ended::Already(Box::new(f.req)))
+                    return Ok((Ended::Already(Box::new(f.req)), None))
                 }
                 Err(e) => return Err(EndError::Refused(e)),
             },
@@ -682,11 +726,12 @@ pub async fn end(
             }
         };
         if !changed {
-            return Ok(if attempt > 0 && f.req.phase().is_terminal() {
+            let ended = if attempt > 0 && f.req.phase().is_terminal() {
                 Ended::Already(Box::new(f.req))
             } else {
                 Ended::Nothing
-            });
+            };
+            return Ok((ended, None));
         }
         let mut left_for_reaper = false;
         if was_active {
@@ -709,26 +754,22 @@ pub async fn end(
                 break;
             }
             Err(WriteError::Conflict) => continue,
-            Err(WriteError::Gone) => return Ok(Ended::Nothing),
+            Err(WriteError::Gone) => return Ok((Ended::Nothing, None)),
             Err(WriteError::Failed(e)) => return Err(EndError::Kube(e)),
         }
     }
-    let Some((mut req, was_active, left_for_reaper)) = ended else {
+    let Some((req, was_active, left_for_reaper)) = ended else {
         return Err(EndError::Kube(kube::Error::Service(
             "the request kept changing; will retry".into(),
         )));
     };
-    if was_active {
-        if let Some(message) = record_verification(site, &req).await {
-            req.status.message = Some(message);
-        }
-    }
-    // What this identity could not delete keeps the finalizer, so the
-    // reaper (which may) finishes and then lets the request go.
-    if !left_for_reaper {
-        remove_finalizer(site, name).await.map_err(EndError::Kube)?;
-    }
-    Ok(Ended::Done(Box::new(req)))
+    Ok((
+        Ended::Done(Box::new(req)),
+        Some(AfterEnd {
+            was_active,
+            left_for_reaper,
+        }),
+    ))
 }
 
 /// Checks with the apiserver that an ended grant's permissions are gone and

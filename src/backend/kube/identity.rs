@@ -232,7 +232,17 @@ fn sent(auth: &AuthInfo) -> Sent {
 /// Asks the apiserver who this client is. `kubeconfig_user` is only the
 /// fallback, and is then marked unverified.
 pub async fn whoami(client: &kube::Client, auth: &AuthInfo, kubeconfig_user: &str) -> Identity {
-    if let Some((user, groups)) = self_subject_review(client).await {
+    // Every question at once: one round trip, not three.
+    let token = bearer_token(auth);
+    let review = async {
+        match &token {
+            Some(t) => Some(token_review(client, t).await),
+            None => None,
+        }
+    };
+    let (ssr, said, reviewed) =
+        tokio::join!(self_subject_review(client), refused_as(client), review);
+    if let Some((user, groups)) = ssr {
         return Identity {
             user,
             groups,
@@ -240,19 +250,15 @@ pub async fn whoami(client: &kube::Client, auth: &AuthInfo, kubeconfig_user: &st
             note: None,
         };
     }
-    let said = refused_as(client).await;
     let mut why = Vec::new();
     // Groups (and the name, for whom nothing is refused) from the
     // credential itself: its TokenReview or certificate subject.
-    let token = bearer_token(auth);
-    let from_token = match &token {
-        Some(t) => match token_review(client, t).await {
-            Ok(found) => Some(found),
-            Err(e) => {
-                why.push(e);
-                None
-            }
-        },
+    let from_token = match reviewed {
+        Some(Ok(found)) => Some(found),
+        Some(Err(e)) => {
+            why.push(e);
+            None
+        }
         None => None,
     };
     let from_cert = client_certificate(auth).and_then(|pem| certificate_subject(&pem));

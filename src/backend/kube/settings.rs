@@ -170,8 +170,11 @@ impl SettingsCache {
             }
         }
         let value = read(client).await;
-        if let Ok(mut guard) = self.last.lock() {
-            *guard = Some((Instant::now(), value.clone()));
+        // A failed read is not remembered: the next call asks again.
+        if !matches!(value, Err(SettingsError::Unreadable(_))) {
+            if let Ok(mut guard) = self.last.lock() {
+                *guard = Some((Instant::now(), value.clone()));
+            }
         }
         value
     }
