@@ -194,22 +194,20 @@ async fn list(
     State(s): State<Shared>,
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     caller(&s, &headers).await?;
-    let items: Vec<Value> = s
-        .hub
-        .requests()
-        .into_iter()
-        .filter(|(r, _)| {
-            q.phase
-                .as_deref()
-                .is_none_or(|p| r.phase().as_str().eq_ignore_ascii_case(p))
-                && q.cluster.as_deref().is_none_or(|c| r.cluster == c)
-                && q.requester.as_deref().is_none_or(|u| r.requester.user == u)
-        })
-        .map(|(_, v)| v)
-        .collect();
-    Ok(Json(json!({"items": items})))
+    let body = s.hub.list_json(|r| {
+        q.phase
+            .as_deref()
+            .is_none_or(|p| r.phase().as_str().eq_ignore_ascii_case(p))
+            && q.cluster.as_deref().is_none_or(|c| r.cluster == c)
+            && q.requester.as_deref().is_none_or(|u| r.requester.user == u)
+    });
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
 
 fn key(cluster: String, name: String) -> RequestKey {
@@ -445,7 +443,7 @@ async fn events(
             Event::default()
                 .id(format!("{epoch}-{}", f.id))
                 .event(f.event)
-                .data(f.data.clone()),
+                .data(&*f.data),
         )
     };
     let first: Vec<_> = start.frames.iter().map(|f| to_event(f)).collect();

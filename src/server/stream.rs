@@ -20,19 +20,21 @@ use crate::domain::{AccessRequest, Phase};
 /// How many events are kept for resuming.
 pub const BUFFER: usize = 20_000;
 
-/// One event as sent: id, name, JSON data.
+/// One event as sent: id, name, JSON data. The data is shared: a
+/// request's JSON is written once and referenced by the state, the
+/// resume buffer and every console's snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     pub id: u64,
     pub event: &'static str,
-    pub data: String,
+    pub data: Arc<str>,
 }
 
 #[derive(Debug, Default)]
 struct State {
     next: u64,
     buffer: VecDeque<Arc<Frame>>,
-    requests: BTreeMap<RequestKey, (AccessRequest, Value)>,
+    requests: BTreeMap<RequestKey, (AccessRequest, Arc<str>)>,
     inventories: BTreeMap<String, Value>,
     clusters: BTreeMap<String, Option<String>>,
     limits: BTreeMap<String, Value>,
@@ -96,31 +98,30 @@ impl Hub {
                                 .push((now - end).num_milliseconds() as f64 / 1000.0);
                         }
                     }
-                    let v = api::request_json(&r);
-                    let data = v.to_string();
-                    st.requests.insert(key, (*r, v));
+                    let data: Arc<str> = api::request_json(&r).to_string().into();
+                    st.requests.insert(key, (*r, data.clone()));
                     (events::UPSERT, data)
                 }
                 BackendEvent::Removed(key) => {
                     st.requests.remove(&key);
-                    (events::REMOVED, key_json(&key).to_string())
+                    (events::REMOVED, key_json(&key).to_string().into())
                 }
                 BackendEvent::Inventory { cluster, inventory } => {
                     let v = serde_json::to_value(inventory.as_ref()).unwrap_or(Value::Null);
                     let data = json!({"cluster": cluster, "inventory": v}).to_string();
                     st.inventories.insert(cluster, v);
-                    (events::INVENTORY, data)
+                    (events::INVENTORY, data.into())
                 }
                 BackendEvent::ClusterStatus { cluster, error } => {
                     let data = json!({"cluster": cluster, "error": error}).to_string();
                     st.clusters.insert(cluster, error);
-                    (events::CLUSTER, data)
+                    (events::CLUSTER, data.into())
                 }
                 BackendEvent::Limits { cluster, limits } => {
                     let v = limits_json(&limits);
                     let data = json!({"cluster": cluster, "limits": v}).to_string();
                     st.limits.insert(cluster, v);
-                    (events::LIMITS, data)
+                    (events::LIMITS, data.into())
                 }
                 BackendEvent::Notice {
                     cluster,
@@ -128,7 +129,9 @@ impl Hub {
                     text,
                 } => (
                     events::NOTICE,
-                    json!({"cluster": cluster, "error": error, "text": text}).to_string(),
+                    json!({"cluster": cluster, "error": error, "text": text})
+                        .to_string()
+                        .into(),
                 ),
                 BackendEvent::Connection { .. } => continue,
                 BackendEvent::Synced => {
@@ -156,9 +159,23 @@ impl Hub {
         self.lock().primed
     }
 
-    /// The requests as last reported (for `GET /v1/requests`).
-    pub fn requests(&self) -> Vec<(AccessRequest, Value)> {
-        self.lock().requests.values().cloned().collect()
+    /// `{"items": [...]}` of the requests `keep` accepts, written from
+    /// the JSON each request already has (for `GET /v1/requests`).
+    pub fn list_json(&self, keep: impl Fn(&AccessRequest) -> bool) -> String {
+        let st = self.lock();
+        let mut out = String::from("{\"items\":[");
+        let mut first = true;
+        for (r, data) in st.requests.values() {
+            if keep(r) {
+                if !first {
+                    out.push(',');
+                }
+                first = false;
+                out.push_str(data);
+            }
+        }
+        out.push_str("]}");
+        out
     }
 
     pub fn request(&self, key: &RequestKey) -> Option<AccessRequest> {
@@ -199,28 +216,32 @@ impl Hub {
             Some(n) => st.buffer.iter().filter(|f| f.id > n).cloned().collect(),
             None => {
                 let id = st.next;
-                let frame = |event, data: String| Arc::new(Frame { id, event, data });
+                let frame = |event, data: Arc<str>| Arc::new(Frame { id, event, data });
                 let mut out = vec![frame(events::SNAPSHOT, "{}".into())];
                 for (cluster, error) in &st.clusters {
                     out.push(frame(
                         events::CLUSTER,
-                        json!({"cluster": cluster, "error": error}).to_string(),
+                        json!({"cluster": cluster, "error": error})
+                            .to_string()
+                            .into(),
                     ));
                 }
                 for (cluster, v) in &st.limits {
                     out.push(frame(
                         events::LIMITS,
-                        json!({"cluster": cluster, "limits": v}).to_string(),
+                        json!({"cluster": cluster, "limits": v}).to_string().into(),
                     ));
                 }
                 for (cluster, v) in &st.inventories {
                     out.push(frame(
                         events::INVENTORY,
-                        json!({"cluster": cluster, "inventory": v}).to_string(),
+                        json!({"cluster": cluster, "inventory": v})
+                            .to_string()
+                            .into(),
                     ));
                 }
-                for (_, v) in st.requests.values() {
-                    out.push(frame(events::UPSERT, v.to_string()));
+                for (_, data) in st.requests.values() {
+                    out.push(frame(events::UPSERT, data.clone()));
                 }
                 out.push(frame(events::SNAPSHOT_DONE, "{}".into()));
                 out
