@@ -446,7 +446,11 @@ async fn events(
                 .data(&*f.data),
         )
     };
-    let first: Vec<_> = start.frames.iter().map(|f| to_event(f)).collect();
+    // Events are made as the connection takes them, not all up front: a
+    // snapshot of 10,000 requests to 100 consoles would otherwise be a
+    // gigabyte at once.
+    let to_event_first = to_event.clone();
+    let first = futures::stream::iter(start.frames).map(move |f| to_event_first(&f));
     let after = start.after;
     let live = tokio_stream_from(start.rx)
         .filter(move |f| std::future::ready(f.id > after))
@@ -458,7 +462,7 @@ async fn events(
     let stop = async move {
         let _ = stopping.wait_for(|s| *s).await;
     };
-    let stream = futures::stream::iter(first).chain(live).take_until(stop);
+    let stream = first.chain(live).take_until(stop);
     Ok(Sse::new(stream).keep_alive(
         KeepAlive::new()
             .interval(Duration::from_secs(15))
