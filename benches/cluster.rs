@@ -43,6 +43,7 @@ fn ask(ns: &str, secs: u64) -> NewRequest {
         reason: "bench".into(),
         ticket: None,
         credentials: Credentials::Identity,
+        extends: None,
     }
 }
 

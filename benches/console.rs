@@ -44,6 +44,7 @@ fn request(i: usize, now: DateTime<Utc>) -> AccessRequest {
         reason: format!("INC-{i}: load test request number {i} with a realistic reason length"),
         ticket: Some(format!("INC-{i}")),
         credentials: Credentials::Identity,
+        extends: None,
         status: Status::default(),
         malformed: None,
     }

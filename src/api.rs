@@ -13,11 +13,23 @@ use crate::domain::{AccessRequest, RoleKind};
 
 /// A request as the API and `portcullis get -o json` show it.
 pub fn request_json(r: &AccessRequest) -> Value {
+    let mut spec = wire::spec_json(
+        &r.requester,
+        &r.role,
+        &r.namespaces,
+        r.duration,
+        &r.reason,
+        r.ticket.as_deref(),
+        r.credentials,
+    );
+    if let Some(of) = &r.extends {
+        spec["extends"] = json!(of);
+    }
     json!({
         "name": r.name,
         "cluster": r.cluster,
         "createdAt": r.created_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-        "spec": wire::spec_json(&r.requester, &r.role, &r.namespaces, r.duration, &r.reason, r.ticket.as_deref(), r.credentials),
+        "spec": spec,
         "status": wire::status_json(r),
         "invalid": r.validate(&Default::default()).err().map(|e| e.to_string()),
     })
@@ -239,11 +251,14 @@ mod tests {
             reason: "INC-1".into(),
             ticket: Some("INC-1".into()),
             credentials: Credentials::Token,
+            extends: None,
         }
         .into_request(
             "alice-payments-x".into(),
             DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
         );
+        let mut r = r;
+        r.status.phase = Some(crate::domain::Phase::Pending);
         let back = request_from_json(&request_json(&r));
         assert_eq!(back, r);
     }

@@ -53,6 +53,11 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", global = true)]
     pub token_file: Option<std::path::PathBuf>,
 
+    /// Rego policies (a directory): advisory in a direct-mode console,
+    /// enforced by `serve --demo`; the server takes its own from its config.
+    #[arg(long, value_name = "DIR", global = true)]
+    pub policy: Option<std::path::PathBuf>,
+
     /// A CA certificate (PEM) that signed the server's certificate: trusted
     /// with --backend, and the webhook's caBundle with `crds --webhook`.
     #[arg(long, value_name = "FILE", global = true)]
@@ -159,6 +164,11 @@ pub enum Command {
         #[arg(long, value_name = "IMAGE")]
         server_image: Option<String>,
     },
+    /// Rego policies: check, evaluate one input, run their tests.
+    Policy {
+        #[command(subcommand)]
+        action: PolicyAction,
+    },
     /// The Portcullis server: one authority for identity, decisions and expiry.
     Serve {
         /// Serve the embedded demo world (loopback only; a demo person's
@@ -169,6 +179,20 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyAction {
+    /// Parse and compile every policy file (errors name file and line).
+    Check { dir: std::path::PathBuf },
+    /// Print the decision for one input document (JSON or YAML).
+    Eval {
+        dir: std::path::PathBuf,
+        #[arg(long, value_name = "FILE")]
+        input: std::path::PathBuf,
+    },
+    /// Run every `test_` rule (like `opa test`); fails if any is not true.
+    Test { dir: std::path::PathBuf },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

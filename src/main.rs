@@ -17,6 +17,14 @@ use portcullis::ui::Theme;
 
 fn main() -> ExitCode {
     let started = Instant::now();
+    // `portcullis get requests | head` ends quietly when head has enough,
+    // as other command-line tools do (Rust ignores SIGPIPE by default).
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of one signal at start-up,
+    // before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     // One TLS crypto provider for every client and server in the process.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
@@ -125,6 +133,7 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     match &cli.command {
         Some(Command::Completions { .. }) => unreachable!("handled above"),
+        Some(Command::Policy { action }) => policy_verb(action),
         Some(Command::Crds {
             webhook,
             server_image,
@@ -230,6 +239,50 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
     }
 }
 
+/// `portcullis policy check|eval|test DIR`.
+fn policy_verb(action: &portcullis::cli::PolicyAction) -> anyhow::Result<()> {
+    use portcullis::cli::PolicyAction;
+    use portcullis::policy::Policy;
+    match action {
+        PolicyAction::Check { dir } => {
+            let p = Policy::load(dir)?;
+            println!(
+                "{}: {} file(s) load and compile; {} test rule(s)",
+                dir.display(),
+                p.files.len(),
+                p.tests.len()
+            );
+            Ok(())
+        }
+        PolicyAction::Eval { dir, input } => {
+            let p = Policy::load(dir)?;
+            let text = std::fs::read_to_string(input)
+                .with_context(|| format!("cannot read {}", input.display()))?;
+            let value: serde_json::Value = serde_yaml_ng::from_str(&text)
+                .with_context(|| format!("{} is not JSON or YAML", input.display()))?;
+            let decision = p.evaluate(&value)?;
+            println!("{}", serde_json::to_string_pretty(&decision)?);
+            Ok(())
+        }
+        PolicyAction::Test { dir } => {
+            let p = Policy::load(dir)?;
+            let outcomes = p.run_tests();
+            let failed = outcomes.iter().filter(|t| t.outcome.is_err()).count();
+            for t in &outcomes {
+                match &t.outcome {
+                    Ok(()) => println!("PASS {}", t.name),
+                    Err(why) => println!("FAIL {} ({}): {why}", t.name, t.file.display()),
+                }
+            }
+            println!("{} passed, {failed} failed", outcomes.len() - failed);
+            if failed > 0 {
+                bail!("{failed} policy test(s) failed");
+            }
+            Ok(())
+        }
+    }
+}
+
 /// The bearer token for the server: --token-file, else $PORTCULLIS_TOKEN,
 /// else the current kubeconfig context's token.
 fn server_token(cli: &Cli) -> anyhow::Result<String> {
@@ -282,6 +335,8 @@ async fn connect_server(
 async fn serve(cli: &Cli, demo: bool, listen: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
     use portcullis::server::authority::{Authority, DemoAuthority, KubeAuthority};
     use portcullis::server::{config::ServerConfig, webhook::Webhook, Server};
+    let mut policy_dir = cli.policy.clone();
+    let mut labels = std::collections::BTreeMap::new();
     let (authority, access, listen, tls, webhook): (Arc<dyn Authority>, _, _, _, _) = if demo {
         let listen = listen.unwrap_or_else(|| {
             portcullis::server::config::DEFAULT_LISTEN
@@ -290,6 +345,14 @@ async fn serve(cli: &Cli, demo: bool, listen: Option<std::net::SocketAddr>) -> a
         });
         if !listen.ip().is_loopback() {
             bail!("--demo serves on loopback only (its tokens are people's names)");
+        }
+        // The demo's clusters, as a policy sees them.
+        for c in portcullis::backend::demo::org::CLUSTERS {
+            let env = c.split('-').next().unwrap_or_default();
+            labels.insert(
+                c.to_string(),
+                std::collections::BTreeMap::from([("env".to_string(), env.to_string())]),
+            );
         }
         let world = Arc::new(DemoBackend::live(DemoConfig::default()));
         let authority = DemoAuthority::new(world);
@@ -300,6 +363,14 @@ async fn serve(cli: &Cli, demo: bool, listen: Option<std::net::SocketAddr>) -> a
             bail!("portcullis serve needs --config FILE (see README \"The server\"), or --demo");
         };
         let config = ServerConfig::load(path)?;
+        if config.policy.is_some() {
+            policy_dir = config.policy.clone();
+        }
+        labels = config
+            .clusters
+            .iter()
+            .map(|c| (c.name.clone(), c.labels.clone()))
+            .collect();
         let authority = KubeAuthority::connect(&config).await?;
         let access = authority.access().clone();
         let webhook = config.webhook.then(|| Webhook {
@@ -315,7 +386,15 @@ async fn serve(cli: &Cli, demo: bool, listen: Option<std::net::SocketAddr>) -> a
         )
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let server = Server::start(authority, access, webhook);
+    let policy = match &policy_dir {
+        Some(dir) => {
+            let store = portcullis::policy::PolicyStore::open(dir)?;
+            let _watch = store.watch();
+            Some(store)
+        }
+        None => None,
+    };
+    let server = Server::start_with_policy(authority, access, webhook, policy, labels);
     portcullis::server::serve(
         server,
         listen,

@@ -224,6 +224,7 @@ pub async fn run(
                     CredentialsArg::Identity => Credentials::Identity,
                     CredentialsArg::Token => Credentials::Token,
                 },
+                extends: None,
             };
             // Refuse what can never be approved before it reaches anyone.
             new.clone()

@@ -40,6 +40,7 @@ fn ask(user: &str, groups: &[&str], role: &str, ns: &[&str], minutes: u64) -> Ne
         reason: "INC-1 payments stuck".into(),
         ticket: Some("INC-1".into()),
         credentials: Credentials::Identity,
+        extends: None,
     }
 }
 

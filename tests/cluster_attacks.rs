@@ -28,6 +28,7 @@ fn ask(user: &str, role: &str, ns: &[&str], minutes: u64) -> NewRequest {
         reason: "INC-9 investigate".into(),
         ticket: None,
         credentials: Credentials::Identity,
+        extends: None,
     }
 }
 

@@ -30,6 +30,7 @@ fn ask(role: &str, ns: &str) -> NewRequest {
         reason: "INC-9".into(),
         ticket: None,
         credentials: Credentials::Identity,
+        extends: None,
     }
 }
 

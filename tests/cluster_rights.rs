@@ -41,6 +41,7 @@ fn ask(role: &str, ns: &str) -> NewRequest {
         reason: "INC-3 rights".into(),
         ticket: None,
         credentials: Credentials::Identity,
+        extends: None,
     }
 }
 

@@ -80,6 +80,7 @@ async fn token_mode_end_to_end() {
             reason: "INC-5 token please".into(),
             ticket: None,
             credentials: Credentials::Token,
+            extends: None,
         })
         .await
         .unwrap();

@@ -56,6 +56,7 @@ async fn approve_with_changes_grants_shorter_and_narrower() {
             reason: "INC-1 two namespaces".into(),
             ticket: None,
             credentials: Credentials::Identity,
+            extends: None,
         })
         .await
         .unwrap();

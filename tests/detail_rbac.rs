@@ -25,6 +25,7 @@ fn request(cluster: &str, requester: Subject, role: &str, namespaces: &[&str]) -
         reason: "INC-1 checking the diff".into(),
         ticket: None,
         credentials: Credentials::Identity,
+        extends: None,
     }
 }
 

@@ -163,6 +163,7 @@ fn new_hostile() -> NewRequest {
         ),
         ticket: Some("\x1b[8mINC\x07".into()),
         credentials: Credentials::Identity,
+        extends: None,
     }
 }
 

@@ -98,6 +98,7 @@ mod tests {
             reason: "INC-4411 stuck".into(),
             ticket: Some("INC-4411".into()),
             credentials: Credentials::Identity,
+            extends: None,
             status: Status::default(),
             malformed: None,
         }

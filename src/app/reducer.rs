@@ -983,6 +983,7 @@ mod tests {
             reason: "INC-1".into(),
             ticket: None,
             credentials: Credentials::Identity,
+            extends: None,
             status: Status::default(),
             malformed: None,
         }

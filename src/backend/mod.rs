@@ -98,6 +98,9 @@ pub struct NewRequest {
     pub reason: String,
     pub ticket: Option<String>,
     pub credentials: Credentials,
+    /// Asks to extend this live grant (same cluster): approved, it is a
+    /// grant of its own that starts when approved.
+    pub extends: Option<String>,
 }
 
 impl NewRequest {
@@ -114,6 +117,7 @@ impl NewRequest {
             reason: self.reason,
             ticket: self.ticket,
             credentials: self.credentials,
+            extends: self.extends,
             status: Default::default(),
             malformed: None,
         }

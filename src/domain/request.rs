@@ -138,6 +138,18 @@ pub struct Approval {
     pub reason: Option<String>,
 }
 
+/// One approver's word on a request (a request may need several).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Review {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub verdict: Verdict,
+    /// What this approver would grant: at most what was asked.
+    pub duration: Option<Duration>,
+    pub namespaces: Vec<String>,
+    pub reason: Option<String>,
+}
+
 /// A binding a grant created (kept in the status so revocation deletes
 /// exactly those and nothing else).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,6 +175,8 @@ pub struct Status {
     pub revoke_reason: Option<String>,
     pub message: Option<String>,
     pub bindings: Vec<BindingRef>,
+    /// Approvals so far, while more are needed (kept after the grant).
+    pub reviews: Vec<Review>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,6 +195,8 @@ pub struct AccessRequest {
     pub reason: String,
     pub ticket: Option<String>,
     pub credentials: Credentials,
+    /// The live grant this request asks to extend, if any.
+    pub extends: Option<String>,
     pub status: Status,
     /// Why the stored object could not be read as a request (wrong types,
     /// missing fields): such a request is invalid and can only be denied.
@@ -273,6 +289,10 @@ pub enum PhaseError {
     Invalid(ValidationError),
     #[error("{0} has waited longer than the approval timeout ({1}): it expires, ask again")]
     TimedOut(String, String),
+    #[error("you ({0}) already approved this: it needs someone else's approval too")]
+    AlreadyReviewed(String),
+    #[error("the approvals so far share no namespace with yours: grant at least one they granted")]
+    NoCommonNamespace,
 }
 
 pub(crate) fn is_dns_label(s: &str) -> bool {
@@ -459,6 +479,78 @@ impl AccessRequest {
         Ok(())
     }
 
+    /// Records one approver's approval. When `required` distinct approvers
+    /// (never the requester; the same approver twice counts once) have
+    /// approved, the request is granted — with the narrowest namespaces
+    /// and the shortest duration any of them gave — and this returns true.
+    pub fn review(
+        &mut self,
+        approval: Approval,
+        required: usize,
+        limits: &ValidationLimits,
+    ) -> Result<bool, PhaseError> {
+        self.check_approval(&approval, limits)?;
+        if self
+            .status
+            .reviews
+            .iter()
+            .any(|r| r.by == approval.by && r.verdict == Verdict::Approved)
+        {
+            return Err(PhaseError::AlreadyReviewed(approval.by));
+        }
+        let mut reviews = self.status.reviews.clone();
+        reviews.push(Review {
+            by: approval.by.clone(),
+            at: approval.at,
+            verdict: Verdict::Approved,
+            duration: Some(approval.duration),
+            namespaces: approval.namespaces.clone(),
+            reason: approval.reason.clone(),
+        });
+        let approvals: Vec<&Review> = reviews
+            .iter()
+            .filter(|r| r.verdict == Verdict::Approved && r.by != self.requester.user)
+            .collect();
+        if approvals.len() < required.max(1) {
+            self.status.reviews = reviews;
+            return Ok(false);
+        }
+        let duration = approvals
+            .iter()
+            .filter_map(|r| r.duration)
+            .min()
+            .unwrap_or(approval.duration);
+        let namespaces: Vec<String> = self
+            .namespaces
+            .iter()
+            .filter(|ns| approvals.iter().all(|r| r.namespaces.contains(ns)))
+            .cloned()
+            .collect();
+        if namespaces.is_empty() && !self.namespaces.is_empty() {
+            return Err(PhaseError::NoCommonNamespace);
+        }
+        self.approve(
+            Approval {
+                duration,
+                namespaces,
+                ..approval
+            },
+            limits,
+        )?;
+        self.status.reviews = reviews;
+        Ok(true)
+    }
+
+    /// Distinct approvers so far.
+    pub fn approvals(&self) -> Vec<&str> {
+        self.status
+            .reviews
+            .iter()
+            .filter(|r| r.verdict == Verdict::Approved)
+            .map(|r| r.by.as_str())
+            .collect()
+    }
+
     /// Pending → Denied, with a required reason. Invalid requests can be denied.
     pub fn deny(&mut self, by: &str, at: DateTime<Utc>, reason: &str) -> Result<(), PhaseError> {
         self.require_pending("denied")?;
@@ -579,6 +671,7 @@ mod tests {
             reason: "INC-1 payments stuck".into(),
             ticket: Some("INC-1".into()),
             credentials: Credentials::Identity,
+            extends: None,
             status: Status::default(),
             malformed: None,
         }
@@ -753,6 +846,48 @@ mod tests {
         );
         r.namespaces = vec!["Bad_NS\x1b".into()];
         assert!(matches!(r.validate(&l), Err(ValidationError::BadName(n)) if !n.contains('\x1b')));
+    }
+
+    #[test]
+    fn two_approvers_grant_the_narrowest_and_shortest() {
+        let l = ValidationLimits::default();
+        let mut r = req();
+        assert_eq!(
+            r.review(approval("bob", 20, &["payments", "orders"]), 2, &l),
+            Ok(false)
+        );
+        assert_eq!(r.phase(), Phase::Pending);
+        assert_eq!(
+            r.review(approval("bob", 20, &["payments"]), 2, &l),
+            Err(PhaseError::AlreadyReviewed("bob".into())),
+            "the same approver twice counts once"
+        );
+        assert_eq!(
+            r.review(approval("alice", 20, &["payments"]), 2, &l),
+            Err(PhaseError::SelfApproval("alice".into())),
+            "the requester never counts"
+        );
+        assert_eq!(
+            r.review(approval("carol", 10, &["payments"]), 2, &l),
+            Ok(true)
+        );
+        assert_eq!(r.phase(), Phase::Active);
+        assert_eq!(r.granted_namespaces(), ["payments".to_string()]);
+        assert_eq!(r.status.expires_at, Some(t(60 + 600)), "the shortest: 10m");
+        assert_eq!(r.approvals(), ["bob", "carol"]);
+    }
+
+    #[test]
+    fn approvals_with_nothing_in_common_grant_nothing() {
+        let l = ValidationLimits::default();
+        let mut r = req();
+        r.review(approval("bob", 20, &["orders"]), 2, &l).unwrap();
+        assert_eq!(
+            r.review(approval("carol", 20, &["payments"]), 2, &l),
+            Err(PhaseError::NoCommonNamespace)
+        );
+        assert_eq!(r.phase(), Phase::Pending);
+        assert_eq!(r.approvals(), ["bob"]);
     }
 
     #[test]

@@ -57,11 +57,13 @@ pub trait Authority: Send + Sync + 'static {
         caller: &Subject,
         new: NewRequest,
     ) -> Result<AccessRequest, BackendError>;
+    /// One approval; `required` distinct approvals grant (the policy's).
     async fn approve(
         &self,
         caller: &Subject,
         key: &RequestKey,
         spec: ApproveSpec,
+        required: usize,
     ) -> Result<AccessRequest, BackendError>;
     async fn deny(
         &self,
@@ -229,7 +231,6 @@ impl Authority for DemoAuthority {
         caller: &Subject,
         new: NewRequest,
     ) -> Result<AccessRequest, BackendError> {
-        self.access.require_requester(caller)?;
         let new = as_caller(caller, new);
         self.act(caller, |w, _| w.create(new))
     }
@@ -238,9 +239,9 @@ impl Authority for DemoAuthority {
         caller: &Subject,
         key: &RequestKey,
         spec: ApproveSpec,
+        required: usize,
     ) -> Result<AccessRequest, BackendError> {
-        self.access.require_approver(caller, "approve")?;
-        self.act(caller, |w, me| w.approve(key, me, spec))
+        self.act(caller, |w, me| w.review(key, me, spec, required))
     }
     async fn deny(
         &self,
@@ -248,7 +249,6 @@ impl Authority for DemoAuthority {
         key: &RequestKey,
         reason: &str,
     ) -> Result<AccessRequest, BackendError> {
-        self.access.require_approver(caller, "deny")?;
         self.act(caller, |w, me| w.deny(key, me, reason))
     }
     async fn shorten(
@@ -257,7 +257,6 @@ impl Authority for DemoAuthority {
         key: &RequestKey,
         new_end: DateTime<Utc>,
     ) -> Result<AccessRequest, BackendError> {
-        self.access.require_approver(caller, "shorten")?;
         self.act(caller, |w, _| w.shorten(key, new_end))
     }
     async fn revoke(
@@ -266,7 +265,6 @@ impl Authority for DemoAuthority {
         key: &RequestKey,
         reason: &str,
     ) -> Result<AccessRequest, BackendError> {
-        self.access.require_approver(caller, "revoke")?;
         self.act(caller, |w, me| w.revoke(key, me, reason))
     }
     async fn withdraw(
@@ -480,7 +478,6 @@ impl Authority for KubeAuthority {
         caller: &Subject,
         new: NewRequest,
     ) -> Result<AccessRequest, BackendError> {
-        self.access.require_requester(caller)?;
         let new = as_caller(caller, new);
         let key = RequestKey {
             cluster: new.cluster.clone(),
@@ -506,6 +503,9 @@ impl Authority for KubeAuthority {
             new.ticket.as_deref(),
             new.credentials,
         );
+        if let Some(of) = &new.extends {
+            spec["extends"] = json!(of);
+        }
         spec["cluster"] = json!(new.cluster);
         let prefix: String = format!(
             "{}-{}-",
@@ -541,10 +541,10 @@ impl Authority for KubeAuthority {
         caller: &Subject,
         key: &RequestKey,
         spec: ApproveSpec,
+        required: usize,
     ) -> Result<AccessRequest, BackendError> {
-        self.access.require_approver(caller, "approve")?;
         self.stored(key).await?;
-        grant::approve(&self.site(key)?, &acting(caller), &key.name, spec).await
+        grant::review(&self.site(key)?, &acting(caller), &key.name, spec, required).await
     }
 
     async fn deny(
@@ -553,7 +553,6 @@ impl Authority for KubeAuthority {
         key: &RequestKey,
         reason: &str,
     ) -> Result<AccessRequest, BackendError> {
-        self.access.require_approver(caller, "deny")?;
         self.stored(key).await?;
         grant::deny(&self.site(key)?, &acting(caller), &key.name, reason).await
     }
@@ -564,7 +563,6 @@ impl Authority for KubeAuthority {
         key: &RequestKey,
         new_end: DateTime<Utc>,
     ) -> Result<AccessRequest, BackendError> {
-        self.access.require_approver(caller, "shorten")?;
         self.stored(key).await?;
         grant::shorten(&self.site(key)?, &acting(caller), &key.name, new_end).await
     }
@@ -575,7 +573,6 @@ impl Authority for KubeAuthority {
         key: &RequestKey,
         reason: &str,
     ) -> Result<AccessRequest, BackendError> {
-        self.access.require_approver(caller, "revoke")?;
         self.stored(key).await?;
         grant::revoke(&self.site(key)?, &acting(caller), &key.name, reason).await
     }

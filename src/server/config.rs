@@ -16,6 +16,9 @@
 //! max_duration = "4h"
 //! approval_timeout = "24h"
 //! grantable = ["ClusterRole/edit", "ClusterRole/view", "Role/payments/deployer"]
+//! labels = { env = "prod" }              # input.request.cluster_labels
+//!
+//! policy = "/etc/portcullis/policies"   # Rego policies, enforced (optional)
 //!
 //! [webhook]
 //! enabled = true                         # serve /validate (needs TLS)
@@ -51,6 +54,9 @@ pub struct ClusterFile {
     pub approval_timeout: Option<String>,
     #[serde(default)]
     pub grantable: Vec<String>,
+    /// What the policy sees as `input.request.cluster_labels`.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -79,6 +85,8 @@ pub struct ServerFile {
     pub clusters: BTreeMap<String, ClusterFile>,
     #[serde(default)]
     pub webhook: WebhookFile,
+    /// A directory of Rego policies (and their data), enforced.
+    pub policy: Option<PathBuf>,
 }
 
 /// Who a rule names: `user:NAME` or `group:NAME`.
@@ -112,6 +120,7 @@ pub struct ClusterConfig {
     /// Kubeconfig context; None = in-cluster config.
     pub context: Option<String>,
     pub settings: ClusterSettings,
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -125,6 +134,7 @@ pub struct ServerConfig {
     pub clusters: Vec<ClusterConfig>,
     pub webhook: bool,
     pub privileged: Vec<String>,
+    pub policy: Option<PathBuf>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7443";
@@ -210,6 +220,7 @@ impl ServerConfig {
                     grantable: (!grantable.is_empty()).then_some(grantable),
                     from_cluster: false,
                 },
+                labels: c.labels,
                 name,
             });
         }
@@ -227,6 +238,7 @@ impl ServerConfig {
             clusters,
             webhook: file.webhook.enabled,
             privileged: file.webhook.privileged,
+            policy: file.policy,
         })
     }
 }

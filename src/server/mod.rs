@@ -32,13 +32,19 @@ use crate::api::{self, ApiError, ApproveBody, CreateBody, ReasonBody, ShortenBod
 use crate::backend::{ApproveSpec, NewRequest, RequestKey};
 use crate::domain::rbac::engine::{analyze, GrantRequest};
 use crate::domain::rbac::Inventory;
-use crate::domain::{duration, Credentials, RoleRef, Subject};
+use crate::domain::{duration, AccessRequest, Credentials, RoleRef, Subject};
+use crate::policy::{Decision, PolicyStore};
 use authority::{Access, AuthError, Authority};
+use std::collections::BTreeMap;
 use stream::Hub;
 
 pub struct Server {
     pub authority: Arc<dyn Authority>,
     pub access: Access,
+    /// The policy in force (None: none configured).
+    pub policy: Option<Arc<PolicyStore>>,
+    /// Each cluster's labels, as the policy sees them.
+    pub labels: BTreeMap<String, BTreeMap<String, String>>,
     pub hub: Hub,
     pub metrics: metrics::Metrics,
     pub webhook: Option<webhook::Webhook>,
@@ -55,6 +61,16 @@ impl Server {
         access: Access,
         webhook: Option<webhook::Webhook>,
     ) -> Shared {
+        Self::start_with_policy(authority, access, webhook, None, BTreeMap::new())
+    }
+
+    pub fn start_with_policy(
+        authority: Arc<dyn Authority>,
+        access: Access,
+        webhook: Option<webhook::Webhook>,
+        policy: Option<Arc<PolicyStore>>,
+        labels: BTreeMap<String, BTreeMap<String, String>>,
+    ) -> Shared {
         // Unique per process start: another replica's (or an earlier
         // run's) ids never resume here.
         let nanos = std::time::SystemTime::now()
@@ -65,6 +81,8 @@ impl Server {
         let server = Arc::new(Server {
             authority: authority.clone(),
             access,
+            policy,
+            labels,
             hub: Hub::new(epoch),
             metrics: metrics::Metrics::default(),
             webhook,
@@ -76,11 +94,58 @@ impl Server {
             while let Some(first) = events.recv().await {
                 let batch = crate::runtime::drain(first, &mut events);
                 let Some(server) = me.upgrade() else { break };
-                let observed = server.hub.ingest(batch, server.authority.now());
+                let now = server.authority.now();
+                let observed = server.hub.ingest_with(batch, now, |r| {
+                    // Decided once per change, and only while it matters.
+                    (r.phase() == crate::domain::Phase::Pending)
+                        .then(|| server.decide(r).ok().flatten())
+                        .flatten()
+                        .and_then(|d| serde_json::to_value(d).ok())
+                });
                 server.metrics.observe(&observed);
             }
         });
         server
+    }
+
+    /// The policy's decision on `req` (None: no policy configured).
+    pub fn decide(&self, req: &AccessRequest) -> Result<Option<Decision>, ApiError> {
+        let Some(policy) = self.policy.as_ref().and_then(|p| p.current()) else {
+            return Ok(None);
+        };
+        let inventory = self.hub.inventory_of(&req.cluster);
+        let analysis = inventory.as_ref().and_then(|inv| {
+            analyze(
+                inv,
+                GrantRequest {
+                    subject: &req.requester,
+                    role: &req.role,
+                    namespaces: req.granted_namespaces(),
+                },
+            )
+            .ok()
+        });
+        let now = self.authority.now();
+        let extension = req.extends.as_ref().and_then(|of| {
+            let live = self.hub.request(&RequestKey {
+                cluster: req.cluster.clone(),
+                name: of.clone(),
+            })?;
+            let used = (now - live.status.granted_at?).num_seconds().max(0) as u64;
+            Some((of.clone(), used))
+        });
+        let labels = self.labels.get(&req.cluster).cloned().unwrap_or_default();
+        let input = crate::policy::policy_input(
+            req,
+            analysis.as_ref(),
+            &labels,
+            now,
+            extension.as_ref().map(|(of, used)| (of.as_str(), *used)),
+        );
+        policy
+            .evaluate(&input)
+            .map(Some)
+            .map_err(|e| ApiError::new(503, "Unavailable", e.to_string()))
     }
 
     pub fn router(self: &Arc<Self>) -> Router {
@@ -153,7 +218,12 @@ async fn readyz(State(s): State<Shared>) -> Response {
         )
             .into_response();
     }
-    (StatusCode::OK, "ok").into_response()
+    // A policy that failed to reload keeps the previous one in force: ready,
+    // and says so.
+    match s.policy.as_ref().and_then(|p| p.last_error()) {
+        Some(why) => (StatusCode::OK, format!("ok; {why}")).into_response(),
+        None => (StatusCode::OK, "ok").into_response(),
+    }
 }
 
 async fn metrics_text(State(s): State<Shared>) -> Response {
@@ -339,10 +409,54 @@ async fn create(
                 .into())
             }
         },
+        extends: None,
     };
+    s.access
+        .require_requester(&who)
+        .map_err(|e| ApiError::from_backend(&e))?;
+    // The policy first: a refused request is never stored.
+    let probe = NewRequest {
+        requester: Subject {
+            user: who.user.clone(),
+            groups: who
+                .groups
+                .iter()
+                .filter(|g| *g != "system:authenticated")
+                .cloned()
+                .collect(),
+        },
+        ..new.clone()
+    }
+    .into_request("new".into(), s.authority.now());
+    let decision = s.decide(&probe)?;
+    if let Some(d) = decision.as_ref().filter(|d| !d.allowed()) {
+        s.metrics.refused("policy");
+        return Err(ApiError::new(
+            422,
+            "Invalid",
+            format!("refused by policy: {}", d.deny.join("; ")),
+        )
+        .into());
+    }
     let made = s.authority.create(&who, new).await;
     s.metrics.decided("create", made.is_ok());
-    let made = made.map_err(|e| ApiError::from_backend(&e))?;
+    let mut made = made.map_err(|e| ApiError::from_backend(&e))?;
+    // Approved by the policy itself: granted at once, as asked, recorded
+    // as approved by `policy:RULE`.
+    if let Some(rule) = decision.and_then(|d| d.auto_approve) {
+        let by = Subject::new(format!("policy:{rule}"), &[]);
+        let spec = ApproveSpec {
+            duration: made.duration,
+            namespaces: made.namespaces.clone(),
+            reason: Some(format!("approved by policy rule {rule}")),
+        };
+        let granted = s
+            .authority
+            .approve(&by, &RequestKey::of(&made), spec, 1)
+            .await;
+        s.metrics.decided("auto-approve", granted.is_ok());
+        made = granted.map_err(|e| ApiError::from_backend(&e))?;
+    }
     Ok((StatusCode::CREATED, Json(api::request_json(&made))))
 }
 
@@ -355,6 +469,11 @@ async fn act(
     let who = caller(&s, &headers).await?;
     let k = key(cluster, name);
     let a = &s.authority;
+    if matches!(action.as_str(), "approve" | "deny" | "shorten" | "revoke") {
+        s.access
+            .require_approver(&who, &action)
+            .map_err(|e| ApiError::from_backend(&e))?;
+    }
     let result = match action.as_str() {
         "approve" => {
             let b: ApproveBody = body(&raw)?;
@@ -372,12 +491,29 @@ async fn act(
                     )
                 }
             };
+            // The policy decides who may approve, how many must, and how
+            // long a grant may last.
+            let asked = current(&s, &k).await?;
+            let decision = s.decide(&asked)?.unwrap_or_default();
+            if let Err(why) = decision.may_approve(&who) {
+                s.metrics.refused("policy");
+                return Err(ApiError::new(
+                    403,
+                    "Forbidden",
+                    format!("you ({}) may not approve {k}: {why}", who.user),
+                )
+                .into());
+            }
+            let duration = match decision.max_duration {
+                Some(max) => duration.min(max),
+                None => duration,
+            };
             let spec = ApproveSpec {
                 duration,
                 namespaces,
                 reason: b.reason,
             };
-            a.approve(&who, &k, spec).await
+            a.approve(&who, &k, spec, decision.approvals_required).await
         }
         "deny" => {
             let b: ReasonBody = body(&raw)?;

@@ -36,6 +36,8 @@ struct State {
     buffer: VecDeque<Arc<Frame>>,
     requests: BTreeMap<RequestKey, (AccessRequest, Arc<str>)>,
     inventories: BTreeMap<String, Value>,
+    /// The same inventories as the engine reads them.
+    parsed: BTreeMap<String, Arc<crate::domain::rbac::Inventory>>,
     clusters: BTreeMap<String, Option<String>>,
     limits: BTreeMap<String, Value>,
     /// Whether the authority's first full list of requests has arrived.
@@ -84,6 +86,17 @@ impl Hub {
 
     /// Takes a batch of the authority's events; returns what metrics count.
     pub fn ingest(&self, batch: Vec<BackendEvent>, now: DateTime<Utc>) -> Observed {
+        self.ingest_with(batch, now, |_| None)
+    }
+
+    /// As [`Self::ingest`], attaching to each request the JSON `verdict`
+    /// returns for it (the policy's decision, computed once per change).
+    pub fn ingest_with(
+        &self,
+        batch: Vec<BackendEvent>,
+        now: DateTime<Utc>,
+        verdict: impl Fn(&AccessRequest) -> Option<Value>,
+    ) -> Observed {
         let mut observed = Observed::default();
         let mut st = self.lock();
         for e in batch {
@@ -98,7 +111,11 @@ impl Hub {
                                 .push((now - end).num_milliseconds() as f64 / 1000.0);
                         }
                     }
-                    let data: Arc<str> = api::request_json(&r).to_string().into();
+                    let mut v = api::request_json(&r);
+                    if let Some(p) = verdict(&r) {
+                        v["policy"] = p;
+                    }
+                    let data: Arc<str> = v.to_string().into();
                     st.requests.insert(key, (*r, data.clone()));
                     (events::UPSERT, data)
                 }
@@ -109,6 +126,7 @@ impl Hub {
                 BackendEvent::Inventory { cluster, inventory } => {
                     let v = serde_json::to_value(inventory.as_ref()).unwrap_or(Value::Null);
                     let data = json!({"cluster": cluster, "inventory": v}).to_string();
+                    st.parsed.insert(cluster.clone(), inventory);
                     st.inventories.insert(cluster, v);
                     (events::INVENTORY, data.into())
                 }
@@ -184,6 +202,16 @@ impl Hub {
 
     pub fn inventory(&self, cluster: &str) -> Option<Value> {
         self.lock().inventories.get(cluster).cloned()
+    }
+
+    /// A cluster's inventory as the engine reads it.
+    pub fn inventory_of(&self, cluster: &str) -> Option<Arc<crate::domain::rbac::Inventory>> {
+        self.lock().parsed.get(cluster).cloned()
+    }
+
+    /// The JSON the stream holds for a request (with its verdict).
+    pub fn request_value(&self, key: &RequestKey) -> Option<Arc<str>> {
+        self.lock().requests.get(key).map(|(_, v)| v.clone())
     }
 
     pub fn limits(&self, cluster: &str) -> Option<Value> {
@@ -293,6 +321,7 @@ mod tests {
             reason: "x".into(),
             ticket: None,
             credentials: Credentials::Identity,
+            extends: None,
         }
         .into_request(name.into(), Utc::now())
     }

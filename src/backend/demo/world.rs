@@ -194,6 +194,7 @@ impl DemoWorld {
             } else {
                 Credentials::Identity
             },
+            extends: None,
             status: Status::default(),
             malformed: None,
         }
@@ -397,8 +398,19 @@ impl DemoWorld {
         by: &str,
         spec: ApproveSpec,
     ) -> Result<AccessRequest, BackendError> {
+        self.review(key, by, spec, 1)
+    }
+
+    /// One approval of `required` (see [`AccessRequest::review`]).
+    pub fn review(
+        &mut self,
+        key: &RequestKey,
+        by: &str,
+        spec: ApproveSpec,
+        required: usize,
+    ) -> Result<AccessRequest, BackendError> {
         self.change(key, |r, now, limits| {
-            r.approve(
+            r.review(
                 Approval {
                     by: by.into(),
                     at: now,
@@ -406,8 +418,10 @@ impl DemoWorld {
                     namespaces: spec.namespaces,
                     reason: spec.reason,
                 },
+                required,
                 limits,
             )
+            .map(|_| ())
         })
     }
 

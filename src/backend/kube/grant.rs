@@ -271,6 +271,19 @@ pub async fn approve(
     name: &str,
     spec: ApproveSpec,
 ) -> Result<AccessRequest, BackendError> {
+    review(site, actor, name, spec, 1).await
+}
+
+/// One approval of the `required` distinct approvals (never the
+/// requester's): recorded in the status; the last one grants, with the
+/// narrowest scope and the shortest duration any approver gave.
+pub async fn review(
+    site: &Site<'_>,
+    actor: &Identity,
+    name: &str,
+    spec: ApproveSpec,
+    required: usize,
+) -> Result<AccessRequest, BackendError> {
     refuse_unverified(actor, "approve")?;
     let settings = limits(site).await?;
     let asked = fetch(site, Caller::Approver, name).await?;
@@ -279,7 +292,7 @@ pub async fn approve(
         .map_err(BackendError::Invalid)?;
     site.store.clock.ensure_fresh(&site.target.client).await;
     let mut req = asked.req.clone();
-    req.approve(
+    let granted = req.review(
         Approval {
             by: actor.user.clone(),
             at: site.store.clock.now(),
@@ -287,8 +300,17 @@ pub async fn approve(
             namespaces: spec.namespaces,
             reason: spec.reason,
         },
+        required,
         &settings.limits,
     )?;
+    if !granted {
+        // Not enough approvals yet: record this one, nothing is bound.
+        return match write_status(site, &req, asked.resource_version()).await {
+            Ok(done) => Ok(done.req),
+            Err(WriteError::Conflict | WriteError::Gone) => Err(lost_race(site, name).await),
+            Err(e) => Err(write_err(site, Caller::Approver, e)),
+        };
+    }
     let uid = asked.uid().to_string();
     let plan = objects::grant_plan(&req, &uid, &actor.user);
     objects::create_all(&site.target.client, &plan, &uid, true, &mut Vec::new())

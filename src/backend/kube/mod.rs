@@ -315,7 +315,7 @@ impl AccessBackend for KubeBackend {
                 .map(String::as_str)
                 .unwrap_or("cluster")
         );
-        let spec = wire::spec_json(
+        let mut spec = wire::spec_json(
             &new.requester,
             &new.role,
             &new.namespaces,
@@ -324,6 +324,9 @@ impl AccessBackend for KubeBackend {
             new.ticket.as_deref(),
             new.credentials,
         );
+        if let Some(of) = &new.extends {
+            spec["extends"] = json!(of);
+        }
         let obj: DynamicObject = serde_json::from_value(json!({
             "apiVersion": wire::API_VERSION, "kind": wire::KIND,
             "metadata": {"generateName": prefix},

@@ -728,6 +728,7 @@ mod tests {
             reason: "x".into(),
             ticket: None,
             credentials: Credentials::Identity,
+            extends: None,
         }
         .into_request("g".into(), Utc::now());
         r.status.phase = Some(phase);

@@ -203,6 +203,43 @@ pub fn request_from_json(cluster: &str, obj: &Value) -> AccessRequest {
             .collect(),
         _ => Vec::new(),
     };
+    let reviews = match r.at("status.reviews") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|v| {
+                Some(crate::domain::request::Review {
+                    by: v.get("by")?.as_str()?.to_string(),
+                    at: v
+                        .get("at")
+                        .and_then(Value::as_str)
+                        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                        .map(|t| t.with_timezone(&Utc))
+                        .unwrap_or_default(),
+                    verdict: match v.get("verdict").and_then(Value::as_str) {
+                        Some("Denied") => Verdict::Denied,
+                        _ => Verdict::Approved,
+                    },
+                    duration: v
+                        .get("duration")
+                        .and_then(Value::as_str)
+                        .and_then(|d| duration::parse(d).ok()),
+                    namespaces: v
+                        .get("namespaces")
+                        .and_then(Value::as_array)
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .map(str::to_string)
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    reason: v.get("reason").and_then(Value::as_str).map(str::to_string),
+                })
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let extends = r.string("spec.extends", false);
     let status = Status {
         phase,
         decision,
@@ -215,6 +252,7 @@ pub fn request_from_json(cluster: &str, obj: &Value) -> AccessRequest {
         revoke_reason: r.string("status.revokeReason", false),
         message: r.string("status.message", false),
         bindings,
+        reviews,
     };
     AccessRequest {
         name,
@@ -230,6 +268,7 @@ pub fn request_from_json(cluster: &str, obj: &Value) -> AccessRequest {
         reason,
         ticket,
         credentials,
+        extends,
         status,
         malformed: (!r.defects.is_empty()).then(|| r.defects.join("; ")),
     }
@@ -297,6 +336,21 @@ pub fn status_json(req: &AccessRequest) -> Value {
     m.insert("revokedBy".into(), json!(s.revoked_by));
     m.insert("revokeReason".into(), json!(s.revoke_reason));
     m.insert("message".into(), json!(s.message));
+    m.insert(
+        "reviews".into(),
+        json!(s
+            .reviews
+            .iter()
+            .map(|r| json!({
+                "by": r.by,
+                "at": time(r.at),
+                "verdict": match r.verdict { Verdict::Approved => "Approved", Verdict::Denied => "Denied" },
+                "duration": r.duration.map(duration::format),
+                "namespaces": r.namespaces,
+                "reason": r.reason,
+            }))
+            .collect::<Vec<_>>()),
+    );
     m.insert(
         "bindings".into(),
         json!(s
