@@ -126,6 +126,11 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
     let _log_guard = init_logging();
 
     let groups = file.groups.clone().unwrap_or_default();
+    // A policy the console evaluates itself: advisory (the server enforces).
+    let policy = match &cli.policy {
+        Some(dir) => Some(Arc::new(portcullis::policy::Policy::load(dir)?)),
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -173,16 +178,16 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
                 }));
                 let _simulator = demo.spawn_simulator();
                 tracing::info!(seed, ?rate, "starting the demo");
-                console(demo, app_config, &theme, started).await
+                console(demo, app_config, &theme, started, policy).await
             })
         }
         None => runtime.block_on(async move {
             if let Some(url) = &cli.backend {
                 let http = connect_server(&cli, url).await?;
-                return console(Arc::new(http), app_config, &theme, started).await;
+                return console(Arc::new(http), app_config, &theme, started, policy).await;
             }
             let kube = KubeBackend::connect(&cli.contexts, cli.all_contexts).await?;
-            console(Arc::new(kube), app_config, &theme, started).await
+            console(Arc::new(kube), app_config, &theme, started, policy).await
         }),
         Some(Command::Reaper) => runtime.block_on(async move {
             use portcullis::backend::kube::reaper;
@@ -418,13 +423,15 @@ async fn console(
     app_config: portcullis::app::state::AppConfig,
     theme: &Theme,
     started: Instant,
+    policy: Option<Arc<portcullis::policy::Policy>>,
 ) -> anyhow::Result<()> {
     if !std::io::stdout().is_terminal() {
         bail!("the console needs a terminal: run it in one (stdout is not a TTY)");
     }
     let info = backend.info();
-    let state =
+    let mut state =
         AppState::new(app_config, info.approver.clone(), info.kind, backend.now()).trust(&info);
+    state.policy = policy;
     // ratatui::init installs a panic hook that restores the terminal
     // before the panic message prints; the guard covers every other exit.
     let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;

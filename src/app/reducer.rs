@@ -175,6 +175,9 @@ fn apply_event(state: &mut AppState, event: BackendEvent) {
             state.backend_error = error;
         }
         BackendEvent::Synced => {}
+        BackendEvent::Verdict { key, decision } => {
+            state.verdicts.insert(key, std::sync::Arc::new(*decision));
+        }
     }
 }
 
@@ -188,6 +191,10 @@ fn on_finished(
         Ok(req) => {
             let name = inert(&req.name, 64).into_owned();
             let text = match kind {
+                OpKind::Approve if req.phase() == crate::domain::Phase::Pending => format!(
+                    "Your approval of {name} is recorded ({} so far): it needs more before anything is granted",
+                    req.approvals().len()
+                ),
                 OpKind::Approve => format!(
                     "Approved {name}: {} {} for {} (until {})",
                     req.role.kind,
@@ -470,6 +477,20 @@ fn on_normal_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
 /// Checks that the selection may be approved by this approver; flashes why not.
 fn approvable(state: &mut AppState) -> Option<AccessRequest> {
     if readonly_refusal(state, "approving") {
+        return None;
+    }
+    // The server's policy is enforced: say why before the round trip. A
+    // console's own (advisory) verdict is shown, not enforced.
+    let verdict = state.verdict_of(&state.selected_key().cloned());
+    if let Some(Err(why)) = verdict
+        .filter(|(_, advisory)| !advisory)
+        .map(|(d, _)| d.may_approve(&state.approver))
+    {
+        let text = format!(
+            "the policy does not let you approve this: {}",
+            inert(&why, 300)
+        );
+        state.flash(FlashLevel::Error, text);
         return None;
     }
     if let Some(note) = &state.identity_note {

@@ -215,6 +215,9 @@ pub struct Detail {
     /// Direct mode: the requester's claimed groups, and how many of the
     /// new permissions they would already hold if the claim were true.
     pub claimed: Option<(Vec<String>, usize)>,
+    /// The policy's decision and whether it is only advisory (a console's
+    /// own evaluation in direct mode) rather than the server's.
+    pub verdict: Option<(Arc<crate::policy::Decision>, bool)>,
     /// The new permissions grouped for display, computed once per selection.
     pub diff: Vec<DiffGroup>,
     /// The requester's other live grants, soonest end first.
@@ -370,6 +373,10 @@ pub struct AppState {
     /// Why the backend (the Portcullis server) cannot be reached, while it
     /// cannot: shown in the header; the console keeps what it has.
     pub backend_error: Option<String>,
+    /// The server's policy decisions (enforced), by request.
+    pub verdicts: HashMap<RequestKey, Arc<crate::policy::Decision>>,
+    /// A policy this console evaluates itself (direct mode: advisory).
+    pub policy: Option<Arc<crate::policy::Policy>>,
     summary_cache: HashMap<SummaryKey, Summary>,
     /// Request keys by requester, for the requester context in the detail
     /// pane without scanning every request each frame.
@@ -411,6 +418,8 @@ impl AppState {
             requester_groups_verified: true,
             cluster_limits: BTreeMap::new(),
             backend_error: None,
+            verdicts: HashMap::new(),
+            policy: None,
             summary_cache: HashMap::new(),
             by_user: HashMap::new(),
             live_ends: Vec::new(),
@@ -664,6 +673,25 @@ impl AppState {
             (Some(_), None) => Err("no RBAC inventory for this cluster yet".into()),
             (None, _) => Err("gone".into()),
         };
+        let verdict = self.entries.get(&key).and_then(|e| {
+            if let Some(d) = self.verdicts.get(&key) {
+                return Some((d.clone(), false));
+            }
+            let policy = self.policy.as_ref()?;
+            let labels: BTreeMap<String, String> = if self.is_production(&key.cluster) {
+                BTreeMap::from([("env".to_string(), "prod".to_string())])
+            } else {
+                BTreeMap::new()
+            };
+            let input = crate::policy::policy_input(
+                &e.req,
+                analysis.as_ref().ok().map(|a| a.as_ref()),
+                &labels,
+                self.now,
+                None,
+            );
+            policy.evaluate(&input).ok().map(|d| (Arc::new(d), true))
+        });
         let claimed = match (
             self.entries.get(&key),
             self.inventories.get(&key.cluster),
@@ -688,6 +716,7 @@ impl AppState {
             requester,
             analysis,
             claimed,
+            verdict,
             diff,
             live,
             past,
@@ -728,6 +757,22 @@ impl AppState {
                 groups: Vec::new(),
             })
         }
+    }
+
+    /// The policy's verdict on a request, if one is known: the server's
+    /// (enforced) or, for the selected request, this console's (advisory).
+    pub fn verdict_of(
+        &self,
+        key: &Option<RequestKey>,
+    ) -> Option<(Arc<crate::policy::Decision>, bool)> {
+        let key = key.as_ref()?;
+        if let Some(d) = self.verdicts.get(key) {
+            return Some((d.clone(), false));
+        }
+        self.detail
+            .as_ref()
+            .filter(|d| d.key == *key)
+            .and_then(|d| d.verdict.clone())
     }
 
     /// The limits of `cluster`: what it reported, else the config's.

@@ -77,6 +77,11 @@ pub enum BackendEvent {
     },
     /// Every request there is has been reported (a full list completed).
     Synced,
+    /// What the server's policy decided about a request (enforced).
+    Verdict {
+        key: RequestKey,
+        decision: Box<crate::policy::Decision>,
+    },
 }
 
 /// What an approver grants: at most what was asked.

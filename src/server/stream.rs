@@ -151,7 +151,7 @@ impl Hub {
                         .to_string()
                         .into(),
                 ),
-                BackendEvent::Connection { .. } => continue,
+                BackendEvent::Connection { .. } | BackendEvent::Verdict { .. } => continue,
                 BackendEvent::Synced => {
                     st.primed = true;
                     continue;

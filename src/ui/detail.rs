@@ -206,6 +206,13 @@ fn lines<'a>(state: &'a AppState, entry: &'a Entry, theme: &Theme, width: u16) -
         out.push(kv(theme, "Creds", "Token: a per-grant ServiceAccount"));
     }
     out.push(status_line(state, entry, theme));
+    policy_lines(
+        state,
+        entry,
+        detail.and_then(|d| d.verdict.as_ref()),
+        theme,
+        &mut out,
+    );
     // After a revoke or expiry the cluster backend records what the
     // apiserver said about the ended grant: auditors read it here.
     if matches!(r.phase(), Phase::Revoked | Phase::Expired) && r.status.decision.is_some() {
@@ -374,6 +381,86 @@ fn status_line<'a>(state: &AppState, entry: &Entry, theme: &Theme) -> Line<'a> {
         Span::styled(format!("{:<10}", "Status"), theme.label),
         Span::styled(text, theme.notice),
     ])
+}
+
+/// The policy's verdict and why (marked advisory when only this console
+/// evaluated it), and the approvals so far against those needed.
+fn policy_lines<'a>(
+    state: &AppState,
+    entry: &Entry,
+    verdict: Option<&(std::sync::Arc<crate::policy::Decision>, bool)>,
+    theme: &Theme,
+    out: &mut Vec<Line<'a>>,
+) {
+    let r = &entry.req;
+    let approvals = r.approvals();
+    if let Some((d, advisory)) = verdict {
+        let tag = if *advisory { " (advisory)" } else { "" };
+        let style = if d.allowed() {
+            theme.value
+        } else {
+            theme.error
+        };
+        out.push(Line::from(vec![
+            Span::styled(format!("{:<10}", "Policy"), theme.label),
+            Span::styled(format!("{}{tag}", inert(&d.summary(), 300)), style),
+        ]));
+        for m in &d.messages {
+            out.push(Line::from(Span::styled(
+                format!("          {}", inert(m, 300)),
+                theme.dim,
+            )));
+        }
+        if r.phase() == crate::domain::Phase::Pending && d.allowed() {
+            let may: Vec<String> = d
+                .approvers
+                .iter()
+                .map(|a| inert(&a.describe(), 64).into_owned())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let who = if may.is_empty() {
+                String::new()
+            } else {
+                format!("; may approve: {}", may.join(", "))
+            };
+            let mine = match d.may_approve(&state.approver) {
+                Ok(()) => String::new(),
+                Err(_) => " — not you".into(),
+            };
+            out.push(kv(
+                theme,
+                "Approvals",
+                format!(
+                    "{} of {}{}{who}{mine}",
+                    approvals.len(),
+                    d.approvals_required,
+                    if approvals.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            ": {}",
+                            approvals
+                                .iter()
+                                .map(|a| inert(a, 32).into_owned())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    }
+                ),
+            ));
+        }
+    } else if !approvals.is_empty() && r.phase() == crate::domain::Phase::Pending {
+        out.push(kv(
+            theme,
+            "Approvals",
+            format!(
+                "{} so far: {}",
+                approvals.len(),
+                inert(&approvals.join(", "), 200)
+            ),
+        ));
+    }
 }
 
 /// New permissions grouped by scope, then resource, with verbs and the worst risk.

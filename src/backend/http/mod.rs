@@ -204,8 +204,18 @@ fn translate(event: &str, data: &str, seen: &mut Seen) -> Vec<BackendEvent> {
             if let Some(s) = &mut seen.snapshot {
                 s.insert(k.clone());
             }
-            seen.known.insert(k);
-            vec![BackendEvent::Upsert(Box::new(r))]
+            seen.known.insert(k.clone());
+            let mut out = vec![BackendEvent::Upsert(Box::new(r))];
+            // The server's policy decision travels with the request.
+            if let Ok(decision) =
+                serde_json::from_value::<crate::policy::Decision>(v["policy"].clone())
+            {
+                out.push(BackendEvent::Verdict {
+                    key: k,
+                    decision: Box::new(decision),
+                });
+            }
+            out
         }
         events::REMOVED => {
             let k = key(&v);
