@@ -27,7 +27,8 @@ deny contains "a ticket is required on production clusters" if {
 # ---- two approvers for critical diffs -----------------------------------
 default approvals_required := 1
 
-approvals_required := 2 if input.diff.worst == "critical"
+# "unknown": the diff could not be computed; judge it as the worst.
+approvals_required := 2 if input.diff.worst in {"critical", "unknown"}
 
 messages contains "critical: needs two distinct approvers (never the requester)" if {
 	input.diff.worst == "critical"

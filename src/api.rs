@@ -69,6 +69,10 @@ pub struct CreateBody {
     /// `Identity` (default) or `Token`.
     #[serde(default)]
     pub credentials: Option<String>,
+    /// The caller's live grant this asks to extend (same cluster, role,
+    /// and no more namespaces).
+    #[serde(default)]
+    pub extends: Option<String>,
 }
 
 impl CreateBody {

@@ -83,17 +83,24 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Ask for access: `request --role edit --cluster-role -n payments --for 30m --reason "INC-1 …"`.
+    /// Ask for access: `request --role edit --cluster-role -n payments --for 30m --reason "INC-1 …"`,
+    /// or more time on a live grant: `request --extend NAME --for 30m --reason …`.
     Request {
         /// The role to be granted.
-        #[arg(long)]
-        role: String,
+        #[arg(long, required_unless_present = "extend")]
+        role: Option<String>,
         /// The role is a ClusterRole (otherwise a namespaced Role).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "extend")]
         cluster_role: bool,
         /// Namespace (repeatable); none = cluster-wide (ClusterRole only).
+        /// With --extend: fewer namespaces than the live grant has.
         #[arg(short = 'n', long = "namespace", value_name = "NS")]
         namespaces: Vec<String>,
+        /// Ask to extend your live grant NAME: the same role and namespaces
+        /// (or fewer), approved like any request; once approved it runs
+        /// for --for from its approval.
+        #[arg(long, value_name = "NAME", conflicts_with_all = ["role", "credentials"])]
+        extend: Option<String>,
         /// How long once granted, e.g. 30m.
         #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
         duration: Duration,

@@ -162,6 +162,9 @@ pub async fn run(
         | Command::Revoke { name, .. }
         | Command::Withdraw { name }
         | Command::Login { name } => Some(name.as_str()),
+        Command::Request {
+            extend: Some(name), ..
+        } => Some(name.as_str()),
         _ => None,
     };
     let cluster = match command {
@@ -187,6 +190,7 @@ pub async fn run(
             ticket,
             groups,
             credentials,
+            extend,
         } => {
             // The apiserver's (or the server's) word for who asks; only an
             // unverified identity falls back to the groups given here.
@@ -204,33 +208,65 @@ pub async fn run(
             } else {
                 groups.clone()
             };
-            let role = if *cluster_role {
-                RoleRef::cluster_role(role)
-            } else {
-                RoleRef::role(role)
+            let requester = Subject {
+                user: me.user.clone(),
+                groups,
             };
-            let new = NewRequest {
-                cluster: cluster.clone(),
-                requester: Subject {
-                    user: me.user.clone(),
-                    groups,
+            let live = match extend {
+                Some(of) => Some(get(of).await?),
+                None => None,
+            };
+            let new = match (&live, role) {
+                // An extension asks for what the live grant holds (or less).
+                (Some(live), _) => NewRequest {
+                    cluster: cluster.clone(),
+                    requester,
+                    role: live.role.clone(),
+                    namespaces: if namespaces.is_empty() {
+                        live.granted_namespaces().to_vec()
+                    } else {
+                        namespaces.clone()
+                    },
+                    duration: *duration,
+                    reason: reason.clone(),
+                    ticket: ticket.clone().or_else(|| live.ticket.clone()),
+                    credentials: live.credentials,
+                    extends: Some(live.name.clone()),
                 },
-                role,
-                namespaces: namespaces.clone(),
-                duration: *duration,
-                reason: reason.clone(),
-                ticket: ticket.clone(),
-                credentials: match credentials {
-                    CredentialsArg::Identity => Credentials::Identity,
-                    CredentialsArg::Token => Credentials::Token,
+                (None, Some(role)) => NewRequest {
+                    cluster: cluster.clone(),
+                    requester,
+                    role: if *cluster_role {
+                        RoleRef::cluster_role(role)
+                    } else {
+                        RoleRef::role(role)
+                    },
+                    namespaces: namespaces.clone(),
+                    duration: *duration,
+                    reason: reason.clone(),
+                    ticket: ticket.clone(),
+                    credentials: match credentials {
+                        CredentialsArg::Identity => Credentials::Identity,
+                        CredentialsArg::Token => Credentials::Token,
+                    },
+                    extends: None,
                 },
-                extends: None,
+                (None, None) => {
+                    return Err(BackendError::Invalid(
+                        "name a role (--role) or a grant to extend (--extend)".into(),
+                    ))
+                }
             };
             // Refuse what can never be approved before it reaches anyone.
-            new.clone()
-                .into_request("new".into(), Utc::now())
+            let draft = new.clone().into_request("new".into(), Utc::now());
+            draft
                 .validate(&backend.limits(&cluster).await)
                 .map_err(|e| BackendError::Invalid(e.to_string()))?;
+            if let Some(live) = &live {
+                draft
+                    .check_extends(live)
+                    .map_err(|e| BackendError::Invalid(e.to_string()))?;
+            }
             let made = backend.create(new).await?;
             Ok(format!("{}\n", made.name))
         }

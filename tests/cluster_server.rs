@@ -722,3 +722,222 @@ async fn the_webhook_refuses_direct_mode_attacks() {
     );
     assert_eq!(code, 403, "a live grant is not deleted by hand: {text}");
 }
+
+/// The shipped example policies (with this cluster's data) as the
+/// server's policy: refused requests, two approvers for critical diffs,
+/// on-call self-service, approvers by team, a broken policy kept out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_enforces_the_policy() {
+    let cp = ControlPlane::start();
+    let admin = install_server(&cp).await;
+    let dir = cp.dir.join("policies");
+    std::fs::create_dir_all(&dir).unwrap();
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    for f in ["portcullis.rego", "portcullis_test.rego"] {
+        std::fs::copy(shipped.join(f), dir.join(f)).unwrap();
+    }
+    std::fs::write(
+        dir.join("data.json"),
+        r#"{"limits": {"c1": 3600}, "teams": {"payments": "payments-team"}}"#,
+    )
+    .unwrap();
+    // dev may approve as far as the server's config goes; the policy
+    // narrows it to the owning team and on-call.
+    let extra = format!(
+        "policy = \"{}\"\napprovers = [\"group:oncall\", \"group:dev\"]\n",
+        dir.display()
+    );
+    let path = cp.dir.join("policy-server.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"hub = "server"
+{extra}
+[clusters.c1]
+context = "c1"
+labels = {{ env = "prod" }}
+[clusters.c2]
+context = "c2"
+labels = {{ env = "staging" }}
+"#
+        ),
+    )
+    .unwrap();
+    let s = serve(&cp, &path, "http");
+
+    // A ticketless request on prod: refused, with the policy's reason.
+    let mut ticketless = ask("c1", "view", &["orders"], "30m");
+    let (code, e) = curl(
+        &s.url,
+        Some("alice"),
+        "POST",
+        "/v1/requests",
+        Some(&ticketless),
+    );
+    assert_eq!(code, 422, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("a ticket is required on production clusters"),
+        "{e}"
+    );
+    ticketless["ticket"] = json!("INC-7");
+    assert_eq!(
+        curl(
+            &s.url,
+            Some("alice"),
+            "POST",
+            "/v1/requests",
+            Some(&ticketless)
+        )
+        .0,
+        201
+    );
+    // Longer than the cluster allows (data.limits.c1 = 1h): refused.
+    let mut long = ask("c1", "view", &["orders"], "2h");
+    long["ticket"] = json!("INC-7");
+    let (code, e) = curl(&s.url, Some("alice"), "POST", "/v1/requests", Some(&long));
+    assert_eq!(code, 422, "{e}");
+
+    // A critical diff (edit reads Secrets) needs two distinct approvers;
+    // the requester never counts; the same approver twice counts once.
+    let (_, crit) = curl(
+        &s.url,
+        Some("alice"),
+        "POST",
+        "/v1/requests",
+        Some(&ask("c2", "edit", &["payments"], "30m")),
+    );
+    let crit_path = format!("/v1/requests/c2/{}", crit["name"].as_str().unwrap());
+    let (code, one) = curl(
+        &s.url,
+        Some("bob"),
+        "POST",
+        &format!("{crit_path}/approve"),
+        Some(&json!({})),
+    );
+    assert_eq!(code, 200, "{one}");
+    assert_eq!(
+        one["status"]["phase"], "Pending",
+        "one approval is not enough: {one} (created: {crit})"
+    );
+    assert_eq!(one["status"]["reviews"][0]["by"], "bob");
+    assert!(!can_i(&admin, "alice", "list", "", "pods", Some("payments")).await);
+    let (code, again) = curl(
+        &s.url,
+        Some("bob"),
+        "POST",
+        &format!("{crit_path}/approve"),
+        Some(&json!({})),
+    );
+    assert!(code >= 400, "bob twice: {again}");
+    assert!(
+        again["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already approved"),
+        "{again}"
+    );
+    let (code, own) = curl(
+        &s.url,
+        Some("alice"),
+        "POST",
+        &format!("{crit_path}/approve"),
+        Some(&json!({})),
+    );
+    assert!(code == 403, "{own}");
+    // mallory (dev) passes the server's list, not the policy's.
+    let (code, e) = curl(
+        &s.url,
+        Some("mallory"),
+        "POST",
+        &format!("{crit_path}/approve"),
+        Some(&json!({})),
+    );
+    assert_eq!(code, 403, "{e}");
+    let why = e["error"]["message"].as_str().unwrap();
+    assert!(
+        why.contains("team-owns-namespace") && why.contains("oncall-approves-anything"),
+        "{e}"
+    );
+    let (code, two) = curl(
+        &s.url,
+        Some("carol"),
+        "POST",
+        &format!("{crit_path}/approve"),
+        Some(&json!({})),
+    );
+    assert_eq!(code, 200, "{two}");
+    assert_eq!(two["status"]["phase"], "Active");
+    assert!(can_i(&admin, "alice", "list", "", "pods", Some("payments")).await);
+
+    // On-call reads for a short while approve themselves, end on time.
+    let (code, selfserve) = curl(
+        &s.url,
+        Some("bob"),
+        "POST",
+        "/v1/requests",
+        Some(&ask("c2", "view", &["orders"], "20s")),
+    );
+    assert_eq!(code, 201, "{selfserve}");
+    assert_eq!(selfserve["status"]["phase"], "Active");
+    assert_eq!(
+        selfserve["status"]["decision"]["by"],
+        "policy:oncall-read-self-service"
+    );
+    assert!(can_i(&admin, "bob", "list", "", "pods", Some("orders")).await);
+    let sp = format!("/v1/requests/c2/{}", selfserve["name"].as_str().unwrap());
+    wait_for("the self-served grant to end on time", 60, || async {
+        curl(&s.url, Some("bob"), "GET", &sp, None).1["status"]["phase"] == "Expired"
+    })
+    .await;
+    assert!(!can_i(&admin, "bob", "list", "", "pods", Some("orders")).await);
+
+    // The verdict travels with the request: the console reads it.
+    let (_, pending) = curl(
+        &s.url,
+        Some("alice"),
+        "POST",
+        "/v1/requests",
+        Some(&ask("c2", "edit", &["payments"], "30m")),
+    );
+    let (_, shown) = curl(
+        &s.url,
+        Some("bob"),
+        "GET",
+        "/v1/requests?phase=Pending",
+        None,
+    );
+    let mine = shown["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == pending["name"])
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(mine["policy"]["approvalsRequired"], 2, "{mine}");
+
+    // A broken policy file is refused; the previous policy stays in force.
+    std::fs::write(
+        dir.join("broken.rego"),
+        "package portcullis\n\ndeny contains x if {\n",
+    )
+    .unwrap();
+    wait_for("the failed reload to be reported", 30, || async {
+        let out = Command::new("curl")
+            .args(["-s", &format!("{}/readyz", s.url)])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains("did not load")
+    })
+    .await;
+    let mut again = ask("c1", "view", &["orders"], "30m");
+    let (code, e) = curl(&s.url, Some("alice"), "POST", "/v1/requests", Some(&again));
+    assert_eq!(code, 422, "the old policy still refuses: {e}");
+    again["ticket"] = json!("INC-8");
+    assert_eq!(
+        curl(&s.url, Some("alice"), "POST", "/v1/requests", Some(&again)).0,
+        201
+    );
+}

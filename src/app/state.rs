@@ -683,12 +683,22 @@ impl AppState {
             } else {
                 BTreeMap::new()
             };
+            let extension = e.req.extends.as_ref().and_then(|of| {
+                let live = self.entries.get(&RequestKey {
+                    cluster: key.cluster.clone(),
+                    name: of.clone(),
+                })?;
+                let used = (self.now - live.req.status.granted_at?)
+                    .num_seconds()
+                    .max(0) as u64;
+                Some((of.as_str(), used))
+            });
             let input = crate::policy::policy_input(
                 &e.req,
                 analysis.as_ref().ok().map(|a| a.as_ref()),
                 &labels,
                 self.now,
-                None,
+                extension,
             );
             policy.evaluate(&input).ok().map(|d| (Arc::new(d), true))
         });

@@ -9,7 +9,7 @@ pub mod risk;
 pub mod sanitize;
 
 pub use request::{
-    AccessRequest, Credentials, Decision, Phase, PhaseError, RoleKind, RoleRef, Subject,
-    ValidationError, ValidationLimits, Verdict,
+    AccessRequest, Credentials, Decision, ExtensionError, Phase, PhaseError, RoleKind, RoleRef,
+    Subject, ValidationError, ValidationLimits, Verdict,
 };
 pub use risk::Severity;

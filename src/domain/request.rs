@@ -649,6 +649,63 @@ impl AccessRequest {
             _ => &self.namespaces,
         }
     }
+
+    /// Whether this request may extend `live`: the same person on the same
+    /// cluster asking for the same role over no more than `live` grants,
+    /// while `live` is still a live grant.
+    ///
+    /// An approved extension is a grant of its own: its clock starts at its
+    /// approval and runs for its own duration, so an approver sees exactly
+    /// until when they grant; `live` still ends when it was due to (the
+    /// two overlap, they do not add up). Nothing about `live` changes, so a
+    /// grant is never kept open by editing it.
+    pub fn check_extends(&self, live: &AccessRequest) -> Result<(), ExtensionError> {
+        if live.cluster != self.cluster {
+            return Err(ExtensionError::OtherCluster(live.name.clone()));
+        }
+        if live.phase() != Phase::Active {
+            return Err(ExtensionError::NotLive(live.name.clone(), live.phase()));
+        }
+        if live.requester.user != self.requester.user {
+            return Err(ExtensionError::OtherRequester(
+                live.name.clone(),
+                live.requester.user.clone(),
+            ));
+        }
+        if live.role != self.role {
+            return Err(ExtensionError::OtherRole(live.name.clone()));
+        }
+        let granted = live.granted_namespaces();
+        if !granted.is_empty() {
+            if self.namespaces.is_empty() {
+                return Err(ExtensionError::Wider(
+                    live.name.clone(),
+                    "cluster-wide".into(),
+                ));
+            }
+            if let Some(ns) = self.namespaces.iter().find(|n| !granted.contains(n)) {
+                return Err(ExtensionError::Wider(live.name.clone(), ns.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a request cannot extend the grant it names.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ExtensionError {
+    #[error("{0} is {1}: only a live grant can be extended")]
+    NotLive(String, Phase),
+    #[error("{0} is {1}'s grant: only its requester can ask to extend it")]
+    OtherRequester(String, String),
+    #[error("{0} is a grant on another cluster")]
+    OtherCluster(String),
+    #[error("an extension asks for the same role as {0}")]
+    OtherRole(String),
+    #[error("an extension asks for no more than {0} grants ({1} is not in it)")]
+    Wider(String, String),
+    #[error("no grant named {0}")]
+    Unknown(String),
 }
 
 #[cfg(test)]
@@ -685,6 +742,58 @@ mod tests {
             namespaces: ns.iter().map(|s| s.to_string()).collect(),
             reason: None,
         }
+    }
+
+    #[test]
+    fn an_extension_asks_for_no_more_than_the_live_grant() {
+        let mut live = req();
+        live.approve(approval("bob", 30, &["payments"]), &Default::default())
+            .unwrap();
+        let mut ext = req();
+        ext.name = "alice-payments-2".into();
+        ext.extends = Some(live.name.clone());
+        ext.namespaces = vec!["payments".into()];
+        assert_eq!(ext.check_extends(&live), Ok(()));
+        // "orders" was asked for but not granted: not in the live grant.
+        ext.namespaces = vec!["payments".into(), "orders".into()];
+        assert_eq!(
+            ext.check_extends(&live),
+            Err(ExtensionError::Wider(live.name.clone(), "orders".into()))
+        );
+        ext.namespaces = vec![];
+        assert!(matches!(
+            ext.check_extends(&live),
+            Err(ExtensionError::Wider(..))
+        ));
+        ext.namespaces = vec!["payments".into()];
+        ext.role = RoleRef::cluster_role("admin");
+        assert!(matches!(
+            ext.check_extends(&live),
+            Err(ExtensionError::OtherRole(_))
+        ));
+        ext.role = live.role.clone();
+        ext.requester = Subject::new("mallory", &["dev"]);
+        assert!(matches!(
+            ext.check_extends(&live),
+            Err(ExtensionError::OtherRequester(_, u)) if u == "alice"
+        ));
+        ext.requester = live.requester.clone();
+        ext.cluster = "staging".into();
+        assert!(matches!(
+            ext.check_extends(&live),
+            Err(ExtensionError::OtherCluster(_))
+        ));
+        ext.cluster = live.cluster.clone();
+        live.revoke("bob", t(120), "done").unwrap();
+        assert!(matches!(
+            ext.check_extends(&live),
+            Err(ExtensionError::NotLive(_, Phase::Revoked))
+        ));
+        // A pending request is not a grant either.
+        assert!(matches!(
+            ext.check_extends(&req()),
+            Err(ExtensionError::NotLive(_, Phase::Pending))
+        ));
     }
 
     #[test]

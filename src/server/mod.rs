@@ -218,6 +218,21 @@ async fn readyz(State(s): State<Shared>) -> Response {
         )
             .into_response();
     }
+    // With a policy, approvals wait for each cluster's RBAC (the diff).
+    if s.policy.is_some() {
+        if let Some(c) = s
+            .authority
+            .clusters()
+            .into_iter()
+            .find(|c| s.hub.inventory_of(c).is_none())
+        {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{c}'s RBAC is not read yet"),
+            )
+                .into_response();
+        }
+    }
     // A policy that failed to reload keeps the previous one in force: ready,
     // and says so.
     match s.policy.as_ref().and_then(|p| p.last_error()) {
@@ -409,11 +424,31 @@ async fn create(
                 .into())
             }
         },
-        extends: None,
+        extends: b.extends.clone(),
     };
     s.access
         .require_requester(&who)
         .map_err(|e| ApiError::from_backend(&e))?;
+    // An extension names the caller's own live grant and asks for no more.
+    if let Some(of) = &b.extends {
+        let key = RequestKey {
+            cluster: new.cluster.clone(),
+            name: of.clone(),
+        };
+        let live = match s.hub.request(&key) {
+            Some(live) => live,
+            None => s.authority.get(&key).await.map_err(|_| {
+                ApiError::field(
+                    "extends",
+                    crate::domain::ExtensionError::Unknown(of.clone()).to_string(),
+                )
+            })?,
+        };
+        new.clone()
+            .into_request("new".into(), s.authority.now())
+            .check_extends(&live)
+            .map_err(|e| ApiError::field("extends", e.to_string()))?;
+    }
     // The policy first: a refused request is never stored.
     let probe = NewRequest {
         requester: Subject {
@@ -494,6 +529,19 @@ async fn act(
             // The policy decides who may approve, how many must, and how
             // long a grant may last.
             let asked = current(&s, &k).await?;
+            // A policy judges the diff: never approve before it can be
+            // computed (right after a start, before the RBAC is read).
+            if s.policy.is_some() && s.hub.inventory_of(&k.cluster).is_none() {
+                return Err(ApiError::new(
+                    503,
+                    "Unavailable",
+                    format!(
+                        "{}'s RBAC is not read yet, so the policy cannot judge {k}: try again in a moment",
+                        k.cluster
+                    ),
+                )
+                .into());
+            }
             let decision = s.decide(&asked)?.unwrap_or_default();
             if let Err(why) = decision.may_approve(&who) {
                 s.metrics.refused("policy");

@@ -97,6 +97,15 @@ impl Hub {
         now: DateTime<Utc>,
         verdict: impl Fn(&AccessRequest) -> Option<Value>,
     ) -> Observed {
+        // Verdicts first, outside the lock: deciding reads the hub too.
+        let mut verdicts: Vec<Option<Value>> = batch
+            .iter()
+            .filter_map(|e| match e {
+                BackendEvent::Upsert(r) => Some(verdict(r)),
+                _ => None,
+            })
+            .collect();
+        verdicts.reverse();
         let mut observed = Observed::default();
         let mut st = self.lock();
         for e in batch {
@@ -112,7 +121,7 @@ impl Hub {
                         }
                     }
                     let mut v = api::request_json(&r);
-                    if let Some(p) = verdict(&r) {
+                    if let Some(p) = verdicts.pop().flatten() {
                         v["policy"] = p;
                     }
                     let data: Arc<str> = v.to_string().into();

@@ -14,6 +14,15 @@
 //!
 //! The server's and the reaper's identities (`webhook.privileged`) carry
 //! out the lifecycle and are let through.
+//!
+//! Reviews are appended one at a time, each in its writer's name, so no
+//! approver forges a second approval. When the server has a policy, the
+//! webhook enforces it on direct-mode writes too ([`policy_rules`]): a
+//! request the policy refuses is never created, an extension names the
+//! requester's own live grant, only the policy's approvers review, a grant
+//! starts only with the policy's number of approvals and never longer than
+//! its maximum. The cluster a review is about is the `cluster` query
+//! parameter of the webhook URL (default: the server's first cluster).
 
 use axum::extract::State;
 use axum::Json;
@@ -22,7 +31,9 @@ use serde_json::{json, Value};
 
 use super::Shared;
 use crate::backend::kube::wire;
-use crate::domain::{AccessRequest, Phase};
+use crate::backend::RequestKey;
+use crate::domain::{AccessRequest, Phase, Subject, Verdict};
+use crate::policy::Decision;
 
 /// How far a decision's time may be from the server's clock.
 pub const CLOCK_TOLERANCE: TimeDelta = TimeDelta::seconds(120);
@@ -104,6 +115,28 @@ pub fn decide(hook: &Webhook, r: &Review, now: DateTime<Utc>) -> Result<(), Stri
                 }
                 return Ok(());
             }
+            // Reviews only grow, one at a time, in the writer's name.
+            let (before, after) = (&old.status.reviews, &new.status.reviews);
+            if after.len() < before.len() || after[..before.len()] != before[..] {
+                return Err("status.reviews only grow: earlier reviews never change".into());
+            }
+            if after.len() > before.len() + 1 {
+                return Err("status.reviews: one review at a time".into());
+            }
+            if let Some(added) = after.get(before.len()) {
+                if added.by != r.user {
+                    return Err(format!(
+                        "status.reviews: a review is by you ({}), not {}",
+                        r.user, added.by
+                    ));
+                }
+                if (added.at - now).abs() > CLOCK_TOLERANCE {
+                    return Err(format!(
+                        "status.reviews: {} is not now by the server's clock ({})",
+                        added.at, now
+                    ));
+                }
+            }
             if new.status.decision != old.status.decision {
                 let d = new
                     .status
@@ -173,8 +206,101 @@ pub fn decide(hook: &Webhook, r: &Review, now: DateTime<Utc>) -> Result<(), Stri
     }
 }
 
+/// The policy's rules on one write, given the policy's `decision` on the
+/// request as it stood before the write (on a create: as asked), and the
+/// live grant an extension names (`live`: looked up by the caller).
+pub fn policy_rules(
+    decision: &Decision,
+    r: &Review,
+    cluster: &str,
+    live: Option<Option<&AccessRequest>>,
+) -> Result<(), String> {
+    let on = |mut req: AccessRequest| {
+        req.cluster = cluster.to_string();
+        req
+    };
+    let new = read(&r.object).map(on);
+    let old = read(&r.old).map(on);
+    match (r.operation.as_str(), r.subresource.as_str()) {
+        ("CREATE", "") => {
+            let new = new.ok_or("no object")?;
+            if !decision.allowed() {
+                return Err(format!("refused by policy: {}", decision.deny.join("; ")));
+            }
+            if let (Some(of), Some(live)) = (&new.extends, live) {
+                let live = live.ok_or_else(|| format!("spec.extends: no grant named {of}"))?;
+                new.check_extends(live)
+                    .map_err(|e| format!("spec.extends: {e}"))?;
+            }
+            Ok(())
+        }
+        ("UPDATE", "status") => {
+            let (new, old) = (new.ok_or("no object")?, old.ok_or("no old object")?);
+            if old.phase() != Phase::Pending {
+                return Ok(());
+            }
+            let writer = Subject {
+                user: r.user.clone(),
+                groups: r.groups.clone(),
+            };
+            let reviewed = new.status.reviews.len() > old.status.reviews.len();
+            let approved = new.phase() == Phase::Active;
+            if reviewed || approved {
+                decision.may_approve(&writer)?;
+            }
+            if approved {
+                let mut by: Vec<&str> = new
+                    .status
+                    .reviews
+                    .iter()
+                    .filter(|v| v.verdict == Verdict::Approved && v.by != new.requester.user)
+                    .map(|v| v.by.as_str())
+                    .collect();
+                if let Some(d) = &new.status.decision {
+                    by.push(&d.by);
+                }
+                by.sort_unstable();
+                by.dedup();
+                if by.len() < decision.approvals_required.max(1) {
+                    return Err(format!(
+                        "policy: {} of {} approvals so far; it needs {} distinct approvers",
+                        by.len(),
+                        decision.approvals_required,
+                        decision.approvals_required
+                    ));
+                }
+                let granted = new
+                    .status
+                    .decision
+                    .as_ref()
+                    .and_then(|d| d.duration)
+                    .unwrap_or_default();
+                if let Some(max) = decision.max_duration {
+                    if granted > max {
+                        return Err(format!(
+                            "policy: at most {} may be granted",
+                            crate::domain::duration::format(max)
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct Target {
+    cluster: Option<String>,
+}
+
 /// `POST /validate`: an AdmissionReview (v1) in, its response out.
-pub async fn validate(State(s): State<Shared>, Json(review): Json<Value>) -> Json<Value> {
+pub async fn validate(
+    State(s): State<Shared>,
+    axum::extract::Query(target): axum::extract::Query<Target>,
+    Json(review): Json<Value>,
+) -> Json<Value> {
     let req = &review["request"];
     let uid = req["uid"].clone();
     let Some(hook) = &s.webhook else {
@@ -204,12 +330,44 @@ pub async fn validate(State(s): State<Shared>, Json(review): Json<Value>) -> Jso
         object: Some(req["object"].clone()).filter(|v| !v.is_null()),
         old: Some(req["oldObject"].clone()).filter(|v| !v.is_null()),
     };
-    let verdict = decide(hook, &r, s.authority.now());
+    let mut verdict = decide(hook, &r, s.authority.now());
+    if verdict.is_ok() && !hook.privileged.contains(&r.user) && s.policy.is_some() {
+        verdict = policy_verdict(&s, &r, target.cluster);
+    }
     if let Err(why) = &verdict {
         s.metrics.refused("webhook");
         tracing::info!(user = %r.user, operation = %r.operation, subresource = %r.subresource, %why, "webhook refused");
     }
     Json(answer(uid, verdict))
+}
+
+/// [`policy_rules`] with the server's decision and its view of live grants.
+fn policy_verdict(s: &Shared, r: &Review, cluster: Option<String>) -> Result<(), String> {
+    let cluster = cluster
+        .or_else(|| s.authority.clusters().into_iter().next())
+        .unwrap_or_default();
+    let subject = match (r.operation.as_str(), r.subresource.as_str()) {
+        ("CREATE", "") => &r.object,
+        ("UPDATE", "status") => &r.old,
+        _ => return Ok(()),
+    };
+    let Some(mut req) = read(subject) else {
+        return Ok(());
+    };
+    req.cluster = cluster.clone();
+    let decision = match s.decide(&req) {
+        Ok(Some(d)) => d,
+        Ok(None) => return Ok(()),
+        // Fail closed: the policy could not be evaluated.
+        Err(e) => return Err(format!("policy: {}", e.message)),
+    };
+    let live = req.extends.as_ref().map(|of| {
+        s.hub.request(&RequestKey {
+            cluster: cluster.clone(),
+            name: of.clone(),
+        })
+    });
+    policy_rules(&decision, r, &cluster, live.as_ref().map(Option::as_ref))
 }
 
 fn answer(uid: Value, verdict: Result<(), String>) -> Value {
@@ -294,6 +452,151 @@ mod tests {
     const HOOK: fn() -> Webhook = || Webhook {
         privileged: vec!["system:serviceaccount:portcullis-system:portcullis-server".into()],
     };
+
+    fn reviewed(by: &[&str]) -> Value {
+        json!({"reviews": by.iter().map(|b| json!({"by": b, "at": "2026-11-27T01:00:00Z",
+            "verdict": "Approved", "duration": "1h", "namespaces": ["payments"]})).collect::<Vec<_>>()})
+    }
+
+    #[test]
+    fn reviews_grow_one_at_a_time_in_the_writers_name() {
+        let pending = obj("alice", Value::Null);
+        let ok = review(
+            "UPDATE",
+            "status",
+            "bob",
+            Some(obj("alice", reviewed(&["bob"]))),
+            Some(pending.clone()),
+        );
+        assert_eq!(decide(&HOOK(), &ok, now()), Ok(()));
+        // bob writes carol's approval: refused.
+        let forged = review(
+            "UPDATE",
+            "status",
+            "bob",
+            Some(obj("alice", reviewed(&["carol"]))),
+            Some(pending.clone()),
+        );
+        let e = decide(&HOOK(), &forged, now()).unwrap_err();
+        assert!(e.contains("by you (bob), not carol"), "{e}");
+        // Two at once, even with one of them his own: refused.
+        let two = review(
+            "UPDATE",
+            "status",
+            "bob",
+            Some(obj("alice", reviewed(&["carol", "bob"]))),
+            Some(pending),
+        );
+        assert!(decide(&HOOK(), &two, now())
+            .unwrap_err()
+            .contains("one review at a time"));
+        // Rewriting an earlier review: refused.
+        let rewrite = review(
+            "UPDATE",
+            "status",
+            "dave",
+            Some(obj("alice", reviewed(&["carol", "dave"]))),
+            Some(obj("alice", reviewed(&["bob"]))),
+        );
+        assert!(decide(&HOOK(), &rewrite, now())
+            .unwrap_err()
+            .contains("earlier reviews never change"));
+    }
+
+    fn policy(required: usize, approvers: &[(&str, &str)]) -> Decision {
+        Decision {
+            approvals_required: required,
+            max_duration: Some(std::time::Duration::from_secs(3600)),
+            approvers: approvers
+                .iter()
+                .map(|(g, rule)| crate::policy::ApproverRule {
+                    user: None,
+                    group: Some(g.to_string()),
+                    rule: rule.to_string(),
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_webhook_enforces_the_policy_in_direct_mode() {
+        let pending = obj("alice", Value::Null);
+        // A request the policy refuses is never created.
+        let refused = Decision {
+            deny: vec!["a ticket is required on prod".into()],
+            ..Default::default()
+        };
+        let create = review("CREATE", "", "alice", Some(pending.clone()), None);
+        let e = policy_rules(&refused, &create, "prod", None).unwrap_err();
+        assert!(e.contains("a ticket is required on prod"), "{e}");
+        assert_eq!(policy_rules(&policy(1, &[]), &create, "prod", None), Ok(()));
+        // Only the listed approvers review (bob is in group dev).
+        let listed = policy(2, &[("sre", "critical-needs-sre")]);
+        let by_bob = review(
+            "UPDATE",
+            "status",
+            "bob",
+            Some(obj("alice", reviewed(&["bob"]))),
+            Some(pending.clone()),
+        );
+        let e = policy_rules(&listed, &by_bob, "prod", None).unwrap_err();
+        assert!(e.contains("critical-needs-sre"), "{e}");
+        // Active with one approval where two are required: refused.
+        let mut by_sre = by_bob.clone();
+        by_sre.groups = vec!["sre".into()];
+        let mut one = obj(
+            "alice",
+            active("bob", "2026-11-27T01:00:00Z", "2026-11-27T02:00:00Z"),
+        );
+        one["status"]["reviews"] = reviewed(&["bob"])["reviews"].clone();
+        by_sre.object = Some(one.clone());
+        let e = policy_rules(&listed, &by_sre, "prod", None).unwrap_err();
+        assert!(e.contains("1 of 2 approvals"), "{e}");
+        // The requester's own review never counts.
+        let mut two = one.clone();
+        two["status"]["reviews"] = reviewed(&["alice", "bob"])["reviews"].clone();
+        by_sre.object = Some(two);
+        by_sre.old = Some(obj("alice", reviewed(&["alice"])));
+        assert!(policy_rules(&listed, &by_sre, "prod", None).is_err());
+        // With carol's earlier review, bob's makes two.
+        let mut enough = one;
+        enough["status"]["reviews"] = reviewed(&["carol", "bob"])["reviews"].clone();
+        by_sre.object = Some(enough.clone());
+        by_sre.old = Some(obj("alice", reviewed(&["carol"])));
+        assert_eq!(policy_rules(&listed, &by_sre, "prod", None), Ok(()));
+        // Longer than the policy's maximum: refused.
+        enough["status"]["decision"]["duration"] = json!("2h");
+        by_sre.object = Some(enough);
+        assert!(policy_rules(&listed, &by_sre, "prod", None)
+            .unwrap_err()
+            .contains("at most 1h"));
+    }
+
+    #[test]
+    fn an_extension_names_the_requesters_own_live_grant() {
+        let mut ext = obj("alice", Value::Null);
+        ext["spec"]["extends"] = json!("alice-1");
+        let create = review("CREATE", "", "alice", Some(ext), None);
+        let allow = policy(1, &[]);
+        let e = policy_rules(&allow, &create, "prod", Some(None)).unwrap_err();
+        assert!(e.contains("no grant named alice-1"), "{e}");
+        let mut live = read(&Some(obj(
+            "alice",
+            active("bob", "2026-11-27T01:00:00Z", "2026-11-27T02:00:00Z"),
+        )))
+        .unwrap();
+        live.cluster = "prod".into();
+        live.name = "alice-1".into();
+        assert_eq!(
+            policy_rules(&allow, &create, "prod", Some(Some(&live))),
+            Ok(())
+        );
+        live.requester.user = "mallory".into();
+        assert!(policy_rules(&allow, &create, "prod", Some(Some(&live)))
+            .unwrap_err()
+            .contains("mallory's grant"));
+    }
 
     #[test]
     fn a_request_names_its_creator() {

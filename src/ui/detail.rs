@@ -198,6 +198,9 @@ fn lines<'a>(state: &'a AppState, entry: &'a Entry, theme: &Theme, width: u16) -
             duration::format(r.duration)
         ),
     ));
+    if let Some(of) = &r.extends {
+        out.push(extension_line(state, r, of, theme));
+    }
     if let Some(t) = &r.ticket {
         out.push(kv(theme, "Ticket", field(t).into_owned()));
     }
@@ -303,6 +306,62 @@ fn standing(a: &Analysis) -> String {
         text.push_str(&format!(" (+{system} built-in system bindings)"));
     }
     text
+}
+
+/// What an extension extends: the live grant with the time already used,
+/// or — when the grant it names is not the requester's live grant — why
+/// it is not (the name is the requester's own text).
+fn extension_line<'a>(
+    state: &AppState,
+    r: &crate::domain::AccessRequest,
+    of: &str,
+    theme: &Theme,
+) -> Line<'a> {
+    let key = crate::backend::RequestKey {
+        cluster: r.cluster.clone(),
+        name: of.to_string(),
+    };
+    let live = state.entries.get(&key).map(|e| &e.req);
+    let checked = match live {
+        Some(live) => r.check_extends(live).map(|()| live),
+        None => Err(crate::domain::ExtensionError::Unknown(of.to_string())),
+    };
+    match checked {
+        Ok(live) => {
+            let used = live
+                .status
+                .granted_at
+                .map(|at| duration::format_chrono(state.now - at))
+                .unwrap_or_default();
+            let asked = live
+                .status
+                .decision
+                .as_ref()
+                .and_then(|d| d.duration)
+                .map(duration::format)
+                .unwrap_or_default();
+            kv(
+                theme,
+                "Extends",
+                format!(
+                    "{}: live, {used} of {asked} used, {} left; approving adds a grant of {} from approval",
+                    inert(of, 63),
+                    duration::format(live.remaining(state.now)),
+                    duration::format(r.duration)
+                ),
+            )
+        }
+        Err(why) => Line::from(vec![
+            Span::styled(format!("{:<10}", "Extends"), theme.label),
+            Span::styled(
+                format!(
+                    "not a live grant of theirs: {}",
+                    inert(&why.to_string(), 200)
+                ),
+                theme.high,
+            ),
+        ]),
+    }
 }
 
 fn status_line<'a>(state: &AppState, entry: &Entry, theme: &Theme) -> Line<'a> {

@@ -105,6 +105,10 @@ fn cell_text<'a>(state: &AppState, e: &'a Entry, title: &str) -> (Cow<'a, str>, 
         "CLUSTER" => (Cow::Borrowed(r.cluster.as_str()), plain),
         "NAMESPACES" => (namespaces(e), plain),
         "ROLE" => (Cow::Borrowed(r.role.name.as_str()), plain),
+        // An extension asks for more time on a live grant: "+30m".
+        "ASKED" if r.extends.is_some() => {
+            (format!("+{}", duration::format(r.duration)).into(), plain)
+        }
         "ASKED" => (duration::format(r.duration).into(), plain),
         "AGE" => (
             duration::format_chrono(state.now - r.created_at).into(),

@@ -373,6 +373,7 @@ impl AccessBackend for HttpBackend {
             "reason": new.reason,
             "ticket": new.ticket,
             "credentials": match new.credentials { Credentials::Identity => "Identity", Credentials::Token => "Token" },
+            "extends": new.extends,
         });
         let v = self
             .send(
