@@ -465,3 +465,184 @@ async fn a_request_decided_elsewhere_leaves_the_dialog_harmless() {
     assert!(h.flash().starts_with("could not approve"), "{}", h.flash());
     assert_ne!(h.phase(&key), Phase::Active);
 }
+
+// ---------------------------------------------------------------------------
+// Issue 11, untrue or lost information: each test failed before its fix.
+
+/// The detail pane of the selection, as text (a tall terminal, so nothing
+/// is scrolled away).
+fn detail(h: &Harness) -> String {
+    let key = h.state.selected_key().expect("a selection").clone();
+    common::boxed(&h.screen(200, 140), &format!(" {} ", key.name))
+}
+
+/// Item 1: "Past" counts from when each request was decided or ended.
+#[tokio::test]
+async fn past_requests_show_time_since_they_ended() {
+    let mut h = Harness::start(3).await;
+    h.press("2").await;
+    h.select(|r| r.requester.user == "bob" && r.role.name == "platform-operator");
+    h.press("rwork done<enter>").await;
+    h.advance_settled(Duration::from_secs(60)).await;
+    h.select(|r| r.requester.user == "bob" && r.phase() == Phase::Active);
+    let text = common::flat(&detail(&h));
+    assert!(
+        text.contains("Revoked platform-operator 1m ago"),
+        "the revoke was a minute ago, not when it was asked:\n{text}"
+    );
+}
+
+/// Item 2: an expired grant was ended by the reaper, not by its approver.
+#[tokio::test]
+async fn expiry_is_said_to_be_the_reapers_not_the_approvers() {
+    let mut h = Harness::start(3).await;
+    h.press("3").await;
+    let key = h.select(|r| r.phase() == Phase::Expired && r.status.decision.is_some());
+    let approver = h.req(&key).status.decision.clone().unwrap().by;
+    let text = common::flat(&detail(&h));
+    assert!(!text.contains(&format!("Expired by {approver}")), "{text}");
+    assert!(text.contains("ended by the reaper"), "{text}");
+    assert!(text.contains(&format!("approved by {approver}")), "{text}");
+    let list = common::boxed(&h.screen(200, 50), " History ");
+    let row = list
+        .lines()
+        .find(|l| l.contains("Expired"))
+        .expect("an expired row");
+    assert!(row.contains("reaper") && !row.contains(&approver), "{row}");
+}
+
+/// Item 3: the bulk confirmation keeps its keys when the reason wraps, and
+/// the outcome names every request.
+#[tokio::test]
+async fn bulk_deny_keeps_its_keys_and_reports_every_request() {
+    let mut h = Harness::start(3).await;
+    h.press("/cluster:prod<enter>g").await;
+    let rows = h.state.list(View::Pending).to_vec();
+    assert_eq!(rows.len(), 6, "six pending on prod in seed 3");
+    for _ in 0..6 {
+        h.press("<space>").await;
+    }
+    assert_eq!(h.state.marks.len(), 6);
+    h.press("dnot during the change freeze: ask again on Monday with a ticket and a named reviewer<enter>")
+        .await;
+    let screen = h.screen(80, 24);
+    assert!(
+        screen.contains("y confirm") && screen.contains("n/esc cancel"),
+        "{screen}"
+    );
+    h.press("y").await;
+    let flash = h.flash();
+    assert!(flash.contains("Denied 6 requests"), "{flash}");
+    for k in &rows {
+        assert!(flash.contains(&k.name), "{} missing from: {flash}", k.name);
+        assert_eq!(h.phase(k), Phase::Denied);
+    }
+}
+
+/// Item 4: error text in a dialog and in the message line wraps, never cut.
+#[tokio::test]
+async fn dialog_and_message_errors_wrap_instead_of_being_cut() {
+    let mut h = Harness::start(3).await;
+    h.press("2").await;
+    h.select(|r| r.role.name == "platform-operator");
+    h.press("s9h<enter>").await;
+    let Mode::Shorten(f) = &h.state.mode else {
+        panic!("{:?}", h.state.mode)
+    };
+    let error = f.error.clone().expect("an error");
+    let text = common::flat(&common::boxed(&h.screen(80, 24), " Shorten "));
+    assert!(text.contains(&common::flat(&error)), "{error}\n---\n{text}");
+    h.press("<esc>").await;
+    h.press(":ctx a-context-name-long-enough-to-need-a-second-line-of-the-message<enter>")
+        .await;
+    let screen = h.screen(80, 24);
+    assert!(screen.contains("(esc to dismiss)"), "{screen}");
+    assert!(common::flat(&screen).contains("dev-sandbox"), "{screen}");
+}
+
+/// Item 5: `/` with a filter active starts over from it, selected.
+#[tokio::test]
+async fn a_new_filter_replaces_the_old_one() {
+    let mut h = Harness::start(3).await;
+    h.press("/risk:high<enter>/user:erin").await;
+    assert_eq!(h.state.filter.text, "user:erin");
+    assert!(h
+        .state
+        .list(View::Pending)
+        .iter()
+        .all(|k| h.req(k).requester.user == "erin"));
+    h.press("<enter>/<esc>").await;
+    assert!(h.state.filter.is_empty(), "esc still clears");
+}
+
+/// Item 6: an unknown filter term is an error naming the valid ones.
+#[tokio::test]
+async fn unknown_filter_terms_are_errors_that_say_the_valid_ones() {
+    let mut h = Harness::start(3).await;
+    let all = h.state.list(View::Pending).len();
+    for (bad, says) in [
+        ("risk:bogus", "use info, medium, high or critical"),
+        ("risk:none", "use info, medium, high or critical"),
+        ("colour:red", "use user:, ns:, risk:, cluster:, role:"),
+    ] {
+        h.press(&format!("/{bad}")).await;
+        let screen = h.screen(120, 40);
+        assert!(screen.contains(says), "{bad}:\n{screen}");
+        h.press("<enter>").await;
+        assert!(
+            matches!(h.state.mode, Mode::Filter { .. }),
+            "{bad}: enter does not keep a broken filter"
+        );
+        assert_eq!(
+            h.state.list(View::Pending).len(),
+            all,
+            "{bad} is not a filter that matches nothing"
+        );
+        h.press("<esc>").await;
+    }
+}
+
+/// Item 7: a dialog whose request was decided or withdrawn elsewhere closes
+/// and says why.
+#[tokio::test]
+async fn dialogs_close_when_their_request_is_decided_or_withdrawn_elsewhere() {
+    let mut h = Harness::start(3).await;
+    let key = h.select(|r| r.requester.user == "erin" && r.role.name == "deployer");
+    h.press("a").await;
+    assert!(matches!(h.state.mode, Mode::Confirm(_)));
+    h.backend
+        .act_as("grace", |w, me| w.deny(&key, me, "handled elsewhere"))
+        .unwrap();
+    h.settle().await;
+    assert!(h.is_normal(), "the dialog closed: {:?}", h.state.mode);
+    assert!(
+        h.flash().contains("denied by grace") && h.flash().contains("nothing was changed"),
+        "{}",
+        h.flash()
+    );
+    let key = h.select(|r| r.requester.user == "judy" && r.phase() == Phase::Pending);
+    h.press("d").await;
+    assert!(matches!(h.state.mode, Mode::Reason(_)));
+    h.backend
+        .act_as("judy", |w, me| w.withdraw(&key, me))
+        .unwrap();
+    h.settle().await;
+    assert!(h.is_normal(), "{:?}", h.state.mode);
+    assert!(h.flash().contains("withdrawn by judy"), "{}", h.flash());
+}
+
+/// Item 8: a live grant's detail says when it started, when it ends and
+/// who approved it.
+#[tokio::test]
+async fn a_live_grants_detail_says_start_end_and_approver() {
+    let mut h = Harness::start(3).await;
+    h.press("2").await;
+    let key = h.select(|r| r.requester.user == "heidi");
+    let by = h.req(&key).status.decision.clone().unwrap().by;
+    let text = common::flat(&detail(&h));
+    assert!(!text.contains("no live grants"), "{text}");
+    assert!(!text.contains("the clock starts at approval"), "{text}");
+    assert!(text.contains("started 01:03"), "{text}");
+    assert!(text.contains("ends 03:03 (in 3m)"), "{text}");
+    assert!(text.contains(&format!("approved by {by}")), "{text}");
+}

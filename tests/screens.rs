@@ -208,3 +208,169 @@ async fn hostile_text_renders_inert() {
     let text = buffer_text(h.terminal(200, 50, &Theme::mono()).backend().buffer());
     assert!(text.contains("Grant    eve\u{FFFD}]52"), "{text}");
 }
+
+// ---------------------------------------------------------------------------
+// Issue 11, item 9: the selection is visible and every text is readable.
+
+use ratatui::style::{Color, Modifier};
+
+/// xterm's default 16-colour palette: the reference for the ANSI themes.
+fn rgb(c: Color, default: (u8, u8, u8)) -> (u8, u8, u8) {
+    match c {
+        Color::Reset => default,
+        Color::Black => (0, 0, 0),
+        Color::Red => (0xcd, 0, 0),
+        Color::Green => (0, 0xcd, 0),
+        Color::Yellow => (0xcd, 0xcd, 0),
+        Color::Blue => (0, 0, 0xee),
+        Color::Magenta => (0xcd, 0, 0xcd),
+        Color::Cyan => (0, 0xcd, 0xcd),
+        Color::Gray => (0xe5, 0xe5, 0xe5),
+        Color::DarkGray => (0x7f, 0x7f, 0x7f),
+        Color::LightRed => (0xff, 0, 0),
+        Color::LightGreen => (0, 0xff, 0),
+        Color::LightYellow => (0xff, 0xff, 0),
+        Color::LightBlue => (0x5c, 0x5c, 0xff),
+        Color::LightMagenta => (0xff, 0, 0xff),
+        Color::LightCyan => (0, 0xff, 0xff),
+        Color::White => (0xff, 0xff, 0xff),
+        Color::Rgb(r, g, b) => (r, g, b),
+        Color::Indexed(i) => panic!("indexed colour {i}: not in any built-in theme"),
+    }
+}
+
+/// WCAG 2 relative luminance and contrast ratio.
+fn contrast(a: (u8, u8, u8), b: (u8, u8, u8)) -> f64 {
+    let lum = |(r, g, b): (u8, u8, u8)| {
+        let lin = |c: u8| {
+            let c = f64::from(c) / 255.0;
+            if c <= 0.03928 {
+                c / 12.92
+            } else {
+                ((c + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b)
+    };
+    let (x, y) = (lum(a), lum(b));
+    (x.max(y) + 0.05) / (x.min(y) + 0.05)
+}
+
+/// The colours a cell shows on a terminal whose default colours are
+/// `term` (fg, bg): reverse video swaps them, dim moves the text a third of
+/// the way to the background.
+fn shown(cell: &ratatui::buffer::Cell, term: ((u8, u8, u8), (u8, u8, u8))) -> ((u8, u8, u8), (u8, u8, u8)) {
+    let (mut fg, mut bg) = (rgb(cell.fg, term.0), rgb(cell.bg, term.1));
+    if cell.modifier.contains(Modifier::REVERSED) {
+        std::mem::swap(&mut fg, &mut bg);
+    }
+    if cell.modifier.contains(Modifier::DIM) {
+        let mix = |f: u8, b: u8| ((2 * u16::from(f) + u16::from(b)) / 3) as u8;
+        fg = (mix(fg.0, bg.0), mix(fg.1, bg.1), mix(fg.2, bg.2));
+    }
+    (fg, bg)
+}
+
+const DARK: ((u8, u8, u8), (u8, u8, u8)) = ((0xe5, 0xe5, 0xe5), (0, 0, 0));
+const LIGHT: ((u8, u8, u8), (u8, u8, u8)) = ((0, 0, 0), (0xff, 0xff, 0xff));
+
+/// Every built-in theme with the terminals it is meant for.
+fn every_theme() -> Vec<(&'static str, Theme, Vec<((u8, u8, u8), (u8, u8, u8))>)> {
+    portcullis::ui::theme::BUILT_IN
+        .iter()
+        .map(|(name, _)| {
+            let terms = match *name {
+                "light" => vec![LIGHT],
+                "mono" => vec![DARK, LIGHT],
+                _ => vec![DARK],
+            };
+            (*name, Theme::built_in(name).unwrap(), terms)
+        })
+        .collect()
+}
+
+fn check_contrast(h: &Harness, what: &str) {
+    for (name, theme, terms) in every_theme() {
+        for (w, hgt) in [(80, 24), (120, 40)] {
+            let t = h.terminal(w, hgt, &theme);
+            let buf = t.backend().buffer();
+            for term in &terms {
+                for y in 0..buf.area.height {
+                    for x in 0..buf.area.width {
+                        let cell = &buf[(x, y)];
+                        let sym = cell.symbol();
+                        if sym.trim().is_empty() {
+                            continue;
+                        }
+                        let border = sym.chars().all(|c| ('\u{2500}'..='\u{257f}').contains(&c));
+                        let need = if border { 3.0 } else { 4.5 };
+                        let (fg, bg) = shown(cell, *term);
+                        let ratio = contrast(fg, bg);
+                        assert!(
+                            ratio >= need,
+                            "{what} in {name} at {w}x{hgt}: '{sym}' at ({x},{y}) has contrast {ratio:.2} < {need} ({:?} on {:?}, {:?})\n{}",
+                            cell.fg,
+                            cell.bg,
+                            cell.modifier,
+                            buffer_text(buf)
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_theme_passes_the_contrast_check() {
+    let mut h = Harness::new(3);
+    check_contrast(&h, "pending");
+    h.press("j").await;
+    check_contrast(&h, "pending, second row");
+    h.press("2").await;
+    check_contrast(&h, "live grants");
+    h.press("3").await;
+    check_contrast(&h, "history");
+    h.press("1").await;
+    h.select(|r| approvable(r) && r.role.name == "admin");
+    h.press("a").await;
+    check_contrast(&h, "approve dialog");
+    h.press("<esc>d<enter>").await;
+    check_contrast(&h, "deny dialog with an error");
+    h.press("<esc><esc>?").await;
+    check_contrast(&h, "help");
+    h.press("<esc>/risk:bogus").await;
+    check_contrast(&h, "filter with an error");
+}
+
+/// The selected row is one style from edge to edge: no cell keeps the
+/// terminal's own foreground or a colour of its own on the selection.
+#[tokio::test]
+async fn the_selected_row_is_one_readable_style() {
+    let mut h = Harness::new(3);
+    h.select(|r| approvable(r) && r.role.name == "deployer");
+    for (name, theme, _) in every_theme() {
+        let t = h.terminal(120, 40, &theme);
+        let buf = t.backend().buffer();
+        let text = buffer_text(buf);
+        let y = text
+            .lines()
+            .position(|l| l.contains("deployer") && l.contains("erin"))
+            .expect("the selected row") as u16;
+        let first = (1..buf.area.width)
+            .find(|x| buf[(*x, y)].symbol() != "│")
+            .unwrap();
+        let style = |x: u16| (buf[(x, y)].fg, buf[(x, y)].bg, buf[(x, y)].modifier);
+        let expect = style(first);
+        let mut x = first;
+        while buf[(x, y)].symbol() != "│" {
+            assert_eq!(style(x), expect, "{name}: column {x} of the selected row\n{text}");
+            x += 1;
+        }
+        let (fg, bg, m) = expect;
+        assert!(
+            (fg != Color::Reset && bg != Color::Reset) || m.contains(Modifier::REVERSED),
+            "{name}: the selection sets both colours, or reverses: {expect:?}"
+        );
+    }
+}

@@ -300,3 +300,41 @@ pub fn own(h: &Harness) -> impl Fn(&AccessRequest) -> bool + '_ {
 pub fn approvable(r: &AccessRequest) -> bool {
     r.phase() == Phase::Pending && r.requester.user != "dana" && !r.name.starts_with("mallory")
 }
+
+/// The text inside the bordered box whose top border holds `title` (a
+/// dialog or a pane), one line per row, borders removed.
+pub fn boxed(screen: &str, title: &str) -> String {
+    let lines: Vec<Vec<char>> = screen.lines().map(|l| l.chars().collect()).collect();
+    let Some((top, at)) = lines.iter().enumerate().find_map(|(i, l)| {
+        let s: String = l.iter().collect();
+        s.find(title).map(|b| (i, s[..b].chars().count()))
+    }) else {
+        panic!("no box titled '{title}' on screen:\n{screen}");
+    };
+    let left = (0..=at)
+        .rev()
+        .find(|x| lines[top][*x] == '┌')
+        .expect("top-left corner");
+    let right = (at..lines[top].len())
+        .find(|x| lines[top][*x] == '┐')
+        .expect("top-right corner");
+    let mut out = Vec::new();
+    for l in &lines[top + 1..] {
+        if l.get(left) == Some(&'└') {
+            break;
+        }
+        let row: String = l
+            .iter()
+            .skip(left + 1)
+            .take(right.saturating_sub(left + 1))
+            .collect();
+        out.push(row.trim_end().to_string());
+    }
+    out.join("\n")
+}
+
+/// Text with every run of whitespace (line breaks included) made one space:
+/// wrapped sentences read as one.
+pub fn flat(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
