@@ -172,11 +172,15 @@ fn color_always_overrides_no_color_and_the_selection_shows() {
     s.wait_for("deployer");
     let parser = s.parsed();
     let screen = parser.screen();
+    // The list is the left 56%; the detail beside it says "deployer" too.
     let row = (0..30u16)
-        .find(|r| screen.contents_between(*r, 0, *r, 110).contains("deployer"))
+        .find(|r| {
+            let list = screen.contents_between(*r, 0, *r, 60);
+            list.contains("deployer") && list.contains("erin")
+        })
         .expect("the first row");
     let col = screen
-        .contents_between(row, 0, row, 110)
+        .contents_between(row, 0, row, 60)
         .find("erin")
         .expect("erin") as u16;
     let cell = screen.cell(row, col).expect("a cell");

@@ -134,9 +134,9 @@ async fn narrow_terminals_stack_panes_and_drop_columns() {
     let h = Harness::new(1);
     let narrow = h.screen(80, 24);
     let wide = h.screen(200, 50);
-    assert!(wide.contains("CLUSTER") && wide.contains(" AGE "));
+    assert!(wide.contains("CLUSTER") && wide.contains(" REASON"));
     assert!(
-        !narrow.contains(" AGE "),
+        !narrow.contains(" REASON"),
         "columns drop by width:\n{narrow}"
     );
     // Stacked: the detail pane's border starts below the list, at column 0.
@@ -353,9 +353,13 @@ async fn the_selected_row_is_one_readable_style() {
         let t = h.terminal(120, 40, &theme);
         let buf = t.backend().buffer();
         let text = buffer_text(buf);
+        // In the list (the first box on the row), not the detail beside it.
         let y = text
             .lines()
-            .position(|l| l.contains("deployer") && l.contains("erin"))
+            .position(|l| {
+                let list = l.split('│').nth(1).unwrap_or("");
+                list.contains("deployer") && list.contains("erin")
+            })
             .expect("the selected row") as u16;
         let first = (1..buf.area.width)
             .find(|x| buf[(*x, y)].symbol() != "│")
@@ -372,5 +376,60 @@ async fn the_selected_row_is_one_readable_style() {
             (fg != Color::Reset && bg != Color::Reset) || m.contains(Modifier::REVERSED),
             "{name}: the selection sets both colours, or reverses: {expect:?}"
         );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Issue 11, item 10: decide from one screen.
+
+/// Every pending request of `demo --seed 3`, at 80×24 with no key but the
+/// cursor: the verdict, the reason and the worst new permission (or that
+/// nothing is new, or why it can only be denied) are on screen.
+#[tokio::test]
+async fn every_request_of_seed_3_is_decidable_at_80x24_without_scrolling() {
+    let mut h = Harness::new(3);
+    let keys = h.state.list(portcullis::app::View::Pending).to_vec();
+    assert_eq!(keys.len(), 9);
+    for key in keys {
+        h.select(|r| r.name == key.name);
+        let screen = h.screen(80, 24);
+        if std::env::var("SHOW_SCREENS").is_ok() {
+            println!("{screen}");
+        }
+        let pane = common::boxed(&screen, &format!(" {} ", key.name));
+        let text = common::flat(&pane);
+        let e = &h.state.entries[&key];
+        let reason = portcullis::domain::sanitize::inert(&e.req.reason, 30).into_owned();
+        assert!(
+            text.contains(&common::flat(reason.trim_end_matches('…'))),
+            "{}: the reason\n{screen}",
+            key.name
+        );
+        let d = h.state.detail.as_ref().expect("the detail");
+        match (&e.invalid, &d.analysis) {
+            (Some(_), _) => assert!(text.contains("INVAL") && text.contains("can only be denied"), "{screen}"),
+            (None, Ok(a)) if a.new.is_empty() => assert!(text.contains("Nothing new"), "{screen}"),
+            (None, Ok(_)) => {
+                let worst = d
+                    .diff
+                    .iter()
+                    .flat_map(|g| g.rows.iter())
+                    .map(|r| r.risk.severity)
+                    .max()
+                    .unwrap();
+                let badge = worst.badge();
+                assert!(text.starts_with(badge), "{}: the verdict first\n{screen}", key.name);
+                let rows: Vec<&str> = pane
+                    .lines()
+                    .skip_while(|l| !l.starts_with("NEW PERMISSIONS"))
+                    .collect();
+                assert!(
+                    rows.iter().any(|l| l.trim_start().starts_with(badge)),
+                    "{}: a worst permission row\n{screen}",
+                    key.name
+                );
+            }
+            (None, Err(e)) => panic!("{e}"),
+        }
     }
 }

@@ -180,7 +180,8 @@ impl Harness {
     }
 
     /// Types keys: plain characters, plus `<enter>`, `<esc>`, `<space>`,
-    /// `<tab>`, `<bs>`, `<up>`, `<down>`, `<c-c>`.
+    /// `<tab>`, `<s-tab>`, `<bs>`, `<up>`, `<down>`, `<c-c>`, `<c-u>`,
+    /// `<c-a>`, `<c-d>`.
     pub async fn press(&mut self, keys: &str) {
         let mut rest = keys;
         while !rest.is_empty() {
@@ -197,6 +198,9 @@ impl Harness {
                     "down" => KeyEvent::new(KeyCode::Down, KeyModifiers::NONE),
                     "c-c" => KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL),
                     "c-u" => KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL),
+                    "c-a" => KeyEvent::new(KeyCode::Char('a'), KeyModifiers::CONTROL),
+                    "c-d" => KeyEvent::new(KeyCode::Char('d'), KeyModifiers::CONTROL),
+                    "s-tab" => KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT),
                     other => panic!("unknown key <{other}>"),
                 };
                 (code, end + 1)
@@ -212,6 +216,11 @@ impl Harness {
             self.key(key).await;
             rest = &rest[len..];
         }
+    }
+
+    /// Tells the console the terminal's size (scrolling stops at the end).
+    pub fn resize(&mut self, width: u16, height: u16) {
+        self.dispatch(Action::Resize(width, height));
     }
 
     /// Moves time on the demo's clock and delivers what the simulator did.
