@@ -665,3 +665,393 @@ async fn a_live_grants_detail_says_start_end_and_approver() {
     assert!(text.contains("ends 03:03 (in 3m)"), "{text}");
     assert!(text.contains(&format!("approved by {by}")), "{text}");
 }
+
+// ---------------------------------------------------------------------------
+// Issue 11: decide from one screen, type less.
+
+/// Item 11: mismatches are flagged above the diff, in plain words.
+#[tokio::test]
+async fn mismatches_are_flagged_with_a_narrower_role_suggested() {
+    let mut h = Harness::start(3).await;
+    // The reason is about staging; the request is for production.
+    h.select(|r| r.requester.user == "judy" && r.namespaces.len() == 2);
+    let text = common::flat(&detail(&h));
+    assert!(
+        text.contains("⚠ the reason says staging; this request is for prod-eu-west (production)"),
+        "{text}"
+    );
+    // admin to roll back a deploy: a narrower role covers it.
+    h.select(|r| r.requester.user == "alice" && r.role.name == "admin");
+    let text = common::flat(&detail(&h));
+    assert!(
+        text.contains("⚠ Role deployer would cover roll back/restart: 5 new (HIGH), not 221 (CRIT)"),
+        "{text}"
+    );
+    // And alice was denied within the day.
+    assert!(
+        text.contains("⚠ alice was denied view on staging-eu-west") && text.contains("ago by dana"),
+        "{text}"
+    );
+    // A role that cannot do what the reason says.
+    h.select(|r| r.requester.user == "carol" && r.phase() == Phase::Pending);
+    let text = common::flat(&detail(&h));
+    assert!(
+        text.contains("⚠ the reason needs read logs, port-forward; view lacks create pods/portforward"),
+        "{text}"
+    );
+    // No flag where nothing is off.
+    h.select(|r| r.requester.user == "erin" && r.role.name == "deployer");
+    assert!(!detail(&h).contains('⚠'), "{}", detail(&h));
+}
+
+/// Item 13: `J`/`K` stop at the end; each request keeps its scroll; help
+/// stops at its end too.
+#[tokio::test]
+async fn detail_and_help_scrolling_stops_at_the_end_and_is_kept_per_request() {
+    let mut h = Harness::start(3).await;
+    h.resize(80, 24);
+    let first = h.select(|r| r.requester.user == "erin" && r.role.name == "deployer");
+    for _ in 0..20 {
+        h.press("J").await;
+    }
+    let end = h.state.detail_scroll();
+    assert!(end > 0, "it scrolled");
+    assert!(
+        !h.screen(80, 24).contains("more lines"),
+        "at the end nothing is below"
+    );
+    h.press("K").await;
+    assert_eq!(h.state.detail_scroll(), end.saturating_sub(3), "one K is one step back");
+    h.press("J").await;
+    assert_eq!(h.state.detail_scroll(), end);
+    // Away and back: the scroll is kept for that request, 0 for another.
+    h.press("j").await;
+    assert_eq!(h.state.detail_scroll(), 0);
+    h.press("k").await;
+    assert_eq!(h.state.selected_key(), Some(&first));
+    assert_eq!(h.state.detail_scroll(), end);
+    // Help: j past the end stays at the end.
+    h.press("?").await;
+    for _ in 0..200 {
+        h.press("j").await;
+    }
+    let Mode::Help { scroll } = h.state.mode else {
+        panic!("{:?}", h.state.mode)
+    };
+    h.press("k").await;
+    let Mode::Help { scroll: back } = h.state.mode else {
+        panic!()
+    };
+    assert_eq!(back + 1, scroll, "one k is one row back from the end");
+    assert!(h.screen(80, 24).contains("more)"), "{}", h.screen(80, 24));
+}
+
+/// Item 14: a duration field opens with its value selected: typing
+/// replaces it; `1`/`2`/`3` in the approve dialog pick 15m, 30m, 1h.
+#[tokio::test]
+async fn durations_are_typed_over_and_quick_picks_never_lengthen() {
+    let mut h = Harness::start(3).await;
+    let key = h.select(|r| r.requester.user == "erin" && r.role.name == "deployer");
+    h.press("A1").await;
+    let Mode::Approve(f) = &h.state.mode else {
+        panic!("{:?}", h.state.mode)
+    };
+    assert_eq!(f.duration.lines(), ["1"], "A then 1 gives 1, not 4h1");
+    h.press("<esc>a2").await;
+    let Mode::Confirm(c) = &h.state.mode else {
+        panic!("{:?}", h.state.mode)
+    };
+    let text = c.lines.join("\n");
+    assert!(text.contains("For      30m"), "{text}");
+    assert!(text.contains("Asked    4h in payments"), "{text}");
+    h.press("1y").await;
+    assert_eq!(h.phase(&key), Phase::Active);
+    assert_eq!(
+        h.req(&key).status.decision.as_ref().and_then(|d| d.duration),
+        Some(Duration::from_secs(900))
+    );
+    // Never longer than asked: carol asked 30m.
+    h.select(|r| r.requester.user == "carol" && r.phase() == Phase::Pending);
+    h.press("a3").await;
+    let Mode::Confirm(c) = &h.state.mode else {
+        panic!("{:?}", h.state.mode)
+    };
+    assert!(
+        c.note.as_deref().unwrap_or("").contains("longer than the 30m asked"),
+        "{:?}",
+        c.note
+    );
+    assert!(c.lines.join("\n").contains("For      30m"));
+    // Shorten opens with what is left, selected.
+    h.press("<esc>2").await;
+    h.select(|r| r.requester.user == "heidi");
+    h.press("s").await;
+    let Mode::Shorten(f) = &h.state.mode else {
+        panic!("{:?}", h.state.mode)
+    };
+    assert_eq!(f.input.lines(), ["3m"]);
+    assert!(f.input.is_selecting());
+    h.press("1m<enter>").await;
+    assert!(h.flash().contains("now ends in 1m"), "{}", h.flash());
+}
+
+/// Item 15: recent reasons come back with `tab`/`↑`, and the reason can be
+/// edited before a bulk action is confirmed.
+#[tokio::test]
+async fn recent_reasons_are_offered_and_editable() {
+    let mut h = Harness::start(3).await;
+    let key = h.select(|r| r.requester.user == "judy" && r.namespaces.len() == 2);
+    h.press("d<tab>").await;
+    let Mode::Reason(f) = &h.state.mode else {
+        panic!("{:?}", h.state.mode)
+    };
+    let newest = f.recent[0].clone();
+    assert_eq!(f.input.lines(), [newest.as_str()]);
+    assert!(f.recent.len() >= 3, "{:?}", f.recent);
+    h.press("<up>").await;
+    let Mode::Reason(f) = &h.state.mode else {
+        panic!()
+    };
+    let second = f.recent[1].clone();
+    assert_eq!(f.input.lines(), [second.as_str()]);
+    h.press("<down><down>").await;
+    let Mode::Reason(f) = &h.state.mode else {
+        panic!()
+    };
+    assert_eq!(f.input.lines(), [""], "down past the newest: the draft");
+    // Recall, edit, submit.
+    h.press("<tab> (again)<enter>").await;
+    assert_eq!(
+        h.req(&key).status.decision.as_ref().and_then(|d| d.reason.clone()),
+        Some(format!("{newest} (again)"))
+    );
+    // This session's reason comes first next time.
+    h.press("/user:erin<enter><c-a>d<tab>").await;
+    let Mode::Reason(f) = &h.state.mode else {
+        panic!()
+    };
+    assert_eq!(f.recent[0], format!("{newest} (again)"));
+    h.press("<enter>").await;
+    let Mode::Confirm(c) = &h.state.mode else {
+        panic!("{:?}", h.state.mode)
+    };
+    assert!(c.title.starts_with("Deny 3 requests"), "{}", c.title);
+    // e: back to the reason, kept, to edit before confirming.
+    h.press("e<bs><bs><bs><bs><bs><bs><bs><bs>, for all three<enter>").await;
+    let Mode::Confirm(c) = &h.state.mode else {
+        panic!("{:?}", h.state.mode)
+    };
+    assert!(c.lines[1].ends_with(", for all three"), "{:?}", c.lines);
+}
+
+/// Item 16: space marks and moves down (help and footer say so); ctrl-a
+/// and `:mark all` mark every row of the filter; esc clears.
+#[tokio::test]
+async fn marking_every_row_of_a_filter() {
+    let mut h = Harness::start(3).await;
+    let screen = h.screen(120, 40);
+    assert!(screen.contains("space mark ↓"), "{screen}");
+    h.press("?").await;
+    assert!(common::flat(&h.screen(120, 60)).contains("mark or unmark, then move down"));
+    h.press("<esc>g<space>").await;
+    assert_eq!(h.state.cursor[0], 1, "space moves down");
+    h.press("<esc>/cluster:prod<enter><c-a>").await;
+    assert_eq!(h.state.marks.len(), 6);
+    assert!(h.flash().contains("marked 6"), "{}", h.flash());
+    h.press("<esc><esc>").await;
+    assert!(h.state.marks.is_empty(), "esc clears the marks");
+    h.press(":mark all<enter>").await;
+    assert_eq!(h.state.marks.len(), 6);
+    h.press("3<c-a>").await;
+    assert!(h.state.marks.is_empty(), "History has no marks");
+}
+
+/// Item 17: enter shows the request in full; `c` copies its name only
+/// when the config allows OSC 52.
+#[tokio::test]
+async fn enter_shows_everything_and_c_copies_only_when_allowed() {
+    let mut h = Harness::start(3).await;
+    h.resize(120, 40);
+    let key = h.select(|r| r.requester.user == "alice" && r.role.name == "admin");
+    h.press("<enter>").await;
+    assert!(matches!(h.state.mode, Mode::Full { .. }));
+    let text = common::flat(&h.screen(120, 400));
+    for part in [
+        "OBJECT (YAML)",
+        "EVENTS",
+        "asked by alice for ClusterRole admin in payments for 4h (ticket INC-5720)",
+        &format!("name: {}", key.name),
+        "reads Secret values: passwords, keys, tokens",
+    ] {
+        assert!(text.contains(part), "{part}:\n{text}");
+    }
+    // Every new permission is there, and scrolling stops at the end.
+    let rows: Vec<String> = h
+        .state
+        .detail
+        .as_ref()
+        .unwrap()
+        .diff
+        .iter()
+        .flat_map(|g| g.rows.iter().map(|r| r.resource.clone()))
+        .collect();
+    assert!(rows.len() > 20);
+    for r in &rows {
+        assert!(text.contains(r.as_str()), "{r} is in the full view");
+    }
+    h.press("G").await;
+    let Mode::Full { scroll, .. } = h.state.mode else { panic!() };
+    h.press("j").await;
+    assert!(matches!(h.state.mode, Mode::Full { scroll: s, .. } if s == scroll));
+    h.press("c").await;
+    assert!(h.flash().contains("copy is off"), "{}", h.flash());
+    assert!(!h.effects.iter().any(|e| matches!(e, Effect::Copy(_))));
+    h.press("<esc>").await;
+    assert!(h.is_normal());
+    // With osc52 = true: the name, and only the name.
+    let mut h = Harness::start_with(
+        DemoConfig {
+            seed: 3,
+            rate: Duration::ZERO,
+            ..Default::default()
+        },
+        AppConfig {
+            osc52: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let key = h.select(|r| r.requester.user == "alice" && r.role.name == "admin");
+    h.press("c").await;
+    assert_eq!(h.effects, vec![Effect::Copy(key.name.clone())]);
+    assert_eq!(
+        portcullis::ui::clipboard::osc52(&key.name),
+        format!(
+            "\x1b]52;c;{}\x07",
+            base64_of(&key.name)
+        )
+    );
+}
+
+fn base64_of(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// Item 18: clock times in the approver's zone (injected, so the test does
+/// not depend on the host's), with UTC on the approve dialog; ages in one
+/// precision.
+#[tokio::test]
+async fn times_are_local_with_utc_where_it_matters() {
+    let cet = chrono::FixedOffset::east_opt(3600).unwrap();
+    let mut h = Harness::start_with(
+        DemoConfig {
+            seed: 3,
+            rate: Duration::ZERO,
+            ..Default::default()
+        },
+        AppConfig {
+            zone: portcullis::app::when::Zone::Fixed(cet),
+            ..Default::default()
+        },
+    )
+    .await;
+    h.press("2").await;
+    h.select(|r| r.requester.user == "heidi");
+    let text = common::flat(&detail(&h));
+    assert!(text.contains("started 02:03") && text.contains("ends 04:03 (in 3m)"), "{text}");
+    h.press("1").await;
+    h.select(|r| r.requester.user == "erin" && r.role.name == "deployer");
+    h.press("a").await;
+    let Mode::Confirm(c) = &h.state.mode else {
+        panic!()
+    };
+    assert!(
+        c.lines.join("\n").contains("until 08:00 (07:00 UTC)"),
+        "{:?}",
+        c.lines
+    );
+    h.press("<esc>").await;
+    // One precision: no seconds once past a minute.
+    let screen = h.screen(200, 50);
+    assert!(screen.contains("4h48m") && !screen.contains("55m01s"), "{screen}");
+}
+
+/// Item 19: `:ctx` lists the contexts; `:ctx ` and tab offers them all.
+#[tokio::test]
+async fn ctx_lists_and_completes_every_context() {
+    let mut h = Harness::start(3).await;
+    h.press(":ctx<enter>").await;
+    assert!(
+        h.flash()
+            .contains("3 contexts: dev-sandbox, prod-eu-west [PROD], staging-eu-west"),
+        "{}",
+        h.flash()
+    );
+    assert_eq!(h.state.context, None, ":ctx alone changes nothing");
+    h.press(":ctx <tab>").await;
+    let screen = h.screen(120, 40);
+    assert!(
+        screen.contains("dev-sandbox  prod-eu-west  staging-eu-west  all"),
+        "{screen}"
+    );
+    h.press("<tab><enter>").await;
+    assert_eq!(h.state.context.as_deref(), Some("prod-eu-west"));
+}
+
+/// Done when: keystrokes per decision, before (the sequences the console
+/// needed before issue 11, which still work) and after.
+#[tokio::test]
+async fn keystrokes_per_decision() {
+    async fn count(seed: u64, pick: fn(&portcullis::domain::AccessRequest) -> bool, keys: &str) -> (Harness, usize) {
+        let mut h = Harness::start(seed).await;
+        h.select(pick);
+        let before = h.keys_sent;
+        h.press(keys).await;
+        let n = h.keys_sent - before;
+        (h, n)
+    }
+    let erin = |r: &portcullis::domain::AccessRequest| r.requester.user == "erin" && r.role.name == "deployer";
+    let judy = |r: &portcullis::domain::AccessRequest| r.requester.user == "judy" && r.namespaces.len() == 2;
+    let first = |_: &portcullis::domain::AccessRequest| true;
+    let granted = |h: &Harness, mins: u64| {
+        let k = h.state.list(View::Grants).iter().find(|k| h.req(k).requester.user == "erin" && h.req(k).role.name == "deployer").cloned().expect("granted");
+        assert_eq!(h.req(&k).status.decision.as_ref().and_then(|d| d.duration), Some(Duration::from_secs(mins * 60)));
+    };
+    // Approve as asked.
+    let (h, before) = count(3, erin, "ay").await;
+    granted(&h, 240);
+    let (h, after) = count(3, erin, "ay").await;
+    granted(&h, 240);
+    println!("approve as asked: before {before}, after {after}");
+    assert_eq!((before, after), (2, 2));
+    // Approve shorter (15m of 4h).
+    let (h, before) = count(3, erin, "A<bs><bs>15m<enter>y").await;
+    granted(&h, 15);
+    let (h, after) = count(3, erin, "a1y").await;
+    granted(&h, 15);
+    println!("approve shorter: before {before}, after {after}");
+    assert_eq!((before, after), (8, 3));
+    // Deny with a recent reason: before, typed in full.
+    let reason = "no incident ticket: open one and ask again";
+    let (h, before) = count(3, judy, &format!("d{reason}<enter>")).await;
+    let denied = |h: &Harness| {
+        h.state.entries.values().any(|e| e.req.requester.user == "judy" && e.req.namespaces.len() == 2
+            && e.req.status.decision.as_ref().and_then(|d| d.reason.as_deref()) == Some(reason))
+    };
+    assert!(denied(&h));
+    let (h, after) = count(3, judy, "d<tab><enter>").await;
+    assert!(denied(&h), "the newest reason on record is that one");
+    println!("deny with a recent reason: before {before}, after {after}");
+    assert_eq!((before, after), (44, 3));
+    // Bulk-deny a filter (erin's three pending requests).
+    let all_erin_denied = |h: &Harness| {
+        h.state.entries.values().filter(|e| e.req.requester.user == "erin" && e.req.phase() == Phase::Denied && e.req.created_at > h.state.now - chrono::TimeDelta::hours(5)).count()
+    };
+    let (h, before) = count(3, first, &format!("/user:erin<enter>g<space><space><space>d{reason}<enter>y")).await;
+    assert_eq!(all_erin_denied(&h), 3);
+    let (h, after) = count(3, first, "/user:erin<enter><c-a>d<tab><enter>y").await;
+    assert_eq!(all_erin_denied(&h), 3);
+    println!("bulk-deny a filter (3 requests): before {before}, after {after}");
+    assert_eq!((before, after), (60, 16));
+}

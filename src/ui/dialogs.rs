@@ -110,14 +110,16 @@ pub fn confirm(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, c
             2,
         ));
     }
+    let pick_keys: Vec<String> = QUICK_PICKS.iter().map(|(k, _)| k.to_string()).collect();
+    let pick_keys = pick_keys.join("/");
     let picks: Vec<String> = QUICK_PICKS
         .iter()
-        .map(|(k, secs)| format!("{k} {}", duration::format(std::time::Duration::from_secs(*secs))))
+        .map(|(_, secs)| duration::format(std::time::Duration::from_secs(*secs)))
         .collect();
-    let picks = picks.join(" · ");
+    let picks = format!("for {}", picks.join("/"));
     let mut keys: Vec<(&str, &str)> = vec![("y", "confirm")];
     if approve {
-        keys.push((&picks, "for"));
+        keys.push((&pick_keys, &picks));
         keys.push(("e", "change"));
     } else if c.can_edit {
         keys.push(("e", "edit reason"));

@@ -169,10 +169,7 @@ pub fn render(
         .title(Line::from(vec![
             Span::styled(format!(" {} ", inert(&key.name, 64)), theme.title),
             Span::styled(
-                format!(
-                    "on {} — esc back · j/k scroll · c copy name{place} ",
-                    inert(&key.cluster, 48)
-                ),
+                format!("on {}{place} · esc back · j/k · c copy ", inert(&key.cluster, 48)),
                 theme.dim,
             ),
         ]))

@@ -34,6 +34,8 @@ pub struct Harness {
     events: UnboundedReceiver<BackendEvent>,
     /// Every effect the reducer asked for, in order.
     pub effects: Vec<Effect>,
+    /// How many keys were pressed (keystrokes per decision).
+    pub keys_sent: usize,
     over_http: bool,
 }
 
@@ -60,6 +62,7 @@ impl Harness {
             state,
             events,
             effects: Vec::new(),
+            keys_sent: 0,
             over_http: false,
         };
         h.pump();
@@ -111,6 +114,7 @@ impl Harness {
             state,
             events,
             effects: Vec::new(),
+            keys_sent: 0,
             over_http: true,
         };
         h.settle().await;
@@ -165,6 +169,7 @@ impl Harness {
 
     /// Sends one key and runs whatever effects it asks for to completion.
     pub async fn key(&mut self, key: KeyEvent) {
+        self.keys_sent += 1;
         let effects = self.dispatch(Action::Key(key));
         self.run(effects).await;
     }
