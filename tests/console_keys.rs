@@ -684,7 +684,9 @@ async fn mismatches_are_flagged_with_a_narrower_role_suggested() {
     h.select(|r| r.requester.user == "alice" && r.role.name == "admin");
     let text = common::flat(&detail(&h));
     assert!(
-        text.contains("⚠ Role deployer would cover roll back/restart: 5 new (HIGH), not 221 (CRIT)"),
+        text.contains(
+            "⚠ Role deployer would cover roll back/restart: 5 new (HIGH), not 221 (CRIT)"
+        ),
         "{text}"
     );
     // And alice was denied within the day.
@@ -696,7 +698,9 @@ async fn mismatches_are_flagged_with_a_narrower_role_suggested() {
     h.select(|r| r.requester.user == "carol" && r.phase() == Phase::Pending);
     let text = common::flat(&detail(&h));
     assert!(
-        text.contains("⚠ the reason needs read logs, port-forward; view lacks create pods/portforward"),
+        text.contains(
+            "⚠ the reason needs read logs, port-forward; view lacks create pods/portforward"
+        ),
         "{text}"
     );
     // No flag where nothing is off.
@@ -721,7 +725,11 @@ async fn detail_and_help_scrolling_stops_at_the_end_and_is_kept_per_request() {
         "at the end nothing is below"
     );
     h.press("K").await;
-    assert_eq!(h.state.detail_scroll(), end.saturating_sub(3), "one K is one step back");
+    assert_eq!(
+        h.state.detail_scroll(),
+        end.saturating_sub(3),
+        "one K is one step back"
+    );
     h.press("J").await;
     assert_eq!(h.state.detail_scroll(), end);
     // Away and back: the scroll is kept for that request, 0 for another.
@@ -767,7 +775,11 @@ async fn durations_are_typed_over_and_quick_picks_never_lengthen() {
     h.press("1y").await;
     assert_eq!(h.phase(&key), Phase::Active);
     assert_eq!(
-        h.req(&key).status.decision.as_ref().and_then(|d| d.duration),
+        h.req(&key)
+            .status
+            .decision
+            .as_ref()
+            .and_then(|d| d.duration),
         Some(Duration::from_secs(900))
     );
     // Never longer than asked: carol asked 30m.
@@ -777,7 +789,10 @@ async fn durations_are_typed_over_and_quick_picks_never_lengthen() {
         panic!("{:?}", h.state.mode)
     };
     assert!(
-        c.note.as_deref().unwrap_or("").contains("longer than the 30m asked"),
+        c.note
+            .as_deref()
+            .unwrap_or("")
+            .contains("longer than the 30m asked"),
         "{:?}",
         c.note
     );
@@ -822,7 +837,11 @@ async fn recent_reasons_are_offered_and_editable() {
     // Recall, edit, submit.
     h.press("<tab> (again)<enter>").await;
     assert_eq!(
-        h.req(&key).status.decision.as_ref().and_then(|d| d.reason.clone()),
+        h.req(&key)
+            .status
+            .decision
+            .as_ref()
+            .and_then(|d| d.reason.clone()),
         Some(format!("{newest} (again)"))
     );
     // This session's reason comes first next time.
@@ -837,7 +856,8 @@ async fn recent_reasons_are_offered_and_editable() {
     };
     assert!(c.title.starts_with("Deny 3 requests"), "{}", c.title);
     // e: back to the reason, kept, to edit before confirming.
-    h.press("e<bs><bs><bs><bs><bs><bs><bs><bs>, for all three<enter>").await;
+    h.press("e<bs><bs><bs><bs><bs><bs><bs><bs>, for all three<enter>")
+        .await;
     let Mode::Confirm(c) = &h.state.mode else {
         panic!("{:?}", h.state.mode)
     };
@@ -900,7 +920,9 @@ async fn enter_shows_everything_and_c_copies_only_when_allowed() {
         assert!(text.contains(r.as_str()), "{r} is in the full view");
     }
     h.press("G").await;
-    let Mode::Full { scroll, .. } = h.state.mode else { panic!() };
+    let Mode::Full { scroll, .. } = h.state.mode else {
+        panic!()
+    };
     h.press("j").await;
     assert!(matches!(h.state.mode, Mode::Full { scroll: s, .. } if s == scroll));
     h.press("c").await;
@@ -926,10 +948,7 @@ async fn enter_shows_everything_and_c_copies_only_when_allowed() {
     assert_eq!(h.effects, vec![Effect::Copy(key.name.clone())]);
     assert_eq!(
         portcullis::ui::clipboard::osc52(&key.name),
-        format!(
-            "\x1b]52;c;{}\x07",
-            base64_of(&key.name)
-        )
+        format!("\x1b]52;c;{}\x07", base64_of(&key.name))
     );
 }
 
@@ -959,7 +978,10 @@ async fn times_are_local_with_utc_where_it_matters() {
     h.press("2").await;
     h.select(|r| r.requester.user == "heidi");
     let text = common::flat(&detail(&h));
-    assert!(text.contains("started 02:03") && text.contains("ends 04:03 (in 3m)"), "{text}");
+    assert!(
+        text.contains("started 02:03") && text.contains("ends 04:03 (in 3m)"),
+        "{text}"
+    );
     h.press("1").await;
     h.select(|r| r.requester.user == "erin" && r.role.name == "deployer");
     h.press("a").await;
@@ -974,7 +996,10 @@ async fn times_are_local_with_utc_where_it_matters() {
     h.press("<esc>").await;
     // One precision: no seconds once past a minute.
     let screen = h.screen(200, 50);
-    assert!(screen.contains("4h48m") && !screen.contains("55m01s"), "{screen}");
+    assert!(
+        screen.contains("4h48m") && !screen.contains("55m01s"),
+        "{screen}"
+    );
 }
 
 /// Item 19: `:ctx` lists the contexts; `:ctx ` and tab offers them all.
@@ -1003,7 +1028,11 @@ async fn ctx_lists_and_completes_every_context() {
 /// needed before issue 11, which still work) and after.
 #[tokio::test]
 async fn keystrokes_per_decision() {
-    async fn count(seed: u64, pick: fn(&portcullis::domain::AccessRequest) -> bool, keys: &str) -> (Harness, usize) {
+    async fn count(
+        seed: u64,
+        pick: fn(&portcullis::domain::AccessRequest) -> bool,
+        keys: &str,
+    ) -> (Harness, usize) {
         let mut h = Harness::start(seed).await;
         h.select(pick);
         let before = h.keys_sent;
@@ -1011,12 +1040,25 @@ async fn keystrokes_per_decision() {
         let n = h.keys_sent - before;
         (h, n)
     }
-    let erin = |r: &portcullis::domain::AccessRequest| r.requester.user == "erin" && r.role.name == "deployer";
-    let judy = |r: &portcullis::domain::AccessRequest| r.requester.user == "judy" && r.namespaces.len() == 2;
+    let erin = |r: &portcullis::domain::AccessRequest| {
+        r.requester.user == "erin" && r.role.name == "deployer"
+    };
+    let judy = |r: &portcullis::domain::AccessRequest| {
+        r.requester.user == "judy" && r.namespaces.len() == 2
+    };
     let first = |_: &portcullis::domain::AccessRequest| true;
     let granted = |h: &Harness, mins: u64| {
-        let k = h.state.list(View::Grants).iter().find(|k| h.req(k).requester.user == "erin" && h.req(k).role.name == "deployer").cloned().expect("granted");
-        assert_eq!(h.req(&k).status.decision.as_ref().and_then(|d| d.duration), Some(Duration::from_secs(mins * 60)));
+        let k = h
+            .state
+            .list(View::Grants)
+            .iter()
+            .find(|k| h.req(k).requester.user == "erin" && h.req(k).role.name == "deployer")
+            .cloned()
+            .expect("granted");
+        assert_eq!(
+            h.req(&k).status.decision.as_ref().and_then(|d| d.duration),
+            Some(Duration::from_secs(mins * 60))
+        );
     };
     // Approve as asked.
     let (h, before) = count(3, erin, "ay").await;
@@ -1036,8 +1078,16 @@ async fn keystrokes_per_decision() {
     let reason = "no incident ticket: open one and ask again";
     let (h, before) = count(3, judy, &format!("d{reason}<enter>")).await;
     let denied = |h: &Harness| {
-        h.state.entries.values().any(|e| e.req.requester.user == "judy" && e.req.namespaces.len() == 2
-            && e.req.status.decision.as_ref().and_then(|d| d.reason.as_deref()) == Some(reason))
+        h.state.entries.values().any(|e| {
+            e.req.requester.user == "judy"
+                && e.req.namespaces.len() == 2
+                && e.req
+                    .status
+                    .decision
+                    .as_ref()
+                    .and_then(|d| d.reason.as_deref())
+                    == Some(reason)
+        })
     };
     assert!(denied(&h));
     let (h, after) = count(3, judy, "d<tab><enter>").await;
@@ -1046,9 +1096,22 @@ async fn keystrokes_per_decision() {
     assert_eq!((before, after), (44, 3));
     // Bulk-deny a filter (erin's three pending requests).
     let all_erin_denied = |h: &Harness| {
-        h.state.entries.values().filter(|e| e.req.requester.user == "erin" && e.req.phase() == Phase::Denied && e.req.created_at > h.state.now - chrono::TimeDelta::hours(5)).count()
+        h.state
+            .entries
+            .values()
+            .filter(|e| {
+                e.req.requester.user == "erin"
+                    && e.req.phase() == Phase::Denied
+                    && e.req.created_at > h.state.now - chrono::TimeDelta::hours(5)
+            })
+            .count()
     };
-    let (h, before) = count(3, first, &format!("/user:erin<enter>g<space><space><space>d{reason}<enter>y")).await;
+    let (h, before) = count(
+        3,
+        first,
+        &format!("/user:erin<enter>g<space><space><space>d{reason}<enter>y"),
+    )
+    .await;
     assert_eq!(all_erin_denied(&h), 3);
     let (h, after) = count(3, first, "/user:erin<enter><c-a>d<tab><enter>y").await;
     assert_eq!(all_erin_denied(&h), 3);

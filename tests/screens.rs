@@ -214,8 +214,12 @@ async fn hostile_text_renders_inert() {
 
 use ratatui::style::{Color, Modifier};
 
+type Rgb = (u8, u8, u8);
+/// A terminal's default colours: (text, background).
+type Terminal = (Rgb, Rgb);
+
 /// xterm's default 16-colour palette: the reference for the ANSI themes.
-fn rgb(c: Color, default: (u8, u8, u8)) -> (u8, u8, u8) {
+fn rgb(c: Color, default: Rgb) -> Rgb {
     match c {
         Color::Reset => default,
         Color::Black => (0, 0, 0),
@@ -240,8 +244,8 @@ fn rgb(c: Color, default: (u8, u8, u8)) -> (u8, u8, u8) {
 }
 
 /// WCAG 2 relative luminance and contrast ratio.
-fn contrast(a: (u8, u8, u8), b: (u8, u8, u8)) -> f64 {
-    let lum = |(r, g, b): (u8, u8, u8)| {
+fn contrast(a: Rgb, b: Rgb) -> f64 {
+    let lum = |(r, g, b): Rgb| {
         let lin = |c: u8| {
             let c = f64::from(c) / 255.0;
             if c <= 0.03928 {
@@ -259,7 +263,7 @@ fn contrast(a: (u8, u8, u8), b: (u8, u8, u8)) -> f64 {
 /// The colours a cell shows on a terminal whose default colours are
 /// `term` (fg, bg): reverse video swaps them, dim moves the text a third of
 /// the way to the background.
-fn shown(cell: &ratatui::buffer::Cell, term: ((u8, u8, u8), (u8, u8, u8))) -> ((u8, u8, u8), (u8, u8, u8)) {
+fn shown(cell: &ratatui::buffer::Cell, term: Terminal) -> (Rgb, Rgb) {
     let (mut fg, mut bg) = (rgb(cell.fg, term.0), rgb(cell.bg, term.1));
     if cell.modifier.contains(Modifier::REVERSED) {
         std::mem::swap(&mut fg, &mut bg);
@@ -271,11 +275,11 @@ fn shown(cell: &ratatui::buffer::Cell, term: ((u8, u8, u8), (u8, u8, u8))) -> ((
     (fg, bg)
 }
 
-const DARK: ((u8, u8, u8), (u8, u8, u8)) = ((0xe5, 0xe5, 0xe5), (0, 0, 0));
-const LIGHT: ((u8, u8, u8), (u8, u8, u8)) = ((0, 0, 0), (0xff, 0xff, 0xff));
+const DARK: Terminal = ((0xe5, 0xe5, 0xe5), (0, 0, 0));
+const LIGHT: Terminal = ((0, 0, 0), (0xff, 0xff, 0xff));
 
 /// Every built-in theme with the terminals it is meant for.
-fn every_theme() -> Vec<(&'static str, Theme, Vec<((u8, u8, u8), (u8, u8, u8))>)> {
+fn every_theme() -> Vec<(&'static str, Theme, Vec<Terminal>)> {
     portcullis::ui::theme::BUILT_IN
         .iter()
         .map(|(name, _)| {
@@ -368,7 +372,11 @@ async fn the_selected_row_is_one_readable_style() {
         let expect = style(first);
         let mut x = first;
         while buf[(x, y)].symbol() != "│" {
-            assert_eq!(style(x), expect, "{name}: column {x} of the selected row\n{text}");
+            assert_eq!(
+                style(x),
+                expect,
+                "{name}: column {x} of the selected row\n{text}"
+            );
             x += 1;
         }
         let (fg, bg, m) = expect;
@@ -407,7 +415,10 @@ async fn every_request_of_seed_3_is_decidable_at_80x24_without_scrolling() {
         );
         let d = h.state.detail.as_ref().expect("the detail");
         match (&e.invalid, &d.analysis) {
-            (Some(_), _) => assert!(text.contains("INVAL") && text.contains("can only be denied"), "{screen}"),
+            (Some(_), _) => assert!(
+                text.contains("INVAL") && text.contains("can only be denied"),
+                "{screen}"
+            ),
             (None, Ok(a)) if a.new.is_empty() => assert!(text.contains("Nothing new"), "{screen}"),
             (None, Ok(_)) => {
                 let worst = d
@@ -418,7 +429,11 @@ async fn every_request_of_seed_3_is_decidable_at_80x24_without_scrolling() {
                     .max()
                     .unwrap();
                 let badge = worst.badge();
-                assert!(text.starts_with(badge), "{}: the verdict first\n{screen}", key.name);
+                assert!(
+                    text.starts_with(badge),
+                    "{}: the verdict first\n{screen}",
+                    key.name
+                );
                 let rows: Vec<&str> = pane
                     .lines()
                     .skip_while(|l| !l.starts_with("NEW PERMISSIONS"))
@@ -430,6 +445,58 @@ async fn every_request_of_seed_3_is_decidable_at_80x24_without_scrolling() {
                 );
             }
             (None, Err(e)) => panic!("{e}"),
+        }
+    }
+}
+
+/// The decision-first detail: verdict, flags, reason, worst permissions
+/// first (a request with a narrower role to suggest and a recent denial).
+#[tokio::test]
+async fn decision_first_detail() {
+    let mut h = Harness::new(3);
+    h.select(|r| r.requester.user == "alice" && r.role.name == "admin");
+    check_all(&h, "decision_first").await;
+}
+
+/// Item 12: RISK in every list at every width; History has WHEN; Pending
+/// has NEW; a cut ends in `…` and only when no room stands empty.
+#[tokio::test]
+async fn columns_follow_content_and_space() {
+    let mut h = Harness::new(3);
+    for (key, view, must, from) in [
+        ("1", "Pending", &["RISK", "NEW"][..], 160),
+        ("2", "Live grants", &["RISK", "LEFT"][..], 120),
+        ("3", "History", &["RISK", "WHEN"][..], 120),
+    ] {
+        h.press(key).await;
+        for w in [60u16, 70, 80, 100, 120, 160, 200] {
+            let screen = h.screen(w, 50);
+            let list = common::boxed(&screen, &format!(" {view} ["));
+            let header = list.lines().next().unwrap();
+            assert!(header.contains("RISK"), "{view} at {w}: RISK\n{list}");
+            if w >= from {
+                for m in must {
+                    assert!(header.contains(m), "{view} at {w}: {m}\n{list}");
+                }
+            }
+            // A cut only when the table already fills the pane: no room
+            // stands empty at its right.
+            let top = screen
+                .lines()
+                .find(|l| l.contains(&format!(" {view} [")))
+                .unwrap();
+            let chars: Vec<char> = top.chars().collect();
+            let left = chars.iter().position(|c| *c == '┌').unwrap();
+            let right = chars.iter().position(|c| *c == '┐').unwrap();
+            let inner = right - left - 1;
+            let used = list.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+            if list.lines().skip(1).any(|l| l.contains('…')) {
+                assert!(
+                    inner - used < 3,
+                    "{view} at {w}: cut while {} columns stand empty:\n{list}",
+                    inner - used
+                );
+            }
         }
     }
 }

@@ -80,7 +80,11 @@ impl Batch {
         };
         (
             true,
-            format!("{head}; could not {}: {}", self.kind.verb().to_lowercase(), failed.join(", ")),
+            format!(
+                "{head}; could not {}: {}",
+                self.kind.verb().to_lowercase(),
+                failed.join(", ")
+            ),
         )
     }
 }

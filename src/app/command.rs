@@ -41,9 +41,7 @@ pub const COMMANDS: &[(&str, &[&str], &str)] = &[
 pub fn parse(line: &str) -> Result<Command, String> {
     let mut words = line.split_whitespace();
     let Some(head) = words.next() else {
-        return Err(
-            "type a command, e.g. :pending, :grants, :history, :ctx, :mark all, :q".into(),
-        );
+        return Err("type a command, e.g. :pending, :grants, :history, :ctx, :mark all, :q".into());
     };
     let name = COMMANDS
         .iter()
@@ -121,11 +119,7 @@ pub fn complete(line: &str, contexts: &[String]) -> Completion {
         }
     };
     match words.as_slice() {
-        [] => offer(
-            "",
-            "",
-            COMMANDS.iter().map(|(n, _, _)| *n).collect(),
-        ),
+        [] => offer("", "", COMMANDS.iter().map(|(n, _, _)| *n).collect()),
         [head] if !trailing_space => offer(
             "",
             head,
@@ -142,11 +136,7 @@ pub fn complete(line: &str, contexts: &[String]) -> Completion {
                 rest.first().copied().unwrap_or("")
             };
             let all: Vec<&str> = match *head {
-                "ctx" | "context" => contexts
-                    .iter()
-                    .map(String::as_str)
-                    .chain(["all"])
-                    .collect(),
+                "ctx" | "context" => contexts.iter().map(String::as_str).chain(["all"]).collect(),
                 "mark" => vec!["all"],
                 _ => return Completion::Nothing,
             };

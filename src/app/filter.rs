@@ -80,7 +80,9 @@ impl Filter {
                         continue;
                     }
                 },
-                Some((key, _)) if key.chars().all(|c| c.is_ascii_alphabetic()) && !key.is_empty() => {
+                Some((key, _))
+                    if key.chars().all(|c| c.is_ascii_alphabetic()) && !key.is_empty() =>
+                {
                     error.get_or_insert_with(|| {
                         format!(
                             "unknown filter '{}:': use {KEYS} or free text",

@@ -19,8 +19,8 @@ use crate::domain::rbac::engine::{
 };
 use crate::domain::rbac::{Inventory, Permission, Scope};
 use crate::domain::request::Verdict;
-use crate::domain::sanitize::inert;
 use crate::domain::risk::RiskFlag;
+use crate::domain::sanitize::inert;
 use crate::domain::{AccessRequest, Phase, RoleRef, Severity};
 
 /// How far back a denial of the same person is worth saying.
@@ -138,7 +138,14 @@ struct Task {
 /// `*` (`restart*` is also "restarting").
 const TASKS: &[Task] = &[
     Task {
-        keywords: &["roll back", "rollback*", "roll-back", "rollout*", "restart*", "redeploy*"],
+        keywords: &[
+            "roll back",
+            "rollback*",
+            "roll-back",
+            "rollout*",
+            "restart*",
+            "redeploy*",
+        ],
         what: "roll back/restart",
         needs: &[("apps", "deployments", "patch")],
     },
@@ -173,7 +180,7 @@ const TASKS: &[Task] = &[
         needs: &[("", "secrets", "update")],
     },
     Task {
-        keywords: &["inspect*", "investigat*", "look at", "check*"],
+        keywords: &["inspect*", "investigat*", "look at"],
         what: "look at pods",
         needs: &[("", "pods", "get"), ("", "pods", "list")],
     },
@@ -183,7 +190,11 @@ const TASKS: &[Task] = &[
 fn tasks(reason: &str) -> Vec<&'static Task> {
     let mut text = String::from(" ");
     for c in reason.to_lowercase().chars() {
-        text.push(if c.is_alphanumeric() || c == '-' { c } else { ' ' });
+        text.push(if c.is_alphanumeric() || c == '-' {
+            c
+        } else {
+            ' '
+        });
     }
     text.push(' ');
     let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -221,8 +232,7 @@ fn needs(req: &AccessRequest, tasks: &[&Task]) -> Vec<Permission> {
 }
 
 fn covers(before: &[EffectiveRule], granted: &[EffectiveRule], need: &[Permission]) -> bool {
-    need.iter()
-        .all(|p| allows(before, p) || allows(granted, p))
+    need.iter().all(|p| allows(before, p) || allows(granted, p))
 }
 
 /// The role does not give what the reason asks for; or a role with far
@@ -237,11 +247,7 @@ fn role_fit(
     if tasks.is_empty() {
         return Vec::new();
     }
-    let what = tasks
-        .iter()
-        .map(|t| t.what)
-        .collect::<Vec<_>>()
-        .join(", ");
+    let what = tasks.iter().map(|t| t.what).collect::<Vec<_>>().join(", ");
     let need = needs(req, &tasks);
     let before = effective_rules(inv, subject);
     let namespaces = req.namespaces.as_slice();
@@ -275,6 +281,14 @@ fn role_fit(
     }
     if a.new.is_empty() {
         return Vec::new();
+    }
+    if need.iter().all(|p| allows(&before, p)) {
+        return vec![format!(
+            "{} can already {what} with what they hold; {role} adds {} new ({})",
+            inert(&subject.user, 64),
+            a.new.len(),
+            worst(a).map_or("none", |s| s.badge())
+        )];
     }
     let mut candidates: Vec<RoleRef> = inv
         .cluster_roles
@@ -314,7 +328,8 @@ fn role_fit(
         return Vec::new();
     };
     let (asked, cand) = (breadth(a), breadth(&x));
-    let narrower = cand.0 < asked.0 || (cand.0 == asked.0 && cand.1 * 2 <= asked.1 && cand.2 * 2 <= asked.2);
+    let narrower =
+        cand.0 < asked.0 || (cand.0 == asked.0 && cand.1 * 2 <= asked.1 && cand.2 * 2 <= asked.2);
     if !narrower {
         return Vec::new();
     }
@@ -399,6 +414,9 @@ mod tests {
         let t = tasks("debug 502s from the ingress, need logs and port-forward");
         assert_eq!(t.len(), 2);
         assert!(tasks("customer data export for a GDPR request").is_empty());
-        assert!(tasks("the catalog service").is_empty(), "no 'log' inside words");
+        assert!(
+            tasks("the catalog service").is_empty(),
+            "no 'log' inside words"
+        );
     }
 }

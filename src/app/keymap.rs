@@ -156,7 +156,11 @@ pub fn binding(action: KeyAction) -> Option<&'static KeyBinding> {
 /// The keys inside dialogs, for their hint lines and the help screen.
 pub const DIALOG_KEYS: &[(&str, &str, &str)] = &[
     ("Approve", "y", "confirm (only y: never enter)"),
-    ("Approve", "1 2 3", "quick pick: grant 15m, 30m or 1h (never longer than asked)"),
+    (
+        "Approve",
+        "1 2 3",
+        "quick pick: grant 15m, 30m or 1h (never longer than asked)",
+    ),
     ("Approve", "e", "change it: shorter, fewer namespaces"),
     ("Approve", "n/esc", "cancel"),
     ("Reason", "tab/↑ ↓", "recent reasons (then edit them)"),

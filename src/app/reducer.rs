@@ -5,8 +5,8 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui_textarea::TextArea;
 
 use super::command::{self, Command, Completion};
-use super::forms::{self, bulk_confirm};
 use super::filter::Filter;
+use super::forms::{self, bulk_confirm};
 use super::keymap::{self, KeyAction};
 use super::state::{AppState, BulkKind, Choices, ClusterInfo, FlashLevel, Mode, PendingOp, View};
 use super::when;
@@ -308,9 +308,7 @@ fn dialog_targets(mode: &Mode) -> Option<(Vec<RequestKey>, Phase, Option<BulkKin
         Mode::Confirm(c) => match &c.op {
             PendingOp::Approve { key, .. } => (vec![key.clone()], Phase::Pending, None),
             PendingOp::Deny { keys, .. } => (keys.clone(), Phase::Pending, Some(BulkKind::Deny)),
-            PendingOp::Revoke { keys, .. } => {
-                (keys.clone(), Phase::Active, Some(BulkKind::Revoke))
-            }
+            PendingOp::Revoke { keys, .. } => (keys.clone(), Phase::Active, Some(BulkKind::Revoke)),
         },
         _ => return None,
     })
@@ -449,7 +447,11 @@ fn on_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
                     // Tab again: the next choice.
                     Some(mut c) => {
                         let n = c.items.len();
-                        c.shown = if back { (c.shown + n - 1) % n } else { (c.shown + 1) % n };
+                        c.shown = if back {
+                            (c.shown + n - 1) % n
+                        } else {
+                            (c.shown + 1) % n
+                        };
                         input = line_input("", &c.items[c.shown]);
                         Some(c)
                     }
@@ -739,7 +741,10 @@ fn on_normal_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
         KeyAction::ShowHistory => switch_view(state, View::History),
         KeyAction::CommandMode => {
             state.mode = Mode::Command {
-                input: line_input("pending | grants | history | ctx [NAME|all] | mark all | q", ""),
+                input: line_input(
+                    "pending | grants | history | ctx [NAME|all] | mark all | q",
+                    "",
+                ),
                 error: None,
                 choices: None,
             }
@@ -783,7 +788,6 @@ fn on_normal_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
     Vec::new()
 }
 
-/// Checks that the selection may be approved by this approver; flashes why not.
 #[cfg(test)]
 mod tests {
     //! Action → state + effects, with no backend at all.

@@ -103,13 +103,17 @@ pub fn verdict(state: &AppState, entry: &Entry) -> Vec<Part> {
     match r.phase() {
         Phase::Pending => {
             badge(&mut p, state, entry);
-            p.text(" ").push(Tone::Strong, who.clone()).text(" asks for ");
+            p.text(" ")
+                .push(Tone::Strong, who.clone())
+                .text(" asks for ");
             p.push(Tone::Strong, role);
             place(&mut p, &r.namespaces);
             p.text(format!(" for {}.", duration::format(r.duration)));
             if r.requester.user == state.approver.user {
-                p.text(" ")
-                    .push(Tone::Warn, "Your own request: someone else must approve it.");
+                p.text(" ").push(
+                    Tone::Warn,
+                    "Your own request: someone else must approve it.",
+                );
             }
         }
         Phase::Active => {
@@ -146,7 +150,11 @@ pub fn verdict(state: &AppState, entry: &Entry) -> Vec<Part> {
             p.push(Tone::Ended, phase.as_str());
             let approved = decision.filter(|d| d.verdict == Verdict::Approved);
             p.text(" ").push(Tone::Strong, who.clone());
-            p.text(if approved.is_some() { " had " } else { " asked for " });
+            p.text(if approved.is_some() {
+                " had "
+            } else {
+                " asked for "
+            });
             p.push(Tone::Strong, role);
             place(
                 &mut p,
@@ -169,12 +177,17 @@ pub fn verdict(state: &AppState, entry: &Entry) -> Vec<Part> {
                     p.text(format!(" for {}", duration::format(r.duration)));
                 }
             }
-            let ended = r.status.ended_at.map(|t| format!("{} ({})", clock(t), when::ago(now, t)));
+            let ended = r
+                .status
+                .ended_at
+                .map(|t| format!("{} ({})", clock(t), when::ago(now, t)));
             let ended = ended.unwrap_or_else(|| "at an unknown time".into());
             let quote = |w: &str| format!(": \"{}\"", inert(w, 200));
             match phase {
                 Phase::Denied => {
-                    let by = decision.map(|d| inert(&d.by, 64).into_owned()).unwrap_or_default();
+                    let by = decision
+                        .map(|d| inert(&d.by, 64).into_owned())
+                        .unwrap_or_default();
                     let why = decision
                         .and_then(|d| d.reason.as_deref())
                         .map(quote)
@@ -327,9 +340,6 @@ mod tests {
     #[test]
     fn scope_in_words() {
         assert_eq!(scope_words(&[]), "cluster-wide");
-        assert_eq!(
-            scope_words(&["a".to_string(), "b".to_string()]),
-            "in a, b"
-        );
+        assert_eq!(scope_words(&["a".to_string(), "b".to_string()]), "in a, b");
     }
 }

@@ -34,7 +34,10 @@ pub fn fit(cols: &[Column], desired: &[u16], avail: u16) -> Vec<(usize, u16)> {
     let want: Vec<u16> = cols
         .iter()
         .zip(desired)
-        .map(|(c, d)| (*d).max(title_w(c)).clamp(c.min.max(title_w(c)), c.max.max(title_w(c))))
+        .map(|(c, d)| {
+            (*d).max(title_w(c))
+                .clamp(c.min.max(title_w(c)), c.max.max(title_w(c)))
+        })
         .collect();
     let soft: Vec<u16> = cols
         .iter()
@@ -77,6 +80,20 @@ pub fn fit(cols: &[Column], desired: &[u16], avail: u16) -> Vec<(usize, u16)> {
             None => break,
         }
     }
+    // Room left over: columns that were dropped come back, most important
+    // first, in what is left (cut), rather than leaving it empty.
+    let mut left = avail.saturating_sub(total(&width, &kept));
+    let mut dropped: Vec<usize> = (0..cols.len()).filter(|i| !kept.contains(i)).collect();
+    dropped.sort_by_key(|i| (cols[*i].priority, *i));
+    for i in dropped {
+        let gap = u16::from(!kept.is_empty());
+        if left >= cols[i].min.max(title_w(&cols[i])) + gap {
+            width[i] = want[i].min(left - gap);
+            left -= width[i] + gap;
+            kept.push(i);
+        }
+    }
+    kept.sort_unstable();
     kept.into_iter().map(|i| (i, width[i])).collect()
 }
 
@@ -107,8 +124,18 @@ mod tests {
         assert_eq!(titles, ["REQUESTER", "NAMESPACES", "ROLE", "RISK"]);
         let used: u16 = f.iter().map(|(_, w)| w).sum::<u16>() + f.len() as u16 - 1;
         assert!(used <= 50, "{f:?}");
+        // What a dropped column would need is there: it comes back, cut.
+        let f = fit(COLS, &[5, 16, 12, 5, 4, 40], 64);
+        let titles: Vec<&str> = f.iter().map(|(i, _)| COLS[*i].title).collect();
+        assert_eq!(titles, ["REQUESTER", "NAMESPACES", "ROLE", "AGE", "RISK", "REASON"]);
+        let used: u16 = f.iter().map(|(_, w)| w).sum::<u16>() + f.len() as u16 - 1;
+        assert_eq!(used, 64, "{f:?}");
         let tiny = fit(COLS, &[5, 22, 13, 5, 4, 40], 12);
         let titles: Vec<&str> = tiny.iter().map(|(i, _)| COLS[*i].title).collect();
-        assert_eq!(titles, ["REQUESTER", "RISK"], "who and the risk always stay");
+        assert_eq!(
+            titles,
+            ["REQUESTER", "RISK"],
+            "who and the risk always stay"
+        );
     }
 }

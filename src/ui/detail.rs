@@ -130,7 +130,11 @@ pub fn lines_with(
     };
 
     // The verdict, then what not to miss.
-    push(&mut out, verdict_line(&verdict::verdict(state, entry), theme), 0);
+    push(
+        &mut out,
+        verdict_line(&verdict::verdict(state, entry), theme),
+        0,
+    );
     // At most two rows each in the pane (the full view has them whole).
     for flag in detail.map(|d| d.flags.as_slice()).unwrap_or_default() {
         let line = Line::from(Span::styled(format!("⚠ {}", inert(flag, 400)), theme.high));
@@ -232,13 +236,14 @@ pub fn lines_with(
         push(&mut out, kv(theme, "Standing", standing(a)), LABEL);
     }
     let zone = state.config.zone;
-    let resolve = |keys: Option<&Vec<crate::backend::RequestKey>>| -> Vec<&crate::domain::AccessRequest> {
-        keys.into_iter()
-            .flatten()
-            .filter_map(|k| state.entries.get(k))
-            .map(|e| &e.req)
-            .collect()
-    };
+    let resolve =
+        |keys: Option<&Vec<crate::backend::RequestKey>>| -> Vec<&crate::domain::AccessRequest> {
+            keys.into_iter()
+                .flatten()
+                .filter_map(|k| state.entries.get(k))
+                .map(|e| &e.req)
+                .collect()
+        };
     let live: Vec<String> = resolve(detail.map(|d| &d.live))
         .into_iter()
         .map(|x| {
@@ -355,7 +360,11 @@ pub fn lines_with(
     // apiserver said about the ended grant: auditors read it here.
     if matches!(r.phase(), Phase::Revoked | Phase::Expired) && r.status.decision.is_some() {
         if let Some(m) = r.status.message.as_deref() {
-            push(&mut out, kv(theme, "Verified", inert(m, 600).into_owned()), LABEL);
+            push(
+                &mut out,
+                kv(theme, "Verified", inert(m, 600).into_owned()),
+                LABEL,
+            );
         }
     }
     out
@@ -538,10 +547,19 @@ pub fn diff_lines_with(
                 if room >= 20 {
                     let mut lines = wrap::wrap(row.risk.why, room);
                     let first = lines.remove(0);
-                    (first, lines.into_iter().map(|l| format!("{:used$}{l}", "")).collect())
+                    (
+                        first,
+                        lines
+                            .into_iter()
+                            .map(|l| format!("{:used$}{l}", ""))
+                            .collect(),
+                    )
                 } else {
                     let lines = wrap::wrap(row.risk.why, width.saturating_sub(7));
-                    (String::new(), lines.into_iter().map(|l| format!("{:7}{l}", "")).collect())
+                    (
+                        String::new(),
+                        lines.into_iter().map(|l| format!("{:7}{l}", "")).collect(),
+                    )
                 }
             } else if room >= 12 {
                 (wrap::cut(row.risk.why, room).into_owned(), Vec::new())
@@ -570,7 +588,10 @@ pub fn diff_lines_with(
                 spans.push(Span::styled(why, theme.dim));
             }
             out.push(Line::from(spans));
-            out.extend(more.into_iter().map(|l| Line::from(Span::styled(l, theme.dim))));
+            out.extend(
+                more.into_iter()
+                    .map(|l| Line::from(Span::styled(l, theme.dim))),
+            );
         }
         for note in &group.notes {
             out.push(Line::from(Span::styled(

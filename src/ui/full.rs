@@ -22,12 +22,7 @@ pub fn inner(area: Rect) -> Rect {
 /// What happened to the request, in order, with local times.
 fn events(state: &AppState, r: &AccessRequest) -> Vec<String> {
     let zone = state.config.zone;
-    let at = |t| {
-        format!(
-            "{:<13}",
-            format!("{} ", when::clock(zone, state.now, t))
-        )
-    };
+    let at = |t| format!("{:<13}", format!("{} ", when::clock(zone, state.now, t)));
     let mut out = vec![format!(
         "{}asked by {} for {} {} {} for {}{}",
         at(r.created_at),
@@ -165,11 +160,18 @@ pub fn render(
     let prod = state.is_production(&key.cluster);
     let block = Block::default()
         .borders(Borders::ALL)
-        .border_style(if prod { theme.border_prod } else { theme.dialog_border })
+        .border_style(if prod {
+            theme.border_prod
+        } else {
+            theme.dialog_border
+        })
         .title(Line::from(vec![
             Span::styled(format!(" {} ", inert(&key.name, 64)), theme.title),
             Span::styled(
-                format!("on {}{place} · esc back · j/k · c copy ", inert(&key.cluster, 48)),
+                format!(
+                    "on {}{place} · esc back · j/k · c copy ",
+                    inert(&key.cluster, 48)
+                ),
                 theme.dim,
             ),
         ]))

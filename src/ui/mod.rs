@@ -87,8 +87,8 @@ pub fn layout(area: Rect, state: &AppState) -> Option<Areas> {
         // gets the rest.
         let rows = state.list(state.view).len().max(1) as u16 + 3;
         let most = (body.height * 2 / 5).max(5);
-        let [l, d] = Layout::vertical([Constraint::Length(rows.min(most)), Constraint::Min(3)])
-            .areas(body);
+        let [l, d] =
+            Layout::vertical([Constraint::Length(rows.min(most)), Constraint::Min(3)]).areas(body);
         (l, d)
     };
     Some(Areas {
@@ -122,13 +122,24 @@ pub fn render(frame: &mut Frame, state: &AppState, theme: &Theme) {
             rows.truncate(FLASH_ROWS);
             let last = rows.last_mut().expect("rows");
             let keep = (areas.flash.width as usize).saturating_sub(wrap::width(DISMISS) + 1);
-            *last = format!("{}{}", wrap::cut(last, keep), if level == FlashLevel::Error { DISMISS } else { "…" });
+            *last = format!(
+                "{}{}",
+                wrap::cut(last, keep),
+                if level == FlashLevel::Error {
+                    DISMISS
+                } else {
+                    "…"
+                }
+            );
         }
         let lines: Vec<Line> = rows
             .into_iter()
             .map(|r| {
                 // The dismiss hint, dim, wherever it wrapped to.
-                match r.strip_suffix(DISMISS.trim_start()).filter(|_| level == FlashLevel::Error) {
+                match r
+                    .strip_suffix(DISMISS.trim_start())
+                    .filter(|_| level == FlashLevel::Error)
+                {
                     Some(head) => Line::from(vec![
                         Span::styled(head.to_string(), style),
                         Span::styled(DISMISS.trim_start().to_string(), theme.dim),

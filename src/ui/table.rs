@@ -19,15 +19,17 @@ use crate::app::{when, AppState};
 use crate::domain::sanitize::inert;
 use crate::domain::{duration, Phase};
 
-// col(title, min, soft, max, priority): priority 0 never drops.
+// col(title, min, soft, max, priority): priority 0 never drops; short
+// columns (times, counts) are comfortable only whole, so long text gives way
+// first.
 const PENDING: &[Column] = &[
     col("REQUESTER", 6, 10, 24, 0),
     col("CLUSTER", 7, 12, 24, 2),
     col("NAMESPACES", 8, 16, 40, 3),
     col("ROLE", 6, 12, 32, 1),
-    col("ASKED", 5, 5, 6, 5),
-    col("AGE", 3, 5, 6, 6),
-    col("NEW", 3, 7, 9, 4),
+    col("ASKED", 5, 6, 6, 5),
+    col("AGE", 3, 6, 6, 6),
+    col("NEW", 3, 9, 9, 4),
     col("RISK", 5, 5, 5, 0),
     col("REASON", 10, 20, 400, 7),
 ];
@@ -36,7 +38,7 @@ const GRANTS: &[Column] = &[
     col("CLUSTER", 7, 12, 24, 3),
     col("NAMESPACES", 8, 16, 40, 4),
     col("ROLE", 6, 12, 32, 2),
-    col("LEFT", 5, 6, 8, 1),
+    col("LEFT", 5, 8, 8, 1),
     col("ENDS", 5, 5, 12, 6),
     col("BY", 4, 8, 24, 5),
     col("RISK", 5, 5, 5, 0),
@@ -49,10 +51,13 @@ const HISTORY: &[Column] = &[
     col("NAMESPACES", 8, 16, 40, 7),
     col("OUTCOME", 7, 9, 9, 1),
     col("BY", 4, 8, 24, 2),
-    col("WHEN", 4, 5, 6, 3),
+    col("WHEN", 4, 6, 6, 3),
     col("RISK", 5, 5, 5, 0),
     col("WHY", 8, 20, 400, 5),
 ];
+
+/// A cell's text and style.
+type StyledText<'a> = (Cow<'a, str>, Style);
 
 fn columns(view: View) -> &'static [Column] {
     match view {
@@ -78,16 +83,17 @@ fn by(e: &Entry) -> &str {
         // The end of a grant, or a request left undecided: the reaper.
         Phase::Expired => "reaper",
         Phase::Revoked => r.status.revoked_by.as_deref().unwrap_or("-"),
-        _ => r
-            .status
-            .decision
-            .as_ref()
-            .map_or("-", |d| d.by.as_str()),
+        _ => r.status.decision.as_ref().map_or("-", |d| d.by.as_str()),
     }
 }
 
 /// A cell's text and style, borrowed from the request where it can be.
-fn cell_text<'a>(state: &AppState, e: &'a Entry, title: &str, theme: &Theme) -> (Cow<'a, str>, Style) {
+fn cell_text<'a>(
+    state: &AppState,
+    e: &'a Entry,
+    title: &str,
+    theme: &Theme,
+) -> (Cow<'a, str>, Style) {
     let r = &e.req;
     let value = theme.value;
     match title {
@@ -186,7 +192,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     };
     // The rows on screen, cells made inert once: their widths decide the
     // columns'.
-    let cells: Vec<(usize, &Entry, Vec<(Cow<'_, str>, Style)>)> = list
+    let cells: Vec<(usize, &Entry, Vec<StyledText<'_>>)> = list
         .iter()
         .enumerate()
         .skip(offset)
@@ -237,7 +243,11 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         );
         let mut row_cells = vec![Cell::from(Span::styled(
             lead,
-            if selected { theme.selected } else { theme.marked },
+            if selected {
+                theme.selected
+            } else {
+                theme.marked
+            },
         ))];
         for (ci, w) in &shown {
             let (text, style) = &texts[*ci];

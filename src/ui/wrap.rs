@@ -215,7 +215,11 @@ mod tests {
         let rows = wrap_line(&line, 24, 10);
         assert_eq!(
             plain(&rows),
-            ["Reason    INC-1: roll", "          back the bad", "          deploy"]
+            [
+                "Reason    INC-1: roll",
+                "          back the bad",
+                "          deploy"
+            ]
         );
         assert_eq!(rows[1].spans.last().unwrap().style, bold);
         assert_eq!(plain(&wrap_line(&Line::from("short"), 24, 10)), ["short"]);
