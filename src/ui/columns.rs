@@ -127,7 +127,10 @@ mod tests {
         // What a dropped column would need is there: it comes back, cut.
         let f = fit(COLS, &[5, 16, 12, 5, 4, 40], 64);
         let titles: Vec<&str> = f.iter().map(|(i, _)| COLS[*i].title).collect();
-        assert_eq!(titles, ["REQUESTER", "NAMESPACES", "ROLE", "AGE", "RISK", "REASON"]);
+        assert_eq!(
+            titles,
+            ["REQUESTER", "NAMESPACES", "ROLE", "AGE", "RISK", "REASON"]
+        );
         let used: u16 = f.iter().map(|(_, w)| w).sum::<u16>() + f.len() as u16 - 1;
         assert_eq!(used, 64, "{f:?}");
         let tiny = fit(COLS, &[5, 22, 13, 5, 4, 40], 12);

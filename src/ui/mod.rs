@@ -42,8 +42,11 @@ pub struct Areas {
     pub footer: Rect,
 }
 
-/// Most rows the message line may take (it wraps, never cuts).
-const FLASH_ROWS: usize = 3;
+/// Most rows the message line may take (it wraps; only a message longer
+/// than a quarter of the screen is cut, its dismiss hint kept).
+fn flash_rows(area: Rect) -> usize {
+    (area.height as usize / 4).max(3)
+}
 const DISMISS: &str = "  (esc to dismiss)";
 
 /// The message line's text: icon, message, and the dismiss hint on errors.
@@ -68,7 +71,9 @@ pub fn layout(area: Rect, state: &AppState) -> Option<Areas> {
         return None;
     }
     let flash_rows = flash_text(state).map_or(0, |(_, text)| {
-        wrap::wrap(&text, area.width as usize).len().min(FLASH_ROWS) as u16
+        wrap::wrap(&text, area.width as usize)
+            .len()
+            .min(flash_rows(area)) as u16
     });
     let [header, body, flash, footer] = Layout::vertical([
         Constraint::Length(2),
@@ -117,9 +122,9 @@ pub fn render(frame: &mut Frame, state: &AppState, theme: &Theme) {
             FlashLevel::Info => theme.notice,
         };
         let mut rows = wrap::wrap(&text, areas.flash.width as usize);
-        if rows.len() > FLASH_ROWS {
+        if rows.len() > areas.flash.height as usize {
             // Longer than the line can hold: keep the start and the hint.
-            rows.truncate(FLASH_ROWS);
+            rows.truncate(areas.flash.height as usize);
             let last = rows.last_mut().expect("rows");
             let keep = (areas.flash.width as usize).saturating_sub(wrap::width(DISMISS) + 1);
             *last = format!(
