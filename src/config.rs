@@ -8,6 +8,7 @@
 //! approval_timeout = "24h"         # a pending request older than this expires
 //! expiring_soon = "5m"             # live grants under this are highlighted
 //! groups = ["dev", "oncall"]       # your groups, as approvers should see them
+//! osc52 = true                     # `c` copies a request's name to the clipboard
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -32,6 +33,9 @@ pub struct ConfigFile {
     /// Your groups, shown to approvers on `portcullis request` and used as
     /// the approver's groups in the console header.
     pub groups: Option<Vec<String>>,
+    /// `c` copies the selected request's name with OSC 52 (off by default:
+    /// a terminal that honours it lets any program set the clipboard).
+    pub osc52: Option<bool>,
 }
 
 #[derive(Debug, Error)]
@@ -115,6 +119,9 @@ impl ConfigFile {
                 Duration::from_secs(300),
             )?)
             .unwrap_or(defaults.expiring_soon),
+            osc52: self.osc52.unwrap_or(false),
+            // The console shows local time (TZ); tests inject an offset.
+            zone: crate::app::when::Zone::System,
         })
     }
 }
@@ -132,6 +139,13 @@ mod tests {
         assert!(c.production.is_match("prod-eu-west"));
         assert!(!c.production.is_match("staging"));
         assert_eq!(c.limits.max_duration, Duration::from_secs(8 * 3600));
+        assert!(!c.osc52, "copying to the clipboard is off by default");
+        assert_eq!(c.zone, crate::app::when::Zone::System);
+        let on = ConfigFile::parse("osc52 = true\n", "x")
+            .unwrap()
+            .app_config("x", false)
+            .unwrap();
+        assert!(on.osc52);
     }
 
     #[test]

@@ -68,6 +68,10 @@ fn pick_theme(cli: &Cli, file: &ConfigFile) -> anyhow::Result<Theme> {
         ColorMode::Always => false,
         ColorMode::Auto => no_color,
     };
+    // crossterm honours NO_COLOR by itself; --color always means colour.
+    if cli.color == ColorMode::Always {
+        crossterm::style::force_color_output(true);
+    }
     if mono {
         return Ok(Theme::mono());
     }

@@ -21,7 +21,7 @@ pub const TICK: Duration = Duration::from_millis(250);
 /// Runs one effect against the backend; the outcome comes back as an action.
 pub async fn execute(backend: &dyn AccessBackend, effect: Effect) -> Option<Action> {
     let (kind, key, result) = match effect {
-        Effect::Quit => return None,
+        Effect::Quit | Effect::Copy(_) => return None,
         Effect::Approve { key, spec } => (
             OpKind::Approve,
             key.clone(),
@@ -98,6 +98,9 @@ where
     B::Error: Send + Sync + 'static,
 {
     let mut events = backend.watch();
+    if let Ok(size) = terminal.size() {
+        update(&mut state, Action::Resize(size.width, size.height));
+    }
     // The snapshot is already queued: reduce it before the first frame.
     if let Ok(first) = events.try_recv() {
         update(&mut state, Action::Backend(drain(first, &mut events)));
@@ -114,7 +117,7 @@ where
         let action = tokio::select! {
             maybe = input.next() => match maybe {
                 Some(Ok(Event::Key(key))) => Action::Key(key),
-                Some(Ok(Event::Resize(..))) => Action::Tick(backend.now()),
+                Some(Ok(Event::Resize(w, h))) => Action::Resize(w, h),
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => return Err(e.into()),
                 None => break,
@@ -129,6 +132,13 @@ where
         };
         for effect in update(&mut state, action) {
             if effect == Effect::Quit {
+                continue;
+            }
+            if let Effect::Copy(text) = &effect {
+                // Between two frames, on the terminal the frames go to.
+                if let Err(e) = ui::clipboard::copy(text) {
+                    tracing::warn!(error = %e, "copy (OSC 52) failed");
+                }
                 continue;
             }
             let backend = backend.clone();

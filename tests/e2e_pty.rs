@@ -19,6 +19,10 @@ struct Session {
 
 impl Session {
     fn start(args: &[&str]) -> Self {
+        Self::start_env(args, &[])
+    }
+
+    fn start_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let pair = native_pty_system()
             .openpty(PtySize {
                 rows: 30,
@@ -40,6 +44,9 @@ impl Session {
         cmd.env("XDG_CONFIG_HOME", home.join("config"));
         cmd.env("TERM", "xterm-256color");
         cmd.env_remove("NO_COLOR");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         let child = pair.slave.spawn_command(cmd).expect("spawn portcullis");
         drop(pair.slave);
         let mut reader = pair.master.try_clone_reader().expect("reader");
@@ -64,9 +71,13 @@ impl Session {
     }
 
     fn screen(&self) -> String {
+        self.parsed().screen().contents()
+    }
+
+    fn parsed(&self) -> vt100::Parser {
         let mut parser = vt100::Parser::new(30, 110, 0);
         parser.process(&self.output.lock().unwrap());
-        parser.screen().contents()
+        parser
     }
 
     fn raw(&self) -> Vec<u8> {
@@ -147,4 +158,37 @@ fn sigterm_restores_the_terminal() {
         "a terminate signal is a clean exit: {status:?}"
     );
     assert_restored(&s.raw());
+}
+
+/// Issue 11, item 9: `--color always` means colour even under NO_COLOR, and
+/// the selected row shows.
+#[test]
+fn color_always_overrides_no_color_and_the_selection_shows() {
+    let mut s = Session::start_env(
+        &["demo", "--seed", "3", "--rate", "0s", "--color", "always"],
+        &[("NO_COLOR", "1")],
+    );
+    s.wait_for("REQUESTER");
+    s.wait_for("deployer");
+    let parser = s.parsed();
+    let screen = parser.screen();
+    // The list is the left 56%; the detail beside it says "deployer" too.
+    let row = (0..30u16)
+        .find(|r| {
+            let list = screen.contents_between(*r, 0, *r, 60);
+            list.contains("deployer") && list.contains("erin")
+        })
+        .expect("the first row");
+    let col = screen
+        .contents_between(row, 0, row, 60)
+        .find("erin")
+        .expect("erin") as u16;
+    let cell = screen.cell(row, col).expect("a cell");
+    assert_ne!(
+        cell.bgcolor(),
+        vt100::Color::Default,
+        "the selected row has a background colour"
+    );
+    s.send(b"q");
+    assert!(s.wait_exit().success());
 }

@@ -134,9 +134,9 @@ async fn narrow_terminals_stack_panes_and_drop_columns() {
     let h = Harness::new(1);
     let narrow = h.screen(80, 24);
     let wide = h.screen(200, 50);
-    assert!(wide.contains("CLUSTER") && wide.contains(" AGE "));
+    assert!(wide.contains("CLUSTER") && wide.contains(" REASON"));
     assert!(
-        !narrow.contains(" AGE "),
+        !narrow.contains(" REASON"),
         "columns drop by width:\n{narrow}"
     );
     // Stacked: the detail pane's border starts below the list, at column 0.
@@ -208,4 +208,296 @@ async fn hostile_text_renders_inert() {
     h.press("a").await;
     let text = buffer_text(h.terminal(200, 50, &Theme::mono()).backend().buffer());
     assert!(text.contains("Grant    eve\u{FFFD}]52"), "{text}");
+}
+
+// ---------------------------------------------------------------------------
+// Issue 11, item 9: the selection is visible and every text is readable.
+
+use ratatui::style::{Color, Modifier};
+
+type Rgb = (u8, u8, u8);
+/// A terminal's default colours: (text, background).
+type Terminal = (Rgb, Rgb);
+
+/// xterm's default 16-colour palette: the reference for the ANSI themes.
+fn rgb(c: Color, default: Rgb) -> Rgb {
+    match c {
+        Color::Reset => default,
+        Color::Black => (0, 0, 0),
+        Color::Red => (0xcd, 0, 0),
+        Color::Green => (0, 0xcd, 0),
+        Color::Yellow => (0xcd, 0xcd, 0),
+        Color::Blue => (0, 0, 0xee),
+        Color::Magenta => (0xcd, 0, 0xcd),
+        Color::Cyan => (0, 0xcd, 0xcd),
+        Color::Gray => (0xe5, 0xe5, 0xe5),
+        Color::DarkGray => (0x7f, 0x7f, 0x7f),
+        Color::LightRed => (0xff, 0, 0),
+        Color::LightGreen => (0, 0xff, 0),
+        Color::LightYellow => (0xff, 0xff, 0),
+        Color::LightBlue => (0x5c, 0x5c, 0xff),
+        Color::LightMagenta => (0xff, 0, 0xff),
+        Color::LightCyan => (0, 0xff, 0xff),
+        Color::White => (0xff, 0xff, 0xff),
+        Color::Rgb(r, g, b) => (r, g, b),
+        Color::Indexed(i) => panic!("indexed colour {i}: not in any built-in theme"),
+    }
+}
+
+/// WCAG 2 relative luminance and contrast ratio.
+fn contrast(a: Rgb, b: Rgb) -> f64 {
+    let lum = |(r, g, b): Rgb| {
+        let lin = |c: u8| {
+            let c = f64::from(c) / 255.0;
+            if c <= 0.03928 {
+                c / 12.92
+            } else {
+                ((c + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b)
+    };
+    let (x, y) = (lum(a), lum(b));
+    (x.max(y) + 0.05) / (x.min(y) + 0.05)
+}
+
+/// The colours a cell shows on a terminal whose default colours are
+/// `term` (fg, bg): reverse video swaps them, dim moves the text a third of
+/// the way to the background.
+fn shown(cell: &ratatui::buffer::Cell, term: Terminal) -> (Rgb, Rgb) {
+    let (mut fg, mut bg) = (rgb(cell.fg, term.0), rgb(cell.bg, term.1));
+    if cell.modifier.contains(Modifier::REVERSED) {
+        std::mem::swap(&mut fg, &mut bg);
+    }
+    if cell.modifier.contains(Modifier::DIM) {
+        let mix = |f: u8, b: u8| ((2 * u16::from(f) + u16::from(b)) / 3) as u8;
+        fg = (mix(fg.0, bg.0), mix(fg.1, bg.1), mix(fg.2, bg.2));
+    }
+    (fg, bg)
+}
+
+const DARK: Terminal = ((0xe5, 0xe5, 0xe5), (0, 0, 0));
+const LIGHT: Terminal = ((0, 0, 0), (0xff, 0xff, 0xff));
+
+/// Every built-in theme with the terminals it is meant for.
+fn every_theme() -> Vec<(&'static str, Theme, Vec<Terminal>)> {
+    portcullis::ui::theme::BUILT_IN
+        .iter()
+        .map(|(name, _)| {
+            let terms = match *name {
+                "light" => vec![LIGHT],
+                "mono" => vec![DARK, LIGHT],
+                _ => vec![DARK],
+            };
+            (*name, Theme::built_in(name).unwrap(), terms)
+        })
+        .collect()
+}
+
+fn check_contrast(h: &Harness, what: &str) {
+    for (name, theme, terms) in every_theme() {
+        for (w, hgt) in [(80, 24), (120, 40)] {
+            let t = h.terminal(w, hgt, &theme);
+            let buf = t.backend().buffer();
+            for term in &terms {
+                for y in 0..buf.area.height {
+                    for x in 0..buf.area.width {
+                        let cell = &buf[(x, y)];
+                        let sym = cell.symbol();
+                        if sym.trim().is_empty() {
+                            continue;
+                        }
+                        let border = sym.chars().all(|c| ('\u{2500}'..='\u{257f}').contains(&c));
+                        let need = if border { 3.0 } else { 4.5 };
+                        let (fg, bg) = shown(cell, *term);
+                        let ratio = contrast(fg, bg);
+                        assert!(
+                            ratio >= need,
+                            "{what} in {name} at {w}x{hgt}: '{sym}' at ({x},{y}) has contrast {ratio:.2} < {need} ({:?} on {:?}, {:?})\n{}",
+                            cell.fg,
+                            cell.bg,
+                            cell.modifier,
+                            buffer_text(buf)
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_theme_passes_the_contrast_check() {
+    let mut h = Harness::new(3);
+    check_contrast(&h, "pending");
+    h.press("j").await;
+    check_contrast(&h, "pending, second row");
+    h.press("2").await;
+    check_contrast(&h, "live grants");
+    h.press("3").await;
+    check_contrast(&h, "history");
+    h.press("1").await;
+    h.select(|r| approvable(r) && r.role.name == "admin");
+    h.press("a").await;
+    check_contrast(&h, "approve dialog");
+    h.press("<esc>d<enter>").await;
+    check_contrast(&h, "deny dialog with an error");
+    h.press("<esc><esc>?").await;
+    check_contrast(&h, "help");
+    h.press("<esc>/risk:bogus").await;
+    check_contrast(&h, "filter with an error");
+}
+
+/// The selected row is one style from edge to edge: no cell keeps the
+/// terminal's own foreground or a colour of its own on the selection.
+#[tokio::test]
+async fn the_selected_row_is_one_readable_style() {
+    let mut h = Harness::new(3);
+    h.select(|r| approvable(r) && r.role.name == "deployer");
+    for (name, theme, _) in every_theme() {
+        let t = h.terminal(120, 40, &theme);
+        let buf = t.backend().buffer();
+        let text = buffer_text(buf);
+        // In the list (the first box on the row), not the detail beside it.
+        let y = text
+            .lines()
+            .position(|l| {
+                let list = l.split('│').nth(1).unwrap_or("");
+                list.contains("deployer") && list.contains("erin")
+            })
+            .expect("the selected row") as u16;
+        let first = (1..buf.area.width)
+            .find(|x| buf[(*x, y)].symbol() != "│")
+            .unwrap();
+        let style = |x: u16| (buf[(x, y)].fg, buf[(x, y)].bg, buf[(x, y)].modifier);
+        let expect = style(first);
+        let mut x = first;
+        while buf[(x, y)].symbol() != "│" {
+            assert_eq!(
+                style(x),
+                expect,
+                "{name}: column {x} of the selected row\n{text}"
+            );
+            x += 1;
+        }
+        let (fg, bg, m) = expect;
+        assert!(
+            (fg != Color::Reset && bg != Color::Reset) || m.contains(Modifier::REVERSED),
+            "{name}: the selection sets both colours, or reverses: {expect:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Issue 11, item 10: decide from one screen.
+
+/// Every pending request of `demo --seed 3`, at 80×24 with no key but the
+/// cursor: the verdict, the reason and the worst new permission (or that
+/// nothing is new, or why it can only be denied) are on screen.
+#[tokio::test]
+async fn every_request_of_seed_3_is_decidable_at_80x24_without_scrolling() {
+    let mut h = Harness::new(3);
+    let keys = h.state.list(portcullis::app::View::Pending).to_vec();
+    assert_eq!(keys.len(), 9);
+    for key in keys {
+        h.select(|r| r.name == key.name);
+        let screen = h.screen(80, 24);
+        if std::env::var("SHOW_SCREENS").is_ok() {
+            println!("{screen}");
+        }
+        let pane = common::boxed(&screen, &format!(" {} ", key.name));
+        let text = common::flat(&pane);
+        let e = &h.state.entries[&key];
+        let reason = portcullis::domain::sanitize::inert(&e.req.reason, 30).into_owned();
+        assert!(
+            text.contains(&common::flat(reason.trim_end_matches('…'))),
+            "{}: the reason\n{screen}",
+            key.name
+        );
+        let d = h.state.detail.as_ref().expect("the detail");
+        match (&e.invalid, &d.analysis) {
+            (Some(_), _) => assert!(
+                text.contains("INVAL") && text.contains("can only be denied"),
+                "{screen}"
+            ),
+            (None, Ok(a)) if a.new.is_empty() => assert!(text.contains("Nothing new"), "{screen}"),
+            (None, Ok(_)) => {
+                let worst = d
+                    .diff
+                    .iter()
+                    .flat_map(|g| g.rows.iter())
+                    .map(|r| r.risk.severity)
+                    .max()
+                    .unwrap();
+                let badge = worst.badge();
+                assert!(
+                    text.starts_with(badge),
+                    "{}: the verdict first\n{screen}",
+                    key.name
+                );
+                let rows: Vec<&str> = pane
+                    .lines()
+                    .skip_while(|l| !l.starts_with("NEW PERMISSIONS"))
+                    .collect();
+                assert!(
+                    rows.iter().any(|l| l.trim_start().starts_with(badge)),
+                    "{}: a worst permission row\n{screen}",
+                    key.name
+                );
+            }
+            (None, Err(e)) => panic!("{e}"),
+        }
+    }
+}
+
+/// The decision-first detail: verdict, flags, reason, worst permissions
+/// first (a request with a narrower role to suggest and a recent denial).
+#[tokio::test]
+async fn decision_first_detail() {
+    let mut h = Harness::new(3);
+    h.select(|r| r.requester.user == "alice" && r.role.name == "admin");
+    check_all(&h, "decision_first").await;
+}
+
+/// Item 12: RISK in every list at every width; History has WHEN; Pending
+/// has NEW; a cut ends in `…` and only when no room stands empty.
+#[tokio::test]
+async fn columns_follow_content_and_space() {
+    let mut h = Harness::new(3);
+    for (key, view, must, from) in [
+        ("1", "Pending", &["RISK", "NEW"][..], 160),
+        ("2", "Live grants", &["RISK", "LEFT"][..], 120),
+        ("3", "History", &["RISK", "WHEN"][..], 120),
+    ] {
+        h.press(key).await;
+        for w in [60u16, 70, 80, 100, 120, 160, 200] {
+            let screen = h.screen(w, 50);
+            let list = common::boxed(&screen, &format!(" {view} ["));
+            let header = list.lines().next().unwrap();
+            assert!(header.contains("RISK"), "{view} at {w}: RISK\n{list}");
+            if w >= from {
+                for m in must {
+                    assert!(header.contains(m), "{view} at {w}: {m}\n{list}");
+                }
+            }
+            // A cut only when the table already fills the pane: no room
+            // stands empty at its right.
+            let top = screen
+                .lines()
+                .find(|l| l.contains(&format!(" {view} [")))
+                .unwrap();
+            let chars: Vec<char> = top.chars().collect();
+            let left = chars.iter().position(|c| *c == '┌').unwrap();
+            let right = chars.iter().position(|c| *c == '┐').unwrap();
+            let inner = right - left - 1;
+            let used = list.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+            if list.lines().skip(1).any(|l| l.contains('…')) {
+                assert!(
+                    inner - used < 3,
+                    "{view} at {w}: cut while {} columns stand empty:\n{list}",
+                    inner - used
+                );
+            }
+        }
+    }
 }

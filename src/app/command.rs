@@ -5,8 +5,12 @@ pub enum Command {
     Pending,
     Grants,
     History,
-    /// `:ctx NAME` restricts the view to one cluster; `:ctx` or `:ctx all` shows all.
+    /// `:ctx NAME` restricts the view to one cluster; `:ctx all` shows all.
     Context(Option<String>),
+    /// `:ctx` alone lists the contexts.
+    Contexts,
+    /// `:mark all` marks every row of the current filter.
+    MarkAll,
     Help,
     Quit,
 }
@@ -23,7 +27,12 @@ pub const COMMANDS: &[(&str, &[&str], &str)] = &[
     (
         "ctx",
         &["context"],
-        "show one cluster (:ctx NAME) or all (:ctx)",
+        "list the contexts (:ctx), show one (:ctx NAME) or all (:ctx all)",
+    ),
+    (
+        "mark",
+        &[],
+        "mark all: mark every row of the filter for a bulk deny or revoke",
     ),
     ("help", &["?"], "keys and commands"),
     ("q", &["quit", "q!"], "quit"),
@@ -32,7 +41,7 @@ pub const COMMANDS: &[(&str, &[&str], &str)] = &[
 pub fn parse(line: &str) -> Result<Command, String> {
     let mut words = line.split_whitespace();
     let Some(head) = words.next() else {
-        return Err("type a command, e.g. :pending, :grants, :history, :ctx NAME, :q".into());
+        return Err("type a command, e.g. :pending, :grants, :history, :ctx, :mark all, :q".into());
     };
     let name = COMMANDS
         .iter()
@@ -43,22 +52,42 @@ pub fn parse(line: &str) -> Result<Command, String> {
         Some("pending") => Ok(Command::Pending),
         Some("grants") => Ok(Command::Grants),
         Some("history") => Ok(Command::History),
-        Some("ctx") => Ok(Command::Context(arg.filter(|a| a != "all"))),
+        Some("ctx") => Ok(match arg.as_deref() {
+            None => Command::Contexts,
+            Some("all") => Command::Context(None),
+            Some(_) => Command::Context(arg),
+        }),
+        Some("mark") => match arg.as_deref() {
+            Some("all") | None => Ok(Command::MarkAll),
+            Some(other) => Err(format!(
+                "':mark {}': did you mean :mark all?",
+                crate::domain::sanitize::inert(other, 32)
+            )),
+        },
         Some("help") => Ok(Command::Help),
         Some("q") => Ok(Command::Quit),
         _ => Err(format!(
-            "unknown command ':{}': try :pending, :grants, :history, :ctx NAME, :q",
+            "unknown command ':{}': try :pending, :grants, :history, :ctx, :mark all, :q",
             crate::domain::sanitize::inert(head, 32)
         )),
     }
 }
 
-/// Completes the line: a command name, or a context name after `ctx `.
-/// Returns the completed line, or None when nothing (or nothing unique) fits.
-pub fn complete(line: &str, contexts: &[String]) -> Option<String> {
+/// What Tab offers for a line: the completed line when one choice (or a
+/// longer common prefix) fits, else every choice, each as a whole line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    Line(String),
+    Choices(Vec<String>),
+    Nothing,
+}
+
+/// Completes the line: a command name, or a context name after `ctx `
+/// (every context when nothing is typed yet), or `all` after `mark `.
+pub fn complete(line: &str, contexts: &[String]) -> Completion {
     let trailing_space = line.ends_with(' ');
     let words: Vec<&str> = line.split_whitespace().collect();
-    let common = |cands: Vec<&str>| -> Option<String> {
+    let common = |cands: &[&str]| -> Option<String> {
         let first = *cands.first()?;
         let mut prefix = first.to_string();
         for c in &cands[1..] {
@@ -68,32 +97,56 @@ pub fn complete(line: &str, contexts: &[String]) -> Option<String> {
         }
         Some(prefix)
     };
+    let offer = |head: &str, partial: &str, cands: Vec<&str>| -> Completion {
+        let line = |p: &str| {
+            if head.is_empty() {
+                p.to_string()
+            } else {
+                format!("{head} {p}")
+            }
+        };
+        match cands.as_slice() {
+            [] => Completion::Nothing,
+            [one] => Completion::Line(if head.is_empty() {
+                format!("{one} ")
+            } else {
+                line(one)
+            }),
+            many => match common(many) {
+                Some(p) if p.len() > partial.len() => Completion::Line(line(&p)),
+                _ => Completion::Choices(many.iter().map(|c| line(c)).collect()),
+            },
+        }
+    };
     match words.as_slice() {
-        [head] if !trailing_space => {
-            let cands: Vec<&str> = COMMANDS
+        [] => offer("", "", COMMANDS.iter().map(|(n, _, _)| *n).collect()),
+        [head] if !trailing_space => offer(
+            "",
+            head,
+            COMMANDS
                 .iter()
                 .map(|(n, _, _)| *n)
                 .filter(|n| n.starts_with(head))
-                .collect();
-            let done = cands.len() == 1;
-            common(cands)
-                .map(|p| if done { format!("{p} ") } else { p })
-                .filter(|p| p.trim() != *head || p.ends_with(' '))
-        }
-        [head, rest @ ..] if matches!(*head, "ctx" | "context") && rest.len() <= 1 => {
+                .collect(),
+        ),
+        [head, rest @ ..] if rest.len() <= 1 => {
             let partial = if trailing_space {
                 ""
             } else {
                 rest.first().copied().unwrap_or("")
             };
-            let mut all: Vec<&str> = contexts.iter().map(String::as_str).collect();
-            all.push("all");
+            let all: Vec<&str> = match *head {
+                "ctx" | "context" => contexts.iter().map(String::as_str).chain(["all"]).collect(),
+                "mark" => vec!["all"],
+                _ => return Completion::Nothing,
+            };
             let cands: Vec<&str> = all.into_iter().filter(|c| c.starts_with(partial)).collect();
-            common(cands)
-                .filter(|p| p != partial)
-                .map(|p| format!("{head} {p}"))
+            if cands == [partial] {
+                return Completion::Nothing;
+            }
+            offer(head, partial, cands)
         }
-        _ => None,
+        _ => Completion::Nothing,
     }
 }
 
@@ -111,7 +164,9 @@ mod tests {
             Ok(Command::Context(Some("prod-eu".into())))
         );
         assert_eq!(parse("ctx all"), Ok(Command::Context(None)));
-        assert_eq!(parse("ctx"), Ok(Command::Context(None)));
+        assert_eq!(parse("ctx"), Ok(Command::Contexts));
+        assert_eq!(parse("mark all"), Ok(Command::MarkAll));
+        assert!(parse("mark some").is_err());
         assert_eq!(parse("q"), Ok(Command::Quit));
         assert_eq!(parse("quit"), Ok(Command::Quit));
         assert!(parse("frobnicate")
@@ -123,15 +178,22 @@ mod tests {
     #[test]
     fn completes_names_and_contexts() {
         let ctx = vec!["prod-eu-west".to_string(), "staging-eu-west".to_string()];
-        assert_eq!(complete("pe", &ctx), Some("pending ".into()));
-        assert_eq!(complete("gr", &ctx), Some("grants ".into()));
-        assert_eq!(complete("ctx p", &ctx), Some("ctx prod-eu-west".into()));
+        let line = |s: &str| Completion::Line(s.into());
+        assert_eq!(complete("pe", &ctx), line("pending "));
+        assert_eq!(complete("gr", &ctx), line("grants "));
+        assert_eq!(complete("ctx p", &ctx), line("ctx prod-eu-west"));
         assert_eq!(
             complete("ctx ", &ctx),
-            None,
-            "no unique prefix among all choices"
+            Completion::Choices(vec![
+                "ctx prod-eu-west".into(),
+                "ctx staging-eu-west".into(),
+                "ctx all".into()
+            ]),
+            "every context when nothing is typed"
         );
-        assert_eq!(complete("ctx s", &ctx), Some("ctx staging-eu-west".into()));
-        assert_eq!(complete("zz", &ctx), None);
+        assert_eq!(complete("ctx s", &ctx), line("ctx staging-eu-west"));
+        assert_eq!(complete("mark ", &ctx), line("mark all"));
+        assert_eq!(complete("zz", &ctx), Completion::Nothing);
+        assert_eq!(complete("ctx prod-eu-west", &ctx), Completion::Nothing);
     }
 }

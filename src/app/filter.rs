@@ -2,6 +2,9 @@
 //! `role:` terms, all of which must match (AND). Free text matches
 //! case-insensitively anywhere in the name, requester, groups, role,
 //! namespaces, cluster, reason and ticket. `risk:high` means high or worse.
+//! A term the filter cannot understand (`risk:bogus`, `colour:red`) is an
+//! error that names the valid ones, never a term that silently matches
+//! nothing: it is left out of the matching until it is fixed.
 
 use crate::domain::{AccessRequest, Severity};
 
@@ -9,6 +12,14 @@ use crate::domain::{AccessRequest, Severity};
 pub struct Filter {
     pub text: String,
     terms: Vec<Term>,
+    error: Option<String>,
+}
+
+fn is_key(word: &str) -> bool {
+    matches!(
+        word,
+        "user" | "u" | "ns" | "namespace" | "cluster" | "ctx" | "role" | "risk"
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,37 +32,86 @@ enum Term {
     Role(String),
 }
 
+/// The keys a term may start with, as the error and the help name them.
+pub const KEYS: &str = "user:, ns:, risk:, cluster:, role:";
+/// The risk levels `risk:` takes (unique prefixes work too).
+pub const LEVELS: &str = "info, medium, high or critical";
+
+/// A risk level from a word: a known name or alias, or a unique prefix of
+/// one (`cr`, `hi`), so a level being typed is not an error on its way.
+fn level(word: &str) -> Option<Severity> {
+    Severity::parse(word).or_else(|| {
+        let all = [
+            ("info", Severity::Info),
+            ("medium", Severity::Medium),
+            ("high", Severity::High),
+            ("critical", Severity::Critical),
+        ];
+        let mut fits = all.iter().filter(|(n, _)| n.starts_with(word));
+        match (fits.next(), fits.next()) {
+            (Some((_, s)), None) if !word.is_empty() => Some(*s),
+            _ => None,
+        }
+    })
+}
+
 impl Filter {
     pub fn parse(text: &str) -> Self {
-        let terms = text
-            .split_whitespace()
-            .map(|word| {
-                let lower = word.to_lowercase();
-                match lower.split_once(':') {
-                    Some(("user" | "u", v)) => Term::User(v.into()),
-                    Some(("ns" | "namespace", v)) => Term::Namespace(v.into()),
-                    Some(("cluster" | "ctx", v)) => Term::Cluster(v.into()),
-                    Some(("role", v)) => Term::Role(v.into()),
-                    Some(("risk", v)) => match Severity::parse(v) {
-                        Some(s) => Term::Risk(s),
-                        None => Term::Free(lower.clone()),
-                    },
-                    _ => Term::Free(lower),
+        let mut error = None;
+        let mut terms = Vec::new();
+        for word in text.split_whitespace() {
+            let lower = word.to_lowercase();
+            let term = match lower.split_once(':') {
+                // A key being typed (`user:`) filters nothing yet.
+                Some((_, "")) if is_key(&lower[..lower.len() - 1]) => continue,
+                Some(("user" | "u", v)) => Term::User(v.into()),
+                Some(("ns" | "namespace", v)) => Term::Namespace(v.into()),
+                Some(("cluster" | "ctx", v)) => Term::Cluster(v.into()),
+                Some(("role", v)) => Term::Role(v.into()),
+                Some(("risk", v)) => match level(v) {
+                    Some(s) => Term::Risk(s),
+                    None => {
+                        error.get_or_insert_with(|| {
+                            format!(
+                                "unknown risk level '{}': use {LEVELS} (at least)",
+                                crate::domain::sanitize::inert(v, 24)
+                            )
+                        });
+                        continue;
+                    }
+                },
+                Some((key, _))
+                    if key.chars().all(|c| c.is_ascii_alphabetic()) && !key.is_empty() =>
+                {
+                    error.get_or_insert_with(|| {
+                        format!(
+                            "unknown filter '{}:': use {KEYS} or free text",
+                            crate::domain::sanitize::inert(key, 24)
+                        )
+                    });
+                    continue;
                 }
-            })
-            .collect();
+                _ => Term::Free(lower),
+            };
+            terms.push(term);
+        }
         Self {
             text: text.to_string(),
             terms,
+            error,
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.terms.is_empty()
+    /// Why part of the filter is not understood (that part is left out).
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
     }
 
-    /// Whether the filter has a term it could not understand as a key (a
-    /// `risk:` with an unknown level is kept as free text).
+    pub fn is_empty(&self) -> bool {
+        self.terms.is_empty() && self.error.is_none()
+    }
+
+    /// Whether a request passes every understood term.
     pub fn matches(&self, req: &AccessRequest, worst: Option<Severity>) -> bool {
         let has = |hay: &str, needle: &str| hay.to_lowercase().contains(needle);
         self.terms.iter().all(|t| match t {
@@ -126,7 +186,26 @@ mod tests {
         assert!(Filter::parse("risk:high").matches(&r, Some(Severity::High)));
         assert!(!Filter::parse("risk:high").matches(&r, Some(Severity::Medium)));
         assert!(!Filter::parse("risk:high").matches(&r, None));
-        // Unknown level is free text, which does not match here.
-        assert!(!Filter::parse("risk:bogus").matches(&r, Some(Severity::Critical)));
+        assert!(Filter::parse("risk:cr").matches(&r, Some(Severity::Critical)));
+        assert!(!Filter::parse("risk:cr").matches(&r, Some(Severity::High)));
+    }
+
+    #[test]
+    fn unknown_terms_are_errors_that_name_the_valid_ones() {
+        let r = req();
+        for (text, says) in [
+            ("risk:bogus", "use info, medium, high or critical"),
+            ("risk:none", "use info, medium, high or critical"),
+            ("colour:red", "use user:, ns:, risk:, cluster:, role:"),
+        ] {
+            let f = Filter::parse(text);
+            assert!(f.error().unwrap().contains(says), "{text}: {:?}", f.error());
+            assert!(f.matches(&r, None), "{text}: the bad term is left out");
+            assert!(!f.is_empty());
+        }
+        // Still being typed: a bare key, free text with a colon in it.
+        assert_eq!(Filter::parse("user:").error(), None);
+        assert_eq!(Filter::parse("INC-4411: stuck").error(), None);
+        assert!(Filter::parse("user:").matches(&r, None));
     }
 }

@@ -26,6 +26,9 @@ pub enum KeyAction {
     CommandMode,
     FilterMode,
     ToggleMark,
+    MarkAll,
+    OpenFull,
+    Copy,
     Approve,
     ApproveWithChanges,
     Deny,
@@ -97,7 +100,8 @@ pub const KEYMAP: &[KeyBinding] = &[
     bind!(Deny, [ch('d')], "d", "deny", "deny with a reason (the marked requests, or the selected one)", views: [Pending], footer: true, dangerous: true, Decide),
     bind!(Shorten, [ch('s')], "s", "shorten", "make the selected live grant end sooner", views: [Grants], footer: true, dangerous: true, Decide),
     bind!(Revoke, [ch('r')], "r", "revoke", "end grants now, with a reason (the marked ones, or the selected one)", views: [Grants], footer: true, dangerous: true, Decide),
-    bind!(ToggleMark, [ch(' ')], "space", "mark", "mark or unmark for a bulk deny or revoke (never bulk approve)", views: [Pending, Grants], footer: true, dangerous: false, Decide),
+    bind!(ToggleMark, [ch(' ')], "space", "mark ↓", "mark or unmark, then move down: for a bulk deny or revoke (never bulk approve)", views: [Pending, Grants], footer: true, dangerous: false, Decide),
+    bind!(MarkAll, [(KeyCode::Char('a'), CTRL)], "ctrl-a", "mark all", "mark every row of the filter (:mark all); esc clears the marks", views: [Pending, Grants], footer: false, dangerous: false, Decide),
     bind!(Down, [ch('j'), (KeyCode::Down, NONE)], "j/↓", "down", "next row", views: [], footer: false, dangerous: false, Navigate),
     bind!(Up, [ch('k'), (KeyCode::Up, NONE)], "k/↑", "up", "previous row", views: [], footer: false, dangerous: false, Navigate),
     bind!(Top, [ch('g'), (KeyCode::Home, NONE)], "g/home", "top", "first row", views: [], footer: false, dangerous: false, Navigate),
@@ -111,8 +115,10 @@ pub const KEYMAP: &[KeyBinding] = &[
     bind!(ShowPending, [ch('1')], "1", "pending", "Pending requests (:pending)", views: [], footer: false, dangerous: false, Navigate),
     bind!(ShowGrants, [ch('2')], "2", "grants", "Live grants (:grants)", views: [], footer: false, dangerous: false, Navigate),
     bind!(ShowHistory, [ch('3')], "3", "history", "History (:history)", views: [], footer: false, dangerous: false, Navigate),
-    bind!(FilterMode, [ch('/')], "/", "filter", "filter: text, user:NAME, ns:NS, risk:LEVEL, cluster:NAME, role:NAME", views: [], footer: true, dangerous: false, General),
-    bind!(CommandMode, [ch(':')], ":", "cmd", "command: :pending :grants :history :ctx NAME :q (tab completes)", views: [], footer: true, dangerous: false, General),
+    bind!(OpenFull, [(KeyCode::Enter, NONE)], "enter", "full", "the request in full: the whole diff, the object as YAML, its events", views: [], footer: true, dangerous: false, Navigate),
+    bind!(FilterMode, [ch('/')], "/", "filter", "filter: text, user:NAME, ns:NS, risk:LEVEL, cluster:NAME, role:NAME (a new filter replaces the old)", views: [], footer: true, dangerous: false, General),
+    bind!(CommandMode, [ch(':')], ":", "cmd", "command: :pending :grants :history :ctx [NAME|all] :mark all :q (tab completes)", views: [], footer: true, dangerous: false, General),
+    bind!(Copy, [ch('c')], "c", "copy", "copy the request's name to the clipboard (OSC 52; off unless osc52 = true)", views: [], footer: false, dangerous: false, General),
     bind!(Back, [(KeyCode::Esc, NONE)], "esc", "back", "back: close, clear marks, clear filter, dismiss a message", views: [], footer: false, dangerous: false, General),
     bind!(Help, [ch('?')], "?", "help", "this help", views: [], footer: true, dangerous: false, General),
     bind!(Quit, [ch('q'), (KeyCode::Char('c'), CTRL)], "q", "quit", "quit (ctrl-c works everywhere)", views: [], footer: true, dangerous: false, General),
@@ -146,6 +152,23 @@ pub fn lookup(view: View, key: &KeyEvent) -> Option<KeyAction> {
 pub fn binding(action: KeyAction) -> Option<&'static KeyBinding> {
     KEYMAP.iter().find(|b| b.action == action)
 }
+
+/// The keys inside dialogs, for their hint lines and the help screen.
+pub const DIALOG_KEYS: &[(&str, &str, &str)] = &[
+    ("Approve", "y", "confirm (only y: never enter)"),
+    (
+        "Approve",
+        "1 2 3",
+        "quick pick: grant 15m, 30m or 1h (never longer than asked)",
+    ),
+    ("Approve", "e", "change it: shorter, fewer namespaces"),
+    ("Approve", "n/esc", "cancel"),
+    ("Reason", "tab/↑ ↓", "recent reasons (then edit them)"),
+    ("Reason", "enter", "submit (a bulk action asks once more)"),
+    ("Bulk", "e", "edit the reason before confirming"),
+    ("Fields", "typing", "replaces the value shown selected"),
+    ("Full", "j/k g/G", "scroll; c copies the name; esc back"),
+];
 
 /// Footer hints for a view; dangerous ones hidden when read-only.
 pub fn footer(view: View, readonly: bool) -> impl Iterator<Item = &'static KeyBinding> {
@@ -196,6 +219,15 @@ mod tests {
         assert_eq!(
             lookup(View::Pending, &key(KeyCode::Char('d'), CTRL)),
             Some(KeyAction::PageDown)
+        );
+        assert_eq!(
+            lookup(View::Pending, &key(KeyCode::Char('a'), CTRL)),
+            Some(KeyAction::MarkAll)
+        );
+        assert_eq!(lookup(View::History, &key(KeyCode::Char('a'), CTRL)), None);
+        assert_eq!(
+            lookup(View::History, &key(KeyCode::Enter, NONE)),
+            Some(KeyAction::OpenFull)
         );
     }
 

@@ -4,11 +4,17 @@
 //! [`update`]; rendering only reads it. Effects are the IO the reducer asks
 //! for (calls to the backend, quitting); their outcomes come back as actions.
 
+pub mod batch;
 pub mod command;
 pub mod filter;
+pub mod flags;
+pub mod forms;
 pub mod keymap;
+pub mod recent;
 pub mod reducer;
 pub mod state;
+pub mod verdict;
+pub mod when;
 
 pub use reducer::{update, Action, Effect, OpKind};
 pub use state::{AppState, Mode, View};

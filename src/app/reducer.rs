@@ -4,19 +4,16 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui_textarea::TextArea;
 
-use super::command::{self, Command};
+use super::command::{self, Command, Completion};
 use super::filter::Filter;
+use super::forms::{self, bulk_confirm};
 use super::keymap::{self, KeyAction};
-use super::state::{
-    AppState, ApproveForm, BulkKind, ClusterInfo, Confirm, FlashLevel, Mode, PendingOp, ReasonForm,
-    ShortenForm, View,
-};
+use super::state::{AppState, BulkKind, Choices, ClusterInfo, FlashLevel, Mode, PendingOp, View};
+use super::when;
 use crate::backend::{ApproveSpec, BackendEvent, RequestKey};
 use crate::domain::duration;
-use crate::domain::rbac::engine::{analyze, GrantRequest};
-use crate::domain::request::Approval;
 use crate::domain::sanitize::inert;
-use crate::domain::{AccessRequest, Phase, Severity};
+use crate::domain::{AccessRequest, Phase};
 
 #[derive(Debug, Clone)]
 pub enum Action {
@@ -25,6 +22,8 @@ pub enum Action {
     Tick(DateTime<Utc>),
     /// Changes from the backend, batched.
     Backend(Vec<BackendEvent>),
+    /// The terminal's size (columns, rows): scrolling stops at the end.
+    Resize(u16, u16),
     /// An effect finished.
     OpFinished {
         kind: OpKind,
@@ -71,6 +70,9 @@ pub enum Effect {
         key: RequestKey,
         reason: String,
     },
+    /// Put this text on the clipboard (OSC 52): only ever a request's name,
+    /// and only when the config turns it on.
+    Copy(String),
     Quit,
 }
 
@@ -99,6 +101,11 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
                 apply_event(state, event);
             }
             state.refresh_lists();
+            close_stale_dialog(state);
+            Vec::new()
+        }
+        Action::Resize(w, h) => {
+            state.viewport = (w, h);
             Vec::new()
         }
         Action::OpFinished { kind, key, result } => {
@@ -187,6 +194,31 @@ fn on_finished(
     key: &RequestKey,
     result: Result<Box<AccessRequest>, String>,
 ) {
+    if let Some(mut batch) = state.batch.take() {
+        let outcome = result.as_ref().map(|_| ()).map_err(Clone::clone);
+        if batch.record(key, outcome) {
+            if let Ok(req) = result {
+                state.upsert(*req);
+                state.refresh_lists();
+            }
+            if !batch.finished() {
+                state.batch = Some(batch);
+            } else {
+                let (error, text) = batch.summary();
+                if error {
+                    state.flash(FlashLevel::Error, text);
+                } else if state
+                    .flash
+                    .as_ref()
+                    .is_none_or(|f| f.level != FlashLevel::Error)
+                {
+                    state.flash(FlashLevel::Success, text);
+                }
+            }
+            return;
+        }
+        state.batch = Some(batch);
+    }
     match result {
         Ok(req) => {
             let name = inert(&req.name, 64).into_owned();
@@ -207,7 +239,7 @@ fn on_finished(
                         .unwrap_or_default(),
                     req.status
                         .expires_at
-                        .map(|t| t.format("%H:%M UTC").to_string())
+                        .map(|t| when::clock_utc(state.config.zone, state.now, t))
                         .unwrap_or_default()
                 ),
                 OpKind::Deny => format!("Denied {name}"),
@@ -242,6 +274,112 @@ fn on_finished(
     }
 }
 
+/// What happened to a request a dialog is about, if it no longer is what
+/// the dialog expects (pending for approve and deny, live for shorten and
+/// revoke): "denied by erin", "withdrawn by judy", "gone".
+fn moved_on(state: &AppState, key: &RequestKey, expect: Phase) -> Option<String> {
+    let Some(e) = state.entries.get(key) else {
+        return Some("is gone".into());
+    };
+    let r = &e.req;
+    if r.phase() == expect {
+        return None;
+    }
+    let by = |who: Option<&str>| {
+        who.map(|w| format!(" by {}", inert(w, 64)))
+            .unwrap_or_default()
+    };
+    let decided = r.status.decision.as_ref().map(|d| d.by.as_str());
+    Some(match r.phase() {
+        Phase::Active => format!("was approved{}", by(decided)),
+        Phase::Denied => format!("was denied{}", by(decided)),
+        Phase::Withdrawn => format!("was withdrawn by {}", inert(&r.requester.user, 64)),
+        Phase::Revoked => format!("was revoked{}", by(r.status.revoked_by.as_deref())),
+        Phase::Expired => "expired (the reaper ended it)".into(),
+        Phase::Failed => "failed".into(),
+        Phase::Pending => "is pending again".into(),
+    })
+}
+
+/// The requests an open dialog acts on, the phase they must be in, and
+/// the kind of a bulk action.
+fn dialog_targets(mode: &Mode) -> Option<(Vec<RequestKey>, Phase, Option<BulkKind>)> {
+    let expect = |kind: BulkKind| match kind {
+        BulkKind::Deny => Phase::Pending,
+        BulkKind::Revoke => Phase::Active,
+    };
+    Some(match mode {
+        Mode::Approve(f) => (vec![f.key.clone()], Phase::Pending, None),
+        Mode::Shorten(f) => (vec![f.key.clone()], Phase::Active, None),
+        Mode::Reason(f) => (f.keys.clone(), expect(f.kind), Some(f.kind)),
+        Mode::Confirm(c) => match &c.op {
+            PendingOp::Approve { key, .. } => (vec![key.clone()], Phase::Pending, None),
+            PendingOp::Deny { keys, .. } => (keys.clone(), Phase::Pending, Some(BulkKind::Deny)),
+            PendingOp::Revoke { keys, .. } => (keys.clone(), Phase::Active, Some(BulkKind::Revoke)),
+        },
+        _ => return None,
+    })
+}
+
+/// A dialog whose request was decided, withdrawn or ended elsewhere
+/// closes, and a notice says why (keys typed on meanwhile land there, not
+/// on the list); a bulk dialog just leaves those requests out.
+fn close_stale_dialog(state: &mut AppState) {
+    let Some((keys, expect, bulk)) = dialog_targets(&state.mode) else {
+        return;
+    };
+    let moved: Vec<(RequestKey, String)> = keys
+        .iter()
+        .filter_map(|k| moved_on(state, k, expect).map(|w| (k.clone(), w)))
+        .collect();
+    let Some((first, what)) = moved.first() else {
+        return;
+    };
+    let more = match moved.len() {
+        1 => String::new(),
+        n => format!(" (and {} more changed)", n - 1),
+    };
+    let left: Vec<RequestKey> = keys
+        .iter()
+        .filter(|k| !moved.iter().any(|(m, _)| m == *k))
+        .cloned()
+        .collect();
+    let name = inert(&first.name, 64).into_owned();
+    match (bulk, left.is_empty()) {
+        (Some(kind), false) => {
+            let n = left.len();
+            match &mut state.mode {
+                Mode::Reason(f) => f.keys = left,
+                Mode::Confirm(c) => {
+                    let reason = match &c.op {
+                        PendingOp::Deny { reason, .. } | PendingOp::Revoke { reason, .. } => {
+                            reason.clone()
+                        }
+                        PendingOp::Approve { .. } => String::new(),
+                    };
+                    *c = bulk_confirm(kind, left, reason);
+                }
+                _ => {}
+            }
+            state.flash(
+                FlashLevel::Info,
+                format!(
+                    "{name} {what} meanwhile{more}: left out; {n} still to {}",
+                    kind.verb().to_lowercase()
+                ),
+            );
+        }
+        _ => {
+            state.mode = Mode::Notice {
+                title: "Closed: nothing was changed".into(),
+                text: format!(
+                    "{name} {what} meanwhile{more}, so the dialog closed; nothing was changed."
+                ),
+            };
+        }
+    }
+}
+
 fn is_ctrl_c(key: &KeyEvent) -> bool {
     key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL)
 }
@@ -251,25 +389,31 @@ fn quit(state: &mut AppState) -> Vec<Effect> {
     vec![Effect::Quit]
 }
 
-fn line_input(placeholder: &str, text: &str) -> TextArea<'static> {
+pub(super) fn line_input(placeholder: &str, text: &str) -> TextArea<'static> {
     let mut t = TextArea::new(vec![text.to_string()]);
     t.set_placeholder_text(placeholder.to_string());
     t.move_cursor(ratatui_textarea::CursorMove::End);
     t
 }
 
-fn text_of(t: &TextArea<'static>) -> String {
+pub(super) fn text_of(t: &TextArea<'static>) -> String {
     t.lines().join(" ")
 }
 
 /// Feeds a key to a one-line input: Enter and newlines never reach it.
-fn feed(t: &mut TextArea<'static>, key: KeyEvent) {
+pub(super) fn feed(t: &mut TextArea<'static>, key: KeyEvent) {
     if matches!(key.code, KeyCode::Enter)
         || (key.code == KeyCode::Char('m') && key.modifiers.contains(KeyModifiers::CONTROL))
     {
         return;
     }
     t.input(key);
+}
+
+/// How far a scroll may go: the content's rows past the visible ones,
+/// unbounded while the terminal's size is unknown.
+fn clamp_scroll(value: u16, max: Option<u16>) -> u16 {
+    max.map_or(value, |m| value.min(m))
 }
 
 fn on_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
@@ -280,32 +424,69 @@ fn on_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
     match mode {
         Mode::Normal => on_normal_key(state, key),
         Mode::Help { scroll } => {
-            match key.code {
+            let max = crate::ui::measure::help_max_scroll(state);
+            let scroll = match key.code {
                 KeyCode::Char('q') => return quit(state),
-                KeyCode::Esc | KeyCode::Char('?') => {}
-                KeyCode::Char('j') | KeyCode::Down => {
-                    state.mode = Mode::Help {
-                        scroll: scroll.saturating_add(1),
-                    }
-                }
-                KeyCode::Char('k') | KeyCode::Up => {
-                    state.mode = Mode::Help {
-                        scroll: scroll.saturating_sub(1),
-                    }
-                }
-                _ => state.mode = Mode::Help { scroll },
-            }
+                KeyCode::Esc | KeyCode::Char('?') => return Vec::new(),
+                KeyCode::Char('j') | KeyCode::Down => scroll.saturating_add(1),
+                KeyCode::Char('k') | KeyCode::Up => scroll.saturating_sub(1),
+                KeyCode::Char(' ') | KeyCode::PageDown => scroll.saturating_add(10),
+                KeyCode::PageUp => scroll.saturating_sub(10),
+                KeyCode::Char('g') | KeyCode::Home => 0,
+                KeyCode::Char('G') | KeyCode::End => u16::MAX,
+                _ => scroll,
+            };
+            state.mode = Mode::Help {
+                scroll: clamp_scroll(scroll, max),
+            };
             Vec::new()
         }
-        Mode::Command { mut input, error } => match key.code {
+        Mode::Command {
+            mut input,
+            error,
+            choices,
+        } => match key.code {
             KeyCode::Esc => Vec::new(),
             KeyCode::Enter => run_command(state, &text_of(&input)),
-            KeyCode::Tab => {
-                let contexts: Vec<String> = state.clusters.keys().cloned().collect();
-                if let Some(done) = command::complete(&text_of(&input), &contexts) {
-                    input = line_input("", &done);
-                }
-                state.mode = Mode::Command { input, error: None };
+            KeyCode::Tab | KeyCode::BackTab => {
+                let back = key.code == KeyCode::BackTab;
+                let choices = match choices {
+                    // Tab again: the next choice.
+                    Some(mut c) => {
+                        let n = c.items.len();
+                        c.shown = if back {
+                            (c.shown + n - 1) % n
+                        } else {
+                            (c.shown + 1) % n
+                        };
+                        input = line_input("", &c.items[c.shown]);
+                        Some(c)
+                    }
+                    None => {
+                        let contexts: Vec<String> = state.clusters.keys().cloned().collect();
+                        let line = text_of(&input);
+                        match command::complete(&line, &contexts) {
+                            Completion::Line(done) => {
+                                input = line_input("", &done);
+                                None
+                            }
+                            Completion::Choices(items) => {
+                                input = line_input("", &items[0]);
+                                Some(Choices {
+                                    base: line,
+                                    items,
+                                    shown: 0,
+                                })
+                            }
+                            Completion::Nothing => None,
+                        }
+                    }
+                };
+                state.mode = Mode::Command {
+                    input,
+                    error: None,
+                    choices,
+                };
                 Vec::new()
             }
             _ => {
@@ -313,6 +494,7 @@ fn on_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
                 state.mode = Mode::Command {
                     input,
                     error: error.filter(|_| false),
+                    choices: None,
                 };
                 Vec::new()
             }
@@ -320,6 +502,10 @@ fn on_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
         Mode::Filter { mut input } => {
             match key.code {
                 KeyCode::Esc => set_filter(state, ""),
+                // A filter that is not understood is not kept: say why.
+                KeyCode::Enter if state.filter.error().is_some() => {
+                    state.mode = Mode::Filter { input };
+                }
                 KeyCode::Enter => {}
                 _ => {
                     feed(&mut input, key);
@@ -329,11 +515,59 @@ fn on_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
             }
             Vec::new()
         }
-        Mode::Reason(form) => on_reason_key(state, form, key),
-        Mode::Approve(form) => on_approve_form_key(state, form, key),
-        Mode::Shorten(form) => on_shorten_key(state, form, key),
-        Mode::Confirm(confirm) => on_confirm_key(state, confirm, key),
+        Mode::Full { key: which, scroll } => on_full_key(state, which, scroll, key),
+        Mode::Reason(form) => forms::on_reason_key(state, form, key),
+        Mode::Approve(form) => forms::on_approve_form_key(state, form, key),
+        Mode::Shorten(form) => forms::on_shorten_key(state, form, key),
+        Mode::Confirm(confirm) => forms::on_confirm_key(state, confirm, key),
+        notice @ Mode::Notice { .. } => forms::on_notice_key(state, notice, key),
     }
+}
+
+/// The full view of one request: scroll, copy, back.
+fn on_full_key(state: &mut AppState, which: RequestKey, scroll: u16, key: KeyEvent) -> Vec<Effect> {
+    let max = crate::ui::measure::full_max_scroll(state, &which);
+    let page = state.viewport.1.saturating_sub(6).max(1);
+    let scroll = match key.code {
+        KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => return Vec::new(),
+        KeyCode::Char('c') => {
+            let effects = copy(state, &which);
+            state.mode = Mode::Full { key: which, scroll };
+            return effects;
+        }
+        KeyCode::Char('j') | KeyCode::Down => scroll.saturating_add(1),
+        KeyCode::Char('k') | KeyCode::Up => scroll.saturating_sub(1),
+        KeyCode::Char(' ') | KeyCode::PageDown => scroll.saturating_add(page),
+        KeyCode::Char('d') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+            scroll.saturating_add(page)
+        }
+        KeyCode::Char('u') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+            scroll.saturating_sub(page)
+        }
+        KeyCode::PageUp => scroll.saturating_sub(page),
+        KeyCode::Char('g') | KeyCode::Home => 0,
+        KeyCode::Char('G') | KeyCode::End => u16::MAX,
+        _ => scroll,
+    };
+    state.mode = Mode::Full {
+        key: which,
+        scroll: clamp_scroll(scroll, max),
+    };
+    Vec::new()
+}
+
+/// `c`: the request's name to the clipboard, when the config allows it.
+fn copy(state: &mut AppState, key: &RequestKey) -> Vec<Effect> {
+    let name = inert(&key.name, 253).into_owned();
+    if !state.config.osc52 {
+        state.flash(
+            FlashLevel::Info,
+            format!("copy is off (set osc52 = true in config.toml); the name is {name}"),
+        );
+        return Vec::new();
+    }
+    state.flash(FlashLevel::Success, format!("copied {name}"));
+    vec![Effect::Copy(name)]
 }
 
 fn set_filter(state: &mut AppState, text: &str) {
@@ -348,6 +582,36 @@ fn run_command(state: &mut AppState, line: &str) -> Vec<Effect> {
         Ok(Command::History) => switch_view(state, View::History),
         Ok(Command::Help) => state.mode = Mode::Help { scroll: 0 },
         Ok(Command::Quit) => return quit(state),
+        Ok(Command::MarkAll) => mark_all(state),
+        Ok(Command::Contexts) => {
+            let list: Vec<String> = state
+                .clusters
+                .iter()
+                .map(|(name, c)| {
+                    let mut s = inert(name, 64).into_owned();
+                    if c.production {
+                        s.push_str(" [PROD]");
+                    }
+                    if c.error.is_some() {
+                        s.push_str(" [failing]");
+                    }
+                    s
+                })
+                .collect();
+            let now = match &state.context {
+                Some(c) => format!("showing {}", inert(c, 64)),
+                None => "showing all clusters".into(),
+            };
+            state.flash(
+                FlashLevel::Info,
+                format!(
+                    "{} context{}: {}; {now} (:ctx NAME shows one, :ctx all all of them)",
+                    list.len(),
+                    if list.len() == 1 { "" } else { "s" },
+                    list.join(", ")
+                ),
+            );
+        }
         Ok(Command::Context(None)) => {
             state.context = None;
             state.refresh_lists();
@@ -379,6 +643,33 @@ fn run_command(state: &mut AppState, line: &str) -> Vec<Effect> {
     Vec::new()
 }
 
+/// `ctrl-a` / `:mark all`: every row of the current view's filter.
+fn mark_all(state: &mut AppState) {
+    if state.view == View::History {
+        state.flash(
+            FlashLevel::Error,
+            "marks are for a bulk deny (Pending) or revoke (Live grants)",
+        );
+        return;
+    }
+    let rows = state.list(state.view).to_vec();
+    let n = rows.len();
+    state.marks.extend(rows);
+    let what = if state.filter.is_empty() {
+        "every row".to_string()
+    } else {
+        format!("every row of the filter {}", inert(&state.filter.text, 60))
+    };
+    let next = match state.view {
+        View::Pending => "d denies them",
+        _ => "r revokes them",
+    };
+    state.flash(
+        FlashLevel::Info,
+        format!("marked {n}: {what}; {next}, esc clears the marks"),
+    );
+}
+
 fn switch_view(state: &mut AppState, view: View) {
     if state.view != view {
         state.marks.clear();
@@ -396,7 +687,7 @@ fn move_cursor(state: &mut AppState, to: impl FnOnce(usize, usize) -> usize) {
     state.cursor[i] = to(state.cursor[i], len).min(len - 1);
 }
 
-fn readonly_refusal(state: &mut AppState, what: &str) -> bool {
+pub(super) fn readonly_refusal(state: &mut AppState, what: &str) -> bool {
     if state.config.readonly {
         state.flash(
             FlashLevel::Error,
@@ -428,8 +719,22 @@ fn on_normal_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
         KeyAction::Bottom => move_cursor(state, |_, len| len - 1),
         KeyAction::PageUp => move_cursor(state, |c, _| c.saturating_sub(PAGE)),
         KeyAction::PageDown => move_cursor(state, |c, _| c + PAGE),
-        KeyAction::DetailDown => state.detail_scroll = state.detail_scroll.saturating_add(3),
-        KeyAction::DetailUp => state.detail_scroll = state.detail_scroll.saturating_sub(3),
+        KeyAction::DetailDown | KeyAction::DetailUp => {
+            if let Some(k) = state.selected_key().cloned() {
+                let max = crate::ui::measure::detail_max_scroll(state);
+                let now = clamp_scroll(state.detail_scroll(), max);
+                let next = if action == KeyAction::DetailDown {
+                    clamp_scroll(now.saturating_add(3), max)
+                } else {
+                    now.saturating_sub(3)
+                };
+                if next == 0 {
+                    state.scrolls.remove(&k);
+                } else {
+                    state.scrolls.insert(k, next);
+                }
+            }
+        }
         KeyAction::NextView => {
             let next = View::ALL[(state.view.index() + 1) % 3];
             switch_view(state, next);
@@ -443,16 +748,32 @@ fn on_normal_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
         KeyAction::ShowHistory => switch_view(state, View::History),
         KeyAction::CommandMode => {
             state.mode = Mode::Command {
-                input: line_input("pending | grants | history | ctx NAME | q", ""),
+                input: line_input(
+                    "pending | grants | history | ctx [NAME|all] | mark all | q",
+                    "",
+                ),
                 error: None,
+                choices: None,
             }
         }
         KeyAction::FilterMode => {
+            // The filter in force, selected: typing starts a new one.
             state.mode = Mode::Filter {
-                input: line_input(
+                input: forms::selected_input(
                     "text  user:NAME  ns:NS  risk:high  cluster:NAME",
                     &state.filter.text,
                 ),
+            }
+        }
+        KeyAction::MarkAll => mark_all(state),
+        KeyAction::OpenFull => {
+            if let Some(k) = state.selected_key().cloned() {
+                state.mode = Mode::Full { key: k, scroll: 0 };
+            }
+        }
+        KeyAction::Copy => {
+            if let Some(k) = state.selected_key().cloned() {
+                return copy(state, &k);
             }
         }
         KeyAction::ToggleMark => {
@@ -465,511 +786,13 @@ fn on_normal_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
         }
         KeyAction::Approve | KeyAction::ApproveWithChanges => {
             let with_changes = action == KeyAction::ApproveWithChanges;
-            start_approve(state, with_changes);
+            forms::start_approve(state, with_changes);
         }
-        KeyAction::Deny => start_bulk(state, BulkKind::Deny),
-        KeyAction::Revoke => start_bulk(state, BulkKind::Revoke),
-        KeyAction::Shorten => start_shorten(state),
+        KeyAction::Deny => forms::start_bulk(state, BulkKind::Deny),
+        KeyAction::Revoke => forms::start_bulk(state, BulkKind::Revoke),
+        KeyAction::Shorten => forms::start_shorten(state),
     }
     Vec::new()
-}
-
-/// Checks that the selection may be approved by this approver; flashes why not.
-fn approvable(state: &mut AppState) -> Option<AccessRequest> {
-    if readonly_refusal(state, "approving") {
-        return None;
-    }
-    // The server's policy is enforced: say why before the round trip. A
-    // console's own (advisory) verdict is shown, not enforced.
-    let verdict = state.verdict_of(&state.selected_key().cloned());
-    if let Some(Err(why)) = verdict
-        .filter(|(_, advisory)| !advisory)
-        .map(|(d, _)| d.may_approve(&state.approver))
-    {
-        let text = format!(
-            "the policy does not let you approve this: {}",
-            inert(&why, 300)
-        );
-        state.flash(FlashLevel::Error, text);
-        return None;
-    }
-    if let Some(note) = &state.identity_note {
-        let text = format!(
-            "approvals are refused: the apiserver could not verify who you are ({})",
-            inert(note, 200)
-        );
-        state.flash(FlashLevel::Error, text);
-        return None;
-    }
-    if !state.marks.is_empty() {
-        state.flash(
-            FlashLevel::Error,
-            "approve one request at a time: bulk approve is never possible (marks are for deny)",
-        );
-        return None;
-    }
-    let entry = state.selected()?.clone();
-    if let Some(why) = &entry.invalid {
-        state.flash(
-            FlashLevel::Error,
-            format!(
-                "this request is invalid and can only be denied: {}",
-                inert(why, 200)
-            ),
-        );
-        return None;
-    }
-    let probe = Approval {
-        by: state.approver.user.clone(),
-        at: state.now,
-        duration: entry.req.duration,
-        namespaces: entry.req.namespaces.clone(),
-        reason: None,
-    };
-    if let Err(e) = entry
-        .req
-        .check_approval(&probe, state.limits_for(&entry.req.cluster))
-    {
-        state.flash(
-            FlashLevel::Error,
-            format!("cannot approve: {}", inert(&e.to_string(), 200)),
-        );
-        return None;
-    }
-    Some(entry.req)
-}
-
-fn start_approve(state: &mut AppState, with_changes: bool) {
-    let Some(req) = approvable(state) else { return };
-    if with_changes {
-        state.mode = Mode::Approve(approve_form(&req, None));
-    } else {
-        let spec = ApproveSpec {
-            duration: req.duration,
-            namespaces: req.namespaces.clone(),
-            reason: None,
-        };
-        state.mode = Mode::Confirm(approve_confirm(state, &req, spec));
-    }
-}
-
-fn approve_form(req: &AccessRequest, previous: Option<&ApproveSpec>) -> ApproveForm {
-    let dur = previous.map_or(req.duration, |s| s.duration);
-    ApproveForm {
-        key: RequestKey::of(req),
-        duration: line_input("e.g. 15m", &duration::format(dur)),
-        namespaces: req
-            .namespaces
-            .iter()
-            .map(|ns| {
-                (
-                    ns.clone(),
-                    previous.is_none_or(|s| s.namespaces.contains(ns)),
-                )
-            })
-            .collect(),
-        focus: 0,
-        error: None,
-    }
-}
-
-/// The dialog that states exactly what will be granted.
-fn approve_confirm(state: &AppState, req: &AccessRequest, spec: ApproveSpec) -> Confirm {
-    let who = inert(&req.requester.user, 64);
-    let groups: Vec<String> = req
-        .requester
-        .groups
-        .iter()
-        .map(|g| inert(g, 64).into_owned())
-        .collect();
-    let prod = if state.is_production(&req.cluster) {
-        "  [PROD]"
-    } else {
-        ""
-    };
-    let scope = if spec.namespaces.is_empty() {
-        "cluster-wide (every namespace and cluster-scoped resources)".to_string()
-    } else {
-        format!(
-            "namespace{} {}",
-            if spec.namespaces.len() == 1 { "" } else { "s" },
-            spec.namespaces.join(", ")
-        )
-    };
-    let until = state.now + TimeDelta::from_std(spec.duration).unwrap_or(TimeDelta::MAX);
-    let mut lines = vec![
-        format!(
-            "Grant    {who} (groups: {})",
-            if groups.is_empty() {
-                "none".into()
-            } else {
-                groups.join(", ")
-            }
-        ),
-        format!("Role     {} {}", req.role.kind, inert(&req.role.name, 64)),
-        format!("Where    {scope}"),
-        format!("Cluster  {}{prod}", inert(&req.cluster, 64)),
-        format!(
-            "For      {} — until {}; the clock starts now",
-            duration::format(spec.duration),
-            until.format("%H:%M UTC")
-        ),
-    ];
-    let narrowed = spec.duration < req.duration || spec.namespaces.len() < req.namespaces.len();
-    if narrowed {
-        let asked_ns = if req.namespaces.is_empty() {
-            "cluster-wide".into()
-        } else {
-            req.namespaces.join(", ")
-        };
-        lines.push(format!(
-            "Asked    {} in {asked_ns}",
-            duration::format(req.duration)
-        ));
-    }
-    let subject = &req.requester;
-    match state.inventories.get(&req.cluster).map(|inv| {
-        analyze(
-            inv,
-            GrantRequest {
-                subject,
-                role: &req.role,
-                namespaces: &spec.namespaces,
-            },
-        )
-    }) {
-        Some(Ok(a)) => {
-            let crit = a.count_at_least(Severity::Critical);
-            let high = a.count_at_least(Severity::High) - crit;
-            lines.push(format!(
-                "Adds     {} new permission{}: {crit} critical, {high} high ({} already held)",
-                a.new.len(),
-                if a.new.len() == 1 { "" } else { "s" },
-                a.already.len()
-            ));
-            if let Some(worst) = a.new.iter().rev().max_by_key(|p| p.risk.severity) {
-                if worst.risk.severity >= Severity::High {
-                    lines.push(format!(
-                        "Worst    {} {}: {}",
-                        worst.permission.verb,
-                        worst.permission.resource_label(),
-                        worst.risk.why
-                    ));
-                }
-            }
-            if a.aggregated {
-                lines.push("Note     aggregated role: can grow when new CRDs install".into());
-            }
-        }
-        Some(Err(e)) => lines.push(format!("Diff     unavailable: {e}")),
-        None => lines.push("Diff     unavailable: no RBAC inventory for this cluster".into()),
-    }
-    if req.credentials == crate::domain::Credentials::Token {
-        lines.push("Creds    a per-grant ServiceAccount; tokens end with the grant".into());
-    }
-    Confirm {
-        title: format!("Approve {}?", inert(&req.name, 64)),
-        lines,
-        op: PendingOp::Approve {
-            key: RequestKey::of(req),
-            spec,
-        },
-        can_edit: true,
-    }
-}
-
-fn start_bulk(state: &mut AppState, kind: BulkKind) {
-    let what = match kind {
-        BulkKind::Deny => "denying",
-        BulkKind::Revoke => "revoking",
-    };
-    if readonly_refusal(state, what) {
-        return;
-    }
-    let wanted = match kind {
-        BulkKind::Deny => Phase::Pending,
-        BulkKind::Revoke => Phase::Active,
-    };
-    let keys: Vec<RequestKey> = if state.marks.is_empty() {
-        state.selected_key().cloned().into_iter().collect()
-    } else {
-        state.marks.iter().cloned().collect()
-    };
-    let keys: Vec<RequestKey> = keys
-        .into_iter()
-        .filter(|k| {
-            state
-                .entries
-                .get(k)
-                .is_some_and(|e| e.req.phase() == wanted)
-        })
-        .collect();
-    if keys.is_empty() {
-        state.flash(
-            FlashLevel::Error,
-            format!("nothing to {}", kind.verb().to_lowercase()),
-        );
-        return;
-    }
-    let placeholder = match kind {
-        BulkKind::Deny => "why is this denied? (required; the requester sees it)",
-        BulkKind::Revoke => "why is this grant ended early? (required)",
-    };
-    let mut input = TextArea::default();
-    input.set_placeholder_text(placeholder);
-    state.mode = Mode::Reason(ReasonForm {
-        kind,
-        keys,
-        input,
-        error: None,
-    });
-}
-
-fn start_shorten(state: &mut AppState) {
-    if readonly_refusal(state, "shortening") {
-        return;
-    }
-    let Some(entry) = state.selected() else {
-        return;
-    };
-    if entry.req.phase() != Phase::Active {
-        state.flash(FlashLevel::Error, "only a live grant can be shortened");
-        return;
-    }
-    let key = RequestKey::of(&entry.req);
-    state.mode = Mode::Shorten(ShortenForm {
-        key,
-        input: line_input("new remaining time, e.g. 10m", ""),
-        error: None,
-    });
-}
-
-fn names(keys: &[RequestKey]) -> String {
-    let shown: Vec<String> = keys
-        .iter()
-        .take(5)
-        .map(|k| inert(&k.name, 48).into_owned())
-        .collect();
-    let more = keys.len().saturating_sub(5);
-    if more > 0 {
-        format!("{} and {more} more", shown.join(", "))
-    } else {
-        shown.join(", ")
-    }
-}
-
-fn on_reason_key(state: &mut AppState, mut form: ReasonForm, key: KeyEvent) -> Vec<Effect> {
-    match key.code {
-        KeyCode::Esc => Vec::new(),
-        KeyCode::Enter => {
-            let reason = text_of(&form.input).trim().to_string();
-            if reason.is_empty() {
-                form.error = Some("a reason is required".into());
-                state.mode = Mode::Reason(form);
-                return Vec::new();
-            }
-            if reason.chars().count() > state.config.limits.max_reason_chars {
-                form.error = Some(format!(
-                    "at most {} characters",
-                    state.config.limits.max_reason_chars
-                ));
-                state.mode = Mode::Reason(form);
-                return Vec::new();
-            }
-            if form.keys.len() > 1 {
-                let n = form.keys.len();
-                let noun = match form.kind {
-                    BulkKind::Deny => "requests",
-                    BulkKind::Revoke => "live grants",
-                };
-                let op = match form.kind {
-                    BulkKind::Deny => PendingOp::Deny {
-                        keys: form.keys.clone(),
-                        reason: reason.clone(),
-                    },
-                    BulkKind::Revoke => PendingOp::Revoke {
-                        keys: form.keys.clone(),
-                        reason: reason.clone(),
-                    },
-                };
-                state.mode = Mode::Confirm(Confirm {
-                    title: format!("{} {n} {noun}?", form.kind.verb()),
-                    lines: vec![
-                        format!("{} {n} {noun}: {}", form.kind.verb(), names(&form.keys)),
-                        format!("Reason   {}", inert(&reason, 200)),
-                    ],
-                    op,
-                    can_edit: false,
-                });
-                Vec::new()
-            } else {
-                dispatch(
-                    state,
-                    match form.kind {
-                        BulkKind::Deny => PendingOp::Deny {
-                            keys: form.keys,
-                            reason,
-                        },
-                        BulkKind::Revoke => PendingOp::Revoke {
-                            keys: form.keys,
-                            reason,
-                        },
-                    },
-                )
-            }
-        }
-        _ => {
-            feed(&mut form.input, key);
-            form.error = None;
-            state.mode = Mode::Reason(form);
-            Vec::new()
-        }
-    }
-}
-
-fn on_approve_form_key(state: &mut AppState, mut form: ApproveForm, key: KeyEvent) -> Vec<Effect> {
-    let rows = form.namespaces.len();
-    match key.code {
-        KeyCode::Esc => return Vec::new(),
-        KeyCode::Tab | KeyCode::Down => form.focus = (form.focus + 1) % (rows + 1),
-        KeyCode::BackTab | KeyCode::Up => form.focus = (form.focus + rows) % (rows + 1),
-        KeyCode::Char(' ') if form.focus > 0 => {
-            if let Some(row) = form.namespaces.get_mut(form.focus - 1) {
-                row.1 = !row.1;
-            }
-        }
-        KeyCode::Enter => {
-            let Some(req) = state.entries.get(&form.key).map(|e| e.req.clone()) else {
-                state.flash(FlashLevel::Error, "the request is gone");
-                return Vec::new();
-            };
-            let spec = match duration::parse(&text_of(&form.duration)) {
-                Ok(d) => ApproveSpec {
-                    duration: d,
-                    namespaces: form
-                        .namespaces
-                        .iter()
-                        .filter(|(_, keep)| *keep)
-                        .map(|(ns, _)| ns.clone())
-                        .collect(),
-                    reason: None,
-                },
-                Err(e) => {
-                    form.error = Some(e.to_string());
-                    state.mode = Mode::Approve(form);
-                    return Vec::new();
-                }
-            };
-            let probe = Approval {
-                by: state.approver.user.clone(),
-                at: state.now,
-                duration: spec.duration,
-                namespaces: spec.namespaces.clone(),
-                reason: None,
-            };
-            if let Err(e) = req.check_approval(&probe, state.limits_for(&req.cluster)) {
-                form.error = Some(e.to_string());
-                state.mode = Mode::Approve(form);
-                return Vec::new();
-            }
-            state.mode = Mode::Confirm(approve_confirm(state, &req, spec));
-            return Vec::new();
-        }
-        _ if form.focus == 0 => {
-            feed(&mut form.duration, key);
-            form.error = None;
-        }
-        _ => {}
-    }
-    state.mode = Mode::Approve(form);
-    Vec::new()
-}
-
-fn on_shorten_key(state: &mut AppState, mut form: ShortenForm, key: KeyEvent) -> Vec<Effect> {
-    match key.code {
-        KeyCode::Esc => Vec::new(),
-        KeyCode::Enter => {
-            let Some(req) = state.entries.get(&form.key).map(|e| e.req.clone()) else {
-                state.flash(FlashLevel::Error, "the grant is gone");
-                return Vec::new();
-            };
-            let result = duration::parse(&text_of(&form.input))
-                .map_err(|e| e.to_string())
-                .and_then(|d| {
-                    let new_end = state.now + TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX);
-                    let mut probe = req.clone();
-                    probe
-                        .shorten(new_end, state.now)
-                        .map(|_| new_end)
-                        .map_err(|e| e.to_string())
-                });
-            match result {
-                Ok(new_end) => {
-                    state.in_flight += 1;
-                    vec![Effect::Shorten {
-                        key: form.key,
-                        new_end,
-                    }]
-                }
-                Err(e) => {
-                    form.error = Some(e);
-                    state.mode = Mode::Shorten(form);
-                    Vec::new()
-                }
-            }
-        }
-        _ => {
-            feed(&mut form.input, key);
-            form.error = None;
-            state.mode = Mode::Shorten(form);
-            Vec::new()
-        }
-    }
-}
-
-fn on_confirm_key(state: &mut AppState, confirm: Confirm, key: KeyEvent) -> Vec<Effect> {
-    match key.code {
-        KeyCode::Char('y') | KeyCode::Char('Y') => dispatch(state, confirm.op),
-        KeyCode::Char('e') if confirm.can_edit => {
-            if let PendingOp::Approve { key, spec } = &confirm.op {
-                if let Some(e) = state.entries.get(key) {
-                    state.mode = Mode::Approve(approve_form(&e.req, Some(spec)));
-                }
-            }
-            Vec::new()
-        }
-        KeyCode::Char('n') | KeyCode::Esc | KeyCode::Char('q') => {
-            state.flash(FlashLevel::Info, "cancelled: nothing was changed");
-            Vec::new()
-        }
-        _ => {
-            state.mode = Mode::Confirm(confirm);
-            Vec::new()
-        }
-    }
-}
-
-fn dispatch(state: &mut AppState, op: PendingOp) -> Vec<Effect> {
-    let effects: Vec<Effect> = match op {
-        PendingOp::Approve { key, spec } => vec![Effect::Approve { key, spec }],
-        PendingOp::Deny { keys, reason } => keys
-            .into_iter()
-            .map(|key| Effect::Deny {
-                key,
-                reason: reason.clone(),
-            })
-            .collect(),
-        PendingOp::Revoke { keys, reason } => keys
-            .into_iter()
-            .map(|key| Effect::Revoke {
-                key,
-                reason: reason.clone(),
-            })
-            .collect(),
-    };
-    state.in_flight += effects.len();
-    state.marks.clear();
-    effects
 }
 
 #[cfg(test)]
@@ -986,7 +809,7 @@ mod tests {
     use crate::app::state::AppConfig;
     use crate::backend::demo::org;
     use crate::domain::request::{Approval, Status};
-    use crate::domain::{Credentials, RoleRef, Subject};
+    use crate::domain::{Credentials, RoleRef, Severity, Subject};
 
     fn t0() -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000, 0).unwrap()

@@ -7,7 +7,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use ratatui_textarea::TextArea;
 use regex::Regex;
 
+use super::batch::Batch;
 use super::filter::Filter;
+use super::when::Zone;
 use crate::backend::{ApproveSpec, RequestKey};
 use crate::domain::rbac::engine::{analyze, Analysis, GrantRequest};
 use crate::domain::rbac::{Inventory, NameReach, Scope};
@@ -59,6 +61,11 @@ pub struct AppConfig {
     pub limits: ValidationLimits,
     /// A live grant with less than this left is "expiring soon".
     pub expiring_soon: TimeDelta,
+    /// `c` copies the selected request's name to the clipboard with OSC 52
+    /// (off unless the config says `osc52 = true`).
+    pub osc52: bool,
+    /// Where clock times are shown (local time in the console).
+    pub zone: Zone,
 }
 
 impl Default for AppConfig {
@@ -69,6 +76,8 @@ impl Default for AppConfig {
                 .unwrap_or_else(|_| Regex::new("$^").expect("trivial regex")),
             limits: ValidationLimits::default(),
             expiring_soon: TimeDelta::minutes(5),
+            osc52: false,
+            zone: Zone::default(),
         }
     }
 }
@@ -79,6 +88,8 @@ impl Default for AppConfig {
 pub struct Summary {
     pub worst: Option<Severity>,
     pub new_permissions: usize,
+    /// Every permission the grant gives (new and already held).
+    pub asked: usize,
     /// Why the diff could not be computed (unknown role, no inventory yet).
     pub error: Option<String>,
 }
@@ -127,6 +138,12 @@ pub struct ReasonForm {
     pub keys: Vec<RequestKey>,
     pub input: TextArea<'static>,
     pub error: Option<String>,
+    /// Reasons used before, newest first: `tab`/`↑` bring them back.
+    pub recent: Vec<String>,
+    /// Which recent reason is in the input, if one is.
+    pub recall: Option<usize>,
+    /// What was typed before recalling, restored by `↓` past the newest.
+    pub draft: String,
 }
 
 #[derive(Debug, Clone)]
@@ -170,8 +187,11 @@ pub struct Confirm {
     /// What exactly will happen, one fact a line.
     pub lines: Vec<String>,
     pub op: PendingOp,
-    /// The approve dialog offers `e` to change the grant.
+    /// `e` changes it: the grant (approve) or the reason (bulk deny/revoke).
     pub can_edit: bool,
+    /// Why the last key in the dialog did nothing (a quick pick longer than
+    /// asked).
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -183,14 +203,36 @@ pub enum Mode {
     Command {
         input: TextArea<'static>,
         error: Option<String>,
+        /// Tab with several choices: the choices, the one shown, and the
+        /// line they complete.
+        choices: Option<Choices>,
     },
     Filter {
         input: TextArea<'static>,
+    },
+    /// A dialog closed under the approver's hands: why, until esc or enter
+    /// (keys typed on meanwhile land here, never on the list).
+    Notice {
+        title: String,
+        text: String,
+    },
+    /// `enter`: the request in full (whole diff, the object, its events).
+    Full {
+        key: RequestKey,
+        scroll: u16,
     },
     Reason(ReasonForm),
     Approve(ApproveForm),
     Shorten(ShortenForm),
     Confirm(Confirm),
+}
+
+/// Completions `tab` cycles through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choices {
+    pub base: String,
+    pub items: Vec<String>,
+    pub shown: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,6 +267,9 @@ pub struct Detail {
     /// The requester's most recent ended requests, newest first (at most
     /// [`PAST_SHOWN`]).
     pub past: Vec<RequestKey>,
+    /// What the approver would otherwise have to spot: a reason about
+    /// another cluster, a role broader than the task, a recent denial.
+    pub flags: Vec<String>,
 }
 
 /// New permissions on one resource in one scope: verbs and the worst risk.
@@ -359,7 +404,16 @@ pub struct AppState {
     pub mode: Mode,
     pub flash: Option<Flash>,
     pub detail: Option<Detail>,
-    pub detail_scroll: u16,
+    /// How far each request's detail is scrolled, kept while the cursor is
+    /// elsewhere.
+    pub scrolls: HashMap<RequestKey, u16>,
+    /// The terminal's size (columns, rows), for scrolling that stops at the
+    /// end; (0, 0) until known.
+    pub viewport: (u16, u16),
+    /// A bulk deny or revoke on its way: said once, when all are back.
+    pub batch: Option<Batch>,
+    /// Reasons given in this session (deny and revoke), newest first.
+    pub reasons_used: Vec<(BulkKind, String)>,
     pub counts: Counts,
     pub in_flight: usize,
     pub should_quit: bool,
@@ -410,7 +464,10 @@ impl AppState {
             mode: Mode::Normal,
             flash: None,
             detail: None,
-            detail_scroll: 0,
+            scrolls: HashMap::new(),
+            viewport: (0, 0),
+            batch: None,
+            reasons_used: Vec::new(),
             counts: Counts::default(),
             in_flight: 0,
             should_quit: false,
@@ -460,6 +517,7 @@ impl AppState {
             return Summary {
                 worst: None,
                 new_permissions: 0,
+                asked: 0,
                 error: Some("no RBAC inventory for this cluster yet".into()),
             };
         };
@@ -477,11 +535,13 @@ impl AppState {
             Ok(a) => Summary {
                 worst: (!a.new.is_empty()).then_some(a.worst),
                 new_permissions: a.new.len(),
+                asked: a.granted.len(),
                 error: None,
             },
             Err(e) => Summary {
                 worst: None,
                 new_permissions: 0,
+                asked: 0,
                 error: Some(e.to_string()),
             },
         };
@@ -606,13 +666,7 @@ impl AppState {
         let get = |k: &RequestKey| &entries[k].req;
         lists[0].sort_by(|a, b| (get(a).created_at, a).cmp(&(get(b).created_at, b)));
         lists[1].sort_by(|a, b| (get(a).status.expires_at, a).cmp(&(get(b).status.expires_at, b)));
-        let ended = |r: &AccessRequest| {
-            r.status
-                .ended_at
-                .or(r.status.decision.as_ref().map(|d| d.at))
-                .unwrap_or(r.created_at)
-        };
-        lists[2].sort_by(|a, b| (ended(get(b)), b).cmp(&(ended(get(a)), a)));
+        lists[2].sort_by(|a, b| (ended_at(get(b)), b).cmp(&(ended_at(get(a)), a)));
         for v in View::ALL {
             let i = v.index();
             self.cursor[i] = match &selected[i] {
@@ -646,7 +700,6 @@ impl AppState {
         if self.detail.as_ref().is_some_and(|d| d.key == key) {
             return;
         }
-        self.detail_scroll = 0;
         let requester = self
             .entries
             .get(&key)
@@ -660,11 +713,16 @@ impl AppState {
             .collect();
         live.sort_by_key(|r| r.status.expires_at);
         let live = live.into_iter().map(RequestKey::of).collect();
-        let past = theirs
+        let mut ended: Vec<&AccessRequest> = theirs
             .iter()
-            .filter(|r| r.phase().is_terminal())
+            .copied()
+            .filter(|r| r.phase().is_terminal() && RequestKey::of(r) != key)
+            .collect();
+        ended.sort_by_key(|r| std::cmp::Reverse(ended_at(r)));
+        let past = ended
+            .into_iter()
             .take(PAST_SHOWN)
-            .map(|r| RequestKey::of(r))
+            .map(RequestKey::of)
             .collect();
         let analysis = match (self.entries.get(&key), self.inventories.get(&key.cluster)) {
             (Some(e), Some(inv)) => analyze(inv, grant_request(&e.req, &self.subject_for(&e.req)))
@@ -721,6 +779,11 @@ impl AppState {
             _ => None,
         };
         let diff = analysis.as_ref().map(|a| group_diff(a)).unwrap_or_default();
+        let flags = match (self.entries.get(&key), &analysis) {
+            (Some(e), Ok(a)) => super::flags::flags(self, &e.req, a),
+            (Some(e), Err(_)) => super::flags::flags_without_diff(self, &e.req),
+            _ => Vec::new(),
+        };
         self.detail = Some(Detail {
             key,
             requester,
@@ -730,7 +793,16 @@ impl AppState {
             diff,
             live,
             past,
+            flags,
         });
+    }
+
+    /// How far the selection's detail pane is scrolled.
+    pub fn detail_scroll(&self) -> u16 {
+        self.selected_key()
+            .and_then(|k| self.scrolls.get(k))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Requests of the same user, newest first (for the requester context).
@@ -748,6 +820,7 @@ impl AppState {
     }
 
     pub fn remove(&mut self, key: &RequestKey) {
+        self.scrolls.remove(key);
         if let Some(e) = self.entries.remove(key) {
             if let Some(keys) = self.by_user.get_mut(&e.req.requester.user) {
                 keys.remove(key);
@@ -807,6 +880,14 @@ impl AppState {
             at: self.now,
         });
     }
+}
+
+/// When a request was decided or ended: what "ago" means for a past request.
+pub fn ended_at(r: &AccessRequest) -> DateTime<Utc> {
+    r.status
+        .ended_at
+        .or(r.status.decision.as_ref().map(|d| d.at))
+        .unwrap_or(r.created_at)
 }
 
 /// A pending request is analysed as asked; a decided one as granted.

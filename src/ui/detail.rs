@@ -1,14 +1,21 @@
-//! The detail pane: who asks, why, what for, and exactly which permissions
-//! a grant would add, grouped by namespace and resource with risk.
+//! The detail pane, decision first: the verdict in plain words, what the
+//! approver should not miss (flags), the reason and ticket, then the new
+//! permissions worst first; who they are, what they hold, their live
+//! grants and past requests follow. At 80×24 the verdict, the reason and
+//! the worst permissions show without a key.
+//!
+//! Lines are wrapped here, not by the paragraph, so the pane knows its
+//! height and scrolling stops at the end.
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use super::{pane, severity_style, Theme};
+use super::{pane, severity_style, wrap, Theme};
 use crate::app::state::{DiffGroup, Entry};
-use crate::app::AppState;
+use crate::app::verdict::{self, Part, Tone};
+use crate::app::{when, AppState};
 use crate::domain::rbac::engine::Analysis;
 use crate::domain::rbac::Scope;
 use crate::domain::request::Verdict;
@@ -17,16 +24,18 @@ use crate::domain::{duration, Phase, Severity};
 
 /// How many requester-context items are listed before "and N more".
 const CONTEXT_ITEMS: usize = 4;
+/// Labels are this wide; wrapped values hang under their start.
+const LABEL: usize = 10;
+/// Rows a reason may take in the pane.
+const REASON_ROWS: usize = 3;
+/// Rows a flag may take in the pane.
+const FLAG_ROWS: usize = 2;
 
-fn kv<'a>(theme: &Theme, key: &'a str, value: impl Into<String>) -> Line<'a> {
+fn kv(theme: &Theme, key: &str, value: impl Into<String>) -> Line<'static> {
     Line::from(vec![
-        Span::styled(format!("{key:<10}"), theme.label),
+        Span::styled(format!("{key:<LABEL$}"), theme.label),
         Span::styled(value.into(), theme.value),
     ])
-}
-
-fn ago(state: &AppState, at: chrono::DateTime<chrono::Utc>) -> String {
-    format!("{} ago", duration::format_chrono(state.now - at))
 }
 
 pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
@@ -48,101 +57,247 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         Span::styled(format!("on {} ", inert(&entry.req.cluster, 48)), theme.dim),
     ]);
     let block = pane(title, prod, theme);
-    let width = block.inner(area).width;
-    let mut lines = lines(state, entry, theme, width);
-    // Every line takes at least one row, so lines past scroll + height are
-    // never visible: don't make the paragraph wrap them.
-    lines.truncate(state.detail_scroll as usize + area.height as usize);
-    frame.render_widget(
-        Paragraph::new(lines)
-            .block(block)
-            .wrap(Wrap { trim: false })
-            .scroll((state.detail_scroll, 0)),
-        area,
-    );
+    let inner = block.inner(area);
+    let lines = lines(state, entry, theme, inner.width);
+    let most = lines.len().saturating_sub(inner.height as usize);
+    let scroll = (state.detail_scroll() as usize).min(most);
+    let mut shown: Vec<Line> = lines
+        .into_iter()
+        .skip(scroll)
+        .take(inner.height as usize)
+        .collect();
+    if scroll < most && !shown.is_empty() {
+        // More below: say so on the last row, so nobody decides on half.
+        let last = shown.len() - 1;
+        shown[last] = Line::from(Span::styled(
+            format!(
+                "  ↓ {} more lines: J scrolls, enter shows it all",
+                most - scroll + 1
+            ),
+            theme.dim,
+        ));
+    }
+    frame.render_widget(Paragraph::new(shown).block(block), area);
 }
 
-fn lines<'a>(state: &'a AppState, entry: &'a Entry, theme: &Theme, width: u16) -> Vec<Line<'a>> {
+/// The verdict's parts, styled.
+pub fn verdict_line(parts: &[Part], theme: &Theme) -> Line<'static> {
+    Line::from(
+        parts
+            .iter()
+            .map(|p| {
+                let style = match p.tone {
+                    Tone::Risk(s) => severity_style(theme, s),
+                    Tone::Nothing => theme.dim,
+                    Tone::Invalid => theme.invalid,
+                    Tone::Live => theme.ok,
+                    Tone::Ended => theme.title,
+                    Tone::Prod => theme.badge_prod,
+                    Tone::Strong => theme.title,
+                    Tone::Text => theme.value,
+                    Tone::Warn => theme.high,
+                };
+                Span::styled(p.text.clone(), style)
+            })
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// Every line of the pane, wrapped to `width`.
+pub fn lines(state: &AppState, entry: &Entry, theme: &Theme, width: u16) -> Vec<Line<'static>> {
+    lines_with(state, entry, theme, width, false)
+}
+
+/// As [`lines`]; `whole` gives every new permission's why in full (the
+/// full view).
+pub fn lines_with(
+    state: &AppState,
+    entry: &Entry,
+    theme: &Theme,
+    width: u16,
+    whole: bool,
+) -> Vec<Line<'static>> {
+    let w = width as usize;
     let r = &entry.req;
     let detail = state
         .detail
         .as_ref()
         .filter(|d| d.key.name == r.name && d.key.cluster == r.cluster);
     let analysis = detail.map(|d| &d.analysis);
-    let resolve = |keys: Option<&'a Vec<crate::backend::RequestKey>>| -> Vec<&'a crate::domain::AccessRequest> {
-        keys.into_iter().flatten().filter_map(|k| state.entries.get(k)).map(|e| &e.req).collect()
+    let mut out: Vec<Line<'static>> = Vec::new();
+    let push = |out: &mut Vec<Line<'static>>, line: Line<'static>, indent: usize| {
+        out.extend(wrap::wrap_line(&line, w, indent));
     };
-    let mut out = Vec::new();
+
+    // The verdict, then what not to miss.
+    push(
+        &mut out,
+        verdict_line(&verdict::verdict(state, entry), theme),
+        0,
+    );
+    // At most two rows each in the pane (the full view has them whole).
+    for flag in detail.map(|d| d.flags.as_slice()).unwrap_or_default() {
+        let line = Line::from(Span::styled(format!("⚠ {}", inert(flag, 400)), theme.high));
+        let mut rows = wrap::wrap_line(&line, w, 2);
+        if !whole && rows.len() > FLAG_ROWS {
+            rows.truncate(FLAG_ROWS);
+            cut_last(&mut rows, w, theme.high);
+        }
+        out.extend(rows);
+    }
+    if let Some((_, held_if_true)) = detail.and_then(|d| d.claimed.as_ref()) {
+        let if_true = match held_if_true {
+            0 => String::new(),
+            n => format!("; if true, {n} of the new permissions are already held"),
+        };
+        push(
+            &mut out,
+            Line::from(Span::styled(
+                format!("⚠ groups are claimed, not verified: never counted as held{if_true}"),
+                theme.medium,
+            )),
+            2,
+        );
+    }
+
+    // The policy's verdict, and what an extension extends.
+    let mut policy = Vec::new();
+    policy_lines(
+        state,
+        entry,
+        detail.and_then(|d| d.verdict.as_ref()),
+        theme,
+        &mut policy,
+    );
+    if let Some(of) = &r.extends {
+        policy.push(extension_line(state, r, of, theme));
+    }
+    for line in policy {
+        push(&mut out, line, LABEL);
+    }
+
+    // The reason and the ticket.
+    let reason = inert(&r.reason, 1024).into_owned();
+    let ticket = r
+        .ticket
+        .as_deref()
+        .map(|t| field(t).into_owned())
+        .filter(|t| !t.is_empty());
+    let mut spans = vec![
+        Span::styled(format!("{:<LABEL$}", "Reason"), theme.label),
+        Span::styled(reason.clone(), theme.value),
+    ];
+    if let Some(t) = ticket.as_ref().filter(|t| !reason.contains(t.as_str())) {
+        spans.push(Span::styled(format!("  ticket {t}"), theme.label));
+    }
+    // A long reason takes at most three rows here; the full view has it all.
+    let mut rows = wrap::wrap_line(&Line::from(spans), w, LABEL);
+    if !whole && rows.len() > REASON_ROWS {
+        rows.truncate(REASON_ROWS);
+        cut_last(&mut rows, w, theme.value);
+    }
+    out.extend(rows);
+
+    // The new permissions, worst first.
+    let skipped = state
+        .inventories
+        .get(&r.cluster)
+        .map_or(&[][..], |inv| &inv.skipped[..]);
+    match analysis {
+        Some(Ok(a)) => {
+            let groups = detail.map_or(&[][..], |d| &d.diff);
+            for line in diff_lines_with(a, groups, skipped, theme, w, whole) {
+                push(&mut out, line, 2);
+            }
+        }
+        Some(Err(e)) => push(
+            &mut out,
+            Line::from(Span::styled(
+                format!("RBAC diff unavailable: {}", inert(e, 200)),
+                theme.invalid,
+            )),
+            2,
+        ),
+        None => {}
+    }
+
+    // Who they are, and what they hold and did.
+    out.push(Line::raw(""));
     let groups: Vec<String> = r
         .requester
         .groups
         .iter()
         .map(|g| inert(g, 64).into_owned())
         .collect();
-    out.push(Line::from(vec![
-        Span::styled(format!("{:<10}", "Requester"), theme.label),
-        Span::styled(inert(&r.requester.user, 64).into_owned(), theme.title),
-        Span::styled(
-            format!(
-                "  groups: {}",
-                if groups.is_empty() {
-                    "none".into()
-                } else {
-                    groups.join(", ")
-                }
+    push(
+        &mut out,
+        Line::from(vec![
+            Span::styled(format!("{:<LABEL$}", "Requester"), theme.label),
+            Span::styled(inert(&r.requester.user, 64).into_owned(), theme.title),
+            Span::styled(
+                format!(
+                    "  groups: {}",
+                    if groups.is_empty() {
+                        "none".into()
+                    } else {
+                        groups.join(", ")
+                    }
+                ),
+                theme.value,
             ),
-            theme.value,
-        ),
-    ]));
-    if let Some((_, held_if_true)) = detail.and_then(|d| d.claimed.as_ref()) {
-        let if_true = match held_if_true {
-            0 => String::new(),
-            n => format!("; if true, {n} of the new permissions are already held"),
-        };
-        out.push(Line::from(Span::styled(
-            format!("          groups are claimed, not verified: never counted as held{if_true}"),
-            theme.dim,
-        )));
-    }
-    if r.requester.user == state.approver.user {
-        out.push(Line::from(Span::styled(
-            "          this is your own request: someone else must approve it",
-            theme.high,
-        )));
-    }
+        ]),
+        LABEL,
+    );
     if let Some(Ok(a)) = analysis {
-        out.push(kv(theme, "Standing", standing(a)));
+        push(&mut out, kv(theme, "Standing", standing(a)), LABEL);
     }
+    let zone = state.config.zone;
+    let resolve =
+        |keys: Option<&Vec<crate::backend::RequestKey>>| -> Vec<&crate::domain::AccessRequest> {
+            keys.into_iter()
+                .flatten()
+                .filter_map(|k| state.entries.get(k))
+                .map(|e| &e.req)
+                .collect()
+        };
     let live: Vec<String> = resolve(detail.map(|d| &d.live))
         .into_iter()
         .map(|x| {
-            let scope = match x.granted_namespaces() {
-                [] => "cluster-wide".to_string(),
-                ns => format!(
-                    "in {}",
-                    ns.iter()
-                        .map(|n| inert(n, 64).into_owned())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            };
             format!(
-                "{} {scope} on {} ({} left)",
+                "{} {} on {}, ends {} ({})",
                 inert(&x.role.name, 32),
+                verdict::scope_words(x.granted_namespaces()),
                 inert(&x.cluster, 32),
-                duration::format(x.remaining(state.now))
+                x.status
+                    .expires_at
+                    .map(|t| when::clock(zone, state.now, t))
+                    .unwrap_or_default(),
+                duration::format(x.remaining(state.now)) + " left"
             )
         })
         .collect();
-    out.push(kv(
-        theme,
-        "Live",
-        if live.is_empty() {
-            "no live grants".into()
-        } else {
-            capped(live)
-        },
-    ));
+    let other = if r.phase() == Phase::Active {
+        "Other live"
+    } else {
+        "Live"
+    };
+    push(
+        &mut out,
+        kv(
+            theme,
+            other,
+            if live.is_empty() {
+                if r.phase() == Phase::Active {
+                    "no other live grants".to_string()
+                } else {
+                    "no live grants".to_string()
+                }
+            } else {
+                capped(live)
+            },
+        ),
+        LABEL,
+    );
     let past: Vec<String> = resolve(detail.map(|d| &d.past))
         .into_iter()
         .map(|x| {
@@ -154,169 +309,92 @@ fn lines<'a>(state: &'a AppState, entry: &'a Entry, theme: &Theme, width: u16) -
                     .and_then(|d| d.reason.as_deref())
             });
             format!(
-                "{} {} ({}){}",
+                "{} {} {}{}",
                 x.phase(),
                 inert(&x.role.name, 32),
-                ago(state, x.created_at),
+                when::ago(state.now, crate::app::state::ended_at(x)),
                 why.map(|w| format!(": \"{}\"", inert(w, 60)))
                     .unwrap_or_default()
             )
         })
         .collect();
-    out.push(kv(
-        theme,
-        "Past",
-        if past.is_empty() {
-            "first request".into()
-        } else {
-            past.join("; ")
-        },
-    ));
-    out.push(Line::raw(""));
-    let agg = matches!(analysis, Some(Ok(a)) if a.aggregated);
-    out.push(Line::from(vec![
-        Span::styled(format!("{:<10}", "Role"), theme.label),
-        Span::styled(
-            format!("{} {}", r.role.kind, inert(&r.role.name, 64)),
-            theme.value,
-        ),
-        Span::styled(
-            if agg {
-                "  aggregated: can grow when new CRDs install"
-            } else {
-                ""
-            },
-            theme.medium,
-        ),
-    ]));
-    out.push(kv(theme, "Scope", scope_text(&r.namespaces)));
-    out.push(kv(
-        theme,
-        "Duration",
-        format!(
-            "{} (the clock starts at approval)",
-            duration::format(r.duration)
-        ),
-    ));
-    if let Some(of) = &r.extends {
-        out.push(extension_line(state, r, of, theme));
-    }
-    if let Some(t) = &r.ticket {
-        out.push(kv(theme, "Ticket", field(t).into_owned()));
-    }
-    out.push(kv(theme, "Reason", inert(&r.reason, 600).into_owned()));
-    if r.credentials == crate::domain::Credentials::Token {
-        out.push(kv(theme, "Creds", "Token: a per-grant ServiceAccount"));
-    }
-    out.push(status_line(state, entry, theme));
-    policy_lines(
-        state,
-        entry,
-        detail.and_then(|d| d.verdict.as_ref()),
-        theme,
+    push(
         &mut out,
+        kv(
+            theme,
+            "Past",
+            if past.is_empty() {
+                "no earlier requests".into()
+            } else {
+                past.join("; ")
+            },
+        ),
+        LABEL,
+    );
+    let agg = matches!(analysis, Some(Ok(a)) if a.aggregated);
+    push(
+        &mut out,
+        Line::from(vec![
+            Span::styled(format!("{:<LABEL$}", "Role"), theme.label),
+            Span::styled(
+                format!("{} {}", r.role.kind, inert(&r.role.name, 64)),
+                theme.value,
+            ),
+            Span::styled(
+                if agg {
+                    "  aggregated: can grow when new CRDs install"
+                } else {
+                    ""
+                },
+                theme.medium,
+            ),
+        ]),
+        LABEL,
+    );
+    if r.credentials == crate::domain::Credentials::Token {
+        push(
+            &mut out,
+            kv(theme, "Creds", "Token: a per-grant ServiceAccount"),
+            LABEL,
+        );
+    }
+    push(
+        &mut out,
+        kv(
+            theme,
+            "Asked",
+            format!(
+                "{} ({}) for {}",
+                when::clock(zone, state.now, r.created_at),
+                when::ago(state.now, r.created_at),
+                duration::format(r.duration)
+            ),
+        ),
+        LABEL,
     );
     // After a revoke or expiry the cluster backend records what the
     // apiserver said about the ended grant: auditors read it here.
     if matches!(r.phase(), Phase::Revoked | Phase::Expired) && r.status.decision.is_some() {
         if let Some(m) = r.status.message.as_deref() {
-            out.push(kv(theme, "Verified", inert(m, 600).into_owned()));
+            push(
+                &mut out,
+                kv(theme, "Verified", inert(m, 600).into_owned()),
+                LABEL,
+            );
         }
     }
-    if let Some(why) = &entry.invalid {
-        out.push(Line::from(vec![
-            Span::styled(format!("{:<10}", "Invalid"), theme.invalid),
-            Span::styled(
-                format!("{} — it can only be denied", inert(why, 200)),
-                theme.invalid,
-            ),
-        ]));
-    }
-    out.push(Line::raw(""));
-    let skipped = state
-        .inventories
-        .get(&r.cluster)
-        .map_or(&[][..], |inv| &inv.skipped[..]);
-    match analysis {
-        Some(Ok(a)) => diff_lines(
-            a,
-            detail.map_or(&[][..], |d| &d.diff),
-            skipped,
-            theme,
-            width,
-            &mut out,
-        ),
-        Some(Err(e)) => out.push(Line::from(Span::styled(
-            format!("RBAC diff unavailable: {}", inert(e, 200)),
-            theme.invalid,
-        ))),
-        None => {}
-    }
     out
-}
-
-fn capped(mut items: Vec<String>) -> String {
-    let more = items.len().saturating_sub(CONTEXT_ITEMS);
-    items.truncate(CONTEXT_ITEMS);
-    let mut s = items.join("; ");
-    if more > 0 {
-        s.push_str(&format!("; and {more} more"));
-    }
-    s
-}
-
-fn scope_text(namespaces: &[String]) -> String {
-    if namespaces.is_empty() {
-        "cluster-wide (every namespace and cluster-scoped resources)".into()
-    } else {
-        namespaces
-            .iter()
-            .map(|n| inert(n, 64).into_owned())
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
-
-fn standing(a: &Analysis) -> String {
-    let own: Vec<String> = a
-        .standing
-        .iter()
-        .filter(|s| !s.system && !s.live_grant)
-        .map(|s| match &s.scope {
-            Scope::Cluster => format!(
-                "{} cluster-wide ({})",
-                inert(&s.role, 48),
-                inert(&s.through, 64)
-            ),
-            Scope::Namespace(ns) => format!(
-                "{} in {} ({})",
-                inert(&s.role, 48),
-                inert(ns, 64),
-                inert(&s.through, 64)
-            ),
-        })
-        .collect();
-    let system = a.standing.iter().filter(|s| s.system).count();
-    let mut text = if own.is_empty() {
-        "nothing beyond the defaults".to_string()
-    } else {
-        capped(own)
-    };
-    if system > 0 {
-        text.push_str(&format!(" (+{system} built-in system bindings)"));
-    }
-    text
 }
 
 /// What an extension extends: the live grant with the time already used,
 /// or — when the grant it names is not the requester's live grant — why
 /// it is not (the name is the requester's own text).
-fn extension_line<'a>(
+fn extension_line(
     state: &AppState,
     r: &crate::domain::AccessRequest,
     of: &str,
     theme: &Theme,
-) -> Line<'a> {
+) -> Line<'static> {
     let key = crate::backend::RequestKey {
         cluster: r.cluster.clone(),
         name: of.to_string(),
@@ -331,7 +409,7 @@ fn extension_line<'a>(
             let used = live
                 .status
                 .granted_at
-                .map(|at| duration::format_chrono(state.now - at))
+                .map(|at| when::age(state.now - at))
                 .unwrap_or_default();
             let asked = live
                 .status
@@ -352,7 +430,7 @@ fn extension_line<'a>(
             )
         }
         Err(why) => Line::from(vec![
-            Span::styled(format!("{:<10}", "Extends"), theme.label),
+            Span::styled(format!("{:<LABEL$}", "Extends"), theme.label),
             Span::styled(
                 format!(
                     "not a live grant of theirs: {}",
@@ -364,92 +442,14 @@ fn extension_line<'a>(
     }
 }
 
-fn status_line<'a>(state: &AppState, entry: &Entry, theme: &Theme) -> Line<'a> {
-    let r = &entry.req;
-    let decision = r.status.decision.as_ref();
-    let text = match r.phase() {
-        Phase::Pending => format!(
-            "Pending for {}",
-            duration::format_chrono(state.now - r.created_at)
-        ),
-        Phase::Active => {
-            let d = decision
-                .map(|d| format!(", approved by {} {}", inert(&d.by, 32), ago(state, d.at)))
-                .unwrap_or_default();
-            let narrowed = decision
-                .filter(|d| {
-                    d.duration.is_some_and(|x| x < r.duration)
-                        || d.namespaces.len() < r.namespaces.len()
-                })
-                .map(|d| {
-                    format!(
-                        " — granted {} in {} (asked {})",
-                        d.duration.map(duration::format).unwrap_or_default(),
-                        scope_text(&d.namespaces),
-                        duration::format(r.duration)
-                    )
-                })
-                .unwrap_or_default();
-            format!(
-                "Live: {} left{d}{narrowed}",
-                duration::format(r.remaining(state.now))
-            )
-        }
-        phase => {
-            let by = r
-                .status
-                .revoked_by
-                .as_deref()
-                .or(decision.map(|d| d.by.as_str()))
-                .map(|b| format!(" by {}", inert(b, 32)))
-                .unwrap_or_default();
-            let when = r
-                .status
-                .ended_at
-                .map(|t| format!(" {}", ago(state, t)))
-                .unwrap_or_default();
-            let why = r
-                .status
-                .revoke_reason
-                .as_deref()
-                .or(decision
-                    .filter(|d| d.verdict == Verdict::Denied)
-                    .and_then(|d| d.reason.as_deref()))
-                .or(r
-                    .status
-                    .message
-                    .as_deref()
-                    .filter(|_| decision.is_none() || r.phase() == Phase::Failed))
-                .map(|w| format!(": \"{}\"", inert(w, 200)))
-                .unwrap_or_default();
-            let granted = decision
-                .filter(|d| d.verdict == Verdict::Approved)
-                .map(|d| {
-                    format!(
-                        " (was approved by {} for {} in {})",
-                        inert(&d.by, 32),
-                        d.duration.map(duration::format).unwrap_or_default(),
-                        scope_text(&d.namespaces)
-                    )
-                })
-                .unwrap_or_default();
-            format!("{phase}{by}{when}{why}{granted}")
-        }
-    };
-    Line::from(vec![
-        Span::styled(format!("{:<10}", "Status"), theme.label),
-        Span::styled(text, theme.notice),
-    ])
-}
-
 /// The policy's verdict and why (marked advisory when only this console
 /// evaluated it), and the approvals so far against those needed.
-fn policy_lines<'a>(
+fn policy_lines(
     state: &AppState,
     entry: &Entry,
     verdict: Option<&(std::sync::Arc<crate::policy::Decision>, bool)>,
     theme: &Theme,
-    out: &mut Vec<Line<'a>>,
+    out: &mut Vec<Line<'static>>,
 ) {
     let r = &entry.req;
     let approvals = r.approvals();
@@ -461,12 +461,12 @@ fn policy_lines<'a>(
             theme.error
         };
         out.push(Line::from(vec![
-            Span::styled(format!("{:<10}", "Policy"), theme.label),
+            Span::styled(format!("{:<LABEL$}", "Policy"), theme.label),
             Span::styled(format!("{}{tag}", inert(&d.summary(), 300)), style),
         ]));
         for m in &d.messages {
             out.push(Line::from(Span::styled(
-                format!("          {}", inert(m, 300)),
+                format!("{:LABEL$}{}", "", inert(m, 300)),
                 theme.dim,
             )));
         }
@@ -522,29 +522,112 @@ fn policy_lines<'a>(
     }
 }
 
-/// New permissions grouped by scope, then resource, with verbs and the worst risk.
-fn diff_lines<'a>(
+/// Ends the last of `rows` in `…`: more was there.
+fn cut_last(rows: &mut Vec<Line<'static>>, width: usize, style: ratatui::style::Style) {
+    if let Some(last) = rows.pop() {
+        let text: String = last.spans.iter().map(|s| s.content.as_ref()).collect();
+        let kept = wrap::cut(&text, width.saturating_sub(1)).into_owned();
+        rows.push(Line::from(Span::styled(
+            format!("{}…", kept.trim_end_matches('…')),
+            style,
+        )));
+    }
+}
+
+fn capped(mut items: Vec<String>) -> String {
+    let more = items.len().saturating_sub(CONTEXT_ITEMS);
+    items.truncate(CONTEXT_ITEMS);
+    let mut s = items.join("; ");
+    if more > 0 {
+        s.push_str(&format!("; and {more} more"));
+    }
+    s
+}
+
+fn standing(a: &Analysis) -> String {
+    let own: Vec<String> = a
+        .standing
+        .iter()
+        .filter(|s| !s.system && !s.live_grant)
+        .map(|s| match &s.scope {
+            Scope::Cluster => format!(
+                "{} cluster-wide ({})",
+                inert(&s.role, 48),
+                inert(&s.through, 64)
+            ),
+            Scope::Namespace(ns) => format!(
+                "{} in {} ({})",
+                inert(&s.role, 48),
+                inert(ns, 64),
+                inert(&s.through, 64)
+            ),
+        })
+        .collect();
+    let system = a.standing.iter().filter(|s| s.system).count();
+    let mut text = if own.is_empty() {
+        "nothing beyond the defaults".to_string()
+    } else {
+        capped(own)
+    };
+    if system > 0 {
+        text.push_str(&format!(" (+{system} built-in system bindings)"));
+    }
+    text
+}
+
+/// New permissions grouped by scope, then resource: badge, resource,
+/// verbs and why, one row each, worst first; why is cut (`…`) where the
+/// pane is narrow (the full view has it all).
+pub fn diff_lines(
     a: &Analysis,
-    groups: &'a [DiffGroup],
+    groups: &[DiffGroup],
     skipped: &[String],
     theme: &Theme,
-    width: u16,
-    out: &mut Vec<Line<'a>>,
-) {
-    // Wide panes show why on the same line; narrow ones on the next.
-    let inline_why = width >= 110;
-    let res_w = if inline_why {
-        26
-    } else {
-        (width as usize).saturating_sub(20).clamp(12, 26)
-    };
+    width: usize,
+) -> Vec<Line<'static>> {
+    diff_lines_with(a, groups, skipped, theme, width, false)
+}
+
+/// As [`diff_lines`]; `whole` wraps why instead of cutting it.
+pub fn diff_lines_with(
+    a: &Analysis,
+    groups: &[DiffGroup],
+    skipped: &[String],
+    theme: &Theme,
+    width: usize,
+    whole: bool,
+) -> Vec<Line<'static>> {
+    let mut out = Vec::new();
     let crit = a.count_at_least(Severity::Critical);
     let high = a.count_at_least(Severity::High) - crit;
+    let one_scope = match groups {
+        [one] => Some(one.scope.to_string()),
+        _ => None,
+    };
+    let mut worst = Vec::new();
+    if crit > 0 {
+        worst.push(format!("{crit} critical"));
+    }
+    if high > 0 {
+        worst.push(format!("{high} high"));
+    }
+    let worst = if worst.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", worst.join(", "))
+    };
     out.push(Line::from(vec![
-        Span::styled("NEW PERMISSIONS ", theme.title),
+        Span::styled("NEW PERMISSIONS", theme.title),
+        Span::styled(
+            one_scope
+                .as_ref()
+                .map(|s| format!(" {}", scope_label(s)))
+                .unwrap_or_default(),
+            theme.column_header,
+        ),
         Span::styled(
             format!(
-                "{} new · {crit} critical · {high} high · {} of {} asked already held",
+                ": {}{worst}; {} of {} held",
                 a.new.len(),
                 a.already.len(),
                 a.granted.len()
@@ -579,14 +662,62 @@ fn diff_lines<'a>(
             "  nothing new: the requester already has all of it",
             theme.ok,
         )));
-        return;
+        return out;
     }
+    let res_w = groups
+        .iter()
+        .flat_map(|g| g.rows.iter())
+        .map(|r| wrap::width(&inert(&r.resource, 60)))
+        .max()
+        .unwrap_or(0)
+        .min(if whole {
+            (width / 2).max(16)
+        } else {
+            (width / 3).clamp(16, 34)
+        });
+    let verbs_w = groups
+        .iter()
+        .flat_map(|g| g.rows.iter())
+        .map(|r| wrap::width(&r.verbs))
+        .max()
+        .unwrap_or(0)
+        .min(24);
     for group in groups {
-        out.push(Line::from(Span::styled(
-            group.scope.to_string(),
-            theme.column_header,
-        )));
+        if one_scope.is_none() {
+            out.push(Line::from(Span::styled(
+                group.scope.to_string(),
+                theme.column_header,
+            )));
+        }
         for row in &group.rows {
+            let resource = inert(&row.resource, 60);
+            let used = 2 + 4 + 1 + res_w + 1 + verbs_w + 1;
+            let room = width.saturating_sub(used);
+            // The pane cuts why to what fits; the full view wraps it whole
+            // under itself (or under the row, where the row is narrow).
+            let (why, more): (String, Vec<String>) = if whole {
+                if room >= 20 {
+                    let mut lines = wrap::wrap(row.risk.why, room);
+                    let first = lines.remove(0);
+                    (
+                        first,
+                        lines
+                            .into_iter()
+                            .map(|l| format!("{:used$}{l}", ""))
+                            .collect(),
+                    )
+                } else {
+                    let lines = wrap::wrap(row.risk.why, width.saturating_sub(7));
+                    (
+                        String::new(),
+                        lines.into_iter().map(|l| format!("{:7}{l}", "")).collect(),
+                    )
+                }
+            } else if room >= 12 {
+                (wrap::cut(row.risk.why, room).into_owned(), Vec::new())
+            } else {
+                (String::new(), Vec::new())
+            };
             let mut spans = vec![
                 Span::raw("  "),
                 Span::styled(
@@ -595,33 +726,24 @@ fn diff_lines<'a>(
                 ),
                 Span::raw(" "),
                 Span::styled(
-                    format!("{:<res_w$} ", inert(&row.resource, 60)),
-                    theme.value,
-                ),
-                // Padding only when something follows on the line: trailing
-                // spaces would wrap into blank rows in a narrow pane.
-                Span::styled(
-                    if inline_why {
-                        format!("{:<24} ", row.verbs)
-                    } else {
-                        row.verbs.clone()
-                    },
+                    format!("{:<res_w$}", wrap::cut(&resource, res_w)),
                     theme.value,
                 ),
             ];
-            if inline_why {
-                spans.push(Span::styled(row.risk.why, theme.dim));
-                out.push(Line::from(spans));
-            } else if row.risk.severity == Severity::Info {
-                // "read-only" under every INFO row is noise: the badge says it.
-                out.push(Line::from(spans));
+            if why.is_empty() {
+                spans.push(Span::styled(format!(" {}", row.verbs), theme.value));
             } else {
-                out.push(Line::from(spans));
-                out.push(Line::from(Span::styled(
-                    format!("       {}", row.risk.why),
-                    theme.dim,
-                )));
+                spans.push(Span::styled(
+                    format!(" {:<verbs_w$} ", wrap::cut(&row.verbs, verbs_w)),
+                    theme.value,
+                ));
+                spans.push(Span::styled(why, theme.dim));
             }
+            out.push(Line::from(spans));
+            out.extend(
+                more.into_iter()
+                    .map(|l| Line::from(Span::styled(l, theme.dim))),
+            );
         }
         for note in &group.notes {
             out.push(Line::from(Span::styled(
@@ -629,5 +751,14 @@ fn diff_lines<'a>(
                 theme.dim,
             )));
         }
+    }
+    out
+}
+
+fn scope_label(scope: &str) -> String {
+    if scope == "cluster-wide" {
+        "cluster-wide".into()
+    } else {
+        format!("in {}", inert(scope, 64))
     }
 }

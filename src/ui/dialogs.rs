@@ -1,13 +1,17 @@
-//! Dialogs: confirmation, reason entry, approve with changes, shorten.
+//! Dialogs: confirmation, reason entry, approve with changes, shorten, and
+//! the notice a closed dialog leaves. Text is wrapped here, so each dialog
+//! is as tall as what it says (up to the screen) and its key hints always
+//! show on its last row; an error wraps, never cut.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use ratatui::Frame;
 use ratatui_textarea::TextArea;
 
-use super::Theme;
-use crate::app::state::{ApproveForm, BulkKind, Confirm, ReasonForm, ShortenForm};
+use super::{wrap, Theme};
+use crate::app::forms::QUICK_PICKS;
+use crate::app::state::{ApproveForm, BulkKind, Confirm, PendingOp, ReasonForm, ShortenForm};
 use crate::app::AppState;
 use crate::domain::duration;
 use crate::domain::sanitize::inert;
@@ -36,48 +40,105 @@ fn frame_block<'a>(title: String, theme: &Theme, danger: bool) -> Block<'a> {
         .style(theme.dialog)
 }
 
-fn hints<'a>(theme: &Theme, items: &[(&'a str, &'a str)]) -> Line<'a> {
+/// Key hints, wrapped into as many rows as `width` needs.
+fn hints(theme: &Theme, items: &[(&str, &str)], width: u16) -> Vec<Line<'static>> {
     let mut spans = Vec::new();
     for (k, what) in items {
         spans.push(Span::styled(format!(" {k}"), theme.key));
         spans.push(Span::styled(format!(" {what} "), theme.label));
     }
-    Line::from(spans)
+    wrap::wrap_line(&Line::from(spans), width as usize, 1)
+}
+
+/// The width a dialog of at most `want` columns gets on this screen, and
+/// its inside.
+fn inner_width(area: Rect, want: u16) -> u16 {
+    want.min(area.width.saturating_sub(2)).saturating_sub(2)
+}
+
+/// Draws a dialog: `body` rows at the top (scrolled off at the bottom when
+/// the screen is short), `foot` rows always at the bottom.
+fn draw(
+    frame: &mut Frame,
+    area: Rect,
+    block: Block<'_>,
+    width: u16,
+    body: Vec<Line<'static>>,
+    foot: Vec<Line<'static>>,
+) {
+    let height = (body.len() + foot.len()) as u16 + 2;
+    let rect = centered(area, width, height);
+    let inner = block.inner(rect);
+    frame.render_widget(Clear, rect);
+    frame.render_widget(block, rect);
+    let foot_h = (foot.len() as u16).min(inner.height);
+    let [top, bottom] =
+        Layout::vertical([Constraint::Min(0), Constraint::Length(foot_h)]).areas(inner);
+    frame.render_widget(Paragraph::new(body), top);
+    frame.render_widget(Paragraph::new(foot), bottom);
+}
+
+fn error_lines(error: &Option<String>, theme: &Theme, width: u16) -> Vec<Line<'static>> {
+    match error {
+        Some(e) => wrap::wrap_line(
+            &Line::from(Span::styled(format!("✗ {}", inert(e, 600)), theme.error)),
+            width as usize,
+            2,
+        ),
+        None => Vec::new(),
+    }
 }
 
 pub fn confirm(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, c: &Confirm) {
-    let prod = match &c.op {
-        crate::app::state::PendingOp::Approve { key, .. } => state.is_production(&key.cluster),
-        _ => false,
+    let (prod, approve) = match &c.op {
+        PendingOp::Approve { key, .. } => (state.is_production(&key.cluster), true),
+        _ => (false, false),
     };
-    let height = c.lines.len() as u16 + 5;
-    let rect = centered(area, 96, height);
-    let mut lines: Vec<Line> = c
-        .lines
+    let w = inner_width(area, 100);
+    let mut body: Vec<Line<'static>> = Vec::new();
+    for l in &c.lines {
+        body.extend(wrap::wrap_line(
+            &Line::raw(inert(l, 2000).into_owned()),
+            w as usize,
+            9,
+        ));
+    }
+    if let Some(note) = &c.note {
+        body.extend(wrap::wrap_line(
+            &Line::from(Span::styled(format!("✗ {}", inert(note, 300)), theme.error)),
+            w as usize,
+            2,
+        ));
+    }
+    let pick_keys: Vec<String> = QUICK_PICKS.iter().map(|(k, _)| k.to_string()).collect();
+    let pick_keys = pick_keys.join("/");
+    let picks: Vec<String> = QUICK_PICKS
         .iter()
-        .map(|l| Line::raw(inert(l, 400).into_owned()))
+        .map(|(_, secs)| duration::format(std::time::Duration::from_secs(*secs)))
         .collect();
-    lines.push(Line::raw(""));
-    let mut keys = vec![("y", "confirm")];
-    if c.can_edit {
-        keys.push(("e", "change (shorter / fewer namespaces)"));
+    let picks = format!("for {}", picks.join("/"));
+    let mut keys: Vec<(&str, &str)> = vec![("y", "confirm")];
+    if approve {
+        keys.push((&pick_keys, &picks));
+        keys.push(("e", "change"));
+    } else if c.can_edit {
+        keys.push(("e", "edit reason"));
     }
     keys.push(("n/esc", "cancel"));
-    lines.push(hints(theme, &keys));
-    frame.render_widget(Clear, rect);
-    frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(frame_block(
-                if prod {
-                    format!("{}  [PROD]", c.title)
-                } else {
-                    c.title.clone()
-                },
-                theme,
-                prod,
-            )),
-        rect,
+    let mut foot = vec![Line::raw("")];
+    foot.extend(hints(theme, &keys, w));
+    let title = if prod {
+        format!("{}  [PROD]", c.title)
+    } else {
+        c.title.clone()
+    };
+    draw(
+        frame,
+        area,
+        frame_block(title, theme, prod),
+        w + 2,
+        body,
+        foot,
     );
 }
 
@@ -91,14 +152,8 @@ fn input_box<'a>(t: &TextArea<'static>, theme: &Theme) -> TextArea<'a> {
     t.set_cursor_line_style(ratatui::style::Style::default());
     t.set_style(theme.value);
     t.set_placeholder_style(theme.dim);
+    t.set_selection_style(theme.selected);
     t
-}
-
-fn error_line<'a>(error: &Option<String>, theme: &Theme) -> Line<'a> {
-    match error {
-        Some(e) => Line::from(Span::styled(format!("✗ {}", inert(e, 200)), theme.error)),
-        None => Line::raw(""),
-    }
 }
 
 pub fn reason(frame: &mut Frame, area: Rect, _state: &AppState, theme: &Theme, f: &ReasonForm) {
@@ -107,23 +162,46 @@ pub fn reason(frame: &mut Frame, area: Rect, _state: &AppState, theme: &Theme, f
         (BulkKind::Revoke, 1) => format!("Revoke {}", inert(&f.keys[0].name, 64)),
         (kind, n) => format!("{} {n} marked", kind.verb()),
     };
+    let w = inner_width(area, 84);
+    // Recent reasons: the one in the input marked, a few around it.
+    let mut extra = Vec::new();
+    if !f.recent.is_empty() {
+        extra.push(Line::from(Span::styled(
+            "Recent (tab/↑ older, ↓ newer; edit before enter):",
+            theme.label,
+        )));
+        let from = f.recall.unwrap_or(0).saturating_sub(1);
+        for (i, r) in f.recent.iter().enumerate().skip(from).take(3) {
+            let on = f.recall == Some(i);
+            extra.push(Line::from(Span::styled(
+                format!(
+                    "{} {}",
+                    if on { "▶" } else { " " },
+                    wrap::cut(&inert(r, 400), (w as usize).saturating_sub(2))
+                ),
+                if on { theme.selected } else { theme.dim },
+            )));
+        }
+    }
     let dialog = InputDialog {
         title: what,
         danger: f.kind == BulkKind::Revoke,
-        width: 80,
+        width: w + 2,
         label: "Reason (required):".into(),
         submit: "submit",
+        extra,
     };
     dialog.render(frame, area, theme, &f.input, &f.error);
 }
 
-/// A dialog with one labelled input, an error line and key hints.
+/// A dialog with one labelled input, lines below it, an error and key hints.
 struct InputDialog {
     title: String,
     danger: bool,
     width: u16,
     label: String,
     submit: &'static str,
+    extra: Vec<Line<'static>>,
 }
 
 impl InputDialog {
@@ -135,25 +213,28 @@ impl InputDialog {
         input: &TextArea<'static>,
         error: &Option<String>,
     ) {
-        let rect = centered(area, self.width, 9);
+        let w = self.width.saturating_sub(2);
+        let errors = error_lines(error, theme, w);
+        let keys = hints(theme, &[("enter", self.submit), ("esc", "cancel")], w);
+        let height = 1 + 3 + self.extra.len() as u16 + errors.len() as u16 + keys.len() as u16 + 2;
+        let rect = centered(area, self.width, height);
         let block = frame_block(self.title, theme, self.danger);
         let inner = block.inner(rect);
         frame.render_widget(Clear, rect);
         frame.render_widget(block, rect);
-        let [label, field, err, keys] = Layout::vertical([
+        let [label, field, extra, err, foot] = Layout::vertical([
             Constraint::Length(1),
             Constraint::Length(3),
-            Constraint::Length(1),
-            Constraint::Length(1),
+            Constraint::Length(self.extra.len() as u16),
+            Constraint::Min(0),
+            Constraint::Length(keys.len() as u16),
         ])
         .areas(inner);
         frame.render_widget(Paragraph::new(Span::styled(self.label, theme.label)), label);
         frame.render_widget(&input_box(input, theme), field);
-        frame.render_widget(Paragraph::new(error_line(error, theme)), err);
-        frame.render_widget(
-            Paragraph::new(hints(theme, &[("enter", self.submit), ("esc", "cancel")])),
-            keys,
-        );
+        frame.render_widget(Paragraph::new(self.extra), extra);
+        frame.render_widget(Paragraph::new(errors), err);
+        frame.render_widget(Paragraph::new(keys), foot);
     }
 }
 
@@ -169,8 +250,21 @@ pub fn approve_form(
         .get(&f.key)
         .map(|e| duration::format(e.req.duration))
         .unwrap_or_default();
+    let w = inner_width(area, 76);
     let rows = f.namespaces.len().max(1) as u16;
-    let rect = centered(area, 72, rows + 10);
+    let errors = error_lines(&f.error, theme, w);
+    let keys = hints(
+        theme,
+        &[
+            ("tab/↑↓", "move"),
+            ("space", "toggle"),
+            ("enter", "review"),
+            ("esc", "cancel"),
+        ],
+        w,
+    );
+    let height = 1 + 3 + 1 + rows + errors.len() as u16 + keys.len() as u16 + 2;
+    let rect = centered(area, w + 2, height);
     let block = frame_block(
         format!("Approve {} with changes", inert(&f.key.name, 48)),
         theme,
@@ -179,19 +273,19 @@ pub fn approve_form(
     let inner = block.inner(rect);
     frame.render_widget(Clear, rect);
     frame.render_widget(block, rect);
-    let [label, input, ns_label, ns, err, keys] = Layout::vertical([
+    let [label, input, ns_label, ns, err, foot] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(3),
         Constraint::Length(1),
         Constraint::Length(rows),
-        Constraint::Length(1),
-        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(keys.len() as u16),
     ])
     .areas(inner);
     let focus = |on: bool| if on { theme.selected } else { theme.label };
     frame.render_widget(
         Paragraph::new(Span::styled(
-            format!("Duration (at most {asked}):"),
+            format!("Duration (at most {asked}; typing replaces it):"),
             focus(f.focus == 0),
         )),
         label,
@@ -224,19 +318,8 @@ pub fn approve_form(
             .collect()
     };
     frame.render_widget(Paragraph::new(ns_lines), ns);
-    frame.render_widget(Paragraph::new(error_line(&f.error, theme)), err);
-    frame.render_widget(
-        Paragraph::new(hints(
-            theme,
-            &[
-                ("tab/↑↓", "move"),
-                ("space", "toggle"),
-                ("enter", "review"),
-                ("esc", "cancel"),
-            ],
-        )),
-        keys,
-    );
+    frame.render_widget(Paragraph::new(errors), err);
+    frame.render_widget(Paragraph::new(keys), foot);
 }
 
 pub fn shorten(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, f: &ShortenForm) {
@@ -245,12 +328,33 @@ pub fn shorten(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, f
         .get(&f.key)
         .map(|e| duration::format(e.req.remaining(state.now)))
         .unwrap_or_default();
+    let w = inner_width(area, 72);
     let dialog = InputDialog {
         title: format!("Shorten {}", inert(&f.key.name, 48)),
         danger: false,
-        width: 72,
-        label: format!("End in (now {left} left; only sooner):"),
+        width: w + 2,
+        label: format!("End in (now {left} left; only sooner; typing replaces):"),
         submit: "shorten",
+        extra: Vec::new(),
     };
     dialog.render(frame, area, theme, &f.input, &f.error);
+}
+
+pub fn notice(frame: &mut Frame, area: Rect, theme: &Theme, title: &str, text: &str) {
+    let w = inner_width(area, 72);
+    let body = wrap::wrap_line(
+        &Line::from(Span::styled(inert(text, 600).into_owned(), theme.value)),
+        w as usize,
+        0,
+    );
+    let mut foot = vec![Line::raw("")];
+    foot.extend(hints(theme, &[("esc/enter", "ok")], w));
+    draw(
+        frame,
+        area,
+        frame_block(title.to_string(), theme, false),
+        w + 2,
+        body,
+        foot,
+    );
 }

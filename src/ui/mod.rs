@@ -2,17 +2,23 @@
 //! state changes, no IO. Text that came from a requester or a backend goes
 //! through [`crate::domain::sanitize`] before it reaches a cell.
 
+pub mod clipboard;
+pub mod columns;
 pub mod detail;
 pub mod dialogs;
+pub mod full;
 pub mod help;
+pub mod measure;
 pub mod table;
 pub mod theme;
+pub mod wrap;
 
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use ratatui::Frame;
+use ratatui_textarea::TextArea;
 
 pub use theme::Theme;
 
@@ -27,14 +33,48 @@ pub const MIN_HEIGHT: u16 = 15;
 /// Below this width the list and the detail pane stack vertically.
 pub const SIDE_BY_SIDE_WIDTH: u16 = 100;
 
-pub fn render(frame: &mut Frame, state: &AppState, theme: &Theme) {
-    let area = frame.area();
-    frame.render_widget(Block::default().style(theme.base), area);
+/// Where each part of the screen goes.
+pub struct Areas {
+    pub header: Rect,
+    pub list: Rect,
+    pub detail: Rect,
+    pub flash: Rect,
+    pub footer: Rect,
+}
+
+/// Most rows the message line may take (it wraps; only a message longer
+/// than a quarter of the screen is cut, its dismiss hint kept).
+fn flash_rows(area: Rect) -> usize {
+    (area.height as usize / 4).max(3)
+}
+const DISMISS: &str = "  (esc to dismiss)";
+
+/// The message line's text: icon, message, and the dismiss hint on errors.
+fn flash_text(state: &AppState) -> Option<(FlashLevel, String)> {
+    let f = state.flash.as_ref()?;
+    let icon = match f.level {
+        FlashLevel::Error => "✗ ",
+        FlashLevel::Success => "✓ ",
+        FlashLevel::Info => "· ",
+    };
+    let hint = if f.level == FlashLevel::Error {
+        DISMISS
+    } else {
+        ""
+    };
+    Some((f.level, format!("{icon}{}{hint}", inert(&f.text, 1200))))
+}
+
+/// The screen's layout for `area`, or None when it is too small.
+pub fn layout(area: Rect, state: &AppState) -> Option<Areas> {
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
-        render_too_small(frame, area, theme);
-        return;
+        return None;
     }
-    let flash_rows = u16::from(state.flash.is_some());
+    let flash_rows = flash_text(state).map_or(0, |(_, text)| {
+        wrap::wrap(&text, area.width as usize)
+            .len()
+            .min(flash_rows(area)) as u16
+    });
     let [header, body, flash, footer] = Layout::vertical([
         Constraint::Length(2),
         Constraint::Min(5),
@@ -42,44 +82,88 @@ pub fn render(frame: &mut Frame, state: &AppState, theme: &Theme) {
         Constraint::Length(1),
     ])
     .areas(area);
-    render_header(frame, header, state, theme);
-    let (list_area, detail_area) = if area.width >= SIDE_BY_SIDE_WIDTH {
+    let (list, detail) = if area.width >= SIDE_BY_SIDE_WIDTH {
         let [l, d] = Layout::horizontal([Constraint::Percentage(56), Constraint::Percentage(44)])
             .areas(body);
         (l, d)
     } else {
+        // Stacked: the list takes what its rows need, at most two fifths;
+        // the detail (the verdict, the reason, the worst permissions)
+        // gets the rest.
+        let rows = state.list(state.view).len().max(1) as u16 + 3;
+        let most = (body.height * 2 / 5).max(5);
         let [l, d] =
-            Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(body);
+            Layout::vertical([Constraint::Length(rows.min(most)), Constraint::Min(3)]).areas(body);
         (l, d)
     };
-    table::render(frame, list_area, state, theme);
-    detail::render(frame, detail_area, state, theme);
-    if let Some(f) = &state.flash {
-        let (style, icon) = match f.level {
-            FlashLevel::Error => (theme.error, "✗ "),
-            FlashLevel::Success => (theme.success, "✓ "),
-            FlashLevel::Info => (theme.notice, "· "),
+    Some(Areas {
+        header,
+        list,
+        detail,
+        flash,
+        footer,
+    })
+}
+
+pub fn render(frame: &mut Frame, state: &AppState, theme: &Theme) {
+    let area = frame.area();
+    frame.render_widget(Block::default().style(theme.base), area);
+    let Some(areas) = layout(area, state) else {
+        render_too_small(frame, area, theme);
+        return;
+    };
+    render_header(frame, areas.header, state, theme);
+    table::render(frame, areas.list, state, theme);
+    detail::render(frame, areas.detail, state, theme);
+    if let Some((level, text)) = flash_text(state) {
+        let style = match level {
+            FlashLevel::Error => theme.error,
+            FlashLevel::Success => theme.success,
+            FlashLevel::Info => theme.notice,
         };
-        let hint = if f.level == FlashLevel::Error {
-            "  (esc to dismiss)"
-        } else {
-            ""
-        };
-        frame.render_widget(
-            Paragraph::new(Line::from(vec![
-                Span::styled(format!("{icon}{}", inert(&f.text, 400)), style),
-                Span::styled(hint, theme.dim),
-            ])),
-            flash,
-        );
+        let mut rows = wrap::wrap(&text, areas.flash.width as usize);
+        if rows.len() > areas.flash.height as usize {
+            // Longer than the line can hold: keep the start and the hint.
+            rows.truncate(areas.flash.height as usize);
+            let last = rows.last_mut().expect("rows");
+            let keep = (areas.flash.width as usize).saturating_sub(wrap::width(DISMISS) + 1);
+            *last = format!(
+                "{}{}",
+                wrap::cut(last, keep),
+                if level == FlashLevel::Error {
+                    DISMISS
+                } else {
+                    "…"
+                }
+            );
+        }
+        let lines: Vec<Line> = rows
+            .into_iter()
+            .map(|r| {
+                // The dismiss hint, dim, wherever it wrapped to.
+                match r
+                    .strip_suffix(DISMISS.trim_start())
+                    .filter(|_| level == FlashLevel::Error)
+                {
+                    Some(head) => Line::from(vec![
+                        Span::styled(head.to_string(), style),
+                        Span::styled(DISMISS.trim_start().to_string(), theme.dim),
+                    ]),
+                    None => Line::from(Span::styled(r, style)),
+                }
+            })
+            .collect();
+        frame.render_widget(Paragraph::new(lines), areas.flash);
     }
-    render_footer(frame, footer, state, theme);
+    render_footer(frame, areas.footer, state, theme);
     match &state.mode {
         Mode::Help { scroll } => help::render(frame, area, state, theme, *scroll),
         Mode::Confirm(c) => dialogs::confirm(frame, area, state, theme, c),
         Mode::Reason(f) => dialogs::reason(frame, area, state, theme, f),
         Mode::Approve(f) => dialogs::approve_form(frame, area, state, theme, f),
         Mode::Shorten(f) => dialogs::shorten(frame, area, state, theme, f),
+        Mode::Notice { title, text } => dialogs::notice(frame, area, theme, title, text),
+        Mode::Full { key, scroll } => full::render(frame, area, state, theme, key, *scroll),
         Mode::Normal | Mode::Command { .. } | Mode::Filter { .. } => {}
     }
 }
@@ -222,29 +306,74 @@ fn render_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme)
     frame.render_widget(Paragraph::new(Line::from(tab_spans)), tabs);
 }
 
+/// A one-line input as the footer shows it: the text, a selection in
+/// reverse video (typing replaces it), the cursor.
+fn input_spans<'a>(input: &TextArea<'static>, theme: &Theme) -> Vec<Span<'a>> {
+    let text = input.lines().join("");
+    let text = inert(&text, 200).into_owned();
+    match input.selection_range() {
+        Some(((_, from), (_, to))) if from < to => {
+            let chars: Vec<char> = text.chars().collect();
+            let (from, to) = (from.min(chars.len()), to.min(chars.len()));
+            vec![
+                Span::raw(chars[..from].iter().collect::<String>()),
+                Span::styled(chars[from..to].iter().collect::<String>(), theme.selected),
+                Span::raw(chars[to..].iter().collect::<String>()),
+            ]
+        }
+        _ => vec![Span::raw(text), Span::styled("█", theme.key)],
+    }
+}
+
 fn render_footer(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
-    let input_line = |prefix: &str, text: String, hint: &str| {
-        Line::from(vec![
-            Span::styled(prefix.to_string(), theme.key),
-            Span::raw(inert(&text, 200).into_owned()),
-            Span::styled("█", theme.key),
-            Span::styled(format!("   {hint}"), theme.dim),
-        ])
+    let input_line = |prefix: &str, input: &TextArea<'static>, hint: Span<'static>| {
+        let mut spans = vec![Span::styled(prefix.to_string(), theme.key)];
+        spans.extend(input_spans(input, theme));
+        spans.push(Span::raw("   "));
+        spans.push(hint);
+        Line::from(spans)
     };
     let line = match &state.mode {
-        Mode::Command { input, .. } => input_line(
-            ":",
-            input.lines().join(""),
-            "enter run · tab complete · esc cancel",
-        ),
-        Mode::Filter { input } => input_line(
-            "/",
-            input.lines().join(""),
-            "enter keep · esc clear · user: ns: risk: cluster: role:",
-        ),
+        Mode::Command { input, choices, .. } => {
+            let hint = match choices {
+                Some(c) => format!(
+                    "tab next · {}",
+                    c.items
+                        .iter()
+                        .map(|i| inert(i.rsplit(' ').next().unwrap_or(i), 40).into_owned())
+                        .collect::<Vec<_>>()
+                        .join("  ")
+                ),
+                None => "enter run · tab complete · esc cancel".into(),
+            };
+            input_line(":", input, Span::styled(hint, theme.dim))
+        }
+        Mode::Filter { input } => {
+            let hint = match state.filter.error() {
+                Some(e) => Span::styled(format!("✗ {}", inert(e, 200)), theme.error),
+                None => Span::styled(
+                    "enter keep · esc clear · user: ns: risk: cluster: role:",
+                    theme.dim,
+                ),
+            };
+            input_line("/", input, hint)
+        }
         _ => {
+            // As many hints as fit, in registry order; help always shows.
             let mut spans = Vec::new();
-            for b in keymap::footer(state.view, state.config.readonly) {
+            let mut used = 0usize;
+            let all: Vec<_> = keymap::footer(state.view, state.config.readonly).collect();
+            let help_w = all
+                .iter()
+                .find(|b| b.action == keymap::KeyAction::Help)
+                .map_or(0, |b| wrap::width(b.label) + wrap::width(b.name) + 3);
+            for b in &all {
+                let w = wrap::width(b.label) + wrap::width(b.name) + 3;
+                let is_help = b.action == keymap::KeyAction::Help;
+                if !is_help && used + w + help_w > area.width as usize {
+                    continue;
+                }
+                used += w;
                 spans.push(Span::styled(format!(" {}", b.label), theme.key));
                 spans.push(Span::styled(format!(" {} ", b.name), theme.label));
             }

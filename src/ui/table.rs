@@ -1,6 +1,8 @@
 //! The list of the current view: only the rows on screen are built, so a
-//! frame costs the same with ten requests or ten thousand. Columns drop by
-//! priority as the width shrinks.
+//! frame costs the same with ten requests or ten thousand. Column widths
+//! follow those rows' content and the space ([`super::columns`]); RISK is
+//! in every list at every width; cut text ends in `…`. The selected row is
+//! one style edge to edge, with a `▶` so it shows without colour too.
 
 use std::borrow::Cow;
 
@@ -10,57 +12,52 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table};
 use ratatui::Frame;
 
-use super::{pane, severity_style, Theme};
-use crate::app::state::{Entry, View};
-use crate::app::AppState;
+use super::columns::{col, fit, Column};
+use super::{pane, severity_style, wrap, Theme};
+use crate::app::state::{ended_at, Entry, View};
+use crate::app::{when, AppState};
 use crate::domain::sanitize::inert;
 use crate::domain::{duration, Phase};
 
-#[derive(Clone, Copy)]
-struct Column {
-    title: &'static str,
-    width: u16,
-    /// Lower is kept longer.
-    priority: u8,
-}
-
-const fn col(title: &'static str, width: u16, priority: u8) -> Column {
-    Column {
-        title,
-        width,
-        priority,
-    }
-}
-
+// col(title, min, soft, max, priority): priority 0 never drops; short
+// columns (times, counts) are comfortable only whole, so long text gives way
+// first.
 const PENDING: &[Column] = &[
-    col("REQUESTER", 12, 0),
-    col("CLUSTER", 15, 3),
-    col("NAMESPACES", 16, 4),
-    col("ROLE", 14, 2),
-    col("ASKED", 6, 5),
-    col("AGE", 6, 6),
-    col("RISK", 6, 1),
+    col("REQUESTER", 6, 10, 24, 0),
+    col("CLUSTER", 7, 12, 24, 2),
+    col("NAMESPACES", 8, 16, 40, 3),
+    col("ROLE", 6, 12, 32, 1),
+    col("ASKED", 5, 6, 6, 5),
+    col("AGE", 3, 6, 6, 6),
+    col("NEW", 3, 9, 9, 4),
+    col("RISK", 5, 5, 5, 0),
+    col("REASON", 10, 20, 400, 7),
 ];
 const GRANTS: &[Column] = &[
-    col("REQUESTER", 12, 0),
-    col("CLUSTER", 15, 3),
-    col("NAMESPACES", 16, 4),
-    col("ROLE", 14, 2),
-    col("LEFT", 8, 1),
-    col("BY", 10, 5),
-    col("RISK", 6, 6),
+    col("REQUESTER", 6, 10, 24, 0),
+    col("CLUSTER", 7, 12, 24, 3),
+    col("NAMESPACES", 8, 16, 40, 4),
+    col("ROLE", 6, 12, 32, 2),
+    col("LEFT", 5, 8, 8, 1),
+    col("ENDS", 5, 5, 12, 6),
+    col("BY", 4, 8, 24, 5),
+    col("RISK", 5, 5, 5, 0),
 ];
-// In History the why matters more than where: it drops last but one.
+// In History the why matters more than where.
 const HISTORY: &[Column] = &[
-    col("REQUESTER", 12, 0),
-    col("CLUSTER", 15, 5),
-    col("ROLE", 14, 3),
-    col("NAMESPACES", 16, 6),
-    col("OUTCOME", 10, 1),
-    col("BY", 10, 2),
-    col("WHEN", 6, 7),
-    col("WHY", 20, 4),
+    col("REQUESTER", 6, 10, 24, 0),
+    col("CLUSTER", 7, 12, 24, 6),
+    col("ROLE", 6, 12, 32, 4),
+    col("NAMESPACES", 8, 16, 40, 7),
+    col("OUTCOME", 7, 9, 9, 1),
+    col("BY", 4, 8, 24, 2),
+    col("WHEN", 4, 6, 6, 3),
+    col("RISK", 5, 5, 5, 0),
+    col("WHY", 8, 20, 400, 5),
 ];
+
+/// A cell's text and style.
+type StyledText<'a> = (Cow<'a, str>, Style);
 
 fn columns(view: View) -> &'static [Column] {
     match view {
@@ -68,23 +65,6 @@ fn columns(view: View) -> &'static [Column] {
         View::Grants => GRANTS,
         View::History => HISTORY,
     }
-}
-
-/// Indices of the columns that fit in `width`, in display order.
-fn fit(cols: &[Column], width: u16) -> Vec<usize> {
-    let mut by_priority: Vec<usize> = (0..cols.len()).collect();
-    by_priority.sort_by_key(|i| cols[*i].priority);
-    let mut used = 2u16; // mark column
-    let mut keep = Vec::new();
-    for i in by_priority {
-        let need = cols[i].width + 1;
-        if used + need <= width {
-            used += need;
-            keep.push(i);
-        }
-    }
-    keep.sort_unstable();
-    keep
 }
 
 fn namespaces(e: &Entry) -> Cow<'_, str> {
@@ -95,64 +75,73 @@ fn namespaces(e: &Entry) -> Cow<'_, str> {
     }
 }
 
-/// A cell's text, borrowed from the request where it can be (most cells), so
-/// a frame allocates little.
-fn cell_text<'a>(state: &AppState, e: &'a Entry, title: &str) -> (Cow<'a, str>, Style) {
+/// Who (or what) made the request what it is now.
+fn by(e: &Entry) -> &str {
     let r = &e.req;
-    let plain = Style::default();
+    match r.phase() {
+        Phase::Withdrawn => r.requester.user.as_str(),
+        // The end of a grant, or a request left undecided: the reaper.
+        Phase::Expired => "reaper",
+        Phase::Revoked => r.status.revoked_by.as_deref().unwrap_or("-"),
+        _ => r.status.decision.as_ref().map_or("-", |d| d.by.as_str()),
+    }
+}
+
+/// A cell's text and style, borrowed from the request where it can be.
+fn cell_text<'a>(
+    state: &AppState,
+    e: &'a Entry,
+    title: &str,
+    theme: &Theme,
+) -> (Cow<'a, str>, Style) {
+    let r = &e.req;
+    let value = theme.value;
     match title {
-        "REQUESTER" => (Cow::Borrowed(r.requester.user.as_str()), plain),
-        "CLUSTER" => (Cow::Borrowed(r.cluster.as_str()), plain),
-        "NAMESPACES" => (namespaces(e), plain),
-        "ROLE" => (Cow::Borrowed(r.role.name.as_str()), plain),
+        "REQUESTER" => (Cow::Borrowed(r.requester.user.as_str()), value),
+        "CLUSTER" => (Cow::Borrowed(r.cluster.as_str()), value),
+        "NAMESPACES" => (namespaces(e), value),
+        "ROLE" => (Cow::Borrowed(r.role.name.as_str()), value),
         // An extension asks for more time on a live grant: "+30m".
         "ASKED" if r.extends.is_some() => {
-            (format!("+{}", duration::format(r.duration)).into(), plain)
+            (format!("+{}", duration::format(r.duration)).into(), value)
         }
-        "ASKED" => (duration::format(r.duration).into(), plain),
-        "AGE" => (
-            duration::format_chrono(state.now - r.created_at).into(),
-            plain,
-        ),
+        "ASKED" => (duration::format(r.duration).into(), value),
+        "AGE" => (when::age(state.now - r.created_at).into(), value),
+        "NEW" => match (&e.invalid, e.summary.error.is_some()) {
+            (Some(_), _) | (None, true) => ("-".into(), theme.dim),
+            _ => (
+                format!("{}/{}", e.summary.new_permissions, e.summary.asked).into(),
+                value,
+            ),
+        },
         "LEFT" => {
-            let left = r.remaining(state.now);
             let soon = r
                 .status
                 .expires_at
                 .is_some_and(|end| end <= state.now + state.config.expiring_soon);
             (
-                duration::format(left).into(),
-                if soon {
-                    Style::default().add_modifier(ratatui::style::Modifier::BOLD)
-                } else {
-                    plain
-                },
+                duration::format(r.remaining(state.now)).into(),
+                if soon { theme.expiring } else { value },
             )
         }
-        "BY" => (
+        "ENDS" => (
             r.status
-                .revoked_by
-                .as_deref()
-                .or_else(|| r.status.decision.as_ref().map(|d| d.by.as_str()))
-                .unwrap_or_else(|| {
-                    if r.phase() == Phase::Withdrawn {
-                        r.requester.user.as_str()
-                    } else {
-                        "-"
-                    }
-                })
+                .expires_at
+                .map(|t| when::clock(state.config.zone, state.now, t))
+                .unwrap_or_default()
                 .into(),
-            plain,
+            value,
         ),
-        "OUTCOME" => (Cow::Borrowed(r.phase().as_str()), plain),
-        "WHEN" => {
-            let at = r
-                .status
-                .ended_at
-                .or(r.status.decision.as_ref().map(|d| d.at))
-                .unwrap_or(r.created_at);
-            (duration::format_chrono(state.now - at).into(), plain)
-        }
+        "BY" => (by(e).into(), value),
+        "OUTCOME" => (
+            Cow::Borrowed(r.phase().as_str()),
+            match r.phase() {
+                Phase::Denied | Phase::Revoked | Phase::Failed => theme.high,
+                Phase::Expired | Phase::Withdrawn => theme.dim,
+                _ => value,
+            },
+        ),
+        "WHEN" => (when::age(state.now - ended_at(r)).into(), value),
         "WHY" => (
             r.status
                 .revoke_reason
@@ -161,14 +150,15 @@ fn cell_text<'a>(state: &AppState, e: &'a Entry, title: &str) -> (Cow<'a, str>, 
                 .or(r.status.message.as_deref())
                 .unwrap_or_default()
                 .into(),
-            plain,
+            value,
         ),
+        "REASON" => (Cow::Borrowed(r.reason.as_str()), value),
         "RISK" => match (&e.invalid, e.summary.worst) {
-            (Some(_), _) => ("INVAL".into(), plain),
-            (None, Some(s)) => (s.badge().into(), plain),
-            (None, None) => ("none".into(), plain),
+            (Some(_), _) => ("INVAL".into(), theme.invalid),
+            (None, Some(s)) => (s.badge().into(), severity_style(theme, s)),
+            (None, None) => ("none".into(), theme.dim),
         },
-        _ => (Cow::Borrowed(""), plain),
+        _ => (Cow::Borrowed(""), value),
     }
 }
 
@@ -195,7 +185,6 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         return;
     }
     let cols = columns(view);
-    let keep = fit(cols, inner.width);
     let rows_visible = inner.height.saturating_sub(1) as usize;
     // Keep the selection in the middle third when scrolling a long list.
     let offset = if list.len() <= rows_visible {
@@ -205,61 +194,81 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
             .saturating_sub(rows_visible / 2)
             .min(list.len() - rows_visible)
     };
-    let mut widths: Vec<Constraint> = vec![Constraint::Length(1)];
-    widths.extend(keep.iter().map(|i| Constraint::Length(cols[*i].width)));
-    if let Some(last) = widths.last_mut() {
-        *last = Constraint::Fill(1);
-    }
-    let header = Row::new(
-        std::iter::once(Cell::from(" "))
-            .chain(keep.iter().map(|i| Cell::from(cols[*i].title)))
-            .collect::<Vec<_>>(),
-    )
-    .style(theme.column_header);
-    let rows = list
+    // The rows on screen, cells made inert once: their widths decide the
+    // columns'.
+    let cells: Vec<(usize, &Entry, Vec<StyledText<'_>>)> = list
         .iter()
         .enumerate()
         .skip(offset)
         .take(rows_visible)
         .filter_map(|(i, key)| {
             let e = state.entries.get(key)?;
-            let marked = state.marks.contains(key);
-            let selected = i == cursor;
-            let mark = if marked { "●" } else { " " };
-            let mut cells = vec![Cell::from(Span::styled(mark, theme.marked))];
-            for ci in &keep {
-                let title = cols[*ci].title;
-                let (text, extra) = cell_text(state, e, title);
-                // Untrusted text made inert; clean borrowed text stays borrowed.
-                let text: Cow<'_, str> = match text {
-                    Cow::Borrowed(b) => inert(b, 128),
-                    Cow::Owned(o) => Cow::Owned(inert(&o, 128).into_owned()),
-                };
-                let style = match title {
-                    "RISK" if e.invalid.is_some() => theme.invalid,
-                    "RISK" => e
-                        .summary
-                        .worst
-                        .map_or(theme.dim, |s| severity_style(theme, s)),
-                    "LEFT" if extra != Style::default() => theme.expiring,
-                    "OUTCOME" => match e.req.phase() {
-                        Phase::Denied | Phase::Revoked | Phase::Failed => theme.high,
-                        Phase::Expired | Phase::Withdrawn => theme.dim,
-                        _ => theme.value,
-                    },
-                    _ => theme.value,
-                };
-                cells.push(Cell::from(Span::styled(text, style)));
-            }
-            let row = Row::new(cells);
-            Some(if selected {
-                row.style(theme.selected)
-            } else if marked {
-                row.style(theme.marked)
+            let texts = cols
+                .iter()
+                .map(|c| {
+                    let (text, style) = cell_text(state, e, c.title, theme);
+                    let text: Cow<'_, str> = match text {
+                        Cow::Borrowed(b) => inert(b, 400),
+                        Cow::Owned(o) => Cow::Owned(inert(&o, 400).into_owned()),
+                    };
+                    (text, style)
+                })
+                .collect();
+            Some((i, e, texts))
+        })
+        .collect();
+    let desired: Vec<u16> = (0..cols.len())
+        .map(|c| {
+            cells
+                .iter()
+                .map(|(_, _, t)| wrap::width(&t[c].0) as u16)
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    // Two for the cursor and mark, one space after them.
+    let shown = fit(cols, &desired, inner.width.saturating_sub(3));
+    let mut widths: Vec<Constraint> = vec![Constraint::Length(2)];
+    widths.extend(shown.iter().map(|(_, w)| Constraint::Length(*w)));
+    let header = Row::new(
+        std::iter::once(Cell::from("  "))
+            .chain(shown.iter().map(|(i, _)| Cell::from(cols[*i].title)))
+            .collect::<Vec<_>>(),
+    )
+    .style(theme.column_header);
+    let rows = cells.into_iter().map(|(i, e, texts)| {
+        let key = crate::backend::RequestKey::of(&e.req);
+        let marked = state.marks.contains(&key);
+        let selected = i == cursor;
+        let lead = format!(
+            "{}{}",
+            if selected { "▶" } else { " " },
+            if marked { "●" } else { " " }
+        );
+        let mut row_cells = vec![Cell::from(Span::styled(
+            lead,
+            if selected {
+                theme.selected
             } else {
-                row
-            })
-        });
+                theme.marked
+            },
+        ))];
+        for (ci, w) in &shown {
+            let (text, style) = &texts[*ci];
+            let text = wrap::cut(text, *w as usize).into_owned();
+            // The selection is one style: no cell keeps a colour of its own.
+            let style = if selected { theme.selected } else { *style };
+            row_cells.push(Cell::from(Span::styled(text, style)));
+        }
+        let row = Row::new(row_cells);
+        if selected {
+            row.style(theme.selected)
+        } else if marked {
+            row.style(theme.marked)
+        } else {
+            row
+        }
+    });
     let table = Table::new(rows, widths).header(header).column_spacing(1);
     frame.render_widget(table, inner);
 }
@@ -269,12 +278,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn columns_drop_by_priority() {
-        let cols = columns(View::Pending);
-        let all = fit(cols, 200);
-        assert_eq!(all.len(), cols.len());
-        let narrow = fit(cols, 40);
-        let titles: Vec<_> = narrow.iter().map(|i| cols[*i].title).collect();
-        assert_eq!(titles, ["REQUESTER", "ROLE", "RISK"]);
+    fn risk_is_in_every_list_and_history_has_when() {
+        for v in View::ALL {
+            let cols = columns(v);
+            let risk = cols.iter().find(|c| c.title == "RISK").expect("RISK");
+            assert_eq!(risk.priority, 0, "{v:?}: RISK never drops");
+        }
+        assert!(HISTORY.iter().any(|c| c.title == "WHEN"));
+        assert!(PENDING.iter().any(|c| c.title == "NEW"));
     }
 }

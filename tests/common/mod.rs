@@ -34,6 +34,8 @@ pub struct Harness {
     events: UnboundedReceiver<BackendEvent>,
     /// Every effect the reducer asked for, in order.
     pub effects: Vec<Effect>,
+    /// How many keys were pressed (keystrokes per decision).
+    pub keys_sent: usize,
     over_http: bool,
 }
 
@@ -60,6 +62,7 @@ impl Harness {
             state,
             events,
             effects: Vec::new(),
+            keys_sent: 0,
             over_http: false,
         };
         h.pump();
@@ -111,6 +114,7 @@ impl Harness {
             state,
             events,
             effects: Vec::new(),
+            keys_sent: 0,
             over_http: true,
         };
         h.settle().await;
@@ -165,6 +169,7 @@ impl Harness {
 
     /// Sends one key and runs whatever effects it asks for to completion.
     pub async fn key(&mut self, key: KeyEvent) {
+        self.keys_sent += 1;
         let effects = self.dispatch(Action::Key(key));
         self.run(effects).await;
     }
@@ -180,7 +185,8 @@ impl Harness {
     }
 
     /// Types keys: plain characters, plus `<enter>`, `<esc>`, `<space>`,
-    /// `<tab>`, `<bs>`, `<up>`, `<down>`, `<c-c>`.
+    /// `<tab>`, `<s-tab>`, `<bs>`, `<up>`, `<down>`, `<c-c>`, `<c-u>`,
+    /// `<c-a>`, `<c-d>`.
     pub async fn press(&mut self, keys: &str) {
         let mut rest = keys;
         while !rest.is_empty() {
@@ -197,6 +203,9 @@ impl Harness {
                     "down" => KeyEvent::new(KeyCode::Down, KeyModifiers::NONE),
                     "c-c" => KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL),
                     "c-u" => KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL),
+                    "c-a" => KeyEvent::new(KeyCode::Char('a'), KeyModifiers::CONTROL),
+                    "c-d" => KeyEvent::new(KeyCode::Char('d'), KeyModifiers::CONTROL),
+                    "s-tab" => KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT),
                     other => panic!("unknown key <{other}>"),
                 };
                 (code, end + 1)
@@ -212,6 +221,11 @@ impl Harness {
             self.key(key).await;
             rest = &rest[len..];
         }
+    }
+
+    /// Tells the console the terminal's size (scrolling stops at the end).
+    pub fn resize(&mut self, width: u16, height: u16) {
+        self.dispatch(Action::Resize(width, height));
     }
 
     /// Moves time on the demo's clock and delivers what the simulator did.
@@ -299,4 +313,42 @@ pub fn own(h: &Harness) -> impl Fn(&AccessRequest) -> bool + '_ {
 /// A pending request from someone else that is valid and approvable.
 pub fn approvable(r: &AccessRequest) -> bool {
     r.phase() == Phase::Pending && r.requester.user != "dana" && !r.name.starts_with("mallory")
+}
+
+/// The text inside the bordered box whose top border holds `title` (a
+/// dialog or a pane), one line per row, borders removed.
+pub fn boxed(screen: &str, title: &str) -> String {
+    let lines: Vec<Vec<char>> = screen.lines().map(|l| l.chars().collect()).collect();
+    let Some((top, at)) = lines.iter().enumerate().find_map(|(i, l)| {
+        let s: String = l.iter().collect();
+        s.find(title).map(|b| (i, s[..b].chars().count()))
+    }) else {
+        panic!("no box titled '{title}' on screen:\n{screen}");
+    };
+    let left = (0..=at)
+        .rev()
+        .find(|x| lines[top][*x] == '┌')
+        .expect("top-left corner");
+    let right = (at..lines[top].len())
+        .find(|x| lines[top][*x] == '┐')
+        .expect("top-right corner");
+    let mut out = Vec::new();
+    for l in &lines[top + 1..] {
+        if l.get(left) == Some(&'└') {
+            break;
+        }
+        let row: String = l
+            .iter()
+            .skip(left + 1)
+            .take(right.saturating_sub(left + 1))
+            .collect();
+        out.push(row.trim_end().to_string());
+    }
+    out.join("\n")
+}
+
+/// Text with every run of whitespace (line breaks included) made one space:
+/// wrapped sentences read as one.
+pub fn flat(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
