@@ -543,6 +543,15 @@ async fn act(
                 .into());
             }
             let decision = s.decide(&asked)?.unwrap_or_default();
+            if !decision.allowed() {
+                s.metrics.refused("policy");
+                return Err(ApiError::new(
+                    422,
+                    "Invalid",
+                    format!("refused by policy: {}", decision.deny.join("; ")),
+                )
+                .into());
+            }
             if let Err(why) = decision.may_approve(&who) {
                 s.metrics.refused("policy");
                 return Err(ApiError::new(
