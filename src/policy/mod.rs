@@ -242,20 +242,42 @@ impl Policy {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| PolicyError::Load(format!("{}: {e}", dir.display())))?
             .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("rego" | "json" | "yaml" | "yml")
+                )
+            })
             .collect();
         entries.sort();
+        let mut sources = Vec::new();
+        for path in entries {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| PolicyError::Load(format!("{}: {e}", path.display())))?;
+            sources.push((path, text));
+        }
+        Self::from_sources(dir, sources)
+    }
+
+    /// As [`Self::load`], from named texts (a ConfigMap's keys): `*.rego`
+    /// policies and `*.json` / `*.yaml` data; `origin` names where they
+    /// came from in messages.
+    pub fn from_sources(
+        origin: &Path,
+        mut sources: Vec<(PathBuf, String)>,
+    ) -> Result<Self, PolicyError> {
+        sources.sort_by(|a, b| a.0.cmp(&b.0));
+        let dir = origin;
         let mut engine = regorus::Engine::new();
         let mut files = Vec::new();
         let mut tests = Vec::new();
-        for path in &entries {
+        for (path, text) in sources {
+            let path = &path;
             let ext = path
                 .extension()
                 .and_then(|e| e.to_str())
                 .unwrap_or_default();
-            let read = || {
-                std::fs::read_to_string(path)
-                    .map_err(|e| PolicyError::Load(format!("{}: {e}", path.display())))
-            };
+            let read = || Ok::<String, PolicyError>(text.clone());
             match ext {
                 "rego" => {
                     let text = read()?;
