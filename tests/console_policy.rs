@@ -208,3 +208,32 @@ async fn on_call_read_access_approves_itself_and_ends_on_time() {
     h.advance_settled(Duration::from_secs(1801)).await;
     assert_eq!(h.phase(&key), Phase::Expired);
 }
+
+/// Verdicts judge the diff: the server reads a cluster's RBAC before it
+/// judges that cluster's requests, and judges again when it changes, so no
+/// request is left judged "unknown" (two approvals) for good.
+#[tokio::test]
+async fn verdicts_are_judged_with_the_clusters_rbac() {
+    let h = console("dana", &[]).await;
+    let mut judged = 0;
+    for (key, e) in &h.state.entries {
+        if e.req.phase() != Phase::Pending || e.invalid.is_some() {
+            continue;
+        }
+        let d = h
+            .state
+            .verdicts
+            .get(key)
+            .expect("every pending request has a verdict");
+        let critical = e.summary.worst == Some(portcullis::domain::Severity::Critical);
+        assert_eq!(
+            d.approvals_required,
+            if critical { 2 } else { 1 },
+            "{} ({:?})",
+            key.name,
+            e.summary.worst
+        );
+        judged += 1;
+    }
+    assert!(judged >= 5, "{judged}");
+}
