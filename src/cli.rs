@@ -171,6 +171,11 @@ pub enum Command {
         #[arg(long, value_name = "IMAGE")]
         server_image: Option<String>,
     },
+    /// The audit trail: make a signing key, verify a log, read it.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Rego policies: check, evaluate one input, run their tests.
     Policy {
         #[command(subcommand)]
@@ -185,6 +190,13 @@ pub enum Command {
         /// Listen here (overrides the config's `listen`).
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
+        /// Append the audit trail to FILE (overrides the config's
+        /// `[audit] log`; without either, the trail lives in memory only).
+        #[arg(long, value_name = "FILE")]
+        audit_log: Option<std::path::PathBuf>,
+        /// Sign the audit head with this key (`portcullis audit keygen`).
+        #[arg(long, value_name = "FILE")]
+        audit_key: Option<std::path::PathBuf>,
     },
 }
 
@@ -200,6 +212,48 @@ pub enum PolicyAction {
     },
     /// Run every `test_` rule (like `opa test`); fails if any is not true.
     Test { dir: std::path::PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Write a signing key pair: DIR/audit.key (secret, give it to the
+    /// server or reaper) and DIR/audit.pub (give it to auditors).
+    Keygen {
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: std::path::PathBuf,
+    },
+    /// Check a log: exit 0 when intact, else name the first bad record.
+    /// One FILE: its rotated predecessors are checked too.
+    Verify {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<std::path::PathBuf>,
+        /// The public key the head must be signed with (audit.pub).
+        #[arg(long, value_name = "PUB")]
+        key: Option<std::path::PathBuf>,
+    },
+    /// Print events from a log file (--file) or the server (--backend).
+    Show {
+        /// The log (its rotated predecessors are read too).
+        #[arg(long, value_name = "FILE")]
+        file: Option<std::path::PathBuf>,
+        /// A request name or CONTEXT/NAME.
+        #[arg(long)]
+        request: Option<String>,
+        /// Events by or about this user.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only the last DURATION, e.g. 24h.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        since: Option<Duration>,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = AuditOutput::Table)]
+        output: AuditOutput,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditOutput {
+    Table,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

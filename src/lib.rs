@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod backend;
 pub mod cli;
 pub mod config;

@@ -103,7 +103,7 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    if let Some(Command::Serve { demo, listen }) = &cli.command {
+    if let Some(Command::Serve { demo, listen, .. }) = &cli.command {
         // `--config` is the server's file here, not the console's.
         let (demo, listen) = (*demo, *listen);
         let _log_guard = init_logging();
@@ -143,6 +143,7 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
     match &cli.command {
         Some(Command::Completions { .. }) => unreachable!("handled above"),
         Some(Command::Policy { action }) => policy_verb(action),
+        Some(Command::Audit { action }) => runtime.block_on(audit_verb(&cli, action)),
         Some(Command::Crds {
             webhook,
             server_image,
@@ -268,6 +269,91 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
 }
 
 /// `portcullis policy check|eval|test DIR`.
+async fn audit_verb(cli: &Cli, action: &portcullis::cli::AuditAction) -> anyhow::Result<()> {
+    use portcullis::audit::{chain, files, query};
+    use portcullis::cli::{AuditAction, AuditOutput};
+    match action {
+        AuditAction::Keygen { out } => {
+            let (secret, public) = files::keygen(out)?;
+            println!(
+                "wrote {} (secret: the server's or reaper's `audit.key`) and {} (give it to auditors: `portcullis audit verify LOG --key {}`)",
+                secret.display(),
+                public.display(),
+                public.display()
+            );
+            Ok(())
+        }
+        AuditAction::Verify { files: given, key } => {
+            let key = match key {
+                Some(p) => {
+                    let text = std::fs::read_to_string(p)
+                        .with_context(|| format!("cannot read {}", p.display()))?;
+                    Some(chain::parse_public(&text).with_context(|| format!("{}", p.display()))?)
+                }
+                None => None,
+            };
+            match files::verify(given, key.as_ref()) {
+                Ok(report) => {
+                    for line in report.lines {
+                        println!("{line}");
+                    }
+                    Ok(())
+                }
+                Err(why) => bail!("NOT intact: {why}"),
+            }
+        }
+        AuditAction::Show {
+            file,
+            request,
+            user,
+            since,
+            output,
+        } => {
+            let filter = query::Filter {
+                request: request.clone(),
+                user: user.clone(),
+                since: since.map(|d| {
+                    chrono::Utc::now()
+                        - chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX)
+                }),
+            };
+            let records = match (file, &cli.backend) {
+                (Some(f), _) => files::read(std::slice::from_ref(f)).map_err(anyhow::Error::msg)?,
+                (None, Some(url)) => {
+                    let server = connect_server(cli, url).await?;
+                    let mut q = Vec::new();
+                    if let Some(r) = &filter.request {
+                        q.push(("request", r.clone()));
+                    }
+                    if let Some(u) = &filter.user {
+                        q.push(("user", u.clone()));
+                    }
+                    if let Some(t) = filter.since {
+                        q.push(("since", t.to_rfc3339()));
+                    }
+                    server.audit(&q).await?
+                }
+                (None, None) => {
+                    bail!("give --file LOG (the server's or reaper's audit log) or --backend URL")
+                }
+            };
+            let chosen: Vec<_> = records
+                .into_iter()
+                .filter(|s| filter.matches(&s.event))
+                .collect();
+            match output {
+                AuditOutput::Table => print!("{}", query::table(&chosen)),
+                AuditOutput::Json => {
+                    for s in &chosen {
+                        println!("{}", chain::line(s));
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
 fn policy_verb(action: &portcullis::cli::PolicyAction) -> anyhow::Result<()> {
     use portcullis::cli::PolicyAction;
     use portcullis::policy::Policy;
@@ -365,6 +451,7 @@ async fn serve(cli: &Cli, demo: bool, listen: Option<std::net::SocketAddr>) -> a
     use portcullis::server::{config::ServerConfig, webhook::Webhook, Server};
     let mut policy_dir = cli.policy.clone();
     let mut labels = std::collections::BTreeMap::new();
+    let mut audit = portcullis::server::config::AuditFile::default();
     let (authority, access, listen, tls, webhook): (Arc<dyn Authority>, _, _, _, _) = if demo {
         let listen = listen.unwrap_or_else(|| {
             portcullis::server::config::DEFAULT_LISTEN
@@ -394,6 +481,7 @@ async fn serve(cli: &Cli, demo: bool, listen: Option<std::net::SocketAddr>) -> a
         if config.policy.is_some() {
             policy_dir = config.policy.clone();
         }
+        audit = config.audit.clone();
         labels = config
             .clusters
             .iter()
@@ -422,8 +510,37 @@ async fn serve(cli: &Cli, demo: bool, listen: Option<std::net::SocketAddr>) -> a
         }
         None => None,
     };
-    let server = Server::start_with_policy(authority, access, webhook, policy, labels);
-    portcullis::server::serve(
+    if let Some(Command::Serve {
+        audit_log,
+        audit_key,
+        ..
+    }) = &cli.command
+    {
+        audit.log = audit_log.clone().or(audit.log);
+        audit.key = audit_key.clone().or(audit.key);
+    }
+    let mut log_config = portcullis::audit::log::LogConfig::memory();
+    log_config.path = audit.log.clone();
+    log_config.stdout = audit.stdout.unwrap_or(!demo) && audit.log.is_some();
+    if let Some(mb) = audit.rotate_mb {
+        log_config.rotate_bytes = mb.max(1) * 1024 * 1024;
+    }
+    if let Some(k) = &audit.key {
+        if audit.log.is_none() {
+            bail!("an audit key without an audit log: give [audit] log (or --audit-log FILE)");
+        }
+        log_config.key = Some(portcullis::audit::log::read_key(k)?);
+    }
+    let audit_log = portcullis::audit::log::AuditLog::open(log_config)?;
+    match audit_log.path() {
+        Some(p) => eprintln!("portcullis serve: audit trail in {}", p.display()),
+        None => eprintln!(
+            "portcullis serve: audit trail in memory only (give [audit] log or --audit-log FILE to keep it)"
+        ),
+    }
+    let server = Server::start_with_audit(authority, access, webhook, policy, labels, audit_log);
+    let signer = server.clone();
+    let served = portcullis::server::serve(
         server,
         listen,
         tls,
@@ -437,7 +554,10 @@ async fn serve(cli: &Cli, demo: bool, listen: Option<std::net::SocketAddr>) -> a
             }
         },
     )
-    .await
+    .await;
+    // The last records get a signed head before the process ends.
+    signer.audit.sign(signer.authority.now())?;
+    served
 }
 
 /// The console on any backend, with the terminal restored on every exit.
