@@ -43,7 +43,7 @@ fn fails(o: &Output, code: i32, expect: &str) {
 
 fn reaper(cp: &ControlPlane) -> Child {
     Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["--context", "reaper", "reaper"])
+        .args(["--context", "reaper", "reaper", "--listen", "127.0.0.1:0"])
         .env("KUBECONFIG", cp.kubeconfig())
         .env("XDG_STATE_HOME", cp.dir.join("state"))
         .stderr(Stdio::null())
