@@ -608,7 +608,7 @@ pub fn grantable_setting(roles: &[Grantable]) -> String {
 
 /// The port `portcullis reaper` serves `/healthz` and `/metrics` on in
 /// its Deployment.
-pub const REAPER_PORT: u16 = 9090;
+pub const REAPER_PORT: u16 = 9464;
 
 /// `--reaper-deployment IMAGE`: the reaper in the cluster, as its own
 /// ServiceAccount holding exactly portcullis-reaper (cluster-wide) and
