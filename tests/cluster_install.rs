@@ -481,7 +481,7 @@ async fn readme_install_makes_a_working_approver_reaper_and_release() {
     );
 
     // 5. Expiry by the in-cluster reaper, with its lag measured.
-    let short = request(&cp, "carol", "view", "orders");
+    let short = request(&cp, "mallory", "view", "orders");
     ok(&portcullis(&cp, "bob", &["approve", &short, "--for", "3s"]));
     wait_for("the short grant to expire", 30, || async {
         stored(&admin, &short)

@@ -145,19 +145,19 @@ spec:
                 description: Who decided, when, and what was granted (at most what was asked).
                 x-kubernetes-preserve-unknown-fields: true
                 properties:
-                  by: {{type: string, description: The approver (or denier) as the apiserver verified them.}}
-                  at: {{type: string, description: When, by the apiserver's clock.}}
-                  verdict: {{type: string, description: Approved or Denied.}}
-                  reason: {{type: string, description: Why (required for a denial).}}
-                  duration: {{type: string, description: What was granted; may be shorter than asked.}}
-                  namespaces: {{type: array, items: {{type: string}}, description: What was granted; may be fewer than asked.}}
-              grantedAt: {{type: string, description: When the grant started.}}
-              expiresAt: {{type: string, description: When the grant ends; shorten moves it earlier, never later.}}
-              revokedAt: {{type: string, description: When the grant was revoked or released.}}
-              endedAt: {{type: string, description: When the request or grant ended otherwise.}}
-              revokedBy: {{type: string, description: Who revoked it (the requester, when they released it).}}
-              revokeReason: {{type: string, description: Why it was revoked.}}
-              message: {{type: string, description: Why it failed, or what the apiserver said when the grant's end was verified.}}
+                  by: {{type: string, description: "The approver (or denier) as the apiserver verified them."}}
+                  at: {{type: string, description: "When, by the apiserver's clock."}}
+                  verdict: {{type: string, description: "Approved or Denied."}}
+                  reason: {{type: string, description: "Why (required for a denial)."}}
+                  duration: {{type: string, description: "What was granted; may be shorter than asked."}}
+                  namespaces: {{type: array, items: {{type: string}}, description: "What was granted; may be fewer than asked."}}
+              grantedAt: {{type: string, description: "When the grant started."}}
+              expiresAt: {{type: string, description: "When the grant ends; shorten moves it earlier, never later."}}
+              revokedAt: {{type: string, description: "When the grant was revoked or released."}}
+              endedAt: {{type: string, description: "When the request or grant ended otherwise."}}
+              revokedBy: {{type: string, description: "Who revoked it (the requester, when they released it)."}}
+              revokeReason: {{type: string, description: "Why it was revoked."}}
+              message: {{type: string, description: "Why it failed, or what the apiserver said when the grant's end was verified."}}
               reviews:
                 type: array
                 description: Approvals so far, when a policy needs several.
