@@ -83,6 +83,12 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Print the man page (`portcullis man | man -l -`), or write one page
+    /// per subcommand with --out-dir (for `man portcullis-request`).
+    Man {
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<std::path::PathBuf>,
+    },
     /// Ask for access: `request --role edit --cluster-role -n payments --for 30m --reason "INC-1 …"`,
     /// or more time on a live grant: `request --extend NAME --for 30m --reason …`.
     Request {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use portcullis::app::AppState;
 use portcullis::backend::demo::{DemoBackend, DemoConfig};
 use portcullis::backend::kube::KubeBackend;
@@ -27,7 +27,9 @@ fn main() -> ExitCode {
     }
     // One TLS crypto provider for every client and server in the process.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = Cli::parse();
+    // As `kubectl-portcullis` (the kubectl plugin) help and usage say
+    // `kubectl portcullis`.
+    let cli = portcullis::invocation::parse(std::env::args_os());
     match real_main(cli, started) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -110,6 +112,14 @@ impl Drop for TerminalGuard {
 }
 
 fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
+    if let Some(Command::Man { out_dir }) = &cli.command {
+        use std::io::Write;
+        return match out_dir {
+            Some(dir) => portcullis::invocation::man_pages_to(dir)
+                .with_context(|| format!("cannot write man pages to {}", dir.display())),
+            None => Ok(std::io::stdout().write_all(&portcullis::invocation::man_page()?)?),
+        };
+    }
     if let Some(Command::Completions { shell }) = &cli.command {
         clap_complete::generate(
             *shell,
@@ -164,7 +174,7 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     match &cli.command {
-        Some(Command::Completions { .. }) => unreachable!("handled above"),
+        Some(Command::Completions { .. } | Command::Man { .. }) => unreachable!("handled above"),
         Some(Command::Policy { action }) => policy_verb(action),
         Some(Command::Crds {
             webhook,

@@ -241,7 +241,8 @@ async fn verbs_and_reaper_as_processes() {
     assert_eq!(code, 422, "{text}");
     assert!(text.contains("spec.role.kind"), "{text}");
     hostile["spec"]["role"]["kind"] = serde_json::json!("ClusterRole");
-    hostile["spec"]["requester"]["user"] = serde_json::json!(format!("system:serviceaccount:payments:x{osc52}"));
+    hostile["spec"]["requester"]["user"] =
+        serde_json::json!(format!("system:serviceaccount:payments:x{osc52}"));
     hostile["spec"]["reason"] = serde_json::json!("\u{1b}[2J\u{9b}31m\u{202e}gnp.exe");
     let (code, text) = cp.raw(
         "mallory",

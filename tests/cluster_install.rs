@@ -41,9 +41,11 @@ fn install_block() -> String {
 fn bin_dir(cp: &ControlPlane) -> PathBuf {
     let dir = cp.dir.join("bin");
     std::fs::create_dir_all(&dir).unwrap();
-    let link = dir.join("portcullis");
-    if !link.exists() {
-        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_portcullis"), &link).unwrap();
+    for name in ["portcullis", "kubectl-portcullis"] {
+        let link = dir.join(name);
+        if !link.exists() {
+            std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_portcullis"), &link).unwrap();
+        }
     }
     dir
 }
@@ -298,6 +300,24 @@ async fn readme_install_makes_a_working_approver_reaper_and_release() {
         assert!(header.contains(column), "{column} in {table}");
     }
     assert!(table.contains("bob"), "the approver column: {table}");
+    // The same through kubectl, as a plugin (README's line, verbatim).
+    let line = "kubectl portcullis get requests --all";
+    assert!(README.contains(&format!("`{line}`")), "README shows {line}");
+    let as_bob = cp.dir.join("bob.kubeconfig");
+    std::fs::write(
+        &as_bob,
+        std::fs::read_to_string(cp.kubeconfig())
+            .unwrap()
+            .replace("current-context: admin", "current-context: bob"),
+    )
+    .unwrap();
+    let listed = ok(&shell(&cp, line, &as_bob));
+    assert!(listed.contains(&name), "{listed}");
+    let usage = sh(&cp, "kubectl portcullis approve");
+    assert!(
+        String::from_utf8_lossy(&usage.stderr).contains("Usage: kubectl portcullis approve"),
+        "{usage:?}"
+    );
     // ... and nothing else: admin is not grantable.
     let wider = request(&cp, "alice", "admin", "orders");
     fails(

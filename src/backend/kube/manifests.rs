@@ -128,6 +128,10 @@ spec:
                 type: string
                 description: Identity binds the requester's user; Token binds a per-grant ServiceAccount the requester mints short-lived tokens for (portcullis login).
                 enum: [Identity, Token]
+              cluster:
+                type: string
+                description: Server mode only, written by the server - which of its target clusters the grant is made on.
+                maxLength: 253
               extends:
                 type: string
                 description: The requester's live grant this asks to extend (same role, no more namespaces); approved, it is a grant of its own from its approval.
@@ -748,6 +752,40 @@ mod tests {
             columns.contains(&"Age") && columns.contains(&"Approver"),
             "{columns:?}"
         );
+    }
+
+    /// A structural schema prunes what it does not declare: every field
+    /// Portcullis writes in `spec` must be in it.
+    #[test]
+    fn the_schema_declares_every_spec_field_written() {
+        use crate::domain::{Credentials, RoleRef, Subject};
+        let crd = &docs(&crd())[0];
+        let declared = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
+            ["spec"]["properties"];
+        let mut spec = super::super::wire::spec_json(
+            &Subject {
+                user: "alice".into(),
+                groups: vec!["dev".into()],
+            },
+            &RoleRef {
+                kind: RoleKind::ClusterRole,
+                name: "edit".into(),
+            },
+            &["payments".into()],
+            std::time::Duration::from_secs(60),
+            "why",
+            Some("T-1"),
+            Credentials::Token,
+        );
+        // What the server (cluster) and an extension (extends) add.
+        spec["cluster"] = json!("c1");
+        spec["extends"] = json!("alice-1");
+        for key in spec.as_object().unwrap().keys() {
+            assert!(declared.get(key).is_some(), "spec.{key} is pruned");
+        }
+        for key in ["user", "groups"] {
+            assert!(declared["requester"]["properties"].get(key).is_some());
+        }
     }
 
     #[test]
