@@ -83,6 +83,12 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Print the man page (`portcullis man | man -l -`), or write one page
+    /// per subcommand with --out-dir (for `man portcullis-request`).
+    Man {
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<std::path::PathBuf>,
+    },
     /// Ask for access: `request --role edit --cluster-role -n payments --for 30m --reason "INC-1 …"`,
     /// or more time on a live grant: `request --extend NAME --for 30m --reason …`.
     Request {
@@ -156,10 +162,18 @@ pub enum Command {
     },
     /// Withdraw your own pending request.
     Withdraw { name: String },
+    /// End your own live grant now ("I'm done"): recorded as released by
+    /// you, its bindings deleted and the end verified like a revoke.
+    Release { name: String },
     /// Credentials mode: a kubeconfig context with a short-lived token.
     Login { name: String },
     /// Long-running: revoke expired grants, expire stale pending requests.
-    Reaper,
+    Reaper {
+        /// Serve /healthz and /metrics here (loopback unless you say
+        /// otherwise: the numbers say which grants end when).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
+        listen: std::net::SocketAddr,
+    },
     /// Print the CRD and the recommended ClusterRoles (`portcullis crds | kubectl apply -f -`).
     Crds {
         /// Also the admission webhook configuration, calling the server at
@@ -170,6 +184,24 @@ pub enum Command {
         /// running this image.
         #[arg(long, value_name = "IMAGE")]
         server_image: Option<String>,
+        /// Also `bind` on exactly these roles for the approvers (and the
+        /// server): comma-separated NAME (a ClusterRole), ClusterRole/NAME,
+        /// Role/NAME (any namespace) or Role/NAMESPACE/NAME. The settings'
+        /// grantableRoles becomes the same list.
+        #[arg(long, value_name = "ROLES", value_delimiter = ',')]
+        grantable: Vec<String>,
+        /// Who approves: comma-separated group:NAME or user:NAME; they get
+        /// portcullis-approver (and the --grantable bind rights).
+        #[arg(long, value_name = "WHO", value_delimiter = ',')]
+        approvers: Vec<String>,
+        /// Who may ask: comma-separated group:NAME or user:NAME; they get
+        /// portcullis-requester.
+        #[arg(long, value_name = "WHO", value_delimiter = ',')]
+        requesters: Vec<String>,
+        /// Also the reaper's ServiceAccount, bindings and Deployment
+        /// running this image (`portcullis reaper` in the cluster).
+        #[arg(long, value_name = "IMAGE")]
+        reaper_deployment: Option<String>,
     },
     /// The audit trail: make a signing key, verify a log, read it.
     Audit {

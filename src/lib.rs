@@ -14,6 +14,7 @@ pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod invocation;
 pub mod policy;
 pub mod runtime;
 pub mod server;

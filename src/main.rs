@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use portcullis::app::AppState;
 use portcullis::backend::demo::{DemoBackend, DemoConfig};
 use portcullis::backend::kube::KubeBackend;
@@ -27,14 +27,22 @@ fn main() -> ExitCode {
     }
     // One TLS crypto provider for every client and server in the process.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = Cli::parse();
+    // As `kubectl-portcullis` (the kubectl plugin) help and usage say
+    // `kubectl portcullis`.
+    let cli = portcullis::invocation::parse(std::env::args_os());
     match real_main(cli, started) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line, after the terminal is restored.
             // Errors may quote what a requester wrote (a role name, a
             // reason): made inert like everything else that reaches a terminal.
-            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            // A cause already said by the error before it is said once.
+            let mut chain: Vec<String> = Vec::new();
+            for c in e.chain().map(|c| c.to_string()) {
+                if !chain.last().is_some_and(|last| last.ends_with(&c)) {
+                    chain.push(c);
+                }
+            }
             eprintln!(
                 "portcullis: {}",
                 portcullis::domain::sanitize::inert(&chain.join(": "), 2000)
@@ -59,6 +67,16 @@ fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
         .try_init()
         .ok()?;
     Some(guard)
+}
+
+fn init_stderr_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .try_init();
 }
 
 fn pick_theme(cli: &Cli, file: &ConfigFile) -> anyhow::Result<Theme> {
@@ -94,6 +112,14 @@ impl Drop for TerminalGuard {
 }
 
 fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
+    if let Some(Command::Man { out_dir }) = &cli.command {
+        use std::io::Write;
+        return match out_dir {
+            Some(dir) => portcullis::invocation::man_pages_to(dir)
+                .with_context(|| format!("cannot write man pages to {}", dir.display())),
+            None => Ok(std::io::stdout().write_all(&portcullis::invocation::man_page()?)?),
+        };
+    }
     if let Some(Command::Completions { shell }) = &cli.command {
         clap_complete::generate(
             *shell,
@@ -127,7 +153,14 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
         .unwrap_or_default();
     let app_config = file.app_config(&origin, cli.readonly)?;
     let theme = pick_theme(&cli, &file)?;
-    let _log_guard = init_logging();
+    // The reaper is a service: its log goes to stderr (the pod's log);
+    // everything else logs to a file, never to the console's screen.
+    let _log_guard = if matches!(cli.command, Some(Command::Reaper { .. })) {
+        init_stderr_logging();
+        None
+    } else {
+        init_logging()
+    };
 
     let groups = file.groups.clone().unwrap_or_default();
     // A policy the console evaluates itself: advisory (the server enforces).
@@ -141,28 +174,26 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     match &cli.command {
-        Some(Command::Completions { .. }) => unreachable!("handled above"),
+        Some(Command::Completions { .. } | Command::Man { .. }) => unreachable!("handled above"),
         Some(Command::Policy { action }) => policy_verb(action),
         Some(Command::Audit { action }) => runtime.block_on(audit_verb(&cli, action)),
         Some(Command::Crds {
             webhook,
             server_image,
+            grantable,
+            approvers,
+            requesters,
+            reaper_deployment,
         }) => {
-            use portcullis::backend::kube::manifests;
-            let mut out = manifests::all();
-            if let Some(image) = server_image {
-                out.push_str("---\n");
-                out.push_str(&manifests::server(image));
-            }
-            if let Some(url) = webhook {
-                let Some(ca) = &cli.ca_file else {
-                    bail!("--webhook needs --ca-file: the CA that signed the server's certificate");
-                };
-                let pem = std::fs::read(ca)
-                    .with_context(|| format!("cannot read {}", ca.display()))?;
-                out.push_str("---\n");
-                out.push_str(&portcullis::server::webhook::configuration(url, &pem));
-            }
+            let out = crds(
+                &cli,
+                webhook.as_deref(),
+                server_image.as_deref(),
+                grantable,
+                approvers,
+                requesters,
+                reaper_deployment.as_deref(),
+            )?;
             print!("{out}");
             Ok(())
         }
@@ -213,9 +244,10 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
             };
             console(Arc::new(kube), app_config, &theme, started, policy, notice).await
         }),
-        Some(Command::Reaper) => runtime.block_on(async move {
-            use portcullis::backend::kube::reaper;
+        Some(Command::Reaper { listen }) => runtime.block_on(async move {
+            use portcullis::backend::kube::{reaper, reaper_metrics};
             let kube = KubeBackend::connect(&cli.contexts, cli.all_contexts).await?;
+            let metrics = Arc::new(reaper_metrics::ReaperMetrics::default());
             let mut tasks = Vec::new();
             for c in kube.clusters() {
                 let missing = reaper::missing_rights(c).await;
@@ -231,18 +263,23 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
                 let provision_tokens = reaper::may_provision_tokens(c).await;
                 if !provision_tokens {
                     eprintln!(
-                        "portcullis reaper: {}: may not mint tokens in portcullis-system, so Token-mode grants get no credentials (bind portcullis-reaper-tokens there)",
+                        "portcullis reaper: {}: may not mint tokens in portcullis-system, so Token-mode grants get no credentials and requesters cannot release grants (bind portcullis-reaper-tokens there)",
                         c.context
                     );
                 }
                 let config = reaper::ReaperConfig {
                     provision_tokens,
+                    metrics: Some(metrics.clone()),
                     ..Default::default()
                 };
                 tasks.push(tokio::spawn(reaper::run(c.clone(), config, None)));
             }
+            let (addr, _http) =
+                reaper_metrics::serve(*listen, metrics.clone(), kube.clusters().len())
+                    .await
+                    .with_context(|| format!("cannot listen on {listen} for /healthz and /metrics"))?;
             eprintln!(
-                "portcullis reaper: watching {} context(s); ctrl-c or SIGTERM to stop",
+                "portcullis reaper: watching {} context(s); /healthz and /metrics on http://{addr}; ctrl-c or SIGTERM to stop",
                 kube.clusters().len()
             );
             tokio::select! {
@@ -266,6 +303,67 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
             Ok(())
         }),
     }
+}
+
+/// `portcullis crds [...]`: every manifest asked for, one YAML stream.
+fn crds(
+    cli: &Cli,
+    webhook: Option<&str>,
+    server_image: Option<&str>,
+    grantable: &[String],
+    approvers: &[String],
+    requesters: &[String],
+    reaper_deployment: Option<&str>,
+) -> anyhow::Result<String> {
+    use portcullis::backend::kube::manifests::{self, Holder};
+    use portcullis::backend::kube::settings::Grantable;
+    let holders = |list: &[String], flag: &str| -> anyhow::Result<Vec<Holder>> {
+        list.iter()
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| Holder::parse(t).map_err(|e| anyhow::anyhow!("--{flag}: {e}")))
+            .collect()
+    };
+    let approvers = holders(approvers, "approvers")?;
+    let requesters = holders(requesters, "requesters")?;
+    let roles: Vec<Grantable> = grantable
+        .iter()
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| {
+            let g = Grantable::parse(t.trim()).map_err(|e| anyhow::anyhow!("--grantable: {e}"))?;
+            manifests::check_grantable(&g).map_err(|e| anyhow::anyhow!("--grantable: {e}"))?;
+            Ok(g)
+        })
+        .collect::<anyhow::Result<_>>()?;
+    if !roles.is_empty() && approvers.is_empty() && server_image.is_none() {
+        bail!("--grantable needs --approvers (who gets the bind rights), e.g. --approvers group:oncall");
+    }
+    let mut out = if roles.is_empty() {
+        manifests::all()
+    } else {
+        manifests::all_granting(&roles)
+    };
+    out.push_str(&manifests::holders(&requesters, &approvers));
+    out.push_str(&manifests::grantable(
+        &roles,
+        &approvers,
+        server_image.is_some(),
+    ));
+    if let Some(image) = server_image {
+        out.push_str("---\n");
+        out.push_str(&manifests::server(image));
+    }
+    if let Some(image) = reaper_deployment {
+        out.push_str(&manifests::reaper_deployment(image));
+    }
+    if let Some(url) = webhook {
+        let Some(ca) = &cli.ca_file else {
+            bail!("--webhook needs --ca-file: the CA that signed the server's certificate");
+        };
+        let pem = std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?;
+        out.push_str("---\n");
+        out.push_str(&portcullis::server::webhook::configuration(url, &pem));
+    }
+    Ok(out)
 }
 
 /// `portcullis policy check|eval|test DIR`.

@@ -729,11 +729,12 @@ async fn act_as(
             a.shorten(who, k, end).await
         }
         "withdraw" => a.withdraw(who, k).await,
+        "release" => a.release(who, k).await,
         other => {
             return Err(ApiError::new(
                 404,
                 "NotFound",
-                format!("no action '{other}' (approve, deny, shorten, revoke, withdraw)"),
+                format!("no action '{other}' (approve, deny, shorten, revoke, withdraw, release)"),
             ))
         }
     };

@@ -452,6 +452,10 @@ impl AccessBackend for HttpBackend {
     async fn withdraw(&self, key: &RequestKey) -> Result<AccessRequest, BackendError> {
         self.act(key, "withdraw", json!({})).await
     }
+
+    async fn release(&self, key: &RequestKey) -> Result<AccessRequest, BackendError> {
+        self.act(key, "release", json!({})).await
+    }
 }
 
 #[cfg(test)]
