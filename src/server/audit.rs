@@ -83,9 +83,14 @@ impl Server {
         }
         match self.audit.record(events) {
             Ok(sealed) => {
-                for s in sealed {
-                    let data: Arc<str> = crate::audit::chain::line(&s).into();
+                for s in &sealed {
+                    let data: Arc<str> = crate::audit::chain::line(s).into();
                     self.hub.publish(api::events::AUDIT, data);
+                }
+                // Not the history read at start (a restart would post it
+                // all again): the log has it; Events are for what happens.
+                if self.hub.primed() {
+                    self.authority.post_audit(sealed);
                 }
             }
             Err(e) => {

@@ -49,6 +49,9 @@ pub trait Authority: Send + Sync + 'static {
     fn watch(&self) -> mpsc::UnboundedReceiver<BackendEvent>;
     /// Why the server is not ready to serve, if it is not.
     fn not_ready(&self) -> Option<String>;
+    /// Audit records, also as Kubernetes Events on their requests (the
+    /// hub's; nothing for the demo). Best effort, in the background.
+    fn post_audit(&self, _records: Vec<crate::audit::Sealed>) {}
 
     /// One request as it is now (not as the stream last said).
     async fn get(&self, key: &RequestKey) -> Result<AccessRequest, BackendError>;
@@ -475,6 +478,22 @@ impl Authority for KubeAuthority {
             }
         }
         rx
+    }
+
+    fn post_audit(&self, records: Vec<crate::audit::Sealed>) {
+        let api: kube::Api<k8s_openapi::api::core::v1::Event> = kube::Api::namespaced(
+            self.topology.store.client.clone(),
+            crate::backend::kube::audit_trail::EVENTS_NAMESPACE,
+        );
+        tokio::spawn(async move {
+            for r in &records {
+                if let Err(e) =
+                    crate::backend::kube::audit_trail::post(&api, r, None, "server").await
+                {
+                    tracing::warn!(error = %e, "cannot post an audit record as a Kubernetes Event");
+                }
+            }
+        });
     }
 
     fn not_ready(&self) -> Option<String> {
