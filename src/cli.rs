@@ -1,10 +1,14 @@
-//! The command line (clap). Verbs that need a cluster arrive with the
-//! `kube` backend; today `portcullis demo` runs the console on the
-//! embedded demo.
+//! The command line (clap), shaped after kubectl's habits: every global
+//! flag (`--context`, `--all-contexts`, `--backend`, `--token-file`,
+//! `--color`, `--theme`, `--config`, `--readonly`, `-v` …) goes before or
+//! after the verb; a request is named `NAME` or `CONTEXT/NAME`; `get`
+//! takes `-o`, `-w`, `--sort-by` and `--no-headers` as kubectl get does.
 
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
+
+use crate::get::Output;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum ColorMode {
@@ -18,7 +22,7 @@ pub enum ColorMode {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "portcullis", version, about = "Terminal console for just-in-time Kubernetes access", long_about = None)]
+#[command(name = "portcullis", version = crate::version::LINE, about = "Terminal console for just-in-time Kubernetes access", long_about = None)]
 pub struct Cli {
     /// Colour: auto (honours NO_COLOR), always, never.
     #[arg(long, value_enum, default_value_t = ColorMode::Auto, global = true)]
@@ -36,13 +40,19 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
 
-    /// Kubeconfig context to show (repeatable).
-    #[arg(long = "context", value_name = "NAME")]
+    /// Kubeconfig context (repeatable); with --backend, the server's
+    /// cluster. A verb's NAME may carry it instead: CONTEXT/NAME.
+    #[arg(long = "context", value_name = "NAME", global = true)]
     pub contexts: Vec<String>,
 
     /// Every context in the kubeconfig.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub all_contexts: bool,
+
+    /// Errors also print the full text behind their one-line summary (e.g.
+    /// every rule an escalation refusal lists); so does PORTCULLIS_LOG=debug.
+    #[arg(short = 'v', long = "verbose", action = ArgAction::Count, global = true)]
+    pub verbose: u8,
 
     /// The Portcullis server (`portcullis serve`) instead of direct cluster access.
     #[arg(long, value_name = "URL", global = true, env = "PORTCULLIS_BACKEND")]
@@ -65,6 +75,68 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Cli {
+    /// Parses as clap does, keeping every `--context` when some stand
+    /// before the verb and some after it (clap keeps only the ones after).
+    pub fn try_parse_merged<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        let mut cli = Self::try_parse_from(&args)?;
+        if let Some(verb) = verb_position(&args) {
+            if let Ok(before) = Self::try_parse_from(&args[..verb]) {
+                if !before.contexts.is_empty() && before.contexts != cli.contexts {
+                    let mut all = before.contexts;
+                    all.extend(cli.contexts);
+                    cli.contexts = all;
+                }
+            }
+        }
+        Ok(cli)
+    }
+
+    /// [`Self::try_parse_merged`] on this process's arguments; usage
+    /// errors exit 2 as clap's do.
+    pub fn parse_merged() -> Self {
+        Self::try_parse_merged(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+}
+
+/// Where the verb stands: the first argument that is neither a top-level
+/// flag nor the value of one.
+fn verb_position(args: &[std::ffi::OsString]) -> Option<usize> {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let takes_value = |long: &str| {
+        command
+            .get_arguments()
+            .any(|a| a.get_long() == Some(long) && a.get_action().takes_values())
+    };
+    let mut i = 1;
+    while i < args.len() {
+        let token = args[i].to_str()?;
+        if token == "--" {
+            return None;
+        }
+        if let Some(long) = token.strip_prefix("--") {
+            i += if !long.contains('=') && takes_value(long) {
+                2
+            } else {
+                1
+            };
+            continue;
+        }
+        if token.starts_with('-') && token.len() > 1 {
+            i += 1;
+            continue;
+        }
+        return Some(i);
+    }
+    None
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,15 +188,38 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = CredentialsArg::Identity)]
         credentials: CredentialsArg,
     },
-    /// List requests (pending; --all for every phase) or live grants.
+    /// List requests (pending; --all for every phase) or live grants, as
+    /// kubectl get: `get requests -o name`, `get requests NAME -o
+    /// jsonpath='{.status.phase}'`, `get grants -w`.
     Get {
         #[arg(value_enum)]
         what: GetWhat,
-        #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Table)]
-        output: OutputFormat,
+        /// Only these requests, in any phase (NAME or CONTEXT/NAME).
+        #[arg(value_name = "NAME")]
+        names: Vec<String>,
+        /// table, wide, name, json, yaml, jsonpath=TEMPLATE,
+        /// jsonpath-file=FILE, custom-columns=SPEC, custom-columns-file=FILE.
+        #[arg(short = 'o', long = "output", default_value = "table", value_parser = Output::parse)]
+        output: Output,
         /// Every phase, not only the live ones.
         #[arg(long)]
         all: bool,
+        /// After listing, print a row for each change until interrupted.
+        #[arg(short = 'w', long)]
+        watch: bool,
+        /// Only the changes, without listing first.
+        #[arg(long)]
+        watch_only: bool,
+        /// With -w: each row starts with ADDED, MODIFIED or DELETED.
+        #[arg(long)]
+        output_watch_events: bool,
+        /// Sort by a JSONPath expression, e.g. '{.spec.duration}' or
+        /// .metadata.creationTimestamp (durations and times by value).
+        #[arg(long, value_name = "JSONPATH")]
+        sort_by: Option<String>,
+        /// Tables without their header row.
+        #[arg(long)]
+        no_headers: bool,
     },
     /// Approve a request, optionally shorter (--for) or narrower (-n).
     Approve {
@@ -171,6 +266,15 @@ pub enum Command {
         #[arg(long, value_name = "IMAGE")]
         server_image: Option<String>,
     },
+    /// Version, git commit and the Kubernetes API versions this was built
+    /// for; without --client also each cluster's (kubectl version).
+    Version {
+        /// Only this program, no cluster asked.
+        #[arg(long)]
+        client: bool,
+        #[arg(short = 'o', long = "output", value_enum)]
+        output: Option<VersionOutput>,
+    },
     /// Rego policies: check, evaluate one input, run their tests.
     Policy {
         #[command(subcommand)]
@@ -210,8 +314,16 @@ pub enum CredentialsArg {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum GetWhat {
+    #[value(alias = "request", alias = "accessrequests", alias = "accessrequest")]
     Requests,
+    #[value(alias = "grant")]
     Grants,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VersionOutput {
+    Json,
+    Yaml,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -274,5 +386,112 @@ mod tests {
         assert!(e.to_string().contains("'soon' is not a duration"));
         let e = Cli::try_parse_from(["portcullis", "--color", "purple"]).unwrap_err();
         assert_eq!(e.exit_code(), 2);
+    }
+
+    /// kubectl accepts --context anywhere; so does every global flag here.
+    #[test]
+    fn global_flags_before_or_after_the_verb() {
+        let after = [
+            "portcullis",
+            "request",
+            "--role",
+            "edit",
+            "--for",
+            "30m",
+            "--reason",
+            "x",
+            "--context",
+            "prod",
+            "--context",
+            "staging",
+            "--all-contexts",
+            "--backend",
+            "https://pc.example",
+            "--token-file",
+            "/t",
+            "--color",
+            "never",
+            "--theme",
+            "light",
+            "--config",
+            "/c.toml",
+            "--readonly",
+            "-v",
+        ];
+        let c = Cli::try_parse_from(after).unwrap();
+        assert_eq!(c.contexts, ["prod", "staging"]);
+        assert!(c.all_contexts && c.readonly);
+        assert_eq!(c.backend.as_deref(), Some("https://pc.example"));
+        assert_eq!(c.token_file.as_deref(), Some(std::path::Path::new("/t")));
+        assert_eq!(c.color, ColorMode::Never);
+        assert_eq!(c.theme.as_deref(), Some("light"));
+        assert_eq!(c.config.as_deref(), Some(std::path::Path::new("/c.toml")));
+        assert_eq!(c.verbose, 1);
+        let before = Cli::try_parse_merged([
+            "portcullis",
+            "--context",
+            "prod",
+            "-vv",
+            "get",
+            "requests",
+            "--context",
+            "staging",
+        ])
+        .unwrap();
+        assert_eq!(before.contexts, ["prod", "staging"]);
+        assert_eq!(before.verbose, 2);
+        // A context named like a verb is still a value.
+        let odd = Cli::try_parse_merged([
+            "portcullis",
+            "--context=get",
+            "--theme",
+            "get",
+            "get",
+            "requests",
+            "--context",
+            "b",
+        ])
+        .unwrap();
+        assert_eq!(odd.contexts, ["get", "b"]);
+        assert_eq!(odd.theme.as_deref(), Some("get"));
+    }
+
+    #[test]
+    fn get_takes_kubectl_flags() {
+        let c = Cli::try_parse_from([
+            "portcullis",
+            "get",
+            "accessrequests",
+            "prod/alice-x",
+            "-o",
+            "jsonpath={.status.phase}",
+            "-w",
+            "--sort-by",
+            ".spec.duration",
+            "--no-headers",
+        ])
+        .unwrap();
+        match c.command {
+            Some(Command::Get {
+                what,
+                names,
+                output,
+                watch,
+                sort_by,
+                no_headers,
+                ..
+            }) => {
+                assert_eq!(what, GetWhat::Requests);
+                assert_eq!(names, ["prod/alice-x"]);
+                assert!(matches!(output, Output::JsonPath(_)));
+                assert!(watch && no_headers);
+                assert_eq!(sort_by.as_deref(), Some(".spec.duration"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = Cli::try_parse_from(["portcullis", "get", "requests", "-o", "jsonpath={.a"])
+            .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("unclosed"), "{e}");
     }
 }

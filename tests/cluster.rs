@@ -258,7 +258,11 @@ async fn lifecycle_against_a_real_apiserver() {
         "{loser}"
     );
     // The record and the binding name the winner; the loser wrote nothing.
-    let stored = bob.get(&raced_key).await.unwrap().0;
+    let stored = bob
+        .get(&raced_key, portcullis::backend::Caller::Approver)
+        .await
+        .unwrap()
+        .0;
     assert_eq!(stored.status.decision.as_ref().unwrap().by, winner);
     let rb = Api::<RoleBinding>::namespaced(admin.client.clone(), "orders")
         .get(&format!("portcullis-{}", raced.name))
