@@ -207,16 +207,35 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
                 }));
                 let _simulator = demo.spawn_simulator();
                 tracing::info!(seed, ?rate, "starting the demo");
-                console(demo, app_config, &theme, started, policy).await
+                console(demo, app_config, &theme, started, policy, None).await
             })
         }
         None => runtime.block_on(async move {
             if let Some(url) = &cli.backend {
                 let http = connect_server(&cli, url).await?;
-                return console(Arc::new(http), app_config, &theme, started, policy).await;
+                return console(Arc::new(http), app_config, &theme, started, policy, None).await;
             }
             let kube = KubeBackend::connect(&cli.contexts, cli.all_contexts).await?;
-            console(Arc::new(kube), app_config, &theme, started, policy).await
+            // No --policy: the cluster's own (advisory), if it has one.
+            // One that does not load is said on the message line; the
+            // console runs without it (it is advisory).
+            let mut notice = None;
+            let policy = match (policy, kube.clusters().first()) {
+                (Some(p), _) => Some(p),
+                (None, Some(c)) => {
+                    match portcullis::backend::kube::policy_source::policy_of(c).await {
+                        Ok(p) => p.map(Arc::new),
+                        Err(e) => {
+                            notice = Some(format!(
+                                "the cluster's policy did not load, no verdicts are shown: {e}"
+                            ));
+                            None
+                        }
+                    }
+                }
+                (None, None) => None,
+            };
+            console(Arc::new(kube), app_config, &theme, started, policy, notice).await
         }),
         Some(Command::Reaper) => runtime.block_on(async move {
             use portcullis::backend::kube::reaper;
@@ -600,6 +619,7 @@ async fn console(
     theme: &Theme,
     started: Instant,
     policy: Option<Arc<portcullis::policy::Policy>>,
+    notice: Option<String>,
 ) -> anyhow::Result<()> {
     if !std::io::stdout().is_terminal() {
         bail!("the console needs a terminal: run it in one (stdout is not a TTY)");
@@ -608,6 +628,12 @@ async fn console(
     let mut state =
         AppState::new(app_config, info.approver.clone(), info.kind, backend.now()).trust(&info);
     state.policy = policy;
+    if let Some(text) = notice {
+        state.flash(
+            portcullis::app::state::FlashLevel::Error,
+            portcullis::domain::sanitize::inert(&text, 400).into_owned(),
+        );
+    }
     // ratatui::init installs a panic hook that restores the terminal
     // before the panic message prints; the guard covers every other exit.
     let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;

@@ -78,3 +78,89 @@ fn runtime_errors_are_one_line_and_exit_1() {
         );
     }
 }
+
+/// The fenced block that follows `marker` in README.
+fn readme_block(marker: &str, fence: &str) -> String {
+    let readme = include_str!("../README.md");
+    let at = readme.find(marker).expect("marker in README");
+    let open = format!("```{fence}\n");
+    let start = readme[at..].find(&open).expect("a fenced block") + at + open.len();
+    let end = readme[start..].find("```").expect("closed") + start;
+    readme[start..end].to_string()
+}
+
+#[test]
+fn readme_policy_commands_run_as_written() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    // The input document README shows is the example file, byte for byte.
+    let input = readme_block("**The input document**", "json");
+    assert_eq!(
+        input,
+        std::fs::read_to_string(format!("{root}/policies/examples/input.json")).unwrap()
+    );
+    let decision = readme_block("`portcullis policy eval policies --input", "json");
+    let commands = readme_block("## Policy", "sh");
+    assert_eq!(commands.lines().count(), 3, "{commands}");
+    for line in commands.lines() {
+        let args: Vec<&str> = line.split_whitespace().skip(1).collect();
+        let o = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(&args)
+            .current_dir(root)
+            .output()
+            .expect("run portcullis");
+        assert!(o.status.success(), "{line}: {}", stderr(&o));
+        let out = String::from_utf8_lossy(&o.stdout);
+        match args[1] {
+            "check" => assert!(out.contains("load and compile"), "{out}"),
+            "test" => assert!(out.contains("0 failed") && out.contains("PASS"), "{out}"),
+            "eval" => assert_eq!(out, decision, "README shows what eval prints"),
+            other => panic!("unexpected policy verb {other}"),
+        }
+    }
+}
+
+#[test]
+fn a_broken_policy_is_one_line_naming_file_and_line() {
+    let dir = std::env::temp_dir().join(format!("portcullis-broken-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("broken.rego"),
+        "package portcullis\nimport rego.v1\n\ndeny contains \"x\" if {\n  input.request.\n}\n",
+    )
+    .unwrap();
+    for verb in ["check", "test"] {
+        let o = run(&["policy", verb, dir.to_str().unwrap()], None);
+        assert_eq!(o.status.code(), Some(1), "{verb}");
+        let e = stderr(&o);
+        assert_eq!(e.trim_end().lines().count(), 1, "one line: {e}");
+        assert!(e.contains("broken.rego:"), "names the file and line: {e}");
+    }
+    // A failing test rule fails `policy test` and names the rule.
+    std::fs::write(
+        dir.join("broken.rego"),
+        "package portcullis\nimport rego.v1\ndefault approvals_required := 1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("broken_test.rego"),
+        "package portcullis_test\nimport rego.v1\ntest_two if data.portcullis.approvals_required == 2\n",
+    )
+    .unwrap();
+    let o = run(&["policy", "test", dir.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("FAIL") && out.contains("test_two"), "{out}");
+    // eval on a missing input file: one line, exit 1.
+    let o = run(
+        &[
+            "policy",
+            "eval",
+            dir.to_str().unwrap(),
+            "--input",
+            "/nonexistent.json",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o).trim_end().lines().count(), 1, "{}", stderr(&o));
+}

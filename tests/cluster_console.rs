@@ -328,3 +328,51 @@ async fn every_action_from_the_keyboard_on_a_real_cluster() {
     .await;
     assert_eq!(c.phase(&other.name), Phase::Denied);
 }
+
+/// A cluster's shared policy (ConfigMap `portcullis-system/portcullis-policy`)
+/// is what a direct-mode console evaluates without `--policy`; a requester
+/// cannot write it; a broken one is an error, a missing one is none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clusters_policy_comes_from_its_configmap() {
+    use portcullis::backend::kube::policy_source::{policy_of, POLICY_CONFIGMAP};
+    let cp = ControlPlane::start();
+    install(&cp).await;
+    let bob = cp.cluster("bob").await;
+    assert!(policy_of(&bob).await.unwrap().is_none(), "none yet");
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let data = serde_json::json!({
+        "portcullis.rego": std::fs::read_to_string(shipped.join("portcullis.rego")).unwrap(),
+        "data.json": std::fs::read_to_string(shipped.join("data.json")).unwrap(),
+    });
+    let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": POLICY_CONFIGMAP, "namespace": "portcullis-system"}, "data": data})
+    .to_string();
+    let path = "/api/v1/namespaces/portcullis-system/configmaps";
+    // The requester and the approver may not write it: it is the admins'.
+    for who in ["alice", "bob"] {
+        let (code, text) = cp.raw(who, "POST", path, Some(&cm));
+        assert_eq!(code, 403, "{who}: {text}");
+    }
+    let (code, text) = cp.raw("admin", "POST", path, Some(&cm));
+    assert_eq!(code, 201, "{text}");
+    let policy = policy_of(&bob).await.unwrap().expect("a policy");
+    let input = serde_json::from_str(
+        &std::fs::read_to_string(shipped.join("examples/input.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(policy.evaluate(&input).unwrap().approvals_required, 2);
+    // A broken one says where.
+    let broken = serde_json::json!({"data": {"portcullis.rego": "package portcullis\ndeny contains x if {\n"}});
+    let (code, text) = cp.raw(
+        "admin",
+        "PATCH",
+        &format!("{path}/{POLICY_CONFIGMAP}"),
+        Some(&broken.to_string()),
+    );
+    assert_eq!(code, 200, "{text}");
+    let e = policy_of(&bob).await.unwrap_err().to_string();
+    assert!(
+        e.contains("configmap/portcullis-system/portcullis-policy/portcullis.rego"),
+        "{e}"
+    );
+}

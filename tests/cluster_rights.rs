@@ -111,6 +111,25 @@ async fn each_role_can_do_what_readme_says_and_nothing_more() {
             Some("other"),
             false,
         ),
+        // The cluster's policy: approvers read it; nobody shipped writes it.
+        (
+            "bob",
+            "get",
+            "",
+            "configmaps",
+            Some(SYSTEM_NAMESPACE),
+            Some("portcullis-policy"),
+            true,
+        ),
+        (
+            "bob",
+            "update",
+            "",
+            "configmaps",
+            Some(SYSTEM_NAMESPACE),
+            Some("portcullis-policy"),
+            false,
+        ),
         (
             "alice",
             "create",

@@ -584,12 +584,20 @@ async fn the_webhook_refuses_direct_mode_attacks() {
         "-extfile",
         "san.ext",
     ]);
+    // The shipped policies: the webhook enforces them on direct writes.
+    let policies = cp.dir.join("webhook-policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    for f in ["portcullis.rego", "data.json"] {
+        std::fs::copy(shipped.join(f), policies.join(f)).unwrap();
+    }
     let cfg = config(
         &cp,
         &format!(
-            "tls_cert = \"{}\"\ntls_key = \"{}\"\n[webhook]\nenabled = true\nprivileged = [\"server\", \"reaper\"]\n",
+            "tls_cert = \"{}\"\ntls_key = \"{}\"\npolicy = \"{}\"\n[webhook]\nenabled = true\nprivileged = [\"server\", \"reaper\"]\n",
             cp.dir.join("tls.crt").display(),
-            cp.dir.join("tls.key").display()
+            cp.dir.join("tls.key").display(),
+            policies.display()
         ),
     );
     let s = serve(&cp, &cfg, "https");
@@ -686,6 +694,59 @@ async fn the_webhook_refuses_direct_mode_attacks() {
         Some(r#"{"spec":{"role":{"kind":"ClusterRole","name":"cluster-admin"}}}"#),
     );
     assert_eq!(code, 403, "{text}");
+
+    // The policy, enforced on direct writes. Longer than it allows: never
+    // created.
+    let mut long: Value = serde_json::from_str(&request("alice", "alice")).unwrap();
+    long["spec"]["duration"] = json!("9h");
+    let (code, text) = cp.raw("alice", "POST", ar, Some(&long.to_string()));
+    assert_eq!(code, 403, "{text}");
+    assert!(text.contains("refused by policy"), "{text}");
+    // edit reads Secrets: critical, two approvers.
+    let mut crit: Value = serde_json::from_str(&request("alice", "alice")).unwrap();
+    crit["spec"]["role"]["name"] = json!("edit");
+    crit["spec"]["namespaces"] = json!(["payments"]);
+    let (code, text) = cp.raw("alice", "POST", ar, Some(&crit.to_string()));
+    assert_eq!(code, 201, "{text}");
+    let crit_name = serde_json::from_str::<Value>(&text).unwrap()["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let now = chrono::Utc::now().to_rfc3339();
+    let review = |by: &str| json!({"by": by, "at": now, "verdict": "Approved", "duration": "30m", "namespaces": ["payments"]});
+    // bob (on-call) grants it alone: one approval of two.
+    let alone = json!({"status": {"phase": "Active", "decision": {"by": "bob", "at": now, "verdict": "Approved", "duration": "30m", "namespaces": ["payments"]},
+        "grantedAt": now, "expiresAt": (chrono::Utc::now() + chrono::TimeDelta::minutes(30)).to_rfc3339(), "reviews": [review("bob")]}});
+    let (code, text) = cp.raw(
+        "bob",
+        "PATCH",
+        &format!("{ar}/{crit_name}/status"),
+        Some(&alone.to_string()),
+    );
+    assert_eq!(code, 403, "{text}");
+    assert!(text.contains("1 of 2 approvals"), "{text}");
+    // bob writes carol's approval next to his: forged.
+    let forged = json!({"status": {"reviews": [review("carol")]}});
+    let (code, text) = cp.raw(
+        "bob",
+        "PATCH",
+        &format!("{ar}/{crit_name}/status"),
+        Some(&forged.to_string()),
+    );
+    assert_eq!(code, 403, "{text}");
+    assert!(
+        text.contains("a review is by you (bob), not carol"),
+        "{text}"
+    );
+    // His own review alone is what he may write.
+    let own = json!({"status": {"reviews": [review("bob")]}});
+    let (code, text) = cp.raw(
+        "bob",
+        "PATCH",
+        &format!("{ar}/{crit_name}/status"),
+        Some(&own.to_string()),
+    );
+    assert_eq!(code, 200, "{text}");
     // The server itself (privileged) carries the lifecycle through.
     let (code, g) = curl(
         &s.url,
@@ -871,6 +932,85 @@ labels = {{ env = "staging" }}
     assert_eq!(code, 200, "{two}");
     assert_eq!(two["status"]["phase"], "Active");
     assert!(can_i(&admin, "alice", "list", "", "pods", Some("payments")).await);
+
+    // Extensions: alice asks for more time on her live grant with the
+    // CLI; it goes through the same policy and reviews.
+    let live_name = crit["name"].as_str().unwrap().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args([
+            "--backend",
+            &s.url,
+            "--context",
+            "c2",
+            "request",
+            "--extend",
+        ])
+        .arg(&live_name)
+        .args(["--for", "30m", "--reason", "INC-7 still digging"])
+        .env("PORTCULLIS_TOKEN", token_or("alice"))
+        .env("KUBECONFIG", cp.dir.join("no-kubeconfig"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ext_name = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let (_, ext) = curl(
+        &s.url,
+        Some("bob"),
+        "GET",
+        &format!("/v1/requests/c2/{ext_name}"),
+        None,
+    );
+    assert_eq!(ext["spec"]["extends"], live_name.as_str(), "{ext}");
+    assert_eq!(ext["status"]["phase"], "Pending", "{ext}");
+    // Critical again: two approvals; the policy says it is an extension.
+    let (_, listed) = curl(
+        &s.url,
+        Some("bob"),
+        "GET",
+        "/v1/requests?phase=Pending",
+        None,
+    );
+    let verdict = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == ext_name.as_str())
+        .map(|i| i["policy"].clone())
+        .unwrap_or_default();
+    assert_eq!(verdict["approvalsRequired"], 2, "{verdict}");
+    assert!(
+        verdict["messages"]
+            .to_string()
+            .contains(&format!("extension of {live_name}")),
+        "{verdict}"
+    );
+    // mallory cannot extend alice's grant, nor anyone a grant that is not live.
+    let mut theirs = ask("c2", "edit", &["payments"], "30m");
+    theirs["extends"] = json!(live_name);
+    let (code, e) = curl(
+        &s.url,
+        Some("mallory"),
+        "POST",
+        "/v1/requests",
+        Some(&theirs),
+    );
+    assert_eq!(code, 422, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("alice's grant"),
+        "{e}"
+    );
+    // Nor ask for more than the live grant holds.
+    let mut wider = ask("c2", "admin", &["payments"], "30m");
+    wider["extends"] = json!(live_name);
+    let (code, e) = curl(&s.url, Some("alice"), "POST", "/v1/requests", Some(&wider));
+    assert_eq!(code, 422, "{e}");
 
     // On-call reads for a short while approve themselves, end on time.
     let (code, selfserve) = curl(

@@ -40,6 +40,14 @@ fn approvable(state: &mut AppState) -> Option<AccessRequest> {
     // The server's policy is enforced: say why before the round trip. A
     // console's own (advisory) verdict is shown, not enforced.
     let verdict = state.verdict_of(&state.selected_key().cloned());
+    if let Some((d, false)) = verdict.as_ref().filter(|(d, _)| !d.allowed()) {
+        let text = format!(
+            "the policy refuses this request: {}",
+            inert(&d.deny.join("; "), 300)
+        );
+        state.flash(FlashLevel::Error, text);
+        return None;
+    }
     if let Some(Err(why)) = verdict
         .filter(|(_, advisory)| !advisory)
         .map(|(d, _)| d.may_approve(&state.approver))
@@ -132,7 +140,27 @@ fn approve_form(req: &AccessRequest, previous: Option<&ApproveSpec>) -> ApproveF
 }
 
 /// The dialog that states exactly what will be granted.
-pub fn approve_confirm(state: &AppState, req: &AccessRequest, spec: ApproveSpec) -> Confirm {
+///
+/// Under the server's policy, the grant is what the server will do: never
+/// longer than the policy's maximum, and not yet a grant while more
+/// approvals are needed.
+pub fn approve_confirm(state: &AppState, req: &AccessRequest, mut spec: ApproveSpec) -> Confirm {
+    let verdict = state
+        .verdict_of(&Some(RequestKey::of(req)))
+        .filter(|(_, advisory)| !advisory)
+        .map(|(d, _)| d);
+    let capped = verdict
+        .as_ref()
+        .and_then(|d| d.max_duration)
+        .filter(|max| *max < spec.duration);
+    if let Some(max) = capped {
+        spec.duration = max;
+    }
+    let approvals = req.approvals().len();
+    let more_needed = verdict
+        .as_ref()
+        .map(|d| d.approvals_required.saturating_sub(approvals + 1))
+        .unwrap_or(0);
     let who = inert(&req.requester.user, 64);
     let groups: Vec<String> = req
         .requester
@@ -168,11 +196,31 @@ pub fn approve_confirm(state: &AppState, req: &AccessRequest, spec: ApproveSpec)
         format!("Role     {} {}", req.role.kind, inert(&req.role.name, 64)),
         format!("Where    {scope}"),
         format!("Cluster  {}{prod}", inert(&req.cluster, 64)),
-        format!(
-            "For      {} — until {until}; the clock starts now",
-            duration::format(spec.duration),
-        ),
+        if more_needed == 0 {
+            format!(
+                "For      {} — until {until}; the clock starts now",
+                duration::format(spec.duration),
+            )
+        } else {
+            format!(
+                "For      at most {}; the clock starts at the last approval",
+                duration::format(spec.duration),
+            )
+        },
     ];
+    if let Some(max) = capped {
+        lines.push(format!(
+            "Policy   at most {} here: the grant is shortened to it",
+            duration::format(max)
+        ));
+    }
+    if more_needed > 0 {
+        lines.push(format!(
+            "Approvals yours makes {} of {}: nothing is granted until {more_needed} more approve",
+            approvals + 1,
+            approvals + 1 + more_needed
+        ));
+    }
     let narrowed = spec.duration < req.duration || spec.namespaces.len() < req.namespaces.len();
     if narrowed {
         let asked_ns = if req.namespaces.is_empty() {

@@ -115,6 +115,22 @@ pub fn verdict(state: &AppState, entry: &Entry) -> Vec<Part> {
                     "Your own request: someone else must approve it.",
                 );
             }
+            // What the policy says, in a word (its reasons follow below).
+            let key = Some(crate::backend::RequestKey::of(r));
+            if let Some((d, advisory)) = state.verdict_of(&key) {
+                let tag = if advisory { " (advisory)" } else { "" };
+                if !d.allowed() {
+                    p.text(" ")
+                        .push(Tone::Warn, format!("The policy{tag} refuses it."));
+                } else if d.may_approve(&state.approver).is_err() {
+                    p.text(" ").push(
+                        Tone::Warn,
+                        format!("The policy{tag} does not list you as an approver."),
+                    );
+                } else if d.approvals_required > 1 {
+                    p.text(format!(" Needs {} approvals{tag}.", d.approvals_required));
+                }
+            }
         }
         Phase::Active => {
             p.push(Tone::Live, "LIVE");

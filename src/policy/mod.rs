@@ -33,6 +33,16 @@ pub use store::PolicyStore;
 /// The package whose rules are the decision.
 pub const PACKAGE: &str = "portcullis";
 
+/// The decision's rules; a policy defines at least one.
+pub const RULES: &[&str] = &[
+    "deny",
+    "max_duration_seconds",
+    "approvals_required",
+    "approvers",
+    "auto_approve",
+    "messages",
+];
+
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum PolicyError {
     #[error("{0}")]
@@ -232,20 +242,42 @@ impl Policy {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| PolicyError::Load(format!("{}: {e}", dir.display())))?
             .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("rego" | "json" | "yaml" | "yml")
+                )
+            })
             .collect();
         entries.sort();
+        let mut sources = Vec::new();
+        for path in entries {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| PolicyError::Load(format!("{}: {e}", path.display())))?;
+            sources.push((path, text));
+        }
+        Self::from_sources(dir, sources)
+    }
+
+    /// As [`Self::load`], from named texts (a ConfigMap's keys): `*.rego`
+    /// policies and `*.json` / `*.yaml` data; `origin` names where they
+    /// came from in messages.
+    pub fn from_sources(
+        origin: &Path,
+        mut sources: Vec<(PathBuf, String)>,
+    ) -> Result<Self, PolicyError> {
+        sources.sort_by(|a, b| a.0.cmp(&b.0));
+        let dir = origin;
         let mut engine = regorus::Engine::new();
         let mut files = Vec::new();
         let mut tests = Vec::new();
-        for path in &entries {
+        for (path, text) in sources {
+            let path = &path;
             let ext = path
                 .extension()
                 .and_then(|e| e.to_str())
                 .unwrap_or_default();
-            let read = || {
-                std::fs::read_to_string(path)
-                    .map_err(|e| PolicyError::Load(format!("{}: {e}", path.display())))
-            };
+            let read = || Ok::<String, PolicyError>(text.clone());
             match ext {
                 "rego" => {
                     let text = read()?;
@@ -290,14 +322,31 @@ impl Policy {
         // Compile once against an empty input: type errors and unknown
         // functions show now, not at the first request.
         policy.evaluate(&serde_json::json!({}))?;
+        // A policy with none of the decision's rules (a misspelt package)
+        // would silently allow everything: refuse it.
+        let mut engine = policy.engine.clone();
+        let defined = RULES
+            .iter()
+            .any(|name| engine.eval_rule(format!("data.{PACKAGE}.{name}")).is_ok());
+        if !defined {
+            return Err(PolicyError::Load(format!(
+                "{}: package {PACKAGE} defines none of {}: is the package name right?",
+                dir.display(),
+                RULES.join(", ")
+            )));
+        }
         Ok(policy)
     }
 
     fn rule(engine: &mut regorus::Engine, name: &str) -> Result<Option<Value>, PolicyError> {
-        engine
-            .eval_rule(format!("data.{PACKAGE}.{name}"))
-            .map(|v| from_rego(&v))
-            .map_err(|e| PolicyError::Eval(one_line(e)))
+        match engine.eval_rule(format!("data.{PACKAGE}.{name}")) {
+            Ok(v) => Ok(from_rego(&v)),
+            // A policy need not define every rule: one it leaves out has
+            // its default (no denials, one approval, …). regorus says so
+            // only in words.
+            Err(e) if e.to_string().contains("not a valid rule path") => Ok(None),
+            Err(e) => Err(PolicyError::Eval(one_line(e))),
+        }
     }
 
     /// Evaluates the decision for one input document.

@@ -14,6 +14,9 @@ pub struct PolicyStore {
     current: RwLock<Option<Arc<Policy>>>,
     last_error: RwLock<Option<String>>,
     stamp: RwLock<Option<SystemTime>>,
+    /// Bumped each time a new policy comes into force (verdicts are then
+    /// judged again).
+    generation: tokio::sync::watch::Sender<u64>,
 }
 
 /// The newest modification time among the directory's files.
@@ -34,7 +37,13 @@ impl PolicyStore {
             current: RwLock::new(Some(Arc::new(policy))),
             last_error: RwLock::new(None),
             stamp: RwLock::new(newest(dir)),
+            generation: tokio::sync::watch::channel(0).0,
         }))
+    }
+
+    /// Changes each time a new policy comes into force.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 
     pub fn current(&self) -> Option<Arc<Policy>> {
@@ -60,6 +69,7 @@ impl PolicyStore {
                 if let Ok(mut e) = self.last_error.write() {
                     *e = None;
                 }
+                self.generation.send_modify(|g| *g += 1);
                 tracing::info!(dir = %self.dir.display(), "policy reloaded");
                 None
             }

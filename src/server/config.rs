@@ -10,6 +10,7 @@
 //! hub = "hub"                            # kubeconfig context, or "in-cluster"
 //! approvers = ["group:oncall", "user:dana"]
 //! requesters = []                        # empty: every authenticated user
+//! policy = "/etc/portcullis/policies"    # Rego policies, enforced (optional)
 //!
 //! [clusters.prod]
 //! context = "prod"                       # or "in-cluster"
@@ -17,8 +18,6 @@
 //! approval_timeout = "24h"
 //! grantable = ["ClusterRole/edit", "ClusterRole/view", "Role/payments/deployer"]
 //! labels = { env = "prod" }              # input.request.cluster_labels
-//!
-//! policy = "/etc/portcullis/policies"   # Rego policies, enforced (optional)
 //!
 //! [webhook]
 //! enabled = true                         # serve /validate (needs TLS)

@@ -94,18 +94,70 @@ impl Server {
             while let Some(first) = events.recv().await {
                 let batch = crate::runtime::drain(first, &mut events);
                 let Some(server) = me.upgrade() else { break };
-                let now = server.authority.now();
-                let observed = server.hub.ingest_with(batch, now, |r| {
-                    // Decided once per change, and only while it matters.
-                    (r.phase() == crate::domain::Phase::Pending)
-                        .then(|| server.decide(r).ok().flatten())
-                        .flatten()
-                        .and_then(|d| serde_json::to_value(d).ok())
-                });
-                server.metrics.observe(&observed);
+                server.take(batch);
             }
         });
+        // A new policy in force: every pending request is judged again.
+        if let Some(mut changes) = server.policy.as_ref().map(|p| p.changes()) {
+            let me = Arc::downgrade(&server);
+            tokio::spawn(async move {
+                while changes.changed().await.is_ok() {
+                    let Some(server) = me.upgrade() else { break };
+                    let pending = server.hub.pending_in(None);
+                    server.take(pending);
+                }
+            });
+        }
         server
+    }
+
+    /// Takes a batch of the authority's events into the stream, each
+    /// pending request with its verdict. Verdicts judge the diff, so a
+    /// cluster's RBAC goes in first, and when it changes its pending
+    /// requests are judged again (once per change, never per frame).
+    fn take(&self, batch: Vec<crate::backend::BackendEvent>) {
+        use crate::backend::BackendEvent;
+        let now = self.authority.now();
+        let (rbac, mut rest): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .partition(|e| matches!(e, BackendEvent::Inventory { .. }));
+        if !rbac.is_empty() {
+            let clusters: std::collections::BTreeSet<String> = rbac
+                .iter()
+                .filter_map(|e| match e {
+                    BackendEvent::Inventory { cluster, .. } => Some(cluster.clone()),
+                    _ => None,
+                })
+                .collect();
+            let observed = self.hub.ingest(rbac, now);
+            self.metrics.observe(&observed);
+            if self.policy.is_some() {
+                let coming: std::collections::HashSet<RequestKey> = rest
+                    .iter()
+                    .filter_map(|e| match e {
+                        BackendEvent::Upsert(r) => Some(RequestKey::of(r)),
+                        _ => None,
+                    })
+                    .collect();
+                rest.extend(
+                    self.hub
+                        .pending_in(Some(&clusters))
+                        .into_iter()
+                        .filter(|e| match e {
+                            BackendEvent::Upsert(r) => !coming.contains(&RequestKey::of(r)),
+                            _ => true,
+                        }),
+                );
+            }
+        }
+        let observed = self.hub.ingest_with(rest, now, |r| {
+            // Decided once per change, and only while it matters.
+            (r.phase() == crate::domain::Phase::Pending)
+                .then(|| self.decide(r).ok().flatten())
+                .flatten()
+                .and_then(|d| serde_json::to_value(d).ok())
+        });
+        self.metrics.observe(&observed);
     }
 
     /// The policy's decision on `req` (None: no policy configured).
@@ -544,6 +596,15 @@ async fn act(
                 .into());
             }
             let decision = s.decide(&asked)?.unwrap_or_default();
+            if !decision.allowed() {
+                s.metrics.refused("policy");
+                return Err(ApiError::new(
+                    422,
+                    "Invalid",
+                    format!("refused by policy: {}", decision.deny.join("; ")),
+                )
+                .into());
+            }
             if let Err(why) = decision.may_approve(&who) {
                 s.metrics.refused("policy");
                 return Err(ApiError::new(

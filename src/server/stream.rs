@@ -182,6 +182,21 @@ impl Hub {
         observed
     }
 
+    /// The pending requests (of `clusters`, or all), as upserts to judge
+    /// again.
+    pub fn pending_in(
+        &self,
+        clusters: Option<&std::collections::BTreeSet<String>>,
+    ) -> Vec<BackendEvent> {
+        self.lock()
+            .requests
+            .values()
+            .filter(|(r, _)| r.phase() == Phase::Pending)
+            .filter(|(r, _)| clusters.is_none_or(|c| c.contains(&r.cluster)))
+            .map(|(r, _)| BackendEvent::Upsert(Box::new(r.clone())))
+            .collect()
+    }
+
     pub fn primed(&self) -> bool {
         self.lock().primed
     }

@@ -37,6 +37,8 @@ pub struct Harness {
     /// How many keys were pressed (keystrokes per decision).
     pub keys_sent: usize,
     over_http: bool,
+    /// The in-process server's address, when over HTTP.
+    pub server_url: Option<String>,
 }
 
 impl Harness {
@@ -64,6 +66,7 @@ impl Harness {
             effects: Vec::new(),
             keys_sent: 0,
             over_http: false,
+            server_url: None,
         };
         h.pump();
         h
@@ -86,13 +89,44 @@ impl Harness {
         if std::env::var("PORTCULLIS_TEST_BACKEND").as_deref() != Ok("http") {
             return Self::with(demo, config);
         }
+        Self::over_server(demo, config, "dana", None, &[]).await
+    }
+
+    /// A console connected as `user` over HTTP to an in-process demo
+    /// server with `policy` in force (the demo clusters labelled
+    /// `env=prod|staging|dev`) and `approvers` added to its approvers list.
+    pub async fn over_server(
+        demo: DemoConfig,
+        config: AppConfig,
+        user: &str,
+        policy: Option<&std::path::Path>,
+        approvers: &[&str],
+    ) -> Self {
         use portcullis::server::authority::DemoAuthority;
+        use portcullis::server::config::Principal;
         use portcullis::server::Server;
         let _ = rustls::crypto::ring::default_provider().install_default();
         let backend = Arc::new(DemoBackend::manual(demo));
         let authority = DemoAuthority::new(backend.clone());
-        let access = authority.access().clone();
-        let server = Server::start(Arc::new(authority), access, None);
+        let mut access = authority.access().clone();
+        for a in approvers {
+            access
+                .approvers
+                .push(Principal::parse(a).expect("a principal like group:NAME"));
+        }
+        let labels = portcullis::backend::demo::org::CLUSTERS
+            .iter()
+            .map(|c| {
+                let env = c.split('-').next().unwrap_or_default();
+                (
+                    c.to_string(),
+                    std::collections::BTreeMap::from([("env".to_string(), env.to_string())]),
+                )
+            })
+            .collect();
+        let policy =
+            policy.map(|dir| portcullis::policy::PolicyStore::open(dir).expect("the policy loads"));
+        let server = Server::start_with_policy(Arc::new(authority), access, None, policy, labels);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a loopback port");
@@ -100,7 +134,7 @@ impl Harness {
         tokio::spawn(async move { axum::serve(listener, server.router()).await });
         let http = portcullis::backend::http::HttpBackend::connect(
             &format!("http://{addr}"),
-            "dana".into(),
+            user.into(),
             None,
         )
         .await
@@ -116,6 +150,7 @@ impl Harness {
             effects: Vec::new(),
             keys_sent: 0,
             over_http: true,
+            server_url: Some(format!("http://{addr}")),
         };
         h.settle().await;
         h

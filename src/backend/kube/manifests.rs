@@ -125,7 +125,7 @@ rules:
   verbs: [get, list, watch]
 - apiGroups: [""]
   resources: [configmaps]
-  resourceNames: [portcullis-settings]
+  resourceNames: [portcullis-settings, portcullis-policy]
   verbs: [get]
 ---
 # The reaper: ends grants at expiry, expires stale requests, undoes

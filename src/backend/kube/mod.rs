@@ -17,6 +17,7 @@ pub mod identity;
 pub mod login;
 pub mod manifests;
 pub mod objects;
+pub mod policy_source;
 pub mod reaper;
 pub mod refusal;
 pub mod settings;
