@@ -241,9 +241,11 @@ pub async fn run(
     config_groups: &[String],
 ) -> Result<String, BackendError> {
     let view = view(backend, contexts);
-    let multi = view.len() > 1;
     let caller = caller_of(command);
     let target = named(command).map(RequestRef::parse);
+    // Named as CONTEXT/NAME, or several contexts in view: what the verb
+    // prints says which cluster it acted on.
+    let multi = view.len() > 1 || target.as_ref().is_some_and(|t| t.context.is_some());
     let cluster = pick_cluster(backend, &view, target.as_ref()).await?;
     let show = |name: &str| shown(&cluster, name, multi);
     // NAME, CONTEXT/NAME or accessrequest.portcullis.dev/NAME: the name.

@@ -90,7 +90,12 @@ impl<'q> Table<'q> {
         if let Output::CustomColumns(cols) = &self.q.output {
             for c in cols {
                 let found = c.path.eval(object);
-                row.push(if found.is_empty() {
+                // Nothing there, or only empty lists (a cluster-wide
+                // request's namespaces), reads as kubectl's <none>.
+                let empty = found
+                    .iter()
+                    .all(|v| v.as_array().is_some_and(|a| a.is_empty()));
+                row.push(if empty {
                     "<none>".into()
                 } else {
                     // A list of plain values reads as a,b (as kubectl's
