@@ -57,7 +57,11 @@ fn main() {
             "custom-columns=NAME:.metadata.name,ROLE:.spec.role.name,NS:.spec.namespaces",
             None,
         ),
-        ("table --sort-by .spec.duration", "table", Some(".spec.duration")),
+        (
+            "table --sort-by .spec.duration",
+            "table",
+            Some(".spec.duration"),
+        ),
     ];
     println!("get over 10,000 requests in 3 clusters ({runs} runs each):");
     for (label, output, sort_by) in cases {

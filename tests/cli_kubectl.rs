@@ -42,8 +42,14 @@ fn pc(url: &str, who: &str, args: &[&str]) -> Output {
         .args(args)
         .env("PORTCULLIS_BACKEND", url)
         .env("PORTCULLIS_TOKEN", who)
-        .env("XDG_STATE_HOME", std::env::temp_dir().join("pc-kubectl-state"))
-        .env("XDG_CONFIG_HOME", std::env::temp_dir().join("pc-kubectl-none"))
+        .env(
+            "XDG_STATE_HOME",
+            std::env::temp_dir().join("pc-kubectl-state"),
+        )
+        .env(
+            "XDG_CONFIG_HOME",
+            std::env::temp_dir().join("pc-kubectl-none"),
+        )
         .output()
         .expect("run portcullis")
 }
@@ -146,7 +152,11 @@ async fn global_flags_before_or_after_the_verb() {
     assert_eq!(before, format!("accessrequest.portcullis.dev/{name}\n"));
     // --context after the verb is used, not ignored: a cluster the server
     // does not have is refused.
-    let err = one_line_error(&pc(&url, "dana", &["get", "requests", "--context", "nowhere"]));
+    let err = one_line_error(&pc(
+        &url,
+        "dana",
+        &["get", "requests", "--context", "nowhere"],
+    ));
     assert!(err.contains("the server has no cluster nowhere"), "{err}");
     // Split between both sides: both contexts are in view.
     let both = ok(&Command::new(BIN)
@@ -168,7 +178,11 @@ async fn global_flags_before_or_after_the_verb() {
 async fn output_formats_and_sort_by() {
     let (url, clusters) = serve().await;
     let c = clusters[0].as_str();
-    let name = ok(&pc(&url, "dana", &["get", "requests", "--context", c, "-o", "name"]));
+    let name = ok(&pc(
+        &url,
+        "dana",
+        &["get", "requests", "--context", c, "-o", "name"],
+    ));
     insta::assert_snapshot!("o_name", name);
     let jsonpath = ok(&pc(
         &url,
@@ -248,7 +262,13 @@ async fn output_formats_and_sort_by() {
     let phase = ok(&pc(
         &url,
         "dana",
-        &["get", "requests", &format!("{c}/{first}"), "-o", "jsonpath={.status.phase}"],
+        &[
+            "get",
+            "requests",
+            &format!("{c}/{first}"),
+            "-o",
+            "jsonpath={.status.phase}",
+        ],
     ));
     assert_eq!(phase, "Pending");
     // Mistakes are usage errors that say what is wrong.
@@ -259,9 +279,16 @@ async fn output_formats_and_sort_by() {
     ] {
         let o = pc(&url, "dana", &[&["get", "requests"][..], args].concat());
         assert_eq!(o.status.code(), Some(2), "{args:?}");
-        assert!(String::from_utf8_lossy(&o.stderr).contains(expect), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(expect),
+            "{args:?}"
+        );
     }
-    let err = one_line_error(&pc(&url, "dana", &["get", "requests", "--sort-by", ".spec.nothing"]));
+    let err = one_line_error(&pc(
+        &url,
+        "dana",
+        &["get", "requests", "--sort-by", ".spec.nothing"],
+    ));
     assert!(err.contains("no request has this field"), "{err}");
 }
 
@@ -271,7 +298,11 @@ async fn cluster_column_and_context_slash_name() {
     assert!(clusters.len() > 1);
     let table = ok(&pc(&url, "dana", &["get", "requests"]));
     assert!(table.starts_with("CLUSTER "), "{table}");
-    let one = ok(&pc(&url, "dana", &["get", "requests", "--context", &clusters[0]]));
+    let one = ok(&pc(
+        &url,
+        "dana",
+        &["get", "requests", "--context", &clusters[0]],
+    ));
     assert!(one.starts_with("NAME "), "one context, no CLUSTER: {one}");
     // -o name feeds the next verb and lands on the right cluster.
     let name = ask(&url, &clusters[1]);
@@ -292,7 +323,13 @@ async fn cluster_column_and_context_slash_name() {
     let phase = ok(&pc(
         &url,
         "dana",
-        &["get", "requests", &format!("{}/{name}", clusters[1]), "-o", "jsonpath={.status.phase}"],
+        &[
+            "get",
+            "requests",
+            &format!("{}/{name}", clusters[1]),
+            "-o",
+            "jsonpath={.status.phase}",
+        ],
     ));
     assert_eq!(phase, "Active");
     // The same name on the wrong cluster is not found there.
@@ -339,11 +376,16 @@ async fn watch_over_the_server_prints_each_change() {
             break line;
         }
     };
-    eprintln!("get -w over the server: row {:?} after the request returned", asked.elapsed());
+    eprintln!(
+        "get -w over the server: row {:?} after the request returned",
+        asked.elapsed()
+    );
     assert!(row.contains("Pending") && row.contains("alice"), "{row}");
     ok(&pc(&url, "dana", &["approve", &name, "--context", &c]));
     let row = loop {
-        let line = rx.recv_timeout(Duration::from_secs(10)).expect("the approval");
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the approval");
         if line.starts_with(&name) {
             break line;
         }
@@ -400,7 +442,9 @@ fn version_for_people_and_scripts() {
 async fn readme_kubectl_commands_run_as_written() {
     let (url, clusters) = serve().await;
     let readme = include_str!("../README.md");
-    let at = readme.find("### As kubectl users type it").expect("section");
+    let at = readme
+        .find("### As kubectl users type it")
+        .expect("section");
     let start = readme[at..].find("```sh\n").unwrap() + at + 6;
     let end = readme[start..].find("```").unwrap() + start;
     let lines: Vec<&str> = readme[start..end].lines().collect();

@@ -377,8 +377,10 @@ async fn lifecycle_against_a_real_apiserver() {
     assert!(matches!(err, BackendError::Escalation { .. }), "{err}");
     let text = err.to_string();
     assert!(
-        text.starts_with(&format!("you (bob) may not approve {}: you would grant ", big.name))
-            && text.contains("give approvers `bind` on clusterrole cluster-admin")
+        text.starts_with(&format!(
+            "you (bob) may not approve {}: you would grant ",
+            big.name
+        )) && text.contains("give approvers `bind` on clusterrole cluster-admin")
             && !text.contains('\n'),
         "{err}"
     );

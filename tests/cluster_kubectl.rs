@@ -137,10 +137,23 @@ async fn kubectl_habits_on_a_real_control_plane() {
     let rows: Vec<&str> = table.lines().filter(|l| l.contains(&name)).collect();
     assert!(table.starts_with("CLUSTER "), "{table}");
     assert_eq!(rows.len(), 2, "{table}");
-    assert!(rows[0].starts_with("bob ") && rows[1].starts_with("carol "), "{table}");
+    assert!(
+        rows[0].starts_with("bob ") && rows[1].starts_with("carol "),
+        "{table}"
+    );
     let names = ok(&pc(
         &cp,
-        &["--context", "bob", "get", "requests", name.as_str(), "-o", "name", "--context", "carol"],
+        &[
+            "--context",
+            "bob",
+            "get",
+            "requests",
+            name.as_str(),
+            "-o",
+            "name",
+            "--context",
+            "carol",
+        ],
     ));
     assert_eq!(
         names,
@@ -158,7 +171,16 @@ async fn kubectl_habits_on_a_real_control_plane() {
     );
     let approved = ok(&pc(
         &cp,
-        &["approve", &format!("carol/{name}"), "--for", "10m", "--context", "bob", "--context", "carol"],
+        &[
+            "approve",
+            &format!("carol/{name}"),
+            "--for",
+            "10m",
+            "--context",
+            "bob",
+            "--context",
+            "carol",
+        ],
     ));
     assert!(
         approved.starts_with(&format!("approved carol/{name}: ")),
@@ -174,7 +196,14 @@ async fn kubectl_habits_on_a_real_control_plane() {
     assert_eq!(json["status"]["decision"]["by"], "carol");
     let phase = ok(&pc(
         &cp,
-        &["get", "grants", "-o", "jsonpath={.items[*].metadata.name}", "--context", "bob"],
+        &[
+            "get",
+            "grants",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+            "--context",
+            "bob",
+        ],
     ));
     assert!(phase.split(' ').any(|n| n == name), "{phase}");
 
@@ -182,8 +211,18 @@ async fn kubectl_habits_on_a_real_control_plane() {
     let asked_by_an_approver = one_line_error(&pc(
         &cp,
         &[
-            "request", "--role", "view", "--cluster-role", "-n", "orders", "--for", "30m",
-            "--reason", "x", "--context", "bob",
+            "request",
+            "--role",
+            "view",
+            "--cluster-role",
+            "-n",
+            "orders",
+            "--for",
+            "30m",
+            "--reason",
+            "x",
+            "--context",
+            "bob",
         ],
     ));
     assert!(
@@ -193,10 +232,8 @@ async fn kubectl_habits_on_a_real_control_plane() {
         "{asked_by_an_approver}"
     );
     let pending = ask(&cp, "view", "orders");
-    let approved_by_a_requester = one_line_error(&pc(
-        &cp,
-        &["approve", &pending, "--context", "mallory"],
-    ));
+    let approved_by_a_requester =
+        one_line_error(&pc(&cp, &["approve", &pending, "--context", "mallory"]));
     assert!(
         approved_by_a_requester.contains("portcullis-approver")
             && !approved_by_a_requester.contains("portcullis-requester"),
@@ -226,7 +263,10 @@ async fn kubectl_habits_on_a_real_control_plane() {
     let full = String::from_utf8_lossy(&verbose.stderr);
     assert_eq!(verbose.status.code(), Some(1), "{full}");
     assert!(
-        full.lines().next().unwrap().contains("would grant 13 permissions"),
+        full.lines()
+            .next()
+            .unwrap()
+            .contains("would grant 13 permissions"),
         "{full}"
     );
     assert!(
@@ -236,7 +276,15 @@ async fn kubectl_habits_on_a_real_control_plane() {
     // Nothing was granted: the request is still pending.
     let phase = ok(&pc(
         &cp,
-        &["get", "requests", &big, "-o", "jsonpath={.status.phase}", "--context", "bob"],
+        &[
+            "get",
+            "requests",
+            &big,
+            "-o",
+            "jsonpath={.status.phase}",
+            "--context",
+            "bob",
+        ],
     ));
     assert_eq!(phase, "Pending");
 }

@@ -1131,9 +1131,19 @@ async fn an_escalation_refusal_through_the_server_is_one_line() {
     let full = String::from_utf8_lossy(&out.stderr);
     assert!(
         full.lines().filter(|l| l.contains("APIGroups")).count() >= 1
-            && full.lines().next().unwrap().contains("would grant 4 permissions"),
+            && full
+                .lines()
+                .next()
+                .unwrap()
+                .contains("would grant 4 permissions"),
         "-v lists the rules: {full}"
     );
-    let (_, now) = curl(&s.url, Some("bob"), "GET", &format!("/v1/requests/c2/{name}"), None);
+    let (_, now) = curl(
+        &s.url,
+        Some("bob"),
+        "GET",
+        &format!("/v1/requests/c2/{name}"),
+        None,
+    );
     assert_eq!(now["status"]["phase"], "Pending", "nothing granted");
 }
