@@ -172,6 +172,7 @@ async fn global_flags_before_or_after_the_verb() {
         "{both}"
     );
     assert!(both.contains(&format!("{c}/accessrequest.portcullis.dev/{name}")));
+    let _ = std::fs::remove_file(token);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -273,6 +273,18 @@ async fn kubectl_habits_on_a_real_control_plane() {
         full.lines().filter(|l| l.contains("APIGroups")).count() >= 2,
         "-v lists the apiserver's rules: {full}"
     );
+    // So does PORTCULLIS_LOG=debug.
+    let debug = command(&cp)
+        .args(["approve", &big, "--context", "bob"])
+        .env("PORTCULLIS_LOG", "debug")
+        .output()
+        .unwrap();
+    let debug = String::from_utf8_lossy(&debug.stderr);
+    assert!(
+        debug.lines().filter(|l| l.contains("APIGroups")).count() >= 2,
+        "PORTCULLIS_LOG=debug lists them: {debug}"
+    );
+    eprintln!("requester hint: {asked_by_an_approver}approver hint: {approved_by_a_requester}escalation: {err}with -v:\n{full}");
     // Nothing was granted: the request is still pending.
     let phase = ok(&pc(
         &cp,

@@ -88,7 +88,11 @@ fn built_rust_versions(m: &Value) -> Vec<(Vec<u64>, String)> {
             let rv = p["rust_version"].as_str()?;
             Some((
                 version(rv),
-                format!("{} {} (rust-version {rv})", p["name"], p["version"]),
+                format!(
+                    "{} {} (rust-version {rv})",
+                    p["name"].as_str().unwrap_or("?"),
+                    p["version"].as_str().unwrap_or("?")
+                ),
             ))
         })
         .collect();
