@@ -21,56 +21,60 @@ pub enum ColorMode {
     Never,
 }
 
+/// Where `--help` lists the flags every verb takes (before or after it), so
+/// a verb's own flags stand apart.
+const GLOBAL: &str = "Global options (before or after the verb)";
+
 #[derive(Debug, Parser)]
 #[command(name = "portcullis", version = crate::version::LINE, about = "Terminal console for just-in-time Kubernetes access", long_about = None)]
 pub struct Cli {
     /// Colour: auto (honours NO_COLOR), always, never.
-    #[arg(long, value_enum, default_value_t = ColorMode::Auto, global = true)]
+    #[arg(long, value_enum, default_value_t = ColorMode::Auto, global = true, help_heading = GLOBAL)]
     pub color: ColorMode,
 
     /// Disable every action that changes access (approve, deny, shorten, revoke).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub readonly: bool,
 
     /// Theme name: default, light, mono, or a file in $XDG_CONFIG_HOME/portcullis/themes/.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub theme: Option<String>,
 
     /// Config file (default $XDG_CONFIG_HOME/portcullis/config.toml).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
 
     /// Kubeconfig context (repeatable); with --backend, the server's
     /// cluster. A verb's NAME may carry it instead: CONTEXT/NAME.
-    #[arg(long = "context", value_name = "NAME", global = true)]
+    #[arg(long = "context", value_name = "NAME", global = true, help_heading = GLOBAL)]
     pub contexts: Vec<String>,
 
     /// Every context in the kubeconfig.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub all_contexts: bool,
 
     /// Errors also print the full text behind their one-line summary (e.g.
     /// every rule an escalation refusal lists); so does PORTCULLIS_LOG=debug.
-    #[arg(short = 'v', long = "verbose", action = ArgAction::Count, global = true)]
+    #[arg(short = 'v', long = "verbose", action = ArgAction::Count, global = true, help_heading = GLOBAL)]
     pub verbose: u8,
 
     /// The Portcullis server (`portcullis serve`) instead of direct cluster access.
-    #[arg(long, value_name = "URL", global = true, env = "PORTCULLIS_BACKEND")]
+    #[arg(long, value_name = "URL", global = true, help_heading = GLOBAL, env = "PORTCULLIS_BACKEND")]
     pub backend: Option<String>,
 
     /// With --backend: a file holding your bearer token (else
     /// $PORTCULLIS_TOKEN, else the kubeconfig context's token).
-    #[arg(long, value_name = "FILE", global = true)]
+    #[arg(long, value_name = "FILE", global = true, help_heading = GLOBAL)]
     pub token_file: Option<std::path::PathBuf>,
 
     /// Rego policies (a directory): advisory in a direct-mode console,
     /// enforced by `serve --demo`; the server takes its own from its config.
-    #[arg(long, value_name = "DIR", global = true)]
+    #[arg(long, value_name = "DIR", global = true, help_heading = GLOBAL)]
     pub policy: Option<std::path::PathBuf>,
 
     /// A CA certificate (PEM) that signed the server's certificate: trusted
     /// with --backend, and the webhook's caBundle with `crds --webhook`.
-    #[arg(long, value_name = "FILE", global = true)]
+    #[arg(long, value_name = "FILE", global = true, help_heading = GLOBAL)]
     pub ca_file: Option<std::path::PathBuf>,
 
     #[command(subcommand)]
@@ -223,6 +227,8 @@ pub enum Command {
     },
     /// Approve a request, optionally shorter (--for) or narrower (-n).
     Approve {
+        /// NAME, CONTEXT/NAME, or a line of `get -o name`.
+        #[arg(value_name = "NAME")]
         name: String,
         #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
         duration: Option<Duration>,
@@ -233,26 +239,40 @@ pub enum Command {
     },
     /// Deny a request (reason required).
     Deny {
+        /// NAME, CONTEXT/NAME, or a line of `get -o name`.
+        #[arg(value_name = "NAME")]
         name: String,
         #[arg(long)]
         reason: String,
     },
     /// Make a live grant end sooner: `shorten NAME --to 10m` (remaining from now).
     Shorten {
+        /// NAME, CONTEXT/NAME, or a line of `get -o name`.
+        #[arg(value_name = "NAME")]
         name: String,
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         to: Duration,
     },
     /// End a live grant now (reason required).
     Revoke {
+        /// NAME, CONTEXT/NAME, or a line of `get -o name`.
+        #[arg(value_name = "NAME")]
         name: String,
         #[arg(long)]
         reason: String,
     },
     /// Withdraw your own pending request.
-    Withdraw { name: String },
+    Withdraw {
+        /// NAME, CONTEXT/NAME, or a line of `get -o name`.
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
     /// Credentials mode: a kubeconfig context with a short-lived token.
-    Login { name: String },
+    Login {
+        /// NAME, CONTEXT/NAME, or a line of `get -o name`.
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
     /// Long-running: revoke expired grants, expire stale pending requests.
     Reaper,
     /// Print the CRD and the recommended ClusterRoles (`portcullis crds | kubectl apply -f -`).
@@ -454,6 +474,26 @@ mod tests {
         .unwrap();
         assert_eq!(odd.contexts, ["get", "b"]);
         assert_eq!(odd.theme.as_deref(), Some("get"));
+    }
+
+    /// A verb's help lists its own flags apart from the global ones.
+    #[test]
+    fn help_sets_global_flags_apart() {
+        use clap::CommandFactory;
+        let mut cli = Cli::command();
+        // Global flags reach the verbs when the command is built.
+        cli.build();
+        let get = cli.find_subcommand_mut("get").expect("get");
+        let help = get.render_long_help().to_string();
+        let (own, global) = help.split_once(GLOBAL).expect("a global heading");
+        assert!(
+            own.contains("--sort-by") && own.contains("--watch"),
+            "{help}"
+        );
+        assert!(
+            !own.contains("--context") && global.contains("--context"),
+            "{help}"
+        );
     }
 
     #[test]
