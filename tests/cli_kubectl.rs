@@ -32,6 +32,15 @@ async fn serve() -> (String, Vec<String>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, server.router()).await });
+    // The server learns the world from its stream: ready once it lists.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pc(&url, "dana", &["get", "requests", "-o", "name"])
+        .stdout
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "the demo server never listed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     (url, clusters)
 }
 
@@ -496,4 +505,58 @@ async fn readme_kubectl_commands_run_as_written() {
             assert_eq!(out, "Pending");
         }
     }
+}
+
+/// `get -o name | head -1` and `get -w -o name | head -1`: when the reader
+/// has had enough, portcullis ends quietly (no panic, no error line).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_stops_early_ends_get_quietly() {
+    let (url, clusters) = serve().await;
+    let c = clusters[0].clone();
+    let o = Command::new("sh")
+        .args(["-c", &format!("{BIN} get requests -o name | head -1")])
+        .env("PORTCULLIS_BACKEND", &url)
+        .env("PORTCULLIS_TOKEN", "dana")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 1);
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "");
+
+    let mut watcher = Command::new(BIN)
+        .args(["get", "requests", "-w", "-o", "name", "--context", &c])
+        .env("PORTCULLIS_BACKEND", &url)
+        .env("PORTCULLIS_TOKEN", "dana")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(watcher.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("a line").unwrap();
+    assert!(
+        first.starts_with("accessrequest.portcullis.dev/"),
+        "{first}"
+    );
+    drop(lines);
+    // The next change finds the reader gone.
+    ask(&url, &c);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = watcher.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = watcher.kill();
+            panic!("get -w kept running after its reader went away");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut watcher.stderr.take().unwrap(), &mut err).unwrap();
+    // Ended by SIGPIPE, as kubectl and other command-line tools are.
+    use std::os::unix::process::ExitStatusExt;
+    assert!(
+        status.success() || status.signal() == Some(libc::SIGPIPE),
+        "{status:?}: {err}"
+    );
+    assert_eq!(err, "");
 }
