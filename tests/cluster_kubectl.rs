@@ -128,6 +128,32 @@ async fn kubectl_habits_on_a_real_control_plane() {
     let _ = watcher.kill();
     let _ = watcher.wait();
 
+    // `version` asks each cluster in view, as kubectl version does.
+    let v: serde_json::Value = serde_json::from_str(&ok(&pc(
+        &cp,
+        &[
+            "version",
+            "-o",
+            "json",
+            "--context",
+            "bob",
+            "--context",
+            "carol",
+        ],
+    )))
+    .unwrap();
+    let servers = v["serverVersions"].as_array().expect("server versions");
+    assert_eq!(servers.len(), 2, "{v}");
+    assert_eq!(servers[0]["name"], "bob");
+    assert!(
+        servers[0]["version"].as_str().unwrap().starts_with("v1."),
+        "{v}"
+    );
+    assert_eq!(
+        v["clientVersion"]["kubernetesApi"],
+        format!("v{}", portcullis::version::KUBERNETES_API)
+    );
+
     // Two contexts on one apiserver: the same request twice, told apart.
     let name = ask(&cp, "view", "payments");
     let table = ok(&pc(
