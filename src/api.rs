@@ -258,6 +258,9 @@ pub mod events {
     pub const SNAPSHOT: &str = "snapshot";
     /// The snapshot is complete.
     pub const SNAPSHOT_DONE: &str = "snapshot-done";
+    /// An audit record (approvers' streams only); data: one sealed record
+    /// as in the audit log.
+    pub const AUDIT: &str = "audit";
 }
 
 #[cfg(test)]

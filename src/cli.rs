@@ -83,7 +83,7 @@ pub struct Cli {
 
 impl Cli {
     /// Parses as clap does, keeping every `--context` when some stand
-    /// before the verb and some after it (clap keeps only the ones after).
+    /// before the verb and some after it.
     pub fn try_parse_merged<I, T>(args: I) -> Result<Self, clap::Error>
     where
         I: IntoIterator<Item = T>,
@@ -91,22 +91,24 @@ impl Cli {
     {
         let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
         let mut cli = Self::try_parse_from(&args)?;
-        if let Some(verb) = verb_position(&args) {
-            if let Ok(before) = Self::try_parse_from(&args[..verb]) {
-                if !before.contexts.is_empty() && before.contexts != cli.contexts {
-                    let mut all = before.contexts;
-                    all.extend(cli.contexts);
-                    cli.contexts = all;
-                }
-            }
-        }
+        cli.keep_contexts_before_the_verb(&args);
         Ok(cli)
     }
 
-    /// [`Self::try_parse_merged`] on this process's arguments; usage
-    /// errors exit 2 as clap's do.
-    pub fn parse_merged() -> Self {
-        Self::try_parse_merged(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    /// clap keeps only the `--context` values after the verb when some
+    /// stand on both sides (a global flag's later occurrences replace the
+    /// earlier ones); kubectl users expect all of them.
+    pub fn keep_contexts_before_the_verb(&mut self, args: &[std::ffi::OsString]) {
+        let Some(verb) = verb_position(args) else {
+            return;
+        };
+        if let Ok(before) = Self::try_parse_from(&args[..verb]) {
+            if !before.contexts.is_empty() && before.contexts != self.contexts {
+                let mut all = before.contexts;
+                all.append(&mut self.contexts);
+                self.contexts = all;
+            }
+        }
     }
 }
 
@@ -158,6 +160,12 @@ pub enum Command {
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+    /// Print the man page (`portcullis man | man -l -`), or write one page
+    /// per subcommand with --out-dir (for `man portcullis-request`).
+    Man {
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<std::path::PathBuf>,
     },
     /// Ask for access: `request --role edit --cluster-role -n payments --for 30m --reason "INC-1 …"`,
     /// or more time on a live grant: `request --extend NAME --for 30m --reason …`.
@@ -267,6 +275,13 @@ pub enum Command {
         #[arg(value_name = "NAME")]
         name: String,
     },
+    /// End your own live grant now ("I'm done"): recorded as released by
+    /// you, its bindings deleted and the end verified like a revoke.
+    Release {
+        /// NAME, CONTEXT/NAME, or a line of `get -o name`.
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
     /// Credentials mode: a kubeconfig context with a short-lived token.
     Login {
         /// NAME, CONTEXT/NAME, or a line of `get -o name`.
@@ -274,7 +289,12 @@ pub enum Command {
         name: String,
     },
     /// Long-running: revoke expired grants, expire stale pending requests.
-    Reaper,
+    Reaper {
+        /// Serve /healthz and /metrics here (loopback unless you say
+        /// otherwise: the numbers say which grants end when).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
+        listen: std::net::SocketAddr,
+    },
     /// Print the CRD and the recommended ClusterRoles (`portcullis crds | kubectl apply -f -`).
     Crds {
         /// Also the admission webhook configuration, calling the server at
@@ -285,6 +305,29 @@ pub enum Command {
         /// running this image.
         #[arg(long, value_name = "IMAGE")]
         server_image: Option<String>,
+        /// Also `bind` on exactly these roles for the approvers (and the
+        /// server): comma-separated NAME (a ClusterRole), ClusterRole/NAME,
+        /// Role/NAME (any namespace) or Role/NAMESPACE/NAME. The settings'
+        /// grantableRoles becomes the same list.
+        #[arg(long, value_name = "ROLES", value_delimiter = ',')]
+        grantable: Vec<String>,
+        /// Who approves: comma-separated group:NAME or user:NAME; they get
+        /// portcullis-approver (and the --grantable bind rights).
+        #[arg(long, value_name = "WHO", value_delimiter = ',')]
+        approvers: Vec<String>,
+        /// Who may ask: comma-separated group:NAME or user:NAME; they get
+        /// portcullis-requester.
+        #[arg(long, value_name = "WHO", value_delimiter = ',')]
+        requesters: Vec<String>,
+        /// Also the reaper's ServiceAccount, bindings and Deployment
+        /// running this image (`portcullis reaper` in the cluster).
+        #[arg(long, value_name = "IMAGE")]
+        reaper_deployment: Option<String>,
+    },
+    /// The audit trail: make a signing key, verify a log, read it.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
     },
     /// Version, git commit and the Kubernetes API versions this was built
     /// for; without --client also each cluster's (kubectl version).
@@ -309,6 +352,13 @@ pub enum Command {
         /// Listen here (overrides the config's `listen`).
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
+        /// Append the audit trail to FILE (overrides the config's
+        /// `[audit] log`; without either, the trail lives in memory only).
+        #[arg(long, value_name = "FILE")]
+        audit_log: Option<std::path::PathBuf>,
+        /// Sign the audit head with this key (`portcullis audit keygen`).
+        #[arg(long, value_name = "FILE")]
+        audit_key: Option<std::path::PathBuf>,
     },
 }
 
@@ -324,6 +374,48 @@ pub enum PolicyAction {
     },
     /// Run every `test_` rule (like `opa test`); fails if any is not true.
     Test { dir: std::path::PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Write a signing key pair: DIR/audit.key (secret, give it to the
+    /// server or reaper) and DIR/audit.pub (give it to auditors).
+    Keygen {
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: std::path::PathBuf,
+    },
+    /// Check a log: exit 0 when intact, else name the first bad record.
+    /// One FILE: its rotated predecessors are checked too.
+    Verify {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<std::path::PathBuf>,
+        /// The public key the head must be signed with (audit.pub).
+        #[arg(long, value_name = "PUB")]
+        key: Option<std::path::PathBuf>,
+    },
+    /// Print events from a log file (--file) or the server (--backend).
+    Show {
+        /// The log (its rotated predecessors are read too).
+        #[arg(long, value_name = "FILE")]
+        file: Option<std::path::PathBuf>,
+        /// A request name or CONTEXT/NAME.
+        #[arg(long)]
+        request: Option<String>,
+        /// Events by or about this user.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only the last DURATION, e.g. 24h.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        since: Option<Duration>,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = AuditOutput::Table)]
+        output: AuditOutput,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditOutput {
+    Table,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

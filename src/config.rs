@@ -9,6 +9,7 @@
 //! expiring_soon = "5m"             # live grants under this are highlighted
 //! groups = ["dev", "oncall"]       # your groups, as approvers should see them
 //! osc52 = true                     # `c` copies a request's name to the clipboard
+//! notify = false                   # no bell or desktop notification for new requests
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -36,6 +37,9 @@ pub struct ConfigFile {
     /// `c` copies the selected request's name with OSC 52 (off by default:
     /// a terminal that honours it lets any program set the clipboard).
     pub osc52: Option<bool>,
+    /// A new pending request rings the bell and raises a desktop
+    /// notification where the terminal can (on unless `notify = false`).
+    pub notify: Option<bool>,
 }
 
 #[derive(Debug, Error)]
@@ -120,6 +124,7 @@ impl ConfigFile {
             )?)
             .unwrap_or(defaults.expiring_soon),
             osc52: self.osc52.unwrap_or(false),
+            notify: self.notify.unwrap_or(true),
             // The console shows local time (TZ); tests inject an offset.
             zone: crate::app::when::Zone::System,
         })

@@ -9,11 +9,13 @@
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod get;
+pub mod invocation;
 pub mod naming;
 pub mod policy;
 pub mod runtime;

@@ -27,7 +27,9 @@ fn main() -> ExitCode {
     }
     // One TLS crypto provider for every client and server in the process.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = Cli::parse_merged();
+    // As `kubectl-portcullis` (the kubectl plugin) help and usage say
+    // `kubectl portcullis`.
+    let cli = portcullis::invocation::parse(std::env::args_os());
     let verbose = cli.verbose > 0 || debug_logging();
     match real_main(cli, started) {
         Ok(()) => ExitCode::SUCCESS,
@@ -35,7 +37,13 @@ fn main() -> ExitCode {
             // One line, after the terminal is restored.
             // Errors may quote what a requester wrote (a role name, a
             // reason): made inert like everything else that reaches a terminal.
-            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            // A cause already said by the error before it is said once.
+            let mut chain: Vec<String> = Vec::new();
+            for c in e.chain().map(|c| c.to_string()) {
+                if !chain.last().is_some_and(|last| last.ends_with(&c)) {
+                    chain.push(c);
+                }
+            }
             eprintln!(
                 "portcullis: {}",
                 portcullis::domain::sanitize::inert(&chain.join(": "), 2000)
@@ -83,6 +91,16 @@ fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
     Some(guard)
 }
 
+fn init_stderr_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .try_init();
+}
+
 fn pick_theme(cli: &Cli, file: &ConfigFile) -> anyhow::Result<Theme> {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let mono = match cli.color {
@@ -116,6 +134,14 @@ impl Drop for TerminalGuard {
 }
 
 fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
+    if let Some(Command::Man { out_dir }) = &cli.command {
+        use std::io::Write;
+        return match out_dir {
+            Some(dir) => portcullis::invocation::man_pages_to(dir)
+                .with_context(|| format!("cannot write man pages to {}", dir.display())),
+            None => Ok(std::io::stdout().write_all(&portcullis::invocation::man_page()?)?),
+        };
+    }
     if let Some(Command::Completions { shell }) = &cli.command {
         clap_complete::generate(
             *shell,
@@ -128,7 +154,7 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
     if let Some(Command::Version { client, output }) = &cli.command {
         return version(&cli, *client, *output);
     }
-    if let Some(Command::Serve { demo, listen }) = &cli.command {
+    if let Some(Command::Serve { demo, listen, .. }) = &cli.command {
         // `--config` is the server's file here, not the console's.
         let (demo, listen) = (*demo, *listen);
         let _log_guard = init_logging();
@@ -152,7 +178,14 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
         .unwrap_or_default();
     let app_config = file.app_config(&origin, cli.readonly)?;
     let theme = pick_theme(&cli, &file)?;
-    let _log_guard = init_logging();
+    // The reaper is a service: its log goes to stderr (the pod's log);
+    // everything else logs to a file, never to the console's screen.
+    let _log_guard = if matches!(cli.command, Some(Command::Reaper { .. })) {
+        init_stderr_logging();
+        None
+    } else {
+        init_logging()
+    };
 
     let groups = file.groups.clone().unwrap_or_default();
     // A policy the console evaluates itself: advisory (the server enforces).
@@ -166,27 +199,26 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     match &cli.command {
-        Some(Command::Completions { .. }) => unreachable!("handled above"),
+        Some(Command::Completions { .. } | Command::Man { .. }) => unreachable!("handled above"),
         Some(Command::Policy { action }) => policy_verb(action),
+        Some(Command::Audit { action }) => runtime.block_on(audit_verb(&cli, action)),
         Some(Command::Crds {
             webhook,
             server_image,
+            grantable,
+            approvers,
+            requesters,
+            reaper_deployment,
         }) => {
-            use portcullis::backend::kube::manifests;
-            let mut out = manifests::all();
-            if let Some(image) = server_image {
-                out.push_str("---\n");
-                out.push_str(&manifests::server(image));
-            }
-            if let Some(url) = webhook {
-                let Some(ca) = &cli.ca_file else {
-                    bail!("--webhook needs --ca-file: the CA that signed the server's certificate");
-                };
-                let pem = std::fs::read(ca)
-                    .with_context(|| format!("cannot read {}", ca.display()))?;
-                out.push_str("---\n");
-                out.push_str(&portcullis::server::webhook::configuration(url, &pem));
-            }
+            let out = crds(
+                &cli,
+                webhook.as_deref(),
+                server_image.as_deref(),
+                grantable,
+                approvers,
+                requesters,
+                reaper_deployment.as_deref(),
+            )?;
             print!("{out}");
             Ok(())
         }
@@ -237,9 +269,10 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
             };
             console(Arc::new(kube), app_config, &theme, started, policy, notice).await
         }),
-        Some(Command::Reaper) => runtime.block_on(async move {
-            use portcullis::backend::kube::reaper;
+        Some(Command::Reaper { listen }) => runtime.block_on(async move {
+            use portcullis::backend::kube::{reaper, reaper_metrics};
             let kube = KubeBackend::connect(&cli.contexts, cli.all_contexts).await?;
+            let metrics = Arc::new(reaper_metrics::ReaperMetrics::default());
             let mut tasks = Vec::new();
             for c in kube.clusters() {
                 let missing = reaper::missing_rights(c).await;
@@ -255,18 +288,23 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
                 let provision_tokens = reaper::may_provision_tokens(c).await;
                 if !provision_tokens {
                     eprintln!(
-                        "portcullis reaper: {}: may not mint tokens in portcullis-system, so Token-mode grants get no credentials (bind portcullis-reaper-tokens there)",
+                        "portcullis reaper: {}: may not mint tokens in portcullis-system, so Token-mode grants get no credentials and requesters cannot release grants (bind portcullis-reaper-tokens there)",
                         c.context
                     );
                 }
                 let config = reaper::ReaperConfig {
                     provision_tokens,
+                    metrics: Some(metrics.clone()),
                     ..Default::default()
                 };
                 tasks.push(tokio::spawn(reaper::run(c.clone(), config, None)));
             }
+            let (addr, _http) =
+                reaper_metrics::serve(*listen, metrics.clone(), kube.clusters().len())
+                    .await
+                    .with_context(|| format!("cannot listen on {listen} for /healthz and /metrics"))?;
             eprintln!(
-                "portcullis reaper: watching {} context(s); ctrl-c or SIGTERM to stop",
+                "portcullis reaper: watching {} context(s); /healthz and /metrics on http://{addr}; ctrl-c or SIGTERM to stop",
                 kube.clusters().len()
             );
             tokio::select! {
@@ -439,7 +477,153 @@ fn version(
     }
 }
 
+/// `portcullis crds [...]`: every manifest asked for, one YAML stream.
+fn crds(
+    cli: &Cli,
+    webhook: Option<&str>,
+    server_image: Option<&str>,
+    grantable: &[String],
+    approvers: &[String],
+    requesters: &[String],
+    reaper_deployment: Option<&str>,
+) -> anyhow::Result<String> {
+    use portcullis::backend::kube::manifests::{self, Holder};
+    use portcullis::backend::kube::settings::Grantable;
+    let holders = |list: &[String], flag: &str| -> anyhow::Result<Vec<Holder>> {
+        list.iter()
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| Holder::parse(t).map_err(|e| anyhow::anyhow!("--{flag}: {e}")))
+            .collect()
+    };
+    let approvers = holders(approvers, "approvers")?;
+    let requesters = holders(requesters, "requesters")?;
+    let roles: Vec<Grantable> = grantable
+        .iter()
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| {
+            let g = Grantable::parse(t.trim()).map_err(|e| anyhow::anyhow!("--grantable: {e}"))?;
+            manifests::check_grantable(&g).map_err(|e| anyhow::anyhow!("--grantable: {e}"))?;
+            Ok(g)
+        })
+        .collect::<anyhow::Result<_>>()?;
+    if !roles.is_empty() && approvers.is_empty() && server_image.is_none() {
+        bail!("--grantable needs --approvers (who gets the bind rights), e.g. --approvers group:oncall");
+    }
+    let mut out = if roles.is_empty() {
+        manifests::all()
+    } else {
+        manifests::all_granting(&roles)
+    };
+    out.push_str(&manifests::holders(&requesters, &approvers));
+    out.push_str(&manifests::grantable(
+        &roles,
+        &approvers,
+        server_image.is_some(),
+    ));
+    if let Some(image) = server_image {
+        out.push_str("---\n");
+        out.push_str(&manifests::server(image));
+    }
+    if let Some(image) = reaper_deployment {
+        out.push_str(&manifests::reaper_deployment(image));
+    }
+    if let Some(url) = webhook {
+        let Some(ca) = &cli.ca_file else {
+            bail!("--webhook needs --ca-file: the CA that signed the server's certificate");
+        };
+        let pem = std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?;
+        out.push_str("---\n");
+        out.push_str(&portcullis::server::webhook::configuration(url, &pem));
+    }
+    Ok(out)
+}
+
 /// `portcullis policy check|eval|test DIR`.
+async fn audit_verb(cli: &Cli, action: &portcullis::cli::AuditAction) -> anyhow::Result<()> {
+    use portcullis::audit::{chain, files, query};
+    use portcullis::cli::{AuditAction, AuditOutput};
+    match action {
+        AuditAction::Keygen { out } => {
+            let (secret, public) = files::keygen(out)?;
+            println!(
+                "wrote {} (secret: the server's or reaper's `audit.key`) and {} (give it to auditors: `portcullis audit verify LOG --key {}`)",
+                secret.display(),
+                public.display(),
+                public.display()
+            );
+            Ok(())
+        }
+        AuditAction::Verify { files: given, key } => {
+            let key = match key {
+                Some(p) => {
+                    let text = std::fs::read_to_string(p)
+                        .with_context(|| format!("cannot read {}", p.display()))?;
+                    Some(chain::parse_public(&text).with_context(|| format!("{}", p.display()))?)
+                }
+                None => None,
+            };
+            match files::verify(given, key.as_ref()) {
+                Ok(report) => {
+                    for line in report.lines {
+                        println!("{line}");
+                    }
+                    Ok(())
+                }
+                Err(why) => bail!("NOT intact: {why}"),
+            }
+        }
+        AuditAction::Show {
+            file,
+            request,
+            user,
+            since,
+            output,
+        } => {
+            let filter = query::Filter {
+                request: request.clone(),
+                user: user.clone(),
+                since: since.map(|d| {
+                    chrono::Utc::now()
+                        - chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX)
+                }),
+            };
+            let records = match (file, &cli.backend) {
+                (Some(f), _) => files::read(std::slice::from_ref(f)).map_err(anyhow::Error::msg)?,
+                (None, Some(url)) => {
+                    let server = connect_server(cli, url).await?;
+                    let mut q = Vec::new();
+                    if let Some(r) = &filter.request {
+                        q.push(("request", r.clone()));
+                    }
+                    if let Some(u) = &filter.user {
+                        q.push(("user", u.clone()));
+                    }
+                    if let Some(t) = filter.since {
+                        q.push(("since", t.to_rfc3339()));
+                    }
+                    server.audit(&q).await?
+                }
+                (None, None) => {
+                    bail!("give --file LOG (the server's or reaper's audit log) or --backend URL")
+                }
+            };
+            let chosen: Vec<_> = records
+                .into_iter()
+                .filter(|s| filter.matches(&s.event))
+                .collect();
+            match output {
+                AuditOutput::Table => print!("{}", query::table(&chosen)),
+                AuditOutput::Json => {
+                    for s in &chosen {
+                        println!("{}", chain::line(s));
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
 fn policy_verb(action: &portcullis::cli::PolicyAction) -> anyhow::Result<()> {
     use portcullis::cli::PolicyAction;
     use portcullis::policy::Policy;
@@ -537,6 +721,7 @@ async fn serve(cli: &Cli, demo: bool, listen: Option<std::net::SocketAddr>) -> a
     use portcullis::server::{config::ServerConfig, webhook::Webhook, Server};
     let mut policy_dir = cli.policy.clone();
     let mut labels = std::collections::BTreeMap::new();
+    let mut audit = portcullis::server::config::AuditFile::default();
     let (authority, access, listen, tls, webhook): (Arc<dyn Authority>, _, _, _, _) = if demo {
         let listen = listen.unwrap_or_else(|| {
             portcullis::server::config::DEFAULT_LISTEN
@@ -566,6 +751,7 @@ async fn serve(cli: &Cli, demo: bool, listen: Option<std::net::SocketAddr>) -> a
         if config.policy.is_some() {
             policy_dir = config.policy.clone();
         }
+        audit = config.audit.clone();
         labels = config
             .clusters
             .iter()
@@ -594,8 +780,37 @@ async fn serve(cli: &Cli, demo: bool, listen: Option<std::net::SocketAddr>) -> a
         }
         None => None,
     };
-    let server = Server::start_with_policy(authority, access, webhook, policy, labels);
-    portcullis::server::serve(
+    if let Some(Command::Serve {
+        audit_log,
+        audit_key,
+        ..
+    }) = &cli.command
+    {
+        audit.log = audit_log.clone().or(audit.log);
+        audit.key = audit_key.clone().or(audit.key);
+    }
+    let mut log_config = portcullis::audit::log::LogConfig::memory();
+    log_config.path = audit.log.clone();
+    log_config.stdout = audit.stdout.unwrap_or(!demo) && audit.log.is_some();
+    if let Some(mb) = audit.rotate_mb {
+        log_config.rotate_bytes = mb.max(1) * 1024 * 1024;
+    }
+    if let Some(k) = &audit.key {
+        if audit.log.is_none() {
+            bail!("an audit key without an audit log: give [audit] log (or --audit-log FILE)");
+        }
+        log_config.key = Some(portcullis::audit::log::read_key(k)?);
+    }
+    let audit_log = portcullis::audit::log::AuditLog::open(log_config)?;
+    match audit_log.path() {
+        Some(p) => eprintln!("portcullis serve: audit trail in {}", p.display()),
+        None => eprintln!(
+            "portcullis serve: audit trail in memory only (give [audit] log or --audit-log FILE to keep it)"
+        ),
+    }
+    let server = Server::start_with_audit(authority, access, webhook, policy, labels, audit_log);
+    let signer = server.clone();
+    let served = portcullis::server::serve(
         server,
         listen,
         tls,
@@ -609,7 +824,10 @@ async fn serve(cli: &Cli, demo: bool, listen: Option<std::net::SocketAddr>) -> a
             }
         },
     )
-    .await
+    .await;
+    // The last records get a signed head before the process ends.
+    signer.audit.sign(signer.authority.now())?;
+    served
 }
 
 /// The console on any backend, with the terminal restored on every exit.

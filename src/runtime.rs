@@ -21,7 +21,7 @@ pub const TICK: Duration = Duration::from_millis(250);
 /// Runs one effect against the backend; the outcome comes back as an action.
 pub async fn execute(backend: &dyn AccessBackend, effect: Effect) -> Option<Action> {
     let (kind, key, result) = match effect {
-        Effect::Quit | Effect::Copy(_) => return None,
+        Effect::Quit | Effect::Copy(_) | Effect::Notify(_) => return None,
         Effect::Approve { key, spec } => (
             OpKind::Approve,
             key.clone(),
@@ -108,6 +108,7 @@ where
     terminal.draw(|f| ui::render(f, &state, theme))?;
     tracing::info!(ms = started.elapsed().as_secs_f64() * 1000.0, "first frame");
 
+    let desktop = ui::notify::Desktop::from_env();
     let mut input = EventStream::new();
     let mut tick = tokio::time::interval(TICK);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Action>();
@@ -138,6 +139,12 @@ where
                 // Between two frames, on the terminal the frames go to.
                 if let Err(e) = ui::clipboard::copy(text) {
                     tracing::warn!(error = %e, "copy (OSC 52) failed");
+                }
+                continue;
+            }
+            if let Effect::Notify(n) = &effect {
+                if let Err(e) = ui::notify::emit(n, desktop) {
+                    tracing::warn!(error = %e, "notification failed");
                 }
                 continue;
             }

@@ -16,6 +16,7 @@ use crate::backend::{
     AccessBackend, ApproveSpec, BackendError, BackendEvent, Caller, NewRequest, RequestKey,
 };
 use crate::cli::{Command, CredentialsArg};
+use crate::domain::sanitize::inert;
 use crate::domain::{duration, AccessRequest, Credentials, RoleRef, Subject, ValidationLimits};
 use crate::naming::{shown, RequestRef};
 
@@ -134,6 +135,7 @@ fn named(command: &Command) -> Option<&str> {
         | Command::Shorten { name, .. }
         | Command::Revoke { name, .. }
         | Command::Withdraw { name }
+        | Command::Release { name }
         | Command::Login { name } => Some(name.as_str()),
         Command::Request {
             extend: Some(name), ..
@@ -400,6 +402,26 @@ pub async fn run(
             .withdraw(&key(name))
             .await
             .map(|r| format!("withdrew {} (deleted)\n", show(&r.name))),
+        Command::Release { name } => {
+            let r = backend.release(&key(name)).await?;
+            if !r.phase().is_terminal() {
+                return Err(BackendError::Unavailable {
+                    cluster: cluster.clone(),
+                    message: format!(
+                        "{name}: release asked (its release binding is deleted), but no reaper has ended the grant yet: access remains until one does (is `portcullis reaper` running?)"
+                    ),
+                });
+            }
+            Ok(format!(
+                "released {}: access ended{}\n",
+                show(&r.name),
+                r.status
+                    .message
+                    .as_deref()
+                    .map(|m| format!(" ({})", inert(m, 300)))
+                    .unwrap_or_default()
+            ))
+        }
         Command::Login { name } => backend.login(&get(name).await?).await,
         other => Err(BackendError::Invalid(format!(
             "{other:?} is not a request verb"

@@ -79,6 +79,79 @@ fn runtime_errors_are_one_line_and_exit_1() {
     }
 }
 
+/// Installed or linked as `kubectl-portcullis` (how kubectl finds a
+/// plugin), help, usage and errors name `kubectl portcullis`; as
+/// `portcullis` they name `portcullis`. (`kubectl portcullis get requests`
+/// through a real kubectl runs in cluster_install.rs.)
+#[test]
+fn as_a_kubectl_plugin_help_and_usage_name_kubectl_portcullis() {
+    let dir = std::env::temp_dir().join(format!("portcullis-plugin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = dir.join("kubectl-portcullis");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_portcullis"), &link).unwrap();
+    let plugin = |args: &[&str]| {
+        Command::new(&link)
+            .args(args)
+            .env("KUBECONFIG", dir.join("no-kubeconfig"))
+            .output()
+            .unwrap()
+    };
+    let help = plugin(&["--help"]);
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        text.contains("Usage: kubectl portcullis [OPTIONS] [COMMAND]"),
+        "{text}"
+    );
+    let sub = String::from_utf8_lossy(&plugin(&["get", "--help"]).stdout).into_owned();
+    assert!(sub.contains("Usage: kubectl portcullis get"), "{sub}");
+    let bad = plugin(&["approve"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = stderr(&bad);
+    assert!(err.contains("Usage: kubectl portcullis approve"), "{err}");
+    // Under its own name nothing changes.
+    let own = String::from_utf8_lossy(&run(&["get", "--help"], None).stdout).into_owned();
+    assert!(own.contains("Usage: portcullis get"), "{own}");
+    // (get's help may speak of kubectl get; it must not say `kubectl portcullis`.)
+    assert!(!own.contains("kubectl portcullis"), "{own}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The man page comes from the clap definitions: every subcommand and
+/// flag is in it, and `--out-dir` writes one page per subcommand.
+#[test]
+fn the_man_page_is_generated_from_the_clap_definitions() {
+    let o = run(&["man"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let page = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        page.starts_with(".ie \\n(.g .ds Aq") || page.contains(".TH portcullis 1"),
+        "{page}"
+    );
+    assert!(page.contains(".TH portcullis 1"), "{page}");
+    use clap::CommandFactory;
+    let cli = portcullis::cli::Cli::command();
+    for sub in cli.get_subcommands().filter(|s| !s.is_hide_set()) {
+        assert!(
+            page.contains(&format!("portcullis\\-{}", sub.get_name())),
+            "{} in the man page",
+            sub.get_name()
+        );
+    }
+    for flag in ["\\-\\-readonly", "\\-\\-context", "\\-\\-backend"] {
+        assert!(page.contains(flag), "{flag} in the man page");
+    }
+    let dir = std::env::temp_dir().join(format!("portcullis-man-{}", std::process::id()));
+    let o = run(&["man", "--out-dir", dir.to_str().unwrap()], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let request =
+        std::fs::read_to_string(dir.join("portcullis-request.1")).expect("a page per verb");
+    assert!(request.contains("\\-\\-reason"), "{request}");
+    assert!(dir.join("portcullis-reaper.1").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The fenced block that follows `marker` in README.
 fn readme_block(marker: &str, fence: &str) -> String {
     let readme = include_str!("../README.md");

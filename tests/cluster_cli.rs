@@ -43,7 +43,7 @@ fn fails(o: &Output, code: i32, expect: &str) {
 
 fn reaper(cp: &ControlPlane) -> Child {
     Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["--context", "reaper", "reaper"])
+        .args(["--context", "reaper", "reaper", "--listen", "127.0.0.1:0"])
         .env("KUBECONFIG", cp.kubeconfig())
         .env("XDG_STATE_HOME", cp.dir.join("state"))
         .stderr(Stdio::null())
@@ -228,13 +228,26 @@ async fn verbs_and_reaper_as_processes() {
     }
 
     // Attacker text never reaches a terminal through the CLI either: an
-    // OSC 52 clipboard write in spec.role.kind, escapes in the reason.
+    // OSC 52 clipboard write in spec.requester.user, escapes in the reason.
+    // (In spec.role.kind the CRD's schema refuses it at the door.)
     let osc52 = "\u{1b}]52;c;ZWNobyBwd25lZA==\u{7}";
-    let hostile = serde_json::json!({
+    let mut hostile = serde_json::json!({
         "apiVersion": "portcullis.dev/v1alpha1", "kind": "AccessRequest",
         "metadata": {"name": "hostile-kind"},
-        "spec": {"requester": {"user": "mallory\u{1b}[31m"}, "role": {"kind": osc52, "name": "edit"},
-                 "namespaces": ["payments"], "duration": "30m", "reason": "\u{1b}[2J\u{9b}31m\u{202e}gnp.exe"}});
+        "spec": {"requester": {"user": "mallory"}, "role": {"kind": osc52, "name": "edit"},
+                 "namespaces": ["payments"], "duration": "30m", "reason": "x"}});
+    let (code, text) = cp.raw(
+        "mallory",
+        "POST",
+        "/apis/portcullis.dev/v1alpha1/accessrequests",
+        Some(&hostile.to_string()),
+    );
+    assert_eq!(code, 422, "{text}");
+    assert!(text.contains("spec.role.kind"), "{text}");
+    hostile["spec"]["role"]["kind"] = serde_json::json!("ClusterRole");
+    hostile["spec"]["requester"]["user"] =
+        serde_json::json!(format!("system:serviceaccount:payments:x{osc52}"));
+    hostile["spec"]["reason"] = serde_json::json!("\u{1b}[2J\u{9b}31m\u{202e}gnp.exe");
     let (code, text) = cp.raw(
         "mallory",
         "POST",
@@ -261,7 +274,7 @@ async fn verbs_and_reaper_as_processes() {
     let out = portcullis(&cp, "bob", &["approve", "hostile-kind"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("neither Role nor ClusterRole"), "{stderr}");
+    assert!(stderr.contains("is a system identity"), "{stderr}");
     assert!(
         !stderr.contains('\u{1b}') && !stderr.contains('\u{7}'),
         "stderr carries the escape: {stderr:?}"

@@ -192,3 +192,131 @@ fn color_always_overrides_no_color_and_the_selection_shows() {
     s.send(b"q");
     assert!(s.wait_exit().success());
 }
+
+/// Issue 10, item 5: a new request from someone else rings the bell and
+/// raises a desktop notification once; the approver's own never does. The
+/// console runs against `portcullis serve --demo` (no simulated arrivals),
+/// and the requests are made with the CLI as alice and as dana.
+#[test]
+fn a_new_request_rings_once_and_never_for_the_approvers_own() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let home = std::env::temp_dir().join(format!("portcullis-e2e-notify-{}", std::process::id()));
+    std::fs::create_dir_all(&home).unwrap();
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}")])
+        .env("XDG_STATE_HOME", home.join("state"))
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serve --demo");
+    let ask = |who: &str, ns: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+                .args([
+                    "--backend",
+                    &url,
+                    "--context",
+                    "dev-sandbox",
+                    "request",
+                    "--role",
+                    "view",
+                    "--cluster-role",
+                    "-n",
+                    ns,
+                    "--for",
+                    "30m",
+                    "--reason",
+                    "INC-7 look",
+                ])
+                .env("PORTCULLIS_TOKEN", who)
+                .env("XDG_STATE_HOME", home.join("state"))
+                .env("XDG_CONFIG_HOME", home.join("config"))
+                .output()
+                .unwrap();
+            if out.status.success() {
+                return String::from_utf8_lossy(&out.stdout).trim().to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "request as {who}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    // The server is up once a request goes through (before the console).
+    ask("alice", "payments");
+    // Older than the clock-skew allowance when the console starts.
+    std::thread::sleep(Duration::from_secs(6));
+    let mut s = Session::start_env(
+        &["--backend", &url, "--color", "never"],
+        &[("PORTCULLIS_TOKEN", "dana"), ("TERM_PROGRAM", "WezTerm")],
+    );
+    s.wait_for("REQUESTER");
+    std::thread::sleep(Duration::from_millis(500));
+    let pending = |screen: &str| -> usize {
+        let after = screen.split(" pending ").nth(1).unwrap_or_default();
+        after
+            .split(' ')
+            .next()
+            .unwrap_or_default()
+            .parse()
+            .unwrap_or(0)
+    };
+    let at_start = pending(&s.screen());
+    assert!(at_start > 0);
+    let osc = b"\x1b]9;Portcullis: ";
+    let notes = |raw: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(raw)
+            .split("\x1b]9;Portcullis: ")
+            .skip(1)
+            .map(|t| t.split('\x07').next().unwrap_or_default().to_string())
+            .collect()
+    };
+    // dana's own request: on screen, silent.
+    ask("dana", "monitoring");
+    s.wait_for(&format!(" pending {} ", at_start + 1));
+    // alice's new one: the bell and one notification naming it.
+    ask("alice", "checkout");
+    let expected = "new request: alice asks for view in checkout on dev-sandbox";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !notes(&s.raw()).iter().any(|n| n == expected) {
+        assert!(
+            Instant::now() < deadline,
+            "no notification: {:?}",
+            notes(&s.raw())
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Later ones (the demo world has its own arrivals) never repeat it.
+    std::thread::sleep(Duration::from_secs(6));
+    let raw = s.raw();
+    let all = notes(&raw);
+    assert_eq!(all.iter().filter(|n| *n == expected).count(), 1, "{all:?}");
+    assert!(
+        !all.iter().any(|n| n.contains("dana asks")),
+        "never the approver's own: {all:?}"
+    );
+    assert!(
+        !all.iter()
+            .any(|n| n.contains("alice asks for view in payments")),
+        "what was there at start is not news: {all:?}"
+    );
+    let mut at = 0;
+    while let Some(i) = raw[at..].windows(osc.len()).position(|w| w == osc) {
+        assert_eq!(raw[at + i - 1], 0x07, "the bell rings first");
+        at += i + osc.len();
+    }
+    s.send(b"q");
+    assert!(s.wait_exit().success());
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&home);
+}

@@ -4,6 +4,7 @@
 //! [`update`]; rendering only reads it. Effects are the IO the reducer asks
 //! for (calls to the backend, quitting); their outcomes come back as actions.
 
+pub mod arrivals;
 pub mod batch;
 pub mod command;
 pub mod filter;

@@ -73,6 +73,8 @@ pub enum Effect {
     /// Put this text on the clipboard (OSC 52): only ever a request's name,
     /// and only when the config turns it on.
     Copy(String),
+    /// Ring the bell and raise a desktop notification: new requests.
+    Notify(super::arrivals::Notification),
     Quit,
 }
 
@@ -94,15 +96,16 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             {
                 state.flash = None;
             }
-            Vec::new()
+            announce(state)
         }
         Action::Backend(events) => {
             for event in events {
+                notice_arrival(state, &event);
                 apply_event(state, event);
             }
             state.refresh_lists();
             close_stale_dialog(state);
-            Vec::new()
+            announce(state)
         }
         Action::Resize(w, h) => {
             state.viewport = (w, h);
@@ -116,6 +119,35 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
     };
     state.ensure_detail();
     effects
+}
+
+/// Queues a new pending request for the bell; forgets one decided or gone
+/// before it was announced.
+fn notice_arrival(state: &mut AppState, event: &BackendEvent) {
+    if !state.config.notify {
+        return;
+    }
+    match event {
+        BackendEvent::Upsert(req) if req.phase() == Phase::Pending => {
+            state.arrivals.offer(req, &state.approver.user)
+        }
+        BackendEvent::Upsert(req) => state.arrivals.settled(&RequestKey::of(req)),
+        BackendEvent::Removed(key) => state.arrivals.settled(key),
+        _ => {}
+    }
+}
+
+/// The notification due now, if any.
+fn announce(state: &mut AppState) -> Vec<Effect> {
+    if !state.config.notify {
+        return Vec::new();
+    }
+    state
+        .arrivals
+        .due(state.now)
+        .map(Effect::Notify)
+        .into_iter()
+        .collect()
 }
 
 fn apply_event(state: &mut AppState, event: BackendEvent) {
@@ -879,6 +911,91 @@ mod tests {
             cluster: "prod-eu-west".into(),
             name: name.into(),
         }
+    }
+
+    fn arrives(name: &str, user: &str, secs_after_start: i64) -> BackendEvent {
+        let mut r = req(name, user, "edit", &["payments"]);
+        r.created_at = t0() + TimeDelta::seconds(secs_after_start);
+        BackendEvent::Upsert(Box::new(r))
+    }
+
+    fn notices(effects: Vec<Effect>) -> Vec<super::super::arrivals::Notification> {
+        effects
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::Notify(n) => Some(n),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_new_request_is_announced_once_batched_and_never_the_approvers_own() {
+        // Already waiting at start (10 minutes old): on screen, not news.
+        let mut s = state(vec![req("old", "alice", "edit", &["payments"])]);
+        assert_eq!(s.counts.oldest_pending, Some(t0() - TimeDelta::minutes(10)));
+        let n = notices(update(
+            &mut s,
+            Action::Backend(vec![arrives("a", "alice", 1)]),
+        ));
+        assert_eq!(n.len(), 1);
+        assert_eq!(n[0].count, 1);
+        assert_eq!(
+            n[0].text,
+            "new request: alice asks for edit in payments on prod-eu-west"
+        );
+        // Seen again (a relist, a reconnect): nothing.
+        s.now = t0() + TimeDelta::minutes(5);
+        assert!(notices(update(
+            &mut s,
+            Action::Backend(vec![arrives("a", "alice", 1)])
+        ))
+        .is_empty());
+        // The approver's own request: never.
+        assert!(notices(update(
+            &mut s,
+            Action::Backend(vec![arrives("mine", "dana", 300)])
+        ))
+        .is_empty());
+        // Many at once: one notification for all of them.
+        let burst: Vec<BackendEvent> = (0..5)
+            .map(|i| arrives(&format!("b{i}"), "bob", 300))
+            .collect();
+        let n = notices(update(&mut s, Action::Backend(burst)));
+        assert_eq!(n.len(), 1);
+        assert_eq!(n[0].count, 5);
+        assert!(
+            n[0].text.starts_with("5 new requests: bob asks"),
+            "{}",
+            n[0].text
+        );
+        assert!(n[0].text.ends_with("; and 2 more"), "{}", n[0].text);
+        // One more within the quiet time waits for the next tick after it.
+        let burst_at = s.now;
+        let at = |secs: i64| burst_at + TimeDelta::seconds(secs);
+        s.now = at(1);
+        let c = vec![arrives("c", "carol", 301)];
+        assert!(notices(update(&mut s, Action::Backend(c))).is_empty());
+        assert!(notices(update(&mut s, Action::Tick(at(2)))).is_empty());
+        let n = notices(update(&mut s, Action::Tick(at(5))));
+        assert_eq!((n.len(), n[0].count), (1, 1));
+        assert!(notices(update(&mut s, Action::Tick(at(65)))).is_empty());
+        // Decided (gone) before it was announced: not news any more.
+        let d = vec![arrives("d", "erin", 400), BackendEvent::Removed(rk("d"))];
+        assert!(notices(update(&mut s, Action::Backend(d))).is_empty());
+        assert!(notices(update(&mut s, Action::Tick(at(200)))).is_empty());
+    }
+
+    #[test]
+    fn notify_false_is_silent() {
+        let mut s = state(vec![]);
+        s.config.notify = false;
+        assert!(notices(update(
+            &mut s,
+            Action::Backend(vec![arrives("a", "alice", 1)])
+        ))
+        .is_empty());
+        assert!(notices(update(&mut s, Action::Tick(t0() + TimeDelta::minutes(1)))).is_empty());
     }
 
     #[test]

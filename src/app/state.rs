@@ -66,6 +66,10 @@ pub struct AppConfig {
     pub osc52: bool,
     /// Where clock times are shown (local time in the console).
     pub zone: Zone,
+    /// A new pending request rings the bell and raises a desktop
+    /// notification (`notify = false` turns both off); see
+    /// [`super::arrivals`].
+    pub notify: bool,
 }
 
 impl Default for AppConfig {
@@ -78,6 +82,7 @@ impl Default for AppConfig {
             expiring_soon: TimeDelta::minutes(5),
             osc52: false,
             zone: Zone::default(),
+            notify: true,
         }
     }
 }
@@ -247,6 +252,9 @@ pub struct Counts {
     pub live: usize,
     pub expiring: usize,
     pub history: usize,
+    /// When the longest-waiting pending request (not the approver's own)
+    /// was made: the header says how long it has waited.
+    pub oldest_pending: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone)]
@@ -438,6 +446,8 @@ pub struct AppState {
     /// Ends of every live grant in view (ignoring the filter), sorted: the
     /// expiring-soon count is a binary search on each tick.
     live_ends: Vec<DateTime<Utc>>,
+    /// New requests not yet announced, and those that were.
+    pub arrivals: super::arrivals::Arrivals,
 }
 
 impl AppState {
@@ -478,6 +488,7 @@ impl AppState {
             verdicts: HashMap::new(),
             policy: None,
             summary_cache: HashMap::new(),
+            arrivals: super::arrivals::Arrivals::new(now),
             by_user: HashMap::new(),
             live_ends: Vec::new(),
         }
@@ -651,7 +662,14 @@ impl AppState {
             }
             let view = View::of(e.req.phase());
             match view {
-                View::Pending => counts.pending += 1,
+                View::Pending => {
+                    counts.pending += 1;
+                    if e.req.requester.user != self.approver.user
+                        && counts.oldest_pending.is_none_or(|t| e.req.created_at < t)
+                    {
+                        counts.oldest_pending = Some(e.req.created_at);
+                    }
+                }
                 View::Grants => {
                     counts.live += 1;
                     live_ends.extend(e.req.status.expires_at);

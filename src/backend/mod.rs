@@ -227,4 +227,7 @@ pub trait AccessBackend: Send + Sync {
     ) -> Result<AccessRequest, BackendError>;
     async fn revoke(&self, key: &RequestKey, reason: &str) -> Result<AccessRequest, BackendError>;
     async fn withdraw(&self, key: &RequestKey) -> Result<AccessRequest, BackendError>;
+    /// The requester ends their own live grant now ("I'm done"): recorded
+    /// as revoked by them, ended and verified like a revoke.
+    async fn release(&self, key: &RequestKey) -> Result<AccessRequest, BackendError>;
 }

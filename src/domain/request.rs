@@ -215,7 +215,7 @@ impl Default for ValidationLimits {
     fn default() -> Self {
         Self {
             max_duration: Duration::from_secs(8 * 3600),
-            max_reason_chars: 1024,
+            max_reason_chars: MAX_REASON_CHARS,
             approval_timeout: Duration::from_secs(24 * 3600),
         }
     }
@@ -249,7 +249,21 @@ pub enum ValidationError {
     SystemNamespace(String),
     #[error("the requester '{0}' is a system identity (anonymous, a ServiceAccount, a node…): grants go to people")]
     SystemRequester(String),
+    #[error("{0} namespaces are asked for; at most {MAX_NAMESPACES} are allowed (ask cluster-wide instead)")]
+    TooManyNamespaces(usize),
+    #[error("the ticket is {0} characters; at most {MAX_TICKET_CHARS} are allowed")]
+    TicketTooLong(usize),
 }
+
+/// What a release records as the revoke reason.
+pub const RELEASE_REASON: &str = "released by the requester";
+
+/// Most namespaces one request may name (also the CRD schema's bound).
+pub const MAX_NAMESPACES: usize = 32;
+/// Longest ticket reference (also the CRD schema's bound).
+pub const MAX_TICKET_CHARS: usize = 128;
+/// Longest reason (the default limit, and the CRD schema's bound).
+pub const MAX_REASON_CHARS: usize = 1024;
 
 /// Where credentials-mode Token keeps per-grant ServiceAccounts and their
 /// minting rights: a grant there could mint tokens for other grants.
@@ -273,6 +287,8 @@ pub enum PhaseError {
     SelfApproval(String),
     #[error("only the requester ({0}) can withdraw this request")]
     NotRequester(String),
+    #[error("only its requester ({0}) can release this grant; approvers revoke")]
+    NotGrantee(String),
     #[error("a reason is required")]
     ReasonRequired,
     #[error("{0} is longer than asked ({1}): a grant can only be shorter")]
@@ -354,6 +370,15 @@ impl AccessRequest {
                 reason_chars,
                 limits.max_reason_chars,
             ));
+        }
+        if let Some(t) = &self.ticket {
+            let n = t.chars().count();
+            if n > MAX_TICKET_CHARS {
+                return Err(ValidationError::TicketTooLong(n));
+            }
+        }
+        if self.namespaces.len() > MAX_NAMESPACES {
+            return Err(ValidationError::TooManyNamespaces(self.namespaces.len()));
         }
         match (self.role.kind, self.namespaces.len()) {
             (RoleKind::Role, 1) => {}
@@ -614,6 +639,28 @@ impl AccessRequest {
         Ok(())
     }
 
+    /// Active → Revoked now by its own requester, who is done with it
+    /// ("released"): recorded as revoked by them, with
+    /// [`RELEASE_REASON`], and ended (bindings deleted, the end verified)
+    /// like any revoke. Nobody else can release a grant.
+    pub fn release(&mut self, by: &str, at: DateTime<Utc>) -> Result<(), PhaseError> {
+        self.require_active("released")?;
+        if by != self.requester.user {
+            return Err(PhaseError::NotGrantee(self.requester.user.clone()));
+        }
+        self.status.phase = Some(Phase::Revoked);
+        self.status.ended_at = Some(at);
+        self.status.revoked_by = Some(by.into());
+        self.status.revoke_reason = Some(RELEASE_REASON.into());
+        Ok(())
+    }
+
+    /// Whether the grant was ended early by its own requester.
+    pub fn released(&self) -> bool {
+        self.phase() == Phase::Revoked
+            && self.status.revoked_by.as_deref() == Some(self.requester.user.as_str())
+    }
+
     /// Ends a live grant past its expiry, or a pending request past the
     /// approval timeout. Returns whether anything changed.
     pub fn expire_if_due(&mut self, now: DateTime<Utc>, limits: &ValidationLimits) -> bool {
@@ -794,6 +841,30 @@ mod tests {
             ext.check_extends(&req()),
             Err(ExtensionError::NotLive(_, Phase::Pending))
         ));
+    }
+
+    #[test]
+    fn only_the_requester_releases_a_live_grant() {
+        let mut r = req();
+        assert!(matches!(
+            r.release("alice", t(10)),
+            Err(PhaseError::NotActive { .. })
+        ));
+        r.approve(approval("bob", 30, &["payments"]), &Default::default())
+            .unwrap();
+        let before = r.clone();
+        assert_eq!(
+            r.release("mallory", t(120)),
+            Err(PhaseError::NotGrantee("alice".into()))
+        );
+        assert_eq!(r, before, "a refused release changes nothing");
+        r.release("alice", t(120)).unwrap();
+        assert_eq!(r.phase(), Phase::Revoked);
+        assert!(r.released());
+        assert_eq!(r.status.ended_at, Some(t(120)));
+        assert_eq!(r.status.revoke_reason.as_deref(), Some(RELEASE_REASON));
+        // Once ended, never again.
+        assert!(r.release("alice", t(130)).is_err());
     }
 
     #[test]

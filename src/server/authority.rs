@@ -88,6 +88,12 @@ pub trait Authority: Send + Sync + 'static {
         caller: &Subject,
         key: &RequestKey,
     ) -> Result<AccessRequest, BackendError>;
+    /// The caller ends their own live grant (only its requester may).
+    async fn release(
+        &self,
+        caller: &Subject,
+        key: &RequestKey,
+    ) -> Result<AccessRequest, BackendError>;
 }
 
 /// Who may do what, by the server's configuration.
@@ -273,6 +279,13 @@ impl Authority for DemoAuthority {
         key: &RequestKey,
     ) -> Result<AccessRequest, BackendError> {
         self.act(caller, |w, me| w.withdraw(key, me))
+    }
+    async fn release(
+        &self,
+        caller: &Subject,
+        key: &RequestKey,
+    ) -> Result<AccessRequest, BackendError> {
+        self.act(caller, |w, me| w.release(key, me))
     }
 }
 
@@ -584,5 +597,40 @@ impl Authority for KubeAuthority {
     ) -> Result<AccessRequest, BackendError> {
         self.stored(key).await?;
         grant::withdraw(&self.site(key)?, &acting(caller), &key.name).await
+    }
+
+    /// The server checks who asks: only the requester releases, recorded
+    /// in their (verified) name; then ends it like a revoke.
+    async fn release(
+        &self,
+        caller: &Subject,
+        key: &RequestKey,
+    ) -> Result<AccessRequest, BackendError> {
+        let stored = self.stored(key).await?;
+        crate::backend::kube::release::check(&stored, &caller.user)?;
+        let site = self.site(key)?;
+        match grant::end(
+            &site,
+            &key.name,
+            grant::Ending::Release,
+            &crate::domain::ValidationLimits::default(),
+        )
+        .await
+        {
+            Ok(grant::Ended::Done(req)) => Ok(*req),
+            Ok(grant::Ended::Already(req)) => Err(BackendError::Conflict(format!(
+                "{} had already ended ({}): its access is removed",
+                key.name,
+                req.phase()
+            ))),
+            Ok(grant::Ended::Nothing) => Err(BackendError::NotFound(key.clone())),
+            Err(grant::EndError::Refused(e)) => Err(e.into()),
+            Err(grant::EndError::Kube(e)) => Err(grant::map_err(
+                &site,
+                grant::Caller::Approver,
+                "release the grant",
+                e,
+            )),
+        }
     }
 }

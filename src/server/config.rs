@@ -19,6 +19,12 @@
 //! grantable = ["ClusterRole/edit", "ClusterRole/view", "Role/payments/deployer"]
 //! labels = { env = "prod" }              # input.request.cluster_labels
 //!
+//! [audit]
+//! log = "/var/lib/portcullis/audit.jsonl"  # append-only, hash-chained
+//! key = "/etc/portcullis/audit.key"        # signs the head (audit keygen)
+//! stdout = true                          # also each record on stdout
+//! rotate_mb = 64                         # new file past this; chain goes on
+//!
 //! [webhook]
 //! enabled = true                         # serve /validate (needs TLS)
 //! privileged = ["system:serviceaccount:portcullis-system:portcullis-server"]
@@ -67,6 +73,16 @@ pub struct WebhookFile {
     pub privileged: Vec<String>,
 }
 
+/// `[audit]`: where the trail goes (README "Audit trail").
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditFile {
+    pub log: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub stdout: Option<bool>,
+    pub rotate_mb: Option<u64>,
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerFile {
@@ -86,6 +102,8 @@ pub struct ServerFile {
     pub webhook: WebhookFile,
     /// A directory of Rego policies (and their data), enforced.
     pub policy: Option<PathBuf>,
+    #[serde(default)]
+    pub audit: AuditFile,
 }
 
 /// Who a rule names: `user:NAME` or `group:NAME`.
@@ -134,6 +152,7 @@ pub struct ServerConfig {
     pub webhook: bool,
     pub privileged: Vec<String>,
     pub policy: Option<PathBuf>,
+    pub audit: AuditFile,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7443";
@@ -238,6 +257,7 @@ impl ServerConfig {
             webhook: file.webhook.enabled,
             privileged: file.webhook.privileged,
             policy: file.policy,
+            audit: file.audit,
         })
     }
 }

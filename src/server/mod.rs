@@ -6,6 +6,7 @@
 //! `decision.by`. The server alone holds the Kubernetes rights to grant.
 //! See README "The server" for the API, one example per call.
 
+pub mod audit;
 pub mod authority;
 pub mod config;
 pub mod metrics;
@@ -48,11 +49,19 @@ pub struct Server {
     pub hub: Hub,
     pub metrics: metrics::Metrics,
     pub webhook: Option<webhook::Webhook>,
+    /// The audit trail (README "Audit trail").
+    pub audit: Arc<crate::audit::log::AuditLog>,
     /// Set when the server stops: live streams end so it can.
     stopping: tokio::sync::watch::Sender<bool>,
 }
 
 type Shared = Arc<Server>;
+
+/// How many recent audit records a fresh approver's stream starts with.
+pub const AUDIT_IN_SNAPSHOT: usize = 500;
+
+/// How often the audit head is signed when records came in.
+pub const SIGN_EVERY: Duration = Duration::from_secs(10);
 
 impl Server {
     /// Starts following the authority's changes into the stream hub.
@@ -71,6 +80,21 @@ impl Server {
         policy: Option<Arc<PolicyStore>>,
         labels: BTreeMap<String, BTreeMap<String, String>>,
     ) -> Shared {
+        let memory = crate::audit::log::AuditLog::open(crate::audit::log::LogConfig::memory())
+            .expect("a memory-only audit log does no IO");
+        Self::start_with_audit(authority, access, webhook, policy, labels, memory)
+    }
+
+    /// As [`Self::start_with_policy`], writing the audit trail to `audit`
+    /// (its head signed every 10 s when it has a key).
+    pub fn start_with_audit(
+        authority: Arc<dyn Authority>,
+        access: Access,
+        webhook: Option<webhook::Webhook>,
+        policy: Option<Arc<PolicyStore>>,
+        labels: BTreeMap<String, BTreeMap<String, String>>,
+        audit: crate::audit::log::AuditLog,
+    ) -> Shared {
         // Unique per process start: another replica's (or an earlier
         // run's) ids never resume here.
         let nanos = std::time::SystemTime::now()
@@ -86,8 +110,23 @@ impl Server {
             hub: Hub::new(epoch),
             metrics: metrics::Metrics::default(),
             webhook,
+            audit: Arc::new(audit),
             stopping: tokio::sync::watch::channel(false).0,
         });
+        {
+            let me = Arc::downgrade(&server);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(SIGN_EVERY);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    let Some(server) = me.upgrade() else { break };
+                    if let Err(e) = server.audit.sign(server.authority.now()) {
+                        tracing::error!(error = %e, "cannot sign the audit head");
+                    }
+                }
+            });
+        }
         let mut events = authority.watch();
         let me = Arc::downgrade(&server);
         tokio::spawn(async move {
@@ -150,12 +189,14 @@ impl Server {
                 );
             }
         }
+        self.observe(&rest);
         let observed = self.hub.ingest_with(rest, now, |r| {
             // Decided once per change, and only while it matters.
-            (r.phase() == crate::domain::Phase::Pending)
+            let d = (r.phase() == crate::domain::Phase::Pending)
                 .then(|| self.decide(r).ok().flatten())
-                .flatten()
-                .and_then(|d| serde_json::to_value(d).ok())
+                .flatten()?;
+            self.record_verdict(r, &d);
+            serde_json::to_value(d).ok()
         });
         self.metrics.observe(&observed);
     }
@@ -212,6 +253,7 @@ impl Server {
             .route("/v1/requests/{cluster}/{name}/{action}", post(act))
             .route("/v1/clusters/{cluster}/inventory", get(inventory))
             .route("/v1/events", get(events))
+            .route("/v1/audit", get(audit_list))
             .route("/validate", post(webhook::validate))
             .with_state(self.clone())
     }
@@ -245,13 +287,17 @@ async fn caller(s: &Server, headers: &HeaderMap) -> ApiResult<Subject> {
         .filter(|t| !t.is_empty());
     let Some(token) = token else {
         s.metrics.refused("no-token");
-        return Err(ApiError::unauthorized().into());
+        let e = ApiError::unauthorized();
+        s.record_refusal(None, "authenticate: no bearer token", None, &e);
+        return Err(e.into());
     };
     match s.authority.authenticate(token).await {
         Ok(who) => Ok(who),
         Err(AuthError::Rejected) => {
             s.metrics.refused("bad-token");
-            Err(ApiError::unauthorized().into())
+            let e = ApiError::unauthorized();
+            s.record_refusal(None, "authenticate: token rejected", None, &e);
+            Err(e.into())
         }
         Err(AuthError::Unavailable(why)) => {
             Err(ApiError::new(503, "Unavailable", format!("cannot check the token: {why}")).into())
@@ -454,7 +500,22 @@ async fn create(
     raw: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let who = caller(&s, &headers).await?;
-    let b: CreateBody = body(&raw)?;
+    match create_as(&s, &who, &raw).await {
+        Ok(made) => {
+            s.record_action(&who, None, &made);
+            Ok((StatusCode::CREATED, Json(api::request_json(&made))))
+        }
+        Err(e) => {
+            s.record_refusal(Some(&who), "create", None, &e);
+            Err(e.into())
+        }
+    }
+}
+
+/// A new request in the caller's name; approved at once when the policy
+/// says it approves itself.
+async fn create_as(s: &Server, who: &Subject, raw: &[u8]) -> Result<AccessRequest, ApiError> {
+    let b: CreateBody = body(raw)?;
     let new = NewRequest {
         cluster: b.cluster.clone(),
         requester: who.clone(),
@@ -473,14 +534,13 @@ async fn create(
                 return Err(ApiError::field(
                     "credentials",
                     format!("'{other}' is neither Identity nor Token"),
-                )
-                .into())
+                ))
             }
         },
         extends: b.extends.clone(),
     };
     s.access
-        .require_requester(&who)
+        .require_requester(who)
         .map_err(|e| ApiError::from_backend(&e))?;
     // An extension names the caller's own live grant and asks for no more.
     if let Some(of) = &b.extends {
@@ -523,10 +583,9 @@ async fn create(
             422,
             "Invalid",
             format!("refused by policy: {}", d.deny.join("; ")),
-        )
-        .into());
+        ));
     }
-    let made = s.authority.create(&who, new).await;
+    let made = s.authority.create(who, new).await;
     s.metrics.decided("create", made.is_ok());
     let mut made = made.map_err(|e| ApiError::from_backend(&e))?;
     // Approved by the policy itself: granted at once, as asked, recorded
@@ -545,7 +604,7 @@ async fn create(
         s.metrics.decided("auto-approve", granted.is_ok());
         made = granted.map_err(|e| ApiError::from_backend(&e))?;
     }
-    Ok((StatusCode::CREATED, Json(api::request_json(&made))))
+    Ok(made)
 }
 
 async fn act(
@@ -556,20 +615,43 @@ async fn act(
 ) -> ApiResult<Json<Value>> {
     let who = caller(&s, &headers).await?;
     let k = key(cluster, name);
+    let before = current(&s, &k).await.ok();
+    match act_as(&s, &who, &k, &action, &raw).await {
+        Ok(r) => {
+            if let Some(before) = &before {
+                s.record_action(&who, Some(before), &r);
+            }
+            Ok(Json(api::request_json(&r)))
+        }
+        Err(e) => {
+            s.record_refusal(Some(&who), &action, Some(&k), &e);
+            Err(e.into())
+        }
+    }
+}
+
+/// One action on one request, as the verified caller.
+async fn act_as(
+    s: &Server,
+    who: &Subject,
+    k: &RequestKey,
+    action: &str,
+    raw: &[u8],
+) -> Result<AccessRequest, ApiError> {
     let a = &s.authority;
-    if matches!(action.as_str(), "approve" | "deny" | "shorten" | "revoke") {
+    if matches!(action, "approve" | "deny" | "shorten" | "revoke") {
         s.access
-            .require_approver(&who, &action)
+            .require_approver(who, action)
             .map_err(|e| ApiError::from_backend(&e))?;
     }
-    let result = match action.as_str() {
+    let result = match action {
         "approve" => {
-            let b: ApproveBody = body(&raw)?;
+            let b: ApproveBody = body(raw)?;
             // What was asked fills what the body leaves out.
             let (duration, namespaces) = match (b.duration, b.namespaces) {
                 (Some(d), Some(ns)) => (parse_duration("duration", &d)?, ns),
                 (d, ns) => {
-                    let asked = current(&s, &k).await?;
+                    let asked = current(s, k).await?;
                     (
                         match d {
                             Some(d) => parse_duration("duration", &d)?,
@@ -581,7 +663,7 @@ async fn act(
             };
             // The policy decides who may approve, how many must, and how
             // long a grant may last.
-            let asked = current(&s, &k).await?;
+            let asked = current(s, k).await?;
             // A policy judges the diff: never approve before it can be
             // computed (right after a start, before the RBAC is read).
             if s.policy.is_some() && s.hub.inventory_of(&k.cluster).is_none() {
@@ -592,8 +674,7 @@ async fn act(
                         "{}'s RBAC is not read yet, so the policy cannot judge {k}: try again in a moment",
                         k.cluster
                     ),
-                )
-                .into());
+                ));
             }
             let decision = s.decide(&asked)?.unwrap_or_default();
             if !decision.allowed() {
@@ -602,17 +683,15 @@ async fn act(
                     422,
                     "Invalid",
                     format!("refused by policy: {}", decision.deny.join("; ")),
-                )
-                .into());
+                ));
             }
-            if let Err(why) = decision.may_approve(&who) {
+            if let Err(why) = decision.may_approve(who) {
                 s.metrics.refused("policy");
                 return Err(ApiError::new(
                     403,
                     "Forbidden",
                     format!("you ({}) may not approve {k}: {why}", who.user),
-                )
-                .into());
+                ));
             }
             let duration = match decision.max_duration {
                 Some(max) => duration.min(max),
@@ -623,18 +702,18 @@ async fn act(
                 namespaces,
                 reason: b.reason,
             };
-            a.approve(&who, &k, spec, decision.approvals_required).await
+            a.approve(who, k, spec, decision.approvals_required).await
         }
         "deny" => {
-            let b: ReasonBody = body(&raw)?;
-            a.deny(&who, &k, &b.reason).await
+            let b: ReasonBody = body(raw)?;
+            a.deny(who, k, &b.reason).await
         }
         "revoke" => {
-            let b: ReasonBody = body(&raw)?;
-            a.revoke(&who, &k, &b.reason).await
+            let b: ReasonBody = body(raw)?;
+            a.revoke(who, k, &b.reason).await
         }
         "shorten" => {
-            let b: ShortenBody = body(&raw)?;
+            let b: ShortenBody = body(raw)?;
             let end = match (b.expires_at, b.to) {
                 (Some(t), None) => t,
                 (None, Some(to)) => {
@@ -642,33 +721,84 @@ async fn act(
                         + TimeDelta::from_std(parse_duration("to", &to)?).unwrap_or(TimeDelta::MAX)
                 }
                 _ => {
-                    return Err(
-                        ApiError::field("to", "give exactly one of to (10m) or expiresAt").into(),
-                    )
+                    return Err(ApiError::field(
+                        "to",
+                        "give exactly one of to (10m) or expiresAt",
+                    ))
                 }
             };
-            a.shorten(&who, &k, end).await
+            a.shorten(who, k, end).await
         }
-        "withdraw" => a.withdraw(&who, &k).await,
+        "withdraw" => a.withdraw(who, k).await,
+        "release" => a.release(who, k).await,
         other => {
             return Err(ApiError::new(
                 404,
                 "NotFound",
-                format!("no action '{other}' (approve, deny, shorten, revoke, withdraw)"),
-            )
-            .into())
+                format!("no action '{other}' (approve, deny, shorten, revoke, withdraw, release)"),
+            ))
         }
     };
-    s.metrics.decided(&action, result.is_ok());
+    s.metrics.decided(action, result.is_ok());
     if let Err(e) = &result {
         if matches!(e, crate::backend::BackendError::Forbidden { .. }) {
             s.metrics.refused("forbidden");
         }
         tracing::info!(user = %who.user, %k, %action, error = %e, "refused");
     }
-    result
-        .map(|r| Json(api::request_json(&r)))
-        .map_err(|e| ApiError::from_backend(&e).into())
+    result.map_err(|e| ApiError::from_backend(&e))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct AuditQuery {
+    /// A request name, or CLUSTER/NAME.
+    request: Option<String>,
+    user: Option<String>,
+    /// RFC 3339.
+    since: Option<String>,
+    /// At most this many (the newest); default 1000.
+    limit: Option<usize>,
+}
+
+/// `GET /v1/audit`: the recent audit records (approvers only: they hold
+/// everyone's reasons and refused attempts).
+async fn audit_list(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Json<Value>> {
+    let who = caller(&s, &headers).await?;
+    if !s.access.may_approve(&who) {
+        let e = ApiError::new(
+            403,
+            "Forbidden",
+            format!(
+                "you ({}) may not read the audit trail: approvers may",
+                who.user
+            ),
+        );
+        s.record_refusal(Some(&who), "read audit", None, &e);
+        return Err(e.into());
+    }
+    let since = match q.since.as_deref() {
+        Some(t) => Some(
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map_err(|e| ApiError::field("since", format!("not RFC 3339: {e}")))?
+                .with_timezone(&chrono::Utc),
+        ),
+        None => None,
+    };
+    let filter = crate::audit::query::Filter {
+        request: q.request,
+        user: q.user,
+        since,
+    };
+    let mut items = s.audit.recent(|r| filter.matches(&r.event));
+    let limit = q.limit.unwrap_or(1000);
+    if items.len() > limit {
+        items.drain(..items.len() - limit);
+    }
+    Ok(Json(json!({ "items": items })))
 }
 
 /// `GET /v1/events`: the live stream (server-sent events).
@@ -676,12 +806,27 @@ async fn events(
     State(s): State<Shared>,
     headers: HeaderMap,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    caller(&s, &headers).await?;
+    let who = caller(&s, &headers).await?;
+    // Audit records are for approvers: they hold everyone's reasons.
+    let audited = s.access.may_approve(&who);
     let last = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let start = s.hub.start(last.as_deref());
+    let mut start = s.hub.start(last.as_deref());
+    if audited && last.is_none() {
+        // A fresh console gets the recent trail with its snapshot.
+        let id = start.after;
+        let recent = s.audit.recent(|_| true);
+        let from = recent.len().saturating_sub(AUDIT_IN_SNAPSHOT);
+        start.frames.extend(recent[from..].iter().map(|r| {
+            Arc::new(stream::Frame {
+                id,
+                event: api::events::AUDIT,
+                data: crate::audit::chain::line(r).into(),
+            })
+        }));
+    }
     let guard = s.metrics.sse_client();
     let epoch = s.hub.epoch.clone();
     let to_event = move |f: &stream::Frame| {
@@ -696,10 +841,13 @@ async fn events(
     // snapshot of 10,000 requests to 100 consoles would otherwise be a
     // gigabyte at once.
     let to_event_first = to_event.clone();
-    let first = futures::stream::iter(start.frames).map(move |f| to_event_first(&f));
+    let shown = move |f: &stream::Frame| audited || f.event != api::events::AUDIT;
+    let first = futures::stream::iter(start.frames)
+        .filter(move |f| std::future::ready(shown(f)))
+        .map(move |f| to_event_first(&f));
     let after = start.after;
     let live = tokio_stream_from(start.rx)
-        .filter(move |f| std::future::ready(f.id > after))
+        .filter(move |f| std::future::ready(f.id > after && shown(f)))
         .map(move |f| {
             let _keep = &guard;
             to_event(&f)

@@ -182,6 +182,23 @@ impl Hub {
         observed
     }
 
+    /// Sends one event that is not part of the state (an audit record):
+    /// live and in the resume buffer, not in snapshots.
+    pub fn publish(&self, event: &'static str, data: Arc<str>) {
+        let mut st = self.lock();
+        st.next += 1;
+        let frame = Arc::new(Frame {
+            id: st.next,
+            event,
+            data,
+        });
+        st.buffer.push_back(frame.clone());
+        if st.buffer.len() > BUFFER {
+            st.buffer.pop_front();
+        }
+        let _ = self.tx.send(frame);
+    }
+
     /// The pending requests (of `clusters`, or all), as upserts to judge
     /// again.
     pub fn pending_in(

@@ -9,6 +9,7 @@ pub mod dialogs;
 pub mod full;
 pub mod help;
 pub mod measure;
+pub mod notify;
 pub mod table;
 pub mod theme;
 pub mod wrap;
@@ -24,6 +25,7 @@ pub use theme::Theme;
 
 use crate::app::keymap;
 use crate::app::state::{FlashLevel, Mode, View};
+use crate::app::when;
 use crate::app::AppState;
 use crate::domain::sanitize::inert;
 
@@ -285,8 +287,13 @@ fn render_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme)
         } else {
             theme.tab_inactive
         };
+        // How long the longest-waiting requester has waited.
+        let oldest = match (view, state.counts.oldest_pending) {
+            (View::Pending, Some(at)) => format!(", oldest {}", when::age(state.now - at)),
+            _ => String::new(),
+        };
         tab_spans.push(Span::styled(
-            format!(" {} {} ({count}) ", i + 1, view.title()),
+            format!(" {} {} ({count}{oldest}) ", i + 1, view.title()),
             style,
         ));
         tab_spans.push(Span::raw(" "));

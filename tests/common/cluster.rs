@@ -603,6 +603,7 @@ pub async fn reaper_as(
         incomplete_grace: Duration::from_secs(2),
         provision_tokens: true,
         sweep_every: Duration::from_secs(1),
+        ..Default::default()
     };
     Reaper(tokio::spawn(run(cluster, config, notices)))
 }

@@ -200,4 +200,8 @@ impl AccessBackend for DemoBackend {
     async fn withdraw(&self, key: &RequestKey) -> Result<AccessRequest, BackendError> {
         self.act(|w, me| w.withdraw(key, me))
     }
+
+    async fn release(&self, key: &RequestKey) -> Result<AccessRequest, BackendError> {
+        self.act(|w, me| w.release(key, me))
+    }
 }

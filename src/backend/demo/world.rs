@@ -455,6 +455,10 @@ impl DemoWorld {
         self.change(key, |r, now, _| r.withdraw(by, now))
     }
 
+    pub fn release(&mut self, key: &RequestKey, by: &str) -> Result<AccessRequest, BackendError> {
+        self.change(key, |r, now, _| r.release(by, now))
+    }
+
     pub fn create(&mut self, new: NewRequest) -> Result<AccessRequest, BackendError> {
         if !self.inventories.contains_key(&new.cluster) {
             return Err(BackendError::Invalid(format!(

@@ -170,6 +170,35 @@ impl HttpBackend {
     }
 }
 
+impl HttpBackend {
+    /// The server's audit records (newest last) matching the query
+    /// (`request`, `user`, `since` as RFC 3339).
+    pub async fn audit(
+        &self,
+        query: &[(&str, String)],
+    ) -> Result<Vec<crate::audit::Sealed>, BackendError> {
+        let q: Vec<String> = query
+            .iter()
+            .map(|(k, v)| format!("{k}={}", urlencode(v)))
+            .collect();
+        let path = if q.is_empty() {
+            "/v1/audit".to_string()
+        } else {
+            format!("/v1/audit?{}", q.join("&"))
+        };
+        let v = self.get(&path, None).await?;
+        Ok(v["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| serde_json::from_value(i.clone()).ok())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+}
+
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
@@ -423,6 +452,10 @@ impl AccessBackend for HttpBackend {
 
     async fn withdraw(&self, key: &RequestKey) -> Result<AccessRequest, BackendError> {
         self.act(key, "withdraw", json!({})).await
+    }
+
+    async fn release(&self, key: &RequestKey) -> Result<AccessRequest, BackendError> {
+        self.act(key, "release", json!({})).await
     }
 }
 

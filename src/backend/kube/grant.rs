@@ -128,6 +128,13 @@ pub fn map_err(site: &Site<'_>, caller: Caller, action: &str, e: kube::Error) ->
         kube::Error::Api(s) if s.code == 404 => {
             BackendError::Invalid(format!("{action}: not found ({})", s.message))
         }
+        // Only an object that predates the CRD's schema is refused as
+        // invalid on a status or finalizer write (the apiserver validates
+        // the whole object).
+        kube::Error::Api(s) if s.code == 422 => BackendError::Invalid(format!(
+            "{action}: the apiserver refuses any change to this request because it does not fit the AccessRequest schema (it predates it): a cluster admin deletes it with kubectl delete accessrequest ({})",
+            s.message
+        )),
         e => BackendError::Unavailable {
             cluster: site.target.context.clone(),
             message: format!("{action}: {e}"),
@@ -703,6 +710,9 @@ pub enum Ending {
     Fail {
         message: String,
     },
+    /// Its requester released it (see [`super::release`]): revoked in
+    /// their name.
+    Release,
 }
 
 #[derive(Debug)]
@@ -798,6 +808,16 @@ pub async fn end_now(
                 }
                 Err(e) => return Err(EndError::Refused(e)),
             },
+            Ending::Release => {
+                let by = req.requester.user.clone();
+                match req.release(&by, now) {
+                    Ok(()) => true,
+                    Err(_) if attempt > 0 && f.req.phase().is_terminal() => {
+                        return Ok((Ended::Already(Box::new(f.req)), None))
+                    }
+                    Err(e) => return Err(EndError::Refused(e)),
+                }
+            }
             Ending::Expire => req.expire_if_due(now, limits),
             Ending::Fail { message } => {
                 if was_active {
@@ -886,13 +906,24 @@ pub async fn record_verification(site: &Site<'_>, req: &AccessRequest) -> Option
 /// Token mode: the reaper makes the grant's ServiceAccount and minting
 /// Role/RoleBinding and records them, once the grant is live.
 pub async fn provision_tokens(site: &Site<'_>, name: &str) -> Result<(), kube::Error> {
+    provision(site, name, objects::token_plan, token_objects_recorded).await
+}
+
+/// Makes what `plan` lists for a live grant and records it in the status
+/// (first, so an end deletes it first), unless `recorded` says it is there.
+pub async fn provision(
+    site: &Site<'_>,
+    name: &str,
+    plan: fn(&AccessRequest, &str) -> Vec<objects::Planned>,
+    recorded: fn(&AccessRequest) -> bool,
+) -> Result<(), kube::Error> {
     let Some(f) = fetch_opt(site, name).await? else {
         return Ok(());
     };
-    if f.req.phase() != Phase::Active || token_objects_recorded(&f.req) {
+    if f.req.phase() != Phase::Active || recorded(&f.req) {
         return Ok(());
     }
-    let plan = objects::token_plan(&f.req, f.uid());
+    let plan = plan(&f.req, f.uid());
     let mut made = Vec::new();
     if let Err(e) = objects::create_all(&site.target.client, &plan, f.uid(), false, &mut made).await
     {

@@ -1,12 +1,37 @@
 //! What `portcullis crds` prints: the AccessRequest CRD and the least-rights
-//! ClusterRoles for requesters, approvers and the reaper.
+//! ClusterRoles for requesters, approvers and the reaper; on request the
+//! bind rights for the grantable roles, who holds which role, the reaper's
+//! and the server's Deployments.
 //!
-//! The CRD keeps `spec` and `status` schemaless on purpose: hand-made
-//! objects with wrong types must still reach the console, where a human
-//! sees exactly what is wrong and can deny them, instead of failing at
-//! admission where nobody looks.
+//! The CRD has a structural schema: `kubectl explain accessrequest.spec`
+//! describes every field, and the apiserver refuses at `kubectl apply`
+//! time what can never be valid (no reason, a duration that is not one,
+//! an unknown role kind or credentials mode, over-long text, too many
+//! namespaces), naming the field. What the schema cannot say (a Role
+//! without exactly one namespace, a role the cluster lacks, a duration
+//! over the cluster's limit) and objects stored before the schema are
+//! still read leniently ([`super::wire`]) and listed as INVAL. `status`
+//! is described but keeps unknown fields: only Portcullis writes it.
 
-pub const CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+use serde_json::{json, Value};
+
+use super::settings::Grantable;
+use crate::domain::request::{MAX_NAMESPACES, MAX_REASON_CHARS, MAX_TICKET_CHARS};
+use crate::domain::RoleKind;
+
+/// What `spec.duration` may look like: what `humantime` reads (`30m`,
+/// `1h30m`, `2h 5m`, `90s`), checked by the apiserver.
+pub const DURATION_PATTERN: &str = r"^\s*([0-9]+(\.[0-9]+)?\s*(nanos|nsec|ns|usec|us|millis|msec|ms|seconds|second|secs|sec|s|minutes|minute|mins|min|m|hours|hour|hrs|hr|h|days|day|d|weeks|week|w|months|month|M|years|year|y)\s*)+$";
+
+/// A DNS label (a namespace name).
+const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+/// What RBAC allows in a role name (`system:aggregate-to-edit`).
+const ROLE_NAME: &str = "^[A-Za-z0-9._:-]+$";
+
+/// The AccessRequest CRD.
+pub fn crd() -> String {
+    format!(
+        r#"apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
   name: accessrequests.portcullis.dev
@@ -25,24 +50,129 @@ spec:
     served: true
     storage: true
     subresources:
-      status: {}
+      status: {{}}
     additionalPrinterColumns:
-    - {name: Requester, type: string, jsonPath: .spec.requester.user}
-    - {name: Role, type: string, jsonPath: .spec.role.name}
-    - {name: Namespaces, type: string, jsonPath: .spec.namespaces}
-    - {name: Phase, type: string, jsonPath: .status.phase}
-    - {name: Expires, type: string, jsonPath: .status.expiresAt}
+    - {{name: Requester, type: string, jsonPath: .spec.requester.user}}
+    - {{name: Role, type: string, jsonPath: .spec.role.name}}
+    - {{name: Namespaces, type: string, jsonPath: .spec.namespaces}}
+    - {{name: Duration, type: string, jsonPath: .spec.duration}}
+    - {{name: Phase, type: string, jsonPath: .status.phase}}
+    - {{name: Approver, type: string, jsonPath: .status.decision.by}}
+    - {{name: Expires, type: string, jsonPath: .status.expiresAt}}
+    - {{name: Age, type: date, jsonPath: .metadata.creationTimestamp}}
     schema:
       openAPIV3Schema:
         type: object
+        description: A request for a role, in some namespaces, for a while, with a reason; approved, it is a grant that ends by itself.
+        required: [spec]
         properties:
+          apiVersion: {{type: string}}
+          kind: {{type: string}}
+          metadata: {{type: object}}
           spec:
             type: object
-            x-kubernetes-preserve-unknown-fields: true
+            description: What is asked. Never changes once made (withdraw and ask again).
+            required: [requester, role, duration, reason]
+            properties:
+              requester:
+                type: object
+                description: Who asks. In direct mode these are the creator's words; the admission webhook or the server makes them the caller's verified identity.
+                required: [user]
+                properties:
+                  user:
+                    type: string
+                    description: The user name the grant binds (as the apiserver authenticates them).
+                    minLength: 1
+                    maxLength: 253
+                  groups:
+                    type: array
+                    description: The requester's groups, shown to approvers (claims in direct mode).
+                    maxItems: 64
+                    items: {{type: string, maxLength: 253}}
+              role:
+                type: object
+                description: The role to be bound.
+                required: [kind, name]
+                properties:
+                  kind:
+                    type: string
+                    description: ClusterRole, or Role (namespaced; then exactly one namespace).
+                    enum: [ClusterRole, Role]
+                  name:
+                    type: string
+                    description: The role's name.
+                    minLength: 1
+                    maxLength: 253
+                    pattern: '{ROLE_NAME}'
+              namespaces:
+                type: array
+                description: Where the role applies, one RoleBinding each; empty = cluster-wide (a ClusterRoleBinding; ClusterRole only). Never portcullis-system.
+                maxItems: {MAX_NAMESPACES}
+                items: {{type: string, maxLength: 63, pattern: '{DNS_LABEL}'}}
+              duration:
+                type: string
+                description: How long once granted, e.g. 30m or 1h30m; the clock starts at approval. At most the cluster's maxDuration (portcullis-system/portcullis-settings).
+                maxLength: 64
+                pattern: '{DURATION_PATTERN}'
+              reason:
+                type: string
+                description: Why, for the approver (required).
+                minLength: 1
+                maxLength: {MAX_REASON_CHARS}
+                pattern: '\S'
+              ticket:
+                type: string
+                description: A ticket or incident reference (optional).
+                maxLength: {MAX_TICKET_CHARS}
+              credentials:
+                type: string
+                description: Identity binds the requester's user; Token binds a per-grant ServiceAccount the requester mints short-lived tokens for (portcullis login).
+                enum: [Identity, Token]
+              cluster:
+                type: string
+                description: Server mode only, written by the server - which of its target clusters the grant is made on.
+                maxLength: 253
+              extends:
+                type: string
+                description: The requester's live grant this asks to extend (same role, no more namespaces); approved, it is a grant of its own from its approval.
+                maxLength: 253
           status:
             type: object
+            description: Written by Portcullis only (approvers, the reaper, the server); requesters have no write on it.
             x-kubernetes-preserve-unknown-fields: true
-"#;
+            properties:
+              phase:
+                type: string
+                description: Pending, Active, Denied, Expired, Revoked, Withdrawn or Failed. Terminal phases never change.
+              decision:
+                type: object
+                description: Who decided, when, and what was granted (at most what was asked).
+                x-kubernetes-preserve-unknown-fields: true
+                properties:
+                  by: {{type: string, description: "The approver (or denier) as the apiserver verified them."}}
+                  at: {{type: string, description: "When, by the apiserver's clock."}}
+                  verdict: {{type: string, description: "Approved or Denied."}}
+                  reason: {{type: string, description: "Why (required for a denial)."}}
+                  duration: {{type: string, description: "What was granted; may be shorter than asked."}}
+                  namespaces: {{type: array, items: {{type: string}}, description: "What was granted; may be fewer than asked."}}
+              grantedAt: {{type: string, description: "When the grant started."}}
+              expiresAt: {{type: string, description: "When the grant ends; shorten moves it earlier, never later."}}
+              revokedAt: {{type: string, description: "When the grant was revoked or released."}}
+              endedAt: {{type: string, description: "When the request or grant ended otherwise."}}
+              revokedBy: {{type: string, description: "Who revoked it (the requester, when they released it)."}}
+              revokeReason: {{type: string, description: "Why it was revoked."}}
+              message: {{type: string, description: "Why it failed, or what the apiserver said when the grant's end was verified."}}
+              reviews:
+                type: array
+                description: Approvals so far, when a policy needs several.
+                items: {{type: object, x-kubernetes-preserve-unknown-fields: true}}
+              bindings:
+                type: array
+                description: The objects the grant created, by uid; its end deletes exactly these.
+                items: {{type: object, x-kubernetes-preserve-unknown-fields: true}}
+"#
+    )
+}
 
 pub const ROLES: &str = r#"# Token-mode ServiceAccounts and their minting rights live here; no grant
 # is ever made into this namespace.
@@ -296,14 +426,432 @@ spec:
     )
 }
 
+/// Who holds a shipped role: `group:NAME` or `user:NAME` (as the server's
+/// config names approvers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    User(String),
+    Group(String),
+}
+
+impl Holder {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.trim().split_once(':') {
+            Some(("user", n)) if !n.is_empty() => Ok(Self::User(n.into())),
+            Some(("group", n)) if !n.is_empty() => Ok(Self::Group(n.into())),
+            _ => Err(format!(
+                "'{text}' is not group:NAME or user:NAME (e.g. group:oncall)"
+            )),
+        }
+    }
+
+    fn subject(&self) -> Value {
+        let (kind, name) = match self {
+            Self::User(n) => ("User", n),
+            Self::Group(n) => ("Group", n),
+        };
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name})
+    }
+}
+
+fn service_account(name: &str) -> Value {
+    json!({"kind": "ServiceAccount", "name": name, "namespace": crate::domain::request::SYSTEM_NAMESPACE})
+}
+
+fn managed(name: &str, namespace: Option<&str>) -> Value {
+    let mut meta = json!({"name": name, "labels": {"app.kubernetes.io/managed-by": "portcullis"}});
+    if let Some(ns) = namespace {
+        meta["namespace"] = json!(ns);
+    }
+    meta
+}
+
+fn cluster_role_binding(name: &str, role: &str, subjects: Vec<Value>) -> Value {
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": managed(name, None),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": subjects,
+    })
+}
+
+fn role_binding(
+    name: &str,
+    namespace: &str,
+    kind: &str,
+    role: &str,
+    subjects: Vec<Value>,
+) -> Value {
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": managed(name, Some(namespace)),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role},
+        "subjects": subjects,
+    })
+}
+
+/// Documents as one YAML stream, each after `---`.
+fn stream(docs: &[Value]) -> String {
+    docs.iter()
+        .map(|d| format!("---\n{}", serde_yaml_ng::to_string(d).unwrap_or_default()))
+        .collect()
+}
+
+/// `--requesters` and `--approvers`: who holds portcullis-requester and
+/// portcullis-approver (ClusterRoleBindings of those names).
+pub fn holders(requesters: &[Holder], approvers: &[Holder]) -> String {
+    let mut docs = Vec::new();
+    if !requesters.is_empty() {
+        docs.push(cluster_role_binding(
+            "portcullis-requesters",
+            "portcullis-requester",
+            requesters.iter().map(Holder::subject).collect(),
+        ));
+    }
+    if !approvers.is_empty() {
+        docs.push(cluster_role_binding(
+            "portcullis-approvers",
+            "portcullis-approver",
+            approvers.iter().map(Holder::subject).collect(),
+        ));
+    }
+    stream(&docs)
+}
+
+/// `--grantable`: `bind` on exactly these roles (Kubernetes' escalation
+/// check lets a RoleBinding to a role be made only by whoever may `bind`
+/// it or holds all of it), for the approvers and, with the server, its
+/// ServiceAccount. ClusterRoles and `Role/NAME` (that name in any
+/// namespace) go in one ClusterRole `portcullis-grantable`, bound
+/// cluster-wide; `Role/NAMESPACE/NAME` in a Role `portcullis-grantable` in
+/// that namespace, bound there only. The settings' `grantableRoles` is set
+/// to the same list, so a console refuses anything else up front.
+pub fn grantable(roles: &[Grantable], approvers: &[Holder], server: bool) -> String {
+    let mut subjects: Vec<Value> = approvers.iter().map(Holder::subject).collect();
+    if server {
+        subjects.push(service_account("portcullis-server"));
+    }
+    let names = |kind: RoleKind, ns: Option<&str>| -> Vec<String> {
+        let mut v: Vec<String> = roles
+            .iter()
+            .filter(|r| r.kind == kind && r.namespace.as_deref() == ns)
+            .map(|r| r.name.clone())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let mut docs = Vec::new();
+    let cluster_roles = names(RoleKind::ClusterRole, None);
+    let any_ns_roles = names(RoleKind::Role, None);
+    if !cluster_roles.is_empty() || !any_ns_roles.is_empty() {
+        let mut rules = Vec::new();
+        if !cluster_roles.is_empty() {
+            rules.push(json!({"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["bind"], "resourceNames": cluster_roles}));
+        }
+        if !any_ns_roles.is_empty() {
+            rules.push(json!({"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["bind"], "resourceNames": any_ns_roles}));
+        }
+        docs.push(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": managed("portcullis-grantable", None),
+            "rules": rules,
+        }));
+        docs.push(cluster_role_binding(
+            "portcullis-grantable",
+            "portcullis-grantable",
+            subjects.clone(),
+        ));
+    }
+    let mut namespaces: Vec<&str> = roles
+        .iter()
+        .filter_map(|r| r.namespace.as_deref())
+        .collect();
+    namespaces.sort();
+    namespaces.dedup();
+    for ns in namespaces {
+        docs.push(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": managed("portcullis-grantable", Some(ns)),
+            "rules": [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["bind"], "resourceNames": names(RoleKind::Role, Some(ns))}],
+        }));
+        docs.push(role_binding(
+            "portcullis-grantable",
+            ns,
+            "Role",
+            "portcullis-grantable",
+            subjects.clone(),
+        ));
+    }
+    stream(&docs)
+}
+
+/// A grantable role names what RBAC can name: a role name, a namespace.
+pub fn check_grantable(g: &Grantable) -> Result<(), String> {
+    let role = regex::Regex::new(ROLE_NAME).expect("a valid pattern");
+    let label = regex::Regex::new(DNS_LABEL).expect("a valid pattern");
+    if !role.is_match(&g.name) || g.name.len() > 253 {
+        return Err(format!("'{}' is not a role name", g.name));
+    }
+    if let Some(ns) = &g.namespace {
+        if !label.is_match(ns) || ns.len() > 63 {
+            return Err(format!("'{ns}' is not a namespace name"));
+        }
+    }
+    Ok(())
+}
+
+/// The settings ConfigMap's `grantableRoles` value for `roles`.
+pub fn grantable_setting(roles: &[Grantable]) -> String {
+    roles
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The port `portcullis reaper` serves `/healthz` and `/metrics` on in
+/// its Deployment.
+pub const REAPER_PORT: u16 = 9464;
+
+/// `--reaper-deployment IMAGE`: the reaper in the cluster, as its own
+/// ServiceAccount holding exactly portcullis-reaper (cluster-wide) and
+/// portcullis-reaper-tokens (in portcullis-system only); two replicas
+/// (several reapers are safe), probes on `/healthz`, resource limits, no
+/// privileges. It listens on all of the pod's addresses because the
+/// kubelet probes the pod's IP; `portcullis reaper` itself defaults to
+/// loopback.
+pub fn reaper_deployment(image: &str) -> String {
+    let ns = crate::domain::request::SYSTEM_NAMESPACE;
+    let probe = |delay: u32| json!({"httpGet": {"path": "/healthz", "port": "metrics"}, "initialDelaySeconds": delay, "periodSeconds": 10, "timeoutSeconds": 2, "failureThreshold": 3});
+    let docs = [
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": managed("portcullis-reaper", Some(ns))}),
+        cluster_role_binding(
+            "portcullis-reaper",
+            "portcullis-reaper",
+            vec![service_account("portcullis-reaper")],
+        ),
+        role_binding(
+            "portcullis-reaper-tokens",
+            ns,
+            "ClusterRole",
+            "portcullis-reaper-tokens",
+            vec![service_account("portcullis-reaper")],
+        ),
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": managed("portcullis-reaper", Some(ns)),
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app.kubernetes.io/name": "portcullis-reaper"}},
+                "template": {
+                    "metadata": {
+                        "labels": {"app.kubernetes.io/name": "portcullis-reaper", "app.kubernetes.io/managed-by": "portcullis"},
+                        "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": REAPER_PORT.to_string()},
+                    },
+                    "spec": {
+                        "serviceAccountName": "portcullis-reaper",
+                        "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+                        "containers": [{
+                            "name": "reaper",
+                            "image": image,
+                            "args": ["reaper", "--listen", format!("0.0.0.0:{REAPER_PORT}")],
+                            "ports": [{"name": "metrics", "containerPort": REAPER_PORT}],
+                            "livenessProbe": probe(5),
+                            "readinessProbe": probe(2),
+                            "resources": {
+                                "requests": {"cpu": "10m", "memory": "32Mi"},
+                                "limits": {"cpu": "500m", "memory": "128Mi"},
+                            },
+                            "securityContext": {
+                                "allowPrivilegeEscalation": false,
+                                "readOnlyRootFilesystem": true,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                        }],
+                    },
+                },
+            },
+        }),
+    ];
+    stream(&docs)
+}
+
 /// Everything, as one multi-document YAML stream.
 pub fn all() -> String {
-    format!("{CRD}---\n{ROLES}")
+    format!("{}---\n{ROLES}", crd())
+}
+
+/// As [`all`], with the settings' `grantableRoles` set to `roles`.
+pub fn all_granting(roles: &[Grantable]) -> String {
+    all().replace(
+        "  grantableRoles: \"\"\n",
+        &format!(
+            "  grantableRoles: {}\n",
+            serde_json::to_string(&grantable_setting(roles)).unwrap_or_default()
+        ),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn docs(yaml: &str) -> Vec<Value> {
+        serde_yaml_ng::Deserializer::from_str(yaml)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .filter(|v: &Value| !v.is_null())
+            .collect()
+    }
+
+    #[test]
+    fn the_duration_pattern_agrees_with_the_parser() {
+        let pattern = regex::Regex::new(DURATION_PATTERN).unwrap();
+        for ok in [
+            "30m",
+            "1h30m",
+            "2h 5m",
+            " 90s ",
+            "1d",
+            "45 minutes",
+            "2hours",
+        ] {
+            assert!(pattern.is_match(ok), "{ok}");
+            assert!(crate::domain::duration::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["forever", "30", "-5m", "m", "", "1h30", "5 fortnights"] {
+            assert!(!pattern.is_match(bad), "{bad}");
+            assert!(crate::domain::duration::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_crd_schema_is_structural_yaml_with_the_domain_bounds() {
+        let crd = &docs(&crd())[0];
+        let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        assert_eq!(
+            spec["required"],
+            json!(["requester", "role", "duration", "reason"])
+        );
+        let p = &spec["properties"];
+        assert_eq!(p["namespaces"]["maxItems"], json!(MAX_NAMESPACES));
+        assert_eq!(p["reason"]["maxLength"], json!(MAX_REASON_CHARS));
+        assert_eq!(p["ticket"]["maxLength"], json!(MAX_TICKET_CHARS));
+        assert_eq!(
+            p["role"]["properties"]["kind"]["enum"],
+            json!(["ClusterRole", "Role"])
+        );
+        assert_eq!(p["duration"]["pattern"], json!(DURATION_PATTERN));
+        let columns: Vec<&str> = crd["spec"]["versions"][0]["additionalPrinterColumns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert!(
+            columns.contains(&"Age") && columns.contains(&"Approver"),
+            "{columns:?}"
+        );
+    }
+
+    /// A structural schema prunes what it does not declare: every field
+    /// Portcullis writes in `spec` must be in it.
+    #[test]
+    fn the_schema_declares_every_spec_field_written() {
+        use crate::domain::{Credentials, RoleRef, Subject};
+        let crd = &docs(&crd())[0];
+        let declared = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
+            ["spec"]["properties"];
+        let mut spec = super::super::wire::spec_json(
+            &Subject {
+                user: "alice".into(),
+                groups: vec!["dev".into()],
+            },
+            &RoleRef {
+                kind: RoleKind::ClusterRole,
+                name: "edit".into(),
+            },
+            &["payments".into()],
+            std::time::Duration::from_secs(60),
+            "why",
+            Some("T-1"),
+            Credentials::Token,
+        );
+        // What the server (cluster) and an extension (extends) add.
+        spec["cluster"] = json!("c1");
+        spec["extends"] = json!("alice-1");
+        for key in spec.as_object().unwrap().keys() {
+            assert!(declared.get(key).is_some(), "spec.{key} is pruned");
+        }
+        for key in ["user", "groups"] {
+            assert!(declared["requester"]["properties"].get(key).is_some());
+        }
+    }
+
+    #[test]
+    fn grantable_binds_exactly_the_named_roles() {
+        let roles: Vec<Grantable> = [
+            "view",
+            "ClusterRole/edit",
+            "Role/payments/deployer",
+            "Role/any",
+        ]
+        .iter()
+        .map(|r| Grantable::parse(r).unwrap())
+        .collect();
+        let out = docs(&grantable(
+            &roles,
+            &[Holder::parse("group:oncall").unwrap()],
+            false,
+        ));
+        let kinds: Vec<&str> = out.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+        assert_eq!(
+            kinds,
+            ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]
+        );
+        assert_eq!(
+            out[0]["rules"],
+            json!([
+                {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["bind"], "resourceNames": ["edit", "view"]},
+                {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["bind"], "resourceNames": ["any"]}
+            ])
+        );
+        assert_eq!(out[1]["subjects"][0]["name"], "oncall");
+        assert_eq!(out[2]["metadata"]["namespace"], "payments");
+        assert_eq!(out[2]["rules"][0]["resourceNames"], json!(["deployer"]));
+        assert_eq!(out[3]["roleRef"]["kind"], "Role");
+        // The settings list the same roles.
+        let all = docs(&all_granting(&roles));
+        let settings = all.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
+        assert_eq!(
+            settings["data"]["grantableRoles"],
+            "ClusterRole/view,ClusterRole/edit,Role/payments/deployer,Role/any"
+        );
+        assert!(Holder::parse("oncall").is_err());
+        assert!(check_grantable(&Grantable::parse("Role/Bad_NS/x").unwrap()).is_err());
+    }
+
+    #[test]
+    fn the_reaper_deployment_runs_as_its_own_account_with_probes_and_limits() {
+        let out = docs(&reaper_deployment("example.com/portcullis:1"));
+        let kinds: Vec<&str> = out.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "ServiceAccount",
+                "ClusterRoleBinding",
+                "RoleBinding",
+                "Deployment"
+            ]
+        );
+        let pod = &out[3]["spec"]["template"]["spec"];
+        assert_eq!(pod["serviceAccountName"], "portcullis-reaper");
+        let c = &pod["containers"][0];
+        assert_eq!(c["image"], "example.com/portcullis:1");
+        assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+        assert!(c["resources"]["limits"]["memory"].is_string());
+        assert_eq!(out[2]["metadata"]["namespace"], "portcullis-system");
+    }
 
     #[test]
     fn every_document_parses() {

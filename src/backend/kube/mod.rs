@@ -19,7 +19,9 @@ pub mod manifests;
 pub mod objects;
 pub mod policy_source;
 pub mod reaper;
+pub mod reaper_metrics;
 pub mod refusal;
+pub mod release;
 pub mod settings;
 pub mod topology;
 pub mod verify;
@@ -100,9 +102,21 @@ impl KubeBackend {
     /// kubeconfig and asks each apiserver who we are. A context that fails
     /// is reported, not fatal, unless none loads.
     pub async fn connect(contexts: &[String], all: bool) -> Result<Self, BackendError> {
-        let kubeconfig = Kubeconfig::read().map_err(|e| {
-            BackendError::Config(format!("no usable kubeconfig ({e}): set KUBECONFIG, or run `portcullis demo` for the embedded demo"))
-        })?;
+        let kubeconfig = match Kubeconfig::read() {
+            Ok(k) => k,
+            // In a pod with no kubeconfig (the reaper's Deployment): the
+            // pod's own ServiceAccount.
+            Err(_)
+                if contexts.is_empty()
+                    && !all
+                    && std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() =>
+            {
+                return Self::in_cluster().await;
+            }
+            Err(e) => {
+                return Err(BackendError::Config(format!("no usable kubeconfig ({e}): set KUBECONFIG, or run `portcullis demo` for the embedded demo")))
+            }
+        };
         let names: Vec<String> = if all {
             kubeconfig.contexts.iter().map(|c| c.name.clone()).collect()
         } else if contexts.is_empty() {
@@ -166,6 +180,16 @@ impl KubeBackend {
             failed,
             reap_in_console: true,
         })
+    }
+
+    /// The cluster this process runs in, as its pod's ServiceAccount.
+    pub async fn in_cluster() -> Result<Self, BackendError> {
+        let config = Config::incluster()
+            .map_err(|e| BackendError::Config(format!("in-cluster config: {e}")))?;
+        let auth = config.auth_info.clone();
+        let client = Client::try_from(config).map_err(|e| BackendError::Config(e.to_string()))?;
+        let cluster = KubeCluster::connect("in-cluster", client, &auth, "in-cluster").await;
+        Ok(Self::from_clusters(vec![Arc::new(cluster)]))
     }
 
     /// A backend over connected clusters (tests).
@@ -423,4 +447,26 @@ impl AccessBackend for KubeBackend {
         let cluster = self.cluster(&key.cluster)?;
         grant::withdraw(&grant::Site::direct(cluster), &cluster.identity, &key.name).await
     }
+
+    /// Deletes the grant's release binding with the requester's own
+    /// credentials, then waits (up to [`RELEASE_WAIT`]) for a reaper to
+    /// end the grant; returns the request as it then stands.
+    async fn release(&self, key: &RequestKey) -> Result<AccessRequest, BackendError> {
+        let cluster = self.cluster(&key.cluster)?;
+        let site = grant::Site::direct(cluster);
+        release::request(&site, &cluster.identity, &key.name).await?;
+        let deadline = tokio::time::Instant::now() + RELEASE_WAIT;
+        loop {
+            let now = grant::fetch(&site, Caller::Requester, &key.name).await?;
+            // Ended, and the end verified (or no more time to wait).
+            let ended = now.req.phase().is_terminal() && now.req.status.message.is_some();
+            if ended || tokio::time::Instant::now() >= deadline {
+                return Ok(now.req);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 }
+
+/// How long `release` waits for a reaper to record the end.
+pub const RELEASE_WAIT: Duration = Duration::from_secs(20);

@@ -156,6 +156,40 @@ pub fn token_plan(req: &AccessRequest, request_uid: &str) -> Vec<Planned> {
     ]
 }
 
+/// The name of a grant's release binding (and its Role).
+pub fn release_name(request: &str) -> String {
+    let mut name = format!("portcullis-release-{request}");
+    name.truncate(253);
+    name
+}
+
+/// The requester's right to end their own live grant early: a Role and a
+/// RoleBinding in portcullis-system that let the requester (the user the
+/// apiserver authenticates, only) get and delete that very RoleBinding.
+/// Deleting it is the release: the reaper sees it gone and ends the grant
+/// in their name. Made by the reaper (which holds what it hands out).
+pub fn release_plan(req: &AccessRequest, request_uid: &str) -> Vec<Planned> {
+    let name = release_name(&req.name);
+    let ns = Some(SYSTEM_NAMESPACE);
+    vec![
+        planned(
+            "Role",
+            ns,
+            &name,
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": metadata(req, request_uid, &name, ns),
+                "rules": [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["rolebindings"], "verbs": ["get", "delete"], "resourceNames": [name]}]}),
+        ),
+        planned(
+            "RoleBinding",
+            ns,
+            &name,
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": metadata(req, request_uid, &name, ns),
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": req.requester.user}]}),
+        ),
+    ]
+}
+
 /// Why one object could not be created.
 #[derive(Debug)]
 pub struct CreateError {

@@ -31,6 +31,8 @@ use tokio::sync::mpsc;
 
 use super::cluster::KubeCluster;
 use super::grant::{self, Ended, Ending};
+use super::reaper_metrics::{EndedHow, ReaperMetrics};
+use super::release;
 use super::settings::{ClusterSettings, SettingsError};
 use super::topology::Topology;
 use super::{objects, request_resource, wire, REQUEST_LABEL, SYSTEM_NAMESPACE};
@@ -47,6 +49,8 @@ pub struct ReaperConfig {
     pub provision_tokens: bool,
     /// How often bindings are swept for ones no live grant accounts for.
     pub sweep_every: Duration,
+    /// Counts what the reaper does (`portcullis reaper` serves them).
+    pub metrics: Option<Arc<ReaperMetrics>>,
 }
 
 impl Default for ReaperConfig {
@@ -55,6 +59,7 @@ impl Default for ReaperConfig {
             incomplete_grace: grant::INCOMPLETE_GRACE,
             provision_tokens: true,
             sweep_every: Duration::from_secs(10),
+            metrics: None,
         }
     }
 }
@@ -173,7 +178,9 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Rea
                 + chrono::TimeDelta::from_std(limits.approval_timeout)
                     .unwrap_or(chrono::TimeDelta::MAX);
             if due <= now {
-                grant::end(&site, &name, Ending::Expire, limits).await?;
+                if let Ended::Done(_) = grant::end(&site, &name, Ending::Expire, limits).await? {
+                    ctx.count(EndedHow::Timeout, None);
+                }
                 Action::requeue(Duration::from_secs(60))
             } else {
                 if deleting && f.has_finalizer() {
@@ -185,7 +192,7 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Rea
         Phase::Active => match f.req.status.expires_at {
             None => {
                 // Fail closed: a live grant must say when it ends.
-                grant::end(
+                if let Ended::Done(_) = grant::end(
                     &site,
                     &name,
                     Ending::Fail {
@@ -193,13 +200,18 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Rea
                     },
                     limits,
                 )
-                .await?;
+                .await?
+                {
+                    ctx.count(EndedHow::Failed, None);
+                }
                 Action::requeue(Duration::from_secs(60))
             }
             Some(end) if end <= now => {
                 match grant::end_now(&site, &name, Ending::Expire, limits).await? {
                     (Ended::Nothing, _) => Action::requeue(Duration::from_secs(1)),
                     (Ended::Done(mut req), Some(after)) => {
+                        let late = (c.clock.now() - end).num_milliseconds().max(0) as f64 / 1000.0;
+                        ctx.count(EndedHow::Expired, Some(late));
                         // Verification apart: the next grants due are not
                         // held up by this one's SubjectAccessReviews.
                         let (topology, obj) = (ctx.topology.clone(), obj.clone());
@@ -221,7 +233,7 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Rea
                     + chrono::TimeDelta::from_std(ctx.config.incomplete_grace)
                         .unwrap_or(chrono::TimeDelta::MAX);
                 if grant::incomplete(&f.req) && give_up <= now {
-                    grant::end(
+                    if let Ended::Done(_) = grant::end(
                         &site,
                         &name,
                         Ending::Fail {
@@ -229,7 +241,17 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Rea
                         },
                         limits,
                     )
-                    .await?;
+                    .await?
+                    {
+                        ctx.count(EndedHow::Failed, None);
+                    }
+                    Action::requeue(Duration::from_secs(60))
+                } else if release::released(&site, &f.req).await? {
+                    // Its requester deleted the grant's release binding:
+                    // they are done with it, so it ends now, in their name.
+                    if let Ended::Done(_) = release::end_released(&site, &f.req, limits).await? {
+                        ctx.count(EndedHow::Released, None);
+                    }
                     Action::requeue(Duration::from_secs(60))
                 } else {
                     if !f.has_finalizer() && !deleting {
@@ -240,6 +262,15 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Rea
                         && !grant::token_objects_recorded(&f.req)
                     {
                         grant::provision_tokens(&site, &name).await?;
+                    }
+                    // Direct mode: the requester's right to release it
+                    // (under the server they release through its API).
+                    if ctx.config.provision_tokens
+                        && ctx.topology.targets.is_none()
+                        && release::recorded(&f.req).is_none()
+                        && !grant::incomplete(&f.req)
+                    {
+                        release::provision(&site, &name).await?;
                     }
                     let next = if grant::incomplete(&f.req) {
                         end.min(give_up)
@@ -271,11 +302,25 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Rea
     if let Ok(mut failures) = ctx.failures.lock() {
         failures.remove(&name);
     }
+    if let Some(m) = &ctx.config.metrics {
+        m.reached_apiserver();
+    }
     Ok(action)
+}
+
+impl Ctx {
+    fn count(&self, how: EndedHow, lag: Option<f64>) {
+        if let Some(m) = &self.config.metrics {
+            m.ended(how, lag);
+        }
+    }
 }
 
 fn error_policy(obj: Arc<DynamicObject>, err: &ReapError, ctx: Arc<Ctx>) -> Action {
     let name = obj.name_any();
+    if let Some(m) = &ctx.config.metrics {
+        m.failed();
+    }
     let n = ctx
         .failures
         .lock()
@@ -297,6 +342,16 @@ fn error_policy(obj: Arc<DynamicObject>, err: &ReapError, ctx: Arc<Ctx>) -> Acti
                     .once(refused(ctx.topology.store.user(), &s.message));
             }
             doubling(500, Duration::from_secs(300))
+        }
+        Some(kube::Error::Api(s)) if s.code == 422 => {
+            // The stored object does not fit the CRD's schema (it predates
+            // it): the apiserver refuses every change to it until it is
+            // deleted. Say so once; look again rarely.
+            ctx.notices.once(format!(
+                "request {name} predates the AccessRequest schema and the apiserver refuses any change to it ({}): a cluster admin deletes it (kubectl delete accessrequest {name})",
+                s.message
+            ));
+            doubling(5_000, Duration::from_secs(600))
         }
         Some(kube::Error::Api(s)) if s.code < 500 && s.code != 429 => {
             tracing::warn!(request = %name, error = %err, "reap failed; retrying");
@@ -469,13 +524,32 @@ pub async fn run_topology(
     tx: Option<mpsc::UnboundedSender<BackendEvent>>,
 ) {
     let store = topology.store.clone();
-    let controller = Controller::new_with(
+    let _running = config.metrics.as_ref().map(|m| m.running());
+    let mut controller = Controller::new_with(
         store.requests(),
         watcher::Config::default(),
         request_resource(),
     )
     .trigger_backoff(QuickBackoff::default())
     .with_config(ControllerConfig::default().concurrency(64));
+    if topology.targets.is_none() {
+        // A deleted release binding is a release: reconcile its request.
+        let bindings: Api<DynamicObject> = Api::namespaced_with(
+            store.client.clone(),
+            SYSTEM_NAMESPACE,
+            &objects::resource("RoleBinding").expect("a known kind"),
+        );
+        controller = controller.watches_with(
+            bindings,
+            objects::resource("RoleBinding").expect("a known kind"),
+            watcher::Config::default().labels(REQUEST_LABEL),
+            |b: DynamicObject| {
+                b.labels()
+                    .get(REQUEST_LABEL)
+                    .map(|r| reflector::ObjectRef::new_with(r, request_resource()))
+            },
+        );
+    }
     let requests = controller.store();
     let ctx = Arc::new(Ctx {
         notices: Notices::new(&store.context, tx),

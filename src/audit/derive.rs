@@ -1,0 +1,321 @@
+//! Audit events from what changed in an AccessRequest. Pure.
+//!
+//! The server, the reaper and the console all see requests change; each
+//! turns a change (before → after) into the same events with the same ids,
+//! so the call site that knows the caller and the watch that sees every
+//! change (including the reaper's) write each event once between them.
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::record::{Actor, Event, Kind, Outcome};
+use crate::domain::{AccessRequest, Phase, Verdict};
+
+/// What the observer knows beyond the objects.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The verified caller, when this change is the caller's own action.
+    pub actor: Option<Actor>,
+    /// How names written in the object were verified: `TokenReview` when
+    /// only the server writes requests, `apiserver` under the webhook,
+    /// `kubeconfig` in direct mode without it.
+    pub recorded_by: String,
+    /// The diff's worst severity, when the observer has the RBAC.
+    pub risk: Option<String>,
+    /// The observer's clock: when a change without its own time (a
+    /// shorten, an end without `endedAt`) was seen.
+    pub now: DateTime<Utc>,
+}
+
+/// A stable id: the same transition of the same request, whoever sees it.
+pub fn event_id(r: &AccessRequest, kind: Kind, discriminator: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(r.cluster.as_bytes());
+    h.update([0]);
+    h.update(r.name.as_bytes());
+    h.update([0]);
+    h.update(r.created_at.timestamp_micros().to_be_bytes());
+    h.update(kind.as_str().as_bytes());
+    h.update([0]);
+    h.update(discriminator.as_bytes());
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn base(r: &AccessRequest, kind: Kind, time: DateTime<Utc>, disc: &str, ctx: &Context) -> Event {
+    let mut e = Event::new(kind, time, event_id(r, kind, disc));
+    e.cluster = r.cluster.clone();
+    e.request = r.name.clone();
+    e.requester = r.requester.user.clone();
+    e.role = match r.role.kind {
+        crate::domain::RoleKind::ClusterRole => format!("ClusterRole/{}", r.role.name),
+        crate::domain::RoleKind::Role => format!("Role/{}", r.role.name),
+    };
+    e.namespaces = r.granted_namespaces().to_vec();
+    e.risk = ctx.risk.clone();
+    e
+}
+
+fn named(user: &str, ctx: &Context) -> Actor {
+    // The caller's verified identity wins over a name read from the object
+    // when they are the same person (it carries groups and how).
+    match &ctx.actor {
+        Some(a) if a.user == user => a.clone(),
+        _ if user.starts_with("policy:") => Actor::new(user, "policy"),
+        _ => Actor::new(user, ctx.recorded_by.clone()),
+    }
+}
+
+/// Text from a requester or the cluster, bounded and inert: the log is
+/// read with `cat` and `less` too. The request object keeps the original.
+fn clean(text: &str) -> String {
+    crate::domain::sanitize::inert(text, 2000).into_owned()
+}
+
+fn secs(d: std::time::Duration) -> String {
+    humantime::format_duration(std::time::Duration::from_secs(d.as_secs())).to_string()
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The events between `old` (None: never seen) and `new`, oldest first.
+pub fn changes(old: Option<&AccessRequest>, new: &AccessRequest, ctx: &Context) -> Vec<Event> {
+    let mut out = Vec::new();
+    if new.malformed.is_some() && old.is_none() {
+        let mut e = base(new, Kind::Created, new.created_at, "", ctx);
+        e.actor = Some(named(&new.requester.user, ctx));
+        e.message = "malformed request (shown as INVAL; can only be denied)".into();
+        e.outcome = Outcome::Failure;
+        out.push(e);
+        return out;
+    }
+    if old.is_none() {
+        let mut e = base(new, Kind::Created, new.created_at, "", ctx);
+        let mut actor = named(&new.requester.user, ctx);
+        if actor.groups.is_empty() {
+            actor.groups = new.requester.groups.clone();
+        }
+        e.actor = Some(actor);
+        e.namespaces = new.namespaces.clone();
+        e.message = clean(&new.reason);
+        e.detail = json!({
+            "duration": secs(new.duration),
+            "ticket": new.ticket,
+            "extends": new.extends,
+            "credentials": format!("{:?}", new.credentials),
+        });
+        out.push(e);
+    }
+    let before = old.map(|o| &o.status);
+    // Reviews (and a decision written without one) not seen before.
+    let seen = |by: &str, at: DateTime<Utc>| {
+        before.is_some_and(|s| {
+            s.reviews.iter().any(|r| r.by == by && r.at == at)
+                || s.decision
+                    .as_ref()
+                    .is_some_and(|d| d.by == by && d.at == at)
+        })
+    };
+    let mut reviews: Vec<crate::domain::request::Review> = new.status.reviews.clone();
+    if let Some(d) = &new.status.decision {
+        if !reviews.iter().any(|r| r.by == d.by && r.at == d.at) {
+            reviews.push(crate::domain::request::Review {
+                by: d.by.clone(),
+                at: d.at,
+                verdict: d.verdict,
+                duration: d.duration,
+                namespaces: d.namespaces.clone(),
+                reason: d.reason.clone(),
+            });
+        }
+    }
+    for crate::domain::request::Review {
+        by,
+        at,
+        verdict,
+        duration,
+        namespaces,
+        reason,
+    } in reviews
+    {
+        if seen(&by, at) {
+            continue;
+        }
+        let kind = match verdict {
+            Verdict::Approved => Kind::Approved,
+            Verdict::Denied => Kind::Denied,
+        };
+        let disc = format!("{by}\u{0}{}", at.timestamp_micros());
+        let mut e = base(new, kind, at, &disc, ctx);
+        e.actor = Some(named(&by, ctx));
+        e.message = reason.as_deref().map(clean).unwrap_or_default();
+        if kind == Kind::Approved {
+            let ns = if namespaces.is_empty() {
+                new.namespaces.clone()
+            } else {
+                namespaces
+            };
+            e.namespaces = ns.clone();
+            e.detail = json!({
+                "approved": {"duration": duration.map(secs), "namespaces": ns},
+                "asked": {"duration": secs(new.duration), "namespaces": new.namespaces},
+                "narrower": duration.is_some_and(|d| d < new.duration) || e.namespaces.len() < new.namespaces.len(),
+            });
+        }
+        out.push(e);
+    }
+    let was = old.map(AccessRequest::phase);
+    let now = new.phase();
+    let ended_at = new.status.ended_at.unwrap_or(ctx.now);
+    if now != Phase::Pending
+        && was.is_none_or(|p| p == Phase::Pending)
+        && new.status.granted_at.is_some()
+    {
+        let at = new.status.granted_at.unwrap_or(new.created_at);
+        let mut e = base(new, Kind::Started, at, "", ctx);
+        e.actor = new.status.decision.as_ref().map(|d| named(&d.by, ctx));
+        e.detail = json!({
+            "grantedAt": ts(at),
+            "expiresAt": new.status.expires_at.map(ts),
+            "bindings": new.status.bindings.iter().map(|b| match &b.namespace {
+                Some(ns) => format!("{}/{ns}/{}", b.kind, b.name),
+                None => format!("{}/{}", b.kind, b.name),
+            }).collect::<Vec<_>>(),
+        });
+        e.message = match new.status.expires_at {
+            Some(end) => format!("granted until {}", ts(end)),
+            None => "granted".into(),
+        };
+        out.push(e);
+    }
+    // The end moved earlier while the grant was live.
+    if let (Some(o), Some(to), Phase::Active) = (old, new.status.expires_at, now) {
+        if let Some(from) = o.status.expires_at.filter(|from| to < *from) {
+            if o.phase() == Phase::Active {
+                let mut e = base(new, Kind::Shortened, ctx.now, &ts(to), ctx);
+                e.actor = ctx.actor.clone();
+                e.message = format!("ends {} instead of {}", ts(to), ts(from));
+                e.detail = json!({"from": ts(from), "to": ts(to)});
+                out.push(e);
+            }
+        }
+    }
+    if now.is_terminal() && was != Some(now) {
+        let end = |kind: Kind| base(new, kind, ended_at, "", ctx);
+        match now {
+            Phase::Revoked => {
+                let mut e = end(Kind::Revoked);
+                e.actor = new
+                    .status
+                    .revoked_by
+                    .as_deref()
+                    .map(|u| named(u, ctx))
+                    .or(ctx.actor.clone());
+                e.message = new
+                    .status
+                    .revoke_reason
+                    .as_deref()
+                    .map(clean)
+                    .unwrap_or_default();
+                out.push(e);
+            }
+            Phase::Expired if new.status.granted_at.is_none() => {
+                let mut e = end(Kind::TimedOut);
+                e.actor = Some(Actor::reaper());
+                e.message = "nobody decided before the approval timeout".into();
+                out.push(e);
+            }
+            Phase::Expired => {
+                let mut e = end(Kind::Expired);
+                e.actor = Some(Actor::reaper());
+                e.message = new
+                    .status
+                    .expires_at
+                    .map(|t| format!("ended at {}", ts(t)))
+                    .unwrap_or_default();
+                out.push(e);
+            }
+            Phase::Withdrawn => {
+                let mut e = end(Kind::Withdrawn);
+                e.actor = Some(named(&new.requester.user, ctx));
+                out.push(e);
+            }
+            Phase::Failed => {
+                let mut e = end(Kind::Failed);
+                e.actor = ctx.actor.clone();
+                e.message = new.status.message.as_deref().map(clean).unwrap_or_default();
+                out.push(e);
+            }
+            // Denials are the reviews above.
+            Phase::Denied | Phase::Pending | Phase::Active => {}
+        }
+    }
+    // The apiserver's word after the end: verified, or still granted.
+    if let Some(msg) = new
+        .status
+        .message
+        .as_deref()
+        .filter(|m| m.contains("verified"))
+    {
+        let changed = old.and_then(|o| o.status.message.as_deref()) != Some(msg);
+        if changed && matches!(now, Phase::Revoked | Phase::Expired) {
+            let mut e = base(new, Kind::Verified, ended_at, msg, ctx);
+            e.actor = Some(Actor::new("portcullis:verifier", "apiserver"));
+            e.message = clean(msg);
+            if msg.contains("still granted") {
+                e.outcome = Outcome::Failure;
+            }
+            out.push(e);
+        }
+    }
+    out
+}
+
+/// A request's whole story as far as its object tells it (the console's
+/// timeline for a request seen for the first time).
+pub fn timeline(r: &AccessRequest, ctx: &Context) -> Vec<Event> {
+    let mut events = changes(None, r, ctx);
+    events.sort_by_key(|e| e.time);
+    events
+}
+
+/// A refused attempt, at the call site that refused it.
+pub fn refused(
+    actor: Option<Actor>,
+    time: DateTime<Utc>,
+    action: &str,
+    target: Option<(&str, &str)>,
+    status: u16,
+    why: &str,
+) -> Event {
+    let mut h = Sha256::new();
+    h.update(time.timestamp_nanos_opt().unwrap_or(0).to_be_bytes());
+    h.update(action.as_bytes());
+    h.update(why.as_bytes());
+    if let Some(a) = &actor {
+        h.update(a.user.as_bytes());
+    }
+    let id: String = h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut e = Event::new(Kind::Refused, time, id);
+    e.actor = actor;
+    if let Some((cluster, name)) = target {
+        e.cluster = cluster.to_string();
+        e.request = name.to_string();
+    }
+    e.message = clean(why);
+    e.detail = json!({"action": action, "status": status});
+    e
+}
+
+/// Whatever the JSON, a value for `detail`.
+pub fn detail_of(e: &Event, key: &str) -> Option<Value> {
+    e.detail.get(key).cloned()
+}

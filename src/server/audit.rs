@@ -1,0 +1,186 @@
+//! What the server writes to the audit trail, and when: each change it
+//! sees on the requests (its own actions and the reaper's, through the
+//! watch), each policy verdict, each action at the call site with the
+//! verified caller, and each refused attempt. One [`AuditLog`] holds them;
+//! approvers' consoles get them live on the event stream.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::Server;
+use crate::api::{self, ApiError};
+use crate::audit::derive::{self, Context};
+use crate::audit::{Actor, Event, Kind};
+use crate::backend::{BackendEvent, RequestKey};
+use crate::domain::rbac::engine::{analyze, GrantRequest};
+use crate::domain::{AccessRequest, Subject};
+use crate::policy::Decision;
+
+impl Server {
+    /// How a caller's identity was verified.
+    pub fn verified_by(&self) -> &'static str {
+        if self.authority.kind() == "demo" {
+            "demo"
+        } else {
+            "TokenReview"
+        }
+    }
+
+    pub fn actor(&self, who: &Subject) -> Actor {
+        Actor {
+            user: who.user.clone(),
+            groups: who.groups.clone(),
+            verified_by: self.verified_by().into(),
+        }
+    }
+
+    fn context(&self, actor: Option<Actor>) -> Context {
+        Context {
+            actor,
+            // Only the server writes requests in server mode: every name
+            // in them was a verified caller's.
+            recorded_by: self.verified_by().into(),
+            risk: None,
+            now: self.authority.now(),
+        }
+    }
+
+    /// The diff's worst severity for `r`, when the RBAC is known.
+    fn risk(&self, r: &AccessRequest) -> Option<String> {
+        let inv = self.hub.inventory_of(&r.cluster)?;
+        let a = analyze(
+            &inv,
+            GrantRequest {
+                subject: &r.requester,
+                role: &r.role,
+                namespaces: r.granted_namespaces(),
+            },
+        )
+        .ok()?;
+        Some(if a.new.is_empty() {
+            "none".to_string()
+        } else {
+            a.worst.label().to_string()
+        })
+    }
+
+    /// Appends what is new, fills in the risk, and streams it to
+    /// approvers. A failure to write is logged loudly and counted: the
+    /// action it records has already happened.
+    pub fn record(&self, mut events: Vec<Event>, subject: Option<&AccessRequest>) {
+        events.retain(|e| !self.audit.has(&e.id));
+        if events.is_empty() {
+            return;
+        }
+        if let Some(r) = subject {
+            let risk = self.risk(r);
+            for e in &mut events {
+                if e.risk.is_none() && e.kind != Kind::Refused {
+                    e.risk = risk.clone();
+                }
+            }
+        }
+        match self.audit.record(events) {
+            Ok(sealed) => {
+                for s in sealed {
+                    let data: Arc<str> = crate::audit::chain::line(&s).into();
+                    self.hub.publish(api::events::AUDIT, data);
+                }
+            }
+            Err(e) => {
+                self.metrics.refused("audit-write-failed");
+                tracing::error!(error = %e, "cannot write the audit log");
+            }
+        }
+    }
+
+    /// Events for the authority's changes, before they enter the hub (the
+    /// hub still holds each request's previous state).
+    pub(super) fn observe(&self, batch: &[BackendEvent]) {
+        for e in batch {
+            if let BackendEvent::Upsert(r) = e {
+                let old = self.hub.request(&RequestKey::of(r));
+                let events = derive::changes(old.as_ref(), r, &self.context(None));
+                self.record(events, Some(r));
+            }
+        }
+    }
+
+    /// The policy's verdict on a pending request, once per distinct verdict.
+    pub(super) fn record_verdict(&self, r: &AccessRequest, d: &Decision) {
+        let summary = if !d.allowed() {
+            format!("refused: {}", d.deny.join("; "))
+        } else if let Some(rule) = &d.auto_approve {
+            format!("approves itself (rule {rule})")
+        } else {
+            let mut s = format!("{} approval(s) needed", d.approvals_required);
+            if let Some(max) = d.max_duration {
+                s.push_str(&format!(
+                    ", at most {}",
+                    crate::domain::duration::format(max)
+                ));
+            }
+            s
+        };
+        let mut e = Event::new(
+            Kind::Verdict,
+            self.authority.now(),
+            derive::event_id(r, Kind::Verdict, &summary),
+        );
+        e.actor = Some(Actor::new("policy", "policy"));
+        e.cluster = r.cluster.clone();
+        e.request = r.name.clone();
+        e.requester = r.requester.user.clone();
+        e.role = format!("{}/{}", r.role.kind, r.role.name);
+        e.namespaces = r.namespaces.clone();
+        e.message = crate::domain::sanitize::inert(&summary, 2000).into_owned();
+        e.detail = serde_json::to_value(d).unwrap_or_default();
+        if !d.allowed() {
+            e.outcome = crate::audit::Outcome::Failure;
+        }
+        self.record(vec![e], Some(r));
+    }
+
+    /// A caller's action that went through: the events it caused, in the
+    /// caller's verified name.
+    pub(super) fn record_action(
+        &self,
+        who: &Subject,
+        before: Option<&AccessRequest>,
+        after: &AccessRequest,
+    ) {
+        let events = derive::changes(before, after, &self.context(Some(self.actor(who))));
+        self.record(events, Some(after));
+    }
+
+    /// An attempt the server turned away.
+    pub(super) fn record_refusal(
+        &self,
+        who: Option<&Subject>,
+        action: &str,
+        target: Option<&RequestKey>,
+        error: &ApiError,
+    ) {
+        let actor = match who {
+            Some(w) => Some(self.actor(w)),
+            None => Some(Actor::new("(unknown)", "unverified")),
+        };
+        let mut e = derive::refused(
+            actor,
+            self.authority.now(),
+            action,
+            target.map(|k| (k.cluster.as_str(), k.name.as_str())),
+            error.code,
+            &error.message,
+        );
+        let subject = target.and_then(|k| self.hub.request(k));
+        if let Some(r) = &subject {
+            e.requester = r.requester.user.clone();
+            e.role = format!("{}/{}", r.role.kind, r.role.name);
+            e.namespaces = r.namespaces.clone();
+        }
+        e.detail["reason"] = json!(error.reason);
+        self.record(vec![e], subject.as_ref());
+    }
+}
