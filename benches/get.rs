@@ -42,7 +42,8 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--test");
     let runs = if quick { 1 } else { 15 };
     let now = DateTime::from_timestamp(1_795_662_000, 0).expect("time");
-    let items: Vec<AccessRequest> = (0..10_000).map(|i| request(i, now)).collect();
+    let count = if quick { 1_000 } else { 10_000 };
+    let items: Vec<AccessRequest> = (0..count).map(|i| request(i, now)).collect();
     let view: Vec<String> = CLUSTERS.iter().map(|c| c.to_string()).collect();
     let cases: [(&str, &str, Option<&str>); 5] = [
         ("table (CLUSTER column)", "table", None),
@@ -63,7 +64,7 @@ fn main() {
             Some(".spec.duration"),
         ),
     ];
-    println!("get over 10,000 requests in 3 clusters ({runs} runs each):");
+    println!("get over {count} requests in 3 clusters ({runs} runs each):");
     for (label, output, sort_by) in cases {
         let q = Query {
             what: GetWhat::Requests,
