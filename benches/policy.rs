@@ -39,7 +39,7 @@ fn request(i: usize, now: DateTime<Utc>) -> AccessRequest {
         namespaces: vec![ns.to_string()],
         duration: Duration::from_secs(600 * (1 + (i % 12) as u64)),
         reason: format!("INC-{i}: load test request number {i}"),
-        ticket: (i % 3 != 0).then(|| format!("INC-{i}")),
+        ticket: (!i.is_multiple_of(3)).then(|| format!("INC-{i}")),
         credentials: Credentials::Identity,
         extends: None,
         status: Status::default(),

@@ -130,6 +130,9 @@ pub struct WhoAmI {
     pub clusters: Vec<String>,
     /// Whether this caller may approve (by the server's configuration).
     pub approver: bool,
+    /// The server's build (`portcullis version`); absent from older servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_version: Option<String>,
 }
 
 /// An error as the API sends it: `{"error": {"code", "reason", "message", "field"}}`.
@@ -140,6 +143,10 @@ pub struct ApiError {
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// The full text behind a one-line message (an escalation refusal's
+    /// rules), for clients that show it on request (`-v`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<String>,
 }
 
 impl ApiError {
@@ -149,6 +156,7 @@ impl ApiError {
             reason: reason.into(),
             message: message.into(),
             field: None,
+            details: Vec::new(),
         }
     }
 
@@ -179,6 +187,10 @@ impl ApiError {
         match e {
             BackendError::NotFound(_) => Self::new(404, "NotFound", text),
             BackendError::Forbidden { .. } => Self::new(403, "Forbidden", text),
+            BackendError::Escalation { details, .. } => Self {
+                details: details.clone(),
+                ..Self::new(403, "Forbidden", text)
+            },
             BackendError::Refused(PhaseError::SelfApproval(_) | PhaseError::NotRequester(_)) => {
                 Self::new(403, "Forbidden", text)
             }
@@ -198,6 +210,16 @@ impl ApiError {
         let message = crate::domain::sanitize::inert(&self.message, 1000).into_owned();
         match self.code {
             401 => BackendError::Config(format!("the server rejected the token: {message}")),
+            403 if !self.details.is_empty() => BackendError::Escalation {
+                user: String::new(),
+                action: String::new(),
+                summary: message,
+                details: self
+                    .details
+                    .iter()
+                    .map(|d| crate::domain::sanitize::inert(d, 1000).into_owned())
+                    .collect(),
+            },
             403 => BackendError::Forbidden {
                 user: String::new(),
                 action: String::new(),

@@ -1,10 +1,14 @@
-//! The command line (clap). Verbs that need a cluster arrive with the
-//! `kube` backend; today `portcullis demo` runs the console on the
-//! embedded demo.
+//! The command line (clap), shaped after kubectl's habits: every global
+//! flag (`--context`, `--all-contexts`, `--backend`, `--token-file`,
+//! `--color`, `--theme`, `--config`, `--readonly`, `-v` …) goes before or
+//! after the verb; a request is named `NAME` or `CONTEXT/NAME`; `get`
+//! takes `-o`, `-w`, `--sort-by` and `--no-headers` as kubectl get does.
 
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
+
+use crate::get::Output;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum ColorMode {
@@ -17,54 +21,128 @@ pub enum ColorMode {
     Never,
 }
 
+/// Where `--help` lists the flags every verb takes (before or after it), so
+/// a verb's own flags stand apart.
+const GLOBAL: &str = "Global options (before or after the verb)";
+
 #[derive(Debug, Parser)]
-#[command(name = "portcullis", version, about = "Terminal console for just-in-time Kubernetes access", long_about = None)]
+#[command(name = "portcullis", version = crate::version::LINE, about = "Terminal console for just-in-time Kubernetes access", long_about = None)]
 pub struct Cli {
     /// Colour: auto (honours NO_COLOR), always, never.
-    #[arg(long, value_enum, default_value_t = ColorMode::Auto, global = true)]
+    #[arg(long, value_enum, default_value_t = ColorMode::Auto, global = true, help_heading = GLOBAL)]
     pub color: ColorMode,
 
     /// Disable every action that changes access (approve, deny, shorten, revoke).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub readonly: bool,
 
     /// Theme name: default, light, mono, or a file in $XDG_CONFIG_HOME/portcullis/themes/.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub theme: Option<String>,
 
     /// Config file (default $XDG_CONFIG_HOME/portcullis/config.toml).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
 
-    /// Kubeconfig context to show (repeatable).
-    #[arg(long = "context", value_name = "NAME")]
+    /// Kubeconfig context (repeatable); with --backend, the server's
+    /// cluster. A verb's NAME may carry it instead: CONTEXT/NAME.
+    #[arg(long = "context", value_name = "NAME", global = true, help_heading = GLOBAL)]
     pub contexts: Vec<String>,
 
     /// Every context in the kubeconfig.
-    #[arg(long)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub all_contexts: bool,
 
+    /// Errors also print the full text behind their one-line summary (e.g.
+    /// every rule an escalation refusal lists); so does PORTCULLIS_LOG=debug.
+    #[arg(short = 'v', long = "verbose", action = ArgAction::Count, global = true, help_heading = GLOBAL)]
+    pub verbose: u8,
+
     /// The Portcullis server (`portcullis serve`) instead of direct cluster access.
-    #[arg(long, value_name = "URL", global = true, env = "PORTCULLIS_BACKEND")]
+    #[arg(long, value_name = "URL", global = true, help_heading = GLOBAL, env = "PORTCULLIS_BACKEND")]
     pub backend: Option<String>,
 
     /// With --backend: a file holding your bearer token (else
     /// $PORTCULLIS_TOKEN, else the kubeconfig context's token).
-    #[arg(long, value_name = "FILE", global = true)]
+    #[arg(long, value_name = "FILE", global = true, help_heading = GLOBAL)]
     pub token_file: Option<std::path::PathBuf>,
 
     /// Rego policies (a directory): advisory in a direct-mode console,
     /// enforced by `serve --demo`; the server takes its own from its config.
-    #[arg(long, value_name = "DIR", global = true)]
+    #[arg(long, value_name = "DIR", global = true, help_heading = GLOBAL)]
     pub policy: Option<std::path::PathBuf>,
 
     /// A CA certificate (PEM) that signed the server's certificate: trusted
     /// with --backend, and the webhook's caBundle with `crds --webhook`.
-    #[arg(long, value_name = "FILE", global = true)]
+    #[arg(long, value_name = "FILE", global = true, help_heading = GLOBAL)]
     pub ca_file: Option<std::path::PathBuf>,
 
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Cli {
+    /// Parses as clap does, keeping every `--context` when some stand
+    /// before the verb and some after it.
+    pub fn try_parse_merged<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        let mut cli = Self::try_parse_from(&args)?;
+        cli.keep_contexts_before_the_verb(&args);
+        Ok(cli)
+    }
+
+    /// clap keeps only the `--context` values after the verb when some
+    /// stand on both sides (a global flag's later occurrences replace the
+    /// earlier ones); kubectl users expect all of them.
+    pub fn keep_contexts_before_the_verb(&mut self, args: &[std::ffi::OsString]) {
+        let Some(verb) = verb_position(args) else {
+            return;
+        };
+        if let Ok(before) = Self::try_parse_from(&args[..verb]) {
+            if !before.contexts.is_empty() && before.contexts != self.contexts {
+                let mut all = before.contexts;
+                all.append(&mut self.contexts);
+                self.contexts = all;
+            }
+        }
+    }
+}
+
+/// Where the verb stands: the first argument that is neither a top-level
+/// flag nor the value of one.
+fn verb_position(args: &[std::ffi::OsString]) -> Option<usize> {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let takes_value = |long: &str| {
+        command
+            .get_arguments()
+            .any(|a| a.get_long() == Some(long) && a.get_action().takes_values())
+    };
+    let mut i = 1;
+    while i < args.len() {
+        let token = args[i].to_str()?;
+        if token == "--" {
+            return None;
+        }
+        if let Some(long) = token.strip_prefix("--") {
+            i += if !long.contains('=') && takes_value(long) {
+                2
+            } else {
+                1
+            };
+            continue;
+        }
+        if token.starts_with('-') && token.len() > 1 {
+            i += 1;
+            continue;
+        }
+        return Some(i);
+    }
+    None
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,18 +200,43 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = CredentialsArg::Identity)]
         credentials: CredentialsArg,
     },
-    /// List requests (pending; --all for every phase) or live grants.
+    /// List requests (pending; --all for every phase) or live grants, as
+    /// kubectl get: `get requests -o name`, `get requests NAME -o
+    /// jsonpath='{.status.phase}'`, `get grants -w`.
     Get {
         #[arg(value_enum)]
         what: GetWhat,
-        #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Table)]
-        output: OutputFormat,
+        /// Only these requests, in any phase (NAME or CONTEXT/NAME).
+        #[arg(value_name = "NAME")]
+        names: Vec<String>,
+        /// table, wide, name, json, yaml, jsonpath=TEMPLATE,
+        /// jsonpath-file=FILE, custom-columns=SPEC, custom-columns-file=FILE.
+        #[arg(short = 'o', long = "output", default_value = "table", value_parser = Output::parse)]
+        output: Output,
         /// Every phase, not only the live ones.
         #[arg(long)]
         all: bool,
+        /// After listing, print a row for each change until interrupted.
+        #[arg(short = 'w', long)]
+        watch: bool,
+        /// Only the changes, without listing first.
+        #[arg(long)]
+        watch_only: bool,
+        /// With -w: each row starts with ADDED, MODIFIED or DELETED.
+        #[arg(long)]
+        output_watch_events: bool,
+        /// Sort by a JSONPath expression, e.g. '{.spec.duration}' or
+        /// .metadata.creationTimestamp (durations and times by value).
+        #[arg(long, value_name = "JSONPATH")]
+        sort_by: Option<String>,
+        /// Tables without their header row.
+        #[arg(long)]
+        no_headers: bool,
     },
     /// Approve a request, optionally shorter (--for) or narrower (-n).
     Approve {
+        /// NAME, CONTEXT/NAME, or a line of `get -o name`.
+        #[arg(value_name = "NAME")]
         name: String,
         #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
         duration: Option<Duration>,
@@ -144,29 +247,47 @@ pub enum Command {
     },
     /// Deny a request (reason required).
     Deny {
+        /// NAME, CONTEXT/NAME, or a line of `get -o name`.
+        #[arg(value_name = "NAME")]
         name: String,
         #[arg(long)]
         reason: String,
     },
     /// Make a live grant end sooner: `shorten NAME --to 10m` (remaining from now).
     Shorten {
+        /// NAME, CONTEXT/NAME, or a line of `get -o name`.
+        #[arg(value_name = "NAME")]
         name: String,
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         to: Duration,
     },
     /// End a live grant now (reason required).
     Revoke {
+        /// NAME, CONTEXT/NAME, or a line of `get -o name`.
+        #[arg(value_name = "NAME")]
         name: String,
         #[arg(long)]
         reason: String,
     },
     /// Withdraw your own pending request.
-    Withdraw { name: String },
+    Withdraw {
+        /// NAME, CONTEXT/NAME, or a line of `get -o name`.
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
     /// End your own live grant now ("I'm done"): recorded as released by
     /// you, its bindings deleted and the end verified like a revoke.
-    Release { name: String },
+    Release {
+        /// NAME, CONTEXT/NAME, or a line of `get -o name`.
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
     /// Credentials mode: a kubeconfig context with a short-lived token.
-    Login { name: String },
+    Login {
+        /// NAME, CONTEXT/NAME, or a line of `get -o name`.
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
     /// Long-running: revoke expired grants, expire stale pending requests.
     Reaper {
         /// Serve /healthz and /metrics here (loopback unless you say
@@ -214,6 +335,15 @@ pub enum Command {
     Audit {
         #[command(subcommand)]
         action: AuditAction,
+    },
+    /// Version, git commit and the Kubernetes API versions this was built
+    /// for; without --client also each cluster's (kubectl version).
+    Version {
+        /// Only this program, no cluster asked.
+        #[arg(long)]
+        client: bool,
+        #[arg(short = 'o', long = "output", value_enum)]
+        output: Option<VersionOutput>,
     },
     /// Rego policies: check, evaluate one input, run their tests.
     Policy {
@@ -303,8 +433,16 @@ pub enum CredentialsArg {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum GetWhat {
+    #[value(alias = "request", alias = "accessrequests", alias = "accessrequest")]
     Requests,
+    #[value(alias = "grant")]
     Grants,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VersionOutput {
+    Json,
+    Yaml,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -367,5 +505,132 @@ mod tests {
         assert!(e.to_string().contains("'soon' is not a duration"));
         let e = Cli::try_parse_from(["portcullis", "--color", "purple"]).unwrap_err();
         assert_eq!(e.exit_code(), 2);
+    }
+
+    /// kubectl accepts --context anywhere; so does every global flag here.
+    #[test]
+    fn global_flags_before_or_after_the_verb() {
+        let after = [
+            "portcullis",
+            "request",
+            "--role",
+            "edit",
+            "--for",
+            "30m",
+            "--reason",
+            "x",
+            "--context",
+            "prod",
+            "--context",
+            "staging",
+            "--all-contexts",
+            "--backend",
+            "https://pc.example",
+            "--token-file",
+            "/t",
+            "--color",
+            "never",
+            "--theme",
+            "light",
+            "--config",
+            "/c.toml",
+            "--readonly",
+            "-v",
+        ];
+        let c = Cli::try_parse_from(after).unwrap();
+        assert_eq!(c.contexts, ["prod", "staging"]);
+        assert!(c.all_contexts && c.readonly);
+        assert_eq!(c.backend.as_deref(), Some("https://pc.example"));
+        assert_eq!(c.token_file.as_deref(), Some(std::path::Path::new("/t")));
+        assert_eq!(c.color, ColorMode::Never);
+        assert_eq!(c.theme.as_deref(), Some("light"));
+        assert_eq!(c.config.as_deref(), Some(std::path::Path::new("/c.toml")));
+        assert_eq!(c.verbose, 1);
+        let before = Cli::try_parse_merged([
+            "portcullis",
+            "--context",
+            "prod",
+            "-vv",
+            "get",
+            "requests",
+            "--context",
+            "staging",
+        ])
+        .unwrap();
+        assert_eq!(before.contexts, ["prod", "staging"]);
+        assert_eq!(before.verbose, 2);
+        // A context named like a verb is still a value.
+        let odd = Cli::try_parse_merged([
+            "portcullis",
+            "--context=get",
+            "--theme",
+            "get",
+            "get",
+            "requests",
+            "--context",
+            "b",
+        ])
+        .unwrap();
+        assert_eq!(odd.contexts, ["get", "b"]);
+        assert_eq!(odd.theme.as_deref(), Some("get"));
+    }
+
+    /// A verb's help lists its own flags apart from the global ones.
+    #[test]
+    fn help_sets_global_flags_apart() {
+        use clap::CommandFactory;
+        let mut cli = Cli::command();
+        // Global flags reach the verbs when the command is built.
+        cli.build();
+        let get = cli.find_subcommand_mut("get").expect("get");
+        let help = get.render_long_help().to_string();
+        let (own, global) = help.split_once(GLOBAL).expect("a global heading");
+        assert!(
+            own.contains("--sort-by") && own.contains("--watch"),
+            "{help}"
+        );
+        assert!(
+            !own.contains("--context") && global.contains("--context"),
+            "{help}"
+        );
+    }
+
+    #[test]
+    fn get_takes_kubectl_flags() {
+        let c = Cli::try_parse_from([
+            "portcullis",
+            "get",
+            "accessrequests",
+            "prod/alice-x",
+            "-o",
+            "jsonpath={.status.phase}",
+            "-w",
+            "--sort-by",
+            ".spec.duration",
+            "--no-headers",
+        ])
+        .unwrap();
+        match c.command {
+            Some(Command::Get {
+                what,
+                names,
+                output,
+                watch,
+                sort_by,
+                no_headers,
+                ..
+            }) => {
+                assert_eq!(what, GetWhat::Requests);
+                assert_eq!(names, ["prod/alice-x"]);
+                assert!(matches!(output, Output::JsonPath(_)));
+                assert!(watch && no_headers);
+                assert_eq!(sort_by.as_deref(), Some(".spec.duration"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = Cli::try_parse_from(["portcullis", "get", "requests", "-o", "jsonpath={.a"])
+            .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("unclosed"), "{e}");
     }
 }

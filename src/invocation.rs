@@ -47,9 +47,12 @@ where
 {
     let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
     let invoked = invoked_as(args.first().map(|a| a.as_os_str()));
-    let mut matches: ArgMatches = command(invoked).get_matches_from(args);
-    Cli::from_arg_matches_mut(&mut matches)
-        .unwrap_or_else(|e| e.format(&mut command(invoked)).exit())
+    let mut matches: ArgMatches = command(invoked).get_matches_from(args.clone());
+    let mut cli = Cli::from_arg_matches_mut(&mut matches)
+        .unwrap_or_else(|e| e.format(&mut command(invoked)).exit());
+    // `--context` before and after the verb: every one counts.
+    cli.keep_contexts_before_the_verb(&args);
+    cli
 }
 
 /// The man page (roff) of `portcullis` itself: every flag and a list of

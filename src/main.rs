@@ -30,6 +30,7 @@ fn main() -> ExitCode {
     // As `kubectl-portcullis` (the kubectl plugin) help and usage say
     // `kubectl portcullis`.
     let cli = portcullis::invocation::parse(std::env::args_os());
+    let verbose = cli.verbose > 0 || debug_logging();
     match real_main(cli, started) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -47,9 +48,30 @@ fn main() -> ExitCode {
                 "portcullis: {}",
                 portcullis::domain::sanitize::inert(&chain.join(": "), 2000)
             );
+            // The full text behind the summary, only when asked for.
+            if let Some(portcullis::backend::BackendError::Escalation { details, .. }) =
+                e.downcast_ref::<portcullis::backend::BackendError>()
+            {
+                tracing::debug!(?details, "the apiserver's escalation refusal");
+                if verbose {
+                    for d in details {
+                        eprintln!("  {}", portcullis::domain::sanitize::inert(d, 2000));
+                    }
+                }
+            }
             ExitCode::from(1)
         }
     }
+}
+
+/// PORTCULLIS_LOG asks for debug (or trace) output.
+fn debug_logging() -> bool {
+    std::env::var("PORTCULLIS_LOG")
+        .map(|v| {
+            let v = v.to_ascii_lowercase();
+            v.contains("debug") || v.contains("trace")
+        })
+        .unwrap_or(false)
 }
 
 /// Logs go to a file, never to the screen the console draws on.
@@ -128,6 +150,9 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
             &mut std::io::stdout(),
         );
         return Ok(());
+    }
+    if let Some(Command::Version { client, output }) = &cli.command {
+        return version(&cli, *client, *output);
     }
     if let Some(Command::Serve { demo, listen, .. }) = &cli.command {
         // `--config` is the server's file here, not the console's.
@@ -320,19 +345,166 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
             }
             Ok(())
         }),
+        Some(Command::Version { .. }) => unreachable!("handled above"),
         Some(verb) => runtime.block_on(async {
-            let out = if let Some(url) = &cli.backend {
-                let http = connect_server(&cli, url).await?;
-                let context = cli.contexts.first().map(String::as_str);
-                portcullis::verbs::run(verb, &http, context, &groups).await?
+            // `approve prod/NAME` acts on prod even without --context.
+            let contexts = if cli.contexts.is_empty() && !cli.all_contexts {
+                portcullis::verbs::named_context(verb).into_iter().collect()
             } else {
-                let kube = KubeBackend::connect(&cli.contexts, cli.all_contexts).await?;
-                let context = kube.clusters().first().map(|c| c.context.clone());
-                portcullis::verbs::run(verb, &kube, context.as_deref(), &groups).await?
+                cli.contexts.clone()
             };
-            print!("{out}");
-            Ok(())
+            if let Some(url) = &cli.backend {
+                let http = connect_server(&cli, url).await?;
+                let served = http.info().clusters;
+                if let Some(c) = contexts.iter().find(|c| !served.contains(c)) {
+                    bail!(
+                        "the server has no cluster {c} (it serves: {})",
+                        served.join(", ")
+                    );
+                }
+                return verb_on(verb, &http, &contexts, &groups, Vec::new()).await;
+            }
+            let kube = KubeBackend::connect(&contexts, cli.all_contexts).await?;
+            // A context asked for by name that cannot be reached fails the
+            // verb; with --all-contexts it is said and skipped.
+            let failed: Vec<String> = kube
+                .failed()
+                .iter()
+                .map(|(c, e)| format!("cluster {c} is unreachable: {e}"))
+                .collect();
+            if !cli.all_contexts && !failed.is_empty() {
+                bail!("{}", failed.join("; "));
+            }
+            verb_on(verb, &kube, &contexts, &groups, failed).await
         }),
+    }
+}
+
+/// One verb on a connected backend; `failed`: contexts skipped (said on
+/// stderr, and `get` then exits 1 after printing what it has).
+async fn verb_on(
+    verb: &Command,
+    backend: &dyn portcullis::verbs::VerbBackend,
+    contexts: &[String],
+    groups: &[String],
+    failed: Vec<String>,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    for f in &failed {
+        eprintln!(
+            "portcullis: {}",
+            portcullis::domain::sanitize::inert(f, 2000)
+        );
+    }
+    let Command::Get {
+        watch,
+        watch_only,
+        output_watch_events,
+        ..
+    } = verb
+    else {
+        let out = portcullis::verbs::run(verb, backend, contexts, groups).await?;
+        print!("{out}");
+        return Ok(());
+    };
+    let view = portcullis::verbs::view(backend, contexts);
+    let query = portcullis::get::Query::new(verb, view)?;
+    if *watch || *watch_only {
+        let options = portcullis::get::watch::WatchOptions {
+            only: *watch_only,
+            events: *output_watch_events,
+        };
+        portcullis::get::watch::watch(
+            backend,
+            &query,
+            options,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        )
+        .await?;
+        return Ok(());
+    }
+    let listing = portcullis::get::list(backend, &query).await?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(listing.stdout.as_bytes())?;
+    stdout.flush()?;
+    if let Some(note) = listing.note {
+        eprintln!("{note}");
+    }
+    if !failed.is_empty() {
+        bail!("{}", failed.join("; "));
+    }
+    Ok(())
+}
+
+/// `portcullis version [--client] [-o json|yaml]`: this build, and
+/// (without --client) each cluster's apiserver or the Portcullis server.
+fn version(
+    cli: &Cli,
+    client_only: bool,
+    output: Option<portcullis::cli::VersionOutput>,
+) -> anyhow::Result<()> {
+    use portcullis::cli::VersionOutput;
+    use portcullis::version;
+    let mut doc = serde_json::json!({ "clientVersion": version::client_json() });
+    let mut text = version::client_text();
+    let mut failure = None;
+    if !client_only {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        let servers = runtime.block_on(async {
+            if let Some(url) = &cli.backend {
+                let http = connect_server(cli, url).await?;
+                let v = http
+                    .whoami()
+                    .server_version
+                    .clone()
+                    .unwrap_or_else(|| "unknown (an older server)".into());
+                return anyhow::Ok(vec![("server".to_string(), url.clone(), v)]);
+            }
+            let kube = KubeBackend::connect(&cli.contexts, cli.all_contexts).await?;
+            let mut out = Vec::new();
+            for c in kube.clusters() {
+                let v = c
+                    .client
+                    .apiserver_version()
+                    .await
+                    .map(|i| i.git_version)
+                    .with_context(|| {
+                        format!("{}: cannot read the apiserver's version", c.context)
+                    })?;
+                out.push(("kubernetes".to_string(), c.context.clone(), v));
+            }
+            Ok(out)
+        });
+        match servers {
+            Ok(servers) => {
+                let mut list = Vec::new();
+                for (kind, name, v) in servers {
+                    let name = portcullis::domain::sanitize::inert(&name, 200).into_owned();
+                    let v = portcullis::domain::sanitize::inert(&v, 200).into_owned();
+                    if kind == "server" {
+                        text.push_str(&format!("Portcullis Server Version ({name}): {v}\n"));
+                    } else {
+                        text.push_str(&format!("Server Version ({name}): {v}\n"));
+                    }
+                    list.push(serde_json::json!({"kind": kind, "name": name, "version": v}));
+                }
+                doc["serverVersions"] = serde_json::Value::Array(list);
+            }
+            Err(e) => failure = Some(e),
+        }
+    }
+    match output {
+        Some(VersionOutput::Json) => println!("{}", serde_json::to_string_pretty(&doc)?),
+        Some(VersionOutput::Yaml) => print!("{}", serde_yaml_ng::to_string(&doc)?),
+        None => print!("{text}"),
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }
 

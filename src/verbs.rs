@@ -1,35 +1,43 @@
-//! The scriptable verbs (`request`, `get`, `approve`, `deny`, `shorten`,
-//! `revoke`, `withdraw`, `login`): no prompts, output on stdout, one-line
-//! errors. They run directly on a cluster or against the Portcullis server
-//! (`--backend URL`) alike, through [`VerbBackend`].
+//! The scriptable verbs (`request`, `approve`, `deny`, `shorten`,
+//! `revoke`, `withdraw`, `login`; `get` lives in [`crate::get`]): no
+//! prompts, output on stdout, one-line errors. They run directly on a
+//! cluster or against the Portcullis server (`--backend URL`) alike,
+//! through [`VerbBackend`]. A request is named `NAME` or `CONTEXT/NAME`
+//! (see [`crate::naming`]); with several contexts in view, what they
+//! print names it `CONTEXT/NAME` too.
 
 use async_trait::async_trait;
 use chrono::{TimeDelta, Utc};
-use serde_json::Value;
+use tokio::sync::mpsc;
 
-use crate::api::request_json as object;
 use crate::backend::http::HttpBackend;
 use crate::backend::kube::KubeBackend;
-use crate::backend::{AccessBackend, ApproveSpec, BackendError, NewRequest, RequestKey};
-use crate::cli::{Command, CredentialsArg, GetWhat, OutputFormat};
-use crate::domain::sanitize::inert;
-use crate::domain::{
-    duration, AccessRequest, Credentials, Phase, RoleRef, Subject, ValidationLimits,
+use crate::backend::{
+    AccessBackend, ApproveSpec, BackendError, BackendEvent, Caller, NewRequest, RequestKey,
 };
+use crate::cli::{Command, CredentialsArg};
+use crate::domain::sanitize::inert;
+use crate::domain::{duration, AccessRequest, Credentials, RoleRef, Subject, ValidationLimits};
+use crate::naming::{shown, RequestRef};
 
 /// What the verbs need beyond [`AccessBackend`].
 #[async_trait]
 pub trait VerbBackend: AccessBackend {
     /// Every request in view.
     async fn list(&self) -> Result<Vec<AccessRequest>, BackendError>;
-    /// One request, as stored now.
-    async fn get(&self, key: &RequestKey) -> Result<AccessRequest, BackendError>;
+    /// One request, as stored now; `caller`: the role the reader acts in
+    /// (what a refusal tells them they need).
+    async fn get(&self, key: &RequestKey, caller: Caller) -> Result<AccessRequest, BackendError>;
     /// Who asks, and whether that was verified (else `--group` applies).
     fn me(&self) -> (Subject, bool);
     /// The limits a new request for `cluster` is checked against.
     async fn limits(&self, cluster: &str) -> ValidationLimits;
     /// Credentials mode Token: a kubeconfig for the grant.
     async fn login(&self, req: &AccessRequest) -> Result<String, BackendError>;
+    /// The requests, live (`get -w`): a full snapshot, then each change.
+    fn watch_requests(&self) -> mpsc::UnboundedReceiver<BackendEvent> {
+        self.watch()
+    }
 }
 
 #[async_trait]
@@ -37,8 +45,8 @@ impl VerbBackend for KubeBackend {
     async fn list(&self) -> Result<Vec<AccessRequest>, BackendError> {
         KubeBackend::list(self).await
     }
-    async fn get(&self, key: &RequestKey) -> Result<AccessRequest, BackendError> {
-        KubeBackend::get(self, key).await.map(|(r, _)| r)
+    async fn get(&self, key: &RequestKey, caller: Caller) -> Result<AccessRequest, BackendError> {
+        KubeBackend::get(self, key, caller).await.map(|(r, _)| r)
     }
     fn me(&self) -> (Subject, bool) {
         let id = &self.clusters()[0].identity;
@@ -88,6 +96,9 @@ impl VerbBackend for KubeBackend {
         )
         .await
     }
+    fn watch_requests(&self) -> mpsc::UnboundedReceiver<BackendEvent> {
+        KubeBackend::watch_requests(self)
+    }
 }
 
 #[async_trait]
@@ -95,7 +106,7 @@ impl VerbBackend for HttpBackend {
     async fn list(&self) -> Result<Vec<AccessRequest>, BackendError> {
         HttpBackend::list(self).await
     }
-    async fn get(&self, key: &RequestKey) -> Result<AccessRequest, BackendError> {
+    async fn get(&self, key: &RequestKey, _caller: Caller) -> Result<AccessRequest, BackendError> {
         self.get_request(key).await
     }
     fn me(&self) -> (Subject, bool) {
@@ -116,46 +127,9 @@ impl VerbBackend for HttpBackend {
     }
 }
 
-/// Which cluster a verb acts on: the one `--context` names, else the only
-/// one in view, else (for an existing request) wherever that name is.
-async fn pick_cluster(
-    backend: &dyn VerbBackend,
-    context: Option<&str>,
-    name: Option<&str>,
-) -> Result<String, BackendError> {
-    let clusters = backend.info().clusters;
-    if let Some(c) = context {
-        return Ok(c.to_string());
-    }
-    if clusters.len() == 1 {
-        return Ok(clusters[0].clone());
-    }
-    if let Some(name) = name {
-        let found: Vec<String> = backend
-            .list()
-            .await?
-            .into_iter()
-            .filter(|r| r.name == name)
-            .map(|r| r.cluster)
-            .collect();
-        if let [one] = found.as_slice() {
-            return Ok(one.clone());
-        }
-    }
-    Err(BackendError::Config(format!(
-        "name the cluster with --context (one of: {})",
-        clusters.join(", ")
-    )))
-}
-
-/// Runs one verb; returns what to print.
-pub async fn run(
-    command: &Command,
-    backend: &dyn VerbBackend,
-    context: Option<&str>,
-    config_groups: &[String],
-) -> Result<String, BackendError> {
-    let name = match command {
+/// The NAME a verb acts on (also `request --extend NAME`), as given.
+fn named(command: &Command) -> Option<&str> {
+    match command {
         Command::Approve { name, .. }
         | Command::Deny { name, .. }
         | Command::Shorten { name, .. }
@@ -167,19 +141,124 @@ pub async fn run(
             extend: Some(name), ..
         } => Some(name.as_str()),
         _ => None,
+    }
+}
+
+/// The context a verb's `CONTEXT/NAME` names, if it does: direct mode
+/// connects to it when no `--context` is given.
+pub fn named_context(command: &Command) -> Option<String> {
+    let mut contexts: Vec<String> = match command {
+        Command::Get { names, .. } => names
+            .iter()
+            .filter_map(|n| RequestRef::parse(n).context)
+            .collect(),
+        other => named(other)
+            .and_then(|n| RequestRef::parse(n).context)
+            .into_iter()
+            .collect(),
     };
-    let cluster = match command {
-        Command::Get { .. } => String::new(),
-        _ => pick_cluster(backend, context, name).await?,
-    };
+    contexts.dedup();
+    match contexts.as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
+    }
+}
+
+/// Which cluster a verb acts on: the one its `CONTEXT/NAME` or the
+/// `--context` names, else the only one in view, else (for an existing
+/// request) the one context in view that has that name.
+async fn pick_cluster(
+    backend: &dyn VerbBackend,
+    view: &[String],
+    named: Option<&RequestRef>,
+) -> Result<String, BackendError> {
+    if let Some(c) = named.and_then(|n| n.context.as_ref()) {
+        if !view.contains(c) {
+            return Err(BackendError::Config(format!(
+                "{c}/{}: context {c} is not in view (in view: {})",
+                named.map(|n| n.name.as_str()).unwrap_or_default(),
+                view.join(", ")
+            )));
+        }
+        return Ok(c.clone());
+    }
+    if let [one] = view {
+        return Ok(one.clone());
+    }
+    if let Some(n) = named {
+        let listed = backend.list().await?;
+        let found: Vec<String> = listed
+            .into_iter()
+            .filter(|r| r.name == n.name && view.contains(&r.cluster))
+            .map(|r| r.cluster)
+            .collect();
+        return match found.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(crate::get::not_found(n, view)),
+            many => Err(BackendError::Config(format!(
+                "{} is in {} contexts: name one as {}",
+                n.name,
+                many.len(),
+                many.iter()
+                    .map(|c| format!("{c}/{}", n.name))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ))),
+        };
+    }
+    Err(BackendError::Config(format!(
+        "name the cluster with --context (one of: {})",
+        view.join(", ")
+    )))
+}
+
+/// The contexts a verb sees: those given with `--context` (the server's
+/// clusters with `--backend`), else every one the backend has.
+pub fn view(backend: &dyn AccessBackend, contexts: &[String]) -> Vec<String> {
+    if contexts.is_empty() {
+        backend.info().clusters
+    } else {
+        contexts.to_vec()
+    }
+}
+
+/// The role a verb acts in.
+fn caller_of(command: &Command) -> Caller {
+    match command {
+        Command::Approve { .. }
+        | Command::Deny { .. }
+        | Command::Shorten { .. }
+        | Command::Revoke { .. } => Caller::Approver,
+        Command::Get { .. } => Caller::Viewer,
+        _ => Caller::Requester,
+    }
+}
+
+/// Runs one verb; returns what to print. `contexts`: the `--context`
+/// values as given (empty: every context the backend has).
+pub async fn run(
+    command: &Command,
+    backend: &dyn VerbBackend,
+    contexts: &[String],
+    config_groups: &[String],
+) -> Result<String, BackendError> {
+    let view = view(backend, contexts);
+    let caller = caller_of(command);
+    let target = named(command).map(RequestRef::parse);
+    // Named as CONTEXT/NAME, or several contexts in view: what the verb
+    // prints says which cluster it acted on.
+    let multi = view.len() > 1 || target.as_ref().is_some_and(|t| t.context.is_some());
+    let cluster = pick_cluster(backend, &view, target.as_ref()).await?;
+    let show = |name: &str| shown(&cluster, name, multi);
+    // NAME, CONTEXT/NAME or accessrequest.portcullis.dev/NAME: the name.
     let key = |name: &str| RequestKey {
         cluster: cluster.clone(),
-        name: name.to_string(),
+        name: RequestRef::parse(name).name,
     };
     let (me, verified) = backend.me();
     let get = |name: &str| {
         let k = key(name);
-        async move { backend.get(&k).await }
+        async move { backend.get(&k, caller).await }
     };
     match command {
         Command::Request {
@@ -269,33 +348,7 @@ pub async fn run(
                     .map_err(|e| BackendError::Invalid(e.to_string()))?;
             }
             let made = backend.create(new).await?;
-            Ok(format!("{}\n", made.name))
-        }
-        Command::Get { what, output, all } => {
-            let mut items: Vec<AccessRequest> = backend
-                .list()
-                .await?
-                .into_iter()
-                .filter(|r| match what {
-                    GetWhat::Grants => r.phase() == Phase::Active,
-                    GetWhat::Requests => *all || r.phase() == Phase::Pending,
-                })
-                .collect();
-            items.sort_by_key(|r| r.created_at);
-            Ok(match output {
-                OutputFormat::Table => table(&items, *what, backend.now()),
-                OutputFormat::Json => escape_data(
-                    &serde_json::to_string_pretty(&Value::Array(
-                        items.iter().map(object).collect(),
-                    ))
-                    .map(|s| s + "\n")
-                    .unwrap_or_default(),
-                ),
-                OutputFormat::Yaml => escape_data(
-                    &serde_yaml_ng::to_string(&Value::Array(items.iter().map(object).collect()))
-                        .unwrap_or_default(),
-                ),
-            })
+            Ok(format!("{}\n", show(&made.name)))
         }
         Command::Approve {
             name,
@@ -316,7 +369,7 @@ pub async fn run(
             let r = backend.approve(&key(name), spec).await?;
             Ok(format!(
                 "approved {}: {} {} in {} until {}\n",
-                r.name,
+                show(&r.name),
                 r.role.kind,
                 r.role.name,
                 scope(r.granted_namespaces()),
@@ -329,23 +382,26 @@ pub async fn run(
         Command::Deny { name, reason } => backend
             .deny(&key(name), reason)
             .await
-            .map(|r| format!("denied {}\n", r.name)),
+            .map(|r| format!("denied {}\n", show(&r.name))),
         Command::Shorten { name, to } => {
             // "From now" on the apiserver's clock, not this machine's.
             let end = backend.now() + TimeDelta::from_std(*to).unwrap_or(TimeDelta::MAX);
-            backend
-                .shorten(&key(name), end)
-                .await
-                .map(|r| format!("shortened {}: ends in {}\n", r.name, duration::format(*to)))
+            backend.shorten(&key(name), end).await.map(|r| {
+                format!(
+                    "shortened {}: ends in {}\n",
+                    show(&r.name),
+                    duration::format(*to)
+                )
+            })
         }
         Command::Revoke { name, reason } => backend
             .revoke(&key(name), reason)
             .await
-            .map(|r| format!("revoked {}\n", r.name)),
+            .map(|r| format!("revoked {}\n", show(&r.name))),
         Command::Withdraw { name } => backend
             .withdraw(&key(name))
             .await
-            .map(|r| format!("withdrew {} (deleted)\n", r.name)),
+            .map(|r| format!("withdrew {} (deleted)\n", show(&r.name))),
         Command::Release { name } => {
             let r = backend.release(&key(name)).await?;
             if !r.phase().is_terminal() {
@@ -358,7 +414,7 @@ pub async fn run(
             }
             Ok(format!(
                 "released {}: access ended{}\n",
-                r.name,
+                show(&r.name),
                 r.status
                     .message
                     .as_deref()
@@ -373,83 +429,10 @@ pub async fn run(
     }
 }
 
-/// JSON and YAML keep requester text as data, but a terminal must not
-/// act on it: characters a terminal interprets (C1 controls, bidi
-/// overrides, zero-width marks) become `\uXXXX` escapes — lossless inside
-/// JSON strings and YAML double-quoted scalars, visible and inert anywhere.
-/// (C0 controls are already escaped by both serializers.)
-fn escape_data(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if crate::domain::sanitize::is_dangerous(c) && !matches!(c, '\n' | '\t') {
-            // UTF-16 units: what JSON's \u escape counts (a surrogate pair
-            // above U+FFFF).
-            for unit in c.encode_utf16(&mut [0; 2]) {
-                out.push_str(&format!("\\u{:04X}", unit));
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 fn scope(ns: &[String]) -> String {
     if ns.is_empty() {
         "cluster-wide".into()
     } else {
         ns.join(",")
     }
-}
-
-/// A kubectl-style table; requester text is made inert for the terminal.
-/// `now` is the apiserver's clock (ages and time left as the cluster counts them).
-fn table(items: &[AccessRequest], what: GetWhat, now: chrono::DateTime<Utc>) -> String {
-    let last = match what {
-        GetWhat::Requests => "AGE",
-        GetWhat::Grants => "LEFT",
-    };
-    let mut rows = vec![[
-        "NAME",
-        "REQUESTER",
-        "ROLE",
-        "NAMESPACES",
-        "DURATION",
-        "PHASE",
-        last,
-    ]
-    .map(String::from)
-    .to_vec()];
-    for r in items {
-        rows.push(vec![
-            inert(&r.name, 64).into_owned(),
-            inert(&r.requester.user, 32).into_owned(),
-            inert(&r.role.name, 40).into_owned(),
-            inert(&scope(r.granted_namespaces()), 60).into_owned(),
-            duration::format(r.duration),
-            if r.malformed.is_some() {
-                "Invalid".into()
-            } else {
-                r.phase().to_string()
-            },
-            match what {
-                GetWhat::Requests => duration::format_chrono(now - r.created_at),
-                GetWhat::Grants => duration::format(r.remaining(now)),
-            },
-        ]);
-    }
-    let widths: Vec<usize> = (0..7)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(line.join("   ").trim_end());
-        out.push('\n');
-    }
-    out
 }

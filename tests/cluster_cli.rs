@@ -97,8 +97,12 @@ async fn verbs_and_reaper_as_processes() {
         &["get", "requests", "-o", "json"],
     )))
     .expect("json");
-    assert_eq!(json[0]["spec"]["requester"]["user"], "alice");
-    assert_eq!(json[0]["spec"]["requester"]["groups"][0], "dev");
+    // kubectl's List, each request a Kubernetes object.
+    assert_eq!(json["kind"], "List");
+    assert_eq!(json["items"][0]["kind"], "AccessRequest");
+    assert_eq!(json["items"][0]["metadata"]["name"], name.as_str());
+    assert_eq!(json["items"][0]["spec"]["requester"]["user"], "alice");
+    assert_eq!(json["items"][0]["spec"]["requester"]["groups"][0], "dev");
     fails(
         &portcullis(&cp, "alice", &["approve", &name]),
         1,
@@ -182,7 +186,7 @@ async fn verbs_and_reaper_as_processes() {
     // Past its end (stored expiresAt), with no reaper running.
     let shown = ok(&portcullis(&cp, "bob", &["get", "grants", "-o", "json"]));
     let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
-    let end = v
+    let end = v["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -211,7 +215,7 @@ async fn verbs_and_reaper_as_processes() {
         &["get", "requests", "--all", "-o", "json"],
     ));
     let v: serde_json::Value = serde_json::from_str(&all).unwrap();
-    let item = v
+    let item = v["items"]
         .as_array()
         .unwrap()
         .iter()

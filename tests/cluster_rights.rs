@@ -443,10 +443,13 @@ async fn a_reaper_without_rights_says_so_once_and_backs_off() {
         notices[0]
     );
     let (r, _) = alice
-        .get(&RequestKey {
-            cluster: "test".into(),
-            name: stale.name.clone(),
-        })
+        .get(
+            &RequestKey {
+                cluster: "test".into(),
+                name: stale.name.clone(),
+            },
+            portcullis::backend::Caller::Requester,
+        )
         .await
         .unwrap();
     assert_eq!(

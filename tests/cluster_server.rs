@@ -1081,3 +1081,69 @@ labels = {{ env = "staging" }}
         201
     );
 }
+
+/// The server binds as its own identity: when Kubernetes' escalation check
+/// refuses it, the approver's CLI says so in one line naming what the
+/// server needs (`bind` on the role), the rules only under `-v`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_escalation_refusal_through_the_server_is_one_line() {
+    let cp = ControlPlane::start();
+    let admin = install_server(&cp).await;
+    apply(
+        &admin,
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+               "metadata": {"name": "payments-reader"},
+               "rules": [{"apiGroups": [""], "resources": ["pods", "configmaps"], "verbs": ["get", "list"]}]}),
+    )
+    .await;
+    let cfg = config(&cp, "");
+    let s = serve(&cp, &cfg, "http");
+    let (code, asked) = curl(
+        &s.url,
+        Some("alice"),
+        "POST",
+        "/v1/requests",
+        Some(&ask("c2", "payments-reader", &["payments"], "30m")),
+    );
+    assert_eq!(code, 201, "{asked}");
+    let name = asked["name"].as_str().unwrap().to_string();
+    let approve = |verbose: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+        c.args(["approve", &format!("c2/{name}"), "--backend", &s.url])
+            .env("PORTCULLIS_TOKEN", token_or("bob"))
+            .env("KUBECONFIG", cp.dir.join("no-kubeconfig"))
+            .env_remove("PORTCULLIS_LOG");
+        if verbose {
+            c.arg("-v");
+        }
+        c.output().unwrap()
+    };
+    let out = approve(false);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(
+        err.contains("the Portcullis server (server) would grant 4 permissions it does not hold, e.g. get configmaps in payments")
+            && err.contains("give the server's identity (server) `bind` on clusterrole payments-reader"),
+        "{err}"
+    );
+    let out = approve(true);
+    let full = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        full.lines().filter(|l| l.contains("APIGroups")).count() >= 1
+            && full
+                .lines()
+                .next()
+                .unwrap()
+                .contains("would grant 4 permissions"),
+        "-v lists the rules: {full}"
+    );
+    let (_, now) = curl(
+        &s.url,
+        Some("bob"),
+        "GET",
+        &format!("/v1/requests/c2/{name}"),
+        None,
+    );
+    assert_eq!(now["status"]["phase"], "Pending", "nothing granted");
+}

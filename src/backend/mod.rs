@@ -129,17 +129,51 @@ impl NewRequest {
     }
 }
 
+/// In which role a caller acted when refused: the hint says what *they*
+/// need (a requester is told about the requester role, an approver about
+/// the approver role or `bind` on the role at hand).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// Asking, withdrawing, extending, logging in.
+    Requester,
+    /// Approving, denying, shortening, revoking.
+    Approver,
+    /// Listing and reading (either role may).
+    Viewer,
+}
+
+/// "you (bob) may not approve x: …", or the text alone when the refusal
+/// was phrased elsewhere (the server's answer already says it).
+fn refusal(user: &str, action: &str, text: &str) -> String {
+    if user.is_empty() && action.is_empty() {
+        text.to_string()
+    } else {
+        format!("you ({user}) may not {action}: {text}")
+    }
+}
+
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum BackendError {
     #[error("{0} not found (it may have been removed)")]
     NotFound(RequestKey),
     #[error("{0}")]
     Refused(#[from] PhaseError),
-    #[error("you ({user}) may not {action}: {hint}")]
+    #[error("{}", refusal(user, action, hint))]
     Forbidden {
         user: String,
         action: String,
         hint: String,
+    },
+    /// Kubernetes' escalation check refused a binding: `summary` says it
+    /// in one line (how many permissions, one example, who needs `bind`
+    /// on which role); `details` are the apiserver's rule lines, shown
+    /// only when asked for (`-v`).
+    #[error("{}", refusal(user, action, summary))]
+    Escalation {
+        user: String,
+        action: String,
+        summary: String,
+        details: Vec<String>,
     },
     #[error("cluster {cluster} is unreachable: {message}")]
     Unavailable { cluster: String, message: String },

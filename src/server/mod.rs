@@ -363,6 +363,7 @@ async fn whoami(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<Json<W
         clusters: s.authority.clusters(),
         user: who.user,
         groups: who.groups,
+        server_version: Some(crate::version::LINE.to_string()),
     }))
 }
 

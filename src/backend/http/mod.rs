@@ -75,6 +75,7 @@ impl HttpBackend {
                 verified_by: String::new(),
                 clusters: Vec::new(),
                 approver: false,
+                server_version: None,
             },
             clock,
         };

@@ -101,11 +101,17 @@ pub fn status_code(e: &kube::Error) -> Option<u16> {
     }
 }
 
-/// Who should be told what when the apiserver says 403.
-#[derive(Debug, Clone, Copy)]
-pub enum Caller {
-    Requester,
-    Approver,
+pub use crate::backend::Caller;
+
+/// What a caller refused by RBAC needs, by the role they acted in.
+fn needs(caller: Caller) -> &'static str {
+    match caller {
+        Caller::Requester => "ask for the portcullis-requester role",
+        Caller::Approver => "ask for the portcullis-approver role",
+        Caller::Viewer => {
+            "ask for the portcullis-requester role (to ask for access) or portcullis-approver (to decide)"
+        }
+    }
 }
 
 pub fn map_err(site: &Site<'_>, caller: Caller, action: &str, e: kube::Error) -> BackendError {
@@ -113,15 +119,11 @@ pub fn map_err(site: &Site<'_>, caller: Caller, action: &str, e: kube::Error) ->
         kube::Error::Api(s) if s.code == 403 => BackendError::Forbidden {
             user: site.target.identity.user.clone(),
             action: action.into(),
-            hint: match caller {
-                Caller::Requester => {
-                    format!("ask for the portcullis-requester role ({})", s.message)
-                }
-                Caller::Approver => format!(
-                    "ask for the portcullis-approver role and `bind` on the role ({})",
-                    s.message
-                ),
-            },
+            hint: format!(
+                "{} (the apiserver: {})",
+                needs(caller),
+                super::refusal::denial(&s.message)
+            ),
         },
         kube::Error::Api(s) if s.code == 404 => {
             BackendError::Invalid(format!("{action}: not found ({})", s.message))
@@ -223,7 +225,17 @@ fn write_err(site: &Site<'_>, caller: Caller, e: WriteError) -> BackendError {
     }
 }
 
-fn create_err(site: &Site<'_>, e: CreateError) -> BackendError {
+/// A binding of an approval could not be made. Kubernetes' escalation
+/// check (the binder lacks `bind` on the role and does not hold all of
+/// it) is said in one line: how many permissions, one example, and who
+/// needs `bind` on which role — the approver in direct mode, the server's
+/// identity when the server binds.
+fn create_err(
+    site: &Site<'_>,
+    actor: &Identity,
+    req: &AccessRequest,
+    e: CreateError,
+) -> BackendError {
     let r = &e.reference;
     let where_ = r
         .namespace
@@ -235,6 +247,55 @@ fn create_err(site: &Site<'_>, e: CreateError) -> BackendError {
             "a {} named {}{where_} already exists and was not made for this grant: nothing was granted",
             r.kind, r.name
         )),
+        kube::Error::Api(s) if s.code == 403 => match super::refusal::escalation(&s.message) {
+            Some(esc) => {
+                let binder = &site.target.identity.user;
+                let (who, holds, whom) = if *binder == actor.user {
+                    ("you".to_string(), "you do not hold", "approvers".to_string())
+                } else {
+                    (
+                        format!("the Portcullis server ({binder})"),
+                        "it does not hold",
+                        format!("the server's identity ({binder})"),
+                    )
+                };
+                let n = esc.permissions();
+                let scope = r
+                    .namespace
+                    .as_deref()
+                    .map(|ns| format!(" in {ns}"))
+                    .unwrap_or_else(|| " cluster-wide".into());
+                let example = esc
+                    .example()
+                    .map(|e| format!(", e.g. {e}{scope}"))
+                    .unwrap_or_default();
+                let role = match req.role.kind {
+                    crate::domain::RoleKind::ClusterRole => {
+                        format!("clusterrole {}", req.role.name)
+                    }
+                    crate::domain::RoleKind::Role => format!(
+                        "role {} in {}",
+                        req.role.name,
+                        r.namespace.as_deref().unwrap_or_default()
+                    ),
+                };
+                BackendError::Escalation {
+                    user: actor.user.clone(),
+                    action: format!("approve {}", req.name),
+                    summary: format!(
+                        "{who} would grant {n} permission{} {holds}{example}: give {whom} `bind` on {role} (-v lists them)",
+                        if n == 1 { "" } else { "s" }
+                    ),
+                    details: esc.lines,
+                }
+            }
+            None => map_err(
+                site,
+                Caller::Approver,
+                &format!("create a {}{where_}", r.kind),
+                kube::Error::Api(s),
+            ),
+        },
         other => map_err(
             site,
             Caller::Approver,
@@ -322,7 +383,7 @@ pub async fn review(
     let plan = objects::grant_plan(&req, &uid, &actor.user);
     objects::create_all(&site.target.client, &plan, &uid, true, &mut Vec::new())
         .await
-        .map_err(|e| create_err(site, e))?;
+        .map_err(|e| create_err(site, actor, &req, e))?;
 
     req.status.bindings = plan.iter().map(|p| p.reference.clone()).collect();
     let claimed = match write_status(site, &req, asked.resource_version()).await {
@@ -348,7 +409,7 @@ pub async fn review(
         return Err(crashed(site, f));
     }
     if let Err(e) = created {
-        let err = create_err(site, e);
+        let err = create_err(site, actor, &req, e);
         undo(site, name, &made, &err.to_string()).await;
         return Err(err);
     }

@@ -21,6 +21,7 @@ pub mod objects;
 pub mod policy_source;
 pub mod reaper;
 pub mod reaper_metrics;
+pub mod refusal;
 pub mod release;
 pub mod settings;
 pub mod topology;
@@ -228,7 +229,7 @@ impl KubeBackend {
             let list = c.requests().list(&Default::default()).await.map_err(|e| {
                 grant::map_err(
                     &grant::Site::direct(c),
-                    Caller::Requester,
+                    Caller::Viewer,
                     "list AccessRequests",
                     e,
                 )
@@ -242,14 +243,31 @@ impl KubeBackend {
         Ok(out)
     }
 
-    /// One request as stored, with its object.
+    /// One request as stored, with its object; `caller` is the role the
+    /// reader acts in (what a refusal tells them).
     pub async fn get(
         &self,
         key: &RequestKey,
+        caller: Caller,
     ) -> Result<(AccessRequest, DynamicObject), BackendError> {
         let cluster = self.cluster(&key.cluster)?;
-        let f = grant::fetch(&grant::Site::direct(cluster), Caller::Requester, &key.name).await?;
+        let f = grant::fetch(&grant::Site::direct(cluster), caller, &key.name).await?;
         Ok((f.req, f.obj))
+    }
+
+    /// Contexts that could not be loaded, with why.
+    pub fn failed(&self) -> &[(String, String)] {
+        &self.failed
+    }
+
+    /// The requests of every context, live (as `get -w` follows them):
+    /// no RBAC inventory, no reaper.
+    pub fn watch_requests(&self) -> mpsc::UnboundedReceiver<BackendEvent> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        for cluster in &self.clusters {
+            tokio::spawn(watch::requests(cluster.clone(), tx.clone()));
+        }
+        rx
     }
 
     /// The cluster's limits for a new request: the cluster's settings when
