@@ -1119,3 +1119,71 @@ async fn keystrokes_per_decision() {
     println!("bulk-deny a filter (3 requests): before {before}, after {after}");
     assert_eq!((before, after), (60, 16));
 }
+
+/// `:audit` lists what happened, newest first, filtered with the lists'
+/// terms; the full view tells a request's timeline. Over the server the
+/// list is the server's own trail, sent to approvers on the stream.
+#[tokio::test]
+async fn the_audit_view_and_the_timeline_tell_what_happened() {
+    let mut h = Harness::start(1).await;
+    let created = h
+        .backend
+        .create(NewRequest {
+            cluster: "staging-eu-west".into(),
+            requester: Subject::new("alice", &["dev", "payments-team"]),
+            role: RoleRef::cluster_role("edit"),
+            namespaces: vec!["payments".into(), "checkout".into()],
+            duration: Duration::from_secs(3600),
+            reason: "INC-1 audit me".into(),
+            ticket: None,
+            credentials: Credentials::Identity,
+            extends: None,
+        })
+        .await
+        .unwrap();
+    h.settle().await;
+    let key = h.select(|r| r.name == created.name);
+    h.press("A<bs><bs>15m<tab><tab><space><enter>y").await;
+    assert_eq!(h.phase(&key), Phase::Active);
+    h.press("2").await;
+    let _ = h.select(|r| r.name == created.name);
+    h.press("r<enter>").await;
+    h.press("no longer needed<enter>").await;
+    assert_eq!(h.phase(&key), Phase::Revoked);
+    // Over the server the trail arrives on the stream after the answer.
+    for _ in 0..200 {
+        h.settle().await;
+        if h.state
+            .trail
+            .recent()
+            .any(|e| e.kind == portcullis::audit::Kind::Revoked && e.request == created.name)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    h.press(":audit user:alice<enter>").await;
+    assert!(
+        matches!(h.state.mode, Mode::Audit { .. }),
+        "{:?}",
+        h.state.mode
+    );
+    let screen = h.screen(160, 40);
+    let approved = screen.find("approved by dana for 15m (asked 1h)");
+    let revoked = screen.find("revoked by dana: \"no longer needed\"");
+    assert!(approved.is_some() && revoked.is_some(), "{screen}");
+    assert!(revoked < approved, "newest first: {screen}");
+    h.press("<esc>:audit user:nobody-at-all<enter>").await;
+    assert!(h.screen(160, 40).contains("no event matches this filter"));
+    h.press("<esc>3").await;
+    let _ = h.select(|r| r.name == created.name);
+    h.press("<enter>").await;
+    let full = h.screen(160, 60);
+    for said in [
+        "asked by alice for ClusterRole edit in payments, checkout for 1h",
+        "approved by dana for 15m",
+        "revoked by dana",
+    ] {
+        assert!(full.contains(said), "{said} in {full}");
+    }
+}

@@ -11,6 +11,8 @@ pub enum Command {
     Contexts,
     /// `:mark all` marks every row of the current filter.
     MarkAll,
+    /// `:audit [FILTER]`: the recent audit events.
+    Audit(String),
     Help,
     Quit,
 }
@@ -33,6 +35,11 @@ pub const COMMANDS: &[(&str, &[&str], &str)] = &[
         "mark",
         &[],
         "mark all: mark every row of the filter for a bulk deny or revoke",
+    ),
+    (
+        "audit",
+        &["events"],
+        "the audit trail, newest first (:audit user:bob, :audit risk:high — the filter's terms)",
     ),
     ("help", &["?"], "keys and commands"),
     ("q", &["quit", "q!"], "quit"),
@@ -64,6 +71,12 @@ pub fn parse(line: &str) -> Result<Command, String> {
                 crate::domain::sanitize::inert(other, 32)
             )),
         },
+        Some("audit") => Ok(Command::Audit(
+            line.split_whitespace()
+                .skip(1)
+                .collect::<Vec<_>>()
+                .join(" "),
+        )),
         Some("help") => Ok(Command::Help),
         Some("q") => Ok(Command::Quit),
         _ => Err(format!(

@@ -112,6 +112,28 @@ impl Filter {
     }
 
     /// Whether a request passes every understood term.
+    /// The same terms on an audit event: user: is the actor or the
+    /// requester, risk: the diff's worst when the event knows it.
+    pub fn matches_event(&self, e: &crate::audit::Event) -> bool {
+        let has = |hay: &str, needle: &str| hay.to_lowercase().contains(needle);
+        let risk = e.risk.as_deref().and_then(Severity::parse);
+        self.terms.iter().all(|t| match t {
+            Term::User(u) => has(e.user(), u) || has(&e.requester, u),
+            Term::Namespace(n) => e.namespaces.iter().any(|ns| has(ns, n)),
+            Term::Cluster(c) => has(&e.cluster, c),
+            Term::Role(r) => has(&e.role, r),
+            Term::Risk(s) => risk.is_some_and(|w| w >= *s),
+            Term::Free(f) => {
+                has(&e.request, f)
+                    || has(e.user(), f)
+                    || has(&e.requester, f)
+                    || has(e.kind.as_str(), f)
+                    || has(&e.message, f)
+                    || has(&e.cluster, f)
+            }
+        })
+    }
+
     pub fn matches(&self, req: &AccessRequest, worst: Option<Severity>) -> bool {
         let has = |hay: &str, needle: &str| hay.to_lowercase().contains(needle);
         self.terms.iter().all(|t| match t {

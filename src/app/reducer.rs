@@ -153,6 +153,7 @@ fn announce(state: &mut AppState) -> Vec<Effect> {
 fn apply_event(state: &mut AppState, event: BackendEvent) {
     match event {
         BackendEvent::Upsert(req) => state.upsert(*req),
+        BackendEvent::Audit(record) => state.trail.push(record.event),
         BackendEvent::Removed(key) => state.remove(&key),
         BackendEvent::Inventory { cluster, inventory } => {
             // Say it once per change: a skipped binding can hide access
@@ -294,15 +295,35 @@ fn on_finished(
                 state.flash(FlashLevel::Success, text);
             }
         }
-        Err(e) => state.flash(
-            FlashLevel::Error,
-            format!(
-                "could not {} {}: {}",
-                kind.verb(),
-                inert(&key.name, 64),
-                inert(&e, 300)
-            ),
-        ),
+        Err(e) => {
+            // The server records refusals itself; elsewhere the console
+            // keeps what it was refused in its own trail.
+            if state.backend_kind != "http" {
+                let actor = crate::audit::Actor {
+                    user: state.approver.user.clone(),
+                    groups: state.approver.groups.clone(),
+                    verified_by: state.recorded_by().into(),
+                };
+                let refused = crate::audit::derive::refused(
+                    Some(actor),
+                    state.now,
+                    kind.verb(),
+                    Some((&key.cluster, &key.name)),
+                    0,
+                    &e,
+                );
+                state.trail.push(refused);
+            }
+            state.flash(
+                FlashLevel::Error,
+                format!(
+                    "could not {} {}: {}",
+                    kind.verb(),
+                    inert(&key.name, 64),
+                    inert(&e, 300)
+                ),
+            )
+        }
     }
 }
 
@@ -455,6 +476,25 @@ fn on_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
     let mode = std::mem::replace(&mut state.mode, Mode::Normal);
     match mode {
         Mode::Normal => on_normal_key(state, key),
+        Mode::Audit { filter, scroll } => {
+            let max = crate::ui::measure::audit_max_scroll(state, &filter);
+            let scroll = match key.code {
+                KeyCode::Char('q') => return quit(state),
+                KeyCode::Esc => return Vec::new(),
+                KeyCode::Char('j') | KeyCode::Down => scroll.saturating_add(1),
+                KeyCode::Char('k') | KeyCode::Up => scroll.saturating_sub(1),
+                KeyCode::Char(' ') | KeyCode::PageDown => scroll.saturating_add(10),
+                KeyCode::PageUp => scroll.saturating_sub(10),
+                KeyCode::Char('g') | KeyCode::Home => 0,
+                KeyCode::Char('G') | KeyCode::End => u16::MAX,
+                _ => scroll,
+            };
+            state.mode = Mode::Audit {
+                filter,
+                scroll: clamp_scroll(scroll, max),
+            };
+            Vec::new()
+        }
         Mode::Help { scroll } => {
             let max = crate::ui::measure::help_max_scroll(state);
             let scroll = match key.code {
@@ -613,6 +653,13 @@ fn run_command(state: &mut AppState, line: &str) -> Vec<Effect> {
         Ok(Command::Grants) => switch_view(state, View::Grants),
         Ok(Command::History) => switch_view(state, View::History),
         Ok(Command::Help) => state.mode = Mode::Help { scroll: 0 },
+        Ok(Command::Audit(terms)) => {
+            let filter = super::filter::Filter::parse(&terms);
+            match filter.error() {
+                Some(e) => state.flash(FlashLevel::Error, e.to_string()),
+                None => state.mode = Mode::Audit { filter, scroll: 0 },
+            }
+        }
         Ok(Command::Quit) => return quit(state),
         Ok(Command::MarkAll) => mark_all(state),
         Ok(Command::Contexts) => {

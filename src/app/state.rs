@@ -221,6 +221,11 @@ pub enum Mode {
         title: String,
         text: String,
     },
+    /// `:audit [FILTER]`: the recent audit events, newest first.
+    Audit {
+        filter: super::filter::Filter,
+        scroll: u16,
+    },
     /// `enter`: the request in full (whole diff, the object, its events).
     Full {
         key: RequestKey,
@@ -448,6 +453,8 @@ pub struct AppState {
     live_ends: Vec<DateTime<Utc>>,
     /// New requests not yet announced, and those that were.
     pub arrivals: super::arrivals::Arrivals,
+    /// Audit events (`:audit`, and each request's timeline).
+    pub trail: super::trail::Trail,
 }
 
 impl AppState {
@@ -491,6 +498,16 @@ impl AppState {
             arrivals: super::arrivals::Arrivals::new(now),
             by_user: HashMap::new(),
             live_ends: Vec::new(),
+            trail: super::trail::Trail::default(),
+        }
+    }
+
+    /// How names in a request object were verified, as the trail says it.
+    pub fn recorded_by(&self) -> &'static str {
+        match self.backend_kind {
+            "demo" => "demo",
+            "http" => "TokenReview",
+            _ => "request-object",
         }
     }
 
@@ -562,6 +579,16 @@ impl AppState {
 
     /// Stores a request as the backend reported it.
     pub fn upsert(&mut self, req: AccessRequest) {
+        // Every change this console sees, whoever made it, is in its
+        // trail (the server backend sends the server's own instead).
+        if self.backend_kind != "http" {
+            let old = self
+                .entries
+                .get(&RequestKey::of(&req))
+                .map(|e| e.req.clone());
+            let (by, now) = (self.recorded_by(), self.now);
+            self.trail.observe(old.as_ref(), &req, by, now);
+        }
         let summary = self.summary_for(&req);
         let invalid = req
             .validate(self.limits_for(&req.cluster))

@@ -35,6 +35,75 @@ impl Filter {
     }
 }
 
+/// An event in a few words, as the console's timeline says it:
+/// "approved by dana: 30m in payments (asked 2h in payments, orders)".
+pub fn describe(e: &Event) -> String {
+    use super::record::Kind;
+    let who = e
+        .actor
+        .as_ref()
+        .map(|a| a.user.as_str())
+        .unwrap_or("someone");
+    let why = |prefix: &str| {
+        if e.message.is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}\"{}\"", inert(&e.message, 200))
+        }
+    };
+    let text = match e.kind {
+        Kind::Created => {
+            let scope = if e.namespaces.is_empty() {
+                "cluster-wide".to_string()
+            } else {
+                format!("in {}", e.namespaces.join(", "))
+            };
+            let mut t = format!("asked by {who} for {} {scope}", e.role.replace('/', " "));
+            if let Some(d) = e.detail["duration"].as_str() {
+                t.push_str(&format!(" for {d}"));
+            }
+            if let Some(ticket) = e.detail["ticket"].as_str() {
+                t.push_str(&format!(" (ticket {ticket})"));
+            }
+            t
+        }
+        Kind::Verdict => format!("policy: {}", inert(&e.message, 200)),
+        Kind::Approved => {
+            let d = &e.detail;
+            let got = d["approved"]["duration"].as_str().unwrap_or("?");
+            let asked = d["asked"]["duration"].as_str().unwrap_or("?");
+            let mut t = format!("approved by {who} for {got}");
+            if got != asked || d["narrower"].as_bool() == Some(true) {
+                t.push_str(&format!(" (asked {asked})"));
+            }
+            t + &why(": ")
+        }
+        Kind::Denied => format!("denied by {who}{}", why(": ")),
+        Kind::Started => match e.detail["expiresAt"].as_str() {
+            Some(end) => format!("grant started, ends {end}"),
+            None => "grant started".to_string(),
+        },
+        Kind::CredentialsIssued => format!("credentials issued to {who}"),
+        Kind::Shortened => format!(
+            "shortened by {who} to end {}",
+            e.detail["to"].as_str().unwrap_or("?")
+        ),
+        Kind::Revoked => format!("revoked by {who}{}", why(": ")),
+        Kind::Expired => "expired (ended by the reaper)".to_string(),
+        Kind::Verified => inert(&e.message, 200).into_owned(),
+        Kind::Withdrawn => format!("withdrawn by {who}"),
+        Kind::TimedOut => "timed out: nobody decided".to_string(),
+        Kind::Failed => format!("failed{}", why(": ")),
+        Kind::Refused => format!(
+            "refused {} by {who}{}",
+            e.detail["action"].as_str().unwrap_or("an attempt"),
+            why(": ")
+        ),
+        Kind::Rotated => format!("log rotated: {}", e.message),
+    };
+    inert(&text, 400).into_owned()
+}
+
 /// One line per record: time, kind, who, what, why — inert and bounded.
 pub fn table(records: &[Sealed]) -> String {
     let mut rows: Vec<[String; 6]> = vec![[

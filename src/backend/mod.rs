@@ -47,6 +47,8 @@ impl std::fmt::Display for RequestKey {
 #[derive(Debug, Clone)]
 pub enum BackendEvent {
     Upsert(Box<AccessRequest>),
+    /// An audit record from the server's trail (approvers' streams only).
+    Audit(Box<crate::audit::Sealed>),
     Removed(RequestKey),
     Inventory {
         cluster: String,

@@ -160,7 +160,9 @@ impl Hub {
                         .to_string()
                         .into(),
                 ),
-                BackendEvent::Connection { .. } | BackendEvent::Verdict { .. } => continue,
+                BackendEvent::Connection { .. }
+                | BackendEvent::Verdict { .. }
+                | BackendEvent::Audit(_) => continue,
                 BackendEvent::Synced => {
                     st.primed = true;
                     continue;

@@ -9,98 +9,44 @@ use ratatui::Frame;
 
 use super::{detail, wrap, Theme};
 use crate::app::{when, AppState};
+use crate::audit::query::describe;
 use crate::backend::RequestKey;
-use crate::domain::request::Verdict;
 use crate::domain::sanitize::inert;
-use crate::domain::{duration, AccessRequest, Phase};
+use crate::domain::{AccessRequest, Phase};
 
 /// The inside of the full view on a screen of `area`.
 pub fn inner(area: Rect) -> Rect {
     area.inner(Margin::new(1, 1))
 }
 
-/// What happened to the request, in order, with local times.
-fn events(state: &AppState, r: &AccessRequest) -> Vec<String> {
+/// What happened to the request, in order, with local times: its
+/// timeline (the object's story and what the audit trail adds).
+fn events(state: &AppState, r: &AccessRequest) -> Vec<(String, bool)> {
     let zone = state.config.zone;
     let at = |t| format!("{:<13}", format!("{} ", when::clock(zone, state.now, t)));
-    let mut out = vec![format!(
-        "{}asked by {} for {} {} {} for {}{}",
-        at(r.created_at),
-        inert(&r.requester.user, 64),
-        r.role.kind,
-        inert(&r.role.name, 64),
-        crate::app::verdict::scope_words(&r.namespaces),
-        duration::format(r.duration),
-        r.ticket
-            .as_deref()
-            .map(|t| format!(" (ticket {})", inert(t, 64)))
-            .unwrap_or_default()
-    )];
-    if let Some(d) = &r.status.decision {
-        out.push(match d.verdict {
-            Verdict::Approved => format!(
-                "{}approved by {} for {} {}",
-                at(d.at),
-                inert(&d.by, 64),
-                d.duration.map(duration::format).unwrap_or_default(),
-                crate::app::verdict::scope_words(&d.namespaces)
-            ),
-            Verdict::Denied => format!(
-                "{}denied by {}: \"{}\"",
-                at(d.at),
-                inert(&d.by, 64),
-                inert(d.reason.as_deref().unwrap_or(""), 300)
-            ),
-        });
-    }
-    if let Some(t) = r.status.granted_at {
-        let bindings: Vec<String> = r
-            .status
-            .bindings
-            .iter()
-            .map(|b| match &b.namespace {
-                Some(ns) => format!("{} {}/{}", b.kind, inert(ns, 64), inert(&b.name, 64)),
-                None => format!("{} {}", b.kind, inert(&b.name, 64)),
-            })
-            .collect();
-        out.push(format!(
-            "{}granted{}",
-            at(t),
-            if bindings.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", bindings.join(", "))
-            }
-        ));
-    }
-    match (r.phase(), r.status.ended_at) {
-        (Phase::Active, _) => {
-            if let Some(end) = r.status.expires_at {
-                out.push(format!(
+    let mut out: Vec<(String, bool)> = state
+        .trail
+        .timeline(r, state.recorded_by(), state.now)
+        .iter()
+        .map(|e| {
+            (
+                format!("{}{}", at(e.time), describe(e)),
+                e.kind.is_refusal(),
+            )
+        })
+        .collect();
+    if r.phase() == Phase::Active {
+        if let Some(end) = r.status.expires_at {
+            out.push((
+                format!(
                     "{}ends ({}; {})",
                     at(end),
                     when::until(state.now, end),
                     when::clock_utc(zone, state.now, end)
-                ));
-            }
+                ),
+                false,
+            ));
         }
-        (Phase::Revoked, Some(t)) => out.push(format!(
-            "{}revoked by {}: \"{}\"",
-            at(t),
-            inert(r.status.revoked_by.as_deref().unwrap_or("someone"), 64),
-            inert(r.status.revoke_reason.as_deref().unwrap_or(""), 300)
-        )),
-        (Phase::Expired, Some(t)) => out.push(format!("{}expired: ended by the reaper", at(t))),
-        (Phase::Withdrawn, Some(t)) => out.push(format!(
-            "{}withdrawn by {}",
-            at(t),
-            inert(&r.requester.user, 64)
-        )),
-        (Phase::Failed, Some(t)) => out.push(format!("{}failed", at(t))),
-        _ => {}
-    }
-    if let Some(m) = &r.status.message {
-        out.push(format!("{:<13}{}", "", inert(m, 600)));
     }
     out
 }
@@ -116,9 +62,10 @@ pub fn lines(state: &AppState, key: &RequestKey, theme: &Theme, width: u16) -> V
     let mut out = detail::lines_with(state, entry, theme, width, true);
     out.push(Line::raw(""));
     out.push(Line::from(Span::styled("EVENTS", theme.title)));
-    for e in events(state, &entry.req) {
+    for (e, refusal) in events(state, &entry.req) {
+        let style = if refusal { theme.error } else { theme.value };
         out.extend(wrap::wrap_line(
-            &Line::from(Span::styled(e, theme.value)),
+            &Line::from(Span::styled(e, style)),
             width as usize,
             13,
         ));

@@ -42,6 +42,14 @@ pub fn help_max_scroll(state: &AppState) -> Option<u16> {
     Some(beyond(rows, inner.height))
 }
 
+/// How far the audit list can scroll.
+pub fn audit_max_scroll(state: &AppState, filter: &crate::app::filter::Filter) -> Option<u16> {
+    let area = screen(state)?;
+    let inner = super::audit::inner(area);
+    let rows = super::audit::lines(state, filter, &Theme::default(), inner.width).len();
+    Some(beyond(rows, inner.height))
+}
+
 /// How far the full view of `key` can scroll.
 pub fn full_max_scroll(state: &AppState, key: &RequestKey) -> Option<u16> {
     let area = screen(state)?;

@@ -2,6 +2,7 @@
 //! state changes, no IO. Text that came from a requester or a backend goes
 //! through [`crate::domain::sanitize`] before it reaches a cell.
 
+pub mod audit;
 pub mod clipboard;
 pub mod columns;
 pub mod detail;
@@ -160,6 +161,7 @@ pub fn render(frame: &mut Frame, state: &AppState, theme: &Theme) {
     render_footer(frame, areas.footer, state, theme);
     match &state.mode {
         Mode::Help { scroll } => help::render(frame, area, state, theme, *scroll),
+        Mode::Audit { filter, scroll } => audit::render(frame, area, state, theme, filter, *scroll),
         Mode::Confirm(c) => dialogs::confirm(frame, area, state, theme, c),
         Mode::Reason(f) => dialogs::reason(frame, area, state, theme, f),
         Mode::Approve(f) => dialogs::approve_form(frame, area, state, theme, f),

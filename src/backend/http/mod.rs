@@ -259,6 +259,9 @@ fn translate(event: &str, data: &str, seen: &mut Seen) -> Vec<BackendEvent> {
             }],
             Err(_) => Vec::new(),
         },
+        events::AUDIT => serde_json::from_str::<crate::audit::Sealed>(data)
+            .map(|s| vec![BackendEvent::Audit(Box::new(s))])
+            .unwrap_or_default(),
         events::CLUSTER => vec![BackendEvent::ClusterStatus {
             cluster: cluster(),
             error: v["error"].as_str().map(str::to_string),
