@@ -1119,3 +1119,102 @@ async fn keystrokes_per_decision() {
     println!("bulk-deny a filter (3 requests): before {before}, after {after}");
     assert_eq!((before, after), (60, 16));
 }
+
+/// Item 6 of issue 10: read-only permissions below HIGH fold into one
+/// line per namespace, listed with `x` and folded again with `x`; CRIT and
+/// HIGH rows always come before the folded line; the first line says in
+/// plain words what the grant lets them do.
+#[tokio::test]
+async fn reads_fold_into_one_line_and_x_lists_them() {
+    let mut h = Harness::start(1).await;
+    let created = h
+        .backend
+        .create(NewRequest {
+            cluster: "staging-eu-west".into(),
+            requester: Subject::new("newcomer", &[]),
+            role: RoleRef::cluster_role("edit"),
+            namespaces: vec!["payments".into(), "orders".into()],
+            duration: Duration::from_secs(1800),
+            reason: "INC-2 first day on call".into(),
+            ticket: None,
+            credentials: Credentials::Identity,
+            extends: None,
+        })
+        .await
+        .unwrap();
+    h.settle().await;
+    h.select(|r| r.name == created.name);
+    h.resize(120, 40);
+    let theme = portcullis::ui::Theme::mono();
+    let text = |h: &Harness| -> Vec<String> {
+        let entry = h.state.selected().unwrap();
+        portcullis::ui::detail::lines(&h.state, entry, &theme, 200)
+            .iter()
+            .map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect())
+            .collect()
+    };
+    let d = h.state.detail.clone().expect("the detail");
+    assert_eq!(d.diff.len(), 2, "one group per namespace");
+    let folded: Vec<usize> = d
+        .diff
+        .iter()
+        .map(|g| g.rows.iter().filter(|r| r.collapsible()).count())
+        .collect();
+    assert!(folded.iter().all(|n| *n > 10), "{folded:?}");
+    let lines = text(&h);
+    let first = &lines[0];
+    assert!(
+        first.contains("asks for ClusterRole edit in payments, orders")
+            && first.contains("for 30m.")
+            && first.contains("Can read Secrets"),
+        "{first}"
+    );
+    for (g, n) in d.diff.iter().zip(&folded) {
+        let ns = g.scope.to_string();
+        let line = format!("reads {n} resource kinds in {ns}");
+        let at = lines
+            .iter()
+            .position(|l| l.contains(&line))
+            .unwrap_or_else(|| panic!("{line}:\n{}", lines.join("\n")));
+        // Every CRIT and HIGH row of the group is above its folded line.
+        let header = lines.iter().position(|l| *l == ns).expect("group header");
+        let above = &lines[header..at];
+        let worst = g.rows.iter().filter(|r| !r.collapsible()).count();
+        assert_eq!(above.len(), 1 + worst, "{}", above.join("\n"));
+        assert!(above[1].trim_start().starts_with("CRIT"), "{}", above[1]);
+        // A folded read is not a row of its own.
+        let read = g.rows.iter().find(|r| r.collapsible()).unwrap();
+        assert!(
+            !above
+                .iter()
+                .any(|l| l.contains(&format!(" {} ", read.resource))),
+            "{} folded",
+            read.resource
+        );
+    }
+    let before = lines.len();
+
+    // x lists every read, worst first still; x again folds them.
+    h.press("x").await;
+    let lines = text(&h);
+    assert!(!lines.iter().any(|l| l.contains("resource kinds")));
+    for g in &d.diff {
+        for r in &g.rows {
+            // (long names are cut to the column)
+            let start: String = r.resource.chars().take(30).collect();
+            assert!(
+                lines.iter().any(|l| l.contains(&start)),
+                "{} listed",
+                r.resource
+            );
+        }
+    }
+    assert_eq!(lines.len(), before - 2 + folded.iter().sum::<usize>());
+    // The expanded choice follows the approver to the next request.
+    h.press("k").await;
+    assert_ne!(h.state.selected_key().unwrap().name, created.name);
+    assert!(h.state.reads_expanded);
+    h.press("jx").await;
+    assert_eq!(h.state.selected_key().unwrap().name, created.name);
+    assert_eq!(text(&h).len(), before);
+}

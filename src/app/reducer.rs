@@ -803,6 +803,11 @@ fn on_normal_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
                 state.mode = Mode::Full { key: k, scroll: 0 };
             }
         }
+        KeyAction::ToggleReads => {
+            state.reads_expanded = !state.reads_expanded;
+            // Rows appear or fold under the scroll: start from the top.
+            state.scrolls.clear();
+        }
         KeyAction::Copy => {
             if let Some(k) = state.selected_key().cloned() {
                 return copy(state, &k);
