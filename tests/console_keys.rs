@@ -1218,3 +1218,60 @@ async fn reads_fold_into_one_line_and_x_lists_them() {
     assert_eq!(h.state.selected_key().unwrap().name, created.name);
     assert_eq!(text(&h).len(), before);
 }
+
+/// Issue 10 item 8b: `R` in Live grants ends your own grant after a `y`;
+/// on someone else's grant it refuses and points at `r`.
+#[tokio::test]
+async fn release_ends_your_own_grant_and_only_yours() {
+    let mut h = Harness::start(1).await;
+    let mine = h
+        .backend
+        .create(NewRequest {
+            cluster: "dev-sandbox".into(),
+            requester: Subject::new("dana", &["sre", "oncall"]),
+            role: RoleRef::cluster_role("view"),
+            namespaces: vec!["payments".into()],
+            duration: Duration::from_secs(3600),
+            reason: "INC-3 look at the queue".into(),
+            ticket: None,
+            credentials: Credentials::Identity,
+            extends: None,
+        })
+        .await
+        .unwrap();
+    let key = portcullis::backend::RequestKey::of(&mine);
+    let spec = portcullis::backend::ApproveSpec {
+        duration: Duration::from_secs(3600),
+        namespaces: vec!["payments".into()],
+        reason: None,
+    };
+    h.backend
+        .act_as("erin", |w, me| w.approve(&key, me, spec))
+        .unwrap();
+    h.settle().await;
+    h.press("2").await;
+    // Someone else's grant: refused, nothing sent.
+    h.select(|r| r.requester.user != "dana");
+    h.press("R").await;
+    assert!(h.is_normal());
+    assert!(
+        h.flash().contains("can release this grant: r revokes it"),
+        "{}",
+        h.flash()
+    );
+    // Your own: a confirmation, n cancels, y releases.
+    h.select(|r| r.name == mine.name);
+    h.press("R").await;
+    let Mode::Confirm(c) = &h.state.mode else {
+        panic!("R asks to confirm: {:?}", h.state.mode)
+    };
+    assert!(c.lines[0].starts_with("End your grant"), "{:?}", c.lines);
+    h.press("n").await;
+    assert_eq!(h.phase(&key), Phase::Active);
+    assert!(h.effects.is_empty());
+    h.press("Ry").await;
+    assert_eq!(h.effects, vec![Effect::Release { key: key.clone() }]);
+    assert_ne!(h.phase(&key), Phase::Active, "{}", h.flash());
+    assert!(h.flash().starts_with("Released"), "{}", h.flash());
+    assert_eq!(h.req(&key).status.revoked_by.as_deref(), Some("dana"));
+}

@@ -35,6 +35,7 @@ pub enum KeyAction {
     Deny,
     Shorten,
     Revoke,
+    Release,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +102,7 @@ pub const KEYMAP: &[KeyBinding] = &[
     bind!(Deny, [ch('d')], "d", "deny", "deny with a reason (the marked requests, or the selected one)", views: [Pending], footer: true, dangerous: true, Decide),
     bind!(Shorten, [ch('s')], "s", "shorten", "make the selected live grant end sooner", views: [Grants], footer: true, dangerous: true, Decide),
     bind!(Revoke, [ch('r')], "r", "revoke", "end grants now, with a reason (the marked ones, or the selected one)", views: [Grants], footer: true, dangerous: true, Decide),
+    bind!(Release, [(KeyCode::Char('R'), SHIFT), ch('R')], "R", "release", "end your own live grant now (\"I'm done\"; asks to confirm)", views: [Grants], footer: false, dangerous: true, Decide),
     bind!(ToggleMark, [ch(' ')], "space", "mark ↓", "mark or unmark, then move down: for a bulk deny or revoke (never bulk approve)", views: [Pending, Grants], footer: true, dangerous: false, Decide),
     bind!(MarkAll, [(KeyCode::Char('a'), CTRL)], "ctrl-a", "mark all", "mark every row of the filter (:mark all); esc clears the marks", views: [Pending, Grants], footer: false, dangerous: false, Decide),
     bind!(Down, [ch('j'), (KeyCode::Down, NONE)], "j/↓", "down", "next row", views: [], footer: false, dangerous: false, Navigate),

@@ -184,6 +184,9 @@ pub enum PendingOp {
         keys: Vec<RequestKey>,
         reason: String,
     },
+    Release {
+        key: RequestKey,
+    },
 }
 
 #[derive(Debug, Clone)]
