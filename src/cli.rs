@@ -165,6 +165,13 @@ pub enum Command {
     /// End your own live grant now ("I'm done"): recorded as released by
     /// you, its bindings deleted and the end verified like a revoke.
     Release { name: String },
+    /// A request's requester context and new permissions with risk, worst
+    /// first (every one), to paste into a ticket or check in a script.
+    Diff {
+        name: String,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
     /// Credentials mode: a kubeconfig context with a short-lived token.
     Login { name: String },
     /// Long-running: revoke expired grants, expire stale pending requests.
