@@ -180,6 +180,13 @@ pub enum Command {
         /// otherwise: the numbers say which grants end when).
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
         listen: std::net::SocketAddr,
+        /// Append direct mode's audit trail to FILE (also posted as
+        /// Kubernetes Events on each request).
+        #[arg(long, value_name = "FILE")]
+        audit_log: Option<std::path::PathBuf>,
+        /// Sign the audit head with this key (`portcullis audit keygen`).
+        #[arg(long, value_name = "FILE", requires = "audit_log")]
+        audit_key: Option<std::path::PathBuf>,
     },
     /// Print the CRD and the recommended ClusterRoles (`portcullis crds | kubectl apply -f -`).
     Crds {

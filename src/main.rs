@@ -244,9 +244,23 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
             };
             console(Arc::new(kube), app_config, &theme, started, policy, notice).await
         }),
-        Some(Command::Reaper { listen }) => runtime.block_on(async move {
-            use portcullis::backend::kube::{reaper, reaper_metrics};
+        Some(Command::Reaper {
+            listen,
+            audit_log,
+            audit_key,
+        }) => runtime.block_on(async move {
+            use portcullis::backend::kube::{audit_trail, reaper, reaper_metrics};
             let kube = KubeBackend::connect(&cli.contexts, cli.all_contexts).await?;
+            let trail = match audit_log {
+                Some(path) => {
+                    let mut config = portcullis::audit::log::LogConfig::new(path);
+                    if let Some(k) = audit_key {
+                        config.key = Some(portcullis::audit::log::read_key(k)?);
+                    }
+                    Some(Arc::new(portcullis::audit::log::AuditLog::open(config)?))
+                }
+                None => None,
+            };
             let metrics = Arc::new(reaper_metrics::ReaperMetrics::default());
             let mut tasks = Vec::new();
             for c in kube.clusters() {
@@ -273,6 +287,20 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
                     ..Default::default()
                 };
                 tasks.push(tokio::spawn(reaper::run(c.clone(), config, None)));
+                if let Some(log) = &trail {
+                    tasks.push(tokio::spawn(audit_trail::follow(c.clone(), log.clone(), "reaper")));
+                }
+            }
+            if let Some(log) = trail.clone() {
+                // The head is signed every few seconds while records come in.
+                tasks.push(tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(portcullis::server::SIGN_EVERY).await;
+                        if let Err(e) = log.sign(chrono::Utc::now()) {
+                            eprintln!("portcullis reaper: {e}");
+                        }
+                    }
+                }));
             }
             let (addr, _http) =
                 reaper_metrics::serve(*listen, metrics.clone(), kube.clusters().len())
@@ -286,6 +314,9 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
                 _ = futures::future::join_all(tasks) => {}
                 _ = tokio::signal::ctrl_c() => {}
                 _ = portcullis::runtime::terminate_signal() => {}
+            }
+            if let Some(log) = &trail {
+                log.sign(chrono::Utc::now())?;
             }
             Ok(())
         }),

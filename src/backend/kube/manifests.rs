@@ -291,6 +291,11 @@ rules:
   resources: [configmaps]
   resourceNames: [portcullis-settings]
   verbs: [get]
+# The audit trail as Kubernetes Events on each request (a cluster-scoped
+# object's Events live in namespace default).
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
 ---
 # The reaper, Token mode: bind this with a RoleBinding in portcullis-system
 # only (never cluster-wide). It makes each grant's ServiceAccount and the
@@ -337,6 +342,9 @@ metadata:
   labels:
     app.kubernetes.io/managed-by: portcullis
 rules:
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
 - apiGroups: [portcullis.dev]
   resources: [accessrequests]
   verbs: [get, list, watch, create, patch, delete]
