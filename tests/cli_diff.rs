@@ -1,5 +1,5 @@
 //! Issue 10 item 7: `portcullis diff NAME` against `portcullis serve
-//! --demo`: the requester context and every new permission with risk,
+//! --demo` (alice, who holds view in payments, asks for edit there): the requester context and every new permission with risk,
 //! worst first, as a table, JSON and YAML; an unknown name is one line.
 
 use std::path::PathBuf;
@@ -26,7 +26,7 @@ fn home() -> PathBuf {
 fn cli(url: &str, who: &str, args: &[&str]) -> Output {
     let h = home();
     Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["--backend", url, "--context", "dev-sandbox"])
+        .args(["--backend", url, "--context", "prod-eu-west"])
         .args(args)
         .env("PORTCULLIS_TOKEN", who)
         .env("XDG_STATE_HOME", h.join("state"))
@@ -72,7 +72,7 @@ fn diff_prints_the_context_and_every_new_permission_worst_first() {
     ];
     let deadline = Instant::now() + Duration::from_secs(30);
     let name = loop {
-        let o = cli(&url, "newcomer", &ask);
+        let o = cli(&url, "alice", &ask);
         if o.status.success() {
             break stdout(&o).trim().to_string();
         }
@@ -88,7 +88,7 @@ fn diff_prints_the_context_and_every_new_permission_worst_first() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: Value = serde_json::from_str(&stdout(&o)).expect("JSON");
     assert_eq!(v["name"], name.as_str());
-    assert_eq!(v["requester"], "newcomer");
+    assert_eq!(v["requester"], "alice");
     assert_eq!(v["role"], "ClusterRole edit");
     assert_eq!(v["namespaces"], serde_json::json!(["payments"]));
     assert_eq!(v["duration"], "30m");
@@ -121,11 +121,11 @@ fn diff_prints_the_context_and_every_new_permission_worst_first() {
     let table = stdout(&o);
     let lines: Vec<&str> = table.lines().collect();
     assert!(
-        lines[0].starts_with(&format!("{name} on dev-sandbox (Pending)")),
+        lines[0].starts_with(&format!("{name} on prod-eu-west (Pending)")),
         "{table}"
     );
     assert!(
-        lines[1].starts_with("newcomer asks for ClusterRole edit in payments for 30m"),
+        lines[1].starts_with("alice asks for ClusterRole edit in payments for 30m"),
         "{table}"
     );
     let head = lines
