@@ -282,6 +282,15 @@ pub enum Command {
         #[arg(value_name = "NAME")]
         name: String,
     },
+    /// A request's requester context and new permissions with risk, worst
+    /// first (every one), to paste into a ticket or check in a script.
+    Diff {
+        /// NAME, CONTEXT/NAME, or a line of `get -o name`.
+        #[arg(value_name = "NAME")]
+        name: String,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
     /// Credentials mode: a kubeconfig context with a short-lived token.
     Login {
         /// NAME, CONTEXT/NAME, or a line of `get -o name`.

@@ -13,6 +13,7 @@ pub mod audit;
 pub mod backend;
 pub mod cli;
 pub mod config;
+pub mod diff_verb;
 pub mod domain;
 pub mod get;
 pub mod invocation;

@@ -40,6 +40,7 @@ pub async fn execute(backend: &dyn AccessBackend, effect: Effect) -> Option<Acti
             key.clone(),
             backend.revoke(&key, &reason).await,
         ),
+        Effect::Release { key } => (OpKind::Release, key.clone(), backend.release(&key).await),
     };
     if let Err(e) = &result {
         tracing::warn!(%key, error = %e, "operation failed");

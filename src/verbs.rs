@@ -136,6 +136,7 @@ fn named(command: &Command) -> Option<&str> {
         | Command::Revoke { name, .. }
         | Command::Withdraw { name }
         | Command::Release { name }
+        | Command::Diff { name, .. }
         | Command::Login { name } => Some(name.as_str()),
         Command::Request {
             extend: Some(name), ..
@@ -423,6 +424,11 @@ pub async fn run(
             ))
         }
         Command::Login { name } => backend.login(&get(name).await?).await,
+        Command::Diff { name, output } => {
+            let req = get(name).await?;
+            let report = crate::diff_verb::report(backend, &req).await?;
+            crate::diff_verb::render(&report, *output)
+        }
         other => Err(BackendError::Invalid(format!(
             "{other:?} is not a request verb"
         ))),

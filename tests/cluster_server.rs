@@ -356,6 +356,58 @@ async fn the_server_is_the_one_authority() {
     );
     assert!(!can_i(&admin, "alice", "list", "", "pods", Some("payments")).await);
 
+    // "I'm done": only the requester releases her own grant, with her own
+    // token; an approver's token (carol) or another user's (bob) is refused
+    // and the grant stays; hers ends it, verified like a revoke.
+    let (_, mine) = curl(
+        &s.url,
+        Some("alice"),
+        "POST",
+        "/v1/requests",
+        Some(&ask("c1", "view", &["payments"], "1h")),
+    );
+    let mine_path = format!("/v1/requests/c1/{}", mine["name"].as_str().unwrap());
+    let (code, g) = curl(
+        &s.url,
+        Some("bob"),
+        "POST",
+        &format!("{mine_path}/approve"),
+        Some(&json!({})),
+    );
+    assert_eq!(code, 200, "{g}");
+    assert!(can_i(&admin, "alice", "list", "", "pods", Some("payments")).await);
+    for other in ["bob", "carol"] {
+        let (code, e) = curl(
+            &s.url,
+            Some(other),
+            "POST",
+            &format!("{mine_path}/release"),
+            Some(&json!({})),
+        );
+        assert!((400..500).contains(&code), "{other}: {code} {e}");
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("alice"),
+            "{other}: {e}"
+        );
+    }
+    assert!(
+        can_i(&admin, "alice", "list", "", "pods", Some("payments")).await,
+        "a refused release changes nothing"
+    );
+    let (code, r) = curl(
+        &s.url,
+        Some("alice"),
+        "POST",
+        &format!("{mine_path}/release"),
+        Some(&json!({})),
+    );
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(r["status"]["revokedBy"], "alice");
+    assert!(!can_i(&admin, "alice", "list", "", "pods", Some("payments")).await);
+
     // Kill the server mid-grant: nothing lost; the grant still ends on time
     // (the restarted server's reaper); the request list is the same.
     let (_, short) = curl(

@@ -1187,3 +1187,159 @@ async fn the_audit_view_and_the_timeline_tell_what_happened() {
         assert!(full.contains(said), "{said} in {full}");
     }
 }
+
+/// Item 6 of issue 10: read-only permissions below HIGH fold into one
+/// line per namespace, listed with `x` and folded again with `x`; CRIT and
+/// HIGH rows always come before the folded line; the first line says in
+/// plain words what the grant lets them do.
+#[tokio::test]
+async fn reads_fold_into_one_line_and_x_lists_them() {
+    let mut h = Harness::start(1).await;
+    let created = h
+        .backend
+        .create(NewRequest {
+            cluster: "staging-eu-west".into(),
+            requester: Subject::new("newcomer", &[]),
+            role: RoleRef::cluster_role("edit"),
+            namespaces: vec!["payments".into(), "orders".into()],
+            duration: Duration::from_secs(1800),
+            reason: "INC-2 first day on call".into(),
+            ticket: None,
+            credentials: Credentials::Identity,
+            extends: None,
+        })
+        .await
+        .unwrap();
+    h.settle().await;
+    h.select(|r| r.name == created.name);
+    h.resize(120, 40);
+    let theme = portcullis::ui::Theme::mono();
+    let text = |h: &Harness| -> Vec<String> {
+        let entry = h.state.selected().unwrap();
+        portcullis::ui::detail::lines(&h.state, entry, &theme, 200)
+            .iter()
+            .map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect())
+            .collect()
+    };
+    let d = h.state.detail.clone().expect("the detail");
+    assert_eq!(d.diff.len(), 2, "one group per namespace");
+    let folded: Vec<usize> = d
+        .diff
+        .iter()
+        .map(|g| g.rows.iter().filter(|r| r.collapsible()).count())
+        .collect();
+    assert!(folded.iter().all(|n| *n > 10), "{folded:?}");
+    let lines = text(&h);
+    let first = &lines[0];
+    assert!(
+        first.contains("asks for ClusterRole edit in payments, orders")
+            && first.contains("for 30m.")
+            && first.contains("Can read Secrets"),
+        "{first}"
+    );
+    for (g, n) in d.diff.iter().zip(&folded) {
+        let ns = g.scope.to_string();
+        let line = format!("reads {n} resource kinds in {ns}");
+        let at = lines
+            .iter()
+            .position(|l| l.contains(&line))
+            .unwrap_or_else(|| panic!("{line}:\n{}", lines.join("\n")));
+        // Every CRIT and HIGH row of the group is above its folded line.
+        let header = lines.iter().position(|l| *l == ns).expect("group header");
+        let above = &lines[header..at];
+        let worst = g.rows.iter().filter(|r| !r.collapsible()).count();
+        assert_eq!(above.len(), 1 + worst, "{}", above.join("\n"));
+        assert!(above[1].trim_start().starts_with("CRIT"), "{}", above[1]);
+        // A folded read is not a row of its own.
+        let read = g.rows.iter().find(|r| r.collapsible()).unwrap();
+        assert!(
+            !above
+                .iter()
+                .any(|l| l.contains(&format!(" {} ", read.resource))),
+            "{} folded",
+            read.resource
+        );
+    }
+    let before = lines.len();
+
+    // x lists every read, worst first still; x again folds them.
+    h.press("x").await;
+    let lines = text(&h);
+    assert!(!lines.iter().any(|l| l.contains("resource kinds")));
+    for g in &d.diff {
+        for r in &g.rows {
+            // (long names are cut to the column)
+            let start: String = r.resource.chars().take(30).collect();
+            assert!(
+                lines.iter().any(|l| l.contains(&start)),
+                "{} listed",
+                r.resource
+            );
+        }
+    }
+    assert_eq!(lines.len(), before - 2 + folded.iter().sum::<usize>());
+    // The expanded choice follows the approver to the next request.
+    h.press("k").await;
+    assert_ne!(h.state.selected_key().unwrap().name, created.name);
+    assert!(h.state.reads_expanded);
+    h.press("jx").await;
+    assert_eq!(h.state.selected_key().unwrap().name, created.name);
+    assert_eq!(text(&h).len(), before);
+}
+
+/// Issue 10 item 8b: `R` in Live grants ends your own grant after a `y`;
+/// on someone else's grant it refuses and points at `r`.
+#[tokio::test]
+async fn release_ends_your_own_grant_and_only_yours() {
+    let mut h = Harness::start(1).await;
+    let mine = h
+        .backend
+        .create(NewRequest {
+            cluster: "dev-sandbox".into(),
+            requester: Subject::new("dana", &["sre", "oncall"]),
+            role: RoleRef::cluster_role("view"),
+            namespaces: vec!["payments".into()],
+            duration: Duration::from_secs(3600),
+            reason: "INC-3 look at the queue".into(),
+            ticket: None,
+            credentials: Credentials::Identity,
+            extends: None,
+        })
+        .await
+        .unwrap();
+    let key = portcullis::backend::RequestKey::of(&mine);
+    let spec = portcullis::backend::ApproveSpec {
+        duration: Duration::from_secs(3600),
+        namespaces: vec!["payments".into()],
+        reason: None,
+    };
+    h.backend
+        .act_as("erin", |w, me| w.approve(&key, me, spec))
+        .unwrap();
+    h.settle().await;
+    h.press("2").await;
+    // Someone else's grant: refused, nothing sent.
+    h.select(|r| r.requester.user != "dana");
+    h.press("R").await;
+    assert!(h.is_normal());
+    assert!(
+        h.flash().contains("can release this grant: r revokes it"),
+        "{}",
+        h.flash()
+    );
+    // Your own: a confirmation, n cancels, y releases.
+    h.select(|r| r.name == mine.name);
+    h.press("R").await;
+    let Mode::Confirm(c) = &h.state.mode else {
+        panic!("R asks to confirm: {:?}", h.state.mode)
+    };
+    assert!(c.lines[0].starts_with("End your grant"), "{:?}", c.lines);
+    h.press("n").await;
+    assert_eq!(h.phase(&key), Phase::Active);
+    assert!(h.effects.is_empty());
+    h.press("Ry").await;
+    assert_eq!(h.effects, vec![Effect::Release { key: key.clone() }]);
+    assert_ne!(h.phase(&key), Phase::Active, "{}", h.flash());
+    assert!(h.flash().starts_with("Released"), "{}", h.flash());
+    assert_eq!(h.req(&key).status.revoked_by.as_deref(), Some("dana"));
+}

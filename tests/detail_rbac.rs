@@ -71,6 +71,8 @@ fn tricky_role() -> ClusterRole {
 #[tokio::test]
 async fn names_are_shown_for_what_they_restrict() {
     let (mut h, cluster) = harness(|inv| inv.cluster_roles.push(tricky_role()));
+    // Every read as a row (`x`): the named ConfigMap list is one.
+    h.press("x").await;
     let screen = detail_of(
         &mut h,
         request(&cluster, Subject::new("zed", &[]), "tricky", &["payments"]),

@@ -501,3 +501,37 @@ async fn columns_follow_content_and_space() {
         }
     }
 }
+
+/// The folded diff (issue 10, item 6): a newcomer asks for edit in two
+/// namespaces; reads fold into one line per namespace under the CRIT and
+/// HIGH rows, at three sizes; then listed with `x`.
+#[tokio::test]
+async fn folded_reads() {
+    let mut h = Harness::new(1);
+    let created = h
+        .backend
+        .create(NewRequest {
+            cluster: "staging-eu-west".into(),
+            requester: Subject::new("newcomer", &[]),
+            role: RoleRef::cluster_role("edit"),
+            namespaces: vec!["payments".into(), "orders".into()],
+            duration: Duration::from_secs(1800),
+            reason: "INC-2 first day on call".into(),
+            ticket: None,
+            credentials: Credentials::Identity,
+            extends: None,
+        })
+        .await
+        .unwrap();
+    h.settle().await;
+    h.select(|r| r.name == created.name);
+    let theme = Theme::built_in("default").unwrap();
+    for (w, hgt) in SIZES {
+        insta::assert_snapshot!(
+            format!("folded_reads_{w}x{hgt}"),
+            snapshot(&h, w, hgt, &theme)
+        );
+    }
+    h.press("x").await;
+    insta::assert_snapshot!("listed_reads_200x50", snapshot(&h, 200, 50, &theme));
+}

@@ -345,6 +345,53 @@ pub fn start_bulk(state: &mut AppState, kind: BulkKind) {
     state.mode = Mode::Reason(reason_form(state, kind, keys, ""));
 }
 
+/// `R` on your own live grant: end it now, after a `y` ("I'm done").
+/// Only the requester releases; anyone else's grant is revoked (`r`),
+/// with a reason the requester reads.
+pub fn start_release(state: &mut AppState) {
+    if readonly_refusal(state, "releasing") {
+        return;
+    }
+    let Some(entry) = state.selected() else {
+        return;
+    };
+    if entry.req.phase() != Phase::Active {
+        state.flash(FlashLevel::Error, "only a live grant can be released");
+        return;
+    }
+    if entry.req.requester.user != state.approver.user {
+        state.flash(
+            FlashLevel::Error,
+            format!(
+                "only {} can release this grant: r revokes it, with a reason",
+                inert(&entry.req.requester.user, 64)
+            ),
+        );
+        return;
+    }
+    let req = &entry.req;
+    let key = RequestKey::of(req);
+    let lines = vec![
+        format!(
+            "End your grant {} now: {} {} {} on {} ({} left).",
+            inert(&req.name, 64),
+            req.role.kind,
+            inert(&req.role.name, 64),
+            super::verdict::scope_words(req.granted_namespaces()),
+            inert(&req.cluster, 64),
+            duration::format(req.remaining(state.now))
+        ),
+        "Recorded as released by you; to get access again you ask again.".into(),
+    ];
+    state.mode = Mode::Confirm(Confirm {
+        title: "Release your grant".into(),
+        lines,
+        op: PendingOp::Release { key },
+        can_edit: false,
+        note: None,
+    });
+}
+
 pub fn start_shorten(state: &mut AppState) {
     if readonly_refusal(state, "shortening") {
         return;
@@ -642,6 +689,7 @@ pub fn on_confirm_key(state: &mut AppState, mut confirm: Confirm, key: KeyEvent)
                     let form = reason_form(state, BulkKind::Revoke, keys.clone(), reason);
                     state.mode = Mode::Reason(form);
                 }
+                PendingOp::Release { .. } => {}
             }
             return Vec::new();
         }
@@ -680,6 +728,7 @@ pub fn dispatch(state: &mut AppState, op: PendingOp) -> Vec<Effect> {
     };
     let effects: Vec<Effect> = match op {
         PendingOp::Approve { key, spec } => vec![Effect::Approve { key, spec }],
+        PendingOp::Release { key } => vec![Effect::Release { key }],
         PendingOp::Deny { keys, reason } => {
             remember(state, BulkKind::Deny, &reason);
             if keys.len() > 1 {

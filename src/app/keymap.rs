@@ -28,12 +28,14 @@ pub enum KeyAction {
     ToggleMark,
     MarkAll,
     OpenFull,
+    ToggleReads,
     Copy,
     Approve,
     ApproveWithChanges,
     Deny,
     Shorten,
     Revoke,
+    Release,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +102,7 @@ pub const KEYMAP: &[KeyBinding] = &[
     bind!(Deny, [ch('d')], "d", "deny", "deny with a reason (the marked requests, or the selected one)", views: [Pending], footer: true, dangerous: true, Decide),
     bind!(Shorten, [ch('s')], "s", "shorten", "make the selected live grant end sooner", views: [Grants], footer: true, dangerous: true, Decide),
     bind!(Revoke, [ch('r')], "r", "revoke", "end grants now, with a reason (the marked ones, or the selected one)", views: [Grants], footer: true, dangerous: true, Decide),
+    bind!(Release, [(KeyCode::Char('R'), SHIFT), ch('R')], "R", "release", "end your own live grant now (\"I'm done\"; asks to confirm)", views: [Grants], footer: false, dangerous: true, Decide),
     bind!(ToggleMark, [ch(' ')], "space", "mark ↓", "mark or unmark, then move down: for a bulk deny or revoke (never bulk approve)", views: [Pending, Grants], footer: true, dangerous: false, Decide),
     bind!(MarkAll, [(KeyCode::Char('a'), CTRL)], "ctrl-a", "mark all", "mark every row of the filter (:mark all); esc clears the marks", views: [Pending, Grants], footer: false, dangerous: false, Decide),
     bind!(Down, [ch('j'), (KeyCode::Down, NONE)], "j/↓", "down", "next row", views: [], footer: false, dangerous: false, Navigate),
@@ -116,6 +119,7 @@ pub const KEYMAP: &[KeyBinding] = &[
     bind!(ShowGrants, [ch('2')], "2", "grants", "Live grants (:grants)", views: [], footer: false, dangerous: false, Navigate),
     bind!(ShowHistory, [ch('3')], "3", "history", "History (:history)", views: [], footer: false, dangerous: false, Navigate),
     bind!(OpenFull, [(KeyCode::Enter, NONE)], "enter", "full", "the request in full: the whole diff, the object as YAML, its events", views: [], footer: true, dangerous: false, Navigate),
+    bind!(ToggleReads, [ch('x')], "x", "reads", "list every read-only permission in the detail, or fold them into one line per namespace", views: [], footer: false, dangerous: false, Navigate),
     bind!(FilterMode, [ch('/')], "/", "filter", "filter: text, user:NAME, ns:NS, risk:LEVEL, cluster:NAME, role:NAME (a new filter replaces the old)", views: [], footer: true, dangerous: false, General),
     bind!(CommandMode, [ch(':')], ":", "cmd", "command: :pending :grants :history :ctx [NAME|all] :mark all :q (tab completes)", views: [], footer: true, dangerous: false, General),
     bind!(Copy, [ch('c')], "c", "copy", "copy the request's name to the clipboard (OSC 52; off unless osc52 = true)", views: [], footer: false, dangerous: false, General),

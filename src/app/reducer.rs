@@ -38,6 +38,7 @@ pub enum OpKind {
     Deny,
     Shorten,
     Revoke,
+    Release,
 }
 
 impl OpKind {
@@ -47,6 +48,7 @@ impl OpKind {
             OpKind::Deny => "deny",
             OpKind::Shorten => "shorten",
             OpKind::Revoke => "revoke",
+            OpKind::Release => "release",
         }
     }
 }
@@ -69,6 +71,10 @@ pub enum Effect {
     Revoke {
         key: RequestKey,
         reason: String,
+    },
+    /// End the approver's own live grant ("I'm done").
+    Release {
+        key: RequestKey,
     },
     /// Put this text on the clipboard (OSC 52): only ever a request's name,
     /// and only when the config turns it on.
@@ -284,6 +290,10 @@ fn on_finished(
                     Some(m) => format!("Revoked {name}: {}", inert(m, 300)),
                     None => format!("Revoked {name}: access ended now"),
                 },
+                OpKind::Release if req.phase() == crate::domain::Phase::Active => format!(
+                    "Release of {name} asked: access remains until a reaper ends the grant"
+                ),
+                OpKind::Release => format!("Released {name}: your access ended now"),
             };
             state.upsert(*req);
             state.refresh_lists();
@@ -369,6 +379,7 @@ fn dialog_targets(mode: &Mode) -> Option<(Vec<RequestKey>, Phase, Option<BulkKin
             PendingOp::Approve { key, .. } => (vec![key.clone()], Phase::Pending, None),
             PendingOp::Deny { keys, .. } => (keys.clone(), Phase::Pending, Some(BulkKind::Deny)),
             PendingOp::Revoke { keys, .. } => (keys.clone(), Phase::Active, Some(BulkKind::Revoke)),
+            PendingOp::Release { key } => (vec![key.clone()], Phase::Active, None),
         },
         _ => return None,
     })
@@ -408,7 +419,7 @@ fn close_stale_dialog(state: &mut AppState) {
                         PendingOp::Deny { reason, .. } | PendingOp::Revoke { reason, .. } => {
                             reason.clone()
                         }
-                        PendingOp::Approve { .. } => String::new(),
+                        PendingOp::Approve { .. } | PendingOp::Release { .. } => String::new(),
                     };
                     *c = bulk_confirm(kind, left, reason);
                 }
@@ -850,6 +861,11 @@ fn on_normal_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
                 state.mode = Mode::Full { key: k, scroll: 0 };
             }
         }
+        KeyAction::ToggleReads => {
+            state.reads_expanded = !state.reads_expanded;
+            // Rows appear or fold under the scroll: start from the top.
+            state.scrolls.clear();
+        }
         KeyAction::Copy => {
             if let Some(k) = state.selected_key().cloned() {
                 return copy(state, &k);
@@ -870,6 +886,7 @@ fn on_normal_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
         KeyAction::Deny => forms::start_bulk(state, BulkKind::Deny),
         KeyAction::Revoke => forms::start_bulk(state, BulkKind::Revoke),
         KeyAction::Shorten => forms::start_shorten(state),
+        KeyAction::Release => forms::start_release(state),
     }
     Vec::new()
 }

@@ -184,6 +184,9 @@ pub enum PendingOp {
         keys: Vec<RequestKey>,
         reason: String,
     },
+    Release {
+        key: RequestKey,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -291,6 +294,17 @@ pub struct DiffRow {
     pub resource: String,
     pub verbs: String,
     pub risk: Risk,
+    /// Only get, list or watch: collapsed into one line per scope unless
+    /// its risk is high or critical (reading Secrets stays a row).
+    pub read_only: bool,
+}
+
+impl DiffRow {
+    /// Folded into the scope's "reads N resource kinds" line while reads
+    /// are collapsed.
+    pub fn collapsible(&self) -> bool {
+        self.read_only && self.risk.severity < Severity::High
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -301,6 +315,16 @@ pub struct DiffGroup {
     /// Where a resource name in the rows does not restrict what it seems
     /// to (`resourceNames: [""]`, a name on create), one line each.
     pub notes: Vec<&'static str>,
+}
+
+impl DiffGroup {
+    pub fn worst(&self) -> Severity {
+        self.rows
+            .iter()
+            .map(|r| r.risk.severity)
+            .max()
+            .unwrap_or(Severity::Info)
+    }
 }
 
 const READ_VERBS: [&str; 3] = ["get", "list", "watch"];
@@ -367,13 +391,14 @@ pub fn group_diff(a: &Analysis) -> Vec<DiffGroup> {
             slot.1 = p.risk;
         }
     }
-    groups
+    let mut out: Vec<DiffGroup> = groups
         .into_iter()
         .map(|(scope, resources)| {
             let mut rows: Vec<DiffRow> = resources
                 .into_iter()
                 .map(|(resource, (verbs, risk))| DiffRow {
                     resource,
+                    read_only: verbs.iter().all(|v| READ_VERBS.contains(v)),
                     verbs: verbs_text(&verbs),
                     risk,
                 })
@@ -390,7 +415,11 @@ pub fn group_diff(a: &Analysis) -> Vec<DiffGroup> {
                 rows,
             }
         })
-        .collect()
+        .collect();
+    // The scope with the worst permission first, so CRIT and HIGH lead
+    // the diff whatever the scopes are called (stable: then by scope).
+    out.sort_by_key(|g| std::cmp::Reverse(g.worst()));
+    out
 }
 
 /// How many past requests the requester context shows.
@@ -455,6 +484,10 @@ pub struct AppState {
     pub arrivals: super::arrivals::Arrivals,
     /// Audit events (`:audit`, and each request's timeline).
     pub trail: super::trail::Trail,
+    /// The detail pane lists every read-only permission instead of one
+    /// "reads N resource kinds" line per scope (`x` toggles; kept across
+    /// selections, as an approver who wants them wants them everywhere).
+    pub reads_expanded: bool,
 }
 
 impl AppState {
@@ -499,6 +532,7 @@ impl AppState {
             by_user: HashMap::new(),
             live_ends: Vec::new(),
             trail: super::trail::Trail::default(),
+            reads_expanded: false,
         }
     }
 

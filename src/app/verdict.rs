@@ -308,21 +308,10 @@ fn access(p: &mut Parts, state: &AppState, entry: &Entry, who: &str) {
         return;
     }
     let worst = worst_new(a);
-    let mut whys: Vec<&str> = Vec::new();
-    for r in detail.diff.iter().flat_map(|g| g.rows.iter()) {
-        if r.risk.severity == worst && !whys.contains(&r.risk.why) {
-            whys.push(r.risk.why);
-        }
-    }
-    let whys_text = match whys.as_slice() {
-        [] => String::new(),
-        [one] => one.to_string(),
-        [one, rest @ ..] => format!("{one} (+{} more kinds)", rest.len()),
-    };
     if worst == Severity::Info {
         p.text(" Read-only.");
     } else {
-        p.text(format!(" Worst: {whys_text}."));
+        p.text(format!(" Can {}.", can(detail, worst)));
     }
     let own: Vec<String> = a
         .standing
@@ -348,6 +337,45 @@ fn access(p: &mut Parts, state: &AppState, entry: &Entry, who: &str) {
         a.granted.len()
     ));
 }
+
+/// What the grant lets them do, in words: every high and critical kind
+/// (worst first), else the kinds at the worst level; at most
+/// [`CAN_SHOWN`], then how many more.
+fn can(detail: &super::state::Detail, worst: Severity) -> String {
+    let floor = worst.min(Severity::High);
+    let mut rows: Vec<&crate::domain::risk::Risk> = detail
+        .diff
+        .iter()
+        .flat_map(|g| g.rows.iter())
+        .map(|r| &r.risk)
+        .filter(|r| r.severity >= floor)
+        .collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.severity));
+    let mut words: Vec<&str> = Vec::new();
+    for r in rows {
+        if !words.contains(&r.plain()) {
+            words.push(r.plain());
+        }
+    }
+    // "do anything" says all the rest.
+    if words.contains(&"do anything") {
+        words = vec!["do anything"];
+    }
+    let more = words.len().saturating_sub(CAN_SHOWN);
+    words.truncate(CAN_SHOWN);
+    let mut text = match words.as_slice() {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    };
+    if more > 0 {
+        text.push_str(&format!(" (+{more} more)"));
+    }
+    text
+}
+
+/// How many kinds of access the first line names.
+const CAN_SHOWN: usize = 3;
 
 #[cfg(test)]
 mod tests {

@@ -99,6 +99,37 @@ pub struct Risk {
     pub why: &'static str,
 }
 
+impl Risk {
+    /// What the permission lets its holder do, as the end of "can …"
+    /// ("read Secrets", "exec into pods"): the detail pane's first line
+    /// says a grant in these words.
+    pub fn plain(&self) -> &'static str {
+        match self.flag {
+            RiskFlag::SecretsRead => "read Secrets",
+            RiskFlag::PodExec => "exec into pods",
+            RiskFlag::WorkloadWrite => "run pods with any image",
+            RiskFlag::Escalation if self.why.starts_with("impersonate") => "act as other users",
+            RiskFlag::Escalation => "grant itself any role",
+            RiskFlag::FullWildcard => "do anything",
+            RiskFlag::Wildcard => "use wildcard rules",
+            RiskFlag::NodeProxy => "reach nodes' kubelets",
+            RiskFlag::TokenCreate => "mint ServiceAccount tokens",
+            RiskFlag::Webhooks => "change admission webhooks",
+            RiskFlag::BindingWrite => "write role bindings",
+            RiskFlag::CertificateApproval => "approve certificates",
+            RiskFlag::ApiExtension => "change CRDs or APIServices",
+            RiskFlag::HostPathVolume => "create volumes on nodes' disks",
+            RiskFlag::EphemeralContainers => "add containers to running pods",
+            RiskFlag::NoRequest => "do nothing (a name no request carries)",
+            RiskFlag::PortcullisSystem => "change portcullis-system",
+            RiskFlag::KubeSystem => "act in kube-system",
+            RiskFlag::ClusterScoped => "act cluster-wide",
+            RiskFlag::Write => "change or delete resources",
+            RiskFlag::Read => "read resources",
+        }
+    }
+}
+
 const READ: &[&str] = &["get", "list", "watch"];
 const WRITE: &[&str] = &["create", "update", "patch", "delete", "deletecollection"];
 const WORKLOADS: &[&str] = &[

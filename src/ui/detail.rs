@@ -1,6 +1,7 @@
 //! The detail pane, decision first: the verdict in plain words, what the
 //! approver should not miss (flags), the reason and ticket, then the new
-//! permissions worst first; who they are, what they hold, their live
+//! permissions worst first (low-risk reads folded into one line per scope
+//! until `x`); who they are, what they hold, their live
 //! grants and past requests follow. At 80×24 the verdict, the reason and
 //! the worst permissions show without a key.
 //!
@@ -206,7 +207,12 @@ pub fn lines_with(
     match analysis {
         Some(Ok(a)) => {
             let groups = detail.map_or(&[][..], |d| &d.diff);
-            for line in diff_lines_with(a, groups, skipped, theme, w, whole) {
+            let reads = if whole || state.reads_expanded {
+                Reads::Listed
+            } else {
+                Reads::Folded
+            };
+            for line in diff_lines_with(a, groups, skipped, theme, w, whole, reads) {
                 push(&mut out, line, 2);
             }
         }
@@ -575,6 +581,14 @@ fn standing(a: &Analysis) -> String {
     text
 }
 
+/// Whether read-only permissions below high risk get a row each or one
+/// "reads N resource kinds" line per scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reads {
+    Listed,
+    Folded,
+}
+
 /// New permissions grouped by scope, then resource: badge, resource,
 /// verbs and why, one row each, worst first; why is cut (`…`) where the
 /// pane is narrow (the full view has it all).
@@ -585,10 +599,11 @@ pub fn diff_lines(
     theme: &Theme,
     width: usize,
 ) -> Vec<Line<'static>> {
-    diff_lines_with(a, groups, skipped, theme, width, false)
+    diff_lines_with(a, groups, skipped, theme, width, false, Reads::Listed)
 }
 
-/// As [`diff_lines`]; `whole` wraps why instead of cutting it.
+/// As [`diff_lines`]; `whole` wraps why instead of cutting it, and
+/// `reads` folds low-risk read-only rows into one line per scope.
 pub fn diff_lines_with(
     a: &Analysis,
     groups: &[DiffGroup],
@@ -596,7 +611,9 @@ pub fn diff_lines_with(
     theme: &Theme,
     width: usize,
     whole: bool,
+    reads: Reads,
 ) -> Vec<Line<'static>> {
+    let shown = |r: &crate::app::state::DiffRow| reads == Reads::Listed || !r.collapsible();
     let mut out = Vec::new();
     let crit = a.count_at_least(Severity::Critical);
     let high = a.count_at_least(Severity::High) - crit;
@@ -667,6 +684,7 @@ pub fn diff_lines_with(
     let res_w = groups
         .iter()
         .flat_map(|g| g.rows.iter())
+        .filter(|r| shown(r))
         .map(|r| wrap::width(&inert(&r.resource, 60)))
         .max()
         .unwrap_or(0)
@@ -678,6 +696,7 @@ pub fn diff_lines_with(
     let verbs_w = groups
         .iter()
         .flat_map(|g| g.rows.iter())
+        .filter(|r| shown(r))
         .map(|r| wrap::width(&r.verbs))
         .max()
         .unwrap_or(0)
@@ -689,7 +708,7 @@ pub fn diff_lines_with(
                 theme.column_header,
             )));
         }
-        for row in &group.rows {
+        for row in group.rows.iter().filter(|r| shown(r)) {
             let resource = inert(&row.resource, 60);
             let used = 2 + 4 + 1 + res_w + 1 + verbs_w + 1;
             let room = width.saturating_sub(used);
@@ -744,6 +763,26 @@ pub fn diff_lines_with(
                 more.into_iter()
                     .map(|l| Line::from(Span::styled(l, theme.dim))),
             );
+        }
+        let folded: Vec<_> = group.rows.iter().filter(|r| !shown(r)).collect();
+        if let Some(worst) = folded.iter().map(|r| r.risk.severity).max() {
+            let where_ = match one_scope {
+                Some(_) => String::new(),
+                None => format!(" {}", scope_label(&group.scope.to_string())),
+            };
+            let kinds = if folded.len() == 1 { "kind" } else { "kinds" };
+            out.push(Line::from(vec![
+                Span::raw("  "),
+                Span::styled(
+                    format!("{:<4}", worst.badge()),
+                    severity_style(theme, worst),
+                ),
+                Span::styled(
+                    format!(" reads {} resource {kinds}{where_}", folded.len()),
+                    theme.value,
+                ),
+                Span::styled("  x lists them", theme.dim),
+            ]));
         }
         for note in &group.notes {
             out.push(Line::from(Span::styled(
