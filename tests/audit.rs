@@ -582,3 +582,77 @@ fn show_filters_and_prints_inert_text() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--file"));
 }
+
+/// README's "Audit trail" commands, run as written (the server on its
+/// default address until SIGTERM).
+#[test]
+fn readme_audit_commands_run_as_written() {
+    let readme = include_str!("../README.md");
+    let at = readme.find("## Audit trail").expect("the section");
+    let block = &readme[at..];
+    let start = block.find("```sh\n").expect("a sh block") + 6;
+    let end = start + block[start..].find("```").unwrap();
+    let commands: Vec<Vec<&str>> = block[start..end]
+        .lines()
+        .map(|l| l.split_whitespace().skip(1).collect())
+        .collect();
+    assert_eq!(commands.len(), 4);
+    let d = dir("readme");
+    let run = |args: &[&str]| bin().args(args).current_dir(&d).output().unwrap();
+    let o = run(&commands[0]);
+    assert!(o.status.success(), "{}", text(&o));
+    let child = bin()
+        .args(&commands[1])
+        .current_dir(&d)
+        .env("XDG_STATE_HOME", d.join("state"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let served = Served {
+        child,
+        url: "http://127.0.0.1:7443".into(),
+    };
+    let mut ready = false;
+    for _ in 0..300 {
+        if curl(&served.url, None, "GET", "/readyz", None).0 == 200 {
+            ready = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(ready, "the README's server never got ready");
+    let (code, made) = curl(
+        &served.url,
+        Some("alice"),
+        "POST",
+        "/v1/requests",
+        Some(
+            r#"{"cluster":"dev-sandbox","role":{"kind":"ClusterRole","name":"view"},"namespaces":["payments"],"duration":"30m","reason":"INC-3 readme"}"#,
+        ),
+    );
+    assert_eq!(code, 201, "{made}");
+    let path = format!(
+        "/v1/requests/dev-sandbox/{}/approve",
+        made["name"].as_str().unwrap()
+    );
+    assert_eq!(
+        curl(&served.url, Some("dana"), "POST", &path, Some("{}")).0,
+        200
+    );
+    served.stop();
+    let o = run(&commands[2]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("key pinned"), "{}", text(&o));
+    let o = run(&commands[3]);
+    assert!(o.status.success(), "{}", text(&o));
+    let table = text(&o);
+    assert!(
+        table.contains("review.approved") && table.contains("dana (demo)"),
+        "{table}"
+    );
+    assert!(
+        table.lines().skip(1).all(|l| l.contains("alice")),
+        "{table}"
+    );
+}
