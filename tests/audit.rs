@@ -384,6 +384,36 @@ fn an_intact_trail_verifies_and_every_tampering_is_named() {
         text(&o)
     );
 
+    // The oldest records cut from the front.
+    rewrite(&log, original[5..].to_vec());
+    let o = verify(&[&log], Some(&key));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("starts at record 6"), "{}", text(&o));
+
+    // A duplicate key in front of a record: JSON readers keep the last,
+    // the hash still holds, `audit show` would skip it — refused.
+    let mut dup = original.clone();
+    dup[4] = dup[4].replacen('{', "{\"seq\":1,", 1);
+    rewrite(&log, dup);
+    let o = verify(&[&log], Some(&key));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("canonical"), "{}", text(&o));
+
+    // A server restarted on a cut log refuses to continue (and so never
+    // signs a new head over it).
+    rewrite(&log, original[..n - 3].to_vec());
+    let port = free_port();
+    let o = bin()
+        .args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--audit-log")
+        .arg(&log)
+        .arg("--audit-key")
+        .arg(d.join("keys/audit.key"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("truncated"), "{}", text(&o));
+
     // A line cut in the middle.
     let mut cut: String = original.iter().map(|l| format!("{l}\n")).collect();
     cut.truncate(cut.len() - 20);
@@ -517,22 +547,24 @@ fn rotation_continues_the_chain_into_a_new_file() {
         "{}",
         text(&o)
     );
-    // A rotated file removed: the chain has a hole.
+    // Reopened, the log continues from where it was.
+    drop(log);
+    let again = AuditLog::open(config.clone()).unwrap();
+    let s = again
+        .record(vec![Event::new(Kind::Created, chrono::Utc::now(), "late".into())])
+        .unwrap();
+    assert!(s[0].seq > 40);
+    drop(again);
+    let o = verify(&[&d.join("audit.jsonl")], Some(&d.join("audit.pub")));
+    assert!(o.status.success(), "{}", text(&o));
+    // A rotated file removed: the chain has a hole, and the writer will
+    // not continue it.
     std::fs::remove_file(&rotated[1]).unwrap();
     let o = verify(&[&d.join("audit.jsonl")], Some(&d.join("audit.pub")));
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("missing"), "{}", text(&o));
-    // Reopened, the log continues from where it was.
-    drop(log);
-    let again = AuditLog::open(config).unwrap();
-    let s = again
-        .record(vec![Event::new(
-            Kind::Created,
-            chrono::Utc::now(),
-            "late".into(),
-        )])
-        .unwrap();
-    assert!(s[0].seq > 40);
+    let err = AuditLog::open(config).err().expect("a broken chain is not continued");
+    assert!(err.to_string().contains("missing"), "{err}");
 }
 
 #[test]

@@ -200,13 +200,32 @@ pub struct Broken {
     pub what: String,
 }
 
+/// Where the first file's chain must begin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// At record 1 with the genesis hash: an auditor's check (dropping
+    /// the oldest records, or the oldest files, is a deletion).
+    Genesis,
+    /// Right after this record (seq, hash): a later file of the chain.
+    After(u64, String),
+    /// Wherever the file begins: the writer reopening its current file
+    /// (its predecessors are checked against it separately).
+    Anywhere,
+}
+
 /// Walks one or more files in order (rotation continues the chain from
-/// one into the next). `start` is the record before the first file's
-/// first, when known: `None` accepts a file that continues an older one.
+/// one into the next), starting as `start` says. A line must be exactly
+/// the canonical encoding of its record: no duplicate keys, no other
+/// spelling of the same JSON (what is hashed is what readers read).
 pub fn verify<'a>(
     files: impl IntoIterator<Item = (&'a str, &'a str)>,
-    mut start: Option<(u64, String)>,
+    start: Start,
 ) -> Result<Intact, Broken> {
+    let mut start = match start {
+        Start::Genesis => Some((0, GENESIS.to_string())),
+        Start::After(seq, hash) => Some((seq, hash)),
+        Start::Anywhere => None,
+    };
     let mut first_seq = None;
     let mut records = 0u64;
     let mut last: Option<(u64, String)> = None;
@@ -246,11 +265,21 @@ pub fn verify<'a>(
                     "record {seq} was edited: its content does not match its hash"
                 )));
             }
+            if canonical(&value) != raw {
+                return Err(broken(format!(
+                    "record {seq} is not written as its canonical encoding (a duplicate key or re-spelled JSON: readers could see other content than was hashed)"
+                )));
+            }
             let expected = last.clone().or_else(|| start.take());
             match expected {
                 Some((n, h)) => {
                     if seq != n + 1 {
-                        return Err(broken(if seq <= n {
+                        return Err(broken(if n == 0 {
+                            format!(
+                                "the log starts at record {seq}: records 1..{} are missing (the oldest were deleted, or a rotated file is missing)",
+                                seq - 1
+                            )
+                        } else if seq <= n {
                             format!("record {seq} comes after record {n}: records were reordered or repeated")
                         } else if seqs.contains(&(n + 1)) {
                             format!(
@@ -270,16 +299,17 @@ pub fn verify<'a>(
                             )
                         }));
                     }
+                    if prev != h && n == 0 {
+                        return Err(broken(
+                            "record 1 does not start the chain (prev is not the genesis hash)"
+                                .into(),
+                        ));
+                    }
                     if prev != h {
                         return Err(broken(format!(
                             "record {seq} does not chain to record {n} (prev hash differs): a record before it was removed, replaced or reordered"
                         )));
                     }
-                }
-                None if records == 0 && seq == 1 && prev != GENESIS => {
-                    return Err(broken(
-                        "record 1 does not start the chain (prev is not the genesis hash)".into(),
-                    ));
                 }
                 None => {}
             }
@@ -363,7 +393,7 @@ mod tests {
     #[test]
     fn an_intact_chain_verifies() {
         let text = chain(5).concat();
-        let ok = verify([("log", text.as_str())], None).unwrap();
+        let ok = verify([("log", text.as_str())], Start::Genesis).unwrap();
         assert_eq!((ok.records, ok.first_seq, ok.last_seq), (5, 1, 5));
     }
 
@@ -371,7 +401,7 @@ mod tests {
     fn an_edit_names_its_record() {
         let mut lines = chain(5);
         lines[2] = lines[2].replace("r2", "r9");
-        let err = verify([("log", lines.concat().as_str())], None).unwrap_err();
+        let err = verify([("log", lines.concat().as_str())], Start::Genesis).unwrap_err();
         assert_eq!(err.line, 3);
         assert!(err.what.contains("record 3 was edited"), "{err}");
     }
@@ -380,21 +410,34 @@ mod tests {
     fn a_deletion_and_a_reorder_are_named() {
         let mut lines = chain(5);
         lines.remove(1);
-        let err = verify([("log", lines.concat().as_str())], None).unwrap_err();
+        let err = verify([("log", lines.concat().as_str())], Start::Genesis).unwrap_err();
         assert_eq!(err.line, 2);
         assert!(err.what.contains("missing"), "{err}");
         let mut lines = chain(5);
         lines.swap(2, 3);
-        let err = verify([("log", lines.concat().as_str())], None).unwrap_err();
+        let err = verify([("log", lines.concat().as_str())], Start::Genesis).unwrap_err();
         assert_eq!(err.line, 3);
         assert!(err.what.contains("reordered"), "{err}");
+    }
+
+    #[test]
+    fn the_oldest_records_cut_and_a_duplicate_key_are_named() {
+        let lines = chain(5);
+        let err = verify([("log", lines[2..].concat().as_str())], Start::Genesis).unwrap_err();
+        assert!(err.what.contains("starts at record 3"), "{err}");
+        // A second "seq" in front: serde keeps the last, the hash holds,
+        // but the line is not the canonical record.
+        let mut dup = lines.clone();
+        dup[1] = dup[1].replacen('{', "{\"seq\":9,", 1);
+        let err = verify([("log", dup.concat().as_str())], Start::Genesis).unwrap_err();
+        assert!(err.what.contains("canonical"), "{err}");
     }
 
     #[test]
     fn a_cut_line_is_truncation() {
         let text = chain(3).concat();
         let cut = &text[..text.len() - 10];
-        let err = verify([("log", cut)], None).unwrap_err();
+        let err = verify([("log", cut)], Start::Genesis).unwrap_err();
         assert_eq!(err.line, 3);
         assert!(err.what.contains("cut off"), "{err}");
     }
@@ -403,25 +446,33 @@ mod tests {
     fn rotation_continues_the_chain_across_files() {
         let lines = chain(6);
         let (a, b) = (lines[..4].concat(), lines[4..].concat());
-        let ok = verify([("a", a.as_str()), ("b", b.as_str())], None).unwrap();
+        let ok = verify([("a", a.as_str()), ("b", b.as_str())], Start::Genesis).unwrap();
         assert_eq!(ok.last_seq, 6);
-        // The newer file alone verifies as a continuation…
-        assert_eq!(verify([("b", b.as_str())], None).unwrap().first_seq, 5);
-        // …and out of order it does not.
-        assert!(verify([("b", b.as_str()), ("a", a.as_str())], None).is_err());
+        // The newer file alone is a deletion of the older records for an
+        // auditor, and a continuation for the writer reopening it…
+        let err = verify([("b", b.as_str())], Start::Genesis).unwrap_err();
+        assert!(err.what.contains("records 1..4 are missing"), "{err}");
+        assert_eq!(
+            verify([("b", b.as_str())], Start::Anywhere)
+                .unwrap()
+                .first_seq,
+            5
+        );
+        // …and out of order it does not verify.
+        assert!(verify([("b", b.as_str()), ("a", a.as_str())], Start::Genesis).is_err());
     }
 
     #[test]
     fn the_head_catches_truncation_and_a_rewritten_chain() {
         let key = SigningKey::from_bytes(&[7u8; 32]);
         let lines = chain(5);
-        let full = verify([("log", lines.concat().as_str())], None).unwrap();
+        let full = verify([("log", lines.concat().as_str())], Start::Genesis).unwrap();
         let head = sign_head(&key, full.last_seq, &full.last_hash, Utc::now());
         check_head(&head, Some(&key.verifying_key())).unwrap();
         let hashes = vec![(5, full.last_hash.clone())];
         against_head(&full, &head, &hashes).unwrap();
         // Whole records cut from the end: the chain alone still looks fine.
-        let cut = verify([("log", lines[..3].concat().as_str())], None).unwrap();
+        let cut = verify([("log", lines[..3].concat().as_str())], Start::Genesis).unwrap();
         let err = against_head(&cut, &head, &[]).unwrap_err();
         assert!(err.contains("truncated"), "{err}");
         // A forged head: another key, or edited fields.

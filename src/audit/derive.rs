@@ -47,14 +47,21 @@ pub fn event_id(r: &AccessRequest, kind: Kind, discriminator: &str) -> String {
 
 fn base(r: &AccessRequest, kind: Kind, time: DateTime<Utc>, disc: &str, ctx: &Context) -> Event {
     let mut e = Event::new(kind, time, event_id(r, kind, disc));
-    e.cluster = r.cluster.clone();
-    e.request = r.name.clone();
-    e.requester = r.requester.user.clone();
-    e.role = match r.role.kind {
+    // Names too can be a requester's text (a malformed object, a path):
+    // inert and bounded like every other field.
+    e.cluster = name(&r.cluster);
+    e.request = name(&r.name);
+    e.requester = name(&r.requester.user);
+    e.role = name(&match r.role.kind {
         crate::domain::RoleKind::ClusterRole => format!("ClusterRole/{}", r.role.name),
         crate::domain::RoleKind::Role => format!("Role/{}", r.role.name),
-    };
-    e.namespaces = r.granted_namespaces().to_vec();
+    });
+    e.namespaces = r
+        .granted_namespaces()
+        .iter()
+        .take(64)
+        .map(|n| name(n))
+        .collect();
     e.risk = ctx.risk.clone();
     e
 }
@@ -64,8 +71,8 @@ fn named(user: &str, ctx: &Context) -> Actor {
     // when they are the same person (it carries groups and how).
     match &ctx.actor {
         Some(a) if a.user == user => a.clone(),
-        _ if user.starts_with("policy:") => Actor::new(user, "policy"),
-        _ => Actor::new(user, ctx.recorded_by.clone()),
+        _ if user.starts_with("policy:") => Actor::new(name(user), "policy"),
+        _ => Actor::new(name(user), ctx.recorded_by.clone()),
     }
 }
 
@@ -73,6 +80,12 @@ fn named(user: &str, ctx: &Context) -> Actor {
 /// read with `cat` and `less` too. The request object keeps the original.
 fn clean(text: &str) -> String {
     crate::domain::sanitize::inert(text, 2000).into_owned()
+}
+
+/// A name (cluster, request, user, role, namespace): inert, at most 253
+/// characters (Kubernetes' longest name).
+fn name(text: &str) -> String {
+    crate::domain::sanitize::inert(text, 253).into_owned()
 }
 
 fn secs(d: std::time::Duration) -> String {
@@ -101,12 +114,12 @@ pub fn changes(old: Option<&AccessRequest>, new: &AccessRequest, ctx: &Context) 
             actor.groups = new.requester.groups.clone();
         }
         e.actor = Some(actor);
-        e.namespaces = new.namespaces.clone();
+        e.namespaces = new.namespaces.iter().take(64).map(|n| name(n)).collect();
         e.message = clean(&new.reason);
         e.detail = json!({
             "duration": secs(new.duration),
-            "ticket": new.ticket,
-            "extends": new.extends,
+            "ticket": new.ticket.as_deref().map(name),
+            "extends": new.extends.as_deref().map(name),
             "credentials": format!("{:?}", new.credentials),
         });
         out.push(e);
@@ -306,12 +319,13 @@ pub fn refused(
         .collect();
     let mut e = Event::new(Kind::Refused, time, id);
     e.actor = actor;
-    if let Some((cluster, name)) = target {
-        e.cluster = cluster.to_string();
-        e.request = name.to_string();
+    // Cluster, name and action come from the caller's URL: anything.
+    if let Some((cluster, request)) = target {
+        e.cluster = name(cluster);
+        e.request = name(request);
     }
     e.message = clean(why);
-    e.detail = json!({"action": action, "status": status});
+    e.detail = json!({"action": crate::domain::sanitize::inert(action, 64), "status": status});
     e
 }
 

@@ -36,7 +36,8 @@ pub fn verify(
         texts.push((f.display().to_string(), text));
     }
     let mut lines = Vec::new();
-    let mut start: Option<(u64, String)> = None;
+    let mut start = chain::Start::Genesis;
+    let mut last: Option<(u64, String)> = None;
     let mut total = 0u64;
     let mut first = None;
     let mut heads = 0;
@@ -93,7 +94,8 @@ pub fn verify(
             Err(_) => {}
         }
         if intact.records > 0 {
-            start = Some((intact.last_seq, intact.last_hash));
+            start = chain::Start::After(intact.last_seq, intact.last_hash.clone());
+            last = Some((intact.last_seq, intact.last_hash));
         }
     }
     if heads == 0 {
@@ -101,7 +103,7 @@ pub fn verify(
             "no signed head: records are chained, but a cut-off tail cannot be detected".into(),
         );
     }
-    let (from, to) = (first.unwrap_or(0), start.map(|s| s.0).unwrap_or(0));
+    let (from, to) = (first.unwrap_or(0), last.map(|s| s.0).unwrap_or(0));
     lines.insert(
         0,
         format!(

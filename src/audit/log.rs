@@ -168,30 +168,64 @@ impl AuditLog {
                 }
             }
         }
-        let text = match std::fs::read_to_string(&path) {
+        let mut text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(io(&path)(e)),
         };
         let name = path.display().to_string();
+        // A last line without its newline is a write a crash cut short: it
+        // was never synced nor answered, so it is dropped (said on stderr).
+        if !text.is_empty() && !text.ends_with('\n') {
+            let keep = text.rfind('\n').map(|i| i + 1).unwrap_or(0);
+            let f = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(io(&path))?;
+            f.set_len(keep as u64).map_err(io(&path))?;
+            eprintln!(
+                "portcullis: {name}: dropped a cut-off last line ({} bytes) a crash left half-written",
+                text.len() - keep
+            );
+            text.truncate(keep);
+        }
+        // The whole chain from record 1, rotated files included, and every
+        // signed head beside it, with this writer's own key: a log cut,
+        // edited or rewritten while the writer was down is not continued
+        // (and never re-signed over).
+        let has_records = !text.is_empty() || !rotated(&path).is_empty();
+        if has_records {
+            let own = config.key.as_ref().map(SigningKey::verifying_key);
+            if own.is_some() && !head_path(&path).exists() {
+                return Err(AuditError::Broken {
+                    path: name.clone(),
+                    at: format!("{}: its signed head is missing", head_path(&path).display()),
+                });
+            }
+            super::files::verify(std::slice::from_ref(&path), own.as_ref()).map_err(|why| {
+                AuditError::Broken {
+                    path: name.clone(),
+                    at: why,
+                }
+            })?;
+        }
         // The chain continues from the newest rotated file when this one is
         // new (a crash between rename and first write).
         let start = if text.is_empty() {
             rotated(&path)
                 .last()
                 .and_then(|p| std::fs::read_to_string(p).ok())
-                .and_then(|t| chain::verify([("", t.as_str())], None).ok())
+                .and_then(|t| chain::verify([("", t.as_str())], chain::Start::Anywhere).ok())
                 .filter(|i| i.records > 0)
                 .map(|i| (i.last_seq, i.last_hash))
         } else {
             None
         };
-        let intact = chain::verify([(name.as_str(), text.as_str())], None).map_err(|b| {
-            AuditError::Broken {
+        let intact = chain::verify([(name.as_str(), text.as_str())], chain::Start::Anywhere)
+            .map_err(|b| AuditError::Broken {
                 path: name.clone(),
                 at: b.to_string(),
-            }
-        })?;
+            })?;
         for line in text.lines() {
             if let Ok(s) = serde_json::from_str::<Sealed>(line) {
                 seen.insert(s.event.id.clone());
@@ -246,15 +280,17 @@ impl AuditLog {
     /// Seals and appends the events not recorded yet; returns them sealed.
     pub fn record(&self, events: Vec<Event>) -> Result<Vec<Sealed>, AuditError> {
         let mut st = self.lock();
-        let mut sealed = Vec::new();
+        let mut sealed: Vec<Sealed> = Vec::new();
         let mut text = String::new();
+        let (mut seq, mut hash) = (st.seq, st.hash.clone());
+        let mut ids = HashSet::new();
         for e in events {
-            if !st.seen.insert(e.id.clone()) {
+            if st.seen.contains(&e.id) || !ids.insert(e.id.clone()) {
                 continue;
             }
-            let s = chain::seal(e, st.seq, &st.hash);
-            st.seq = s.seq;
-            st.hash = s.hash.clone();
+            let s = chain::seal(e, seq, &hash);
+            seq = s.seq;
+            hash = s.hash.clone();
             text.push_str(&chain::line(&s));
             text.push('\n');
             sealed.push(s);
@@ -262,11 +298,22 @@ impl AuditLog {
         if sealed.is_empty() {
             return Ok(sealed);
         }
+        // On disk and synced first; the chain moves on only then, so a
+        // failed write (a full disk) leaves nothing half-chained behind.
+        let size = st.size;
         if let (Some(file), Some(path)) = (st.file.as_mut(), self.config.path.as_deref()) {
-            file.write_all(text.as_bytes()).map_err(io(path))?;
-            file.sync_data().map_err(io(path))?;
+            let written = file
+                .write_all(text.as_bytes())
+                .and_then(|()| file.sync_data());
+            if let Err(e) = written {
+                let _ = file.set_len(size);
+                return Err(io(path)(e));
+            }
         }
         st.size += text.len() as u64;
+        st.seq = seq;
+        st.hash = hash;
+        st.seen.extend(ids);
         if self.config.stdout {
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(text.as_bytes());
@@ -278,8 +325,13 @@ impl AuditLog {
                 st.recent.pop_front();
             }
         }
+        let now = Utc::now();
+        // The very first records get a head at once: a log with a key is
+        // never without one (a missing head is refused at the next start).
+        if st.signed_seq == 0 {
+            self.sign_locked(&mut st, now)?;
+        }
         if st.file.is_some() && st.size >= self.config.rotate_bytes {
-            let now = sealed.last().map(|s| s.event.time).unwrap_or_else(Utc::now);
             self.rotate(&mut st, now)?;
         }
         Ok(sealed)

@@ -106,7 +106,10 @@ impl Server {
         for e in batch {
             if let BackendEvent::Upsert(r) = e {
                 let old = self.hub.request(&RequestKey::of(r));
-                let events = derive::changes(old.as_ref(), r, &self.context(None));
+                let mut events = derive::changes(old.as_ref(), r, &self.context(None));
+                // Who shortened is not in the object: only the call site,
+                // which knows the caller, records a shorten.
+                events.retain(|e| e.kind != Kind::Shortened);
                 self.record(events, Some(r));
             }
         }

@@ -47,7 +47,33 @@ pub async fn follow(cluster: Arc<KubeCluster>, log: Arc<AuditLog>, component: &'
         let obj = match event {
             Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => o,
             Ok(watcher::Event::Delete(o)) => {
-                seen.remove(&o.name_any());
+                // A pending request deleted is a withdrawal in direct mode;
+                // who deleted it is not in the object (the apiserver's own
+                // audit log has it).
+                if let Some(was) = seen.remove(&o.name_any()) {
+                    if was.phase() == crate::domain::Phase::Pending {
+                        let mut gone = was.clone();
+                        gone.status.phase = Some(crate::domain::Phase::Withdrawn);
+                        gone.status.ended_at = Some(cluster.clock.now());
+                        let ctx = Context {
+                            actor: None,
+                            recorded_by: "request-object".into(),
+                            risk: None,
+                            now: cluster.clock.now(),
+                        };
+                        let mut events = derive::changes(Some(&was), &gone, &ctx);
+                        for e in &mut events {
+                            e.actor = Some(crate::audit::Actor::new(
+                                "(whoever deleted it: see the apiserver's audit log)",
+                                "unverified",
+                            ));
+                            e.message = "deleted while pending".into();
+                        }
+                        if let Err(e) = log.record(events) {
+                            tracing::error!(error = %e, "cannot write the audit log");
+                        }
+                    }
+                }
                 continue;
             }
             Ok(_) => continue,
