@@ -551,7 +551,11 @@ fn rotation_continues_the_chain_into_a_new_file() {
     drop(log);
     let again = AuditLog::open(config.clone()).unwrap();
     let s = again
-        .record(vec![Event::new(Kind::Created, chrono::Utc::now(), "late".into())])
+        .record(vec![Event::new(
+            Kind::Created,
+            chrono::Utc::now(),
+            "late".into(),
+        )])
         .unwrap();
     assert!(s[0].seq > 40);
     drop(again);
@@ -563,7 +567,9 @@ fn rotation_continues_the_chain_into_a_new_file() {
     let o = verify(&[&d.join("audit.jsonl")], Some(&d.join("audit.pub")));
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("missing"), "{}", text(&o));
-    let err = AuditLog::open(config).err().expect("a broken chain is not continued");
+    let err = AuditLog::open(config)
+        .err()
+        .expect("a broken chain is not continued");
     assert!(err.to_string().contains("missing"), "{err}");
 }
 

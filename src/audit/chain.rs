@@ -271,47 +271,43 @@ pub fn verify<'a>(
                 )));
             }
             let expected = last.clone().or_else(|| start.take());
-            match expected {
-                Some((n, h)) => {
-                    if seq != n + 1 {
-                        return Err(broken(if n == 0 {
-                            format!(
+            if let Some((n, h)) = expected {
+                if seq != n + 1 {
+                    return Err(broken(if n == 0 {
+                        format!(
                                 "the log starts at record {seq}: records 1..{} are missing (the oldest were deleted, or a rotated file is missing)",
                                 seq - 1
                             )
-                        } else if seq <= n {
-                            format!("record {seq} comes after record {n}: records were reordered or repeated")
-                        } else if seqs.contains(&(n + 1)) {
-                            format!(
+                    } else if seq <= n {
+                        format!("record {seq} comes after record {n}: records were reordered or repeated")
+                    } else if seqs.contains(&(n + 1)) {
+                        format!(
                                 "record {seq} comes after record {n}, and record {} is further down: records were reordered",
                                 n + 1
                             )
-                        } else if seq == n + 2 {
-                            format!(
-                                "record {seq} follows record {n}: record {} is missing (deleted)",
-                                n + 1
-                            )
-                        } else {
-                            format!(
-                                "record {seq} follows record {n}: records {}..{} are missing (deleted)",
-                                n + 1,
-                                seq - 1
-                            )
-                        }));
-                    }
-                    if prev != h && n == 0 {
-                        return Err(broken(
-                            "record 1 does not start the chain (prev is not the genesis hash)"
-                                .into(),
-                        ));
-                    }
-                    if prev != h {
-                        return Err(broken(format!(
+                    } else if seq == n + 2 {
+                        format!(
+                            "record {seq} follows record {n}: record {} is missing (deleted)",
+                            n + 1
+                        )
+                    } else {
+                        format!(
+                            "record {seq} follows record {n}: records {}..{} are missing (deleted)",
+                            n + 1,
+                            seq - 1
+                        )
+                    }));
+                }
+                if prev != h && n == 0 {
+                    return Err(broken(
+                        "record 1 does not start the chain (prev is not the genesis hash)".into(),
+                    ));
+                }
+                if prev != h {
+                    return Err(broken(format!(
                             "record {seq} does not chain to record {n} (prev hash differs): a record before it was removed, replaced or reordered"
                         )));
-                    }
                 }
-                None => {}
             }
             first_seq.get_or_insert(seq);
             records += 1;
