@@ -333,3 +333,219 @@ pub fn refused(
 pub fn detail_of(e: &Event, key: &str) -> Option<Value> {
     e.detail.get(key).cloned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::request::{Decision, Review, Status};
+    use crate::domain::{Credentials, RoleRef, Subject};
+    use chrono::TimeDelta;
+    use std::time::Duration;
+
+    fn t(min: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + min * 60, 0).unwrap()
+    }
+
+    fn pending() -> AccessRequest {
+        AccessRequest {
+            name: "alice-payments-1".into(),
+            cluster: "prod".into(),
+            created_at: t(0),
+            requester: Subject::new("alice", &["dev"]),
+            role: RoleRef::cluster_role("edit"),
+            namespaces: vec!["payments".into(), "orders".into()],
+            duration: Duration::from_secs(7200),
+            reason: "INC-1 \u{1b}[2Jstuck".into(),
+            ticket: Some("INC-1".into()),
+            credentials: Credentials::Identity,
+            extends: None,
+            status: Status::default(),
+            malformed: None,
+        }
+    }
+
+    fn approved(by: &str, at: DateTime<Utc>) -> AccessRequest {
+        let mut r = pending();
+        let review = Review {
+            by: by.into(),
+            at,
+            verdict: Verdict::Approved,
+            duration: Some(Duration::from_secs(1800)),
+            namespaces: vec!["payments".into()],
+            reason: Some("one is enough".into()),
+        };
+        r.status.reviews = vec![review.clone()];
+        r.status.decision = Some(Decision {
+            by: by.into(),
+            at,
+            verdict: Verdict::Approved,
+            reason: review.reason.clone(),
+            duration: review.duration,
+            namespaces: review.namespaces.clone(),
+        });
+        r.status.granted_at = Some(at);
+        r.status.expires_at = Some(at + TimeDelta::minutes(30));
+        r.status.phase = Some(Phase::Active);
+        r
+    }
+
+    fn ctx(actor: Option<&str>) -> Context {
+        Context {
+            actor: actor.map(|u| Actor::new(u, "TokenReview")),
+            recorded_by: "TokenReview".into(),
+            risk: None,
+            now: t(20),
+        }
+    }
+
+    fn kinds(events: &[Event]) -> Vec<Kind> {
+        events.iter().map(|e| e.kind).collect()
+    }
+
+    #[test]
+    fn a_new_request_is_created_once_and_nothing_else() {
+        let r = pending();
+        let e = changes(None, &r, &ctx(None));
+        assert_eq!(kinds(&e), vec![Kind::Created]);
+        assert_eq!(e[0].actor.as_ref().unwrap().user, "alice");
+        assert_eq!(e[0].actor.as_ref().unwrap().groups, vec!["dev".to_string()]);
+        assert!(!e[0].message.contains('\u{1b}'), "{:?}", e[0].message);
+        assert!(
+            changes(Some(&r), &r, &ctx(None)).is_empty(),
+            "no change, no event"
+        );
+    }
+
+    #[test]
+    fn an_approval_says_what_was_granted_against_what_was_asked() {
+        let before = pending();
+        let after = approved("dana", t(5));
+        let e = changes(Some(&before), &after, &ctx(None));
+        assert_eq!(kinds(&e), vec![Kind::Approved, Kind::Started]);
+        let a = &e[0];
+        assert_eq!(a.actor.as_ref().unwrap().user, "dana");
+        assert_eq!(a.detail["approved"]["duration"], "30m");
+        assert_eq!(a.detail["asked"]["duration"], "2h");
+        assert_eq!(a.detail["narrower"], true);
+        assert_eq!(a.namespaces, vec!["payments".to_string()]);
+        assert_eq!(e[1].actor.as_ref().unwrap().user, "dana");
+        // Seen by another observer, or again: the same ids.
+        let again = changes(Some(&before), &after, &ctx(Some("dana")));
+        assert_eq!(
+            e.iter().map(|x| &x.id).collect::<Vec<_>>(),
+            again.iter().map(|x| &x.id).collect::<Vec<_>>()
+        );
+        // The caller's verified identity carries its groups.
+        assert_eq!(again[0].actor.as_ref().unwrap().verified_by, "TokenReview");
+    }
+
+    #[test]
+    fn reviews_before_the_threshold_are_events_without_a_grant() {
+        let before = pending();
+        let mut one = pending();
+        one.status.reviews = vec![Review {
+            by: "bob".into(),
+            at: t(3),
+            verdict: Verdict::Approved,
+            duration: None,
+            namespaces: vec![],
+            reason: None,
+        }];
+        assert_eq!(
+            kinds(&changes(Some(&before), &one, &ctx(None))),
+            vec![Kind::Approved]
+        );
+        assert!(changes(Some(&one), &one, &ctx(None)).is_empty());
+    }
+
+    #[test]
+    fn shorten_revoke_and_verification() {
+        let live = approved("dana", t(5));
+        let mut shorter = live.clone();
+        shorter.status.expires_at = Some(t(10));
+        let e = changes(Some(&live), &shorter, &ctx(Some("erin")));
+        assert_eq!(kinds(&e), vec![Kind::Shortened]);
+        assert_eq!(e[0].actor.as_ref().unwrap().user, "erin");
+        assert_eq!(e[0].time, t(20), "when it was seen");
+        let mut revoked = shorter.clone();
+        revoked.status.phase = Some(Phase::Revoked);
+        revoked.status.ended_at = Some(t(8));
+        revoked.status.revoked_by = Some("erin".into());
+        revoked.status.revoke_reason = Some("done".into());
+        let e = changes(Some(&shorter), &revoked, &ctx(None));
+        assert_eq!(kinds(&e), vec![Kind::Revoked]);
+        assert_eq!((e[0].message.as_str(), e[0].time), ("done", t(8)));
+        let mut verified = revoked.clone();
+        verified.status.message = Some("verified: 2 of 8 sampled permissions denied; still granted by other bindings (left in place): x".into());
+        let e = changes(Some(&revoked), &verified, &ctx(None));
+        assert_eq!(kinds(&e), vec![Kind::Verified]);
+        assert_eq!(e[0].outcome, Outcome::Failure, "still granted is a failure");
+        assert!(changes(Some(&verified), &verified, &ctx(None)).is_empty());
+    }
+
+    #[test]
+    fn every_end_has_its_kind_and_actor() {
+        let live = approved("dana", t(5));
+        let end = |phase: Phase, from: &AccessRequest| {
+            let mut r = from.clone();
+            r.status.phase = Some(phase);
+            r.status.ended_at = Some(t(35));
+            changes(Some(from), &r, &ctx(None))
+        };
+        let e = end(Phase::Expired, &live);
+        assert_eq!(kinds(&e), vec![Kind::Expired]);
+        assert_eq!(e[0].actor, Some(Actor::reaper()));
+        let p = pending();
+        assert_eq!(kinds(&end(Phase::Expired, &p)), vec![Kind::TimedOut]);
+        let w = end(Phase::Withdrawn, &p);
+        assert_eq!(kinds(&w), vec![Kind::Withdrawn]);
+        assert_eq!(w[0].actor.as_ref().unwrap().user, "alice");
+        let f = end(Phase::Failed, &p);
+        assert_eq!(
+            (kinds(&f), f[0].outcome),
+            (vec![Kind::Failed], Outcome::Failure)
+        );
+        let mut denied = p.clone();
+        denied.status.phase = Some(Phase::Denied);
+        denied.status.decision = Some(Decision {
+            by: "erin".into(),
+            at: t(4),
+            verdict: Verdict::Denied,
+            reason: Some("no ticket".into()),
+            duration: None,
+            namespaces: vec![],
+        });
+        let d = changes(Some(&p), &denied, &ctx(None));
+        assert_eq!(kinds(&d), vec![Kind::Denied]);
+        assert_eq!(
+            (d[0].message.as_str(), d[0].outcome),
+            ("no ticket", Outcome::Failure)
+        );
+    }
+
+    #[test]
+    fn a_request_first_seen_decided_tells_its_whole_story_in_order() {
+        let r = approved("dana", t(5));
+        let e = timeline(&r, &ctx(None));
+        assert_eq!(
+            kinds(&e),
+            vec![Kind::Created, Kind::Approved, Kind::Started]
+        );
+    }
+
+    #[test]
+    fn refusals_bound_what_the_caller_typed() {
+        let long = "A".repeat(100_000);
+        let e = refused(
+            None,
+            t(1),
+            &long,
+            Some(("c\u{9b}1", &long)),
+            404,
+            "no such action",
+        );
+        assert!(e.request.chars().count() <= 253);
+        assert!(e.detail["action"].as_str().unwrap().chars().count() <= 64);
+        assert!(!e.cluster.contains('\u{9b}'));
+    }
+}
