@@ -1,0 +1,209 @@
+//! The console at scale (a bench binary, not timed tests):
+//! `cargo bench --bench scale`.
+//!
+//! 100,000 stored requests (5,000 pending, 10,000 live grants, 85,000 in
+//! history) across 20 clusters, each with its own RBAC inventory:
+//! - one frame at 200×50 (p50 / p99 / max) moving through every view;
+//! - resident memory of the process holding them;
+//! - while 1,000 new requests per second stream in (a producer thread at
+//!   real time), the time from a request's arrival to the end of the first
+//!   frame that includes it (the event loop's batching: drain, reduce,
+//!   draw), p50 / p99 over 5 s.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use portcullis::app::state::{AppConfig, View};
+use portcullis::app::{update, Action, AppState};
+use portcullis::backend::demo::org::{self, PEOPLE};
+use portcullis::backend::BackendEvent;
+use portcullis::domain::request::{Approval, Status};
+use portcullis::domain::{AccessRequest, Credentials, RoleRef};
+use portcullis::ui::{self, Theme};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+const ROLES: &[&str] = &["edit", "view", "debugger", "admin", "secret-reader"];
+const CLUSTERS: usize = 20;
+
+fn cluster(i: usize) -> String {
+    format!("cluster-{:02}", i % CLUSTERS)
+}
+
+fn request(i: usize, now: DateTime<Utc>) -> AccessRequest {
+    let p = &PEOPLE[1 + i % (PEOPLE.len() - 1)];
+    let ns = p.home[i % p.home.len()];
+    AccessRequest {
+        name: format!("{}-{ns}-{i:07}", p.user),
+        cluster: cluster(i),
+        created_at: now - TimeDelta::seconds((i % 86_400) as i64),
+        requester: p.subject(),
+        role: RoleRef::cluster_role(ROLES[i % ROLES.len()]),
+        namespaces: vec![ns.to_string()],
+        duration: Duration::from_secs(3600),
+        reason: format!("INC-{i}: load test request number {i} with a realistic reason length"),
+        ticket: Some(format!("INC-{i}")),
+        credentials: Credentials::Identity,
+        extends: None,
+        status: Status::default(),
+        malformed: None,
+    }
+}
+
+fn approved(mut r: AccessRequest, at: DateTime<Utc>) -> AccessRequest {
+    let ns = r.namespaces.clone();
+    r.approve(
+        Approval {
+            by: "approver-bench".into(),
+            at,
+            duration: r.duration,
+            namespaces: ns,
+            reason: None,
+        },
+        &Default::default(),
+    )
+    .expect("valid");
+    r
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn pct(v: &[Duration], p: f64) -> String {
+    let d = v[((v.len() as f64 - 1.0) * p).round() as usize];
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--test");
+    let scale = if quick { 20 } else { 1 };
+    let now = Utc::now();
+    let mut batch: Vec<BackendEvent> = (0..CLUSTERS)
+        .map(|c| BackendEvent::Inventory {
+            cluster: cluster(c),
+            inventory: Arc::new(org::inventory(org::CLUSTERS[c % org::CLUSTERS.len()])),
+        })
+        .collect();
+    let (pending, live, history) = (5_000 / scale, 10_000 / scale, 85_000 / scale);
+    for i in 0..pending + live + history {
+        let r = request(i, now);
+        let r = if i < pending {
+            r
+        } else if i < pending + live {
+            approved(r, now - TimeDelta::seconds((i % 3000) as i64))
+        } else {
+            let mut r = approved(r, now - TimeDelta::hours(30));
+            let _ = r.revoke("approver-bench", now - TimeDelta::hours(29), "done");
+            r
+        };
+        batch.push(BackendEvent::Upsert(Box::new(r)));
+    }
+    let mut state = AppState::new(AppConfig::default(), PEOPLE[0].subject(), "bench", now);
+    let t = Instant::now();
+    update(&mut state, Action::Backend(batch));
+    let ingest = t.elapsed();
+    let rss = rss_kib();
+    assert_eq!(state.list(View::Grants).len(), live);
+
+    let theme = Theme::built_in("default").expect("theme");
+    let mut terminal = Terminal::new(TestBackend::new(200, 50)).expect("terminal");
+    let frames = if quick { 20 } else { 3_000 };
+    let mut times = Vec::new();
+    for i in 0..frames {
+        state.view = [View::Pending, View::Grants, View::History][i % 3];
+        let v = state.view.index();
+        let len = state.list(state.view).len().max(1);
+        state.cursor[v] = (i * 7919) % len;
+        update(
+            &mut state,
+            Action::Tick(now + TimeDelta::milliseconds(i as i64 * 250)),
+        );
+        let t = Instant::now();
+        terminal
+            .draw(|f| ui::render(f, &state, &theme))
+            .expect("draw");
+        times.push(t.elapsed());
+    }
+    times.sort();
+    println!(
+        "{} requests ({pending} pending, {live} live, {history} history) on {CLUSTERS} clusters",
+        pending + live + history
+    );
+    println!(
+        "  ingest in one batch: {:.0} ms",
+        ingest.as_secs_f64() * 1000.0
+    );
+    println!(
+        "  frame 200x50 over every view: p50 {} p99 {} max {}",
+        pct(&times, 0.5),
+        pct(&times, 0.99),
+        pct(&times, 1.0)
+    );
+    println!("  resident memory: {:.1} MiB", rss as f64 / 1024.0);
+
+    // 1,000 new requests a second, for 5 s (0.25 s in quick mode).
+    let (tx, rx) = mpsc::channel::<(Instant, AccessRequest)>();
+    let total = if quick { 250 } else { 5_000 };
+    let producer = std::thread::spawn(move || {
+        let start = Instant::now();
+        for k in 0..total {
+            let due = start + Duration::from_micros(1_000 * k as u64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            let mut r = request(1_000_000 + k, Utc::now());
+            r.created_at = Utc::now();
+            if tx.send((Instant::now(), r)).is_err() {
+                break;
+            }
+        }
+    });
+    let mut latencies = Vec::new();
+    let mut seen = 0;
+    let mut frames = 0;
+    while seen < total {
+        let Ok(first) = rx.recv_timeout(Duration::from_secs(5)) else {
+            break;
+        };
+        let mut arrivals = vec![first];
+        arrivals.extend(rx.try_iter());
+        let events: Vec<BackendEvent> = arrivals
+            .iter()
+            .map(|(_, r)| BackendEvent::Upsert(Box::new(r.clone())))
+            .collect();
+        update(&mut state, Action::Backend(events));
+        terminal
+            .draw(|f| ui::render(f, &state, &theme))
+            .expect("draw");
+        let shown = Instant::now();
+        frames += 1;
+        for (at, _) in &arrivals {
+            latencies.push(shown - *at);
+        }
+        seen += arrivals.len();
+    }
+    let _ = producer.join();
+    latencies.sort();
+    println!(
+        "  1,000 new requests/s for {:.1} s: arrival -> drawn p50 {} p99 {} max {} ({frames} frames, {:.1} requests per frame)",
+        total as f64 / 1000.0,
+        pct(&latencies, 0.5),
+        pct(&latencies, 0.99),
+        pct(&latencies, 1.0),
+        seen as f64 / frames.max(1) as f64
+    );
+    println!(
+        "  resident memory after the stream: {:.1} MiB",
+        rss_kib() as f64 / 1024.0
+    );
+}
