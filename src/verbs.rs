@@ -235,6 +235,10 @@ fn caller_of(command: &Command) -> Caller {
     }
 }
 
+/// How long `request --credentials token --wait` waits, once approved, for
+/// the reaper to set the grant's credentials up before saying it cannot.
+const CREDENTIALS_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// What a verb prints on stdout, and (`request --wait` not approved) the
 /// exit it ends with.
 #[derive(Debug)]
@@ -399,7 +403,18 @@ async fn run_verb(
                 (crate::wait::Outcome::Approved, Some(r))
                     if r.credentials == Credentials::Token =>
                 {
-                    match backend.login(r).await {
+                    // Direct mode: the reaper sets the grant's credentials
+                    // up within seconds of approval; wait for them (bounded).
+                    let mut r = r.clone();
+                    let until = tokio::time::Instant::now() + CREDENTIALS_WAIT;
+                    while backend.info().kind == "kube"
+                        && !crate::backend::kube::grant::token_objects_recorded(&r)
+                        && tokio::time::Instant::now() < until
+                    {
+                        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                        r = backend.get(&key(&made.name), Caller::Requester).await?;
+                    }
+                    match backend.login(&r).await {
                         Ok(kubeconfig) => {
                             let _ = write!(progress, "{said}");
                             Ok(kubeconfig)
