@@ -261,7 +261,9 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
                 let http = connect_server(&cli, url).await?;
                 return console(Arc::new(http), app_config, &theme, started, policy, None).await;
             }
-            let kube = KubeBackend::connect(&cli.contexts, cli.all_contexts).await?;
+            let kube =
+                KubeBackend::connect_named(&cli.contexts, cli.all_contexts, &file.cluster_names)
+                    .await?;
             // No --policy: the cluster's own (advisory), if it has one.
             // One that does not load is said on the message line; the
             // console runs without it (it is advisory).
