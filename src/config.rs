@@ -142,6 +142,24 @@ impl ConfigFile {
 mod tests {
     use super::*;
 
+    /// README's example file, as written: every key parses, and
+    /// `[cluster_names]` maps a kubeconfig cluster to a display name.
+    #[test]
+    fn the_readme_config_parses() {
+        let readme = include_str!("../README.md");
+        let at = readme.find("\n## Configuration\n").expect("section");
+        let start = readme[at..].find("```toml\n").expect("block") + at + 8;
+        let end = readme[start..].find("```").expect("end") + start;
+        let c = ConfigFile::parse(&readme[start..end], "README").unwrap();
+        assert_eq!(
+            c.cluster_names
+                .get("gke_acme_europe-west1_prod")
+                .map(String::as_str),
+            Some("prod-eu")
+        );
+        c.app_config("README", false).unwrap();
+    }
+
     #[test]
     fn empty_config_gives_defaults() {
         let c = ConfigFile::parse("", "x")
