@@ -64,35 +64,41 @@ async fn contexts_of_one_cluster_show_once_by_its_name() {
     }
     kubeconfig.contexts.push(far);
 
-    // bob and alice are two contexts of `test`: the first asked is kept
-    // (the current one, admin, is not among them).
+    // --all-contexts: every context of `test` is one cluster, connected as
+    // the current context (admin); bob@eu is another cluster.
     let configured = BTreeMap::from([("test".to_string(), "staging-eu".to_string())]);
-    let contexts = ["bob", "alice", "bob@eu"].map(String::from);
-    let bob = KubeBackend::connect_from(kubeconfig, &contexts, false, &configured)
+    let contexts_of_test = kubeconfig.contexts.len() - 1;
+    let swept = KubeBackend::connect_from(kubeconfig.clone(), &[], true, &configured)
         .await
         .unwrap();
-    assert_eq!(
-        bob.same_cluster(),
-        [("alice".to_string(), "bob".to_string())]
-    );
-    let info = bob.info();
-    assert_eq!(info.clusters, ["bob", "bob@eu"]);
+    assert_eq!(swept.same_cluster().len(), contexts_of_test - 1);
+    assert!(swept.same_cluster().iter().all(|(_, kept)| kept == "admin"));
+    let info = swept.info();
+    assert_eq!(info.clusters, ["admin", "bob@eu"]);
     assert_eq!(
         info.cluster_names,
         BTreeMap::from([
-            ("bob".to_string(), "staging-eu".to_string()),
+            ("admin".to_string(), "staging-eu".to_string()),
             ("bob@eu".to_string(), "eu-west-1".to_string()),
         ])
     );
+    // Named one by one, both contexts of `test` are connected, as asked
+    // (README: how one looks at a cluster as two identities).
+    let both = ["bob", "alice"].map(String::from);
+    let named = KubeBackend::connect_from(kubeconfig, &both, false, &configured)
+        .await
+        .unwrap();
+    assert_eq!(named.info().clusters, ["bob", "alice"]);
+    assert!(named.same_cluster().is_empty());
 
     let mut state = AppState::new(
         AppConfig::default(),
         info.approver.clone(),
         info.kind,
-        bob.now(),
+        swept.now(),
     )
     .trust(&info);
-    let mut events = bob.watch();
+    let mut events = swept.watch();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !(state.list(View::Pending).len() == 1
         && state

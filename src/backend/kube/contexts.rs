@@ -4,11 +4,13 @@
 //! Contexts are how kubeconfig spells "this cluster as this user", so one
 //! cluster often has several (an admin and a user context, a renamed
 //! copy). Requests live in the cluster, so two contexts of one cluster
-//! would show each request twice: of the contexts asked for, one per
+//! would show each request twice: with `--all-contexts`, one context per
 //! cluster is connected — the current context if it is one of them, else
-//! the first asked. Two contexts are one cluster when their kubeconfig
-//! cluster entries name the same server URL (or, without a URL, are the
-//! same entry).
+//! the first in the kubeconfig. Two contexts are one cluster when their
+//! kubeconfig cluster entries name the same server URL (or, without a
+//! URL, are the same entry). Contexts named one by one (`--context A
+//! --context B`) are all connected, as asked: that is how one looks at a
+//! cluster as two identities.
 //!
 //! The console shows a cluster by its display name: the config's
 //! `[cluster_names]` entry for the context or for the kubeconfig cluster,
@@ -38,14 +40,16 @@ pub struct Picked {
     pub names: BTreeMap<String, String>,
 }
 
-/// Picks one context per cluster from `asked`; `configured`: display names
-/// by context or kubeconfig cluster name. A context not in `entries` is
-/// kept as is (connecting it says what is wrong).
+/// Picks from `asked` (one context per cluster when `one_per_cluster`);
+/// `configured`: display names by context or kubeconfig cluster name. A
+/// context not in `entries` is kept as is (connecting it says what is
+/// wrong).
 pub fn pick(
     entries: &[ContextEntry],
     asked: &[String],
     current: Option<&str>,
     configured: &BTreeMap<String, String>,
+    one_per_cluster: bool,
 ) -> Picked {
     let entry = |c: &str| entries.iter().find(|e| e.context == c);
     let identity = |e: &ContextEntry| {
@@ -74,7 +78,7 @@ pub fn pick(
             continue;
         };
         let keeper = &kept[&identity(e)];
-        if keeper != c {
+        if one_per_cluster && keeper != c {
             picked.same_cluster.push((c.clone(), keeper.clone()));
             continue;
         }
@@ -125,7 +129,7 @@ mod tests {
             e("prod-copy", "prod-copy", Some("https://10.0.0.1/")),
         ];
         let all = s(&["admin@prod", "oncall@prod", "staging", "prod-copy"]);
-        let p = pick(&entries, &all, Some("oncall@prod"), &BTreeMap::new());
+        let p = pick(&entries, &all, Some("oncall@prod"), &BTreeMap::new(), true);
         assert_eq!(p.connect, s(&["oncall@prod", "staging"]));
         assert_eq!(
             p.same_cluster,
@@ -135,8 +139,12 @@ mod tests {
             ]
         );
         // Without the current among them: the first asked.
-        let p = pick(&entries, &all, Some("elsewhere"), &BTreeMap::new());
+        let p = pick(&entries, &all, Some("elsewhere"), &BTreeMap::new(), true);
         assert_eq!(p.connect, s(&["admin@prod", "staging"]));
+        // Named one by one: every one, as asked.
+        let p = pick(&entries, &all, Some("elsewhere"), &BTreeMap::new(), false);
+        assert_eq!(p.connect, all);
+        assert!(p.same_cluster.is_empty());
     }
 
     #[test]
@@ -162,6 +170,7 @@ mod tests {
             &s(&["admin@prod", "staging", "dev", "missing"]),
             None,
             &configured,
+            true,
         );
         assert_eq!(p.connect, s(&["admin@prod", "staging", "dev", "missing"]));
         assert_eq!(
@@ -180,7 +189,7 @@ mod tests {
             e("b", "one", None),
             e("c", "two", None),
         ];
-        let p = pick(&entries, &s(&["a", "b", "c"]), None, &BTreeMap::new());
+        let p = pick(&entries, &s(&["a", "b", "c"]), None, &BTreeMap::new(), true);
         assert_eq!(p.connect, s(&["a", "c"]));
         assert_eq!(p.names.get("a").map(String::as_str), Some("one"));
     }

@@ -113,8 +113,8 @@ impl KubeBackend {
         Self::connect_named(contexts, all, &BTreeMap::new()).await
     }
 
-    /// As [`Self::connect`]; one context per cluster (see [`contexts`]),
-    /// each shown by its display name (`configured`: by context or
+    /// As [`Self::connect`]; with `all`, one context per cluster (see
+    /// [`contexts`]); each shown by its display name (`configured`: by context or
     /// kubeconfig cluster name, from the config's `[cluster_names]`).
     pub async fn connect_named(
         contexts: &[String],
@@ -185,6 +185,7 @@ impl KubeBackend {
             &names,
             kubeconfig.current_context.as_deref(),
             configured,
+            all,
         );
         let names = picked.connect;
         let connecting = names.into_iter().map(|name| {
