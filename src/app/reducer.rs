@@ -1008,6 +1008,31 @@ mod tests {
     }
 
     #[test]
+    fn cluster_display_names_in_the_notification_and_production_by_either_name() {
+        let mut s = state(vec![]);
+        s.cluster_names
+            .insert("prod-eu-west".into(), "payments-live".into());
+        let n = notices(update(
+            &mut s,
+            Action::Backend(vec![arrives("a", "alice", 1)]),
+        ));
+        assert_eq!(
+            n[0].text,
+            "new request: alice asks for edit in payments on payments-live"
+        );
+        // A context that does not say "prod" whose display name does.
+        s.cluster_names.insert("ctx-7".into(), "prod-us".into());
+        update(
+            &mut s,
+            Action::Backend(vec![BackendEvent::ClusterStatus {
+                cluster: "ctx-7".into(),
+                error: None,
+            }]),
+        );
+        assert!(s.is_production("ctx-7"));
+    }
+
+    #[test]
     fn a_new_request_is_announced_once_batched_and_never_the_approvers_own() {
         // Already waiting at start (10 minutes old): on screen, not news.
         let mut s = state(vec![req("old", "alice", "edit", &["payments"])]);

@@ -751,7 +751,8 @@ impl AppState {
                 }
                 View::History => counts.history += 1,
             }
-            if self.filter.matches(&e.req, e.summary.worst) {
+            let shown_as = self.cluster_label(&e.req.cluster);
+            if self.filter.matches_named(&e.req, e.summary.worst, shown_as) {
                 lists[view.index()].push(key.clone());
             }
         }
