@@ -143,7 +143,7 @@ pub async fn wait(
 /// prints it). Requester-facing text from approvers is made inert.
 pub fn describe(waited: &Waited, shown: &str) -> String {
     let Some(r) = &waited.request else {
-        return format!("{shown} was withdrawn (deleted) before a decision\n");
+        return format!("{shown} is withdrawn (deleted)\n");
     };
     let by = r
         .status

@@ -117,7 +117,7 @@ async fn wait_in_direct_mode_approve_deny_expire_and_token() {
     assert_eq!(o.status.code(), Some(4));
     assert_eq!(
         String::from_utf8_lossy(&o.stdout),
-        format!("{name} was withdrawn (deleted) before a decision\n")
+        format!("{name} is withdrawn (deleted)\n")
     );
 
     // Token mode: once approved (and the reaper has made the grant's
