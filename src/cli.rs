@@ -199,6 +199,15 @@ pub enum Command {
         /// identity (bind your user) or token (a per-grant ServiceAccount).
         #[arg(long, value_enum, default_value_t = CredentialsArg::Identity)]
         credentials: CredentialsArg,
+        /// Block until the request is decided and print the outcome (with
+        /// --credentials token, the grant's kubeconfig). Exit code: 0
+        /// approved, 3 denied, 4 expired/withdrawn/failed, 5 --timeout passed.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: stop waiting after this long (the request stays
+        /// pending), e.g. 10m. Default: until decided or expired.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "wait")]
+        timeout: Option<Duration>,
     },
     /// List requests (pending; --all for every phase) or live grants, as
     /// kubectl get: `get requests -o name`, `get requests NAME -o

@@ -10,6 +10,9 @@
 //! groups = ["dev", "oncall"]       # your groups, as approvers should see them
 //! osc52 = true                     # `c` copies a request's name to the clipboard
 //! notify = false                   # no bell or desktop notification for new requests
+//!
+//! [cluster_names]                  # what the console calls a cluster (by context
+//! "gke_acme_europe-west1_prod" = "prod-eu"   # or kubeconfig cluster name)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -40,6 +43,10 @@ pub struct ConfigFile {
     /// A new pending request rings the bell and raises a desktop
     /// notification where the terminal can (on unless `notify = false`).
     pub notify: Option<bool>,
+    /// Display names by context or kubeconfig cluster name (default: the
+    /// kubeconfig cluster's name).
+    #[serde(default)]
+    pub cluster_names: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Error)]
@@ -134,6 +141,24 @@ impl ConfigFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// README's example file, as written: every key parses, and
+    /// `[cluster_names]` maps a kubeconfig cluster to a display name.
+    #[test]
+    fn the_readme_config_parses() {
+        let readme = include_str!("../README.md");
+        let at = readme.find("\n## Configuration\n").expect("section");
+        let start = readme[at..].find("```toml\n").expect("block") + at + 8;
+        let end = readme[start..].find("```").expect("end") + start;
+        let c = ConfigFile::parse(&readme[start..end], "README").unwrap();
+        assert_eq!(
+            c.cluster_names
+                .get("gke_acme_europe-west1_prod")
+                .map(String::as_str),
+            Some("prod-eu")
+        );
+        c.app_config("README", false).unwrap();
+    }
 
     #[test]
     fn empty_config_gives_defaults() {

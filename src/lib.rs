@@ -24,3 +24,4 @@ pub mod server;
 pub mod ui;
 pub mod verbs;
 pub mod version;
+pub mod wait;

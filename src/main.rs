@@ -33,6 +33,20 @@ fn main() -> ExitCode {
     let verbose = cli.verbose > 0 || debug_logging();
     match real_main(cli, started) {
         Ok(()) => ExitCode::SUCCESS,
+        // `request --wait` not approved: its outcome is printed; its code.
+        Err(e) if e.downcast_ref::<portcullis::wait::Exit>().is_some() => {
+            let exit = e.downcast_ref::<portcullis::wait::Exit>();
+            let code = exit.map_or(1, |x| x.code);
+            if let Some(m) = exit.and_then(|x| x.message.as_deref()) {
+                eprintln!(
+                    "portcullis: {}",
+                    portcullis::domain::sanitize::inert(m, 2000)
+                );
+            }
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+            ExitCode::from(code)
+        }
         Err(e) => {
             // One line, after the terminal is restored.
             // Errors may quote what a requester wrote (a role name, a
@@ -247,7 +261,9 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
                 let http = connect_server(&cli, url).await?;
                 return console(Arc::new(http), app_config, &theme, started, policy, None).await;
             }
-            let kube = KubeBackend::connect(&cli.contexts, cli.all_contexts).await?;
+            let kube =
+                KubeBackend::connect_named(&cli.contexts, cli.all_contexts, &file.cluster_names)
+                    .await?;
             // No --policy: the cluster's own (advisory), if it has one.
             // One that does not load is said on the message line; the
             // console runs without it (it is advisory).
@@ -403,8 +419,12 @@ async fn verb_on(
         ..
     } = verb
     else {
-        let out = portcullis::verbs::run(verb, backend, contexts, groups).await?;
-        print!("{out}");
+        let out =
+            portcullis::verbs::run(verb, backend, contexts, groups, &mut std::io::stderr()).await?;
+        print!("{}", out.stdout);
+        if let Some(exit) = out.exit {
+            return Err(exit.into());
+        }
         return Ok(());
     };
     let view = portcullis::verbs::view(backend, contexts);

@@ -235,13 +235,48 @@ fn caller_of(command: &Command) -> Caller {
     }
 }
 
+/// How long `request --credentials token --wait` waits, once approved, for
+/// the reaper to set the grant's credentials up before saying it cannot.
+const CREDENTIALS_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What a verb prints on stdout, and (`request --wait` not approved) the
+/// exit it ends with.
+#[derive(Debug)]
+pub struct Printed {
+    pub stdout: String,
+    pub exit: Option<crate::wait::Exit>,
+}
+
 /// Runs one verb; returns what to print. `contexts`: the `--context`
-/// values as given (empty: every context the backend has).
+/// values as given (empty: every context the backend has); `progress`:
+/// where a long verb (`request --wait`) says what it is doing (stderr).
 pub async fn run(
     command: &Command,
     backend: &dyn VerbBackend,
     contexts: &[String],
     config_groups: &[String],
+    progress: &mut (dyn std::io::Write + Send),
+) -> Result<Printed, BackendError> {
+    let mut exit = None;
+    let stdout = run_verb(
+        command,
+        backend,
+        contexts,
+        config_groups,
+        progress,
+        &mut exit,
+    )
+    .await?;
+    Ok(Printed { stdout, exit })
+}
+
+async fn run_verb(
+    command: &Command,
+    backend: &dyn VerbBackend,
+    contexts: &[String],
+    config_groups: &[String],
+    progress: &mut (dyn std::io::Write + Send),
+    exit: &mut Option<crate::wait::Exit>,
 ) -> Result<String, BackendError> {
     let view = view(backend, contexts);
     let caller = caller_of(command);
@@ -272,6 +307,8 @@ pub async fn run(
             groups,
             credentials,
             extend,
+            wait,
+            timeout,
         } => {
             // The apiserver's (or the server's) word for who asks; only an
             // unverified identity falls back to the groups given here.
@@ -349,7 +386,63 @@ pub async fn run(
                     .map_err(|e| BackendError::Invalid(e.to_string()))?;
             }
             let made = backend.create(new).await?;
-            Ok(format!("{}\n", show(&made.name)))
+            let name = show(&made.name);
+            if !*wait {
+                return Ok(format!("{name}\n"));
+            }
+            // stdout keeps the outcome alone (or the kubeconfig), so
+            // `request --wait > kubeconfig` works.
+            let _ = writeln!(
+                progress,
+                "requested {name}; waiting for a decision (Ctrl-C stops waiting, the request stays)"
+            );
+            let _ = progress.flush();
+            let waited = crate::wait::wait(backend, &key(&made.name), *timeout).await?;
+            let said = crate::wait::describe(&waited, &name);
+            match (waited.outcome, &waited.request) {
+                (crate::wait::Outcome::Approved, Some(r))
+                    if r.credentials == Credentials::Token =>
+                {
+                    // Direct mode: the reaper sets the grant's credentials
+                    // up within seconds of approval; wait for them (bounded).
+                    let mut r = r.clone();
+                    let until = tokio::time::Instant::now() + CREDENTIALS_WAIT;
+                    while backend.info().kind == "kube"
+                        && !crate::backend::kube::grant::token_objects_recorded(&r)
+                        && tokio::time::Instant::now() < until
+                    {
+                        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                        r = backend.get(&key(&made.name), Caller::Requester).await?;
+                    }
+                    match backend.login(&r).await {
+                        Ok(kubeconfig) => {
+                            let _ = write!(progress, "{said}");
+                            Ok(kubeconfig)
+                        }
+                        // Approved is still the outcome: said on stdout, and
+                        // why there is no kubeconfig on stderr.
+                        Err(e) => {
+                            let _ = writeln!(progress, "no kubeconfig for {name}: {e}");
+                            Ok(said)
+                        }
+                    }
+                }
+                (crate::wait::Outcome::Approved, _) => Ok(said),
+                (crate::wait::Outcome::TimedOut, _) => {
+                    *exit = Some(crate::wait::Exit {
+                        code: crate::wait::Outcome::TimedOut.exit_code(),
+                        message: Some(crate::wait::timed_out(&name, timeout.unwrap_or_default())),
+                    });
+                    Ok(String::new())
+                }
+                (outcome, _) => {
+                    *exit = Some(crate::wait::Exit {
+                        code: outcome.exit_code(),
+                        message: None,
+                    });
+                    Ok(said)
+                }
+            }
         }
         Command::Approve {
             name,

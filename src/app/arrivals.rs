@@ -59,7 +59,8 @@ impl Arrivals {
     }
 
     /// A request was seen (added or changed): queued if it is news to `me`.
-    pub fn offer(&mut self, req: &AccessRequest, me: &str) {
+    /// `cluster`: what the console calls the request's cluster.
+    pub fn offer(&mut self, req: &AccessRequest, me: &str, cluster: &str) {
         if req.phase() != Phase::Pending || req.created_at < self.since || req.requester.user == me
         {
             return;
@@ -77,7 +78,7 @@ impl Arrivals {
                 [one] => format!(" in {}", inert(one, 40)),
                 many => format!(" in {} namespaces", many.len()),
             },
-            inert(&req.cluster, 40),
+            inert(cluster, 40),
         );
         self.waiting.push((key, what));
     }

@@ -135,6 +135,17 @@ impl Filter {
     }
 
     pub fn matches(&self, req: &AccessRequest, worst: Option<Severity>) -> bool {
+        self.matches_named(req, worst, &req.cluster)
+    }
+
+    /// As [`Self::matches`]; `cluster:` (and free text) also match
+    /// `cluster_name`, what the console shows for the cluster.
+    pub fn matches_named(
+        &self,
+        req: &AccessRequest,
+        worst: Option<Severity>,
+        cluster_name: &str,
+    ) -> bool {
         let has = |hay: &str, needle: &str| hay.to_lowercase().contains(needle);
         self.terms.iter().all(|t| match t {
             Term::User(u) => has(&req.requester.user, u),
@@ -145,7 +156,7 @@ impl Filter {
                     req.namespaces.iter().any(|ns| has(ns, n))
                 }
             }
-            Term::Cluster(c) => has(&req.cluster, c),
+            Term::Cluster(c) => has(&req.cluster, c) || has(cluster_name, c),
             Term::Role(r) => has(&req.role.name, r),
             Term::Risk(s) => worst.is_some_and(|w| w >= *s),
             Term::Free(f) => {
@@ -155,6 +166,7 @@ impl Filter {
                     || has(&req.role.name, f)
                     || req.namespaces.iter().any(|ns| has(ns, f))
                     || has(&req.cluster, f)
+                    || has(cluster_name, f)
                     || has(&req.reason, f)
                     || req.ticket.as_deref().is_some_and(|t| has(t, f))
             }
@@ -199,6 +211,17 @@ mod tests {
         assert!(!Filter::parse("stuck user:bob").matches(&r, None));
         assert!(Filter::parse("cluster:prod role:edit").matches(&r, None));
         assert!(Filter::parse("payments-team").matches(&r, None));
+    }
+
+    #[test]
+    fn cluster_matches_the_context_or_the_name_shown() {
+        let r = req();
+        let f = Filter::parse("cluster:eu-prod");
+        assert!(!f.matches(&r, None));
+        assert!(f.matches_named(&r, None, "eu-prod (gke)"));
+        assert!(Filter::parse("cluster:prod-eu").matches_named(&r, None, "x"));
+        assert!(Filter::parse("gke").matches_named(&r, None, "eu-prod (gke)"));
+        assert!(!Filter::parse("cluster:staging").matches_named(&r, None, "eu-prod"));
     }
 
     #[test]

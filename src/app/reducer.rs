@@ -135,7 +135,11 @@ fn notice_arrival(state: &mut AppState, event: &BackendEvent) {
     }
     match event {
         BackendEvent::Upsert(req) if req.phase() == Phase::Pending => {
-            state.arrivals.offer(req, &state.approver.user)
+            let cluster = state
+                .cluster_names
+                .get(&req.cluster)
+                .unwrap_or(&req.cluster);
+            state.arrivals.offer(req, &state.approver.user, cluster)
         }
         BackendEvent::Upsert(req) => state.arrivals.settled(&RequestKey::of(req)),
         BackendEvent::Removed(key) => state.arrivals.settled(key),
@@ -186,10 +190,20 @@ fn apply_event(state: &mut AppState, event: BackendEvent) {
             if let Some(e) = &error {
                 state.flash(
                     FlashLevel::Error,
-                    format!("cluster {}: {}", inert(&cluster, 64), inert(e, 200)),
+                    format!(
+                        "cluster {}: {}",
+                        inert(state.cluster_label(&cluster), 64),
+                        inert(e, 200)
+                    ),
                 );
             }
-            let production = state.config.production.is_match(&cluster);
+            // Production by its context or its display name: either
+            // saying "prod" earns the red frame.
+            let production = state.config.production.is_match(&cluster)
+                || state
+                    .config
+                    .production
+                    .is_match(state.cluster_label(&cluster));
             state
                 .clusters
                 .insert(cluster, ClusterInfo { error, production });
@@ -991,6 +1005,31 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn cluster_display_names_in_the_notification_and_production_by_either_name() {
+        let mut s = state(vec![]);
+        s.cluster_names
+            .insert("prod-eu-west".into(), "payments-live".into());
+        let n = notices(update(
+            &mut s,
+            Action::Backend(vec![arrives("a", "alice", 1)]),
+        ));
+        assert_eq!(
+            n[0].text,
+            "new request: alice asks for edit in payments on payments-live"
+        );
+        // A context that does not say "prod" whose display name does.
+        s.cluster_names.insert("ctx-7".into(), "prod-us".into());
+        update(
+            &mut s,
+            Action::Backend(vec![BackendEvent::ClusterStatus {
+                cluster: "ctx-7".into(),
+                error: None,
+            }]),
+        );
+        assert!(s.is_production("ctx-7"));
     }
 
     #[test]

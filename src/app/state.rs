@@ -464,6 +464,9 @@ pub struct AppState {
     /// Whether requesters' groups are verified; when not (direct mode)
     /// they are shown as claims and never count as access already held.
     pub requester_groups_verified: bool,
+    /// What the console calls a cluster, by context, where that differs
+    /// from the context (README, "Cluster names").
+    pub cluster_names: BTreeMap<String, String>,
     /// The limits each cluster applies, as the backend reported them.
     pub cluster_limits: BTreeMap<String, ValidationLimits>,
     /// Why the backend (the Portcullis server) cannot be reached, while it
@@ -523,6 +526,7 @@ impl AppState {
             should_quit: false,
             identity_note: None,
             requester_groups_verified: true,
+            cluster_names: BTreeMap::new(),
             cluster_limits: BTreeMap::new(),
             backend_error: None,
             verdicts: HashMap::new(),
@@ -557,9 +561,19 @@ impl AppState {
         self.selected_key().and_then(|k| self.entries.get(k))
     }
 
+    /// The name the console shows for `cluster` (a context).
+    pub fn cluster_label<'a>(&'a self, cluster: &'a str) -> &'a str {
+        self.cluster_names
+            .get(cluster)
+            .map_or(cluster, String::as_str)
+    }
+
     pub fn is_production(&self, cluster: &str) -> bool {
         self.clusters.get(cluster).map_or_else(
-            || self.config.production.is_match(cluster),
+            || {
+                self.config.production.is_match(cluster)
+                    || self.config.production.is_match(self.cluster_label(cluster))
+            },
             |c| c.production,
         )
     }
@@ -737,7 +751,8 @@ impl AppState {
                 }
                 View::History => counts.history += 1,
             }
-            if self.filter.matches(&e.req, e.summary.worst) {
+            let shown_as = self.cluster_label(&e.req.cluster);
+            if self.filter.matches_named(&e.req, e.summary.worst, shown_as) {
                 lists[view.index()].push(key.clone());
             }
         }
@@ -948,6 +963,7 @@ impl AppState {
     /// verified and whether requesters' groups are.
     pub fn trust(mut self, info: &crate::backend::BackendInfo) -> Self {
         self.identity_note = info.identity_note.clone();
+        self.cluster_names = info.cluster_names.clone();
         self.requester_groups_verified = info.requester_groups_verified;
         self
     }

@@ -97,7 +97,7 @@ pub fn verdict(state: &AppState, entry: &Entry) -> Vec<Part> {
             p.push(Tone::Prod, "PROD");
             p.text(" ");
         }
-        p.text(inert(&r.cluster, 64).into_owned());
+        p.text(inert(state.cluster_label(&r.cluster), 64).into_owned());
     };
     let decision = r.status.decision.as_ref();
     match r.phase() {

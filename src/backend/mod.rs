@@ -196,6 +196,9 @@ pub struct BackendInfo {
     /// Who is at the console, as the backend verified them.
     pub approver: Subject,
     pub clusters: Vec<String>,
+    /// What the console calls a cluster, where it is not its context name
+    /// (direct mode: the kubeconfig cluster's name or a configured one).
+    pub cluster_names: std::collections::BTreeMap<String, String>,
     /// Set when the approver's identity could not be verified (shown in
     /// the header; approvals are refused).
     pub identity_note: Option<String>,

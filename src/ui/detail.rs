@@ -55,7 +55,10 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     let prod = state.is_production(&entry.req.cluster);
     let title = Line::from(vec![
         Span::styled(format!(" {} ", inert(&entry.req.name, 64)), theme.title),
-        Span::styled(format!("on {} ", inert(&entry.req.cluster, 48)), theme.dim),
+        Span::styled(
+            format!("on {} ", inert(state.cluster_label(&entry.req.cluster), 48)),
+            theme.dim,
+        ),
     ]);
     let block = pane(title, prod, theme);
     let inner = block.inner(area);

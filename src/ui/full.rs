@@ -117,7 +117,7 @@ pub fn render(
             Span::styled(
                 format!(
                     "on {}{place} · esc back · j/k · c copy ",
-                    inert(&key.cluster, 48)
+                    inert(state.cluster_label(&key.cluster), 48)
                 ),
                 theme.dim,
             ),

@@ -202,7 +202,7 @@ fn render_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme)
     // more than the approver's groups.
     let compact = area.width < 120;
     let ctx = match (&state.context, compact) {
-        (Some(c), _) => inert(c, 64).into_owned(),
+        (Some(c), _) => inert(state.cluster_label(c), 64).into_owned(),
         (None, false) => match state.clusters.len() {
             1 => "all (1 cluster)".to_string(),
             n => format!("all ({n} clusters)"),

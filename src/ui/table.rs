@@ -89,7 +89,7 @@ fn by(e: &Entry) -> &str {
 
 /// A cell's text and style, borrowed from the request where it can be.
 fn cell_text<'a>(
-    state: &AppState,
+    state: &'a AppState,
     e: &'a Entry,
     title: &str,
     theme: &Theme,
@@ -98,7 +98,7 @@ fn cell_text<'a>(
     let value = theme.value;
     match title {
         "REQUESTER" => (Cow::Borrowed(r.requester.user.as_str()), value),
-        "CLUSTER" => (Cow::Borrowed(r.cluster.as_str()), value),
+        "CLUSTER" => (Cow::Borrowed(state.cluster_label(&r.cluster)), value),
         "NAMESPACES" => (namespaces(e), value),
         "ROLE" => (Cow::Borrowed(r.role.name.as_str()), value),
         // An extension asks for more time on a live grant: "+30m".

@@ -144,6 +144,7 @@ impl AccessBackend for DemoBackend {
             kind: "demo",
             approver: self.approver.clone(),
             clusters: lock(&self.world).clusters(),
+            cluster_names: Default::default(),
             identity_note: None,
             requester_groups_verified: true,
         }

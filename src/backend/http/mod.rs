@@ -376,6 +376,7 @@ impl AccessBackend for HttpBackend {
                 groups: self.who.groups.clone(),
             },
             clusters: self.who.clusters.clone(),
+            cluster_names: Default::default(),
             identity_note: None,
             // The server stamps every requester from their verified token.
             requester_groups_verified: true,

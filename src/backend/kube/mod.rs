@@ -13,6 +13,7 @@
 pub mod audit_trail;
 pub mod clock;
 pub mod cluster;
+pub mod contexts;
 pub mod grant;
 pub mod identity;
 pub mod login;
@@ -29,6 +30,7 @@ pub mod verify;
 pub mod watch;
 pub mod wire;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -96,6 +98,11 @@ pub struct KubeBackend {
     failed: Vec<(String, String)>,
     /// Whether a console on this backend also reaps (when its identity may).
     reap_in_console: bool,
+    /// Display names by context, where they differ (see [`contexts`]).
+    names: BTreeMap<String, String>,
+    /// Contexts not connected because another one of the same cluster is:
+    /// (context, the one kept).
+    same_cluster: Vec<(String, String)>,
 }
 
 impl KubeBackend {
@@ -103,6 +110,17 @@ impl KubeBackend {
     /// kubeconfig and asks each apiserver who we are. A context that fails
     /// is reported, not fatal, unless none loads.
     pub async fn connect(contexts: &[String], all: bool) -> Result<Self, BackendError> {
+        Self::connect_named(contexts, all, &BTreeMap::new()).await
+    }
+
+    /// As [`Self::connect`]; with `all`, one context per cluster (see
+    /// [`contexts`]); each shown by its display name (`configured`: by context or
+    /// kubeconfig cluster name, from the config's `[cluster_names]`).
+    pub async fn connect_named(
+        contexts: &[String],
+        all: bool,
+        configured: &BTreeMap<String, String>,
+    ) -> Result<Self, BackendError> {
         let kubeconfig = match Kubeconfig::read() {
             Ok(k) => k,
             // In a pod with no kubeconfig (the reaper's Deployment): the
@@ -118,6 +136,16 @@ impl KubeBackend {
                 return Err(BackendError::Config(format!("no usable kubeconfig ({e}): set KUBECONFIG, or run `portcullis demo` for the embedded demo")))
             }
         };
+        Self::connect_from(kubeconfig, contexts, all, configured).await
+    }
+
+    /// As [`Self::connect_named`], from this kubeconfig.
+    pub async fn connect_from(
+        kubeconfig: Kubeconfig,
+        contexts: &[String],
+        all: bool,
+        configured: &BTreeMap<String, String>,
+    ) -> Result<Self, BackendError> {
         let names: Vec<String> = if all {
             kubeconfig.contexts.iter().map(|c| c.name.clone()).collect()
         } else if contexts.is_empty() {
@@ -130,6 +158,36 @@ impl KubeBackend {
                 "the kubeconfig has no current context: pass --context NAME".into(),
             ));
         }
+        let entries: Vec<contexts::ContextEntry> = kubeconfig
+            .contexts
+            .iter()
+            .map(|c| {
+                let cluster = c
+                    .context
+                    .as_ref()
+                    .map(|x| x.cluster.clone())
+                    .unwrap_or_default();
+                let server = kubeconfig
+                    .clusters
+                    .iter()
+                    .find(|k| k.name == cluster)
+                    .and_then(|k| k.cluster.as_ref())
+                    .and_then(|k| k.server.clone());
+                contexts::ContextEntry {
+                    context: c.name.clone(),
+                    cluster,
+                    server,
+                }
+            })
+            .collect();
+        let picked = contexts::pick(
+            &entries,
+            &names,
+            kubeconfig.current_context.as_deref(),
+            configured,
+            all,
+        );
+        let names = picked.connect;
         let connecting = names.into_iter().map(|name| {
             let kubeconfig = kubeconfig.clone();
             async move {
@@ -180,7 +238,15 @@ impl KubeBackend {
             clusters,
             failed,
             reap_in_console: true,
+            names: picked.names,
+            same_cluster: picked.same_cluster,
         })
+    }
+
+    /// Contexts left out because another context of their cluster is
+    /// connected: (context, the one kept).
+    pub fn same_cluster(&self) -> &[(String, String)] {
+        &self.same_cluster
     }
 
     /// The cluster this process runs in, as its pod's ServiceAccount.
@@ -199,6 +265,8 @@ impl KubeBackend {
             clusters,
             failed: Vec::new(),
             reap_in_console: true,
+            names: BTreeMap::new(),
+            same_cluster: Vec::new(),
         }
     }
 
@@ -291,6 +359,7 @@ impl AccessBackend for KubeBackend {
                 groups: first.groups.clone(),
             },
             clusters: self.clusters.iter().map(|c| c.context.clone()).collect(),
+            cluster_names: self.names.clone(),
             identity_note: (!first.is_verified()).then(|| {
                 format!(
                     "identity unverified: {}",
