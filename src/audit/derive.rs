@@ -35,7 +35,9 @@ pub fn event_id(r: &AccessRequest, kind: Kind, discriminator: &str) -> String {
     h.update([0]);
     h.update(r.name.as_bytes());
     h.update([0]);
-    h.update(r.created_at.timestamp_micros().to_be_bytes());
+    // Seconds: the wire (JSON, Kubernetes) keeps no finer time, and every
+    // observer must compute the same id.
+    h.update(r.created_at.timestamp().to_be_bytes());
     h.update(kind.as_str().as_bytes());
     h.update([0]);
     h.update(discriminator.as_bytes());
@@ -163,7 +165,7 @@ pub fn changes(old: Option<&AccessRequest>, new: &AccessRequest, ctx: &Context) 
             Verdict::Approved => Kind::Approved,
             Verdict::Denied => Kind::Denied,
         };
-        let disc = format!("{by}\u{0}{}", at.timestamp_micros());
+        let disc = format!("{by}\u{0}{}", at.timestamp());
         let mut e = base(new, kind, at, &disc, ctx);
         e.actor = Some(named(&by, ctx));
         e.message = reason.as_deref().map(clean).unwrap_or_default();

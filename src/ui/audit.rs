@@ -24,7 +24,15 @@ pub fn lines(state: &AppState, filter: &Filter, theme: &Theme, width: u16) -> Ve
     const TIME_W: usize = 13;
     let zone = state.config.zone;
     let mut out = Vec::new();
-    for e in state.trail.recent().filter(|e| filter.matches_event(e)) {
+    // Newest first by when it happened (a server's first records are the
+    // history it read at start, in the order it read them).
+    let mut shown: Vec<&crate::audit::Event> = state
+        .trail
+        .recent()
+        .filter(|e| filter.matches_event(e))
+        .collect();
+    shown.sort_by(|a, b| b.time.cmp(&a.time));
+    for e in shown {
         let style = if e.kind.is_refusal() {
             theme.error
         } else {
