@@ -31,7 +31,7 @@ pub fn lines(state: &AppState, filter: &Filter, theme: &Theme, width: u16) -> Ve
         .recent()
         .filter(|e| filter.matches_event(e))
         .collect();
-    shown.sort_by(|a, b| b.time.cmp(&a.time));
+    shown.sort_by_key(|e| std::cmp::Reverse(e.time));
     for e in shown {
         let style = if e.kind.is_refusal() {
             theme.error
