@@ -630,12 +630,9 @@ impl AppState {
         // Every change this console sees, whoever made it, is in its
         // trail (the server backend sends the server's own instead).
         if self.backend_kind != "http" {
-            let old = self
-                .entries
-                .get(&RequestKey::of(&req))
-                .map(|e| e.req.clone());
             let (by, now) = (self.recorded_by(), self.now);
-            self.trail.observe(old.as_ref(), &req, by, now);
+            let old = self.entries.get(&RequestKey::of(&req)).map(|e| &e.req);
+            self.trail.observe(old, &req, by, now);
         }
         let summary = self.summary_for(&req);
         let invalid = req

@@ -21,11 +21,15 @@ pub struct Trail {
 }
 
 impl Trail {
+    /// Kept in the order things happened (a server's first records are the
+    /// history it read at start, in the order it read them), so readers
+    /// never sort.
     pub fn push(&mut self, e: Event) {
         if !self.ids.insert(e.id.clone()) {
             return;
         }
-        self.events.push_back(e);
+        let at = self.events.partition_point(|x| x.time <= e.time);
+        self.events.insert(at, e);
         if self.events.len() > KEEP {
             if let Some(old) = self.events.pop_front() {
                 self.ids.remove(&old.id);
@@ -64,7 +68,7 @@ impl Trail {
         self.events.is_empty()
     }
 
-    /// Newest first.
+    /// Newest first (by when it happened).
     pub fn recent(&self) -> impl Iterator<Item = &Event> {
         self.events.iter().rev()
     }

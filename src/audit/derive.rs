@@ -28,6 +28,44 @@ pub struct Context {
     pub now: DateTime<Utc>,
 }
 
+/// Fills in which request an event is about. Names too can be a
+/// requester's text (a malformed object, a path): inert and bounded like
+/// every other field.
+pub fn about(e: &mut Event, r: &AccessRequest) {
+    e.cluster = name(&r.cluster);
+    e.request = name(&r.name);
+    e.requester = name(&r.requester.user);
+    e.role = name(&match r.role.kind {
+        crate::domain::RoleKind::ClusterRole => format!("ClusterRole/{}", r.role.name),
+        crate::domain::RoleKind::Role => format!("Role/{}", r.role.name),
+    });
+    e.namespaces = r
+        .granted_namespaces()
+        .iter()
+        .take(64)
+        .map(|n| name(n))
+        .collect();
+}
+
+/// The policy's verdict on `r`, said in `summary`; one event per distinct
+/// verdict (the summary is part of the id).
+pub fn verdict(
+    r: &AccessRequest,
+    summary: &str,
+    allowed: bool,
+    detail: Value,
+    ctx: &Context,
+) -> Event {
+    let mut e = base(r, Kind::Verdict, ctx.now, summary, ctx);
+    e.actor = Some(Actor::new("policy", "policy"));
+    e.message = clean(summary);
+    e.detail = detail;
+    if !allowed {
+        e.outcome = Outcome::Failure;
+    }
+    e
+}
+
 /// A stable id: the same transition of the same request, whoever sees it.
 pub fn event_id(r: &AccessRequest, kind: Kind, discriminator: &str) -> String {
     let mut h = Sha256::new();
@@ -49,21 +87,7 @@ pub fn event_id(r: &AccessRequest, kind: Kind, discriminator: &str) -> String {
 
 fn base(r: &AccessRequest, kind: Kind, time: DateTime<Utc>, disc: &str, ctx: &Context) -> Event {
     let mut e = Event::new(kind, time, event_id(r, kind, disc));
-    // Names too can be a requester's text (a malformed object, a path):
-    // inert and bounded like every other field.
-    e.cluster = name(&r.cluster);
-    e.request = name(&r.name);
-    e.requester = name(&r.requester.user);
-    e.role = name(&match r.role.kind {
-        crate::domain::RoleKind::ClusterRole => format!("ClusterRole/{}", r.role.name),
-        crate::domain::RoleKind::Role => format!("Role/{}", r.role.name),
-    });
-    e.namespaces = r
-        .granted_namespaces()
-        .iter()
-        .take(64)
-        .map(|n| name(n))
-        .collect();
+    about(&mut e, r);
     e.risk = ctx.risk.clone();
     e
 }

@@ -131,22 +131,8 @@ impl Server {
             }
             s
         };
-        let mut e = Event::new(
-            Kind::Verdict,
-            self.authority.now(),
-            derive::event_id(r, Kind::Verdict, &summary),
-        );
-        e.actor = Some(Actor::new("policy", "policy"));
-        e.cluster = r.cluster.clone();
-        e.request = r.name.clone();
-        e.requester = r.requester.user.clone();
-        e.role = format!("{}/{}", r.role.kind, r.role.name);
-        e.namespaces = r.namespaces.clone();
-        e.message = crate::domain::sanitize::inert(&summary, 2000).into_owned();
-        e.detail = serde_json::to_value(d).unwrap_or_default();
-        if !d.allowed() {
-            e.outcome = crate::audit::Outcome::Failure;
-        }
+        let detail = serde_json::to_value(d).unwrap_or_default();
+        let e = derive::verdict(r, &summary, d.allowed(), detail, &self.context(None));
         self.record(vec![e], Some(r));
     }
 
@@ -184,9 +170,7 @@ impl Server {
         );
         let subject = target.and_then(|k| self.hub.request(k));
         if let Some(r) = &subject {
-            e.requester = r.requester.user.clone();
-            e.role = format!("{}/{}", r.role.kind, r.role.name);
-            e.namespaces = r.namespaces.clone();
+            derive::about(&mut e, r);
         }
         e.detail["reason"] = json!(error.reason);
         self.record(vec![e], subject.as_ref());

@@ -24,15 +24,7 @@ pub fn lines(state: &AppState, filter: &Filter, theme: &Theme, width: u16) -> Ve
     const TIME_W: usize = 13;
     let zone = state.config.zone;
     let mut out = Vec::new();
-    // Newest first by when it happened (a server's first records are the
-    // history it read at start, in the order it read them).
-    let mut shown: Vec<&crate::audit::Event> = state
-        .trail
-        .recent()
-        .filter(|e| filter.matches_event(e))
-        .collect();
-    shown.sort_by_key(|e| std::cmp::Reverse(e.time));
-    for e in shown {
+    for e in state.trail.recent().filter(|e| filter.matches_event(e)) {
         let style = if e.kind.is_refusal() {
             theme.error
         } else {
