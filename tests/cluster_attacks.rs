@@ -563,7 +563,7 @@ async fn identity_groups_clock_and_limits_come_from_the_cluster() {
             portcullis::app::Action::Backend(portcullis::runtime::drain(e, &mut events)),
         );
     }
-    let entry = state.entries[&k].clone();
+    let entry = state.entries.get(&k).unwrap().into_owned();
     let summary = state.summary_for(&entry.req);
     assert_eq!(
         summary.worst,

@@ -136,7 +136,7 @@ async fn shorten_reduces_the_remaining_time_and_never_lengthens() {
         .state
         .list(View::Grants)
         .iter()
-        .max_by_key(|k| h.state.entries[*k].req.status.expires_at)
+        .max_by_key(|k| h.state.entries.get(*k).unwrap().req.status.expires_at)
         .unwrap()
         .clone();
     let key = h.select(|r| r.name == best.name);
@@ -259,7 +259,7 @@ async fn bulk_approve_is_never_possible() {
 async fn invalid_requests_cannot_be_approved_but_can_be_denied() {
     let mut h = Harness::start(1).await;
     let key = h.select(|r| r.name.starts_with("mallory"));
-    assert!(h.state.entries[&key].invalid.is_some());
+    assert!(h.state.entries.get(&key).unwrap().invalid.is_some());
     h.press("a").await;
     assert!(
         h.flash().contains("invalid and can only be denied"),
@@ -315,7 +315,7 @@ async fn filter_by_user_namespace_and_risk() {
     assert!(!list.is_empty() && list.len() < all);
     assert!(list
         .iter()
-        .all(|k| h.state.entries[k].req.requester.user == "heidi"));
+        .all(|k| h.state.entries.get(k).unwrap().req.requester.user == "heidi"));
     h.press("<enter>").await;
     assert!(h.is_normal());
     assert_eq!(h.state.filter.text, "user:heidi");
@@ -326,20 +326,23 @@ async fn filter_by_user_namespace_and_risk() {
         "esc clears the filter"
     );
     h.press("/risk:critical<enter>").await;
-    assert!(h
+    assert!(h.state.list(View::Pending).iter().all(|k| h
         .state
-        .list(View::Pending)
-        .iter()
-        .all(|k| h.state.entries[k].summary.worst == Some(portcullis::domain::Severity::Critical)));
+        .entries
+        .get(k)
+        .unwrap()
+        .summary
+        .worst
+        == Some(portcullis::domain::Severity::Critical)));
     h.press("<esc>/ns:monitoring<enter>").await;
-    assert!(h
+    assert!(h.state.list(View::Pending).iter().all(|k| h
         .state
-        .list(View::Pending)
-        .iter()
-        .all(|k| h.state.entries[k]
-            .req
-            .namespaces
-            .contains(&"monitoring".to_string())));
+        .entries
+        .get(k)
+        .unwrap()
+        .req
+        .namespaces
+        .contains(&"monitoring".to_string())));
 }
 
 #[tokio::test]
@@ -430,7 +433,7 @@ async fn grants_expire_and_requests_arrive_live() {
         .state
         .list(View::History)
         .iter()
-        .filter(|k| h.state.entries[*k].req.phase() == Phase::Expired)
+        .filter(|k| h.state.entries.get(*k).unwrap().req.phase() == Phase::Expired)
         .count();
     assert!(expired > 0);
 }
@@ -1216,7 +1219,7 @@ async fn reads_fold_into_one_line_and_x_lists_them() {
     let theme = portcullis::ui::Theme::mono();
     let text = |h: &Harness| -> Vec<String> {
         let entry = h.state.selected().unwrap();
-        portcullis::ui::detail::lines(&h.state, entry, &theme, 200)
+        portcullis::ui::detail::lines(&h.state, &entry, &theme, 200)
             .iter()
             .map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect())
             .collect()

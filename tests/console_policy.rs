@@ -216,7 +216,7 @@ async fn on_call_read_access_approves_itself_and_ends_on_time() {
 async fn verdicts_are_judged_with_the_clusters_rbac() {
     let h = console("dana", &[]).await;
     let mut judged = 0;
-    for (key, e) in &h.state.entries {
+    for (key, e) in h.state.entries.iter() {
         if e.req.phase() != Phase::Pending || e.invalid.is_some() {
             continue;
         }

@@ -407,7 +407,7 @@ async fn every_request_of_seed_3_is_decidable_at_80x24_without_scrolling() {
         }
         let pane = common::boxed(&screen, &format!(" {} ", key.name));
         let text = common::flat(&pane);
-        let e = &h.state.entries[&key];
+        let e = &h.state.entries.get(&key).unwrap();
         let reason = portcullis::domain::sanitize::inert(&e.req.reason, 30).into_owned();
         assert!(
             text.contains(&common::flat(reason.trim_end_matches('…'))),

@@ -18,7 +18,6 @@ use crate::domain::rbac::engine::{
     allows, analyze, effective_rules, granted_rules, Analysis, EffectiveRule, GrantRequest,
 };
 use crate::domain::rbac::{Inventory, Permission, Scope};
-use crate::domain::request::Verdict;
 use crate::domain::risk::RiskFlag;
 use crate::domain::sanitize::inert;
 use crate::domain::{AccessRequest, Phase, RoleRef, Severity};
@@ -26,7 +25,9 @@ use crate::domain::{AccessRequest, Phase, RoleRef, Severity};
 /// How far back a denial of the same person is worth saying.
 const DENIED_WITHIN: TimeDelta = TimeDelta::hours(24);
 
-/// Every flag for a pending request with its diff.
+/// The flags about a pending request itself, with its diff (a recent
+/// denial of the same person, [`denied_recently`], comes with the
+/// requester context: it changes with their other requests).
 pub fn flags(state: &AppState, req: &AccessRequest, a: &Analysis) -> Vec<String> {
     if req.phase() != Phase::Pending {
         return Vec::new();
@@ -35,7 +36,6 @@ pub fn flags(state: &AppState, req: &AccessRequest, a: &Analysis) -> Vec<String>
     if let Some(inv) = state.inventories.get(&req.cluster) {
         out.extend(role_fit(inv, req, &state.subject_for(req), a));
     }
-    out.extend(denied_recently(state, req));
     out
 }
 
@@ -44,9 +44,7 @@ pub fn flags_without_diff(state: &AppState, req: &AccessRequest) -> Vec<String> 
     if req.phase() != Phase::Pending {
         return Vec::new();
     }
-    let mut out = elsewhere(state, req);
-    out.extend(denied_recently(state, req));
-    out
+    elsewhere(state, req)
 }
 
 /// The environment a cluster name or a word of a reason points at.
@@ -357,28 +355,19 @@ fn worst(a: &Analysis) -> Option<Severity> {
 }
 
 /// The same person was denied within the last day.
-fn denied_recently(state: &AppState, req: &AccessRequest) -> Vec<String> {
-    let denials: Vec<&AccessRequest> = state
-        .requests_of(&req.requester.user)
-        .into_iter()
-        .filter(|r| r.name != req.name || r.cluster != req.cluster)
-        .filter(|r| {
-            r.phase() == Phase::Denied
-                && r.status.decision.as_ref().is_some_and(|d| {
-                    d.verdict == Verdict::Denied && state.now - d.at <= DENIED_WITHIN
-                })
-        })
-        .collect();
-    let Some(last) = denials
-        .iter()
-        .max_by_key(|r| r.status.decision.as_ref().map(|d| d.at))
-    else {
+pub fn denied_recently(state: &AppState, req: &AccessRequest) -> Vec<String> {
+    let (n, last) = state.denials_of(
+        &req.requester.user,
+        &crate::backend::RequestKey::of(req),
+        state.now - DENIED_WITHIN,
+    );
+    let Some(last) = last else {
         return Vec::new();
     };
     let Some(d) = last.status.decision.as_ref() else {
         return Vec::new();
     };
-    let more = match denials.len() {
+    let more = match n {
         1 => String::new(),
         n => format!(" ({n} times in a day)"),
     };

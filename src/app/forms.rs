@@ -102,7 +102,7 @@ fn approvable(state: &mut AppState) -> Option<AccessRequest> {
         );
         return None;
     }
-    Some(entry.req)
+    Some(entry.into_owned().req)
 }
 
 pub fn start_approve(state: &mut AppState, with_changes: bool) {

@@ -14,6 +14,7 @@ pub mod keymap;
 pub mod recent;
 pub mod reducer;
 pub mod state;
+pub mod store;
 pub mod trail;
 pub mod verdict;
 pub mod when;

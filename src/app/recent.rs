@@ -3,39 +3,30 @@
 //! approver's), newest first, each once.
 
 use super::state::{AppState, BulkKind};
-use crate::domain::request::Verdict;
-use crate::domain::Phase;
 
 /// How many recent reasons are offered.
 pub const OFFERED: usize = 8;
+/// How many decisions on record are read for them, newest first.
+const LOOK_BACK: usize = 500;
 
 pub fn reasons(state: &AppState, kind: BulkKind) -> Vec<String> {
-    let mut on_record: Vec<(chrono::DateTime<chrono::Utc>, &str)> = state
-        .entries
-        .values()
-        .filter_map(|e| {
-            let s = &e.req.status;
-            match kind {
-                BulkKind::Deny => s
-                    .decision
-                    .as_ref()
-                    .filter(|d| d.verdict == Verdict::Denied)
-                    .and_then(|d| d.reason.as_deref().map(|r| (d.at, r))),
-                BulkKind::Revoke => (e.req.phase() == Phase::Revoked)
-                    .then(|| s.revoke_reason.as_deref().zip(s.ended_at))
-                    .flatten()
-                    .map(|(r, at)| (at, r)),
-            }
+    // Newest first from the index of decisions; a bounded look back
+    // (reasons repeat, and a dialog must open at once).
+    let on_record: Vec<String> = state
+        .decisions_on_record(kind)
+        .take(LOOK_BACK)
+        .filter_map(|r| match kind {
+            BulkKind::Deny => r.status.decision.as_ref().and_then(|d| d.reason.clone()),
+            BulkKind::Revoke => r.status.revoke_reason.clone(),
         })
         .collect();
-    on_record.sort_by(|a, b| b.cmp(a));
     let mut out: Vec<String> = Vec::new();
     let session = state
         .reasons_used
         .iter()
         .filter(|(k, _)| *k == kind)
         .map(|(_, r)| r.as_str());
-    for r in session.chain(on_record.into_iter().map(|(_, r)| r)) {
+    for r in session.chain(on_record.iter().map(String::as_str)) {
         // Another approver's words: inert before they reach an input.
         let r = crate::domain::sanitize::inert(r.trim(), 1024).into_owned();
         if !r.is_empty() && !out.contains(&r) {

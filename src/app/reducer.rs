@@ -105,11 +105,14 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             announce(state)
         }
         Action::Backend(events) => {
+            let before = state.selection();
             for event in events {
                 notice_arrival(state, &event);
                 apply_event(state, event);
             }
-            state.refresh_lists();
+            // The views follow each change as it is stored (no rebuild).
+            state.keep_selection(before);
+            state.recount_expiring();
             close_stale_dialog(state);
             announce(state)
         }
@@ -120,6 +123,7 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
         Action::OpFinished { kind, key, result } => {
             state.in_flight = state.in_flight.saturating_sub(1);
             on_finished(state, kind, &key, result);
+            state.recount_expiring();
             Vec::new()
         }
     };
@@ -252,7 +256,6 @@ fn on_finished(
         if batch.record(key, outcome) {
             if let Ok(req) = result {
                 state.upsert(*req);
-                state.refresh_lists();
             }
             if !batch.finished() {
                 state.batch = Some(batch);
@@ -310,7 +313,6 @@ fn on_finished(
                 OpKind::Release => format!("Released {name}: your access ended now"),
             };
             state.upsert(*req);
-            state.refresh_lists();
             if state
                 .flash
                 .as_ref()
@@ -783,7 +785,7 @@ fn switch_view(state: &mut AppState, view: View) {
 
 fn move_cursor(state: &mut AppState, to: impl FnOnce(usize, usize) -> usize) {
     let i = state.view.index();
-    let len = state.lists[i].len();
+    let len = state.list(state.view).len();
     if len == 0 {
         state.cursor[i] = 0;
         return;
@@ -1112,8 +1114,14 @@ mod tests {
         assert_eq!(s.list(View::Pending).len(), 2);
         assert_eq!(s.counts.live, 2);
         assert_eq!(s.counts.expiring, 1);
-        assert_eq!(s.entries[&rk("a")].summary.worst, Some(Severity::Critical));
-        assert!(s.entries[&rk("b")]
+        assert_eq!(
+            s.entries.get(&rk("a")).unwrap().summary.worst,
+            Some(Severity::Critical)
+        );
+        assert!(s
+            .entries
+            .get(&rk("b"))
+            .unwrap()
             .invalid
             .as_deref()
             .unwrap()
@@ -1212,7 +1220,7 @@ mod tests {
             },
         );
         assert_eq!(s.in_flight, 0);
-        assert_eq!(s.entries[&rk("a")].req.phase(), Phase::Denied);
+        assert_eq!(s.entries.get(&rk("a")).unwrap().req.phase(), Phase::Denied);
         assert!(
             s.flash.as_ref().unwrap().text.contains("unreachable"),
             "a success never hides an unread error"

@@ -1,5 +1,7 @@
 //! The console's state: one owner, changed only by the reducer.
 
+use std::borrow::Cow;
+use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -9,10 +11,12 @@ use regex::Regex;
 
 use super::batch::Batch;
 use super::filter::Filter;
+use super::store::{Id, Meta, Rows, Store};
 use super::when::Zone;
 use crate::backend::{ApproveSpec, RequestKey};
 use crate::domain::rbac::engine::{analyze, Analysis, GrantRequest};
 use crate::domain::rbac::{Inventory, NameReach, Scope};
+use crate::domain::request::Verdict;
 use crate::domain::risk::Risk;
 use crate::domain::sanitize::inert;
 use crate::domain::{AccessRequest, Phase, RoleRef, Severity, Subject, ValidationLimits};
@@ -43,7 +47,7 @@ impl View {
         }
     }
 
-    fn of(phase: Phase) -> View {
+    pub fn of(phase: Phase) -> View {
         match phase {
             Phase::Pending => View::Pending,
             Phase::Active => View::Grants,
@@ -278,14 +282,19 @@ pub struct Detail {
     pub verdict: Option<(Arc<crate::policy::Decision>, bool)>,
     /// The new permissions grouped for display, computed once per selection.
     pub diff: Vec<DiffGroup>,
-    /// The requester's other live grants, soonest end first.
+    /// The requester's other live grants, soonest end first (at most
+    /// [`CONTEXT_SHOWN`]), and how many there are.
     pub live: Vec<RequestKey>,
+    pub live_total: usize,
     /// The requester's most recent ended requests, newest first (at most
     /// [`PAST_SHOWN`]).
     pub past: Vec<RequestKey>,
     /// What the approver would otherwise have to spot: a reason about
     /// another cluster, a role broader than the task, a recent denial.
     pub flags: Vec<String>,
+    /// How many of `flags` are about this request itself (the rest are
+    /// about its requester's other requests and are recomputed with them).
+    pub own_flags: usize,
 }
 
 /// New permissions on one resource in one scope: verbs and the worst risk.
@@ -424,6 +433,89 @@ pub fn group_diff(a: &Analysis) -> Vec<DiffGroup> {
 
 /// How many past requests the requester context shows.
 pub const PAST_SHOWN: usize = 4;
+/// How many other live grants the requester context names (it counts all).
+pub const CONTEXT_SHOWN: usize = 4;
+
+/// What the indexes need of a request, read once as it is stored.
+struct Facts {
+    /// The end of a live grant.
+    live_end: Option<DateTime<Utc>>,
+    /// When an ended request ended.
+    ended: Option<DateTime<Utc>>,
+    /// When a denied request was denied.
+    denied: Option<DateTime<Utc>>,
+    /// When a revoked grant was revoked.
+    revoked: Option<DateTime<Utc>>,
+    /// The approver's own request (never the oldest waiting for them).
+    mine: bool,
+}
+
+impl Facts {
+    fn of(r: &AccessRequest, approver: &str) -> Self {
+        let phase = r.phase();
+        Self {
+            live_end: (phase == Phase::Active)
+                .then(|| r.status.expires_at.unwrap_or(DateTime::<Utc>::MIN_UTC)),
+            ended: phase.is_terminal().then(|| ended_at(r)),
+            denied: r
+                .status
+                .decision
+                .as_ref()
+                .filter(|d| phase == Phase::Denied && d.verdict == Verdict::Denied)
+                .map(|d| d.at),
+            revoked: (phase == Phase::Revoked)
+                .then_some(r.status.ended_at)
+                .flatten(),
+            mine: r.requester.user == approver,
+        }
+    }
+}
+
+/// One requester's requests, for the requester context: a few entries
+/// read in order, however many requests they have.
+#[derive(Debug, Default)]
+struct UserIndex {
+    /// Live grants, soonest end first.
+    live: BTreeSet<(DateTime<Utc>, Id)>,
+    /// Ended requests, latest end first.
+    ended: BTreeSet<(Reverse<DateTime<Utc>>, Id)>,
+    /// Denials, by when.
+    denied: BTreeSet<(DateTime<Utc>, Id)>,
+    /// Everything else (pending).
+    others: usize,
+}
+
+impl UserIndex {
+    fn add(&mut self, id: Id, f: &Facts) {
+        if let Some(at) = f.live_end {
+            self.live.insert((at, id));
+        } else if let Some(at) = f.ended {
+            self.ended.insert((Reverse(at), id));
+        } else {
+            self.others += 1;
+        }
+        if let Some(at) = f.denied {
+            self.denied.insert((at, id));
+        }
+    }
+
+    fn remove(&mut self, id: Id, f: &Facts) {
+        if let Some(at) = f.live_end {
+            self.live.remove(&(at, id));
+        } else if let Some(at) = f.ended {
+            self.ended.remove(&(Reverse(at), id));
+        } else {
+            self.others = self.others.saturating_sub(1);
+        }
+        if let Some(at) = f.denied {
+            self.denied.remove(&(at, id));
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.live.is_empty() && self.ended.is_empty() && self.others == 0
+    }
+}
 
 type SummaryKey = (String, Subject, RoleRef, Vec<String>);
 
@@ -435,11 +527,13 @@ pub struct AppState {
     pub clusters: BTreeMap<String, ClusterInfo>,
     /// `:ctx NAME` shows one cluster; None shows all.
     pub context: Option<String>,
-    pub entries: BTreeMap<RequestKey, Entry>,
+    /// Every request this console holds (ended ones compact).
+    pub entries: Store,
     pub inventories: BTreeMap<String, Arc<Inventory>>,
     pub view: View,
-    /// The visible rows of each view, filtered and sorted.
-    pub lists: [Vec<RequestKey>; 3],
+    /// The visible rows of each view, filtered and sorted, kept in order
+    /// as requests change.
+    lists: [Vec<Id>; 3],
     pub cursor: [usize; 3],
     pub marks: BTreeSet<RequestKey>,
     pub filter: Filter,
@@ -477,12 +571,20 @@ pub struct AppState {
     /// A policy this console evaluates itself (direct mode: advisory).
     pub policy: Option<Arc<crate::policy::Policy>>,
     summary_cache: HashMap<SummaryKey, Summary>,
-    /// Request keys by requester, for the requester context in the detail
-    /// pane without scanning every request each frame.
-    by_user: HashMap<String, BTreeSet<RequestKey>>,
-    /// Ends of every live grant in view (ignoring the filter), sorted: the
-    /// expiring-soon count is a binary search on each tick.
-    live_ends: Vec<DateTime<Utc>>,
+    /// Requests by requester, for the requester context in the detail
+    /// pane without scanning every request.
+    by_user: HashMap<String, UserIndex>,
+    /// Ends of every live grant in `:ctx` (ignoring the filter), sorted:
+    /// the expiring-soon count on each tick.
+    live_ends: BTreeSet<(DateTime<Utc>, Id)>,
+    /// Others' pending requests in `:ctx` by age: the oldest wait.
+    pending_age: BTreeSet<(DateTime<Utc>, Id)>,
+    /// Denials and revocations on record, by when (recent reasons).
+    denials: BTreeSet<(DateTime<Utc>, Id)>,
+    revocations: BTreeSet<(DateTime<Utc>, Id)>,
+    /// The selected request's requester changed something: their context
+    /// in the detail pane is recomputed (not the analysis).
+    context_stale: bool,
     /// New requests not yet announced, and those that were.
     pub arrivals: super::arrivals::Arrivals,
     /// Audit events (`:audit`, and each request's timeline).
@@ -507,7 +609,7 @@ impl AppState {
             backend_kind,
             clusters: BTreeMap::new(),
             context: None,
-            entries: BTreeMap::new(),
+            entries: Store::default(),
             inventories: BTreeMap::new(),
             view: View::Pending,
             lists: Default::default(),
@@ -534,7 +636,11 @@ impl AppState {
             summary_cache: HashMap::new(),
             arrivals: super::arrivals::Arrivals::new(now),
             by_user: HashMap::new(),
-            live_ends: Vec::new(),
+            live_ends: BTreeSet::new(),
+            pending_age: BTreeSet::new(),
+            denials: BTreeSet::new(),
+            revocations: BTreeSet::new(),
+            context_stale: false,
             trail: super::trail::Trail::default(),
             reads_expanded: false,
         }
@@ -549,16 +655,20 @@ impl AppState {
         }
     }
 
-    pub fn list(&self, view: View) -> &[RequestKey] {
-        &self.lists[view.index()]
+    pub fn list(&self, view: View) -> Rows<'_> {
+        Rows::new(&self.lists[view.index()], &self.entries)
     }
 
     pub fn selected_key(&self) -> Option<&RequestKey> {
-        self.lists[self.view.index()].get(self.cursor[self.view.index()])
+        let i = self.view.index();
+        self.lists[i]
+            .get(self.cursor[i])
+            .map(|&id| self.entries.key(id))
     }
 
-    pub fn selected(&self) -> Option<&Entry> {
-        self.selected_key().and_then(|k| self.entries.get(k))
+    pub fn selected(&self) -> Option<Cow<'_, Entry>> {
+        let i = self.view.index();
+        self.entries.by_id(*self.lists[i].get(self.cursor[i])?)
     }
 
     /// The name the console shows for `cluster` (a context).
@@ -589,6 +699,19 @@ impl AppState {
     }
 
     pub fn summary_for(&mut self, req: &AccessRequest) -> Summary {
+        let mut cache = std::mem::take(&mut self.summary_cache);
+        let s = self.summary_with(&mut cache, req);
+        self.summary_cache = cache;
+        s
+    }
+
+    /// The risk summary of a request, through `cache` (one analysis per
+    /// cluster, subject, role and namespaces).
+    fn summary_with(
+        &self,
+        cache: &mut HashMap<SummaryKey, Summary>,
+        req: &AccessRequest,
+    ) -> Summary {
         let Some(inv) = self.inventories.get(&req.cluster) else {
             return Summary {
                 worst: None,
@@ -604,7 +727,7 @@ impl AppState {
             req.role.clone(),
             req.granted_namespaces().to_vec(),
         );
-        if let Some(s) = self.summary_cache.get(&key) {
+        if let Some(s) = cache.get(&key) {
             return s.clone();
         }
         let s = match analyze(inv, grant_request(req, &subject)) {
@@ -621,22 +744,13 @@ impl AppState {
                 error: Some(e.to_string()),
             },
         };
-        self.summary_cache.insert(key, s.clone());
+        cache.insert(key, s.clone());
         s
     }
 
-    /// Stores a request as the backend reported it.
-    pub fn upsert(&mut self, req: AccessRequest) {
-        // Every change this console sees, whoever made it, is in its
-        // trail (the server backend sends the server's own instead).
-        if self.backend_kind != "http" {
-            let (by, now) = (self.recorded_by(), self.now);
-            let old = self.entries.get(&RequestKey::of(&req)).map(|e| &e.req);
-            self.trail.observe(old, &req, by, now);
-        }
-        let summary = self.summary_for(&req);
-        let invalid = req
-            .validate(self.limits_for(&req.cluster))
+    /// Why a request can never be approved, if it cannot.
+    fn invalid_for(&self, req: &AccessRequest, summary: &Summary) -> Option<String> {
+        req.validate(self.limits_for(&req.cluster))
             .err()
             .map(|e| e.to_string())
             .or_else(|| {
@@ -656,58 +770,219 @@ impl AppState {
                         inert(&req.cluster, 64)
                     )
                 })
-            });
+            })
+    }
+
+    /// Stores a request as the backend reported it, and moves it in the
+    /// views and indexes (no view is re-sorted: see [`super::store`]).
+    pub fn upsert(&mut self, req: AccessRequest) {
         let key = RequestKey::of(&req);
-        if self
-            .entries
-            .get(&key)
-            .is_some_and(|e| View::of(e.req.phase()) != View::of(req.phase()))
-        {
-            self.marks.remove(&key);
+        let old_id = self.entries.id(&key);
+        let old = old_id.and_then(|id| self.entries.req(id).map(Cow::into_owned));
+        // Every change this console sees, whoever made it, is in its
+        // trail (the server backend sends the server's own instead).
+        if self.backend_kind != "http" {
+            let (by, now) = (self.recorded_by(), self.now);
+            self.trail.observe(old.as_ref(), &req, by, now);
         }
-        // The detail pane lists this requester's requests: recompute it.
-        if self
-            .detail
-            .as_ref()
-            .is_some_and(|d| d.requester == req.requester.user)
-        {
-            self.detail = None;
+        let summary = self.summary_for(&req);
+        let invalid = self.invalid_for(&req, &summary);
+        let listed = self.in_context(&key)
+            && self
+                .filter
+                .matches_named(&req, summary.worst, self.cluster_label(&req.cluster));
+        let new_meta = Meta::of(&req);
+        let mut follow = None;
+        if let (Some(id), Some(old)) = (old_id, old.as_ref()) {
+            let v = self.entries.meta(id).view;
+            if v != new_meta.view {
+                self.marks.remove(&key);
+            } else if self.lists[v.index()].get(self.cursor[v.index()]) == Some(&id) {
+                // The selection changed in place: the cursor follows it.
+                follow = Some(v.index());
+            }
+            self.unindex(id, old);
         }
-        if let Some(old) = self.entries.get(&key) {
-            if old.req.requester.user != req.requester.user {
-                if let Some(keys) = self.by_user.get_mut(&old.req.requester.user) {
-                    keys.remove(&key);
-                }
+        // The detail pane: this request's own analysis is stale; another
+        // request of the same requester only changes its context.
+        if let Some(d) = &self.detail {
+            if d.key == key {
+                self.detail = None;
+            } else if d.requester == req.requester.user
+                || old
+                    .as_ref()
+                    .is_some_and(|o| o.requester.user == d.requester)
+            {
+                self.context_stale = true;
             }
         }
-        self.by_user
-            .entry(req.requester.user.clone())
-            .or_default()
-            .insert(key.clone());
-        self.entries.insert(
-            key,
-            Entry {
-                req,
-                summary,
-                invalid,
-            },
-        );
+        let facts = Facts::of(&req, &self.approver.user);
+        let user = req.requester.user.clone();
+        let id = self.entries.insert(Entry {
+            req,
+            summary,
+            invalid,
+        });
+        self.index(id, &user, &facts, listed, follow);
+    }
+
+    /// Each view's selected request, to keep after a batch of changes.
+    pub fn selection(&self) -> [Option<Id>; 3] {
+        [0, 1, 2].map(|i| self.lists[i].get(self.cursor[i]).copied())
+    }
+
+    /// After a batch of changes: a view that had no selection (it was
+    /// empty) selects its first row, not the first row the batch brought
+    /// (changes move the cursor with its row, one at a time).
+    pub fn keep_selection(&mut self, before: [Option<Id>; 3]) {
+        for (i, b) in before.iter().enumerate() {
+            if b.is_none() {
+                self.cursor[i] = 0;
+            }
+        }
+    }
+
+    /// Whether `:ctx` shows this request's cluster.
+    fn in_context(&self, key: &RequestKey) -> bool {
+        self.context.as_ref().is_none_or(|c| *c == key.cluster)
+    }
+
+    /// How `view` orders two of its rows: oldest ask first (Pending),
+    /// soonest end first (Live grants), latest end first (History); by key
+    /// when the times are equal.
+    fn order(&self, view: View, a: Id, b: Id) -> Ordering {
+        let (ma, mb) = (self.entries.meta(a), self.entries.meta(b));
+        let (ka, kb) = (self.entries.key(a), self.entries.key(b));
+        match view {
+            View::History => (mb.at, kb).cmp(&(ma.at, ka)),
+            _ => (ma.at, ka).cmp(&(mb.at, kb)),
+        }
+    }
+
+    /// Puts `id` in its view's list (where its order says), keeping the
+    /// selection on the same row.
+    fn list_insert(&mut self, v: View, id: Id) -> usize {
+        let i = v.index();
+        let pos = self.lists[i].partition_point(|&x| self.order(v, x, id) == Ordering::Less);
+        let selected = self.cursor[i] < self.lists[i].len();
+        self.lists[i].insert(pos, id);
+        if selected && pos <= self.cursor[i] {
+            self.cursor[i] += 1;
+        }
+        pos
+    }
+
+    /// Takes `id` out of its view's list (found by its order, so before
+    /// its meta changes). The cursor stays on the same row, or on the row
+    /// that took the place of a removed selection.
+    fn list_remove(&mut self, v: View, id: Id) {
+        let i = v.index();
+        let pos = self.lists[i].partition_point(|&x| self.order(v, x, id) == Ordering::Less);
+        if self.lists[i].get(pos) != Some(&id) {
+            return;
+        }
+        self.lists[i].remove(pos);
+        if pos < self.cursor[i] {
+            self.cursor[i] -= 1;
+        }
+        self.cursor[i] = self.cursor[i].min(self.lists[i].len().saturating_sub(1));
+    }
+
+    /// Adds a stored request to the views, counts and indexes.
+    fn index(&mut self, id: Id, user: &str, f: &Facts, listed: bool, follow: Option<usize>) {
+        let meta = self.entries.meta(id);
+        let u = self.by_user.entry(user.to_string()).or_default();
+        u.add(id, f);
+        if let Some(at) = f.denied {
+            self.denials.insert((at, id));
+        }
+        if let Some(at) = f.revoked {
+            self.revocations.insert((at, id));
+        }
+        if !self.in_context(self.entries.key(id)) {
+            return;
+        }
+        self.count(meta.view, 1);
+        match meta.view {
+            View::Pending if !f.mine => {
+                self.pending_age.insert((meta.at, id));
+            }
+            View::Grants => {
+                self.live_ends.insert((meta.at, id));
+            }
+            _ => {}
+        }
+        self.recount_oldest();
+        if listed {
+            let pos = self.list_insert(meta.view, id);
+            if follow == Some(meta.view.index()) {
+                self.cursor[meta.view.index()] = pos;
+            }
+        }
+    }
+
+    /// Takes a stored request (as it was: `old`) out of the views, counts
+    /// and indexes, before it changes or goes.
+    fn unindex(&mut self, id: Id, old: &AccessRequest) {
+        let meta = self.entries.meta(id);
+        let f = Facts::of(old, &self.approver.user);
+        if let Some(u) = self.by_user.get_mut(&old.requester.user) {
+            u.remove(id, &f);
+            if u.is_empty() {
+                self.by_user.remove(&old.requester.user);
+            }
+        }
+        if let Some(at) = f.denied {
+            self.denials.remove(&(at, id));
+        }
+        if let Some(at) = f.revoked {
+            self.revocations.remove(&(at, id));
+        }
+        if !self.in_context(self.entries.key(id)) {
+            return;
+        }
+        self.count(meta.view, -1);
+        self.pending_age.remove(&(meta.at, id));
+        self.live_ends.remove(&(meta.at, id));
+        self.recount_oldest();
+        self.list_remove(meta.view, id);
+    }
+
+    fn count(&mut self, view: View, by: isize) {
+        let n = match view {
+            View::Pending => &mut self.counts.pending,
+            View::Grants => &mut self.counts.live,
+            View::History => &mut self.counts.history,
+        };
+        *n = n.saturating_add_signed(by);
+    }
+
+    fn recount_oldest(&mut self) {
+        self.counts.oldest_pending = self.pending_age.first().map(|(at, _)| *at);
     }
 
     pub fn set_inventory(&mut self, cluster: String, inventory: Arc<Inventory>) {
         self.inventories.insert(cluster.clone(), inventory);
         self.summary_cache.retain(|k, _| k.0 != cluster);
-        let keys: Vec<RequestKey> = self
+        let ids: Vec<Id> = self
             .entries
-            .keys()
-            .filter(|k| k.cluster == cluster)
-            .cloned()
+            .ids()
+            .filter(|&id| self.entries.key(id).cluster == cluster)
             .collect();
-        for k in keys {
-            if let Some(e) = self.entries.get(&k) {
-                let req = e.req.clone();
-                self.upsert(req);
-            }
+        let mut cache = std::mem::take(&mut self.summary_cache);
+        for id in ids {
+            let Some(req) = self.entries.req(id) else {
+                continue;
+            };
+            let summary = self.summary_with(&mut cache, &req);
+            let invalid = self.invalid_for(&req, &summary);
+            drop(req);
+            self.entries.set_checks(id, summary, invalid);
+        }
+        self.summary_cache = cache;
+        // The risk filter reads the summaries just changed.
+        if !self.filter.is_empty() {
+            self.refresh_lists();
         }
         if self
             .detail
@@ -718,162 +993,164 @@ impl AppState {
         }
     }
 
-    /// Rebuilds the visible lists, keeping each view's selection on the same
-    /// request when it is still visible.
+    /// Rebuilds the views and counts from every request (after the filter
+    /// or `:ctx` changed), keeping each view's selection on the same
+    /// request when it is still visible. A request kept compact is decoded
+    /// only when a filter has to read it.
     pub fn refresh_lists(&mut self) {
-        let selected: Vec<Option<RequestKey>> = View::ALL
+        let selected: Vec<Option<Id>> = View::ALL
             .iter()
-            .map(|v| self.lists[v.index()].get(self.cursor[v.index()]).cloned())
+            .map(|v| self.lists[v.index()].get(self.cursor[v.index()]).copied())
             .collect();
-        let mut lists: [Vec<RequestKey>; 3] = Default::default();
-        let mut live_ends = Vec::new();
+        let mut lists: [Vec<Id>; 3] = Default::default();
         let mut counts = Counts::default();
-        for (key, e) in &self.entries {
-            if self.context.as_ref().is_some_and(|c| *c != key.cluster) {
+        let mut pending_age = BTreeSet::new();
+        let mut live_ends = BTreeSet::new();
+        for id in self.entries.ids() {
+            let key = self.entries.key(id);
+            if !self.in_context(key) {
                 continue;
             }
-            let view = View::of(e.req.phase());
-            match view {
+            let meta = self.entries.meta(id);
+            let compact = self.entries.is_compact(id);
+            let req = (!compact || !self.filter.is_empty())
+                .then(|| self.entries.req(id))
+                .flatten();
+            match meta.view {
                 View::Pending => {
                     counts.pending += 1;
-                    if e.req.requester.user != self.approver.user
-                        && counts.oldest_pending.is_none_or(|t| e.req.created_at < t)
+                    if req
+                        .as_ref()
+                        .is_some_and(|r| r.requester.user != self.approver.user)
                     {
-                        counts.oldest_pending = Some(e.req.created_at);
+                        pending_age.insert((meta.at, id));
                     }
                 }
                 View::Grants => {
                     counts.live += 1;
-                    live_ends.extend(e.req.status.expires_at);
+                    live_ends.insert((meta.at, id));
                 }
                 View::History => counts.history += 1,
             }
-            let shown_as = self.cluster_label(&e.req.cluster);
-            if self.filter.matches_named(&e.req, e.summary.worst, shown_as) {
-                lists[view.index()].push(key.clone());
+            let shown = match &req {
+                None => true,
+                Some(r) => {
+                    let worst = self.entries.summary(id).and_then(|s| s.worst);
+                    self.filter
+                        .matches_named(r, worst, self.cluster_label(&r.cluster))
+                }
+            };
+            if shown {
+                lists[meta.view.index()].push(id);
             }
         }
-        let entries = &self.entries;
-        let get = |k: &RequestKey| &entries[k].req;
-        lists[0].sort_by(|a, b| (get(a).created_at, a).cmp(&(get(b).created_at, b)));
-        lists[1].sort_by(|a, b| (get(a).status.expires_at, a).cmp(&(get(b).status.expires_at, b)));
-        lists[2].sort_by(|a, b| (ended_at(get(b)), b).cmp(&(ended_at(get(a)), a)));
+        for v in View::ALL {
+            lists[v.index()].sort_by(|&a, &b| self.order(v, a, b));
+        }
         for v in View::ALL {
             let i = v.index();
-            self.cursor[i] = match &selected[i] {
-                Some(k) => lists[i]
+            self.cursor[i] = match selected[i] {
+                Some(id) => lists[i]
                     .iter()
-                    .position(|x| x == k)
+                    .position(|&x| x == id)
                     .unwrap_or(self.cursor[i]),
                 None => self.cursor[i],
             }
             .min(lists[i].len().saturating_sub(1));
         }
         self.lists = lists;
+        let entries = &self.entries;
         self.marks.retain(|k| entries.contains_key(k));
         self.counts = counts;
-        live_ends.sort_unstable();
+        self.pending_age = pending_age;
         self.live_ends = live_ends;
+        self.recount_oldest();
         self.recount_expiring();
     }
 
     pub fn recount_expiring(&mut self) {
         let soon = self.now + self.config.expiring_soon;
-        self.counts.expiring = self.live_ends.partition_point(|end| *end <= soon);
+        self.counts.expiring = self.live_ends.range(..=(soon, Id::MAX)).count();
     }
 
-    /// Computes the full analysis for the selection when it changed.
+    /// Computes the full analysis for the selection when it changed, and
+    /// its requester's context when their requests changed.
     pub fn ensure_detail(&mut self) {
         let Some(key) = self.selected_key().cloned() else {
             self.detail = None;
             return;
         };
         if self.detail.as_ref().is_some_and(|d| d.key == key) {
+            if std::mem::take(&mut self.context_stale) {
+                self.refresh_context();
+            }
             return;
         }
-        let requester = self
-            .entries
-            .get(&key)
-            .map(|e| e.req.requester.user.clone())
-            .unwrap_or_default();
-        let theirs = self.requests_of(&requester);
-        let mut live: Vec<&AccessRequest> = theirs
-            .iter()
-            .copied()
-            .filter(|r| r.phase() == Phase::Active && RequestKey::of(r) != key)
-            .collect();
-        live.sort_by_key(|r| r.status.expires_at);
-        let live = live.into_iter().map(RequestKey::of).collect();
-        let mut ended: Vec<&AccessRequest> = theirs
-            .iter()
-            .copied()
-            .filter(|r| r.phase().is_terminal() && RequestKey::of(r) != key)
-            .collect();
-        ended.sort_by_key(|r| std::cmp::Reverse(ended_at(r)));
-        let past = ended
-            .into_iter()
-            .take(PAST_SHOWN)
-            .map(RequestKey::of)
-            .collect();
-        let analysis = match (self.entries.get(&key), self.inventories.get(&key.cluster)) {
-            (Some(e), Some(inv)) => analyze(inv, grant_request(&e.req, &self.subject_for(&e.req)))
-                .map(Arc::new)
-                .map_err(|e| e.to_string()),
-            (Some(_), None) => Err("no RBAC inventory for this cluster yet".into()),
-            (None, _) => Err("gone".into()),
+        self.context_stale = false;
+        let Some(entry) = self.entries.get(&key).map(Cow::into_owned) else {
+            self.detail = None;
+            return;
         };
-        let verdict = self.entries.get(&key).and_then(|e| {
-            if let Some(d) = self.verdicts.get(&key) {
-                return Some((d.clone(), false));
-            }
-            let policy = self.policy.as_ref()?;
-            let labels: BTreeMap<String, String> = if self.is_production(&key.cluster) {
-                BTreeMap::from([("env".to_string(), "prod".to_string())])
-            } else {
-                BTreeMap::new()
-            };
-            let extension = e.req.extends.as_ref().and_then(|of| {
-                let live = self.entries.get(&RequestKey {
-                    cluster: key.cluster.clone(),
-                    name: of.clone(),
-                })?;
-                let used = (self.now - live.req.status.granted_at?)
-                    .num_seconds()
-                    .max(0) as u64;
-                Some((of.as_str(), used))
-            });
-            let input = crate::policy::policy_input(
-                &e.req,
-                analysis.as_ref().ok().map(|a| a.as_ref()),
-                &labels,
-                self.now,
-                extension,
-            );
-            policy.evaluate(&input).ok().map(|d| (Arc::new(d), true))
-        });
-        let claimed = match (
-            self.entries.get(&key),
-            self.inventories.get(&key.cluster),
-            &analysis,
-        ) {
-            (Some(e), Some(inv), Ok(unclaimed))
-                if !self.requester_groups_verified && !e.req.requester.groups.is_empty() =>
+        let requester = entry.req.requester.user.clone();
+        let analysis = match self.inventories.get(&key.cluster) {
+            Some(inv) => analyze(
+                inv,
+                grant_request(&entry.req, &self.subject_for(&entry.req)),
+            )
+            .map(Arc::new)
+            .map_err(|e| e.to_string()),
+            None => Err("no RBAC inventory for this cluster yet".into()),
+        };
+        let verdict =
+            self.verdicts
+                .get(&key)
+                .map(|d| (d.clone(), false))
+                .or_else(|| {
+                    let policy = self.policy.as_ref()?;
+                    let labels: BTreeMap<String, String> = if self.is_production(&key.cluster) {
+                        BTreeMap::from([("env".to_string(), "prod".to_string())])
+                    } else {
+                        BTreeMap::new()
+                    };
+                    let live_of = entry.req.extends.as_ref().and_then(|of| {
+                        self.entries
+                            .get(&RequestKey {
+                                cluster: key.cluster.clone(),
+                                name: of.clone(),
+                            })
+                            .and_then(|live| live.req.status.granted_at)
+                    });
+                    let extension =
+                        entry.req.extends.as_ref().zip(live_of).map(|(of, at)| {
+                            (of.as_str(), (self.now - at).num_seconds().max(0) as u64)
+                        });
+                    let input = crate::policy::policy_input(
+                        &entry.req,
+                        analysis.as_ref().ok().map(|a| a.as_ref()),
+                        &labels,
+                        self.now,
+                        extension,
+                    );
+                    policy.evaluate(&input).ok().map(|d| (Arc::new(d), true))
+                });
+        let claimed = match (self.inventories.get(&key.cluster), &analysis) {
+            (Some(inv), Ok(unclaimed))
+                if !self.requester_groups_verified && !entry.req.requester.groups.is_empty() =>
             {
-                let if_true = analyze(inv, grant_request(&e.req, &e.req.requester))
+                let if_true = analyze(inv, grant_request(&entry.req, &entry.req.requester))
                     .map(|a| a.new.len())
                     .unwrap_or(unclaimed.new.len());
                 Some((
-                    e.req.requester.groups.clone(),
+                    entry.req.requester.groups.clone(),
                     unclaimed.new.len().saturating_sub(if_true),
                 ))
             }
             _ => None,
         };
         let diff = analysis.as_ref().map(|a| group_diff(a)).unwrap_or_default();
-        let flags = match (self.entries.get(&key), &analysis) {
-            (Some(e), Ok(a)) => super::flags::flags(self, &e.req, a),
-            (Some(e), Err(_)) => super::flags::flags_without_diff(self, &e.req),
-            _ => Vec::new(),
+        let flags = match &analysis {
+            Ok(a) => super::flags::flags(self, &entry.req, a),
+            Err(_) => super::flags::flags_without_diff(self, &entry.req),
         };
         self.detail = Some(Detail {
             key,
@@ -882,10 +1159,52 @@ impl AppState {
             claimed,
             verdict,
             diff,
-            live,
-            past,
+            live: Vec::new(),
+            live_total: 0,
+            past: Vec::new(),
+            own_flags: flags.len(),
             flags,
         });
+        self.refresh_context();
+    }
+
+    /// The requester's context in the detail pane: their other live grants,
+    /// their latest ended requests, a recent denial. Read from the index by
+    /// requester: a few entries, however many requests they have.
+    fn refresh_context(&mut self) {
+        let Some(d) = self.detail.as_ref() else {
+            return;
+        };
+        let Some(id) = self.entries.id(&d.key) else {
+            return;
+        };
+        let (mut live, mut live_total, mut past) = (Vec::new(), 0, Vec::new());
+        if let Some(u) = self.by_user.get(&d.requester) {
+            let others = u.live.iter().filter(|(_, x)| *x != id);
+            live_total = u.live.len() - usize::from(u.live.iter().any(|(_, x)| *x == id));
+            live = others
+                .take(CONTEXT_SHOWN)
+                .map(|(_, x)| self.entries.key(*x).clone())
+                .collect();
+            past = u
+                .ended
+                .iter()
+                .filter(|(_, x)| *x != id)
+                .take(PAST_SHOWN)
+                .map(|(_, x)| self.entries.key(*x).clone())
+                .collect();
+        }
+        let denied = match self.entries.req(id) {
+            Some(req) if req.phase() == Phase::Pending => super::flags::denied_recently(self, &req),
+            _ => Vec::new(),
+        };
+        if let Some(d) = self.detail.as_mut() {
+            d.live = live;
+            d.live_total = live_total;
+            d.past = past;
+            d.flags.truncate(d.own_flags);
+            d.flags.extend(denied);
+        }
     }
 
     /// How far the selection's detail pane is scrolled.
@@ -896,26 +1215,55 @@ impl AppState {
             .unwrap_or(0)
     }
 
-    /// Requests of the same user, newest first (for the requester context).
-    pub fn requests_of(&self, user: &str) -> Vec<&AccessRequest> {
-        let mut v: Vec<&AccessRequest> = self
-            .by_user
-            .get(user)
-            .into_iter()
-            .flatten()
-            .filter_map(|k| self.entries.get(k))
-            .map(|e| &e.req)
+    /// The requester's denials (other than `except`) decided since `since`:
+    /// how many, and the latest.
+    pub fn denials_of(
+        &self,
+        user: &str,
+        except: &RequestKey,
+        since: DateTime<Utc>,
+    ) -> (usize, Option<Cow<'_, AccessRequest>>) {
+        let Some(u) = self.by_user.get(user) else {
+            return (0, None);
+        };
+        let except = self.entries.id(except);
+        let recent: Vec<Id> = u
+            .denied
+            .range((since, 0)..)
+            .map(|(_, id)| *id)
+            .filter(|id| Some(*id) != except)
             .collect();
-        v.sort_by_key(|r| std::cmp::Reverse(r.created_at));
-        v
+        let last = recent.last().and_then(|id| self.entries.req(*id));
+        (recent.len(), last)
+    }
+
+    /// Denials (newest first) and revocations (newest first) on record,
+    /// for the recent reasons offered in a dialog.
+    pub fn decisions_on_record(
+        &self,
+        kind: BulkKind,
+    ) -> impl Iterator<Item = Cow<'_, AccessRequest>> {
+        let set = match kind {
+            BulkKind::Deny => &self.denials,
+            BulkKind::Revoke => &self.revocations,
+        };
+        set.iter().rev().filter_map(|(_, id)| self.entries.req(*id))
     }
 
     pub fn remove(&mut self, key: &RequestKey) {
         self.scrolls.remove(key);
-        if let Some(e) = self.entries.remove(key) {
-            if let Some(keys) = self.by_user.get_mut(&e.req.requester.user) {
-                keys.remove(key);
+        if let Some(id) = self.entries.id(key) {
+            if let Some(old) = self.entries.req(id).map(Cow::into_owned) {
+                self.unindex(id, &old);
+                if let Some(d) = &self.detail {
+                    if d.key == *key {
+                        self.detail = None;
+                    } else if d.requester == old.requester.user {
+                        self.context_stale = true;
+                    }
+                }
             }
+            self.entries.remove(key);
         }
         self.marks.remove(key);
     }

@@ -14,7 +14,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use thiserror::Error;
 
 /// Who is asking: a user name and the groups the requester says they have.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Subject {
     pub user: String,
     pub groups: Vec<String>,
@@ -29,7 +29,9 @@ impl Subject {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum RoleKind {
     Role,
     ClusterRole,
@@ -44,7 +46,7 @@ impl fmt::Display for RoleKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct RoleRef {
     pub kind: RoleKind,
     pub name: String,
@@ -67,14 +69,16 @@ impl RoleRef {
 
 /// How the grant reaches the requester: bind the user directly, or a
 /// per-grant ServiceAccount the requester mints short tokens for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Credentials {
     #[default]
     Identity,
     Token,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Phase {
     Pending,
     Active,
@@ -109,14 +113,14 @@ impl fmt::Display for Phase {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Verdict {
     Approved,
     Denied,
 }
 
 /// An approver's decision, with who, when and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Decision {
     pub by: String,
     pub at: DateTime<Utc>,
@@ -129,7 +133,7 @@ pub struct Decision {
 }
 
 /// What an approver grants: at most what was asked, possibly less.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Approval {
     pub by: String,
     pub at: DateTime<Utc>,
@@ -139,7 +143,7 @@ pub struct Approval {
 }
 
 /// One approver's word on a request (a request may need several).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Review {
     pub by: String,
     pub at: DateTime<Utc>,
@@ -152,7 +156,7 @@ pub struct Review {
 
 /// A binding a grant created (kept in the status so revocation deletes
 /// exactly those and nothing else).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BindingRef {
     pub kind: String,
     pub namespace: Option<String>,
@@ -163,7 +167,7 @@ pub struct BindingRef {
     pub uid: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Status {
     pub phase: Option<Phase>,
     pub decision: Option<Decision>,
@@ -179,7 +183,7 @@ pub struct Status {
     pub reviews: Vec<Review>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AccessRequest {
     /// Object name, unique per cluster.
     pub name: String,

@@ -24,7 +24,7 @@ use crate::domain::sanitize::{field, inert};
 use crate::domain::{duration, Phase, Severity};
 
 /// How many requester-context items are listed before "and N more".
-const CONTEXT_ITEMS: usize = 4;
+const CONTEXT_ITEMS: usize = crate::app::state::CONTEXT_SHOWN;
 /// Labels are this wide; wrapped values hang under their start.
 const LABEL: usize = 10;
 /// Rows a reason may take in the pane.
@@ -62,7 +62,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     ]);
     let block = pane(title, prod, theme);
     let inner = block.inner(area);
-    let lines = lines(state, entry, theme, inner.width);
+    let lines = lines(state, &entry, theme, inner.width);
     let most = lines.len().saturating_sub(inner.height as usize);
     let scroll = (state.detail_scroll() as usize).min(most);
     let mut shown: Vec<Line> = lines
@@ -262,11 +262,11 @@ pub fn lines_with(
     }
     let zone = state.config.zone;
     let resolve =
-        |keys: Option<&Vec<crate::backend::RequestKey>>| -> Vec<&crate::domain::AccessRequest> {
+        |keys: Option<&Vec<crate::backend::RequestKey>>| -> Vec<crate::domain::AccessRequest> {
             keys.into_iter()
                 .flatten()
                 .filter_map(|k| state.entries.get(k))
-                .map(|e| &e.req)
+                .map(|e| e.into_owned().req)
                 .collect()
         };
     let live: Vec<String> = resolve(detail.map(|d| &d.live))
@@ -302,7 +302,7 @@ pub fn lines_with(
                     "no live grants".to_string()
                 }
             } else {
-                capped(live)
+                capped(live, detail.map_or(0, |d| d.live_total))
             },
         ),
         LABEL,
@@ -321,7 +321,7 @@ pub fn lines_with(
                 "{} {} {}{}",
                 x.phase(),
                 inert(&x.role.name, 32),
-                when::ago(state.now, crate::app::state::ended_at(x)),
+                when::ago(state.now, crate::app::state::ended_at(&x)),
                 why.map(|w| format!(": \"{}\"", inert(w, 60)))
                     .unwrap_or_default()
             )
@@ -408,7 +408,8 @@ fn extension_line(
         cluster: r.cluster.clone(),
         name: of.to_string(),
     };
-    let live = state.entries.get(&key).map(|e| &e.req);
+    let live = state.entries.get(&key);
+    let live = live.as_ref().map(|e| &e.req);
     let checked = match live {
         Some(live) => r.check_extends(live).map(|()| live),
         None => Err(crate::domain::ExtensionError::Unknown(of.to_string())),
@@ -543,8 +544,11 @@ fn cut_last(rows: &mut Vec<Line<'static>>, width: usize, style: ratatui::style::
     }
 }
 
-fn capped(mut items: Vec<String>) -> String {
-    let more = items.len().saturating_sub(CONTEXT_ITEMS);
+/// The first items, and how many more of `total` there are.
+fn capped(mut items: Vec<String>, total: usize) -> String {
+    let more = total
+        .max(items.len())
+        .saturating_sub(CONTEXT_ITEMS.min(items.len()));
     items.truncate(CONTEXT_ITEMS);
     let mut s = items.join("; ");
     if more > 0 {
@@ -576,7 +580,8 @@ fn standing(a: &Analysis) -> String {
     let mut text = if own.is_empty() {
         "nothing beyond the defaults".to_string()
     } else {
-        capped(own)
+        let n = own.len();
+        capped(own, n)
     };
     if system > 0 {
         text.push_str(&format!(" (+{system} built-in system bindings)"));

@@ -59,7 +59,7 @@ pub fn lines(state: &AppState, key: &RequestKey, theme: &Theme, width: u16) -> V
             theme.dim,
         ))];
     };
-    let mut out = detail::lines_with(state, entry, theme, width, true);
+    let mut out = detail::lines_with(state, &entry, theme, width, true);
     out.push(Line::raw(""));
     out.push(Line::from(Span::styled("EVENTS", theme.title)));
     for (e, refusal) in events(state, &entry.req) {

@@ -29,7 +29,7 @@ pub fn detail_max_scroll(state: &AppState) -> Option<u16> {
         return Some(0);
     };
     let inner = areas.detail.inner(ratatui::layout::Margin::new(1, 1));
-    let rows = detail::lines(state, entry, &Theme::default(), inner.width).len();
+    let rows = detail::lines(state, &entry, &Theme::default(), inner.width).len();
     Some(beyond(rows, inner.height))
 }
 

@@ -196,13 +196,19 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     };
     // The rows on screen, cells made inert once: their widths decide the
     // columns'.
-    let cells: Vec<(usize, &Entry, Vec<StyledText<'_>>)> = list
+    // Ended requests are kept compact: decoded here, a screenful at most.
+    let entries: Vec<(usize, Cow<'_, Entry>)> = list
+        .ids()
         .iter()
         .enumerate()
         .skip(offset)
         .take(rows_visible)
-        .filter_map(|(i, key)| {
-            let e = state.entries.get(key)?;
+        .filter_map(|(i, &id)| Some((i, state.entries.by_id(id)?)))
+        .collect();
+    let cells: Vec<(usize, &Entry, Vec<StyledText<'_>>)> = entries
+        .iter()
+        .filter_map(|(i, e)| {
+            let (i, e) = (*i, e.as_ref());
             let texts = cols
                 .iter()
                 .map(|c| {

@@ -284,15 +284,16 @@ impl Harness {
             .state
             .list(view)
             .iter()
-            .position(|k| pred(&self.state.entries[k].req))
+            .position(|k| pred(&self.state.entries.get(k).unwrap().req))
             .expect("a row matches");
         self.state.cursor[view.index()] = pos;
         self.dispatch(Action::Tick(self.backend.now()));
         self.state.list(view)[pos].clone()
     }
 
-    pub fn req(&self, key: &RequestKey) -> &AccessRequest {
-        &self.state.entries[key].req
+    /// The request as the console holds it (ended ones are decoded).
+    pub fn req(&self, key: &RequestKey) -> AccessRequest {
+        self.state.entries.get(key).unwrap().into_owned().req
     }
 
     pub fn phase(&self, key: &RequestKey) -> Phase {

@@ -1,0 +1,364 @@
+//! The console's requests: by key and by a small id, each with where its
+//! view sorts it, and kept compact once ended.
+//!
+//! Ids: the views are sorted lists of ids kept in order as requests change
+//! (a change is a binary search and a move of 4-byte ids, not a re-sort of
+//! 100,000 keys per batch), and the indexes by requester hold ids too. An
+//! id is never reused for another key: a removed request's key stays
+//! interned (about 100 bytes), so an id held anywhere can never name a
+//! different request.
+//!
+//! Compact: an ended request (Denied, Expired, Revoked, Withdrawn, Failed)
+//! never changes again, and ended requests are most of what a console
+//! holds after months. Each is kept as one postcard-encoded buffer (about
+//! a third of the struct and its strings) and decoded when shown: a
+//! screenful of rows, the selection, a filter pass. Its risk summary and
+//! why it is invalid stay decoded beside it (the table and the risk filter
+//! read them for every row).
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use indexmap::IndexSet;
+
+use super::state::{ended_at, Entry, Summary, View};
+use crate::backend::RequestKey;
+use crate::domain::AccessRequest;
+
+/// A request's place in the store, stable for the store's life.
+pub type Id = u32;
+
+/// What the views need of a request without decoding it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    pub view: View,
+    /// The time its view sorts by: asked (Pending), ends (Live grants),
+    /// ended (History).
+    pub at: DateTime<Utc>,
+}
+
+impl Meta {
+    pub fn of(req: &AccessRequest) -> Self {
+        let view = View::of(req.phase());
+        let at = match view {
+            View::Pending => req.created_at,
+            View::Grants => req.status.expires_at.unwrap_or(DateTime::<Utc>::MIN_UTC),
+            View::History => ended_at(req),
+        };
+        Self { view, at }
+    }
+}
+
+enum Body {
+    Hot(Box<Entry>),
+    Cold {
+        bytes: Box<[u8]>,
+        summary: Summary,
+        invalid: Option<Box<str>>,
+    },
+    Gone,
+}
+
+struct Slot {
+    body: Body,
+    meta: Meta,
+}
+
+#[derive(Default)]
+pub struct Store {
+    keys: IndexSet<RequestKey>,
+    slots: Vec<Slot>,
+    len: usize,
+}
+
+impl Store {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The id of a request held now.
+    pub fn id(&self, key: &RequestKey) -> Option<Id> {
+        let i = self.keys.get_index_of(key)?;
+        (!matches!(self.slots[i].body, Body::Gone)).then_some(i as Id)
+    }
+
+    pub fn key(&self, id: Id) -> &RequestKey {
+        &self.keys[id as usize]
+    }
+
+    pub fn meta(&self, id: Id) -> Meta {
+        self.slots[id as usize].meta
+    }
+
+    pub fn contains_key(&self, key: &RequestKey) -> bool {
+        self.id(key).is_some()
+    }
+
+    pub fn get(&self, key: &RequestKey) -> Option<Cow<'_, Entry>> {
+        self.by_id(self.id(key)?)
+    }
+
+    /// The entry, decoded when it is kept compact.
+    pub fn by_id(&self, id: Id) -> Option<Cow<'_, Entry>> {
+        match &self.slots.get(id as usize)?.body {
+            Body::Hot(e) => Some(Cow::Borrowed(e)),
+            Body::Cold {
+                bytes,
+                summary,
+                invalid,
+            } => Some(Cow::Owned(Entry {
+                req: decode(bytes)?,
+                summary: summary.clone(),
+                invalid: invalid.as_deref().map(str::to_string),
+            })),
+            Body::Gone => None,
+        }
+    }
+
+    /// The request alone (no copy of its summary).
+    pub fn req(&self, id: Id) -> Option<Cow<'_, AccessRequest>> {
+        match &self.slots.get(id as usize)?.body {
+            Body::Hot(e) => Some(Cow::Borrowed(&e.req)),
+            Body::Cold { bytes, .. } => decode(bytes).map(Cow::Owned),
+            Body::Gone => None,
+        }
+    }
+
+    /// The risk summary, without decoding.
+    pub fn summary(&self, id: Id) -> Option<&Summary> {
+        match &self.slots.get(id as usize)?.body {
+            Body::Hot(e) => Some(&e.summary),
+            Body::Cold { summary, .. } => Some(summary),
+            Body::Gone => None,
+        }
+    }
+
+    /// Whether the request is kept compact (reading it decodes it).
+    pub fn is_compact(&self, id: Id) -> bool {
+        matches!(self.slots[id as usize].body, Body::Cold { .. })
+    }
+
+    /// Every id held now, in the order first seen.
+    pub fn ids(&self) -> impl Iterator<Item = Id> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !matches!(s.body, Body::Gone))
+            .map(|(i, _)| i as Id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&RequestKey, Cow<'_, Entry>)> + '_ {
+        self.ids()
+            .filter_map(|id| Some((self.key(id), self.by_id(id)?)))
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = Cow<'_, Entry>> + '_ {
+        self.ids().filter_map(|id| self.by_id(id))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &RequestKey> + '_ {
+        self.ids().map(|id| self.key(id))
+    }
+
+    /// Stores an entry (replacing what the key held); an ended request is
+    /// kept compact.
+    pub fn insert(&mut self, entry: Entry) -> Id {
+        let meta = Meta::of(&entry.req);
+        let key = RequestKey::of(&entry.req);
+        let body = if entry.req.phase().is_terminal() {
+            match postcard::to_allocvec(&entry.req) {
+                Ok(bytes) => Body::Cold {
+                    bytes: bytes.into_boxed_slice(),
+                    summary: entry.summary,
+                    invalid: entry.invalid.map(String::into_boxed_str),
+                },
+                // Cannot fail for these types; kept whole if it ever did.
+                Err(_) => Body::Hot(Box::new(entry)),
+            }
+        } else {
+            Body::Hot(Box::new(entry))
+        };
+        let (i, _) = self.keys.insert_full(key);
+        let slot = Slot { body, meta };
+        if i == self.slots.len() {
+            self.slots.push(slot);
+            self.len += 1;
+        } else {
+            if matches!(self.slots[i].body, Body::Gone) {
+                self.len += 1;
+            }
+            self.slots[i] = slot;
+        }
+        i as Id
+    }
+
+    /// Changes what the console computed about a request (after its
+    /// cluster's RBAC changed).
+    pub fn set_checks(&mut self, id: Id, new_summary: Summary, new_invalid: Option<String>) {
+        match self.slots.get_mut(id as usize).map(|s| &mut s.body) {
+            Some(Body::Hot(e)) => {
+                e.summary = new_summary;
+                e.invalid = new_invalid;
+            }
+            Some(Body::Cold {
+                summary, invalid, ..
+            }) => {
+                *summary = new_summary;
+                *invalid = new_invalid.map(String::into_boxed_str);
+            }
+            _ => {}
+        }
+    }
+
+    pub fn remove(&mut self, key: &RequestKey) -> Option<Id> {
+        let id = self.id(key)?;
+        self.slots[id as usize].body = Body::Gone;
+        self.len -= 1;
+        Some(id)
+    }
+}
+
+fn decode(bytes: &[u8]) -> Option<AccessRequest> {
+    postcard::from_bytes(bytes).ok()
+}
+
+/// A view's rows, in order: keys by position, as a slice of keys would.
+#[derive(Clone, Copy)]
+pub struct Rows<'a> {
+    ids: &'a [Id],
+    store: &'a Store,
+}
+
+impl<'a> Rows<'a> {
+    pub fn new(ids: &'a [Id], store: &'a Store) -> Self {
+        Self { ids, store }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    pub fn ids(&self) -> &'a [Id] {
+        self.ids
+    }
+
+    pub fn get(&self, i: usize) -> Option<&'a RequestKey> {
+        let store = self.store;
+        self.ids.get(i).map(|&id| store.key(id))
+    }
+
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &'a RequestKey> + ExactSizeIterator + 'a {
+        let store = self.store;
+        self.ids.iter().map(move |&id| store.key(id))
+    }
+
+    pub fn contains(&self, key: &RequestKey) -> bool {
+        self.position(key).is_some()
+    }
+
+    pub fn position(&self, key: &RequestKey) -> Option<usize> {
+        let id = self.store.id(key)?;
+        self.ids.iter().position(|&x| x == id)
+    }
+
+    pub fn to_vec(&self) -> Vec<RequestKey> {
+        self.iter().cloned().collect()
+    }
+}
+
+impl std::ops::Index<usize> for Rows<'_> {
+    type Output = RequestKey;
+
+    fn index(&self, i: usize) -> &RequestKey {
+        self.store.key(self.ids[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::request::{Approval, Status};
+    use crate::domain::{Credentials, RoleRef, Subject};
+    use std::time::Duration;
+
+    fn entry(name: &str) -> Entry {
+        Entry {
+            req: AccessRequest {
+                name: name.into(),
+                cluster: "prod".into(),
+                created_at: DateTime::from_timestamp(1_000, 0).unwrap(),
+                requester: Subject::new("alice", &["team"]),
+                role: RoleRef::cluster_role("edit"),
+                namespaces: vec!["payments".into()],
+                duration: Duration::from_secs(600),
+                reason: "INC-1 \u{1b}]52;c;evil\u{7} and more".into(),
+                ticket: Some("INC-1".into()),
+                credentials: Credentials::Identity,
+                extends: None,
+                status: Status::default(),
+                malformed: None,
+            },
+            summary: Summary {
+                worst: None,
+                new_permissions: 3,
+                asked: 5,
+                error: None,
+            },
+            invalid: Some("why".into()),
+        }
+    }
+
+    #[test]
+    fn ended_requests_are_compact_and_read_back_whole() {
+        let mut store = Store::default();
+        let pending = entry("a");
+        let id = store.insert(pending.clone());
+        assert!(!store.is_compact(id));
+        let mut ended = entry("a");
+        let at = ended.req.created_at;
+        ended
+            .req
+            .approve(
+                Approval {
+                    by: "bob".into(),
+                    at,
+                    duration: Duration::from_secs(60),
+                    namespaces: vec!["payments".into()],
+                    reason: None,
+                },
+                &Default::default(),
+            )
+            .unwrap();
+        ended.req.revoke("bob", at, "done").unwrap();
+        assert_eq!(store.insert(ended.clone()), id, "one id per key");
+        assert!(store.is_compact(id));
+        assert_eq!(store.len(), 1);
+        let back = store.get(&RequestKey::of(&ended.req)).unwrap();
+        assert_eq!(back.req, ended.req);
+        assert_eq!(back.summary, ended.summary);
+        assert_eq!(back.invalid, ended.invalid);
+        assert_eq!(store.meta(id).view, View::History);
+    }
+
+    #[test]
+    fn a_removed_key_keeps_its_id_and_no_other_key_takes_it() {
+        let mut store = Store::default();
+        let a = store.insert(entry("a"));
+        let b = store.insert(entry("b"));
+        assert_eq!(store.remove(&RequestKey::of(&entry("a").req)), Some(a));
+        assert_eq!(store.len(), 1);
+        assert!(store.by_id(a).is_none());
+        assert_eq!(store.ids().collect::<Vec<_>>(), vec![b]);
+        assert_eq!(store.insert(entry("c")), 2);
+        assert_eq!(store.insert(entry("a")), a, "back under its old id");
+        assert_eq!(store.len(), 3);
+    }
+}
