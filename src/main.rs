@@ -15,6 +15,13 @@ use portcullis::cli::{Cli, ColorMode, Command};
 use portcullis::config::{self, ConfigFile};
 use portcullis::ui::Theme;
 
+/// mimalloc: its size-segregated pages go back to the system once their
+/// objects are freed, so a console that stored a large first sync (and
+/// kept most of it compact) does not stay at the sync's peak
+/// ([`portcullis::runtime::return_freed_memory`]).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let started = Instant::now();
     // `portcullis get requests | head` ends quietly when head has enough,

@@ -136,7 +136,7 @@ async fn shorten_reduces_the_remaining_time_and_never_lengthens() {
         .state
         .list(View::Grants)
         .iter()
-        .max_by_key(|k| h.state.entries.get(*k).unwrap().req.status.expires_at)
+        .max_by_key(|k| h.state.entries.get(k).unwrap().req.status.expires_at)
         .unwrap()
         .clone();
     let key = h.select(|r| r.name == best.name);
@@ -433,7 +433,7 @@ async fn grants_expire_and_requests_arrive_live() {
         .state
         .list(View::History)
         .iter()
-        .filter(|k| h.state.entries.get(*k).unwrap().req.phase() == Phase::Expired)
+        .filter(|k| h.state.entries.get(k).unwrap().req.phase() == Phase::Expired)
         .count();
     assert!(expired > 0);
 }

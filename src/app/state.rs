@@ -93,7 +93,7 @@ impl Default for AppConfig {
 
 /// Risk at a glance for a table row; the full analysis is computed only
 /// for the selected request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Summary {
     pub worst: Option<Severity>,
     pub new_permissions: usize,
@@ -1013,16 +1013,14 @@ impl AppState {
             }
             let meta = self.entries.meta(id);
             let compact = self.entries.is_compact(id);
-            let req = (!compact || !self.filter.is_empty())
-                .then(|| self.entries.req(id))
+            let entry = (!compact || !self.filter.is_empty())
+                .then(|| self.entries.by_id(id))
                 .flatten();
+            let req = entry.as_ref().map(|e| &e.req);
             match meta.view {
                 View::Pending => {
                     counts.pending += 1;
-                    if req
-                        .as_ref()
-                        .is_some_and(|r| r.requester.user != self.approver.user)
-                    {
+                    if req.is_some_and(|r| r.requester.user != self.approver.user) {
                         pending_age.insert((meta.at, id));
                     }
                 }
@@ -1032,13 +1030,13 @@ impl AppState {
                 }
                 View::History => counts.history += 1,
             }
-            let shown = match &req {
+            let shown = match &entry {
                 None => true,
-                Some(r) => {
-                    let worst = self.entries.summary(id).and_then(|s| s.worst);
-                    self.filter
-                        .matches_named(r, worst, self.cluster_label(&r.cluster))
-                }
+                Some(e) => self.filter.matches_named(
+                    &e.req,
+                    e.summary.worst,
+                    self.cluster_label(&e.req.cluster),
+                ),
             };
             if shown {
                 lists[meta.view.index()].push(id);

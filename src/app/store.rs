@@ -51,12 +51,46 @@ impl Meta {
 
 enum Body {
     Hot(Box<Entry>),
-    Cold {
-        bytes: Box<[u8]>,
-        summary: Summary,
-        invalid: Option<Box<str>>,
-    },
+    /// The request, its summary and why it is invalid, postcard-encoded.
+    Cold(Box<[u8]>),
     Gone,
+}
+
+/// What a compact body holds (borrowed to encode).
+#[derive(serde::Serialize)]
+struct ColdRef<'a> {
+    req: &'a AccessRequest,
+    summary: &'a Summary,
+    invalid: &'a Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct Cold {
+    req: AccessRequest,
+    summary: Summary,
+    invalid: Option<String>,
+}
+
+fn encode(e: &Entry) -> Option<Box<[u8]>> {
+    postcard::to_allocvec(&ColdRef {
+        req: &e.req,
+        summary: &e.summary,
+        invalid: &e.invalid,
+    })
+    .ok()
+    .map(Vec::into_boxed_slice)
+}
+
+/// The entry back, with its name and cluster from its key (not encoded).
+fn decode(bytes: &[u8], key: &RequestKey) -> Option<Entry> {
+    let mut c: Cold = postcard::from_bytes(bytes).ok()?;
+    c.req.name.clone_from(&key.name);
+    c.req.cluster.clone_from(&key.cluster);
+    Some(Entry {
+        req: c.req,
+        summary: c.summary,
+        invalid: c.invalid,
+    })
 }
 
 struct Slot {
@@ -106,15 +140,7 @@ impl Store {
     pub fn by_id(&self, id: Id) -> Option<Cow<'_, Entry>> {
         match &self.slots.get(id as usize)?.body {
             Body::Hot(e) => Some(Cow::Borrowed(e)),
-            Body::Cold {
-                bytes,
-                summary,
-                invalid,
-            } => Some(Cow::Owned(Entry {
-                req: decode(bytes)?,
-                summary: summary.clone(),
-                invalid: invalid.as_deref().map(str::to_string),
-            })),
+            Body::Cold(bytes) => decode(bytes, self.key(id)).map(Cow::Owned),
             Body::Gone => None,
         }
     }
@@ -123,23 +149,26 @@ impl Store {
     pub fn req(&self, id: Id) -> Option<Cow<'_, AccessRequest>> {
         match &self.slots.get(id as usize)?.body {
             Body::Hot(e) => Some(Cow::Borrowed(&e.req)),
-            Body::Cold { bytes, .. } => decode(bytes).map(Cow::Owned),
-            Body::Gone => None,
-        }
-    }
-
-    /// The risk summary, without decoding.
-    pub fn summary(&self, id: Id) -> Option<&Summary> {
-        match &self.slots.get(id as usize)?.body {
-            Body::Hot(e) => Some(&e.summary),
-            Body::Cold { summary, .. } => Some(summary),
+            Body::Cold(bytes) => decode(bytes, self.key(id)).map(|e| Cow::Owned(e.req)),
             Body::Gone => None,
         }
     }
 
     /// Whether the request is kept compact (reading it decodes it).
     pub fn is_compact(&self, id: Id) -> bool {
-        matches!(self.slots[id as usize].body, Body::Cold { .. })
+        matches!(self.slots[id as usize].body, Body::Cold(_))
+    }
+
+    /// How many requests are kept compact, and their bytes (for the scale
+    /// benchmark's report).
+    pub fn compact_footprint(&self) -> (usize, usize) {
+        self.slots
+            .iter()
+            .filter_map(|s| match &s.body {
+                Body::Cold(bytes) => Some(bytes.len()),
+                _ => None,
+            })
+            .fold((0, 0), |(n, b), len| (n + 1, b + len))
     }
 
     /// Every id held now, in the order first seen.
@@ -169,18 +198,10 @@ impl Store {
     pub fn insert(&mut self, entry: Entry) -> Id {
         let meta = Meta::of(&entry.req);
         let key = RequestKey::of(&entry.req);
-        let body = if entry.req.phase().is_terminal() {
-            match postcard::to_allocvec(&entry.req) {
-                Ok(bytes) => Body::Cold {
-                    bytes: bytes.into_boxed_slice(),
-                    summary: entry.summary,
-                    invalid: entry.invalid.map(String::into_boxed_str),
-                },
-                // Cannot fail for these types; kept whole if it ever did.
-                Err(_) => Body::Hot(Box::new(entry)),
-            }
-        } else {
-            Body::Hot(Box::new(entry))
+        let body = match entry.req.phase().is_terminal().then(|| encode(&entry)) {
+            Some(Some(bytes)) => Body::Cold(bytes),
+            // Live, or (it cannot happen for these types) not encodable.
+            _ => Body::Hot(Box::new(entry)),
         };
         let (i, _) = self.keys.insert_full(key);
         let slot = Slot { body, meta };
@@ -198,19 +219,28 @@ impl Store {
 
     /// Changes what the console computed about a request (after its
     /// cluster's RBAC changed).
-    pub fn set_checks(&mut self, id: Id, new_summary: Summary, new_invalid: Option<String>) {
-        match self.slots.get_mut(id as usize).map(|s| &mut s.body) {
-            Some(Body::Hot(e)) => {
-                e.summary = new_summary;
-                e.invalid = new_invalid;
+    pub fn set_checks(&mut self, id: Id, summary: Summary, invalid: Option<String>) {
+        let Some(key) = self.keys.get_index(id as usize) else {
+            return;
+        };
+        let Some(slot) = self.slots.get_mut(id as usize) else {
+            return;
+        };
+        match &mut slot.body {
+            Body::Hot(e) => {
+                e.summary = summary;
+                e.invalid = invalid;
             }
-            Some(Body::Cold {
-                summary, invalid, ..
-            }) => {
-                *summary = new_summary;
-                *invalid = new_invalid.map(String::into_boxed_str);
+            Body::Cold(bytes) => {
+                if let Some(mut e) = decode(bytes, key) {
+                    e.summary = summary;
+                    e.invalid = invalid;
+                    if let Some(b) = encode(&e) {
+                        *bytes = b;
+                    }
+                }
             }
-            _ => {}
+            Body::Gone => {}
         }
     }
 
@@ -220,10 +250,6 @@ impl Store {
         self.len -= 1;
         Some(id)
     }
-}
-
-fn decode(bytes: &[u8]) -> Option<AccessRequest> {
-    postcard::from_bytes(bytes).ok()
 }
 
 /// A view's rows, in order: keys by position, as a slice of keys would.

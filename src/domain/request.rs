@@ -13,6 +13,48 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use thiserror::Error;
 
+/// Times as seconds and nanoseconds when a request is encoded (the
+/// console keeps ended requests compact): RFC 3339 text would be a third
+/// of an ended request's bytes. Lossless for every time chrono holds.
+mod compact_time {
+    use chrono::{DateTime, Utc};
+    use serde::{de::Error, Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        (t.timestamp(), t.timestamp_subsec_nanos()).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let (secs, nanos) = <(i64, u32)>::deserialize(d)?;
+        DateTime::from_timestamp(secs, nanos).ok_or_else(|| D::Error::custom("time out of range"))
+    }
+
+    pub mod option {
+        use chrono::{DateTime, Utc};
+        use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+        pub fn serialize<S: Serializer>(
+            t: &Option<DateTime<Utc>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            t.map(|t| (t.timestamp(), t.timestamp_subsec_nanos()))
+                .serialize(s)
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<DateTime<Utc>>, D::Error> {
+            use serde::de::Error;
+            Option::<(i64, u32)>::deserialize(d)?
+                .map(|(secs, nanos)| {
+                    DateTime::from_timestamp(secs, nanos)
+                        .ok_or_else(|| D::Error::custom("time out of range"))
+                })
+                .transpose()
+        }
+    }
+}
+
 /// Who is asking: a user name and the groups the requester says they have.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Subject {
@@ -123,6 +165,7 @@ pub enum Verdict {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Decision {
     pub by: String,
+    #[serde(with = "compact_time")]
     pub at: DateTime<Utc>,
     pub verdict: Verdict,
     pub reason: Option<String>,
@@ -136,6 +179,7 @@ pub struct Decision {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Approval {
     pub by: String,
+    #[serde(with = "compact_time")]
     pub at: DateTime<Utc>,
     pub duration: Duration,
     pub namespaces: Vec<String>,
@@ -146,6 +190,7 @@ pub struct Approval {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Review {
     pub by: String,
+    #[serde(with = "compact_time")]
     pub at: DateTime<Utc>,
     pub verdict: Verdict,
     /// What this approver would grant: at most what was asked.
@@ -171,9 +216,12 @@ pub struct BindingRef {
 pub struct Status {
     pub phase: Option<Phase>,
     pub decision: Option<Decision>,
+    #[serde(with = "compact_time::option")]
     pub granted_at: Option<DateTime<Utc>>,
+    #[serde(with = "compact_time::option")]
     pub expires_at: Option<DateTime<Utc>>,
     /// When the grant or request ended (revoked, expired, withdrawn).
+    #[serde(with = "compact_time::option")]
     pub ended_at: Option<DateTime<Utc>>,
     pub revoked_by: Option<String>,
     pub revoke_reason: Option<String>,
@@ -185,10 +233,15 @@ pub struct Status {
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AccessRequest {
-    /// Object name, unique per cluster.
+    /// Object name, unique per cluster. Name and cluster are not encoded
+    /// (serde's only use here is the console's compact store, which keeps
+    /// them in its key and puts them back).
+    #[serde(skip)]
     pub name: String,
     /// The kubeconfig context (cluster) the request is for.
+    #[serde(skip)]
     pub cluster: String,
+    #[serde(with = "compact_time")]
     pub created_at: DateTime<Utc>,
     pub requester: Subject,
     pub role: RoleRef,

@@ -17,7 +17,9 @@ use std::fmt;
 
 use super::rbac::model::{split_subresource, NameReach, Permission, Scope, Target};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Severity {
     Info,
     Medium,

@@ -207,7 +207,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         .collect();
     let cells: Vec<(usize, &Entry, Vec<StyledText<'_>>)> = entries
         .iter()
-        .filter_map(|(i, e)| {
+        .map(|(i, e)| {
             let (i, e) = (*i, e.as_ref());
             let texts = cols
                 .iter()
@@ -220,7 +220,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
                     (text, style)
                 })
                 .collect();
-            Some((i, e, texts))
+            (i, e, texts)
         })
         .collect();
     let desired: Vec<u16> = (0..cols.len())
