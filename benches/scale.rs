@@ -42,14 +42,27 @@ fn cluster(i: usize) -> String {
     format!("cluster-{:02}", i % CLUSTERS)
 }
 
+/// How many distinct requesters (`PORTCULLIS_SCALE_USERS`; default 2,000):
+/// each has a demo person's groups and home namespaces, so the risk of a
+/// request is analysed once per requester, cluster, role and namespace.
+fn users() -> usize {
+    std::env::var("PORTCULLIS_SCALE_USERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000)
+}
+
 fn request(i: usize, now: DateTime<Utc>) -> AccessRequest {
     let p = &PEOPLE[1 + i % (PEOPLE.len() - 1)];
     let ns = p.home[i % p.home.len()];
+    let mut requester = p.subject();
+    let u = (i / (PEOPLE.len() - 1)) % users().div_ceil(PEOPLE.len() - 1);
+    requester.user = format!("{}{u}", p.user);
     AccessRequest {
-        name: format!("{}-{ns}-{i:07}", p.user),
+        name: format!("{}-{ns}-{i:07}", requester.user),
         cluster: cluster(i),
         created_at: now - TimeDelta::seconds((i % 86_400) as i64),
-        requester: p.subject(),
+        requester,
         role: RoleRef::cluster_role(ROLES[i % ROLES.len()]),
         namespaces: vec![ns.to_string()],
         duration: Duration::from_secs(3600),

@@ -273,3 +273,74 @@ fn a_screenful_of_new_history_above_the_selection_does_not_move_it() {
         "the detail pane shows it"
     );
 }
+
+/// Risk summaries are shared between requesters whose user name cannot
+/// change the analysis (no binding names them); a user a binding names, or
+/// a ServiceAccount, gets their own, in whichever order they arrive.
+#[test]
+fn shared_risk_summaries_never_lend_one_users_standing_to_another() {
+    use portcullis::domain::rbac::model::{BindingRoleRef, ObjectMeta, RoleBinding, SubjectRef};
+    use portcullis::domain::Subject;
+    let mut inv = org::inventory("prod-eu-west");
+    let bind = |kind: &str, name: &str| RoleBinding {
+        metadata: ObjectMeta {
+            name: format!("standing-{}", name.replace(':', "-")),
+            namespace: Some("payments".into()),
+            labels: Default::default(),
+        },
+        subjects: vec![SubjectRef {
+            kind: kind.into(),
+            name: name.into(),
+            namespace: Some("payments".into()),
+        }],
+        role_ref: BindingRoleRef {
+            kind: "ClusterRole".into(),
+            name: "edit".into(),
+        },
+    };
+    inv.role_bindings.push(bind("User", "bob"));
+    inv.role_bindings.push(bind("ServiceAccount", "deployer"));
+    let ask = |name: &str, user: &str| {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut r = request(&mut rng, name, "a");
+        r.requester = Subject::new(user, &["payments-team"]);
+        r.role = RoleRef::cluster_role("edit");
+        r.namespaces = vec!["payments".into()];
+        r
+    };
+    // The unnamed users first, so a wrong cache would answer for bob.
+    let users = [
+        "carol",
+        "dave",
+        "bob",
+        "system:serviceaccount:payments:deployer",
+        "system:serviceaccount:payments:other",
+    ];
+    let mut s = AppState::new(AppConfig::default(), PEOPLE[0].subject(), "demo", t0());
+    let mut batch = vec![BackendEvent::Inventory {
+        cluster: "a".into(),
+        inventory: Arc::new(inv),
+    }];
+    batch.extend(
+        users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| BackendEvent::Upsert(Box::new(ask(&format!("r{i}"), u)))),
+    );
+    update(&mut s, Action::Backend(batch));
+    let new = |i: usize| {
+        s.entries
+            .get(&RequestKey {
+                cluster: "a".into(),
+                name: format!("r{i}"),
+            })
+            .unwrap()
+            .summary
+            .new_permissions
+    };
+    assert!(new(0) > 0, "carol holds nothing in payments");
+    assert_eq!(new(0), new(1), "dave is carol's case");
+    assert_eq!(new(2), 0, "bob already holds edit in payments");
+    assert_eq!(new(3), 0, "the deployer ServiceAccount already holds it");
+    assert!(new(4) > 0, "another ServiceAccount does not");
+}

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -14,7 +14,7 @@ use super::filter::Filter;
 use super::store::{Id, Meta, Rows, Store};
 use super::when::Zone;
 use crate::backend::{ApproveSpec, RequestKey};
-use crate::domain::rbac::engine::{analyze, Analysis, GrantRequest};
+use crate::domain::rbac::engine::{analyze, user_matters, users_named, Analysis, GrantRequest};
 use crate::domain::rbac::{Inventory, NameReach, Scope};
 use crate::domain::request::Verdict;
 use crate::domain::risk::Risk;
@@ -517,7 +517,14 @@ impl UserIndex {
     }
 }
 
-type SummaryKey = (String, Subject, RoleRef, Vec<String>);
+/// A risk summary is shared by requests of one cluster, role, namespaces
+/// and groups; the user counts only where it matters (a binding names it,
+/// or it is a system user: [`crate::domain::rbac::engine::user_matters`]),
+/// so thousands of requesters cost a few analyses, not one each.
+type SummaryKey = (String, Option<String>, Vec<String>, RoleRef, Vec<String>);
+
+/// At most this many summaries are remembered (then the cache starts over).
+const SUMMARY_CACHE: usize = 20_000;
 
 pub struct AppState {
     pub config: AppConfig,
@@ -571,6 +578,8 @@ pub struct AppState {
     /// A policy this console evaluates itself (direct mode: advisory).
     pub policy: Option<Arc<crate::policy::Policy>>,
     summary_cache: HashMap<SummaryKey, Summary>,
+    /// The user names each cluster's bindings name (for the cache key).
+    users_named: HashMap<String, HashSet<String>>,
     /// Requests by requester, for the requester context in the detail
     /// pane without scanning every request.
     by_user: HashMap<String, UserIndex>,
@@ -634,6 +643,7 @@ impl AppState {
             verdicts: HashMap::new(),
             policy: None,
             summary_cache: HashMap::new(),
+            users_named: HashMap::new(),
             arrivals: super::arrivals::Arrivals::new(now),
             by_user: HashMap::new(),
             live_ends: BTreeSet::new(),
@@ -721,14 +731,23 @@ impl AppState {
             };
         };
         let subject = self.subject_for(req);
+        let user = self
+            .users_named
+            .get(&req.cluster)
+            .is_none_or(|named| user_matters(named, &subject.user))
+            .then(|| subject.user.clone());
         let key = (
             req.cluster.clone(),
-            subject.clone().into_owned(),
+            user,
+            subject.groups.clone(),
             req.role.clone(),
             req.granted_namespaces().to_vec(),
         );
         if let Some(s) = cache.get(&key) {
             return s.clone();
+        }
+        if cache.len() >= SUMMARY_CACHE {
+            cache.clear();
         }
         let s = match analyze(inv, grant_request(req, &subject)) {
             Ok(a) => Summary {
@@ -962,6 +981,8 @@ impl AppState {
     }
 
     pub fn set_inventory(&mut self, cluster: String, inventory: Arc<Inventory>) {
+        self.users_named
+            .insert(cluster.clone(), users_named(&inventory));
         self.inventories.insert(cluster.clone(), inventory);
         self.summary_cache.retain(|k, _| k.0 != cluster);
         let ids: Vec<Id> = self

@@ -1,6 +1,6 @@
 //! Effective permissions, the permissions a grant would add, and the diff.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use thiserror::Error;
 
@@ -156,6 +156,26 @@ pub fn effective_groups(subject: &Subject) -> Vec<String> {
     groups.sort();
     groups.dedup();
     groups
+}
+
+/// The user names bindings in `inv` name (User subjects): with
+/// [`user_matters`], which analyses can share a result whatever the user.
+pub fn users_named(inv: &Inventory) -> HashSet<String> {
+    let rb = inv.role_bindings.iter().flat_map(|b| &b.subjects);
+    let crb = inv.cluster_role_bindings.iter().flat_map(|b| &b.subjects);
+    rb.chain(crb)
+        .filter(|s| s.kind == "User")
+        .map(|s| s.name.clone())
+        .collect()
+}
+
+/// Whether an analysis can depend on the user name, not only the groups:
+/// the analysis reads the user only where a binding names it (User and
+/// ServiceAccount subjects) and for the apiserver's own users
+/// (`system:anonymous`, ServiceAccounts). For any other user the result is
+/// the same as for any other such user with the same groups.
+pub fn user_matters(named: &HashSet<String>, user: &str) -> bool {
+    user.starts_with("system:") || named.contains(user)
 }
 
 /// Whether the apiserver allows this subject everything regardless of RBAC.
