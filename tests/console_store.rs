@@ -344,3 +344,220 @@ fn shared_risk_summaries_never_lend_one_users_standing_to_another() {
     assert_eq!(new(3), 0, "the deployer ServiceAccount already holds it");
     assert!(new(4) > 0, "another ServiceAccount does not");
 }
+
+fn world(clusters: &[&str]) -> AppState {
+    let mut s = AppState::new(AppConfig::default(), PEOPLE[0].subject(), "demo", t0());
+    let inv = clusters
+        .iter()
+        .map(|c| BackendEvent::Inventory {
+            cluster: c.to_string(),
+            inventory: Arc::new(org::inventory("prod-eu-west")),
+        })
+        .collect();
+    update(&mut s, Action::Backend(inv));
+    s
+}
+
+fn granted(mut r: AccessRequest) -> AccessRequest {
+    let (ns, d) = (r.namespaces.clone(), r.duration);
+    r.approve(
+        Approval {
+            by: "oncall-x".into(),
+            at: t0(),
+            duration: d,
+            namespaces: ns,
+            reason: None,
+        },
+        &Default::default(),
+    )
+    .unwrap();
+    r
+}
+
+/// A live grant that says no end is not "expiring soon".
+#[test]
+fn a_grant_without_an_end_is_not_counted_as_expiring() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let mut s = world(&["a"]);
+    let mut g = granted(request(&mut rng, "g", "a"));
+    g.status.expires_at = None;
+    let soon = granted(request(&mut rng, "soon", "a"));
+    update(
+        &mut s,
+        Action::Backend(vec![
+            BackendEvent::Upsert(Box::new(g)),
+            BackendEvent::Upsert(Box::new(soon)),
+        ]),
+    );
+    update(&mut s, Action::Tick(t0() + TimeDelta::days(1)));
+    assert_eq!(s.counts.live, 2);
+    assert_eq!(s.counts.expiring, 1, "only the grant with an end");
+}
+
+/// A view emptied and refilled within one batch selects its top row.
+#[test]
+fn a_view_emptied_and_refilled_in_one_batch_starts_at_the_top() {
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let mut s = world(&["a"]);
+    let only = request(&mut rng, "only", "a");
+    update(
+        &mut s,
+        Action::Backend(vec![BackendEvent::Upsert(Box::new(only.clone()))]),
+    );
+    assert_eq!(s.selected_key(), Some(&RequestKey::of(&only)));
+    let mut batch = vec![BackendEvent::Removed(RequestKey::of(&only))];
+    for (i, age) in [(0, 1), (1, 9), (2, 5)] {
+        let mut r = request(&mut rng, &format!("new-{i}"), "a");
+        r.created_at = t0() - TimeDelta::minutes(age);
+        batch.push(BackendEvent::Upsert(Box::new(r)));
+    }
+    update(&mut s, Action::Backend(batch));
+    assert_eq!(s.cursor[View::Pending.index()], 0);
+    assert_eq!(
+        s.selected_key().map(|k| k.name.as_str()),
+        Some("new-1"),
+        "the oldest ask"
+    );
+}
+
+/// The selected extension's verdict is judged again when the grant it
+/// extends arrives later (the policy reads how long that grant has run).
+#[test]
+fn an_extensions_verdict_follows_the_grant_it_extends() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let mut s = world(&["a"]);
+    s.policy = Some(Arc::new(
+        portcullis::policy::Policy::load(std::path::Path::new("policies")).expect("policies/"),
+    ));
+    let grant = granted(request(&mut rng, "g1", "a"));
+    let mut ext = request(&mut rng, "more", "a");
+    ext.requester = grant.requester.clone();
+    ext.extends = Some("g1".into());
+    update(
+        &mut s,
+        Action::Backend(vec![BackendEvent::Upsert(Box::new(ext))]),
+    );
+    let said = |s: &AppState| {
+        let d = s.detail.as_ref().expect("detail");
+        let (verdict, advisory) = d.verdict.as_ref().expect("a verdict");
+        assert!(advisory);
+        verdict
+            .messages
+            .iter()
+            .any(|m| m.starts_with("extension of g1"))
+    };
+    assert!(!said(&s), "no grant g1 yet: not judged as an extension");
+    update(
+        &mut s,
+        Action::Backend(vec![BackendEvent::Upsert(Box::new(grant))]),
+    );
+    assert!(said(&s), "judged again once g1 is known");
+}
+
+/// The requester context and the recent reasons, read from indexes, equal
+/// a scan of every request, while requests change, go and come back.
+#[test]
+fn indexes_by_requester_and_decision_equal_a_scan() {
+    use portcullis::app::recent;
+    use portcullis::app::state::BulkKind;
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let mut s = world(&["a", "b"]);
+    let mut known: Vec<AccessRequest> = Vec::new();
+    let mut gone: Vec<AccessRequest> = Vec::new();
+    for step in 0..150 {
+        let mut batch = Vec::new();
+        for k in 0..rng.random_range(1..6) {
+            let roll = rng.random_range(0..12);
+            if roll < 4 || known.is_empty() {
+                let c = ["a", "b"][rng.random_range(0..2)];
+                let r = request(&mut rng, &format!("r{step}-{k}"), c);
+                known.push(r.clone());
+                batch.push(BackendEvent::Upsert(Box::new(r)));
+            } else if roll < 10 {
+                let i = rng.random_range(0..known.len());
+                let mut next = evolve(&mut rng, known[i].clone());
+                if roll == 9 {
+                    // An edit that changes who asks.
+                    next.requester = PEOPLE[rng.random_range(0..PEOPLE.len())].subject();
+                }
+                known[i] = next.clone();
+                batch.push(BackendEvent::Upsert(Box::new(next)));
+            } else if roll == 10 {
+                let i = rng.random_range(0..known.len());
+                let r = known.swap_remove(i);
+                batch.push(BackendEvent::Removed(RequestKey::of(&r)));
+                gone.push(r);
+            } else if let Some(r) = gone.pop() {
+                // Back under the same key.
+                known.push(r.clone());
+                batch.push(BackendEvent::Upsert(Box::new(r)));
+            }
+        }
+        s.view = View::ALL[rng.random_range(0..3)];
+        let len = s.list(s.view).len();
+        if len > 0 {
+            s.cursor[s.view.index()] = rng.random_range(0..len);
+        }
+        update(&mut s, Action::Backend(batch));
+        // Recent reasons: newest first, each once.
+        for kind in [BulkKind::Deny, BulkKind::Revoke] {
+            // Newest first; at the same second, the later stored first.
+            let id = |r: &AccessRequest| s.entries.id(&RequestKey::of(r));
+            let mut on_record: Vec<(DateTime<Utc>, Option<u32>, String)> = known
+                .iter()
+                .filter_map(|r| match kind {
+                    BulkKind::Deny => r
+                        .status
+                        .decision
+                        .as_ref()
+                        .filter(|_| r.phase() == Phase::Denied)
+                        .and_then(|d| Some((d.at, id(r), d.reason.clone()?))),
+                    BulkKind::Revoke => (r.phase() == Phase::Revoked)
+                        .then(|| Some((r.status.ended_at?, id(r), r.status.revoke_reason.clone()?)))
+                        .flatten(),
+                })
+                .collect();
+            on_record.sort_by_key(|r| std::cmp::Reverse((r.0, r.1)));
+            let mut want: Vec<String> = Vec::new();
+            for (_, _, r) in on_record {
+                let r = portcullis::domain::sanitize::inert(r.trim(), 1024).into_owned();
+                if !r.is_empty() && !want.contains(&r) && want.len() < recent::OFFERED {
+                    want.push(r);
+                }
+            }
+            assert_eq!(recent::reasons(&s, kind), want, "step {step} {kind:?}");
+        }
+        // The selected request's requester context.
+        let Some(d) = s.detail.as_ref() else { continue };
+        let mine: Vec<&AccessRequest> = known
+            .iter()
+            .filter(|r| r.requester.user == d.requester && RequestKey::of(r) != d.key)
+            .collect();
+        let live = mine.iter().filter(|r| r.phase() == Phase::Active).count();
+        assert_eq!(d.live_total, live, "step {step}: live count");
+        let mut ended: Vec<&AccessRequest> = mine
+            .iter()
+            .copied()
+            .filter(|r| r.phase().is_terminal())
+            .collect();
+        ended.sort_by_key(|r| std::cmp::Reverse(portcullis::app::state::ended_at(r)));
+        let ends = |keys: &[RequestKey]| -> Vec<DateTime<Utc>> {
+            keys.iter()
+                .map(|k| portcullis::app::state::ended_at(&s.entries.get(k).unwrap().req))
+                .collect()
+        };
+        let want: Vec<DateTime<Utc>> = ended
+            .iter()
+            .take(portcullis::app::state::PAST_SHOWN)
+            .map(|r| portcullis::app::state::ended_at(r))
+            .collect();
+        assert_eq!(ends(&d.past), want, "step {step}: past, latest first");
+        for k in d.live.iter().chain(&d.past) {
+            let r = &s.entries.get(k).expect("held").req;
+            assert_eq!(
+                r.requester.user, d.requester,
+                "step {step}: someone else's request"
+            );
+        }
+    }
+}

@@ -105,7 +105,7 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             announce(state)
         }
         Action::Backend(events) => {
-            let before = state.selection();
+            let before = state.begin_batch();
             for event in events {
                 notice_arrival(state, &event);
                 apply_event(state, event);

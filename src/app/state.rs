@@ -292,6 +292,9 @@ pub struct Detail {
     /// What the approver would otherwise have to spot: a reason about
     /// another cluster, a role broader than the task, a recent denial.
     pub flags: Vec<String>,
+    /// The live grant this request extends: the policy's verdict reads it,
+    /// so a change to it recomputes the pane.
+    pub extends: Option<RequestKey>,
     /// How many of `flags` are about this request itself (the rest are
     /// about its requester's other requests and are recomputed with them).
     pub own_flags: usize,
@@ -515,6 +518,15 @@ impl UserIndex {
     fn is_empty(&self) -> bool {
         self.live.is_empty() && self.ended.is_empty() && self.others == 0
     }
+
+    /// Removes `id` without knowing what it was (see `AppState::unindex`).
+    fn forget(&mut self, id: Id) {
+        // Only an ended (compact) request can be unreadable: never one of
+        // the pending ones `others` counts.
+        self.live.retain(|(_, x)| *x != id);
+        self.ended.retain(|(_, x)| *x != id);
+        self.denied.retain(|(_, x)| *x != id);
+    }
 }
 
 /// A risk summary is shared by requests of one cluster, role, namespaces
@@ -594,6 +606,8 @@ pub struct AppState {
     /// The selected request's requester changed something: their context
     /// in the detail pane is recomputed (not the analysis).
     context_stale: bool,
+    /// Which views became empty during the current batch of changes.
+    emptied: [bool; 3],
     /// New requests not yet announced, and those that were.
     pub arrivals: super::arrivals::Arrivals,
     /// Audit events (`:audit`, and each request's timeline).
@@ -651,6 +665,7 @@ impl AppState {
             denials: BTreeSet::new(),
             revocations: BTreeSet::new(),
             context_stale: false,
+            emptied: [false; 3],
             trail: super::trail::Trail::default(),
             reads_expanded: false,
         }
@@ -812,7 +827,7 @@ impl AppState {
                 .matches_named(&req, summary.worst, self.cluster_label(&req.cluster));
         let new_meta = Meta::of(&req);
         let mut follow = None;
-        if let (Some(id), Some(old)) = (old_id, old.as_ref()) {
+        if let Some(id) = old_id {
             let v = self.entries.meta(id).view;
             if v != new_meta.view {
                 self.marks.remove(&key);
@@ -820,12 +835,12 @@ impl AppState {
                 // The selection changed in place: the cursor follows it.
                 follow = Some(v.index());
             }
-            self.unindex(id, old);
+            self.unindex(id, old.as_ref());
         }
         // The detail pane: this request's own analysis is stale; another
         // request of the same requester only changes its context.
         if let Some(d) = &self.detail {
-            if d.key == key {
+            if d.key == key || d.extends.as_ref() == Some(&key) {
                 self.detail = None;
             } else if d.requester == req.requester.user
                 || old
@@ -845,8 +860,10 @@ impl AppState {
         self.index(id, &user, &facts, listed, follow);
     }
 
-    /// Each view's selected request, to keep after a batch of changes.
-    pub fn selection(&self) -> [Option<Id>; 3] {
+    /// Starts a batch of changes: each view's selected request, to give
+    /// [`Self::keep_selection`] after it.
+    pub fn begin_batch(&mut self) -> [Option<Id>; 3] {
+        self.emptied = [false; 3];
         [0, 1, 2].map(|i| self.lists[i].get(self.cursor[i]).copied())
     }
 
@@ -855,10 +872,12 @@ impl AppState {
     /// (changes move the cursor with its row, one at a time).
     pub fn keep_selection(&mut self, before: [Option<Id>; 3]) {
         for (i, b) in before.iter().enumerate() {
-            if b.is_none() {
+            // Empty before or at some point of the batch: from the top.
+            if b.is_none() || self.emptied[i] {
                 self.cursor[i] = 0;
             }
         }
+        self.emptied = [false; 3];
     }
 
     /// Whether `:ctx` shows this request's cluster.
@@ -901,6 +920,9 @@ impl AppState {
             return;
         }
         self.lists[i].remove(pos);
+        if self.lists[i].is_empty() {
+            self.emptied[i] = true;
+        }
         if pos < self.cursor[i] {
             self.cursor[i] -= 1;
         }
@@ -926,7 +948,9 @@ impl AppState {
             View::Pending if !f.mine => {
                 self.pending_age.insert((meta.at, id));
             }
-            View::Grants => {
+            // A grant without an end is not "expiring soon" (the reaper
+            // ends it; the header does not count it).
+            View::Grants if meta.at != DateTime::<Utc>::MIN_UTC => {
                 self.live_ends.insert((meta.at, id));
             }
             _ => {}
@@ -941,21 +965,35 @@ impl AppState {
     }
 
     /// Takes a stored request (as it was: `old`) out of the views, counts
-    /// and indexes, before it changes or goes.
-    fn unindex(&mut self, id: Id, old: &AccessRequest) {
+    /// and indexes, before it changes or goes. Without `old` (a compact
+    /// request that did not decode: it cannot happen with these types) the
+    /// indexes by requester and decision are searched for its id instead.
+    fn unindex(&mut self, id: Id, old: Option<&AccessRequest>) {
         let meta = self.entries.meta(id);
-        let f = Facts::of(old, &self.approver.user);
-        if let Some(u) = self.by_user.get_mut(&old.requester.user) {
-            u.remove(id, &f);
-            if u.is_empty() {
-                self.by_user.remove(&old.requester.user);
+        match old {
+            Some(old) => {
+                let f = Facts::of(old, &self.approver.user);
+                if let Some(u) = self.by_user.get_mut(&old.requester.user) {
+                    u.remove(id, &f);
+                    if u.is_empty() {
+                        self.by_user.remove(&old.requester.user);
+                    }
+                }
+                if let Some(at) = f.denied {
+                    self.denials.remove(&(at, id));
+                }
+                if let Some(at) = f.revoked {
+                    self.revocations.remove(&(at, id));
+                }
             }
-        }
-        if let Some(at) = f.denied {
-            self.denials.remove(&(at, id));
-        }
-        if let Some(at) = f.revoked {
-            self.revocations.remove(&(at, id));
+            None => {
+                for u in self.by_user.values_mut() {
+                    u.forget(id);
+                }
+                self.by_user.retain(|_, u| !u.is_empty());
+                self.denials.retain(|(_, x)| *x != id);
+                self.revocations.retain(|(_, x)| *x != id);
+            }
         }
         if !self.in_context(self.entries.key(id)) {
             return;
@@ -1047,7 +1085,9 @@ impl AppState {
                 }
                 View::Grants => {
                     counts.live += 1;
-                    live_ends.insert((meta.at, id));
+                    if meta.at != DateTime::<Utc>::MIN_UTC {
+                        live_ends.insert((meta.at, id));
+                    }
                 }
                 View::History => counts.history += 1,
             }
@@ -1171,6 +1211,7 @@ impl AppState {
             Ok(a) => super::flags::flags(self, &entry.req, a),
             Err(_) => super::flags::flags_without_diff(self, &entry.req),
         };
+        let key_cluster = key.cluster.clone();
         self.detail = Some(Detail {
             key,
             requester,
@@ -1183,6 +1224,10 @@ impl AppState {
             past: Vec::new(),
             own_flags: flags.len(),
             flags,
+            extends: entry.req.extends.as_ref().map(|of| RequestKey {
+                cluster: key_cluster.clone(),
+                name: of.clone(),
+            }),
         });
         self.refresh_context();
     }
@@ -1272,10 +1317,11 @@ impl AppState {
     pub fn remove(&mut self, key: &RequestKey) {
         self.scrolls.remove(key);
         if let Some(id) = self.entries.id(key) {
-            if let Some(old) = self.entries.req(id).map(Cow::into_owned) {
-                self.unindex(id, &old);
+            let old = self.entries.req(id).map(Cow::into_owned);
+            self.unindex(id, old.as_ref());
+            if let Some(old) = old {
                 if let Some(d) = &self.detail {
-                    if d.key == *key {
+                    if d.key == *key || d.extends.as_ref() == Some(key) {
                         self.detail = None;
                     } else if d.requester == old.requester.user {
                         self.context_stale = true;

@@ -22,8 +22,11 @@ use chrono::{DateTime, Utc};
 use indexmap::IndexSet;
 
 use super::state::{ended_at, Entry, Summary, View};
+use std::time::Duration;
+
 use crate::backend::RequestKey;
-use crate::domain::AccessRequest;
+use crate::domain::request::{compact_time, Status};
+use crate::domain::{AccessRequest, Credentials, RoleRef, Subject};
 
 /// A request's place in the store, stable for the store's life.
 pub type Id = u32;
@@ -56,26 +59,61 @@ enum Body {
     Gone,
 }
 
-/// What a compact body holds (borrowed to encode).
+/// What a compact body holds, borrowed to encode: every field of the
+/// request but its name and cluster (the key has them), then its summary
+/// and why it is invalid. [`Cold`] reads the same fields back, in order.
 #[derive(serde::Serialize)]
 struct ColdRef<'a> {
-    req: &'a AccessRequest,
+    #[serde(with = "compact_time")]
+    created_at: DateTime<Utc>,
+    requester: &'a Subject,
+    role: &'a RoleRef,
+    namespaces: &'a [String],
+    duration: Duration,
+    reason: &'a str,
+    ticket: Option<&'a str>,
+    credentials: Credentials,
+    extends: Option<&'a str>,
+    status: &'a Status,
+    malformed: Option<&'a str>,
     summary: &'a Summary,
-    invalid: &'a Option<String>,
+    invalid: Option<&'a str>,
 }
 
 #[derive(serde::Deserialize)]
 struct Cold {
-    req: AccessRequest,
+    #[serde(with = "compact_time")]
+    created_at: DateTime<Utc>,
+    requester: Subject,
+    role: RoleRef,
+    namespaces: Vec<String>,
+    duration: Duration,
+    reason: String,
+    ticket: Option<String>,
+    credentials: Credentials,
+    extends: Option<String>,
+    status: Status,
+    malformed: Option<String>,
     summary: Summary,
     invalid: Option<String>,
 }
 
 fn encode(e: &Entry) -> Option<Box<[u8]>> {
+    let r = &e.req;
     postcard::to_allocvec(&ColdRef {
-        req: &e.req,
+        created_at: r.created_at,
+        requester: &r.requester,
+        role: &r.role,
+        namespaces: &r.namespaces,
+        duration: r.duration,
+        reason: &r.reason,
+        ticket: r.ticket.as_deref(),
+        credentials: r.credentials,
+        extends: r.extends.as_deref(),
+        status: &r.status,
+        malformed: r.malformed.as_deref(),
         summary: &e.summary,
-        invalid: &e.invalid,
+        invalid: e.invalid.as_deref(),
     })
     .ok()
     .map(Vec::into_boxed_slice)
@@ -83,11 +121,23 @@ fn encode(e: &Entry) -> Option<Box<[u8]>> {
 
 /// The entry back, with its name and cluster from its key (not encoded).
 fn decode(bytes: &[u8], key: &RequestKey) -> Option<Entry> {
-    let mut c: Cold = postcard::from_bytes(bytes).ok()?;
-    c.req.name.clone_from(&key.name);
-    c.req.cluster.clone_from(&key.cluster);
+    let c: Cold = postcard::from_bytes(bytes).ok()?;
     Some(Entry {
-        req: c.req,
+        req: AccessRequest {
+            name: key.name.clone(),
+            cluster: key.cluster.clone(),
+            created_at: c.created_at,
+            requester: c.requester,
+            role: c.role,
+            namespaces: c.namespaces,
+            duration: c.duration,
+            reason: c.reason,
+            ticket: c.ticket,
+            credentials: c.credentials,
+            extends: c.extends,
+            status: c.status,
+            malformed: c.malformed,
+        },
         summary: c.summary,
         invalid: c.invalid,
     })

@@ -16,7 +16,7 @@ use thiserror::Error;
 /// Times as seconds and nanoseconds when a request is encoded (the
 /// console keeps ended requests compact): RFC 3339 text would be a third
 /// of an ended request's bytes. Lossless for every time chrono holds.
-mod compact_time {
+pub(crate) mod compact_time {
     use chrono::{DateTime, Utc};
     use serde::{de::Error, Deserialize, Deserializer, Serialize, Serializer};
 
@@ -231,17 +231,14 @@ pub struct Status {
     pub reviews: Vec<Review>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// Not serde: the wire formats are the CRD and the API's own types; the
+/// console's compact store encodes its parts (`app::store`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessRequest {
-    /// Object name, unique per cluster. Name and cluster are not encoded
-    /// (serde's only use here is the console's compact store, which keeps
-    /// them in its key and puts them back).
-    #[serde(skip)]
+    /// Object name, unique per cluster.
     pub name: String,
     /// The kubeconfig context (cluster) the request is for.
-    #[serde(skip)]
     pub cluster: String,
-    #[serde(with = "compact_time")]
     pub created_at: DateTime<Utc>,
     pub requester: Subject,
     pub role: RoleRef,
