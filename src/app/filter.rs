@@ -146,31 +146,78 @@ impl Filter {
         worst: Option<Severity>,
         cluster_name: &str,
     ) -> bool {
-        let has = |hay: &str, needle: &str| hay.to_lowercase().contains(needle);
+        if self.terms.is_empty() {
+            return true;
+        }
+        self.matches_fields(&Fields {
+            name: &req.name,
+            cluster: &req.cluster,
+            cluster_name,
+            user: &req.requester.user,
+            groups: req.requester.groups.iter().map(String::as_str).collect(),
+            role: &req.role.name,
+            namespaces: req.namespaces.iter().map(String::as_str).collect(),
+            reason: &req.reason,
+            ticket: req.ticket.as_deref(),
+            worst,
+        })
+    }
+
+    /// Whether what a filter reads of a request passes every term.
+    pub fn matches_fields(&self, f: &Fields<'_>) -> bool {
+        let has = contains_folded;
         self.terms.iter().all(|t| match t {
-            Term::User(u) => has(&req.requester.user, u),
+            Term::User(u) => has(f.user, u),
             Term::Namespace(n) => {
-                if req.namespaces.is_empty() {
+                if f.namespaces.is_empty() {
                     "cluster-wide".contains(n.as_str())
                 } else {
-                    req.namespaces.iter().any(|ns| has(ns, n))
+                    f.namespaces.iter().any(|ns| has(ns, n))
                 }
             }
-            Term::Cluster(c) => has(&req.cluster, c) || has(cluster_name, c),
-            Term::Role(r) => has(&req.role.name, r),
-            Term::Risk(s) => worst.is_some_and(|w| w >= *s),
-            Term::Free(f) => {
-                has(&req.name, f)
-                    || has(&req.requester.user, f)
-                    || req.requester.groups.iter().any(|g| has(g, f))
-                    || has(&req.role.name, f)
-                    || req.namespaces.iter().any(|ns| has(ns, f))
-                    || has(&req.cluster, f)
-                    || has(cluster_name, f)
-                    || has(&req.reason, f)
-                    || req.ticket.as_deref().is_some_and(|t| has(t, f))
+            Term::Cluster(c) => has(f.cluster, c) || has(f.cluster_name, c),
+            Term::Role(r) => has(f.role, r),
+            Term::Risk(s) => f.worst.is_some_and(|w| w >= *s),
+            Term::Free(x) => {
+                has(f.name, x)
+                    || has(f.user, x)
+                    || f.groups.iter().any(|g| has(g, x))
+                    || has(f.role, x)
+                    || f.namespaces.iter().any(|ns| has(ns, x))
+                    || has(f.cluster, x)
+                    || has(f.cluster_name, x)
+                    || has(f.reason, x)
+                    || f.ticket.is_some_and(|t| has(t, x))
             }
         })
+    }
+}
+
+/// What a filter reads of a request: borrowed, so a request kept compact
+/// is filtered without decoding it whole (`app::store`).
+#[derive(Debug)]
+pub struct Fields<'a> {
+    pub name: &'a str,
+    pub cluster: &'a str,
+    /// What the console shows for the cluster.
+    pub cluster_name: &'a str,
+    pub user: &'a str,
+    pub groups: Vec<&'a str>,
+    pub role: &'a str,
+    pub namespaces: Vec<&'a str>,
+    pub reason: &'a str,
+    pub ticket: Option<&'a str>,
+    pub worst: Option<Severity>,
+}
+
+/// Whether `hay`, lower-cased, contains `needle` (already lower-case):
+/// without a copy when `hay` is ASCII (most names are).
+fn contains_folded(hay: &str, needle: &str) -> bool {
+    if hay.is_ascii() && needle.is_ascii() {
+        let (h, n) = (hay.as_bytes(), needle.as_bytes());
+        n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+    } else {
+        hay.to_lowercase().contains(needle)
     }
 }
 

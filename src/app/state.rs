@@ -897,11 +897,16 @@ impl AppState {
         }
     }
 
+    /// Where `id` goes in `list` (a view's ids in its order).
+    fn place(&self, v: View, list: &[Id], id: Id) -> usize {
+        list.partition_point(|&x| self.order(v, x, id) == Ordering::Less)
+    }
+
     /// Puts `id` in its view's list (where its order says), keeping the
     /// selection on the same row.
     fn list_insert(&mut self, v: View, id: Id) -> usize {
         let i = v.index();
-        let pos = self.lists[i].partition_point(|&x| self.order(v, x, id) == Ordering::Less);
+        let pos = self.place(v, &self.lists[i], id);
         let selected = self.cursor[i] < self.lists[i].len();
         self.lists[i].insert(pos, id);
         if selected && pos <= self.cursor[i] {
@@ -915,7 +920,7 @@ impl AppState {
     /// that took the place of a removed selection.
     fn list_remove(&mut self, v: View, id: Id) {
         let i = v.index();
-        let pos = self.lists[i].partition_point(|&x| self.order(v, x, id) == Ordering::Less);
+        let pos = self.place(v, &self.lists[i], id);
         if self.lists[i].get(pos) != Some(&id) {
             return;
         }
@@ -1071,15 +1076,15 @@ impl AppState {
                 continue;
             }
             let meta = self.entries.meta(id);
-            let compact = self.entries.is_compact(id);
-            let entry = (!compact || !self.filter.is_empty())
-                .then(|| self.entries.by_id(id))
-                .flatten();
-            let req = entry.as_ref().map(|e| &e.req);
             match meta.view {
                 View::Pending => {
                     counts.pending += 1;
-                    if req.is_some_and(|r| r.requester.user != self.approver.user) {
+                    // Pending requests are never compact: no decoding.
+                    if self
+                        .entries
+                        .req(id)
+                        .is_some_and(|r| r.requester.user != self.approver.user)
+                    {
                         pending_age.insert((meta.at, id));
                     }
                 }
@@ -1091,18 +1096,15 @@ impl AppState {
                 }
                 View::History => counts.history += 1,
             }
-            let shown = match &entry {
-                None => true,
-                Some(e) => self.filter.matches_named(
-                    &e.req,
-                    e.summary.worst,
-                    self.cluster_label(&e.req.cluster),
-                ),
-            };
+            let shown = self.filter.is_empty()
+                || self
+                    .entries
+                    .passes(id, &self.filter, self.cluster_label(&key.cluster));
             if shown {
                 lists[meta.view.index()].push(id);
             }
         }
+        // In the order the store holds them (fast to read), then sorted.
         for v in View::ALL {
             lists[v.index()].sort_by(|&a, &b| self.order(v, a, b));
         }

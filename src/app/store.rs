@@ -24,9 +24,11 @@ use indexmap::IndexSet;
 use super::state::{ended_at, Entry, Summary, View};
 use std::time::Duration;
 
+use super::filter::{Fields, Filter};
 use crate::backend::RequestKey;
+use crate::domain::request::RoleKind;
 use crate::domain::request::{compact_time, Status};
-use crate::domain::{AccessRequest, Credentials, RoleRef, Subject};
+use crate::domain::{AccessRequest, Credentials, RoleRef, Severity, Subject};
 
 /// A request's place in the store, stable for the store's life.
 pub type Id = u32;
@@ -59,19 +61,64 @@ enum Body {
     Gone,
 }
 
-/// What a compact body holds, borrowed to encode: every field of the
-/// request but its name and cluster (the key has them), then its summary
-/// and why it is invalid. [`Cold`] reads the same fields back, in order.
+/// A compact body is two postcard values, one after the other: first what
+/// a filter reads ([`Head`]; read borrowed, without decoding the rest),
+/// then everything else of the request but its name and cluster (the key
+/// has them), its summary and why it is invalid ([`Tail`]).
 #[derive(serde::Serialize)]
-struct ColdRef<'a> {
-    #[serde(with = "compact_time")]
-    created_at: DateTime<Utc>,
+struct HeadRef<'a> {
     requester: &'a Subject,
     role: &'a RoleRef,
     namespaces: &'a [String],
-    duration: Duration,
     reason: &'a str,
     ticket: Option<&'a str>,
+    worst: Option<Severity>,
+}
+
+#[derive(serde::Deserialize)]
+struct Head {
+    requester: Subject,
+    role: RoleRef,
+    namespaces: Vec<String>,
+    reason: String,
+    ticket: Option<String>,
+    #[allow(dead_code)] // read by `HeadView`; the summary has it too
+    worst: Option<Severity>,
+}
+
+/// [`Head`] borrowed from the bytes (the same wire shape).
+#[derive(serde::Deserialize)]
+struct HeadView<'a> {
+    #[serde(borrow)]
+    requester: SubjectView<'a>,
+    #[serde(borrow)]
+    role: RoleView<'a>,
+    #[serde(borrow)]
+    namespaces: Vec<&'a str>,
+    reason: &'a str,
+    ticket: Option<&'a str>,
+    worst: Option<Severity>,
+}
+
+#[derive(serde::Deserialize)]
+struct SubjectView<'a> {
+    user: &'a str,
+    #[serde(borrow)]
+    groups: Vec<&'a str>,
+}
+
+#[derive(serde::Deserialize)]
+struct RoleView<'a> {
+    #[allow(dead_code)] // on the wire before the name
+    kind: RoleKind,
+    name: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct TailRef<'a> {
+    #[serde(with = "compact_time")]
+    created_at: DateTime<Utc>,
+    duration: Duration,
     credentials: Credentials,
     extends: Option<&'a str>,
     status: &'a Status,
@@ -81,15 +128,10 @@ struct ColdRef<'a> {
 }
 
 #[derive(serde::Deserialize)]
-struct Cold {
+struct Tail {
     #[serde(with = "compact_time")]
     created_at: DateTime<Utc>,
-    requester: Subject,
-    role: RoleRef,
-    namespaces: Vec<String>,
     duration: Duration,
-    reason: String,
-    ticket: Option<String>,
     credentials: Credentials,
     extends: Option<String>,
     status: Status,
@@ -100,14 +142,18 @@ struct Cold {
 
 fn encode(e: &Entry) -> Option<Box<[u8]>> {
     let r = &e.req;
-    postcard::to_allocvec(&ColdRef {
-        created_at: r.created_at,
+    let head = postcard::to_allocvec(&HeadRef {
         requester: &r.requester,
         role: &r.role,
         namespaces: &r.namespaces,
-        duration: r.duration,
         reason: &r.reason,
         ticket: r.ticket.as_deref(),
+        worst: e.summary.worst,
+    })
+    .ok()?;
+    let tail = postcard::to_allocvec(&TailRef {
+        created_at: r.created_at,
+        duration: r.duration,
         credentials: r.credentials,
         extends: r.extends.as_deref(),
         status: &r.status,
@@ -115,31 +161,34 @@ fn encode(e: &Entry) -> Option<Box<[u8]>> {
         summary: &e.summary,
         invalid: e.invalid.as_deref(),
     })
-    .ok()
-    .map(Vec::into_boxed_slice)
+    .ok()?;
+    let mut bytes = head;
+    bytes.extend_from_slice(&tail);
+    Some(bytes.into_boxed_slice())
 }
 
 /// The entry back, with its name and cluster from its key (not encoded).
 fn decode(bytes: &[u8], key: &RequestKey) -> Option<Entry> {
-    let c: Cold = postcard::from_bytes(bytes).ok()?;
+    let (h, rest): (Head, _) = postcard::take_from_bytes(bytes).ok()?;
+    let t: Tail = postcard::from_bytes(rest).ok()?;
     Some(Entry {
         req: AccessRequest {
             name: key.name.clone(),
             cluster: key.cluster.clone(),
-            created_at: c.created_at,
-            requester: c.requester,
-            role: c.role,
-            namespaces: c.namespaces,
-            duration: c.duration,
-            reason: c.reason,
-            ticket: c.ticket,
-            credentials: c.credentials,
-            extends: c.extends,
-            status: c.status,
-            malformed: c.malformed,
+            created_at: t.created_at,
+            requester: h.requester,
+            role: h.role,
+            namespaces: h.namespaces,
+            duration: t.duration,
+            reason: h.reason,
+            ticket: h.ticket,
+            credentials: t.credentials,
+            extends: t.extends,
+            status: t.status,
+            malformed: t.malformed,
         },
-        summary: c.summary,
-        invalid: c.invalid,
+        summary: t.summary,
+        invalid: t.invalid,
     })
 }
 
@@ -207,6 +256,33 @@ impl Store {
     /// Whether the request is kept compact (reading it decodes it).
     pub fn is_compact(&self, id: Id) -> bool {
         matches!(self.slots[id as usize].body, Body::Cold(_))
+    }
+
+    /// Whether `filter` passes the request: a compact one is read borrowed
+    /// (what a filter reads is encoded first), not decoded.
+    pub fn passes(&self, id: Id, filter: &Filter, cluster_name: &str) -> bool {
+        let key = self.key(id);
+        match self.slots.get(id as usize).map(|s| &s.body) {
+            Some(Body::Hot(e)) => filter.matches_named(&e.req, e.summary.worst, cluster_name),
+            Some(Body::Cold(bytes)) => {
+                let Ok((h, _)) = postcard::take_from_bytes::<HeadView<'_>>(bytes) else {
+                    return false;
+                };
+                filter.matches_fields(&Fields {
+                    name: &key.name,
+                    cluster: &key.cluster,
+                    cluster_name,
+                    user: h.requester.user,
+                    groups: h.requester.groups,
+                    role: h.role.name,
+                    namespaces: h.namespaces,
+                    reason: h.reason,
+                    ticket: h.ticket,
+                    worst: h.worst,
+                })
+            }
+            _ => false,
+        }
     }
 
     /// How many requests are kept compact, and their bytes (for the scale
@@ -422,6 +498,62 @@ mod tests {
         assert_eq!(back.summary, ended.summary);
         assert_eq!(back.invalid, ended.invalid);
         assert_eq!(store.meta(id).view, View::History);
+    }
+
+    #[test]
+    fn a_compact_request_is_filtered_as_the_whole_one_would_be() {
+        let mut store = Store::default();
+        let mut e = ended("a");
+        e.req.reason = "Réparer l'ÉDITION du catalogue \u{1b}[2J INC-77".into();
+        e.summary.worst = Some(Severity::High);
+        let id = store.insert(e.clone());
+        assert!(store.is_compact(id));
+        for text in [
+            "",
+            "alice",
+            "ALICE",
+            "team",
+            "édition",
+            "ÉDIT",
+            "ns:payments",
+            "ns:cluster-wide",
+            "cluster:prod",
+            "cluster:eu",
+            "risk:high",
+            "risk:critical",
+            "inc-77",
+            "\u{1b}[2j",
+            "role:edit",
+            "u:bob",
+            "a prod",
+            "nothing-like-it",
+        ] {
+            let f = Filter::parse(text);
+            assert_eq!(
+                store.passes(id, &f, "Prod EU"),
+                f.matches_named(&e.req, e.summary.worst, "Prod EU"),
+                "filter {text:?}"
+            );
+        }
+    }
+
+    fn ended(name: &str) -> Entry {
+        let mut e = entry(name);
+        let at = e.req.created_at;
+        e.req
+            .approve(
+                Approval {
+                    by: "bob".into(),
+                    at,
+                    duration: Duration::from_secs(60),
+                    namespaces: vec!["payments".into()],
+                    reason: None,
+                },
+                &Default::default(),
+            )
+            .unwrap();
+        e.req.revoke("bob", at, "done").unwrap();
+        e
     }
 
     #[test]
