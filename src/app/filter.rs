@@ -163,6 +163,25 @@ impl Filter {
         })
     }
 
+    /// Whether every request this filter passes, `old` passed too (the
+    /// text was only extended, as typing does): then the rows `old` shows
+    /// can be filtered instead of every request. Each term of `old` must
+    /// be implied by a term of this one: the same kind with a needle that
+    /// contains the old one, or a risk at least as high.
+    pub fn narrows(&self, old: &Filter) -> bool {
+        old.terms.iter().all(|t| {
+            self.terms.iter().any(|u| match (t, u) {
+                (Term::Free(a), Term::Free(b))
+                | (Term::User(a), Term::User(b))
+                | (Term::Namespace(a), Term::Namespace(b))
+                | (Term::Cluster(a), Term::Cluster(b))
+                | (Term::Role(a), Term::Role(b)) => b.contains(a.as_str()),
+                (Term::Risk(a), Term::Risk(b)) => b >= a,
+                _ => false,
+            })
+        })
+    }
+
     /// Whether what a filter reads of a request passes every term.
     pub fn matches_fields(&self, f: &Fields<'_>) -> bool {
         let has = contains_folded;

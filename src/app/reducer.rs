@@ -670,8 +670,7 @@ fn copy(state: &mut AppState, key: &RequestKey) -> Vec<Effect> {
 }
 
 fn set_filter(state: &mut AppState, text: &str) {
-    state.filter = Filter::parse(text);
-    state.refresh_lists();
+    state.set_filter(Filter::parse(text));
 }
 
 fn run_command(state: &mut AppState, line: &str) -> Vec<Effect> {

@@ -1129,6 +1129,50 @@ impl AppState {
         self.recount_expiring();
     }
 
+    /// Shows what `filter` passes. Typing narrows: when every row the new
+    /// filter passes the old one passed too ([`Filter::narrows`]), only the
+    /// rows shown are filtered, not every request.
+    pub fn set_filter(&mut self, filter: Filter) {
+        let narrows = filter.narrows(&self.filter);
+        self.filter = filter;
+        if narrows {
+            self.narrow_lists();
+        } else {
+            self.refresh_lists();
+        }
+    }
+
+    /// After the filter narrowed: filters the rows shown (counts do not
+    /// depend on the filter), keeping each view's selection when it is
+    /// still shown.
+    fn narrow_lists(&mut self) {
+        // Read in the store's order (its memory order: a filter pass reads
+        // every shown request's bytes), not in each view's.
+        let mut keep = vec![false; self.entries.id_bound()];
+        for &id in self.lists.iter().flatten() {
+            keep[id as usize] = true;
+        }
+        for (id, k) in keep.iter_mut().enumerate() {
+            if *k {
+                let id = id as Id;
+                let cluster = &self.entries.key(id).cluster;
+                *k = self
+                    .entries
+                    .passes(id, &self.filter, self.cluster_label(cluster));
+            }
+        }
+        for v in View::ALL {
+            let i = v.index();
+            let selected = self.lists[i].get(self.cursor[i]).copied();
+            self.lists[i].retain(|&id| keep[id as usize]);
+            let list = &self.lists[i];
+            self.cursor[i] = selected
+                .and_then(|id| list.iter().position(|&x| x == id))
+                .unwrap_or(self.cursor[i])
+                .min(list.len().saturating_sub(1));
+        }
+    }
+
     pub fn recount_expiring(&mut self) {
         let soon = self.now + self.config.expiring_soon;
         self.counts.expiring = self.live_ends.range(..=(soon, Id::MAX)).count();

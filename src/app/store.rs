@@ -213,6 +213,11 @@ impl Store {
         self.len == 0
     }
 
+    /// One more than the largest id given out.
+    pub fn id_bound(&self) -> usize {
+        self.slots.len()
+    }
+
     /// The id of a request held now.
     pub fn id(&self, key: &RequestKey) -> Option<Id> {
         let i = self.keys.get_index_of(key)?;
