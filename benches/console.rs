@@ -21,6 +21,10 @@ use portcullis::ui::{self, Theme};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
+/// As the binary (`main.rs`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const ROLES: &[(&str, bool)] = &[
     ("edit", true),
     ("view", true),

@@ -14,6 +14,10 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::Barrier;
 
+/// As the binary (`main.rs`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const PEOPLE: &[&str] = &[
     "alice", "bob", "carol", "heidi", "ivan", "judy", "frank", "grace",
 ];
