@@ -1094,20 +1094,29 @@ labels = {{ env = "staging" }}
         "/v1/requests",
         Some(&ask("c2", "edit", &["payments"], "30m")),
     );
-    let (_, shown) = curl(
-        &s.url,
-        Some("bob"),
-        "GET",
-        "/v1/requests?phase=Pending",
-        None,
-    );
-    let mine = shown["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["name"] == pending["name"])
-        .cloned()
-        .unwrap_or_default();
+    // The list is the server's view of the clusters: the new request is
+    // in it once the watch brings it (milliseconds after the POST).
+    let listed = || {
+        let (_, shown) = curl(
+            &s.url,
+            Some("bob"),
+            "GET",
+            "/v1/requests?phase=Pending",
+            None,
+        );
+        shown["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == pending["name"])
+            .cloned()
+            .unwrap_or_default()
+    };
+    wait_for("the new request in the list", 10, || async {
+        !listed().is_null()
+    })
+    .await;
+    let mine = listed();
     assert_eq!(mine["policy"]["approvalsRequired"], 2, "{mine}");
 
     // A broken policy file is refused; the previous policy stays in force.
