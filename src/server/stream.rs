@@ -125,6 +125,11 @@ impl Hub {
                         v["policy"] = p;
                     }
                     let data: Arc<str> = v.to_string().into();
+                    // A relist or a verdict judged again to the same words
+                    // changes nothing: no frame for every console.
+                    if st.requests.get(&key).is_some_and(|(_, d)| *d == data) {
+                        continue;
+                    }
                     st.requests.insert(key, (*r, data.clone()));
                     (events::UPSERT, data)
                 }
@@ -409,6 +414,23 @@ mod tests {
             );
             assert!(s.frames[1].data.contains("\"name\":\"b\""));
         }
+    }
+
+    #[test]
+    fn the_same_request_again_sends_no_frame_a_change_does() {
+        let hub = Hub::new("e1".into());
+        let a = req("a");
+        hub.ingest(vec![BackendEvent::Upsert(Box::new(a.clone()))], Utc::now());
+        let mut start = hub.start(None);
+        // A relist: the same object again.
+        hub.ingest(vec![BackendEvent::Upsert(Box::new(a.clone()))], Utc::now());
+        assert!(start.rx.try_recv().is_err(), "no frame for no change");
+        let mut changed = a;
+        changed.reason.push_str(" (more)");
+        hub.ingest(vec![BackendEvent::Upsert(Box::new(changed))], Utc::now());
+        let f = start.rx.try_recv().expect("a frame for the change");
+        assert_eq!(f.id, 2, "ids count frames sent");
+        assert!(f.data.contains("(more)"));
     }
 
     #[test]
