@@ -812,7 +812,8 @@ impl AppState {
     pub fn upsert(&mut self, req: AccessRequest) {
         let key = RequestKey::of(&req);
         let old_id = self.entries.id(&key);
-        let old = old_id.and_then(|id| self.entries.req(id).map(Cow::into_owned));
+        // Taken out (not copied): the new request takes its place below.
+        let old = old_id.and_then(|id| self.entries.take(id));
         // Every change this console sees, whoever made it, is in its
         // trail (the server backend sends the server's own instead).
         if self.backend_kind != "http" {
@@ -1363,7 +1364,7 @@ impl AppState {
     pub fn remove(&mut self, key: &RequestKey) {
         self.scrolls.remove(key);
         if let Some(id) = self.entries.id(key) {
-            let old = self.entries.req(id).map(Cow::into_owned);
+            let old = self.entries.take(id);
             self.unindex(id, old.as_ref());
             if let Some(old) = old {
                 if let Some(d) = &self.detail {
@@ -1374,7 +1375,6 @@ impl AppState {
                     }
                 }
             }
-            self.entries.remove(key);
         }
         self.marks.remove(key);
     }

@@ -320,10 +320,6 @@ impl Store {
         self.ids().filter_map(|id| self.by_id(id))
     }
 
-    pub fn keys(&self) -> impl Iterator<Item = &RequestKey> + '_ {
-        self.ids().map(|id| self.key(id))
-    }
-
     /// Stores an entry (replacing what the key held); an ended request is
     /// kept compact.
     pub fn insert(&mut self, entry: Entry) -> Id {
@@ -377,9 +373,22 @@ impl Store {
 
     pub fn remove(&mut self, key: &RequestKey) -> Option<Id> {
         let id = self.id(key)?;
-        self.slots[id as usize].body = Body::Gone;
-        self.len -= 1;
+        self.take(id);
         Some(id)
+    }
+
+    /// Moves a request out, leaving its id without one (its key and where
+    /// it sorted stay, for taking it out of the views): a change reads the
+    /// old request without copying it, then stores the new one.
+    pub fn take(&mut self, id: Id) -> Option<AccessRequest> {
+        let slot = self.slots.get_mut(id as usize)?;
+        let req = match std::mem::replace(&mut slot.body, Body::Gone) {
+            Body::Hot(e) => Some(e.req),
+            Body::Cold(bytes) => decode(&bytes, &self.keys[id as usize]).map(|e| e.req),
+            Body::Gone => return None,
+        };
+        self.len -= 1;
+        req
     }
 }
 
