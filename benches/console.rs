@@ -20,10 +20,9 @@ use portcullis::domain::{AccessRequest, Credentials, RoleRef};
 use portcullis::ui::{self, Theme};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
-
-/// As the binary (`main.rs`).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[path = "common/mod.rs"]
+mod common;
+use common::{ms, percentile, rss_kib};
 
 const ROLES: &[(&str, bool)] = &[
     ("edit", true),
@@ -82,25 +81,6 @@ fn events(now: DateTime<Utc>, pending: usize, live: usize) -> Vec<BackendEvent> 
         out.push(BackendEvent::Upsert(Box::new(r)));
     }
     out
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
 
 fn main() {

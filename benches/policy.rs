@@ -24,6 +24,9 @@ use portcullis::policy::{policy_input, Policy};
 use portcullis::ui::{self, Theme};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
+#[path = "common/mod.rs"]
+mod common;
+use common::{ms, percentile};
 
 const ROLES: &[&str] = &["edit", "view", "debugger", "admin", "secret-reader"];
 
@@ -50,14 +53,6 @@ fn request(i: usize, now: DateTime<Utc>) -> AccessRequest {
 fn labels(cluster: &str) -> std::collections::BTreeMap<String, String> {
     let env = cluster.split('-').next().unwrap_or_default();
     std::collections::BTreeMap::from([("env".to_string(), env.to_string())])
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
 
 fn report(name: &str, mut v: Vec<Duration>) {

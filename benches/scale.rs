@@ -30,10 +30,9 @@ use portcullis::ui::{self, Theme};
 use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
 use ratatui::{Terminal, TerminalOptions, Viewport};
-
-/// As the binary (`main.rs`).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[path = "common/mod.rs"]
+mod common;
+use common::{ms, percentile, rss_kib};
 
 const ROLES: &[&str] = &["edit", "view", "debugger", "admin", "secret-reader"];
 const CLUSTERS: usize = 20;
@@ -106,20 +105,8 @@ impl std::io::Write for Counting {
     }
 }
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 fn pct(v: &[Duration], p: f64) -> String {
-    let d = v[((v.len() as f64 - 1.0) * p).round() as usize];
-    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+    ms(percentile(v, p))
 }
 
 fn main() {

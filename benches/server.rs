@@ -13,10 +13,8 @@ use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::Barrier;
-
-/// As the binary (`main.rs`).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[path = "common/mod.rs"]
+mod common;
 
 const PEOPLE: &[&str] = &[
     "alice", "bob", "carol", "heidi", "ivan", "judy", "frank", "grace",
@@ -44,14 +42,7 @@ fn stats(name: &str, mut v: Vec<Duration>) {
 }
 
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+    common::rss_kib_of(&pid.to_string())
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
