@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::stream::Observed;
+use crate::backend::kube::reaper_metrics::{observe_lag, write_lag};
 use crate::domain::Phase;
 
 /// Upper bounds (seconds) of the reaper-lag histogram.
@@ -56,14 +57,15 @@ impl Metrics {
 
     pub fn observe(&self, o: &Observed) {
         let mut c = self.counts();
+        let c = &mut *c;
         for lag in &o.expiry_lag {
-            c.lag_count += 1;
-            c.lag_sum += lag;
-            for (i, bound) in LAG_BUCKETS.iter().enumerate() {
-                if lag <= bound {
-                    c.lag_buckets[i] += 1;
-                }
-            }
+            observe_lag(
+                &LAG_BUCKETS,
+                &mut c.lag_buckets,
+                &mut c.lag_count,
+                &mut c.lag_sum,
+                *lag,
+            );
         }
     }
 
@@ -108,24 +110,14 @@ impl Metrics {
         for (why, n) in &c.refusals {
             let _ = writeln!(out, "portcullis_refusals_total{{reason=\"{why}\"}} {n}");
         }
-        let _ = writeln!(
-            out,
-            "# HELP portcullis_reaper_lag_seconds From a grant's expiresAt to its Expired record."
+        write_lag(
+            &mut out,
+            "From a grant's expiresAt to its Expired record.",
+            &LAG_BUCKETS,
+            &c.lag_buckets,
+            c.lag_sum,
+            c.lag_count,
         );
-        let _ = writeln!(out, "# TYPE portcullis_reaper_lag_seconds histogram");
-        for (bound, n) in LAG_BUCKETS.iter().zip(c.lag_buckets) {
-            let _ = writeln!(
-                out,
-                "portcullis_reaper_lag_seconds_bucket{{le=\"{bound}\"}} {n}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "portcullis_reaper_lag_seconds_bucket{{le=\"+Inf\"}} {}",
-            c.lag_count
-        );
-        let _ = writeln!(out, "portcullis_reaper_lag_seconds_sum {}", c.lag_sum);
-        let _ = writeln!(out, "portcullis_reaper_lag_seconds_count {}", c.lag_count);
         let _ = writeln!(
             out,
             "# HELP portcullis_sse_clients Consoles connected to the live stream."

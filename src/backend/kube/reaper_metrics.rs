@@ -20,6 +20,49 @@ use axum::Router;
 /// Upper bounds (seconds) of the lag histogram.
 const LAG_BUCKETS: [f64; 10] = [0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0];
 
+/// Counts one lag (seconds) into a histogram of `bounds`.
+pub(crate) fn observe_lag(
+    bounds: &[f64],
+    buckets: &mut [u64],
+    count: &mut u64,
+    sum: &mut f64,
+    lag: f64,
+) {
+    *count += 1;
+    *sum += lag;
+    for (n, bound) in buckets.iter_mut().zip(bounds) {
+        if lag <= *bound {
+            *n += 1;
+        }
+    }
+}
+
+/// `portcullis_reaper_lag_seconds` in the Prometheus text format: the
+/// reaper's `/metrics` and the server's serve the same histogram.
+pub(crate) fn write_lag(
+    out: &mut String,
+    help: &str,
+    bounds: &[f64],
+    buckets: &[u64],
+    sum: f64,
+    count: u64,
+) {
+    let _ = writeln!(out, "# HELP portcullis_reaper_lag_seconds {help}");
+    let _ = writeln!(out, "# TYPE portcullis_reaper_lag_seconds histogram");
+    for (bound, n) in bounds.iter().zip(buckets) {
+        let _ = writeln!(
+            out,
+            "portcullis_reaper_lag_seconds_bucket{{le=\"{bound}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "portcullis_reaper_lag_seconds_bucket{{le=\"+Inf\"}} {count}"
+    );
+    let _ = writeln!(out, "portcullis_reaper_lag_seconds_sum {sum}");
+    let _ = writeln!(out, "portcullis_reaper_lag_seconds_count {count}");
+}
+
 /// How a grant (or a pending request) ended at the reaper's hand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndedHow {
@@ -78,13 +121,12 @@ impl ReaperMetrics {
         self.ended[how.index()].fetch_add(1, Ordering::Relaxed);
         if let Some(lag) = lag_seconds {
             let mut l = self.lag.lock().unwrap_or_else(|e| e.into_inner());
-            l.count += 1;
-            l.sum += lag;
-            for (i, bound) in LAG_BUCKETS.iter().enumerate() {
-                if lag <= *bound {
-                    l.buckets[i] += 1;
-                }
-            }
+            let Lag {
+                buckets,
+                count,
+                sum,
+            } = &mut *l;
+            observe_lag(&LAG_BUCKETS, buckets, count, sum, lag);
         }
     }
 
@@ -106,24 +148,14 @@ impl ReaperMetrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let l = self.lag.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = writeln!(
-            out,
-            "# HELP portcullis_reaper_lag_seconds From a grant's expiresAt to the reaper's record of its end."
+        write_lag(
+            &mut out,
+            "From a grant's expiresAt to the reaper's record of its end.",
+            &LAG_BUCKETS,
+            &l.buckets,
+            l.sum,
+            l.count,
         );
-        let _ = writeln!(out, "# TYPE portcullis_reaper_lag_seconds histogram");
-        for (bound, n) in LAG_BUCKETS.iter().zip(l.buckets) {
-            let _ = writeln!(
-                out,
-                "portcullis_reaper_lag_seconds_bucket{{le=\"{bound}\"}} {n}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "portcullis_reaper_lag_seconds_bucket{{le=\"+Inf\"}} {}",
-            l.count
-        );
-        let _ = writeln!(out, "portcullis_reaper_lag_seconds_sum {}", l.sum);
-        let _ = writeln!(out, "portcullis_reaper_lag_seconds_count {}", l.count);
         drop(l);
         let _ = writeln!(
             out,
