@@ -13,19 +13,11 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
+use common::free_port;
 
 fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("portcullis-wait-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch_dir(&format!("wait-{name}"))
 }
 
 struct Served {

@@ -30,12 +30,7 @@ impl Drop for Served {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
+use common::free_port;
 
 fn config(cp: &ControlPlane, extra: &str) -> std::path::PathBuf {
     let path = cp.dir.join(format!("server-{}.toml", free_port()));

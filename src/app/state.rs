@@ -484,18 +484,15 @@ struct UserIndex {
     ended: BTreeSet<(Reverse<DateTime<Utc>>, Id)>,
     /// Denials, by when.
     denied: BTreeSet<(DateTime<Utc>, Id)>,
-    /// Everything else (pending).
-    others: usize,
 }
 
 impl UserIndex {
     fn add(&mut self, id: Id, f: &Facts) {
         if let Some(at) = f.live_end {
             self.live.insert((at, id));
-        } else if let Some(at) = f.ended {
+        }
+        if let Some(at) = f.ended {
             self.ended.insert((Reverse(at), id));
-        } else {
-            self.others += 1;
         }
         if let Some(at) = f.denied {
             self.denied.insert((at, id));
@@ -505,24 +502,23 @@ impl UserIndex {
     fn remove(&mut self, id: Id, f: &Facts) {
         if let Some(at) = f.live_end {
             self.live.remove(&(at, id));
-        } else if let Some(at) = f.ended {
+        }
+        if let Some(at) = f.ended {
             self.ended.remove(&(Reverse(at), id));
-        } else {
-            self.others = self.others.saturating_sub(1);
         }
         if let Some(at) = f.denied {
             self.denied.remove(&(at, id));
         }
     }
 
+    /// Nothing the requester context reads (pending requests are not
+    /// indexed: the context never lists them). Denials are ended requests.
     fn is_empty(&self) -> bool {
-        self.live.is_empty() && self.ended.is_empty() && self.others == 0
+        self.live.is_empty() && self.ended.is_empty()
     }
 
     /// Removes `id` without knowing what it was (see `AppState::unindex`).
     fn forget(&mut self, id: Id) {
-        // Only an ended (compact) request can be unreadable: never one of
-        // the pending ones `others` counts.
         self.live.retain(|(_, x)| *x != id);
         self.ended.retain(|(_, x)| *x != id);
         self.denied.retain(|(_, x)| *x != id);
@@ -865,6 +861,11 @@ impl AppState {
     /// [`Self::keep_selection`] after it.
     pub fn begin_batch(&mut self) -> [Option<Id>; 3] {
         self.emptied = [false; 3];
+        self.selection()
+    }
+
+    /// Each view's selected request.
+    fn selection(&self) -> [Option<Id>; 3] {
         [0, 1, 2].map(|i| self.lists[i].get(self.cursor[i]).copied())
     }
 
@@ -938,8 +939,9 @@ impl AppState {
     /// Adds a stored request to the views, counts and indexes.
     fn index(&mut self, id: Id, user: &str, f: &Facts, listed: bool, follow: Option<usize>) {
         let meta = self.entries.meta(id);
-        let u = self.by_user.entry(user.to_string()).or_default();
-        u.add(id, f);
+        if f.live_end.is_some() || f.ended.is_some() {
+            self.by_user.entry(user.to_string()).or_default().add(id, f);
+        }
         if let Some(at) = f.denied {
             self.denials.insert((at, id));
         }
@@ -1063,10 +1065,7 @@ impl AppState {
     /// request when it is still visible. A request kept compact is decoded
     /// only when a filter has to read it.
     pub fn refresh_lists(&mut self) {
-        let selected: Vec<Option<Id>> = View::ALL
-            .iter()
-            .map(|v| self.lists[v.index()].get(self.cursor[v.index()]).copied())
-            .collect();
+        let selected = self.selection();
         let mut lists: [Vec<Id>; 3] = Default::default();
         let mut counts = Counts::default();
         let mut pending_age = BTreeSet::new();
@@ -1162,12 +1161,12 @@ impl AppState {
                     .passes(id, &self.filter, self.cluster_label(cluster));
             }
         }
+        let selected = self.selection();
         for v in View::ALL {
             let i = v.index();
-            let selected = self.lists[i].get(self.cursor[i]).copied();
             self.lists[i].retain(|&id| keep[id as usize]);
             let list = &self.lists[i];
-            self.cursor[i] = selected
+            self.cursor[i] = selected[i]
                 .and_then(|id| list.iter().position(|&x| x == id))
                 .unwrap_or(self.cursor[i])
                 .min(list.len().saturating_sub(1));

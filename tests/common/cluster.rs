@@ -51,7 +51,8 @@ pub struct ControlPlane {
     etcd_url: String,
 }
 
-fn free_port() -> u16 {
+/// A free loopback port (for a server the test starts).
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

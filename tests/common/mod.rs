@@ -9,6 +9,17 @@
 
 pub mod cluster;
 
+#[allow(unused_imports)] // some tests start no server
+pub use cluster::free_port;
+
+/// An empty directory of this test process: `portcullis-{what}-{pid}`.
+pub fn scratch_dir(what: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("portcullis-{what}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("a scratch directory");
+    d
+}
+
 use std::sync::Arc;
 use std::time::Duration;
 
