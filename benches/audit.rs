@@ -22,6 +22,7 @@ use portcullis::domain::{AccessRequest, Credentials, RoleRef, Subject};
 fn request(i: usize, now: DateTime<Utc>) -> AccessRequest {
     AccessRequest {
         name: format!("alice-payments-{i:06}"),
+        uid: None,
         cluster: "prod-eu-west".into(),
         created_at: now - TimeDelta::seconds(600),
         requester: Subject::new("alice", &["dev", "payments-team"]),

@@ -35,6 +35,7 @@ fn request(i: usize, now: DateTime<Utc>) -> AccessRequest {
     let ns = p.home[i % p.home.len()];
     AccessRequest {
         name: format!("{}-{ns}-{i:06}", p.user),
+        uid: None,
         cluster: CLUSTERS[i % CLUSTERS.len()].to_string(),
         created_at: now - TimeDelta::seconds((i % 7200) as i64),
         requester: p.subject(),

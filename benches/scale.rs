@@ -59,6 +59,7 @@ fn request(i: usize, now: DateTime<Utc>) -> AccessRequest {
     requester.user = format!("{}{u}", p.user);
     AccessRequest {
         name: format!("{}-{ns}-{i:07}", requester.user),
+        uid: None,
         cluster: cluster(i),
         created_at: now - TimeDelta::seconds((i % 86_400) as i64),
         requester,

@@ -27,6 +27,10 @@ pub fn request_json(r: &AccessRequest) -> Value {
     }
     json!({
         "name": r.name,
+        "uid": r.uid,
+        // What a decision on this request names (`seen`): refused with 409
+        // once the request is no longer what was read.
+        "seen": r.seen(),
         "cluster": r.cluster,
         "createdAt": r.created_at.to_rfc3339_opts(SecondsFormat::Secs, true),
         "spec": spec,
@@ -35,12 +39,43 @@ pub fn request_json(r: &AccessRequest) -> Value {
     })
 }
 
+/// What a caller who neither asked for a request nor may approve sees of
+/// it (README "API", need to know): that it exists, for whom, what and
+/// where, and its state — never why (reason, ticket, the decision's and
+/// revocation's reasons, reviews' reasons, messages, the policy's
+/// verdict) nor the digest a decision names. Marked `"redacted": true`.
+pub fn redact(v: &mut Value) {
+    if let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.insert("reason".into(), json!(""));
+        spec.remove("ticket");
+    }
+    if let Some(status) = v.get_mut("status").and_then(Value::as_object_mut) {
+        for k in ["revokeReason", "message"] {
+            status.remove(k);
+        }
+        if let Some(d) = status.get_mut("decision").and_then(Value::as_object_mut) {
+            d.remove("reason");
+        }
+        if let Some(reviews) = status.get_mut("reviews").and_then(Value::as_array_mut) {
+            for r in reviews.iter_mut().filter_map(Value::as_object_mut) {
+                r.remove("reason");
+            }
+        }
+    }
+    if let Some(o) = v.as_object_mut() {
+        for k in ["seen", "policy", "invalid"] {
+            o.remove(k);
+        }
+        o.insert("redacted".into(), json!(true));
+    }
+}
+
 /// Reads [`request_json`]'s shape back, as leniently as a stored object:
 /// what the server sends is untrusted text all the same.
 pub fn request_from_json(v: &Value) -> AccessRequest {
     let cluster = v["cluster"].as_str().unwrap_or_default();
     let object = json!({
-        "metadata": {"name": v["name"], "creationTimestamp": v["createdAt"]},
+        "metadata": {"name": v["name"], "uid": v["uid"], "creationTimestamp": v["createdAt"]},
         "spec": v["spec"],
         "status": v["status"],
     });
@@ -99,13 +134,43 @@ pub struct ApproveBody {
     pub namespaces: Option<Vec<String>>,
     #[serde(default)]
     pub reason: Option<String>,
+    /// What the decision names (see [`Named`]).
+    #[serde(default)]
+    pub uid: Option<String>,
+    #[serde(default)]
+    pub seen: Option<String>,
 }
+
+/// What a decision names of the request it decides on, as the API gave it
+/// (`uid` and `seen` of [`request_json`]): the server refuses with 409 when
+/// the request is no longer that. `uid` is required on approve and deny.
+pub trait Named {
+    fn named(&self) -> crate::backend::Seen;
+}
+
+macro_rules! named {
+    ($($t:ty),*) => {$(
+        impl Named for $t {
+            fn named(&self) -> crate::backend::Seen {
+                crate::backend::Seen {
+                    uid: self.uid.clone(),
+                    digest: self.seen.clone(),
+                }
+            }
+        }
+    )*};
+}
+named!(ApproveBody, ReasonBody, ShortenBody);
 
 /// Deny and revoke: the reason is required.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ReasonBody {
     pub reason: String,
+    #[serde(default)]
+    pub uid: Option<String>,
+    #[serde(default)]
+    pub seen: Option<String>,
 }
 
 /// `POST …/shorten`: the new end, as an RFC 3339 time or as time left
@@ -117,6 +182,10 @@ pub struct ShortenBody {
     pub expires_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub to: Option<String>,
+    #[serde(default)]
+    pub uid: Option<String>,
+    #[serde(default)]
+    pub seen: Option<String>,
 }
 
 /// `GET /v1/whoami`.
@@ -258,6 +327,9 @@ pub mod events {
     pub const SNAPSHOT: &str = "snapshot";
     /// The snapshot is complete.
     pub const SNAPSHOT_DONE: &str = "snapshot-done";
+    /// The server ends this stream (the last event): its token is no
+    /// longer accepted, or the server stops; data: `{"reason"}`.
+    pub const END: &str = "end";
     /// An audit record (approvers' streams only); data: one sealed record
     /// as in the audit log.
     pub const AUDIT: &str = "audit";

@@ -328,8 +328,17 @@ pub enum Command {
         webhook: Option<String>,
         /// Also the server's ServiceAccount, ClusterRole and Deployment
         /// running this image.
-        #[arg(long, value_name = "IMAGE")]
+        #[arg(long, value_name = "IMAGE", requires = "server_config")]
         server_image: Option<String>,
+        /// With --server-image: the server's config; it, the TLS files, the
+        /// audit key and the policies it names become the Secret
+        /// portcullis-server and the ConfigMap portcullis-server-policies.
+        #[arg(long, value_name = "FILE", requires = "server_image")]
+        server_config: Option<std::path::PathBuf>,
+        /// With --server-config: the kubeconfig holding the contexts the
+        /// config names (the hub and targets other than "in-cluster").
+        #[arg(long, value_name = "FILE", requires = "server_config")]
+        server_kubeconfig: Option<std::path::PathBuf>,
         /// Also `bind` on exactly these roles for the approvers (and the
         /// server): comma-separated NAME (a ClusterRole), ClusterRole/NAME,
         /// Role/NAME (any namespace) or Role/NAMESPACE/NAME. The settings'

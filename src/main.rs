@@ -226,6 +226,8 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
         Some(Command::Crds {
             webhook,
             server_image,
+            server_config,
+            server_kubeconfig,
             grantable,
             approvers,
             requesters,
@@ -234,7 +236,10 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
             let out = crds(
                 &cli,
                 webhook.as_deref(),
-                server_image.as_deref(),
+                server_image
+                    .as_deref()
+                    .zip(server_config.as_deref())
+                    .map(|(i, c)| (i, c, server_kubeconfig.as_deref())),
                 grantable,
                 approvers,
                 requesters,
@@ -539,7 +544,7 @@ fn version(
 fn crds(
     cli: &Cli,
     webhook: Option<&str>,
-    server_image: Option<&str>,
+    server: Option<(&str, &std::path::Path, Option<&std::path::Path>)>,
     grantable: &[String],
     approvers: &[String],
     requesters: &[String],
@@ -564,6 +569,7 @@ fn crds(
             Ok(g)
         })
         .collect::<anyhow::Result<_>>()?;
+    let server_image = server.map(|(image, _, _)| image);
     if !roles.is_empty() && approvers.is_empty() && server_image.is_none() {
         bail!("--grantable needs --approvers (who gets the bind rights), e.g. --approvers group:oncall");
     }
@@ -578,9 +584,12 @@ fn crds(
         &approvers,
         server_image.is_some(),
     ));
-    if let Some(image) = server_image {
+    if let Some((image, config, kubeconfig)) = server {
+        let bundle = portcullis::server::install::bundle(config, kubeconfig)?;
         out.push_str("---\n");
         out.push_str(&manifests::server(image));
+        out.push_str("---\n");
+        out.push_str(&portcullis::server::install::manifests(&bundle));
     }
     if let Some(image) = reaper_deployment {
         out.push_str(&manifests::reaper_deployment(image));

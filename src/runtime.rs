@@ -12,7 +12,7 @@ use ratatui::Terminal;
 use tokio::sync::mpsc;
 
 use crate::app::{update, Action, AppState, Effect, OpKind};
-use crate::backend::{AccessBackend, BackendEvent};
+use crate::backend::{AccessBackend, BackendEvent, Op};
 use crate::ui::{self, Theme};
 
 /// How often countdowns refresh.
@@ -22,24 +22,15 @@ pub const TICK: Duration = Duration::from_millis(250);
 pub async fn execute(backend: &dyn AccessBackend, effect: Effect) -> Option<Action> {
     let (kind, key, result) = match effect {
         Effect::Quit | Effect::Copy(_) | Effect::Notify(_) => return None,
-        Effect::Approve { key, spec } => (
-            OpKind::Approve,
-            key.clone(),
-            backend.approve(&key, spec).await,
-        ),
-        Effect::Deny { key, reason } => {
-            (OpKind::Deny, key.clone(), backend.deny(&key, &reason).await)
+        Effect::Decide { key, seen, op } => {
+            let kind = match &op {
+                Op::Approve(_) => OpKind::Approve,
+                Op::Deny { .. } => OpKind::Deny,
+                Op::Shorten { .. } => OpKind::Shorten,
+                Op::Revoke { .. } => OpKind::Revoke,
+            };
+            (kind, key.clone(), backend.decide(&key, &seen, op).await)
         }
-        Effect::Shorten { key, new_end } => (
-            OpKind::Shorten,
-            key.clone(),
-            backend.shorten(&key, new_end).await,
-        ),
-        Effect::Revoke { key, reason } => (
-            OpKind::Revoke,
-            key.clone(),
-            backend.revoke(&key, &reason).await,
-        ),
         Effect::Release { key } => (OpKind::Release, key.clone(), backend.release(&key).await),
     };
     if let Err(e) = &result {

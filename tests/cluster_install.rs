@@ -644,3 +644,94 @@ async fn the_schema_refuses_what_can_never_be_valid_naming_the_field() {
     ok(&sh(&cp, &way_out.replace("NAME", "before-the-schema")));
     assert!(stored(&admin, "before-the-schema").await.is_none());
 }
+
+/// README "Installing the server in a cluster", run as written in a
+/// folder of its own (the `server.toml` block beside it): the install
+/// applies to a real apiserver, and the Deployment finds everything it
+/// mounts — the Secret's config is one `serve` accepts, and names only
+/// files the Secret holds. (No container runtime here: the pod itself is
+/// not started.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_server_install_leaves_nothing_to_make_by_hand() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cp = ControlPlane::start();
+    let section = README
+        .split("### Installing the server in a cluster")
+        .nth(1)
+        .expect("README says how to install the server");
+    let block = |fence: &str| {
+        let start = section.find(fence).expect("a block") + fence.len();
+        let end = start + section[start..].find("```").expect("closed");
+        section[start..end].to_string()
+    };
+    let dir = cp.dir.join("server-install");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("server.toml"), block("```toml\n")).unwrap();
+    // The CRD and namespace first (README's direct-mode install has them).
+    let admin = cp.cluster("admin").await;
+    for doc in docs_of(&manifests::all()) {
+        apply(&admin, doc).await;
+    }
+    let script = format!("cd {}\n{}", dir.display(), block("```sh\n"));
+    let out = sh(&cp, &script);
+    ok(&out);
+    let yaml = std::fs::read_to_string(dir.join("install.yaml")).unwrap();
+    let docs = docs_of(&yaml);
+    let of = |kind: &str, name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{kind} {name} in the install"))
+    };
+    let deployment = of("Deployment", "portcullis-server");
+    let secret = of("Secret", "portcullis-server");
+    of("ConfigMap", "portcullis-server-policies");
+    // Applied: they are in the cluster as written.
+    let (code, body) = cp.raw(
+        "admin",
+        "GET",
+        "/api/v1/namespaces/portcullis-system/secrets/portcullis-server",
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, _) = cp.raw(
+        "admin",
+        "GET",
+        "/apis/apps/v1/namespaces/portcullis-system/deployments/portcullis-server",
+        None,
+    );
+    assert_eq!(code, 200);
+    // What the Deployment mounts exists.
+    let volumes = deployment["spec"]["template"]["spec"]["volumes"].to_string();
+    assert!(
+        volumes.contains("portcullis-server") && volumes.contains("portcullis-server-policies")
+    );
+    use base64::Engine;
+    let file = |key: &str| -> Vec<u8> {
+        base64::engine::general_purpose::STANDARD
+            .decode(
+                secret["data"][key]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{key} in the Secret")),
+            )
+            .unwrap()
+    };
+    let config = String::from_utf8(file("server.toml")).unwrap();
+    let parsed = portcullis::server::config::ServerConfig::parse(&config, "the pod's server.toml")
+        .expect("the pod's config is one serve accepts");
+    // Every file it names is mounted from the Secret (or the state volume).
+    let (cert, key) = parsed.tls.expect("TLS in the pod");
+    for p in [cert, key, parsed.audit.key.clone().unwrap()] {
+        let name = p
+            .strip_prefix("/etc/portcullis")
+            .expect("mounted path")
+            .display()
+            .to_string();
+        assert!(!file(&name).is_empty(), "{name} in the Secret");
+    }
+    assert!(String::from_utf8(file("tls.crt"))
+        .unwrap()
+        .contains("BEGIN CERTIFICATE"));
+    assert!(parsed.audit.log.unwrap().starts_with("/var/lib/portcullis"));
+    assert_eq!(parsed.listen.to_string(), "0.0.0.0:7443");
+}

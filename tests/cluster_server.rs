@@ -8,152 +8,16 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::cluster::{apply, can_i, crb, docs_of, install, token, wait_for, ControlPlane};
+use common::cluster::{apply, can_i, docs_of, token, wait_for, ControlPlane};
+use common::server::{ask, config, curl, decision, install_server, serve, token_or};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::Api;
 use portcullis::backend::http::HttpBackend;
 use portcullis::backend::{AccessBackend, BackendEvent};
 use serde_json::{json, Value};
-
-struct Served {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-use common::free_port;
-
-fn config(cp: &ControlPlane, extra: &str) -> std::path::PathBuf {
-    let path = cp.dir.join(format!("server-{}.toml", free_port()));
-    std::fs::write(
-        &path,
-        format!(
-            r#"hub = "server"
-approvers = ["group:oncall"]
-{extra}
-[clusters.c1]
-context = "c1"
-max_duration = "2h"
-grantable = ["ClusterRole/edit", "ClusterRole/view"]
-[clusters.c2]
-context = "c2"
-"#
-        ),
-    )
-    .unwrap();
-    path
-}
-
-fn serve(cp: &ControlPlane, config: &std::path::Path, scheme: &str) -> Served {
-    let port = free_port();
-    let log = std::fs::File::create(cp.dir.join(format!("serve-{port}.log"))).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("KUBECONFIG", cp.kubeconfig())
-        .env("XDG_STATE_HOME", cp.dir.join("state"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start portcullis serve");
-    let url = format!("{scheme}://127.0.0.1:{port}");
-    let served = Served { child, url };
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !curl(&served.url, None, "GET", "/readyz", None).0.eq(&200) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the server never got ready"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    served
-}
-
-/// A raw HTTP call with `user`'s own bearer token (or none): (status, body).
-fn curl(
-    base: &str,
-    user: Option<&str>,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-) -> (u16, Value) {
-    let mut cmd = Command::new("curl");
-    cmd.args([
-        "-sk",
-        "-X",
-        method,
-        "-H",
-        "Content-Type: application/json",
-        "-w",
-        "\n%{http_code}",
-    ]);
-    if let Some(u) = user {
-        cmd.args(["-H", &format!("Authorization: Bearer {}", token_or(u))]);
-    }
-    if let Some(b) = body {
-        cmd.args(["--data-binary", &b.to_string()]);
-    }
-    let out = cmd.arg(format!("{base}{path}")).output().expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (
-        code.trim().parse().unwrap_or(0),
-        serde_json::from_str(body).unwrap_or(Value::Null),
-    )
-}
-
-fn token_or(user: &str) -> String {
-    common::cluster::USERS
-        .iter()
-        .find(|(u, _, _)| *u == user)
-        .map(|(_, t, _)| t.to_string())
-        .unwrap_or_else(|| user.to_string())
-}
-
-/// What the server itself may do: the shipped server role, bound to the
-/// `server` identity, plus `bind` on the roles it hands out.
-async fn install_server(
-    cp: &ControlPlane,
-) -> std::sync::Arc<portcullis::backend::kube::KubeCluster> {
-    let admin = install(cp).await;
-    for doc in docs_of(&portcullis::backend::kube::manifests::server("unused")) {
-        let kind = doc["kind"].as_str().unwrap_or_default();
-        let mut doc = doc.clone();
-        match kind {
-            "ClusterRole" => apply(&admin, doc).await,
-            "ClusterRoleBinding" | "RoleBinding" => {
-                doc["subjects"] = json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "portcullis:servers"}]);
-                apply(&admin, doc).await
-            }
-            _ => {}
-        }
-    }
-    apply(
-        &admin,
-        crb(
-            "server-grantable",
-            "portcullis-grantable",
-            "portcullis:servers",
-        ),
-    )
-    .await;
-    admin
-}
-
-fn ask(cluster: &str, role: &str, ns: &[&str], duration: &str) -> Value {
-    json!({"cluster": cluster, "role": {"kind": "ClusterRole", "name": role}, "namespaces": ns,
-           "duration": duration, "reason": "INC-12 through the server"})
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_is_the_one_authority() {
@@ -240,7 +104,7 @@ async fn the_server_is_the_one_authority() {
         Some("alice"),
         "POST",
         &format!("{path}/approve"),
-        Some(&json!({})),
+        Some(&decision(&s.url, "alice", &path, json!({}))),
     );
     assert_eq!(code, 403, "{e}");
     assert!(
@@ -264,7 +128,12 @@ async fn the_server_is_the_one_authority() {
         Some("bob"),
         "POST",
         &format!("{path}/approve"),
-        Some(&json!({"duration": "20m", "namespaces": ["payments"]})),
+        Some(&decision(
+            &s.url,
+            "bob",
+            &path,
+            json!({"duration": "20m", "namespaces": ["payments"]}),
+        )),
     );
     assert_eq!(code, 200, "{g}");
     assert_eq!(g["status"]["phase"], "Active");
@@ -277,7 +146,7 @@ async fn the_server_is_the_one_authority() {
         Some("carol"),
         "POST",
         &format!("{path}/approve"),
-        Some(&json!({})),
+        Some(&decision(&s.url, "carol", &path, json!({}))),
     );
     assert_eq!(code, 409, "{e}");
 
@@ -295,7 +164,7 @@ async fn the_server_is_the_one_authority() {
         Some("bob"),
         "POST",
         &format!("{own_path}/approve"),
-        Some(&json!({})),
+        Some(&decision(&s.url, "bob", &own_path, json!({}))),
     );
     assert_eq!(code, 403, "{e}");
     assert!(
@@ -367,7 +236,7 @@ async fn the_server_is_the_one_authority() {
         Some("bob"),
         "POST",
         &format!("{mine_path}/approve"),
-        Some(&json!({})),
+        Some(&decision(&s.url, "bob", &mine_path, json!({}))),
     );
     assert_eq!(code, 200, "{g}");
     assert!(can_i(&admin, "alice", "list", "", "pods", Some("payments")).await);
@@ -419,7 +288,12 @@ async fn the_server_is_the_one_authority() {
             Some("bob"),
             "POST",
             &format!("{short_path}/approve"),
-            Some(&json!({"duration": "6s"}))
+            Some(&decision(
+                &s.url,
+                "bob",
+                &short_path,
+                json!({"duration": "6s"})
+            )),
         )
         .0,
         200
@@ -458,7 +332,12 @@ async fn the_server_is_the_one_authority() {
             Some("bob"),
             "POST",
             &format!("{r2_path}/approve"),
-            Some(&json!({"duration": "5s"}))
+            Some(&decision(
+                &s.url,
+                "bob",
+                &r2_path,
+                json!({"duration": "5s"})
+            )),
         )
         .0,
         200
@@ -652,7 +531,9 @@ async fn the_webhook_refuses_direct_mode_attacks() {
         .args([
             "crds",
             "--webhook",
-            &format!("{}/validate", s.url),
+            // The cluster in the path: the apiserver takes this form (it
+            // refuses a query in a webhook URL).
+            &format!("{}/validate/c1", s.url),
             "--ca-file",
         ])
         .arg(cp.dir.join("ca.crt"))
@@ -741,6 +622,31 @@ async fn the_webhook_refuses_direct_mode_attacks() {
         Some(r#"{"spec":{"role":{"kind":"ClusterRole","name":"cluster-admin"}}}"#),
     );
     assert_eq!(code, 403, "{text}");
+    // An approver cannot point a status at a standing binding (what an
+    // end deletes): neither by its own name nor under the name of this
+    // request's binding with another object's uid.
+    for binding in [
+        json!({"kind": "RoleBinding", "namespace": "orders", "name": "team-admins", "uid": "u-1"}),
+        json!({"kind": "ClusterRoleBinding", "name": "portcullis-server", "uid": "u-2"}),
+    ] {
+        let (code, text) = cp.raw(
+            "bob",
+            "PATCH",
+            &format!("{ar}/{name}/status"),
+            Some(&json!({"status": {"bindings": [binding]}}).to_string()),
+        );
+        assert_eq!(code, 403, "{text}");
+        assert!(text.contains("not an object Portcullis makes"), "{text}");
+    }
+    // Every denial is on the server's record, in the writer's name.
+    let (code, audit) = curl(&s.url, Some("bob"), "GET", "/v1/audit?user=bob", None);
+    assert_eq!(code, 200, "{audit}");
+    assert!(
+        audit
+            .to_string()
+            .contains("admission: update accessrequests/status"),
+        "{audit}"
+    );
 
     // The policy, enforced on direct writes. Longer than it allows: never
     // created.
@@ -819,7 +725,7 @@ async fn the_webhook_refuses_direct_mode_attacks() {
         Some("bob"),
         "POST",
         &format!("{mine_path}/approve"),
-        Some(&json!({})),
+        Some(&decision(&s.url, "bob", &mine_path, json!({}))),
     );
     assert_eq!(code, 200, "the server's own writes pass the webhook: {g}");
     let (code, text) = cp.raw(
@@ -923,7 +829,7 @@ labels = {{ env = "staging" }}
         Some("bob"),
         "POST",
         &format!("{crit_path}/approve"),
-        Some(&json!({})),
+        Some(&decision(&s.url, "bob", &crit_path, json!({}))),
     );
     assert_eq!(code, 200, "{one}");
     assert_eq!(
@@ -937,7 +843,7 @@ labels = {{ env = "staging" }}
         Some("bob"),
         "POST",
         &format!("{crit_path}/approve"),
-        Some(&json!({})),
+        Some(&decision(&s.url, "bob", &crit_path, json!({}))),
     );
     assert!(code >= 400, "bob twice: {again}");
     assert!(
@@ -952,7 +858,7 @@ labels = {{ env = "staging" }}
         Some("alice"),
         "POST",
         &format!("{crit_path}/approve"),
-        Some(&json!({})),
+        Some(&decision(&s.url, "alice", &crit_path, json!({}))),
     );
     assert!(code == 403, "{own}");
     // mallory (dev) passes the server's list, not the policy's.
@@ -961,7 +867,7 @@ labels = {{ env = "staging" }}
         Some("mallory"),
         "POST",
         &format!("{crit_path}/approve"),
-        Some(&json!({})),
+        Some(&decision(&s.url, "mallory", &crit_path, json!({}))),
     );
     assert_eq!(code, 403, "{e}");
     let why = e["error"]["message"].as_str().unwrap();
@@ -974,7 +880,7 @@ labels = {{ env = "staging" }}
         Some("carol"),
         "POST",
         &format!("{crit_path}/approve"),
-        Some(&json!({})),
+        Some(&decision(&s.url, "carol", &crit_path, json!({}))),
     );
     assert_eq!(code, 200, "{two}");
     assert_eq!(two["status"]["phase"], "Active");

@@ -236,7 +236,13 @@ async fn bulk_revoke_needs_the_confirmation() {
     assert_eq!(
         h.effects
             .iter()
-            .filter(|e| matches!(e, Effect::Revoke { .. }))
+            .filter(|e| matches!(
+                e,
+                Effect::Decide {
+                    op: portcullis::backend::Op::Revoke { .. },
+                    ..
+                }
+            ))
             .count(),
         3
     );

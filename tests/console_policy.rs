@@ -61,7 +61,15 @@ async fn stored(h: &mut Harness, new: NewRequest) -> RequestKey {
 fn approves(h: &Harness) -> usize {
     h.effects
         .iter()
-        .filter(|e| matches!(e, Effect::Approve { .. }))
+        .filter(|e| {
+            matches!(
+                e,
+                Effect::Decide {
+                    op: portcullis::backend::Op::Approve(_),
+                    ..
+                }
+            )
+        })
         .count()
 }
 

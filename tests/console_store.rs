@@ -29,6 +29,7 @@ fn request(rng: &mut ChaCha8Rng, name: &str, cluster: &str) -> AccessRequest {
     let p = &PEOPLE[rng.random_range(0..PEOPLE.len())];
     AccessRequest {
         name: name.into(),
+        uid: None,
         cluster: cluster.into(),
         // Equal times are common: order then falls back to the key.
         created_at: t0() - TimeDelta::seconds(rng.random_range(0..20)),

@@ -86,7 +86,10 @@ async fn every_api_example_in_the_readme_works() {
     };
     for (what, example) in &examples {
         // The request each example acts on, in the state it needs.
-        let token = if what.starts_with("ask") || what.starts_with("withdraw") {
+        let token = if what.starts_with("ask")
+            || what.starts_with("withdraw")
+            || what.starts_with("release")
+        {
             "alice"
         } else {
             "dana"
@@ -98,17 +101,34 @@ async fn every_api_example_in_the_readme_works() {
         {
             name = fresh(&url);
         }
-        if what.starts_with("shorten") || what.starts_with("revoke") {
+        // What a decision names: the uid and seen of the request as read.
+        let read = |url: &str, name: &str| -> (String, String) {
+            let (code, body) = sh(
+                &format!(r#"curl -H "Authorization: Bearer $T" $URL/v1/requests/{cluster}/{name}"#),
+                url,
+                "dana",
+            );
+            assert_eq!(code, 200, "{body}");
+            let v: Value = serde_json::from_str(&body).unwrap();
+            (
+                v["uid"].as_str().unwrap().to_string(),
+                v["seen"].as_str().unwrap().to_string(),
+            )
+        };
+        if what.starts_with("shorten") || what.starts_with("revoke") || what.starts_with("release")
+        {
             name = fresh(&url);
+            let (uid, seen) = read(&url, &name);
             let (code, body) = sh(
                 &format!(
-                    r#"curl -H "Authorization: Bearer $T" -d '{{}}' $URL/v1/requests/{cluster}/{name}/approve"#
+                    r#"curl -H "Authorization: Bearer $T" -d '{{"uid":"{uid}","seen":"{seen}"}}' $URL/v1/requests/{cluster}/{name}/approve"#
                 ),
                 &url,
                 "dana",
             );
             assert_eq!(code, 200, "{body}");
         }
+        let (uid, seen) = read(&url, &name);
         let command = example
             .replace("/prod/", &format!("/{cluster}/"))
             .replace("cluster=prod", &format!("cluster={cluster}"))
@@ -118,7 +138,9 @@ async fn every_api_example_in_the_readme_works() {
             )
             .replace("/clusters/prod/", &format!("/clusters/{cluster}/"))
             .replace("alice-payments-x7k2q", &name)
-            .replace("NAME", &name);
+            .replace("NAME", &name)
+            .replace("UID", &uid)
+            .replace("SEEN", &seen);
         let (code, body) = sh(&command, &url, token);
         // The live stream is cut by curl's timeout (28) after data arrived.
         let ok = (200..300).contains(&code)

@@ -249,6 +249,7 @@ mod tests {
     fn req() -> AccessRequest {
         AccessRequest {
             name: "alice-payments-1".into(),
+            uid: None,
             cluster: "prod-eu-west".into(),
             created_at: chrono::DateTime::from_timestamp(0, 0).unwrap(),
             requester: Subject::new("alice", &["payments-team"]),

@@ -13,7 +13,7 @@ use super::state::{
     AppState, ApproveForm, BulkKind, Confirm, FlashLevel, Mode, PendingOp, ReasonForm, ShortenForm,
 };
 use super::{recent, when};
-use crate::backend::{ApproveSpec, RequestKey};
+use crate::backend::{ApproveSpec, Op, RequestKey, Seen};
 use crate::domain::duration;
 use crate::domain::rbac::engine::{analyze, GrantRequest};
 use crate::domain::request::Approval;
@@ -278,6 +278,7 @@ pub fn approve_confirm(state: &AppState, req: &AccessRequest, mut spec: ApproveS
         lines,
         op: PendingOp::Approve {
             key: RequestKey::of(req),
+            seen: Seen::of(req),
             spec,
         },
         can_edit: true,
@@ -622,9 +623,10 @@ pub fn on_shorten_key(state: &mut AppState, mut form: ShortenForm, key: KeyEvent
             match result {
                 Ok(new_end) => {
                     state.in_flight += 1;
-                    vec![Effect::Shorten {
+                    vec![Effect::Decide {
                         key: form.key,
-                        new_end,
+                        seen: Seen::of(&req),
+                        op: Op::Shorten { new_end },
                     }]
                 }
                 Err(e) => {
@@ -646,7 +648,7 @@ pub fn on_shorten_key(state: &mut AppState, mut form: ShortenForm, key: KeyEvent
 /// `1`/`2`/`3` in the approve dialog: the same grant for 15m, 30m or 1h,
 /// never longer than asked.
 fn quick_pick(state: &AppState, confirm: &mut Confirm, secs: u64, pressed: char) {
-    let PendingOp::Approve { key, spec } = &confirm.op else {
+    let PendingOp::Approve { key, spec, .. } = &confirm.op else {
         return;
     };
     let Some(req) = state.entries.get(key).map(|e| e.req.clone()) else {
@@ -676,7 +678,7 @@ pub fn on_confirm_key(state: &mut AppState, mut confirm: Confirm, key: KeyEvent)
         KeyCode::Char('y') | KeyCode::Char('Y') => return dispatch(state, confirm.op),
         KeyCode::Char('e') if confirm.can_edit => {
             match &confirm.op {
-                PendingOp::Approve { key, spec } => {
+                PendingOp::Approve { key, spec, .. } => {
                     if let Some(e) = state.entries.get(key) {
                         state.mode = Mode::Approve(approve_form(&e.req, Some(spec)));
                     }
@@ -717,6 +719,16 @@ pub fn on_notice_key(state: &mut AppState, mode: Mode, key: KeyEvent) -> Vec<Eff
     Vec::new()
 }
 
+/// What the approver has of `key` now (a bulk deny or revoke names each
+/// request as the list shows it when confirmed).
+fn seen_now(state: &AppState, key: &RequestKey) -> Seen {
+    state
+        .entries
+        .get(key)
+        .map(|e| Seen::of(&e.req))
+        .unwrap_or_default()
+}
+
 /// Sends a confirmed operation: one effect per request, a bulk one said
 /// once when all are back; the reason is remembered for next time.
 pub fn dispatch(state: &mut AppState, op: PendingOp) -> Vec<Effect> {
@@ -727,7 +739,11 @@ pub fn dispatch(state: &mut AppState, op: PendingOp) -> Vec<Effect> {
         state.reasons_used.insert(0, (kind, reason.to_string()));
     };
     let effects: Vec<Effect> = match op {
-        PendingOp::Approve { key, spec } => vec![Effect::Approve { key, spec }],
+        PendingOp::Approve { key, seen, spec } => vec![Effect::Decide {
+            key,
+            seen,
+            op: Op::Approve(spec),
+        }],
         PendingOp::Release { key } => vec![Effect::Release { key }],
         PendingOp::Deny { keys, reason } => {
             remember(state, BulkKind::Deny, &reason);
@@ -735,9 +751,12 @@ pub fn dispatch(state: &mut AppState, op: PendingOp) -> Vec<Effect> {
                 state.batch = Some(Batch::new(BulkKind::Deny, &keys));
             }
             keys.into_iter()
-                .map(|key| Effect::Deny {
+                .map(|key| Effect::Decide {
+                    seen: seen_now(state, &key),
                     key,
-                    reason: reason.clone(),
+                    op: Op::Deny {
+                        reason: reason.clone(),
+                    },
                 })
                 .collect()
         }
@@ -747,9 +766,12 @@ pub fn dispatch(state: &mut AppState, op: PendingOp) -> Vec<Effect> {
                 state.batch = Some(Batch::new(BulkKind::Revoke, &keys));
             }
             keys.into_iter()
-                .map(|key| Effect::Revoke {
+                .map(|key| Effect::Decide {
+                    seen: seen_now(state, &key),
                     key,
-                    reason: reason.clone(),
+                    op: Op::Revoke {
+                        reason: reason.clone(),
+                    },
                 })
                 .collect()
         }

@@ -10,7 +10,7 @@ use super::forms::{self, bulk_confirm};
 use super::keymap::{self, KeyAction};
 use super::state::{AppState, BulkKind, Choices, ClusterInfo, FlashLevel, Mode, PendingOp, View};
 use super::when;
-use crate::backend::{ApproveSpec, BackendEvent, RequestKey};
+use crate::backend::{BackendEvent, Op, RequestKey, Seen};
 use crate::domain::duration;
 use crate::domain::sanitize::inert;
 use crate::domain::{AccessRequest, Phase};
@@ -56,21 +56,12 @@ impl OpKind {
 /// IO the reducer asks the runtime to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
-    Approve {
+    /// A decision on one request, naming what the approver was shown of
+    /// it (the backend refuses it if the request is no longer that).
+    Decide {
         key: RequestKey,
-        spec: ApproveSpec,
-    },
-    Deny {
-        key: RequestKey,
-        reason: String,
-    },
-    Shorten {
-        key: RequestKey,
-        new_end: DateTime<Utc>,
-    },
-    Revoke {
-        key: RequestKey,
-        reason: String,
+        seen: Seen,
+        op: Op,
     },
     /// End the approver's own live grant ("I'm done").
     Release {
@@ -405,6 +396,26 @@ fn dialog_targets(mode: &Mode) -> Option<(Vec<RequestKey>, Phase, Option<BulkKin
 /// closes, and a notice says why (keys typed on meanwhile land there, not
 /// on the list); a bulk dialog just leaves those requests out.
 fn close_stale_dialog(state: &mut AppState) {
+    // An approval names what its dialog showed: a request deleted and
+    // asked again under the same name (or changed) is not that one.
+    if let Mode::Confirm(c) = &state.mode {
+        if let PendingOp::Approve { key, seen, .. } = &c.op {
+            let changed = state
+                .entries
+                .get(key)
+                .is_some_and(|e| e.req.phase() == Phase::Pending && Seen::of(&e.req) != *seen);
+            if changed {
+                let name = inert(&key.name, 64).into_owned();
+                state.mode = Mode::Notice {
+                    title: "Closed: nothing was changed".into(),
+                    text: format!(
+                        "{name} changed meanwhile (deleted and asked again, or edited), so the dialog closed; nothing was changed. Read it again before deciding."
+                    ),
+                };
+                return;
+            }
+        }
+    }
     let Some((keys, expect, bulk)) = dialog_targets(&state.mode) else {
         return;
     };
@@ -913,6 +924,7 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
+    use crate::backend::ApproveSpec;
     use chrono::{DateTime, TimeDelta, Utc};
     use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -929,6 +941,7 @@ mod tests {
     fn req(name: &str, user: &str, role: &str, ns: &[&str]) -> AccessRequest {
         AccessRequest {
             name: name.into(),
+            uid: None,
             cluster: "prod-eu-west".into(),
             created_at: t0() - TimeDelta::minutes(10),
             requester: Subject::new(user, &["dev"]),
@@ -1143,13 +1156,14 @@ mod tests {
         let effects = update(&mut s, key('y'));
         assert_eq!(
             effects,
-            vec![Effect::Approve {
+            vec![Effect::Decide {
                 key: rk("a"),
-                spec: ApproveSpec {
+                seen: Seen::of(&s.entries.get(&rk("a")).unwrap().req),
+                op: Op::Approve(ApproveSpec {
                     duration: Duration::from_secs(1800),
                     namespaces: vec!["payments".into(), "orders".into()],
                     reason: None
-                }
+                })
             }]
         );
         assert_eq!(s.in_flight, 1);
@@ -1189,9 +1203,9 @@ mod tests {
         assert_eq!(c.title, "Deny 2 requests?");
         let effects = update(&mut s, key('y'));
         assert_eq!(effects.len(), 2);
-        assert!(effects
-            .iter()
-            .all(|e| matches!(e, Effect::Deny { reason, .. } if reason == "dup")));
+        assert!(effects.iter().all(
+            |e| matches!(e, Effect::Decide { op: Op::Deny { reason }, .. } if reason == "dup")
+        ));
         assert!(s.marks.is_empty());
     }
 

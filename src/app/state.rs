@@ -13,7 +13,7 @@ use super::batch::Batch;
 use super::filter::Filter;
 use super::store::{Id, Meta, Rows, Store};
 use super::when::Zone;
-use crate::backend::{ApproveSpec, RequestKey};
+use crate::backend::{ApproveSpec, RequestKey, Seen};
 use crate::domain::rbac::engine::{analyze, user_matters, users_named, Analysis, GrantRequest};
 use crate::domain::rbac::{Inventory, NameReach, Scope};
 use crate::domain::request::Verdict;
@@ -178,6 +178,8 @@ pub struct ShortenForm {
 pub enum PendingOp {
     Approve {
         key: RequestKey,
+        /// What the dialog showed: the approval names it.
+        seen: Seen,
         spec: ApproveSpec,
     },
     Deny {

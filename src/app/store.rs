@@ -125,6 +125,7 @@ struct TailRef<'a> {
     malformed: Option<&'a str>,
     summary: &'a Summary,
     invalid: Option<&'a str>,
+    uid: Option<&'a str>,
 }
 
 #[derive(serde::Deserialize)]
@@ -138,6 +139,7 @@ struct Tail {
     malformed: Option<String>,
     summary: Summary,
     invalid: Option<String>,
+    uid: Option<String>,
 }
 
 fn encode(e: &Entry) -> Option<Box<[u8]>> {
@@ -160,6 +162,7 @@ fn encode(e: &Entry) -> Option<Box<[u8]>> {
         malformed: r.malformed.as_deref(),
         summary: &e.summary,
         invalid: e.invalid.as_deref(),
+        uid: r.uid.as_deref(),
     })
     .ok()?;
     let mut bytes = head;
@@ -174,6 +177,7 @@ fn decode(bytes: &[u8], key: &RequestKey) -> Option<Entry> {
     Some(Entry {
         req: AccessRequest {
             name: key.name.clone(),
+            uid: t.uid,
             cluster: key.cluster.clone(),
             created_at: t.created_at,
             requester: h.requester,
@@ -459,6 +463,7 @@ mod tests {
         Entry {
             req: AccessRequest {
                 name: name.into(),
+                uid: None,
                 cluster: "prod".into(),
                 created_at: DateTime::from_timestamp(1_000, 0).unwrap(),
                 requester: Subject::new("alice", &["team"]),

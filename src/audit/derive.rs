@@ -375,6 +375,7 @@ mod tests {
     fn pending() -> AccessRequest {
         AccessRequest {
             name: "alice-payments-1".into(),
+            uid: None,
             cluster: "prod".into(),
             created_at: t(0),
             requester: Subject::new("alice", &["dev"]),

@@ -11,7 +11,13 @@ pub enum DurationError {
     Invalid(String),
     #[error("a duration must be longer than zero")]
     Zero,
+    #[error("'{0}' is longer than any grant or timeout can be (at most 366d)")]
+    TooLong(String),
 }
+
+/// The longest duration anyone types for a grant, a shortened end or a
+/// timeout: a bound that keeps every clock sum far from overflowing.
+pub const MAX: Duration = Duration::from_secs(366 * 86_400);
 
 /// Parses a user-typed duration such as `30m`, `1h30m`, `2h 5m`.
 pub fn parse(text: &str) -> Result<Duration, DurationError> {
@@ -20,6 +26,11 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
         .map_err(|_| DurationError::Invalid(crate::domain::sanitize::inert(trimmed, 32).into()))?;
     if d.is_zero() {
         return Err(DurationError::Zero);
+    }
+    if d > MAX {
+        return Err(DurationError::TooLong(
+            crate::domain::sanitize::inert(trimmed, 32).into(),
+        ));
     }
     Ok(d)
 }
@@ -66,6 +77,14 @@ mod tests {
         assert_eq!(parse("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse(" 2h 5m "), Ok(Duration::from_secs(7500)));
         assert_eq!(parse("90s"), Ok(Duration::from_secs(90)));
+    }
+
+    #[test]
+    fn rejects_what_no_clock_can_add() {
+        assert!(matches!(parse("300000y"), Err(DurationError::TooLong(_))));
+        assert!(matches!(parse("367d"), Err(DurationError::TooLong(_))));
+        assert_eq!(parse("366d"), Ok(MAX));
+        assert!(parse("18446744073709551615s").is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! rule can be tested exhaustively with plain values.
 
 pub mod duration;
+pub mod names;
 pub mod rbac;
 pub mod request;
 pub mod risk;

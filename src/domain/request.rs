@@ -237,6 +237,10 @@ pub struct Status {
 pub struct AccessRequest {
     /// Object name, unique per cluster.
     pub name: String,
+    /// The stored object's uid: a request deleted and asked again under
+    /// the same name is another request, with another uid. A decision
+    /// names it ([`AccessRequest::seen`]). None where nothing stores it yet.
+    pub uid: Option<String>,
     /// The kubeconfig context (cluster) the request is for.
     pub cluster: String,
     pub created_at: DateTime<Utc>,
@@ -383,6 +387,41 @@ fn is_role_name(s: &str) -> bool {
 }
 
 impl AccessRequest {
+    /// A digest of what a decider is shown of this request and decides on:
+    /// where, who (and their groups), which role, where and how long, how
+    /// credentials are given, what it extends, the reason and ticket. A
+    /// decision that names it is refused if the request no longer has it.
+    pub fn seen(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        // Each field length-prefixed: no two requests share an encoding.
+        let mut field = |s: &str| {
+            h.update((s.len() as u64).to_be_bytes());
+            h.update(s.as_bytes());
+        };
+        field(&self.cluster);
+        field(&self.name);
+        field(self.uid.as_deref().unwrap_or_default());
+        field(&self.requester.user);
+        for g in &self.requester.groups {
+            field(g);
+        }
+        field("");
+        field(&self.role.kind.to_string());
+        field(&self.role.name);
+        for ns in &self.namespaces {
+            field(ns);
+        }
+        field("");
+        field(&self.duration.as_secs().to_string());
+        field(&format!("{:?}", self.credentials));
+        field(self.extends.as_deref().unwrap_or_default());
+        field(&self.reason);
+        field(self.ticket.as_deref().unwrap_or_default());
+        let digest = h.finalize();
+        digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     pub fn phase(&self) -> Phase {
         self.status.phase.unwrap_or(Phase::Pending)
     }
@@ -820,6 +859,7 @@ mod tests {
     fn req() -> AccessRequest {
         AccessRequest {
             name: "alice-payments-1".into(),
+            uid: None,
             cluster: "prod-eu".into(),
             created_at: t(0),
             requester: Subject::new("alice", &["dev"]),

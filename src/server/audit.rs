@@ -104,6 +104,9 @@ impl Server {
     /// hub still holds each request's previous state).
     pub(super) fn observe(&self, batch: &[BackendEvent]) {
         for e in batch {
+            if let BackendEvent::Removed(k) = e {
+                self.observe_removed(k);
+            }
             if let BackendEvent::Upsert(r) = e {
                 let old = self.hub.request(&RequestKey::of(r));
                 let mut events = derive::changes(old.as_ref(), r, &self.context(None));
@@ -148,7 +151,8 @@ impl Server {
         self.record(events, Some(after));
     }
 
-    /// An attempt the server turned away.
+    /// An attempt the server turned away (its caller verified as the
+    /// server verifies tokens, or unknown).
     pub(super) fn record_refusal(
         &self,
         who: Option<&Subject>,
@@ -156,8 +160,25 @@ impl Server {
         target: Option<&RequestKey>,
         error: &ApiError,
     ) {
+        self.record_refusal_as(who, self.verified_by(), action, target, error)
+    }
+
+    /// An attempt turned away, its caller known as `verified_by` says
+    /// (the webhook: the apiserver's userInfo).
+    pub(super) fn record_refusal_as(
+        &self,
+        who: Option<&Subject>,
+        verified_by: &str,
+        action: &str,
+        target: Option<&RequestKey>,
+        error: &ApiError,
+    ) {
         let actor = match who {
-            Some(w) => Some(self.actor(w)),
+            Some(w) => Some(Actor {
+                user: w.user.clone(),
+                groups: w.groups.clone(),
+                verified_by: verified_by.into(),
+            }),
             None => Some(Actor::new("(unknown)", "unverified")),
         };
         let mut e = derive::refused(
@@ -174,5 +195,52 @@ impl Server {
         }
         e.detail["reason"] = json!(error.reason);
         self.record(vec![e], subject.as_ref());
+    }
+
+    /// The refusals not recorded one by one (over their rate), as one
+    /// record per caller or address with the count.
+    pub(super) fn record_dropped_refusals(&self) {
+        for (key, count) in self.refusals.take_dropped() {
+            self.metrics.dropped_refusals(count);
+            let e = ApiError::new(
+                429,
+                "TooManyRequests",
+                format!("{count} more refused calls by {key} were not recorded one by one (over {} a minute)", super::refusals::RECORDED_PER_MINUTE),
+            );
+            let mut ev = derive::refused(
+                Some(Actor::new(&key, "unverified")),
+                self.authority.now(),
+                "refusals dropped",
+                None,
+                e.code,
+                &e.message,
+            );
+            ev.detail["dropped"] = json!(count);
+            self.record(vec![ev], None);
+        }
+    }
+
+    /// A pending request deleted on the hub behind the server's back (not
+    /// a withdrawal through the API, which the call site recorded first
+    /// under the same id): recorded as withdrawn by whoever deleted it.
+    pub(super) fn observe_removed(&self, key: &RequestKey) {
+        let Some(was) = self.hub.request(key) else {
+            return;
+        };
+        if was.phase() != crate::domain::Phase::Pending {
+            return;
+        }
+        let mut gone = was.clone();
+        gone.status.phase = Some(crate::domain::Phase::Withdrawn);
+        gone.status.ended_at = Some(self.authority.now());
+        let mut events = derive::changes(Some(&was), &gone, &self.context(None));
+        for e in &mut events {
+            e.actor = Some(Actor::new(
+                "(whoever deleted it on the hub: see the apiserver's audit log)",
+                "unverified",
+            ));
+            e.message = "deleted while pending, not through the server".into();
+        }
+        self.record(events, Some(&was));
     }
 }

@@ -21,9 +21,7 @@ use crate::backend::kube::identity::{Identity, VerifiedBy};
 use crate::backend::kube::reaper::{self, ReaperConfig};
 use crate::backend::kube::topology::{Target, Topology};
 use crate::backend::kube::{watch, wire, KubeCluster};
-use crate::backend::{
-    AccessBackend, ApproveSpec, BackendError, BackendEvent, NewRequest, RequestKey,
-};
+use crate::backend::{AccessBackend, BackendError, BackendEvent, NewRequest, Op, RequestKey, Seen};
 use crate::domain::{AccessRequest, Subject};
 
 /// Why a token was not accepted.
@@ -60,31 +58,16 @@ pub trait Authority: Send + Sync + 'static {
         caller: &Subject,
         new: NewRequest,
     ) -> Result<AccessRequest, BackendError>;
-    /// One approval; `required` distinct approvals grant (the policy's).
-    async fn approve(
+    /// One decision as `caller`, refused (Conflict) unless the request is
+    /// what `seen` says the caller was shown; an approval is one of
+    /// `required` distinct approvals (the policy's).
+    async fn decide(
         &self,
         caller: &Subject,
         key: &RequestKey,
-        spec: ApproveSpec,
+        seen: &Seen,
+        op: Op,
         required: usize,
-    ) -> Result<AccessRequest, BackendError>;
-    async fn deny(
-        &self,
-        caller: &Subject,
-        key: &RequestKey,
-        reason: &str,
-    ) -> Result<AccessRequest, BackendError>;
-    async fn shorten(
-        &self,
-        caller: &Subject,
-        key: &RequestKey,
-        new_end: DateTime<Utc>,
-    ) -> Result<AccessRequest, BackendError>;
-    async fn revoke(
-        &self,
-        caller: &Subject,
-        key: &RequestKey,
-        reason: &str,
     ) -> Result<AccessRequest, BackendError>;
     async fn withdraw(
         &self,
@@ -243,38 +226,15 @@ impl Authority for DemoAuthority {
         let new = as_caller(caller, new);
         self.act(caller, |w, _| w.create(new))
     }
-    async fn approve(
+    async fn decide(
         &self,
         caller: &Subject,
         key: &RequestKey,
-        spec: ApproveSpec,
+        seen: &Seen,
+        op: Op,
         required: usize,
     ) -> Result<AccessRequest, BackendError> {
-        self.act(caller, |w, me| w.review(key, me, spec, required))
-    }
-    async fn deny(
-        &self,
-        caller: &Subject,
-        key: &RequestKey,
-        reason: &str,
-    ) -> Result<AccessRequest, BackendError> {
-        self.act(caller, |w, me| w.deny(key, me, reason))
-    }
-    async fn shorten(
-        &self,
-        caller: &Subject,
-        key: &RequestKey,
-        new_end: DateTime<Utc>,
-    ) -> Result<AccessRequest, BackendError> {
-        self.act(caller, |w, _| w.shorten(key, new_end))
-    }
-    async fn revoke(
-        &self,
-        caller: &Subject,
-        key: &RequestKey,
-        reason: &str,
-    ) -> Result<AccessRequest, BackendError> {
-        self.act(caller, |w, me| w.revoke(key, me, reason))
+        self.act(caller, |w, me| w.decide(key, me, seen, op, required))
     }
     async fn withdraw(
         &self,
@@ -295,7 +255,7 @@ impl Authority for DemoAuthority {
 // ---------------------------------------------------------------- kube
 
 /// How long a TokenReview's answer is reused.
-const TOKEN_TTL: Duration = Duration::from_secs(10);
+pub const TOKEN_TTL: Duration = Duration::from_secs(10);
 
 /// The hub (every request, one clock) and the target clusters.
 pub struct KubeAuthority {
@@ -568,45 +528,24 @@ impl Authority for KubeAuthority {
         Ok(grant::read(&site, created).req)
     }
 
-    async fn approve(
+    async fn decide(
         &self,
         caller: &Subject,
         key: &RequestKey,
-        spec: ApproveSpec,
+        seen: &Seen,
+        op: Op,
         required: usize,
     ) -> Result<AccessRequest, BackendError> {
         self.stored(key).await?;
-        grant::review(&self.site(key)?, &acting(caller), &key.name, spec, required).await
-    }
-
-    async fn deny(
-        &self,
-        caller: &Subject,
-        key: &RequestKey,
-        reason: &str,
-    ) -> Result<AccessRequest, BackendError> {
-        self.stored(key).await?;
-        grant::deny(&self.site(key)?, &acting(caller), &key.name, reason).await
-    }
-
-    async fn shorten(
-        &self,
-        caller: &Subject,
-        key: &RequestKey,
-        new_end: DateTime<Utc>,
-    ) -> Result<AccessRequest, BackendError> {
-        self.stored(key).await?;
-        grant::shorten(&self.site(key)?, &acting(caller), &key.name, new_end).await
-    }
-
-    async fn revoke(
-        &self,
-        caller: &Subject,
-        key: &RequestKey,
-        reason: &str,
-    ) -> Result<AccessRequest, BackendError> {
-        self.stored(key).await?;
-        grant::revoke(&self.site(key)?, &acting(caller), &key.name, reason).await
+        grant::decide(
+            &self.site(key)?,
+            &acting(caller),
+            &key.name,
+            seen,
+            op,
+            required,
+        )
+        .await
     }
 
     async fn withdraw(

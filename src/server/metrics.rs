@@ -17,6 +17,7 @@ const LAG_BUCKETS: [f64; 9] = [0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0];
 struct Counts {
     decisions: BTreeMap<(String, &'static str), u64>,
     refusals: BTreeMap<String, u64>,
+    refusals_dropped: u64,
     lag_buckets: [u64; LAG_BUCKETS.len()],
     lag_count: u64,
     lag_sum: f64,
@@ -53,6 +54,11 @@ impl Metrics {
 
     pub fn refused(&self, why: &str) {
         *self.counts().refusals.entry(why.to_string()).or_insert(0) += 1;
+    }
+
+    /// Refusals counted but not recorded one by one (over their rate).
+    pub fn dropped_refusals(&self, n: u64) {
+        self.counts().refusals_dropped += n;
     }
 
     pub fn observe(&self, o: &Observed) {
@@ -110,6 +116,16 @@ impl Metrics {
         for (why, n) in &c.refusals {
             let _ = writeln!(out, "portcullis_refusals_total{{reason=\"{why}\"}} {n}");
         }
+        let _ = writeln!(
+            out,
+            "# HELP portcullis_refusals_dropped_total Refused calls recorded as a count, not one by one (over the rate)."
+        );
+        let _ = writeln!(out, "# TYPE portcullis_refusals_dropped_total counter");
+        let _ = writeln!(
+            out,
+            "portcullis_refusals_dropped_total {}",
+            c.refusals_dropped
+        );
         write_lag(
             &mut out,
             "From a grant's expiresAt to its Expired record.",

@@ -9,7 +9,9 @@
 pub mod audit;
 pub mod authority;
 pub mod config;
+pub mod install;
 pub mod metrics;
+pub mod refusals;
 pub mod stream;
 pub mod webhook;
 
@@ -30,7 +32,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::api::{self, ApiError, ApproveBody, CreateBody, ReasonBody, ShortenBody, WhoAmI};
-use crate::backend::{ApproveSpec, NewRequest, RequestKey};
+use crate::backend::{ApproveSpec, NewRequest, Op, RequestKey, Seen};
 use crate::domain::rbac::engine::{analyze, GrantRequest};
 use crate::domain::rbac::Inventory;
 use crate::domain::{duration, AccessRequest, Credentials, RoleRef, Subject};
@@ -51,6 +53,8 @@ pub struct Server {
     pub webhook: Option<webhook::Webhook>,
     /// The audit trail (README "Audit trail").
     pub audit: Arc<crate::audit::log::AuditLog>,
+    /// Refusals recorded one by one up to a rate, the rest counted.
+    pub refusals: refusals::Refusals,
     /// Set when the server stops: live streams end so it can.
     stopping: tokio::sync::watch::Sender<bool>,
 }
@@ -111,6 +115,7 @@ impl Server {
             metrics: metrics::Metrics::default(),
             webhook,
             audit: Arc::new(audit),
+            refusals: refusals::Refusals::default(),
             stopping: tokio::sync::watch::channel(false).0,
         });
         {
@@ -121,6 +126,7 @@ impl Server {
                 loop {
                     tick.tick().await;
                     let Some(server) = me.upgrade() else { break };
+                    server.record_dropped_refusals();
                     if let Err(e) = server.audit.sign(server.authority.now()) {
                         tracing::error!(error = %e, "cannot sign the audit head");
                     }
@@ -242,7 +248,31 @@ impl Server {
     }
 
     pub fn router(self: &Arc<Self>) -> Router {
-        Router::new()
+        let me = Arc::downgrade(self);
+        let panicked = move |panic: Box<dyn std::any::Any + Send + 'static>| {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic");
+            tracing::error!(panic = %what, "a handler panicked");
+            if let Some(s) = me.upgrade() {
+                s.metrics.refused("panic");
+            }
+            Failure::from(ApiError::new(
+                500,
+                "InternalError",
+                "the server failed on this call (a defect: it is recorded); nothing was changed by it",
+            ))
+            .into_response()
+        };
+        let per_address = tower_governor::governor::GovernorConfigBuilder::default()
+            .per_millisecond((1000 / refusals::CALLS_PER_SECOND).max(1))
+            .burst_size(refusals::CALL_BURST)
+            .key_extractor(PeerAddress)
+            .finish()
+            .map(Arc::new);
+        let router = Router::new()
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics_text))
@@ -255,54 +285,246 @@ impl Server {
             .route("/v1/events", get(events))
             .route("/v1/audit", get(audit_list))
             .route("/validate", post(webhook::validate))
+            .route("/validate/{cluster}", post(webhook::validate))
+            .fallback(|| async {
+                Failure::from(ApiError::new(
+                    404,
+                    "NotFound",
+                    "no such call: README \"API\" lists them",
+                ))
+            })
+            .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked));
+        let router = match per_address {
+            Some(config) => router.layer(tower_governor::GovernorLayer::new(config).error_handler(
+                |e| {
+                    let (code, message) = match e {
+                        tower_governor::GovernorError::TooManyRequests { wait_time, .. } => (
+                            429,
+                            format!("too many calls from this address: try again in {wait_time} s"),
+                        ),
+                        other => (500, other.to_string()),
+                    };
+                    Failure::from(ApiError::new(code, "TooManyRequests", message)).into_response()
+                },
+            )),
+            None => router,
+        };
+        router
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                record_refusals,
+            ))
             .with_state(self.clone())
     }
 }
 
-/// An API error as a response.
-pub struct Failure(ApiError);
+/// The largest request body a call may send (a request with a long reason
+/// is a few KiB); beyond, 413, recorded.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Calls are limited per peer address; in-process calls (tests through
+/// `oneshot`) share the loopback's budget.
+#[derive(Clone, Copy, Debug)]
+struct PeerAddress;
+
+impl tower_governor::key_extractor::KeyExtractor for PeerAddress {
+    type Key = std::net::IpAddr;
+    fn extract<T>(
+        &self,
+        req: &axum::http::Request<T>,
+    ) -> Result<Self::Key, tower_governor::GovernorError> {
+        Ok(peer(req.extensions()))
+    }
+}
+
+fn peer(ext: &axum::http::Extensions) -> std::net::IpAddr {
+    ext.get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// What a handler knew about a call it refused, for the record.
+#[derive(Clone)]
+struct Refused {
+    who: Option<Subject>,
+    action: Option<String>,
+    target: Option<RequestKey>,
+    error: ApiError,
+}
+
+/// Every answer of 400 or more is a refusal on the record (README "API"),
+/// whoever gave it — a handler, the body limit, the router, the panic net,
+/// the rate limit — at a bounded rate per caller and per address
+/// ([`refusals`]).
+async fn record_refusals(
+    State(s): State<Shared>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let address = peer(req.extensions());
+    let token = bearer(req.headers()).map(str::to_string);
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let response = next.run(req).await;
+    let status = response.status();
+    if status.as_u16() < 400 {
+        return response;
+    }
+    let known = response.extensions().get::<Refused>().cloned();
+    let who = match (&known, &token) {
+        (Some(Refused { who: Some(w), .. }), _) => Some(w.clone()),
+        // 401: the token is missing or rejected: nobody to name.
+        _ if status == StatusCode::UNAUTHORIZED => None,
+        (_, Some(t)) => s.authority.authenticate(t).await.ok(),
+        (_, None) => None,
+    };
+    let caller_key = match (&who, &token) {
+        (Some(w), _) => format!("user:{}", w.user),
+        (None, Some(t)) => {
+            use sha2::Digest;
+            let d = sha2::Sha256::digest(t.as_bytes());
+            format!(
+                "token:{}",
+                d[..6]
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            )
+        }
+        (None, None) => "anonymous".into(),
+    };
+    if !s.refusals.admit(&caller_key, &format!("address:{address}")) {
+        return response;
+    }
+    let inert = |t: &str| crate::domain::sanitize::inert(t, 120).into_owned();
+    let (action, target, error) = match known {
+        Some(r) => (
+            r.action
+                .unwrap_or_else(|| format!("{method} {}", inert(&path))),
+            r.target,
+            r.error,
+        ),
+        None => (
+            format!("{method} {}", inert(&path)),
+            None,
+            ApiError::new(
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("Error"),
+                match status {
+                    StatusCode::PAYLOAD_TOO_LARGE => {
+                        format!("the body is larger than {MAX_BODY} bytes")
+                    }
+                    _ => status.to_string(),
+                },
+            ),
+        ),
+    };
+    s.record_refusal(who.as_ref(), &action, target.as_ref(), &error);
+    response
+}
+
+/// An API error as a response, with what the handler knew of the call
+/// (who, doing what, on which request) for the record.
+pub struct Failure(ApiError, Option<Box<Refused>>);
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.0.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (code, Json(self.0.body())).into_response()
+        let refused = self.1.map(|b| *b).unwrap_or(Refused {
+            who: None,
+            action: None,
+            target: None,
+            error: self.0.clone(),
+        });
+        let mut r = (code, Json(self.0.body())).into_response();
+        r.extensions_mut().insert(refused);
+        r
     }
 }
 
 impl From<ApiError> for Failure {
     fn from(e: ApiError) -> Self {
-        Failure(e)
+        Failure(e, None)
+    }
+}
+
+/// Names the verified caller (and what they tried) on a refusal.
+trait Refusal<T> {
+    fn by(self, who: &Subject, action: &str, target: Option<&RequestKey>) -> ApiResult<T>;
+}
+
+impl<T> Refusal<T> for Result<T, ApiError> {
+    fn by(self, who: &Subject, action: &str, target: Option<&RequestKey>) -> ApiResult<T> {
+        self.map_err(|e| {
+            Failure(
+                e.clone(),
+                Some(Box::new(Refused {
+                    who: Some(who.clone()),
+                    action: Some(action.to_string()),
+                    target: target.cloned(),
+                    error: e,
+                })),
+            )
+        })
     }
 }
 
 type ApiResult<T> = Result<T, Failure>;
 
-/// Who is calling: the bearer token, as the authority resolves it.
+/// Who is calling: the bearer token, as the authority resolves it. (The
+/// refusal is recorded by [`record_refusals`].)
 async fn caller(s: &Server, headers: &HeaderMap) -> ApiResult<Subject> {
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty());
-    let Some(token) = token else {
+    let Some(token) = bearer(headers) else {
         s.metrics.refused("no-token");
-        let e = ApiError::unauthorized();
-        s.record_refusal(None, "authenticate: no bearer token", None, &e);
-        return Err(e.into());
+        return Err(ApiError::unauthorized().into());
     };
     match s.authority.authenticate(token).await {
         Ok(who) => Ok(who),
         Err(AuthError::Rejected) => {
             s.metrics.refused("bad-token");
-            let e = ApiError::unauthorized();
-            s.record_refusal(None, "authenticate: token rejected", None, &e);
-            Err(e.into())
+            Err(ApiError::unauthorized().into())
         }
         Err(AuthError::Unavailable(why)) => {
             Err(ApiError::new(503, "Unavailable", format!("cannot check the token: {why}")).into())
         }
     }
+}
+
+/// A request named by the path: a cluster this server serves (else 404)
+/// and a name a Kubernetes object can have (else 422 naming `name`) —
+/// checked before anything reaches a cluster.
+fn key(s: &Server, cluster: String, name: String) -> Result<RequestKey, ApiError> {
+    if !s.authority.clusters().contains(&cluster) {
+        return Err(ApiError::new(
+            404,
+            "NotFound",
+            format!(
+                "no cluster '{}' on this server ({})",
+                crate::domain::sanitize::inert(&cluster, 64),
+                s.authority.clusters().join(", ")
+            ),
+        ));
+    }
+    if let Err(why) = crate::domain::names::object_name(&name) {
+        return Err(ApiError::field("name", why));
+    }
+    Ok(RequestKey { cluster, name })
+}
+
+/// Whether `who` may see all of `r` (need to know): its requester, and
+/// approvers.
+fn may_read(s: &Server, who: &Subject, r: &AccessRequest) -> bool {
+    r.requester.user == who.user || s.access.may_approve(who)
 }
 
 async fn readyz(State(s): State<Shared>) -> Response {
@@ -379,23 +601,25 @@ async fn list(
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Response> {
-    caller(&s, &headers).await?;
-    let body = s.hub.list_json(|r| {
-        q.phase
-            .as_deref()
-            .is_none_or(|p| r.phase().as_str().eq_ignore_ascii_case(p))
-            && q.cluster.as_deref().is_none_or(|c| r.cluster == c)
-            && q.requester.as_deref().is_none_or(|u| r.requester.user == u)
-    });
+    let who = caller(&s, &headers).await?;
+    // Need to know: approvers read everything; anyone else their own
+    // requests in full and that others' exist, without why.
+    let redact_for = (!s.access.may_approve(&who)).then_some(who.user.as_str());
+    let body = s.hub.list_json(
+        |r| {
+            q.phase
+                .as_deref()
+                .is_none_or(|p| r.phase().as_str().eq_ignore_ascii_case(p))
+                && q.cluster.as_deref().is_none_or(|c| r.cluster == c)
+                && q.requester.as_deref().is_none_or(|u| r.requester.user == u)
+        },
+        redact_for,
+    );
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         body,
     )
         .into_response())
-}
-
-fn key(cluster: String, name: String) -> RequestKey {
-    RequestKey { cluster, name }
 }
 
 /// A request: the stream's copy when it has one, else the authority's (a
@@ -416,9 +640,30 @@ async fn one(
     headers: HeaderMap,
     Path((cluster, name)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    caller(&s, &headers).await?;
-    let k = key(cluster, name);
-    Ok(Json(api::request_json(&current(&s, &k).await?)))
+    let who = caller(&s, &headers).await?;
+    let k = key(&s, cluster, name).by(&who, "read", None)?;
+    let r = current(&s, &k).await.by(&who, "read", Some(&k))?;
+    let mut v = api::request_json(&r);
+    if !may_read(&s, &who, &r) {
+        api::redact(&mut v);
+    }
+    Ok(Json(v))
+}
+
+/// Refused unless `who` may approve: RBAC inventories, others' diffs and
+/// the audit trail are for approvers.
+fn approvers_only(s: &Server, who: &Subject, what: &str) -> Result<(), ApiError> {
+    if s.access.may_approve(who) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        403,
+        "Forbidden",
+        format!(
+            "you ({}) may not read {what}: approvers may (the server's approvers list does not name you or your groups)",
+            who.user
+        ),
+    ))
 }
 
 async fn inventory(
@@ -426,7 +671,8 @@ async fn inventory(
     headers: HeaderMap,
     Path(cluster): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    caller(&s, &headers).await?;
+    let who = caller(&s, &headers).await?;
+    approvers_only(&s, &who, "a cluster's RBAC inventory").by(&who, "read inventory", None)?;
     s.hub.inventory(&cluster).map(Json).ok_or_else(|| {
         ApiError::new(
             404,
@@ -443,19 +689,26 @@ async fn diff(
     headers: HeaderMap,
     Path((cluster, name)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    caller(&s, &headers).await?;
-    let k = key(cluster, name);
+    let who = caller(&s, &headers).await?;
+    let k = key(&s, cluster, name).by(&who, "read diff", None)?;
     let r = s
         .hub
         .request(&k)
-        .ok_or_else(|| ApiError::new(404, "NotFound", format!("{k} not found")))?;
+        .ok_or_else(|| ApiError::new(404, "NotFound", format!("{k} not found")))
+        .by(&who, "read diff", Some(&k))?;
+    if !may_read(&s, &who, &r) {
+        approvers_only(&s, &who, "the diff of someone else's request").by(
+            &who,
+            "read diff",
+            Some(&k),
+        )?;
+    }
     let inv: Inventory = s
         .hub
         .inventory(&k.cluster)
         .and_then(|v| serde_json::from_value(v).ok())
-        .ok_or_else(|| {
-            ApiError::new(503, "Unavailable", "no RBAC inventory for this cluster yet")
-        })?;
+        .ok_or_else(|| ApiError::new(503, "Unavailable", "no RBAC inventory for this cluster yet"))
+        .by(&who, "read diff", Some(&k))?;
     let a = analyze(
         &inv,
         GrantRequest {
@@ -464,7 +717,8 @@ async fn diff(
             namespaces: r.granted_namespaces(),
         },
     )
-    .map_err(|e| ApiError::new(422, "Invalid", e.to_string()))?;
+    .map_err(|e| ApiError::new(422, "Invalid", e.to_string()))
+    .by(&who, "read diff", Some(&k))?;
     let new: Vec<Value> = a
         .new
         .iter()
@@ -500,22 +754,25 @@ async fn create(
     raw: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let who = caller(&s, &headers).await?;
-    match create_as(&s, &who, &raw).await {
-        Ok(made) => {
-            s.record_action(&who, None, &made);
-            Ok((StatusCode::CREATED, Json(api::request_json(&made))))
-        }
-        Err(e) => {
-            s.record_refusal(Some(&who), "create", None, &e);
-            Err(e.into())
-        }
-    }
+    let made = create_as(&s, &who, &raw).await.by(&who, "create", None)?;
+    s.record_action(&who, None, &made);
+    Ok((StatusCode::CREATED, Json(api::request_json(&made))))
 }
 
 /// A new request in the caller's name; approved at once when the policy
 /// says it approves itself.
 async fn create_as(s: &Server, who: &Subject, raw: &[u8]) -> Result<AccessRequest, ApiError> {
     let b: CreateBody = body(raw)?;
+    if !s.authority.clusters().contains(&b.cluster) {
+        return Err(ApiError::field(
+            "cluster",
+            format!(
+                "'{}' is not a cluster this server grants access to ({})",
+                crate::domain::sanitize::inert(&b.cluster, 64),
+                s.authority.clusters().join(", ")
+            ),
+        ));
+    }
     let new = NewRequest {
         cluster: b.cluster.clone(),
         requester: who.clone(),
@@ -580,10 +837,27 @@ async fn create_as(s: &Server, who: &Subject, raw: &[u8]) -> Result<AccessReques
     if let Some(d) = decision.as_ref().filter(|d| !d.allowed()) {
         s.metrics.refused("policy");
         return Err(ApiError::new(
-            422,
-            "Invalid",
+            403,
+            "Forbidden",
             format!("refused by policy: {}", d.deny.join("; ")),
         ));
+    }
+    // Longer than the policy's maximum: refused at the door, in its words
+    // (an approval could only grant less than was asked).
+    if let Some(max) = decision.as_ref().and_then(|d| d.max_duration) {
+        if new.duration > max {
+            s.metrics.refused("policy");
+            return Err(ApiError::field(
+                "duration",
+                format!(
+                    "{} is longer than the policy allows on {} (max_duration_seconds: at most {}): ask for {} or less",
+                    duration::format(new.duration),
+                    crate::domain::sanitize::inert(&new.cluster, 64),
+                    duration::format(max),
+                    duration::format(max)
+                ),
+            ));
+        }
     }
     let made = s.authority.create(who, new).await;
     s.metrics.decided("create", made.is_ok());
@@ -599,7 +873,13 @@ async fn create_as(s: &Server, who: &Subject, raw: &[u8]) -> Result<AccessReques
         };
         let granted = s
             .authority
-            .approve(&by, &RequestKey::of(&made), spec, 1)
+            .decide(
+                &by,
+                &RequestKey::of(&made),
+                &Seen::of(&made),
+                Op::Approve(spec),
+                1,
+            )
             .await;
         s.metrics.decided("auto-approve", granted.is_ok());
         made = granted.map_err(|e| ApiError::from_backend(&e))?;
@@ -614,20 +894,48 @@ async fn act(
     raw: axum::body::Bytes,
 ) -> ApiResult<Json<Value>> {
     let who = caller(&s, &headers).await?;
-    let k = key(cluster, name);
+    let action = match ACTIONS.iter().find(|a| **a == action) {
+        Some(a) => *a,
+        None => {
+            return Err(ApiError::new(
+                404,
+                "NotFound",
+                format!(
+                    "no action '{}' ({})",
+                    crate::domain::sanitize::inert(&action, 40),
+                    ACTIONS.join(", ")
+                ),
+            ))
+            .by(&who, "act", None)
+        }
+    };
+    let k = key(&s, cluster, name).by(&who, action, None)?;
     let before = current(&s, &k).await.ok();
-    match act_as(&s, &who, &k, &action, &raw).await {
-        Ok(r) => {
-            if let Some(before) = &before {
-                s.record_action(&who, Some(before), &r);
-            }
-            Ok(Json(api::request_json(&r)))
-        }
-        Err(e) => {
-            s.record_refusal(Some(&who), &action, Some(&k), &e);
-            Err(e.into())
-        }
+    let r = act_as(&s, &who, &k, action, &raw)
+        .await
+        .by(&who, action, Some(&k))?;
+    if let Some(before) = &before {
+        s.record_action(&who, Some(before), &r);
     }
+    Ok(Json(api::request_json(&r)))
+}
+
+/// The actions on one request, as the paths spell them.
+const ACTIONS: [&str; 6] = [
+    "approve", "deny", "shorten", "revoke", "withdraw", "release",
+];
+
+/// What a decision names, from its body: `uid` is required on approve and
+/// deny (what is decided must be what was read), optional on shorten and
+/// revoke (they only ever take access away).
+fn named(action: &str, seen: Seen) -> Result<Seen, ApiError> {
+    if seen.uid.is_none() && matches!(action, "approve" | "deny") {
+        return Err(ApiError::field(
+            "uid",
+            format!("name the request you {action}: its uid (and seen) as GET /v1/requests/CLUSTER/NAME gives them"),
+        ));
+    }
+    Ok(seen)
 }
 
 /// One action on one request, as the verified caller.
@@ -638,32 +946,26 @@ async fn act_as(
     action: &str,
     raw: &[u8],
 ) -> Result<AccessRequest, ApiError> {
+    use api::Named;
     let a = &s.authority;
     if matches!(action, "approve" | "deny" | "shorten" | "revoke") {
         s.access
             .require_approver(who, action)
             .map_err(|e| ApiError::from_backend(&e))?;
     }
-    let result = match action {
+    let (op, seen, required) = match action {
         "approve" => {
             let b: ApproveBody = body(raw)?;
+            let asked = a.get(k).await.map_err(|e| ApiError::from_backend(&e))?;
+            let seen = named(action, b.named())?;
+            // What was read is what is decided: 409, saying what it is now.
+            seen.check(&asked).map_err(|e| ApiError::from_backend(&e))?;
             // What was asked fills what the body leaves out.
-            let (duration, namespaces) = match (b.duration, b.namespaces) {
-                (Some(d), Some(ns)) => (parse_duration("duration", &d)?, ns),
-                (d, ns) => {
-                    let asked = current(s, k).await?;
-                    (
-                        match d {
-                            Some(d) => parse_duration("duration", &d)?,
-                            None => asked.duration,
-                        },
-                        ns.unwrap_or(asked.namespaces),
-                    )
-                }
+            let duration = match b.duration {
+                Some(d) => parse_duration("duration", &d)?,
+                None => asked.duration,
             };
-            // The policy decides who may approve, how many must, and how
-            // long a grant may last.
-            let asked = current(s, k).await?;
+            let namespaces = b.namespaces.unwrap_or_else(|| asked.namespaces.clone());
             // A policy judges the diff: never approve before it can be
             // computed (right after a start, before the RBAC is read).
             if s.policy.is_some() && s.hub.inventory_of(&k.cluster).is_none() {
@@ -676,12 +978,14 @@ async fn act_as(
                     ),
                 ));
             }
+            // The policy decides who may approve, how many must, and how
+            // long a grant may last.
             let decision = s.decide(&asked)?.unwrap_or_default();
             if !decision.allowed() {
                 s.metrics.refused("policy");
                 return Err(ApiError::new(
-                    422,
-                    "Invalid",
+                    403,
+                    "Forbidden",
                     format!("refused by policy: {}", decision.deny.join("; ")),
                 ));
             }
@@ -702,23 +1006,29 @@ async fn act_as(
                 namespaces,
                 reason: b.reason,
             };
-            a.approve(who, k, spec, decision.approvals_required).await
+            (Op::Approve(spec), seen, decision.approvals_required)
         }
         "deny" => {
             let b: ReasonBody = body(raw)?;
-            a.deny(who, k, &b.reason).await
+            let seen = named(action, b.named())?;
+            (Op::Deny { reason: b.reason }, seen, 1)
         }
         "revoke" => {
             let b: ReasonBody = body(raw)?;
-            a.revoke(who, k, &b.reason).await
+            let seen = named(action, b.named())?;
+            (Op::Revoke { reason: b.reason }, seen, 1)
         }
         "shorten" => {
             let b: ShortenBody = body(raw)?;
+            let seen = named(action, b.named())?;
             let end = match (b.expires_at, b.to) {
                 (Some(t), None) => t,
                 (None, Some(to)) => {
+                    let left = TimeDelta::from_std(parse_duration("to", &to)?)
+                        .map_err(|_| ApiError::field("to", "too long"))?;
                     a.now()
-                        + TimeDelta::from_std(parse_duration("to", &to)?).unwrap_or(TimeDelta::MAX)
+                        .checked_add_signed(left)
+                        .ok_or_else(|| ApiError::field("to", "too far in the future"))?
                 }
                 _ => {
                     return Err(ApiError::field(
@@ -727,18 +1037,18 @@ async fn act_as(
                     ))
                 }
             };
-            a.shorten(who, k, end).await
+            (Op::Shorten { new_end: end }, seen, 1)
         }
-        "withdraw" => a.withdraw(who, k).await,
-        "release" => a.release(who, k).await,
-        other => {
-            return Err(ApiError::new(
-                404,
-                "NotFound",
-                format!("no action '{other}' (approve, deny, shorten, revoke, withdraw, release)"),
-            ))
+        _ => {
+            let result = match action {
+                "withdraw" => a.withdraw(who, k).await,
+                _ => a.release(who, k).await,
+            };
+            s.metrics.decided(action, result.is_ok());
+            return result.map_err(|e| ApiError::from_backend(&e));
         }
     };
+    let result = a.decide(who, k, &seen, op, required).await;
     s.metrics.decided(action, result.is_ok());
     if let Err(e) = &result {
         if matches!(e, crate::backend::BackendError::Forbidden { .. }) {
@@ -768,22 +1078,12 @@ async fn audit_list(
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<Json<Value>> {
     let who = caller(&s, &headers).await?;
-    if !s.access.may_approve(&who) {
-        let e = ApiError::new(
-            403,
-            "Forbidden",
-            format!(
-                "you ({}) may not read the audit trail: approvers may",
-                who.user
-            ),
-        );
-        s.record_refusal(Some(&who), "read audit", None, &e);
-        return Err(e.into());
-    }
+    approvers_only(&s, &who, "the audit trail").by(&who, "read audit", None)?;
     let since = match q.since.as_deref() {
         Some(t) => Some(
             chrono::DateTime::parse_from_rfc3339(t)
-                .map_err(|e| ApiError::field("since", format!("not RFC 3339: {e}")))?
+                .map_err(|e| ApiError::field("since", format!("not RFC 3339: {e}")))
+                .by(&who, "read audit", None)?
                 .with_timezone(&chrono::Utc),
         ),
         None => None,
@@ -801,20 +1101,30 @@ async fn audit_list(
     Ok(Json(json!({ "items": items })))
 }
 
-/// `GET /v1/events`: the live stream (server-sent events).
+/// How often a live stream's token is checked again: as often as any
+/// call's (the TokenReview cache's lifetime).
+pub const STREAM_RECHECK: Duration = authority::TOKEN_TTL;
+
+/// `GET /v1/events`: the live stream (server-sent events). Approvers get
+/// everything; anyone else what they may read (their own requests in full,
+/// others' redacted; no inventories, notices or audit records). The
+/// token is checked again every [`STREAM_RECHECK`]: a stream ends, with a
+/// last `end` event saying why, once it is no longer accepted (or names
+/// someone else), so no stream outlives its token.
 async fn events(
     State(s): State<Shared>,
     headers: HeaderMap,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let who = caller(&s, &headers).await?;
+    let token = bearer(&headers).unwrap_or_default().to_string();
     // Audit records are for approvers: they hold everyone's reasons.
-    let audited = s.access.may_approve(&who);
+    let approver = s.access.may_approve(&who);
     let last = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let mut start = s.hub.start(last.as_deref());
-    if audited && last.is_none() {
+    if approver && last.is_none() {
         // A fresh console gets the recent trail with its snapshot.
         let id = start.after;
         let recent = s.audit.recent(|_| true);
@@ -837,26 +1147,73 @@ async fn events(
                 .data(&*f.data),
         )
     };
+    let me = who.user.clone();
+    let shown = move |f: Arc<stream::Frame>| {
+        if approver {
+            Some(f)
+        } else {
+            Hub::for_requester(&me, f)
+        }
+    };
+    let shown_live = shown.clone();
     // Events are made as the connection takes them, not all up front: a
     // snapshot of 10,000 requests to 100 consoles would otherwise be a
     // gigabyte at once.
     let to_event_first = to_event.clone();
-    let shown = move |f: &stream::Frame| audited || f.event != api::events::AUDIT;
     let first = futures::stream::iter(start.frames)
-        .filter(move |f| std::future::ready(shown(f)))
+        .filter_map(move |f| std::future::ready(shown(f)))
         .map(move |f| to_event_first(&f));
     let after = start.after;
     let live = tokio_stream_from(start.rx)
-        .filter(move |f| std::future::ready(f.id > after && shown(f)))
+        .filter_map(move |f| std::future::ready((f.id > after).then(|| shown_live(f)).flatten()))
         .map(move |f| {
             let _keep = &guard;
             to_event(&f)
         });
+    // Why the stream ends, said in its last event.
+    let (ended_tx, ended_rx) = tokio::sync::oneshot::channel::<String>();
     let mut stopping = s.stopping.subscribe();
+    let weak = Arc::downgrade(&s);
     let stop = async move {
-        let _ = stopping.wait_for(|s| *s).await;
+        let stopped = async move {
+            let _ = stopping.wait_for(|s| *s).await;
+        };
+        tokio::pin!(stopped);
+        let mut tick = tokio::time::interval(STREAM_RECHECK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        let why = loop {
+            tokio::select! {
+                _ = &mut stopped => break "the server is stopping".to_string(),
+                _ = tick.tick() => {
+                    let Some(s) = weak.upgrade() else {
+                        break "the server is stopping".to_string();
+                    };
+                    match s.authority.authenticate(&token).await {
+                        Ok(now) if now == who => {}
+                        Ok(_) => break "the token now belongs to someone else: connect again".to_string(),
+                        Err(AuthError::Rejected) => {
+                            s.metrics.refused("stream-token-expired");
+                            break "the token is no longer accepted (expired, revoked or deleted): sign in again".to_string();
+                        }
+                        // The hub cannot say now: keep the stream, ask again.
+                        Err(AuthError::Unavailable(_)) => {}
+                    }
+                }
+            }
+        };
+        let _ = ended_tx.send(why);
     };
-    let stream = first.chain(live).take_until(stop);
+    let last_word = futures::stream::once(ended_rx).filter_map(|why| {
+        std::future::ready(why.ok().map(|why| {
+            Ok::<_, Infallible>(
+                Event::default()
+                    .event(api::events::END)
+                    .data(json!({ "reason": why }).to_string()),
+            )
+        }))
+    });
+    let stream = first.chain(live).take_until(stop).chain(last_word);
     Ok(Sse::new(stream).keep_alive(
         KeepAlive::new()
             .interval(Duration::from_secs(15))
@@ -896,9 +1253,12 @@ pub async fn serve(
         None => {
             let listener = tokio::net::TcpListener::bind(listen).await?;
             ready(listener.local_addr()?);
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await?;
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await?;
         }
         Some((cert, key)) => {
             let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key).await?;
@@ -913,7 +1273,7 @@ pub async fn serve(
             });
             axum_server::from_tcp_rustls(listener, config)?
                 .handle(handle)
-                .serve(app.into_make_service())
+                .serve(app.into_make_service_with_connect_info::<SocketAddr>())
                 .await?;
         }
     }

@@ -227,7 +227,13 @@ impl Hub {
 
     /// `{"items": [...]}` of the requests `keep` accepts, written from
     /// the JSON each request already has (for `GET /v1/requests`).
-    pub fn list_json(&self, keep: impl Fn(&AccessRequest) -> bool) -> String {
+    /// With `redact_for` (a caller who may not approve), requests of
+    /// anyone else are [`api::redact`]ed.
+    pub fn list_json(
+        &self,
+        keep: impl Fn(&AccessRequest) -> bool,
+        redact_for: Option<&str>,
+    ) -> String {
         let st = self.lock();
         let mut out = String::from("{\"items\":[");
         let mut first = true;
@@ -237,7 +243,14 @@ impl Hub {
                     out.push(',');
                 }
                 first = false;
-                out.push_str(data);
+                match redact_for {
+                    Some(me) if r.requester.user != me => {
+                        let mut v: Value = serde_json::from_str(data).unwrap_or(Value::Null);
+                        api::redact(&mut v);
+                        out.push_str(&v.to_string());
+                    }
+                    _ => out.push_str(data),
+                }
             }
         }
         out.push_str("]}");
@@ -327,6 +340,28 @@ impl Hub {
             frames,
             rx,
             after: st.next,
+        }
+    }
+
+    /// A frame as a caller who may not approve sees it (need to know):
+    /// no RBAC inventories, notices or audit records; others' requests
+    /// [`api::redact`]ed. None: not for them.
+    pub fn for_requester(user: &str, frame: Arc<Frame>) -> Option<Arc<Frame>> {
+        match frame.event {
+            events::INVENTORY | events::NOTICE | events::AUDIT => None,
+            events::UPSERT => {
+                let mut v: Value = serde_json::from_str(&frame.data).ok()?;
+                if v["spec"]["requester"]["user"].as_str() == Some(user) {
+                    return Some(frame);
+                }
+                api::redact(&mut v);
+                Some(Arc::new(Frame {
+                    id: frame.id,
+                    event: frame.event,
+                    data: v.to_string().into(),
+                }))
+            }
+            _ => Some(frame),
         }
     }
 

@@ -21,8 +21,9 @@
 //! request the policy refuses is never created, an extension names the
 //! requester's own live grant, only the policy's approvers review, a grant
 //! starts only with the policy's number of approvals and never longer than
-//! its maximum. The cluster a review is about is the `cluster` query
-//! parameter of the webhook URL (default: the server's first cluster).
+//! its maximum. The cluster a review is about is the last segment of the
+//! webhook URL's path, `/validate/CLUSTER` (default: the server's first
+//! cluster): the apiserver refuses query parameters in a webhook URL.
 
 use axum::extract::State;
 use axum::Json;
@@ -66,6 +67,42 @@ fn time(v: &Option<Value>, path: &[&str]) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(x.as_str()?)
         .ok()
         .map(|t| t.with_timezone(&Utc))
+}
+
+/// Status writes by anyone but the privileged identities may name only
+/// the objects Portcullis makes for this request, and never change a
+/// uid already recorded.
+fn check_bindings(old: &AccessRequest, new: &AccessRequest) -> Result<(), String> {
+    use crate::backend::kube::objects::planned_name;
+    for b in &new.status.bindings {
+        if !planned_name(&old.name, &b.name)
+            || !matches!(
+                b.kind.as_str(),
+                "RoleBinding" | "ClusterRoleBinding" | "Role" | "ServiceAccount"
+            )
+        {
+            return Err(format!(
+                "status.bindings: {} {} is not an object Portcullis makes for {}",
+                crate::domain::sanitize::inert(&b.kind, 40),
+                crate::domain::sanitize::inert(&b.name, 80),
+                old.name
+            ));
+        }
+        let before = old
+            .status
+            .bindings
+            .iter()
+            .find(|o| o.kind == b.kind && o.namespace == b.namespace && o.name == b.name);
+        if let Some(recorded) = before.and_then(|o| o.uid.as_ref()) {
+            if b.uid.as_ref() != Some(recorded) {
+                return Err(format!(
+                    "status.bindings: the uid recorded for {} never changes",
+                    crate::domain::sanitize::inert(&b.name, 80)
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The verdict on one write: `Err(why)` refuses it.
@@ -115,6 +152,11 @@ pub fn decide(hook: &Webhook, r: &Review, now: DateTime<Utc>) -> Result<(), Stri
                 }
                 return Ok(());
             }
+            // The objects a status names are the ones ending the grant
+            // deletes: only names Portcullis gives this request's objects,
+            // and a recorded uid never changes (no status can point the
+            // server or the reaper at a standing binding).
+            check_bindings(&old, &new)?;
             // Reviews only grow, one at a time, in the writer's name.
             let (before, after) = (&old.status.reviews, &new.status.reviews);
             if after.len() < before.len() || after[..before.len()] != before[..] {
@@ -290,24 +332,39 @@ pub fn policy_rules(
     }
 }
 
-#[derive(serde::Deserialize)]
-pub struct Target {
-    cluster: Option<String>,
-}
-
-/// `POST /validate`: an AdmissionReview (v1) in, its response out.
+/// `POST /validate/{cluster}` (or `/validate`, the server's first
+/// cluster): an AdmissionReview (v1) in, its response out.
 pub async fn validate(
     State(s): State<Shared>,
-    axum::extract::Query(target): axum::extract::Query<Target>,
+    cluster: Option<axum::extract::Path<String>>,
     Json(review): Json<Value>,
-) -> Json<Value> {
+) -> Result<Json<Value>, super::Failure> {
+    // The cluster is in the path (`/validate/NAME`): the apiserver refuses
+    // query parameters in a webhook URL. `/validate` alone judges the
+    // server's first cluster.
+    let cluster = match cluster {
+        Some(axum::extract::Path(c)) if s.authority.clusters().contains(&c) => Some(c),
+        Some(axum::extract::Path(c)) => {
+            return Err(crate::api::ApiError::new(
+                404,
+                "NotFound",
+                format!(
+                    "no cluster '{}' on this server: the webhook URL ends /validate/CLUSTER with one of {}",
+                    crate::domain::sanitize::inert(&c, 64),
+                    s.authority.clusters().join(", ")
+                ),
+            )
+            .into())
+        }
+        None => None,
+    };
     let req = &review["request"];
     let uid = req["uid"].clone();
     let Some(hook) = &s.webhook else {
-        return Json(answer(
+        return Ok(Json(answer(
             uid,
             Err("this server does not serve the webhook".into()),
-        ));
+        )));
     };
     let strings = |v: &Value| -> Vec<String> {
         v.as_array()
@@ -332,13 +389,44 @@ pub async fn validate(
     };
     let mut verdict = decide(hook, &r, s.authority.now());
     if verdict.is_ok() && !hook.privileged.contains(&r.user) && s.policy.is_some() {
-        verdict = policy_verdict(&s, &r, target.cluster);
+        verdict = policy_verdict(&s, &r, cluster.clone());
     }
     if let Err(why) = &verdict {
         s.metrics.refused("webhook");
         tracing::info!(user = %r.user, operation = %r.operation, subresource = %r.subresource, %why, "webhook refused");
+        // On the record like every refusal, in the apiserver's word for
+        // who wrote (the apiserver authenticated them).
+        let name = req["name"].as_str().unwrap_or_default();
+        let key = RequestKey {
+            cluster: cluster
+                .clone()
+                .or_else(|| s.authority.clusters().into_iter().next())
+                .unwrap_or_default(),
+            name: name.to_string(),
+        };
+        let who = Subject {
+            user: r.user.clone(),
+            groups: r.groups.clone(),
+        };
+        let action = format!(
+            "admission: {} accessrequests{}",
+            r.operation.to_lowercase(),
+            if r.subresource.is_empty() {
+                String::new()
+            } else {
+                format!("/{}", r.subresource)
+            }
+        );
+        let e = crate::api::ApiError::new(403, "Forbidden", why.clone());
+        s.record_refusal_as(
+            Some(&who),
+            "the apiserver's userInfo",
+            &action,
+            (!name.is_empty()).then_some(&key),
+            &e,
+        );
     }
-    Json(answer(uid, verdict))
+    Ok(Json(answer(uid, verdict)))
 }
 
 /// [`policy_rules`] with the server's decision and its view of live grants.
@@ -452,6 +540,43 @@ mod tests {
     const HOOK: fn() -> Webhook = || Webhook {
         privileged: vec!["system:serviceaccount:portcullis-system:portcullis-server".into()],
     };
+
+    #[test]
+    fn a_status_names_only_what_portcullis_makes_for_the_request() {
+        let pending = obj("alice", json!({}));
+        let with = |bindings: Value| obj("alice", json!({"bindings": bindings}));
+        let write = |new: Value, old: Value, user: &str| {
+            decide(
+                &HOOK(),
+                &review("UPDATE", "status", user, Some(new), Some(old)),
+                now(),
+            )
+        };
+        // A standing binding, by its own name or a name of another
+        // request's objects: refused.
+        for b in [
+            json!([{"kind": "RoleBinding", "namespace": "payments", "name": "team-admins", "uid": "u1"}]),
+            json!([{"kind": "ClusterRoleBinding", "name": "portcullis-server", "uid": "u1"}]),
+            json!([{"kind": "RoleBinding", "namespace": "payments", "name": "portcullis-other", "uid": "u1"}]),
+            json!([{"kind": "Secret", "namespace": "payments", "name": "portcullis-r"}]),
+        ] {
+            let e = write(with(b.clone()), pending.clone(), "bob").unwrap_err();
+            assert!(e.contains("not an object Portcullis makes"), "{b}: {e}");
+        }
+        // The request's own binding: its claim, then its uid once.
+        let claim =
+            json!([{"kind": "RoleBinding", "namespace": "payments", "name": "portcullis-r"}]);
+        assert_eq!(write(with(claim.clone()), pending.clone(), "bob"), Ok(()));
+        let recorded = json!([{"kind": "RoleBinding", "namespace": "payments", "name": "portcullis-r", "uid": "u1"}]);
+        assert_eq!(write(with(recorded.clone()), with(claim), "bob"), Ok(()));
+        // A recorded uid never changes (to point at another object).
+        let swapped = json!([{"kind": "RoleBinding", "namespace": "payments", "name": "portcullis-r", "uid": "u2"}]);
+        let e = write(with(swapped.clone()), with(recorded), "bob").unwrap_err();
+        assert!(e.contains("never changes"), "{e}");
+        // The privileged identities carry out the lifecycle.
+        let server = "system:serviceaccount:portcullis-system:portcullis-server";
+        assert_eq!(write(with(swapped), pending, server), Ok(()));
+    }
 
     fn reviewed(by: &[&str]) -> Value {
         json!({"reviews": by.iter().map(|b| json!({"by": b, "at": "2026-11-27T01:00:00Z",

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod server;
 
 #[allow(unused_imports)] // some tests start no server
 pub use cluster::free_port;

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 pub use world::{DemoConfig, DemoWorld};
 
 use super::{
-    AccessBackend, ApproveSpec, BackendError, BackendEvent, BackendInfo, NewRequest, RequestKey,
+    AccessBackend, BackendError, BackendEvent, BackendInfo, NewRequest, Op, RequestKey, Seen,
 };
 use crate::domain::{AccessRequest, Subject};
 
@@ -174,28 +174,13 @@ impl AccessBackend for DemoBackend {
         self.act(|w, _| w.create(request))
     }
 
-    async fn approve(
+    async fn decide(
         &self,
         key: &RequestKey,
-        spec: ApproveSpec,
+        seen: &Seen,
+        op: Op,
     ) -> Result<AccessRequest, BackendError> {
-        self.act(|w, me| w.approve(key, me, spec))
-    }
-
-    async fn deny(&self, key: &RequestKey, reason: &str) -> Result<AccessRequest, BackendError> {
-        self.act(|w, me| w.deny(key, me, reason))
-    }
-
-    async fn shorten(
-        &self,
-        key: &RequestKey,
-        new_end: DateTime<Utc>,
-    ) -> Result<AccessRequest, BackendError> {
-        self.act(|w, _| w.shorten(key, new_end))
-    }
-
-    async fn revoke(&self, key: &RequestKey, reason: &str) -> Result<AccessRequest, BackendError> {
-        self.act(|w, me| w.revoke(key, me, reason))
+        self.act(|w, me| w.decide(key, me, seen, op, 1))
     }
 
     async fn withdraw(&self, key: &RequestKey) -> Result<AccessRequest, BackendError> {

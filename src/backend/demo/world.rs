@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::org::{self, Person, APPROVER, CLUSTERS, PEOPLE, REASONS};
-use crate::backend::{ApproveSpec, BackendError, BackendEvent, NewRequest, RequestKey};
+use crate::backend::{ApproveSpec, BackendError, BackendEvent, NewRequest, Op, RequestKey, Seen};
 use crate::domain::request::{Approval, Status};
 use crate::domain::{AccessRequest, Credentials, Phase, RoleRef, Subject, ValidationLimits};
 
@@ -181,6 +181,7 @@ impl DemoWorld {
         let name = self.new_name(person.user, namespaces.first().map(String::as_str));
         AccessRequest {
             name,
+            uid: None,
             cluster,
             created_at,
             requester: person.subject(),
@@ -200,7 +201,12 @@ impl DemoWorld {
         }
     }
 
-    fn insert(&mut self, req: AccessRequest) -> BackendEvent {
+    fn insert(&mut self, mut req: AccessRequest) -> BackendEvent {
+        if req.uid.is_none() {
+            // As an apiserver would: every stored request its own uid.
+            self.serial += 1;
+            req.uid = Some(format!("demo-{:06}-{}", self.serial, req.name));
+        }
         self.requests.insert(RequestKey::of(&req), req.clone());
         BackendEvent::Upsert(Box::new(req))
     }
@@ -392,6 +398,29 @@ impl DemoWorld {
         Ok(next)
     }
 
+    /// `op` by `by`, refused unless the request is still what `seen` says
+    /// (checked and changed under one lock, as a conditional write would).
+    pub fn decide(
+        &mut self,
+        key: &RequestKey,
+        by: &str,
+        seen: &Seen,
+        op: Op,
+        required: usize,
+    ) -> Result<AccessRequest, BackendError> {
+        let now = self
+            .requests
+            .get(key)
+            .ok_or_else(|| BackendError::NotFound(key.clone()))?;
+        seen.check(now)?;
+        match op {
+            Op::Approve(spec) => self.review(key, by, spec, required),
+            Op::Deny { reason } => self.deny(key, by, &reason),
+            Op::Shorten { new_end } => self.shorten(key, new_end),
+            Op::Revoke { reason } => self.revoke(key, by, &reason),
+        }
+    }
+
     pub fn approve(
         &mut self,
         key: &RequestKey,
@@ -479,8 +508,10 @@ impl DemoWorld {
         // Invalid requests are still stored (as a hand-made object would be):
         // the console lists them as invalid and they can only be denied.
         let req = new.into_request(name, self.now);
-        self.insert(req.clone());
-        Ok(req)
+        match self.insert(req) {
+            BackendEvent::Upsert(stored) => Ok(*stored),
+            _ => unreachable!("insert reports the request it stored"),
+        }
     }
 }
 

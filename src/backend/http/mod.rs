@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use super::kube::clock::{parse_http_date, ClusterClock};
 use super::{
-    AccessBackend, ApproveSpec, BackendError, BackendEvent, BackendInfo, NewRequest, RequestKey,
+    AccessBackend, BackendError, BackendEvent, BackendInfo, NewRequest, Op, RequestKey, Seen,
 };
 use crate::api::{self, events, ApiError, WhoAmI};
 use crate::domain::rbac::Inventory;
@@ -212,13 +212,13 @@ fn urlencode(s: &str) -> String {
 
 /// What the console has been told exists, to drop what a snapshot lacks.
 #[derive(Default)]
-struct Seen {
+struct Held {
     known: BTreeSet<RequestKey>,
     snapshot: Option<BTreeSet<RequestKey>>,
 }
 
 /// One SSE event as backend events (none for bookkeeping ones).
-fn translate(event: &str, data: &str, seen: &mut Seen) -> Vec<BackendEvent> {
+fn translate(event: &str, data: &str, seen: &mut Held) -> Vec<BackendEvent> {
     let Ok(v) = serde_json::from_str::<Value>(data) else {
         return Vec::new();
     };
@@ -302,7 +302,7 @@ async fn follow(
     tx: mpsc::UnboundedSender<BackendEvent>,
 ) {
     let mut last: Option<String> = None;
-    let mut seen = Seen::default();
+    let mut seen = Held::default();
     let mut backoff = Duration::from_millis(250);
     let mut down = false;
     loop {
@@ -331,6 +331,20 @@ async fn follow(
                             break;
                         }
                     };
+                    if event.event == events::END {
+                        // The server's last word (an expired token, a
+                        // stop): said in the header, then reconnect.
+                        let reason = serde_json::from_str::<Value>(&event.data)
+                            .ok()
+                            .and_then(|v| {
+                                v["reason"]
+                                    .as_str()
+                                    .map(|r| crate::domain::sanitize::inert(r, 200).into_owned())
+                            })
+                            .unwrap_or_default();
+                        why = format!("the server ended the stream: {reason}");
+                        break;
+                    }
                     match event.event.as_str() {
                         events::SNAPSHOT => in_snapshot = true,
                         events::SNAPSHOT_DONE => in_snapshot = false,
@@ -420,38 +434,37 @@ impl AccessBackend for HttpBackend {
         Ok(api::request_from_json(&v))
     }
 
-    async fn approve(
+    /// Names what was seen in the body (`uid`, `seen`); naming nothing, it
+    /// reads the request first and names that, so the server never decides
+    /// on a request other than the one this call read.
+    async fn decide(
         &self,
         key: &RequestKey,
-        spec: ApproveSpec,
+        seen: &Seen,
+        op: Op,
     ) -> Result<AccessRequest, BackendError> {
-        self.act(
-            key,
-            "approve",
-            json!({"duration": duration::format(spec.duration), "namespaces": spec.namespaces, "reason": spec.reason}),
-        )
-        .await
-    }
-
-    async fn deny(&self, key: &RequestKey, reason: &str) -> Result<AccessRequest, BackendError> {
-        self.act(key, "deny", json!({ "reason": reason })).await
-    }
-
-    async fn shorten(
-        &self,
-        key: &RequestKey,
-        new_end: DateTime<Utc>,
-    ) -> Result<AccessRequest, BackendError> {
-        self.act(
-            key,
-            "shorten",
-            json!({"expiresAt": new_end.to_rfc3339_opts(SecondsFormat::Secs, true)}),
-        )
-        .await
-    }
-
-    async fn revoke(&self, key: &RequestKey, reason: &str) -> Result<AccessRequest, BackendError> {
-        self.act(key, "revoke", json!({ "reason": reason })).await
+        let seen = if seen.is_empty() {
+            let path = format!(
+                "/v1/requests/{}/{}",
+                urlencode(&key.cluster),
+                urlencode(&key.name)
+            );
+            Seen::of(&api::request_from_json(&self.get(&path, Some(key)).await?))
+        } else {
+            seen.clone()
+        };
+        let mut body = match &op {
+            Op::Approve(spec) => {
+                json!({"duration": duration::format(spec.duration), "namespaces": spec.namespaces, "reason": spec.reason})
+            }
+            Op::Deny { reason } | Op::Revoke { reason } => json!({ "reason": reason }),
+            Op::Shorten { new_end } => {
+                json!({"expiresAt": new_end.to_rfc3339_opts(SecondsFormat::Secs, true)})
+            }
+        };
+        body["uid"] = json!(seen.uid);
+        body["seen"] = json!(seen.digest);
+        self.act(key, op.verb(), body).await
     }
 
     async fn withdraw(&self, key: &RequestKey) -> Result<AccessRequest, BackendError> {
@@ -469,7 +482,7 @@ mod tests {
 
     #[test]
     fn a_snapshot_drops_what_it_no_longer_holds() {
-        let mut seen = Seen::default();
+        let mut seen = Held::default();
         let up = |name: &str| {
             json!({"name": name, "cluster": "c", "createdAt": "2026-11-27T00:00:00Z",
                    "spec": {"requester": {"user": "a"}, "role": {"kind": "ClusterRole", "name": "view"},

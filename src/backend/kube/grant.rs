@@ -30,7 +30,7 @@ use super::identity::Identity;
 use super::objects::{self, CreateError};
 use super::settings::ClusterSettings;
 use super::{verify, wire};
-use crate::backend::{ApproveSpec, BackendError, RequestKey};
+use crate::backend::{ApproveSpec, BackendError, Op, RequestKey, Seen};
 use crate::domain::request::{Approval, BindingRef};
 use crate::domain::{AccessRequest, Phase, PhaseError, ValidationLimits};
 
@@ -339,7 +339,28 @@ pub async fn approve(
     name: &str,
     spec: ApproveSpec,
 ) -> Result<AccessRequest, BackendError> {
-    review(site, actor, name, spec, 1).await
+    review(site, actor, name, &Seen::default(), spec, 1).await
+}
+
+/// One decision as `actor` (an approval counting as one of `required`),
+/// refused unless the request it changes is what `seen` says the actor
+/// was shown: checked on the very read whose resourceVersion the write
+/// is conditional on, so a request deleted and asked again in between
+/// is never the one decided.
+pub async fn decide(
+    site: &Site<'_>,
+    actor: &Identity,
+    name: &str,
+    seen: &Seen,
+    op: Op,
+    required: usize,
+) -> Result<AccessRequest, BackendError> {
+    match op {
+        Op::Approve(spec) => review(site, actor, name, seen, spec, required).await,
+        Op::Deny { reason } => deny(site, actor, name, seen, &reason).await,
+        Op::Shorten { new_end } => shorten(site, actor, name, seen, new_end).await,
+        Op::Revoke { reason } => revoke(site, actor, name, seen, &reason).await,
+    }
 }
 
 /// One approval of the `required` distinct approvals (never the
@@ -349,12 +370,14 @@ pub async fn review(
     site: &Site<'_>,
     actor: &Identity,
     name: &str,
+    seen: &Seen,
     spec: ApproveSpec,
     required: usize,
 ) -> Result<AccessRequest, BackendError> {
     refuse_unverified(actor, "approve")?;
     let settings = limits(site).await?;
     let asked = fetch(site, Caller::Approver, name).await?;
+    seen.check(&asked.req)?;
     settings
         .check_grantable(&asked.req.role, &spec.namespaces)
         .map_err(BackendError::Invalid)?;
@@ -413,7 +436,7 @@ pub async fn review(
         undo(site, name, &made, &err.to_string()).await;
         return Err(err);
     }
-    record_made(site, name, &claimed.req, &made, protected).await
+    record_made(site, name, &claimed, &made, protected).await
 }
 
 /// Step 3: the finalizer, on the grant this approval claimed — unless it
@@ -457,27 +480,49 @@ fn crashed(site: &Site<'_>, f: Fault) -> BackendError {
 }
 
 /// Step 5: the uids, on a fresh read; if the grant ended meanwhile
-/// (revoked, expired, failed), what was just made is deleted again.
+/// (revoked, expired, failed), or the request was deleted (and perhaps
+/// asked again under its name), what was just made is deleted again
+/// before the approver hears anything: no binding outlives a failed
+/// approval until the reaper's sweep.
 async fn record_made(
     site: &Site<'_>,
     name: &str,
-    claimed: &AccessRequest,
+    claimed: &Fetched,
     made: &[BindingRef],
     last_seen: Fetched,
 ) -> Result<AccessRequest, BackendError> {
+    let removed = |why: String| async move {
+        match objects::delete_refs(&site.target.client, made).await {
+            Ok(()) => BackendError::Conflict(format!(
+                "{name} {why} while it was being approved; the bindings just made were removed again"
+            )),
+            Err(e) => BackendError::Conflict(format!(
+                "{name} {why} while it was being approved; the bindings just made could not be removed now ({e}): the reaper removes them"
+            )),
+        }
+    };
     let mut now = last_seen;
     for attempt in 0..RETRIES {
         if attempt > 0 {
-            now = fetch(site, Caller::Approver, name).await?;
+            now = match fetch_opt(site, name).await {
+                Ok(Some(f)) => f,
+                Ok(None) => return Err(removed("was deleted".into()).await),
+                Err(e) => {
+                    let err = map_err(site, Caller::Approver, "read the request", e);
+                    return Err(removed(format!("could not be read ({err})")).await);
+                }
+            };
         }
-        let same_grant =
-            now.req.phase() == Phase::Active && now.req.status.decision == claimed.status.decision;
+        let same_grant = now.uid() == claimed.uid()
+            && now.req.phase() == Phase::Active
+            && now.req.status.decision == claimed.req.status.decision;
         if !same_grant {
-            let _ = objects::delete_refs(&site.target.client, made).await;
-            return Err(BackendError::Conflict(format!(
-                "{name} became {} while it was being approved; the bindings just made were removed again",
-                now.req.phase()
-            )));
+            let why = if now.uid() != claimed.uid() {
+                "was deleted and asked again".to_string()
+            } else {
+                format!("became {}", now.req.phase())
+            };
+            return Err(removed(why).await);
         }
         let mut req = now.req.clone();
         for b in &mut req.status.bindings {
@@ -491,7 +536,11 @@ async fn record_made(
         match write_status(site, &req, now.resource_version()).await {
             Ok(done) => return Ok(done.req),
             Err(WriteError::Conflict) => continue,
-            Err(e) => return Err(write_err(site, Caller::Approver, e)),
+            Err(WriteError::Gone) => return Err(removed("was deleted".into()).await),
+            Err(WriteError::Failed(e)) => {
+                let err = map_err(site, Caller::Approver, "update the request status", e);
+                return Err(removed(format!("could not be recorded ({err})")).await);
+            }
         }
     }
     Err(BackendError::Unavailable {
@@ -592,10 +641,12 @@ pub async fn deny(
     site: &Site<'_>,
     actor: &Identity,
     name: &str,
+    seen: &Seen,
     reason: &str,
 ) -> Result<AccessRequest, BackendError> {
     refuse_unverified(actor, "deny")?;
     let f = fetch(site, Caller::Approver, name).await?;
+    seen.check(&f.req)?;
     let mut req = f.req.clone();
     req.deny(&actor.user, site.store.clock.now(), reason)?;
     match write_status(site, &req, f.resource_version()).await {
@@ -610,11 +661,13 @@ pub async fn shorten(
     site: &Site<'_>,
     actor: &Identity,
     name: &str,
+    seen: &Seen,
     new_end: DateTime<Utc>,
 ) -> Result<AccessRequest, BackendError> {
     refuse_unverified(actor, "shorten")?;
     for _ in 0..RETRIES {
         let f = fetch(site, Caller::Approver, name).await?;
+        seen.check(&f.req)?;
         let mut req = f.req.clone();
         req.shorten(new_end, site.store.clock.now())?;
         match write_status(site, &req, f.resource_version()).await {
@@ -637,9 +690,15 @@ pub async fn revoke(
     site: &Site<'_>,
     actor: &Identity,
     name: &str,
+    seen: &Seen,
     reason: &str,
 ) -> Result<AccessRequest, BackendError> {
     refuse_unverified(actor, "revoke")?;
+    // Checked before ending (not on the ending write): a revoke only
+    // takes access away, so a swap in between costs nothing.
+    if !seen.is_empty() {
+        seen.check(&fetch(site, Caller::Approver, name).await?.req)?;
+    }
     match end(
         site,
         name,

@@ -426,10 +426,21 @@ spec:
         resources:
           requests: {{cpu: 50m, memory: 64Mi}}
           limits: {{memory: 256Mi}}
-        volumeMounts: [{{name: config, mountPath: /etc/portcullis, readOnly: true}}]
+        env: [{{name: KUBECONFIG, value: /etc/portcullis/kubeconfig}}]
+        volumeMounts:
+        - {{name: config, mountPath: /etc/portcullis, readOnly: true}}
+        - {{name: policies, mountPath: /etc/portcullis/policies, readOnly: true}}
+        - {{name: state, mountPath: /var/lib/portcullis}}
       volumes:
+      # From `crds --server-config FILE` (README "Installing the server").
       - name: config
         secret: {{secretName: portcullis-server}}
+      - name: policies
+        configMap: {{name: portcullis-server-policies, optional: true}}
+      # The audit log: an emptyDir keeps it for the pod's life only; put a
+      # PersistentVolumeClaim here to keep it (and its chain) for good.
+      - name: state
+        emptyDir: {{}}
 "#
     )
 }

@@ -48,7 +48,7 @@ pub use identity::{Identity, VerifiedBy};
 pub use login::login;
 
 use super::{
-    AccessBackend, ApproveSpec, BackendError, BackendEvent, BackendInfo, NewRequest, RequestKey,
+    AccessBackend, BackendError, BackendEvent, BackendInfo, NewRequest, Op, RequestKey, Seen,
 };
 pub use crate::domain::request::SYSTEM_NAMESPACE;
 use crate::domain::{AccessRequest, Credentials, Subject};
@@ -461,54 +461,20 @@ impl AccessBackend for KubeBackend {
         Ok(grant::read(&grant::Site::direct(cluster), created).req)
     }
 
-    async fn approve(
+    async fn decide(
         &self,
         key: &RequestKey,
-        spec: ApproveSpec,
+        seen: &Seen,
+        op: Op,
     ) -> Result<AccessRequest, BackendError> {
         let cluster = self.cluster(&key.cluster)?;
-        grant::approve(
+        grant::decide(
             &grant::Site::direct(cluster),
             &cluster.identity,
             &key.name,
-            spec,
-        )
-        .await
-    }
-
-    async fn deny(&self, key: &RequestKey, reason: &str) -> Result<AccessRequest, BackendError> {
-        let cluster = self.cluster(&key.cluster)?;
-        grant::deny(
-            &grant::Site::direct(cluster),
-            &cluster.identity,
-            &key.name,
-            reason,
-        )
-        .await
-    }
-
-    async fn shorten(
-        &self,
-        key: &RequestKey,
-        new_end: DateTime<Utc>,
-    ) -> Result<AccessRequest, BackendError> {
-        let cluster = self.cluster(&key.cluster)?;
-        grant::shorten(
-            &grant::Site::direct(cluster),
-            &cluster.identity,
-            &key.name,
-            new_end,
-        )
-        .await
-    }
-
-    async fn revoke(&self, key: &RequestKey, reason: &str) -> Result<AccessRequest, BackendError> {
-        let cluster = self.cluster(&key.cluster)?;
-        grant::revoke(
-            &grant::Site::direct(cluster),
-            &cluster.identity,
-            &key.name,
-            reason,
+            seen,
+            op,
+            1,
         )
         .await
     }

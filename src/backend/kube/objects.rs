@@ -272,12 +272,59 @@ pub struct Deletion {
     /// (an approver's revoke): harmless once the bindings are gone, and
     /// left for the reaper, which may.
     pub left: Vec<BindingRef>,
+    /// Objects the status named that Portcullis did not make for this
+    /// request (see [`provably_ours`]): never deleted.
+    pub refused: Vec<BindingRef>,
 }
 
-/// Deletes the objects a grant recorded, each with a uid precondition.
-/// With a recorded uid that uid decides; without one (the approval had not
-/// recorded it yet) an object counts as the grant's when its
-/// ownerReference or label names the request. Already gone is success.
+/// How far a target's clock may trail the hub's: an object made for a
+/// request is never older than the request by more than this.
+pub const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::seconds(120);
+
+/// Whether a name is one Portcullis gives the objects it makes for the
+/// request named `request` (bindings, the Token-mode ServiceAccount and
+/// minting Role, the release Role and binding).
+pub fn planned_name(request: &str, name: &str) -> bool {
+    name == binding_name(request) || name == token_account(request) || name == release_name(request)
+}
+
+/// Whether `obj` is provably one Portcullis made for `req` (stored with
+/// uid `request_uid`), so that ending the grant may delete it. A status can
+/// be written by others (an approver in direct mode, a hub writer), so what
+/// it says is never enough on its own: the object must bear a name
+/// Portcullis gives this request's objects, and either carry this
+/// request's uid (written when it was made; only someone with rights on it
+/// could forge that) or be the object the status recorded by uid *and*
+/// younger than the request (a standing object predates any request that
+/// names it). The second way keeps a grantee who stripped the annotation of
+/// their own binding from keeping it.
+pub fn provably_ours(
+    obj: &kube::core::ObjectMeta,
+    req: &AccessRequest,
+    request_uid: &str,
+    recorded_uid: Option<&str>,
+) -> bool {
+    let Some(name) = obj.name.as_deref() else {
+        return false;
+    };
+    if !planned_name(&req.name, name) {
+        return false;
+    }
+    if made_for(obj, request_uid) {
+        return true;
+    }
+    let recorded = recorded_uid.is_some() && obj.uid.as_deref() == recorded_uid;
+    let younger = obj
+        .creation_timestamp
+        .as_ref()
+        // k8s-openapi speaks jiff; the domain speaks chrono.
+        .is_some_and(|t| t.0.as_second() >= (req.created_at - CLOCK_SKEW).timestamp());
+    recorded && younger
+}
+
+/// Deletes the objects a grant recorded, each with a uid precondition,
+/// but only those [`provably_ours`]: a status naming anything else (a
+/// standing binding's uid) deletes nothing. Already gone is success.
 pub async fn delete_recorded(
     client: &kube::Client,
     req: &AccessRequest,
@@ -298,19 +345,10 @@ pub async fn delete_recorded(
             }
             Err(e) => return Err(e),
         };
-        let ours = match &b.uid {
-            Some(uid) => obj.metadata.uid.as_ref() == Some(uid),
-            None => {
-                made_for(&obj.metadata, request_uid)
-                    || obj
-                        .metadata
-                        .labels
-                        .as_ref()
-                        .and_then(|l| l.get(REQUEST_LABEL))
-                        == Some(&req.name)
-            }
-        };
-        if !ours {
+        if !provably_ours(&obj.metadata, req, request_uid, b.uid.as_deref()) {
+            tracing::warn!(request = %req.name, kind = %b.kind, namespace = ?b.namespace, name = %b.name,
+                "the status names an object Portcullis did not make for this request: left alone");
+            out.refused.push(b.clone());
             continue;
         }
         match delete_uid(&api, &b.name, obj.metadata.uid.clone()).await {

@@ -749,14 +749,17 @@ pub fn orphan(
     let name = meta.name.as_deref().unwrap_or_default();
     let namespace = meta.namespace.as_deref();
     // A request that lists this very object by uid claims it whatever its
-    // labels say now (a grantee may have stripped them).
-    let by_uid = live.values().find(|(req, _)| {
+    // labels say now (a grantee may have stripped them), but only an
+    // object Portcullis provably made for it: a status that names a
+    // standing binding's uid claims nothing.
+    let by_uid = live.values().find(|(req, request_uid)| {
         req.status.bindings.iter().any(|b| {
             b.kind == kind
                 && b.name == name
                 && b.namespace.as_deref() == namespace
                 && b.uid.is_some()
                 && b.uid == meta.uid
+                && objects::provably_ours(meta, req, request_uid, b.uid.as_deref())
         })
     });
     let req = match (by_uid, label, owner_uid) {
@@ -820,6 +823,12 @@ mod tests {
         HashMap::from([(r.name.clone(), (r, "r-uid".to_string()))])
     }
 
+    fn time(t: DateTime<Utc>) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::from_second(t.timestamp()).unwrap(),
+        )
+    }
+
     fn meta(uid: &str, owner: Option<&str>, label: Option<&str>) -> kube::core::ObjectMeta {
         kube::core::ObjectMeta {
             name: Some("portcullis-g".into()),
@@ -828,8 +837,38 @@ mod tests {
             annotations: owner
                 .map(|o| [(objects::REQUEST_UID_ANNOTATION.to_string(), o.to_string())].into()),
             labels: label.map(|l| [(REQUEST_LABEL.to_string(), l.to_string())].into()),
+            creation_timestamp: Some(time(Utc::now())),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_status_naming_a_standing_binding_claims_nothing() {
+        let now = Utc::now();
+        // A standing binding, older than the request, that a status writer
+        // named by uid (with the planned name, or its own): never swept.
+        let mut standing = meta("b-uid", None, None);
+        standing.creation_timestamp = Some(time(now - chrono::TimeDelta::days(30)));
+        let failed = live(req(Phase::Failed, 60));
+        assert_eq!(orphan(&standing, "RoleBinding", &failed, now), None);
+        let mut other_name = meta("b-uid", None, None);
+        other_name.name = Some("team-admins".into());
+        let mut named = req(Phase::Failed, 60);
+        named.status.bindings[0].name = "team-admins".into();
+        assert_eq!(orphan(&other_name, "RoleBinding", &live(named), now), None);
+        // The same object made for the request (its uid annotation) is ours.
+        let mut annotated = standing.clone();
+        annotated.annotations = Some(
+            [(
+                objects::REQUEST_UID_ANNOTATION.to_string(),
+                "r-uid".to_string(),
+            )]
+            .into(),
+        );
+        assert_eq!(
+            orphan(&annotated, "RoleBinding", &failed, now),
+            Some("its grant has ended")
+        );
     }
 
     #[test]

@@ -256,6 +256,10 @@ pub fn request_from_json(cluster: &str, obj: &Value) -> AccessRequest {
     };
     AccessRequest {
         name,
+        uid: obj
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         cluster: cluster.to_string(),
         created_at,
         requester: Subject { user, groups },
