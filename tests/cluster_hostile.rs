@@ -66,7 +66,7 @@ async fn a_status_naming_a_standing_binding_deletes_nothing() {
         "bob",
         "PATCH",
         &accessrequest(&name),
-        Some(r#"{"metadata":{"finalizers":["portcullis.dev/bindings"]}}"#),
+        Some(r#"{"metadata":{"finalizers":["portcullis.dev/grant"]}}"#),
     );
     assert!(code < 300, "bob adds a finalizer: {code} {body}");
     let status = json!({"status": {"phase": "Failed", "message": "x",
@@ -88,7 +88,7 @@ async fn a_status_naming_a_standing_binding_deletes_nothing() {
         let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
         v["metadata"]["finalizers"]
             .as_array()
-            .is_none_or(|f| f.iter().all(|x| x != "portcullis.dev/bindings"))
+            .is_none_or(|f| f.iter().all(|x| x != "portcullis.dev/grant"))
     })
     .await;
     tokio::time::sleep(Duration::from_secs(8)).await;

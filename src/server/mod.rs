@@ -380,9 +380,37 @@ async fn record_refusals(
     if status.as_u16() < 400 {
         return response;
     }
-    let known = response.extensions().get::<Refused>().cloned();
+    // An error that is not ours (axum's rejection of a path or query,
+    // the body limit, a wrong method) is said in our shape all the same.
+    let (response, known) = match response.extensions().get::<Refused>().cloned() {
+        Some(r) => (response, r),
+        None => {
+            let (parts, body) = response.into_parts();
+            let text = axum::body::to_bytes(body, MAX_BODY)
+                .await
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            let message = match parts.status {
+                StatusCode::PAYLOAD_TOO_LARGE => format!("the body is larger than {MAX_BODY} bytes"),
+                _ if text.trim().is_empty() => parts.status.to_string(),
+                _ => crate::domain::sanitize::inert(text.trim(), 300).into_owned(),
+            };
+            let error = ApiError::new(
+                parts.status.as_u16(),
+                parts.status.canonical_reason().unwrap_or("Error"),
+                message,
+            );
+            let refused = Refused {
+                who: None,
+                action: None,
+                target: None,
+                error: error.clone(),
+            };
+            (Failure::from(error).into_response(), refused)
+        }
+    };
     let who = match (&known, &token) {
-        (Some(Refused { who: Some(w), .. }), _) => Some(w.clone()),
+        (Refused { who: Some(w), .. }, _) => Some(w.clone()),
         // 401: the token is missing or rejected: nobody to name.
         _ if status == StatusCode::UNAUTHORIZED => None,
         (_, Some(t)) => s.authority.authenticate(t).await.ok(),
@@ -407,28 +435,10 @@ async fn record_refusals(
         return response;
     }
     let inert = |t: &str| crate::domain::sanitize::inert(t, 120).into_owned();
-    let (action, target, error) = match known {
-        Some(r) => (
-            r.action
-                .unwrap_or_else(|| format!("{method} {}", inert(&path))),
-            r.target,
-            r.error,
-        ),
-        None => (
-            format!("{method} {}", inert(&path)),
-            None,
-            ApiError::new(
-                status.as_u16(),
-                status.canonical_reason().unwrap_or("Error"),
-                match status {
-                    StatusCode::PAYLOAD_TOO_LARGE => {
-                        format!("the body is larger than {MAX_BODY} bytes")
-                    }
-                    _ => status.to_string(),
-                },
-            ),
-        ),
-    };
+    let action = known
+        .action
+        .unwrap_or_else(|| format!("{method} {}", inert(&path)));
+    let (target, error) = (known.target, known.error);
     s.record_refusal(who.as_ref(), &action, target.as_ref(), &error);
     response
 }

@@ -83,6 +83,8 @@ pub fn curl(
     let mut cmd = Command::new("curl");
     cmd.args([
         "-sk",
+        // As an attacker sends it: `..` and the like are not tidied away.
+        "--path-as-is",
         "-X",
         method,
         "-H",
