@@ -788,7 +788,7 @@ labels = {{ env = "staging" }}
         "/v1/requests",
         Some(&ticketless),
     );
-    assert_eq!(code, 422, "{e}");
+    assert_eq!(code, 403, "{e}");
     assert!(
         e["error"]["message"]
             .as_str()
@@ -812,7 +812,7 @@ labels = {{ env = "staging" }}
     let mut long = ask("c1", "view", &["orders"], "2h");
     long["ticket"] = json!("INC-7");
     let (code, e) = curl(&s.url, Some("alice"), "POST", "/v1/requests", Some(&long));
-    assert_eq!(code, 422, "{e}");
+    assert_eq!(code, 403, "{e}");
 
     // A critical diff (edit reads Secrets) needs two distinct approvers;
     // the requester never counts; the same approver twice counts once.
@@ -1036,7 +1036,7 @@ labels = {{ env = "staging" }}
     .await;
     let mut again = ask("c1", "view", &["orders"], "30m");
     let (code, e) = curl(&s.url, Some("alice"), "POST", "/v1/requests", Some(&again));
-    assert_eq!(code, 422, "the old policy still refuses: {e}");
+    assert_eq!(code, 403, "the old policy still refuses: {e}");
     again["ticket"] = json!("INC-8");
     assert_eq!(
         curl(&s.url, Some("alice"), "POST", "/v1/requests", Some(&again)).0,
