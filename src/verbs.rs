@@ -13,7 +13,8 @@ use tokio::sync::mpsc;
 use crate::backend::http::HttpBackend;
 use crate::backend::kube::KubeBackend;
 use crate::backend::{
-    AccessBackend, ApproveSpec, BackendError, BackendEvent, Caller, NewRequest, RequestKey,
+    AccessBackend, ApproveSpec, BackendError, BackendEvent, Caller, NewRequest, Op, RequestKey,
+    Seen,
 };
 use crate::cli::{Command, CredentialsArg};
 use crate::domain::sanitize::inert;
@@ -460,7 +461,11 @@ async fn run_verb(
                 },
                 reason: reason.clone(),
             };
-            let r = backend.approve(&key(name), spec).await?;
+            // What is granted is what was just read: a request deleted and
+            // asked again under the name in between is refused (409).
+            let r = backend
+                .decide(&key(name), &Seen::of(&asked), Op::Approve(spec))
+                .await?;
             Ok(format!(
                 "approved {}: {} {} in {} until {}\n",
                 show(&r.name),
@@ -473,13 +478,22 @@ async fn run_verb(
                     .unwrap_or_default()
             ))
         }
-        Command::Deny { name, reason } => backend
-            .deny(&key(name), reason)
-            .await
-            .map(|r| format!("denied {}\n", show(&r.name))),
+        Command::Deny { name, reason } => {
+            let asked = get(name).await?;
+            let op = Op::Deny {
+                reason: reason.clone(),
+            };
+            backend
+                .decide(&key(name), &Seen::of(&asked), op)
+                .await
+                .map(|r| format!("denied {}\n", show(&r.name)))
+        }
         Command::Shorten { name, to } => {
             // "From now" on the apiserver's clock, not this machine's.
-            let end = backend.now() + TimeDelta::from_std(*to).unwrap_or(TimeDelta::MAX);
+            let end = TimeDelta::from_std(*to)
+                .ok()
+                .and_then(|d| backend.now().checked_add_signed(d))
+                .ok_or_else(|| BackendError::Invalid("--to is too far in the future".into()))?;
             backend.shorten(&key(name), end).await.map(|r| {
                 format!(
                     "shortened {}: ends in {}\n",

@@ -68,6 +68,17 @@ fn serve(d: &Path) -> Served {
     panic!("the server never got ready");
 }
 
+/// A decision's body naming the request at `path` (its `…/ACTION` path)
+/// as `token` reads it: uid and seen.
+fn named(base: &str, token: &str, path: &str, body: &str) -> String {
+    let read_path = path.rsplit_once('/').map(|(p, _)| p).unwrap_or(path);
+    let (_, read) = curl(base, Some(token), "GET", read_path, None);
+    let mut v: Value = serde_json::from_str(body).unwrap();
+    v["uid"] = read["uid"].clone();
+    v["seen"] = read["seen"].clone();
+    v.to_string()
+}
+
 /// A raw HTTP call with a bearer token, as an attacker makes it.
 fn curl(
     base: &str,
@@ -177,7 +188,7 @@ fn trail(name: &str) -> (PathBuf, PathBuf, PathBuf) {
             Some("dana"),
             "POST",
             &path(own, "approve"),
-            Some("{}")
+            Some(&named(&s.url, "dana", &path(own, "approve"), "{}"))
         )
         .0,
         403
@@ -221,7 +232,12 @@ fn trail(name: &str) -> (PathBuf, PathBuf, PathBuf) {
             Some("dana"),
             "POST",
             &path(other, "approve"),
-            Some(r#"{"duration":"20m"}"#)
+            Some(&named(
+                &s.url,
+                "dana",
+                &path(other, "approve"),
+                r#"{"duration":"20m"}"#
+            ))
         )
         .0,
         200
@@ -667,7 +683,14 @@ fn readme_audit_commands_run_as_written() {
         made["name"].as_str().unwrap()
     );
     assert_eq!(
-        curl(&served.url, Some("dana"), "POST", &path, Some("{}")).0,
+        curl(
+            &served.url,
+            Some("dana"),
+            "POST",
+            &path,
+            Some(&named(&served.url, "dana", &path, "{}"))
+        )
+        .0,
         200
     );
     served.stop();

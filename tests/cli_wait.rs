@@ -154,12 +154,23 @@ fn decide(s: &Served, name: &str, verb: &str, body: &str) {
     // The waiting process is subscribed before it prints the name; give
     // the request a moment to be still pending when decided, as in life.
     std::thread::sleep(Duration::from_millis(300));
+    // A decision names what was read: the request's uid and seen.
+    let (_, read) = curl(
+        &s.url,
+        "dana",
+        "GET",
+        &format!("/v1/requests/dev-sandbox/{name}"),
+        None,
+    );
+    let mut body: Value = serde_json::from_str(body).unwrap();
+    body["uid"] = read["uid"].clone();
+    body["seen"] = read["seen"].clone();
     let (code, reply) = curl(
         &s.url,
         "dana",
         "POST",
         &format!("/v1/requests/dev-sandbox/{name}/{verb}"),
-        Some(body),
+        Some(&body.to_string()),
     );
     assert_eq!(code, 200, "{verb} {name}: {reply}");
 }

@@ -269,7 +269,10 @@ async fn no_input_gets_a_server_error() {
                         "{who:?} {method} {n}/{action} {body:?}: {code} {v}"
                     );
                     if code >= 400 {
-                        assert!(v["error"]["message"].is_string(), "a JSON error: {who:?} {method} {n}/{action} {body:?}: {code} {v}");
+                        assert!(
+                            v["error"]["message"].is_string(),
+                            "a JSON error: {who:?} {method} {n}/{action} {body:?}: {code} {v}"
+                        );
                     }
                 }
             }

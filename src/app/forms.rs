@@ -123,7 +123,7 @@ fn approve_form(req: &AccessRequest, previous: Option<&ApproveSpec>) -> ApproveF
     let dur = previous.map_or(req.duration, |s| s.duration);
     ApproveForm {
         key: RequestKey::of(req),
-        duration: selected_input("e.g. 15m", &duration::format(dur)),
+        duration: selected_input("e.g. 15m", &duration::format_exact(dur)),
         namespaces: req
             .namespaces
             .iter()
@@ -199,12 +199,12 @@ pub fn approve_confirm(state: &AppState, req: &AccessRequest, mut spec: ApproveS
         if more_needed == 0 {
             format!(
                 "For      {} — until {until}; the clock starts now",
-                duration::format(spec.duration),
+                duration::format_exact(spec.duration),
             )
         } else {
             format!(
                 "For      at most {}; the clock starts at the last approval",
-                duration::format(spec.duration),
+                duration::format_exact(spec.duration),
             )
         },
     ];
@@ -230,7 +230,7 @@ pub fn approve_confirm(state: &AppState, req: &AccessRequest, mut spec: ApproveS
         };
         lines.push(format!(
             "Asked    {} in {asked_ns}",
-            duration::format(req.duration)
+            duration::format_exact(req.duration)
         ));
     }
     let subject = &req.requester;

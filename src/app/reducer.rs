@@ -1145,6 +1145,27 @@ mod tests {
     }
 
     #[test]
+    fn an_approve_dialog_closes_when_its_request_is_swapped_under_it() {
+        let mut shown = req("a", "alice", "view", &["payments"]);
+        shown.uid = Some("u1".into());
+        let mut s = state(vec![shown]);
+        assert!(update(&mut s, key('a')).is_empty());
+        assert!(matches!(s.mode, Mode::Confirm(_)));
+        // Deleted and asked again under the same name, for more.
+        let mut swapped = req("a", "alice", "edit", &["payments"]);
+        swapped.uid = Some("u2".into());
+        let removed = BackendEvent::Removed(rk("a"));
+        let back = BackendEvent::Upsert(Box::new(swapped));
+        assert!(update(&mut s, Action::Backend(vec![removed, back])).is_empty());
+        match &s.mode {
+            Mode::Notice { text, .. } => assert!(text.contains("changed meanwhile"), "{text}"),
+            other => panic!("the dialog closed with a notice, not {other:?}"),
+        }
+        // `y` now lands on the notice: nothing is approved.
+        assert!(update(&mut s, key('y')).is_empty());
+    }
+
+    #[test]
     fn approve_confirm_emits_exactly_the_asked_grant() {
         let mut s = state(vec![req("a", "alice", "edit", &["payments", "orders"])]);
         assert!(update(&mut s, key('a')).is_empty());

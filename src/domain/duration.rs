@@ -62,6 +62,29 @@ pub fn format(d: Duration) -> String {
     }
 }
 
+/// Every unit, nothing dropped (`1d23h59m59s`, `1h30m`, `45s`): what is
+/// stored and sent, and what a dialog states a grant will be, where
+/// [`format`]'s rounding would make it say less than is granted.
+pub fn format_exact(d: Duration) -> String {
+    let s = d.as_secs();
+    let parts = [
+        (s / 86_400, "d"),
+        ((s / 3600) % 24, "h"),
+        ((s / 60) % 60, "m"),
+        (s % 60, "s"),
+    ];
+    let out: String = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    if out.is_empty() {
+        "0s".into()
+    } else {
+        out
+    }
+}
+
 /// Formats a signed chrono duration (negative shown as `0s`).
 pub fn format_chrono(d: chrono::TimeDelta) -> String {
     format(d.to_std().unwrap_or_default())
@@ -77,6 +100,21 @@ mod tests {
         assert_eq!(parse("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse(" 2h 5m "), Ok(Duration::from_secs(7500)));
         assert_eq!(parse("90s"), Ok(Duration::from_secs(90)));
+    }
+
+    #[test]
+    fn exact_form_loses_nothing_and_parses_back() {
+        let pattern = regex::Regex::new(crate::backend::kube::manifests::DURATION_PATTERN).unwrap();
+        for secs in [
+            1, 59, 60, 61, 3599, 3600, 5415, 86_399, 86_400, 171_999, 31_622_400,
+        ] {
+            let d = Duration::from_secs(secs);
+            let text = format_exact(d);
+            assert_eq!(parse(&text), Ok(d), "{text}");
+            assert!(pattern.is_match(&text), "{text}");
+        }
+        assert_eq!(format_exact(Duration::from_secs(171_999)), "1d23h46m39s");
+        assert_eq!(format_exact(Duration::from_secs(5400)), "1h30m");
     }
 
     #[test]

@@ -43,6 +43,11 @@ pub trait Authority: Send + Sync + 'static {
     /// Who a bearer token belongs to, as the hub's apiserver (or the demo)
     /// says: used for everything the caller does.
     async fn authenticate(&self, token: &str) -> Result<Subject, AuthError>;
+    /// Who a token belongs to if that is already known (the cache), with
+    /// no call to anyone: what the refusal record may name cheaply.
+    fn known(&self, _token: &str) -> Option<Subject> {
+        None
+    }
     /// Everything now, then every change.
     fn watch(&self) -> mpsc::UnboundedReceiver<BackendEvent>;
     /// Why the server is not ready to serve, if it is not.
@@ -205,6 +210,12 @@ impl Authority for DemoAuthority {
             .map(|p| p.subject())
             .ok_or(AuthError::Rejected)
     }
+    fn known(&self, token: &str) -> Option<Subject> {
+        org::PEOPLE
+            .iter()
+            .find(|p| p.user == token)
+            .map(|p| p.subject())
+    }
     fn watch(&self) -> mpsc::UnboundedReceiver<BackendEvent> {
         self.demo.watch()
     }
@@ -257,12 +268,20 @@ impl Authority for DemoAuthority {
 /// How long a TokenReview's answer is reused.
 pub const TOKEN_TTL: Duration = Duration::from_secs(10);
 
+/// What TokenReview said of a token (None: rejected), and when.
+type Answer = (Option<Subject>, Instant);
+
+/// At most this many tokens' answers are cached.
+const TOKEN_CACHE_MAX: usize = 100_000;
+
 /// The hub (every request, one clock) and the target clusters.
 pub struct KubeAuthority {
     topology: Topology,
     access: Access,
-    /// sha256(token) → who, until when. Tokens are never kept.
-    tokens: Mutex<HashMap<[u8; 32], (Subject, Instant)>>,
+    /// sha256(token) → who (or rejected), since when. Tokens are never
+    /// kept; rejections are cached too, so a flood of bad tokens costs the
+    /// hub one TokenReview per token per 10 s, not one per call.
+    tokens: Mutex<HashMap<[u8; 32], Answer>>,
     _reaper: tokio::task::JoinHandle<()>,
 }
 
@@ -356,31 +375,9 @@ async fn connect(context: Option<&str>, name: &str) -> Result<KubeCluster, Backe
     Ok(KubeCluster::connect(name, client, &auth, context.unwrap_or(name)).await)
 }
 
-#[async_trait]
-impl Authority for KubeAuthority {
-    fn kind(&self) -> &'static str {
-        "kube"
-    }
-    fn clusters(&self) -> Vec<String> {
-        self.topology
-            .targets
-            .as_ref()
-            .map(|t| t.keys().cloned().collect())
-            .unwrap_or_default()
-    }
-    fn now(&self) -> DateTime<Utc> {
-        self.topology.store.clock.now()
-    }
-
-    async fn authenticate(&self, token: &str) -> Result<Subject, AuthError> {
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Ok(cache) = self.tokens.lock() {
-            if let Some((who, at)) = cache.get(&digest) {
-                if at.elapsed() < TOKEN_TTL {
-                    return Ok(who.clone());
-                }
-            }
-        }
+impl KubeAuthority {
+    /// One TokenReview on the hub.
+    async fn review(&self, token: &str) -> Result<Subject, AuthError> {
         let body = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}});
         let request = http::Request::post("/apis/authentication.k8s.io/v1/tokenreviews")
             .header(http::header::CONTENT_TYPE, "application/json")
@@ -410,15 +407,58 @@ impl Authority for KubeAuthority {
                     .collect()
             })
             .unwrap_or_default();
-        let who = Subject {
+        Ok(Subject {
             user: user.into(),
             groups,
-        };
-        if let Ok(mut cache) = self.tokens.lock() {
-            cache.retain(|_, (_, at)| at.elapsed() < TOKEN_TTL);
-            cache.insert(digest, (who.clone(), Instant::now()));
+        })
+    }
+}
+
+#[async_trait]
+impl Authority for KubeAuthority {
+    fn kind(&self) -> &'static str {
+        "kube"
+    }
+    fn clusters(&self) -> Vec<String> {
+        self.topology
+            .targets
+            .as_ref()
+            .map(|t| t.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+    fn now(&self) -> DateTime<Utc> {
+        self.topology.store.clock.now()
+    }
+
+    async fn authenticate(&self, token: &str) -> Result<Subject, AuthError> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Ok(cache) = self.tokens.lock() {
+            if let Some((who, at)) = cache.get(&digest) {
+                if at.elapsed() < TOKEN_TTL {
+                    return who.clone().ok_or(AuthError::Rejected);
+                }
+            }
         }
-        Ok(who)
+        let answer = self.review(token).await;
+        if matches!(answer, Ok(_) | Err(AuthError::Rejected)) {
+            if let Ok(mut cache) = self.tokens.lock() {
+                cache.retain(|_, (_, at)| at.elapsed() < TOKEN_TTL);
+                // Bounded whatever arrives: a flood of fresh tokens
+                // starts the cache over rather than growing it.
+                if cache.len() >= TOKEN_CACHE_MAX {
+                    cache.clear();
+                }
+                cache.insert(digest, (answer.clone().ok(), Instant::now()));
+            }
+        }
+        answer
+    }
+
+    fn known(&self, token: &str) -> Option<Subject> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let cache = self.tokens.lock().ok()?;
+        let (who, at) = cache.get(&digest)?;
+        (at.elapsed() < TOKEN_TTL).then(|| who.clone()).flatten()
     }
 
     fn watch(&self) -> mpsc::UnboundedReceiver<BackendEvent> {

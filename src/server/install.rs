@@ -18,7 +18,9 @@ use super::config::ServerConfig;
 /// Where the Deployment mounts the Secret.
 pub const MOUNT: &str = "/etc/portcullis";
 /// Where it mounts the policies' ConfigMap.
-pub const POLICY_MOUNT: &str = "/etc/portcullis/policies";
+/// (Not under MOUNT: a Secret volume is read-only, so no mount point can be
+/// made inside it.)
+pub const POLICY_MOUNT: &str = "/etc/portcullis-policies";
 /// Where the audit log goes (an emptyDir: use a PersistentVolume to keep it).
 pub const STATE: &str = "/var/lib/portcullis";
 
@@ -234,7 +236,7 @@ mod tests {
         for line in [
             "listen = \"0.0.0.0:7443\"",
             "tls_cert = \"/etc/portcullis/tls.crt\"",
-            "policy = \"/etc/portcullis/policies\"",
+            "policy = \"/etc/portcullis-policies\"",
             "key = \"/etc/portcullis/audit.key\"",
             "log = \"/var/lib/portcullis/audit.jsonl\"",
         ] {

@@ -127,6 +127,7 @@ impl Server {
                     tick.tick().await;
                     let Some(server) = me.upgrade() else { break };
                     server.record_dropped_refusals();
+                    server.refusals.prune();
                     if let Err(e) = server.audit.sign(server.authority.now()) {
                         tracing::error!(error = %e, "cannot sign the audit head");
                     }
@@ -295,6 +296,19 @@ impl Server {
             })
             .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
             .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked));
+        if let (Some(config), Ok(rt)) = (&per_address, tokio::runtime::Handle::try_current()) {
+            // Forget addresses not seen lately: the map of keys stays as
+            // small as the callers of the last minute.
+            let limiter = config.limiter().clone();
+            rt.spawn(async move {
+                let mut tick = tokio::time::interval(SIGN_EVERY);
+                loop {
+                    tick.tick().await;
+                    limiter.retain_recent();
+                    limiter.shrink_to_fit();
+                }
+            });
+        }
         let router = match per_address {
             Some(config) => router.layer(tower_governor::GovernorLayer::new(config).error_handler(
                 |e| {
@@ -338,10 +352,21 @@ impl tower_governor::key_extractor::KeyExtractor for PeerAddress {
     }
 }
 
-fn peer(ext: &axum::http::Extensions) -> std::net::IpAddr {
-    ext.get::<axum::extract::ConnectInfo<SocketAddr>>()
+/// The caller's address as limits count it: IPv4 whole, IPv6 by its /64
+/// (one host usually holds a whole /64).
+pub(crate) fn peer(ext: &axum::http::Extensions) -> std::net::IpAddr {
+    use std::net::IpAddr;
+    match ext
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
-        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+    {
+        Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !0u128 << 64).into()),
+        },
+        Some(v4) => v4,
+        None => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+    }
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -391,13 +416,21 @@ async fn record_refusals(
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
                 .unwrap_or_default();
             let message = match parts.status {
-                StatusCode::PAYLOAD_TOO_LARGE => format!("the body is larger than {MAX_BODY} bytes"),
+                StatusCode::PAYLOAD_TOO_LARGE => {
+                    format!("the body is larger than {MAX_BODY} bytes")
+                }
                 _ if text.trim().is_empty() => parts.status.to_string(),
                 _ => crate::domain::sanitize::inert(text.trim(), 300).into_owned(),
             };
+            // axum's 400 (a path or query it could not read) is a field
+            // that is wrong: 422, as README's table says.
+            let status = match parts.status {
+                StatusCode::BAD_REQUEST => StatusCode::UNPROCESSABLE_ENTITY,
+                other => other,
+            };
             let error = ApiError::new(
-                parts.status.as_u16(),
-                parts.status.canonical_reason().unwrap_or("Error"),
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("Error"),
                 message,
             );
             let refused = Refused {
@@ -409,11 +442,13 @@ async fn record_refusals(
             (Failure::from(error).into_response(), refused)
         }
     };
+    // Who: as the handler verified them, else only what the token cache
+    // already knows. Never a TokenReview here: a flood of refused calls
+    // must not become a flood of calls to the hub.
     let who = match (&known, &token) {
         (Refused { who: Some(w), .. }, _) => Some(w.clone()),
-        // 401: the token is missing or rejected: nobody to name.
         _ if status == StatusCode::UNAUTHORIZED => None,
-        (_, Some(t)) => s.authority.authenticate(t).await.ok(),
+        (_, Some(t)) => s.authority.known(t),
         (_, None) => None,
     };
     let caller_key = match (&who, &token) {
@@ -431,7 +466,10 @@ async fn record_refusals(
         }
         (None, None) => "anonymous".into(),
     };
-    if !s.refusals.admit(&caller_key, &format!("address:{address}")) {
+    if !s
+        .refusals
+        .admit(&caller_key, &format!("address:{address}"), who.is_some())
+    {
         return response;
     }
     let inert = |t: &str| crate::domain::sanitize::inert(t, 120).into_owned();
@@ -811,6 +849,7 @@ async fn create_as(s: &Server, who: &Subject, raw: &[u8]) -> Result<AccessReques
         .map_err(|e| ApiError::from_backend(&e))?;
     // An extension names the caller's own live grant and asks for no more.
     if let Some(of) = &b.extends {
+        crate::domain::names::object_name(of).map_err(|why| ApiError::field("extends", why))?;
         let key = RequestKey {
             cluster: new.cluster.clone(),
             name: of.clone(),
@@ -1144,6 +1183,7 @@ async fn events(
                 id,
                 event: api::events::AUDIT,
                 data: crate::audit::chain::line(r).into(),
+                redacted: None,
             })
         }));
     }

@@ -46,8 +46,18 @@ impl Refusals {
 
     /// Whether one more refusal by `caller` from `address` is recorded one
     /// by one; if not, it is counted against whichever is over its rate.
-    pub fn admit(&self, caller: &str, address: &str) -> bool {
+    /// A `verified` caller has a budget of their own, whatever their
+    /// address spent: nobody can make another's refusals anonymous by
+    /// exhausting their address first.
+    pub fn admit(&self, caller: &str, address: &str, verified: bool) -> bool {
         let caller_ok = self.limiter.check_key(&caller.to_string()).is_ok();
+        if verified {
+            if !caller_ok {
+                let mut dropped = self.dropped.lock().unwrap_or_else(|e| e.into_inner());
+                *dropped.entry(caller.to_string()).or_insert(0) += 1;
+            }
+            return caller_ok;
+        }
         let address_ok = self.limiter.check_key(&address.to_string()).is_ok();
         if caller_ok && address_ok {
             return true;
@@ -56,6 +66,13 @@ impl Refusals {
         let mut dropped = self.dropped.lock().unwrap_or_else(|e| e.into_inner());
         *dropped.entry(key.to_string()).or_insert(0) += 1;
         false
+    }
+
+    /// Forgets callers and addresses whose budget is full again: the map
+    /// holds only the last minute's.
+    pub fn prune(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
     }
 
     /// The counts not yet recorded, emptied.
@@ -73,7 +90,7 @@ mod tests {
     fn a_flood_is_recorded_up_to_the_rate_then_counted() {
         let r = Refusals::new(5);
         let admitted = (0..100)
-            .filter(|_| r.admit("user:mallory", "addr:127.0.0.1"))
+            .filter(|_| r.admit("user:mallory", "addr:127.0.0.1", true))
             .count();
         assert_eq!(admitted, 5);
         assert_eq!(
@@ -87,11 +104,13 @@ mod tests {
     fn many_callers_from_one_address_are_bounded_by_the_address() {
         let r = Refusals::new(5);
         let admitted = (0..50)
-            .filter(|i| r.admit(&format!("token:{i}"), "addr:10.0.0.9"))
+            .filter(|i| r.admit(&format!("token:{i}"), "addr:10.0.0.9", false))
             .count();
         assert_eq!(admitted, 5);
         assert_eq!(r.take_dropped().get("addr:10.0.0.9"), Some(&45));
         // Another address is not held back by that one.
-        assert!(r.admit("token:new", "addr:10.0.0.10"));
+        assert!(r.admit("token:new", "addr:10.0.0.10", false));
+        // A verified caller keeps their own budget on a spent address.
+        assert!(r.admit("user:mallory", "addr:10.0.0.9", true));
     }
 }

@@ -28,13 +28,43 @@ pub struct Frame {
     pub id: u64,
     pub event: &'static str,
     pub data: Arc<str>,
+    /// A request's frame also carries its requester and what anyone else
+    /// who may not approve is shown ([`api::redact`]), written once at
+    /// ingest: a requester's stream or list costs no JSON work per caller.
+    pub redacted: Option<Redacted>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redacted {
+    pub requester: Arc<str>,
+    pub data: Arc<str>,
+}
+
+impl Redacted {
+    fn of(r: &AccessRequest, v: &Value) -> Self {
+        let mut v = v.clone();
+        api::redact(&mut v);
+        Self {
+            requester: r.requester.user.as_str().into(),
+            data: v.to_string().into(),
+        }
+    }
+
+    /// The data as `user` (who may not approve) may see it.
+    fn for_user<'a>(&'a self, user: &str, full: &'a Arc<str>) -> &'a Arc<str> {
+        if &*self.requester == user {
+            full
+        } else {
+            &self.data
+        }
+    }
 }
 
 #[derive(Debug, Default)]
 struct State {
     next: u64,
     buffer: VecDeque<Arc<Frame>>,
-    requests: BTreeMap<RequestKey, (AccessRequest, Arc<str>)>,
+    requests: BTreeMap<RequestKey, (AccessRequest, Arc<str>, Redacted)>,
     inventories: BTreeMap<String, Value>,
     /// The same inventories as the engine reads them.
     parsed: BTreeMap<String, Arc<crate::domain::rbac::Inventory>>,
@@ -109,10 +139,11 @@ impl Hub {
         let mut observed = Observed::default();
         let mut st = self.lock();
         for e in batch {
+            let mut shown = None;
             let (event, data) = match e {
                 BackendEvent::Upsert(r) => {
                     let key = RequestKey::of(&r);
-                    let was = st.requests.get(&key).map(|(old, _)| old.phase());
+                    let was = st.requests.get(&key).map(|(old, _, _)| old.phase());
                     if r.phase() == Phase::Expired && was == Some(Phase::Active) {
                         if let Some(end) = r.status.expires_at {
                             observed
@@ -127,10 +158,13 @@ impl Hub {
                     let data: Arc<str> = v.to_string().into();
                     // A relist or a verdict judged again to the same words
                     // changes nothing: no frame for every console.
-                    if st.requests.get(&key).is_some_and(|(_, d)| *d == data) {
+                    if st.requests.get(&key).is_some_and(|(_, d, _)| *d == data) {
                         continue;
                     }
-                    st.requests.insert(key, (*r, data.clone()));
+                    let redacted = Redacted::of(&r, &v);
+                    st.requests
+                        .insert(key, (*r, data.clone(), redacted.clone()));
+                    shown = Some(redacted);
                     (events::UPSERT, data)
                 }
                 BackendEvent::Removed(key) => {
@@ -178,6 +212,7 @@ impl Hub {
                 id: st.next,
                 event,
                 data,
+                redacted: shown,
             });
             st.buffer.push_back(frame.clone());
             if st.buffer.len() > BUFFER {
@@ -198,6 +233,7 @@ impl Hub {
             id: st.next,
             event,
             data,
+            redacted: None,
         });
         st.buffer.push_back(frame.clone());
         if st.buffer.len() > BUFFER {
@@ -215,9 +251,9 @@ impl Hub {
         self.lock()
             .requests
             .values()
-            .filter(|(r, _)| r.phase() == Phase::Pending)
-            .filter(|(r, _)| clusters.is_none_or(|c| c.contains(&r.cluster)))
-            .map(|(r, _)| BackendEvent::Upsert(Box::new(r.clone())))
+            .filter(|(r, _, _)| r.phase() == Phase::Pending)
+            .filter(|(r, _, _)| clusters.is_none_or(|c| c.contains(&r.cluster)))
+            .map(|(r, _, _)| BackendEvent::Upsert(Box::new(r.clone())))
             .collect()
     }
 
@@ -237,19 +273,15 @@ impl Hub {
         let st = self.lock();
         let mut out = String::from("{\"items\":[");
         let mut first = true;
-        for (r, data) in st.requests.values() {
+        for (r, data, redacted) in st.requests.values() {
             if keep(r) {
                 if !first {
                     out.push(',');
                 }
                 first = false;
                 match redact_for {
-                    Some(me) if r.requester.user != me => {
-                        let mut v: Value = serde_json::from_str(data).unwrap_or(Value::Null);
-                        api::redact(&mut v);
-                        out.push_str(&v.to_string());
-                    }
-                    _ => out.push_str(data),
+                    Some(me) => out.push_str(redacted.for_user(me, data)),
+                    None => out.push_str(data),
                 }
             }
         }
@@ -258,7 +290,7 @@ impl Hub {
     }
 
     pub fn request(&self, key: &RequestKey) -> Option<AccessRequest> {
-        self.lock().requests.get(key).map(|(r, _)| r.clone())
+        self.lock().requests.get(key).map(|(r, _, _)| r.clone())
     }
 
     pub fn inventory(&self, cluster: &str) -> Option<Value> {
@@ -272,7 +304,7 @@ impl Hub {
 
     /// The JSON the stream holds for a request (with its verdict).
     pub fn request_value(&self, key: &RequestKey) -> Option<Arc<str>> {
-        self.lock().requests.get(key).map(|(_, v)| v.clone())
+        self.lock().requests.get(key).map(|(_, v, _)| v.clone())
     }
 
     pub fn limits(&self, cluster: &str) -> Option<Value> {
@@ -282,7 +314,7 @@ impl Hub {
     /// Counts by phase, for the metrics.
     pub fn phases(&self) -> BTreeMap<Phase, usize> {
         let mut out = BTreeMap::new();
-        for (r, _) in self.lock().requests.values() {
+        for (r, _, _) in self.lock().requests.values() {
             *out.entry(r.phase()).or_insert(0) += 1;
         }
         out
@@ -305,7 +337,14 @@ impl Hub {
             Some(n) => st.buffer.iter().filter(|f| f.id > n).cloned().collect(),
             None => {
                 let id = st.next;
-                let frame = |event, data: Arc<str>| Arc::new(Frame { id, event, data });
+                let frame = |event, data: Arc<str>| {
+                    Arc::new(Frame {
+                        id,
+                        event,
+                        data,
+                        redacted: None,
+                    })
+                };
                 let mut out = vec![frame(events::SNAPSHOT, "{}".into())];
                 for (cluster, error) in &st.clusters {
                     out.push(frame(
@@ -329,8 +368,13 @@ impl Hub {
                             .into(),
                     ));
                 }
-                for (_, data) in st.requests.values() {
-                    out.push(frame(events::UPSERT, data.clone()));
+                for (_, data, redacted) in st.requests.values() {
+                    out.push(Arc::new(Frame {
+                        id,
+                        event: events::UPSERT,
+                        data: data.clone(),
+                        redacted: Some(redacted.clone()),
+                    }));
                 }
                 out.push(frame(events::SNAPSHOT_DONE, "{}".into()));
                 out
@@ -349,18 +393,18 @@ impl Hub {
     pub fn for_requester(user: &str, frame: Arc<Frame>) -> Option<Arc<Frame>> {
         match frame.event {
             events::INVENTORY | events::NOTICE | events::AUDIT => None,
-            events::UPSERT => {
-                let mut v: Value = serde_json::from_str(&frame.data).ok()?;
-                if v["spec"]["requester"]["user"].as_str() == Some(user) {
-                    return Some(frame);
-                }
-                api::redact(&mut v);
-                Some(Arc::new(Frame {
+            events::UPSERT => match &frame.redacted {
+                Some(r) if &*r.requester == user => Some(frame),
+                Some(r) => Some(Arc::new(Frame {
                     id: frame.id,
                     event: frame.event,
-                    data: v.to_string().into(),
-                }))
-            }
+                    data: r.data.clone(),
+                    redacted: None,
+                })),
+                // Every request frame carries its redaction: one that does
+                // not is not shown to those who may not read it.
+                None => None,
+            },
             _ => Some(frame),
         }
     }

@@ -73,32 +73,42 @@ fn time(v: &Option<Value>, path: &[&str]) -> Option<DateTime<Utc>> {
 /// the objects Portcullis makes for this request, and never change a
 /// uid already recorded.
 fn check_bindings(old: &AccessRequest, new: &AccessRequest) -> Result<(), String> {
-    use crate::backend::kube::objects::planned_name;
+    use crate::backend::kube::objects::makes_for;
     for b in &new.status.bindings {
-        if !planned_name(&old.name, &b.name)
-            || !matches!(
-                b.kind.as_str(),
-                "RoleBinding" | "ClusterRoleBinding" | "Role" | "ServiceAccount"
-            )
-        {
+        if !makes_for(new, &b.kind, b.namespace.as_deref(), &b.name) {
             return Err(format!(
-                "status.bindings: {} {} is not an object Portcullis makes for {}",
+                "status.bindings: {} {}{} is not an object Portcullis makes for {}",
                 crate::domain::sanitize::inert(&b.kind, 40),
+                b.namespace
+                    .as_deref()
+                    .map(|ns| format!("{}/", crate::domain::sanitize::inert(ns, 63)))
+                    .unwrap_or_default(),
                 crate::domain::sanitize::inert(&b.name, 80),
                 old.name
             ));
         }
-        let before = old
+    }
+    // A recorded uid never changes, and a recorded object is never
+    // dropped from the list (only what an end deletes is in it).
+    for o in old.status.bindings.iter().filter(|o| o.uid.is_some()) {
+        let now = new
             .status
             .bindings
             .iter()
-            .find(|o| o.kind == b.kind && o.namespace == b.namespace && o.name == b.name);
-        if let Some(recorded) = before.and_then(|o| o.uid.as_ref()) {
-            if b.uid.as_ref() != Some(recorded) {
+            .find(|b| b.kind == o.kind && b.namespace == o.namespace && b.name == o.name);
+        match now {
+            Some(b) if b.uid == o.uid => {}
+            Some(_) => {
                 return Err(format!(
                     "status.bindings: the uid recorded for {} never changes",
-                    crate::domain::sanitize::inert(&b.name, 80)
-                ));
+                    crate::domain::sanitize::inert(&o.name, 80)
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "status.bindings: {} is recorded and stays listed until its grant is ended by Portcullis",
+                    crate::domain::sanitize::inert(&o.name, 80)
+                ))
             }
         }
     }
@@ -337,6 +347,7 @@ pub fn policy_rules(
 pub async fn validate(
     State(s): State<Shared>,
     cluster: Option<axum::extract::Path<String>>,
+    parts: axum::http::request::Parts,
     Json(review): Json<Value>,
 ) -> Result<Json<Value>, super::Failure> {
     // The cluster is in the path (`/validate/NAME`): the apiserver refuses
@@ -417,14 +428,25 @@ pub async fn validate(
                 format!("/{}", r.subresource)
             }
         );
-        let e = crate::api::ApiError::new(403, "Forbidden", why.clone());
-        s.record_refusal_as(
-            Some(&who),
-            "the apiserver's userInfo",
-            &action,
-            (!name.is_empty()).then_some(&key),
-            &e,
-        );
+        // Nothing authenticates the webhook's caller (the apiserver, or
+        // anyone who reaches the port), so the record says whose name the
+        // call gave, not that it was verified, and it is rate-limited by
+        // address like any unverified refusal.
+        let address = super::peer(&parts.extensions);
+        if s.refusals.admit(
+            &format!("webhook:{}", crate::domain::sanitize::inert(&who.user, 64)),
+            &format!("address:{address}"),
+            false,
+        ) {
+            let e = crate::api::ApiError::new(403, "Forbidden", why.clone());
+            s.record_refusal_as(
+                Some(&who),
+                "the webhook call's userInfo (the caller is not authenticated)",
+                &action,
+                (!name.is_empty()).then_some(&key),
+                &e,
+            );
+        }
     }
     Ok(Json(answer(uid, verdict)))
 }

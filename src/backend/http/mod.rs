@@ -417,7 +417,7 @@ impl AccessBackend for HttpBackend {
             "cluster": new.cluster,
             "role": {"kind": new.role.kind.to_string(), "name": new.role.name},
             "namespaces": new.namespaces,
-            "duration": duration::format(new.duration),
+            "duration": duration::format_exact(new.duration),
             "reason": new.reason,
             "ticket": new.ticket,
             "credentials": match new.credentials { Credentials::Identity => "Identity", Credentials::Token => "Token" },
@@ -455,7 +455,7 @@ impl AccessBackend for HttpBackend {
         };
         let mut body = match &op {
             Op::Approve(spec) => {
-                json!({"duration": duration::format(spec.duration), "namespaces": spec.namespaces, "reason": spec.reason})
+                json!({"duration": duration::format_exact(spec.duration), "namespaces": spec.namespaces, "reason": spec.reason})
             }
             Op::Deny { reason } | Op::Revoke { reason } => json!({ "reason": reason }),
             Op::Shorten { new_end } => {

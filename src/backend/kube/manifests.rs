@@ -429,7 +429,7 @@ spec:
         env: [{{name: KUBECONFIG, value: /etc/portcullis/kubeconfig}}]
         volumeMounts:
         - {{name: config, mountPath: /etc/portcullis, readOnly: true}}
-        - {{name: policies, mountPath: /etc/portcullis/policies, readOnly: true}}
+        - {{name: policies, mountPath: /etc/portcullis-policies, readOnly: true}}
         - {{name: state, mountPath: /var/lib/portcullis}}
       volumes:
       # From `crds --server-config FILE` (README "Installing the server").

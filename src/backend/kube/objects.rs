@@ -281,18 +281,36 @@ pub struct Deletion {
 /// request is never older than the request by more than this.
 pub const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::seconds(120);
 
-/// Whether a name is one Portcullis gives the objects it makes for the
-/// request named `request` (bindings, the Token-mode ServiceAccount and
-/// minting Role, the release Role and binding).
-pub fn planned_name(request: &str, name: &str) -> bool {
-    name == binding_name(request) || name == token_account(request) || name == release_name(request)
+/// Whether `kind` `namespace`/`name` is an object Portcullis makes for
+/// `req`: its binding (a RoleBinding in a granted namespace, or the
+/// ClusterRoleBinding of a cluster-wide grant; in Token mode also the
+/// minting Role and RoleBinding in portcullis-system), its Token-mode
+/// ServiceAccount, or its release Role and RoleBinding (portcullis-system).
+/// Name, kind and namespace together: a name alone can collide (the
+/// release objects of `a` share their name with the binding of a request
+/// named `release-a`).
+pub fn makes_for(req: &AccessRequest, kind: &str, namespace: Option<&str>, name: &str) -> bool {
+    let system = namespace == Some(SYSTEM_NAMESPACE);
+    let granted = req.granted_namespaces();
+    let token = req.credentials == Credentials::Token;
+    (name == binding_name(&req.name)
+        && match kind {
+            "RoleBinding" => {
+                namespace.is_some_and(|ns| granted.iter().any(|g| g == ns)) || (token && system)
+            }
+            "ClusterRoleBinding" => namespace.is_none() && granted.is_empty(),
+            "Role" => token && system,
+            _ => false,
+        })
+        || (name == token_account(&req.name) && kind == "ServiceAccount" && system && token)
+        || (name == release_name(&req.name) && matches!(kind, "Role" | "RoleBinding") && system)
 }
 
 /// Whether `obj` is provably one Portcullis made for `req` (stored with
 /// uid `request_uid`), so that ending the grant may delete it. A status can
 /// be written by others (an approver in direct mode, a hub writer), so what
-/// it says is never enough on its own: the object must bear a name
-/// Portcullis gives this request's objects, and either carry this
+/// it says is never enough on its own: the object must be one Portcullis
+/// makes for this request ([`makes_for`]: name, kind and namespace), and either carry this
 /// request's uid (written when it was made; only someone with rights on it
 /// could forge that) or be the object the status recorded by uid *and*
 /// younger than the request (a standing object predates any request that
@@ -300,6 +318,7 @@ pub fn planned_name(request: &str, name: &str) -> bool {
 /// their own binding from keeping it.
 pub fn provably_ours(
     obj: &kube::core::ObjectMeta,
+    kind: &str,
     req: &AccessRequest,
     request_uid: &str,
     recorded_uid: Option<&str>,
@@ -307,7 +326,7 @@ pub fn provably_ours(
     let Some(name) = obj.name.as_deref() else {
         return false;
     };
-    if !planned_name(&req.name, name) {
+    if !makes_for(req, kind, obj.namespace.as_deref(), name) {
         return false;
     }
     if made_for(obj, request_uid) {
@@ -345,7 +364,7 @@ pub async fn delete_recorded(
             }
             Err(e) => return Err(e),
         };
-        if !provably_ours(&obj.metadata, req, request_uid, b.uid.as_deref()) {
+        if !provably_ours(&obj.metadata, &b.kind, req, request_uid, b.uid.as_deref()) {
             tracing::warn!(request = %req.name, kind = %b.kind, namespace = ?b.namespace, name = %b.name,
                 "the status names an object Portcullis did not make for this request: left alone");
             out.refused.push(b.clone());

@@ -759,7 +759,7 @@ pub fn orphan(
                 && b.namespace.as_deref() == namespace
                 && b.uid.is_some()
                 && b.uid == meta.uid
-                && objects::provably_ours(meta, req, request_uid, b.uid.as_deref())
+                && objects::provably_ours(meta, kind, req, request_uid, b.uid.as_deref())
         })
     });
     let req = match (by_uid, label, owner_uid) {

@@ -296,7 +296,7 @@ pub fn spec_json(
         "requester": {"user": requester.user, "groups": requester.groups},
         "role": {"kind": role.kind.to_string(), "name": role.name},
         "namespaces": namespaces,
-        "duration": duration::format(asked),
+        "duration": duration::format_exact(asked),
         "reason": reason,
         "credentials": match credentials { Credentials::Identity => "Identity", Credentials::Token => "Token" },
     });
@@ -320,7 +320,7 @@ pub fn status_json(req: &AccessRequest) -> Value {
                 "at": time(d.at),
                 "verdict": match d.verdict { Verdict::Approved => "Approved", Verdict::Denied => "Denied" },
                 "reason": d.reason,
-                "duration": d.duration.map(duration::format),
+                "duration": d.duration.map(duration::format_exact),
                 "namespaces": d.namespaces,
             }),
             None => Value::Null,
@@ -349,7 +349,7 @@ pub fn status_json(req: &AccessRequest) -> Value {
                 "by": r.by,
                 "at": time(r.at),
                 "verdict": match r.verdict { Verdict::Approved => "Approved", Verdict::Denied => "Denied" },
-                "duration": r.duration.map(duration::format),
+                "duration": r.duration.map(duration::format_exact),
                 "namespaces": r.namespaces,
                 "reason": r.reason,
             }))
