@@ -10,6 +10,7 @@ pub mod audit;
 pub mod authority;
 pub mod config;
 pub mod metrics;
+pub mod openapi;
 pub mod stream;
 pub mod webhook;
 
@@ -246,6 +247,7 @@ impl Server {
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics_text))
+            .route("/v1/openapi.json", get(openapi::document))
             .route("/v1/whoami", get(whoami))
             .route("/v1/requests", get(list).post(create))
             .route("/v1/requests/{cluster}/{name}", get(one))
