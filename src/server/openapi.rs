@@ -21,9 +21,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{ObjectBuilder, RefOr, Schema, Type};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::api::{
-    ApiError, ApproveBody, CreateBody, ReasonBody, RoleBody, ShortenBody, WhoAmI,
-};
+use crate::api::{ApiError, ApproveBody, CreateBody, ReasonBody, RoleBody, ShortenBody, WhoAmI};
 
 /// `GET /v1/openapi.json`: this document (built once).
 pub async fn document() -> impl IntoResponse {
@@ -539,7 +537,10 @@ mod tests {
         for body in ["ApproveBody", "ReasonBody", "ShortenBody"] {
             let schema = &doc["components"]["schemas"][body];
             for field in ["uid", "seen"] {
-                assert_eq!(schema["properties"][field]["type"], "string", "{body}.{field}");
+                assert_eq!(
+                    schema["properties"][field]["type"], "string",
+                    "{body}.{field}"
+                );
                 assert!(
                     !schema["required"]
                         .as_array()
