@@ -50,7 +50,7 @@ pub async fn document() -> impl IntoResponse {
         WhoAmI, Request, Spec, Requester, Status, Decision, Review, Binding, RequestList,
         Diff, Permission, AuditList,
     )),
-    modifiers(&BearerAuth, &DecisionFields),
+    modifiers(&BearerAuth, &DecisionFields, &Examples),
     tags(
         (name = "requests", description = "Access requests and the decisions on them"),
         (name = "clusters", description = "What the server knows of each cluster"),
@@ -99,6 +99,34 @@ impl Modify for DecisionFields {
                         .description(Some(what))
                         .into()
                 });
+            }
+        }
+    }
+}
+
+/// README's example bodies (the calls schemathesis makes first).
+struct Examples;
+
+impl Modify for Examples {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = doc.components.as_mut() else {
+            return;
+        };
+        for (body, example) in [
+            (
+                "CreateBody",
+                serde_json::json!({"cluster": "prod", "role": {"kind": "ClusterRole", "name": "edit"},
+                                   "namespaces": ["payments"], "duration": "30m", "reason": "INC-1", "ticket": "INC-1"}),
+            ),
+            (
+                "ApproveBody",
+                serde_json::json!({"duration": "15m", "namespaces": ["payments"]}),
+            ),
+            ("ReasonBody", serde_json::json!({"reason": "use staging"})),
+            ("ShortenBody", serde_json::json!({"to": "10m"})),
+        ] {
+            if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(body) {
+                object.examples = vec![example];
             }
         }
     }
