@@ -10,6 +10,10 @@
 //! `PORTCULLIS_SCHEMATHESIS`. Without it this test fails, saying so, unless
 //! `PORTCULLIS_SKIP_SCHEMATHESIS=1`.
 //!
+//! All four phases run: README's example bodies, the schema's edge cases
+//! (coverage), random calls (fuzzing), and chains that follow the
+//! document's links from a new request to the calls on it (stateful).
+//!
 //! `/v1/events` is left out: a live stream never ends, so schemathesis
 //! would only time out on it (README's example and `tests/cluster_server.rs`
 //! cover it).
@@ -131,8 +135,6 @@ fn the_server_answers_as_its_openapi_document_says() {
             &format!("{}/v1/openapi.json", served.url),
             "--checks",
             "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
-            "--phases",
-            "examples,coverage,fuzzing",
             "--max-examples",
             MAX_EXAMPLES,
             "--seed",

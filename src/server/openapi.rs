@@ -50,7 +50,7 @@ pub async fn document() -> impl IntoResponse {
         WhoAmI, Request, Spec, Requester, Status, Decision, Review, Binding, RequestList,
         Diff, Permission, AuditList,
     )),
-    modifiers(&BearerAuth, &DecisionFields, &Examples),
+    modifiers(&BearerAuth, &DecisionFields, &Examples, &Links),
     tags(
         (name = "requests", description = "Access requests and the decisions on them"),
         (name = "clusters", description = "What the server knows of each cluster"),
@@ -128,6 +128,38 @@ impl Modify for Examples {
             if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(body) {
                 object.examples = vec![example];
             }
+        }
+    }
+}
+
+/// A new request (201) leads to the calls on it, by its cluster and name
+/// (OpenAPI links: clients and schemathesis's stateful phase follow them).
+struct Links;
+
+impl Modify for Links {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let Some(created) = doc
+            .paths
+            .paths
+            .get_mut("/v1/requests")
+            .and_then(|item| item.post.as_mut())
+            .and_then(|op| op.responses.responses.get_mut("201"))
+        else {
+            return;
+        };
+        let RefOr::T(created) = created else { return };
+        for op in [
+            "one", "diff", "approve", "deny", "shorten", "revoke", "withdraw", "release",
+        ] {
+            created.links.insert(
+                op.to_string(),
+                utoipa::openapi::link::LinkBuilder::new()
+                    .operation_id(op)
+                    .parameter("cluster", "$response.body#/cluster")
+                    .parameter("name", "$response.body#/name")
+                    .build()
+                    .into(),
+            );
         }
     }
 }
@@ -556,6 +588,25 @@ mod tests {
                 let public = !path.starts_with("/v1/") || path == "/v1/openapi.json";
                 assert_eq!(secured, !public, "{method} {path}");
             }
+        }
+    }
+
+    #[test]
+    fn a_new_request_links_to_the_calls_on_it() {
+        let doc = doc();
+        let links = &doc["paths"]["/v1/requests"]["post"]["responses"]["201"]["links"];
+        let ids: Vec<&str> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(path, _)| path.starts_with("/v1/requests/{cluster}/{name}"))
+            .flat_map(|(_, item)| item.as_object().unwrap().values())
+            .filter_map(|op| op["operationId"].as_str())
+            .collect();
+        assert_eq!(ids.len(), 8, "{ids:?}");
+        for id in ids {
+            assert_eq!(links[id]["operationId"], id);
+            assert_eq!(links[id]["parameters"]["name"], "$response.body#/name");
         }
     }
 
