@@ -82,14 +82,14 @@ pub fn request_from_json(v: &Value) -> AccessRequest {
     wire::request_from_json(cluster, &object)
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct RoleBody {
     pub kind: String,
     pub name: String,
 }
 
 /// `POST /v1/requests`: the requester is whoever the token belongs to.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateBody {
     pub cluster: String,
@@ -125,7 +125,7 @@ impl CreateBody {
 
 /// `POST /v1/requests/{cluster}/{name}/approve`: at most what was asked;
 /// omitted fields grant as asked.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApproveBody {
     #[serde(default)]
@@ -163,7 +163,7 @@ macro_rules! named {
 named!(ApproveBody, ReasonBody, ShortenBody);
 
 /// Deny and revoke: the reason is required.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReasonBody {
     pub reason: String,
@@ -175,7 +175,7 @@ pub struct ReasonBody {
 
 /// `POST …/shorten`: the new end, as an RFC 3339 time or as time left
 /// from the server's now (`10m`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ShortenBody {
     #[serde(default)]
@@ -189,7 +189,7 @@ pub struct ShortenBody {
 }
 
 /// `GET /v1/whoami`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct WhoAmI {
     pub user: String,
     pub groups: Vec<String>,
@@ -205,7 +205,7 @@ pub struct WhoAmI {
 }
 
 /// An error as the API sends it: `{"error": {"code", "reason", "message", "field"}}`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ApiError {
     pub code: u16,
     pub reason: String,

@@ -2,7 +2,8 @@
 //! against `portcullis serve --demo` (in-process): `$URL` is the server,
 //! `$T` a demo person's token, and the placeholders `prod` and `NAME` (or
 //! the example request name) the demo's cluster and a request the example
-//! applies to. Each must answer 2xx.
+//! applies to. Each must answer 2xx. And the table and the served OpenAPI
+//! document (`/v1/openapi.json`) name the same calls, both ways.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -35,6 +36,130 @@ fn examples() -> Vec<(String, String)> {
             (what.to_string(), l[start..end].to_string())
         })
         .collect()
+}
+
+/// The API section's table rows (not the header or the rule).
+fn rows() -> Vec<&'static str> {
+    let section = README
+        .split("### API")
+        .nth(1)
+        .and_then(|s| s.split("\n### ").next())
+        .expect("README has an API section");
+    section
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| call |"))
+        .collect()
+}
+
+/// A path as the document spells it: the example's cluster and request
+/// name (`prod`, `NAME`, `alice-payments-x7k2q`) become `{cluster}` and
+/// `{name}`.
+fn normalise(path: &str) -> String {
+    let mut parts: Vec<&str> = path.split('/').collect();
+    match parts.as_slice() {
+        ["", "v1", "requests", _, _, ..] => {
+            parts[3] = "{cluster}";
+            parts[4] = "{name}";
+        }
+        ["", "v1", "clusters", _, ..] => parts[3] = "{cluster}",
+        _ => {}
+    }
+    parts.join("/")
+}
+
+/// Every call the table shows: (method, path) of each `curl … $URL/…`
+/// example, and GET for the plain paths of the health row.
+fn table_calls() -> std::collections::BTreeSet<(String, String)> {
+    let mut calls = std::collections::BTreeSet::new();
+    for row in rows() {
+        let code: Vec<&str> = row.split('`').skip(1).step_by(2).collect();
+        for c in code {
+            if let Some(rest) = c.strip_prefix("curl ") {
+                let method = if let Some(i) = rest.find("-X ") {
+                    rest[i + 3..].split(' ').next().unwrap().to_string()
+                } else if rest.contains("-d ") {
+                    "POST".to_string()
+                } else {
+                    "GET".to_string()
+                };
+                let at = rest.find("$URL").expect("a curl example calls $URL") + 4;
+                let path: String = rest[at..]
+                    .chars()
+                    .take_while(|c| !matches!(c, '"' | ' ' | '?' | '\''))
+                    .collect();
+                calls.insert((method, normalise(&path)));
+            } else if c.starts_with('/') && !c.contains(' ') {
+                calls.insert(("GET".to_string(), c.to_string()));
+            }
+        }
+    }
+    calls
+}
+
+fn document_calls() -> std::collections::BTreeSet<(String, String)> {
+    use utoipa::OpenApi;
+    let doc: Value = serde_json::from_str(
+        &portcullis::server::openapi::ApiDoc::openapi()
+            .to_json()
+            .unwrap(),
+    )
+    .unwrap();
+    let mut calls = std::collections::BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in item.as_object().unwrap().keys() {
+            if ["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                calls.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    calls
+}
+
+#[test]
+fn the_api_table_and_the_openapi_document_agree() {
+    let table = table_calls();
+    let doc = document_calls();
+    assert!(table.len() >= 18, "{table:?}");
+    let undocumented: Vec<_> = table.difference(&doc).collect();
+    let unlisted: Vec<_> = doc.difference(&table).collect();
+    assert!(
+        undocumented.is_empty(),
+        "README's API table shows calls /v1/openapi.json lacks: {undocumented:?}"
+    );
+    assert!(
+        unlisted.is_empty(),
+        "/v1/openapi.json has calls README's API table lacks: {unlisted:?}"
+    );
+}
+
+#[test]
+fn the_table_parser_reads_what_it_should() {
+    assert_eq!(
+        normalise("/v1/requests/prod/alice-payments-x7k2q"),
+        "/v1/requests/{cluster}/{name}"
+    );
+    assert_eq!(
+        normalise("/v1/requests/prod/NAME/approve"),
+        "/v1/requests/{cluster}/{name}/approve"
+    );
+    assert_eq!(
+        normalise("/v1/clusters/prod/inventory"),
+        "/v1/clusters/{cluster}/inventory"
+    );
+    let calls = table_calls();
+    for call in [
+        ("POST", "/v1/requests"),
+        ("GET", "/v1/requests"),
+        ("POST", "/v1/requests/{cluster}/{name}/withdraw"),
+        ("GET", "/healthz"),
+        ("GET", "/metrics"),
+        ("GET", "/v1/openapi.json"),
+    ] {
+        assert!(
+            calls.contains(&(call.0.to_string(), call.1.to_string())),
+            "{call:?} in {calls:?}"
+        );
+    }
 }
 
 fn sh(command: &str, url: &str, token: &str) -> (u16, String) {

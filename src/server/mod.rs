@@ -11,6 +11,7 @@ pub mod authority;
 pub mod config;
 pub mod install;
 pub mod metrics;
+pub mod openapi;
 pub mod refusals;
 pub mod stream;
 pub mod webhook;
@@ -277,6 +278,7 @@ impl Server {
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics_text))
+            .route("/v1/openapi.json", get(openapi::document))
             .route("/v1/whoami", get(whoami))
             .route("/v1/requests", get(list).post(create))
             .route("/v1/requests/{cluster}/{name}", get(one))
