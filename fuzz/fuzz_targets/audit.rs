@@ -5,6 +5,12 @@
 //! genesis is intact from anywhere with the same result; without a head,
 //! the file check agrees with the chain check; every record the reader
 //! accepts, sealed again into a fresh chain and written, verifies.
+//!
+//! The first byte is a mode: with bit 1 the target first writes each line
+//! that is a JSON object as its canonical encoding with its hash set (and
+//! with bit 2 its `prev` set to the line before's hash), so the checks
+//! past the hash (sequence, links, rotation) are reached: a fuzzer cannot
+//! guess SHA-256.
 #![no_main]
 
 use std::path::PathBuf;
@@ -12,6 +18,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use portcullis::audit::{chain, files, log, query, Sealed};
+use serde_json::Value;
 
 fn paths() -> &'static (PathBuf, PathBuf) {
     static P: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
@@ -25,11 +32,51 @@ fn paths() -> &'static (PathBuf, PathBuf) {
     })
 }
 
+/// Lines made to pass the hash check (and, with `link`, the prev check).
+fn rehash(log: &[u8], link: bool) -> Vec<u8> {
+    let Ok(text) = std::str::from_utf8(log) else {
+        return log.to_vec();
+    };
+    let mut prev = chain::GENESIS.to_string();
+    let mut out = String::new();
+    for line in text.split_inclusive('\n') {
+        let (body, nl) = match line.strip_suffix('\n') {
+            Some(b) => (b, "\n"),
+            None => (line, ""),
+        };
+        match serde_json::from_str::<Value>(body) {
+            Ok(Value::Object(mut m)) => {
+                if link {
+                    m.insert("prev".into(), Value::String(prev.clone()));
+                }
+                let mut v = Value::Object(m);
+                let hash = chain::hash_of(&v);
+                v["hash"] = Value::String(hash.clone());
+                prev = hash;
+                out.push_str(&chain::canonical(&v));
+            }
+            _ => out.push_str(body),
+        }
+        out.push_str(nl);
+    }
+    out.into_bytes()
+}
+
 fuzz_target!(|data: &[u8]| {
+    let Some((&mode, data)) = data.split_first() else {
+        return;
+    };
     let sep = b"\n#head\n";
     let (log_bytes, head_bytes) = match data.windows(sep.len()).position(|w| w == sep) {
         Some(i) => (&data[..i + 1], Some(&data[i + sep.len()..])),
         None => (data, None),
+    };
+    let fixed;
+    let log_bytes = if mode & 1 == 1 {
+        fixed = rehash(log_bytes, mode & 2 == 2);
+        &fixed[..]
+    } else {
+        log_bytes
     };
     let (file, head) = paths();
     if let Some(dir) = file.parent() {
