@@ -272,8 +272,12 @@ pub fn verify<'a>(
             }
             let expected = last.clone().or_else(|| start.take());
             if let Some((n, h)) = expected {
-                if seq != n + 1 {
-                    return Err(broken(if n == 0 {
+                // `n` may be u64::MAX (Start::Anywhere takes any seq) and
+                // `seq` 0: no arithmetic here may overflow.
+                if n.checked_add(1) != Some(seq) {
+                    return Err(broken(if seq == 0 {
+                        "a record numbered 0 (records are numbered from 1)".to_string()
+                    } else if n == 0 {
                         format!(
                                 "the log starts at record {seq}: records 1..{} are missing (the oldest were deleted, or a rotated file is missing)",
                                 seq - 1
@@ -374,6 +378,34 @@ mod tests {
             out.push(line(&s) + "\n");
         }
         out
+    }
+
+    #[test]
+    fn a_record_numbered_zero_or_past_the_last_number_is_named_not_a_panic() {
+        // Found by fuzz/fuzz_targets/audit.rs: `seq - 1` on a first record
+        // numbered 0, `n + 1` after a record numbered u64::MAX.
+        let rehash = |seq: u64, prev: &str| {
+            let mut v = serde_json::to_value(seal(ev(0), 0, GENESIS)).unwrap();
+            v["seq"] = seq.into();
+            v["prev"] = prev.into();
+            v["hash"] = hash_of(&v).into();
+            (
+                canonical(&v) + "\n",
+                v["hash"].as_str().unwrap().to_string(),
+            )
+        };
+        let (zero, _) = rehash(0, GENESIS);
+        let e = verify([("f", zero.as_str())], Start::Genesis).unwrap_err();
+        assert_eq!(e.line, 1);
+        assert!(e.what.contains("numbered 0"), "{e}");
+        let (last, h) = rehash(u64::MAX, GENESIS);
+        let (next, _) = rehash(5, &h);
+        let text = last + &next;
+        let e = verify([("f", text.as_str())], Start::Anywhere).unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.what.contains("reordered or repeated"), "{e}");
+        let e = verify([("f", next.as_str())], Start::After(u64::MAX, h)).unwrap_err();
+        assert_eq!(e.line, 1);
     }
 
     #[test]

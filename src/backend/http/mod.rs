@@ -293,6 +293,21 @@ fn translate(event: &str, data: &str, seen: &mut Held) -> Vec<BackendEvent> {
     }
 }
 
+/// What a run of SSE events (name, data) becomes, in order, as [`follow`]
+/// translates them from one connection. Public only so the fuzz target
+/// `fuzz/fuzz_targets/sse.rs` can feed it what a server could send;
+/// nothing else calls it.
+#[doc(hidden)]
+pub fn translate_all<'a>(
+    events: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Vec<BackendEvent> {
+    let mut seen = Seen::default();
+    events
+        .into_iter()
+        .flat_map(|(event, data)| translate(event, data, &mut seen))
+        .collect()
+}
+
 /// Follows the server's stream until the receiver goes away, reconnecting
 /// with backoff and resuming from the last event id.
 async fn follow(
