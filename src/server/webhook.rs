@@ -229,9 +229,12 @@ pub fn decide(hook: &Webhook, r: &Review, now: DateTime<Utc>) -> Result<(), Stri
                     .decision
                     .as_ref()
                     .ok_or("a live grant needs a decision")?;
-                let limit = d.at
-                    + TimeDelta::from_std(d.duration.unwrap_or_default()).unwrap_or(TimeDelta::MAX)
-                    + TimeDelta::seconds(1);
+                // Checked: a duration no clock can add refuses the write.
+                let limit = TimeDelta::from_std(d.duration.unwrap_or_default())
+                    .ok()
+                    .and_then(|span| d.at.checked_add_signed(span))
+                    .and_then(|t| t.checked_add_signed(TimeDelta::seconds(1)))
+                    .ok_or("status.decision.duration is longer than any grant can be")?;
                 if end > limit {
                     return Err(format!(
                         "status.expiresAt {end} is past the decision's time plus its duration ({limit})"
