@@ -39,6 +39,11 @@ pub fn request_json(r: &AccessRequest) -> Value {
     })
 }
 
+/// The reason as someone who may not read it is shown it: said plainly,
+/// and a valid reason (a console judging the request does not call it
+/// invalid for want of one).
+pub const REDACTED_REASON: &str = "(hidden: only approvers and the requester read the reason)";
+
 /// What a caller who neither asked for a request nor may approve sees of
 /// it (README "API", need to know): that it exists, for whom, what and
 /// where, and its state — never why (reason, ticket, the decision's and
@@ -46,7 +51,7 @@ pub fn request_json(r: &AccessRequest) -> Value {
 /// verdict) nor the digest a decision names. Marked `"redacted": true`.
 pub fn redact(v: &mut Value) {
     if let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) {
-        spec.insert("reason".into(), json!(""));
+        spec.insert("reason".into(), json!(REDACTED_REASON));
         spec.remove("ticket");
     }
     if let Some(status) = v.get_mut("status").and_then(Value::as_object_mut) {

@@ -301,7 +301,7 @@ fn translate(event: &str, data: &str, seen: &mut Held) -> Vec<BackendEvent> {
 pub fn translate_all<'a>(
     events: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Vec<BackendEvent> {
-    let mut seen = Seen::default();
+    let mut seen = Held::default();
     events
         .into_iter()
         .flat_map(|(event, data)| translate(event, data, &mut seen))
