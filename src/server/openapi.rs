@@ -50,7 +50,7 @@ pub async fn document() -> impl IntoResponse {
         WhoAmI, Request, Spec, Requester, Status, Decision, Review, Binding, RequestList,
         Diff, Permission, AuditList,
     )),
-    modifiers(&BearerAuth, &DecisionFields, &Examples, &Links),
+    modifiers(&BearerAuth, &DecisionFields, &Examples, &Links, &EveryCall),
     tags(
         (name = "requests", description = "Access requests and the decisions on them"),
         (name = "clusters", description = "What the server knows of each cluster"),
@@ -99,6 +99,54 @@ impl Modify for DecisionFields {
                         .description(Some(what))
                         .into()
                 });
+            }
+        }
+    }
+}
+
+/// What any call may answer whoever handles it (README "API"): a name,
+/// query or body the server could not read (422), a body over the limit
+/// (413), too many calls from one address (429), and the panic net (500),
+/// each in the one error shape.
+struct EveryCall;
+
+impl Modify for EveryCall {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |what: &str| {
+            ResponseBuilder::new()
+                .description(what)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in doc.paths.paths.values_mut() {
+            let operations = [
+                item.get.as_mut(),
+                item.post.as_mut(),
+                item.put.as_mut(),
+                item.patch.as_mut(),
+                item.delete.as_mut(),
+            ];
+            for op in operations.into_iter().flatten() {
+                for (code, what) in [
+                    ("413", "The body is larger than 64 KiB"),
+                    ("422", "A name, query or field is wrong (`field` names it)"),
+                    ("429", "Too many calls from this address"),
+                    (
+                        "500",
+                        "The server failed on this call (recorded; nothing changed)",
+                    ),
+                ] {
+                    op.responses
+                        .responses
+                        .entry(code.to_string())
+                        .or_insert_with(|| RefOr::T(error(what)));
+                }
             }
         }
     }
