@@ -15,37 +15,11 @@ use serde_json::Value;
 
 const PRIVILEGED: &str = "system:serviceaccount:portcullis:portcullis";
 
-/// The review as `validate` builds it from the AdmissionReview.
-fn review(v: &Value) -> Review {
-    let req = &v["request"];
-    let strings = |v: &Value| -> Vec<String> {
-        v.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    Review {
-        operation: req["operation"].as_str().unwrap_or_default().into(),
-        subresource: req["subResource"].as_str().unwrap_or_default().into(),
-        user: req["userInfo"]["username"]
-            .as_str()
-            .unwrap_or_default()
-            .into(),
-        groups: strings(&req["userInfo"]["groups"]),
-        object: Some(req["object"].clone()).filter(|v| !v.is_null()),
-        old: Some(req["oldObject"].clone()).filter(|v| !v.is_null()),
-    }
-}
-
 fuzz_target!(|data: &[u8]| {
     let Ok(v) = serde_json::from_slice::<Value>(data) else {
         return;
     };
-    let r = review(&v);
+    let r = Review::from_admission(&v);
     let now = chrono::DateTime::from_timestamp(1_795_662_300, 0).unwrap(); // 2026-11-26T03:05:00Z
     let hook = Webhook {
         privileged: vec![PRIVILEGED.into()],

@@ -55,6 +55,35 @@ pub struct Review {
     pub old: Option<Value>,
 }
 
+impl Review {
+    /// What an AdmissionReview (v1, as JSON) asks, as the rules read it;
+    /// anything missing or of the wrong type reads as empty.
+    pub fn from_admission(review: &Value) -> Self {
+        let req = &review["request"];
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Review {
+            operation: req["operation"].as_str().unwrap_or_default().into(),
+            subresource: req["subResource"].as_str().unwrap_or_default().into(),
+            user: req["userInfo"]["username"]
+                .as_str()
+                .unwrap_or_default()
+                .into(),
+            groups: strings(&req["userInfo"]["groups"]),
+            object: Some(req["object"].clone()).filter(|v| !v.is_null()),
+            old: Some(req["oldObject"].clone()).filter(|v| !v.is_null()),
+        }
+    }
+}
+
 fn read(v: &Option<Value>) -> Option<AccessRequest> {
     v.as_ref().map(|o| wire::request_from_json("webhook", o))
 }
@@ -380,27 +409,7 @@ pub async fn validate(
             Err("this server does not serve the webhook".into()),
         )));
     };
-    let strings = |v: &Value| -> Vec<String> {
-        v.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let r = Review {
-        operation: req["operation"].as_str().unwrap_or_default().into(),
-        subresource: req["subResource"].as_str().unwrap_or_default().into(),
-        user: req["userInfo"]["username"]
-            .as_str()
-            .unwrap_or_default()
-            .into(),
-        groups: strings(&req["userInfo"]["groups"]),
-        object: Some(req["object"].clone()).filter(|v| !v.is_null()),
-        old: Some(req["oldObject"].clone()).filter(|v| !v.is_null()),
-    };
+    let r = Review::from_admission(&review);
     let mut verdict = decide(hook, &r, s.authority.now());
     if verdict.is_ok() && !hook.privileged.contains(&r.user) && s.policy.is_some() {
         verdict = policy_verdict(&s, &r, cluster.clone());
