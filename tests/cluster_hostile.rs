@@ -16,6 +16,13 @@ use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::Api;
 use serde_json::{json, Value};
 
+/// `user` asks the server for `body` (raw HTTP); the new request's name.
+fn asks(url: &str, user: &str, body: &Value) -> String {
+    let (code, made) = curl(url, Some(user), "POST", "/v1/requests", Some(body));
+    assert_eq!(code, 201, "{made}");
+    made["name"].as_str().unwrap().to_string()
+}
+
 fn accessrequest(name: &str) -> String {
     format!("/apis/portcullis.dev/v1alpha1/accessrequests/{name}")
 }
@@ -48,15 +55,7 @@ async fn a_status_naming_a_standing_binding_deletes_nothing() {
 
     let cfg = config(&cp, "");
     let s = serve(&cp, &cfg, "http");
-    let (code, made) = curl(
-        &s.url,
-        Some("alice"),
-        "POST",
-        "/v1/requests",
-        Some(&ask("c1", "view", &["payments"], "1h")),
-    );
-    assert_eq!(code, 201, "{made}");
-    let name = made["name"].as_str().unwrap().to_string();
+    let name = asks(&s.url, "alice", &ask("c1", "view", &["payments"], "1h"));
 
     // bob (an approver: hub rights only) writes the attack with curl: a
     // finalizer, phase Failed, and the standing binding as the grant's,
@@ -115,15 +114,7 @@ async fn an_approval_lands_only_on_the_request_the_approver_read() {
     let admin = install_server(&cp).await;
     let cfg = config(&cp, "");
     let s = serve(&cp, &cfg, "http");
-    let (code, made) = curl(
-        &s.url,
-        Some("alice"),
-        "POST",
-        "/v1/requests",
-        Some(&ask("c1", "view", &["payments"], "1h")),
-    );
-    assert_eq!(code, 201, "{made}");
-    let name = made["name"].as_str().unwrap().to_string();
+    let name = asks(&s.url, "alice", &ask("c1", "view", &["payments"], "1h"));
     let path = format!("/v1/requests/c1/{name}");
     // bob reads it: view.
     let read = decision(&s.url, "bob", &path, json!({}));
@@ -280,18 +271,12 @@ async fn streams_die_with_their_token_and_reads_are_need_to_know() {
     let _admin = install_server(&cp).await;
     let cfg = config(&cp, "");
     let s = serve(&cp, &cfg, "http");
-    let (code, made) = curl(
+    let name = asks(
         &s.url,
-        Some("alice"),
-        "POST",
-        "/v1/requests",
-        Some(
-            &json!({"cluster": "c1", "role": {"kind": "ClusterRole", "name": "view"},
+        "alice",
+        &json!({"cluster": "c1", "role": {"kind": "ClusterRole", "name": "view"},
             "namespaces": ["payments"], "duration": "1h", "reason": "INC-77 secret plans", "ticket": "INC-77"}),
-        ),
     );
-    assert_eq!(code, 201, "{made}");
-    let name = made["name"].as_str().unwrap().to_string();
     let path = format!("/v1/requests/c1/{name}");
 
     // A bare ServiceAccount, no rights: its token is accepted (TokenReview).
@@ -419,14 +404,7 @@ async fn bad_input_is_refused_plainly_and_refusals_cannot_flood_the_record() {
     let admin = install_server(&cp).await;
     let cfg = config(&cp, "");
     let s = serve(&cp, &cfg, "http");
-    let (_, made) = curl(
-        &s.url,
-        Some("alice"),
-        "POST",
-        "/v1/requests",
-        Some(&ask("c1", "view", &["payments"], "1h")),
-    );
-    let name = made["name"].as_str().unwrap().to_string();
+    let name = asks(&s.url, "alice", &ask("c1", "view", &["payments"], "1h"));
     let (code, g) = curl(
         &s.url,
         Some("bob"),
