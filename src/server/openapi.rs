@@ -18,7 +18,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use serde_json::Value;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::openapi::{ObjectBuilder, RefOr, Schema, Type};
+use utoipa::openapi::{RefOr, Schema};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::api::{ApiError, ApproveBody, CreateBody, ReasonBody, RoleBody, ShortenBody, WhoAmI};
@@ -50,7 +50,7 @@ pub async fn document() -> impl IntoResponse {
         WhoAmI, Request, Spec, Requester, Status, Decision, Review, Binding, RequestList,
         Diff, Permission, AuditList,
     )),
-    modifiers(&BearerAuth, &DecisionFields, &Examples, &Links, &EveryCall),
+    modifiers(&BearerAuth, &Examples, &Links, &EveryCall),
     tags(
         (name = "requests", description = "Access requests and the decisions on them"),
         (name = "clusters", description = "What the server knows of each cluster"),
@@ -70,37 +70,6 @@ impl Modify for BearerAuth {
             "bearerAuth",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
-    }
-}
-
-/// Every decision body (approve, deny, revoke, shorten) may name what the
-/// caller decided on: `uid`, the request's metadata uid as they saw it, and
-/// `seen`, a digest of what they were shown. Added here until the fields
-/// are in `crate::api`'s types (then those derive them and this adds
-/// nothing).
-struct DecisionFields;
-
-impl Modify for DecisionFields {
-    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        let Some(components) = doc.components.as_mut() else {
-            return;
-        };
-        for body in ["ApproveBody", "ReasonBody", "ShortenBody"] {
-            let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(body) else {
-                continue;
-            };
-            for (field, what) in [
-                ("uid", "The request's metadata uid, as the caller saw it: the decision applies to that request only."),
-                ("seen", "A digest of what the caller was shown: the decision applies only if it still matches."),
-            ] {
-                object.properties.entry(field.to_string()).or_insert_with(|| {
-                    ObjectBuilder::new()
-                        .schema_type(Type::String)
-                        .description(Some(what))
-                        .into()
-                });
-            }
-        }
     }
 }
 
