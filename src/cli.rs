@@ -326,6 +326,21 @@ pub enum Command {
         /// this URL (its CA from --ca-file).
         #[arg(long, value_name = "URL")]
         webhook: Option<String>,
+        /// Also a ValidatingAdmissionPolicy and its binding (Kubernetes
+        /// 1.30+): the apiserver itself enforces direct mode's rules that
+        /// CEL can state, with no server running.
+        #[arg(long)]
+        admission_policy: bool,
+        /// With --admission-policy: the identities it lets through (they
+        /// carry out the lifecycle); comma-separated user names. Default:
+        /// the shipped reaper's and server's ServiceAccounts.
+        #[arg(
+            long,
+            value_name = "USERS",
+            value_delimiter = ',',
+            requires = "admission_policy"
+        )]
+        privileged: Vec<String>,
         /// Also the server's ServiceAccount, ClusterRole and Deployment
         /// running this image.
         #[arg(long, value_name = "IMAGE", requires = "server_config")]

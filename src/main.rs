@@ -225,6 +225,8 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
         Some(Command::Audit { action }) => runtime.block_on(audit_verb(&cli, action)),
         Some(Command::Crds {
             webhook,
+            admission_policy,
+            privileged,
             server_image,
             server_config,
             server_kubeconfig,
@@ -246,6 +248,15 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
                 reaper_deployment.as_deref(),
             )?;
             print!("{out}");
+            if *admission_policy {
+                use portcullis::backend::kube::admission_policy;
+                let privileged: Vec<String> = if privileged.iter().all(|p| p.trim().is_empty()) {
+                    admission_policy::DEFAULT_PRIVILEGED.iter().map(|p| p.to_string()).collect()
+                } else {
+                    privileged.iter().map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect()
+                };
+                print!("---\n{}", admission_policy::manifests(&privileged));
+            }
             Ok(())
         }
         Some(Command::Serve { .. }) => unreachable!("handled above"),

@@ -108,6 +108,13 @@ async fn token_mode_end_to_end() {
         || async { accounts.get_opt(&account).await.unwrap().is_some() },
     )
     .await;
+    // ... and record it in the grant's status (what `login` reads).
+    wait_for("the reaper to record the token objects", 20, || async {
+        bob.list().await.unwrap().iter().any(|r| {
+            r.name == asked.name && portcullis::backend::kube::grant::token_objects_recorded(r)
+        })
+    })
+    .await;
     let rb = Api::<RoleBinding>::namespaced(admin.client.clone(), "payments")
         .get(&format!("portcullis-{}", asked.name))
         .await

@@ -45,6 +45,9 @@ pub fn token(user: &str) -> &'static str {
 pub struct ControlPlane {
     pub dir: PathBuf,
     pub port: u16,
+    /// kube-apiserver's (major, minor): `scripts/control-plane` builds the
+    /// current version, or 1.20 when `PORTCULLIS_K8S_VERSION=1.20.2`.
+    pub version: (u32, u32),
     children: Vec<(String, Child)>,
     /// How kube-apiserver was started, to start it again.
     apiserver: Option<(PathBuf, Vec<String>)>,
@@ -57,6 +60,22 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free loopback port")
+}
+
+/// `Kubernetes v1.34.4` → (1, 34).
+fn version_of(apiserver: &Path) -> (u32, u32) {
+    let out = Command::new(apiserver)
+        .arg("--version")
+        .output()
+        .expect("kube-apiserver --version");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v = text.trim().rsplit(' ').next().unwrap_or_default();
+    let mut parts = v.trim_start_matches('v').split('.');
+    let mut next = || parts.next().and_then(|p| p.parse().ok());
+    match (next(), next()) {
+        (Some(major), Some(minor)) => (major, minor),
+        _ => panic!("kube-apiserver --version said {text:?}"),
+    }
 }
 
 fn assets() -> PathBuf {
@@ -86,9 +105,11 @@ impl ControlPlane {
             free_port()
         ));
         std::fs::create_dir_all(dir.join("certs")).expect("temp dir");
+        let version = version_of(&assets.join("kube-apiserver"));
         let mut cp = ControlPlane {
             dir: dir.clone(),
             port: free_port(),
+            version,
             children: Vec::new(),
             apiserver: None,
             etcd_url: String::new(),
@@ -139,33 +160,43 @@ impl ControlPlane {
         );
         let d = |f: &str| dir.join(f).display().to_string();
         cp.etcd_url = etcd_url.clone();
-        let args = Self::apiserver_args(&dir, &etcd_url, cp.port, "certs");
+        let args = Self::apiserver_args(&dir, &etcd_url, cp.port, "certs", version);
         let bin = assets.join("kube-apiserver");
         cp.spawn_owned("kube-apiserver", &bin, &args);
         cp.apiserver = Some((bin, args));
         cp.write_kubeconfig();
         cp.wait_ready();
+        let kubeconfig = d("kubeconfig");
+        let mut args = vec![
+            "--kubeconfig",
+            &kubeconfig,
+            "--controllers",
+            "clusterrole-aggregation,garbagecollector,namespace",
+            "--leader-elect=false",
+            "--secure-port",
+            "0",
+        ];
+        if version < (1, 24) {
+            // Its insecure port (gone in 1.24).
+            args.extend(["--port", "0"]);
+        }
         cp.spawn(
             "kube-controller-manager",
             &assets.join("kube-controller-manager"),
-            &[
-                "--kubeconfig",
-                &d("kubeconfig"),
-                "--controllers",
-                "clusterrole-aggregation,garbagecollector,namespace",
-                "--leader-elect=false",
-                "--port",
-                "0",
-                "--secure-port",
-                "0",
-            ],
+            &args,
         );
         cp
     }
 
-    fn apiserver_args(dir: &Path, etcd_url: &str, port: u16, certs: &str) -> Vec<String> {
+    fn apiserver_args(
+        dir: &Path,
+        etcd_url: &str,
+        port: u16,
+        certs: &str,
+        version: (u32, u32),
+    ) -> Vec<String> {
         let d = |f: &str| dir.join(f).display().to_string();
-        [
+        let mut args: Vec<String> = [
             "--etcd-servers",
             etcd_url,
             "--bind-address",
@@ -174,8 +205,6 @@ impl ControlPlane {
             "127.0.0.1",
             "--secure-port",
             &port.to_string(),
-            "--insecure-port",
-            "0",
             "--cert-dir",
             &d(certs),
             "--token-auth-file",
@@ -195,7 +224,18 @@ impl ControlPlane {
             "--enable-priority-and-fairness=false",
         ]
         .map(String::from)
-        .to_vec()
+        .to_vec();
+        if version < (1, 24) {
+            // Its plain-HTTP port (gone in 1.24).
+            args.extend(["--insecure-port", "0"].map(String::from));
+        }
+        args
+    }
+
+    /// Whether the apiserver serves SelfSubjectReview (1.28+) and
+    /// ValidatingAdmissionPolicy (1.30+): the current version's paths.
+    pub fn is_current(&self) -> bool {
+        self.version >= (1, 30)
     }
 
     fn spawn_owned(&mut self, name: &str, bin: &Path, args: &[String]) {
@@ -228,7 +268,7 @@ impl ControlPlane {
         let (bin, _) = self.apiserver.clone().expect("started once");
         let port = free_port();
         std::fs::create_dir_all(self.dir.join("certs2")).expect("certs2");
-        let args = Self::apiserver_args(&self.dir, &self.etcd_url, port, "certs2");
+        let args = Self::apiserver_args(&self.dir, &self.etcd_url, port, "certs2", self.version);
         self.spawn_owned("kube-apiserver-2", &bin, &args);
         let url = format!("https://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(60);

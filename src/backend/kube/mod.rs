@@ -10,6 +10,7 @@
 //! (the stored object format) and [`manifests`] (what `portcullis crds`
 //! prints).
 
+pub mod admission_policy;
 pub mod audit_trail;
 pub mod clock;
 pub mod cluster;
