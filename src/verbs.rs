@@ -121,10 +121,11 @@ impl VerbBackend for HttpBackend {
         }
     }
     async fn login(&self, req: &AccessRequest) -> Result<String, BackendError> {
-        Err(BackendError::Invalid(format!(
-            "{}: `login` through the server is not in this build; run it with --context on the target cluster",
-            req.name
-        )))
+        self.credentials(&RequestKey {
+            cluster: req.cluster.clone(),
+            name: req.name.clone(),
+        })
+        .await
     }
 }
 

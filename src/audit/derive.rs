@@ -92,6 +92,33 @@ fn base(r: &AccessRequest, kind: Kind, time: DateTime<Utc>, disc: &str, ctx: &Co
     e
 }
 
+/// A token handed to a grant's requester (server mode: the server minted
+/// it): who got it, for which grant and ServiceAccount, until when. Never
+/// the token. Each issue is its own event.
+pub fn credentials_issued(
+    r: &AccessRequest,
+    actor: Actor,
+    at: DateTime<Utc>,
+    until: DateTime<Utc>,
+    account: &str,
+) -> Event {
+    let disc = at.timestamp_nanos_opt().unwrap_or_default().to_string();
+    let mut e = Event::new(
+        Kind::CredentialsIssued,
+        at,
+        event_id(r, Kind::CredentialsIssued, &disc),
+    );
+    about(&mut e, r);
+    e.message = format!(
+        "a token for ServiceAccount {} until {}",
+        name(account),
+        ts(until)
+    );
+    e.detail = json!({"serviceAccount": name(account), "until": ts(until)});
+    e.actor = Some(actor);
+    e
+}
+
 fn named(user: &str, ctx: &Context) -> Actor {
     // The caller's verified identity wins over a name read from the object
     // when they are the same person (it carries groups and how).

@@ -18,6 +18,7 @@ use super::config::{Principal, ServerConfig};
 use crate::backend::demo::{org, DemoBackend};
 use crate::backend::kube::grant::{self, Caller};
 use crate::backend::kube::identity::{Identity, VerifiedBy};
+use crate::backend::kube::login;
 use crate::backend::kube::reaper::{self, ReaperConfig};
 use crate::backend::kube::topology::{Target, Topology};
 use crate::backend::kube::{watch, wire, KubeCluster};
@@ -85,6 +86,28 @@ pub trait Authority: Send + Sync + 'static {
         caller: &Subject,
         key: &RequestKey,
     ) -> Result<AccessRequest, BackendError>;
+    /// A token minted for the caller's own live Token-mode grant, as a
+    /// kubeconfig for the grant's cluster (only its requester gets it).
+    async fn credentials(
+        &self,
+        _caller: &Subject,
+        key: &RequestKey,
+    ) -> Result<Issued, BackendError> {
+        Err(BackendError::Invalid(format!(
+            "{}: this server has no cluster to mint a token on (the demo)",
+            key.name
+        )))
+    }
+}
+
+/// Credentials handed to a grant's requester.
+pub struct Issued {
+    pub request: AccessRequest,
+    pub kubeconfig: String,
+    /// When the token stops working: the grant's end.
+    pub until: DateTime<Utc>,
+    /// `portcullis-system/pc-NAME`: whom the token is for.
+    pub account: String,
 }
 
 /// Who may do what, by the server's configuration.
@@ -282,6 +305,9 @@ pub struct KubeAuthority {
     /// kept; rejections are cached too, so a flood of bad tokens costs the
     /// hub one TokenReview per token per 10 s, not one per call.
     tokens: Mutex<HashMap<[u8; 32], Answer>>,
+    /// Each target's URL and CA as the server reaches it: what a minted
+    /// token's kubeconfig points at.
+    endpoints: BTreeMap<String, login::Endpoint>,
     _reaper: tokio::task::JoinHandle<()>,
 }
 
@@ -289,10 +315,12 @@ impl KubeAuthority {
     /// Connects the hub and the targets from the kubeconfig (or in-cluster
     /// config), and starts the reaper.
     pub async fn connect(config: &ServerConfig) -> Result<Self, BackendError> {
-        let hub = connect(config.hub.as_deref(), "hub").await?;
+        let (hub, _) = connect(config.hub.as_deref(), "hub").await?;
         let mut targets = BTreeMap::new();
+        let mut endpoints = BTreeMap::new();
         for c in &config.clusters {
-            let cluster = connect(c.context.as_deref(), &c.name).await?;
+            let (cluster, endpoint) = connect(c.context.as_deref(), &c.name).await?;
+            endpoints.insert(c.name.clone(), endpoint);
             targets.insert(
                 c.name.clone(),
                 Target {
@@ -301,7 +329,7 @@ impl KubeAuthority {
                 },
             );
         }
-        Ok(Self::new(
+        let mut me = Self::new(
             Arc::new(hub),
             targets,
             Access {
@@ -309,7 +337,9 @@ impl KubeAuthority {
                 requesters: config.requesters.clone(),
             },
             ReaperConfig::default(),
-        ))
+        );
+        me.endpoints = endpoints;
+        Ok(me)
     }
 
     pub fn new(
@@ -327,6 +357,7 @@ impl KubeAuthority {
             topology,
             access,
             tokens: Mutex::new(HashMap::new()),
+            endpoints: BTreeMap::new(),
             _reaper: reaper,
         }
     }
@@ -355,7 +386,10 @@ impl KubeAuthority {
     }
 }
 
-async fn connect(context: Option<&str>, name: &str) -> Result<KubeCluster, BackendError> {
+async fn connect(
+    context: Option<&str>,
+    name: &str,
+) -> Result<(KubeCluster, login::Endpoint), BackendError> {
     let config = match context {
         Some(ctx) => {
             let options = kube::config::KubeConfigOptions {
@@ -370,9 +404,13 @@ async fn connect(context: Option<&str>, name: &str) -> Result<KubeCluster, Backe
             .map_err(|e| BackendError::Config(format!("cluster {name}: in-cluster config: {e}")))?,
     };
     let auth = config.auth_info.clone();
+    let endpoint = login::Endpoint::of(&config);
     let client = kube::Client::try_from(config)
         .map_err(|e| BackendError::Config(format!("cluster {name}: {e}")))?;
-    Ok(KubeCluster::connect(name, client, &auth, context.unwrap_or(name)).await)
+    Ok((
+        KubeCluster::connect(name, client, &auth, context.unwrap_or(name)).await,
+        endpoint,
+    ))
 }
 
 impl KubeAuthority {
@@ -630,5 +668,54 @@ impl Authority for KubeAuthority {
                 e,
             )),
         }
+    }
+
+    /// The server mints as itself (it holds the minting right in
+    /// portcullis-system on each target), so the requester needs no
+    /// identity on the target at all; only the request's verified
+    /// requester gets it.
+    async fn credentials(
+        &self,
+        caller: &Subject,
+        key: &RequestKey,
+    ) -> Result<Issued, BackendError> {
+        let mut req = self.stored(key).await?;
+        if req.requester.user != caller.user {
+            return Err(BackendError::Forbidden {
+                user: caller.user.clone(),
+                action: format!("get {}'s credentials", key.name),
+                hint: format!("only its requester ({}) may", req.requester.user),
+            });
+        }
+        let site = self.site(key)?;
+        if req.credentials == crate::domain::Credentials::Token
+            && req.phase() == crate::domain::Phase::Active
+            && !grant::token_objects_recorded(&req)
+        {
+            // Right after the approval the reaper may not have made the
+            // ServiceAccount yet: make it now (the same idempotent step).
+            grant::provision_tokens(&site, &key.name)
+                .await
+                .map_err(|e| {
+                    grant::map_err(
+                        &site,
+                        grant::Caller::Approver,
+                        "set up the grant's credentials",
+                        e,
+                    )
+                })?;
+            req = self.stored(key).await?;
+        }
+        let minted = login::mint(site.target, &req).await?;
+        let endpoint = self.endpoints.get(&key.cluster).ok_or_else(|| {
+            BackendError::Config(format!("no endpoint for cluster {}", key.cluster))
+        })?;
+        let kubeconfig = login::kubeconfig(&req, endpoint, &minted.token)?;
+        Ok(Issued {
+            request: req,
+            kubeconfig,
+            until: minted.until,
+            account: minted.account,
+        })
     }
 }

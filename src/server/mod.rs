@@ -283,6 +283,10 @@ impl Server {
             .route("/v1/requests", get(list).post(create))
             .route("/v1/requests/{cluster}/{name}", get(one))
             .route("/v1/requests/{cluster}/{name}/diff", get(diff))
+            .route(
+                "/v1/requests/{cluster}/{name}/credentials",
+                post(credentials),
+            )
             .route("/v1/requests/{cluster}/{name}/{action}", post(act))
             .route("/v1/clusters/{cluster}/inventory", get(inventory))
             .route("/v1/events", get(events))
@@ -969,6 +973,47 @@ async fn act(
         s.record_action(&who, Some(before), &r);
     }
     Ok(Json(api::request_json(&r)))
+}
+
+/// A token for the caller's own live Token-mode grant, minted by the
+/// server for the grant's ServiceAccount, as a kubeconfig; on the record
+/// (never the token), and never cached by anyone on the way.
+async fn credentials(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path((cluster, name)): Path<(String, String)>,
+) -> ApiResult<(HeaderMap, Json<Value>)> {
+    let who = caller(&s, &headers).await?;
+    let k = key(&s, cluster, name).by(&who, "credentials", None)?;
+    let issued = s
+        .authority
+        .credentials(&who, &k)
+        .await
+        .map_err(|e| ApiError::from_backend(&e))
+        .by(&who, "credentials", Some(&k))?;
+    let event = crate::audit::derive::credentials_issued(
+        &issued.request,
+        s.actor(&who),
+        s.authority.now(),
+        issued.until,
+        &issued.account,
+    );
+    s.record(vec![event], Some(&issued.request));
+    let mut h = HeaderMap::new();
+    h.insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok((
+        h,
+        Json(json!({
+            "cluster": k.cluster,
+            "name": k.name,
+            "serviceAccount": issued.account,
+            "expiresAt": issued.until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "kubeconfig": issued.kubeconfig,
+        })),
+    ))
 }
 
 /// The actions on one request, as the paths spell them.

@@ -43,7 +43,7 @@ pub async fn document() -> impl IntoResponse {
     ),
     paths(
         healthz, readyz, metrics, openapi_json, whoami, list, create, one, diff,
-        approve, deny, shorten, revoke, withdraw, release, inventory, events, audit,
+        approve, deny, shorten, revoke, withdraw, release, credentials, inventory, events, audit,
     ),
     components(schemas(
         ErrorBody, ApiError, CreateBody, RoleBody, ApproveBody, ReasonBody, ShortenBody,
@@ -166,7 +166,15 @@ impl Modify for Links {
         };
         let RefOr::T(created) = created else { return };
         for op in [
-            "one", "diff", "approve", "deny", "shorten", "revoke", "withdraw", "release",
+            "one",
+            "diff",
+            "approve",
+            "deny",
+            "shorten",
+            "revoke",
+            "withdraw",
+            "release",
+            "credentials",
         ] {
             created.links.insert(
                 op.to_string(),
@@ -539,6 +547,39 @@ fn withdraw() {}
     security(("bearerAuth" = [])),
 )]
 fn release() {}
+
+/// `POST …/credentials`: a kubeconfig for the grant's cluster.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+struct Credentials {
+    cluster: String,
+    name: String,
+    /// `portcullis-system/pc-NAME`: whom the token is for.
+    service_account: String,
+    /// When the token stops working: the grant's end.
+    expires_at: String,
+    /// YAML: one context, the cluster as the server reaches it, the token.
+    kubeconfig: String,
+}
+
+#[utoipa::path(
+    post, path = "/v1/requests/{cluster}/{name}/credentials", tag = "requests",
+    params(
+        ("cluster" = String, Path, description = "The request's cluster"),
+        ("name" = String, Path, description = "The request's name"),
+    ),
+    responses(
+        (status = 200, description = "A token the server minted for the grant's ServiceAccount (Token mode), no longer than the grant has left but at least the apiserver's 10 minutes; it stops working when the grant ends", body = Credentials),
+        (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 403, description = "Only the requester gets its credentials", body = ErrorBody),
+        (status = 404, description = "No such request", body = ErrorBody),
+        (status = 422, description = "Not a live Token-mode grant", body = ErrorBody),
+        (status = 503, description = "The cluster cannot answer now", body = ErrorBody),
+    ),
+    security(("bearerAuth" = [])),
+)]
+fn credentials() {}
 
 #[utoipa::path(
     get, path = "/v1/clusters/{cluster}/inventory", tag = "clusters",

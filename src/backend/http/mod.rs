@@ -171,6 +171,24 @@ impl HttpBackend {
 }
 
 impl HttpBackend {
+    /// A kubeconfig for the caller's own live Token-mode grant, with a
+    /// token the server minted for the grant's ServiceAccount.
+    pub async fn credentials(&self, key: &RequestKey) -> Result<String, BackendError> {
+        let url = format!(
+            "{}/v1/requests/{}/{}/credentials",
+            self.base,
+            urlencode(&key.cluster),
+            urlencode(&key.name)
+        );
+        let v = self
+            .send(self.client.post(url).json(&json!({})), Some(key))
+            .await?;
+        v["kubeconfig"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| BackendError::Invalid("the server's answer holds no kubeconfig".into()))
+    }
+
     /// The server's audit records (newest last) matching the query
     /// (`request`, `user`, `since` as RFC 3339).
     pub async fn audit(

@@ -12,17 +12,64 @@ use super::{token_account, KubeCluster, SYSTEM_NAMESPACE};
 use crate::backend::BackendError;
 use crate::domain::{AccessRequest, Credentials, Phase};
 
-/// Mints a token (no longer than the grant has left, but at least the
-/// apiserver's 10-minute minimum: the ServiceAccount is deleted at the
-/// grant's end, which invalidates it) and returns a kubeconfig with one
-/// context for it.
-pub async fn login(
-    cluster: &KubeCluster,
-    req: &AccessRequest,
-    server: &str,
-    ca_data: Option<&str>,
-    insecure: bool,
-) -> Result<String, BackendError> {
+/// Where the grant's cluster is, as a kubeconfig names it: what a minted
+/// token's kubeconfig points at.
+#[derive(Debug, Clone, Default)]
+pub struct Endpoint {
+    pub server: String,
+    /// Base64 PEM, as `certificate-authority-data`.
+    pub ca_data: Option<String>,
+    pub insecure: bool,
+}
+
+impl Endpoint {
+    /// The endpoint of a client's config (its URL and the CAs it trusts).
+    pub fn of(config: &kube::Config) -> Self {
+        use base64::Engine;
+        let pem: String = config
+            .root_cert
+            .iter()
+            .flatten()
+            .map(|der| {
+                let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+                let lines: Vec<&str> = b64
+                    .as_bytes()
+                    .chunks(64)
+                    .map(|c| std::str::from_utf8(c).unwrap_or_default())
+                    .collect();
+                format!(
+                    "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+                    lines.join("\n")
+                )
+            })
+            .collect();
+        Endpoint {
+            server: config
+                .cluster_url
+                .to_string()
+                .trim_end_matches('/')
+                .to_string(),
+            ca_data: (!pem.is_empty())
+                .then(|| base64::engine::general_purpose::STANDARD.encode(pem)),
+            insecure: config.accept_invalid_certs,
+        }
+    }
+}
+
+/// A token minted for a grant's ServiceAccount, and until when it works.
+pub struct Minted {
+    pub token: String,
+    /// The grant's end: the ServiceAccount is deleted then, which
+    /// invalidates the token whatever its own expiry (at least the
+    /// apiserver's 10-minute minimum) says.
+    pub until: chrono::DateTime<chrono::Utc>,
+    pub account: String,
+}
+
+/// Mints a token for `req`'s ServiceAccount as `cluster`'s identity (the
+/// requester in direct mode, the server in server mode): no longer than
+/// the grant has left, but at least the apiserver's 10-minute minimum.
+pub async fn mint(cluster: &KubeCluster, req: &AccessRequest) -> Result<Minted, BackendError> {
     if req.credentials != Credentials::Token {
         return Err(BackendError::Invalid(format!(
             "{} uses your own identity: no login needed",
@@ -42,7 +89,8 @@ pub async fn login(
             req.name
         )));
     }
-    let left = req.remaining(cluster.clock.now()).as_secs().max(600) as i64;
+    let now = cluster.clock.now();
+    let left = req.remaining(now).as_secs().max(600) as i64;
     let tr = TokenRequest {
         spec: TokenRequestSpec {
             audiences: Vec::new(),
@@ -51,14 +99,10 @@ pub async fn login(
         },
         ..Default::default()
     };
+    let account = token_account(&req.name);
     let api: Api<ServiceAccount> = Api::namespaced(cluster.client.clone(), SYSTEM_NAMESPACE);
     let minted: TokenRequest = api
-        .create_subresource(
-            "token",
-            &token_account(&req.name),
-            &PostParams::default(),
-            &tr,
-        )
+        .create_subresource("token", &account, &PostParams::default(), &tr)
         .await
         .map_err(|e| match e {
             kube::Error::Api(s) if s.code == 403 => BackendError::Forbidden {
@@ -74,12 +118,26 @@ pub async fn login(
             ),
         })?;
     let token = minted.status.map(|s| s.token).unwrap_or_default();
+    let until = req.status.expires_at.unwrap_or(now);
+    Ok(Minted {
+        token,
+        until,
+        account: format!("{SYSTEM_NAMESPACE}/{account}"),
+    })
+}
+
+/// A kubeconfig with one context: `endpoint`, as the grant's token.
+pub fn kubeconfig(
+    req: &AccessRequest,
+    endpoint: &Endpoint,
+    token: &str,
+) -> Result<String, BackendError> {
     let context = format!("portcullis-{}", req.name);
-    let mut cluster_entry = json!({"server": server});
-    if let Some(ca) = ca_data {
+    let mut cluster_entry = json!({"server": endpoint.server});
+    if let Some(ca) = &endpoint.ca_data {
         cluster_entry["certificate-authority-data"] = json!(ca);
     }
-    if insecure {
+    if endpoint.insecure {
         cluster_entry["insecure-skip-tls-verify"] = json!(true);
     }
     let config = json!({
@@ -90,4 +148,22 @@ pub async fn login(
         "current-context": context,
     });
     serde_yaml_ng::to_string(&config).map_err(|e| BackendError::Invalid(e.to_string()))
+}
+
+/// Direct mode: mints as the requester and returns a kubeconfig with one
+/// context for it.
+pub async fn login(
+    cluster: &KubeCluster,
+    req: &AccessRequest,
+    server: &str,
+    ca_data: Option<&str>,
+    insecure: bool,
+) -> Result<String, BackendError> {
+    let minted = mint(cluster, req).await?;
+    let endpoint = Endpoint {
+        server: server.to_string(),
+        ca_data: ca_data.map(str::to_string),
+        insecure,
+    };
+    kubeconfig(req, &endpoint, &minted.token)
 }
