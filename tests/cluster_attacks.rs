@@ -705,3 +705,67 @@ async fn identity_groups_clock_and_limits_come_from_the_cluster() {
         Some("not decided within the approval timeout")
     );
 }
+
+/// Direct mode signed in as users are: an exec credential plugin (here a
+/// real script printing an ExecCredential, as kubelogin or `aws eks
+/// get-token` do) under an entry named like another approver. Who acts is
+/// who the apiserver authenticated: SelfSubjectReview on 1.28+, its
+/// refusal of a probe before; never the entry's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exec_plugin_signs_in_as_whom_the_apiserver_says() {
+    let cp = ControlPlane::start();
+    let admin = install(&cp).await;
+    let alice = KubeBackend::from_clusters(vec![cp.cluster("alice").await]).reaping(false);
+    let theirs = alice
+        .create(ask("alice", "view", &["orders"], 30))
+        .await
+        .unwrap();
+    let calls = cp.dir.join("plugin-calls");
+    let plugin = cp.dir.join("get-token");
+    std::fs::write(
+        &plugin,
+        format!(
+            "#!/bin/sh\necho call >> {}\nprintf '%s' '{{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"bob-token\"}}}}'\n",
+            calls.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let kubeconfig = cp.dir.join("exec-kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster: {{server: \"{}\", insecure-skip-tls-verify: true}}\nusers:\n- name: carol\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: {}\n      interactiveMode: Never\ncontexts:\n- name: carol\n  context: {{cluster: test, user: carol}}\ncurrent-context: carol\n",
+            cp.url(),
+            plugin.display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["approve", &theirs.name])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("XDG_STATE_HOME", cp.dir.join("state"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let decided = stored(&admin, &theirs.name).await.unwrap();
+    assert_eq!(decided.status.decision.expect("approved").by, "bob");
+    assert!(std::fs::read_to_string(&calls).unwrap().lines().count() >= 1);
+    // The identity path this version takes, as the console shows it.
+    let kc = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    let auth = config.auth_info.clone();
+    let client = kube::Client::try_from(config).unwrap();
+    let who = KubeCluster::connect("test", client, &auth, "carol").await;
+    assert_eq!(who.identity.user, "bob");
+    let path = if cp.version >= (1, 28) {
+        "SelfSubjectReview"
+    } else {
+        "the apiserver's refusal"
+    };
+    assert_eq!(who.identity.verified_by.to_string(), path);
+}
