@@ -246,7 +246,7 @@ impl ApiError {
         Self::new(
             401,
             "Unauthorized",
-            "no valid bearer token: pass --token-file, set PORTCULLIS_TOKEN, or use a kubeconfig context whose token the server's cluster accepts",
+            "no valid bearer token: pass --token-file, set PORTCULLIS_TOKEN, or use a kubeconfig context whose token (or sign-in plugin's token) the server's cluster accepts",
         )
     }
 

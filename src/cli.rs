@@ -63,7 +63,8 @@ pub struct Cli {
     pub backend: Option<String>,
 
     /// With --backend: a file holding your bearer token (else
-    /// $PORTCULLIS_TOKEN, else the kubeconfig context's token).
+    /// $PORTCULLIS_TOKEN, else the kubeconfig context's token, token file
+    /// or exec sign-in plugin).
     #[arg(long, value_name = "FILE", global = true, help_heading = GLOBAL)]
     pub token_file: Option<std::path::PathBuf>,
 

@@ -9,6 +9,7 @@ use anyhow::{bail, Context};
 use clap::CommandFactory;
 use portcullis::app::AppState;
 use portcullis::backend::demo::{DemoBackend, DemoConfig};
+use portcullis::backend::http::credentials::BearerSource;
 use portcullis::backend::kube::KubeBackend;
 use portcullis::backend::AccessBackend;
 use portcullis::cli::{Cli, ColorMode, Command};
@@ -745,52 +746,37 @@ fn policy_verb(action: &portcullis::cli::PolicyAction) -> anyhow::Result<()> {
     }
 }
 
-/// The bearer token for the server: --token-file, else $PORTCULLIS_TOKEN,
-/// else the current kubeconfig context's token.
-fn server_token(cli: &Cli) -> anyhow::Result<String> {
+/// The credentials for the server: --token-file, else $PORTCULLIS_TOKEN,
+/// else how the current kubeconfig context's user signs in (`token`,
+/// `tokenFile` or an `exec` plugin; `$KUBECONFIG` as kubectl reads it).
+fn server_credentials(cli: &Cli) -> anyhow::Result<BearerSource> {
     if let Some(file) = &cli.token_file {
         let t = std::fs::read_to_string(file)
             .with_context(|| format!("cannot read the token file {}", file.display()))?;
-        return Ok(t.trim().to_string());
+        return Ok(BearerSource::fixed(t));
     }
     if let Some(t) = std::env::var("PORTCULLIS_TOKEN")
         .ok()
         .filter(|t| !t.trim().is_empty())
     {
-        return Ok(t.trim().to_string());
+        return Ok(BearerSource::fixed(t));
     }
     let kubeconfig = kube::config::Kubeconfig::read().map_err(|e| {
         anyhow::anyhow!("no token for the server: pass --token-file or set PORTCULLIS_TOKEN ({e})")
     })?;
-    let user = kubeconfig
-        .current_context
-        .as_ref()
-        .and_then(|c| kubeconfig.contexts.iter().find(|x| x.name == *c))
-        .and_then(|c| c.context.as_ref())
-        .and_then(|c| c.user.clone());
-    let auth = user
-        .and_then(|u| kubeconfig.auth_infos.iter().find(|a| a.name == u))
-        .and_then(|a| a.auth_info.clone());
-    use secrecy::ExposeSecret;
-    if let Some(t) = auth.as_ref().and_then(|a| a.token.as_ref()) {
-        return Ok(t.expose_secret().to_string());
-    }
-    if let Some(f) = auth.as_ref().and_then(|a| a.token_file.as_ref()) {
-        return Ok(std::fs::read_to_string(f)?.trim().to_string());
-    }
-    bail!("no token for the server: pass --token-file, set PORTCULLIS_TOKEN, or use a kubeconfig context with a token")
+    Ok(BearerSource::from_kubeconfig(&kubeconfig)?)
 }
 
 async fn connect_server(
     cli: &Cli,
     url: &str,
 ) -> anyhow::Result<portcullis::backend::http::HttpBackend> {
-    let token = server_token(cli)?;
+    let credentials = server_credentials(cli)?;
     let ca = match &cli.ca_file {
         Some(f) => Some(std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?),
         None => None,
     };
-    Ok(portcullis::backend::http::HttpBackend::connect(url, token, ca.as_deref()).await?)
+    Ok(portcullis::backend::http::HttpBackend::connect(url, credentials, ca.as_deref()).await?)
 }
 
 /// `portcullis serve`: until ctrl-c or SIGTERM.

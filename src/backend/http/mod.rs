@@ -3,7 +3,10 @@
 //! the server's event stream (server-sent events), resumed after a
 //! reconnect with `Last-Event-ID` so nothing is lost or doubled; while the
 //! server is unreachable the header says so and the console keeps what it
-//! has.
+//! has. The bearer token comes from [`credentials::BearerSource`], asked
+//! on every call and every (re)connect, renewed when the server refuses it.
+
+pub mod credentials;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -23,11 +26,12 @@ use super::{
 use crate::api::{self, events, ApiError, WhoAmI};
 use crate::domain::rbac::Inventory;
 use crate::domain::{duration, AccessRequest, Credentials, Subject};
+use credentials::BearerSource;
 
 pub struct HttpBackend {
     base: String,
     client: reqwest::Client,
-    token: String,
+    credentials: Arc<BearerSource>,
     who: WhoAmI,
     clock: Arc<ClusterClock>,
 }
@@ -41,11 +45,12 @@ fn unreachable(base: &str, e: impl std::fmt::Display) -> BackendError {
 
 impl HttpBackend {
     /// Connects and asks the server who the token belongs to.
-    /// `ca_pem`: a CA to trust for the server's certificate, besides the
-    /// system's.
+    /// `credentials`: where the token comes from (a `String` is a fixed
+    /// token). `ca_pem`: a CA to trust for the server's certificate,
+    /// besides the system's.
     pub async fn connect(
         url: &str,
-        token: String,
+        credentials: impl Into<BearerSource>,
         ca_pem: Option<&[u8]>,
     ) -> Result<Self, BackendError> {
         let base = url.trim_end_matches('/').to_string();
@@ -68,7 +73,7 @@ impl HttpBackend {
         let mut me = Self {
             base,
             client,
-            token,
+            credentials: Arc::new(credentials.into()),
             who: WhoAmI {
                 user: String::new(),
                 groups: Vec::new(),
@@ -89,24 +94,23 @@ impl HttpBackend {
         &self.who
     }
 
+    /// One call with the current token; refused (401), once more with a
+    /// renewed one, if there is one (the token expired or was revoked
+    /// since it was issued).
     async fn send(
         &self,
         request: reqwest::RequestBuilder,
         key: Option<&RequestKey>,
     ) -> Result<Value, BackendError> {
-        let sent = Instant::now();
-        let response = request
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| unreachable(&self.base, e))?;
-        if let Some(date) = response
-            .headers()
-            .get(reqwest::header::DATE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_http_date)
-        {
-            self.clock.record(sent, Instant::now(), date);
+        let token = self.credentials.token().await?;
+        let again = request.try_clone();
+        let mut response = self.deliver(request, &token).await?;
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+            if let Some(again) = again {
+                if let Some(fresh) = self.credentials.renewed(&token).await? {
+                    response = self.deliver(again, &fresh).await?;
+                }
+            }
         }
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
@@ -121,6 +125,29 @@ impl HttpBackend {
             )
         });
         Err(error.into_backend(key))
+    }
+
+    /// Sends with `token`; the answer's Date sets the clock.
+    async fn deliver(
+        &self,
+        request: reqwest::RequestBuilder,
+        token: &str,
+    ) -> Result<reqwest::Response, BackendError> {
+        let sent = Instant::now();
+        let response = request
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| unreachable(&self.base, e))?;
+        if let Some(date) = response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_http_date)
+        {
+            self.clock.record(sent, Instant::now(), date);
+        }
+        Ok(response)
     }
 
     async fn get(&self, path: &str, key: Option<&RequestKey>) -> Result<Value, BackendError> {
@@ -326,81 +353,145 @@ pub fn translate_all<'a>(
         .collect()
 }
 
+/// Opens the server's stream with `token`, resuming after `last`.
+async fn open(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    last: Option<&str>,
+) -> Result<reqwest::Response, reqwest::Error> {
+    let mut request = client
+        .get(format!("{base}/v1/events"))
+        .bearer_auth(token)
+        .header(reqwest::header::ACCEPT, "text/event-stream");
+    if let Some(id) = last {
+        request = request.header("Last-Event-ID", id);
+    }
+    request.send().await
+}
+
+/// How one connection to the stream ended.
+enum Ended {
+    /// The console is gone: stop.
+    Receiver,
+    /// The server's `end` event: its reason (an expired token, a stop).
+    ByServer(String),
+    /// The connection broke or the stream simply ended.
+    Broken(String),
+}
+
+/// Reads one connection's events into `tx` until it ends.
+async fn relay(
+    response: reqwest::Response,
+    last: &mut Option<String>,
+    seen: &mut Held,
+    tx: &mpsc::UnboundedSender<BackendEvent>,
+) -> Ended {
+    let mut stream = response.bytes_stream().eventsource();
+    let mut in_snapshot = false;
+    while let Some(item) = stream.next().await {
+        let event = match item {
+            Ok(e) => e,
+            Err(e) => return Ended::Broken(e.to_string()),
+        };
+        if event.event == events::END {
+            let reason = serde_json::from_str::<Value>(&event.data)
+                .ok()
+                .and_then(|v| {
+                    v["reason"]
+                        .as_str()
+                        .map(|r| crate::domain::sanitize::inert(r, 200).into_owned())
+                })
+                .unwrap_or_default();
+            return Ended::ByServer(reason);
+        }
+        match event.event.as_str() {
+            events::SNAPSHOT => in_snapshot = true,
+            events::SNAPSHOT_DONE => in_snapshot = false,
+            _ => {}
+        }
+        for e in translate(&event.event, &event.data, seen) {
+            if tx.send(e).is_err() {
+                return Ended::Receiver;
+            }
+        }
+        // A snapshot cut short is not resumed from its middle.
+        if !in_snapshot && !event.id.is_empty() {
+            *last = Some(event.id.clone());
+        }
+    }
+    Ended::Broken("the stream ended".into())
+}
+
 /// Follows the server's stream until the receiver goes away, reconnecting
-/// with backoff and resuming from the last event id.
+/// with backoff and resuming from the last event id. Every (re)connect asks
+/// `credentials` for the token; one the server refuses (401) is renewed and
+/// tried once more at once.
 async fn follow(
     base: String,
     client: reqwest::Client,
-    token: String,
+    credentials: Arc<BearerSource>,
     tx: mpsc::UnboundedSender<BackendEvent>,
 ) {
     let mut last: Option<String> = None;
     let mut seen = Held::default();
     let mut backoff = Duration::from_millis(250);
     let mut down = false;
-    loop {
-        let mut request = client
-            .get(format!("{base}/v1/events"))
-            .bearer_auth(&token)
-            .header(reqwest::header::ACCEPT, "text/event-stream");
-        if let Some(id) = &last {
-            request = request.header("Last-Event-ID", id);
-        }
-        let why = match request.send().await {
-            Ok(r) if r.status().is_success() => {
-                if down && tx.send(BackendEvent::Connection { error: None }).is_err() {
-                    return;
-                }
-                down = false;
-                backoff = Duration::from_millis(250);
-                let mut stream = r.bytes_stream().eventsource();
-                let mut in_snapshot = false;
-                let mut why = "the stream ended".to_string();
-                while let Some(item) = stream.next().await {
-                    let event = match item {
-                        Ok(e) => e,
-                        Err(e) => {
-                            why = e.to_string();
-                            break;
-                        }
-                    };
-                    if event.event == events::END {
-                        // The server's last word (an expired token, a
-                        // stop): said in the header, then reconnect.
-                        let reason = serde_json::from_str::<Value>(&event.data)
-                            .ok()
-                            .and_then(|v| {
-                                v["reason"]
-                                    .as_str()
-                                    .map(|r| crate::domain::sanitize::inert(r, 200).into_owned())
-                            })
-                            .unwrap_or_default();
-                        why = format!("the server ended the stream: {reason}");
-                        break;
-                    }
-                    match event.event.as_str() {
-                        events::SNAPSHOT => in_snapshot = true,
-                        events::SNAPSHOT_DONE => in_snapshot = false,
-                        _ => {}
-                    }
-                    for e in translate(&event.event, &event.data, &mut seen) {
-                        if tx.send(e).is_err() {
-                            return;
+    // When the server last ended a stream that was reconnected at once.
+    let mut ended_at: Option<Instant> = None;
+    'reconnect: loop {
+        let unreachable = |why: &dyn std::fmt::Display| format!("server {base} unreachable: {why}");
+        let error = 'connect: {
+            let signed_out =
+                |e: credentials::CredentialError| format!("cannot sign in to {base}: {e}");
+            let token = match credentials.token().await {
+                Ok(t) => t,
+                Err(e) => break 'connect signed_out(e),
+            };
+            let mut response = match open(&client, &base, &token, last.as_deref()).await {
+                Ok(r) => r,
+                Err(e) => break 'connect unreachable(&e),
+            };
+            if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+                match credentials.renewed(&token).await {
+                    Ok(Some(fresh)) => {
+                        response = match open(&client, &base, &fresh, last.as_deref()).await {
+                            Ok(r) => r,
+                            Err(e) => break 'connect unreachable(&e),
                         }
                     }
-                    // A snapshot cut short is not resumed from its middle.
-                    if !in_snapshot && !event.id.is_empty() {
-                        last = Some(event.id.clone());
-                    }
+                    Ok(None) => {}
+                    Err(e) => break 'connect signed_out(e),
                 }
-                why
             }
-            Ok(r) => format!("the server answered {}", r.status()),
-            Err(e) => e.to_string(),
+            if !response.status().is_success() {
+                break 'connect unreachable(&format!("the server answered {}", response.status()));
+            }
+            if down && tx.send(BackendEvent::Connection { error: None }).is_err() {
+                return;
+            }
+            down = false;
+            backoff = Duration::from_millis(250);
+            match relay(response, &mut last, &mut seen, &tx).await {
+                Ended::Receiver => return,
+                Ended::Broken(why) => unreachable(&why),
+                Ended::ByServer(reason) => {
+                    // The server's last word, most often: the token is no
+                    // longer accepted. Reconnected at once, with a renewed
+                    // token if the server refuses the one held; the console
+                    // sees nothing of it. Not twice within a second: a
+                    // server that keeps ending streams (it is stopping) is
+                    // said in the header and retried with backoff.
+                    if ended_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                        ended_at = Some(Instant::now());
+                        continue 'reconnect;
+                    }
+                    unreachable(&format!("the server ended the stream: {reason}"))
+                }
+            }
         };
         if !down {
             down = true;
-            let error = format!("server {base} unreachable: {why}");
             if tx
                 .send(BackendEvent::Connection { error: Some(error) })
                 .is_err()
@@ -439,7 +530,7 @@ impl AccessBackend for HttpBackend {
         tokio::spawn(follow(
             self.base.clone(),
             self.client.clone(),
-            self.token.clone(),
+            self.credentials.clone(),
             tx,
         ));
         rx
