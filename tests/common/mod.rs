@@ -8,6 +8,8 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+#[cfg(unix)]
+pub mod pty;
 pub mod server;
 
 #[allow(unused_imports)] // some tests start no server

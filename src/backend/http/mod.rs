@@ -45,12 +45,12 @@ fn unreachable(base: &str, e: impl std::fmt::Display) -> BackendError {
 
 impl HttpBackend {
     /// Connects and asks the server who the token belongs to.
-    /// `credentials`: where the token comes from (a `String` is a fixed
-    /// token). `ca_pem`: a CA to trust for the server's certificate,
+    /// `credentials`: where the token comes from (`"dana".into()` is a
+    /// fixed token). `ca_pem`: a CA to trust for the server's certificate,
     /// besides the system's.
     pub async fn connect(
         url: &str,
-        credentials: impl Into<BearerSource>,
+        credentials: BearerSource,
         ca_pem: Option<&[u8]>,
     ) -> Result<Self, BackendError> {
         let base = url.trim_end_matches('/').to_string();
@@ -73,7 +73,7 @@ impl HttpBackend {
         let mut me = Self {
             base,
             client,
-            credentials: Arc::new(credentials.into()),
+            credentials: Arc::new(credentials),
             who: WhoAmI {
                 user: String::new(),
                 groups: Vec::new(),
