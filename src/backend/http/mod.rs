@@ -31,7 +31,8 @@ use credentials::BearerSource;
 pub struct HttpBackend {
     base: String,
     client: reqwest::Client,
-    credentials: Arc<BearerSource>,
+    /// Where the bearer token comes from (not a grant's credentials).
+    bearer: Arc<BearerSource>,
     who: WhoAmI,
     clock: Arc<ClusterClock>,
 }
@@ -45,12 +46,12 @@ fn unreachable(base: &str, e: impl std::fmt::Display) -> BackendError {
 
 impl HttpBackend {
     /// Connects and asks the server who the token belongs to.
-    /// `credentials`: where the token comes from (`"dana".into()` is a
-    /// fixed token). `ca_pem`: a CA to trust for the server's certificate,
+    /// `bearer`: where the token comes from (`"dana".into()` is a fixed
+    /// token). `ca_pem`: a CA to trust for the server's certificate,
     /// besides the system's.
     pub async fn connect(
         url: &str,
-        credentials: BearerSource,
+        bearer: BearerSource,
         ca_pem: Option<&[u8]>,
     ) -> Result<Self, BackendError> {
         let base = url.trim_end_matches('/').to_string();
@@ -73,7 +74,7 @@ impl HttpBackend {
         let mut me = Self {
             base,
             client,
-            credentials: Arc::new(credentials),
+            bearer: Arc::new(bearer),
             who: WhoAmI {
                 user: String::new(),
                 groups: Vec::new(),
@@ -102,12 +103,12 @@ impl HttpBackend {
         request: reqwest::RequestBuilder,
         key: Option<&RequestKey>,
     ) -> Result<Value, BackendError> {
-        let token = self.credentials.token().await?;
+        let token = self.bearer.token().await?;
         let again = request.try_clone();
         let mut response = self.deliver(request, &token).await?;
         if response.status() == reqwest::StatusCode::UNAUTHORIZED {
             if let Some(again) = again {
-                if let Some(fresh) = self.credentials.renewed(&token).await? {
+                if let Some(fresh) = self.bearer.renewed(&token).await? {
                     response = self.deliver(again, &fresh).await?;
                 }
             }
@@ -425,12 +426,12 @@ async fn relay(
 
 /// Follows the server's stream until the receiver goes away, reconnecting
 /// with backoff and resuming from the last event id. Every (re)connect asks
-/// `credentials` for the token; one the server refuses (401) is renewed and
+/// `bearer` for the token; one the server refuses (401) is renewed and
 /// tried once more at once.
 async fn follow(
     base: String,
     client: reqwest::Client,
-    credentials: Arc<BearerSource>,
+    bearer: Arc<BearerSource>,
     tx: mpsc::UnboundedSender<BackendEvent>,
 ) {
     let mut last: Option<String> = None;
@@ -444,7 +445,7 @@ async fn follow(
         let error = 'connect: {
             let signed_out =
                 |e: credentials::CredentialError| format!("cannot sign in to {base}: {e}");
-            let token = match credentials.token().await {
+            let token = match bearer.token().await {
                 Ok(t) => t,
                 Err(e) => break 'connect signed_out(e),
             };
@@ -453,7 +454,7 @@ async fn follow(
                 Err(e) => break 'connect unreachable(&e),
             };
             if response.status() == reqwest::StatusCode::UNAUTHORIZED {
-                match credentials.renewed(&token).await {
+                match bearer.renewed(&token).await {
                     Ok(Some(fresh)) => {
                         response = match open(&client, &base, &fresh, last.as_deref()).await {
                             Ok(r) => r,
@@ -530,7 +531,7 @@ impl AccessBackend for HttpBackend {
         tokio::spawn(follow(
             self.base.clone(),
             self.client.clone(),
-            self.credentials.clone(),
+            self.bearer.clone(),
             tx,
         ));
         rx
