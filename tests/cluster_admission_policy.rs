@@ -198,6 +198,66 @@ async fn the_admission_policy_refuses_direct_mode_attacks() {
         Some(&json!({"status": {"reviews": [review("bob"), review("bob")]}}).to_string()),
     );
     assert_eq!(code, 403, "{text}");
+    // Another request for the review attacks (its reviews are written).
+    let (code, text) = cp.raw("alice", "POST", AR, Some(&request("alice", &["dev"])));
+    assert_eq!(code, 201, "{text}");
+    let rev = format!("{AR}/{}/status", name_of(&text));
+    // A forged review slipped in before one's own (the list one longer,
+    // the last still the writer's): earlier reviews keep their places.
+    let (code, text) = cp.raw(
+        "bob",
+        "PATCH",
+        &rev,
+        Some(&json!({"status": {"reviews": [review("bob")]}}).to_string()),
+    );
+    assert_eq!(code, 200, "his own review: {text}");
+    let (code, text) = cp.raw_json_patch(
+        "bob",
+        &rev,
+        &json!([{"op": "add", "path": "/status/reviews/0", "value": review("carol")}]).to_string(),
+    );
+    assert_eq!(code, 403, "{text}");
+    assert!(text.contains("status.reviews only grow"), "{text}");
+    // Swapped for another in place (same length).
+    let (code, text) = cp.raw(
+        "bob",
+        "PATCH",
+        &rev,
+        Some(&json!({"status": {"reviews": [review("carol")]}}).to_string()),
+    );
+    assert_eq!(code, 403, "{text}");
+    // A live grant with no approver named, or an end CEL cannot read
+    // (which would refuse every later write but the reaper's).
+    let (code, text) = cp.raw(
+        "bob",
+        "PATCH",
+        &rev,
+        Some(&json!({"status": {"phase": "Active", "grantedAt": now, "expiresAt": (chrono::Utc::now() + chrono::TimeDelta::minutes(10)).to_rfc3339()}}).to_string()),
+    );
+    assert_eq!(code, 403, "{text}");
+    assert!(
+        text.contains("a live grant needs status.decision.by"),
+        "{text}"
+    );
+    let (code, text) = cp.raw(
+        "bob",
+        "PATCH",
+        &rev,
+        Some(&json!({"status": {"phase": "Active", "decision": {"by": "bob", "at": now, "verdict": "Approved", "duration": "10m", "namespaces": ["orders"]},
+            "grantedAt": now, "expiresAt": "2030-01-01t00:00:00z"}}).to_string()),
+    );
+    // Refused (the apiserver answers an expression it cannot evaluate
+    // with its own code; failurePolicy Fail).
+    assert!(!(200..300).contains(&code), "{code} {text}");
+    assert!(text.contains("denied request"), "{text}");
+    // A phase Portcullis does not know (the schema lists them).
+    let (code, text) = cp.raw(
+        "bob",
+        "PATCH",
+        &rev,
+        Some(&json!({"status": {"phase": "Paused"}}).to_string()),
+    );
+    assert_eq!(code, 422, "{text}");
     // A status pointing at a standing binding (what an end deletes).
     for binding in [
         json!({"kind": "RoleBinding", "namespace": "orders", "name": "team-admins", "uid": "u-1"}),
@@ -248,6 +308,15 @@ async fn the_admission_policy_refuses_direct_mode_attacks() {
     assert_eq!(granted.phase(), Phase::Active);
     let bindings = granted.status.bindings.clone();
     assert!(!bindings.is_empty());
+    // A live grant never goes back to Pending (where nothing ends it).
+    let (code, text) = cp.raw(
+        "bob",
+        "PATCH",
+        &status,
+        Some(&json!({"status": {"phase": "Pending"}}).to_string()),
+    );
+    assert_eq!(code, 403, "{text}");
+    assert!(text.contains("Active never becomes Pending"), "{text}");
     // A live grant: expiresAt only moves earlier; its record stays.
     let later = json!({"status": {"expiresAt": "2099-01-01T00:00:00Z"}});
     let (code, text) = cp.raw("bob", "PATCH", &status, Some(&later.to_string()));

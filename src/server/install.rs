@@ -210,8 +210,10 @@ pub fn manifests(b: &Bundle) -> String {
 mod tests {
     use super::*;
 
-    fn dir() -> PathBuf {
-        let d = std::env::temp_dir().join(format!("portcullis-install-{}", std::process::id()));
+    /// A folder of the test's own (tests run in parallel in one process).
+    fn dir(test: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("portcullis-install-{}-{test}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(d.join("pol")).unwrap();
         d
@@ -219,7 +221,7 @@ mod tests {
 
     #[test]
     fn every_file_the_config_names_goes_into_the_install() {
-        let d = dir();
+        let d = dir("every-file");
         std::fs::write(d.join("tls.crt"), "CERT").unwrap();
         std::fs::write(d.join("tls.key"), "KEY").unwrap();
         std::fs::write(d.join("a.key"), "SIGNING").unwrap();
@@ -252,7 +254,7 @@ mod tests {
 
     #[test]
     fn what_the_pod_could_not_find_is_refused_here() {
-        let d = dir();
+        let d = dir("not-found");
         std::fs::write(
             d.join("server.toml"),
             "hub = \"hub\"\napprovers = [\"group:oncall\"]\ninsecure_http = true\n[clusters.prod]\n",

@@ -661,7 +661,7 @@ mod tests {
             .flat_map(|(_, item)| item.as_object().unwrap().values())
             .filter_map(|op| op["operationId"].as_str())
             .collect();
-        assert_eq!(ids.len(), 8, "{ids:?}");
+        assert_eq!(ids.len(), 9, "{ids:?}");
         for id in ids {
             assert_eq!(links[id]["operationId"], id);
             assert_eq!(links[id]["parameters"]["name"], "$response.body#/name");

@@ -191,6 +191,23 @@ pub fn decide(hook: &Webhook, r: &Review, now: DateTime<Utc>) -> Result<(), Stri
                 }
                 return Ok(());
             }
+            // Phases move only forward: a live grant never goes back to
+            // Pending, where nothing ends it and its bindings stay.
+            let forward = match old.phase() {
+                Phase::Pending => true,
+                Phase::Active => matches!(
+                    new.phase(),
+                    Phase::Active | Phase::Expired | Phase::Revoked | Phase::Failed
+                ),
+                _ => false,
+            };
+            if !forward {
+                return Err(format!(
+                    "status.phase: {} never becomes {}",
+                    old.phase(),
+                    new.phase()
+                ));
+            }
             // The objects a status names are the ones ending the grant
             // deletes: only names Portcullis gives this request's objects,
             // and a recorded uid never changes (no status can point the
@@ -841,6 +858,24 @@ mod tests {
         )
         .unwrap_err()
         .contains("server's clock"));
+    }
+
+    #[test]
+    fn a_live_grant_never_goes_back_to_pending() {
+        let hook = HOOK();
+        let live = obj(
+            "alice",
+            active("bob", "2026-11-27T00:00:00Z", "2026-11-27T01:00:00Z"),
+        );
+        let mut back = live.clone();
+        back["status"]["phase"] = json!("Pending");
+        let r = review("UPDATE", "status", "carol", Some(back), Some(live.clone()));
+        let why = decide(&hook, &r, now()).unwrap_err();
+        assert!(why.contains("Active never becomes Pending"), "{why}");
+        let mut unknown = live.clone();
+        unknown["status"]["phase"] = json!("Paused");
+        let r = review("UPDATE", "status", "carol", Some(unknown), Some(live));
+        assert!(decide(&hook, &r, now()).is_err());
     }
 
     #[test]

@@ -295,6 +295,30 @@ impl ControlPlane {
         self.raw_at(&self.url(), user, method, path, body)
     }
 
+    /// As [`Self::raw`], a JSON patch (RFC 6902): what moves list items.
+    pub fn raw_json_patch(&self, user: &str, path: &str, patch: &str) -> (u16, String) {
+        let out = Command::new("curl")
+            .args([
+                "-sk",
+                "-X",
+                "PATCH",
+                "-H",
+                &format!("Authorization: Bearer {}", token(user)),
+                "-H",
+                "Content-Type: application/json-patch+json",
+                "-w",
+                "\n%{http_code}",
+                "--data-binary",
+                patch,
+            ])
+            .arg(format!("{}{path}", self.url()))
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
     pub fn raw_at(
         &self,
         url: &str,

@@ -81,14 +81,31 @@ impl From<CredentialError> for BackendError {
     }
 }
 
-/// One line of what a plugin (or a file) printed, safe for a terminal.
+/// One line of what a plugin (or a file) printed, safe for a terminal,
+/// and cut before anything that looks like a credential (`token`, `key`,
+/// `password`, `secret`): stray text before a real ExecCredential must
+/// not put part of a token on someone's screen or in a log.
 fn quoted(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let text = text.trim();
-    if text.is_empty() {
-        "(it printed nothing)".into()
-    } else {
-        inert(text, QUOTED_MAX).into_owned()
+    let lower = text.to_ascii_lowercase();
+    let cut = ["token", "key", "password", "secret"]
+        .iter()
+        .filter_map(|w| lower.find(w))
+        .min();
+    let (text, withheld) = match cut {
+        Some(at) => (&text[..at], true),
+        None => (text, false),
+    };
+    let text = text.trim();
+    match (text.is_empty(), withheld) {
+        (true, false) => "(it printed nothing)".into(),
+        (true, true) => "(withheld: it looks like a credential)".into(),
+        (false, false) => inert(text, QUOTED_MAX).into_owned(),
+        (false, true) => format!(
+            "{}… (the rest withheld: it looks like a credential)",
+            inert(text, QUOTED_MAX)
+        ),
     }
 }
 
@@ -671,6 +688,14 @@ mod tests {
         let e = parse(r#"{"apiVersion":"client.authentication.k8s.io/v1","kind":"Secret","status":{"token":"SECRET"}}"#)
             .unwrap_err();
         assert!(e.contains("kind is Secret") && !e.contains("SECRET"), "{e}");
+    }
+
+    #[test]
+    fn what_looks_like_a_credential_is_never_quoted() {
+        let e = parse("warning: cache stale\n{\"status\":{\"token\":\"s3cr3t-abc\"").unwrap_err();
+        assert!(!e.contains("s3cr3t"), "{e}");
+        assert!(e.contains("warning: cache stale"), "{e}");
+        assert!(e.contains("withheld"), "{e}");
     }
 
     #[test]

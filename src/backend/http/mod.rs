@@ -37,6 +37,21 @@ pub struct HttpBackend {
     clock: Arc<ClusterClock>,
 }
 
+/// Whether a URL's host is this machine.
+fn is_loopback(url: &str) -> bool {
+    let Some(host) = reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+    else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn unreachable(base: &str, e: impl std::fmt::Display) -> BackendError {
     BackendError::Unavailable {
         cluster: "server".into(),
@@ -58,6 +73,13 @@ impl HttpBackend {
         if !(base.starts_with("https://") || base.starts_with("http://")) {
             return Err(BackendError::Config(format!(
                 "--backend {base}: give an http:// or https:// URL"
+            )));
+        }
+        if base.starts_with("http://") && !is_loopback(&base) {
+            // The bearer token (an OIDC or cloud sign-in token, good for
+            // more than this server) would cross the network in clear.
+            return Err(BackendError::Config(format!(
+                "--backend {base}: plain http only on this machine (127.0.0.1, ::1, localhost); use https:// (your sign-in token would cross the network in clear)"
             )));
         }
         let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(5));
@@ -198,6 +220,25 @@ impl HttpBackend {
     }
 }
 
+/// A kubeconfig from the server holds bearer tokens and nothing else: no
+/// exec plugin or auth provider a server could make the user's kubectl
+/// run.
+fn only_tokens(kubeconfig: &str) -> Result<(), BackendError> {
+    let bad =
+        |why: &str| BackendError::Invalid(format!("the server's kubeconfig is refused: {why}"));
+    let v: Value = serde_yaml_ng::from_str(kubeconfig).map_err(|_| bad("not YAML"))?;
+    let users = v["users"].as_array().ok_or_else(|| bad("no users"))?;
+    for u in users {
+        let user = u["user"]
+            .as_object()
+            .ok_or_else(|| bad("a user without credentials"))?;
+        if user.keys().any(|k| k != "token") || !user.get("token").is_some_and(Value::is_string) {
+            return Err(bad("a user signs in with more than a token"));
+        }
+    }
+    Ok(())
+}
+
 impl HttpBackend {
     /// A kubeconfig for the caller's own live Token-mode grant, with a
     /// token the server minted for the grant's ServiceAccount.
@@ -211,10 +252,11 @@ impl HttpBackend {
         let v = self
             .send(self.client.post(url).json(&json!({})), Some(key))
             .await?;
-        v["kubeconfig"]
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| BackendError::Invalid("the server's answer holds no kubeconfig".into()))
+        let text = v["kubeconfig"].as_str().ok_or_else(|| {
+            BackendError::Invalid("the server's answer holds no kubeconfig".into())
+        })?;
+        only_tokens(text)?;
+        Ok(text.to_string())
     }
 
     /// The server's audit records (newest last) matching the query
@@ -604,6 +646,41 @@ impl AccessBackend for HttpBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_http_only_on_this_machine() {
+        for url in [
+            "http://127.0.0.1:7443",
+            "http://[::1]:7443",
+            "http://localhost:7443",
+            "http://127.9.9.9",
+        ] {
+            assert!(is_loopback(url), "{url}");
+        }
+        for url in [
+            "http://10.0.0.1:7443",
+            "http://portcullis.example.com",
+            "http://localhost.evil.com",
+            "not a url",
+        ] {
+            assert!(!is_loopback(url), "{url}");
+        }
+    }
+
+    #[test]
+    fn a_kubeconfig_from_the_server_holds_tokens_only() {
+        let good = "users:\n- name: g\n  user: {token: abc}\n";
+        assert!(only_tokens(good).is_ok());
+        for bad in [
+            "users:\n- name: g\n  user: {token: abc, exec: {command: sh}}\n",
+            "users:\n- name: g\n  user: {exec: {command: sh, args: [-c, id]}}\n",
+            "users:\n- name: g\n  user: {auth-provider: {name: x}}\n",
+            "users: []\n- not yaml",
+            "clusters: []\n",
+        ] {
+            assert!(only_tokens(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn a_snapshot_drops_what_it_no_longer_holds() {

@@ -10,7 +10,9 @@
 //! - the requester never writes a status;
 //! - a decision is recorded under the writer's name and never removed; a
 //!   revocation likewise;
-//! - terminal phases never change (but for `status.message`);
+//! - terminal phases never change (but for `status.message`); a phase
+//!   moves only forward (Pending to a decision or an end, Active to an
+//!   end), and a live grant names its approver and a readable end;
 //! - a live grant's `expiresAt` only moves earlier;
 //! - reviews only grow, one at a time, the new one in the writer's name;
 //! - `status.bindings` names only objects Portcullis makes for that request
@@ -39,6 +41,9 @@ pub const DEFAULT_PRIVILEGED: &[&str] = &[
 ];
 
 const TERMINAL: &str = "['Denied', 'Expired', 'Revoked', 'Withdrawn', 'Failed']";
+
+/// Where a live grant may go.
+const ENDS: &str = "['Expired', 'Revoked', 'Failed']";
 
 /// Status fields a terminal phase keeps (all but `message`).
 const KEPT: &[&str] = &[
@@ -74,8 +79,9 @@ fn rule(expression: String, message: &str) -> Value {
 fn validations() -> Vec<Value> {
     let user = "request.userInfo.username";
     let kept: Vec<String> = KEPT.iter().map(|f| same(f)).collect();
-    // Names Portcullis gives a request's objects (objects::makes_for), as
-    // truncated to 253 characters.
+    // Names Portcullis gives a request's objects (objects::makes_for):
+    // the ServiceAccount's and the release objects' truncated to 253
+    // characters, the bindings' never.
     let name = |prefix: &str| {
         format!("(size('{prefix}' + oldObject.metadata.name) > 253 ? ('{prefix}' + oldObject.metadata.name).substring(0, 253) : '{prefix}' + oldObject.metadata.name)")
     };
@@ -124,6 +130,25 @@ fn validations() -> Vec<Value> {
             ),
             "'portcullis: status.revokedBy must be you (' + request.userInfo.username + ')'",
         ),
+        // Phases move only forward: a live grant never goes back to
+        // Pending (where nothing ends it) nor to a phase nobody reads.
+        rule(
+            format!(
+                "!variables.statusUpdate || variables.newPhase == variables.oldPhase || \
+                 (variables.oldPhase == 'Pending' && variables.newPhase in ['Active', 'Denied', 'Expired', 'Withdrawn', 'Failed']) || \
+                 (variables.oldPhase == 'Active' && variables.newPhase in {ENDS})"
+            ),
+            "'portcullis: status.phase: ' + variables.oldPhase + ' never becomes ' + variables.newPhase",
+        ),
+        // A live grant names its approver and an end the apiserver can read
+        // (CEL's strict RFC 3339: no later write then fails to parse it).
+        rule(
+            "!variables.statusUpdate || variables.newPhase != 'Active' || \
+             (has(object.status.decision) && has(object.status.decision.by) && \
+              has(object.status.expiresAt) && timestamp(object.status.expiresAt) > timestamp('1970-01-01T00:00:00Z'))"
+                .to_string(),
+            "'portcullis: a live grant needs status.decision.by and status.expiresAt as an RFC 3339 time'",
+        ),
         rule(
             "!variables.statusUpdate || variables.oldPhase != 'Active' || !has(oldObject.status.expiresAt) || \
              (has(object.status) && has(object.status.expiresAt) && \
@@ -132,13 +157,13 @@ fn validations() -> Vec<Value> {
             "'portcullis: status.expiresAt only moves earlier'",
         ),
         rule(
+            // Earlier reviews stay as they were, in their order: the new
+            // list is the old one, or the old one and one more.
             format!(
-                "!variables.statusUpdate || \
-                 (size(variables.newReviews) >= size(variables.oldReviews) && \
-                  size(variables.newReviews) <= size(variables.oldReviews) + 1 && \
-                  variables.oldReviews.all(r, r in variables.newReviews) && \
-                  (size(variables.newReviews) == size(variables.oldReviews) || \
-                   variables.newReviews[size(variables.newReviews) - 1].by == {user}))"
+                "!variables.statusUpdate || variables.newReviews == variables.oldReviews || \
+                 (size(variables.newReviews) == size(variables.oldReviews) + 1 && \
+                  variables.newReviews == variables.oldReviews + [variables.newReviews[size(variables.newReviews) - 1]] && \
+                  variables.newReviews[size(variables.newReviews) - 1].by == {user})"
             ),
             "'portcullis: status.reviews only grow, one at a time, and a review is by you (' + request.userInfo.username + ')'",
         ),
@@ -147,7 +172,7 @@ fn validations() -> Vec<Value> {
                 "!variables.statusUpdate || variables.newBindings.all(b, \
                    b.kind in ['RoleBinding', 'ClusterRoleBinding', 'Role', 'ServiceAccount'] && \
                    b.name in [{}, {}, {}])",
-                name("portcullis-"),
+                "'portcullis-' + oldObject.metadata.name",
                 name("pc-"),
                 name("portcullis-release-")
             ),
@@ -205,6 +230,7 @@ pub fn manifests(privileged: &[String]) -> String {
                 {"name": "specUpdate", "expression": "request.operation == 'UPDATE' && !(has(request.subResource) && request.subResource != '')"},
                 {"name": "statusUpdate", "expression": "request.operation == 'UPDATE' && has(request.subResource) && request.subResource == 'status'"},
                 {"name": "oldPhase", "expression": "oldObject != null && has(oldObject.status) && has(oldObject.status.phase) ? oldObject.status.phase : 'Pending'"},
+                {"name": "newPhase", "expression": "has(object.status) && has(object.status.phase) ? object.status.phase : 'Pending'"},
                 {"name": "oldReviews", "expression": "has(oldObject.status) && has(oldObject.status.reviews) ? oldObject.status.reviews : []"},
                 {"name": "newReviews", "expression": "has(object.status) && has(object.status.reviews) ? object.status.reviews : []"},
                 {"name": "oldBindings", "expression": "has(oldObject.status) && has(oldObject.status.bindings) ? oldObject.status.bindings : []"},
@@ -244,6 +270,6 @@ mod tests {
             r#"!(request.userInfo.username in ["reaper", "we\"ird\\name"])"#
         );
         let rules = docs[0]["spec"]["validations"].as_array().unwrap();
-        assert_eq!(rules.len(), 13);
+        assert_eq!(rules.len(), 15);
     }
 }

@@ -965,7 +965,16 @@ pub async fn record_verification(site: &Site<'_>, req: &AccessRequest) -> Option
 /// Token mode: the reaper makes the grant's ServiceAccount and minting
 /// Role/RoleBinding and records them, once the grant is live.
 pub async fn provision_tokens(site: &Site<'_>, name: &str) -> Result<(), kube::Error> {
-    provision(site, name, objects::token_plan, token_objects_recorded).await
+    // Server mode (the request on a hub, the grant on a target): only the
+    // ServiceAccount. The server mints its tokens itself, on the record;
+    // a minting RoleBinding for the requester's hub name would let anyone
+    // the target knows by that name mint off the record.
+    let plan = if std::ptr::eq(site.store, site.target) {
+        objects::token_plan
+    } else {
+        objects::token_account_plan
+    };
+    provision(site, name, plan, token_objects_recorded).await
 }
 
 /// Makes what `plan` lists for a live grant and records it in the status

@@ -90,6 +90,14 @@ pub async fn mint(cluster: &KubeCluster, req: &AccessRequest) -> Result<Minted, 
         )));
     }
     let now = cluster.clock.now();
+    // Past its end but not yet ended by a reaper: no token (it would live
+    // until the reaper deletes the ServiceAccount).
+    if req.status.expires_at.is_some_and(|end| end <= now) {
+        return Err(BackendError::Invalid(format!(
+            "{} has ended: its end passed and it is being closed",
+            req.name
+        )));
+    }
     let left = req.remaining(now).as_secs().max(600) as i64;
     let tr = TokenRequest {
         spec: TokenRequestSpec {

@@ -144,6 +144,7 @@ spec:
               phase:
                 type: string
                 description: Pending, Active, Denied, Expired, Revoked, Withdrawn or Failed. Terminal phases never change.
+                enum: [Pending, Active, Denied, Expired, Revoked, Withdrawn, Failed]
               decision:
                 type: object
                 description: Who decided, when, and what was granted (at most what was asked).
@@ -165,10 +166,12 @@ spec:
               reviews:
                 type: array
                 description: Approvals so far, when a policy needs several.
+                maxItems: 32
                 items: {{type: object, x-kubernetes-preserve-unknown-fields: true}}
               bindings:
                 type: array
                 description: The objects the grant created, by uid; its end deletes exactly these.
+                maxItems: 64
                 items: {{type: object, x-kubernetes-preserve-unknown-fields: true}}
 "#
     )

@@ -156,6 +156,15 @@ pub fn token_plan(req: &AccessRequest, request_uid: &str) -> Vec<Planned> {
     ]
 }
 
+/// Server mode's Token-mode objects: the grant's ServiceAccount alone
+/// (the server mints for it; nobody else gets the right to).
+pub fn token_account_plan(req: &AccessRequest, request_uid: &str) -> Vec<Planned> {
+    token_plan(req, request_uid)
+        .into_iter()
+        .filter(|p| p.reference.kind == "ServiceAccount")
+        .collect()
+}
+
 /// The name of a grant's release binding (and its Role).
 pub fn release_name(request: &str) -> String {
     let mut name = format!("portcullis-release-{request}");
