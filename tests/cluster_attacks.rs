@@ -364,7 +364,12 @@ async fn no_approval_leaves_an_orphan_binding() {
         binding(&admin, "payments", &r1.name).await.is_none()
     })
     .await;
-    assert!(!can_i(&admin, "alice", "list", "", "pods", Some("payments")).await);
+    // The apiserver's RBAC cache follows the deletion within moments (a
+    // SubjectAccessReview right after it may still see the binding).
+    wait_for("the access to be gone", 10, || async {
+        !can_i(&admin, "alice", "list", "", "pods", Some("payments")).await
+    })
+    .await;
 
     // A revoke whose status write meets a 409 after the bindings are gone
     // retries on a fresh read and records the revoke.
