@@ -44,16 +44,20 @@ fn granted(s: &Served, duration: &str) -> String {
 }
 
 /// `portcullis --backend URL ARGS` as `user` (their own token).
-fn portcullis(s: &Served, cp: &ControlPlane, user: &str, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["--backend", &s.url])
+fn portcullis_as(s: &Served, cp: &ControlPlane, user: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    cmd.args(["--backend", &s.url])
         .args(args)
         .env("PORTCULLIS_TOKEN", common::cluster::token(user))
         .env("XDG_STATE_HOME", cp.dir.join("state"))
         .env("XDG_CONFIG_HOME", cp.dir.join("config"))
-        .env_remove("KUBECONFIG")
-        .output()
-        .unwrap()
+        .env_remove("KUBECONFIG");
+    cmd
+}
+
+/// As [`portcullis_as`], run to its end.
+fn portcullis(s: &Served, cp: &ControlPlane, user: &str, args: &[&str]) -> std::process::Output {
+    portcullis_as(s, cp, user, args).output().unwrap()
 }
 
 fn token_in(kubeconfig: &str) -> String {
@@ -81,6 +85,25 @@ fn with_token(cp: &ControlPlane, token: &str, ns: &str) -> u16 {
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
+}
+
+/// Waits for the end a grant's JSON states (`status.expiresAt`), then
+/// measures from it until the apiserver rejects `token`.
+async fn until_rejected_after_end(
+    cp: &ControlPlane,
+    token: &str,
+    grant: &Value,
+    what: &str,
+) -> f64 {
+    let end: chrono::DateTime<chrono::Utc> = grant["status"]["expiresAt"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let left = (end - chrono::Utc::now()).to_std().unwrap_or_default();
+    let at_end = Instant::now() + left;
+    tokio::time::sleep(left).await;
+    until_rejected(cp, token, at_end, what).await
 }
 
 /// Seconds from `since` until the apiserver rejects `token` (401).
@@ -256,24 +279,17 @@ async fn the_server_mints_tokens_that_die_with_the_grant() {
         Some(&body),
     );
     assert_eq!(code, 200, "{r}");
-    let end: chrono::DateTime<chrono::Utc> =
-        r["status"]["expiresAt"].as_str().unwrap().parse().unwrap();
-    let left = (end - chrono::Utc::now()).to_std().unwrap_or_default();
-    let shortened = Instant::now() + left;
-    tokio::time::sleep(left).await;
-    until_rejected(
-        &cp,
-        &token,
-        shortened,
-        "its shortened end (1 s after the shorten)",
-    )
-    .await;
+    until_rejected_after_end(&cp, &token, &r, "its shortened end (1 s after the shorten)").await;
 
     // Its own expiry: `request --credentials token --wait` prints the
     // kubeconfig once bob approves 15 seconds.
-    let waiting = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["--backend", &s.url, "--context", "c1"])
-        .args([
+    let waiting = portcullis_as(
+        &s,
+        &cp,
+        "alice",
+        &[
+            "--context",
+            "c1",
             "request",
             "--role",
             "view",
@@ -287,14 +303,12 @@ async fn the_server_mints_tokens_that_die_with_the_grant() {
             "--credentials",
             "token",
             "--wait",
-        ])
-        .env("PORTCULLIS_TOKEN", common::cluster::token("alice"))
-        .env("XDG_STATE_HOME", cp.dir.join("state"))
-        .env_remove("KUBECONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let mut pending = String::new();
     wait_for("alice's request to arrive", 30, || {
         let (_, list) = curl(&s.url, Some("bob"), "GET", "/v1/requests", None);
@@ -323,14 +337,9 @@ async fn the_server_mints_tokens_that_die_with_the_grant() {
         Some(&body),
     );
     assert_eq!(code, 200, "{g}");
-    let expires: chrono::DateTime<chrono::Utc> =
-        g["status"]["expiresAt"].as_str().unwrap().parse().unwrap();
     let out = waiting.wait_with_output().unwrap();
     assert!(out.status.success(), "{out:?}");
     let token = token_in(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(with_token(&cp, &token, "payments"), 200);
-    let left = (expires - chrono::Utc::now()).to_std().unwrap_or_default();
-    let expiry = Instant::now() + left;
-    tokio::time::sleep(left).await;
-    until_rejected(&cp, &token, expiry, "expiry").await;
+    until_rejected_after_end(&cp, &token, &g, "expiry").await;
 }
