@@ -11,13 +11,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use portcullis::app::state::{AppConfig, View};
-use portcullis::app::{update, Action, AppState};
 use portcullis::backend::demo::org::{self, CLUSTERS, PEOPLE};
 use portcullis::backend::BackendEvent;
+use portcullis::console::state::app::{AppConfig, View};
+use portcullis::console::state::AppState;
+use portcullis::console::update::{update, Action};
+use portcullis::console::view::{self, Theme};
 use portcullis::domain::request::{Approval, Status};
 use portcullis::domain::{AccessRequest, Credentials, RoleRef};
-use portcullis::ui::{self, Theme};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 #[path = "common/mod.rs"]
@@ -124,7 +125,7 @@ fn main() {
         terminal
             .draw(|f| {
                 let t = Instant::now();
-                ui::render(f, &state, &theme);
+                view::render(f, &state, &theme);
                 inner = t.elapsed();
             })
             .expect("draw");
@@ -143,7 +144,7 @@ fn main() {
         ms(*times.last().expect("frames"))
     );
     println!(
-        "  of which building the frame (ui::render; the rest is ratatui's diff and backend write): p50 {}  p99 {}",
+        "  of which building the frame (view::render; the rest is ratatui's diff and backend write): p50 {}  p99 {}",
         ms(percentile(&render_only, 0.5)),
         ms(percentile(&render_only, 0.99))
     );
@@ -224,9 +225,9 @@ pub fn parts(state: &AppState, theme: &Theme) {
                 .draw(|f| {
                     let t = Instant::now();
                     match which {
-                        0 => portcullis::ui::table::render(f, area, state, theme),
-                        1 => portcullis::ui::detail::render(f, darea, state, theme),
-                        _ => ui::render(f, state, theme),
+                        0 => portcullis::console::view::table::render(f, area, state, theme),
+                        1 => portcullis::console::view::detail::render(f, darea, state, theme),
+                        _ => view::render(f, state, theme),
                     }
                     v.push(t.elapsed());
                 })

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use portcullis::backend::demo::org::{CLUSTERS, PEOPLE};
-use portcullis::cli::GetWhat;
+use portcullis::cli::args::GetWhat;
+use portcullis::cli::commands::get::jsonpath::Path;
+use portcullis::cli::commands::get::{render, sorted, Output, Query};
 use portcullis::domain::request::Status;
 use portcullis::domain::{AccessRequest, Credentials, RoleRef};
-use portcullis::get::jsonpath::Path;
-use portcullis::get::{render, sorted, Output, Query};
 
 fn request(i: usize, now: DateTime<Utc>) -> AccessRequest {
     let p = &PEOPLE[1 + i % (PEOPLE.len() - 1)];

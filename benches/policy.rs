@@ -13,15 +13,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use portcullis::app::state::{AppConfig, View};
-use portcullis::app::{update, Action, AppState};
 use portcullis::backend::demo::org::{self, CLUSTERS, PEOPLE};
 use portcullis::backend::{BackendEvent, RequestKey};
+use portcullis::console::state::app::{AppConfig, View};
+use portcullis::console::state::AppState;
+use portcullis::console::update::{update, Action};
+use portcullis::console::view::{self, Theme};
 use portcullis::domain::rbac::engine::{analyze, GrantRequest};
 use portcullis::domain::request::Status;
 use portcullis::domain::{AccessRequest, Credentials, RoleRef};
 use portcullis::policy::{policy_input, Policy};
-use portcullis::ui::{self, Theme};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 #[path = "common/mod.rs"]
@@ -138,7 +139,7 @@ fn main() {
         );
         let t = Instant::now();
         terminal
-            .draw(|f| ui::render(f, &state, &theme))
+            .draw(|f| view::render(f, &state, &theme))
             .expect("draw");
         times.push(t.elapsed());
     }
@@ -160,7 +161,7 @@ fn main() {
             Action::Tick(now + TimeDelta::milliseconds(i as i64 * 250)),
         );
         terminal
-            .draw(|f| ui::render(f, &state, &theme))
+            .draw(|f| view::render(f, &state, &theme))
             .expect("draw");
         changes.push(t.elapsed());
     }

@@ -20,13 +20,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use portcullis::app::state::{AppConfig, View};
-use portcullis::app::{update, Action, AppState};
 use portcullis::backend::demo::org::{self, PEOPLE};
 use portcullis::backend::BackendEvent;
+use portcullis::console::state::app::{AppConfig, View};
+use portcullis::console::state::AppState;
+use portcullis::console::update::{update, Action};
+use portcullis::console::view::{self, Theme};
 use portcullis::domain::request::{Approval, Status};
 use portcullis::domain::{AccessRequest, Credentials, RoleRef};
-use portcullis::ui::{self, Theme};
 use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
 use ratatui::{Terminal, TerminalOptions, Viewport};
@@ -138,7 +139,7 @@ fn main() {
     let t = Instant::now();
     update(&mut state, Action::Backend(batch));
     // As the console's event loop does after a batch this large.
-    portcullis::runtime::return_freed_memory();
+    portcullis::backend::batch::return_freed_memory();
     let ingest = t.elapsed();
     let rss = rss_kib();
     assert_eq!(state.list(View::Grants).len(), live);
@@ -167,7 +168,7 @@ fn main() {
         );
         let t = Instant::now();
         terminal
-            .draw(|f| ui::render(f, &state, &theme))
+            .draw(|f| view::render(f, &state, &theme))
             .expect("draw");
         times.push(t.elapsed());
     }
@@ -197,7 +198,7 @@ fn main() {
     // character and a backspace filter all 100,000 (ended ones read
     // borrowed from their compact form); a keystroke that extends the text
     // filters only the rows already shown.
-    use portcullis::app::filter::Filter;
+    use portcullis::console::state::filter::Filter;
     let (mut widen, mut narrow) = (Vec::new(), Vec::new());
     let typed = [
         "a",
@@ -269,7 +270,7 @@ fn main() {
             .collect();
         update(&mut state, Action::Backend(events));
         terminal
-            .draw(|f| ui::render(f, &state, &theme))
+            .draw(|f| view::render(f, &state, &theme))
             .expect("draw");
         let shown = Instant::now();
         frames += 1;

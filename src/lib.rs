@@ -1,27 +1,26 @@
 //! Portcullis: a terminal console for just-in-time Kubernetes access.
 //!
-//! Layout: [`domain`] is the pure model and RBAC engine; [`backend`] holds the
-//! one trait every source of requests implements (the embedded demo, direct
-//! on clusters, the Portcullis server over HTTP); [`server`] is `portcullis
-//! serve` and [`api`] the HTTP API both sides speak; [`app`] is the UI state,
-//! its actions and the pure reducer; [`ui`] only renders state; [`cli`] and
-//! [`verbs`] are the edges.
+//! The folders are the layers, lowest first; a module only uses the ones
+//! below it (`tests/layers.rs` keeps it so):
+//!
+//! - [`domain`]: the pure model: requests, phases, RBAC engine, risk.
+//! - [`policy`], [`audit`]: Rego decisions; the hash-chained trail.
+//! - [`crd`], [`api`], [`version`]: the shapes on the wire (the
+//!   AccessRequest resource; the server's HTTP API).
+//! - [`backend`]: the one trait every source of requests implements, and
+//!   its three implementations (demo, `kube` direct, `http` to the server);
+//!   the reaper, which ends grants at expiry, is part of `kube`.
+//! - [`server`]: `portcullis serve`.
+//! - [`console`]: the terminal UI: state, update (the reducer), view.
+//! - [`cli`]: the command line, one file per command.
 
 pub mod api;
-pub mod app;
 pub mod audit;
 pub mod backend;
 pub mod cli;
-pub mod config;
-pub mod diff_verb;
+pub mod console;
+pub mod crd;
 pub mod domain;
-pub mod get;
-pub mod invocation;
-pub mod naming;
 pub mod policy;
-pub mod runtime;
 pub mod server;
-pub mod ui;
-pub mod verbs;
 pub mod version;
-pub mod wait;

@@ -7,19 +7,19 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::CommandFactory;
-use portcullis::app::AppState;
 use portcullis::backend::demo::{DemoBackend, DemoConfig};
 use portcullis::backend::http::credentials::BearerSource;
 use portcullis::backend::kube::KubeBackend;
 use portcullis::backend::AccessBackend;
-use portcullis::cli::{Cli, ColorMode, Command};
-use portcullis::config::{self, ConfigFile};
-use portcullis::ui::Theme;
+use portcullis::cli::args::{Cli, ColorMode, Command};
+use portcullis::cli::config::{self, ConfigFile};
+use portcullis::console::state::AppState;
+use portcullis::console::view::Theme;
 
 /// mimalloc: its size-segregated pages go back to the system once their
 /// objects are freed, so a console that stored a large first sync (and
 /// kept most of it compact) does not stay at the sync's peak
-/// ([`portcullis::runtime::return_freed_memory`]).
+/// ([`portcullis::backend::batch::return_freed_memory`]).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -37,13 +37,13 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     // As `kubectl-portcullis` (the kubectl plugin) help and usage say
     // `kubectl portcullis`.
-    let cli = portcullis::invocation::parse(std::env::args_os());
+    let cli = portcullis::cli::invocation::parse(std::env::args_os());
     let verbose = cli.verbose > 0 || debug_logging();
     match real_main(cli, started) {
         Ok(()) => ExitCode::SUCCESS,
         // `request --wait` not approved: its outcome is printed; its code.
-        Err(e) if e.downcast_ref::<portcullis::wait::Exit>().is_some() => {
-            let exit = e.downcast_ref::<portcullis::wait::Exit>();
+        Err(e) if e.downcast_ref::<portcullis::cli::wait::Exit>().is_some() => {
+            let exit = e.downcast_ref::<portcullis::cli::wait::Exit>();
             let code = exit.map_or(1, |x| x.code);
             if let Some(m) = exit.and_then(|x| x.message.as_deref()) {
                 eprintln!(
@@ -159,9 +159,9 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
     if let Some(Command::Man { out_dir }) = &cli.command {
         use std::io::Write;
         return match out_dir {
-            Some(dir) => portcullis::invocation::man_pages_to(dir)
+            Some(dir) => portcullis::cli::invocation::man_pages_to(dir)
                 .with_context(|| format!("cannot write man pages to {}", dir.display())),
-            None => Ok(std::io::stdout().write_all(&portcullis::invocation::man_page()?)?),
+            None => Ok(std::io::stdout().write_all(&portcullis::cli::invocation::man_page()?)?),
         };
     }
     if let Some(Command::Completions { shell }) = &cli.command {
@@ -250,7 +250,7 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
             )?;
             print!("{out}");
             if *admission_policy {
-                use portcullis::backend::kube::admission_policy;
+                use portcullis::crd::admission_policy;
                 let privileged: Vec<String> = if privileged.iter().all(|p| p.trim().is_empty()) {
                     admission_policy::DEFAULT_PRIVILEGED.iter().map(|p| p.to_string()).collect()
                 } else {
@@ -314,7 +314,7 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
             audit_log,
             audit_key,
         }) => runtime.block_on(async move {
-            use portcullis::backend::kube::{audit_trail, reaper, reaper_metrics};
+            use portcullis::backend::kube::reaper::{self, audit_trail, metrics as reaper_metrics};
             let kube = KubeBackend::connect(&cli.contexts, cli.all_contexts).await?;
             let trail = match audit_log {
                 Some(path) => {
@@ -378,7 +378,7 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
             tokio::select! {
                 _ = futures::future::join_all(tasks) => {}
                 _ = tokio::signal::ctrl_c() => {}
-                _ = portcullis::runtime::terminate_signal() => {}
+                _ = portcullis::console::run::terminate_signal() => {}
             }
             if let Some(log) = &trail {
                 log.sign(chrono::Utc::now())?;
@@ -389,7 +389,7 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
         Some(verb) => runtime.block_on(async {
             // `approve prod/NAME` acts on prod even without --context.
             let contexts = if cli.contexts.is_empty() && !cli.all_contexts {
-                portcullis::verbs::named_context(verb).into_iter().collect()
+                portcullis::cli::commands::verbs::named_context(verb).into_iter().collect()
             } else {
                 cli.contexts.clone()
             };
@@ -424,7 +424,7 @@ fn real_main(cli: Cli, started: Instant) -> anyhow::Result<()> {
 /// stderr, and `get` then exits 1 after printing what it has).
 async fn verb_on(
     verb: &Command,
-    backend: &dyn portcullis::verbs::VerbBackend,
+    backend: &dyn portcullis::cli::commands::verbs::VerbBackend,
     contexts: &[String],
     groups: &[String],
     failed: Vec<String>,
@@ -443,22 +443,28 @@ async fn verb_on(
         ..
     } = verb
     else {
-        let out =
-            portcullis::verbs::run(verb, backend, contexts, groups, &mut std::io::stderr()).await?;
+        let out = portcullis::cli::commands::verbs::run(
+            verb,
+            backend,
+            contexts,
+            groups,
+            &mut std::io::stderr(),
+        )
+        .await?;
         print!("{}", out.stdout);
         if let Some(exit) = out.exit {
             return Err(exit.into());
         }
         return Ok(());
     };
-    let view = portcullis::verbs::view(backend, contexts);
-    let query = portcullis::get::Query::new(verb, view)?;
+    let view = portcullis::cli::commands::verbs::view(backend, contexts);
+    let query = portcullis::cli::commands::get::Query::new(verb, view)?;
     if *watch || *watch_only {
-        let options = portcullis::get::watch::WatchOptions {
+        let options = portcullis::cli::commands::get::watch::WatchOptions {
             only: *watch_only,
             events: *output_watch_events,
         };
-        portcullis::get::watch::watch(
+        portcullis::cli::commands::get::watch::watch(
             backend,
             &query,
             options,
@@ -468,7 +474,7 @@ async fn verb_on(
         .await?;
         return Ok(());
     }
-    let listing = portcullis::get::list(backend, &query).await?;
+    let listing = portcullis::cli::commands::get::list(backend, &query).await?;
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(listing.stdout.as_bytes())?;
     stdout.flush()?;
@@ -486,9 +492,9 @@ async fn verb_on(
 fn version(
     cli: &Cli,
     client_only: bool,
-    output: Option<portcullis::cli::VersionOutput>,
+    output: Option<portcullis::cli::args::VersionOutput>,
 ) -> anyhow::Result<()> {
-    use portcullis::cli::VersionOutput;
+    use portcullis::cli::args::VersionOutput;
     use portcullis::version;
     let mut doc = serde_json::json!({ "clientVersion": version::client_json() });
     let mut text = version::client_text();
@@ -562,8 +568,8 @@ fn crds(
     requesters: &[String],
     reaper_deployment: Option<&str>,
 ) -> anyhow::Result<String> {
-    use portcullis::backend::kube::manifests::{self, Holder};
-    use portcullis::backend::kube::settings::Grantable;
+    use portcullis::crd::manifests::{self, Holder};
+    use portcullis::domain::grantable::Grantable;
     let holders = |list: &[String], flag: &str| -> anyhow::Result<Vec<Holder>> {
         list.iter()
             .filter(|t| !t.trim().is_empty())
@@ -618,9 +624,9 @@ fn crds(
 }
 
 /// `portcullis policy check|eval|test DIR`.
-async fn audit_verb(cli: &Cli, action: &portcullis::cli::AuditAction) -> anyhow::Result<()> {
+async fn audit_verb(cli: &Cli, action: &portcullis::cli::args::AuditAction) -> anyhow::Result<()> {
     use portcullis::audit::{chain, files, query};
-    use portcullis::cli::{AuditAction, AuditOutput};
+    use portcullis::cli::args::{AuditAction, AuditOutput};
     match action {
         AuditAction::Keygen { out } => {
             let (secret, public) = files::keygen(out)?;
@@ -703,8 +709,8 @@ async fn audit_verb(cli: &Cli, action: &portcullis::cli::AuditAction) -> anyhow:
     }
 }
 
-fn policy_verb(action: &portcullis::cli::PolicyAction) -> anyhow::Result<()> {
-    use portcullis::cli::PolicyAction;
+fn policy_verb(action: &portcullis::cli::args::PolicyAction) -> anyhow::Result<()> {
+    use portcullis::cli::args::PolicyAction;
     use portcullis::policy::Policy;
     match action {
         PolicyAction::Check { dir } => {
@@ -884,7 +890,7 @@ async fn serve(cli: &Cli, demo: bool, listen: Option<std::net::SocketAddr>) -> a
         async {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
-                _ = portcullis::runtime::terminate_signal() => {}
+                _ = portcullis::console::run::terminate_signal() => {}
             }
         },
     )
@@ -897,7 +903,7 @@ async fn serve(cli: &Cli, demo: bool, listen: Option<std::net::SocketAddr>) -> a
 /// The console on any backend, with the terminal restored on every exit.
 async fn console(
     backend: Arc<dyn AccessBackend>,
-    app_config: portcullis::app::state::AppConfig,
+    app_config: portcullis::console::state::app::AppConfig,
     theme: &Theme,
     started: Instant,
     policy: Option<Arc<portcullis::policy::Policy>>,
@@ -912,7 +918,7 @@ async fn console(
     state.policy = policy;
     if let Some(text) = notice {
         state.flash(
-            portcullis::app::state::FlashLevel::Error,
+            portcullis::console::state::app::FlashLevel::Error,
             portcullis::domain::sanitize::inert(&text, 400).into_owned(),
         );
     }
@@ -920,5 +926,5 @@ async fn console(
     // before the panic message prints; the guard covers every other exit.
     let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
     let _guard = TerminalGuard;
-    portcullis::runtime::run(&mut terminal, backend, state, theme, started).await
+    portcullis::console::run::run(&mut terminal, backend, state, theme, started).await
 }

@@ -20,7 +20,7 @@ pub const RUST_VERSION: &str = env!("CARGO_PKG_RUST_VERSION");
 /// Every API group/version Portcullis reads or writes.
 pub const API_VERSIONS: &[&str] = &[
     // AccessRequest (the CRD `portcullis crds` installs).
-    crate::backend::kube::wire::API_VERSION,
+    crate::crd::wire::API_VERSION,
     "rbac.authorization.k8s.io/v1",
     // TokenReview, SelfSubjectReview (identity).
     "authentication.k8s.io/v1",

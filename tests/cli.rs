@@ -131,7 +131,7 @@ fn the_man_page_is_generated_from_the_clap_definitions() {
     );
     assert!(page.contains(".TH portcullis 1"), "{page}");
     use clap::CommandFactory;
-    let cli = portcullis::cli::Cli::command();
+    let cli = portcullis::cli::args::Cli::command();
     for sub in cli.get_subcommands().filter(|s| !s.is_hide_set()) {
         assert!(
             page.contains(&format!("portcullis\\-{}", sub.get_name())),

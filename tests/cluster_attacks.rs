@@ -559,7 +559,7 @@ async fn identity_groups_clock_and_limits_come_from_the_cluster() {
     let claimed = alice.create(claim).await.unwrap();
     let info = bob.info();
     assert!(!info.requester_groups_verified);
-    let mut state = portcullis::app::AppState::new(
+    let mut state = portcullis::console::state::AppState::new(
         Default::default(),
         info.approver.clone(),
         info.kind,
@@ -574,9 +574,12 @@ async fn identity_groups_clock_and_limits_come_from_the_cluster() {
             .await
             .expect("events")
             .expect("open");
-        portcullis::app::update(
+        portcullis::console::update::update(
             &mut state,
-            portcullis::app::Action::Backend(portcullis::runtime::drain(e, &mut events)),
+            portcullis::console::update::Action::Backend(portcullis::backend::batch::drain(
+                e,
+                &mut events,
+            )),
         );
     }
     let entry = state.entries.get(&k).unwrap().into_owned();

@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use common::buffer_text;
 use common::cluster::{install, ControlPlane};
-use portcullis::app::state::{AppConfig, View};
-use portcullis::app::{update, Action, AppState};
+use portcullis::backend::batch::drain;
 use portcullis::backend::kube::{KubeBackend, KubeCluster};
 use portcullis::backend::{AccessBackend, NewRequest};
+use portcullis::console::state::app::{AppConfig, View};
+use portcullis::console::state::AppState;
+use portcullis::console::update::{update, Action};
+use portcullis::console::view::{self, Theme};
 use portcullis::domain::{Credentials, RoleRef, Subject};
-use portcullis::runtime::drain;
-use portcullis::ui::{self, Theme};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
@@ -108,7 +109,7 @@ async fn several_contexts_one_unreachable() {
         .contains("ClusterRole 'no-such-role' does not exist"));
 
     let mut term = Terminal::new(TestBackend::new(160, 40)).unwrap();
-    term.draw(|f| ui::render(f, &state, &Theme::mono()))
+    term.draw(|f| view::render(f, &state, &Theme::mono()))
         .unwrap();
     let screen = buffer_text(term.backend().buffer());
     assert!(screen.contains("1 cluster(s) failing"), "{screen}");
@@ -200,7 +201,7 @@ impl KubeConsole {
             };
             let effects = update(&mut self.state, Action::Key(key));
             for effect in effects {
-                if let Some(done) = portcullis::runtime::execute(&self.backend, effect).await {
+                if let Some(done) = portcullis::console::run::execute(&self.backend, effect).await {
                     update(&mut self.state, done);
                 }
             }
@@ -275,7 +276,7 @@ async fn every_action_from_the_keyboard_on_a_real_cluster() {
     c.select(&grant.name);
     c.keys("a").await;
     assert!(
-        matches!(c.state.mode, portcullis::app::Mode::Confirm(_)),
+        matches!(c.state.mode, portcullis::console::state::Mode::Confirm(_)),
         "{:?}",
         c.state.flash
     );

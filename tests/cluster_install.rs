@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use common::cluster::{apply, can_i, docs_of, wait_for, ControlPlane};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::Api;
-use portcullis::backend::kube::{manifests, request_resource, KubeBackend, KubeCluster};
+use portcullis::backend::kube::{request_resource, KubeBackend, KubeCluster};
+use portcullis::crd::manifests;
 use portcullis::domain::Phase;
 use serde_json::{json, Value};
 

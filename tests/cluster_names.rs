@@ -12,13 +12,14 @@ use std::time::Duration;
 
 use common::buffer_text;
 use common::cluster::{install, ControlPlane};
-use portcullis::app::state::{AppConfig, View};
-use portcullis::app::{update, Action, AppState};
+use portcullis::backend::batch::drain;
 use portcullis::backend::kube::KubeBackend;
 use portcullis::backend::{AccessBackend, NewRequest};
+use portcullis::console::state::app::{AppConfig, View};
+use portcullis::console::state::AppState;
+use portcullis::console::update::{update, Action};
+use portcullis::console::view::{self, Theme};
 use portcullis::domain::{Credentials, RoleRef, Subject};
-use portcullis::runtime::drain;
-use portcullis::ui::{self, Theme};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
@@ -115,7 +116,7 @@ async fn contexts_of_one_cluster_show_once_by_its_name() {
     // Once, not once per context.
     assert_eq!(state.entries.len(), 1);
     let mut term = Terminal::new(TestBackend::new(160, 30)).unwrap();
-    term.draw(|f| ui::render(f, &state, &Theme::mono()))
+    term.draw(|f| view::render(f, &state, &Theme::mono()))
         .unwrap();
     let screen = buffer_text(term.backend().buffer());
     let row = screen

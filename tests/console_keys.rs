@@ -6,10 +6,10 @@ mod common;
 use std::time::Duration;
 
 use common::{approvable, Harness};
-use portcullis::app::state::{AppConfig, Mode, View};
-use portcullis::app::Effect;
 use portcullis::backend::demo::DemoConfig;
 use portcullis::backend::{AccessBackend, NewRequest};
+use portcullis::console::state::app::{AppConfig, Mode, View};
+use portcullis::console::update::Effect;
 use portcullis::domain::{Credentials, Phase, RoleRef, Subject};
 
 #[tokio::test]
@@ -957,7 +957,7 @@ async fn enter_shows_everything_and_c_copies_only_when_allowed() {
     h.press("c").await;
     assert_eq!(h.effects, vec![Effect::Copy(key.name.clone())]);
     assert_eq!(
-        portcullis::ui::clipboard::osc52(&key.name),
+        portcullis::console::view::clipboard::osc52(&key.name),
         format!("\x1b]52;c;{}\x07", base64_of(&key.name))
     );
 }
@@ -980,7 +980,7 @@ async fn times_are_local_with_utc_where_it_matters() {
             ..Default::default()
         },
         AppConfig {
-            zone: portcullis::app::when::Zone::Fixed(cet),
+            zone: portcullis::console::state::when::Zone::Fixed(cet),
             ..Default::default()
         },
     )
@@ -1222,10 +1222,10 @@ async fn reads_fold_into_one_line_and_x_lists_them() {
     h.settle().await;
     h.select(|r| r.name == created.name);
     h.resize(120, 40);
-    let theme = portcullis::ui::Theme::mono();
+    let theme = portcullis::console::view::Theme::mono();
     let text = |h: &Harness| -> Vec<String> {
         let entry = h.state.selected().unwrap();
-        portcullis::ui::detail::lines(&h.state, &entry, &theme, 200)
+        portcullis::console::view::detail::lines(&h.state, &entry, &theme, 200)
             .iter()
             .map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect())
             .collect()

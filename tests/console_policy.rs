@@ -9,11 +9,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::Harness;
-use portcullis::app::state::{AppConfig, Mode, View};
-use portcullis::app::Effect;
 use portcullis::backend::demo::DemoConfig;
 use portcullis::backend::http::HttpBackend;
 use portcullis::backend::{AccessBackend, NewRequest, RequestKey};
+use portcullis::console::state::app::{AppConfig, Mode, View};
+use portcullis::console::update::Effect;
 use portcullis::domain::{Credentials, Phase, RoleRef, Subject};
 
 fn shipped() -> PathBuf {

@@ -9,11 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use portcullis::app::filter::Filter;
-use portcullis::app::state::{AppConfig, View};
-use portcullis::app::{update, Action, AppState};
 use portcullis::backend::demo::org::{self, PEOPLE};
 use portcullis::backend::{BackendEvent, RequestKey};
+use portcullis::console::state::app::{AppConfig, View};
+use portcullis::console::state::filter::Filter;
+use portcullis::console::state::AppState;
+use portcullis::console::update::{update, Action};
 use portcullis::domain::request::{Approval, Status};
 use portcullis::domain::{AccessRequest, Credentials, Phase, RoleRef};
 use rand::{Rng, SeedableRng};
@@ -459,8 +460,8 @@ fn an_extensions_verdict_follows_the_grant_it_extends() {
 /// a scan of every request, while requests change, go and come back.
 #[test]
 fn indexes_by_requester_and_decision_equal_a_scan() {
-    use portcullis::app::recent;
-    use portcullis::app::state::BulkKind;
+    use portcullis::console::state::app::BulkKind;
+    use portcullis::console::state::recent;
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     let mut s = world(&["a", "b"]);
     let mut known: Vec<AccessRequest> = Vec::new();
@@ -541,16 +542,16 @@ fn indexes_by_requester_and_decision_equal_a_scan() {
             .copied()
             .filter(|r| r.phase().is_terminal())
             .collect();
-        ended.sort_by_key(|r| std::cmp::Reverse(portcullis::app::state::ended_at(r)));
+        ended.sort_by_key(|r| std::cmp::Reverse(portcullis::console::state::app::ended_at(r)));
         let ends = |keys: &[RequestKey]| -> Vec<DateTime<Utc>> {
             keys.iter()
-                .map(|k| portcullis::app::state::ended_at(&s.entries.get(k).unwrap().req))
+                .map(|k| portcullis::console::state::app::ended_at(&s.entries.get(k).unwrap().req))
                 .collect()
         };
         let want: Vec<DateTime<Utc>> = ended
             .iter()
-            .take(portcullis::app::state::PAST_SHOWN)
-            .map(|r| portcullis::app::state::ended_at(r))
+            .take(portcullis::console::state::app::PAST_SHOWN)
+            .map(|r| portcullis::console::state::app::ended_at(r))
             .collect();
         assert_eq!(ends(&d.past), want, "step {step}: past, latest first");
         for k in d.live.iter().chain(&d.past) {

@@ -1,7 +1,7 @@
 //! README.md stays true: every key in the registry is documented, and the
 //! two commands are the ones CI runs.
 
-use portcullis::app::keymap::KEYMAP;
+use portcullis::console::state::keymap::KEYMAP;
 
 const README: &str = include_str!("../README.md");
 

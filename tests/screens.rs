@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::{approvable, buffer_text, Harness};
 use portcullis::backend::{AccessBackend, NewRequest};
+use portcullis::console::view::Theme;
 use portcullis::domain::{Credentials, RoleRef, Subject};
-use portcullis::ui::Theme;
 
 const SIZES: [(u16, u16); 3] = [(80, 24), (120, 40), (200, 50)];
 
@@ -281,7 +281,7 @@ const LIGHT: Terminal = ((0, 0, 0), (0xff, 0xff, 0xff));
 
 /// Every built-in theme with the terminals it is meant for.
 fn every_theme() -> Vec<(&'static str, Theme, Vec<Terminal>)> {
-    portcullis::ui::theme::BUILT_IN
+    portcullis::console::view::theme::BUILT_IN
         .iter()
         .map(|(name, _)| {
             let terms = match *name {
@@ -397,7 +397,10 @@ async fn the_selected_row_is_one_readable_style() {
 #[tokio::test]
 async fn every_request_of_seed_3_is_decidable_at_80x24_without_scrolling() {
     let mut h = Harness::new(3);
-    let keys = h.state.list(portcullis::app::View::Pending).to_vec();
+    let keys = h
+        .state
+        .list(portcullis::console::state::View::Pending)
+        .to_vec();
     assert_eq!(keys.len(), 9);
     for key in keys {
         h.select(|r| r.name == key.name);

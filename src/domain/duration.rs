@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+/// What `spec.duration` may look like: what `humantime` reads (`30m`,
+/// `1h30m`, `2h 5m`, `90s`), checked by the apiserver.
+pub const DURATION_PATTERN: &str = r"^\s*([0-9]+(\.[0-9]+)?\s*(nanos|nsec|ns|usec|us|millis|msec|ms|seconds|second|secs|sec|s|minutes|minute|mins|min|m|hours|hour|hrs|hr|h|days|day|d|weeks|week|w|months|month|M|years|year|y)\s*)+$";
+
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum DurationError {
     #[error("'{0}' is not a duration: use forms like 30m, 1h, 1h30m")]
@@ -104,7 +108,7 @@ mod tests {
 
     #[test]
     fn exact_form_loses_nothing_and_parses_back() {
-        let pattern = regex::Regex::new(crate::backend::kube::manifests::DURATION_PATTERN).unwrap();
+        let pattern = regex::Regex::new(DURATION_PATTERN).unwrap();
         for secs in [
             1, 59, 60, 61, 3599, 3600, 5415, 86_399, 86_400, 171_999, 31_622_400,
         ] {

@@ -3,14 +3,20 @@
 //! rule can be tested exhaustively with plain values.
 
 pub mod duration;
+pub mod grantable;
+pub mod key;
 pub mod names;
 pub mod rbac;
 pub mod request;
 pub mod risk;
 pub mod sanitize;
+pub mod seen;
 
+pub use key::RequestKey;
+pub use request::NewRequest;
 pub use request::{
     AccessRequest, Credentials, Decision, ExtensionError, Phase, PhaseError, RoleKind, RoleRef,
     Subject, ValidationError, ValidationLimits, Verdict,
 };
 pub use risk::Severity;
+pub use seen::{Seen, Stale};

@@ -848,6 +848,44 @@ pub enum ExtensionError {
     Unknown(String),
 }
 
+/// A new request, as a requester creates it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRequest {
+    pub cluster: String,
+    pub requester: Subject,
+    pub role: RoleRef,
+    pub namespaces: Vec<String>,
+    pub duration: Duration,
+    pub reason: String,
+    pub ticket: Option<String>,
+    pub credentials: Credentials,
+    /// Asks to extend this live grant (same cluster): approved, it is a
+    /// grant of its own that starts when approved.
+    pub extends: Option<String>,
+}
+
+impl NewRequest {
+    /// The stored request this becomes, before anyone decides on it.
+    pub fn into_request(self, name: String, created_at: DateTime<Utc>) -> AccessRequest {
+        AccessRequest {
+            name,
+            uid: None,
+            cluster: self.cluster,
+            created_at,
+            requester: self.requester,
+            role: self.role,
+            namespaces: self.namespaces,
+            duration: self.duration,
+            reason: self.reason,
+            ticket: self.ticket,
+            credentials: self.credentials,
+            extends: self.extends,
+            status: Default::default(),
+            malformed: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

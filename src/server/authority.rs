@@ -21,8 +21,9 @@ use crate::backend::kube::identity::{Identity, VerifiedBy};
 use crate::backend::kube::login;
 use crate::backend::kube::reaper::{self, ReaperConfig};
 use crate::backend::kube::topology::{Target, Topology};
-use crate::backend::kube::{watch, wire, KubeCluster};
+use crate::backend::kube::{watch, KubeCluster};
 use crate::backend::{AccessBackend, BackendError, BackendEvent, NewRequest, Op, RequestKey, Seen};
+use crate::crd::wire;
 use crate::domain::{AccessRequest, Subject};
 
 /// Why a token was not accepted.
@@ -521,12 +522,12 @@ impl Authority for KubeAuthority {
     fn post_audit(&self, records: Vec<crate::audit::Sealed>) {
         let api: kube::Api<k8s_openapi::api::core::v1::Event> = kube::Api::namespaced(
             self.topology.store.client.clone(),
-            crate::backend::kube::audit_trail::EVENTS_NAMESPACE,
+            crate::backend::kube::reaper::audit_trail::EVENTS_NAMESPACE,
         );
         tokio::spawn(async move {
             for r in &records {
                 if let Err(e) =
-                    crate::backend::kube::audit_trail::post(&api, r, None, "server").await
+                    crate::backend::kube::reaper::audit_trail::post(&api, r, None, "server").await
                 {
                     tracing::warn!(error = %e, "cannot post an audit record as a Kubernetes Event");
                 }

@@ -37,7 +37,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::backend::kube::settings::{ClusterSettings, Grantable};
+use crate::backend::kube::settings::ClusterSettings;
+use crate::domain::grantable::Grantable;
 use crate::domain::{duration, Subject, ValidationLimits};
 
 #[derive(Debug, Error)]

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::stream::Observed;
-use crate::backend::kube::reaper_metrics::{observe_lag, write_lag};
+use crate::backend::kube::reaper::metrics::{observe_lag, write_lag};
 use crate::domain::Phase;
 
 /// Upper bounds (seconds) of the reaper-lag histogram.

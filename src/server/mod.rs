@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod authority;
 pub mod config;
+pub mod error;
 pub mod install;
 pub mod metrics;
 pub mod openapi;
@@ -139,7 +140,7 @@ impl Server {
         let me = Arc::downgrade(&server);
         tokio::spawn(async move {
             while let Some(first) = events.recv().await {
-                let batch = crate::runtime::drain(first, &mut events);
+                let batch = crate::backend::batch::drain(first, &mut events);
                 let Some(server) = me.upgrade() else { break };
                 server.take(batch);
             }
@@ -685,7 +686,7 @@ async fn current(s: &Server, k: &RequestKey) -> Result<crate::domain::AccessRequ
             .authority
             .get(k)
             .await
-            .map_err(|e| ApiError::from_backend(&e)),
+            .map_err(|e| error::from_backend(&e)),
     }
 }
 
@@ -852,7 +853,7 @@ async fn create_as(s: &Server, who: &Subject, raw: &[u8]) -> Result<AccessReques
     };
     s.access
         .require_requester(who)
-        .map_err(|e| ApiError::from_backend(&e))?;
+        .map_err(|e| error::from_backend(&e))?;
     // An extension names the caller's own live grant and asks for no more.
     if let Some(of) = &b.extends {
         crate::domain::names::object_name(of).map_err(|why| ApiError::field("extends", why))?;
@@ -916,7 +917,7 @@ async fn create_as(s: &Server, who: &Subject, raw: &[u8]) -> Result<AccessReques
     }
     let made = s.authority.create(who, new).await;
     s.metrics.decided("create", made.is_ok());
-    let mut made = made.map_err(|e| ApiError::from_backend(&e))?;
+    let mut made = made.map_err(|e| error::from_backend(&e))?;
     // Approved by the policy itself: granted at once, as asked, recorded
     // as approved by `policy:RULE`.
     if let Some(rule) = decision.and_then(|d| d.auto_approve) {
@@ -937,7 +938,7 @@ async fn create_as(s: &Server, who: &Subject, raw: &[u8]) -> Result<AccessReques
             )
             .await;
         s.metrics.decided("auto-approve", granted.is_ok());
-        made = granted.map_err(|e| ApiError::from_backend(&e))?;
+        made = granted.map_err(|e| error::from_backend(&e))?;
     }
     Ok(made)
 }
@@ -989,7 +990,7 @@ async fn credentials(
         .authority
         .credentials(&who, &k)
         .await
-        .map_err(|e| ApiError::from_backend(&e))
+        .map_err(|e| error::from_backend(&e))
         .by(&who, "credentials", Some(&k))?;
     let event = crate::audit::derive::credentials_issued(
         &issued.request,
@@ -1047,15 +1048,16 @@ async fn act_as(
     if matches!(action, "approve" | "deny" | "shorten" | "revoke") {
         s.access
             .require_approver(who, action)
-            .map_err(|e| ApiError::from_backend(&e))?;
+            .map_err(|e| error::from_backend(&e))?;
     }
     let (op, seen, required) = match action {
         "approve" => {
             let b: ApproveBody = body(raw)?;
-            let asked = a.get(k).await.map_err(|e| ApiError::from_backend(&e))?;
+            let asked = a.get(k).await.map_err(|e| error::from_backend(&e))?;
             let seen = named(action, b.named())?;
             // What was read is what is decided: 409, saying what it is now.
-            seen.check(&asked).map_err(|e| ApiError::from_backend(&e))?;
+            seen.check(&asked)
+                .map_err(|e| error::from_backend(&e.into()))?;
             // What was asked fills what the body leaves out.
             let duration = match b.duration {
                 Some(d) => parse_duration("duration", &d)?,
@@ -1141,7 +1143,7 @@ async fn act_as(
                 _ => a.release(who, k).await,
             };
             s.metrics.decided(action, result.is_ok());
-            return result.map_err(|e| ApiError::from_backend(&e));
+            return result.map_err(|e| error::from_backend(&e));
         }
     };
     let result = a.decide(who, k, &seen, op, required).await;
@@ -1152,7 +1154,7 @@ async fn act_as(
         }
         tracing::info!(user = %who.user, %k, %action, error = %e, "refused");
     }
-    result.map_err(|e| ApiError::from_backend(&e))
+    result.map_err(|e| error::from_backend(&e))
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -422,15 +422,6 @@ pub fn limits_json(l: &crate::domain::ValidationLimits) -> Value {
     })
 }
 
-pub fn limits_from_json(v: &Value) -> Option<crate::domain::ValidationLimits> {
-    let d = |k: &str| crate::domain::duration::parse(v[k].as_str()?).ok();
-    Some(crate::domain::ValidationLimits {
-        max_duration: d("maxDuration")?,
-        approval_timeout: d("approvalTimeout")?,
-        max_reason_chars: v["maxReasonChars"].as_u64()? as usize,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,8 +31,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{json, Value};
 
 use super::Shared;
-use crate::backend::kube::wire;
 use crate::backend::RequestKey;
+use crate::crd::wire;
 use crate::domain::{AccessRequest, Phase, Subject, Verdict};
 use crate::policy::Decision;
 

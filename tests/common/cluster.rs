@@ -17,7 +17,8 @@ use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams};
 use portcullis::backend::kube::clock::ClusterClock;
-use portcullis::backend::kube::{manifests, KubeCluster};
+use portcullis::backend::kube::KubeCluster;
+use portcullis::crd::manifests;
 use serde_json::{json, Value};
 
 /// Test identities: (user, token, groups).

@@ -27,13 +27,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use portcullis::app::state::{AppConfig, Mode, View};
-use portcullis::app::{update, Action, AppState, Effect};
+use portcullis::backend::batch::drain;
 use portcullis::backend::demo::{DemoBackend, DemoConfig};
 use portcullis::backend::{AccessBackend, BackendEvent, RequestKey};
+use portcullis::console::run::execute;
+use portcullis::console::state::app::{AppConfig, Mode, View};
+use portcullis::console::state::AppState;
+use portcullis::console::update::{update, Action, Effect};
+use portcullis::console::view::{self, Theme};
 use portcullis::domain::{AccessRequest, Phase};
-use portcullis::runtime::{drain, execute};
-use portcullis::ui::{self, Theme};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -332,7 +334,8 @@ impl Harness {
 
     pub fn terminal(&self, width: u16, height: u16, theme: &Theme) -> Terminal<TestBackend> {
         let mut t = Terminal::new(TestBackend::new(width, height)).expect("test terminal");
-        t.draw(|f| ui::render(f, &self.state, theme)).expect("draw");
+        t.draw(|f| view::render(f, &self.state, theme))
+            .expect("draw");
         t
     }
 

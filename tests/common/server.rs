@@ -121,7 +121,7 @@ pub async fn install_server(
     cp: &ControlPlane,
 ) -> std::sync::Arc<portcullis::backend::kube::KubeCluster> {
     let admin = install(cp).await;
-    for doc in docs_of(&portcullis::backend::kube::manifests::server("unused")) {
+    for doc in docs_of(&portcullis::crd::manifests::server("unused")) {
         let kind = doc["kind"].as_str().unwrap_or_default();
         let mut doc = doc.clone();
         match kind {

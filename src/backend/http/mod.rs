@@ -147,7 +147,7 @@ impl HttpBackend {
                 format!("the server answered {status}"),
             )
         });
-        Err(error.into_backend(key))
+        Err(backend_error(error, key))
     }
 
     /// Sends with `token`; the answer's Date sets the clock.
@@ -354,7 +354,7 @@ fn translate(event: &str, data: &str, seen: &mut Held) -> Vec<BackendEvent> {
             cluster: cluster(),
             error: v["error"].as_str().map(str::to_string),
         }],
-        events::LIMITS => crate::server::stream::limits_from_json(&v["limits"])
+        events::LIMITS => crate::api::limits_from_json(&v["limits"])
             .map(|limits| {
                 vec![BackendEvent::Limits {
                     cluster: cluster(),
@@ -640,6 +640,39 @@ impl AccessBackend for HttpBackend {
 
     async fn release(&self, key: &RequestKey) -> Result<AccessRequest, BackendError> {
         self.act(key, "release", json!({})).await
+    }
+}
+
+/// What the client makes of an error answer.
+pub fn backend_error(e: ApiError, key: Option<&RequestKey>) -> BackendError {
+    let message = crate::domain::sanitize::inert(&e.message, 1000).into_owned();
+    match e.code {
+        401 => BackendError::Config(format!("the server rejected the token: {message}")),
+        403 if !e.details.is_empty() => BackendError::Escalation {
+            user: String::new(),
+            action: String::new(),
+            summary: message,
+            details: e
+                .details
+                .iter()
+                .map(|d| crate::domain::sanitize::inert(d, 1000).into_owned())
+                .collect(),
+        },
+        403 => BackendError::Forbidden {
+            user: String::new(),
+            action: String::new(),
+            hint: message,
+        },
+        404 => match key {
+            Some(k) => BackendError::NotFound(k.clone()),
+            None => BackendError::Invalid(message),
+        },
+        409 => BackendError::Conflict(message),
+        422 => BackendError::Invalid(message),
+        _ => BackendError::Unavailable {
+            cluster: "server".into(),
+            message,
+        },
     }
 }
 

@@ -29,8 +29,9 @@ use super::cluster::{Fault, FaultPoint, KubeCluster};
 use super::identity::Identity;
 use super::objects::{self, CreateError};
 use super::settings::ClusterSettings;
-use super::{verify, wire};
+use super::verify;
 use crate::backend::{ApproveSpec, BackendError, Op, RequestKey, Seen};
+use crate::crd::wire;
 use crate::domain::request::{Approval, BindingRef};
 use crate::domain::{AccessRequest, Phase, PhaseError, ValidationLimits};
 

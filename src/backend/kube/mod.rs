@@ -10,26 +10,21 @@
 //! (the stored object format) and [`manifests`] (what `portcullis crds`
 //! prints).
 
-pub mod admission_policy;
-pub mod audit_trail;
 pub mod clock;
 pub mod cluster;
 pub mod contexts;
 pub mod grant;
 pub mod identity;
 pub mod login;
-pub mod manifests;
 pub mod objects;
 pub mod policy_source;
 pub mod reaper;
-pub mod reaper_metrics;
 pub mod refusal;
 pub mod release;
 pub mod settings;
 pub mod topology;
 pub mod verify;
 pub mod watch;
-pub mod wire;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -51,6 +46,7 @@ pub use login::login;
 use super::{
     AccessBackend, BackendError, BackendEvent, BackendInfo, NewRequest, Op, RequestKey, Seen,
 };
+use crate::crd::wire;
 pub use crate::domain::request::SYSTEM_NAMESPACE;
 use crate::domain::{AccessRequest, Credentials, Subject};
 use grant::Caller;

@@ -20,8 +20,8 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::cluster::KubeCluster;
-use super::wire;
 use crate::backend::{BackendEvent, RequestKey};
+use crate::crd::wire;
 use crate::domain::rbac::model::parse_objects;
 use crate::domain::rbac::Inventory;
 

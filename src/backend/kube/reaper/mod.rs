@@ -1,0 +1,953 @@
+//! The reaper: ends grants at `expiresAt`, expires pending requests at the
+//! approval timeout, undoes approvals that died half-way, provisions
+//! Token-mode credentials, and sweeps away any binding Portcullis made
+//! whose request is no longer live. Runs as `portcullis reaper` and inside
+//! every approver's console; several at once are safe because every step
+//! is idempotent and every write has a resourceVersion precondition.
+//!
+//! Built on kube-runtime's `Controller`: a reflector store of requests,
+//! one reconcile per request requeued at its next deadline (no polling),
+//! and error backoff — 403s back off to minutes and are reported once,
+//! an unreachable apiserver is retried every second so a grant that came
+//! due while it was down ends within moments of its return.
+
+pub mod audit_trail;
+pub mod metrics;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding};
+use kube::api::{Api, DynamicObject, PostParams};
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::utils::Backoff;
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Resource, ResourceExt};
+use tokio::sync::mpsc;
+
+use crate::backend::kube::cluster::KubeCluster;
+use crate::backend::kube::grant::{self, Ended, Ending};
+use crate::backend::kube::release;
+use crate::backend::kube::settings::{ClusterSettings, SettingsError};
+use crate::backend::kube::topology::Topology;
+use crate::backend::kube::{objects, request_resource, REQUEST_LABEL, SYSTEM_NAMESPACE};
+use crate::backend::BackendEvent;
+use crate::crd::wire;
+use crate::domain::{AccessRequest, Credentials, Phase};
+use metrics::{EndedHow, ReaperMetrics};
+
+#[derive(Debug, Clone)]
+pub struct ReaperConfig {
+    /// How long a claimed approval may lack its bindings' uids before it
+    /// counts as died half-way and is undone.
+    pub incomplete_grace: Duration,
+    /// Make Token-mode ServiceAccounts and minting rights (needs the
+    /// `portcullis-reaper-tokens` role in portcullis-system).
+    pub provision_tokens: bool,
+    /// How often bindings are swept for ones no live grant accounts for.
+    pub sweep_every: Duration,
+    /// Counts what the reaper does (`portcullis reaper` serves them).
+    pub metrics: Option<Arc<ReaperMetrics>>,
+}
+
+impl Default for ReaperConfig {
+    fn default() -> Self {
+        Self {
+            incomplete_grace: grant::INCOMPLETE_GRACE,
+            provision_tokens: true,
+            sweep_every: Duration::from_secs(10),
+            metrics: None,
+        }
+    }
+}
+
+/// Says each distinct problem once: in the log, and in the console's
+/// message line when a console runs this reaper.
+pub struct Notices {
+    cluster: String,
+    tx: Option<mpsc::UnboundedSender<BackendEvent>>,
+    said: Mutex<HashSet<String>>,
+}
+
+impl Notices {
+    pub fn new(cluster: &str, tx: Option<mpsc::UnboundedSender<BackendEvent>>) -> Self {
+        Self {
+            cluster: cluster.into(),
+            tx,
+            said: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub fn once(&self, text: String) {
+        let first = self
+            .said
+            .lock()
+            .map(|mut s| s.insert(text.clone()))
+            .unwrap_or(true);
+        if !first {
+            return;
+        }
+        tracing::warn!(cluster = %self.cluster, "{text}");
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(BackendEvent::Notice {
+                cluster: self.cluster.clone(),
+                error: true,
+                text,
+            });
+        }
+    }
+}
+
+struct Ctx {
+    topology: Topology,
+    config: ReaperConfig,
+    notices: Notices,
+    /// Consecutive failures per request, for backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReapError {
+    #[error("{0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    End(#[from] grant::EndError),
+}
+
+impl ReapError {
+    fn kube(&self) -> Option<&kube::Error> {
+        match self {
+            ReapError::Kube(e) | ReapError::End(grant::EndError::Kube(e)) => Some(e),
+            ReapError::End(grant::EndError::Refused(_)) => None,
+        }
+    }
+}
+
+fn until(now: DateTime<Utc>, at: DateTime<Utc>) -> Duration {
+    // A little late rather than early: waking before the deadline only
+    // finds it not due yet and requeues.
+    (at - now).to_std().unwrap_or_default() + Duration::from_millis(50)
+}
+
+/// What happens to one request now, and when to look again.
+async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, ReapError> {
+    let Some(site) = ctx.topology.site(&obj) else {
+        ctx.notices.once(format!(
+            "request {} names a cluster this server does not serve ({:?}): left alone",
+            obj.name_any(),
+            crate::backend::kube::topology::stored_cluster(&obj).unwrap_or("none")
+        ));
+        return Ok(Action::await_change());
+    };
+    let c = site.store;
+    // Nothing is judged due on this machine's clock alone.
+    if !c.clock.is_synced() {
+        c.clock.sync(&c.client).await?;
+    }
+    let f = grant::read(&site, (*obj).clone());
+    let name = f.req.name.clone();
+    // Grants end by their own status; the approval timeout needs the
+    // cluster's limits (the defaults only when they were never installed).
+    let settings = match site.settings {
+        Some(s) => Some(s.clone()),
+        None => match site.target.settings().await {
+            Ok(s) => Some(s),
+            Err(SettingsError::Missing) => Some(ClusterSettings::default()),
+            Err(e) => {
+                ctx.notices.once(format!(
+                    "{e}; pending requests do not expire until it is fixed"
+                ));
+                None
+            }
+        },
+    };
+    let limits = settings
+        .as_ref()
+        .map(|s| s.limits.clone())
+        .unwrap_or_default();
+    let limits = &limits;
+    let now = c.clock.now_at_least();
+    let deleting = obj.metadata.deletion_timestamp.is_some();
+    let action = match f.req.phase() {
+        Phase::Pending if settings.is_none() => Action::requeue(Duration::from_secs(30)),
+        Phase::Pending => {
+            let due = f.req.created_at
+                + chrono::TimeDelta::from_std(limits.approval_timeout)
+                    .unwrap_or(chrono::TimeDelta::MAX);
+            if due <= now {
+                if let Ended::Done(_) = grant::end(&site, &name, Ending::Expire, limits).await? {
+                    ctx.count(EndedHow::Timeout, None);
+                }
+                Action::requeue(Duration::from_secs(60))
+            } else {
+                if deleting && f.has_finalizer() {
+                    grant::remove_finalizer(&site, &name).await?;
+                }
+                Action::requeue(until(now, due))
+            }
+        }
+        Phase::Active => match f.req.status.expires_at {
+            None => {
+                // Fail closed: a live grant must say when it ends.
+                if let Ended::Done(_) = grant::end(
+                    &site,
+                    &name,
+                    Ending::Fail {
+                        message: "a live grant without status.expiresAt is ended".into(),
+                    },
+                    limits,
+                )
+                .await?
+                {
+                    ctx.count(EndedHow::Failed, None);
+                }
+                Action::requeue(Duration::from_secs(60))
+            }
+            Some(end) if end <= now => {
+                match grant::end_now(&site, &name, Ending::Expire, limits).await? {
+                    (Ended::Nothing, _) => Action::requeue(Duration::from_secs(1)),
+                    (Ended::Done(mut req), Some(after)) => {
+                        let late = (c.clock.now() - end).num_milliseconds().max(0) as f64 / 1000.0;
+                        ctx.count(EndedHow::Expired, Some(late));
+                        // Verification apart: the next grants due are not
+                        // held up by this one's SubjectAccessReviews.
+                        let (topology, obj) = (ctx.topology.clone(), obj.clone());
+                        tokio::spawn(async move {
+                            if let Some(site) = topology.site(&obj) {
+                                if let Err(e) = grant::finish(&site, &mut req, after).await {
+                                    tracing::warn!(request = %req.name, error = %e, "could not finish an ended grant; the next reconcile will");
+                                }
+                            }
+                        });
+                        Action::requeue(Duration::from_secs(60))
+                    }
+                    _ => Action::requeue(Duration::from_secs(60)),
+                }
+            }
+            Some(end) => {
+                let claimed_at = f.req.status.decision.as_ref().map(|d| d.at).unwrap_or(now);
+                let give_up = claimed_at
+                    + chrono::TimeDelta::from_std(ctx.config.incomplete_grace)
+                        .unwrap_or(chrono::TimeDelta::MAX);
+                if grant::incomplete(&f.req) && give_up <= now {
+                    if let Ended::Done(_) = grant::end(
+                        &site,
+                        &name,
+                        Ending::Fail {
+                            message: "the approval did not complete (its process stopped half-way); what it made was removed".into(),
+                        },
+                        limits,
+                    )
+                    .await?
+                    {
+                        ctx.count(EndedHow::Failed, None);
+                    }
+                    Action::requeue(Duration::from_secs(60))
+                } else if release::released(&site, &f.req).await? {
+                    // Its requester deleted the grant's release binding:
+                    // they are done with it, so it ends now, in their name.
+                    if let Ended::Done(_) = release::end_released(&site, &f.req, limits).await? {
+                        ctx.count(EndedHow::Released, None);
+                    }
+                    Action::requeue(Duration::from_secs(60))
+                } else {
+                    if !f.has_finalizer() && !deleting {
+                        grant::ensure_finalizer(&site, &name).await?;
+                    }
+                    if ctx.config.provision_tokens
+                        && f.req.credentials == Credentials::Token
+                        && !grant::token_objects_recorded(&f.req)
+                    {
+                        grant::provision_tokens(&site, &name).await?;
+                    }
+                    // Direct mode: the requester's right to release it
+                    // (under the server they release through its API).
+                    if ctx.config.provision_tokens
+                        && ctx.topology.targets.is_none()
+                        && release::recorded(&f.req).is_none()
+                        && !grant::incomplete(&f.req)
+                    {
+                        release::provision(&site, &name).await?;
+                    }
+                    let next = if grant::incomplete(&f.req) {
+                        end.min(give_up)
+                    } else {
+                        end
+                    };
+                    Action::requeue(until(now, next))
+                }
+            }
+        },
+        _ => {
+            if f.has_finalizer() {
+                let deletion =
+                    objects::delete_recorded(&site.target.client, &f.req, f.uid()).await?;
+                if deletion.left.is_empty() {
+                    grant::remove_finalizer(&site, &name).await?;
+                } else if ctx.config.provision_tokens {
+                    // Only the reaper that makes Token-mode objects must be
+                    // able to remove them; a console's reaper leaves them.
+                    ctx.notices.once(format!(
+                        "the reaper ({}) may not delete the Token-mode objects of ended grants in {SYSTEM_NAMESPACE}: bind the portcullis-reaper-tokens role there",
+                        site.target.user()
+                    ));
+                }
+            }
+            Action::await_change()
+        }
+    };
+    if let Ok(mut failures) = ctx.failures.lock() {
+        failures.remove(&name);
+    }
+    if let Some(m) = &ctx.config.metrics {
+        m.reached_apiserver();
+    }
+    Ok(action)
+}
+
+impl Ctx {
+    fn count(&self, how: EndedHow, lag: Option<f64>) {
+        if let Some(m) = &self.config.metrics {
+            m.ended(how, lag);
+        }
+    }
+}
+
+fn error_policy(obj: Arc<DynamicObject>, err: &ReapError, ctx: Arc<Ctx>) -> Action {
+    let name = obj.name_any();
+    if let Some(m) = &ctx.config.metrics {
+        m.failed();
+    }
+    let n = ctx
+        .failures
+        .lock()
+        .map(|mut f| {
+            let n = f.entry(name.clone()).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        })
+        .unwrap_or(1);
+    let doubling = |base_ms: u64, cap: Duration| {
+        Duration::from_millis(base_ms.saturating_mul(1 << n.min(16))).min(cap)
+    };
+    let wait = match err.kube() {
+        Some(kube::Error::Api(s)) if s.code == 403 => {
+            // A restarted apiserver refuses for a moment until its RBAC
+            // cache has synced: speak up only when it persists.
+            if n >= 3 {
+                ctx.notices
+                    .once(refused(ctx.topology.store.user(), &s.message));
+            }
+            doubling(500, Duration::from_secs(300))
+        }
+        Some(kube::Error::Api(s)) if s.code == 422 => {
+            // The stored object does not fit the CRD's schema (it predates
+            // it): the apiserver refuses every change to it until it is
+            // deleted. Say so once; look again rarely.
+            ctx.notices.once(format!(
+                "request {name} predates the AccessRequest schema and the apiserver refuses any change to it ({}): a cluster admin deletes it (kubectl delete accessrequest {name})",
+                s.message
+            ));
+            doubling(5_000, Duration::from_secs(600))
+        }
+        Some(kube::Error::Api(s)) if s.code < 500 && s.code != 429 => {
+            tracing::warn!(request = %name, error = %err, "reap failed; retrying");
+            doubling(500, Duration::from_secs(30))
+        }
+        // The apiserver is down or overloaded: look again soon (cheap when
+        // it refuses connections), so a grant due meanwhile ends within a
+        // second or two of its return.
+        _ => {
+            if n == 1 {
+                tracing::warn!(request = %name, error = %err, "apiserver unreachable; retrying every second");
+            }
+            doubling(250, Duration::from_secs(1))
+        }
+    };
+    Action::requeue(wait)
+}
+
+/// One line per kind of refusal, not per object: the apiserver's message
+/// without the object's name (`User "x" cannot patch resource …`).
+fn refused(user: &str, message: &str) -> String {
+    let what = message
+        .split_once("is forbidden: ")
+        .map(|(_, rest)| rest)
+        .unwrap_or(message);
+    format!(
+        "the reaper ({user}) is refused by the apiserver: {what} — bind the portcullis-reaper role"
+    )
+}
+
+/// Watch backoff for the request stream: quick to come back (a store that
+/// lags after an apiserver restart delays nothing due, but new requests).
+#[derive(Debug, Clone, Default)]
+struct QuickBackoff(u32);
+
+impl Iterator for QuickBackoff {
+    type Item = Duration;
+    fn next(&mut self) -> Option<Duration> {
+        self.0 = self.0.saturating_add(1);
+        Some(Duration::from_millis(250u64 << self.0.min(3)))
+    }
+}
+
+impl Backoff for QuickBackoff {
+    fn reset(&mut self) {
+        self.0 = 0;
+    }
+}
+
+/// Asks the apiserver whether this identity may do what reaping needs.
+pub async fn missing_rights(cluster: &KubeCluster) -> Vec<String> {
+    let checks = [
+        ("list", "portcullis.dev", "accessrequests", "", None),
+        ("watch", "portcullis.dev", "accessrequests", "", None),
+        ("patch", "portcullis.dev", "accessrequests", "", None),
+        ("patch", "portcullis.dev", "accessrequests", "status", None),
+        (
+            "list",
+            "rbac.authorization.k8s.io",
+            "rolebindings",
+            "",
+            None,
+        ),
+        (
+            "watch",
+            "rbac.authorization.k8s.io",
+            "rolebindings",
+            "",
+            None,
+        ),
+        (
+            "delete",
+            "rbac.authorization.k8s.io",
+            "rolebindings",
+            "",
+            None,
+        ),
+        (
+            "list",
+            "rbac.authorization.k8s.io",
+            "clusterrolebindings",
+            "",
+            None,
+        ),
+        (
+            "watch",
+            "rbac.authorization.k8s.io",
+            "clusterrolebindings",
+            "",
+            None,
+        ),
+        (
+            "delete",
+            "rbac.authorization.k8s.io",
+            "clusterrolebindings",
+            "",
+            None,
+        ),
+    ];
+    let mut missing = Vec::new();
+    for (verb, group, resource, sub, ns) in checks {
+        let review = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    verb: Some(verb.into()),
+                    group: Some(group.into()),
+                    resource: Some(resource.into()),
+                    subresource: (!sub.is_empty()).then(|| sub.to_string()),
+                    namespace: ns,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let allowed = Api::<SelfSubjectAccessReview>::all(cluster.client.clone())
+            .create(&PostParams::default(), &review)
+            .await
+            .ok()
+            .and_then(|r| r.status)
+            .is_some_and(|s| s.allowed);
+        if !allowed {
+            let what = if sub.is_empty() {
+                resource.to_string()
+            } else {
+                format!("{resource}/{sub}")
+            };
+            missing.push(format!("{verb} {what}"));
+        }
+    }
+    missing
+}
+
+/// Whether this identity may make Token-mode credentials.
+pub async fn may_provision_tokens(cluster: &KubeCluster) -> bool {
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some("create".into()),
+                resource: Some("serviceaccounts".into()),
+                subresource: Some("token".into()),
+                namespace: Some(SYSTEM_NAMESPACE.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Api::<SelfSubjectAccessReview>::all(cluster.client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .ok()
+        .and_then(|r| r.status)
+        .is_some_and(|s| s.allowed)
+}
+
+/// Runs until the task is dropped.
+pub async fn run(
+    cluster: Arc<KubeCluster>,
+    config: ReaperConfig,
+    tx: Option<mpsc::UnboundedSender<BackendEvent>>,
+) {
+    run_topology(Topology::direct(cluster), config, tx).await
+}
+
+/// The reaper over a hub and its targets (the server), or one cluster.
+pub async fn run_topology(
+    topology: Topology,
+    config: ReaperConfig,
+    tx: Option<mpsc::UnboundedSender<BackendEvent>>,
+) {
+    let store = topology.store.clone();
+    let _running = config.metrics.as_ref().map(|m| m.running());
+    let mut controller = Controller::new_with(
+        store.requests(),
+        watcher::Config::default(),
+        request_resource(),
+    )
+    .trigger_backoff(QuickBackoff::default())
+    .with_config(ControllerConfig::default().concurrency(64));
+    if topology.targets.is_none() {
+        // A deleted release binding is a release: reconcile its request.
+        let bindings: Api<DynamicObject> = Api::namespaced_with(
+            store.client.clone(),
+            SYSTEM_NAMESPACE,
+            &objects::resource("RoleBinding").expect("a known kind"),
+        );
+        controller = controller.watches_with(
+            bindings,
+            objects::resource("RoleBinding").expect("a known kind"),
+            watcher::Config::default().labels(REQUEST_LABEL),
+            |b: DynamicObject| {
+                b.labels()
+                    .get(REQUEST_LABEL)
+                    .map(|r| reflector::ObjectRef::new_with(r, request_resource()))
+            },
+        );
+    }
+    let requests = controller.store();
+    let ctx = Arc::new(Ctx {
+        notices: Notices::new(&store.context, tx),
+        topology: topology.clone(),
+        config: config.clone(),
+        failures: Mutex::new(HashMap::new()),
+    });
+    let sweepers: Vec<_> = topology
+        .target_clusters()
+        .into_iter()
+        .map(|target| {
+            tokio::spawn(sweep_loop(
+                target,
+                requests.clone(),
+                config.sweep_every,
+                ctx.clone(),
+            ))
+        })
+        .collect();
+    let clock = tokio::spawn(resync_clock(store.clone()));
+    controller
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "reaper controller");
+            }
+        })
+        .await;
+    for s in sweepers {
+        s.abort();
+    }
+    clock.abort();
+}
+
+/// Keeps the skew to the apiserver's clock current.
+async fn resync_clock(cluster: Arc<KubeCluster>) {
+    // A few measurements early, at different points of a second, narrow
+    // the bounds of the apiserver's time (each reads whole seconds).
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(370)).await;
+        let _ = cluster.clock.sync(&cluster.client).await;
+    }
+    loop {
+        tokio::time::sleep(crate::backend::kube::clock::RESYNC_AFTER).await;
+        cluster.clock.ensure_fresh(&cluster.client).await;
+    }
+}
+
+fn mirror<K>(api: Api<K>) -> (Store<K>, tokio::task::JoinHandle<()>)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let task = tokio::spawn(async move {
+        reflector(writer, watcher(api, watcher::Config::default()))
+            .default_backoff()
+            .applied_objects()
+            .for_each(|_| async {})
+            .await
+    });
+    (store, task)
+}
+
+use kube::runtime::reflector::reflector;
+
+/// Every few seconds: deletes each binding Portcullis made (it names an
+/// AccessRequest as owner or by label, or a request lists it by uid) whose
+/// request is gone, ended, or past its end. Catches whatever the happy path
+/// missed: an approval racing a revoke, a failed clean-up, a crash.
+async fn sweep_loop(
+    cluster: Arc<KubeCluster>,
+    requests: Store<DynamicObject>,
+    every: Duration,
+    ctx: Arc<Ctx>,
+) {
+    let notices = &ctx.notices;
+    let mut pause = every;
+    let (role_bindings, rb_task) = mirror(Api::<RoleBinding>::all(cluster.client.clone()));
+    let (cluster_bindings, crb_task) =
+        mirror(Api::<ClusterRoleBinding>::all(cluster.client.clone()));
+    let ready = async {
+        ready(&requests).await && ready(&role_bindings).await && ready(&cluster_bindings).await
+    };
+    if ready.await {
+        tracing::debug!(cluster = %cluster.context, "sweeping every {every:?}");
+        loop {
+            let now = ctx.topology.store.clock.now_at_least();
+            let site = grant::Site {
+                store: &ctx.topology.store,
+                target: &cluster,
+                settings: None,
+            };
+            let live: HashMap<String, (AccessRequest, String)> = requests
+                .state()
+                .into_iter()
+                // Every request, not only this target's: two names for one
+                // cluster must not make sweeps delete each other's grants.
+                .map(|o| {
+                    let f = grant::read(&site, (*o).clone());
+                    let uid = f.uid().to_string();
+                    (f.req.name.clone(), (f.req, uid))
+                })
+                .collect();
+            let mut doomed: Vec<(&'static str, Option<String>, String, Option<String>)> =
+                Vec::new();
+            tracing::trace!(
+                requests = live.len(),
+                bindings = role_bindings.state().len(),
+                "sweep"
+            );
+            for b in role_bindings.state() {
+                if let Some(why) = orphan(b.meta(), "RoleBinding", &live, now) {
+                    tracing::info!(binding = %b.name_any(), namespace = ?b.namespace(), why, "sweeping");
+                    doomed.push(("RoleBinding", b.namespace(), b.name_any(), b.uid()));
+                }
+            }
+            for b in cluster_bindings.state() {
+                if let Some(why) = orphan(b.meta(), "ClusterRoleBinding", &live, now) {
+                    tracing::info!(binding = %b.name_any(), why, "sweeping");
+                    doomed.push(("ClusterRoleBinding", None, b.name_any(), b.uid()));
+                }
+            }
+            let mut refused_now = false;
+            for (kind, ns, name, uid) in doomed {
+                let Some(ar) = objects::resource(kind) else {
+                    continue;
+                };
+                let api: Api<DynamicObject> = match &ns {
+                    Some(ns) => Api::namespaced_with(cluster.client.clone(), ns, &ar),
+                    None => Api::all_with(cluster.client.clone(), &ar),
+                };
+                match objects::delete_uid(&api, &name, uid).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.code == 403 => {
+                        notices.once(refused(cluster.user(), &s.message));
+                        refused_now = true;
+                    }
+                    Err(e) => tracing::warn!(binding = %name, error = %e, "sweep could not delete"),
+                }
+            }
+            // Refused: look again less and less often (up to 5 minutes).
+            pause = if refused_now {
+                (pause * 2).min(Duration::from_secs(300))
+            } else {
+                every
+            };
+            tokio::time::sleep(pause).await;
+        }
+    }
+    rb_task.abort();
+    crb_task.abort();
+}
+
+/// Waits until a store has its first full list. Polled again every second:
+/// a store's readiness wakes only its latest waiter, and the controller
+/// waits on the same store.
+async fn ready<K>(store: &Store<K>) -> bool
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        match tokio::time::timeout(Duration::from_secs(1), store.wait_until_ready()).await {
+            Ok(result) => return result.is_ok(),
+            Err(_) => continue,
+        }
+    }
+}
+
+/// Why a binding is an orphan of Portcullis, if it is one.
+pub fn orphan(
+    meta: &kube::core::ObjectMeta,
+    kind: &str,
+    live: &HashMap<String, (AccessRequest, String)>,
+    now: DateTime<Utc>,
+) -> Option<&'static str> {
+    // Which request it says it was made for: the uid annotation (or, on
+    // objects made by older versions, an ownerReference).
+    let owner_uid = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(objects::REQUEST_UID_ANNOTATION).cloned())
+        .or_else(|| {
+            meta.owner_references.as_ref().and_then(|refs| {
+                refs.iter()
+                    .find(|r| r.kind == wire::KIND && r.api_version.starts_with(wire::GROUP))
+                    .map(|r| r.uid.clone())
+            })
+        });
+    let label = meta.labels.as_ref().and_then(|l| l.get(REQUEST_LABEL));
+    let name = meta.name.as_deref().unwrap_or_default();
+    let namespace = meta.namespace.as_deref();
+    // A request that lists this very object by uid claims it whatever its
+    // labels say now (a grantee may have stripped them), but only an
+    // object Portcullis provably made for it: a status that names a
+    // standing binding's uid claims nothing.
+    let by_uid = live.values().find(|(req, request_uid)| {
+        req.status.bindings.iter().any(|b| {
+            b.kind == kind
+                && b.name == name
+                && b.namespace.as_deref() == namespace
+                && b.uid.is_some()
+                && b.uid == meta.uid
+                && objects::provably_ours(meta, kind, req, request_uid, b.uid.as_deref())
+        })
+    });
+    let req = match (by_uid, label, owner_uid) {
+        (Some((req, _)), _, _) => req,
+        (None, Some(l), Some(owner)) => match live.get(l) {
+            Some((req, uid)) if *uid == owner => req,
+            // The request is gone (or a new request took its name).
+            _ => return Some("its request is gone"),
+        },
+        (None, Some(l), None) => match live.get(l) {
+            Some((req, _)) => req,
+            None => return Some("its request is gone"),
+        },
+        (None, None, Some(owner)) => match live.values().find(|(_, uid)| *uid == owner) {
+            Some((req, _)) => req,
+            None => return Some("its request is gone"),
+        },
+        (None, None, None) => return None,
+    };
+    match req.phase() {
+        Phase::Active if req.status.expires_at.is_some_and(|e| e > now) => None,
+        Phase::Active => Some("its grant is past its end"),
+        // A pending request has no bindings yet: one naming it was not
+        // made by an approval (or belongs to a claim that will record it).
+        Phase::Pending => None,
+        _ => Some("its grant has ended"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::request::BindingRef;
+    use crate::domain::{RoleRef, Subject};
+
+    fn req(phase: Phase, ends_in: i64) -> AccessRequest {
+        let mut r = crate::backend::NewRequest {
+            cluster: "c".into(),
+            requester: Subject::new("alice", &[]),
+            role: RoleRef::cluster_role("admin"),
+            namespaces: vec!["payments".into()],
+            duration: Duration::from_secs(600),
+            reason: "x".into(),
+            ticket: None,
+            credentials: Credentials::Identity,
+            extends: None,
+        }
+        .into_request("g".into(), Utc::now());
+        r.status.phase = Some(phase);
+        r.status.expires_at = Some(Utc::now() + chrono::TimeDelta::seconds(ends_in));
+        r.status.bindings = vec![BindingRef {
+            kind: "RoleBinding".into(),
+            namespace: Some("payments".into()),
+            name: "portcullis-g".into(),
+            uid: Some("b-uid".into()),
+        }];
+        r
+    }
+
+    fn live(r: AccessRequest) -> HashMap<String, (AccessRequest, String)> {
+        HashMap::from([(r.name.clone(), (r, "r-uid".to_string()))])
+    }
+
+    fn time(t: DateTime<Utc>) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::from_second(t.timestamp()).unwrap(),
+        )
+    }
+
+    fn meta(uid: &str, owner: Option<&str>, label: Option<&str>) -> kube::core::ObjectMeta {
+        kube::core::ObjectMeta {
+            name: Some("portcullis-g".into()),
+            namespace: Some("payments".into()),
+            uid: Some(uid.into()),
+            annotations: owner
+                .map(|o| [(objects::REQUEST_UID_ANNOTATION.to_string(), o.to_string())].into()),
+            labels: label.map(|l| [(REQUEST_LABEL.to_string(), l.to_string())].into()),
+            creation_timestamp: Some(time(Utc::now())),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_status_naming_a_standing_binding_claims_nothing() {
+        let now = Utc::now();
+        // A standing binding, older than the request, that a status writer
+        // named by uid (with the planned name, or its own): never swept.
+        let mut standing = meta("b-uid", None, None);
+        standing.creation_timestamp = Some(time(now - chrono::TimeDelta::days(30)));
+        let failed = live(req(Phase::Failed, 60));
+        assert_eq!(orphan(&standing, "RoleBinding", &failed, now), None);
+        let mut other_name = meta("b-uid", None, None);
+        other_name.name = Some("team-admins".into());
+        let mut named = req(Phase::Failed, 60);
+        named.status.bindings[0].name = "team-admins".into();
+        assert_eq!(orphan(&other_name, "RoleBinding", &live(named), now), None);
+        // The same object made for the request (its uid annotation) is ours.
+        let mut annotated = standing.clone();
+        annotated.annotations = Some(
+            [(
+                objects::REQUEST_UID_ANNOTATION.to_string(),
+                "r-uid".to_string(),
+            )]
+            .into(),
+        );
+        assert_eq!(
+            orphan(&annotated, "RoleBinding", &failed, now),
+            Some("its grant has ended")
+        );
+    }
+
+    #[test]
+    fn a_stripped_binding_is_still_found_by_its_recorded_uid() {
+        let now = Utc::now();
+        // Labels and ownerReference stripped by the grantee: the uid decides.
+        let stripped = meta("b-uid", None, None);
+        assert_eq!(
+            orphan(&stripped, "RoleBinding", &live(req(Phase::Active, 60)), now),
+            None
+        );
+        assert_eq!(
+            orphan(&stripped, "RoleBinding", &live(req(Phase::Active, -1)), now),
+            Some("its grant is past its end")
+        );
+        assert_eq!(
+            orphan(
+                &stripped,
+                "RoleBinding",
+                &live(req(Phase::Revoked, 60)),
+                now
+            ),
+            Some("its grant has ended")
+        );
+        // Someone else's binding with no link to any request is left alone.
+        assert_eq!(
+            orphan(
+                &meta("other", None, None),
+                "RoleBinding",
+                &live(req(Phase::Revoked, 60)),
+                now
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn a_binding_whose_request_is_gone_or_replaced_is_an_orphan() {
+        let now = Utc::now();
+        let empty = HashMap::new();
+        assert_eq!(
+            orphan(&meta("x", Some("r-uid"), None), "RoleBinding", &empty, now),
+            Some("its request is gone")
+        );
+        assert_eq!(
+            orphan(&meta("x", None, Some("g")), "RoleBinding", &empty, now),
+            Some("its request is gone")
+        );
+        assert_eq!(
+            orphan(
+                &meta("x", Some("r-uid"), Some("g")),
+                "RoleBinding",
+                &live(req(Phase::Active, 60)),
+                now
+            ),
+            None
+        );
+        // Same name, new request (different uid): the old grant's binding goes.
+        assert_eq!(
+            orphan(
+                &meta("x", Some("old-uid"), None),
+                "RoleBinding",
+                &live(req(Phase::Active, 60)),
+                now
+            ),
+            Some("its request is gone")
+        );
+        assert_eq!(
+            orphan(
+                &meta("x", Some("r-uid"), None),
+                "RoleBinding",
+                &live(req(Phase::Active, 60)),
+                now
+            ),
+            None
+        );
+    }
+}

@@ -1,0 +1,555 @@
+//! The scriptable verbs (`request`, `approve`, `deny`, `shorten`,
+//! `revoke`, `withdraw`, `login`; `get` lives in [`crate::cli::commands::get`]): no
+//! prompts, output on stdout, one-line errors. They run directly on a
+//! cluster or against the Portcullis server (`--backend URL`) alike,
+//! through [`VerbBackend`]. A request is named `NAME` or `CONTEXT/NAME`
+//! (see [`crate::cli::reference`]); with several contexts in view, what they
+//! print names it `CONTEXT/NAME` too.
+
+use async_trait::async_trait;
+use chrono::{TimeDelta, Utc};
+use tokio::sync::mpsc;
+
+use crate::backend::http::HttpBackend;
+use crate::backend::kube::KubeBackend;
+use crate::backend::{
+    AccessBackend, ApproveSpec, BackendError, BackendEvent, Caller, NewRequest, Op, RequestKey,
+    Seen,
+};
+use crate::cli::args::{Command, CredentialsArg};
+use crate::cli::reference::{shown, RequestRef};
+use crate::domain::sanitize::inert;
+use crate::domain::{duration, AccessRequest, Credentials, RoleRef, Subject, ValidationLimits};
+
+/// What the verbs need beyond [`AccessBackend`].
+#[async_trait]
+pub trait VerbBackend: AccessBackend {
+    /// Every request in view.
+    async fn list(&self) -> Result<Vec<AccessRequest>, BackendError>;
+    /// One request, as stored now; `caller`: the role the reader acts in
+    /// (what a refusal tells them they need).
+    async fn get(&self, key: &RequestKey, caller: Caller) -> Result<AccessRequest, BackendError>;
+    /// Who asks, and whether that was verified (else `--group` applies).
+    fn me(&self) -> (Subject, bool);
+    /// The limits a new request for `cluster` is checked against.
+    async fn limits(&self, cluster: &str) -> ValidationLimits;
+    /// Credentials mode Token: a kubeconfig for the grant.
+    async fn login(&self, req: &AccessRequest) -> Result<String, BackendError>;
+    /// The requests, live (`get -w`): a full snapshot, then each change.
+    fn watch_requests(&self) -> mpsc::UnboundedReceiver<BackendEvent> {
+        self.watch()
+    }
+}
+
+#[async_trait]
+impl VerbBackend for KubeBackend {
+    async fn list(&self) -> Result<Vec<AccessRequest>, BackendError> {
+        KubeBackend::list(self).await
+    }
+    async fn get(&self, key: &RequestKey, caller: Caller) -> Result<AccessRequest, BackendError> {
+        KubeBackend::get(self, key, caller).await.map(|(r, _)| r)
+    }
+    fn me(&self) -> (Subject, bool) {
+        let id = &self.clusters()[0].identity;
+        (
+            Subject {
+                user: id.user.clone(),
+                groups: id.groups.clone(),
+            },
+            id.is_verified(),
+        )
+    }
+    async fn limits(&self, cluster: &str) -> ValidationLimits {
+        KubeBackend::limits(self, cluster).await
+    }
+    async fn login(&self, req: &AccessRequest) -> Result<String, BackendError> {
+        let kubeconfig =
+            kube::config::Kubeconfig::read().map_err(|e| BackendError::Config(e.to_string()))?;
+        let context = &req.cluster;
+        let cluster_name = kubeconfig
+            .contexts
+            .iter()
+            .find(|c| c.name == *context)
+            .and_then(|c| c.context.as_ref())
+            .map(|c| c.cluster.clone())
+            .unwrap_or_default();
+        let entry = kubeconfig
+            .clusters
+            .iter()
+            .find(|c| c.name == cluster_name)
+            .and_then(|c| c.cluster.clone())
+            .ok_or_else(|| {
+                BackendError::Config(format!(
+                    "context {context} names no cluster in the kubeconfig"
+                ))
+            })?;
+        let conn = self
+            .clusters()
+            .iter()
+            .find(|c| c.context == *context)
+            .ok_or_else(|| BackendError::Config(format!("no context {context}")))?;
+        crate::backend::kube::login(
+            conn,
+            req,
+            entry.server.as_deref().unwrap_or_default(),
+            entry.certificate_authority_data.as_deref(),
+            entry.insecure_skip_tls_verify.unwrap_or(false),
+        )
+        .await
+    }
+    fn watch_requests(&self) -> mpsc::UnboundedReceiver<BackendEvent> {
+        KubeBackend::watch_requests(self)
+    }
+}
+
+#[async_trait]
+impl VerbBackend for HttpBackend {
+    async fn list(&self) -> Result<Vec<AccessRequest>, BackendError> {
+        HttpBackend::list(self).await
+    }
+    async fn get(&self, key: &RequestKey, _caller: Caller) -> Result<AccessRequest, BackendError> {
+        self.get_request(key).await
+    }
+    fn me(&self) -> (Subject, bool) {
+        (self.info().approver, true)
+    }
+    async fn limits(&self, _cluster: &str) -> ValidationLimits {
+        // The server checks against its own limits when the request arrives.
+        ValidationLimits {
+            max_duration: std::time::Duration::MAX,
+            ..Default::default()
+        }
+    }
+    async fn login(&self, req: &AccessRequest) -> Result<String, BackendError> {
+        self.credentials(&RequestKey {
+            cluster: req.cluster.clone(),
+            name: req.name.clone(),
+        })
+        .await
+    }
+}
+
+/// The NAME a verb acts on (also `request --extend NAME`), as given.
+fn named(command: &Command) -> Option<&str> {
+    match command {
+        Command::Approve { name, .. }
+        | Command::Deny { name, .. }
+        | Command::Shorten { name, .. }
+        | Command::Revoke { name, .. }
+        | Command::Withdraw { name }
+        | Command::Release { name }
+        | Command::Diff { name, .. }
+        | Command::Login { name } => Some(name.as_str()),
+        Command::Request {
+            extend: Some(name), ..
+        } => Some(name.as_str()),
+        _ => None,
+    }
+}
+
+/// The context a verb's `CONTEXT/NAME` names, if it does: direct mode
+/// connects to it when no `--context` is given.
+pub fn named_context(command: &Command) -> Option<String> {
+    let mut contexts: Vec<String> = match command {
+        Command::Get { names, .. } => names
+            .iter()
+            .filter_map(|n| RequestRef::parse(n).context)
+            .collect(),
+        other => named(other)
+            .and_then(|n| RequestRef::parse(n).context)
+            .into_iter()
+            .collect(),
+    };
+    contexts.dedup();
+    match contexts.as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
+    }
+}
+
+/// Which cluster a verb acts on: the one its `CONTEXT/NAME` or the
+/// `--context` names, else the only one in view, else (for an existing
+/// request) the one context in view that has that name.
+async fn pick_cluster(
+    backend: &dyn VerbBackend,
+    view: &[String],
+    named: Option<&RequestRef>,
+) -> Result<String, BackendError> {
+    if let Some(c) = named.and_then(|n| n.context.as_ref()) {
+        if !view.contains(c) {
+            return Err(BackendError::Config(format!(
+                "{c}/{}: context {c} is not in view (in view: {})",
+                named.map(|n| n.name.as_str()).unwrap_or_default(),
+                view.join(", ")
+            )));
+        }
+        return Ok(c.clone());
+    }
+    if let [one] = view {
+        return Ok(one.clone());
+    }
+    if let Some(n) = named {
+        let listed = backend.list().await?;
+        let found: Vec<String> = listed
+            .into_iter()
+            .filter(|r| r.name == n.name && view.contains(&r.cluster))
+            .map(|r| r.cluster)
+            .collect();
+        return match found.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(crate::cli::commands::get::not_found(n, view)),
+            many => Err(BackendError::Config(format!(
+                "{} is in {} contexts: name one as {}",
+                n.name,
+                many.len(),
+                many.iter()
+                    .map(|c| format!("{c}/{}", n.name))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ))),
+        };
+    }
+    Err(BackendError::Config(format!(
+        "name the cluster with --context (one of: {})",
+        view.join(", ")
+    )))
+}
+
+/// The contexts a verb sees: those given with `--context` (the server's
+/// clusters with `--backend`), else every one the backend has.
+pub fn view(backend: &dyn AccessBackend, contexts: &[String]) -> Vec<String> {
+    if contexts.is_empty() {
+        backend.info().clusters
+    } else {
+        contexts.to_vec()
+    }
+}
+
+/// The role a verb acts in.
+fn caller_of(command: &Command) -> Caller {
+    match command {
+        Command::Approve { .. }
+        | Command::Deny { .. }
+        | Command::Shorten { .. }
+        | Command::Revoke { .. } => Caller::Approver,
+        Command::Get { .. } => Caller::Viewer,
+        _ => Caller::Requester,
+    }
+}
+
+/// How long `request --credentials token --wait` waits, once approved, for
+/// the reaper to set the grant's credentials up before saying it cannot.
+const CREDENTIALS_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What a verb prints on stdout, and (`request --wait` not approved) the
+/// exit it ends with.
+#[derive(Debug)]
+pub struct Printed {
+    pub stdout: String,
+    pub exit: Option<crate::cli::wait::Exit>,
+}
+
+/// Runs one verb; returns what to print. `contexts`: the `--context`
+/// values as given (empty: every context the backend has); `progress`:
+/// where a long verb (`request --wait`) says what it is doing (stderr).
+pub async fn run(
+    command: &Command,
+    backend: &dyn VerbBackend,
+    contexts: &[String],
+    config_groups: &[String],
+    progress: &mut (dyn std::io::Write + Send),
+) -> Result<Printed, BackendError> {
+    let mut exit = None;
+    let stdout = run_verb(
+        command,
+        backend,
+        contexts,
+        config_groups,
+        progress,
+        &mut exit,
+    )
+    .await?;
+    Ok(Printed { stdout, exit })
+}
+
+async fn run_verb(
+    command: &Command,
+    backend: &dyn VerbBackend,
+    contexts: &[String],
+    config_groups: &[String],
+    progress: &mut (dyn std::io::Write + Send),
+    exit: &mut Option<crate::cli::wait::Exit>,
+) -> Result<String, BackendError> {
+    let view = view(backend, contexts);
+    let caller = caller_of(command);
+    let target = named(command).map(RequestRef::parse);
+    // Named as CONTEXT/NAME, or several contexts in view: what the verb
+    // prints says which cluster it acted on.
+    let multi = view.len() > 1 || target.as_ref().is_some_and(|t| t.context.is_some());
+    let cluster = pick_cluster(backend, &view, target.as_ref()).await?;
+    let show = |name: &str| shown(&cluster, name, multi);
+    // NAME, CONTEXT/NAME or accessrequest.portcullis.dev/NAME: the name.
+    let key = |name: &str| RequestKey {
+        cluster: cluster.clone(),
+        name: RequestRef::parse(name).name,
+    };
+    let (me, verified) = backend.me();
+    let get = |name: &str| {
+        let k = key(name);
+        async move { backend.get(&k, caller).await }
+    };
+    match command {
+        Command::Request {
+            role,
+            cluster_role,
+            namespaces,
+            duration,
+            reason,
+            ticket,
+            groups,
+            credentials,
+            extend,
+            wait,
+            timeout,
+        } => {
+            // The apiserver's (or the server's) word for who asks; only an
+            // unverified identity falls back to the groups given here.
+            let groups = if verified {
+                // Every user has these; they say nothing to an approver.
+                me.groups
+                    .iter()
+                    .filter(|g| {
+                        *g != "system:authenticated" && !g.starts_with("system:serviceaccounts")
+                    })
+                    .cloned()
+                    .collect()
+            } else if groups.is_empty() {
+                config_groups.to_vec()
+            } else {
+                groups.clone()
+            };
+            let requester = Subject {
+                user: me.user.clone(),
+                groups,
+            };
+            let live = match extend {
+                Some(of) => Some(get(of).await?),
+                None => None,
+            };
+            let new = match (&live, role) {
+                // An extension asks for what the live grant holds (or less).
+                (Some(live), _) => NewRequest {
+                    cluster: cluster.clone(),
+                    requester,
+                    role: live.role.clone(),
+                    namespaces: if namespaces.is_empty() {
+                        live.granted_namespaces().to_vec()
+                    } else {
+                        namespaces.clone()
+                    },
+                    duration: *duration,
+                    reason: reason.clone(),
+                    ticket: ticket.clone().or_else(|| live.ticket.clone()),
+                    credentials: live.credentials,
+                    extends: Some(live.name.clone()),
+                },
+                (None, Some(role)) => NewRequest {
+                    cluster: cluster.clone(),
+                    requester,
+                    role: if *cluster_role {
+                        RoleRef::cluster_role(role)
+                    } else {
+                        RoleRef::role(role)
+                    },
+                    namespaces: namespaces.clone(),
+                    duration: *duration,
+                    reason: reason.clone(),
+                    ticket: ticket.clone(),
+                    credentials: match credentials {
+                        CredentialsArg::Identity => Credentials::Identity,
+                        CredentialsArg::Token => Credentials::Token,
+                    },
+                    extends: None,
+                },
+                (None, None) => {
+                    return Err(BackendError::Invalid(
+                        "name a role (--role) or a grant to extend (--extend)".into(),
+                    ))
+                }
+            };
+            // Refuse what can never be approved before it reaches anyone.
+            let draft = new.clone().into_request("new".into(), Utc::now());
+            draft
+                .validate(&backend.limits(&cluster).await)
+                .map_err(|e| BackendError::Invalid(e.to_string()))?;
+            if let Some(live) = &live {
+                draft
+                    .check_extends(live)
+                    .map_err(|e| BackendError::Invalid(e.to_string()))?;
+            }
+            let made = backend.create(new).await?;
+            let name = show(&made.name);
+            if !*wait {
+                return Ok(format!("{name}\n"));
+            }
+            // stdout keeps the outcome alone (or the kubeconfig), so
+            // `request --wait > kubeconfig` works.
+            let _ = writeln!(
+                progress,
+                "requested {name}; waiting for a decision (Ctrl-C stops waiting, the request stays)"
+            );
+            let _ = progress.flush();
+            let waited = crate::cli::wait::wait(backend, &key(&made.name), *timeout).await?;
+            let said = crate::cli::wait::describe(&waited, &name);
+            match (waited.outcome, &waited.request) {
+                (crate::cli::wait::Outcome::Approved, Some(r))
+                    if r.credentials == Credentials::Token =>
+                {
+                    // Direct mode: the reaper sets the grant's credentials
+                    // up within seconds of approval; wait for them (bounded).
+                    let mut r = r.clone();
+                    let until = tokio::time::Instant::now() + CREDENTIALS_WAIT;
+                    while backend.info().kind == "kube"
+                        && !crate::backend::kube::grant::token_objects_recorded(&r)
+                        && tokio::time::Instant::now() < until
+                    {
+                        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                        r = backend.get(&key(&made.name), Caller::Requester).await?;
+                    }
+                    match backend.login(&r).await {
+                        Ok(kubeconfig) => {
+                            let _ = write!(progress, "{said}");
+                            Ok(kubeconfig)
+                        }
+                        // Approved is still the outcome: said on stdout, and
+                        // why there is no kubeconfig on stderr.
+                        Err(e) => {
+                            let _ = writeln!(progress, "no kubeconfig for {name}: {e}");
+                            Ok(said)
+                        }
+                    }
+                }
+                (crate::cli::wait::Outcome::Approved, _) => Ok(said),
+                (crate::cli::wait::Outcome::TimedOut, _) => {
+                    *exit = Some(crate::cli::wait::Exit {
+                        code: crate::cli::wait::Outcome::TimedOut.exit_code(),
+                        message: Some(crate::cli::wait::timed_out(
+                            &name,
+                            timeout.unwrap_or_default(),
+                        )),
+                    });
+                    Ok(String::new())
+                }
+                (outcome, _) => {
+                    *exit = Some(crate::cli::wait::Exit {
+                        code: outcome.exit_code(),
+                        message: None,
+                    });
+                    Ok(said)
+                }
+            }
+        }
+        Command::Approve {
+            name,
+            duration,
+            namespaces,
+            reason,
+        } => {
+            let asked = get(name).await?;
+            let spec = ApproveSpec {
+                duration: duration.unwrap_or(asked.duration),
+                namespaces: if namespaces.is_empty() {
+                    asked.namespaces.clone()
+                } else {
+                    namespaces.clone()
+                },
+                reason: reason.clone(),
+            };
+            // What is granted is what was just read: a request deleted and
+            // asked again under the name in between is refused (409).
+            let r = backend
+                .decide(&key(name), &Seen::of(&asked), Op::Approve(spec))
+                .await?;
+            Ok(format!(
+                "approved {}: {} {} in {} until {}\n",
+                show(&r.name),
+                r.role.kind,
+                r.role.name,
+                scope(r.granted_namespaces()),
+                r.status
+                    .expires_at
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_default()
+            ))
+        }
+        Command::Deny { name, reason } => {
+            let asked = get(name).await?;
+            let op = Op::Deny {
+                reason: reason.clone(),
+            };
+            backend
+                .decide(&key(name), &Seen::of(&asked), op)
+                .await
+                .map(|r| format!("denied {}\n", show(&r.name)))
+        }
+        Command::Shorten { name, to } => {
+            // "From now" on the apiserver's clock, not this machine's.
+            let end = TimeDelta::from_std(*to)
+                .ok()
+                .and_then(|d| backend.now().checked_add_signed(d))
+                .ok_or_else(|| BackendError::Invalid("--to is too far in the future".into()))?;
+            backend.shorten(&key(name), end).await.map(|r| {
+                format!(
+                    "shortened {}: ends in {}\n",
+                    show(&r.name),
+                    duration::format(*to)
+                )
+            })
+        }
+        Command::Revoke { name, reason } => backend
+            .revoke(&key(name), reason)
+            .await
+            .map(|r| format!("revoked {}\n", show(&r.name))),
+        Command::Withdraw { name } => backend
+            .withdraw(&key(name))
+            .await
+            .map(|r| format!("withdrew {} (deleted)\n", show(&r.name))),
+        Command::Release { name } => {
+            let r = backend.release(&key(name)).await?;
+            if !r.phase().is_terminal() {
+                return Err(BackendError::Unavailable {
+                    cluster: cluster.clone(),
+                    message: format!(
+                        "{name}: release asked (its release binding is deleted), but no reaper has ended the grant yet: access remains until one does (is `portcullis reaper` running?)"
+                    ),
+                });
+            }
+            Ok(format!(
+                "released {}: access ended{}\n",
+                show(&r.name),
+                r.status
+                    .message
+                    .as_deref()
+                    .map(|m| format!(" ({})", inert(m, 300)))
+                    .unwrap_or_default()
+            ))
+        }
+        Command::Login { name } => backend.login(&get(name).await?).await,
+        Command::Diff { name, output } => {
+            let req = get(name).await?;
+            let report = crate::cli::commands::diff::report(backend, &req).await?;
+            crate::cli::commands::diff::render(&report, *output)
+        }
+        other => Err(BackendError::Invalid(format!(
+            "{other:?} is not a request verb"
+        ))),
+    }
+}
+
+fn scope(ns: &[String]) -> String {
+    if ns.is_empty() {
+        "cluster-wide".into()
+    } else {
+        ns.join(",")
+    }
+}
