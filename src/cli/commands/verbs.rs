@@ -553,3 +553,100 @@ fn scope(ns: &[String]) -> String {
         ns.join(",")
     }
 }
+
+/// One verb (`get` included), connected as the flags say: on the contexts
+/// asked for, or on the server (`--backend URL`).
+pub async fn connect_and_run(
+    cli: &crate::cli::args::Cli,
+    verb: &Command,
+    groups: &[String],
+) -> anyhow::Result<()> {
+    use anyhow::bail;
+    // `approve prod/NAME` acts on prod even without --context.
+    let contexts = if cli.contexts.is_empty() && !cli.all_contexts {
+        named_context(verb).into_iter().collect()
+    } else {
+        cli.contexts.clone()
+    };
+    if let Some(url) = &cli.backend {
+        let http = crate::cli::connect::server(cli, url).await?;
+        let served = http.info().clusters;
+        if let Some(c) = contexts.iter().find(|c| !served.contains(c)) {
+            bail!(
+                "the server has no cluster {c} (it serves: {})",
+                served.join(", ")
+            );
+        }
+        return on(verb, &http, &contexts, groups, Vec::new()).await;
+    }
+    let kube = KubeBackend::connect(&contexts, cli.all_contexts).await?;
+    // A context asked for by name that cannot be reached fails the
+    // verb; with --all-contexts it is said and skipped.
+    let failed: Vec<String> = kube
+        .failed()
+        .iter()
+        .map(|(c, e)| format!("cluster {c} is unreachable: {e}"))
+        .collect();
+    if !cli.all_contexts && !failed.is_empty() {
+        bail!("{}", failed.join("; "));
+    }
+    on(verb, &kube, &contexts, groups, failed).await
+}
+
+/// One verb on a connected backend; `failed`: contexts skipped (said on
+/// stderr, and `get` then exits 1 after printing what it has).
+async fn on(
+    verb: &Command,
+    backend: &dyn VerbBackend,
+    contexts: &[String],
+    groups: &[String],
+    failed: Vec<String>,
+) -> anyhow::Result<()> {
+    use anyhow::bail;
+    use std::io::Write;
+    for f in &failed {
+        eprintln!("portcullis: {}", crate::domain::sanitize::inert(f, 2000));
+    }
+    let Command::Get {
+        watch,
+        watch_only,
+        output_watch_events,
+        ..
+    } = verb
+    else {
+        let out = run(verb, backend, contexts, groups, &mut std::io::stderr()).await?;
+        print!("{}", out.stdout);
+        if let Some(exit) = out.exit {
+            return Err(exit.into());
+        }
+        return Ok(());
+    };
+    let view = view(backend, contexts);
+    let query = crate::cli::commands::get::Query::new(verb, view)?;
+    if *watch || *watch_only {
+        let options = crate::cli::commands::get::watch::WatchOptions {
+            only: *watch_only,
+            events: *output_watch_events,
+        };
+        crate::cli::commands::get::watch::watch(
+            backend,
+            &query,
+            options,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        )
+        .await?;
+        return Ok(());
+    }
+    let listing = crate::cli::commands::get::list(backend, &query).await?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(listing.stdout.as_bytes())?;
+    stdout.flush()?;
+    if let Some(note) = listing.note {
+        eprintln!("{note}");
+    }
+    if !failed.is_empty() {
+        bail!("{}", failed.join("; "));
+    }
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! `portcullis serve`: the server, until ctrl-c or SIGTERM.
+
+use std::sync::Arc;
+
+use anyhow::bail;
+
+use crate::backend::demo::{DemoBackend, DemoConfig};
+use crate::cli::args::{Cli, Command};
+
+/// `portcullis serve`: until ctrl-c or SIGTERM.
+pub async fn run(
+    cli: &Cli,
+    demo: bool,
+    listen: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
+    use crate::server::authority::{Authority, DemoAuthority, KubeAuthority};
+    use crate::server::{config::ServerConfig, webhook::Webhook, Server};
+    let mut policy_dir = cli.policy.clone();
+    let mut labels = std::collections::BTreeMap::new();
+    let mut audit = crate::server::config::AuditFile::default();
+    let (authority, access, listen, tls, webhook): (Arc<dyn Authority>, _, _, _, _) = if demo {
+        let listen = listen.unwrap_or_else(|| {
+            crate::server::config::DEFAULT_LISTEN
+                .parse()
+                .expect("a valid default address")
+        });
+        if !listen.ip().is_loopback() {
+            bail!("--demo serves on loopback only (its tokens are people's names)");
+        }
+        // The demo's clusters, as a policy sees them.
+        for c in crate::backend::demo::org::CLUSTERS {
+            let env = c.split('-').next().unwrap_or_default();
+            labels.insert(
+                c.to_string(),
+                std::collections::BTreeMap::from([("env".to_string(), env.to_string())]),
+            );
+        }
+        let world = Arc::new(DemoBackend::live(DemoConfig::default()));
+        let authority = DemoAuthority::new(world);
+        let access = authority.access().clone();
+        (Arc::new(authority), access, listen, None, None)
+    } else {
+        let Some(path) = &cli.config else {
+            bail!("portcullis serve needs --config FILE (see README \"The server\"), or --demo");
+        };
+        let config = ServerConfig::load(path)?;
+        if config.policy.is_some() {
+            policy_dir = config.policy.clone();
+        }
+        audit = config.audit.clone();
+        labels = config
+            .clusters
+            .iter()
+            .map(|c| (c.name.clone(), c.labels.clone()))
+            .collect();
+        let authority = KubeAuthority::connect(&config).await?;
+        let access = authority.access().clone();
+        let webhook = config.webhook.then(|| Webhook {
+            privileged: config.privileged.clone(),
+        });
+        let tls = config.tls.clone();
+        (
+            Arc::new(authority),
+            access,
+            listen.unwrap_or(config.listen),
+            tls,
+            webhook,
+        )
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let policy = match &policy_dir {
+        Some(dir) => {
+            let store = crate::policy::PolicyStore::open(dir)?;
+            let _watch = store.watch();
+            Some(store)
+        }
+        None => None,
+    };
+    if let Some(Command::Serve {
+        audit_log,
+        audit_key,
+        ..
+    }) = &cli.command
+    {
+        audit.log = audit_log.clone().or(audit.log);
+        audit.key = audit_key.clone().or(audit.key);
+    }
+    let mut log_config = crate::audit::log::LogConfig::memory();
+    log_config.path = audit.log.clone();
+    log_config.stdout = audit.stdout.unwrap_or(!demo) && audit.log.is_some();
+    if let Some(mb) = audit.rotate_mb {
+        log_config.rotate_bytes = mb.max(1) * 1024 * 1024;
+    }
+    if let Some(k) = &audit.key {
+        if audit.log.is_none() {
+            bail!("an audit key without an audit log: give [audit] log (or --audit-log FILE)");
+        }
+        log_config.key = Some(crate::audit::log::read_key(k)?);
+    }
+    let audit_log = crate::audit::log::AuditLog::open(log_config)?;
+    match audit_log.path() {
+        Some(p) => eprintln!("portcullis serve: audit trail in {}", p.display()),
+        None => eprintln!(
+            "portcullis serve: audit trail in memory only (give [audit] log or --audit-log FILE to keep it)"
+        ),
+    }
+    let server = Server::start_with_audit(authority, access, webhook, policy, labels, audit_log);
+    let signer = server.clone();
+    let served = crate::server::serve(
+        server,
+        listen,
+        tls,
+        |addr| {
+            eprintln!("portcullis serve: listening on {scheme}://{addr}; ctrl-c or SIGTERM to stop")
+        },
+        async {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = crate::console::run::terminate_signal() => {}
+            }
+        },
+    )
+    .await;
+    // The last records get a signed head before the process ends.
+    signer.audit.sign(signer.authority.now())?;
+    served
+}
