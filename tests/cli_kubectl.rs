@@ -28,7 +28,7 @@ async fn serve() -> (String, Vec<String>) {
     clusters.sort();
     let authority = DemoAuthority::new(world);
     let access = authority.access().clone();
-    let server = Server::start(Arc::new(authority), access, None);
+    let server = Server::builder(Arc::new(authority), access).start();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, server.router()).await });

@@ -55,15 +55,13 @@ max_duration_seconds := 3600
             BTreeMap::from([("env".to_string(), "dev".to_string())]),
         ),
     ]);
-    let server = Server::start_with_policy(
-        Arc::new(authority),
-        access,
-        Some(Webhook {
+    let server = Server::builder(Arc::new(authority), access)
+        .webhook(Some(Webhook {
             privileged: vec!["portcullis-server".into()],
-        }),
-        Some(policy),
-        labels,
-    );
+        }))
+        .policy(Some(policy))
+        .labels(labels)
+        .start();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {

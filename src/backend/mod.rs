@@ -92,14 +92,64 @@ pub enum Op {
 }
 
 impl Op {
+    /// Which operation this is.
+    pub fn kind(&self) -> OpKind {
+        match self {
+            Op::Approve(_) => OpKind::Approve,
+            Op::Deny { .. } => OpKind::Deny,
+            Op::Shorten { .. } => OpKind::Shorten,
+            Op::Revoke { .. } => OpKind::Revoke,
+        }
+    }
+
     /// The verb, as the API's paths and the audit trail spell it.
     pub fn verb(&self) -> &'static str {
+        self.kind().verb()
+    }
+}
+
+/// Which operation on one request, without its particulars: what the
+/// API's paths, the audit trail and the console's outcomes name. The
+/// requester's own two ([`OpKind::Withdraw`], [`OpKind::Release`]) carry
+/// nothing, so they have no [`Op`] of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OpKind {
+    Approve,
+    Deny,
+    Shorten,
+    Revoke,
+    Withdraw,
+    Release,
+}
+
+impl OpKind {
+    pub const ALL: [OpKind; 6] = [
+        OpKind::Approve,
+        OpKind::Deny,
+        OpKind::Shorten,
+        OpKind::Revoke,
+        OpKind::Withdraw,
+        OpKind::Release,
+    ];
+
+    /// As the API's paths and the audit trail spell it.
+    pub fn verb(self) -> &'static str {
         match self {
-            Op::Approve(_) => "approve",
-            Op::Deny { .. } => "deny",
-            Op::Shorten { .. } => "shorten",
-            Op::Revoke { .. } => "revoke",
+            OpKind::Approve => "approve",
+            OpKind::Deny => "deny",
+            OpKind::Shorten => "shorten",
+            OpKind::Revoke => "revoke",
+            OpKind::Withdraw => "withdraw",
+            OpKind::Release => "release",
         }
+    }
+
+    /// Approver's decisions (the rest are the requester's own).
+    pub fn is_decision(self) -> bool {
+        matches!(
+            self,
+            OpKind::Approve | OpKind::Deny | OpKind::Shorten | OpKind::Revoke
+        )
     }
 }
 

@@ -398,7 +398,7 @@ pub async fn validate(
     cluster: Option<axum::extract::Path<String>>,
     parts: axum::http::request::Parts,
     Json(review): Json<Value>,
-) -> Result<Json<Value>, super::Failure> {
+) -> Result<Json<Value>, super::error::Failure> {
     // The cluster is in the path (`/validate/NAME`): the apiserver refuses
     // query parameters in a webhook URL. `/validate` alone judges the
     // server's first cluster.
@@ -461,7 +461,7 @@ pub async fn validate(
         // anyone who reaches the port), so the record says whose name the
         // call gave, not that it was verified, and it is rate-limited by
         // address like any unverified refusal.
-        let address = super::peer(&parts.extensions);
+        let address = super::extract::peer(&parts.extensions);
         if s.refusals.admit(
             &format!("webhook:{}", crate::domain::sanitize::inert(&who.user, 64)),
             &format!("address:{address}"),
@@ -498,7 +498,7 @@ fn policy_verdict(s: &Shared, r: &Review, cluster: Option<String>) -> Result<(),
         Ok(Some(d)) => d,
         Ok(None) => return Ok(()),
         // Fail closed: the policy could not be evaluated.
-        Err(e) => return Err(format!("policy: {}", e.message)),
+        Err(e) => return Err(format!("policy: {e}")),
     };
     let live = req.extends.as_ref().map(|of| {
         s.hub.request(&RequestKey {

@@ -142,7 +142,10 @@ impl Harness {
             .collect();
         let policy =
             policy.map(|dir| portcullis::policy::PolicyStore::open(dir).expect("the policy loads"));
-        let server = Server::start_with_policy(Arc::new(authority), access, None, policy, labels);
+        let server = Server::builder(Arc::new(authority), access)
+            .policy(policy)
+            .labels(labels)
+            .start();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a loopback port");

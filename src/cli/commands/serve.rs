@@ -104,7 +104,12 @@ pub async fn run(
             "portcullis serve: audit trail in memory only (give [audit] log or --audit-log FILE to keep it)"
         ),
     }
-    let server = Server::start_with_audit(authority, access, webhook, policy, labels, audit_log);
+    let server = Server::builder(authority, access)
+        .webhook(webhook)
+        .policy(policy)
+        .labels(labels)
+        .audit(audit_log)
+        .start();
     let signer = server.clone();
     let served = crate::server::serve(
         server,
