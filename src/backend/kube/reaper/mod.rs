@@ -13,6 +13,7 @@
 
 pub mod audit_trail;
 pub mod metrics;
+pub mod plan;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -40,7 +41,7 @@ use crate::backend::kube::topology::Topology;
 use crate::backend::kube::{objects, request_resource, REQUEST_LABEL, SYSTEM_NAMESPACE};
 use crate::backend::BackendEvent;
 use crate::crd::wire;
-use crate::domain::{AccessRequest, Credentials, Phase};
+use crate::domain::{AccessRequest, Phase};
 use metrics::{EndedHow, ReaperMetrics};
 
 #[derive(Debug, Clone)]
@@ -174,45 +175,44 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Rea
         .unwrap_or_default();
     let limits = &limits;
     let now = c.clock.now_at_least();
-    let deleting = obj.metadata.deletion_timestamp.is_some();
-    let action = match f.req.phase() {
-        Phase::Pending if settings.is_none() => Action::requeue(Duration::from_secs(30)),
-        Phase::Pending => {
-            let due = f.req.created_at
-                + chrono::TimeDelta::from_std(limits.approval_timeout)
-                    .unwrap_or(chrono::TimeDelta::MAX);
-            if due <= now {
+    let rules = plan::Rules {
+        incomplete_grace: ctx.config.incomplete_grace,
+        provision_tokens: ctx.config.provision_tokens,
+        direct: ctx.topology.targets.is_none(),
+    };
+    let mut seen = plan::Observed {
+        req: &f.req,
+        has_finalizer: f.has_finalizer(),
+        deleting: obj.metadata.deletion_timestamp.is_some(),
+        limits: settings.as_ref().map(|s| &s.limits),
+        released: None,
+    };
+    // Decided without IO (`plan`), carried out here. Round twice at most:
+    // whether a live grant was released is read only when it matters.
+    let action = loop {
+        break match plan::decide(&seen, &rules, now) {
+            plan::Intent::CheckRelease => {
+                seen.released = Some(release::released(&site, &f.req).await?);
+                continue;
+            }
+            plan::Intent::Wait { recheck } => match recheck {
+                plan::Recheck::At(at) => Action::requeue(until(now, at)),
+                plan::Recheck::After(wait) => Action::requeue(wait),
+                plan::Recheck::OnChange => Action::await_change(),
+            },
+            plan::Intent::DropFinalizer { recheck_at } => {
+                grant::remove_finalizer(&site, &name).await?;
+                Action::requeue(until(now, recheck_at))
+            }
+            plan::Intent::ExpirePending => {
                 if let Ended::Done(_) = grant::end(&site, &name, Ending::Expire, limits).await? {
                     ctx.count(EndedHow::Timeout, None);
                 }
-                Action::requeue(Duration::from_secs(60))
-            } else {
-                if deleting && f.has_finalizer() {
-                    grant::remove_finalizer(&site, &name).await?;
-                }
-                Action::requeue(until(now, due))
+                Action::requeue(plan::AFTER_END)
             }
-        }
-        Phase::Active => match f.req.status.expires_at {
-            None => {
-                // Fail closed: a live grant must say when it ends.
-                if let Ended::Done(_) = grant::end(
-                    &site,
-                    &name,
-                    Ending::Fail {
-                        message: "a live grant without status.expiresAt is ended".into(),
-                    },
-                    limits,
-                )
-                .await?
-                {
-                    ctx.count(EndedHow::Failed, None);
-                }
-                Action::requeue(Duration::from_secs(60))
-            }
-            Some(end) if end <= now => {
+            plan::Intent::ExpireGrant { end } => {
                 match grant::end_now(&site, &name, Ending::Expire, limits).await? {
-                    (Ended::Nothing, _) => Action::requeue(Duration::from_secs(1)),
+                    (Ended::Nothing, _) => Action::requeue(plan::EXPIRY_NOT_YET),
                     (Ended::Done(mut req), Some(after)) => {
                         let late = (c.clock.now() - end).num_milliseconds().max(0) as f64 / 1000.0;
                         ctx.count(EndedHow::Expired, Some(late));
@@ -226,72 +226,57 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Rea
                                 }
                             }
                         });
-                        Action::requeue(Duration::from_secs(60))
+                        Action::requeue(plan::AFTER_END)
                     }
-                    _ => Action::requeue(Duration::from_secs(60)),
+                    _ => Action::requeue(plan::AFTER_END),
                 }
             }
-            Some(end) => {
-                let claimed_at = f.req.status.decision.as_ref().map(|d| d.at).unwrap_or(now);
-                let give_up = claimed_at
-                    + chrono::TimeDelta::from_std(ctx.config.incomplete_grace)
-                        .unwrap_or(chrono::TimeDelta::MAX);
-                if grant::incomplete(&f.req) && give_up <= now {
-                    if let Ended::Done(_) = grant::end(
-                        &site,
-                        &name,
-                        Ending::Fail {
-                            message: "the approval did not complete (its process stopped half-way); what it made was removed".into(),
-                        },
-                        limits,
-                    )
-                    .await?
-                    {
-                        ctx.count(EndedHow::Failed, None);
-                    }
-                    Action::requeue(Duration::from_secs(60))
-                } else if release::released(&site, &f.req).await? {
-                    // Its requester deleted the grant's release binding:
-                    // they are done with it, so it ends now, in their name.
-                    if let Ended::Done(_) = release::end_released(&site, &f.req, limits).await? {
-                        ctx.count(EndedHow::Released, None);
-                    }
-                    Action::requeue(Duration::from_secs(60))
-                } else {
-                    if !f.has_finalizer() && !deleting {
-                        grant::ensure_finalizer(&site, &name).await?;
-                    }
-                    if ctx.config.provision_tokens
-                        && f.req.credentials == Credentials::Token
-                        && !grant::token_objects_recorded(&f.req)
-                    {
-                        grant::provision_tokens(&site, &name).await?;
-                    }
-                    // Direct mode: the requester's right to release it
-                    // (under the server they release through its API).
-                    if ctx.config.provision_tokens
-                        && ctx.topology.targets.is_none()
-                        && release::recorded(&f.req).is_none()
-                        && !grant::incomplete(&f.req)
-                    {
-                        release::provision(&site, &name).await?;
-                    }
-                    let next = if grant::incomplete(&f.req) {
-                        end.min(give_up)
-                    } else {
-                        end
-                    };
-                    Action::requeue(until(now, next))
+            plan::Intent::Fail(why) => {
+                if let Ended::Done(_) = grant::end(
+                    &site,
+                    &name,
+                    Ending::Fail {
+                        message: why.message().into(),
+                    },
+                    limits,
+                )
+                .await?
+                {
+                    ctx.count(EndedHow::Failed, None);
                 }
+                Action::requeue(plan::AFTER_END)
             }
-        },
-        _ => {
-            if f.has_finalizer() {
+            plan::Intent::EndReleased => {
+                // Its requester deleted the grant's release binding:
+                // they are done with it, so it ends now, in their name.
+                if let Ended::Done(_) = release::end_released(&site, &f.req, limits).await? {
+                    ctx.count(EndedHow::Released, None);
+                }
+                Action::requeue(plan::AFTER_END)
+            }
+            plan::Intent::Keep {
+                add_finalizer,
+                provision_tokens,
+                provision_release,
+                recheck_at,
+            } => {
+                if add_finalizer {
+                    grant::ensure_finalizer(&site, &name).await?;
+                }
+                if provision_tokens {
+                    grant::provision_tokens(&site, &name).await?;
+                }
+                if provision_release {
+                    release::provision(&site, &name).await?;
+                }
+                Action::requeue(until(now, recheck_at))
+            }
+            plan::Intent::Clean { report_left } => {
                 let deletion =
                     objects::delete_recorded(&site.target.client, &f.req, f.uid()).await?;
                 if deletion.left.is_empty() {
                     grant::remove_finalizer(&site, &name).await?;
-                } else if ctx.config.provision_tokens {
+                } else if report_left {
                     // Only the reaper that makes Token-mode objects must be
                     // able to remove them; a console's reaper leaves them.
                     ctx.notices.once(format!(
@@ -299,9 +284,9 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Rea
                         site.target.user()
                     ));
                 }
+                Action::await_change()
             }
-            Action::await_change()
-        }
+        };
     };
     if let Ok(mut failures) = ctx.failures.lock() {
         failures.remove(&name);
@@ -797,7 +782,7 @@ pub fn orphan(
 mod tests {
     use super::*;
     use crate::domain::request::BindingRef;
-    use crate::domain::{RoleRef, Subject};
+    use crate::domain::{Credentials, RoleRef, Subject};
 
     fn req(phase: Phase, ends_in: i64) -> AccessRequest {
         let mut r = crate::backend::NewRequest {
