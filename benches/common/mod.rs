@@ -9,7 +9,7 @@ use std::time::Duration;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Resident memory of a process (`self` or a pid), in KiB.
-pub fn rss_kib_of(pid: &str) -> u64 {
+pub(crate) fn rss_kib_of(pid: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
@@ -21,15 +21,15 @@ pub fn rss_kib_of(pid: &str) -> u64 {
 }
 
 /// Resident memory of this process, in KiB.
-pub fn rss_kib() -> u64 {
+pub(crate) fn rss_kib() -> u64 {
     rss_kib_of("self")
 }
 
 /// The `p` percentile (0..=1) of sorted samples.
-pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-pub fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }

@@ -11,8 +11,8 @@ pub mod chain;
 pub mod derive;
 pub mod files;
 pub mod log;
-pub mod query;
-pub mod record;
+pub(crate) mod query;
+pub(crate) mod record;
 
 pub use chain::Sealed;
 pub use record::{Actor, Event, Kind, Outcome};

@@ -9,7 +9,7 @@ use crate::domain::sanitize::inert;
 
 /// `--request`, `--user`, `--since`: all must match.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Filter {
+pub(crate) struct Filter {
     /// A request name, or `CLUSTER/NAME`.
     pub request: Option<String>,
     /// The actor or the requester.
@@ -18,7 +18,7 @@ pub struct Filter {
 }
 
 impl Filter {
-    pub fn matches(&self, e: &Event) -> bool {
+    pub(crate) fn matches(&self, e: &Event) -> bool {
         let request_ok = self
             .request
             .as_deref()
@@ -37,7 +37,7 @@ impl Filter {
 
 /// An event in a few words, as the console's timeline says it:
 /// "approved by dana: 30m in payments (asked 2h in payments, orders)".
-pub fn describe(e: &Event) -> String {
+pub(crate) fn describe(e: &Event) -> String {
     use super::record::Kind;
     let who = e
         .actor
@@ -105,7 +105,7 @@ pub fn describe(e: &Event) -> String {
 }
 
 /// One line per record: time, kind, who, what, why — inert and bounded.
-pub fn table(records: &[Sealed]) -> String {
+pub(crate) fn table(records: &[Sealed]) -> String {
     let mut rows: Vec<[String; 6]> = vec![[
         "SEQ".into(),
         "TIME (UTC)".into(),

@@ -28,7 +28,7 @@ use crate::domain::{duration, ValidationLimits};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ConfigFile {
+pub(crate) struct ConfigFile {
     pub theme: Option<String>,
     pub production_pattern: Option<String>,
     pub max_duration: Option<String>,
@@ -50,7 +50,7 @@ pub struct ConfigFile {
 }
 
 #[derive(Debug, Error)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     #[error("config {path}: {message}")]
     Invalid { path: String, message: String },
     #[error("config {path}: cannot read it: {source}")]
@@ -60,11 +60,11 @@ pub enum ConfigError {
     },
 }
 
-pub fn config_dir() -> Option<PathBuf> {
+pub(crate) fn config_dir() -> Option<PathBuf> {
     dirs::config_dir().map(|d| d.join("portcullis"))
 }
 
-pub fn state_dir() -> Option<PathBuf> {
+pub(crate) fn state_dir() -> Option<PathBuf> {
     dirs::state_dir()
         .or_else(dirs::data_local_dir)
         .map(|d| d.join("portcullis"))
@@ -72,7 +72,7 @@ pub fn state_dir() -> Option<PathBuf> {
 
 impl ConfigFile {
     /// Reads the file; a missing file is an empty config.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+    pub(crate) fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
@@ -86,7 +86,7 @@ impl ConfigFile {
         Self::parse(&text, &path.display().to_string())
     }
 
-    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+    pub(crate) fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
         toml::from_str(text).map_err(|e| ConfigError::Invalid {
             path: origin.into(),
             message: e.message().to_string(),
@@ -94,7 +94,11 @@ impl ConfigFile {
     }
 
     /// The console settings this file asks for, over the defaults.
-    pub fn app_config(&self, origin: &str, readonly: bool) -> Result<AppConfig, ConfigError> {
+    pub(crate) fn app_config(
+        &self,
+        origin: &str,
+        readonly: bool,
+    ) -> Result<AppConfig, ConfigError> {
         let bad = |message: String| ConfigError::Invalid {
             path: origin.into(),
             message,

@@ -10,7 +10,7 @@ use crate::backend::http::HttpBackend;
 /// The credentials for the server: --token-file, else $PORTCULLIS_TOKEN,
 /// else how the current kubeconfig context's user signs in (`token`,
 /// `tokenFile` or an `exec` plugin; `$KUBECONFIG` as kubectl reads it).
-pub fn server_credentials(cli: &Cli) -> anyhow::Result<BearerSource> {
+pub(crate) fn server_credentials(cli: &Cli) -> anyhow::Result<BearerSource> {
     if let Some(file) = &cli.token_file {
         let t = std::fs::read_to_string(file)
             .with_context(|| format!("cannot read the token file {}", file.display()))?;
@@ -29,7 +29,7 @@ pub fn server_credentials(cli: &Cli) -> anyhow::Result<BearerSource> {
 }
 
 /// The server at `url`, signed in as `--backend`'s flags say.
-pub async fn server(cli: &Cli, url: &str) -> anyhow::Result<HttpBackend> {
+pub(crate) async fn server(cli: &Cli, url: &str) -> anyhow::Result<HttpBackend> {
     let credentials = server_credentials(cli)?;
     let ca = match &cli.ca_file {
         Some(f) => Some(std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?),

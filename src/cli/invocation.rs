@@ -12,11 +12,11 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use crate::cli::args::Cli;
 
 /// The file name kubectl looks for on PATH.
-pub const PLUGIN_FILE: &str = "kubectl-portcullis";
+pub(crate) const PLUGIN_FILE: &str = "kubectl-portcullis";
 
 /// What a user types to run this program, judged by `argv[0]`'s file name:
 /// `kubectl portcullis` for the plugin, else `portcullis`.
-pub fn invoked_as(argv0: Option<&OsStr>) -> &'static str {
+pub(crate) fn invoked_as(argv0: Option<&OsStr>) -> &'static str {
     let stem = argv0
         .map(Path::new)
         .and_then(Path::file_stem)
@@ -28,7 +28,7 @@ pub fn invoked_as(argv0: Option<&OsStr>) -> &'static str {
 }
 
 /// The clap command under the name it was invoked by.
-pub fn command(invoked: &'static str) -> clap::Command {
+pub(crate) fn command(invoked: &'static str) -> clap::Command {
     let cmd = Cli::command();
     if invoked == "portcullis" {
         return cmd;
@@ -40,7 +40,7 @@ pub fn command(invoked: &'static str) -> clap::Command {
 
 /// Parses `args` (argv[0] first) as `Cli`; help, version and errors exit
 /// as clap does, naming the invoked command.
-pub fn parse<I, T>(args: I) -> Cli
+pub(crate) fn parse<I, T>(args: I) -> Cli
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
@@ -57,14 +57,14 @@ where
 
 /// The man page (roff) of `portcullis` itself: every flag and a list of
 /// the subcommands, each with its one-line summary.
-pub fn man_page() -> std::io::Result<Vec<u8>> {
+pub(crate) fn man_page() -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
     clap_mangen::Man::new(Cli::command()).render(&mut out)?;
     Ok(out)
 }
 
 /// `portcullis.1` and one `portcullis-VERB.1` per subcommand, in `dir`.
-pub fn man_pages_to(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn man_pages_to(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     clap_mangen::generate_to(Cli::command(), dir)
 }

@@ -4,7 +4,7 @@
 use super::config;
 
 /// PORTCULLIS_LOG asks for debug (or trace) output.
-pub fn debug_logging() -> bool {
+pub(crate) fn debug_logging() -> bool {
     std::env::var("PORTCULLIS_LOG")
         .map(|v| {
             let v = v.to_ascii_lowercase();
@@ -14,7 +14,7 @@ pub fn debug_logging() -> bool {
 }
 
 /// Logs go to a file, never to the screen the console draws on.
-pub fn to_file() -> Option<tracing_appender::non_blocking::WorkerGuard> {
+pub(crate) fn to_file() -> Option<tracing_appender::non_blocking::WorkerGuard> {
     let dir = config::state_dir()?;
     std::fs::create_dir_all(&dir).ok()?;
     let file = tracing_appender::rolling::never(&dir, "portcullis.log");
@@ -31,7 +31,7 @@ pub fn to_file() -> Option<tracing_appender::non_blocking::WorkerGuard> {
 }
 
 /// Services (the reaper) log to stderr: the pod's log.
-pub fn to_stderr() {
+pub(crate) fn to_stderr() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()

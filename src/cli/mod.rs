@@ -5,12 +5,12 @@
 
 pub mod args;
 pub mod commands;
-pub mod config;
-pub mod connect;
-pub mod invocation;
-pub mod logging;
-pub mod reference;
-pub mod wait;
+pub(crate) mod config;
+pub(crate) mod connect;
+pub(crate) mod invocation;
+pub(crate) mod logging;
+pub(crate) mod reference;
+pub(crate) mod wait;
 
 use std::process::ExitCode;
 use std::sync::Arc;

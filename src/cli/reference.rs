@@ -9,7 +9,7 @@
 //! last `/` and the context is everything before it.
 
 /// The resource as kubectl spells it in `-o name`.
-pub const RESOURCE: &str = "accessrequest.portcullis.dev";
+pub(crate) const RESOURCE: &str = "accessrequest.portcullis.dev";
 
 /// Spellings of the resource that may stand before the name.
 const RESOURCE_SPELLINGS: &[&str] = &[
@@ -52,7 +52,7 @@ impl RequestRef {
 
 /// `-o name`'s line for a request; `with_context` when several contexts
 /// are in view.
-pub fn kubectl_name(context: &str, name: &str, with_context: bool) -> String {
+pub(crate) fn kubectl_name(context: &str, name: &str, with_context: bool) -> String {
     if with_context {
         format!("{context}/{RESOURCE}/{name}")
     } else {
@@ -62,7 +62,7 @@ pub fn kubectl_name(context: &str, name: &str, with_context: bool) -> String {
 
 /// How verbs name a request in what they print: `CONTEXT/NAME` when
 /// several contexts are in view, else `NAME`.
-pub fn shown(context: &str, name: &str, with_context: bool) -> String {
+pub(crate) fn shown(context: &str, name: &str, with_context: bool) -> String {
     if with_context {
         format!("{context}/{name}")
     } else {

@@ -19,7 +19,7 @@ use crate::domain::{duration, AccessRequest, Phase, Verdict};
 
 /// How a wait ended; each has its own exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Approved: the grant is live.
     Approved,
     /// An approver said no.
@@ -33,7 +33,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// 1 is any error and 2 a usage error (clap's), so the outcomes start at 3.
-    pub fn exit_code(self) -> u8 {
+    pub(crate) fn exit_code(self) -> u8 {
         match self {
             Outcome::Approved => 0,
             Outcome::Denied => 3,
@@ -47,14 +47,14 @@ impl Outcome {
 /// stderr as one line, after the outcome printed on stdout.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("{}", message.as_deref().unwrap_or("the request was not approved"))]
-pub struct Exit {
+pub(crate) struct Exit {
     pub code: u8,
     pub message: Option<String>,
 }
 
 /// What the wait saw last: `None` when the request was deleted (withdrawn).
 #[derive(Debug, Clone)]
-pub struct Waited {
+pub(crate) struct Waited {
     pub outcome: Outcome,
     pub request: Option<AccessRequest>,
 }
@@ -77,7 +77,7 @@ fn decided(
 }
 
 /// Waits for `key` to be decided, or `timeout` to pass.
-pub async fn wait(
+pub(crate) async fn wait(
     backend: &dyn VerbBackend,
     key: &RequestKey,
     timeout: Option<Duration>,
@@ -141,7 +141,7 @@ pub async fn wait(
 
 /// The outcome in one line, for stdout (`shown`: the name as the verb
 /// prints it). Requester-facing text from approvers is made inert.
-pub fn describe(waited: &Waited, shown: &str) -> String {
+pub(crate) fn describe(waited: &Waited, shown: &str) -> String {
     let Some(r) = &waited.request else {
         return format!("{shown} is withdrawn (deleted)\n");
     };
@@ -198,7 +198,7 @@ pub fn describe(waited: &Waited, shown: &str) -> String {
 }
 
 /// The one stderr line for `--timeout`.
-pub fn timed_out(shown: &str, after: Duration) -> String {
+pub(crate) fn timed_out(shown: &str, after: Duration) -> String {
     format!(
         "{shown} is still pending after {} (--timeout); it stays pending: watch it with `portcullis get requests {shown} -w`",
         duration::format(after)

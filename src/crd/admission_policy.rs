@@ -32,10 +32,10 @@
 use serde_json::{json, Value};
 
 /// The policy's name (and its binding's).
-pub const NAME: &str = "portcullis.dev-accessrequests";
+pub(crate) const NAME: &str = "portcullis.dev-accessrequests";
 
 /// The identities of the shipped reaper and server Deployments.
-pub const DEFAULT_PRIVILEGED: &[&str] = &[
+pub(crate) const DEFAULT_PRIVILEGED: &[&str] = &[
     "system:serviceaccount:portcullis-system:portcullis-reaper",
     "system:serviceaccount:portcullis-system:portcullis-server",
 ];
@@ -202,7 +202,7 @@ fn validations() -> Vec<Value> {
 /// The ValidatingAdmissionPolicy and its binding, as YAML documents.
 /// `privileged`: user names the policy lets through (the reaper's and the
 /// server's identities).
-pub fn manifests(privileged: &[String]) -> String {
+pub(crate) fn manifests(privileged: &[String]) -> String {
     let exempt = privileged
         .iter()
         .map(|p| literal(p))

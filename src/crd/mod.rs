@@ -2,6 +2,6 @@
 //! ([`wire`]), the manifests `portcullis crds` prints ([`manifests`]) and
 //! the admission policy that guards it ([`admission_policy`]). Pure.
 
-pub mod admission_policy;
+pub(crate) mod admission_policy;
 pub mod manifests;
-pub mod wire;
+pub(crate) mod wire;

@@ -13,11 +13,11 @@ use crate::domain::{
     duration, AccessRequest, Credentials, Phase, RoleKind, RoleRef, Subject, Verdict,
 };
 
-pub const GROUP: &str = "portcullis.dev";
-pub const VERSION: &str = "v1alpha1";
-pub const KIND: &str = "AccessRequest";
-pub const PLURAL: &str = "accessrequests";
-pub const API_VERSION: &str = "portcullis.dev/v1alpha1";
+pub(crate) const GROUP: &str = "portcullis.dev";
+pub(crate) const VERSION: &str = "v1alpha1";
+pub(crate) const KIND: &str = "AccessRequest";
+pub(crate) const PLURAL: &str = "accessrequests";
+pub(crate) const API_VERSION: &str = "portcullis.dev/v1alpha1";
 
 /// Reads fields, remembering each defect.
 struct Reader<'a> {
@@ -128,7 +128,7 @@ fn phase_of(s: &str) -> Option<Phase> {
 
 /// Reads one stored object of `cluster`. Never fails: defects are collected
 /// in `malformed`.
-pub fn request_from_json(cluster: &str, obj: &Value) -> AccessRequest {
+pub(crate) fn request_from_json(cluster: &str, obj: &Value) -> AccessRequest {
     let mut r = Reader {
         defects: Vec::new(),
         root: obj,
@@ -283,7 +283,7 @@ fn time(t: DateTime<Utc>) -> String {
 }
 
 /// The `spec` of a new object.
-pub fn spec_json(
+pub(crate) fn spec_json(
     requester: &Subject,
     role: &RoleRef,
     namespaces: &[String],
@@ -308,7 +308,7 @@ pub fn spec_json(
 
 /// The `status` as stored; `null` for fields that are unset so a merge
 /// patch clears them.
-pub fn status_json(req: &AccessRequest) -> Value {
+pub(crate) fn status_json(req: &AccessRequest) -> Value {
     let s = &req.status;
     let mut m = Map::new();
     m.insert("phase".into(), json!(req.phase().as_str()));

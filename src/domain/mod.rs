@@ -3,14 +3,14 @@
 //! rule can be tested exhaustively with plain values.
 
 pub mod duration;
-pub mod grantable;
-pub mod key;
-pub mod names;
+pub(crate) mod grantable;
+pub(crate) mod key;
+pub(crate) mod names;
 pub mod rbac;
 pub mod request;
 pub mod risk;
 pub mod sanitize;
-pub mod seen;
+pub(crate) mod seen;
 
 pub use key::RequestKey;
 pub use request::NewRequest;

@@ -5,7 +5,7 @@
 /// at most 253 characters of `a-z`, `0-9`, `-` and `.`, starting and ending
 /// with a letter or digit. `Err` says why, quoting nothing of the name (it
 /// may be anything: NUL, CRLF, `..`).
-pub fn object_name(name: &str) -> Result<(), String> {
+pub(crate) fn object_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("a name is required".into());
     }

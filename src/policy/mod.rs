@@ -15,8 +15,8 @@
 //! No wall-clock builtins are compiled in: `now` is in the input, so a
 //! decision can be replayed from the audit log.
 
-pub mod input;
-pub mod store;
+pub(crate) mod input;
+pub(crate) mod store;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -151,14 +151,16 @@ mod seconds {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         match d {
             Some(d) => s.serialize_some(&d.as_secs()),
             None => s.serialize_none(),
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
         Ok(Option::<u64>::deserialize(d)?.map(Duration::from_secs))
     }
 }

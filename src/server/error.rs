@@ -69,7 +69,7 @@ impl Error {
 }
 
 /// What the server answers for a backend error.
-pub fn from_backend(e: &BackendError) -> ApiError {
+pub(crate) fn from_backend(e: &BackendError) -> ApiError {
     use crate::domain::PhaseError;
     let text = e.to_string();
     match e {
@@ -156,7 +156,7 @@ impl<T> Refusal<T> for Result<T, Error> {
 }
 
 /// What a handler answers.
-pub type ApiResult<T> = Result<T, Failure>;
+pub(crate) type ApiResult<T> = Result<T, Failure>;
 
 #[cfg(test)]
 mod tests {

@@ -15,7 +15,7 @@ use crate::domain::Subject;
 
 /// Who is calling: the bearer token, as the authority resolves it. The
 /// refusal of a call without one is recorded by the refusals layer.
-pub struct Caller(pub Subject);
+pub(crate) struct Caller(pub Subject);
 
 impl FromRequestParts<Shared> for Caller {
     type Rejection = Failure;

@@ -16,16 +16,16 @@ use thiserror::Error;
 use super::config::ServerConfig;
 
 /// Where the Deployment mounts the Secret.
-pub const MOUNT: &str = "/etc/portcullis";
+pub(crate) const MOUNT: &str = "/etc/portcullis";
 /// Where it mounts the policies' ConfigMap.
 /// (Not under MOUNT: a Secret volume is read-only, so no mount point can be
 /// made inside it.)
-pub const POLICY_MOUNT: &str = "/etc/portcullis-policies";
+pub(crate) const POLICY_MOUNT: &str = "/etc/portcullis-policies";
 /// Where the audit log goes (an emptyDir: use a PersistentVolume to keep it).
-pub const STATE: &str = "/var/lib/portcullis";
+pub(crate) const STATE: &str = "/var/lib/portcullis";
 
 #[derive(Debug, Error)]
-pub enum InstallError {
+pub(crate) enum InstallError {
     #[error("--server-config {path}: cannot read {what} {file}: {source}")]
     Read {
         path: String,
@@ -39,7 +39,7 @@ pub enum InstallError {
 
 /// The server's config and files, as the pod sees them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bundle {
+pub(crate) struct Bundle {
     /// Secret keys and contents (`server.toml`, `tls.crt`, …).
     pub secret: Vec<(String, Vec<u8>)>,
     /// ConfigMap keys and contents (the policy files).
@@ -48,7 +48,7 @@ pub struct Bundle {
 
 /// Reads `config` (and `kubeconfig`, for target clusters named by
 /// context) into a [`Bundle`].
-pub fn bundle(config: &Path, kubeconfig: Option<&Path>) -> Result<Bundle, InstallError> {
+pub(crate) fn bundle(config: &Path, kubeconfig: Option<&Path>) -> Result<Bundle, InstallError> {
     let origin = config.display().to_string();
     let invalid = |message: String| InstallError::Invalid {
         path: origin.clone(),
@@ -180,7 +180,7 @@ pub fn bundle(config: &Path, kubeconfig: Option<&Path>) -> Result<Bundle, Instal
 }
 
 /// The Secret and the ConfigMap as YAML documents.
-pub fn manifests(b: &Bundle) -> String {
+pub(crate) fn manifests(b: &Bundle) -> String {
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     let mut out = String::from(
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: portcullis-server\n  namespace: portcullis-system\n  labels:\n    app.kubernetes.io/managed-by: portcullis\ntype: Opaque\ndata:\n",

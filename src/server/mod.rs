@@ -6,17 +6,17 @@
 //! `decision.by`. The server alone holds the Kubernetes rights to grant.
 //! See README "The server" for the API, one example per call.
 
-pub mod audit;
+pub(crate) mod audit;
 pub mod authority;
 pub mod config;
-pub mod error;
-pub mod extract;
-pub mod install;
-pub mod metrics;
+pub(crate) mod error;
+pub(crate) mod extract;
+pub(crate) mod install;
+pub(crate) mod metrics;
 pub mod openapi;
-pub mod refusals;
-pub mod routes;
-pub mod stream;
+pub(crate) mod refusals;
+pub(crate) mod routes;
+pub(crate) mod stream;
 pub mod webhook;
 
 use std::collections::BTreeMap;

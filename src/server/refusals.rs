@@ -17,12 +17,12 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 /// Refusals recorded one by one per caller and per address, each minute
 /// (the first ones of a burst all are).
-pub const RECORDED_PER_MINUTE: u32 = 20;
+pub(crate) const RECORDED_PER_MINUTE: u32 = 20;
 
 /// Calls per second each address may make (tower_governor; a burst of
 /// [`CALL_BURST`]); beyond, 429.
-pub const CALLS_PER_SECOND: u64 = 200;
-pub const CALL_BURST: u32 = 1000;
+pub(crate) const CALLS_PER_SECOND: u64 = 200;
+pub(crate) const CALL_BURST: u32 = 1000;
 
 pub struct Refusals {
     limiter: DefaultKeyedRateLimiter<String>,

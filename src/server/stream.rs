@@ -18,7 +18,7 @@ use crate::backend::{BackendEvent, RequestKey};
 use crate::domain::{AccessRequest, Phase};
 
 /// How many events are kept for resuming.
-pub const BUFFER: usize = 20_000;
+pub(crate) const BUFFER: usize = 20_000;
 
 /// One event as sent: id, name, JSON data. The data is shared: a
 /// request's JSON is written once and referenced by the state, the
@@ -414,7 +414,7 @@ impl Hub {
     }
 }
 
-pub fn limits_json(l: &crate::domain::ValidationLimits) -> Value {
+pub(crate) fn limits_json(l: &crate::domain::ValidationLimits) -> Value {
     json!({
         "maxDuration": crate::domain::duration::format(l.max_duration),
         "approvalTimeout": crate::domain::duration::format(l.approval_timeout),

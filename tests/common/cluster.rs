@@ -22,7 +22,7 @@ use portcullis::crd::manifests;
 use serde_json::{json, Value};
 
 /// Test identities: (user, token, groups).
-pub const USERS: &[(&str, &str, &str)] = &[
+pub(crate) const USERS: &[(&str, &str, &str)] = &[
     ("admin", "admin-token", "system:masters"),
     ("alice", "alice-token", "dev"),
     ("bob", "bob-token", "oncall"),
@@ -35,7 +35,7 @@ pub const USERS: &[(&str, &str, &str)] = &[
     ("server", "server-token", "portcullis:servers"),
 ];
 
-pub fn token(user: &str) -> &'static str {
+pub(crate) fn token(user: &str) -> &'static str {
     USERS
         .iter()
         .find(|(u, _, _)| *u == user)
@@ -43,7 +43,7 @@ pub fn token(user: &str) -> &'static str {
         .expect("a test user")
 }
 
-pub struct ControlPlane {
+pub(crate) struct ControlPlane {
     pub dir: PathBuf,
     pub port: u16,
     /// kube-apiserver's (major, minor): `scripts/control-plane` builds the
@@ -56,7 +56,7 @@ pub struct ControlPlane {
 }
 
 /// A free loopback port (for a server the test starts).
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -93,7 +93,7 @@ fn assets() -> PathBuf {
 }
 
 impl ControlPlane {
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         // PORTCULLIS_LOG=debug shows what the library logs during a test.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_env("PORTCULLIS_LOG"))
@@ -235,7 +235,7 @@ impl ControlPlane {
 
     /// Whether the apiserver serves SelfSubjectReview (1.28+) and
     /// ValidatingAdmissionPolicy (1.30+): the current version's paths.
-    pub fn is_current(&self) -> bool {
+    pub(crate) fn is_current(&self) -> bool {
         self.version >= (1, 30)
     }
 
@@ -245,7 +245,7 @@ impl ControlPlane {
     }
 
     /// Stops kube-apiserver (etcd keeps the state).
-    pub fn stop_apiserver(&mut self) {
+    pub(crate) fn stop_apiserver(&mut self) {
         if let Some(pos) = self
             .children
             .iter()
@@ -258,14 +258,14 @@ impl ControlPlane {
     }
 
     /// Starts kube-apiserver again, as before, and waits until it is ready.
-    pub fn start_apiserver(&mut self) {
+    pub(crate) fn start_apiserver(&mut self) {
         let (bin, args) = self.apiserver.clone().expect("started once");
         self.spawn_owned("kube-apiserver", &bin, &args);
         self.wait_ready();
     }
 
     /// A second kube-apiserver on the same etcd (an HA pair); returns its URL.
-    pub fn start_second_apiserver(&mut self) -> String {
+    pub(crate) fn start_second_apiserver(&mut self) -> String {
         let (bin, _) = self.apiserver.clone().expect("started once");
         let port = free_port();
         std::fs::create_dir_all(self.dir.join("certs2")).expect("certs2");
@@ -292,12 +292,18 @@ impl ControlPlane {
     /// An HTTP request as `user` would send it by hand (curl with their
     /// bearer token): the attacker's own token, no client of ours.
     /// Returns the status code and the body.
-    pub fn raw(&self, user: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    pub(crate) fn raw(
+        &self,
+        user: &str,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> (u16, String) {
         self.raw_at(&self.url(), user, method, path, body)
     }
 
     /// As [`Self::raw`], a JSON patch (RFC 6902): what moves list items.
-    pub fn raw_json_patch(&self, user: &str, path: &str, patch: &str) -> (u16, String) {
+    pub(crate) fn raw_json_patch(&self, user: &str, path: &str, patch: &str) -> (u16, String) {
         let out = Command::new("curl")
             .args([
                 "-sk",
@@ -320,7 +326,7 @@ impl ControlPlane {
         (code.trim().parse().unwrap_or(0), body.to_string())
     }
 
-    pub fn raw_at(
+    pub(crate) fn raw_at(
         &self,
         url: &str,
         user: &str,
@@ -364,12 +370,12 @@ impl ControlPlane {
         self.children.push((name.to_string(), child));
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("https://127.0.0.1:{}", self.port)
     }
 
     /// A kubeconfig with one context per test identity; `admin` is current.
-    pub fn kubeconfig(&self) -> PathBuf {
+    pub(crate) fn kubeconfig(&self) -> PathBuf {
         self.dir.join("kubeconfig")
     }
 
@@ -430,12 +436,16 @@ impl ControlPlane {
 
     /// A client acting as `user` (a context of the kubeconfig), connected
     /// as the console connects: identity from the apiserver, its clock.
-    pub async fn cluster(&self, user: &str) -> Arc<KubeCluster> {
+    pub(crate) async fn cluster(&self, user: &str) -> Arc<KubeCluster> {
         self.cluster_with_clock(user, ClusterClock::default()).await
     }
 
     /// As [`Self::cluster`], with this machine's clock pretending to be off.
-    pub async fn cluster_with_clock(&self, user: &str, clock: ClusterClock) -> Arc<KubeCluster> {
+    pub(crate) async fn cluster_with_clock(
+        &self,
+        user: &str,
+        clock: ClusterClock,
+    ) -> Arc<KubeCluster> {
         let kc = kube::config::Kubeconfig::read_from(self.kubeconfig()).expect("kubeconfig");
         let opts = kube::config::KubeConfigOptions {
             context: Some(user.into()),
@@ -465,13 +475,13 @@ impl Drop for ControlPlane {
     }
 }
 
-pub fn docs_of(yaml: &str) -> Vec<Value> {
+pub(crate) fn docs_of(yaml: &str) -> Vec<Value> {
     serde_yaml_ng::Deserializer::from_str(yaml)
         .map(|d| serde::Deserialize::deserialize(d).expect("manifest"))
         .collect()
 }
 
-pub async fn apply(admin: &KubeCluster, obj: Value) {
+pub(crate) async fn apply(admin: &KubeCluster, obj: Value) {
     let kind = obj["kind"].as_str().unwrap().to_string();
     let name = obj["metadata"]["name"].as_str().unwrap().to_string();
     let pp = PatchParams::apply("portcullis-test").force();
@@ -518,13 +528,13 @@ pub async fn apply(admin: &KubeCluster, obj: Value) {
     r.unwrap_or_else(|e| panic!("apply {kind} {name}: {e}"));
 }
 
-pub fn crb(name: &str, role: &str, group: &str) -> Value {
+pub(crate) fn crb(name: &str, role: &str, group: &str) -> Value {
     json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}]})
 }
 
-pub async fn wait_for<F, Fut>(what: &str, secs: u64, mut check: F)
+pub(crate) async fn wait_for<F, Fut>(what: &str, secs: u64, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -538,7 +548,7 @@ where
 
 /// CRD, Portcullis roles, who may do what, namespaces; and waits until the
 /// aggregation controller has filled `edit`.
-pub async fn install(cp: &ControlPlane) -> Arc<KubeCluster> {
+pub(crate) async fn install(cp: &ControlPlane) -> Arc<KubeCluster> {
     let admin = cp.cluster("admin").await;
     for doc in docs_of(&manifests::all()) {
         apply(&admin, doc).await;
@@ -646,7 +656,7 @@ pub async fn install(cp: &ControlPlane) -> Arc<KubeCluster> {
 /// Runs a reaper in-process as the `reaper` identity (the shipped
 /// portcullis-reaper and portcullis-reaper-tokens roles), with a short grace
 /// for half-done approvals and a quick sweep. Aborted when dropped.
-pub struct Reaper(tokio::task::JoinHandle<()>);
+pub(crate) struct Reaper(tokio::task::JoinHandle<()>);
 
 impl Drop for Reaper {
     fn drop(&mut self) {
@@ -654,11 +664,11 @@ impl Drop for Reaper {
     }
 }
 
-pub async fn reaper(cp: &ControlPlane) -> Reaper {
+pub(crate) async fn reaper(cp: &ControlPlane) -> Reaper {
     reaper_as(cp, "reaper", None).await
 }
 
-pub async fn reaper_as(
+pub(crate) async fn reaper_as(
     cp: &ControlPlane,
     user: &str,
     notices: Option<tokio::sync::mpsc::UnboundedSender<portcullis::backend::BackendEvent>>,
@@ -676,7 +686,7 @@ pub async fn reaper_as(
 
 /// The groups the token file gives `user`, plus system:authenticated, as
 /// the apiserver evaluates them.
-pub fn groups_of(user: &str) -> Vec<String> {
+pub(crate) fn groups_of(user: &str) -> Vec<String> {
     let g = USERS
         .iter()
         .find(|(u, _, _)| *u == user)
@@ -687,7 +697,7 @@ pub fn groups_of(user: &str) -> Vec<String> {
 
 /// `kubectl auth can-i VERB RESOURCE -n NS --as USER`, asked of the
 /// apiserver by the admin.
-pub async fn can_i(
+pub(crate) async fn can_i(
     admin: &KubeCluster,
     user: &str,
     verb: &str,
@@ -699,7 +709,7 @@ pub async fn can_i(
 }
 
 /// As [`can_i`], for one named object.
-pub async fn can_i_named(
+pub(crate) async fn can_i_named(
     admin: &KubeCluster,
     user: &str,
     verb: &str,

@@ -7,16 +7,16 @@
 
 #![allow(dead_code)]
 
-pub mod cluster;
+pub(crate) mod cluster;
 #[cfg(unix)]
-pub mod pty;
-pub mod server;
+pub(crate) mod pty;
+pub(crate) mod server;
 
 #[allow(unused_imports)] // some tests start no server
-pub use cluster::free_port;
+pub(crate) use cluster::free_port;
 
 /// An empty directory of this test process: `portcullis-{what}-{pid}`.
-pub fn scratch_dir(what: &str) -> std::path::PathBuf {
+pub(crate) fn scratch_dir(what: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("portcullis-{what}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("a scratch directory");
@@ -40,7 +40,7 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-pub struct Harness {
+pub(crate) struct Harness {
     /// The demo world (tests set it up and play the others through it).
     pub backend: Arc<DemoBackend>,
     /// What the console's effects run against: the world itself, or the
@@ -58,7 +58,7 @@ pub struct Harness {
 }
 
 impl Harness {
-    pub fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Self::with(
             DemoConfig {
                 seed,
@@ -69,7 +69,7 @@ impl Harness {
         )
     }
 
-    pub fn with(demo: DemoConfig, config: AppConfig) -> Self {
+    pub(crate) fn with(demo: DemoConfig, config: AppConfig) -> Self {
         let backend = Arc::new(DemoBackend::manual(demo));
         let info = backend.info();
         let state = AppState::new(config, info.approver, info.kind, backend.now());
@@ -89,7 +89,7 @@ impl Harness {
     }
 
     /// As [`Self::new`], over HTTP when `PORTCULLIS_TEST_BACKEND=http`.
-    pub async fn start(seed: u64) -> Self {
+    pub(crate) async fn start(seed: u64) -> Self {
         Self::start_with(
             DemoConfig {
                 seed,
@@ -101,7 +101,7 @@ impl Harness {
         .await
     }
 
-    pub async fn start_with(demo: DemoConfig, config: AppConfig) -> Self {
+    pub(crate) async fn start_with(demo: DemoConfig, config: AppConfig) -> Self {
         if std::env::var("PORTCULLIS_TEST_BACKEND").as_deref() != Ok("http") {
             return Self::with(demo, config);
         }
@@ -111,7 +111,7 @@ impl Harness {
     /// A console connected as `user` over HTTP to an in-process demo
     /// server with `policy` in force (the demo clusters labelled
     /// `env=prod|staging|dev`) and `approvers` added to its approvers list.
-    pub async fn over_server(
+    pub(crate) async fn over_server(
         demo: DemoConfig,
         config: AppConfig,
         user: &str,
@@ -177,7 +177,7 @@ impl Harness {
 
     /// Delivers what the backend reported, and over HTTP waits (generous
     /// deadline) until the console shows exactly the world's requests.
-    pub async fn settle(&mut self) {
+    pub(crate) async fn settle(&mut self) {
         if !self.over_http {
             self.pump();
             return;
@@ -210,7 +210,7 @@ impl Harness {
     }
 
     /// Delivers waiting backend events, as the event loop does.
-    pub fn pump(&mut self) {
+    pub(crate) fn pump(&mut self) {
         if let Ok(first) = self.events.try_recv() {
             let batch = drain(first, &mut self.events);
             self.dispatch(Action::Backend(batch));
@@ -222,13 +222,13 @@ impl Harness {
     }
 
     /// Sends one key and runs whatever effects it asks for to completion.
-    pub async fn key(&mut self, key: KeyEvent) {
+    pub(crate) async fn key(&mut self, key: KeyEvent) {
         self.keys_sent += 1;
         let effects = self.dispatch(Action::Key(key));
         self.run(effects).await;
     }
 
-    pub async fn run(&mut self, effects: Vec<Effect>) {
+    pub(crate) async fn run(&mut self, effects: Vec<Effect>) {
         for effect in effects {
             self.effects.push(effect.clone());
             if let Some(done) = execute(self.exec.as_ref(), effect).await {
@@ -241,7 +241,7 @@ impl Harness {
     /// Types keys: plain characters, plus `<enter>`, `<esc>`, `<space>`,
     /// `<tab>`, `<s-tab>`, `<bs>`, `<up>`, `<down>`, `<c-c>`, `<c-u>`,
     /// `<c-a>`, `<c-d>`.
-    pub async fn press(&mut self, keys: &str) {
+    pub(crate) async fn press(&mut self, keys: &str) {
         let mut rest = keys;
         while !rest.is_empty() {
             let (key, len) = if rest.starts_with('<') {
@@ -278,26 +278,26 @@ impl Harness {
     }
 
     /// Tells the console the terminal's size (scrolling stops at the end).
-    pub fn resize(&mut self, width: u16, height: u16) {
+    pub(crate) fn resize(&mut self, width: u16, height: u16) {
         self.dispatch(Action::Resize(width, height));
     }
 
     /// Moves time on the demo's clock and delivers what the simulator did.
-    pub fn advance(&mut self, by: Duration) {
+    pub(crate) fn advance(&mut self, by: Duration) {
         self.backend.advance(by);
         self.dispatch(Action::Tick(self.backend.now()));
         self.pump();
     }
 
     /// As [`Self::advance`], waiting for what travels over HTTP.
-    pub async fn advance_settled(&mut self, by: Duration) {
+    pub(crate) async fn advance_settled(&mut self, by: Duration) {
         self.backend.advance(by);
         self.settle().await;
         self.dispatch(Action::Tick(self.backend.now()));
     }
 
     /// Moves the cursor to the first row of the current view matching `pred`.
-    pub fn select(&mut self, pred: impl Fn(&AccessRequest) -> bool) -> RequestKey {
+    pub(crate) fn select(&mut self, pred: impl Fn(&AccessRequest) -> bool) -> RequestKey {
         let view = self.state.view;
         let pos = self
             .state
@@ -311,23 +311,23 @@ impl Harness {
     }
 
     /// The request as the console holds it (ended ones are decoded).
-    pub fn req(&self, key: &RequestKey) -> AccessRequest {
+    pub(crate) fn req(&self, key: &RequestKey) -> AccessRequest {
         self.state.entries.get(key).unwrap().into_owned().req
     }
 
-    pub fn phase(&self, key: &RequestKey) -> Phase {
+    pub(crate) fn phase(&self, key: &RequestKey) -> Phase {
         self.req(key).phase()
     }
 
-    pub fn in_view(&self, view: View, key: &RequestKey) -> bool {
+    pub(crate) fn in_view(&self, view: View, key: &RequestKey) -> bool {
         self.state.list(view).contains(key)
     }
 
-    pub fn is_normal(&self) -> bool {
+    pub(crate) fn is_normal(&self) -> bool {
         matches!(self.state.mode, Mode::Normal)
     }
 
-    pub fn flash(&self) -> String {
+    pub(crate) fn flash(&self) -> String {
         self.state
             .flash
             .as_ref()
@@ -335,7 +335,7 @@ impl Harness {
             .unwrap_or_default()
     }
 
-    pub fn terminal(&self, width: u16, height: u16, theme: &Theme) -> Terminal<TestBackend> {
+    pub(crate) fn terminal(&self, width: u16, height: u16, theme: &Theme) -> Terminal<TestBackend> {
         let mut t = Terminal::new(TestBackend::new(width, height)).expect("test terminal");
         t.draw(|f| view::render(f, &self.state, theme))
             .expect("draw");
@@ -343,13 +343,13 @@ impl Harness {
     }
 
     /// The screen as text.
-    pub fn screen(&self, width: u16, height: u16) -> String {
+    pub(crate) fn screen(&self, width: u16, height: u16) -> String {
         let t = self.terminal(width, height, &Theme::built_in("default").expect("theme"));
         buffer_text(t.backend().buffer())
     }
 }
 
-pub fn buffer_text(buf: &ratatui::buffer::Buffer) -> String {
+pub(crate) fn buffer_text(buf: &ratatui::buffer::Buffer) -> String {
     let mut out = String::new();
     for y in 0..buf.area.height {
         let mut line = String::new();
@@ -362,18 +362,18 @@ pub fn buffer_text(buf: &ratatui::buffer::Buffer) -> String {
     out
 }
 
-pub fn own(h: &Harness) -> impl Fn(&AccessRequest) -> bool + '_ {
+pub(crate) fn own(h: &Harness) -> impl Fn(&AccessRequest) -> bool + '_ {
     move |r: &AccessRequest| r.requester.user == h.state.approver.user
 }
 
 /// A pending request from someone else that is valid and approvable.
-pub fn approvable(r: &AccessRequest) -> bool {
+pub(crate) fn approvable(r: &AccessRequest) -> bool {
     r.phase() == Phase::Pending && r.requester.user != "dana" && !r.name.starts_with("mallory")
 }
 
 /// The text inside the bordered box whose top border holds `title` (a
 /// dialog or a pane), one line per row, borders removed.
-pub fn boxed(screen: &str, title: &str) -> String {
+pub(crate) fn boxed(screen: &str, title: &str) -> String {
     let lines: Vec<Vec<char>> = screen.lines().map(|l| l.chars().collect()).collect();
     let Some((top, at)) = lines.iter().enumerate().find_map(|(i, l)| {
         let s: String = l.iter().collect();
@@ -405,6 +405,6 @@ pub fn boxed(screen: &str, title: &str) -> String {
 
 /// Text with every run of whitespace (line breaks included) made one space:
 /// wrapped sentences read as one.
-pub fn flat(text: &str) -> String {
+pub(crate) fn flat(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use portable_pty::{native_pty_system, CommandBuilder, PtySize};
 
-pub struct Session {
+pub(crate) struct Session {
     pub child: Box<dyn portable_pty::Child + Send + Sync>,
     writer: Box<dyn Write + Send>,
     output: Arc<Mutex<Vec<u8>>>,
@@ -17,11 +17,11 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn start(args: &[&str]) -> Self {
+    pub(crate) fn start(args: &[&str]) -> Self {
         Self::start_env(args, &[])
     }
 
-    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+    pub(crate) fn start_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let pair = native_pty_system()
             .openpty(PtySize {
                 rows: 30,
@@ -72,21 +72,21 @@ impl Session {
         }
     }
 
-    pub fn screen(&self) -> String {
+    pub(crate) fn screen(&self) -> String {
         self.parsed().screen().contents()
     }
 
-    pub fn parsed(&self) -> vt100::Parser {
+    pub(crate) fn parsed(&self) -> vt100::Parser {
         let mut parser = vt100::Parser::new(30, 110, 0);
         parser.process(&self.output.lock().unwrap());
         parser
     }
 
-    pub fn raw(&self) -> Vec<u8> {
+    pub(crate) fn raw(&self) -> Vec<u8> {
         self.output.lock().unwrap().clone()
     }
 
-    pub fn wait_for(&self, text: &str) {
+    pub(crate) fn wait_for(&self, text: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if self.screen().contains(text) {
@@ -97,12 +97,12 @@ impl Session {
         panic!("'{text}' never appeared; screen:\n{}", self.screen());
     }
 
-    pub fn send(&mut self, bytes: &[u8]) {
+    pub(crate) fn send(&mut self, bytes: &[u8]) {
         self.writer.write_all(bytes).expect("write to pty");
         self.writer.flush().expect("flush");
     }
 
-    pub fn wait_exit(&mut self) -> portable_pty::ExitStatus {
+    pub(crate) fn wait_exit(&mut self) -> portable_pty::ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {

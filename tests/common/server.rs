@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::cluster::{apply, crb, docs_of, install, ControlPlane};
 use super::free_port;
 
-pub struct Served {
+pub(crate) struct Served {
     pub child: Child,
     pub url: String,
 }
@@ -25,7 +25,7 @@ impl Drop for Served {
     }
 }
 
-pub fn config(cp: &ControlPlane, extra: &str) -> std::path::PathBuf {
+pub(crate) fn config(cp: &ControlPlane, extra: &str) -> std::path::PathBuf {
     let path = cp.dir.join(format!("server-{}.toml", free_port()));
     std::fs::write(
         &path,
@@ -46,7 +46,7 @@ context = "c2"
     path
 }
 
-pub fn serve(cp: &ControlPlane, config: &std::path::Path, scheme: &str) -> Served {
+pub(crate) fn serve(cp: &ControlPlane, config: &std::path::Path, scheme: &str) -> Served {
     let port = free_port();
     let log = std::fs::File::create(cp.dir.join(format!("serve-{port}.log"))).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
@@ -73,7 +73,7 @@ pub fn serve(cp: &ControlPlane, config: &std::path::Path, scheme: &str) -> Serve
 }
 
 /// A raw HTTP call with `user`'s own bearer token (or none): (status, body).
-pub fn curl(
+pub(crate) fn curl(
     base: &str,
     user: Option<&str>,
     method: &str,
@@ -107,7 +107,7 @@ pub fn curl(
     )
 }
 
-pub fn token_or(user: &str) -> String {
+pub(crate) fn token_or(user: &str) -> String {
     super::cluster::USERS
         .iter()
         .find(|(u, _, _)| *u == user)
@@ -117,7 +117,7 @@ pub fn token_or(user: &str) -> String {
 
 /// What the server itself may do: the shipped server role, bound to the
 /// `server` identity, plus `bind` on the roles it hands out.
-pub async fn install_server(
+pub(crate) async fn install_server(
     cp: &ControlPlane,
 ) -> std::sync::Arc<portcullis::backend::kube::KubeCluster> {
     let admin = install(cp).await;
@@ -145,14 +145,14 @@ pub async fn install_server(
     admin
 }
 
-pub fn ask(cluster: &str, role: &str, ns: &[&str], duration: &str) -> Value {
+pub(crate) fn ask(cluster: &str, role: &str, ns: &[&str], duration: &str) -> Value {
     json!({"cluster": cluster, "role": {"kind": "ClusterRole", "name": role}, "namespaces": ns,
            "duration": duration, "reason": "INC-12 through the server"})
 }
 
 /// `body` with the `uid` and `seen` of the request at `path`, as `user`
 /// reads it now: what an approve or deny names.
-pub fn decision(base: &str, user: &str, path: &str, mut body: Value) -> Value {
+pub(crate) fn decision(base: &str, user: &str, path: &str, mut body: Value) -> Value {
     let (code, r) = curl(base, Some(user), "GET", path, None);
     assert_eq!(code, 200, "read {path} before deciding: {r}");
     body["uid"] = r["uid"].clone();

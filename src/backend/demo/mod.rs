@@ -3,7 +3,7 @@
 //! fixture backend for UI tests, on a manual clock.
 
 pub mod org;
-pub mod world;
+pub(crate) mod world;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 /// One kubeconfig context, as far as this choice needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContextEntry {
+pub(crate) struct ContextEntry {
     pub context: String,
     /// The kubeconfig cluster entry it names.
     pub cluster: String,
@@ -31,7 +31,7 @@ pub struct ContextEntry {
 
 /// What to connect, and what to call it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Picked {
+pub(crate) struct Picked {
     /// The contexts to connect, in the order asked.
     pub connect: Vec<String>,
     /// Contexts not connected: (context, the context kept for its cluster).
@@ -44,7 +44,7 @@ pub struct Picked {
 /// `configured`: display names by context or kubeconfig cluster name. A
 /// context not in `entries` is kept as is (connecting it says what is
 /// wrong).
-pub fn pick(
+pub(crate) fn pick(
     entries: &[ContextEntry],
     asked: &[String],
     current: Option<&str>,

@@ -149,7 +149,7 @@ async fn token_review(client: &kube::Client, token: &str) -> Result<(String, Vec
 }
 
 /// The user (CN) and groups (O) of a PEM client certificate.
-pub fn certificate_subject(pem: &[u8]) -> Option<(String, Vec<String>)> {
+pub(crate) fn certificate_subject(pem: &[u8]) -> Option<(String, Vec<String>)> {
     let (_, pem) = x509_parser::pem::parse_x509_pem(pem).ok()?;
     let cert = pem.parse_x509().ok()?;
     let subject = cert.subject();
@@ -191,7 +191,7 @@ async fn refused_as(client: &kube::Client) -> Option<String> {
 /// `… is forbidden: User "bob" cannot get resource …` → `bob` (the name is
 /// Go-quoted, which JSON string syntax reads for every name the apiserver
 /// accepts).
-pub fn user_in_refusal(message: &str) -> Option<String> {
+pub(crate) fn user_in_refusal(message: &str) -> Option<String> {
     let start = message.find("User \"")? + "User ".len();
     let rest = &message[start..];
     let mut end = None;
@@ -231,7 +231,11 @@ fn sent(auth: &AuthInfo) -> Sent {
 
 /// Asks the apiserver who this client is. `kubeconfig_user` is only the
 /// fallback, and is then marked unverified.
-pub async fn whoami(client: &kube::Client, auth: &AuthInfo, kubeconfig_user: &str) -> Identity {
+pub(crate) async fn whoami(
+    client: &kube::Client,
+    auth: &AuthInfo,
+    kubeconfig_user: &str,
+) -> Identity {
     // Every question at once: one round trip, not three.
     let token = bearer_token(auth);
     let review = async {

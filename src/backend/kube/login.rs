@@ -15,7 +15,7 @@ use crate::domain::{AccessRequest, Credentials, Phase};
 /// Where the grant's cluster is, as a kubeconfig names it: what a minted
 /// token's kubeconfig points at.
 #[derive(Debug, Clone, Default)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     pub server: String,
     /// Base64 PEM, as `certificate-authority-data`.
     pub ca_data: Option<String>,
@@ -24,7 +24,7 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// The endpoint of a client's config (its URL and the CAs it trusts).
-    pub fn of(config: &kube::Config) -> Self {
+    pub(crate) fn of(config: &kube::Config) -> Self {
         use base64::Engine;
         let pem: String = config
             .root_cert
@@ -57,7 +57,7 @@ impl Endpoint {
 }
 
 /// A token minted for a grant's ServiceAccount, and until when it works.
-pub struct Minted {
+pub(crate) struct Minted {
     pub token: String,
     /// The grant's end: the ServiceAccount is deleted then, which
     /// invalidates the token whatever its own expiry (at least the
@@ -69,7 +69,10 @@ pub struct Minted {
 /// Mints a token for `req`'s ServiceAccount as `cluster`'s identity (the
 /// requester in direct mode, the server in server mode): no longer than
 /// the grant has left, but at least the apiserver's 10-minute minimum.
-pub async fn mint(cluster: &KubeCluster, req: &AccessRequest) -> Result<Minted, BackendError> {
+pub(crate) async fn mint(
+    cluster: &KubeCluster,
+    req: &AccessRequest,
+) -> Result<Minted, BackendError> {
     if req.credentials != Credentials::Token {
         return Err(BackendError::Invalid(format!(
             "{} uses your own identity: no login needed",
@@ -135,7 +138,7 @@ pub async fn mint(cluster: &KubeCluster, req: &AccessRequest) -> Result<Minted, 
 }
 
 /// A kubeconfig with one context: `endpoint`, as the grant's token.
-pub fn kubeconfig(
+pub(crate) fn kubeconfig(
     req: &AccessRequest,
     endpoint: &Endpoint,
     token: &str,

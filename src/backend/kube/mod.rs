@@ -11,20 +11,20 @@
 //! prints).
 
 pub mod clock;
-pub mod cluster;
-pub mod contexts;
+pub(crate) mod cluster;
+pub(crate) mod contexts;
 pub mod grant;
-pub mod identity;
-pub mod login;
-pub mod objects;
+pub(crate) mod identity;
+pub(crate) mod login;
+pub(crate) mod objects;
 pub mod policy_source;
 pub mod reaper;
-pub mod refusal;
-pub mod release;
-pub mod settings;
-pub mod topology;
+pub(crate) mod refusal;
+pub(crate) mod release;
+pub(crate) mod settings;
+pub(crate) mod topology;
 pub mod verify;
-pub mod watch;
+pub(crate) mod watch;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -27,10 +27,10 @@ use crate::domain::{AccessRequest, Credentials};
 pub const EXPIRES_ANNOTATION: &str = "portcullis.dev/expires-at";
 pub const APPROVED_BY_ANNOTATION: &str = "portcullis.dev/approved-by";
 /// The uid of the request an object was made for.
-pub const REQUEST_UID_ANNOTATION: &str = "portcullis.dev/request-uid";
+pub(crate) const REQUEST_UID_ANNOTATION: &str = "portcullis.dev/request-uid";
 
 /// The API resource of each kind a grant may create.
-pub fn resource(kind: &str) -> Option<ApiResource> {
+pub(crate) fn resource(kind: &str) -> Option<ApiResource> {
     let (group, version, plural) = match kind {
         "RoleBinding" => ("rbac.authorization.k8s.io", "v1", "rolebindings"),
         "ClusterRoleBinding" => ("rbac.authorization.k8s.io", "v1", "clusterrolebindings"),
@@ -86,7 +86,7 @@ fn planned(kind: &str, namespace: Option<&str>, name: &str, body: Value) -> Plan
 /// The bindings an approval creates: one RoleBinding per granted namespace,
 /// or one ClusterRoleBinding; their subject is the requester (Identity) or
 /// the grant's ServiceAccount (Token).
-pub fn grant_plan(req: &AccessRequest, request_uid: &str, approver: &str) -> Vec<Planned> {
+pub(crate) fn grant_plan(req: &AccessRequest, request_uid: &str, approver: &str) -> Vec<Planned> {
     let name = binding_name(&req.name);
     let subject = match req.credentials {
         Credentials::Identity => {
@@ -127,7 +127,7 @@ pub fn grant_plan(req: &AccessRequest, request_uid: &str, approver: &str) -> Vec
 /// Token mode: the grant's ServiceAccount, and a Role + RoleBinding that let
 /// the requester (only) mint tokens for that one ServiceAccount. Made by the
 /// reaper, which alone holds the minting right these need.
-pub fn token_plan(req: &AccessRequest, request_uid: &str) -> Vec<Planned> {
+pub(crate) fn token_plan(req: &AccessRequest, request_uid: &str) -> Vec<Planned> {
     let account = token_account(&req.name);
     let minting = binding_name(&req.name);
     let ns = Some(SYSTEM_NAMESPACE);
@@ -158,7 +158,7 @@ pub fn token_plan(req: &AccessRequest, request_uid: &str) -> Vec<Planned> {
 
 /// Server mode's Token-mode objects: the grant's ServiceAccount alone
 /// (the server mints for it; nobody else gets the right to).
-pub fn token_account_plan(req: &AccessRequest, request_uid: &str) -> Vec<Planned> {
+pub(crate) fn token_account_plan(req: &AccessRequest, request_uid: &str) -> Vec<Planned> {
     token_plan(req, request_uid)
         .into_iter()
         .filter(|p| p.reference.kind == "ServiceAccount")
@@ -166,7 +166,7 @@ pub fn token_account_plan(req: &AccessRequest, request_uid: &str) -> Vec<Planned
 }
 
 /// The name of a grant's release binding (and its Role).
-pub fn release_name(request: &str) -> String {
+pub(crate) fn release_name(request: &str) -> String {
     let mut name = format!("portcullis-release-{request}");
     name.truncate(253);
     name
@@ -177,7 +177,7 @@ pub fn release_name(request: &str) -> String {
 /// apiserver authenticates, only) get and delete that very RoleBinding.
 /// Deleting it is the release: the reaper sees it gone and ends the grant
 /// in their name. Made by the reaper (which holds what it hands out).
-pub fn release_plan(req: &AccessRequest, request_uid: &str) -> Vec<Planned> {
+pub(crate) fn release_plan(req: &AccessRequest, request_uid: &str) -> Vec<Planned> {
     let name = release_name(&req.name);
     let ns = Some(SYSTEM_NAMESPACE);
     vec![
@@ -201,14 +201,14 @@ pub fn release_plan(req: &AccessRequest, request_uid: &str) -> Vec<Planned> {
 
 /// Why one object could not be created.
 #[derive(Debug)]
-pub struct CreateError {
+pub(crate) struct CreateError {
     pub reference: BindingRef,
     pub error: kube::Error,
 }
 
 /// Whether `obj` says it was made for the request with uid `request_uid`
 /// (its annotation; an ownerReference on objects made by older versions).
-pub fn made_for(obj: &kube::core::ObjectMeta, request_uid: &str) -> bool {
+pub(crate) fn made_for(obj: &kube::core::ObjectMeta, request_uid: &str) -> bool {
     obj.annotations
         .as_ref()
         .and_then(|a| a.get(REQUEST_UID_ANNOTATION))
@@ -233,7 +233,7 @@ fn same_grant(existing: &DynamicObject, planned: &Value) -> bool {
 /// already exists is taken over only if it was made for this same request
 /// (a retry after a crash); anything else is an error, and `made` holds
 /// what was created before it.
-pub async fn create_all(
+pub(crate) async fn create_all(
     client: &kube::Client,
     plan: &[Planned],
     request_uid: &str,
@@ -275,7 +275,7 @@ pub async fn create_all(
 
 /// What [`delete_recorded`] did.
 #[derive(Debug, Default)]
-pub struct Deletion {
+pub(crate) struct Deletion {
     pub deleted: usize,
     /// Token-mode objects in portcullis-system this identity may not delete
     /// (an approver's revoke): harmless once the bindings are gone, and
@@ -288,7 +288,7 @@ pub struct Deletion {
 
 /// How far a target's clock may trail the hub's: an object made for a
 /// request is never older than the request by more than this.
-pub const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::seconds(120);
+pub(crate) const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::seconds(120);
 
 /// Whether `kind` `namespace`/`name` is an object Portcullis makes for
 /// `req`: its binding (a RoleBinding in a granted namespace, or the
@@ -298,7 +298,12 @@ pub const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::seconds(120);
 /// Name, kind and namespace together: a name alone can collide (the
 /// release objects of `a` share their name with the binding of a request
 /// named `release-a`).
-pub fn makes_for(req: &AccessRequest, kind: &str, namespace: Option<&str>, name: &str) -> bool {
+pub(crate) fn makes_for(
+    req: &AccessRequest,
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+) -> bool {
     let system = namespace == Some(SYSTEM_NAMESPACE);
     let granted = req.granted_namespaces();
     let token = req.credentials == Credentials::Token;
@@ -325,7 +330,7 @@ pub fn makes_for(req: &AccessRequest, kind: &str, namespace: Option<&str>, name:
 /// younger than the request (a standing object predates any request that
 /// names it). The second way keeps a grantee who stripped the annotation of
 /// their own binding from keeping it.
-pub fn provably_ours(
+pub(crate) fn provably_ours(
     obj: &kube::core::ObjectMeta,
     kind: &str,
     req: &AccessRequest,
@@ -353,7 +358,7 @@ pub fn provably_ours(
 /// Deletes the objects a grant recorded, each with a uid precondition,
 /// but only those [`provably_ours`]: a status naming anything else (a
 /// standing binding's uid) deletes nothing. Already gone is success.
-pub async fn delete_recorded(
+pub(crate) async fn delete_recorded(
     client: &kube::Client,
     req: &AccessRequest,
     request_uid: &str,
@@ -390,7 +395,7 @@ pub async fn delete_recorded(
 }
 
 /// Deletes one object if it still has `uid`; gone or replaced is not an error.
-pub async fn delete_uid(
+pub(crate) async fn delete_uid(
     api: &Api<DynamicObject>,
     name: &str,
     uid: Option<String>,
@@ -410,7 +415,10 @@ pub async fn delete_uid(
 }
 
 /// Deletes what `made` lists (used to undo a failed approval).
-pub async fn delete_refs(client: &kube::Client, made: &[BindingRef]) -> Result<(), kube::Error> {
+pub(crate) async fn delete_refs(
+    client: &kube::Client,
+    made: &[BindingRef],
+) -> Result<(), kube::Error> {
     for b in made {
         if let Some(api) = api(client, &b.kind, b.namespace.as_deref()) {
             delete_uid(&api, &b.name, b.uid.clone()).await?;
@@ -421,7 +429,7 @@ pub async fn delete_refs(client: &kube::Client, made: &[BindingRef]) -> Result<(
 
 /// Keeps the bindings' informational `expires-at` annotation in step after
 /// a shorten (best effort: the status is what rules).
-pub async fn annotate_expiry(client: &kube::Client, req: &AccessRequest) {
+pub(crate) async fn annotate_expiry(client: &kube::Client, req: &AccessRequest) {
     let Some(end) = req.status.expires_at else {
         return;
     };

@@ -17,7 +17,7 @@ const ESCALATION: &str = "is attempting to grant RBAC permissions not currently 
 
 /// One missing rule, as the apiserver wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct MissingRule {
+pub(crate) struct MissingRule {
     pub api_groups: Vec<String>,
     pub resources: Vec<String>,
     pub resource_names: Vec<String>,
@@ -27,14 +27,14 @@ pub struct MissingRule {
 
 impl MissingRule {
     /// The (verb, target) pairs this rule stands for.
-    pub fn permissions(&self) -> usize {
+    pub(crate) fn permissions(&self) -> usize {
         let groups = self.api_groups.len().max(1);
         self.verbs.len() * (self.resources.len() * groups + self.non_resource_urls.len())
     }
 
     /// The first permission, as a person would say it: `get pods`,
     /// `list deployments.apps`, `get configmaps/settings`, `get /healthz`.
-    pub fn example(&self) -> Option<String> {
+    pub(crate) fn example(&self) -> Option<String> {
         let verb = self.verbs.first()?;
         if let Some(url) = self.non_resource_urls.first() {
             return Some(format!("{verb} {url}"));
@@ -55,7 +55,7 @@ impl MissingRule {
 
 /// An escalation refusal, read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Escalation {
+pub(crate) struct Escalation {
     /// The refused user, as the apiserver named them.
     pub user: String,
     pub rules: Vec<MissingRule>,
@@ -64,11 +64,11 @@ pub struct Escalation {
 }
 
 impl Escalation {
-    pub fn permissions(&self) -> usize {
+    pub(crate) fn permissions(&self) -> usize {
         self.rules.iter().map(MissingRule::permissions).sum()
     }
 
-    pub fn example(&self) -> Option<String> {
+    pub(crate) fn example(&self) -> Option<String> {
         self.rules.iter().find_map(MissingRule::example)
     }
 }
@@ -90,7 +90,7 @@ fn user_name() -> &'static Regex {
 
 /// Reads an escalation refusal out of an apiserver message; `None` for
 /// any other message.
-pub fn escalation(message: &str) -> Option<Escalation> {
+pub(crate) fn escalation(message: &str) -> Option<Escalation> {
     let at = message.find(ESCALATION)?;
     let user = user_name()
         .captures(&message[..at])
@@ -125,7 +125,7 @@ pub fn escalation(message: &str) -> Option<Escalation> {
 
 /// The part of an RBAC denial after "is forbidden: ", which says who may
 /// not do what where (`User "alice" cannot patch resource …`).
-pub fn denial(message: &str) -> &str {
+pub(crate) fn denial(message: &str) -> &str {
     message
         .split_once("is forbidden: ")
         .map(|(_, why)| why)

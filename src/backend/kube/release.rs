@@ -27,11 +27,11 @@ use super::identity::Identity;
 use super::objects;
 use super::SYSTEM_NAMESPACE;
 use crate::backend::BackendError;
-use crate::domain::{AccessRequest, Phase, PhaseError};
+use crate::domain::{AccessRequest, PhaseError};
 
 /// The grant's recorded release binding (with its uid), if the reaper has
 /// made it.
-pub fn recorded(req: &AccessRequest) -> Option<&crate::domain::request::BindingRef> {
+pub(crate) fn recorded(req: &AccessRequest) -> Option<&crate::domain::request::BindingRef> {
     let name = objects::release_name(&req.name);
     req.status.bindings.iter().find(|b| {
         b.kind == "RoleBinding"
@@ -51,13 +51,13 @@ fn bindings(client: &kube::Client) -> Api<DynamicObject> {
 }
 
 /// The reaper gives a live grant its release capability.
-pub async fn provision(site: &Site<'_>, name: &str) -> Result<(), kube::Error> {
+pub(crate) async fn provision(site: &Site<'_>, name: &str) -> Result<(), kube::Error> {
     grant::provision(site, name, objects::release_plan, is_recorded).await
 }
 
 /// Whether the requester has released this live grant: its recorded
 /// release binding is gone (or is another object now).
-pub async fn released(site: &Site<'_>, req: &AccessRequest) -> Result<bool, kube::Error> {
+pub(crate) async fn released(site: &Site<'_>, req: &AccessRequest) -> Result<bool, kube::Error> {
     let Some(b) = recorded(req) else {
         return Ok(false);
     };
@@ -70,7 +70,7 @@ pub async fn released(site: &Site<'_>, req: &AccessRequest) -> Result<bool, kube
 }
 
 /// The reaper ends a released grant in its requester's name.
-pub async fn end_released(
+pub(crate) async fn end_released(
     site: &Site<'_>,
     req: &AccessRequest,
     limits: &crate::domain::ValidationLimits,
@@ -81,7 +81,7 @@ pub async fn end_released(
 /// The requester releases their own live grant: deletes its release
 /// binding with their own credentials (the apiserver checks it is theirs),
 /// uid precondition and all. The reaper does the rest.
-pub async fn request(
+pub(crate) async fn request(
     site: &Site<'_>,
     me: &Identity,
     name: &str,
@@ -125,12 +125,7 @@ pub async fn request(
 
 /// Refuses what the domain refuses, before anything is sent (the console
 /// and the verbs say why at once).
-pub fn check(req: &AccessRequest, me: &str) -> Result<(), PhaseError> {
+pub(crate) fn check(req: &AccessRequest, me: &str) -> Result<(), PhaseError> {
     let mut probe = req.clone();
     probe.release(me, chrono::Utc::now())
-}
-
-/// Whether `req` ended as released.
-pub fn is_released(req: &AccessRequest) -> bool {
-    req.phase() == Phase::Revoked && req.released()
 }

@@ -21,9 +21,9 @@ use crate::domain::grantable::Grantable;
 use crate::domain::RoleRef;
 use crate::domain::{duration, ValidationLimits};
 
-pub const SETTINGS_NAME: &str = "portcullis-settings";
+pub(crate) const SETTINGS_NAME: &str = "portcullis-settings";
 /// How long a read of the ConfigMap is reused.
-pub const SETTINGS_TTL: Duration = Duration::from_secs(10);
+pub(crate) const SETTINGS_TTL: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClusterSettings {
@@ -104,13 +104,16 @@ pub enum SettingsError {
 
 /// The last read of the ConfigMap, reused for [`SETTINGS_TTL`].
 #[derive(Debug, Default)]
-pub struct SettingsCache {
+pub(crate) struct SettingsCache {
     last: Mutex<Option<(Instant, Result<ClusterSettings, SettingsError>)>>,
 }
 
 impl SettingsCache {
     /// The cluster's settings; `Err` says why they cannot be used.
-    pub async fn get(&self, client: &kube::Client) -> Result<ClusterSettings, SettingsError> {
+    pub(crate) async fn get(
+        &self,
+        client: &kube::Client,
+    ) -> Result<ClusterSettings, SettingsError> {
         if let Ok(guard) = self.last.lock() {
             if let Some((at, value)) = guard.as_ref() {
                 if at.elapsed() < SETTINGS_TTL {

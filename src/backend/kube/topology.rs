@@ -28,7 +28,7 @@ pub struct Topology {
 }
 
 /// The target named in a stored request (`spec.cluster`), if any.
-pub fn stored_cluster(obj: &DynamicObject) -> Option<&str> {
+pub(crate) fn stored_cluster(obj: &DynamicObject) -> Option<&str> {
     obj.data.get("spec")?.get("cluster")?.as_str()
 }
 

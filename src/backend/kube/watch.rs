@@ -27,7 +27,7 @@ use crate::domain::rbac::Inventory;
 
 /// The names a watch knows, with re-list bookkeeping.
 #[derive(Debug, Default)]
-pub struct Relist {
+pub(crate) struct Relist {
     known: BTreeSet<String>,
     listing: Option<BTreeSet<String>>,
 }
@@ -35,7 +35,11 @@ pub struct Relist {
 impl Relist {
     /// Applies one watcher event; returns the names that disappeared
     /// (only ever at `InitDone`).
-    pub fn on<K>(&mut self, event: &watcher::Event<K>, name: impl Fn(&K) -> String) -> Vec<String> {
+    pub(crate) fn on<K>(
+        &mut self,
+        event: &watcher::Event<K>,
+        name: impl Fn(&K) -> String,
+    ) -> Vec<String> {
         match event {
             watcher::Event::Init => {
                 self.listing = Some(BTreeSet::new());
@@ -73,14 +77,14 @@ fn crd_missing(text: &str) -> bool {
 
 /// Streams the cluster's AccessRequests until the receiver goes away
 /// (direct mode: every request is for the context it was read from).
-pub async fn requests(cluster: Arc<KubeCluster>, tx: mpsc::UnboundedSender<BackendEvent>) {
+pub(crate) async fn requests(cluster: Arc<KubeCluster>, tx: mpsc::UnboundedSender<BackendEvent>) {
     let context = cluster.context.clone();
     follow_requests(cluster, tx, move |_| context.clone()).await
 }
 
 /// Streams the hub's AccessRequests (the server): each names its target
 /// cluster in `spec.cluster`.
-pub async fn hub_requests(hub: Arc<KubeCluster>, tx: mpsc::UnboundedSender<BackendEvent>) {
+pub(crate) async fn hub_requests(hub: Arc<KubeCluster>, tx: mpsc::UnboundedSender<BackendEvent>) {
     follow_requests(hub, tx, |o| {
         super::topology::stored_cluster(o)
             .unwrap_or_default()
@@ -205,14 +209,18 @@ where
 
 /// The RBAC objects of one cluster as last listed and watched, per kind.
 #[derive(Debug, Default)]
-pub struct RbacObjects {
+pub(crate) struct RbacObjects {
     objects: HashMap<&'static str, BTreeMap<String, Value>>,
     relist: HashMap<&'static str, Relist>,
 }
 
 impl RbacObjects {
     /// Applies one event; true when the inventory changed.
-    pub fn apply(&mut self, kind: &'static str, event: watcher::Event<(String, Value)>) -> bool {
+    pub(crate) fn apply(
+        &mut self,
+        kind: &'static str,
+        event: watcher::Event<(String, Value)>,
+    ) -> bool {
         let gone = self
             .relist
             .entry(kind)
@@ -238,7 +246,7 @@ impl RbacObjects {
 
     /// The inventory the engine reads; objects that do not parse are
     /// skipped and each is named in `skipped`.
-    pub fn inventory(&self) -> Inventory {
+    pub(crate) fn inventory(&self) -> Inventory {
         let mut skipped = Vec::new();
         let items = |kind: &str| -> Vec<Value> {
             self.objects
@@ -274,7 +282,7 @@ impl RbacObjects {
 }
 
 /// Watches the RBAC inventory and sends it whole after each burst of changes.
-pub async fn rbac(cluster: Arc<KubeCluster>, tx: mpsc::UnboundedSender<BackendEvent>) {
+pub(crate) async fn rbac(cluster: Arc<KubeCluster>, tx: mpsc::UnboundedSender<BackendEvent>) {
     let c = cluster.client.clone();
     let mut merged = futures::stream::select_all([
         rbac_stream(Api::<Role>::all(c.clone()), "Role"),
@@ -320,7 +328,7 @@ pub async fn rbac(cluster: Arc<KubeCluster>, tx: mpsc::UnboundedSender<BackendEv
 
 /// Sends the cluster's limits now and whenever they change (polled: one
 /// small GET every few seconds).
-pub async fn limits(cluster: Arc<KubeCluster>, tx: mpsc::UnboundedSender<BackendEvent>) {
+pub(crate) async fn limits(cluster: Arc<KubeCluster>, tx: mpsc::UnboundedSender<BackendEvent>) {
     let mut last = None;
     loop {
         let now = cluster.settings().await;

@@ -5,7 +5,7 @@ use anyhow::{bail, Context};
 use crate::cli::args::Cli;
 use crate::cli::connect;
 
-pub async fn run(cli: &Cli, action: &crate::cli::args::AuditAction) -> anyhow::Result<()> {
+pub(crate) async fn run(cli: &Cli, action: &crate::cli::args::AuditAction) -> anyhow::Result<()> {
     use crate::audit::{chain, files, query};
     use crate::cli::args::{AuditAction, AuditOutput};
     match action {

@@ -5,7 +5,7 @@ use clap::CommandFactory;
 use crate::cli::args::Cli;
 
 /// Prints the script for `shell` on stdout.
-pub fn run(shell: clap_complete::Shell) -> anyhow::Result<()> {
+pub(crate) fn run(shell: clap_complete::Shell) -> anyhow::Result<()> {
     clap_complete::generate(
         shell,
         &mut Cli::command(),

@@ -20,7 +20,7 @@ use crate::policy::Policy;
 
 /// What every console starts from: the config file's settings, the theme
 /// and an advisory policy (`--policy DIR`).
-pub struct Start {
+pub(crate) struct Start {
     pub app_config: AppConfig,
     pub theme: Theme,
     pub started: Instant,
@@ -28,7 +28,7 @@ pub struct Start {
 }
 
 /// `portcullis demo`: the embedded demo, no cluster needed.
-pub async fn demo(
+pub(crate) async fn demo(
     start: Start,
     seed: Option<u64>,
     rate: std::time::Duration,
@@ -50,7 +50,7 @@ pub async fn demo(
 }
 
 /// `portcullis`: on the contexts asked for, or on the server.
-pub async fn connected(cli: &Cli, file: &ConfigFile, start: Start) -> anyhow::Result<()> {
+pub(crate) async fn connected(cli: &Cli, file: &ConfigFile, start: Start) -> anyhow::Result<()> {
     if let Some(url) = &cli.backend {
         let http = connect::server(cli, url).await?;
         return run(Arc::new(http), start, None).await;
@@ -77,7 +77,7 @@ pub async fn connected(cli: &Cli, file: &ConfigFile, start: Start) -> anyhow::Re
     run(Arc::new(kube), Start { policy, ..start }, notice).await
 }
 
-pub fn pick_theme(cli: &Cli, file: &ConfigFile) -> anyhow::Result<Theme> {
+pub(crate) fn pick_theme(cli: &Cli, file: &ConfigFile) -> anyhow::Result<Theme> {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let mono = match cli.color {
         ColorMode::Never => true,

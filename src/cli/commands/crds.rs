@@ -6,7 +6,7 @@ use crate::cli::args::{Cli, Command};
 use crate::crd::{admission_policy, manifests};
 
 /// Prints what `crds` was asked for.
-pub fn run(cli: &Cli) -> anyhow::Result<()> {
+pub(crate) fn run(cli: &Cli) -> anyhow::Result<()> {
     let Some(Command::Crds {
         webhook,
         admission_policy,

@@ -25,7 +25,7 @@ const INVENTORY_WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DiffReport {
+pub(crate) struct DiffReport {
     pub name: String,
     pub cluster: String,
     pub phase: String,
@@ -52,7 +52,7 @@ pub struct DiffReport {
 }
 
 #[derive(Debug, Serialize)]
-pub struct DiffLine {
+pub(crate) struct DiffLine {
     pub severity: String,
     /// A namespace, or `cluster-wide`.
     pub scope: String,
@@ -102,7 +102,7 @@ async fn inventory(
 }
 
 /// Analyses `req` against its cluster's RBAC.
-pub async fn report(
+pub(crate) async fn report(
     backend: &dyn AccessBackend,
     req: &AccessRequest,
 ) -> Result<DiffReport, BackendError> {
@@ -167,7 +167,7 @@ pub async fn report(
 
 /// The report in the chosen format; requester text is made inert in the
 /// table (JSON and YAML escape it themselves).
-pub fn render(r: &DiffReport, format: OutputFormat) -> Result<String, BackendError> {
+pub(crate) fn render(r: &DiffReport, format: OutputFormat) -> Result<String, BackendError> {
     let fail = |e: String| BackendError::Invalid(format!("cannot print the diff: {e}"));
     match format {
         OutputFormat::Json => serde_json::to_string_pretty(r)

@@ -8,7 +8,7 @@ use anyhow::Context;
 use crate::cli::invocation;
 
 /// Writes every page into `out_dir`, or the main page to stdout.
-pub fn run(out_dir: Option<&Path>) -> anyhow::Result<()> {
+pub(crate) fn run(out_dir: Option<&Path>) -> anyhow::Result<()> {
     match out_dir {
         Some(dir) => invocation::man_pages_to(dir)
             .with_context(|| format!("cannot write man pages to {}", dir.display())),

@@ -2,15 +2,15 @@
 //! (`request`, `approve`, `deny`, `shorten`, `revoke`, `withdraw`,
 //! `release`, `login`) share [`verbs`].
 
-pub mod audit;
-pub mod completions;
-pub mod console;
-pub mod crds;
-pub mod diff;
+pub(crate) mod audit;
+pub(crate) mod completions;
+pub(crate) mod console;
+pub(crate) mod crds;
+pub(crate) mod diff;
 pub mod get;
-pub mod man;
-pub mod policy;
-pub mod reaper;
-pub mod serve;
-pub mod verbs;
-pub mod version;
+pub(crate) mod man;
+pub(crate) mod policy;
+pub(crate) mod reaper;
+pub(crate) mod serve;
+pub(crate) mod verbs;
+pub(crate) mod version;

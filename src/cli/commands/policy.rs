@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context};
 
-pub fn run(action: &crate::cli::args::PolicyAction) -> anyhow::Result<()> {
+pub(crate) fn run(action: &crate::cli::args::PolicyAction) -> anyhow::Result<()> {
     use crate::cli::args::PolicyAction;
     use crate::policy::Policy;
     match action {

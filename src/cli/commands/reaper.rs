@@ -11,7 +11,7 @@ use crate::backend::kube::KubeBackend;
 use crate::cli::args::Cli;
 
 /// Reaps until stopped.
-pub async fn run(
+pub(crate) async fn run(
     cli: &Cli,
     listen: &SocketAddr,
     audit_log: Option<&Path>,

@@ -8,7 +8,7 @@ use crate::backend::demo::{DemoBackend, DemoConfig};
 use crate::cli::args::{Cli, Command};
 
 /// `portcullis serve`: until ctrl-c or SIGTERM.
-pub async fn run(
+pub(crate) async fn run(
     cli: &Cli,
     demo: bool,
     listen: Option<std::net::SocketAddr>,

@@ -149,7 +149,7 @@ fn named(command: &Command) -> Option<&str> {
 
 /// The context a verb's `CONTEXT/NAME` names, if it does: direct mode
 /// connects to it when no `--context` is given.
-pub fn named_context(command: &Command) -> Option<String> {
+pub(crate) fn named_context(command: &Command) -> Option<String> {
     let mut contexts: Vec<String> = match command {
         Command::Get { names, .. } => names
             .iter()
@@ -217,7 +217,7 @@ async fn pick_cluster(
 
 /// The contexts a verb sees: those given with `--context` (the server's
 /// clusters with `--backend`), else every one the backend has.
-pub fn view(backend: &dyn AccessBackend, contexts: &[String]) -> Vec<String> {
+pub(crate) fn view(backend: &dyn AccessBackend, contexts: &[String]) -> Vec<String> {
     if contexts.is_empty() {
         backend.info().clusters
     } else {
@@ -244,7 +244,7 @@ const CREDENTIALS_WAIT: std::time::Duration = std::time::Duration::from_secs(60)
 /// What a verb prints on stdout, and (`request --wait` not approved) the
 /// exit it ends with.
 #[derive(Debug)]
-pub struct Printed {
+pub(crate) struct Printed {
     pub stdout: String,
     pub exit: Option<crate::cli::wait::Exit>,
 }
@@ -252,7 +252,7 @@ pub struct Printed {
 /// Runs one verb; returns what to print. `contexts`: the `--context`
 /// values as given (empty: every context the backend has); `progress`:
 /// where a long verb (`request --wait`) says what it is doing (stderr).
-pub async fn run(
+pub(crate) async fn run(
     command: &Command,
     backend: &dyn VerbBackend,
     contexts: &[String],
@@ -556,7 +556,7 @@ fn scope(ns: &[String]) -> String {
 
 /// One verb (`get` included), connected as the flags say: on the contexts
 /// asked for, or on the server (`--backend URL`).
-pub async fn connect_and_run(
+pub(crate) async fn connect_and_run(
     cli: &crate::cli::args::Cli,
     verb: &Command,
     groups: &[String],

@@ -9,7 +9,7 @@ use crate::version;
 
 /// `portcullis version [--client] [-o json|yaml]`: this build, and
 /// (without --client) each cluster's apiserver or the Portcullis server.
-pub fn run(
+pub(crate) fn run(
     cli: &Cli,
     client_only: bool,
     output: Option<crate::cli::args::VersionOutput>,

@@ -24,10 +24,10 @@ use crate::domain::sanitize::inert;
 use crate::domain::{AccessRequest, Phase};
 
 /// The shortest time between two notifications.
-pub const QUIET: TimeDelta = TimeDelta::seconds(5);
+pub(crate) const QUIET: TimeDelta = TimeDelta::seconds(5);
 /// How much older than the console's start a request may be and still be
 /// news (clocks differ a little).
-pub const SKEW: TimeDelta = TimeDelta::seconds(5);
+pub(crate) const SKEW: TimeDelta = TimeDelta::seconds(5);
 /// How many requests one notification names.
 const NAMED: usize = 3;
 

@@ -1,7 +1,7 @@
 //! `:` command mode: parsing and Tab completion, k9s style.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
+pub(crate) enum Command {
     Pending,
     Grants,
     History,
@@ -18,7 +18,7 @@ pub enum Command {
 }
 
 /// Command names with their aliases; the first is the one completion offers.
-pub const COMMANDS: &[(&str, &[&str], &str)] = &[
+pub(crate) const COMMANDS: &[(&str, &[&str], &str)] = &[
     (
         "pending",
         &["p", "requests", "req"],
@@ -45,7 +45,7 @@ pub const COMMANDS: &[(&str, &[&str], &str)] = &[
     ("q", &["quit", "q!"], "quit"),
 ];
 
-pub fn parse(line: &str) -> Result<Command, String> {
+pub(crate) fn parse(line: &str) -> Result<Command, String> {
     let mut words = line.split_whitespace();
     let Some(head) = words.next() else {
         return Err("type a command, e.g. :pending, :grants, :history, :ctx, :mark all, :q".into());
@@ -89,7 +89,7 @@ pub fn parse(line: &str) -> Result<Command, String> {
 /// What Tab offers for a line: the completed line when one choice (or a
 /// longer common prefix) fits, else every choice, each as a whole line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Completion {
+pub(crate) enum Completion {
     Line(String),
     Choices(Vec<String>),
     Nothing,
@@ -97,7 +97,7 @@ pub enum Completion {
 
 /// Completes the line: a command name, or a context name after `ctx `
 /// (every context when nothing is typed yet), or `all` after `mark `.
-pub fn complete(line: &str, contexts: &[String]) -> Completion {
+pub(crate) fn complete(line: &str, contexts: &[String]) -> Completion {
     let trailing_space = line.ends_with(' ');
     let words: Vec<&str> = line.split_whitespace().collect();
     let common = |cands: &[&str]| -> Option<String> {

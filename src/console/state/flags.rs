@@ -28,7 +28,7 @@ const DENIED_WITHIN: TimeDelta = TimeDelta::hours(24);
 /// The flags about a pending request itself, with its diff (a recent
 /// denial of the same person, [`denied_recently`], comes with the
 /// requester context: it changes with their other requests).
-pub fn flags(state: &AppState, req: &AccessRequest, a: &Analysis) -> Vec<String> {
+pub(crate) fn flags(state: &AppState, req: &AccessRequest, a: &Analysis) -> Vec<String> {
     if req.phase() != Phase::Pending {
         return Vec::new();
     }
@@ -40,7 +40,7 @@ pub fn flags(state: &AppState, req: &AccessRequest, a: &Analysis) -> Vec<String>
 }
 
 /// The flags that need no diff (the role is unknown, no inventory yet).
-pub fn flags_without_diff(state: &AppState, req: &AccessRequest) -> Vec<String> {
+pub(crate) fn flags_without_diff(state: &AppState, req: &AccessRequest) -> Vec<String> {
     if req.phase() != Phase::Pending {
         return Vec::new();
     }
@@ -355,7 +355,7 @@ fn worst(a: &Analysis) -> Option<Severity> {
 }
 
 /// The same person was denied within the last day.
-pub fn denied_recently(state: &AppState, req: &AccessRequest) -> Vec<String> {
+pub(crate) fn denied_recently(state: &AppState, req: &AccessRequest) -> Vec<String> {
     let (n, last) = state.denials_of(
         &req.requester.user,
         &crate::backend::RequestKey::of(req),

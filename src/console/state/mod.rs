@@ -3,16 +3,16 @@
 //! it changes only through [`crate::console::update`]; the view only reads.
 
 pub mod app;
-pub mod arrivals;
-pub mod batch;
-pub mod command;
+pub(crate) mod arrivals;
+pub(crate) mod batch;
+pub(crate) mod command;
 pub mod filter;
-pub mod flags;
+pub(crate) mod flags;
 pub mod keymap;
 pub mod recent;
-pub mod store;
-pub mod trail;
-pub mod verdict;
+pub(crate) mod store;
+pub(crate) mod trail;
+pub(crate) mod verdict;
 pub mod when;
 
 pub use app::{AppState, Mode, View};

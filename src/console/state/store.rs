@@ -31,7 +31,7 @@ use crate::domain::request::{compact_time, Status};
 use crate::domain::{AccessRequest, Credentials, RoleRef, Severity, Subject};
 
 /// A request's place in the store, stable for the store's life.
-pub type Id = u32;
+pub(crate) type Id = u32;
 
 /// What the views need of a request without decoding it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use crate::backend::RequestKey;
 use crate::domain::AccessRequest;
 
 /// How many events the console keeps.
-pub const KEEP: usize = 5_000;
+pub(crate) const KEEP: usize = 5_000;
 
 #[derive(Debug, Default)]
 pub struct Trail {

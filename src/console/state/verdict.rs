@@ -58,7 +58,7 @@ impl Parts {
 }
 
 /// `in payments, checkout` or `cluster-wide`.
-pub fn scope_words(namespaces: &[String]) -> String {
+pub(crate) fn scope_words(namespaces: &[String]) -> String {
     if namespaces.is_empty() {
         "cluster-wide".into()
     } else {
@@ -82,7 +82,7 @@ fn granted_duration(r: &AccessRequest) -> std::time::Duration {
         .unwrap_or(r.duration)
 }
 
-pub fn verdict(state: &AppState, entry: &Entry) -> Vec<Part> {
+pub(crate) fn verdict(state: &AppState, entry: &Entry) -> Vec<Part> {
     let r = &entry.req;
     let mut p = Parts(Vec::new());
     let zone = state.config.zone;

@@ -22,7 +22,7 @@ use crate::domain::sanitize::inert;
 use crate::domain::{AccessRequest, Phase, Severity};
 
 /// A one-line input holding `text`, all of it selected: typing replaces it.
-pub fn selected_input(placeholder: &str, text: &str) -> TextArea<'static> {
+pub(crate) fn selected_input(placeholder: &str, text: &str) -> TextArea<'static> {
     let mut t = line_input(placeholder, text);
     if !text.is_empty() {
         t.select_all();
@@ -103,7 +103,7 @@ fn approvable(state: &mut AppState) -> Option<AccessRequest> {
     Some(entry.into_owned().req)
 }
 
-pub fn start_approve(state: &mut AppState, with_changes: bool) {
+pub(crate) fn start_approve(state: &mut AppState, with_changes: bool) {
     let Some(req) = approvable(state) else { return };
     if with_changes {
         state.mode = Mode::Approve(approve_form(&req, None));
@@ -142,7 +142,11 @@ fn approve_form(req: &AccessRequest, previous: Option<&ApproveSpec>) -> ApproveF
 /// Under the server's policy, the grant is what the server will do: never
 /// longer than the policy's maximum, and not yet a grant while more
 /// approvals are needed.
-pub fn approve_confirm(state: &AppState, req: &AccessRequest, mut spec: ApproveSpec) -> Confirm {
+pub(crate) fn approve_confirm(
+    state: &AppState,
+    req: &AccessRequest,
+    mut spec: ApproveSpec,
+) -> Confirm {
     let verdict = state
         .verdict_of(&Some(RequestKey::of(req)))
         .filter(|(_, advisory)| !advisory)
@@ -285,7 +289,7 @@ pub fn approve_confirm(state: &AppState, req: &AccessRequest, mut spec: ApproveS
 }
 
 /// A deny or revoke reason form for `keys`, with `text` in it.
-pub fn reason_form(
+pub(crate) fn reason_form(
     state: &AppState,
     kind: BulkKind,
     keys: Vec<RequestKey>,
@@ -308,7 +312,7 @@ pub fn reason_form(
     }
 }
 
-pub fn start_bulk(state: &mut AppState, kind: BulkKind) {
+pub(crate) fn start_bulk(state: &mut AppState, kind: BulkKind) {
     let what = match kind {
         BulkKind::Deny => "denying",
         BulkKind::Revoke => "revoking",
@@ -347,7 +351,7 @@ pub fn start_bulk(state: &mut AppState, kind: BulkKind) {
 /// `R` on your own live grant: end it now, after a `y` ("I'm done").
 /// Only the requester releases; anyone else's grant is revoked (`r`),
 /// with a reason the requester reads.
-pub fn start_release(state: &mut AppState) {
+pub(crate) fn start_release(state: &mut AppState) {
     if readonly_refusal(state, "releasing") {
         return;
     }
@@ -391,7 +395,7 @@ pub fn start_release(state: &mut AppState) {
     });
 }
 
-pub fn start_shorten(state: &mut AppState) {
+pub(crate) fn start_shorten(state: &mut AppState) {
     if readonly_refusal(state, "shortening") {
         return;
     }
@@ -434,7 +438,7 @@ fn names(keys: &[RequestKey]) -> String {
 }
 
 /// The one confirmation a bulk deny or revoke asks for.
-pub fn bulk_confirm(kind: BulkKind, keys: Vec<RequestKey>, reason: String) -> Confirm {
+pub(crate) fn bulk_confirm(kind: BulkKind, keys: Vec<RequestKey>, reason: String) -> Confirm {
     let n = keys.len();
     let noun = match (kind, n) {
         (BulkKind::Deny, 1) => "request",
@@ -474,7 +478,11 @@ fn recall(form: &mut ReasonForm, to: Option<usize>) {
     form.error = None;
 }
 
-pub fn on_reason_key(state: &mut AppState, mut form: ReasonForm, key: KeyEvent) -> Vec<Effect> {
+pub(crate) fn on_reason_key(
+    state: &mut AppState,
+    mut form: ReasonForm,
+    key: KeyEvent,
+) -> Vec<Effect> {
     let last = form.recent.len().checked_sub(1);
     match key.code {
         KeyCode::Esc => return Vec::new(),
@@ -532,7 +540,7 @@ pub fn on_reason_key(state: &mut AppState, mut form: ReasonForm, key: KeyEvent) 
     Vec::new()
 }
 
-pub fn on_approve_form_key(
+pub(crate) fn on_approve_form_key(
     state: &mut AppState,
     mut form: ApproveForm,
     key: KeyEvent,
@@ -600,7 +608,11 @@ fn check(state: &AppState, req: &AccessRequest, spec: &ApproveSpec) -> Result<()
         .map_err(|e| e.to_string())
 }
 
-pub fn on_shorten_key(state: &mut AppState, mut form: ShortenForm, key: KeyEvent) -> Vec<Effect> {
+pub(crate) fn on_shorten_key(
+    state: &mut AppState,
+    mut form: ShortenForm,
+    key: KeyEvent,
+) -> Vec<Effect> {
     match key.code {
         KeyCode::Esc => Vec::new(),
         KeyCode::Enter => {
@@ -671,7 +683,11 @@ fn quick_pick(state: &AppState, confirm: &mut Confirm, secs: u64, pressed: char)
     }
 }
 
-pub fn on_confirm_key(state: &mut AppState, mut confirm: Confirm, key: KeyEvent) -> Vec<Effect> {
+pub(crate) fn on_confirm_key(
+    state: &mut AppState,
+    mut confirm: Confirm,
+    key: KeyEvent,
+) -> Vec<Effect> {
     match key.code {
         KeyCode::Char('y') | KeyCode::Char('Y') => return dispatch(state, confirm.op),
         KeyCode::Char('e') if confirm.can_edit => {
@@ -710,7 +726,7 @@ pub fn on_confirm_key(state: &mut AppState, mut confirm: Confirm, key: KeyEvent)
 
 /// Any key but ctrl-c (handled before) acknowledges with esc or enter; the
 /// rest are swallowed, so keys typed on never reach the list.
-pub fn on_notice_key(state: &mut AppState, mode: Mode, key: KeyEvent) -> Vec<Effect> {
+pub(crate) fn on_notice_key(state: &mut AppState, mode: Mode, key: KeyEvent) -> Vec<Effect> {
     if !matches!(key.code, KeyCode::Esc | KeyCode::Enter) {
         state.mode = mode;
     }
@@ -729,7 +745,7 @@ fn seen_now(state: &AppState, key: &RequestKey) -> Seen {
 
 /// Sends a confirmed operation: one effect per request, a bulk one said
 /// once when all are back; the reason is remembered for next time.
-pub fn dispatch(state: &mut AppState, op: PendingOp) -> Vec<Effect> {
+pub(crate) fn dispatch(state: &mut AppState, op: PendingOp) -> Vec<Effect> {
     let remember = |state: &mut AppState, kind: BulkKind, reason: &str| {
         state
             .reasons_used

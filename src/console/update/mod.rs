@@ -1,6 +1,6 @@
 //! The pure reducer: `update(state, action) -> effects`.
 
-pub mod forms;
+pub(crate) mod forms;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};

@@ -15,12 +15,17 @@ use crate::console::state::filter::Filter;
 use crate::console::state::{when, AppState};
 use crate::domain::sanitize::inert;
 
-pub fn inner(area: Rect) -> Rect {
+pub(crate) fn inner(area: Rect) -> Rect {
     area.inner(Margin::new(1, 1))
 }
 
 /// Every line of the list, wrapped to `width`.
-pub fn lines(state: &AppState, filter: &Filter, theme: &Theme, width: u16) -> Vec<Line<'static>> {
+pub(crate) fn lines(
+    state: &AppState,
+    filter: &Filter,
+    theme: &Theme,
+    width: u16,
+) -> Vec<Line<'static>> {
     const TIME_W: usize = 13;
     let zone = state.config.zone;
     let mut out = Vec::new();
@@ -61,7 +66,7 @@ pub fn lines(state: &AppState, filter: &Filter, theme: &Theme, width: u16) -> Ve
     out
 }
 
-pub fn render(
+pub(crate) fn render(
     frame: &mut Frame,
     area: Rect,
     state: &AppState,

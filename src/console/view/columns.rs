@@ -5,7 +5,7 @@
 //! priority 0 (who, and the risk) are never dropped.
 
 #[derive(Debug, Clone, Copy)]
-pub struct Column {
+pub(crate) struct Column {
     pub title: &'static str,
     /// Never narrower than this.
     pub min: u16,
@@ -17,7 +17,13 @@ pub struct Column {
     pub priority: u8,
 }
 
-pub const fn col(title: &'static str, min: u16, soft: u16, max: u16, priority: u8) -> Column {
+pub(crate) const fn col(
+    title: &'static str,
+    min: u16,
+    soft: u16,
+    max: u16,
+    priority: u8,
+) -> Column {
     Column {
         title,
         min,
@@ -29,7 +35,7 @@ pub const fn col(title: &'static str, min: u16, soft: u16, max: u16, priority: u
 
 /// The columns to show, in display order, each with its width, for cells
 /// whose widest is `desired[i]`, in `avail` columns (one space between two).
-pub fn fit(cols: &[Column], desired: &[u16], avail: u16) -> Vec<(usize, u16)> {
+pub(crate) fn fit(cols: &[Column], desired: &[u16], avail: u16) -> Vec<(usize, u16)> {
     let title_w = |c: &Column| c.title.chars().count() as u16;
     let want: Vec<u16> = cols
         .iter()

@@ -19,7 +19,7 @@ use crate::domain::duration;
 use crate::domain::sanitize::inert;
 
 /// A rectangle of at most `width`×`height` centred in `area`.
-pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
+pub(crate) fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let w = width.min(area.width.saturating_sub(2)).max(1);
     let h = height.min(area.height.saturating_sub(2)).max(1);
     Rect {
@@ -91,7 +91,7 @@ fn error_lines(error: &Option<String>, theme: &Theme, width: u16) -> Vec<Line<'s
     }
 }
 
-pub fn confirm(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, c: &Confirm) {
+pub(crate) fn confirm(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, c: &Confirm) {
     let (prod, approve) = match &c.op {
         PendingOp::Approve { key, .. } => (state.is_production(&key.cluster), true),
         _ => (false, false),
@@ -158,7 +158,13 @@ fn input_box<'a>(t: &TextArea<'static>, theme: &Theme) -> TextArea<'a> {
     t
 }
 
-pub fn reason(frame: &mut Frame, area: Rect, _state: &AppState, theme: &Theme, f: &ReasonForm) {
+pub(crate) fn reason(
+    frame: &mut Frame,
+    area: Rect,
+    _state: &AppState,
+    theme: &Theme,
+    f: &ReasonForm,
+) {
     let what = match (f.kind, f.keys.len()) {
         (BulkKind::Deny, 1) => format!("Deny {}", inert(&f.keys[0].name, 64)),
         (BulkKind::Revoke, 1) => format!("Revoke {}", inert(&f.keys[0].name, 64)),
@@ -240,7 +246,7 @@ impl InputDialog {
     }
 }
 
-pub fn approve_form(
+pub(crate) fn approve_form(
     frame: &mut Frame,
     area: Rect,
     state: &AppState,
@@ -324,7 +330,13 @@ pub fn approve_form(
     frame.render_widget(Paragraph::new(keys), foot);
 }
 
-pub fn shorten(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, f: &ShortenForm) {
+pub(crate) fn shorten(
+    frame: &mut Frame,
+    area: Rect,
+    state: &AppState,
+    theme: &Theme,
+    f: &ShortenForm,
+) {
     let left = state
         .entries
         .get(&f.key)
@@ -342,7 +354,7 @@ pub fn shorten(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, f
     dialog.render(frame, area, theme, &f.input, &f.error);
 }
 
-pub fn notice(frame: &mut Frame, area: Rect, theme: &Theme, title: &str, text: &str) {
+pub(crate) fn notice(frame: &mut Frame, area: Rect, theme: &Theme, title: &str, text: &str) {
     let w = inner_width(area, 72);
     let body = wrap::wrap_line(
         &Line::from(Span::styled(inert(text, 600).into_owned(), theme.value)),

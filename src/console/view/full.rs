@@ -15,7 +15,7 @@ use crate::domain::sanitize::inert;
 use crate::domain::{AccessRequest, Phase};
 
 /// The inside of the full view on a screen of `area`.
-pub fn inner(area: Rect) -> Rect {
+pub(crate) fn inner(area: Rect) -> Rect {
     area.inner(Margin::new(1, 1))
 }
 
@@ -52,7 +52,12 @@ fn events(state: &AppState, r: &AccessRequest) -> Vec<(String, bool)> {
 }
 
 /// Every line of the full view of `key`, wrapped to `width`.
-pub fn lines(state: &AppState, key: &RequestKey, theme: &Theme, width: u16) -> Vec<Line<'static>> {
+pub(crate) fn lines(
+    state: &AppState,
+    key: &RequestKey,
+    theme: &Theme,
+    width: u16,
+) -> Vec<Line<'static>> {
     let Some(entry) = state.entries.get(key) else {
         return vec![Line::from(Span::styled(
             "this request is gone (esc goes back)",
@@ -85,7 +90,7 @@ pub fn lines(state: &AppState, key: &RequestKey, theme: &Theme, width: u16) -> V
     out
 }
 
-pub fn render(
+pub(crate) fn render(
     frame: &mut Frame,
     area: Rect,
     state: &AppState,

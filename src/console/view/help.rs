@@ -15,13 +15,13 @@ use crate::console::state::keymap::{Section, DIALOG_KEYS, KEYMAP};
 use crate::console::state::AppState;
 
 /// The help box and its inside, for a screen of `area`.
-pub fn areas(area: Rect) -> (Rect, Rect) {
+pub(crate) fn areas(area: Rect) -> (Rect, Rect) {
     let rect = centered(area, 96, area.height.saturating_sub(2));
     (rect, rect.inner(Margin::new(1, 1)))
 }
 
 /// Every line of the help, wrapped to `width`.
-pub fn lines(state: &AppState, theme: &Theme, width: u16) -> Vec<Line<'static>> {
+pub(crate) fn lines(state: &AppState, theme: &Theme, width: u16) -> Vec<Line<'static>> {
     const KEY_W: usize = 16;
     let mut lines = Vec::new();
     let row = |key: &str, what: String, extra: String, dim: bool| {
@@ -76,7 +76,7 @@ pub fn lines(state: &AppState, theme: &Theme, width: u16) -> Vec<Line<'static>> 
     wrap::wrap_lines(&lines, width as usize, KEY_W)
 }
 
-pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, scroll: u16) {
+pub(crate) fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, scroll: u16) {
     let (rect, inner) = areas(area);
     let lines = lines(state, theme, inner.width);
     let most = lines.len().saturating_sub(inner.height as usize);

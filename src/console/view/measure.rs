@@ -20,7 +20,7 @@ fn beyond(rows: usize, visible: u16) -> u16 {
 
 /// How far the selection's detail pane can scroll; None while the
 /// terminal's size is unknown.
-pub fn detail_max_scroll(state: &AppState) -> Option<u16> {
+pub(crate) fn detail_max_scroll(state: &AppState) -> Option<u16> {
     let area = screen(state)?;
     let Some(areas) = layout(area, state) else {
         return Some(0);
@@ -34,7 +34,7 @@ pub fn detail_max_scroll(state: &AppState) -> Option<u16> {
 }
 
 /// How far the help screen can scroll.
-pub fn help_max_scroll(state: &AppState) -> Option<u16> {
+pub(crate) fn help_max_scroll(state: &AppState) -> Option<u16> {
     let area = screen(state)?;
     let (rect, inner) = help::areas(area);
     let _ = rect;
@@ -43,7 +43,7 @@ pub fn help_max_scroll(state: &AppState) -> Option<u16> {
 }
 
 /// How far the audit list can scroll.
-pub fn audit_max_scroll(
+pub(crate) fn audit_max_scroll(
     state: &AppState,
     filter: &crate::console::state::filter::Filter,
 ) -> Option<u16> {
@@ -54,7 +54,7 @@ pub fn audit_max_scroll(
 }
 
 /// How far the full view of `key` can scroll.
-pub fn full_max_scroll(state: &AppState, key: &RequestKey) -> Option<u16> {
+pub(crate) fn full_max_scroll(state: &AppState, key: &RequestKey) -> Option<u16> {
     let area = screen(state)?;
     let inner = full::inner(area);
     let rows = full::lines(state, key, &Theme::default(), inner.width).len();

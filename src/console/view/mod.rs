@@ -2,18 +2,18 @@
 //! state changes, no IO. Text that came from a requester or a backend goes
 //! through [`crate::domain::sanitize`] before it reaches a cell.
 
-pub mod audit;
+pub(crate) mod audit;
 pub mod clipboard;
-pub mod columns;
+pub(crate) mod columns;
 pub mod detail;
-pub mod dialogs;
-pub mod full;
-pub mod help;
-pub mod measure;
-pub mod notify;
+pub(crate) mod dialogs;
+pub(crate) mod full;
+pub(crate) mod help;
+pub(crate) mod measure;
+pub(crate) mod notify;
 pub mod table;
 pub mod theme;
-pub mod wrap;
+pub(crate) mod wrap;
 
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::Style;

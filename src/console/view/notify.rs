@@ -15,7 +15,7 @@ use crate::domain::sanitize::inert;
 
 /// How the terminal shows a desktop notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Desktop {
+pub(crate) enum Desktop {
     /// `ESC ] 9 ; text BEL`.
     Osc9,
     /// `ESC ] 777 ; notify ; title ; text BEL`.
@@ -26,7 +26,7 @@ pub enum Desktop {
 
 impl Desktop {
     /// Judged by what terminals put in the environment.
-    pub fn detect(var: impl Fn(&str) -> Option<String>) -> Self {
+    pub(crate) fn detect(var: impl Fn(&str) -> Option<String>) -> Self {
         let program = var("TERM_PROGRAM").unwrap_or_default();
         let term = var("TERM").unwrap_or_default();
         if var("TMUX").is_some() || term.starts_with("screen") {
@@ -47,13 +47,13 @@ impl Desktop {
         Self::None
     }
 
-    pub fn from_env() -> Self {
+    pub(crate) fn from_env() -> Self {
         Self::detect(|k| std::env::var(k).ok())
     }
 }
 
 /// The bytes for one notification.
-pub fn sequence(n: &Notification, desktop: Desktop) -> String {
+pub(crate) fn sequence(n: &Notification, desktop: Desktop) -> String {
     let text = inert(&n.text, 400).replace(';', ",");
     let mut out = String::from("\x07");
     match desktop {
@@ -65,7 +65,7 @@ pub fn sequence(n: &Notification, desktop: Desktop) -> String {
 }
 
 /// Writes the notification to the terminal (between two frames).
-pub fn emit(n: &Notification, desktop: Desktop) -> std::io::Result<()> {
+pub(crate) fn emit(n: &Notification, desktop: Desktop) -> std::io::Result<()> {
     let mut out = std::io::stdout();
     out.write_all(sequence(n, desktop).as_bytes())?;
     out.flush()

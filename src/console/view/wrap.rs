@@ -9,12 +9,12 @@ use ratatui::text::{Line, Span};
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// The display width of `text`.
-pub fn width(text: &str) -> usize {
+pub(crate) fn width(text: &str) -> usize {
     UnicodeWidthStr::width(text)
 }
 
 /// `text` in at most `max` columns, ending in `…` when cut.
-pub fn cut(text: &str, max: usize) -> Cow<'_, str> {
+pub(crate) fn cut(text: &str, max: usize) -> Cow<'_, str> {
     if width(text) <= max {
         return Cow::Borrowed(text);
     }
@@ -37,7 +37,7 @@ pub fn cut(text: &str, max: usize) -> Cow<'_, str> {
 
 /// Wraps `text` into lines of at most `max` columns, at spaces where it
 /// can, inside a word where one is longer than a line. Never loses text.
-pub fn wrap(text: &str, max: usize) -> Vec<String> {
+pub(crate) fn wrap(text: &str, max: usize) -> Vec<String> {
     let max = max.max(1);
     let mut lines = Vec::new();
     let mut line = String::new();
@@ -77,7 +77,7 @@ pub fn wrap(text: &str, max: usize) -> Vec<String> {
 /// Wraps a styled line into rows of at most `max` columns, at spaces where
 /// it can; rows after the first start with `indent` spaces (a hanging
 /// indent under a label). Styles are kept; the line's own style too.
-pub fn wrap_line(line: &Line<'_>, max: usize, indent: usize) -> Vec<Line<'static>> {
+pub(crate) fn wrap_line(line: &Line<'_>, max: usize, indent: usize) -> Vec<Line<'static>> {
     type Run = Vec<(char, Style)>;
     let max = max.max(1);
     let indent = if indent * 2 > max { 0 } else { indent };
@@ -168,7 +168,7 @@ pub fn wrap_line(line: &Line<'_>, max: usize, indent: usize) -> Vec<Line<'static
 }
 
 /// Wraps every line; see [`wrap_line`].
-pub fn wrap_lines(lines: &[Line<'_>], max: usize, indent: usize) -> Vec<Line<'static>> {
+pub(crate) fn wrap_lines(lines: &[Line<'_>], max: usize, indent: usize) -> Vec<Line<'static>> {
     lines
         .iter()
         .flat_map(|l| wrap_line(l, max, indent))

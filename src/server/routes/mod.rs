@@ -2,13 +2,13 @@
 //! goes through: the body limit, the per-address rate limit, the panic net
 //! and the record of every refusal.
 
-pub mod actions;
-pub mod audit;
-pub mod clusters;
-pub mod credentials;
-pub mod events;
-pub mod health;
-pub mod requests;
+pub(crate) mod actions;
+pub(crate) mod audit;
+pub(crate) mod clusters;
+pub(crate) mod credentials;
+pub(crate) mod events;
+pub(crate) mod health;
+pub(crate) mod requests;
 
 use std::sync::Arc;
 

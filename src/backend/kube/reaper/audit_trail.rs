@@ -32,10 +32,10 @@ use crate::domain::AccessRequest;
 /// Where Events about cluster-scoped objects go: the apiserver accepts a
 /// core/v1 Event without `eventTime` about one in `default` (with
 /// `eventTime` only in `kube-system`, which is no place for ours).
-pub const EVENTS_NAMESPACE: &str = "default";
+pub(crate) const EVENTS_NAMESPACE: &str = "default";
 
 /// Follows `cluster`'s requests into `log` until the task is dropped.
-pub async fn follow(cluster: Arc<KubeCluster>, log: Arc<AuditLog>, component: &'static str) {
+pub(crate) async fn follow(cluster: Arc<KubeCluster>, log: Arc<AuditLog>, component: &'static str) {
     let mut seen: HashMap<String, AccessRequest> = HashMap::new();
     let mut uids: HashMap<String, String> = HashMap::new();
     let events: Api<KubeEvent> = Api::namespaced(cluster.client.clone(), EVENTS_NAMESPACE);
@@ -136,7 +136,7 @@ fn reason(kind: &str) -> String {
 
 /// One record as an Event on its request. The name is the record's id, so
 /// two reapers (or a restart) post it once; AlreadyExists is success.
-pub async fn post(
+pub(crate) async fn post(
     api: &Api<KubeEvent>,
     s: &Sealed,
     uid: Option<String>,

@@ -218,7 +218,7 @@ struct Served {
 }
 
 /// `/healthz` and `/metrics`.
-pub fn router(metrics: Arc<ReaperMetrics>, loops: usize) -> Router {
+pub(crate) fn router(metrics: Arc<ReaperMetrics>, loops: usize) -> Router {
     Router::new()
         .route(
             "/healthz",
@@ -247,7 +247,7 @@ pub fn router(metrics: Arc<ReaperMetrics>, loops: usize) -> Router {
 }
 
 /// Binds `listen` (the caller says where) and serves until the task ends.
-pub async fn serve(
+pub(crate) async fn serve(
     listen: SocketAddr,
     metrics: Arc<ReaperMetrics>,
     loops: usize,

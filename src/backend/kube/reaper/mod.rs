@@ -11,9 +11,9 @@
 //! an unreachable apiserver is retried every second so a grant that came
 //! due while it was down ends within moments of its return.
 
-pub mod audit_trail;
-pub mod metrics;
-pub mod plan;
+pub(crate) mod audit_trail;
+pub(crate) mod metrics;
+pub(crate) mod plan;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

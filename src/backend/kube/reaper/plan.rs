@@ -29,18 +29,18 @@ use crate::domain::{AccessRequest, Credentials, Phase, ValidationLimits};
 
 /// After an end was tried: look again in a minute (the watch brings any
 /// change sooner).
-pub const AFTER_END: Duration = Duration::from_secs(60);
+pub(crate) const AFTER_END: Duration = Duration::from_secs(60);
 
 /// A due grant's end found nothing to end on its fresh read: again soon.
-pub const EXPIRY_NOT_YET: Duration = Duration::from_secs(1);
+pub(crate) const EXPIRY_NOT_YET: Duration = Duration::from_secs(1);
 
 /// A pending request while the cluster's limits cannot be read: its
 /// approval timeout is unknown, so it is looked at again in a while.
-pub const LIMITS_UNKNOWN: Duration = Duration::from_secs(30);
+pub(crate) const LIMITS_UNKNOWN: Duration = Duration::from_secs(30);
 
 /// What the reaper saw of one request.
 #[derive(Debug, Clone, Copy)]
-pub struct Observed<'a> {
+pub(crate) struct Observed<'a> {
     pub req: &'a AccessRequest,
     /// The stored object carries the `portcullis.dev/grant` finalizer.
     pub has_finalizer: bool,
@@ -57,7 +57,7 @@ pub struct Observed<'a> {
 
 /// How this reaper runs.
 #[derive(Debug, Clone, Copy)]
-pub struct Rules {
+pub(crate) struct Rules {
     /// How long a claimed approval may lack its bindings' uids.
     pub incomplete_grace: Duration,
     /// Makes Token-mode accounts and release bindings, and says when it
@@ -69,7 +69,7 @@ pub struct Rules {
 
 /// When to look at the request again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Recheck {
+pub(crate) enum Recheck {
     /// At this time (a deadline).
     At(DateTime<Utc>),
     /// After this long.
@@ -80,7 +80,7 @@ pub enum Recheck {
 
 /// Why a live grant is ended as Failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// Fail closed: a live grant must say when it ends.
     NoExpiry,
     /// The approval died half-way: its bindings' uids are still missing
@@ -90,7 +90,7 @@ pub enum Failure {
 
 impl Failure {
     /// What the request's `status.message` says.
-    pub fn message(self) -> &'static str {
+    pub(crate) fn message(self) -> &'static str {
         match self {
             Failure::NoExpiry => "a live grant without status.expiresAt is ended",
             Failure::Incomplete => {
@@ -102,7 +102,7 @@ impl Failure {
 
 /// The one step to take for a request now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Intent {
+pub(crate) enum Intent {
     /// Nothing to do now.
     Wait { recheck: Recheck },
     /// A pending request being deleted before its approval timeout: take
@@ -136,7 +136,7 @@ pub enum Intent {
 }
 
 /// The step for one request, at `now`.
-pub fn decide(seen: &Observed<'_>, rules: &Rules, now: DateTime<Utc>) -> Intent {
+pub(crate) fn decide(seen: &Observed<'_>, rules: &Rules, now: DateTime<Utc>) -> Intent {
     match seen.req.phase() {
         Phase::Pending => pending(seen, now),
         Phase::Active => active(seen, rules, now),

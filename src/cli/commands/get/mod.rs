@@ -11,9 +11,9 @@
 //! "items": […]}`, one named request is the object itself.
 
 pub mod jsonpath;
-pub mod output;
+pub(crate) mod output;
 mod table;
-pub mod watch;
+pub(crate) mod watch;
 
 use std::cmp::Ordering;
 

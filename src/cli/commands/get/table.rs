@@ -15,7 +15,7 @@ use crate::domain::{duration, AccessRequest};
 /// The widest a custom column's value prints.
 const CELL_MAX: usize = 200;
 
-pub struct Table<'q> {
+pub(super) struct Table<'q> {
     q: &'q Query,
     /// With `--output-watch-events`: an EVENT column first.
     events: bool,
@@ -32,7 +32,7 @@ fn scope(ns: &[String]) -> String {
 }
 
 impl<'q> Table<'q> {
-    pub fn new(q: &'q Query, events: bool) -> Self {
+    pub(super) fn new(q: &'q Query, events: bool) -> Self {
         Self {
             q,
             events,
@@ -40,7 +40,7 @@ impl<'q> Table<'q> {
         }
     }
 
-    pub fn headers(&self) -> Vec<String> {
+    pub(super) fn headers(&self) -> Vec<String> {
         let mut h: Vec<String> = Vec::new();
         if self.events {
             h.push("EVENT".into());
@@ -76,7 +76,7 @@ impl<'q> Table<'q> {
 
     /// One row; `change` is the watch event that printed it (a deleted
     /// request's PHASE says Deleted).
-    pub fn cells(
+    pub(super) fn cells(
         &self,
         r: &AccessRequest,
         object: &Value,
@@ -179,7 +179,7 @@ impl<'q> Table<'q> {
     }
 
     /// The header (unless `--no-headers`) and `rows`, aligned.
-    pub fn layout(&mut self, rows: &[Vec<String>]) -> String {
+    pub(super) fn layout(&mut self, rows: &[Vec<String>]) -> String {
         let header = (!self.q.no_headers).then(|| self.headers());
         for r in header.iter().chain(rows) {
             self.grow(r);
@@ -193,7 +193,7 @@ impl<'q> Table<'q> {
 
     /// Watching: room for the longest event and phase from the start, so
     /// the rows that follow line up with the first ones.
-    pub fn watching(mut self) -> Self {
+    pub(super) fn watching(mut self) -> Self {
         let headers = self.headers();
         self.widths = headers
             .iter()
@@ -207,7 +207,7 @@ impl<'q> Table<'q> {
     }
 
     /// One more row under what was laid out (columns only ever widen).
-    pub fn row(&mut self, row: &[String]) -> String {
+    pub(super) fn row(&mut self, row: &[String]) -> String {
         self.grow(row);
         self.line(row)
     }

@@ -26,14 +26,14 @@ use crate::domain::sanitize::inert;
 use crate::domain::AccessRequest;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
+pub(crate) enum Change {
     Added,
     Modified,
     Deleted,
 }
 
 impl Change {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Change::Added => "ADDED",
             Change::Modified => "MODIFIED",
@@ -44,7 +44,7 @@ impl Change {
 
 /// How `get -w` was asked to watch.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct WatchOptions {
+pub(crate) struct WatchOptions {
     /// `--watch-only`: no listing first.
     pub only: bool,
     /// `--output-watch-events`.
@@ -53,7 +53,7 @@ pub struct WatchOptions {
 
 /// Prints what `q` selects, then each change, to `out`; stream trouble
 /// goes to `err` (one line each), and the watch goes on.
-pub async fn watch(
+pub(crate) async fn watch(
     backend: &dyn VerbBackend,
     q: &Query,
     options: WatchOptions,
