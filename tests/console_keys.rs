@@ -238,7 +238,7 @@ async fn bulk_revoke_needs_the_confirmation() {
             .iter()
             .filter(|e| matches!(
                 e,
-                Effect::Decide {
+                Effect::Apply {
                     op: portcullis::backend::Op::Revoke { .. },
                     ..
                 }
@@ -1347,7 +1347,14 @@ async fn release_ends_your_own_grant_and_only_yours() {
     assert_eq!(h.phase(&key), Phase::Active);
     assert!(h.effects.is_empty());
     h.press("Ry").await;
-    assert_eq!(h.effects, vec![Effect::Release { key: key.clone() }]);
+    assert_eq!(
+        h.effects,
+        vec![Effect::Apply {
+            key: key.clone(),
+            seen: portcullis::backend::Seen::default(),
+            op: portcullis::backend::Op::Release,
+        }]
+    );
     assert_ne!(h.phase(&key), Phase::Active, "{}", h.flash());
     assert!(h.flash().starts_with("Released"), "{}", h.flash());
     assert_eq!(h.req(&key).status.revoked_by.as_deref(), Some("dana"));

@@ -64,7 +64,7 @@ fn approves(h: &Harness) -> usize {
         .filter(|e| {
             matches!(
                 e,
-                Effect::Decide {
+                Effect::Apply {
                     op: portcullis::backend::Op::Approve(_),
                     ..
                 }

@@ -74,8 +74,10 @@ pub struct ApproveSpec {
     pub reason: Option<String>,
 }
 
-/// A decision on one request. One value for what the console's effects,
-/// the verbs and the server carry to a backend.
+/// One operation on one request: the one value the console's effects, the
+/// verbs, the server's routes and every backend carry. The approver's four
+/// are decisions (they name what was seen); the requester's own two
+/// (withdraw, release) carry nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     Approve(ApproveSpec),
@@ -89,6 +91,11 @@ pub enum Op {
     Revoke {
         reason: String,
     },
+    /// The requester takes back their pending request.
+    Withdraw,
+    /// The requester ends their own live grant now ("I'm done"): recorded
+    /// as revoked by them, ended and verified like a revoke.
+    Release,
 }
 
 impl Op {
@@ -99,6 +106,8 @@ impl Op {
             Op::Deny { .. } => OpKind::Deny,
             Op::Shorten { .. } => OpKind::Shorten,
             Op::Revoke { .. } => OpKind::Revoke,
+            Op::Withdraw => OpKind::Withdraw,
+            Op::Release => OpKind::Release,
         }
     }
 
@@ -109,9 +118,8 @@ impl Op {
 }
 
 /// Which operation on one request, without its particulars: what the
-/// API's paths, the audit trail and the console's outcomes name. The
-/// requester's own two ([`OpKind::Withdraw`], [`OpKind::Release`]) carry
-/// nothing, so they have no [`Op`] of their own.
+/// API's paths, the metrics, the audit trail and the console's outcomes
+/// name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OpKind {
     Approve,
@@ -247,45 +255,50 @@ pub trait AccessBackend: Send + Sync {
     fn watch(&self) -> mpsc::UnboundedReceiver<BackendEvent>;
 
     async fn create(&self, request: NewRequest) -> Result<AccessRequest, BackendError>;
-    /// `op` on `key`, refused (Conflict) unless the request is still what
-    /// `seen` says the decider was shown.
-    async fn decide(
+    /// `op` on `key`. A decision is refused (Conflict) unless the request
+    /// is still what `seen` says the decider was shown; the requester's own
+    /// two (withdraw, release) name nothing seen.
+    async fn apply(
         &self,
         key: &RequestKey,
         seen: &Seen,
         op: Op,
     ) -> Result<AccessRequest, BackendError>;
 
-    /// [`Self::decide`] naming nothing that was seen.
+    /// [`Self::apply`] naming nothing that was seen.
     async fn approve(
         &self,
         key: &RequestKey,
         spec: ApproveSpec,
     ) -> Result<AccessRequest, BackendError> {
-        self.decide(key, &Seen::default(), Op::Approve(spec)).await
+        self.apply(key, &Seen::default(), Op::Approve(spec)).await
     }
     async fn deny(&self, key: &RequestKey, reason: &str) -> Result<AccessRequest, BackendError> {
         let op = Op::Deny {
             reason: reason.into(),
         };
-        self.decide(key, &Seen::default(), op).await
+        self.apply(key, &Seen::default(), op).await
     }
     async fn shorten(
         &self,
         key: &RequestKey,
         new_end: DateTime<Utc>,
     ) -> Result<AccessRequest, BackendError> {
-        self.decide(key, &Seen::default(), Op::Shorten { new_end })
+        self.apply(key, &Seen::default(), Op::Shorten { new_end })
             .await
     }
     async fn revoke(&self, key: &RequestKey, reason: &str) -> Result<AccessRequest, BackendError> {
         let op = Op::Revoke {
             reason: reason.into(),
         };
-        self.decide(key, &Seen::default(), op).await
+        self.apply(key, &Seen::default(), op).await
     }
-    async fn withdraw(&self, key: &RequestKey) -> Result<AccessRequest, BackendError>;
-    /// The requester ends their own live grant now ("I'm done"): recorded
-    /// as revoked by them, ended and verified like a revoke.
-    async fn release(&self, key: &RequestKey) -> Result<AccessRequest, BackendError>;
+    /// The requester takes back their pending request.
+    async fn withdraw(&self, key: &RequestKey) -> Result<AccessRequest, BackendError> {
+        self.apply(key, &Seen::default(), Op::Withdraw).await
+    }
+    /// The requester ends their own live grant now.
+    async fn release(&self, key: &RequestKey) -> Result<AccessRequest, BackendError> {
+        self.apply(key, &Seen::default(), Op::Release).await
+    }
 }

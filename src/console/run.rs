@@ -12,9 +12,9 @@ use ratatui::Terminal;
 use tokio::sync::mpsc;
 
 use crate::backend::batch::{drain, return_freed_memory, LARGE_BATCH};
-use crate::backend::{AccessBackend, Op};
+use crate::backend::AccessBackend;
 use crate::console::state::AppState;
-use crate::console::update::{update, Action, Effect, OpKind};
+use crate::console::update::{update, Action, Effect};
 use crate::console::view::{self, Theme};
 
 /// How often countdowns refresh.
@@ -24,16 +24,9 @@ pub const TICK: Duration = Duration::from_millis(250);
 pub async fn execute(backend: &dyn AccessBackend, effect: Effect) -> Option<Action> {
     let (kind, key, result) = match effect {
         Effect::Quit | Effect::Copy(_) | Effect::Notify(_) => return None,
-        Effect::Decide { key, seen, op } => {
-            let kind = match &op {
-                Op::Approve(_) => OpKind::Approve,
-                Op::Deny { .. } => OpKind::Deny,
-                Op::Shorten { .. } => OpKind::Shorten,
-                Op::Revoke { .. } => OpKind::Revoke,
-            };
-            (kind, key.clone(), backend.decide(&key, &seen, op).await)
+        Effect::Apply { key, seen, op } => {
+            (op.kind(), key.clone(), backend.apply(&key, &seen, op).await)
         }
-        Effect::Release { key } => (OpKind::Release, key.clone(), backend.release(&key).await),
     };
     if let Err(e) = &result {
         tracing::warn!(%key, error = %e, "operation failed");

@@ -65,27 +65,17 @@ pub trait Authority: Send + Sync + 'static {
         caller: &Subject,
         new: NewRequest,
     ) -> Result<AccessRequest, BackendError>;
-    /// One decision as `caller`, refused (Conflict) unless the request is
-    /// what `seen` says the caller was shown; an approval is one of
-    /// `required` distinct approvals (the policy's).
-    async fn decide(
+    /// One operation as `caller`. A decision is refused (Conflict) unless
+    /// the request is what `seen` says the caller was shown; an approval is
+    /// one of `required` distinct approvals (the policy's). Withdraw and
+    /// release are the requester's own (only its requester may).
+    async fn apply(
         &self,
         caller: &Subject,
         key: &RequestKey,
         seen: &Seen,
         op: Op,
         required: usize,
-    ) -> Result<AccessRequest, BackendError>;
-    async fn withdraw(
-        &self,
-        caller: &Subject,
-        key: &RequestKey,
-    ) -> Result<AccessRequest, BackendError>;
-    /// The caller ends their own live grant (only its requester may).
-    async fn release(
-        &self,
-        caller: &Subject,
-        key: &RequestKey,
     ) -> Result<AccessRequest, BackendError>;
     /// A token minted for the caller's own live Token-mode grant, as a
     /// kubeconfig for the grant's cluster (only its requester gets it).
@@ -261,7 +251,7 @@ impl Authority for DemoAuthority {
         let new = as_caller(caller, new);
         self.act(caller, |w, _| w.create(new))
     }
-    async fn decide(
+    async fn apply(
         &self,
         caller: &Subject,
         key: &RequestKey,
@@ -270,20 +260,6 @@ impl Authority for DemoAuthority {
         required: usize,
     ) -> Result<AccessRequest, BackendError> {
         self.act(caller, |w, me| w.decide(key, me, seen, op, required))
-    }
-    async fn withdraw(
-        &self,
-        caller: &Subject,
-        key: &RequestKey,
-    ) -> Result<AccessRequest, BackendError> {
-        self.act(caller, |w, me| w.withdraw(key, me))
-    }
-    async fn release(
-        &self,
-        caller: &Subject,
-        key: &RequestKey,
-    ) -> Result<AccessRequest, BackendError> {
-        self.act(caller, |w, me| w.release(key, me))
     }
 }
 
@@ -607,7 +583,7 @@ impl Authority for KubeAuthority {
         Ok(grant::read(&site, created).req)
     }
 
-    async fn decide(
+    async fn apply(
         &self,
         caller: &Subject,
         key: &RequestKey,
@@ -615,6 +591,9 @@ impl Authority for KubeAuthority {
         op: Op,
         required: usize,
     ) -> Result<AccessRequest, BackendError> {
+        if op == Op::Release {
+            return self.release(caller, key).await;
+        }
         self.stored(key).await?;
         grant::decide(
             &self.site(key)?,
@@ -625,50 +604,6 @@ impl Authority for KubeAuthority {
             required,
         )
         .await
-    }
-
-    async fn withdraw(
-        &self,
-        caller: &Subject,
-        key: &RequestKey,
-    ) -> Result<AccessRequest, BackendError> {
-        self.stored(key).await?;
-        grant::withdraw(&self.site(key)?, &acting(caller), &key.name).await
-    }
-
-    /// The server checks who asks: only the requester releases, recorded
-    /// in their (verified) name; then ends it like a revoke.
-    async fn release(
-        &self,
-        caller: &Subject,
-        key: &RequestKey,
-    ) -> Result<AccessRequest, BackendError> {
-        let stored = self.stored(key).await?;
-        crate::backend::kube::release::check(&stored, &caller.user)?;
-        let site = self.site(key)?;
-        match grant::end(
-            &site,
-            &key.name,
-            grant::Ending::Release,
-            &crate::domain::ValidationLimits::default(),
-        )
-        .await
-        {
-            Ok(grant::Ended::Done(req)) => Ok(*req),
-            Ok(grant::Ended::Already(req)) => Err(BackendError::Conflict(format!(
-                "{} had already ended ({}): its access is removed",
-                key.name,
-                req.phase()
-            ))),
-            Ok(grant::Ended::Nothing) => Err(BackendError::NotFound(key.clone())),
-            Err(grant::EndError::Refused(e)) => Err(e.into()),
-            Err(grant::EndError::Kube(e)) => Err(grant::map_err(
-                &site,
-                grant::Caller::Approver,
-                "release the grant",
-                e,
-            )),
-        }
     }
 
     /// The server mints as itself (it holds the minting right in
@@ -718,5 +653,42 @@ impl Authority for KubeAuthority {
             until: minted.until,
             account: minted.account,
         })
+    }
+}
+
+impl KubeAuthority {
+    /// The server checks who asks: only the requester releases, recorded
+    /// in their (verified) name; then ends it like a revoke.
+    async fn release(
+        &self,
+        caller: &Subject,
+        key: &RequestKey,
+    ) -> Result<AccessRequest, BackendError> {
+        let stored = self.stored(key).await?;
+        crate::backend::kube::release::check(&stored, &caller.user)?;
+        let site = self.site(key)?;
+        match grant::end(
+            &site,
+            &key.name,
+            grant::Ending::Release,
+            &crate::domain::ValidationLimits::default(),
+        )
+        .await
+        {
+            Ok(grant::Ended::Done(req)) => Ok(*req),
+            Ok(grant::Ended::Already(req)) => Err(BackendError::Conflict(format!(
+                "{} had already ended ({}): its access is removed",
+                key.name,
+                req.phase()
+            ))),
+            Ok(grant::Ended::Nothing) => Err(BackendError::NotFound(key.clone())),
+            Err(grant::EndError::Refused(e)) => Err(e.into()),
+            Err(grant::EndError::Kube(e)) => Err(grant::map_err(
+                &site,
+                grant::Caller::Approver,
+                "release the grant",
+                e,
+            )),
+        }
     }
 }

@@ -174,20 +174,12 @@ impl AccessBackend for DemoBackend {
         self.act(|w, _| w.create(request))
     }
 
-    async fn decide(
+    async fn apply(
         &self,
         key: &RequestKey,
         seen: &Seen,
         op: Op,
     ) -> Result<AccessRequest, BackendError> {
         self.act(|w, me| w.decide(key, me, seen, op, 1))
-    }
-
-    async fn withdraw(&self, key: &RequestKey) -> Result<AccessRequest, BackendError> {
-        self.act(|w, me| w.withdraw(key, me))
-    }
-
-    async fn release(&self, key: &RequestKey) -> Result<AccessRequest, BackendError> {
-        self.act(|w, me| w.release(key, me))
     }
 }

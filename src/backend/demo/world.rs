@@ -418,6 +418,8 @@ impl DemoWorld {
             Op::Deny { reason } => self.deny(key, by, &reason),
             Op::Shorten { new_end } => self.shorten(key, new_end),
             Op::Revoke { reason } => self.revoke(key, by, &reason),
+            Op::Withdraw => self.withdraw(key, by),
+            Op::Release => self.release(key, by),
         }
     }
 

@@ -604,12 +604,16 @@ impl AccessBackend for HttpBackend {
     /// Names what was seen in the body (`uid`, `seen`); naming nothing, it
     /// reads the request first and names that, so the server never decides
     /// on a request other than the one this call read.
-    async fn decide(
+    async fn apply(
         &self,
         key: &RequestKey,
         seen: &Seen,
         op: Op,
     ) -> Result<AccessRequest, BackendError> {
+        if !op.kind().is_decision() {
+            // The requester's own: nothing seen to name.
+            return self.act(key, op.verb(), json!({})).await;
+        }
         let seen = if seen.is_empty() {
             let path = format!(
                 "/v1/requests/{}/{}",
@@ -628,18 +632,11 @@ impl AccessBackend for HttpBackend {
             Op::Shorten { new_end } => {
                 json!({"expiresAt": new_end.to_rfc3339_opts(SecondsFormat::Secs, true)})
             }
+            Op::Withdraw | Op::Release => json!({}),
         };
         body["uid"] = json!(seen.uid);
         body["seen"] = json!(seen.digest);
         self.act(key, op.verb(), body).await
-    }
-
-    async fn withdraw(&self, key: &RequestKey) -> Result<AccessRequest, BackendError> {
-        self.act(key, "withdraw", json!({})).await
-    }
-
-    async fn release(&self, key: &RequestKey) -> Result<AccessRequest, BackendError> {
-        self.act(key, "release", json!({})).await
     }
 }
 

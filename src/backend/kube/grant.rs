@@ -361,6 +361,13 @@ pub async fn decide(
         Op::Deny { reason } => deny(site, actor, name, seen, &reason).await,
         Op::Shorten { new_end } => shorten(site, actor, name, seen, new_end).await,
         Op::Revoke { reason } => revoke(site, actor, name, seen, &reason).await,
+        Op::Withdraw => withdraw(site, actor, name).await,
+        // Who ends a released grant differs: direct, the reaper (after the
+        // requester deletes the release binding); the server, itself. Each
+        // carries it out before it gets here.
+        Op::Release => Err(BackendError::Invalid(
+            "a release is carried out by the backend, not decided".into(),
+        )),
     }
 }
 

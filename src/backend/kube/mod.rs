@@ -458,13 +458,16 @@ impl AccessBackend for KubeBackend {
         Ok(grant::read(&grant::Site::direct(cluster), created).req)
     }
 
-    async fn decide(
+    async fn apply(
         &self,
         key: &RequestKey,
         seen: &Seen,
         op: Op,
     ) -> Result<AccessRequest, BackendError> {
         let cluster = self.cluster(&key.cluster)?;
+        if op == Op::Release {
+            return self.release_directly(cluster, key).await;
+        }
         grant::decide(
             &grant::Site::direct(cluster),
             &cluster.identity,
@@ -475,17 +478,17 @@ impl AccessBackend for KubeBackend {
         )
         .await
     }
+}
 
-    async fn withdraw(&self, key: &RequestKey) -> Result<AccessRequest, BackendError> {
-        let cluster = self.cluster(&key.cluster)?;
-        grant::withdraw(&grant::Site::direct(cluster), &cluster.identity, &key.name).await
-    }
-
-    /// Deletes the grant's release binding with the requester's own
-    /// credentials, then waits (up to [`RELEASE_WAIT`]) for a reaper to
-    /// end the grant; returns the request as it then stands.
-    async fn release(&self, key: &RequestKey) -> Result<AccessRequest, BackendError> {
-        let cluster = self.cluster(&key.cluster)?;
+impl KubeBackend {
+    /// A release, direct: deletes the grant's release binding with the
+    /// requester's own credentials, then waits (up to [`RELEASE_WAIT`]) for
+    /// a reaper to end the grant; returns the request as it then stands.
+    async fn release_directly(
+        &self,
+        cluster: &KubeCluster,
+        key: &RequestKey,
+    ) -> Result<AccessRequest, BackendError> {
         let site = grant::Site::direct(cluster);
         release::request(&site, &cluster.identity, &key.name).await?;
         let deadline = tokio::time::Instant::now() + RELEASE_WAIT;

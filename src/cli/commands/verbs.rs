@@ -468,7 +468,7 @@ async fn run_verb(
             // What is granted is what was just read: a request deleted and
             // asked again under the name in between is refused (409).
             let r = backend
-                .decide(&key(name), &Seen::of(&asked), Op::Approve(spec))
+                .apply(&key(name), &Seen::of(&asked), Op::Approve(spec))
                 .await?;
             Ok(format!(
                 "approved {}: {} {} in {} until {}\n",
@@ -488,7 +488,7 @@ async fn run_verb(
                 reason: reason.clone(),
             };
             backend
-                .decide(&key(name), &Seen::of(&asked), op)
+                .apply(&key(name), &Seen::of(&asked), op)
                 .await
                 .map(|r| format!("denied {}\n", show(&r.name)))
         }

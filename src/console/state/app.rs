@@ -136,6 +136,23 @@ pub enum BulkKind {
 }
 
 impl BulkKind {
+    /// The operation, with its reason.
+    pub(crate) fn op(self, reason: String) -> crate::backend::Op {
+        match self {
+            BulkKind::Deny => crate::backend::Op::Deny { reason },
+            BulkKind::Revoke => crate::backend::Op::Revoke { reason },
+        }
+    }
+
+    /// The phase the requests it acts on must be in.
+    pub(crate) fn phase(self) -> Phase {
+        match self {
+            BulkKind::Deny => Phase::Pending,
+            BulkKind::Revoke => Phase::Active,
+        }
+    }
+
+    /// Title-cased, for dialogs ("Deny 3 requests?").
     pub fn verb(self) -> &'static str {
         match self {
             BulkKind::Deny => "Deny",
@@ -185,11 +202,9 @@ pub enum PendingOp {
         seen: Seen,
         spec: ApproveSpec,
     },
-    Deny {
-        keys: Vec<RequestKey>,
-        reason: String,
-    },
-    Revoke {
+    /// A deny or a revoke, of one request or many, with its reason.
+    Bulk {
+        kind: BulkKind,
         keys: Vec<RequestKey>,
         reason: String,
     },

@@ -320,10 +320,7 @@ pub(crate) fn start_bulk(state: &mut AppState, kind: BulkKind) {
     if readonly_refusal(state, what) {
         return;
     }
-    let wanted = match kind {
-        BulkKind::Deny => Phase::Pending,
-        BulkKind::Revoke => Phase::Active,
-    };
+    let wanted = kind.phase();
     let keys: Vec<RequestKey> = if state.marks.is_empty() {
         state.selected_key().cloned().into_iter().collect()
     } else {
@@ -450,10 +447,7 @@ pub(crate) fn bulk_confirm(kind: BulkKind, keys: Vec<RequestKey>, reason: String
         format!("{} {n} {noun}: {}", kind.verb(), names(&keys)),
         format!("Reason   {}", inert(&reason, 1024)),
     ];
-    let op = match kind {
-        BulkKind::Deny => PendingOp::Deny { keys, reason },
-        BulkKind::Revoke => PendingOp::Revoke { keys, reason },
-    };
+    let op = PendingOp::Bulk { kind, keys, reason };
     Confirm {
         title: format!("{} {n} {noun}?", kind.verb()),
         lines,
@@ -519,15 +513,10 @@ pub(crate) fn on_reason_key(
                 state.mode = Mode::Confirm(bulk_confirm(form.kind, form.keys, reason));
                 return Vec::new();
             }
-            let op = match form.kind {
-                BulkKind::Deny => PendingOp::Deny {
-                    keys: form.keys,
-                    reason,
-                },
-                BulkKind::Revoke => PendingOp::Revoke {
-                    keys: form.keys,
-                    reason,
-                },
+            let op = PendingOp::Bulk {
+                kind: form.kind,
+                keys: form.keys,
+                reason,
             };
             return dispatch(state, op);
         }
@@ -633,7 +622,7 @@ pub(crate) fn on_shorten_key(
             match result {
                 Ok(new_end) => {
                     state.in_flight += 1;
-                    vec![Effect::Decide {
+                    vec![Effect::Apply {
                         key: form.key,
                         seen: Seen::of(&req),
                         op: Op::Shorten { new_end },
@@ -697,12 +686,8 @@ pub(crate) fn on_confirm_key(
                         state.mode = Mode::Approve(approve_form(&e.req, Some(spec)));
                     }
                 }
-                PendingOp::Deny { keys, reason } => {
-                    let form = reason_form(state, BulkKind::Deny, keys.clone(), reason);
-                    state.mode = Mode::Reason(form);
-                }
-                PendingOp::Revoke { keys, reason } => {
-                    let form = reason_form(state, BulkKind::Revoke, keys.clone(), reason);
+                PendingOp::Bulk { kind, keys, reason } => {
+                    let form = reason_form(state, *kind, keys.clone(), reason);
                     state.mode = Mode::Reason(form);
                 }
                 PendingOp::Release { .. } => {}
@@ -746,46 +731,31 @@ fn seen_now(state: &AppState, key: &RequestKey) -> Seen {
 /// Sends a confirmed operation: one effect per request, a bulk one said
 /// once when all are back; the reason is remembered for next time.
 pub(crate) fn dispatch(state: &mut AppState, op: PendingOp) -> Vec<Effect> {
-    let remember = |state: &mut AppState, kind: BulkKind, reason: &str| {
-        state
-            .reasons_used
-            .retain(|(k, r)| !(*k == kind && r == reason));
-        state.reasons_used.insert(0, (kind, reason.to_string()));
-    };
     let effects: Vec<Effect> = match op {
-        PendingOp::Approve { key, seen, spec } => vec![Effect::Decide {
+        PendingOp::Approve { key, seen, spec } => vec![Effect::Apply {
             key,
             seen,
             op: Op::Approve(spec),
         }],
-        PendingOp::Release { key } => vec![Effect::Release { key }],
-        PendingOp::Deny { keys, reason } => {
-            remember(state, BulkKind::Deny, &reason);
+        PendingOp::Release { key } => vec![Effect::Apply {
+            key,
+            seen: Seen::default(),
+            op: Op::Release,
+        }],
+        PendingOp::Bulk { kind, keys, reason } => {
+            // The reason is offered first next time.
+            state
+                .reasons_used
+                .retain(|(k, r)| !(*k == kind && *r == reason));
+            state.reasons_used.insert(0, (kind, reason.clone()));
             if keys.len() > 1 {
-                state.batch = Some(Batch::new(BulkKind::Deny, &keys));
+                state.batch = Some(Batch::new(kind, &keys));
             }
             keys.into_iter()
-                .map(|key| Effect::Decide {
+                .map(|key| Effect::Apply {
                     seen: seen_now(state, &key),
                     key,
-                    op: Op::Deny {
-                        reason: reason.clone(),
-                    },
-                })
-                .collect()
-        }
-        PendingOp::Revoke { keys, reason } => {
-            remember(state, BulkKind::Revoke, &reason);
-            if keys.len() > 1 {
-                state.batch = Some(Batch::new(BulkKind::Revoke, &keys));
-            }
-            keys.into_iter()
-                .map(|key| Effect::Decide {
-                    seen: seen_now(state, &key),
-                    key,
-                    op: Op::Revoke {
-                        reason: reason.clone(),
-                    },
+                    op: kind.op(reason.clone()),
                 })
                 .collect()
         }

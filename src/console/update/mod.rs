@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui_textarea::TextArea;
 
-use crate::backend::{BackendEvent, Op, RequestKey, Seen};
+use crate::backend::{BackendEvent, Op, OpKind, RequestKey, Seen};
 use crate::console::state::app::{
     AppState, BulkKind, Choices, ClusterInfo, FlashLevel, Mode, PendingOp, View,
 };
@@ -36,40 +36,16 @@ pub enum Action {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OpKind {
-    Approve,
-    Deny,
-    Shorten,
-    Revoke,
-    Release,
-}
-
-impl OpKind {
-    fn verb(self) -> &'static str {
-        match self {
-            OpKind::Approve => "approve",
-            OpKind::Deny => "deny",
-            OpKind::Shorten => "shorten",
-            OpKind::Revoke => "revoke",
-            OpKind::Release => "release",
-        }
-    }
-}
-
 /// IO the reducer asks the runtime to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
-    /// A decision on one request, naming what the approver was shown of
-    /// it (the backend refuses it if the request is no longer that).
-    Decide {
+    /// One operation on one request. A decision names what the approver
+    /// was shown of it (the backend refuses it if the request is no longer
+    /// that); the approver's release of their own grant names nothing.
+    Apply {
         key: RequestKey,
         seen: Seen,
         op: Op,
-    },
-    /// End the approver's own live grant ("I'm done").
-    Release {
-        key: RequestKey,
     },
     /// Put this text on the clipboard (OSC 52): only ever a request's name,
     /// and only when the config turns it on.
@@ -306,6 +282,8 @@ fn on_finished(
                     "Release of {name} asked: access remains until a reaper ends the grant"
                 ),
                 OpKind::Release => format!("Released {name}: your access ended now"),
+                // The console never withdraws (the verbs do).
+                OpKind::Withdraw => format!("Withdrew {name}"),
             };
             state.upsert(*req);
             if state
@@ -378,18 +356,13 @@ fn moved_on(state: &AppState, key: &RequestKey, expect: Phase) -> Option<String>
 /// The requests an open dialog acts on, the phase they must be in, and
 /// the kind of a bulk action.
 fn dialog_targets(mode: &Mode) -> Option<(Vec<RequestKey>, Phase, Option<BulkKind>)> {
-    let expect = |kind: BulkKind| match kind {
-        BulkKind::Deny => Phase::Pending,
-        BulkKind::Revoke => Phase::Active,
-    };
     Some(match mode {
         Mode::Approve(f) => (vec![f.key.clone()], Phase::Pending, None),
         Mode::Shorten(f) => (vec![f.key.clone()], Phase::Active, None),
-        Mode::Reason(f) => (f.keys.clone(), expect(f.kind), Some(f.kind)),
+        Mode::Reason(f) => (f.keys.clone(), f.kind.phase(), Some(f.kind)),
         Mode::Confirm(c) => match &c.op {
             PendingOp::Approve { key, .. } => (vec![key.clone()], Phase::Pending, None),
-            PendingOp::Deny { keys, .. } => (keys.clone(), Phase::Pending, Some(BulkKind::Deny)),
-            PendingOp::Revoke { keys, .. } => (keys.clone(), Phase::Active, Some(BulkKind::Revoke)),
+            PendingOp::Bulk { kind, keys, .. } => (keys.clone(), kind.phase(), Some(*kind)),
             PendingOp::Release { key } => (vec![key.clone()], Phase::Active, None),
         },
         _ => return None,
@@ -447,9 +420,7 @@ fn close_stale_dialog(state: &mut AppState) {
                 Mode::Reason(f) => f.keys = left,
                 Mode::Confirm(c) => {
                     let reason = match &c.op {
-                        PendingOp::Deny { reason, .. } | PendingOp::Revoke { reason, .. } => {
-                            reason.clone()
-                        }
+                        PendingOp::Bulk { reason, .. } => reason.clone(),
                         PendingOp::Approve { .. } | PendingOp::Release { .. } => String::new(),
                     };
                     *c = bulk_confirm(kind, left, reason);
@@ -1181,7 +1152,7 @@ mod tests {
         let effects = update(&mut s, key('y'));
         assert_eq!(
             effects,
-            vec![Effect::Decide {
+            vec![Effect::Apply {
                 key: rk("a"),
                 seen: Seen::of(&s.entries.get(&rk("a")).unwrap().req),
                 op: Op::Approve(ApproveSpec {
@@ -1229,7 +1200,7 @@ mod tests {
         let effects = update(&mut s, key('y'));
         assert_eq!(effects.len(), 2);
         assert!(effects.iter().all(
-            |e| matches!(e, Effect::Decide { op: Op::Deny { reason }, .. } if reason == "dup")
+            |e| matches!(e, Effect::Apply { op: Op::Deny { reason }, .. } if reason == "dup")
         ));
         assert!(s.marks.is_empty());
     }

@@ -122,8 +122,8 @@ fn named(kind: OpKind, seen: Seen) -> Result<Seen, Error> {
     Ok(seen)
 }
 
-/// Carries out one action: the requester's own at once, a decision after
-/// its body is read and checked.
+/// Carries out one action: a decision once its body is read and checked,
+/// the requester's own at once.
 async fn act_as(
     s: &Server,
     who: &Subject,
@@ -134,14 +134,9 @@ async fn act_as(
     let a = &s.authority;
     let action = kind.verb();
     let (op, seen, required) = match kind {
-        OpKind::Withdraw | OpKind::Release => {
-            let result = match kind {
-                OpKind::Withdraw => a.withdraw(who, k).await,
-                _ => a.release(who, k).await,
-            };
-            s.metrics.decided(action, result.is_ok());
-            return result.map_err(Error::from);
-        }
+        // The requester's own: nothing to read from the body or to name.
+        OpKind::Withdraw => (Op::Withdraw, Seen::default(), 1),
+        OpKind::Release => (Op::Release, Seen::default(), 1),
         OpKind::Approve => {
             s.access.require_approver(who, action)?;
             approval(s, who, k, raw).await?
@@ -179,7 +174,7 @@ async fn act_as(
             (Op::Shorten { new_end: end }, seen, 1)
         }
     };
-    let result = a.decide(who, k, &seen, op, required).await;
+    let result = a.apply(who, k, &seen, op, required).await;
     s.metrics.decided(action, result.is_ok());
     if let Err(e) = &result {
         if matches!(e, BackendError::Forbidden { .. }) {

@@ -236,7 +236,7 @@ pub(crate) async fn create_as(
         };
         let granted = s
             .authority
-            .decide(
+            .apply(
                 &by,
                 &RequestKey::of(&made),
                 &Seen::of(&made),
