@@ -12,18 +12,7 @@ use crate::domain::{AccessRequest, RoleKind};
 
 /// A request as the API and `portcullis get -o json` show it.
 pub fn request_json(r: &AccessRequest) -> Value {
-    let mut spec = wire::spec_json(
-        &r.requester,
-        &r.role,
-        &r.namespaces,
-        r.duration,
-        &r.reason,
-        r.ticket.as_deref(),
-        r.credentials,
-    );
-    if let Some(of) = &r.extends {
-        spec["extends"] = json!(of);
-    }
+    let spec = wire::spec_json(&r.asked());
     json!({
         "name": r.name,
         "uid": r.uid,

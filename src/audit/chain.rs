@@ -275,32 +275,7 @@ pub fn verify<'a>(
                 // `n` may be u64::MAX (Start::Anywhere takes any seq) and
                 // `seq` 0: no arithmetic here may overflow.
                 if n.checked_add(1) != Some(seq) {
-                    return Err(broken(if seq == 0 {
-                        "a record numbered 0 (records are numbered from 1)".to_string()
-                    } else if n == 0 {
-                        format!(
-                                "the log starts at record {seq}: records 1..{} are missing (the oldest were deleted, or a rotated file is missing)",
-                                seq - 1
-                            )
-                    } else if seq <= n {
-                        format!("record {seq} comes after record {n}: records were reordered or repeated")
-                    } else if seqs.contains(&(n + 1)) {
-                        format!(
-                                "record {seq} comes after record {n}, and record {} is further down: records were reordered",
-                                n + 1
-                            )
-                    } else if seq == n + 2 {
-                        format!(
-                            "record {seq} follows record {n}: record {} is missing (deleted)",
-                            n + 1
-                        )
-                    } else {
-                        format!(
-                            "record {seq} follows record {n}: records {}..{} are missing (deleted)",
-                            n + 1,
-                            seq - 1
-                        )
-                    }));
+                    return Err(broken(out_of_order(seq, n, &seqs)));
                 }
                 if prev != h && n == 0 {
                     return Err(broken(
@@ -350,6 +325,37 @@ pub fn against_head(intact: &Intact, head: &Head, hashes: &[(u64, String)]) -> R
             "the signed head names record {}, which is not in the files given",
             head.seq
         )),
+    }
+}
+
+/// Why record `seq` cannot follow record `n` (`seqs`: every seq in the
+/// file, to tell a reorder from a deletion).
+fn out_of_order(seq: u64, n: u64, seqs: &std::collections::HashSet<u64>) -> String {
+    if seq == 0 {
+        "a record numbered 0 (records are numbered from 1)".to_string()
+    } else if n == 0 {
+        format!(
+                "the log starts at record {seq}: records 1..{} are missing (the oldest were deleted, or a rotated file is missing)",
+                seq - 1
+            )
+    } else if seq <= n {
+        format!("record {seq} comes after record {n}: records were reordered or repeated")
+    } else if seqs.contains(&(n + 1)) {
+        format!(
+                "record {seq} comes after record {n}, and record {} is further down: records were reordered",
+                n + 1
+            )
+    } else if seq == n + 2 {
+        format!(
+            "record {seq} follows record {n}: record {} is missing (deleted)",
+            n + 1
+        )
+    } else {
+        format!(
+            "record {seq} follows record {n}: records {}..{} are missing (deleted)",
+            n + 1,
+            seq - 1
+        )
     }
 }
 

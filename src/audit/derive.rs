@@ -151,34 +151,57 @@ fn ts(t: DateTime<Utc>) -> String {
 
 /// The events between `old` (None: never seen) and `new`, oldest first.
 pub fn changes(old: Option<&AccessRequest>, new: &AccessRequest, ctx: &Context) -> Vec<Event> {
-    let mut out = Vec::new();
     if new.malformed.is_some() && old.is_none() {
         let mut e = base(new, Kind::Created, new.created_at, "", ctx);
         e.actor = Some(named(&new.requester.user, ctx));
         e.message = "malformed request (shown as INVAL; can only be denied)".into();
         e.outcome = Outcome::Failure;
-        out.push(e);
-        return out;
+        return vec![e];
     }
+    let mut out = Vec::new();
     if old.is_none() {
-        let mut e = base(new, Kind::Created, new.created_at, "", ctx);
-        let mut actor = named(&new.requester.user, ctx);
-        if actor.groups.is_empty() {
-            actor.groups = new.requester.groups.clone();
-        }
-        e.actor = Some(actor);
-        e.namespaces = new.namespaces.iter().take(64).map(|n| name(n)).collect();
-        e.message = clean(&new.reason);
-        e.detail = json!({
-            "duration": secs(new.duration),
-            "ticket": new.ticket.as_deref().map(name),
-            "extends": new.extends.as_deref().map(name),
-            "credentials": format!("{:?}", new.credentials),
-        });
-        out.push(e);
+        out.push(created(new, ctx));
     }
+    reviewed(old, new, ctx, &mut out);
+    let was = old.map(AccessRequest::phase);
+    let now = new.phase();
+    let ended_at = new.status.ended_at.unwrap_or(ctx.now);
+    if now != Phase::Pending
+        && was.is_none_or(|p| p == Phase::Pending)
+        && new.status.granted_at.is_some()
+    {
+        out.push(started(new, ctx));
+    }
+    out.extend(shortened(old, new, ctx));
+    if now.is_terminal() && was != Some(now) {
+        out.extend(ended(new, ended_at, ctx));
+    }
+    out.extend(verified(old, new, ended_at, ctx));
+    out
+}
+
+/// A request asked for.
+fn created(new: &AccessRequest, ctx: &Context) -> Event {
+    let mut e = base(new, Kind::Created, new.created_at, "", ctx);
+    let mut actor = named(&new.requester.user, ctx);
+    if actor.groups.is_empty() {
+        actor.groups = new.requester.groups.clone();
+    }
+    e.actor = Some(actor);
+    e.namespaces = new.namespaces.iter().take(64).map(|n| name(n)).collect();
+    e.message = clean(&new.reason);
+    e.detail = json!({
+        "duration": secs(new.duration),
+        "ticket": new.ticket.as_deref().map(name),
+        "extends": new.extends.as_deref().map(name),
+        "credentials": format!("{:?}", new.credentials),
+    });
+    e
+}
+
+/// Reviews (and a decision written without one) not seen before.
+fn reviewed(old: Option<&AccessRequest>, new: &AccessRequest, ctx: &Context, out: &mut Vec<Event>) {
     let before = old.map(|o| &o.status);
-    // Reviews (and a decision written without one) not seen before.
     let seen = |by: &str, at: DateTime<Utc>| {
         before.is_some_and(|s| {
             s.reviews.iter().any(|r| r.by == by && r.at == at)
@@ -235,111 +258,118 @@ pub fn changes(old: Option<&AccessRequest>, new: &AccessRequest, ctx: &Context) 
         }
         out.push(e);
     }
-    let was = old.map(AccessRequest::phase);
-    let now = new.phase();
-    let ended_at = new.status.ended_at.unwrap_or(ctx.now);
-    if now != Phase::Pending
-        && was.is_none_or(|p| p == Phase::Pending)
-        && new.status.granted_at.is_some()
-    {
-        let at = new.status.granted_at.unwrap_or(new.created_at);
-        let mut e = base(new, Kind::Started, at, "", ctx);
-        e.actor = new.status.decision.as_ref().map(|d| named(&d.by, ctx));
-        e.detail = json!({
-            "grantedAt": ts(at),
-            "expiresAt": new.status.expires_at.map(ts),
-            "bindings": new.status.bindings.iter().map(|b| match &b.namespace {
-                Some(ns) => format!("{}/{ns}/{}", b.kind, b.name),
-                None => format!("{}/{}", b.kind, b.name),
-            }).collect::<Vec<_>>(),
-        });
-        e.message = match new.status.expires_at {
-            Some(end) => format!("granted until {}", ts(end)),
-            None => "granted".into(),
-        };
-        out.push(e);
+}
+
+/// The grant began.
+fn started(new: &AccessRequest, ctx: &Context) -> Event {
+    let at = new.status.granted_at.unwrap_or(new.created_at);
+    let mut e = base(new, Kind::Started, at, "", ctx);
+    e.actor = new.status.decision.as_ref().map(|d| named(&d.by, ctx));
+    e.detail = json!({
+        "grantedAt": ts(at),
+        "expiresAt": new.status.expires_at.map(ts),
+        "bindings": new.status.bindings.iter().map(|b| match &b.namespace {
+            Some(ns) => format!("{}/{ns}/{}", b.kind, b.name),
+            None => format!("{}/{}", b.kind, b.name),
+        }).collect::<Vec<_>>(),
+    });
+    e.message = match new.status.expires_at {
+        Some(end) => format!("granted until {}", ts(end)),
+        None => "granted".into(),
+    };
+    e
+}
+
+/// The end moved earlier while the grant was live.
+fn shortened(old: Option<&AccessRequest>, new: &AccessRequest, ctx: &Context) -> Option<Event> {
+    let (o, to) = (old?, new.status.expires_at?);
+    let from = o.status.expires_at.filter(|from| to < *from)?;
+    if new.phase() != Phase::Active || o.phase() != Phase::Active {
+        return None;
     }
-    // The end moved earlier while the grant was live.
-    if let (Some(o), Some(to), Phase::Active) = (old, new.status.expires_at, now) {
-        if let Some(from) = o.status.expires_at.filter(|from| to < *from) {
-            if o.phase() == Phase::Active {
-                let mut e = base(new, Kind::Shortened, ctx.now, &ts(to), ctx);
-                e.actor = ctx.actor.clone();
-                e.message = format!("ends {} instead of {}", ts(to), ts(from));
-                e.detail = json!({"from": ts(from), "to": ts(to)});
-                out.push(e);
-            }
+    let mut e = base(new, Kind::Shortened, ctx.now, &ts(to), ctx);
+    e.actor = ctx.actor.clone();
+    e.message = format!("ends {} instead of {}", ts(to), ts(from));
+    e.detail = json!({"from": ts(from), "to": ts(to)});
+    Some(e)
+}
+
+/// How it ended (denials are reviews).
+fn ended(new: &AccessRequest, ended_at: DateTime<Utc>, ctx: &Context) -> Option<Event> {
+    let end = |kind: Kind| base(new, kind, ended_at, "", ctx);
+    let e = match new.phase() {
+        Phase::Revoked => {
+            let mut e = end(Kind::Revoked);
+            e.actor = new
+                .status
+                .revoked_by
+                .as_deref()
+                .map(|u| named(u, ctx))
+                .or(ctx.actor.clone());
+            e.message = new
+                .status
+                .revoke_reason
+                .as_deref()
+                .map(clean)
+                .unwrap_or_default();
+            e
         }
-    }
-    if now.is_terminal() && was != Some(now) {
-        let end = |kind: Kind| base(new, kind, ended_at, "", ctx);
-        match now {
-            Phase::Revoked => {
-                let mut e = end(Kind::Revoked);
-                e.actor = new
-                    .status
-                    .revoked_by
-                    .as_deref()
-                    .map(|u| named(u, ctx))
-                    .or(ctx.actor.clone());
-                e.message = new
-                    .status
-                    .revoke_reason
-                    .as_deref()
-                    .map(clean)
-                    .unwrap_or_default();
-                out.push(e);
-            }
-            Phase::Expired if new.status.granted_at.is_none() => {
-                let mut e = end(Kind::TimedOut);
-                e.actor = Some(Actor::reaper());
-                e.message = "nobody decided before the approval timeout".into();
-                out.push(e);
-            }
-            Phase::Expired => {
-                let mut e = end(Kind::Expired);
-                e.actor = Some(Actor::reaper());
-                e.message = new
-                    .status
-                    .expires_at
-                    .map(|t| format!("ended at {}", ts(t)))
-                    .unwrap_or_default();
-                out.push(e);
-            }
-            Phase::Withdrawn => {
-                let mut e = end(Kind::Withdrawn);
-                e.actor = Some(named(&new.requester.user, ctx));
-                out.push(e);
-            }
-            Phase::Failed => {
-                let mut e = end(Kind::Failed);
-                e.actor = ctx.actor.clone();
-                e.message = new.status.message.as_deref().map(clean).unwrap_or_default();
-                out.push(e);
-            }
-            // Denials are the reviews above.
-            Phase::Denied | Phase::Pending | Phase::Active => {}
+        Phase::Expired if new.status.granted_at.is_none() => {
+            let mut e = end(Kind::TimedOut);
+            e.actor = Some(Actor::reaper());
+            e.message = "nobody decided before the approval timeout".into();
+            e
         }
-    }
-    // The apiserver's word after the end: verified, or still granted.
-    if let Some(msg) = new
+        Phase::Expired => {
+            let mut e = end(Kind::Expired);
+            e.actor = Some(Actor::reaper());
+            e.message = new
+                .status
+                .expires_at
+                .map(|t| format!("ended at {}", ts(t)))
+                .unwrap_or_default();
+            e
+        }
+        Phase::Withdrawn => {
+            let mut e = end(Kind::Withdrawn);
+            e.actor = Some(named(&new.requester.user, ctx));
+            e
+        }
+        Phase::Failed => {
+            let mut e = end(Kind::Failed);
+            e.actor = ctx.actor.clone();
+            e.message = new.status.message.as_deref().map(clean).unwrap_or_default();
+            e
+        }
+        // Denials are the reviews above.
+        Phase::Denied | Phase::Pending | Phase::Active => return None,
+    };
+    Some(e)
+}
+
+/// The apiserver's word after the end: verified, or still granted.
+fn verified(
+    old: Option<&AccessRequest>,
+    new: &AccessRequest,
+    ended_at: DateTime<Utc>,
+    ctx: &Context,
+) -> Option<Event> {
+    let msg = new
         .status
         .message
         .as_deref()
-        .filter(|m| m.contains("verified"))
-    {
-        let changed = old.and_then(|o| o.status.message.as_deref()) != Some(msg);
-        if changed && matches!(now, Phase::Revoked | Phase::Expired) {
-            let mut e = base(new, Kind::Verified, ended_at, msg, ctx);
-            e.actor = Some(Actor::new("portcullis:verifier", "apiserver"));
-            e.message = clean(msg);
-            if msg.contains("still granted") {
-                e.outcome = Outcome::Failure;
-            }
-            out.push(e);
-        }
+        .filter(|m| m.contains("verified"))?;
+    let changed = old.and_then(|o| o.status.message.as_deref()) != Some(msg);
+    if !changed || !matches!(new.phase(), Phase::Revoked | Phase::Expired) {
+        return None;
     }
-    out
+    let mut e = base(new, Kind::Verified, ended_at, msg, ctx);
+    e.actor = Some(Actor::new("portcullis:verifier", "apiserver"));
+    e.message = clean(msg);
+    if msg.contains("still granted") {
+        e.outcome = Outcome::Failure;
+    }
+    Some(e)
 }
 
 /// A request's whole story as far as its object tells it (the console's

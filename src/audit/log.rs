@@ -155,60 +155,11 @@ impl AuditLog {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io(dir))?;
         }
-        let mut seen = HashSet::new();
+        let mut seen = ids_in_rotated(&path)?;
         let mut recent = VecDeque::new();
-        for old in rotated(&path) {
-            let text = std::fs::read_to_string(&old).map_err(io(&old))?;
-            for line in text.lines() {
-                if let Some(id) = serde_json::from_str::<Value>(line)
-                    .ok()
-                    .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_string))
-                {
-                    seen.insert(id);
-                }
-            }
-        }
-        let mut text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(io(&path)(e)),
-        };
+        let text = read_whole_lines(&path)?;
         let name = path.display().to_string();
-        // A last line without its newline is a write a crash cut short: it
-        // was never synced nor answered, so it is dropped (said on stderr).
-        if !text.is_empty() && !text.ends_with('\n') {
-            let keep = text.rfind('\n').map(|i| i + 1).unwrap_or(0);
-            let f = OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .map_err(io(&path))?;
-            f.set_len(keep as u64).map_err(io(&path))?;
-            eprintln!(
-                "portcullis: {name}: dropped a cut-off last line ({} bytes) a crash left half-written",
-                text.len() - keep
-            );
-            text.truncate(keep);
-        }
-        // The whole chain from record 1, rotated files included, and every
-        // signed head beside it, with this writer's own key: a log cut,
-        // edited or rewritten while the writer was down is not continued
-        // (and never re-signed over).
-        let has_records = !text.is_empty() || !rotated(&path).is_empty();
-        if has_records {
-            let own = config.key.as_ref().map(SigningKey::verifying_key);
-            if own.is_some() && !head_path(&path).exists() {
-                return Err(AuditError::Broken {
-                    path: name.clone(),
-                    at: format!("{}: its signed head is missing", head_path(&path).display()),
-                });
-            }
-            super::files::verify(std::slice::from_ref(&path), own.as_ref()).map_err(|why| {
-                AuditError::Broken {
-                    path: name.clone(),
-                    at: why,
-                }
-            })?;
-        }
+        check_whole_chain(&path, &text, &config)?;
         // The chain continues from the newest rotated file when this one is
         // new (a crash between rename and first write).
         let start = if text.is_empty() {
@@ -426,4 +377,72 @@ impl AuditLog {
         st.size = line.len() as u64;
         Ok(())
     }
+}
+
+/// The ids in the rotated files (a record already written is never
+/// written again).
+fn ids_in_rotated(path: &Path) -> Result<HashSet<String>, AuditError> {
+    let mut seen = HashSet::new();
+    for old in rotated(path) {
+        let text = std::fs::read_to_string(&old).map_err(io(&old))?;
+        for line in text.lines() {
+            if let Some(id) = serde_json::from_str::<Value>(line)
+                .ok()
+                .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_string))
+            {
+                seen.insert(id);
+            }
+        }
+    }
+    Ok(seen)
+}
+
+/// The log's text, without a last line a crash cut short: it was never
+/// synced nor answered, so it is dropped (said on stderr).
+fn read_whole_lines(path: &Path) -> Result<String, AuditError> {
+    let mut text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(io(path)(e)),
+    };
+    if !text.is_empty() && !text.ends_with('\n') {
+        let keep = text.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        let f = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(io(path))?;
+        f.set_len(keep as u64).map_err(io(path))?;
+        eprintln!(
+            "portcullis: {}: dropped a cut-off last line ({} bytes) a crash left half-written",
+            path.display(),
+            text.len() - keep
+        );
+        text.truncate(keep);
+    }
+    Ok(text)
+}
+
+/// The whole chain from record 1, rotated files included, and every signed
+/// head beside it, with this writer's own key: a log cut, edited or
+/// rewritten while the writer was down is not continued (and never
+/// re-signed over).
+fn check_whole_chain(path: &Path, text: &str, config: &LogConfig) -> Result<(), AuditError> {
+    let has_records = !text.is_empty() || !rotated(path).is_empty();
+    if !has_records {
+        return Ok(());
+    }
+    let name = path.display().to_string();
+    let own = config.key.as_ref().map(SigningKey::verifying_key);
+    if own.is_some() && !head_path(path).exists() {
+        return Err(AuditError::Broken {
+            path: name,
+            at: format!("{}: its signed head is missing", head_path(path).display()),
+        });
+    }
+    super::files::verify(std::slice::from_ref(&path.to_path_buf()), own.as_ref())
+        .map(|_| ())
+        .map_err(|why| AuditError::Broken {
+            path: name,
+            at: why,
+        })
 }

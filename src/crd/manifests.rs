@@ -27,6 +27,10 @@ const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 const ROLE_NAME: &str = "^[A-Za-z0-9._:-]+$";
 
 /// The AccessRequest CRD.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one YAML document, read whole as kubectl would show it"
+)]
 pub fn crd() -> String {
     format!(
         r#"apiVersion: apiextensions.k8s.io/v1
@@ -326,6 +330,10 @@ rules:
 /// a Deployment. It also needs `bind` on each role it may hand out, as
 /// approvers do in direct mode; and in server mode requesters and approvers
 /// need no Kubernetes rights on the target clusters at all.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one YAML stream (account, roles, Deployment, Service), read whole"
+)]
 pub fn server(image: &str) -> String {
     format!(
         r#"apiVersion: v1
@@ -778,28 +786,30 @@ mod tests {
     /// Portcullis writes in `spec` must be in it.
     #[test]
     fn the_schema_declares_every_spec_field_written() {
-        use crate::domain::{Credentials, RoleRef, Subject};
+        use crate::domain::{Credentials, NewRequest, RoleRef, Subject};
         let crd = &docs(&crd())[0];
         let declared = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
             ["spec"]["properties"];
-        let mut spec = crate::crd::wire::spec_json(
-            &Subject {
+        let asked = NewRequest {
+            cluster: "c1".into(),
+            requester: Subject {
                 user: "alice".into(),
                 groups: vec!["dev".into()],
             },
-            &RoleRef {
+            role: RoleRef {
                 kind: RoleKind::ClusterRole,
                 name: "edit".into(),
             },
-            &["payments".into()],
-            std::time::Duration::from_secs(60),
-            "why",
-            Some("T-1"),
-            Credentials::Token,
-        );
-        // What the server (cluster) and an extension (extends) add.
-        spec["cluster"] = json!("c1");
-        spec["extends"] = json!("alice-1");
+            namespaces: vec!["payments".into()],
+            duration: std::time::Duration::from_secs(60),
+            reason: "why".into(),
+            ticket: Some("T-1".into()),
+            credentials: Credentials::Token,
+            // What an extension adds.
+            extends: Some("alice-1".into()),
+        };
+        // What the server adds: the cluster (stored on a hub).
+        let spec = crate::crd::wire::new_object(&asked, true)["spec"].clone();
         for key in spec.as_object().unwrap().keys() {
             assert!(declared.get(key).is_some(), "spec.{key} is pruned");
         }

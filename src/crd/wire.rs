@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 
 use crate::domain::request::{Decision, Status};
 use crate::domain::{
-    duration, AccessRequest, Credentials, Phase, RoleKind, RoleRef, Subject, Verdict,
+    duration, AccessRequest, Credentials, NewRequest, Phase, RoleKind, RoleRef, Subject, Verdict,
 };
 
 pub(crate) const GROUP: &str = "portcullis.dev";
@@ -137,108 +137,17 @@ pub(crate) fn request_from_json(cluster: &str, obj: &Value) -> AccessRequest {
     let created_at = r.time("metadata.creationTimestamp").unwrap_or_default();
     let user = r.string("spec.requester.user", true).unwrap_or_default();
     let groups = r.strings("spec.requester.groups");
-    let kind = match r.string("spec.role.kind", true).as_deref() {
-        Some("Role") => RoleKind::Role,
-        Some("ClusterRole") | None => RoleKind::ClusterRole,
-        Some(other) => {
-            r.defects.push(format!(
-                "spec.role.kind: '{other}' is neither Role nor ClusterRole"
-            ));
-            RoleKind::ClusterRole
-        }
-    };
+    let kind = r.role_kind();
     let role_name = r.string("spec.role.name", true).unwrap_or_default();
     let namespaces = r.strings("spec.namespaces");
     let asked = r.duration("spec.duration", true).unwrap_or_default();
     let reason = r.string("spec.reason", true).unwrap_or_default();
     let ticket = r.string("spec.ticket", false);
-    let credentials = match r.string("spec.credentials", false).as_deref() {
-        None | Some("Identity") => Credentials::Identity,
-        Some("Token") => Credentials::Token,
-        Some(other) => {
-            r.defects.push(format!(
-                "spec.credentials: '{other}' is neither Identity nor Token"
-            ));
-            Credentials::Identity
-        }
-    };
-    let phase = match r.string("status.phase", false) {
-        None => None,
-        Some(p) => match phase_of(&p) {
-            Some(p) => Some(p),
-            None => {
-                r.defects.push(format!("status.phase: unknown phase '{p}'"));
-                None
-            }
-        },
-    };
-    let decision = r.at("status.decision").map(|_| {
-        let verdict = match r.string("status.decision.verdict", true).as_deref() {
-            Some("Denied") => Verdict::Denied,
-            _ => Verdict::Approved,
-        };
-        Decision {
-            by: r.string("status.decision.by", true).unwrap_or_default(),
-            at: r.time("status.decision.at").unwrap_or_default(),
-            verdict,
-            reason: r.string("status.decision.reason", false),
-            duration: r.duration("status.decision.duration", false),
-            namespaces: r.strings("status.decision.namespaces"),
-        }
-    });
-    let bindings = match r.at("status.bindings") {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(|b| {
-                Some(crate::domain::request::BindingRef {
-                    kind: b.get("kind")?.as_str()?.to_string(),
-                    namespace: b
-                        .get("namespace")
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
-                    name: b.get("name")?.as_str()?.to_string(),
-                    uid: b.get("uid").and_then(Value::as_str).map(str::to_string),
-                })
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    let reviews = match r.at("status.reviews") {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(|v| {
-                Some(crate::domain::request::Review {
-                    by: v.get("by")?.as_str()?.to_string(),
-                    at: v
-                        .get("at")
-                        .and_then(Value::as_str)
-                        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                        .map(|t| t.with_timezone(&Utc))
-                        .unwrap_or_default(),
-                    verdict: match v.get("verdict").and_then(Value::as_str) {
-                        Some("Denied") => Verdict::Denied,
-                        _ => Verdict::Approved,
-                    },
-                    duration: v
-                        .get("duration")
-                        .and_then(Value::as_str)
-                        .and_then(|d| duration::parse(d).ok()),
-                    namespaces: v
-                        .get("namespaces")
-                        .and_then(Value::as_array)
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(Value::as_str)
-                                .map(str::to_string)
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                    reason: v.get("reason").and_then(Value::as_str).map(str::to_string),
-                })
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
+    let credentials = r.credentials();
+    let phase = r.phase();
+    let decision = r.decision();
+    let bindings = r.bindings();
+    let reviews = r.reviews();
     let extends = r.string("spec.extends", false);
     let status = Status {
         phase,
@@ -278,32 +187,169 @@ pub(crate) fn request_from_json(cluster: &str, obj: &Value) -> AccessRequest {
     }
 }
 
+impl Reader<'_> {
+    /// `spec.role.kind` (default ClusterRole).
+    fn role_kind(&mut self) -> RoleKind {
+        match self.string("spec.role.kind", true).as_deref() {
+            Some("Role") => RoleKind::Role,
+            Some("ClusterRole") | None => RoleKind::ClusterRole,
+            Some(other) => {
+                self.defects.push(format!(
+                    "spec.role.kind: '{other}' is neither Role nor ClusterRole"
+                ));
+                RoleKind::ClusterRole
+            }
+        }
+    }
+
+    /// `spec.credentials` (default Identity).
+    fn credentials(&mut self) -> Credentials {
+        match self.string("spec.credentials", false).as_deref() {
+            None | Some("Identity") => Credentials::Identity,
+            Some("Token") => Credentials::Token,
+            Some(other) => {
+                self.defects.push(format!(
+                    "spec.credentials: '{other}' is neither Identity nor Token"
+                ));
+                Credentials::Identity
+            }
+        }
+    }
+
+    /// `status.phase`, when it names one.
+    fn phase(&mut self) -> Option<Phase> {
+        match self.string("status.phase", false) {
+            None => None,
+            Some(p) => match phase_of(&p) {
+                Some(p) => Some(p),
+                None => {
+                    self.defects
+                        .push(format!("status.phase: unknown phase '{p}'"));
+                    None
+                }
+            },
+        }
+    }
+
+    /// `status.decision`, when there is one.
+    fn decision(&mut self) -> Option<Decision> {
+        self.at("status.decision").map(|_| {
+            let verdict = match self.string("status.decision.verdict", true).as_deref() {
+                Some("Denied") => Verdict::Denied,
+                _ => Verdict::Approved,
+            };
+            Decision {
+                by: self.string("status.decision.by", true).unwrap_or_default(),
+                at: self.time("status.decision.at").unwrap_or_default(),
+                verdict,
+                reason: self.string("status.decision.reason", false),
+                duration: self.duration("status.decision.duration", false),
+                namespaces: self.strings("status.decision.namespaces"),
+            }
+        })
+    }
+
+    /// `status.bindings`: the ones that name a kind and a name.
+    fn bindings(&self) -> Vec<crate::domain::request::BindingRef> {
+        match self.at("status.bindings") {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|b| {
+                    Some(crate::domain::request::BindingRef {
+                        kind: b.get("kind")?.as_str()?.to_string(),
+                        namespace: b
+                            .get("namespace")
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
+                        name: b.get("name")?.as_str()?.to_string(),
+                        uid: b.get("uid").and_then(Value::as_str).map(str::to_string),
+                    })
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// `status.reviews`: the ones that name who.
+    fn reviews(&self) -> Vec<crate::domain::request::Review> {
+        match self.at("status.reviews") {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| {
+                    Some(crate::domain::request::Review {
+                        by: v.get("by")?.as_str()?.to_string(),
+                        at: v
+                            .get("at")
+                            .and_then(Value::as_str)
+                            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                            .map(|t| t.with_timezone(&Utc))
+                            .unwrap_or_default(),
+                        verdict: match v.get("verdict").and_then(Value::as_str) {
+                            Some("Denied") => Verdict::Denied,
+                            _ => Verdict::Approved,
+                        },
+                        duration: v
+                            .get("duration")
+                            .and_then(Value::as_str)
+                            .and_then(|d| duration::parse(d).ok()),
+                        namespaces: v
+                            .get("namespaces")
+                            .and_then(Value::as_array)
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(Value::as_str)
+                                    .map(str::to_string)
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                        reason: v.get("reason").and_then(Value::as_str).map(str::to_string),
+                    })
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// The `spec` of a new object.
-pub(crate) fn spec_json(
-    requester: &Subject,
-    role: &RoleRef,
-    namespaces: &[String],
-    asked: Duration,
-    reason: &str,
-    ticket: Option<&str>,
-    credentials: Credentials,
-) -> Value {
+/// The `spec` of an object: what was asked (its cluster only where the
+/// object is stored on a hub for another cluster: [`new_object`]).
+pub(crate) fn spec_json(asked: &NewRequest) -> Value {
     let mut spec = json!({
-        "requester": {"user": requester.user, "groups": requester.groups},
-        "role": {"kind": role.kind.to_string(), "name": role.name},
-        "namespaces": namespaces,
-        "duration": duration::format_exact(asked),
-        "reason": reason,
-        "credentials": match credentials { Credentials::Identity => "Identity", Credentials::Token => "Token" },
+        "requester": {"user": asked.requester.user, "groups": asked.requester.groups},
+        "role": {"kind": asked.role.kind.to_string(), "name": asked.role.name},
+        "namespaces": asked.namespaces,
+        "duration": duration::format_exact(asked.duration),
+        "reason": asked.reason,
+        "credentials": match asked.credentials { Credentials::Identity => "Identity", Credentials::Token => "Token" },
     });
-    if let (Some(t), Some(map)) = (ticket, spec.as_object_mut()) {
-        map.insert("ticket".into(), json!(t));
+    if let Some(map) = spec.as_object_mut() {
+        if let Some(t) = &asked.ticket {
+            map.insert("ticket".into(), json!(t));
+        }
+        if let Some(of) = &asked.extends {
+            map.insert("extends".into(), json!(of));
+        }
     }
     spec
+}
+
+/// A new AccessRequest object, named by the apiserver after
+/// [`NewRequest::name_prefix`]; `on_hub`: stored on a hub for another
+/// cluster, so its spec names that cluster.
+pub(crate) fn new_object(asked: &NewRequest, on_hub: bool) -> Value {
+    let mut spec = spec_json(asked);
+    if on_hub {
+        spec["cluster"] = json!(asked.cluster);
+    }
+    json!({
+        "apiVersion": API_VERSION, "kind": KIND,
+        "metadata": {"generateName": asked.name_prefix()},
+        "spec": spec,
+    })
 }
 
 /// The `status` as stored; `null` for fields that are unset so a merge
@@ -455,15 +501,17 @@ mod tests {
 
     #[test]
     fn spec_json_is_what_request_reads() {
-        let spec = spec_json(
-            &Subject::new("alice", &["dev"]),
-            &RoleRef::role("deployer"),
-            &["payments".into()],
-            Duration::from_secs(3600),
-            "why",
-            Some("T-1"),
-            Credentials::Token,
-        );
+        let spec = spec_json(&NewRequest {
+            cluster: "c".into(),
+            requester: Subject::new("alice", &["dev"]),
+            role: RoleRef::role("deployer"),
+            namespaces: vec!["payments".into()],
+            duration: Duration::from_secs(3600),
+            reason: "why".into(),
+            ticket: Some("T-1".into()),
+            credentials: Credentials::Token,
+            extends: None,
+        });
         let obj = json!({"metadata": {"name": "n", "creationTimestamp": "2026-11-26T03:00:00Z"}, "spec": spec});
         let r = request_from_json("c", &obj);
         assert_eq!(r.malformed, None);

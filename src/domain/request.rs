@@ -864,7 +864,43 @@ pub struct NewRequest {
     pub extends: Option<String>,
 }
 
+impl AccessRequest {
+    /// What was asked (the spec), without what became of it.
+    pub fn asked(&self) -> NewRequest {
+        NewRequest {
+            cluster: self.cluster.clone(),
+            requester: self.requester.clone(),
+            role: self.role.clone(),
+            namespaces: self.namespaces.clone(),
+            duration: self.duration,
+            reason: self.reason.clone(),
+            ticket: self.ticket.clone(),
+            credentials: self.credentials,
+            extends: self.extends.clone(),
+        }
+    }
+}
+
 impl NewRequest {
+    /// The name the apiserver completes with a random suffix: who asks and
+    /// where (`alice-payments-`), so a list reads without opening each.
+    pub fn name_prefix(&self) -> String {
+        format!(
+            "{}-{}-",
+            self.requester
+                .user
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .take(40)
+                .collect::<String>()
+                .to_ascii_lowercase(),
+            self.namespaces
+                .first()
+                .map(String::as_str)
+                .unwrap_or("cluster")
+        )
+    }
+
     /// The stored request this becomes, before anyone decides on it.
     pub fn into_request(self, name: String, created_at: DateTime<Utc>) -> AccessRequest {
         AccessRequest {

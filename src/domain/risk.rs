@@ -158,17 +158,11 @@ fn url_is_everything(url: &str) -> bool {
 /// Every flag that applies to `perm`; the first is the worst.
 pub fn flags(perm: &Permission) -> Vec<Risk> {
     let mut out = Vec::new();
-    let mut add = |flag, severity, why| {
-        out.push(Risk {
-            flag,
-            severity,
-            why,
-        })
-    };
     let verb = perm.verb.as_str();
     let reach = perm.name_reach();
     if reach == NameReach::NoRequest {
         add(
+            &mut out,
             RiskFlag::NoRequest,
             Severity::Info,
             "allows nothing: create/deletecollection requests carry no name",
@@ -182,169 +176,23 @@ pub fn flags(perm: &Permission) -> Vec<Risk> {
             ..
         } => {
             let (base, sub) = split_subresource(resource);
-            let in_group = |g: &str| api_group == g || api_group == "*";
-            let write = verb_in(verb, WRITE);
-            let res_is = |name: &str| base == name || base == "*";
-            let core = api_group.is_empty() || api_group == "*";
-            let all_wild = verb == "*" && resource == "*" && api_group == "*";
-            if all_wild {
-                add(
-                    RiskFlag::FullWildcard,
-                    Severity::Critical,
-                    "full control: every verb on every resource",
-                );
-            } else if verb == "*" || resource == "*" || api_group == "*" || base == "*" {
-                add(
-                    RiskFlag::Wildcard,
-                    Severity::High,
-                    "wildcard: covers verbs and resources added later",
-                );
-            }
-            if core && res_is("secrets") && sub.is_none() && verb_in(verb, READ) {
-                add(
-                    RiskFlag::SecretsRead,
-                    Severity::Critical,
-                    if reach == NameReach::EveryObject {
-                        "reads every Secret: the name \"\" is every list/watch"
-                    } else {
-                        "reads Secret values: passwords, keys, tokens"
-                    },
-                );
-            }
-            if in_group("rbac.authorization.k8s.io")
-                && (res_is("rolebindings") || res_is("clusterrolebindings"))
-                && sub.is_none()
-                && write
-            {
-                add(
-                    RiskFlag::BindingWrite,
-                    Severity::Critical,
-                    "writes role bindings: can make this grant permanent",
-                );
-            }
-            if in_group("certificates.k8s.io")
-                && ((res_is("certificatesigningrequests")
-                    && (matches!(sub, Some("approval" | "*")) || resource == "*")
-                    && write)
-                    || (res_is("signers") && sub.is_none() && verb_in(verb, &["approve"])))
-            {
-                add(
-                    RiskFlag::CertificateApproval,
-                    Severity::Critical,
-                    "approves certificates: can mint a login for any user",
-                );
-            }
-            if ((in_group("apiextensions.k8s.io") && res_is("customresourcedefinitions"))
-                || (in_group("apiregistration.k8s.io") && res_is("apiservices")))
-                && sub.is_none()
-                && write
-            {
-                add(
-                    RiskFlag::ApiExtension,
-                    Severity::Critical,
-                    "CRDs/APIServices: can route or replace whole APIs",
-                );
-            }
-            if core && res_is("persistentvolumes") && sub.is_none() && verb_in(verb, &["create"]) {
-                add(
-                    RiskFlag::HostPathVolume,
-                    Severity::Critical,
-                    "creates volumes: a hostPath volume opens a node's disk",
-                );
-            }
-            if core
-                && res_is("pods")
-                && (matches!(sub, Some("ephemeralcontainers" | "*")) || resource == "*")
-                && write
-            {
-                add(
-                    RiskFlag::EphemeralContainers,
-                    Severity::Critical,
-                    "adds containers to running pods: runs code as them",
-                );
-            }
-            if (api_group == "rbac.authorization.k8s.io" || api_group == "*")
-                && (res_is("roles") || res_is("clusterroles"))
-                && (verb == "bind" || verb == "escalate" || verb == "*")
-            {
-                add(
-                    RiskFlag::Escalation,
-                    Severity::Critical,
-                    "bind/escalate: can grant itself any permission",
-                );
-            }
-            if verb == "impersonate"
-                || (verb == "*"
-                    && ["users", "groups", "serviceaccounts", "userextras"]
-                        .iter()
-                        .any(|r| res_is(r))
-                    && core)
-            {
-                add(
-                    RiskFlag::Escalation,
-                    Severity::Critical,
-                    "impersonate: acts as other users or accounts",
-                );
-            }
-            if core
-                && res_is("nodes")
-                && (sub == Some("proxy") || sub == Some("*") || resource == "*")
-                && verb_in(verb, &["get", "create"])
-            {
-                add(
-                    RiskFlag::NodeProxy,
-                    Severity::Critical,
-                    "nodes/proxy: kubelet API, exec into any pod",
-                );
-            }
-            if (api_group == "admissionregistration.k8s.io" || api_group == "*")
-                && (res_is("mutatingwebhookconfigurations")
-                    || res_is("validatingwebhookconfigurations"))
-                && verb_in(verb, WRITE)
-            {
-                add(
-                    RiskFlag::Webhooks,
-                    Severity::Critical,
-                    "webhooks: can intercept or block every API write",
-                );
-            }
-            if core
-                && res_is("pods")
-                && matches!(sub, Some("exec" | "attach" | "portforward" | "*"))
-                && verb_in(verb, &["create", "get"])
-            {
-                add(
-                    RiskFlag::PodExec,
-                    Severity::High,
-                    "exec/attach/port-forward: runs commands in pods",
-                );
-            }
-            if sub.is_none()
-                && WORKLOADS.iter().any(|w| res_is(w))
-                && verb_in(verb, &["create", "update", "patch"])
-                && (core || ["apps", "batch", "extensions"].contains(&api_group.as_str()))
-            {
-                add(
-                    RiskFlag::WorkloadWrite,
-                    Severity::High,
-                    "runs any image with the namespace's secrets",
-                );
-            }
-            if core
-                && res_is("serviceaccounts")
-                && sub == Some("token")
-                && verb_in(verb, &["create"])
-            {
-                add(
-                    RiskFlag::TokenCreate,
-                    Severity::High,
-                    "mints tokens that act as a service account",
-                );
-            }
+            let r = Rule {
+                verb,
+                reach,
+                api_group,
+                resource,
+                base,
+                sub,
+            };
+            wildcard_flags(&r, &mut out);
+            takeover_flags(&r, &mut out);
+            control_flags(&r, &mut out);
+            workload_flags(&r, &mut out);
         }
         Target::NonResource { url } => {
             if url_is_everything(url) || verb == "*" {
                 add(
+                    &mut out,
                     RiskFlag::Wildcard,
                     Severity::High,
                     "wildcard: covers verbs and resources added later",
@@ -352,6 +200,249 @@ pub fn flags(perm: &Permission) -> Vec<Risk> {
             }
         }
     }
+    scope_flags(perm, &mut out);
+    if verb_in(verb, READ) && verb != "*" {
+        add(&mut out, RiskFlag::Read, Severity::Info, "read-only");
+    } else {
+        add(
+            &mut out,
+            RiskFlag::Write,
+            Severity::Medium,
+            "changes or deletes resources",
+        );
+    }
+    out.sort_by_key(|r| std::cmp::Reverse(r.severity));
+    out
+}
+
+fn add(out: &mut Vec<Risk>, flag: RiskFlag, severity: Severity, why: &'static str) {
+    out.push(Risk {
+        flag,
+        severity,
+        why,
+    });
+}
+
+/// A resource permission as the rules read it.
+struct Rule<'a> {
+    verb: &'a str,
+    reach: NameReach<'a>,
+    api_group: &'a str,
+    resource: &'a str,
+    /// The resource without its subresource.
+    base: &'a str,
+    sub: Option<&'a str>,
+}
+
+impl Rule<'_> {
+    fn in_group(&self, group: &str) -> bool {
+        self.api_group == group || self.api_group == "*"
+    }
+
+    fn res_is(&self, name: &str) -> bool {
+        self.base == name || self.base == "*"
+    }
+
+    fn core(&self) -> bool {
+        self.api_group.is_empty() || self.api_group == "*"
+    }
+
+    fn write(&self) -> bool {
+        verb_in(self.verb, WRITE)
+    }
+
+    fn verb_in(&self, set: &[&str]) -> bool {
+        verb_in(self.verb, set)
+    }
+}
+
+/// `*` anywhere: covers what is added later.
+fn wildcard_flags(r: &Rule, out: &mut Vec<Risk>) {
+    if r.verb == "*" && r.resource == "*" && r.api_group == "*" {
+        add(
+            out,
+            RiskFlag::FullWildcard,
+            Severity::Critical,
+            "full control: every verb on every resource",
+        );
+    } else if r.verb == "*" || r.resource == "*" || r.api_group == "*" || r.base == "*" {
+        add(
+            out,
+            RiskFlag::Wildcard,
+            Severity::High,
+            "wildcard: covers verbs and resources added later",
+        );
+    }
+}
+
+/// What reads every secret, makes the grant permanent, mints logins,
+/// replaces APIs or opens a node's disk.
+fn takeover_flags(r: &Rule, out: &mut Vec<Risk>) {
+    if r.core() && r.res_is("secrets") && r.sub.is_none() && r.verb_in(READ) {
+        add(
+            out,
+            RiskFlag::SecretsRead,
+            Severity::Critical,
+            if r.reach == NameReach::EveryObject {
+                "reads every Secret: the name \"\" is every list/watch"
+            } else {
+                "reads Secret values: passwords, keys, tokens"
+            },
+        );
+    }
+    if r.in_group("rbac.authorization.k8s.io")
+        && (r.res_is("rolebindings") || r.res_is("clusterrolebindings"))
+        && r.sub.is_none()
+        && r.write()
+    {
+        add(
+            out,
+            RiskFlag::BindingWrite,
+            Severity::Critical,
+            "writes role bindings: can make this grant permanent",
+        );
+    }
+    if r.in_group("certificates.k8s.io")
+        && ((r.res_is("certificatesigningrequests")
+            && (matches!(r.sub, Some("approval" | "*")) || r.resource == "*")
+            && r.write())
+            || (r.res_is("signers") && r.sub.is_none() && r.verb_in(&["approve"])))
+    {
+        add(
+            out,
+            RiskFlag::CertificateApproval,
+            Severity::Critical,
+            "approves certificates: can mint a login for any user",
+        );
+    }
+    if ((r.in_group("apiextensions.k8s.io") && r.res_is("customresourcedefinitions"))
+        || (r.in_group("apiregistration.k8s.io") && r.res_is("apiservices")))
+        && r.sub.is_none()
+        && r.write()
+    {
+        add(
+            out,
+            RiskFlag::ApiExtension,
+            Severity::Critical,
+            "CRDs/APIServices: can route or replace whole APIs",
+        );
+    }
+    if r.core() && r.res_is("persistentvolumes") && r.sub.is_none() && r.verb_in(&["create"]) {
+        add(
+            out,
+            RiskFlag::HostPathVolume,
+            Severity::Critical,
+            "creates volumes: a hostPath volume opens a node's disk",
+        );
+    }
+}
+
+/// What runs code in running pods or on nodes, grants itself more, acts
+/// as others or intercepts every write.
+fn control_flags(r: &Rule, out: &mut Vec<Risk>) {
+    if r.core()
+        && r.res_is("pods")
+        && (matches!(r.sub, Some("ephemeralcontainers" | "*")) || r.resource == "*")
+        && r.write()
+    {
+        add(
+            out,
+            RiskFlag::EphemeralContainers,
+            Severity::Critical,
+            "adds containers to running pods: runs code as them",
+        );
+    }
+    if (r.api_group == "rbac.authorization.k8s.io" || r.api_group == "*")
+        && (r.res_is("roles") || r.res_is("clusterroles"))
+        && (r.verb == "bind" || r.verb == "escalate" || r.verb == "*")
+    {
+        add(
+            out,
+            RiskFlag::Escalation,
+            Severity::Critical,
+            "bind/escalate: can grant itself any permission",
+        );
+    }
+    if r.verb == "impersonate"
+        || (r.verb == "*"
+            && ["users", "groups", "serviceaccounts", "userextras"]
+                .iter()
+                .any(|name| r.res_is(name))
+            && r.core())
+    {
+        add(
+            out,
+            RiskFlag::Escalation,
+            Severity::Critical,
+            "impersonate: acts as other users or accounts",
+        );
+    }
+    if r.core()
+        && r.res_is("nodes")
+        && (r.sub == Some("proxy") || r.sub == Some("*") || r.resource == "*")
+        && r.verb_in(&["get", "create"])
+    {
+        add(
+            out,
+            RiskFlag::NodeProxy,
+            Severity::Critical,
+            "nodes/proxy: kubelet API, exec into any pod",
+        );
+    }
+    if (r.api_group == "admissionregistration.k8s.io" || r.api_group == "*")
+        && (r.res_is("mutatingwebhookconfigurations")
+            || r.res_is("validatingwebhookconfigurations"))
+        && r.verb_in(WRITE)
+    {
+        add(
+            out,
+            RiskFlag::Webhooks,
+            Severity::Critical,
+            "webhooks: can intercept or block every API write",
+        );
+    }
+}
+
+/// What runs commands, workloads or service-account tokens.
+fn workload_flags(r: &Rule, out: &mut Vec<Risk>) {
+    if r.core()
+        && r.res_is("pods")
+        && matches!(r.sub, Some("exec" | "attach" | "portforward" | "*"))
+        && r.verb_in(&["create", "get"])
+    {
+        add(
+            out,
+            RiskFlag::PodExec,
+            Severity::High,
+            "exec/attach/port-forward: runs commands in pods",
+        );
+    }
+    if r.sub.is_none()
+        && WORKLOADS.iter().any(|w| r.res_is(w))
+        && r.verb_in(&["create", "update", "patch"])
+        && (r.core() || ["apps", "batch", "extensions"].contains(&r.api_group))
+    {
+        add(
+            out,
+            RiskFlag::WorkloadWrite,
+            Severity::High,
+            "runs any image with the namespace's secrets",
+        );
+    }
+    if r.core() && r.res_is("serviceaccounts") && r.sub == Some("token") && r.verb_in(&["create"]) {
+        add(
+            out,
+            RiskFlag::TokenCreate,
+            Severity::High,
+            "mints tokens that act as a service account",
+        );
+    }
+}
+
+/// Where it applies: cluster-wide (and so into portcullis-system), or in
+/// kube-system.
+fn scope_flags(perm: &Permission, out: &mut Vec<Risk>) {
+    let verb = perm.verb.as_str();
     if let (
         Scope::Cluster,
         Target::Resource {
@@ -370,6 +461,7 @@ pub fn flags(perm: &Permission) -> Vec<Risk> {
             && verb_in(verb, WRITE)
         {
             add(
+                out,
                 RiskFlag::PortcullisSystem,
                 Severity::Critical,
                 "reaches portcullis-system: can change the cluster's Portcullis limits or other grants' credentials",
@@ -378,6 +470,7 @@ pub fn flags(perm: &Permission) -> Vec<Risk> {
     }
     if perm.scope == Scope::Namespace("kube-system".into()) {
         add(
+            out,
             RiskFlag::KubeSystem,
             Severity::High,
             "in kube-system: control-plane workloads and keys",
@@ -385,22 +478,12 @@ pub fn flags(perm: &Permission) -> Vec<Risk> {
     }
     if perm.scope == Scope::Cluster {
         add(
+            out,
             RiskFlag::ClusterScoped,
             Severity::Medium,
             "cluster-wide: every namespace and cluster objects",
         );
     }
-    if verb_in(verb, READ) && verb != "*" {
-        add(RiskFlag::Read, Severity::Info, "read-only");
-    } else {
-        add(
-            RiskFlag::Write,
-            Severity::Medium,
-            "changes or deletes resources",
-        );
-    }
-    out.sort_by_key(|r| std::cmp::Reverse(r.severity));
-    out
 }
 
 /// The worst flag of a permission: the one an approver must see.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use kube::api::{DynamicObject, PostParams};
+
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -23,7 +23,6 @@ use crate::backend::kube::reaper::{self, ReaperConfig};
 use crate::backend::kube::topology::{Target, Topology};
 use crate::backend::kube::{watch, KubeCluster};
 use crate::backend::{AccessBackend, BackendError, BackendEvent, NewRequest, Op, RequestKey, Seen};
-use crate::crd::wire;
 use crate::domain::{AccessRequest, Subject};
 
 /// Why a token was not accepted.
@@ -541,46 +540,7 @@ impl Authority for KubeAuthority {
             .into_request("new".into(), self.now())
             .validate(&limits)
             .map_err(|e| BackendError::Invalid(e.to_string()))?;
-        let mut spec = wire::spec_json(
-            &new.requester,
-            &new.role,
-            &new.namespaces,
-            new.duration,
-            &new.reason,
-            new.ticket.as_deref(),
-            new.credentials,
-        );
-        if let Some(of) = &new.extends {
-            spec["extends"] = json!(of);
-        }
-        spec["cluster"] = json!(new.cluster);
-        let prefix: String = format!(
-            "{}-{}-",
-            new.requester
-                .user
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric())
-                .take(40)
-                .collect::<String>()
-                .to_ascii_lowercase(),
-            new.namespaces
-                .first()
-                .map(String::as_str)
-                .unwrap_or("cluster")
-        );
-        let obj: DynamicObject = serde_json::from_value(json!({
-            "apiVersion": wire::API_VERSION, "kind": wire::KIND,
-            "metadata": {"generateName": prefix},
-            "spec": spec,
-        }))
-        .map_err(|e| BackendError::Invalid(e.to_string()))?;
-        let created = site
-            .store
-            .requests()
-            .create(&PostParams::default(), &obj)
-            .await
-            .map_err(|e| grant::map_err(&site, Caller::Approver, "store the request", e))?;
-        Ok(grant::read(&site, created).req)
+        grant::create(&site, &new, true, Caller::Approver, "store the request").await
     }
 
     async fn apply(

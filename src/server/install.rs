@@ -49,36 +49,74 @@ pub(crate) struct Bundle {
 /// Reads `config` (and `kubeconfig`, for target clusters named by
 /// context) into a [`Bundle`].
 pub(crate) fn bundle(config: &Path, kubeconfig: Option<&Path>) -> Result<Bundle, InstallError> {
-    let origin = config.display().to_string();
-    let invalid = |message: String| InstallError::Invalid {
-        path: origin.clone(),
-        message,
+    let src = Source {
+        origin: config.display().to_string(),
+        base: config.parent().unwrap_or(Path::new(".")),
     };
-    let read = |what: &'static str, file: &Path| {
+    let text = String::from_utf8(src.read("the config", config)?)
+        .map_err(|_| src.invalid("not UTF-8".into()))?;
+    // Valid as written first: the same errors `serve` would give.
+    ServerConfig::parse(&text, &src.origin).map_err(|e| src.invalid(e.to_string()))?;
+    let mut doc: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| src.invalid(e.to_string()))?;
+    let mut secret: Vec<(String, Vec<u8>)> = Vec::new();
+    tls_files(&src, &mut doc, &mut secret)?;
+    doc.insert("listen".into(), "0.0.0.0:7443".into());
+    kubeconfig_file(&src, &doc, kubeconfig, &mut secret)?;
+    let policies = policy_files(&src, &mut doc)?;
+    audit_files(&src, &mut doc, &mut secret)?;
+    let rewritten = toml::to_string(&doc).map_err(|e| src.invalid(e.to_string()))?;
+    ServerConfig::parse(&rewritten, "the config as the pod reads it")
+        .map_err(|e| src.invalid(e.to_string()))?;
+    secret.insert(0, ("server.toml".into(), rewritten.into_bytes()));
+    Ok(Bundle { secret, policies })
+}
+
+/// The config being bundled: where its files are, and how errors name it.
+struct Source<'a> {
+    /// The config's path, as errors say it.
+    origin: String,
+    /// The folder the config's relative paths start from.
+    base: &'a Path,
+}
+
+impl Source<'_> {
+    /// The config is wrong: `message` says how.
+    fn invalid(&self, message: String) -> InstallError {
+        InstallError::Invalid {
+            path: self.origin.clone(),
+            message,
+        }
+    }
+
+    /// The contents of `file` (`what` names it in the error).
+    fn read(&self, what: &'static str, file: &Path) -> Result<Vec<u8>, InstallError> {
         std::fs::read(file).map_err(|source| InstallError::Read {
-            path: origin.clone(),
+            path: self.origin.clone(),
             what,
             file: file.display().to_string(),
             source,
         })
-    };
-    let text =
-        String::from_utf8(read("the config", config)?).map_err(|_| invalid("not UTF-8".into()))?;
-    // Valid as written first: the same errors `serve` would give.
-    ServerConfig::parse(&text, &origin).map_err(|e| invalid(e.to_string()))?;
-    let mut doc: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| invalid(e.to_string()))?;
-    let base = config.parent().unwrap_or(Path::new("."));
-    let local = |p: &str| -> PathBuf {
+    }
+
+    /// A path the config names: a relative one is from the config's folder.
+    fn local(&self, p: &str) -> PathBuf {
         let p = PathBuf::from(p);
         if p.is_absolute() {
             p
         } else {
-            base.join(p)
+            self.base.join(p)
         }
-    };
-    let mut secret: Vec<(String, Vec<u8>)> = Vec::new();
+    }
+}
+
+/// The TLS files into the Secret, their paths rewritten to the mount.
+fn tls_files(
+    src: &Source<'_>,
+    doc: &mut toml::Table,
+    secret: &mut Vec<(String, Vec<u8>)>,
+) -> Result<(), InstallError> {
     // TLS: the pod listens on all addresses, so HTTPS unless behind a
     // TLS proxy (insecure_http).
     let insecure = doc
@@ -88,18 +126,28 @@ pub(crate) fn bundle(config: &Path, kubeconfig: Option<&Path>) -> Result<Bundle,
     for (key, file) in [("tls_cert", "tls.crt"), ("tls_key", "tls.key")] {
         match doc.get(key).and_then(toml::Value::as_str).map(str::to_string) {
             Some(p) => {
-                secret.push((file.into(), read("TLS file", &local(&p))?));
+                secret.push((file.into(), src.read("TLS file", &src.local(&p))?));
                 doc.insert(key.into(), format!("{MOUNT}/{file}").into());
             }
             None if !insecure => {
-                return Err(invalid(format!(
+                return Err(src.invalid(format!(
                     "{key} is required in a cluster (the pod listens on 0.0.0.0:7443): give tls_cert and tls_key, or insecure_http = true behind a TLS proxy"
                 )))
             }
             None => {}
         }
     }
-    doc.insert("listen".into(), "0.0.0.0:7443".into());
+    Ok(())
+}
+
+/// The kubeconfig into the Secret: required when a context is not
+/// in-cluster.
+fn kubeconfig_file(
+    src: &Source<'_>,
+    doc: &toml::Table,
+    kubeconfig: Option<&Path>,
+    secret: &mut Vec<(String, Vec<u8>)>,
+) -> Result<(), InstallError> {
     // Contexts other than in-cluster come from the kubeconfig.
     let mut contexts: Vec<String> = Vec::new();
     if let Some(h) = doc.get("hub").and_then(toml::Value::as_str) {
@@ -117,25 +165,33 @@ pub(crate) fn bundle(config: &Path, kubeconfig: Option<&Path>) -> Result<Bundle,
     }
     let named: Vec<&String> = contexts.iter().filter(|c| *c != "in-cluster").collect();
     match kubeconfig {
-        Some(k) => secret.push(("kubeconfig".into(), read("the kubeconfig", k)?)),
+        Some(k) => secret.push(("kubeconfig".into(), src.read("the kubeconfig", k)?)),
         None if !named.is_empty() => {
-            return Err(invalid(format!(
+            return Err(src.invalid(format!(
                 "contexts {} are not \"in-cluster\": give --server-kubeconfig FILE with them (it goes into the Secret)",
                 named.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
             )))
         }
         None => {}
     }
-    // Policies: every file of the directory, into the ConfigMap.
+    Ok(())
+}
+
+/// Policies: every file of the directory, for the ConfigMap; the path
+/// rewritten to its mount.
+fn policy_files(
+    src: &Source<'_>,
+    doc: &mut toml::Table,
+) -> Result<Vec<(String, String)>, InstallError> {
     let mut policies = Vec::new();
     if let Some(p) = doc
         .get("policy")
         .and_then(toml::Value::as_str)
         .map(str::to_string)
     {
-        let dir = local(&p);
+        let dir = src.local(&p);
         let entries = std::fs::read_dir(&dir).map_err(|source| InstallError::Read {
-            path: origin.clone(),
+            path: src.origin.clone(),
             what: "the policy directory",
             file: dir.display().to_string(),
             source,
@@ -152,31 +208,38 @@ pub(crate) fn bundle(config: &Path, kubeconfig: Option<&Path>) -> Result<Bundle,
                 .and_then(|n| n.to_str())
                 .unwrap_or_default()
                 .to_string();
-            let body = String::from_utf8(read("a policy file", &f)?)
-                .map_err(|_| invalid(format!("policy file {name} is not UTF-8")))?;
+            let body = String::from_utf8(src.read("a policy file", &f)?)
+                .map_err(|_| src.invalid(format!("policy file {name} is not UTF-8")))?;
             policies.push((name, body));
         }
         doc.insert("policy".into(), POLICY_MOUNT.into());
     }
-    // The audit log in the pod's state volume; its key in the Secret.
+    Ok(policies)
+}
+
+/// The audit log in the pod's state volume; its key in the Secret.
+fn audit_files(
+    src: &Source<'_>,
+    doc: &mut toml::Table,
+    secret: &mut Vec<(String, Vec<u8>)>,
+) -> Result<(), InstallError> {
     if let Some(audit) = doc.get_mut("audit").and_then(toml::Value::as_table_mut) {
         if let Some(k) = audit
             .get("key")
             .and_then(toml::Value::as_str)
             .map(str::to_string)
         {
-            secret.push(("audit.key".into(), read("the audit key", &local(&k))?));
+            secret.push((
+                "audit.key".into(),
+                src.read("the audit key", &src.local(&k))?,
+            ));
             audit.insert("key".into(), format!("{MOUNT}/audit.key").into());
         }
         if audit.contains_key("log") {
             audit.insert("log".into(), format!("{STATE}/audit.jsonl").into());
         }
     }
-    let rewritten = toml::to_string(&doc).map_err(|e| invalid(e.to_string()))?;
-    ServerConfig::parse(&rewritten, "the config as the pod reads it")
-        .map_err(|e| invalid(e.to_string()))?;
-    secret.insert(0, ("server.toml".into(), rewritten.into_bytes()));
-    Ok(Bundle { secret, policies })
+    Ok(())
 }
 
 /// The Secret and the ConfigMap as YAML documents.

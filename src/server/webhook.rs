@@ -152,157 +152,214 @@ pub fn decide(hook: &Webhook, r: &Review, now: DateTime<Utc>) -> Result<(), Stri
     let new = read(&r.object);
     let old = read(&r.old);
     match (r.operation.as_str(), r.subresource.as_str()) {
-        ("CREATE", "") => {
-            let new = new.ok_or("no object")?;
-            if new.requester.user != r.user {
-                return Err(format!(
-                    "spec.requester.user must be you ({}), not {}",
-                    r.user, new.requester.user
-                ));
-            }
-            if let Some(g) = new.requester.groups.iter().find(|g| !r.groups.contains(g)) {
-                return Err(format!("spec.requester.groups: you are not in {g}"));
-            }
-            Ok(())
+        ("CREATE", "") => decide_create(r, new),
+        ("UPDATE", "") => decide_spec_update(r),
+        ("UPDATE", "status") => decide_status_update(r, new, old, now),
+        ("DELETE", _) => decide_delete(r, old),
+        _ => Ok(()),
+    }
+}
+
+/// A new request: its creator is its requester, with only groups they have.
+fn decide_create(r: &Review, new: Option<AccessRequest>) -> Result<(), String> {
+    let new = new.ok_or("no object")?;
+    if new.requester.user != r.user {
+        return Err(format!(
+            "spec.requester.user must be you ({}), not {}",
+            r.user, new.requester.user
+        ));
+    }
+    if let Some(g) = new.requester.groups.iter().find(|g| !r.groups.contains(g)) {
+        return Err(format!("spec.requester.groups: you are not in {g}"));
+    }
+    Ok(())
+}
+
+/// A write to the request itself: its spec never changes.
+fn decide_spec_update(r: &Review) -> Result<(), String> {
+    let spec = |v: &Option<Value>| v.as_ref().and_then(|o| o.get("spec")).cloned();
+    if spec(&r.object) != spec(&r.old) {
+        return Err("spec is immutable: withdraw and ask again".into());
+    }
+    Ok(())
+}
+
+/// A status write: never by the requester, never on a terminal phase, and
+/// each part of the status only as the rules below let it change.
+fn decide_status_update(
+    r: &Review,
+    new: Option<AccessRequest>,
+    old: Option<AccessRequest>,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    let (new, old) = (new.ok_or("no object")?, old.ok_or("no old object")?);
+    if r.user == old.requester.user {
+        return Err("the requester never writes a request's status".into());
+    }
+    if old.phase().is_terminal() {
+        return terminal_unchanged(&old, &new);
+    }
+    phase_moves_forward(&old, &new)?;
+    // The objects a status names are the ones ending the grant
+    // deletes: only names Portcullis gives this request's objects,
+    // and a recorded uid never changes (no status can point the
+    // server or the reaper at a standing binding).
+    check_bindings(&old, &new)?;
+    check_reviews(r, &old, &new, now)?;
+    check_decision(r, &old, &new, now)?;
+    if new.status.revoked_by.is_some()
+        && new.status.revoked_by != old.status.revoked_by
+        && new.status.revoked_by.as_deref() != Some(r.user.as_str())
+    {
+        return Err(format!("status.revokedBy must be you ({})", r.user));
+    }
+    if new.phase() == Phase::Active {
+        check_expiry(r, &old, &new)?;
+    }
+    Ok(())
+}
+
+/// A terminal phase never changes, nor its status but for the message
+/// (the verification note).
+fn terminal_unchanged(old: &AccessRequest, new: &AccessRequest) -> Result<(), String> {
+    let mut a = new.status.clone();
+    let mut b = old.status.clone();
+    a.message = None;
+    b.message = None;
+    if a != b || new.phase() != old.phase() {
+        return Err(format!(
+            "{} is {}: terminal phases never change",
+            old.name,
+            old.phase()
+        ));
+    }
+    Ok(())
+}
+
+/// Phases move only forward: a live grant never goes back to Pending,
+/// where nothing ends it and its bindings stay.
+fn phase_moves_forward(old: &AccessRequest, new: &AccessRequest) -> Result<(), String> {
+    let forward = match old.phase() {
+        Phase::Pending => true,
+        Phase::Active => matches!(
+            new.phase(),
+            Phase::Active | Phase::Expired | Phase::Revoked | Phase::Failed
+        ),
+        _ => false,
+    };
+    if !forward {
+        return Err(format!(
+            "status.phase: {} never becomes {}",
+            old.phase(),
+            new.phase()
+        ));
+    }
+    Ok(())
+}
+
+/// Reviews only grow, one at a time, in the writer's name, at the
+/// server's now.
+fn check_reviews(
+    r: &Review,
+    old: &AccessRequest,
+    new: &AccessRequest,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    let (before, after) = (&old.status.reviews, &new.status.reviews);
+    if after.len() < before.len() || after[..before.len()] != before[..] {
+        return Err("status.reviews only grow: earlier reviews never change".into());
+    }
+    if after.len() > before.len() + 1 {
+        return Err("status.reviews: one review at a time".into());
+    }
+    if let Some(added) = after.get(before.len()) {
+        if added.by != r.user {
+            return Err(format!(
+                "status.reviews: a review is by you ({}), not {}",
+                r.user, added.by
+            ));
         }
-        ("UPDATE", "") => {
-            let spec = |v: &Option<Value>| v.as_ref().and_then(|o| o.get("spec")).cloned();
-            if spec(&r.object) != spec(&r.old) {
-                return Err("spec is immutable: withdraw and ask again".into());
-            }
-            Ok(())
+        if (added.at - now).abs() > CLOCK_TOLERANCE {
+            return Err(format!(
+                "status.reviews: {} is not now by the server's clock ({})",
+                added.at, now
+            ));
         }
-        ("UPDATE", "status") => {
-            let (new, old) = (new.ok_or("no object")?, old.ok_or("no old object")?);
-            if r.user == old.requester.user {
-                return Err("the requester never writes a request's status".into());
-            }
-            if old.phase().is_terminal() {
-                let mut a = new.status.clone();
-                let mut b = old.status.clone();
-                a.message = None;
-                b.message = None;
-                if a != b || new.phase() != old.phase() {
-                    return Err(format!(
-                        "{} is {}: terminal phases never change",
-                        old.name,
-                        old.phase()
-                    ));
-                }
-                return Ok(());
-            }
-            // Phases move only forward: a live grant never goes back to
-            // Pending, where nothing ends it and its bindings stay.
-            let forward = match old.phase() {
-                Phase::Pending => true,
-                Phase::Active => matches!(
-                    new.phase(),
-                    Phase::Active | Phase::Expired | Phase::Revoked | Phase::Failed
-                ),
-                _ => false,
-            };
-            if !forward {
-                return Err(format!(
-                    "status.phase: {} never becomes {}",
-                    old.phase(),
-                    new.phase()
-                ));
-            }
-            // The objects a status names are the ones ending the grant
-            // deletes: only names Portcullis gives this request's objects,
-            // and a recorded uid never changes (no status can point the
-            // server or the reaper at a standing binding).
-            check_bindings(&old, &new)?;
-            // Reviews only grow, one at a time, in the writer's name.
-            let (before, after) = (&old.status.reviews, &new.status.reviews);
-            if after.len() < before.len() || after[..before.len()] != before[..] {
-                return Err("status.reviews only grow: earlier reviews never change".into());
-            }
-            if after.len() > before.len() + 1 {
-                return Err("status.reviews: one review at a time".into());
-            }
-            if let Some(added) = after.get(before.len()) {
-                if added.by != r.user {
-                    return Err(format!(
-                        "status.reviews: a review is by you ({}), not {}",
-                        r.user, added.by
-                    ));
-                }
-                if (added.at - now).abs() > CLOCK_TOLERANCE {
-                    return Err(format!(
-                        "status.reviews: {} is not now by the server's clock ({})",
-                        added.at, now
-                    ));
-                }
-            }
-            if new.status.decision != old.status.decision {
-                let d = new
-                    .status
-                    .decision
-                    .as_ref()
-                    .ok_or("a decision is never removed")?;
-                if d.by != r.user {
-                    return Err(format!(
-                        "status.decision.by must be you ({}), not {}",
-                        r.user, d.by
-                    ));
-                }
-                if (d.at - now).abs() > CLOCK_TOLERANCE {
-                    return Err(format!(
-                        "status.decision.at {} is not now by the server's clock ({})",
-                        d.at, now
-                    ));
-                }
-            }
-            if new.status.revoked_by.is_some()
-                && new.status.revoked_by != old.status.revoked_by
-                && new.status.revoked_by.as_deref() != Some(r.user.as_str())
-            {
-                return Err(format!("status.revokedBy must be you ({})", r.user));
-            }
-            if new.phase() == Phase::Active {
-                let end = time(&r.object, &["status", "expiresAt"])
-                    .ok_or("a live grant needs status.expiresAt")?;
-                if old.phase() == Phase::Active {
-                    if let Some(before) = old.status.expires_at {
-                        if end > before {
-                            return Err("status.expiresAt only moves earlier".into());
-                        }
-                    }
-                }
-                let d = new
-                    .status
-                    .decision
-                    .as_ref()
-                    .ok_or("a live grant needs a decision")?;
-                // Checked: a duration no clock can add refuses the write.
-                let limit = TimeDelta::from_std(d.duration.unwrap_or_default())
-                    .ok()
-                    .and_then(|span| d.at.checked_add_signed(span))
-                    .and_then(|t| t.checked_add_signed(TimeDelta::seconds(1)))
-                    .ok_or("status.decision.duration is longer than any grant can be")?;
-                if end > limit {
-                    return Err(format!(
-                        "status.expiresAt {end} is past the decision's time plus its duration ({limit})"
-                    ));
-                }
-            }
-            Ok(())
+    }
+    Ok(())
+}
+
+/// A changed decision is never removed, and is the writer's, made now.
+fn check_decision(
+    r: &Review,
+    old: &AccessRequest,
+    new: &AccessRequest,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    if new.status.decision != old.status.decision {
+        let d = new
+            .status
+            .decision
+            .as_ref()
+            .ok_or("a decision is never removed")?;
+        if d.by != r.user {
+            return Err(format!(
+                "status.decision.by must be you ({}), not {}",
+                r.user, d.by
+            ));
         }
-        ("DELETE", _) => {
-            let old = old.ok_or("no old object")?;
-            match old.phase() {
-                Phase::Pending if old.requester.user == r.user => Ok(()),
-                Phase::Pending => Err(format!(
-                    "only its requester ({}) withdraws a pending request",
-                    old.requester.user
-                )),
-                Phase::Active => {
-                    Err("a live grant's request is deleted by Portcullis when it ends".into())
-                }
-                _ => Ok(()),
+        if (d.at - now).abs() > CLOCK_TOLERANCE {
+            return Err(format!(
+                "status.decision.at {} is not now by the server's clock ({})",
+                d.at, now
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A live grant's end: set, only ever earlier, and never past its
+/// decision's time plus its duration.
+fn check_expiry(r: &Review, old: &AccessRequest, new: &AccessRequest) -> Result<(), String> {
+    let end =
+        time(&r.object, &["status", "expiresAt"]).ok_or("a live grant needs status.expiresAt")?;
+    if old.phase() == Phase::Active {
+        if let Some(before) = old.status.expires_at {
+            if end > before {
+                return Err("status.expiresAt only moves earlier".into());
             }
         }
+    }
+    let d = new
+        .status
+        .decision
+        .as_ref()
+        .ok_or("a live grant needs a decision")?;
+    // Checked: a duration no clock can add refuses the write.
+    let limit = TimeDelta::from_std(d.duration.unwrap_or_default())
+        .ok()
+        .and_then(|span| d.at.checked_add_signed(span))
+        .and_then(|t| t.checked_add_signed(TimeDelta::seconds(1)))
+        .ok_or("status.decision.duration is longer than any grant can be")?;
+    if end > limit {
+        return Err(format!(
+            "status.expiresAt {end} is past the decision's time plus its duration ({limit})"
+        ));
+    }
+    Ok(())
+}
+
+/// A delete: a pending request only by its requester, a live grant's
+/// only by Portcullis.
+fn decide_delete(r: &Review, old: Option<AccessRequest>) -> Result<(), String> {
+    let old = old.ok_or("no old object")?;
+    match old.phase() {
+        Phase::Pending if old.requester.user == r.user => Ok(()),
+        Phase::Pending => Err(format!(
+            "only its requester ({}) withdraws a pending request",
+            old.requester.user
+        )),
+        Phase::Active => Err("a live grant's request is deleted by Portcullis when it ends".into()),
         _ => Ok(()),
     }
 }

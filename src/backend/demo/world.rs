@@ -214,6 +214,13 @@ impl DemoWorld {
     /// A past day of decisions, a few live grants and a queue.
     fn seed_history(&mut self) {
         let start = self.now;
+        self.seed_ended(start);
+        self.seed_live(start);
+        self.seed_queue(start);
+    }
+
+    /// Ended requests, spread over the last 20 hours.
+    fn seed_ended(&mut self, start: DateTime<Utc>) {
         let approvers = ["dana", "erin", "grace"];
         let deny_reasons = [
             "no incident ticket: open one and ask again",
@@ -221,7 +228,6 @@ impl DemoWorld {
             "use the staging cluster for this",
             "duplicate of an approved request",
         ];
-        // Ended requests, spread over the last 20 hours.
         for i in 0..24u32 {
             let created = start - TimeDelta::minutes(1200 - i as i64 * 48);
             let mut r = self.invent(created, None);
@@ -274,7 +280,11 @@ impl DemoWorld {
             }
             self.insert(r);
         }
-        // Live grants with various remaining times (one under five minutes).
+    }
+
+    /// Live grants with various remaining times (one under five minutes).
+    fn seed_live(&mut self, start: DateTime<Utc>) {
+        let approvers = ["dana", "erin", "grace"];
         for (i, remaining_min) in [3i64, 12, 40, 95].into_iter().enumerate() {
             let mut r = self.invent(start - TimeDelta::minutes(130), None);
             r.duration = minutes(120);
@@ -292,7 +302,11 @@ impl DemoWorld {
             );
             self.insert(r);
         }
-        // The queue: waiting for a few seconds to an hour.
+    }
+
+    /// The queue: waiting for a few seconds to an hour; the approver's own
+    /// request; a hostile one when asked for.
+    fn seed_queue(&mut self, start: DateTime<Utc>) {
         for age in [55i64, 31, 18, 9, 4, 2] {
             let r = self.invent(start - TimeDelta::minutes(age), None);
             self.insert(r);

@@ -22,7 +22,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions};
 use serde_json::{json, Value};
 
 use super::cluster::{Fault, FaultPoint, KubeCluster};
@@ -33,7 +33,7 @@ use super::verify;
 use crate::backend::{ApproveSpec, BackendError, Op, RequestKey, Seen};
 use crate::crd::wire;
 use crate::domain::request::{Approval, BindingRef};
-use crate::domain::{AccessRequest, Phase, PhaseError, ValidationLimits};
+use crate::domain::{AccessRequest, NewRequest, Phase, PhaseError, ValidationLimits};
 
 /// Where a grant's record lives and where its bindings go: one cluster in
 /// direct mode; the hub (every request, one clock) and the request's target
@@ -369,6 +369,27 @@ pub async fn decide(
             "a release is carried out by the backend, not decided".into(),
         )),
     }
+}
+
+/// Stores a new request on the site's store (`Caller`: in which role a
+/// refusal names the one who stores it); `on_hub`: the server's store,
+/// which names the request's cluster.
+pub(crate) async fn create(
+    site: &Site<'_>,
+    new: &NewRequest,
+    on_hub: bool,
+    caller: Caller,
+    what: &str,
+) -> Result<AccessRequest, BackendError> {
+    let obj: DynamicObject = serde_json::from_value(wire::new_object(new, on_hub))
+        .map_err(|e| BackendError::Invalid(e.to_string()))?;
+    let created = site
+        .store
+        .requests()
+        .create(&PostParams::default(), &obj)
+        .await
+        .map_err(|e| map_err(site, caller, what, e))?;
+    Ok(read(site, created).req)
 }
 
 /// One approval of the `required` distinct approvals (never the

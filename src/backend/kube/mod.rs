@@ -32,11 +32,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use kube::api::{DynamicObject, PostParams};
+use kube::api::DynamicObject;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Config};
-use serde_json::json;
 use tokio::sync::mpsc;
 
 pub use cluster::{Fault, KubeCluster};
@@ -411,51 +410,15 @@ impl AccessBackend for KubeBackend {
 
     async fn create(&self, new: NewRequest) -> Result<AccessRequest, BackendError> {
         let cluster = self.cluster(&new.cluster)?;
-        let prefix: String = format!(
-            "{}-{}-",
-            new.requester
-                .user
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric())
-                .take(40)
-                .collect::<String>()
-                .to_ascii_lowercase(),
-            new.namespaces
-                .first()
-                .map(String::as_str)
-                .unwrap_or("cluster")
-        );
-        let mut spec = wire::spec_json(
-            &new.requester,
-            &new.role,
-            &new.namespaces,
-            new.duration,
-            &new.reason,
-            new.ticket.as_deref(),
-            new.credentials,
-        );
-        if let Some(of) = &new.extends {
-            spec["extends"] = json!(of);
-        }
-        let obj: DynamicObject = serde_json::from_value(json!({
-            "apiVersion": wire::API_VERSION, "kind": wire::KIND,
-            "metadata": {"generateName": prefix},
-            "spec": spec,
-        }))
-        .map_err(|e| BackendError::Invalid(e.to_string()))?;
-        let created = cluster
-            .requests()
-            .create(&PostParams::default(), &obj)
-            .await
-            .map_err(|e| {
-                grant::map_err(
-                    &grant::Site::direct(cluster),
-                    Caller::Requester,
-                    "create an AccessRequest",
-                    e,
-                )
-            })?;
-        Ok(grant::read(&grant::Site::direct(cluster), created).req)
+        let site = grant::Site::direct(cluster);
+        grant::create(
+            &site,
+            &new,
+            false,
+            Caller::Requester,
+            "create an AccessRequest",
+        )
+        .await
     }
 
     async fn apply(

@@ -5,21 +5,21 @@
 //! through [`VerbBackend`]. A request is named `NAME` or `CONTEXT/NAME`
 //! (see [`crate::cli::reference`]); with several contexts in view, what they
 //! print names it `CONTEXT/NAME` too.
+//!
+//! Each verb's own part is in its module ([`super::request`],
+//! [`super::approve`], …); this one has what they share: the backend
+//! they run on, which cluster and request a verb names, and the dispatch.
 
 use async_trait::async_trait;
-use chrono::{TimeDelta, Utc};
 use tokio::sync::mpsc;
 
 use crate::backend::http::HttpBackend;
 use crate::backend::kube::KubeBackend;
-use crate::backend::{
-    AccessBackend, ApproveSpec, BackendError, BackendEvent, Caller, NewRequest, Op, RequestKey,
-    Seen,
-};
-use crate::cli::args::{Command, CredentialsArg};
+use crate::backend::{AccessBackend, BackendError, BackendEvent, Caller, RequestKey};
+use crate::cli::args::Command;
+use crate::cli::commands::{approve, deny, login, release, request, revoke, shorten, withdraw};
 use crate::cli::reference::{shown, RequestRef};
-use crate::domain::sanitize::inert;
-use crate::domain::{duration, AccessRequest, Credentials, RoleRef, Subject, ValidationLimits};
+use crate::domain::{AccessRequest, Subject, ValidationLimits};
 
 /// What the verbs need beyond [`AccessBackend`].
 #[async_trait]
@@ -237,10 +237,6 @@ fn caller_of(command: &Command) -> Caller {
     }
 }
 
-/// How long `request --credentials token --wait` waits, once approved, for
-/// the reaper to set the grant's credentials up before saying it cannot.
-const CREDENTIALS_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
-
 /// What a verb prints on stdout, and (`request --wait` not approved) the
 /// exit it ends with.
 #[derive(Debug)]
@@ -272,6 +268,68 @@ pub(crate) async fn run(
     Ok(Printed { stdout, exit })
 }
 
+/// What a verb acts with: the backend, the cluster it acts on, who asks,
+/// and how it names requests.
+pub(crate) struct Verb<'a> {
+    pub(crate) backend: &'a dyn VerbBackend,
+    /// The cluster the verb acts on.
+    pub(crate) cluster: String,
+    /// Who asks ([`VerbBackend::me`]).
+    pub(crate) me: Subject,
+    /// Whether `me` was verified (else `--group` applies).
+    pub(crate) verified: bool,
+    /// Whether what the verb prints names the cluster (`CONTEXT/NAME`).
+    multi: bool,
+    /// The role the verb acts in.
+    caller: Caller,
+}
+
+impl<'a> Verb<'a> {
+    /// Where `command` acts: the cluster picked from the contexts in view.
+    async fn new(
+        command: &Command,
+        backend: &'a dyn VerbBackend,
+        contexts: &[String],
+    ) -> Result<Self, BackendError> {
+        let view = view(backend, contexts);
+        let caller = caller_of(command);
+        let target = named(command).map(RequestRef::parse);
+        // Named as CONTEXT/NAME, or several contexts in view: what the verb
+        // prints says which cluster it acted on.
+        let multi = view.len() > 1 || target.as_ref().is_some_and(|t| t.context.is_some());
+        let cluster = pick_cluster(backend, &view, target.as_ref()).await?;
+        let (me, verified) = backend.me();
+        Ok(Verb {
+            backend,
+            cluster,
+            me,
+            verified,
+            multi,
+            caller,
+        })
+    }
+
+    /// `name` as the verb prints it: `CONTEXT/NAME` when it names the
+    /// cluster.
+    pub(crate) fn show(&self, name: &str) -> String {
+        shown(&self.cluster, name, self.multi)
+    }
+
+    /// NAME, CONTEXT/NAME or accessrequest.portcullis.dev/NAME: the name.
+    pub(crate) fn key(&self, name: &str) -> RequestKey {
+        RequestKey {
+            cluster: self.cluster.clone(),
+            name: RequestRef::parse(name).name,
+        }
+    }
+
+    /// The request `name`, as stored now, read in the verb's role.
+    pub(crate) async fn get(&self, name: &str) -> Result<AccessRequest, BackendError> {
+        self.backend.get(&self.key(name), self.caller).await
+    }
+}
+
+/// Runs one verb (each in its own module); returns what to print.
 async fn run_verb(
     command: &Command,
     backend: &dyn VerbBackend,
@@ -280,278 +338,35 @@ async fn run_verb(
     progress: &mut (dyn std::io::Write + Send),
     exit: &mut Option<crate::cli::wait::Exit>,
 ) -> Result<String, BackendError> {
-    let view = view(backend, contexts);
-    let caller = caller_of(command);
-    let target = named(command).map(RequestRef::parse);
-    // Named as CONTEXT/NAME, or several contexts in view: what the verb
-    // prints says which cluster it acted on.
-    let multi = view.len() > 1 || target.as_ref().is_some_and(|t| t.context.is_some());
-    let cluster = pick_cluster(backend, &view, target.as_ref()).await?;
-    let show = |name: &str| shown(&cluster, name, multi);
-    // NAME, CONTEXT/NAME or accessrequest.portcullis.dev/NAME: the name.
-    let key = |name: &str| RequestKey {
-        cluster: cluster.clone(),
-        name: RequestRef::parse(name).name,
-    };
-    let (me, verified) = backend.me();
-    let get = |name: &str| {
-        let k = key(name);
-        async move { backend.get(&k, caller).await }
-    };
+    let verb = Verb::new(command, backend, contexts).await?;
     match command {
-        Command::Request {
-            role,
-            cluster_role,
-            namespaces,
-            duration,
-            reason,
-            ticket,
-            groups,
-            credentials,
-            extend,
-            wait,
-            timeout,
-        } => {
-            // The apiserver's (or the server's) word for who asks; only an
-            // unverified identity falls back to the groups given here.
-            let groups = if verified {
-                // Every user has these; they say nothing to an approver.
-                me.groups
-                    .iter()
-                    .filter(|g| {
-                        *g != "system:authenticated" && !g.starts_with("system:serviceaccounts")
-                    })
-                    .cloned()
-                    .collect()
-            } else if groups.is_empty() {
-                config_groups.to_vec()
-            } else {
-                groups.clone()
-            };
-            let requester = Subject {
-                user: me.user.clone(),
-                groups,
-            };
-            let live = match extend {
-                Some(of) => Some(get(of).await?),
-                None => None,
-            };
-            let new = match (&live, role) {
-                // An extension asks for what the live grant holds (or less).
-                (Some(live), _) => NewRequest {
-                    cluster: cluster.clone(),
-                    requester,
-                    role: live.role.clone(),
-                    namespaces: if namespaces.is_empty() {
-                        live.granted_namespaces().to_vec()
-                    } else {
-                        namespaces.clone()
-                    },
-                    duration: *duration,
-                    reason: reason.clone(),
-                    ticket: ticket.clone().or_else(|| live.ticket.clone()),
-                    credentials: live.credentials,
-                    extends: Some(live.name.clone()),
-                },
-                (None, Some(role)) => NewRequest {
-                    cluster: cluster.clone(),
-                    requester,
-                    role: if *cluster_role {
-                        RoleRef::cluster_role(role)
-                    } else {
-                        RoleRef::role(role)
-                    },
-                    namespaces: namespaces.clone(),
-                    duration: *duration,
-                    reason: reason.clone(),
-                    ticket: ticket.clone(),
-                    credentials: match credentials {
-                        CredentialsArg::Identity => Credentials::Identity,
-                        CredentialsArg::Token => Credentials::Token,
-                    },
-                    extends: None,
-                },
-                (None, None) => {
-                    return Err(BackendError::Invalid(
-                        "name a role (--role) or a grant to extend (--extend)".into(),
-                    ))
-                }
-            };
-            // Refuse what can never be approved before it reaches anyone.
-            let draft = new.clone().into_request("new".into(), Utc::now());
-            draft
-                .validate(&backend.limits(&cluster).await)
-                .map_err(|e| BackendError::Invalid(e.to_string()))?;
-            if let Some(live) = &live {
-                draft
-                    .check_extends(live)
-                    .map_err(|e| BackendError::Invalid(e.to_string()))?;
-            }
-            let made = backend.create(new).await?;
-            let name = show(&made.name);
-            if !*wait {
-                return Ok(format!("{name}\n"));
-            }
-            // stdout keeps the outcome alone (or the kubeconfig), so
-            // `request --wait > kubeconfig` works.
-            let _ = writeln!(
-                progress,
-                "requested {name}; waiting for a decision (Ctrl-C stops waiting, the request stays)"
-            );
-            let _ = progress.flush();
-            let waited = crate::cli::wait::wait(backend, &key(&made.name), *timeout).await?;
-            let said = crate::cli::wait::describe(&waited, &name);
-            match (waited.outcome, &waited.request) {
-                (crate::cli::wait::Outcome::Approved, Some(r))
-                    if r.credentials == Credentials::Token =>
-                {
-                    // Direct mode: the reaper sets the grant's credentials
-                    // up within seconds of approval; wait for them (bounded).
-                    let mut r = r.clone();
-                    let until = tokio::time::Instant::now() + CREDENTIALS_WAIT;
-                    while backend.info().kind == "kube"
-                        && !crate::backend::kube::grant::token_objects_recorded(&r)
-                        && tokio::time::Instant::now() < until
-                    {
-                        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-                        r = backend.get(&key(&made.name), Caller::Requester).await?;
-                    }
-                    match backend.login(&r).await {
-                        Ok(kubeconfig) => {
-                            let _ = write!(progress, "{said}");
-                            Ok(kubeconfig)
-                        }
-                        // Approved is still the outcome: said on stdout, and
-                        // why there is no kubeconfig on stderr.
-                        Err(e) => {
-                            let _ = writeln!(progress, "no kubeconfig for {name}: {e}");
-                            Ok(said)
-                        }
-                    }
-                }
-                (crate::cli::wait::Outcome::Approved, _) => Ok(said),
-                (crate::cli::wait::Outcome::TimedOut, _) => {
-                    *exit = Some(crate::cli::wait::Exit {
-                        code: crate::cli::wait::Outcome::TimedOut.exit_code(),
-                        message: Some(crate::cli::wait::timed_out(
-                            &name,
-                            timeout.unwrap_or_default(),
-                        )),
-                    });
-                    Ok(String::new())
-                }
-                (outcome, _) => {
-                    *exit = Some(crate::cli::wait::Exit {
-                        code: outcome.exit_code(),
-                        message: None,
-                    });
-                    Ok(said)
-                }
-            }
+        Command::Request { .. } => {
+            request::run(&verb, command, config_groups, progress, exit).await
         }
         Command::Approve {
             name,
             duration,
             namespaces,
             reason,
-        } => {
-            let asked = get(name).await?;
-            let spec = ApproveSpec {
-                duration: duration.unwrap_or(asked.duration),
-                namespaces: if namespaces.is_empty() {
-                    asked.namespaces.clone()
-                } else {
-                    namespaces.clone()
-                },
-                reason: reason.clone(),
-            };
-            // What is granted is what was just read: a request deleted and
-            // asked again under the name in between is refused (409).
-            let r = backend
-                .apply(&key(name), &Seen::of(&asked), Op::Approve(spec))
-                .await?;
-            Ok(format!(
-                "approved {}: {} {} in {} until {}\n",
-                show(&r.name),
-                r.role.kind,
-                r.role.name,
-                scope(r.granted_namespaces()),
-                r.status
-                    .expires_at
-                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                    .unwrap_or_default()
-            ))
-        }
-        Command::Deny { name, reason } => {
-            let asked = get(name).await?;
-            let op = Op::Deny {
-                reason: reason.clone(),
-            };
-            backend
-                .apply(&key(name), &Seen::of(&asked), op)
-                .await
-                .map(|r| format!("denied {}\n", show(&r.name)))
-        }
-        Command::Shorten { name, to } => {
-            // "From now" on the apiserver's clock, not this machine's.
-            let end = TimeDelta::from_std(*to)
-                .ok()
-                .and_then(|d| backend.now().checked_add_signed(d))
-                .ok_or_else(|| BackendError::Invalid("--to is too far in the future".into()))?;
-            backend.shorten(&key(name), end).await.map(|r| {
-                format!(
-                    "shortened {}: ends in {}\n",
-                    show(&r.name),
-                    duration::format(*to)
-                )
-            })
-        }
-        Command::Revoke { name, reason } => backend
-            .revoke(&key(name), reason)
-            .await
-            .map(|r| format!("revoked {}\n", show(&r.name))),
-        Command::Withdraw { name } => backend
-            .withdraw(&key(name))
-            .await
-            .map(|r| format!("withdrew {} (deleted)\n", show(&r.name))),
-        Command::Release { name } => {
-            let r = backend.release(&key(name)).await?;
-            if !r.phase().is_terminal() {
-                return Err(BackendError::Unavailable {
-                    cluster: cluster.clone(),
-                    message: format!(
-                        "{name}: release asked (its release binding is deleted), but no reaper has ended the grant yet: access remains until one does (is `portcullis reaper` running?)"
-                    ),
-                });
-            }
-            Ok(format!(
-                "released {}: access ended{}\n",
-                show(&r.name),
-                r.status
-                    .message
-                    .as_deref()
-                    .map(|m| format!(" ({})", inert(m, 300)))
-                    .unwrap_or_default()
-            ))
-        }
-        Command::Login { name } => backend.login(&get(name).await?).await,
+        } => approve::run(&verb, name, *duration, namespaces, reason).await,
+        Command::Deny { name, reason } => deny::run(&verb, name, reason).await,
+        Command::Shorten { name, to } => shorten::run(&verb, name, *to).await,
+        Command::Revoke { name, reason } => revoke::run(&verb, name, reason).await,
+        Command::Withdraw { name } => withdraw::run(&verb, name).await,
+        Command::Release { name } => release::run(&verb, name).await,
+        Command::Login { name } => login::run(&verb, name).await,
         Command::Diff { name, output } => {
-            let req = get(name).await?;
+            let req = verb.get(name).await?;
             let report = crate::cli::commands::diff::report(backend, &req).await?;
             crate::cli::commands::diff::render(&report, *output)
         }
-        other => Err(BackendError::Invalid(format!(
-            "{other:?} is not a request verb"
-        ))),
+        other => Err(not_a_verb(other)),
     }
 }
 
-fn scope(ns: &[String]) -> String {
-    if ns.is_empty() {
-        "cluster-wide".into()
-    } else {
-        ns.join(",")
-    }
+/// The refusal of a command that is not a request verb.
+pub(crate) fn not_a_verb(command: &Command) -> BackendError {
+    BackendError::Invalid(format!("{command:?} is not a request verb"))
 }
 
 /// One verb (`get` included), connected as the flags say: on the contexts

@@ -439,7 +439,7 @@ impl<'a> Rows<'a> {
         self.ids.iter().position(|&x| x == id)
     }
 
-    pub fn to_vec(&self) -> Vec<RequestKey> {
+    pub fn to_vec(self) -> Vec<RequestKey> {
         self.iter().cloned().collect()
     }
 }

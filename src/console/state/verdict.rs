@@ -85,166 +85,214 @@ fn granted_duration(r: &AccessRequest) -> std::time::Duration {
 pub(crate) fn verdict(state: &AppState, entry: &Entry) -> Vec<Part> {
     let r = &entry.req;
     let mut p = Parts(Vec::new());
-    let zone = state.config.zone;
-    let now = state.now;
-    let clock = |t| when::clock(zone, now, t);
     let who = inert(&r.requester.user, 64).into_owned();
-    let role = format!("{} {}", r.role.kind, inert(&r.role.name, 64));
-    let prod = state.is_production(&r.cluster);
-    let place = |p: &mut Parts, namespaces: &[String]| {
-        p.text(format!(" {} on ", scope_words(namespaces)));
-        if prod {
-            p.push(Tone::Prod, "PROD");
-            p.text(" ");
-        }
-        p.text(inert(state.cluster_label(&r.cluster), 64).into_owned());
-    };
-    let decision = r.status.decision.as_ref();
     match r.phase() {
-        Phase::Pending => {
-            badge(&mut p, state, entry);
-            p.text(" ")
-                .push(Tone::Strong, who.clone())
-                .text(" asks for ");
-            p.push(Tone::Strong, role);
-            place(&mut p, &r.namespaces);
-            p.text(format!(" for {}.", duration::format(r.duration)));
-            if r.requester.user == state.approver.user {
-                p.text(" ").push(
-                    Tone::Warn,
-                    "Your own request: someone else must approve it.",
-                );
-            }
-            // What the policy says, in a word (its reasons follow below).
-            let key = Some(crate::backend::RequestKey::of(r));
-            if let Some((d, advisory)) = state.verdict_of(&key) {
-                let tag = if advisory { " (advisory)" } else { "" };
-                if !d.allowed() {
-                    p.text(" ")
-                        .push(Tone::Warn, format!("The policy{tag} refuses it."));
-                } else if d.may_approve(&state.approver).is_err() {
-                    p.text(" ").push(
-                        Tone::Warn,
-                        format!("The policy{tag} does not list you as an approver."),
-                    );
-                } else if d.approvals_required > 1 {
-                    p.text(format!(" Needs {} approvals{tag}.", d.approvals_required));
-                }
-            }
-        }
-        Phase::Active => {
-            p.push(Tone::Live, "LIVE");
-            p.text(" ").push(Tone::Strong, who.clone()).text(" holds ");
-            p.push(Tone::Strong, role);
-            place(&mut p, r.granted_namespaces());
-            let start = r.status.granted_at.or(decision.map(|d| d.at));
-            if let Some(t) = start {
-                p.text(format!(": started {} ({})", clock(t), when::ago(now, t)));
-            }
-            if let Some(end) = r.status.expires_at {
-                p.text(format!(", ends {} ({})", clock(end), when::until(now, end)));
-            }
-            if let Some(d) = decision {
-                p.text(", approved by ")
-                    .push(Tone::Strong, inert(&d.by, 64).into_owned());
-            }
-            p.text(".");
-            if let Some(d) = decision.filter(|d| {
-                d.duration.is_some_and(|x| x < r.duration)
-                    || d.namespaces.len() < r.namespaces.len()
-            }) {
-                p.text(format!(
-                    " Granted {} {} of the {} {} asked.",
-                    d.duration.map(duration::format).unwrap_or_default(),
-                    scope_words(&d.namespaces),
-                    duration::format(r.duration),
-                    scope_words(&r.namespaces)
-                ));
-            }
-        }
-        phase => {
-            p.push(Tone::Ended, phase.as_str());
-            let approved = decision.filter(|d| d.verdict == Verdict::Approved);
-            p.text(" ").push(Tone::Strong, who.clone());
-            p.text(if approved.is_some() {
-                " had "
-            } else {
-                " asked for "
-            });
-            p.push(Tone::Strong, role);
-            place(
-                &mut p,
-                if approved.is_some() {
-                    r.granted_namespaces()
-                } else {
-                    &r.namespaces
-                },
-            );
-            match approved {
-                Some(d) => {
-                    p.text(format!(
-                        ": approved by {} at {} for {}",
-                        inert(&d.by, 64),
-                        clock(d.at),
-                        duration::format(granted_duration(r))
-                    ));
-                }
-                None => {
-                    p.text(format!(" for {}", duration::format(r.duration)));
-                }
-            }
-            let ended = r
-                .status
-                .ended_at
-                .map(|t| format!("{} ({})", clock(t), when::ago(now, t)));
-            let ended = ended.unwrap_or_else(|| "at an unknown time".into());
-            let quote = |w: &str| format!(": \"{}\"", inert(w, 200));
-            match phase {
-                Phase::Denied => {
-                    let by = decision
-                        .map(|d| inert(&d.by, 64).into_owned())
-                        .unwrap_or_default();
-                    let why = decision
-                        .and_then(|d| d.reason.as_deref())
-                        .map(quote)
-                        .unwrap_or_default();
-                    p.text(format!("; denied by {by} at {ended}{why}."));
-                }
-                Phase::Withdrawn => {
-                    p.text(format!("; withdrawn by {who} at {ended}."));
-                }
-                Phase::Expired if approved.is_some() => {
-                    p.text(format!("; ended by the reaper at its end, {ended}."));
-                }
-                Phase::Expired => {
-                    p.text(format!(
-                        "; not decided in time: ended by the reaper at {ended}."
-                    ));
-                }
-                Phase::Revoked => {
-                    let by = r
-                        .status
-                        .revoked_by
-                        .as_deref()
-                        .map(|b| inert(b, 64).into_owned())
-                        .unwrap_or_else(|| "someone".into());
-                    let why = r
-                        .status
-                        .revoke_reason
-                        .as_deref()
-                        .map(quote)
-                        .unwrap_or_default();
-                    p.text(format!("; revoked by {by} at {ended}{why}."));
-                }
-                _ => {
-                    let why = r.status.message.as_deref().map(quote).unwrap_or_default();
-                    p.text(format!("; the grant failed at {ended}{why}."));
-                }
-            }
-        }
+        Phase::Pending => pending_verdict(&mut p, state, entry, &who),
+        Phase::Active => live_verdict(&mut p, state, r, &who),
+        phase => ended_verdict(&mut p, state, r, phase, &who),
     }
     access(&mut p, state, entry, &who);
     p.0
+}
+
+/// `t` on the console's clock.
+fn clock(state: &AppState, t: chrono::DateTime<chrono::Utc>) -> String {
+    when::clock(state.config.zone, state.now, t)
+}
+
+/// The role: its kind and name.
+fn role_words(r: &AccessRequest) -> String {
+    format!("{} {}", r.role.kind, inert(&r.role.name, 64))
+}
+
+/// Where: the namespaces, then the cluster (PROD marked).
+fn place(p: &mut Parts, state: &AppState, r: &AccessRequest, namespaces: &[String]) {
+    p.text(format!(" {} on ", scope_words(namespaces)));
+    if state.is_production(&r.cluster) {
+        p.push(Tone::Prod, "PROD");
+        p.text(" ");
+    }
+    p.text(inert(state.cluster_label(&r.cluster), 64).into_owned());
+}
+
+/// A pending request: the badge, who asks for what, where, how long; the policy.
+fn pending_verdict(p: &mut Parts, state: &AppState, entry: &Entry, who: &str) {
+    let r = &entry.req;
+    badge(p, state, entry);
+    p.text(" ").push(Tone::Strong, who).text(" asks for ");
+    p.push(Tone::Strong, role_words(r));
+    place(p, state, r, &r.namespaces);
+    p.text(format!(" for {}.", duration::format(r.duration)));
+    if r.requester.user == state.approver.user {
+        p.text(" ").push(
+            Tone::Warn,
+            "Your own request: someone else must approve it.",
+        );
+    }
+    policy_word(p, state, r);
+}
+
+/// What the policy says, in a word (its reasons follow below).
+fn policy_word(p: &mut Parts, state: &AppState, r: &AccessRequest) {
+    let key = Some(crate::backend::RequestKey::of(r));
+    if let Some((d, advisory)) = state.verdict_of(&key) {
+        let tag = if advisory { " (advisory)" } else { "" };
+        if !d.allowed() {
+            p.text(" ")
+                .push(Tone::Warn, format!("The policy{tag} refuses it."));
+        } else if d.may_approve(&state.approver).is_err() {
+            p.text(" ").push(
+                Tone::Warn,
+                format!("The policy{tag} does not list you as an approver."),
+            );
+        } else if d.approvals_required > 1 {
+            p.text(format!(" Needs {} approvals{tag}.", d.approvals_required));
+        }
+    }
+}
+
+/// A live grant: who holds what where, its start, end and approver, any narrowing.
+fn live_verdict(p: &mut Parts, state: &AppState, r: &AccessRequest, who: &str) {
+    let now = state.now;
+    let decision = r.status.decision.as_ref();
+    p.push(Tone::Live, "LIVE");
+    p.text(" ").push(Tone::Strong, who).text(" holds ");
+    p.push(Tone::Strong, role_words(r));
+    place(p, state, r, r.granted_namespaces());
+    let start = r.status.granted_at.or(decision.map(|d| d.at));
+    if let Some(t) = start {
+        p.text(format!(
+            ": started {} ({})",
+            clock(state, t),
+            when::ago(now, t)
+        ));
+    }
+    if let Some(end) = r.status.expires_at {
+        p.text(format!(
+            ", ends {} ({})",
+            clock(state, end),
+            when::until(now, end)
+        ));
+    }
+    if let Some(d) = decision {
+        p.text(", approved by ")
+            .push(Tone::Strong, inert(&d.by, 64).into_owned());
+    }
+    p.text(".");
+    if let Some(d) = decision.filter(|d| {
+        d.duration.is_some_and(|x| x < r.duration) || d.namespaces.len() < r.namespaces.len()
+    }) {
+        p.text(format!(
+            " Granted {} {} of the {} {} asked.",
+            d.duration.map(duration::format).unwrap_or_default(),
+            scope_words(&d.namespaces),
+            duration::format(r.duration),
+            scope_words(&r.namespaces)
+        ));
+    }
+}
+
+/// An ended request: its outcome, who had (or asked for) what where, how it ended.
+fn ended_verdict(p: &mut Parts, state: &AppState, r: &AccessRequest, phase: Phase, who: &str) {
+    let decision = r.status.decision.as_ref();
+    p.push(Tone::Ended, phase.as_str());
+    let approved = decision.filter(|d| d.verdict == Verdict::Approved);
+    p.text(" ").push(Tone::Strong, who);
+    p.text(if approved.is_some() {
+        " had "
+    } else {
+        " asked for "
+    });
+    p.push(Tone::Strong, role_words(r));
+    place(
+        p,
+        state,
+        r,
+        if approved.is_some() {
+            r.granted_namespaces()
+        } else {
+            &r.namespaces
+        },
+    );
+    match approved {
+        Some(d) => {
+            p.text(format!(
+                ": approved by {} at {} for {}",
+                inert(&d.by, 64),
+                clock(state, d.at),
+                duration::format(granted_duration(r))
+            ));
+        }
+        None => {
+            p.text(format!(" for {}", duration::format(r.duration)));
+        }
+    }
+    how_ended(p, state, r, phase, approved.is_some(), who);
+}
+
+/// How an ended request ended: by whom, when, and why where it was said.
+fn how_ended(
+    p: &mut Parts,
+    state: &AppState,
+    r: &AccessRequest,
+    phase: Phase,
+    approved: bool,
+    who: &str,
+) {
+    let now = state.now;
+    let decision = r.status.decision.as_ref();
+    let ended = r
+        .status
+        .ended_at
+        .map(|t| format!("{} ({})", clock(state, t), when::ago(now, t)));
+    let ended = ended.unwrap_or_else(|| "at an unknown time".into());
+    match phase {
+        Phase::Denied => {
+            let by = decision
+                .map(|d| inert(&d.by, 64).into_owned())
+                .unwrap_or_default();
+            let why = decision
+                .and_then(|d| d.reason.as_deref())
+                .map(quote)
+                .unwrap_or_default();
+            p.text(format!("; denied by {by} at {ended}{why}."));
+        }
+        Phase::Withdrawn => {
+            p.text(format!("; withdrawn by {who} at {ended}."));
+        }
+        Phase::Expired if approved => {
+            p.text(format!("; ended by the reaper at its end, {ended}."));
+        }
+        Phase::Expired => {
+            p.text(format!(
+                "; not decided in time: ended by the reaper at {ended}."
+            ));
+        }
+        Phase::Revoked => {
+            let by = r
+                .status
+                .revoked_by
+                .as_deref()
+                .map(|b| inert(b, 64).into_owned())
+                .unwrap_or_else(|| "someone".into());
+            let why = r
+                .status
+                .revoke_reason
+                .as_deref()
+                .map(quote)
+                .unwrap_or_default();
+            p.text(format!("; revoked by {by} at {ended}{why}."));
+        }
+        _ => {
+            let why = r.status.message.as_deref().map(quote).unwrap_or_default();
+            p.text(format!("; the grant failed at {ended}{why}."));
+        }
+    }
+}
+
+/// `: "why"`, made inert.
+fn quote(w: &str) -> String {
+    format!(": \"{}\"", inert(w, 200))
 }
 
 /// The pending badge: INVAL, none, or the worst new permission's severity.

@@ -163,53 +163,7 @@ pub(crate) fn approve_confirm(
         .as_ref()
         .map(|d| d.approvals_required.saturating_sub(approvals + 1))
         .unwrap_or(0);
-    let who = inert(&req.requester.user, 64);
-    let groups: Vec<String> = req
-        .requester
-        .groups
-        .iter()
-        .map(|g| inert(g, 64).into_owned())
-        .collect();
-    let prod = if state.is_production(&req.cluster) {
-        "  [PROD]"
-    } else {
-        ""
-    };
-    let scope = if spec.namespaces.is_empty() {
-        "cluster-wide (every namespace and cluster-scoped resources)".to_string()
-    } else {
-        format!(
-            "namespace{} {}",
-            if spec.namespaces.len() == 1 { "" } else { "s" },
-            spec.namespaces.join(", ")
-        )
-    };
-    let until = state.now + TimeDelta::from_std(spec.duration).unwrap_or(TimeDelta::MAX);
-    let until = when::clock_utc(state.config.zone, state.now, until);
-    let mut lines = vec![
-        format!(
-            "Grant    {who} (groups: {})",
-            if groups.is_empty() {
-                "none".into()
-            } else {
-                groups.join(", ")
-            }
-        ),
-        format!("Role     {} {}", req.role.kind, inert(&req.role.name, 64)),
-        format!("Where    {scope}"),
-        format!("Cluster  {}{prod}", inert(&req.cluster, 64)),
-        if more_needed == 0 {
-            format!(
-                "For      {} — until {until}; the clock starts now",
-                duration::format_exact(spec.duration),
-            )
-        } else {
-            format!(
-                "For      at most {}; the clock starts at the last approval",
-                duration::format_exact(spec.duration),
-            )
-        },
-    ];
+    let mut lines = grant_lines(state, req, &spec, more_needed);
     if let Some(max) = capped {
         lines.push(format!(
             "Policy   at most {} here: the grant is shortened to it",
@@ -235,6 +189,91 @@ pub(crate) fn approve_confirm(
             duration::format_exact(req.duration)
         ));
     }
+    diff_summary_lines(state, req, &spec, &mut lines);
+    if req.credentials == crate::domain::Credentials::Token {
+        lines.push("Creds    a per-grant ServiceAccount; tokens end with the grant".into());
+    }
+    Confirm {
+        title: format!("Approve {}?", inert(&req.name, 64)),
+        lines,
+        op: PendingOp::Approve {
+            key: RequestKey::of(req),
+            seen: Seen::of(req),
+            spec,
+        },
+        can_edit: true,
+        note: None,
+    }
+}
+
+/// The grant itself: who, what role, where, on which cluster, for how long.
+fn grant_lines(
+    state: &AppState,
+    req: &AccessRequest,
+    spec: &ApproveSpec,
+    more_needed: usize,
+) -> Vec<String> {
+    let who = inert(&req.requester.user, 64);
+    let groups: Vec<String> = req
+        .requester
+        .groups
+        .iter()
+        .map(|g| inert(g, 64).into_owned())
+        .collect();
+    let prod = if state.is_production(&req.cluster) {
+        "  [PROD]"
+    } else {
+        ""
+    };
+    let scope = grant_scope(&spec.namespaces);
+    let until = state.now + TimeDelta::from_std(spec.duration).unwrap_or(TimeDelta::MAX);
+    let until = when::clock_utc(state.config.zone, state.now, until);
+    vec![
+        format!(
+            "Grant    {who} (groups: {})",
+            if groups.is_empty() {
+                "none".into()
+            } else {
+                groups.join(", ")
+            }
+        ),
+        format!("Role     {} {}", req.role.kind, inert(&req.role.name, 64)),
+        format!("Where    {scope}"),
+        format!("Cluster  {}{prod}", inert(&req.cluster, 64)),
+        if more_needed == 0 {
+            format!(
+                "For      {} — until {until}; the clock starts now",
+                duration::format_exact(spec.duration),
+            )
+        } else {
+            format!(
+                "For      at most {}; the clock starts at the last approval",
+                duration::format_exact(spec.duration),
+            )
+        },
+    ]
+}
+
+/// Where the grant applies: the namespaces, or cluster-wide.
+fn grant_scope(namespaces: &[String]) -> String {
+    if namespaces.is_empty() {
+        "cluster-wide (every namespace and cluster-scoped resources)".to_string()
+    } else {
+        format!(
+            "namespace{} {}",
+            if namespaces.len() == 1 { "" } else { "s" },
+            namespaces.join(", ")
+        )
+    }
+}
+
+/// What the grant adds over what they hold, or why the diff is unavailable.
+fn diff_summary_lines(
+    state: &AppState,
+    req: &AccessRequest,
+    spec: &ApproveSpec,
+    lines: &mut Vec<String>,
+) {
     let subject = &req.requester;
     match state.inventories.get(&req.cluster).map(|inv| {
         analyze(
@@ -271,20 +310,6 @@ pub(crate) fn approve_confirm(
         }
         Some(Err(e)) => lines.push(format!("Diff     unavailable: {e}")),
         None => lines.push("Diff     unavailable: no RBAC inventory for this cluster".into()),
-    }
-    if req.credentials == crate::domain::Credentials::Token {
-        lines.push("Creds    a per-grant ServiceAccount; tokens end with the grant".into());
-    }
-    Confirm {
-        title: format!("Approve {}?", inert(&req.name, 64)),
-        lines,
-        op: PendingOp::Approve {
-            key: RequestKey::of(req),
-            seen: Seen::of(req),
-            spec,
-        },
-        can_edit: true,
-        note: None,
     }
 }
 

@@ -489,117 +489,14 @@ fn on_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
     let mode = std::mem::replace(&mut state.mode, Mode::Normal);
     match mode {
         Mode::Normal => on_normal_key(state, key),
-        Mode::Audit { filter, scroll } => {
-            let max = crate::console::view::measure::audit_max_scroll(state, &filter);
-            let scroll = match key.code {
-                KeyCode::Char('q') => return quit(state),
-                KeyCode::Esc => return Vec::new(),
-                KeyCode::Char('j') | KeyCode::Down => scroll.saturating_add(1),
-                KeyCode::Char('k') | KeyCode::Up => scroll.saturating_sub(1),
-                KeyCode::Char(' ') | KeyCode::PageDown => scroll.saturating_add(10),
-                KeyCode::PageUp => scroll.saturating_sub(10),
-                KeyCode::Char('g') | KeyCode::Home => 0,
-                KeyCode::Char('G') | KeyCode::End => u16::MAX,
-                _ => scroll,
-            };
-            state.mode = Mode::Audit {
-                filter,
-                scroll: clamp_scroll(scroll, max),
-            };
-            Vec::new()
-        }
-        Mode::Help { scroll } => {
-            let max = crate::console::view::measure::help_max_scroll(state);
-            let scroll = match key.code {
-                KeyCode::Char('q') => return quit(state),
-                KeyCode::Esc | KeyCode::Char('?') => return Vec::new(),
-                KeyCode::Char('j') | KeyCode::Down => scroll.saturating_add(1),
-                KeyCode::Char('k') | KeyCode::Up => scroll.saturating_sub(1),
-                KeyCode::Char(' ') | KeyCode::PageDown => scroll.saturating_add(10),
-                KeyCode::PageUp => scroll.saturating_sub(10),
-                KeyCode::Char('g') | KeyCode::Home => 0,
-                KeyCode::Char('G') | KeyCode::End => u16::MAX,
-                _ => scroll,
-            };
-            state.mode = Mode::Help {
-                scroll: clamp_scroll(scroll, max),
-            };
-            Vec::new()
-        }
+        Mode::Audit { filter, scroll } => on_audit_key(state, filter, scroll, key),
+        Mode::Help { scroll } => on_help_key(state, scroll, key),
         Mode::Command {
-            mut input,
+            input,
             error,
             choices,
-        } => match key.code {
-            KeyCode::Esc => Vec::new(),
-            KeyCode::Enter => run_command(state, &text_of(&input)),
-            KeyCode::Tab | KeyCode::BackTab => {
-                let back = key.code == KeyCode::BackTab;
-                let choices = match choices {
-                    // Tab again: the next choice.
-                    Some(mut c) => {
-                        let n = c.items.len();
-                        c.shown = if back {
-                            (c.shown + n - 1) % n
-                        } else {
-                            (c.shown + 1) % n
-                        };
-                        input = line_input("", &c.items[c.shown]);
-                        Some(c)
-                    }
-                    None => {
-                        let contexts: Vec<String> = state.clusters.keys().cloned().collect();
-                        let line = text_of(&input);
-                        match command::complete(&line, &contexts) {
-                            Completion::Line(done) => {
-                                input = line_input("", &done);
-                                None
-                            }
-                            Completion::Choices(items) => {
-                                input = line_input("", &items[0]);
-                                Some(Choices {
-                                    base: line,
-                                    items,
-                                    shown: 0,
-                                })
-                            }
-                            Completion::Nothing => None,
-                        }
-                    }
-                };
-                state.mode = Mode::Command {
-                    input,
-                    error: None,
-                    choices,
-                };
-                Vec::new()
-            }
-            _ => {
-                feed(&mut input, key);
-                state.mode = Mode::Command {
-                    input,
-                    error: error.filter(|_| false),
-                    choices: None,
-                };
-                Vec::new()
-            }
-        },
-        Mode::Filter { mut input } => {
-            match key.code {
-                KeyCode::Esc => set_filter(state, ""),
-                // A filter that is not understood is not kept: say why.
-                KeyCode::Enter if state.filter.error().is_some() => {
-                    state.mode = Mode::Filter { input };
-                }
-                KeyCode::Enter => {}
-                _ => {
-                    feed(&mut input, key);
-                    set_filter(state, &text_of(&input));
-                    state.mode = Mode::Filter { input };
-                }
-            }
-            Vec::new()
-        }
+        } => on_command_key(state, input, error, choices, key),
+        Mode::Filter { input } => on_filter_key(state, input, key),
         Mode::Full { key: which, scroll } => on_full_key(state, which, scroll, key),
         Mode::Reason(form) => forms::on_reason_key(state, form, key),
         Mode::Approve(form) => forms::on_approve_form_key(state, form, key),
@@ -607,6 +504,139 @@ fn on_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
         Mode::Confirm(confirm) => forms::on_confirm_key(state, confirm, key),
         notice @ Mode::Notice { .. } => forms::on_notice_key(state, notice, key),
     }
+}
+
+/// The audit log: scroll, quit, back.
+fn on_audit_key(state: &mut AppState, filter: Filter, scroll: u16, key: KeyEvent) -> Vec<Effect> {
+    let max = crate::console::view::measure::audit_max_scroll(state, &filter);
+    let scroll = match key.code {
+        KeyCode::Char('q') => return quit(state),
+        KeyCode::Esc => return Vec::new(),
+        KeyCode::Char('j') | KeyCode::Down => scroll.saturating_add(1),
+        KeyCode::Char('k') | KeyCode::Up => scroll.saturating_sub(1),
+        KeyCode::Char(' ') | KeyCode::PageDown => scroll.saturating_add(10),
+        KeyCode::PageUp => scroll.saturating_sub(10),
+        KeyCode::Char('g') | KeyCode::Home => 0,
+        KeyCode::Char('G') | KeyCode::End => u16::MAX,
+        _ => scroll,
+    };
+    state.mode = Mode::Audit {
+        filter,
+        scroll: clamp_scroll(scroll, max),
+    };
+    Vec::new()
+}
+
+/// The help screen: scroll, quit, back.
+fn on_help_key(state: &mut AppState, scroll: u16, key: KeyEvent) -> Vec<Effect> {
+    let max = crate::console::view::measure::help_max_scroll(state);
+    let scroll = match key.code {
+        KeyCode::Char('q') => return quit(state),
+        KeyCode::Esc | KeyCode::Char('?') => return Vec::new(),
+        KeyCode::Char('j') | KeyCode::Down => scroll.saturating_add(1),
+        KeyCode::Char('k') | KeyCode::Up => scroll.saturating_sub(1),
+        KeyCode::Char(' ') | KeyCode::PageDown => scroll.saturating_add(10),
+        KeyCode::PageUp => scroll.saturating_sub(10),
+        KeyCode::Char('g') | KeyCode::Home => 0,
+        KeyCode::Char('G') | KeyCode::End => u16::MAX,
+        _ => scroll,
+    };
+    state.mode = Mode::Help {
+        scroll: clamp_scroll(scroll, max),
+    };
+    Vec::new()
+}
+
+/// The `:` command line: run, complete, type.
+fn on_command_key(
+    state: &mut AppState,
+    mut input: TextArea<'static>,
+    error: Option<String>,
+    choices: Option<Choices>,
+    key: KeyEvent,
+) -> Vec<Effect> {
+    match key.code {
+        KeyCode::Esc => Vec::new(),
+        KeyCode::Enter => run_command(state, &text_of(&input)),
+        KeyCode::Tab | KeyCode::BackTab => {
+            let back = key.code == KeyCode::BackTab;
+            let choices = tab_complete(state, &mut input, choices, back);
+            state.mode = Mode::Command {
+                input,
+                error: None,
+                choices,
+            };
+            Vec::new()
+        }
+        _ => {
+            feed(&mut input, key);
+            state.mode = Mode::Command {
+                input,
+                error: error.filter(|_| false),
+                choices: None,
+            };
+            Vec::new()
+        }
+    }
+}
+
+/// Tab (or back-tab): the next choice or the line completed, shown in `input`.
+fn tab_complete(
+    state: &AppState,
+    input: &mut TextArea<'static>,
+    choices: Option<Choices>,
+    back: bool,
+) -> Option<Choices> {
+    match choices {
+        // Tab again: the next choice.
+        Some(mut c) => {
+            let n = c.items.len();
+            c.shown = if back {
+                (c.shown + n - 1) % n
+            } else {
+                (c.shown + 1) % n
+            };
+            *input = line_input("", &c.items[c.shown]);
+            Some(c)
+        }
+        None => {
+            let contexts: Vec<String> = state.clusters.keys().cloned().collect();
+            let line = text_of(input);
+            match command::complete(&line, &contexts) {
+                Completion::Line(done) => {
+                    *input = line_input("", &done);
+                    None
+                }
+                Completion::Choices(items) => {
+                    *input = line_input("", &items[0]);
+                    Some(Choices {
+                        base: line,
+                        items,
+                        shown: 0,
+                    })
+                }
+                Completion::Nothing => None,
+            }
+        }
+    }
+}
+
+/// The `/` filter line: type (the list follows), keep, clear.
+fn on_filter_key(state: &mut AppState, mut input: TextArea<'static>, key: KeyEvent) -> Vec<Effect> {
+    match key.code {
+        KeyCode::Esc => set_filter(state, ""),
+        // A filter that is not understood is not kept: say why.
+        KeyCode::Enter if state.filter.error().is_some() => {
+            state.mode = Mode::Filter { input };
+        }
+        KeyCode::Enter => {}
+        _ => {
+            feed(&mut input, key);
+            set_filter(state, &text_of(&input));
+            state.mode = Mode::Filter { input };
+        }
+    }
+    Vec::new()
 }
 
 /// The full view of one request: scroll, copy, back.

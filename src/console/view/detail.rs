@@ -14,7 +14,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use super::{pane, severity_style, wrap, Theme};
-use crate::console::state::app::{DiffGroup, Entry};
+use crate::console::state::app::{Detail, DiffGroup, DiffRow, Entry};
 use crate::console::state::verdict::{self, Part, Tone};
 use crate::console::state::{when, AppState};
 use crate::domain::rbac::engine::Analysis;
@@ -127,18 +127,36 @@ pub fn lines_with(
         .detail
         .as_ref()
         .filter(|d| d.key.name == r.name && d.key.cluster == r.cluster);
-    let analysis = detail.map(|d| &d.analysis);
     let mut out: Vec<Line<'static>> = Vec::new();
-    let push = |out: &mut Vec<Line<'static>>, line: Line<'static>, indent: usize| {
-        out.extend(wrap::wrap_line(&line, w, indent));
-    };
 
     // The verdict, then what not to miss.
-    push(
+    push_wrapped(
         &mut out,
         verdict_line(&verdict::verdict(state, entry), theme),
+        w,
         0,
     );
+    flag_lines(detail, theme, w, whole, &mut out);
+    policy_and_extension_lines(state, entry, detail, theme, w, &mut out);
+    reason_lines(r, theme, w, whole, &mut out);
+    permission_lines(state, r, detail, theme, w, whole, &mut out);
+    requester_lines(state, r, detail, theme, w, &mut out);
+    out
+}
+
+/// Adds `line` to `out`, wrapped to `w` with a hanging `indent`.
+fn push_wrapped(out: &mut Vec<Line<'static>>, line: Line<'static>, w: usize, indent: usize) {
+    out.extend(wrap::wrap_line(&line, w, indent));
+}
+
+/// What not to miss: the flags, and groups that are only claimed.
+fn flag_lines(
+    detail: Option<&Detail>,
+    theme: &Theme,
+    w: usize,
+    whole: bool,
+    out: &mut Vec<Line<'static>>,
+) {
     // At most two rows each in the pane (the full view has them whole).
     for flag in detail.map(|d| d.flags.as_slice()).unwrap_or_default() {
         let line = Line::from(Span::styled(format!("⚠ {}", inert(flag, 400)), theme.high));
@@ -154,17 +172,28 @@ pub fn lines_with(
             0 => String::new(),
             n => format!("; if true, {n} of the new permissions are already held"),
         };
-        push(
-            &mut out,
+        push_wrapped(
+            out,
             Line::from(Span::styled(
                 format!("⚠ groups are claimed, not verified: never counted as held{if_true}"),
                 theme.medium,
             )),
+            w,
             2,
         );
     }
+}
 
-    // The policy's verdict, and what an extension extends.
+/// The policy's verdict, and what an extension extends.
+fn policy_and_extension_lines(
+    state: &AppState,
+    entry: &Entry,
+    detail: Option<&Detail>,
+    theme: &Theme,
+    w: usize,
+    out: &mut Vec<Line<'static>>,
+) {
+    let r = &entry.req;
     let mut policy = Vec::new();
     policy_lines(
         state,
@@ -177,10 +206,18 @@ pub fn lines_with(
         policy.push(extension_line(state, r, of, theme));
     }
     for line in policy {
-        push(&mut out, line, LABEL);
+        push_wrapped(out, line, w, LABEL);
     }
+}
 
-    // The reason and the ticket.
+/// The reason and the ticket.
+fn reason_lines(
+    r: &crate::domain::AccessRequest,
+    theme: &Theme,
+    w: usize,
+    whole: bool,
+    out: &mut Vec<Line<'static>>,
+) {
     let reason = inert(&r.reason, 1024).into_owned();
     let ticket = r
         .ticket
@@ -201,8 +238,19 @@ pub fn lines_with(
         cut_last(&mut rows, w, theme.value);
     }
     out.extend(rows);
+}
 
-    // The new permissions, worst first.
+/// The new permissions, worst first.
+fn permission_lines(
+    state: &AppState,
+    r: &crate::domain::AccessRequest,
+    detail: Option<&Detail>,
+    theme: &Theme,
+    w: usize,
+    whole: bool,
+    out: &mut Vec<Line<'static>>,
+) {
+    let analysis = detail.map(|d| &d.analysis);
     let skipped = state
         .inventories
         .get(&r.cluster)
@@ -216,60 +264,109 @@ pub fn lines_with(
                 Reads::Folded
             };
             for line in diff_lines_with(a, groups, skipped, theme, w, whole, reads) {
-                push(&mut out, line, 2);
+                push_wrapped(out, line, w, 2);
             }
         }
-        Some(Err(e)) => push(
-            &mut out,
+        Some(Err(e)) => push_wrapped(
+            out,
             Line::from(Span::styled(
                 format!("RBAC diff unavailable: {}", inert(e, 200)),
                 theme.invalid,
             )),
+            w,
             2,
         ),
         None => {}
     }
+}
 
-    // Who they are, and what they hold and did.
+/// Who they are, and what they hold and did.
+fn requester_lines(
+    state: &AppState,
+    r: &crate::domain::AccessRequest,
+    detail: Option<&Detail>,
+    theme: &Theme,
+    w: usize,
+    out: &mut Vec<Line<'static>>,
+) {
+    let analysis = detail.map(|d| &d.analysis);
     out.push(Line::raw(""));
+    push_wrapped(out, requester_line(r, theme), w, LABEL);
+    if let Some(Ok(a)) = analysis {
+        push_wrapped(out, kv(theme, "Standing", standing(a)), w, LABEL);
+    }
+    push_wrapped(out, live_line(state, r, detail, theme), w, LABEL);
+    push_wrapped(out, past_line(state, detail, theme), w, LABEL);
+    push_wrapped(out, role_line(r, analysis, theme), w, LABEL);
+    if r.credentials == crate::domain::Credentials::Token {
+        push_wrapped(
+            out,
+            kv(theme, "Creds", "Token: a per-grant ServiceAccount"),
+            w,
+            LABEL,
+        );
+    }
+    push_wrapped(out, asked_line(state, r, theme), w, LABEL);
+    // After a revoke or expiry the cluster backend records what the
+    // apiserver said about the ended grant: auditors read it here.
+    if matches!(r.phase(), Phase::Revoked | Phase::Expired) && r.status.decision.is_some() {
+        if let Some(m) = r.status.message.as_deref() {
+            push_wrapped(
+                out,
+                kv(theme, "Verified", inert(m, 600).into_owned()),
+                w,
+                LABEL,
+            );
+        }
+    }
+}
+
+/// The requester: their name and groups.
+fn requester_line(r: &crate::domain::AccessRequest, theme: &Theme) -> Line<'static> {
     let groups: Vec<String> = r
         .requester
         .groups
         .iter()
         .map(|g| inert(g, 64).into_owned())
         .collect();
-    push(
-        &mut out,
-        Line::from(vec![
-            Span::styled(format!("{:<LABEL$}", "Requester"), theme.label),
-            Span::styled(inert(&r.requester.user, 64).into_owned(), theme.title),
-            Span::styled(
-                format!(
-                    "  groups: {}",
-                    if groups.is_empty() {
-                        "none".into()
-                    } else {
-                        groups.join(", ")
-                    }
-                ),
-                theme.value,
+    Line::from(vec![
+        Span::styled(format!("{:<LABEL$}", "Requester"), theme.label),
+        Span::styled(inert(&r.requester.user, 64).into_owned(), theme.title),
+        Span::styled(
+            format!(
+                "  groups: {}",
+                if groups.is_empty() {
+                    "none".into()
+                } else {
+                    groups.join(", ")
+                }
             ),
-        ]),
-        LABEL,
-    );
-    if let Some(Ok(a)) = analysis {
-        push(&mut out, kv(theme, "Standing", standing(a)), LABEL);
-    }
+            theme.value,
+        ),
+    ])
+}
+
+/// The requests `keys` name that are still in the store.
+fn resolve(
+    state: &AppState,
+    keys: Option<&[crate::backend::RequestKey]>,
+) -> Vec<crate::domain::AccessRequest> {
+    keys.into_iter()
+        .flatten()
+        .filter_map(|k| state.entries.get(k))
+        .map(|e| e.into_owned().req)
+        .collect()
+}
+
+/// Their (other) live grants: role, scope, cluster, end and time left.
+fn live_line(
+    state: &AppState,
+    r: &crate::domain::AccessRequest,
+    detail: Option<&Detail>,
+    theme: &Theme,
+) -> Line<'static> {
     let zone = state.config.zone;
-    let resolve =
-        |keys: Option<&Vec<crate::backend::RequestKey>>| -> Vec<crate::domain::AccessRequest> {
-            keys.into_iter()
-                .flatten()
-                .filter_map(|k| state.entries.get(k))
-                .map(|e| e.into_owned().req)
-                .collect()
-        };
-    let live: Vec<String> = resolve(detail.map(|d| &d.live))
+    let live: Vec<String> = resolve(state, detail.map(|d| d.live.as_slice()))
         .into_iter()
         .map(|x| {
             format!(
@@ -290,24 +387,24 @@ pub fn lines_with(
     } else {
         "Live"
     };
-    push(
-        &mut out,
-        kv(
-            theme,
-            other,
-            if live.is_empty() {
-                if r.phase() == Phase::Active {
-                    "no other live grants".to_string()
-                } else {
-                    "no live grants".to_string()
-                }
+    kv(
+        theme,
+        other,
+        if live.is_empty() {
+            if r.phase() == Phase::Active {
+                "no other live grants".to_string()
             } else {
-                capped(live, detail.map_or(0, |d| d.live_total))
-            },
-        ),
-        LABEL,
-    );
-    let past: Vec<String> = resolve(detail.map(|d| &d.past))
+                "no live grants".to_string()
+            }
+        } else {
+            capped(live, detail.map_or(0, |d| d.live_total))
+        },
+    )
+}
+
+/// Their past requests: outcome, role, when, and why where one was given.
+fn past_line(state: &AppState, detail: Option<&Detail>, theme: &Theme) -> Line<'static> {
+    let past: Vec<String> = resolve(state, detail.map(|d| d.past.as_slice()))
         .into_iter()
         .map(|x| {
             let why = x.status.revoke_reason.as_deref().or_else(|| {
@@ -327,72 +424,54 @@ pub fn lines_with(
             )
         })
         .collect();
-    push(
-        &mut out,
-        kv(
-            theme,
-            "Past",
-            if past.is_empty() {
-                "no earlier requests".into()
-            } else {
-                past.join("; ")
-            },
-        ),
-        LABEL,
-    );
+    kv(
+        theme,
+        "Past",
+        if past.is_empty() {
+            "no earlier requests".into()
+        } else {
+            past.join("; ")
+        },
+    )
+}
+
+/// The role asked for, and whether it is aggregated (it can grow).
+fn role_line(
+    r: &crate::domain::AccessRequest,
+    analysis: Option<&Result<std::sync::Arc<Analysis>, String>>,
+    theme: &Theme,
+) -> Line<'static> {
     let agg = matches!(analysis, Some(Ok(a)) if a.aggregated);
-    push(
-        &mut out,
-        Line::from(vec![
-            Span::styled(format!("{:<LABEL$}", "Role"), theme.label),
-            Span::styled(
-                format!("{} {}", r.role.kind, inert(&r.role.name, 64)),
-                theme.value,
-            ),
-            Span::styled(
-                if agg {
-                    "  aggregated: can grow when new CRDs install"
-                } else {
-                    ""
-                },
-                theme.medium,
-            ),
-        ]),
-        LABEL,
-    );
-    if r.credentials == crate::domain::Credentials::Token {
-        push(
-            &mut out,
-            kv(theme, "Creds", "Token: a per-grant ServiceAccount"),
-            LABEL,
-        );
-    }
-    push(
-        &mut out,
-        kv(
-            theme,
-            "Asked",
-            format!(
-                "{} ({}) for {}",
-                when::clock(zone, state.now, r.created_at),
-                when::ago(state.now, r.created_at),
-                duration::format(r.duration)
-            ),
+    Line::from(vec![
+        Span::styled(format!("{:<LABEL$}", "Role"), theme.label),
+        Span::styled(
+            format!("{} {}", r.role.kind, inert(&r.role.name, 64)),
+            theme.value,
         ),
-        LABEL,
-    );
-    // After a revoke or expiry the cluster backend records what the
-    // apiserver said about the ended grant: auditors read it here.
-    if matches!(r.phase(), Phase::Revoked | Phase::Expired) && r.status.decision.is_some() {
-        if let Some(m) = r.status.message.as_deref() {
-            push(
-                &mut out,
-                kv(theme, "Verified", inert(m, 600).into_owned()),
-                LABEL,
-            );
-        }
-    }
-    out
+        Span::styled(
+            if agg {
+                "  aggregated: can grow when new CRDs install"
+            } else {
+                ""
+            },
+            theme.medium,
+        ),
+    ])
+}
+
+/// When it was asked, and for how long.
+fn asked_line(state: &AppState, r: &crate::domain::AccessRequest, theme: &Theme) -> Line<'static> {
+    let zone = state.config.zone;
+    kv(
+        theme,
+        "Asked",
+        format!(
+            "{} ({}) for {}",
+            when::clock(zone, state.now, r.created_at),
+            when::ago(state.now, r.created_at),
+            duration::format(r.duration)
+        ),
+    )
 }
 
 /// What an extension extends: the live grant with the time already used,
@@ -621,15 +700,51 @@ pub fn diff_lines_with(
     whole: bool,
     reads: Reads,
 ) -> Vec<Line<'static>> {
-    let shown =
-        |r: &crate::console::state::app::DiffRow| reads == Reads::Listed || !r.collapsible();
     let mut out = Vec::new();
-    let crit = a.count_at_least(Severity::Critical);
-    let high = a.count_at_least(Severity::High) - crit;
     let one_scope = match groups {
         [one] => Some(one.scope.to_string()),
         _ => None,
     };
+    out.push(diff_heading(a, one_scope.as_deref(), theme));
+    diff_caveats(a, skipped, theme, &mut out);
+    if a.new.is_empty() {
+        out.push(Line::from(Span::styled(
+            "  nothing new: the requester already has all of it",
+            theme.ok,
+        )));
+        return out;
+    }
+    let (res_w, verbs_w) = diff_column_widths(groups, reads, width, whole);
+    for group in groups {
+        if one_scope.is_none() {
+            out.push(Line::from(Span::styled(
+                group.scope.to_string(),
+                theme.column_header,
+            )));
+        }
+        for row in group.rows.iter().filter(|r| shown(r, reads)) {
+            permission_row(row, theme, width, whole, res_w, verbs_w, &mut out);
+        }
+        out.extend(folded_reads_line(group, one_scope.as_deref(), reads, theme));
+        for note in &group.notes {
+            out.push(Line::from(Span::styled(
+                format!("  note: {note}"),
+                theme.dim,
+            )));
+        }
+    }
+    out
+}
+
+/// Whether `row` gets a row of its own, not folded into its scope's reads line.
+fn shown(row: &DiffRow, reads: Reads) -> bool {
+    reads == Reads::Listed || !row.collapsible()
+}
+
+/// The heading: how many new permissions, the worst counts, how many held.
+fn diff_heading(a: &Analysis, one_scope: Option<&str>, theme: &Theme) -> Line<'static> {
+    let crit = a.count_at_least(Severity::Critical);
+    let high = a.count_at_least(Severity::High) - crit;
     let mut worst = Vec::new();
     if crit > 0 {
         worst.push(format!("{crit} critical"));
@@ -642,11 +757,10 @@ pub fn diff_lines_with(
     } else {
         format!(" ({})", worst.join(", "))
     };
-    out.push(Line::from(vec![
+    Line::from(vec![
         Span::styled("NEW PERMISSIONS", theme.title),
         Span::styled(
             one_scope
-                .as_ref()
                 .map(|s| format!(" {}", scope_label(s)))
                 .unwrap_or_default(),
             theme.column_header,
@@ -660,7 +774,11 @@ pub fn diff_lines_with(
             ),
             theme.value,
         ),
-    ]));
+    ])
+}
+
+/// The caveats on "already held": system:masters, other live grants, unread RBAC.
+fn diff_caveats(a: &Analysis, skipped: &[String], theme: &Theme, out: &mut Vec<Line<'static>>) {
     if a.privileged {
         out.push(Line::from(Span::styled(
             "  in system:masters: the apiserver already allows them everything, whatever the bindings",
@@ -683,17 +801,19 @@ pub fn diff_lines_with(
             theme.medium,
         )));
     }
-    if a.new.is_empty() {
-        out.push(Line::from(Span::styled(
-            "  nothing new: the requester already has all of it",
-            theme.ok,
-        )));
-        return out;
-    }
+}
+
+/// The resource and verbs columns' widths: the widest shown, capped.
+fn diff_column_widths(
+    groups: &[DiffGroup],
+    reads: Reads,
+    width: usize,
+    whole: bool,
+) -> (usize, usize) {
     let res_w = groups
         .iter()
         .flat_map(|g| g.rows.iter())
-        .filter(|r| shown(r))
+        .filter(|r| shown(r, reads))
         .map(|r| wrap::width(&inert(&r.resource, 60)))
         .max()
         .unwrap_or(0)
@@ -705,102 +825,111 @@ pub fn diff_lines_with(
     let verbs_w = groups
         .iter()
         .flat_map(|g| g.rows.iter())
-        .filter(|r| shown(r))
+        .filter(|r| shown(r, reads))
         .map(|r| wrap::width(&r.verbs))
         .max()
         .unwrap_or(0)
         .min(24);
-    for group in groups {
-        if one_scope.is_none() {
-            out.push(Line::from(Span::styled(
-                group.scope.to_string(),
-                theme.column_header,
-            )));
-        }
-        for row in group.rows.iter().filter(|r| shown(r)) {
-            let resource = inert(&row.resource, 60);
-            let used = 2 + 4 + 1 + res_w + 1 + verbs_w + 1;
-            let room = width.saturating_sub(used);
-            // The pane cuts why to what fits; the full view wraps it whole
-            // under itself (or under the row, where the row is narrow).
-            let (why, more): (String, Vec<String>) = if whole {
-                if room >= 20 {
-                    let mut lines = wrap::wrap(row.risk.why, room);
-                    let first = lines.remove(0);
-                    (
-                        first,
-                        lines
-                            .into_iter()
-                            .map(|l| format!("{:used$}{l}", ""))
-                            .collect(),
-                    )
-                } else {
-                    let lines = wrap::wrap(row.risk.why, width.saturating_sub(7));
-                    (
-                        String::new(),
-                        lines.into_iter().map(|l| format!("{:7}{l}", "")).collect(),
-                    )
-                }
-            } else if room >= 12 {
-                (wrap::cut(row.risk.why, room).into_owned(), Vec::new())
-            } else {
-                (String::new(), Vec::new())
-            };
-            let mut spans = vec![
-                Span::raw("  "),
-                Span::styled(
-                    format!("{:<4}", row.risk.severity.badge()),
-                    severity_style(theme, row.risk.severity),
-                ),
-                Span::raw(" "),
-                Span::styled(
-                    format!("{:<res_w$}", wrap::cut(&resource, res_w)),
-                    theme.value,
-                ),
-            ];
-            if why.is_empty() {
-                spans.push(Span::styled(format!(" {}", row.verbs), theme.value));
-            } else {
-                spans.push(Span::styled(
-                    format!(" {:<verbs_w$} ", wrap::cut(&row.verbs, verbs_w)),
-                    theme.value,
-                ));
-                spans.push(Span::styled(why, theme.dim));
-            }
-            out.push(Line::from(spans));
-            out.extend(
-                more.into_iter()
-                    .map(|l| Line::from(Span::styled(l, theme.dim))),
-            );
-        }
-        let folded: Vec<_> = group.rows.iter().filter(|r| !shown(r)).collect();
-        if let Some(worst) = folded.iter().map(|r| r.risk.severity).max() {
-            let where_ = match one_scope {
-                Some(_) => String::new(),
-                None => format!(" {}", scope_label(&group.scope.to_string())),
-            };
-            let kinds = if folded.len() == 1 { "kind" } else { "kinds" };
-            out.push(Line::from(vec![
-                Span::raw("  "),
-                Span::styled(
-                    format!("{:<4}", worst.badge()),
-                    severity_style(theme, worst),
-                ),
-                Span::styled(
-                    format!(" reads {} resource {kinds}{where_}", folded.len()),
-                    theme.value,
-                ),
-                Span::styled("  x lists them", theme.dim),
-            ]));
-        }
-        for note in &group.notes {
-            out.push(Line::from(Span::styled(
-                format!("  note: {note}"),
-                theme.dim,
-            )));
-        }
+    (res_w, verbs_w)
+}
+
+/// One permission's row: badge, resource, verbs and why (and why's wrapped rest).
+fn permission_row(
+    row: &DiffRow,
+    theme: &Theme,
+    width: usize,
+    whole: bool,
+    res_w: usize,
+    verbs_w: usize,
+    out: &mut Vec<Line<'static>>,
+) {
+    let resource = inert(&row.resource, 60);
+    let used = 2 + 4 + 1 + res_w + 1 + verbs_w + 1;
+    let (why, more) = why_text(row, width, used, whole);
+    let mut spans = vec![
+        Span::raw("  "),
+        Span::styled(
+            format!("{:<4}", row.risk.severity.badge()),
+            severity_style(theme, row.risk.severity),
+        ),
+        Span::raw(" "),
+        Span::styled(
+            format!("{:<res_w$}", wrap::cut(&resource, res_w)),
+            theme.value,
+        ),
+    ];
+    if why.is_empty() {
+        spans.push(Span::styled(format!(" {}", row.verbs), theme.value));
+    } else {
+        spans.push(Span::styled(
+            format!(" {:<verbs_w$} ", wrap::cut(&row.verbs, verbs_w)),
+            theme.value,
+        ));
+        spans.push(Span::styled(why, theme.dim));
     }
-    out
+    out.push(Line::from(spans));
+    out.extend(
+        more.into_iter()
+            .map(|l| Line::from(Span::styled(l, theme.dim))),
+    );
+}
+
+/// A row's why: the part on the row (after `used` columns), and the rows under it.
+fn why_text(row: &DiffRow, width: usize, used: usize, whole: bool) -> (String, Vec<String>) {
+    let room = width.saturating_sub(used);
+    // The pane cuts why to what fits; the full view wraps it whole
+    // under itself (or under the row, where the row is narrow).
+    if whole {
+        if room >= 20 {
+            let mut lines = wrap::wrap(row.risk.why, room);
+            let first = lines.remove(0);
+            (
+                first,
+                lines
+                    .into_iter()
+                    .map(|l| format!("{:used$}{l}", ""))
+                    .collect(),
+            )
+        } else {
+            let lines = wrap::wrap(row.risk.why, width.saturating_sub(7));
+            (
+                String::new(),
+                lines.into_iter().map(|l| format!("{:7}{l}", "")).collect(),
+            )
+        }
+    } else if room >= 12 {
+        (wrap::cut(row.risk.why, room).into_owned(), Vec::new())
+    } else {
+        (String::new(), Vec::new())
+    }
+}
+
+/// A scope's folded reads: "reads N resource kinds" at the worst badge.
+fn folded_reads_line(
+    group: &DiffGroup,
+    one_scope: Option<&str>,
+    reads: Reads,
+    theme: &Theme,
+) -> Option<Line<'static>> {
+    let folded: Vec<_> = group.rows.iter().filter(|r| !shown(r, reads)).collect();
+    let worst = folded.iter().map(|r| r.risk.severity).max()?;
+    let where_ = match one_scope {
+        Some(_) => String::new(),
+        None => format!(" {}", scope_label(&group.scope.to_string())),
+    };
+    let kinds = if folded.len() == 1 { "kind" } else { "kinds" };
+    Some(Line::from(vec![
+        Span::raw("  "),
+        Span::styled(
+            format!("{:<4}", worst.badge()),
+            severity_style(theme, worst),
+        ),
+        Span::styled(
+            format!(" reads {} resource {kinds}{where_}", folded.len()),
+            theme.value,
+        ),
+        Span::styled("  x lists them", theme.dim),
+    ]))
 }
 
 fn scope_label(scope: &str) -> String {

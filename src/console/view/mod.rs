@@ -201,36 +201,15 @@ fn render_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme)
     // Narrow terminals get the compact header: the counts and badges matter
     // more than the approver's groups.
     let compact = area.width < 120;
-    let ctx = match (&state.context, compact) {
-        (Some(c), _) => inert(state.cluster_label(c), 64).into_owned(),
-        (None, false) => match state.clusters.len() {
-            1 => "all (1 cluster)".to_string(),
-            n => format!("all ({n} clusters)"),
-        },
-        (None, true) => "all".into(),
-    };
-    let failing = state
-        .clusters
-        .values()
-        .filter(|c| c.error.is_some())
-        .count();
-    // Every authenticated user has system:authenticated: not worth a column.
-    let groups: Vec<&str> = state
-        .approver
-        .groups
-        .iter()
-        .map(String::as_str)
-        .filter(|g| *g != "system:authenticated")
-        .collect();
-    let approver = if compact || groups.is_empty() {
-        inert(&state.approver.user, 24).into_owned()
-    } else {
-        format!(
-            "{} [{}]",
-            inert(&state.approver.user, 32),
-            inert(&groups.join(","), 48)
-        )
-    };
+    let spans = header_spans(state, theme, compact);
+    frame.render_widget(Paragraph::new(Line::from(spans)).style(theme.header), top);
+    frame.render_widget(Paragraph::new(Line::from(tab_spans(state, theme))), tabs);
+}
+
+/// The header's first row: who and where, the counts, then the badges.
+fn header_spans(state: &AppState, theme: &Theme, compact: bool) -> Vec<Span<'static>> {
+    let ctx = context_label(state, compact);
+    let approver = approver_label(state, compact);
     let mut spans = vec![
         Span::styled(" Portcullis ", theme.header_key),
         Span::styled(format!(" ctx: {ctx} "), theme.header),
@@ -255,6 +234,50 @@ fn render_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme)
         ),
         theme.header_key,
     ));
+    header_badges(state, theme, &mut spans);
+    spans
+}
+
+/// The cluster context shown: one cluster's label, or all of them.
+fn context_label(state: &AppState, compact: bool) -> String {
+    match (&state.context, compact) {
+        (Some(c), _) => inert(state.cluster_label(c), 64).into_owned(),
+        (None, false) => match state.clusters.len() {
+            1 => "all (1 cluster)".to_string(),
+            n => format!("all ({n} clusters)"),
+        },
+        (None, true) => "all".into(),
+    }
+}
+
+/// The approver, with their groups where there is room.
+fn approver_label(state: &AppState, compact: bool) -> String {
+    // Every authenticated user has system:authenticated: not worth a column.
+    let groups: Vec<&str> = state
+        .approver
+        .groups
+        .iter()
+        .map(String::as_str)
+        .filter(|g| *g != "system:authenticated")
+        .collect();
+    if compact || groups.is_empty() {
+        inert(&state.approver.user, 24).into_owned()
+    } else {
+        format!(
+            "{} [{}]",
+            inert(&state.approver.user, 32),
+            inert(&groups.join(","), 48)
+        )
+    }
+}
+
+/// The badges after the counts: failing clusters, PROD, READ-ONLY, work in flight.
+fn header_badges(state: &AppState, theme: &Theme, spans: &mut Vec<Span<'static>>) {
+    let failing = state
+        .clusters
+        .values()
+        .filter(|c| c.error.is_some())
+        .count();
     if failing > 0 {
         spans.push(Span::styled(
             format!(" {failing} cluster(s) failing "),
@@ -275,9 +298,11 @@ fn render_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme)
             theme.notice,
         ));
     }
-    frame.render_widget(Paragraph::new(Line::from(spans)).style(theme.header), top);
+}
 
-    let mut tab_spans = Vec::new();
+/// The header's second row: a tab per view with its count, the filter, the marks.
+fn tab_spans(state: &AppState, theme: &Theme) -> Vec<Span<'static>> {
+    let mut spans = Vec::new();
     for (i, view) in View::ALL.iter().enumerate() {
         let count = match view {
             View::Pending => state.list(View::Pending).len(),
@@ -294,25 +319,25 @@ fn render_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme)
             (View::Pending, Some(at)) => format!(", oldest {}", when::age(state.now - at)),
             _ => String::new(),
         };
-        tab_spans.push(Span::styled(
+        spans.push(Span::styled(
             format!(" {} {} ({count}{oldest}) ", i + 1, view.title()),
             style,
         ));
-        tab_spans.push(Span::raw(" "));
+        spans.push(Span::raw(" "));
     }
     if !state.filter.is_empty() {
-        tab_spans.push(Span::styled(
+        spans.push(Span::styled(
             format!(" filter: {} ", inert(&state.filter.text, 60)),
             theme.notice,
         ));
     }
     if !state.marks.is_empty() {
-        tab_spans.push(Span::styled(
+        spans.push(Span::styled(
             format!(" {} marked ", state.marks.len()),
             theme.marked,
         ));
     }
-    frame.render_widget(Paragraph::new(Line::from(tab_spans)), tabs);
+    spans
 }
 
 /// A one-line input as the footer shows it: the text, a selection in

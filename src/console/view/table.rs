@@ -175,25 +175,13 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
     if list.is_empty() {
-        let msg = match (view, state.filter.is_empty()) {
-            (_, false) => "nothing matches the filter (esc clears it)",
-            (View::Pending, true) => "no pending requests: the queue is empty",
-            (View::Grants, true) => "no live grants: every cluster is locked",
-            (View::History, true) => "no history yet",
-        };
+        let msg = empty_message(view, state.filter.is_empty());
         frame.render_widget(Paragraph::new(Span::styled(msg, theme.dim)), inner);
         return;
     }
     let cols = columns(view);
     let rows_visible = inner.height.saturating_sub(1) as usize;
-    // Keep the selection in the middle third when scrolling a long list.
-    let offset = if list.len() <= rows_visible {
-        0
-    } else {
-        cursor
-            .saturating_sub(rows_visible / 2)
-            .min(list.len() - rows_visible)
-    };
+    let offset = scroll_offset(list.len(), cursor, rows_visible);
     // The rows on screen, cells made inert once: their widths decide the
     // columns'.
     // Ended requests are kept compact: decoded here, a screenful at most.
@@ -209,21 +197,66 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         .iter()
         .map(|(i, e)| {
             let (i, e) = (*i, e.as_ref());
-            let texts = cols
-                .iter()
-                .map(|c| {
-                    let (text, style) = cell_text(state, e, c.title, theme);
-                    let text: Cow<'_, str> = match text {
-                        Cow::Borrowed(b) => inert(b, 400),
-                        Cow::Owned(o) => Cow::Owned(inert(&o, 400).into_owned()),
-                    };
-                    (text, style)
-                })
-                .collect();
-            (i, e, texts)
+            (i, e, row_texts(state, e, cols, theme))
         })
         .collect();
-    let desired: Vec<u16> = (0..cols.len())
+    let desired = desired_widths(cols.len(), &cells);
+    // Two for the cursor and mark, one space after them.
+    let shown = fit(cols, &desired, inner.width.saturating_sub(3));
+    let mut widths: Vec<Constraint> = vec![Constraint::Length(2)];
+    widths.extend(shown.iter().map(|(_, w)| Constraint::Length(*w)));
+    let header = header_row(cols, &shown, theme);
+    let rows = cells
+        .into_iter()
+        .map(|(i, e, texts)| table_row(state, theme, &shown, e, i == cursor, &texts));
+    let table = Table::new(rows, widths).header(header).column_spacing(1);
+    frame.render_widget(table, inner);
+}
+
+/// What an empty list says: nothing matches the filter, or why it is empty.
+fn empty_message(view: View, unfiltered: bool) -> &'static str {
+    match (view, unfiltered) {
+        (_, false) => "nothing matches the filter (esc clears it)",
+        (View::Pending, true) => "no pending requests: the queue is empty",
+        (View::Grants, true) => "no live grants: every cluster is locked",
+        (View::History, true) => "no history yet",
+    }
+}
+
+/// The first row shown of a list of `len`.
+fn scroll_offset(len: usize, cursor: usize, rows_visible: usize) -> usize {
+    // Keep the selection in the middle third when scrolling a long list.
+    if len <= rows_visible {
+        0
+    } else {
+        cursor
+            .saturating_sub(rows_visible / 2)
+            .min(len - rows_visible)
+    }
+}
+
+/// One row's cell texts for `cols`, made inert.
+fn row_texts<'a>(
+    state: &'a AppState,
+    e: &'a Entry,
+    cols: &[Column],
+    theme: &Theme,
+) -> Vec<StyledText<'a>> {
+    cols.iter()
+        .map(|c| {
+            let (text, style) = cell_text(state, e, c.title, theme);
+            let text: Cow<'_, str> = match text {
+                Cow::Borrowed(b) => inert(b, 400),
+                Cow::Owned(o) => Cow::Owned(inert(&o, 400).into_owned()),
+            };
+            (text, style)
+        })
+        .collect()
+}
+
+/// Each column's widest cell on screen.
+fn desired_widths(count: usize, cells: &[(usize, &Entry, Vec<StyledText<'_>>)]) -> Vec<u16> {
+    (0..count)
         .map(|c| {
             cells
                 .iter()
@@ -231,52 +264,58 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
                 .max()
                 .unwrap_or(0)
         })
-        .collect();
-    // Two for the cursor and mark, one space after them.
-    let shown = fit(cols, &desired, inner.width.saturating_sub(3));
-    let mut widths: Vec<Constraint> = vec![Constraint::Length(2)];
-    widths.extend(shown.iter().map(|(_, w)| Constraint::Length(*w)));
-    let header = Row::new(
+        .collect()
+}
+
+/// The column titles, after the cursor and mark column.
+fn header_row(cols: &[Column], shown: &[(usize, u16)], theme: &Theme) -> Row<'static> {
+    Row::new(
         std::iter::once(Cell::from("  "))
             .chain(shown.iter().map(|(i, _)| Cell::from(cols[*i].title)))
             .collect::<Vec<_>>(),
     )
-    .style(theme.column_header);
-    let rows = cells.into_iter().map(|(i, e, texts)| {
-        let key = crate::backend::RequestKey::of(&e.req);
-        let marked = state.marks.contains(&key);
-        let selected = i == cursor;
-        let lead = format!(
-            "{}{}",
-            if selected { "▶" } else { " " },
-            if marked { "●" } else { " " }
-        );
-        let mut row_cells = vec![Cell::from(Span::styled(
-            lead,
-            if selected {
-                theme.selected
-            } else {
-                theme.marked
-            },
-        ))];
-        for (ci, w) in &shown {
-            let (text, style) = &texts[*ci];
-            let text = wrap::cut(text, *w as usize).into_owned();
-            // The selection is one style: no cell keeps a colour of its own.
-            let style = if selected { theme.selected } else { *style };
-            row_cells.push(Cell::from(Span::styled(text, style)));
-        }
-        let row = Row::new(row_cells);
+    .style(theme.column_header)
+}
+
+/// One request's row: cursor and mark, then the shown columns, cut to fit.
+fn table_row(
+    state: &AppState,
+    theme: &Theme,
+    shown: &[(usize, u16)],
+    e: &Entry,
+    selected: bool,
+    texts: &[StyledText<'_>],
+) -> Row<'static> {
+    let key = crate::backend::RequestKey::of(&e.req);
+    let marked = state.marks.contains(&key);
+    let lead = format!(
+        "{}{}",
+        if selected { "▶" } else { " " },
+        if marked { "●" } else { " " }
+    );
+    let mut row_cells = vec![Cell::from(Span::styled(
+        lead,
         if selected {
-            row.style(theme.selected)
-        } else if marked {
-            row.style(theme.marked)
+            theme.selected
         } else {
-            row
-        }
-    });
-    let table = Table::new(rows, widths).header(header).column_spacing(1);
-    frame.render_widget(table, inner);
+            theme.marked
+        },
+    ))];
+    for (ci, w) in shown {
+        let (text, style) = &texts[*ci];
+        let text = wrap::cut(text, *w as usize).into_owned();
+        // The selection is one style: no cell keeps a colour of its own.
+        let style = if selected { theme.selected } else { *style };
+        row_cells.push(Cell::from(Span::styled(text, style)));
+    }
+    let row = Row::new(row_cells);
+    if selected {
+        row.style(theme.selected)
+    } else if marked {
+        row.style(theme.marked)
+    } else {
+        row
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ pub(crate) mod events;
 pub(crate) mod health;
 pub(crate) mod requests;
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -25,32 +25,24 @@ use super::{openapi, refusals, webhook, Server, Shared, MAX_BODY, SIGN_EVERY};
 use crate::api::ApiError;
 use crate::domain::{duration, AccessRequest, RequestKey, Subject};
 
+/// The server's routes, behind every layer a call goes through.
 pub(crate) fn router(server: &Shared) -> Router {
     let me = Arc::downgrade(server);
-    let panicked = move |panic: Box<dyn std::any::Any + Send + 'static>| {
-        let what = panic
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| panic.downcast_ref::<&str>().copied())
-            .unwrap_or("a panic");
-        tracing::error!(panic = %what, "a handler panicked");
-        if let Some(s) = me.upgrade() {
-            s.metrics.refused("panic");
-        }
-        Failure::from(ApiError::new(
-            500,
-            "InternalError",
-            "the server failed on this call (a defect: it is recorded); nothing was changed by it",
+    let panicked = move |panic: Box<dyn std::any::Any + Send + 'static>| panic_response(&me, panic);
+    let router = routes()
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked));
+    limit_per_address(router)
+        .layer(axum::middleware::from_fn_with_state(
+            server.clone(),
+            record_refusals,
         ))
-        .into_response()
-    };
-    let per_address = tower_governor::governor::GovernorConfigBuilder::default()
-        .per_millisecond((1000 / refusals::CALLS_PER_SECOND).max(1))
-        .burst_size(refusals::CALL_BURST)
-        .key_extractor(PeerAddress)
-        .finish()
-        .map(Arc::new);
-    let router = Router::new()
+        .with_state(server.clone())
+}
+
+/// Every call the server answers, and the 404 for any other.
+fn routes() -> Router<Shared> {
+    Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics_text))
@@ -100,8 +92,37 @@ pub(crate) fn router(server: &Shared) -> Router {
                 "no such call: README \"API\" lists them",
             ))
         })
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked));
+}
+
+/// The panic net's answer: the panic logged and counted, and a 500 that
+/// says nothing was changed.
+fn panic_response(me: &Weak<Server>, panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic");
+    tracing::error!(panic = %what, "a handler panicked");
+    if let Some(s) = me.upgrade() {
+        s.metrics.refused("panic");
+    }
+    Failure::from(ApiError::new(
+        500,
+        "InternalError",
+        "the server failed on this call (a defect: it is recorded); nothing was changed by it",
+    ))
+    .into_response()
+}
+
+/// `router` with the per-address rate limit (none if its quota cannot be
+/// built), and the task that forgets addresses not seen lately.
+fn limit_per_address(router: Router<Shared>) -> Router<Shared> {
+    let per_address = tower_governor::governor::GovernorConfigBuilder::default()
+        .per_millisecond((1000 / refusals::CALLS_PER_SECOND).max(1))
+        .burst_size(refusals::CALL_BURST)
+        .key_extractor(PeerAddress)
+        .finish()
+        .map(Arc::new);
     if let (Some(config), Ok(rt)) = (&per_address, tokio::runtime::Handle::try_current()) {
         // Forget addresses not seen lately: the map of keys stays as
         // small as the callers of the last minute.
@@ -115,27 +136,24 @@ pub(crate) fn router(server: &Shared) -> Router {
             }
         });
     }
-    let router = match per_address {
-        Some(config) => router.layer(tower_governor::GovernorLayer::new(config).error_handler(
-            |e| {
-                let (code, message) = match e {
-                    tower_governor::GovernorError::TooManyRequests { wait_time, .. } => (
-                        429,
-                        format!("too many calls from this address: try again in {wait_time} s"),
-                    ),
-                    other => (500, other.to_string()),
-                };
-                Failure::from(ApiError::new(code, "TooManyRequests", message)).into_response()
-            },
-        )),
+    match per_address {
+        Some(config) => {
+            router.layer(tower_governor::GovernorLayer::new(config).error_handler(too_many_calls))
+        }
         None => router,
+    }
+}
+
+/// The rate limit's refusal, in our shape: 429 and when to try again.
+fn too_many_calls(e: tower_governor::GovernorError) -> Response {
+    let (code, message) = match e {
+        tower_governor::GovernorError::TooManyRequests { wait_time, .. } => (
+            429,
+            format!("too many calls from this address: try again in {wait_time} s"),
+        ),
+        other => (500, other.to_string()),
     };
-    router
-        .layer(axum::middleware::from_fn_with_state(
-            server.clone(),
-            record_refusals,
-        ))
-        .with_state(server.clone())
+    Failure::from(ApiError::new(code, "TooManyRequests", message)).into_response()
 }
 
 /// Every answer of 400 or more is a refusal on the record (README "API"),

@@ -13,6 +13,7 @@ use crate::backend::{ApproveSpec, NewRequest, Op, RequestKey, Seen};
 use crate::domain::rbac::engine::{analyze, GrantRequest};
 use crate::domain::rbac::Inventory;
 use crate::domain::{duration, AccessRequest, Credentials, RoleRef, Subject};
+use crate::policy::Decision;
 use crate::server::error::{ApiResult, Error, Refusal};
 use crate::server::extract::Caller;
 use crate::server::{Server, Shared};
@@ -128,6 +129,27 @@ pub(crate) async fn create_as(
     raw: &[u8],
 ) -> Result<AccessRequest, Error> {
     let b: CreateBody = body(raw)?;
+    let new = new_request(s, who, &b)?;
+    s.access.require_requester(who).map_err(Error::from)?;
+    // An extension names the caller's own live grant and asks for no more.
+    if let Some(of) = &b.extends {
+        check_extension(s, &new, of).await?;
+    }
+    let decision = policy_decision(s, who, &new)?;
+    let made = s.authority.create(who, new).await;
+    s.metrics.decided("create", made.is_ok());
+    let mut made = made.map_err(Error::from)?;
+    // Approved by the policy itself: granted at once, as asked, recorded
+    // as approved by `policy:RULE`.
+    if let Some(rule) = decision.and_then(|d| d.auto_approve) {
+        made = auto_approve(s, &made, &rule).await?;
+    }
+    Ok(made)
+}
+
+/// The request `b` asks for, in `who`'s name, on a cluster this server
+/// grants access to.
+fn new_request(s: &Server, who: &Subject, b: &CreateBody) -> Result<NewRequest, Error> {
     if !s.authority.clusters().contains(&b.cluster) {
         return Err(Error::field(
             "cluster",
@@ -138,7 +160,7 @@ pub(crate) async fn create_as(
             ),
         ));
     }
-    let new = NewRequest {
+    Ok(NewRequest {
         cluster: b.cluster.clone(),
         requester: who.clone(),
         role: RoleRef {
@@ -160,29 +182,36 @@ pub(crate) async fn create_as(
             }
         },
         extends: b.extends.clone(),
+    })
+}
+
+/// Refused (on `extends`) unless `of` is a live grant that `new` may
+/// extend.
+async fn check_extension(s: &Server, new: &NewRequest, of: &str) -> Result<(), Error> {
+    crate::domain::names::object_name(of).map_err(|why| Error::field("extends", why))?;
+    let key = RequestKey {
+        cluster: new.cluster.clone(),
+        name: of.to_string(),
     };
-    s.access.require_requester(who).map_err(Error::from)?;
-    // An extension names the caller's own live grant and asks for no more.
-    if let Some(of) = &b.extends {
-        crate::domain::names::object_name(of).map_err(|why| Error::field("extends", why))?;
-        let key = RequestKey {
-            cluster: new.cluster.clone(),
-            name: of.clone(),
-        };
-        let live = match s.hub.request(&key) {
-            Some(live) => live,
-            None => s.authority.get(&key).await.map_err(|_| {
-                Error::field(
-                    "extends",
-                    crate::domain::ExtensionError::Unknown(of.clone()).to_string(),
-                )
-            })?,
-        };
-        new.clone()
-            .into_request("new".into(), s.authority.now())
-            .check_extends(&live)
-            .map_err(|e| Error::field("extends", e.to_string()))?;
-    }
+    let live = match s.hub.request(&key) {
+        Some(live) => live,
+        None => s.authority.get(&key).await.map_err(|_| {
+            Error::field(
+                "extends",
+                crate::domain::ExtensionError::Unknown(of.to_string()).to_string(),
+            )
+        })?,
+    };
+    new.clone()
+        .into_request("new".into(), s.authority.now())
+        .check_extends(&live)
+        .map_err(|e| Error::field("extends", e.to_string()))?;
+    Ok(())
+}
+
+/// The policy's decision on `new` (none without a policy); refused when
+/// the policy refuses it or it is longer than the policy allows.
+fn policy_decision(s: &Server, who: &Subject, new: &NewRequest) -> Result<Option<Decision>, Error> {
     // The policy first: a refused request is never stored.
     let probe = NewRequest {
         requester: Subject {
@@ -222,30 +251,31 @@ pub(crate) async fn create_as(
             ));
         }
     }
-    let made = s.authority.create(who, new).await;
-    s.metrics.decided("create", made.is_ok());
-    let mut made = made.map_err(Error::from)?;
-    // Approved by the policy itself: granted at once, as asked, recorded
-    // as approved by `policy:RULE`.
-    if let Some(rule) = decision.and_then(|d| d.auto_approve) {
-        let by = Subject::new(format!("policy:{rule}"), &[]);
-        let spec = ApproveSpec {
-            duration: made.duration,
-            namespaces: made.namespaces.clone(),
-            reason: Some(format!("approved by policy rule {rule}")),
-        };
-        let granted = s
-            .authority
-            .apply(
-                &by,
-                &RequestKey::of(&made),
-                &Seen::of(&made),
-                Op::Approve(spec),
-                1,
-            )
-            .await;
-        s.metrics.decided("auto-approve", granted.is_ok());
-        made = granted.map_err(Error::from)?;
-    }
-    Ok(made)
+    Ok(decision)
+}
+
+/// `made` approved by the policy's rule `rule`, as asked.
+async fn auto_approve(
+    s: &Server,
+    made: &AccessRequest,
+    rule: &str,
+) -> Result<AccessRequest, Error> {
+    let by = Subject::new(format!("policy:{rule}"), &[]);
+    let spec = ApproveSpec {
+        duration: made.duration,
+        namespaces: made.namespaces.clone(),
+        reason: Some(format!("approved by policy rule {rule}")),
+    };
+    let granted = s
+        .authority
+        .apply(
+            &by,
+            &RequestKey::of(made),
+            &Seen::of(made),
+            Op::Approve(spec),
+            1,
+        )
+        .await;
+    s.metrics.decided("auto-approve", granted.is_ok());
+    granted.map_err(Error::from)
 }

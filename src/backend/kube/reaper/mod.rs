@@ -41,6 +41,7 @@ use crate::backend::kube::topology::Topology;
 use crate::backend::kube::{objects, request_resource, REQUEST_LABEL, SYSTEM_NAMESPACE};
 use crate::backend::BackendEvent;
 use crate::crd::wire;
+use crate::domain::ValidationLimits;
 use crate::domain::{AccessRequest, Phase};
 use metrics::{EndedHow, ReaperMetrics};
 
@@ -154,26 +155,11 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Rea
     }
     let f = grant::read(&site, (*obj).clone());
     let name = f.req.name.clone();
-    // Grants end by their own status; the approval timeout needs the
-    // cluster's limits (the defaults only when they were never installed).
-    let settings = match site.settings {
-        Some(s) => Some(s.clone()),
-        None => match site.target.settings().await {
-            Ok(s) => Some(s),
-            Err(SettingsError::Missing) => Some(ClusterSettings::default()),
-            Err(e) => {
-                ctx.notices.once(format!(
-                    "{e}; pending requests do not expire until it is fixed"
-                ));
-                None
-            }
-        },
-    };
+    let settings = cluster_settings(&site, &ctx).await;
     let limits = settings
         .as_ref()
         .map(|s| s.limits.clone())
         .unwrap_or_default();
-    let limits = &limits;
     let now = c.clock.now_at_least();
     let rules = plan::Rules {
         incomplete_grace: ctx.config.incomplete_grace,
@@ -189,105 +175,15 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Rea
     };
     // Decided without IO (`plan`), carried out here. Round twice at most:
     // whether a live grant was released is read only when it matters.
-    let action = loop {
-        break match plan::decide(&seen, &rules, now) {
+    let intent = loop {
+        match plan::decide(&seen, &rules, now) {
             plan::Intent::CheckRelease => {
                 seen.released = Some(release::released(&site, &f.req).await?);
-                continue;
             }
-            plan::Intent::Wait { recheck } => match recheck {
-                plan::Recheck::At(at) => Action::requeue(until(now, at)),
-                plan::Recheck::After(wait) => Action::requeue(wait),
-                plan::Recheck::OnChange => Action::await_change(),
-            },
-            plan::Intent::DropFinalizer { recheck_at } => {
-                grant::remove_finalizer(&site, &name).await?;
-                Action::requeue(until(now, recheck_at))
-            }
-            plan::Intent::ExpirePending => {
-                if let Ended::Done(_) = grant::end(&site, &name, Ending::Expire, limits).await? {
-                    ctx.count(EndedHow::Timeout, None);
-                }
-                Action::requeue(plan::AFTER_END)
-            }
-            plan::Intent::ExpireGrant { end } => {
-                match grant::end_now(&site, &name, Ending::Expire, limits).await? {
-                    (Ended::Nothing, _) => Action::requeue(plan::EXPIRY_NOT_YET),
-                    (Ended::Done(mut req), Some(after)) => {
-                        let late = (c.clock.now() - end).num_milliseconds().max(0) as f64 / 1000.0;
-                        ctx.count(EndedHow::Expired, Some(late));
-                        // Verification apart: the next grants due are not
-                        // held up by this one's SubjectAccessReviews.
-                        let (topology, obj) = (ctx.topology.clone(), obj.clone());
-                        tokio::spawn(async move {
-                            if let Some(site) = topology.site(&obj) {
-                                if let Err(e) = grant::finish(&site, &mut req, after).await {
-                                    tracing::warn!(request = %req.name, error = %e, "could not finish an ended grant; the next reconcile will");
-                                }
-                            }
-                        });
-                        Action::requeue(plan::AFTER_END)
-                    }
-                    _ => Action::requeue(plan::AFTER_END),
-                }
-            }
-            plan::Intent::Fail(why) => {
-                if let Ended::Done(_) = grant::end(
-                    &site,
-                    &name,
-                    Ending::Fail {
-                        message: why.message().into(),
-                    },
-                    limits,
-                )
-                .await?
-                {
-                    ctx.count(EndedHow::Failed, None);
-                }
-                Action::requeue(plan::AFTER_END)
-            }
-            plan::Intent::EndReleased => {
-                // Its requester deleted the grant's release binding:
-                // they are done with it, so it ends now, in their name.
-                if let Ended::Done(_) = release::end_released(&site, &f.req, limits).await? {
-                    ctx.count(EndedHow::Released, None);
-                }
-                Action::requeue(plan::AFTER_END)
-            }
-            plan::Intent::Keep {
-                add_finalizer,
-                provision_tokens,
-                provision_release,
-                recheck_at,
-            } => {
-                if add_finalizer {
-                    grant::ensure_finalizer(&site, &name).await?;
-                }
-                if provision_tokens {
-                    grant::provision_tokens(&site, &name).await?;
-                }
-                if provision_release {
-                    release::provision(&site, &name).await?;
-                }
-                Action::requeue(until(now, recheck_at))
-            }
-            plan::Intent::Clean { report_left } => {
-                let deletion =
-                    objects::delete_recorded(&site.target.client, &f.req, f.uid()).await?;
-                if deletion.left.is_empty() {
-                    grant::remove_finalizer(&site, &name).await?;
-                } else if report_left {
-                    // Only the reaper that makes Token-mode objects must be
-                    // able to remove them; a console's reaper leaves them.
-                    ctx.notices.once(format!(
-                        "the reaper ({}) may not delete the Token-mode objects of ended grants in {SYSTEM_NAMESPACE}: bind the portcullis-reaper-tokens role there",
-                        site.target.user()
-                    ));
-                }
-                Action::await_change()
-            }
-        };
+            intent => break intent,
+        }
     };
+    let action = carry_out(intent, &site, &f, &obj, &ctx, now, &limits).await?;
     if let Ok(mut failures) = ctx.failures.lock() {
         failures.remove(&name);
     }
@@ -295,6 +191,153 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Rea
         m.reached_apiserver();
     }
     Ok(action)
+}
+
+/// The cluster's limits: grants end by their own status, but the approval
+/// timeout needs them (the defaults only when they were never installed).
+async fn cluster_settings(site: &grant::Site<'_>, ctx: &Ctx) -> Option<ClusterSettings> {
+    match site.settings {
+        Some(s) => Some(s.clone()),
+        None => match site.target.settings().await {
+            Ok(s) => Some(s),
+            Err(SettingsError::Missing) => Some(ClusterSettings::default()),
+            Err(e) => {
+                ctx.notices.once(format!(
+                    "{e}; pending requests do not expire until it is fixed"
+                ));
+                None
+            }
+        },
+    }
+}
+
+/// Does what `plan` decided for one request.
+async fn carry_out(
+    intent: plan::Intent,
+    site: &grant::Site<'_>,
+    f: &grant::Fetched,
+    obj: &Arc<DynamicObject>,
+    ctx: &Arc<Ctx>,
+    now: DateTime<Utc>,
+    limits: &ValidationLimits,
+) -> Result<Action, ReapError> {
+    let name = &f.req.name;
+    Ok(match intent {
+        plan::Intent::CheckRelease => unreachable!("decided again before carrying out"),
+        plan::Intent::Wait { recheck } => match recheck {
+            plan::Recheck::At(at) => Action::requeue(until(now, at)),
+            plan::Recheck::After(wait) => Action::requeue(wait),
+            plan::Recheck::OnChange => Action::await_change(),
+        },
+        plan::Intent::DropFinalizer { recheck_at } => {
+            grant::remove_finalizer(site, name).await?;
+            Action::requeue(until(now, recheck_at))
+        }
+        plan::Intent::ExpirePending => {
+            if let Ended::Done(_) = grant::end(site, name, Ending::Expire, limits).await? {
+                ctx.count(EndedHow::Timeout, None);
+            }
+            Action::requeue(plan::AFTER_END)
+        }
+        plan::Intent::ExpireGrant { end } => expire_grant(site, obj, ctx, end, limits).await?,
+        plan::Intent::Fail(why) => {
+            if let Ended::Done(_) = grant::end(
+                site,
+                name,
+                Ending::Fail {
+                    message: why.message().into(),
+                },
+                limits,
+            )
+            .await?
+            {
+                ctx.count(EndedHow::Failed, None);
+            }
+            Action::requeue(plan::AFTER_END)
+        }
+        plan::Intent::EndReleased => {
+            // Its requester deleted the grant's release binding:
+            // they are done with it, so it ends now, in their name.
+            if let Ended::Done(_) = release::end_released(site, &f.req, limits).await? {
+                ctx.count(EndedHow::Released, None);
+            }
+            Action::requeue(plan::AFTER_END)
+        }
+        plan::Intent::Keep {
+            add_finalizer,
+            provision_tokens,
+            provision_release,
+            recheck_at,
+        } => {
+            if add_finalizer {
+                grant::ensure_finalizer(site, name).await?;
+            }
+            if provision_tokens {
+                grant::provision_tokens(site, name).await?;
+            }
+            if provision_release {
+                release::provision(site, name).await?;
+            }
+            Action::requeue(until(now, recheck_at))
+        }
+        plan::Intent::Clean { report_left } => clean(site, f, ctx, report_left).await?,
+    })
+}
+
+/// A live grant at its end: ended now, counted with how late, verified
+/// apart.
+async fn expire_grant(
+    site: &grant::Site<'_>,
+    obj: &Arc<DynamicObject>,
+    ctx: &Arc<Ctx>,
+    end: DateTime<Utc>,
+    limits: &ValidationLimits,
+) -> Result<Action, ReapError> {
+    let name = obj.name_any();
+    let c = site.store;
+    Ok(
+        match grant::end_now(site, &name, Ending::Expire, limits).await? {
+            (Ended::Nothing, _) => Action::requeue(plan::EXPIRY_NOT_YET),
+            (Ended::Done(mut req), Some(after)) => {
+                let late = (c.clock.now() - end).num_milliseconds().max(0) as f64 / 1000.0;
+                ctx.count(EndedHow::Expired, Some(late));
+                // Verification apart: the next grants due are not
+                // held up by this one's SubjectAccessReviews.
+                let (topology, obj) = (ctx.topology.clone(), obj.clone());
+                tokio::spawn(async move {
+                    if let Some(site) = topology.site(&obj) {
+                        if let Err(e) = grant::finish(&site, &mut req, after).await {
+                            tracing::warn!(request = %req.name, error = %e, "could not finish an ended grant; the next reconcile will");
+                        }
+                    }
+                });
+                Action::requeue(plan::AFTER_END)
+            }
+            _ => Action::requeue(plan::AFTER_END),
+        },
+    )
+}
+
+/// An ended request: what its status records is deleted; the finalizer
+/// goes once nothing is left.
+async fn clean(
+    site: &grant::Site<'_>,
+    f: &grant::Fetched,
+    ctx: &Ctx,
+    report_left: bool,
+) -> Result<Action, ReapError> {
+    let deletion = objects::delete_recorded(&site.target.client, &f.req, f.uid()).await?;
+    if deletion.left.is_empty() {
+        grant::remove_finalizer(site, &f.req.name).await?;
+    } else if report_left {
+        // Only the reaper that makes Token-mode objects must be
+        // able to remove them; a console's reaper leaves them.
+        ctx.notices.once(format!(
+            "the reaper ({}) may not delete the Token-mode objects of ended grants in {SYSTEM_NAMESPACE}: bind the portcullis-reaper-tokens role there",
+            site.target.user()
+        ));
+    }
+    Ok(Action::await_change())
 }
 
 impl Ctx {
