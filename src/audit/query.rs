@@ -3,7 +3,6 @@
 
 use chrono::{DateTime, Utc};
 
-use super::chain::Sealed;
 use super::record::Event;
 use crate::domain::sanitize::inert;
 
@@ -104,70 +103,11 @@ pub(crate) fn describe(e: &Event) -> String {
     inert(&text, 400).into_owned()
 }
 
-/// One line per record: time, kind, who, what, why — inert and bounded.
-pub(crate) fn table(records: &[Sealed]) -> String {
-    let mut rows: Vec<[String; 6]> = vec![[
-        "SEQ".into(),
-        "TIME (UTC)".into(),
-        "EVENT".into(),
-        "ACTOR".into(),
-        "REQUEST".into(),
-        "DETAIL".into(),
-    ]];
-    for s in records {
-        let e = &s.event;
-        let actor = match &e.actor {
-            Some(a) => format!("{} ({})", a.user, a.verified_by),
-            None => "-".into(),
-        };
-        let request = if e.request.is_empty() {
-            "-".to_string()
-        } else {
-            format!("{}/{}", e.cluster, e.request)
-        };
-        let mut detail = e.message.clone();
-        if let Some(risk) = &e.risk {
-            detail = format!("[{risk}] {detail}");
-        }
-        rows.push([
-            s.seq.to_string(),
-            e.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            e.kind.as_str().to_string(),
-            inert(&actor, 60).into_owned(),
-            inert(&request, 80).into_owned(),
-            inert(&detail, 120).into_owned(),
-        ]);
-    }
-    let widths: Vec<usize> = (0..5)
-        .map(|i| {
-            rows.iter()
-                .map(|r| unicode_width::UnicodeWidthStr::width(r[i].as_str()))
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for r in rows {
-        for (i, cell) in r.iter().enumerate() {
-            if i < 5 {
-                let pad = widths[i] - unicode_width::UnicodeWidthStr::width(cell.as_str());
-                out.push_str(cell);
-                out.push_str(&" ".repeat(pad + 2));
-            } else {
-                out.push_str(cell);
-            }
-        }
-        let trimmed = out.trim_end().len();
-        out.truncate(trimmed);
-        out.push('\n');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::audit::record::{Actor, Kind};
+    use crate::audit::Sealed;
 
     fn rec(kind: Kind, user: &str, request: &str, secs: i64) -> Sealed {
         let mut e = Event::new(kind, DateTime::from_timestamp(secs, 0).unwrap(), "x".into());
@@ -201,13 +141,5 @@ mod tests {
         assert!(!f(None, Some("carol"), None).matches(&r.event));
         assert!(f(None, None, Some(100)).matches(&r.event));
         assert!(!f(None, None, Some(101)).matches(&r.event));
-    }
-
-    #[test]
-    fn the_table_is_inert() {
-        let t = table(&[rec(Kind::Refused, "mallory", "alice-x", 0)]);
-        assert!(!t.contains('\u{1b}'), "{t:?}");
-        assert!(t.contains("attempt.refused"));
-        assert!(t.contains("mallory (TokenReview)"));
     }
 }

@@ -10,6 +10,7 @@ pub(crate) mod connect;
 pub(crate) mod invocation;
 pub(crate) mod logging;
 pub(crate) mod reference;
+pub(crate) mod table;
 pub(crate) mod wait;
 
 use std::process::ExitCode;

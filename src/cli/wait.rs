@@ -161,7 +161,7 @@ pub(crate) fn describe(waited: &Waited, shown: &str) -> String {
             "approved {shown}{by}: {} {} in {} until {}\n",
             r.role.kind,
             inert(&r.role.name, 100),
-            scope(r.granted_namespaces()),
+            crate::domain::request::scope_text(r.granted_namespaces()),
             r.status
                 .expires_at
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
@@ -203,12 +203,4 @@ pub(crate) fn timed_out(shown: &str, after: Duration) -> String {
         "{shown} is still pending after {} (--timeout); it stays pending: watch it with `portcullis get requests {shown} -w`",
         duration::format(after)
     )
-}
-
-fn scope(ns: &[String]) -> String {
-    if ns.is_empty() {
-        "cluster-wide".into()
-    } else {
-        ns.join(",")
-    }
 }

@@ -69,6 +69,32 @@ impl Subject {
             groups: groups.iter().map(|g| g.to_string()).collect(),
         }
     }
+
+    /// Without the groups the apiserver's authenticators give everyone of
+    /// their kind (`system:authenticated`, `system:serviceaccounts…`): they
+    /// say nothing to an approver, and the RBAC engine adds them again
+    /// ([`super::rbac::engine::effective_groups`]).
+    pub fn declared(&self) -> Subject {
+        Subject {
+            user: self.user.clone(),
+            groups: self
+                .groups
+                .iter()
+                .filter(|g| !super::rbac::engine::implied_group(g))
+                .cloned()
+                .collect(),
+        }
+    }
+}
+
+/// Where a request applies: `cluster-wide`, or its namespaces joined with
+/// commas (as `get`, `diff` and the verbs print it).
+pub fn scope_text(namespaces: &[String]) -> String {
+    if namespaces.is_empty() {
+        "cluster-wide".into()
+    } else {
+        namespaces.join(",")
+    }
 }
 
 #[derive(

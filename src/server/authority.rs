@@ -154,15 +154,7 @@ fn acting(caller: &Subject) -> Identity {
 /// A new request always names the caller as requester, whatever the body
 /// said: the requester cannot be forged through the server.
 fn as_caller(caller: &Subject, mut new: NewRequest) -> NewRequest {
-    new.requester = Subject {
-        user: caller.user.clone(),
-        groups: caller
-            .groups
-            .iter()
-            .filter(|g| *g != "system:authenticated")
-            .cloned()
-            .collect(),
-    };
+    new.requester = caller.declared();
     new
 }
 

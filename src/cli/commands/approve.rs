@@ -34,19 +34,10 @@ pub(crate) async fn run(
         verb.show(&r.name),
         r.role.kind,
         r.role.name,
-        scope(r.granted_namespaces()),
+        crate::domain::request::scope_text(r.granted_namespaces()),
         r.status
             .expires_at
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
             .unwrap_or_default()
     ))
-}
-
-/// The namespaces granted, as said: `cluster-wide` for none.
-fn scope(ns: &[String]) -> String {
-    if ns.is_empty() {
-        "cluster-wide".into()
-    } else {
-        ns.join(",")
-    }
 }

@@ -231,33 +231,23 @@ fn table(r: &DiffReport) -> String {
         out.push_str("nothing new: the requester already holds all of it\n");
         return out;
     }
-    let w = |f: fn(&DiffLine) -> &str, head: &str| {
-        r.permissions
-            .iter()
-            .map(|p| f(p).chars().count())
-            .max()
-            .unwrap_or(0)
-            .max(head.len())
-    };
-    let (sw, rw, vw) = (
-        w(|p| &p.scope, "SCOPE"),
-        w(|p| &p.resource, "RESOURCE"),
-        w(|p| &p.verbs, "VERBS"),
-    );
-    out.push('\n');
-    out.push_str(&format!(
-        "{:<4}  {:<sw$}  {:<rw$}  {:<vw$}  WHY\n",
-        "RISK", "SCOPE", "RESOURCE", "VERBS"
-    ));
-    for p in &r.permissions {
-        out.push_str(&format!(
-            "{:<4}  {:<sw$}  {:<rw$}  {:<vw$}  {}\n",
-            p.severity,
+    let mut rows = vec![vec![
+        "RISK".to_string(),
+        "SCOPE".into(),
+        "RESOURCE".into(),
+        "VERBS".into(),
+        "WHY".into(),
+    ]];
+    rows.extend(r.permissions.iter().map(|p| {
+        vec![
+            p.severity.to_string(),
             t(&p.scope),
             t(&p.resource),
-            p.verbs,
-            p.why
-        ));
-    }
+            p.verbs.clone(),
+            p.why.to_string(),
+        ]
+    }));
+    out.push('\n');
+    out.push_str(&crate::cli::table::Table::new(2).layout(&rows));
     out
 }

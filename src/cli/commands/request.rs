@@ -66,12 +66,7 @@ pub(crate) async fn run(
 fn requester_groups(verb: &Verb<'_>, groups: &[String], config_groups: &[String]) -> Vec<String> {
     if verb.verified {
         // Every user has these; they say nothing to an approver.
-        verb.me
-            .groups
-            .iter()
-            .filter(|g| *g != "system:authenticated" && !g.starts_with("system:serviceaccounts"))
-            .cloned()
-            .collect()
+        verb.me.declared().groups
     } else if groups.is_empty() {
         config_groups.to_vec()
     } else {

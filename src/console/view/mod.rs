@@ -252,14 +252,8 @@ fn context_label(state: &AppState, compact: bool) -> String {
 
 /// The approver, with their groups where there is room.
 fn approver_label(state: &AppState, compact: bool) -> String {
-    // Every authenticated user has system:authenticated: not worth a column.
-    let groups: Vec<&str> = state
-        .approver
-        .groups
-        .iter()
-        .map(String::as_str)
-        .filter(|g| *g != "system:authenticated")
-        .collect();
+    // Groups every user of their kind has: not worth a column.
+    let groups = state.approver.declared().groups;
     if compact || groups.is_empty() {
         inert(&state.approver.user, 24).into_owned()
     } else {

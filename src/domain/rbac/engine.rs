@@ -132,6 +132,14 @@ pub fn service_account(user: &str) -> Option<(&str, &str)> {
     (!name.contains(':') && is_dns_label(ns) && is_dns_subdomain(name)).then_some((ns, name))
 }
 
+/// A group [`effective_groups`] gives by itself: `system:authenticated`,
+/// `system:serviceaccounts` and `system:serviceaccounts:NS`.
+pub fn implied_group(group: &str) -> bool {
+    group == AUTHENTICATED
+        || group == "system:serviceaccounts"
+        || group.starts_with("system:serviceaccounts:")
+}
+
 /// The groups the apiserver's authenticators give this subject: the
 /// declared ones; `system:serviceaccounts` and `system:serviceaccounts:NS`
 /// for a ServiceAccount user (`serviceaccount.MakeGroupNames`); then, as

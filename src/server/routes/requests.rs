@@ -214,15 +214,7 @@ async fn check_extension(s: &Server, new: &NewRequest, of: &str) -> Result<(), E
 fn policy_decision(s: &Server, who: &Subject, new: &NewRequest) -> Result<Option<Decision>, Error> {
     // The policy first: a refused request is never stored.
     let probe = NewRequest {
-        requester: Subject {
-            user: who.user.clone(),
-            groups: who
-                .groups
-                .iter()
-                .filter(|g| *g != "system:authenticated")
-                .cloned()
-                .collect(),
-        },
+        requester: who.declared(),
         ..new.clone()
     }
     .into_request("new".into(), s.authority.now());

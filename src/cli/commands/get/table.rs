@@ -19,16 +19,8 @@ pub(super) struct Table<'q> {
     q: &'q Query,
     /// With `--output-watch-events`: an EVENT column first.
     events: bool,
-    /// Column widths so far (rows printed later keep the columns aligned).
-    widths: Vec<usize>,
-}
-
-fn scope(ns: &[String]) -> String {
-    if ns.is_empty() {
-        "cluster-wide".into()
-    } else {
-        ns.join(",")
-    }
+    /// The columns so far (rows printed later keep them aligned).
+    printer: crate::cli::table::Table,
 }
 
 impl<'q> Table<'q> {
@@ -36,7 +28,7 @@ impl<'q> Table<'q> {
         Self {
             q,
             events,
-            widths: Vec::new(),
+            printer: crate::cli::table::Table::new(3),
         }
     }
 
@@ -134,7 +126,11 @@ impl<'q> Table<'q> {
             inert(&r.name, 64).into_owned(),
             inert(&r.requester.user, 32).into_owned(),
             inert(&r.role.name, 40).into_owned(),
-            inert(&scope(r.granted_namespaces()), 60).into_owned(),
+            inert(
+                &crate::domain::request::scope_text(r.granted_namespaces()),
+                60,
+            )
+            .into_owned(),
             duration::format(r.duration),
             phase,
             match self.q.what {
@@ -158,57 +154,39 @@ impl<'q> Table<'q> {
         row
     }
 
-    fn grow(&mut self, row: &[String]) {
-        if self.widths.len() < row.len() {
-            self.widths.resize(row.len(), 0);
-        }
-        for (w, c) in self.widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-
-    fn line(&self, row: &[String]) -> String {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&self.widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        let mut line = cells.join("   ").trim_end().to_string();
-        line.push('\n');
-        line
-    }
-
     /// The header (unless `--no-headers`) and `rows`, aligned.
     pub(super) fn layout(&mut self, rows: &[Vec<String>]) -> String {
         let header = (!self.q.no_headers).then(|| self.headers());
         for r in header.iter().chain(rows) {
-            self.grow(r);
+            self.printer.grow(r);
         }
-        let mut out = String::new();
-        for r in header.iter().chain(rows) {
-            out.push_str(&self.line(r));
-        }
-        out
+        header
+            .iter()
+            .chain(rows)
+            .map(|r| self.printer.line(r))
+            .collect()
     }
 
     /// Watching: room for the longest event and phase from the start, so
     /// the rows that follow line up with the first ones.
     pub(super) fn watching(mut self) -> Self {
         let headers = self.headers();
-        self.widths = headers
-            .iter()
-            .map(|h| match h.as_str() {
-                "EVENT" => "MODIFIED".len(),
-                "PHASE" => "Withdrawn".len(),
-                h => h.len(),
-            })
-            .collect();
+        self.printer = crate::cli::table::Table::new(3).at_least(
+            headers
+                .iter()
+                .map(|h| match h.as_str() {
+                    "EVENT" => "MODIFIED".len(),
+                    "PHASE" => "Withdrawn".len(),
+                    h => h.len(),
+                })
+                .collect(),
+        );
         self
     }
 
     /// One more row under what was laid out (columns only ever widen).
     pub(super) fn row(&mut self, row: &[String]) -> String {
-        self.grow(row);
-        self.line(row)
+        self.printer.grow(row);
+        self.printer.line(row)
     }
 }
