@@ -1,90 +1,146 @@
-//! `/metrics` in the Prometheus text format: requests by phase, decisions
-//! and refusals, the reaper's lag after `expiresAt`, connected consoles.
+//! `/metrics` in the OpenMetrics text format (`prometheus-client`):
+//! requests by phase, decisions and refusals, the reaper's lag after
+//! `expiresAt`, connected consoles.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 use super::stream::Observed;
-use crate::backend::kube::reaper::metrics::{observe_lag, write_lag};
+use crate::backend::kube::reaper::metrics::{encode, register_lag};
 use crate::domain::Phase;
 
-/// Upper bounds (seconds) of the reaper-lag histogram.
-const LAG_BUCKETS: [f64; 9] = [0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0];
+pub(crate) use crate::backend::kube::reaper::metrics::CONTENT_TYPE;
 
-#[derive(Debug, Default)]
-struct Counts {
-    decisions: BTreeMap<(String, &'static str), u64>,
-    refusals: BTreeMap<String, u64>,
-    refusals_dropped: u64,
-    lag_buckets: [u64; LAG_BUCKETS.len()],
-    lag_count: u64,
-    lag_sum: f64,
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabel {
+    phase: String,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Decision {
+    action: String,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: String,
+}
+
+/// The server's metrics, in one registry.
+#[derive(Debug)]
 pub struct Metrics {
-    counts: Mutex<Counts>,
-    sse_clients: Arc<AtomicI64>,
+    registry: Registry,
+    requests: Family<PhaseLabel, Gauge>,
+    decisions: Family<Decision, Counter>,
+    refusals: Family<Reason, Counter>,
+    refusals_dropped: Counter,
+    lag: Histogram,
+    sse_clients: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<PhaseLabel, Gauge>::default();
+        registry.register(
+            "portcullis_requests",
+            "Access requests by phase",
+            requests.clone(),
+        );
+        let decisions = Family::<Decision, Counter>::default();
+        registry.register(
+            "portcullis_decisions",
+            "API actions by outcome",
+            decisions.clone(),
+        );
+        let refusals = Family::<Reason, Counter>::default();
+        registry.register(
+            "portcullis_refusals",
+            "Calls refused before any action",
+            refusals.clone(),
+        );
+        let refusals_dropped = Counter::default();
+        registry.register(
+            "portcullis_refusals_dropped",
+            "Refused calls recorded as a count, not one by one (over the rate)",
+            refusals_dropped.clone(),
+        );
+        let lag = register_lag(
+            &mut registry,
+            "From a grant's expiresAt to its Expired record",
+        );
+        let sse_clients = Gauge::default();
+        registry.register(
+            "portcullis_sse_clients",
+            "Consoles connected to the live stream",
+            sse_clients.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            decisions,
+            refusals,
+            refusals_dropped,
+            lag,
+            sse_clients,
+        }
+    }
 }
 
 /// Counts a connected console while it lives.
-pub struct SseClient(Arc<AtomicI64>);
+pub struct SseClient(Gauge);
 
 impl Drop for SseClient {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.dec();
     }
 }
 
 impl Metrics {
-    fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
-        self.counts.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     pub fn decided(&self, action: &str, ok: bool) {
         let outcome = if ok { "ok" } else { "error" };
-        *self
-            .counts()
-            .decisions
-            .entry((action.to_string(), outcome))
-            .or_insert(0) += 1;
+        self.decisions
+            .get_or_create(&Decision {
+                action: action.to_string(),
+                outcome,
+            })
+            .inc();
     }
 
     pub fn refused(&self, why: &str) {
-        *self.counts().refusals.entry(why.to_string()).or_insert(0) += 1;
+        self.refusals
+            .get_or_create(&Reason {
+                reason: why.to_string(),
+            })
+            .inc();
     }
 
     /// Refusals counted but not recorded one by one (over their rate).
     pub fn dropped_refusals(&self, n: u64) {
-        self.counts().refusals_dropped += n;
+        self.refusals_dropped.inc_by(n);
     }
 
     pub fn observe(&self, o: &Observed) {
-        let mut c = self.counts();
-        let c = &mut *c;
         for lag in &o.expiry_lag {
-            observe_lag(
-                &LAG_BUCKETS,
-                &mut c.lag_buckets,
-                &mut c.lag_count,
-                &mut c.lag_sum,
-                *lag,
-            );
+            self.lag.observe(*lag);
         }
     }
 
     pub fn sse_client(&self) -> SseClient {
-        self.sse_clients.fetch_add(1, Ordering::Relaxed);
+        self.sse_clients.inc();
         SseClient(self.sse_clients.clone())
     }
 
+    /// The text of `/metrics`, with `phases` (counted by the stream) as
+    /// they are now.
     pub fn render(&self, phases: &BTreeMap<Phase, usize>) -> String {
-        let c = self.counts();
-        let mut out = String::new();
-        let _ = writeln!(out, "# HELP portcullis_requests Access requests by phase.");
-        let _ = writeln!(out, "# TYPE portcullis_requests gauge");
         for phase in [
             Phase::Pending,
             Phase::Active,
@@ -95,56 +151,13 @@ impl Metrics {
             Phase::Failed,
         ] {
             let n = phases.get(&phase).copied().unwrap_or(0);
-            let _ = writeln!(out, "portcullis_requests{{phase=\"{phase}\"}} {n}");
+            self.requests
+                .get_or_create(&PhaseLabel {
+                    phase: phase.to_string(),
+                })
+                .set(n as i64);
         }
-        let _ = writeln!(
-            out,
-            "# HELP portcullis_decisions_total API actions by outcome."
-        );
-        let _ = writeln!(out, "# TYPE portcullis_decisions_total counter");
-        for ((action, outcome), n) in &c.decisions {
-            let _ = writeln!(
-                out,
-                "portcullis_decisions_total{{action=\"{action}\",outcome=\"{outcome}\"}} {n}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP portcullis_refusals_total Calls refused before any action."
-        );
-        let _ = writeln!(out, "# TYPE portcullis_refusals_total counter");
-        for (why, n) in &c.refusals {
-            let _ = writeln!(out, "portcullis_refusals_total{{reason=\"{why}\"}} {n}");
-        }
-        let _ = writeln!(
-            out,
-            "# HELP portcullis_refusals_dropped_total Refused calls recorded as a count, not one by one (over the rate)."
-        );
-        let _ = writeln!(out, "# TYPE portcullis_refusals_dropped_total counter");
-        let _ = writeln!(
-            out,
-            "portcullis_refusals_dropped_total {}",
-            c.refusals_dropped
-        );
-        write_lag(
-            &mut out,
-            "From a grant's expiresAt to its Expired record.",
-            &LAG_BUCKETS,
-            &c.lag_buckets,
-            c.lag_sum,
-            c.lag_count,
-        );
-        let _ = writeln!(
-            out,
-            "# HELP portcullis_sse_clients Consoles connected to the live stream."
-        );
-        let _ = writeln!(out, "# TYPE portcullis_sse_clients gauge");
-        let _ = writeln!(
-            out,
-            "portcullis_sse_clients {}",
-            self.sse_clients.load(Ordering::Relaxed)
-        );
-        out
+        encode(&self.registry)
     }
 }
 
@@ -167,7 +180,7 @@ mod tests {
             "portcullis_decisions_total{action=\"approve\",outcome=\"ok\"} 1",
             "portcullis_refusals_total{reason=\"bad-token\"} 1",
             "portcullis_reaper_lag_seconds_bucket{le=\"0.5\"} 1",
-            "portcullis_reaper_lag_seconds_bucket{le=\"5\"} 2",
+            "portcullis_reaper_lag_seconds_bucket{le=\"5.0\"} 2",
             "portcullis_reaper_lag_seconds_count 2",
             "portcullis_sse_clients 1",
         ] {

@@ -344,7 +344,7 @@ fn readyz() {}
 
 #[utoipa::path(
     get, path = "/metrics", tag = "server",
-    responses((status = 200, description = "Prometheus text", content_type = "text/plain", body = String)),
+    responses((status = 200, description = "OpenMetrics text (Prometheus reads it)", content_type = "application/openmetrics-text", body = String)),
 )]
 fn metrics() {}
 

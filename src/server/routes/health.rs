@@ -49,7 +49,7 @@ pub(crate) async fn metrics_text(State(s): State<Shared>) -> Response {
     (
         [(
             axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
+            crate::server::metrics::CONTENT_TYPE,
         )],
         body,
     )

@@ -1,66 +1,48 @@
 //! What `portcullis reaper` serves beside its work: `/healthz` (every
 //! reaper loop alive and the apiserver answered lately) and `/metrics` in
-//! the Prometheus text format — how late grants end after `expiresAt`
+//! the OpenMetrics text format (`prometheus-client`) — how late grants end after `expiresAt`
 //! (reaper lag), how many ended and how, how many reconciles failed.
 //!
 //! It listens where `--listen` says, loopback unless told otherwise: the
 //! numbers say which grants end when, which is nobody else's business.
 
-use std::fmt::Write;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
 
 /// Upper bounds (seconds) of the lag histogram.
 const LAG_BUCKETS: [f64; 10] = [0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0];
 
-/// Counts one lag (seconds) into a histogram of `bounds`.
-pub(crate) fn observe_lag(
-    bounds: &[f64],
-    buckets: &mut [u64],
-    count: &mut u64,
-    sum: &mut f64,
-    lag: f64,
-) {
-    *count += 1;
-    *sum += lag;
-    for (n, bound) in buckets.iter_mut().zip(bounds) {
-        if lag <= *bound {
-            *n += 1;
-        }
-    }
+/// What `/metrics` answers with: the OpenMetrics text format.
+pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// `portcullis_reaper_lag_seconds`: from a grant's `expiresAt` to the
+/// record of its end. The one definition the reaper's `/metrics` and the
+/// server's serve.
+pub(crate) fn register_lag(registry: &mut Registry, help: &str) -> Histogram {
+    let lag = Histogram::new(LAG_BUCKETS);
+    registry.register_with_unit("portcullis_reaper_lag", help, Unit::Seconds, lag.clone());
+    lag
 }
 
-/// `portcullis_reaper_lag_seconds` in the Prometheus text format: the
-/// reaper's `/metrics` and the server's serve the same histogram.
-pub(crate) fn write_lag(
-    out: &mut String,
-    help: &str,
-    bounds: &[f64],
-    buckets: &[u64],
-    sum: f64,
-    count: u64,
-) {
-    let _ = writeln!(out, "# HELP portcullis_reaper_lag_seconds {help}");
-    let _ = writeln!(out, "# TYPE portcullis_reaper_lag_seconds histogram");
-    for (bound, n) in bounds.iter().zip(buckets) {
-        let _ = writeln!(
-            out,
-            "portcullis_reaper_lag_seconds_bucket{{le=\"{bound}\"}} {n}"
-        );
-    }
-    let _ = writeln!(
-        out,
-        "portcullis_reaper_lag_seconds_bucket{{le=\"+Inf\"}} {count}"
-    );
-    let _ = writeln!(out, "portcullis_reaper_lag_seconds_sum {sum}");
-    let _ = writeln!(out, "portcullis_reaper_lag_seconds_count {count}");
+/// A registry in the text format.
+pub(crate) fn encode(registry: &Registry) -> String {
+    let mut out = String::new();
+    // Writing to a String does not fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, registry);
+    out
 }
 
 /// How a grant (or a pending request) ended at the reaper's hand.
@@ -83,60 +65,91 @@ impl EndedHow {
         EndedHow::Failed,
         EndedHow::Timeout,
     ];
-    fn label(self) -> &'static str {
-        match self {
-            EndedHow::Expired => "expired",
-            EndedHow::Released => "released",
-            EndedHow::Failed => "failed",
-            EndedHow::Timeout => "timeout",
+    fn label(self) -> How {
+        How {
+            how: match self {
+                EndedHow::Expired => "expired",
+                EndedHow::Released => "released",
+                EndedHow::Failed => "failed",
+                EndedHow::Timeout => "timeout",
+            },
         }
-    }
-    fn index(self) -> usize {
-        self as usize
     }
 }
 
-#[derive(Debug, Default)]
-struct Lag {
-    buckets: [u64; LAG_BUCKETS.len()],
-    count: u64,
-    sum: f64,
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct How {
+    how: &'static str,
 }
 
 /// The reaper's counters; shared by every reconcile.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ReaperMetrics {
-    lag: Mutex<Lag>,
-    ended: [AtomicU64; 4],
-    failures: AtomicU64,
+    registry: Registry,
+    lag: Histogram,
+    ended: Family<How, Counter>,
+    failures: Counter,
     /// Unix seconds of the last reconcile that reached the apiserver.
-    last_success: AtomicI64,
+    last_success: Gauge,
     /// Reaper loops running (one per cluster).
     loops: AtomicI64,
+}
+
+impl Default for ReaperMetrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let lag = register_lag(
+            &mut registry,
+            "From a grant's expiresAt to the reaper's record of its end",
+        );
+        let ended = Family::<How, Counter>::default();
+        registry.register(
+            "portcullis_reaper_grants_ended",
+            "Grants (and pending requests) the reaper ended, by how",
+            ended.clone(),
+        );
+        // Every way shows, 0 until it happens.
+        for how in EndedHow::ALL {
+            ended.get_or_create(&how.label()).inc_by(0);
+        }
+        let failures = Counter::default();
+        registry.register(
+            "portcullis_reaper_failures",
+            "Reconciles that failed (retried with backoff)",
+            failures.clone(),
+        );
+        let last_success = Gauge::default();
+        registry.register(
+            "portcullis_reaper_last_success_timestamp_seconds",
+            "When a reconcile last reached the apiserver",
+            last_success.clone(),
+        );
+        Self {
+            registry,
+            lag,
+            ended,
+            failures,
+            last_success,
+            loops: AtomicI64::new(0),
+        }
+    }
 }
 
 impl ReaperMetrics {
     /// A grant ended `lag_seconds` after it was due (0 for a release).
     pub fn ended(&self, how: EndedHow, lag_seconds: Option<f64>) {
-        self.ended[how.index()].fetch_add(1, Ordering::Relaxed);
+        self.ended.get_or_create(&how.label()).inc();
         if let Some(lag) = lag_seconds {
-            let mut l = self.lag.lock().unwrap_or_else(|e| e.into_inner());
-            let Lag {
-                buckets,
-                count,
-                sum,
-            } = &mut *l;
-            observe_lag(&LAG_BUCKETS, buckets, count, sum, lag);
+            self.lag.observe(lag);
         }
     }
 
     pub fn failed(&self) {
-        self.failures.fetch_add(1, Ordering::Relaxed);
+        self.failures.inc();
     }
 
     pub fn reached_apiserver(&self) {
-        self.last_success
-            .store(chrono::Utc::now().timestamp(), Ordering::Relaxed);
+        self.last_success.set(chrono::Utc::now().timestamp());
     }
 
     /// Counts a running reaper loop while the guard lives.
@@ -146,54 +159,7 @@ impl ReaperMetrics {
     }
 
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        let l = self.lag.lock().unwrap_or_else(|e| e.into_inner());
-        write_lag(
-            &mut out,
-            "From a grant's expiresAt to the reaper's record of its end.",
-            &LAG_BUCKETS,
-            &l.buckets,
-            l.sum,
-            l.count,
-        );
-        drop(l);
-        let _ = writeln!(
-            out,
-            "# HELP portcullis_reaper_grants_ended_total Grants (and pending requests) the reaper ended, by how."
-        );
-        let _ = writeln!(out, "# TYPE portcullis_reaper_grants_ended_total counter");
-        for how in EndedHow::ALL {
-            let _ = writeln!(
-                out,
-                "portcullis_reaper_grants_ended_total{{how=\"{}\"}} {}",
-                how.label(),
-                self.ended[how.index()].load(Ordering::Relaxed)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP portcullis_reaper_failures_total Reconciles that failed (retried with backoff)."
-        );
-        let _ = writeln!(out, "# TYPE portcullis_reaper_failures_total counter");
-        let _ = writeln!(
-            out,
-            "portcullis_reaper_failures_total {}",
-            self.failures.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP portcullis_reaper_last_success_timestamp_seconds When a reconcile last reached the apiserver."
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE portcullis_reaper_last_success_timestamp_seconds gauge"
-        );
-        let _ = writeln!(
-            out,
-            "portcullis_reaper_last_success_timestamp_seconds {}",
-            self.last_success.load(Ordering::Relaxed)
-        );
-        out
+        encode(&self.registry)
     }
 
     /// Alive: every loop still runs.
@@ -233,11 +199,7 @@ pub(crate) fn router(metrics: Arc<ReaperMetrics>, loops: usize) -> Router {
         .route(
             "/metrics",
             get(|State(s): State<Served>| async move {
-                (
-                    [("content-type", "text/plain; version=0.0.4")],
-                    s.metrics.render(),
-                )
-                    .into_response()
+                ([("content-type", CONTENT_TYPE)], s.metrics.render()).into_response()
             }),
         )
         .with_state(Served {
@@ -277,7 +239,7 @@ mod tests {
         let text = m.render();
         for line in [
             "portcullis_reaper_lag_seconds_bucket{le=\"0.5\"} 1",
-            "portcullis_reaper_lag_seconds_bucket{le=\"5\"} 2",
+            "portcullis_reaper_lag_seconds_bucket{le=\"5.0\"} 2",
             "portcullis_reaper_lag_seconds_count 2",
             "portcullis_reaper_grants_ended_total{how=\"expired\"} 2",
             "portcullis_reaper_grants_ended_total{how=\"released\"} 1",
