@@ -10,6 +10,7 @@
 //! (the stored object format) and [`manifests`] (what `portcullis crds`
 //! prints).
 
+pub(crate) mod backoff;
 pub mod clock;
 pub(crate) mod cluster;
 pub(crate) mod contexts;
@@ -454,16 +455,17 @@ impl KubeBackend {
     ) -> Result<AccessRequest, BackendError> {
         let site = grant::Site::direct(cluster);
         release::request(&site, &cluster.identity, &key.name).await?;
-        let deadline = tokio::time::Instant::now() + RELEASE_WAIT;
-        loop {
-            let now = grant::fetch(&site, Caller::Requester, &key.name).await?;
-            // Ended, and the end verified (or no more time to wait).
-            let ended = now.req.phase().is_terminal() && now.req.status.message.is_some();
-            if ended || tokio::time::Instant::now() >= deadline {
-                return Ok(now.req);
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        // Ended, and the end verified (or no more time to wait): watched,
+        // not polled.
+        let ended = |obj: Option<&kube::api::DynamicObject>| {
+            obj.is_some_and(|o| {
+                let r = grant::read(&site, o.clone()).req;
+                r.phase().is_terminal() && r.status.message.is_some()
+            })
+        };
+        let watched = kube::runtime::wait::await_condition(cluster.requests(), &key.name, ended);
+        let _ = tokio::time::timeout(RELEASE_WAIT, watched).await;
+        Ok(grant::fetch(&site, Caller::Requester, &key.name).await?.req)
     }
 }
 

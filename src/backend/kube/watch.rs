@@ -15,7 +15,7 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::Api;
-use kube::runtime::watcher;
+use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -98,7 +98,9 @@ async fn follow_requests(
     tx: mpsc::UnboundedSender<BackendEvent>,
     cluster_of: impl Fn(&kube::api::DynamicObject) -> String,
 ) {
-    let mut stream = watcher(cluster.requests(), watcher::Config::default()).boxed();
+    let mut stream = watcher(cluster.requests(), watcher::Config::default())
+        .backoff(super::backoff::quick())
+        .boxed();
     let mut relist = Relist::default();
     let mut reported_error = false;
     // The cluster each known request was reported under, to report its
@@ -125,8 +127,8 @@ async fn follow_requests(
                         return;
                     }
                 }
-                // The watcher re-lists by itself on the next poll.
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                // The watcher re-lists by itself on the next poll, after
+                // its backoff.
                 continue;
             }
         };
@@ -190,6 +192,7 @@ where
         (key, serde_json::to_value(&o).unwrap_or(Value::Null))
     };
     watcher(api, watcher::Config::default())
+        .backoff(super::backoff::quick())
         .map(move |e| match e {
             Ok(watcher::Event::Apply(o)) => {
                 RbacChange::Event(kind, watcher::Event::Apply(entry(o)))
@@ -319,8 +322,8 @@ pub(crate) async fn rbac(cluster: Arc<KubeCluster>, tx: mpsc::UnboundedSender<Ba
             None => return,
             Some(RbacChange::Event(kind, event)) => dirty |= objects.apply(kind, event),
             Some(RbacChange::Failed(message)) => {
+                // The watcher comes back by itself, after its backoff.
                 tracing::warn!(cluster = %cluster.context, %message);
-                tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
     }

@@ -28,7 +28,6 @@ use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding};
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::utils::Backoff;
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Resource, ResourceExt};
 use tokio::sync::mpsc;
@@ -414,25 +413,6 @@ fn refused(user: &str, message: &str) -> String {
     )
 }
 
-/// Watch backoff for the request stream: quick to come back (a store that
-/// lags after an apiserver restart delays nothing due, but new requests).
-#[derive(Debug, Clone, Default)]
-struct QuickBackoff(u32);
-
-impl Iterator for QuickBackoff {
-    type Item = Duration;
-    fn next(&mut self) -> Option<Duration> {
-        self.0 = self.0.saturating_add(1);
-        Some(Duration::from_millis(250u64 << self.0.min(3)))
-    }
-}
-
-impl Backoff for QuickBackoff {
-    fn reset(&mut self) {
-        self.0 = 0;
-    }
-}
-
 /// Asks the apiserver whether this identity may do what reaping needs.
 pub async fn missing_rights(cluster: &KubeCluster) -> Vec<String> {
     let checks = [
@@ -562,7 +542,7 @@ pub async fn run_topology(
         watcher::Config::default(),
         request_resource(),
     )
-    .trigger_backoff(QuickBackoff::default())
+    .trigger_backoff(crate::backend::kube::backoff::quick())
     .with_config(ControllerConfig::default().concurrency(64));
     if topology.targets.is_none() {
         // A deleted release binding is a release: reconcile its request.
