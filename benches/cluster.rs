@@ -9,6 +9,7 @@
 mod cluster;
 
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -16,10 +17,11 @@ use futures::StreamExt;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::runtime::watcher;
-use portcullis::backend::kube::{request_resource, KubeBackend};
+use portcullis::backend::kube::{request_resource, KubeBackend, KubeCluster};
 use portcullis::backend::{AccessBackend, ApproveSpec, BackendEvent, NewRequest, RequestKey};
 use portcullis::domain::{Credentials, RoleRef, Subject};
 use serde_json::json;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 fn stats(name: &str, mut v: Vec<Duration>) {
     v.sort();
@@ -47,21 +49,51 @@ fn ask(ns: &str, secs: u64) -> NewRequest {
     }
 }
 
+/// The control plane with Portcullis installed, its admin, and alice's
+/// and bob's backends.
+struct Setup {
+    bob: KubeBackend,
+    alice: KubeBackend,
+    admin: Arc<KubeCluster>,
+    cp: cluster::ControlPlane,
+}
+
+impl Setup {
+    async fn start() -> Self {
+        let cp = cluster::ControlPlane::start();
+        let admin = cluster::install(&cp).await;
+        let alice = KubeBackend::from_clusters(vec![cp.cluster("alice").await]);
+        let bob = KubeBackend::from_clusters(vec![cp.cluster("bob").await]);
+        Setup {
+            bob,
+            alice,
+            admin,
+            cp,
+        }
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     if std::env::args().any(|a| a == "--test") {
         return; // `cargo test --benches` only checks that it builds
     }
-    let mut cp = cluster::ControlPlane::start();
-    let admin = cluster::install(&cp).await;
-    let alice = KubeBackend::from_clusters(vec![cp.cluster("alice").await]);
-    let bob = KubeBackend::from_clusters(vec![cp.cluster("bob").await]);
-    let mut events = bob.watch();
+    let mut s = Setup::start().await;
+    let mut events = s.bob.watch();
     tokio::time::sleep(Duration::from_secs(1)).await;
     while events.try_recv().is_ok() {}
+    created_to_visible(&s, &mut events).await;
+    let names = approve_in_process(&s).await;
+    let approve_p50 = approve_process(&s).await;
+    kubectl_create_rolebinding(&s, approve_p50);
+    expiry_to_deleted(&s, &names).await;
+    drop(events);
+    overdue_after_an_outage(&mut s).await;
+}
 
-    // 1. Created on the apiserver → in the console's event stream.
-    let api: Api<DynamicObject> = Api::all_with(admin.client.clone(), &request_resource());
+/// Step 1: Created on the apiserver → in the console's event stream.
+async fn created_to_visible(s: &Setup, events: &mut UnboundedReceiver<BackendEvent>) {
+    let api: Api<DynamicObject> = Api::all_with(s.admin.client.clone(), &request_resource());
     let mut seen = Vec::new();
     for i in 0..100 {
         let obj: DynamicObject = serde_json::from_value(json!({
@@ -81,27 +113,30 @@ async fn main() {
         seen.push(t.elapsed());
     }
     stats("request created → visible in the console state", seen);
+}
 
-    // 3. Approve → binding exists, against kubectl create rolebinding.
+/// Step 3: Approve → binding exists, in-process; returns the approved names.
+async fn approve_in_process(s: &Setup) -> Vec<String> {
     let mut approve = Vec::new();
     let mut names = Vec::new();
     for _ in 0..30 {
-        let r = alice.create(ask("payments", 3600)).await.unwrap();
+        let r = s.alice.create(ask("payments", 3600)).await.unwrap();
         let key = RequestKey {
             cluster: "test".into(),
             name: r.name.clone(),
         };
         let t = Instant::now();
-        bob.approve(
-            &key,
-            ApproveSpec {
-                duration: Duration::from_secs(3600),
-                namespaces: vec!["payments".into()],
-                reason: None,
-            },
-        )
-        .await
-        .unwrap();
+        s.bob
+            .approve(
+                &key,
+                ApproveSpec {
+                    duration: Duration::from_secs(3600),
+                    namespaces: vec!["payments".into()],
+                    reason: None,
+                },
+            )
+            .await
+            .unwrap();
         approve.push(t.elapsed());
         names.push(r.name);
     }
@@ -109,6 +144,12 @@ async fn main() {
         "approve (dry run, claim, server-side apply) → binding exists, in-process",
         approve,
     );
+    names
+}
+
+/// `portcullis approve` as a process → binding exists; returns its p50.
+async fn approve_process(s: &Setup) -> Duration {
+    let cp = &s.cp;
     let cli = |args: &[&str]| {
         let t = Instant::now();
         let ok = Command::new(env!("CARGO_BIN_EXE_portcullis"))
@@ -126,7 +167,7 @@ async fn main() {
     };
     let mut approve_cli = Vec::new();
     for _ in 0..15 {
-        let r = alice.create(ask("orders", 3600)).await.unwrap();
+        let r = s.alice.create(ask("orders", 3600)).await.unwrap();
         approve_cli.push(cli(&["--context", "bob", "approve", &r.name]));
     }
     let approve_p50 = {
@@ -135,6 +176,12 @@ async fn main() {
         v[v.len() / 2]
     };
     stats("`portcullis approve` process → binding exists", approve_cli);
+    approve_p50
+}
+
+/// `kubectl create rolebinding` for the same binding, and the ratio of
+/// the two processes' p50s (when kubectl is installed).
+fn kubectl_create_rolebinding(s: &Setup, approve_p50: Duration) {
     if Command::new("kubectl")
         .arg("version")
         .arg("--client")
@@ -158,7 +205,7 @@ async fn main() {
                     "-n",
                     "orders",
                 ])
-                .env("KUBECONFIG", cp.kubeconfig())
+                .env("KUBECONFIG", s.cp.kubeconfig())
                 .output()
                 .unwrap();
             assert!(
@@ -184,22 +231,24 @@ async fn main() {
     } else {
         println!("kubectl not found: skipped the comparison (apt-get install kubernetes-client)");
     }
+}
 
-    // 2. Expiry → binding deleted by the reaper (bob's console runs one).
-    let rbs: Api<RoleBinding> = Api::namespaced(admin.client.clone(), "payments");
+/// Step 2: Expiry → binding deleted by the reaper (bob's console runs one).
+async fn expiry_to_deleted(s: &Setup, names: &[String]) {
+    let rbs: Api<RoleBinding> = Api::namespaced(s.admin.client.clone(), "payments");
     let mut deletions = watcher(
         rbs,
         watcher::Config::default().labels("app.kubernetes.io/managed-by=portcullis"),
     )
     .boxed();
     let mut ends = std::collections::HashMap::new();
-    for name in &names {
+    for name in names {
         let end = Utc::now() + chrono::TimeDelta::seconds(2);
         let key = RequestKey {
             cluster: "test".into(),
             name: name.clone(),
         };
-        let r = bob.shorten(&key, end).await.unwrap();
+        let r = s.bob.shorten(&key, end).await.unwrap();
         ends.insert(format!("portcullis-{name}"), r.status.expires_at.unwrap());
     }
     let mut lags = Vec::new();
@@ -211,20 +260,22 @@ async fn main() {
         }
     }
     stats("grant expiry (status expiresAt) → binding deleted", lags);
+}
 
-    // 3. A grant comes due while the apiserver is down: binding deleted,
-    //    counted from the moment the apiserver is ready again.
-    drop(events);
-    let reaper = cluster::reaper(&cp).await;
-    let rbs: Api<RoleBinding> = Api::namespaced(admin.client.clone(), "payments");
+/// Step 3: A grant comes due while the apiserver is down: binding deleted,
+///    counted from the moment the apiserver is ready again.
+async fn overdue_after_an_outage(s: &mut Setup) {
+    let reaper = cluster::reaper(&s.cp).await;
+    let rbs: Api<RoleBinding> = Api::namespaced(s.admin.client.clone(), "payments");
     let mut recoveries = Vec::new();
     for _ in 0..5 {
-        let r = alice.create(ask("payments", 60)).await.unwrap();
+        let r = s.alice.create(ask("payments", 60)).await.unwrap();
         let key = RequestKey {
             cluster: "test".into(),
             name: r.name.clone(),
         };
-        let g = bob
+        let g = s
+            .bob
             .approve(
                 &key,
                 ApproveSpec {
@@ -235,13 +286,13 @@ async fn main() {
             )
             .await
             .unwrap();
-        cp.stop_apiserver();
+        s.cp.stop_apiserver();
         let end = g.status.expires_at.unwrap();
         tokio::time::sleep(
             (end - Utc::now()).to_std().unwrap_or_default() + Duration::from_secs(2),
         )
         .await;
-        cp.start_apiserver();
+        s.cp.start_apiserver();
         let back = Instant::now();
         let binding = format!("portcullis-{}", r.name);
         while rbs.get_opt(&binding).await.ok().flatten().is_some() {

@@ -111,17 +111,49 @@ fn pct(v: &[Duration], p: f64) -> String {
     ms(percentile(v, p))
 }
 
+/// How many stored requests of each kind.
+#[derive(Clone, Copy)]
+struct Counts {
+    pending: usize,
+    live: usize,
+    history: usize,
+}
+
+/// The terminal the frames are drawn on: 200×50, counting its bytes.
+type Counted = Terminal<CrosstermBackend<Counting>>;
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--test");
     let scale = if quick { 20 } else { 1 };
     let now = Utc::now();
+    let counts = Counts {
+        pending: 5_000 / scale,
+        live: 10_000 / scale,
+        history: 85_000 / scale,
+    };
+    let (mut state, ingest, rss) = ingest_in_one_batch(now, counts);
+    let theme = Theme::built_in("default").expect("theme");
+    let mut terminal = counting_terminal();
+    let times = frames_over_every_view(&mut state, &mut terminal, &theme, now, quick);
+    print_the_store(&state, counts, ingest, &times, rss);
+    filter_keystrokes(&mut state);
+    new_requests_streaming_in(&mut state, &mut terminal, &theme, quick);
+}
+
+/// Every stored request in one batch, as the console ingests a first
+/// sync: the state, how long it took, and resident memory after it.
+fn ingest_in_one_batch(now: DateTime<Utc>, counts: Counts) -> (AppState, Duration, u64) {
+    let Counts {
+        pending,
+        live,
+        history,
+    } = counts;
     let mut batch: Vec<BackendEvent> = (0..CLUSTERS)
         .map(|c| BackendEvent::Inventory {
             cluster: cluster(c),
             inventory: Arc::new(org::inventory(org::CLUSTERS[c % org::CLUSTERS.len()])),
         })
         .collect();
-    let (pending, live, history) = (5_000 / scale, 10_000 / scale, 85_000 / scale);
     for i in 0..pending + live + history {
         let r = request(i, now);
         let r = if i < pending {
@@ -143,18 +175,30 @@ fn main() {
     let ingest = t.elapsed();
     let rss = rss_kib();
     assert_eq!(state.list(View::Grants).len(), live);
+    (state, ingest, rss)
+}
 
-    let theme = Theme::built_in("default").expect("theme");
-    // The bytes a real terminal would receive (crossterm's escape
-    // sequences), written to a counting sink: a frame ends when its bytes
-    // are written and flushed.
-    let mut terminal = Terminal::with_options(
+/// The bytes a real terminal would receive (crossterm's escape
+/// sequences), written to a counting sink: a frame ends when its bytes
+/// are written and flushed.
+fn counting_terminal() -> Counted {
+    Terminal::with_options(
         CrosstermBackend::new(Counting),
         TerminalOptions {
             viewport: Viewport::Fixed(Rect::new(0, 0, 200, 50)),
         },
     )
-    .expect("terminal");
+    .expect("terminal")
+}
+
+/// One frame at 200×50 moving through every view; the sorted times.
+fn frames_over_every_view(
+    state: &mut AppState,
+    terminal: &mut Counted,
+    theme: &Theme,
+    now: DateTime<Utc>,
+    quick: bool,
+) -> Vec<Duration> {
     let frames = if quick { 20 } else { 3_000 };
     let mut times = Vec::new();
     for i in 0..frames {
@@ -163,16 +207,32 @@ fn main() {
         let len = state.list(state.view).len().max(1);
         state.cursor[v] = (i * 7919) % len;
         update(
-            &mut state,
+            state,
             Action::Tick(now + TimeDelta::milliseconds(i as i64 * 250)),
         );
         let t = Instant::now();
         terminal
-            .draw(|f| view::render(f, &state, &theme))
+            .draw(|f| view::render(f, state, theme))
             .expect("draw");
         times.push(t.elapsed());
     }
     times.sort();
+    times
+}
+
+/// The store, its ingest, its frames and its memory, as measured.
+fn print_the_store(
+    state: &AppState,
+    counts: Counts,
+    ingest: Duration,
+    times: &[Duration],
+    rss: u64,
+) {
+    let Counts {
+        pending,
+        live,
+        history,
+    } = counts;
     println!(
         "{} requests ({pending} pending, {live} live, {history} history) on {CLUSTERS} clusters",
         pending + live + history
@@ -183,9 +243,9 @@ fn main() {
     );
     println!(
         "  frame 200x50 over every view: p50 {} p99 {} max {}",
-        pct(&times, 0.5),
-        pct(&times, 0.99),
-        pct(&times, 1.0)
+        pct(times, 0.5),
+        pct(times, 0.99),
+        pct(times, 1.0)
     );
     println!("  resident memory: {:.1} MiB", rss as f64 / 1024.0);
     let (compact, bytes) = state.entries.compact_footprint();
@@ -193,11 +253,13 @@ fn main() {
         "  ended requests kept compact: {compact}, {:.0} bytes each",
         bytes as f64 / compact.max(1) as f64
     );
+}
 
-    // Typing a filter, as the reducer applies each keystroke: the first
-    // character and a backspace filter all 100,000 (ended ones read
-    // borrowed from their compact form); a keystroke that extends the text
-    // filters only the rows already shown.
+/// Typing a filter, as the reducer applies each keystroke: the first
+/// character and a backspace filter all 100,000 (ended ones read
+/// borrowed from their compact form); a keystroke that extends the text
+/// filters only the rows already shown.
+fn filter_keystrokes(state: &mut AppState) {
     use portcullis::console::state::filter::Filter;
     let (mut widen, mut narrow) = (Vec::new(), Vec::new());
     let typed = [
@@ -237,8 +299,16 @@ fn main() {
         pct(&narrow, 0.5),
         pct(&narrow, 1.0)
     );
+}
 
-    // 1,000 new requests a second, for 5 s (0.25 s in quick mode).
+/// 1,000 new requests a second, for 5 s (0.25 s in quick mode): from a
+/// request's arrival to the end of the first frame that includes it.
+fn new_requests_streaming_in(
+    state: &mut AppState,
+    terminal: &mut Counted,
+    theme: &Theme,
+    quick: bool,
+) {
     let (tx, rx) = mpsc::channel::<(Instant, AccessRequest)>();
     let total = if quick { 250 } else { 5_000 };
     let producer = std::thread::spawn(move || {
@@ -268,9 +338,9 @@ fn main() {
             .iter()
             .map(|(_, r)| BackendEvent::Upsert(Box::new(r.clone())))
             .collect();
-        update(&mut state, Action::Backend(events));
+        update(state, Action::Backend(events));
         terminal
-            .draw(|f| view::render(f, &state, &theme))
+            .draw(|f| view::render(f, state, theme))
             .expect("draw");
         let shown = Instant::now();
         frames += 1;

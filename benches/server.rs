@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use serde_json::{json, Value};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::Barrier;
 #[path = "common/mod.rs"]
 mod common;
@@ -45,34 +46,66 @@ fn rss_kib(pid: u32) -> u64 {
     common::rss_kib_of(&pid.to_string())
 }
 
+/// `portcullis serve --demo` as a process, ready, and a client of it.
+struct Setup {
+    url: String,
+    client: reqwest::Client,
+    server: Served,
+}
+
+impl Setup {
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("port");
+        let url = format!("http://127.0.0.1:{port}");
+        let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}")])
+            .env(
+                "XDG_STATE_HOME",
+                std::env::temp_dir().join("portcullis-bench"),
+            )
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the server");
+        let server = Served(child);
+        let client = reqwest::Client::new();
+        while client.get(format!("{url}/readyz")).send().await.is_err() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Setup {
+            url,
+            client,
+            server,
+        }
+    }
+}
+
+/// What a console received: (which console, the request's reason, when).
+type Received = (usize, String, Instant);
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     if std::env::args().any(|a| a == "--test") {
         return; // `cargo test --benches` only checks that it builds
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
-    let url = format!("http://127.0.0.1:{port}");
-    let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}")])
-        .env(
-            "XDG_STATE_HOME",
-            std::env::temp_dir().join("portcullis-bench"),
-        )
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the server");
-    let server = Served(child);
-    let client = reqwest::Client::new();
-    while client.get(format!("{url}/readyz")).send().await.is_err() {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let idle = rss_kib(server.0.id());
+    let s = Setup::start().await;
+    let idle = rss_kib(s.server.0.id());
+    let names = store_10_000_requests(&s, idle).await;
+    full_list(&s).await;
+    filtered_list(&s).await;
+    approve_200(&s, &names).await;
+    let consoles = 100;
+    let (_tx, rx) = consoles_on_the_live_stream(&s, consoles).await;
+    fan_out(&s, rx, consoles).await;
+}
 
-    // 10,000 requests, from eight people, eight at a time.
+/// 10,000 requests, from eight people, eight at a time; the server's
+/// memory before and after. Returns their names.
+async fn store_10_000_requests(s: &Setup, idle: u64) -> Vec<String> {
+    let (client, url) = (&s.client, &s.url);
     let t = Instant::now();
     let body = |i: usize| {
         let ns = ["payments", "orders", "search", "checkout"][i % 4];
@@ -101,9 +134,14 @@ async fn main() {
     println!(
         "server resident memory: {:.1} MiB idle, {:.1} MiB with 10,000 requests",
         idle as f64 / 1024.0,
-        rss_kib(server.0.id()) as f64 / 1024.0
+        rss_kib(s.server.0.id()) as f64 / 1024.0
     );
+    names
+}
 
+/// The full list.
+async fn full_list(s: &Setup) {
+    let (client, url) = (&s.client, &s.url);
     let mut full = Vec::new();
     for _ in 0..30 {
         let t = Instant::now();
@@ -117,6 +155,11 @@ async fn main() {
         full.push(t.elapsed());
     }
     stats("GET /v1/requests (all ~10,000)", full);
+}
+
+/// A filtered list: one requester's pending requests.
+async fn filtered_list(s: &Setup) {
+    let (client, url) = (&s.client, &s.url);
     let mut filtered = Vec::new();
     for i in 0..200 {
         let t = Instant::now();
@@ -133,6 +176,11 @@ async fn main() {
         filtered.push(t.elapsed());
     }
     stats("GET /v1/requests?phase=Pending&requester=U", filtered);
+}
+
+/// Approve, 200 of them.
+async fn approve_200(s: &Setup, names: &[String]) {
+    let (client, url) = (&s.client, &s.url);
     let mut approve = Vec::new();
     for name in names.iter().take(200) {
         let t = Instant::now();
@@ -151,11 +199,17 @@ async fn main() {
         approve.push(t.elapsed());
     }
     stats("POST …/approve", approve);
+}
 
-    // 100 consoles on the live stream; one new request → all received.
-    let consoles = 100;
+/// `consoles` consoles on the live stream, each past its snapshot; the
+/// server's memory with them. Returns where they report what they receive.
+async fn consoles_on_the_live_stream(
+    s: &Setup,
+    consoles: usize,
+) -> (UnboundedSender<Received>, UnboundedReceiver<Received>) {
+    let (client, url) = (&s.client, &s.url);
     let ready = Arc::new(Barrier::new(consoles + 1));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, String, Instant)>();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(usize, String, Instant)>();
     for c in 0..consoles {
         let (client, url, ready, tx) = (client.clone(), url.clone(), ready.clone(), tx.clone());
         tokio::spawn(async move {
@@ -184,8 +238,14 @@ async fn main() {
     ready.wait().await;
     println!(
         "server resident memory with 100 consoles streaming: {:.1} MiB",
-        rss_kib(server.0.id()) as f64 / 1024.0
+        rss_kib(s.server.0.id()) as f64 / 1024.0
     );
+    (tx, rx)
+}
+
+/// One new request → all the consoles received it.
+async fn fan_out(s: &Setup, mut rx: UnboundedReceiver<Received>, consoles: usize) {
+    let (client, url) = (&s.client, &s.url);
     let mut fanout = Vec::new();
     for i in 0..50 {
         let reason = format!("fanout-{i}");

@@ -140,6 +140,9 @@ fn records(log: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// A pending request: (cluster, name, requester).
+type Pending = (String, String, String);
+
 /// A trail with real traffic: approvals, a self-approval, a bad token, an
 /// impostor naming someone else in the body, a shorten, a revoke.
 fn trail(name: &str) -> (PathBuf, PathBuf, PathBuf) {
@@ -151,6 +154,27 @@ fn trail(name: &str) -> (PathBuf, PathBuf, PathBuf) {
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     let s = serve(&d);
+    let pending = pending_requests(&s);
+    let other = pending
+        .iter()
+        .find(|p| p.2 != "dana")
+        .expect("someone else's request");
+    let own = pending
+        .iter()
+        .find(|p| p.2 == "dana")
+        .expect("dana's own request");
+    refused_calls(&s, own, other);
+    let made = heidi_asks_for_herself(&s);
+    dana_approves_shortens_revokes(&s, other);
+    std::thread::sleep(Duration::from_millis(300));
+    s.stop();
+    let log = d.join("audit.jsonl");
+    each_event_once(&log, own, other, &made);
+    (log, d.join("keys/audit.pub"), d)
+}
+
+/// The valid pending requests, as dana lists them.
+fn pending_requests(s: &Served) -> Vec<Pending> {
     let (_, list) = curl(
         &s.url,
         Some("dana"),
@@ -158,7 +182,7 @@ fn trail(name: &str) -> (PathBuf, PathBuf, PathBuf) {
         "/v1/requests?phase=Pending",
         None,
     );
-    let pending: Vec<(String, String, String)> = list["items"]
+    list["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -170,25 +194,23 @@ fn trail(name: &str) -> (PathBuf, PathBuf, PathBuf) {
                 r["spec"]["requester"]["user"].as_str().unwrap().to_string(),
             )
         })
-        .collect();
-    let other = pending
-        .iter()
-        .find(|p| p.2 != "dana")
-        .expect("someone else's request");
-    let own = pending
-        .iter()
-        .find(|p| p.2 == "dana")
-        .expect("dana's own request");
-    let path = |p: &(String, String, String), action: &str| {
-        format!("/v1/requests/{}/{}/{action}", p.0, p.1)
-    };
+        .collect()
+}
+
+/// `/v1/requests/CLUSTER/NAME/ACTION` of a pending request.
+fn action_path(p: &Pending, action: &str) -> String {
+    format!("/v1/requests/{}/{}/{action}", p.0, p.1)
+}
+
+/// A self-approval, a bad token, and an impostor: all refused.
+fn refused_calls(s: &Served, own: &Pending, other: &Pending) {
     assert_eq!(
         curl(
             &s.url,
             Some("dana"),
             "POST",
-            &path(own, "approve"),
-            Some(&named(&s.url, "dana", &path(own, "approve"), "{}"))
+            &action_path(own, "approve"),
+            Some(&named(&s.url, "dana", &action_path(own, "approve"), "{}"))
         )
         .0,
         403
@@ -198,7 +220,7 @@ fn trail(name: &str) -> (PathBuf, PathBuf, PathBuf) {
             &s.url,
             Some("forged-token"),
             "POST",
-            &path(other, "approve"),
+            &action_path(other, "approve"),
             Some("{}")
         )
         .0,
@@ -216,6 +238,10 @@ fn trail(name: &str) -> (PathBuf, PathBuf, PathBuf) {
         ),
     );
     assert_eq!(code, 422);
+}
+
+/// heidi asks for herself; returns what the server made.
+fn heidi_asks_for_herself(s: &Served) -> Value {
     let (code, made) = curl(
         &s.url,
         Some("heidi"),
@@ -226,16 +252,21 @@ fn trail(name: &str) -> (PathBuf, PathBuf, PathBuf) {
         ),
     );
     assert_eq!(code, 201, "{made}");
+    made
+}
+
+/// dana approves someone else's request for 20m, shortens it, revokes it.
+fn dana_approves_shortens_revokes(s: &Served, other: &Pending) {
     assert_eq!(
         curl(
             &s.url,
             Some("dana"),
             "POST",
-            &path(other, "approve"),
+            &action_path(other, "approve"),
             Some(&named(
                 &s.url,
                 "dana",
-                &path(other, "approve"),
+                &action_path(other, "approve"),
                 r#"{"duration":"20m"}"#
             ))
         )
@@ -247,7 +278,7 @@ fn trail(name: &str) -> (PathBuf, PathBuf, PathBuf) {
             &s.url,
             Some("dana"),
             "POST",
-            &path(other, "shorten"),
+            &action_path(other, "shorten"),
             Some(r#"{"to":"5m"}"#)
         )
         .0,
@@ -258,23 +289,23 @@ fn trail(name: &str) -> (PathBuf, PathBuf, PathBuf) {
             &s.url,
             Some("dana"),
             "POST",
-            &path(other, "revoke"),
+            &action_path(other, "revoke"),
             Some(r#"{"reason":"done"}"#)
         )
         .0,
         200
     );
-    std::thread::sleep(Duration::from_millis(300));
-    s.stop();
-    let log = d.join("audit.jsonl");
-    let recs = records(&log);
+}
+
+/// Each event once, by the verified caller, with how it was verified.
+fn each_event_once(log: &Path, own: &Pending, other: &Pending, made: &Value) {
+    let recs = records(log);
     let of = |kind: &str| {
         recs.iter()
             .filter(|r| r["kind"] == kind)
             .cloned()
             .collect::<Vec<_>>()
     };
-    // Each event once, by the verified caller, with how it was verified.
     let refused = of("attempt.refused");
     assert!(
         refused.iter().any(|r| r["actor"]["user"] == "heidi"
@@ -313,7 +344,6 @@ fn trail(name: &str) -> (PathBuf, PathBuf, PathBuf) {
             .count();
         assert_eq!(n, 1, "{kind} once for {}", other.1);
     }
-    (log, d.join("keys/audit.pub"), d)
 }
 
 fn rewrite(log: &Path, lines: Vec<String>) {
@@ -332,8 +362,32 @@ fn lines(log: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The intact trail of the tampering test, as first written.
+struct Tampered {
+    log: PathBuf,
+    key: PathBuf,
+    d: PathBuf,
+    original: Vec<String>,
+    n: usize,
+}
+
 #[test]
 fn an_intact_trail_verifies_and_every_tampering_is_named() {
+    let t = an_intact_trail_verifies();
+    an_approvers_name_edited(&t);
+    a_record_deleted(&t);
+    two_records_swapped(&t);
+    the_last_records_cut_off(&t);
+    the_oldest_records_cut(&t);
+    a_duplicate_key_in_front(&t);
+    a_server_restarted_on_a_cut_log(&t);
+    a_line_cut_in_the_middle(&t);
+    let forged = the_chain_rewritten_and_rehashed(&t);
+    a_head_signed_with_another_key(&t, &forged);
+}
+
+/// An intact trail verifies, its key pinned.
+fn an_intact_trail_verifies() -> Tampered {
     let (log, key, d) = trail("tamper");
     let o = verify(&[&log], Some(&key));
     assert!(o.status.success(), "{}", text(&o));
@@ -342,46 +396,65 @@ fn an_intact_trail_verifies_and_every_tampering_is_named() {
     let original = lines(&log);
     let n = original.len();
     assert!(n > 20, "a real trail: {n} records");
+    Tampered {
+        log,
+        key,
+        d,
+        original,
+        n,
+    }
+}
 
-    // An approver's name edited in place.
-    let mut edited = original.clone();
+/// An approver's name edited in place.
+fn an_approvers_name_edited(t: &Tampered) {
+    let (log, key) = (&t.log, &t.key);
+    let mut edited = t.original.clone();
     let i = edited
         .iter()
         .position(|l| l.contains("\"review.approved\""))
         .unwrap();
     edited[i] = edited[i].replacen("\"user\":\"", "\"user\":\"x", 1);
-    rewrite(&log, edited);
-    let o = verify(&[&log], Some(&key));
+    rewrite(log, edited);
+    let o = verify(&[log], Some(key));
     assert_eq!(o.status.code(), Some(1));
     assert!(
         text(&o).contains(&format!(":{}: record {} was edited", i + 1, i + 1)),
         "{}",
         text(&o)
     );
+}
 
-    // A record deleted.
-    let mut deleted = original.clone();
+/// A record deleted.
+fn a_record_deleted(t: &Tampered) {
+    let (log, key) = (&t.log, &t.key);
+    let mut deleted = t.original.clone();
     deleted.remove(5);
-    rewrite(&log, deleted);
-    let o = verify(&[&log], Some(&key));
+    rewrite(log, deleted);
+    let o = verify(&[log], Some(key));
     assert_eq!(o.status.code(), Some(1));
     assert!(
         text(&o).contains(":6: record 7 follows record 5: record 6 is missing"),
         "{}",
         text(&o)
     );
+}
 
-    // Two records swapped.
-    let mut swapped = original.clone();
+/// Two records swapped.
+fn two_records_swapped(t: &Tampered) {
+    let (log, key) = (&t.log, &t.key);
+    let mut swapped = t.original.clone();
     swapped.swap(3, 4);
-    rewrite(&log, swapped);
-    let o = verify(&[&log], Some(&key));
+    rewrite(log, swapped);
+    let o = verify(&[log], Some(key));
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("reordered"), "{}", text(&o));
+}
 
-    // The last records cut off, whole lines: only the signed head knows.
-    rewrite(&log, original[..n - 3].to_vec());
-    let o = verify(&[&log], Some(&key));
+/// The last records cut off, whole lines: only the signed head knows.
+fn the_last_records_cut_off(t: &Tampered) {
+    let (log, key, n) = (&t.log, &t.key, t.n);
+    rewrite(log, t.original[..n - 3].to_vec());
+    let o = verify(&[log], Some(key));
     assert_eq!(o.status.code(), Some(1));
     assert!(
         text(&o).contains(&format!(
@@ -391,73 +464,92 @@ fn an_intact_trail_verifies_and_every_tampering_is_named() {
         "{}",
         text(&o)
     );
+}
 
-    // The oldest records cut from the front.
-    rewrite(&log, original[5..].to_vec());
-    let o = verify(&[&log], Some(&key));
+/// The oldest records cut from the front.
+fn the_oldest_records_cut(t: &Tampered) {
+    let (log, key) = (&t.log, &t.key);
+    rewrite(log, t.original[5..].to_vec());
+    let o = verify(&[log], Some(key));
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("starts at record 6"), "{}", text(&o));
+}
 
-    // A duplicate key in front of a record: JSON readers keep the last,
-    // the hash still holds, `audit show` would skip it — refused.
-    let mut dup = original.clone();
+/// A duplicate key in front of a record: JSON readers keep the last,
+/// the hash still holds, `audit show` would skip it — refused.
+fn a_duplicate_key_in_front(t: &Tampered) {
+    let (log, key) = (&t.log, &t.key);
+    let mut dup = t.original.clone();
     dup[4] = dup[4].replacen('{', "{\"seq\":1,", 1);
-    rewrite(&log, dup);
-    let o = verify(&[&log], Some(&key));
+    rewrite(log, dup);
+    let o = verify(&[log], Some(key));
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("canonical"), "{}", text(&o));
+}
 
-    // A server restarted on a cut log refuses to continue (and so never
-    // signs a new head over it).
-    rewrite(&log, original[..n - 3].to_vec());
+/// A server restarted on a cut log refuses to continue (and so never
+/// signs a new head over it).
+fn a_server_restarted_on_a_cut_log(t: &Tampered) {
+    let (log, n) = (&t.log, t.n);
+    rewrite(log, t.original[..n - 3].to_vec());
     let port = free_port();
     let o = bin()
         .args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--audit-log")
-        .arg(&log)
+        .arg(log)
         .arg("--audit-key")
-        .arg(d.join("keys/audit.key"))
+        .arg(t.d.join("keys/audit.key"))
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("truncated"), "{}", text(&o));
+}
 
-    // A line cut in the middle.
-    let mut cut: String = original.iter().map(|l| format!("{l}\n")).collect();
+/// A line cut in the middle.
+fn a_line_cut_in_the_middle(t: &Tampered) {
+    let (log, key) = (&t.log, &t.key);
+    let mut cut: String = t.original.iter().map(|l| format!("{l}\n")).collect();
     cut.truncate(cut.len() - 20);
-    std::fs::write(&log, cut).unwrap();
-    assert_eq!(verify(&[&log], Some(&key)).status.code(), Some(1));
+    std::fs::write(log, cut).unwrap();
+    assert_eq!(verify(&[log], Some(key)).status.code(), Some(1));
+}
 
-    // The attacker rewrites a record and re-hashes the chain after it: the
-    // chain is consistent, the signed head is not.
-    let forged = rehash(&original, |i, v| {
+/// The attacker rewrites a record and re-hashes the chain after it: the
+/// chain is consistent, the signed head is not. Returns the forged lines.
+fn the_chain_rewritten_and_rehashed(t: &Tampered) -> Vec<String> {
+    let (log, key) = (&t.log, &t.key);
+    let forged = rehash(&t.original, |i, v| {
         if i == 2 {
             v["message"] = Value::String("nothing to see".into());
         }
     });
-    rewrite(&log, forged.clone());
-    let o = verify(&[&log], Some(&key));
+    rewrite(log, forged.clone());
+    let o = verify(&[log], Some(key));
     assert_eq!(o.status.code(), Some(1));
     assert!(
         text(&o).contains("differs from the one the head signed"),
         "{}",
         text(&o)
     );
+    forged
+}
 
-    // …and signs a new head with a key of their own: refused against the
-    // pinned key (without one, verify says the key is not pinned).
+/// …and signs a new head with a key of their own: refused against the
+/// pinned key (without one, verify says the key is not pinned).
+fn a_head_signed_with_another_key(t: &Tampered, forged: &[String]) {
+    let (log, key, d) = (&t.log, &t.key, &t.d);
     let o = bin()
         .args(["audit", "keygen", "--out"])
         .arg(d.join("mine"))
         .output()
         .unwrap();
     assert!(o.status.success());
-    let head = forge_head(&d.join("mine/audit.key"), &forged);
+    let head = forge_head(&d.join("mine/audit.key"), forged);
     std::fs::write(d.join("audit.jsonl.head"), head).unwrap();
-    let o = verify(&[&log], Some(&key));
+    let o = verify(&[log], Some(key));
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("signed with another key"), "{}", text(&o));
-    let o = verify(&[&log], None);
+    let o = verify(&[log], None);
     assert!(text(&o).contains("NOT pinned"), "{}", text(&o));
 }
 

@@ -188,14 +188,28 @@ async fn global_flags_before_or_after_the_verb() {
 async fn output_formats_and_sort_by() {
     let (url, clusters) = serve().await;
     let c = clusters[0].as_str();
+    let name = o_name(&url, c);
+    o_jsonpath(&url, c);
+    custom_columns_and_sort_by(&url);
+    one_named_request(&url, c, &name);
+    mistakes_are_usage_errors(&url);
+}
+
+/// `-o name` of one context's requests; the listing.
+fn o_name(url: &str, c: &str) -> String {
     let name = ok(&pc(
-        &url,
+        url,
         "dana",
         &["get", "requests", "--context", c, "-o", "name"],
     ));
     insta::assert_snapshot!("o_name", name);
+    name
+}
+
+/// `-o jsonpath=`: a range, several results of one path, a filter.
+fn o_jsonpath(url: &str, c: &str) {
     let jsonpath = ok(&pc(
-        &url,
+        url,
         "dana",
         &[
             "get",
@@ -206,7 +220,7 @@ async fn output_formats_and_sort_by() {
     ));
     insta::assert_snapshot!("o_jsonpath_range", jsonpath);
     let names = ok(&pc(
-        &url,
+        url,
         "dana",
         &[
             "get",
@@ -221,7 +235,7 @@ async fn output_formats_and_sort_by() {
     assert!(!names.ends_with('\n') && names.contains(' '), "{names:?}");
     insta::assert_snapshot!("o_jsonpath_names", names);
     let filtered = ok(&pc(
-        &url,
+        url,
         "dana",
         &[
             "get",
@@ -231,8 +245,12 @@ async fn output_formats_and_sort_by() {
         ],
     ));
     insta::assert_snapshot!("o_jsonpath_filter", filtered);
+}
+
+/// `-o custom-columns=`, and `--sort-by` durations by what they mean.
+fn custom_columns_and_sort_by(url: &str) {
     let columns = ok(&pc(
-        &url,
+        url,
         "dana",
         &[
             "get",
@@ -243,7 +261,7 @@ async fn output_formats_and_sort_by() {
     ));
     insta::assert_snapshot!("o_custom_columns", columns);
     let sorted = ok(&pc(
-        &url,
+        url,
         "dana",
         &[
             "get",
@@ -267,10 +285,13 @@ async fn output_formats_and_sort_by() {
         .collect();
     assert!(durations.len() > 3, "{sorted}");
     assert!(durations.windows(2).all(|w| w[0] <= w[1]), "{sorted}");
-    // One named request, as kubectl: the object itself.
+}
+
+/// One named request, as kubectl: the object itself.
+fn one_named_request(url: &str, c: &str, name: &str) {
     let first = name.lines().next().unwrap().rsplit('/').next().unwrap();
     let phase = ok(&pc(
-        &url,
+        url,
         "dana",
         &[
             "get",
@@ -281,13 +302,16 @@ async fn output_formats_and_sort_by() {
         ],
     ));
     assert_eq!(phase, "Pending");
-    // Mistakes are usage errors that say what is wrong.
+}
+
+/// Mistakes are usage errors that say what is wrong.
+fn mistakes_are_usage_errors(url: &str) {
     for (args, expect) in [
         (&["-o", "jsonpath={.a"][..], "unclosed"),
         (&["-o", "nme"][..], "unknown output format 'nme'"),
         (&["-o", "custom-columns=NAME"][..], "HEADER:JSONPATH"),
     ] {
-        let o = pc(&url, "dana", &[&["get", "requests"][..], args].concat());
+        let o = pc(url, "dana", &[&["get", "requests"][..], args].concat());
         assert_eq!(o.status.code(), Some(2), "{args:?}");
         assert!(
             String::from_utf8_lossy(&o.stderr).contains(expect),
@@ -295,7 +319,7 @@ async fn output_formats_and_sort_by() {
         );
     }
     let err = one_line_error(&pc(
-        &url,
+        url,
         "dana",
         &["get", "requests", "--sort-by", ".spec.nothing"],
     ));

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
@@ -15,7 +16,7 @@ use portcullis::backend::kube::{request_resource, KubeBackend, KubeCluster};
 use portcullis::backend::{
     AccessBackend, ApproveSpec, BackendError, BackendEvent, NewRequest, RequestKey,
 };
-use portcullis::domain::{Credentials, Phase, RoleRef, Subject};
+use portcullis::domain::{AccessRequest, Credentials, Phase, RoleRef, Subject};
 use serde_json::json;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -48,7 +49,7 @@ async fn next_upsert(
     rx: &mut UnboundedReceiver<BackendEvent>,
     name: &str,
     phase: Phase,
-) -> portcullis::domain::AccessRequest {
+) -> AccessRequest {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let e = tokio::time::timeout_at(deadline, rx.recv())
@@ -78,64 +79,104 @@ fn key(name: &str) -> RequestKey {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lifecycle_against_a_real_apiserver() {
+fn spec(secs: u64, ns: &[&str]) -> ApproveSpec {
+    ApproveSpec {
+        duration: Duration::from_secs(secs),
+        namespaces: ns.iter().map(|s| s.to_string()).collect(),
+        reason: None,
+    }
+}
+
+/// The control plane, its admin, and the consoles of alice (a requester)
+/// and of bob and carol (approvers).
+struct Lab {
+    admin: Arc<KubeCluster>,
+    alice_c: Arc<KubeCluster>,
+    alice: KubeBackend,
+    bob: KubeBackend,
+    carol: KubeBackend,
+    cp: ControlPlane,
+}
+
+/// Starts the control plane, installs Portcullis, connects everyone.
+async fn lab() -> Lab {
     let cp = ControlPlane::start();
     let admin = install(&cp).await;
     let alice_c = cp.cluster("alice").await;
     let alice = KubeBackend::from_clusters(vec![alice_c.clone()]);
     let bob = KubeBackend::from_clusters(vec![cp.cluster("bob").await]);
     let carol = KubeBackend::from_clusters(vec![cp.cluster("carol").await]);
-    // bob's console reaps (an approver's console may).
-    let mut live = bob.watch();
+    Lab {
+        admin,
+        alice_c,
+        alice,
+        bob,
+        carol,
+        cp,
+    }
+}
 
-    // -- request → visible live → approve narrower and shorter → works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_against_a_real_apiserver() {
+    let lab = lab().await;
+    // bob's console reaps (an approver's console may).
+    let mut live = lab.bob.watch();
+    let asked = request_then_approve_narrower_and_shorter(&lab, &mut live).await;
+    the_binding_names_request_and_approver(&lab, &asked).await;
+    shorten_then_expiry_by_the_reaper(&lab, &mut live, &asked).await;
+    deny_with_a_reason_and_withdraw(&lab).await;
+    let raced = two_approvers_race(&lab).await;
+    revoke_ends_it_now(&lab, &raced).await;
+    revoke_beside_standing_rbac(&lab).await;
+    a_role_the_approver_may_not_bind(&lab).await;
+    hand_made_objects(&lab, &mut live).await;
+}
+
+/// Request → visible live → approve narrower and shorter → works.
+async fn request_then_approve_narrower_and_shorter(
+    lab: &Lab,
+    live: &mut UnboundedReceiver<BackendEvent>,
+) -> AccessRequest {
     assert!(
-        !can_list_pods(&alice_c, "payments").await,
+        !can_list_pods(&lab.alice_c, "payments").await,
         "locked by default"
     );
-    let asked = alice
+    let asked = lab
+        .alice
         .create(ask("alice", &["dev"], "edit", &["payments", "orders"], 60))
         .await
         .expect("alice may ask");
-    let seen = next_upsert(&mut live, &asked.name, Phase::Pending).await;
+    let seen = next_upsert(live, &asked.name, Phase::Pending).await;
     assert_eq!(seen.requester.user, "alice");
-    let err = alice
-        .approve(
-            &key(&asked.name),
-            ApproveSpec {
-                duration: Duration::from_secs(60),
-                namespaces: vec!["payments".into()],
-                reason: None,
-            },
-        )
+    let err = lab
+        .alice
+        .approve(&key(&asked.name), spec(60, &["payments"]))
         .await
         .unwrap_err();
     assert!(
         err.to_string().contains("someone else must approve"),
         "{err}"
     );
-    let granted = bob
-        .approve(
-            &key(&asked.name),
-            ApproveSpec {
-                duration: Duration::from_secs(600),
-                namespaces: vec!["payments".into()],
-                reason: None,
-            },
-        )
+    let granted = lab
+        .bob
+        .approve(&key(&asked.name), spec(600, &["payments"]))
         .await
         .expect("bob approves");
     assert_eq!(granted.phase(), Phase::Active);
     wait_for("alice's access in payments", 10, || {
-        can_list_pods(&alice_c, "payments")
+        can_list_pods(&lab.alice_c, "payments")
     })
     .await;
     assert!(
-        !can_list_pods(&alice_c, "orders").await,
+        !can_list_pods(&lab.alice_c, "orders").await,
         "narrower than asked"
     );
-    let rb = Api::<RoleBinding>::namespaced(admin.client.clone(), "payments")
+    asked
+}
+
+/// The grant's binding names the request and its approver; nothing owns it.
+async fn the_binding_names_request_and_approver(lab: &Lab, asked: &AccessRequest) {
+    let rb = Api::<RoleBinding>::namespaced(lab.admin.client.clone(), "payments")
         .get(&format!("portcullis-{}", asked.name))
         .await
         .expect("binding");
@@ -157,46 +198,61 @@ async fn lifecycle_against_a_real_apiserver() {
     // delete of the request must not have the garbage collector take it.
     assert_eq!(
         ann.get("portcullis.dev/request-uid"),
-        granted_uid(&admin, &asked.name).await.as_ref()
+        granted_uid(&lab.admin, &asked.name).await.as_ref()
     );
     assert!(rb.metadata.owner_references.unwrap_or_default().is_empty());
+}
 
-    // -- shorten → expiry by the reaper → access gone.
+/// Shorten → expiry by the reaper → access gone.
+async fn shorten_then_expiry_by_the_reaper(
+    lab: &Lab,
+    live: &mut UnboundedReceiver<BackendEvent>,
+    asked: &AccessRequest,
+) {
     let end = Utc::now() + TimeDelta::seconds(3);
-    let short = bob.shorten(&key(&asked.name), end).await.expect("shorten");
+    let short = lab
+        .bob
+        .shorten(&key(&asked.name), end)
+        .await
+        .expect("shorten");
     assert_eq!(
         short.status.expires_at.map(|t| t.timestamp()),
         Some(end.timestamp())
     );
     assert!(
-        bob.shorten(&key(&asked.name), end + TimeDelta::minutes(5))
+        lab.bob
+            .shorten(&key(&asked.name), end + TimeDelta::minutes(5))
             .await
             .is_err(),
         "never later"
     );
     // Waits on the condition (the lag is measured by `cargo bench --bench cluster`).
-    let expired = next_upsert(&mut live, &asked.name, Phase::Expired).await;
+    let expired = next_upsert(live, &asked.name, Phase::Expired).await;
     assert_eq!(expired.phase(), Phase::Expired);
     let stored_end = short.status.expires_at.unwrap();
     assert!(Utc::now() >= stored_end, "never before its end");
     wait_for("alice's access to end", 10, || async {
-        !can_list_pods(&alice_c, "payments").await
+        !can_list_pods(&lab.alice_c, "payments").await
     })
     .await;
     assert!(
-        Api::<RoleBinding>::namespaced(admin.client.clone(), "payments")
+        Api::<RoleBinding>::namespaced(lab.admin.client.clone(), "payments")
             .get_opt(&format!("portcullis-{}", asked.name))
             .await
             .unwrap()
             .is_none()
     );
+}
 
-    // -- deny with a reason; withdraw by the requester.
-    let second = alice
+/// Deny with a reason; withdraw by the requester.
+async fn deny_with_a_reason_and_withdraw(lab: &Lab) {
+    let second = lab
+        .alice
         .create(ask("alice", &["dev"], "view", &["orders"], 30))
         .await
         .unwrap();
-    let denied = bob
+    let denied = lab
+        .bob
         .deny(&key(&second.name), "use staging")
         .await
         .expect("deny");
@@ -205,7 +261,8 @@ async fn lifecycle_against_a_real_apiserver() {
         denied.status.decision.unwrap().reason.as_deref(),
         Some("use staging")
     );
-    let third = alice
+    let third = lab
+        .alice
         .create(ask("alice", &["dev"], "view", &["orders"], 30))
         .await
         .unwrap();
@@ -215,9 +272,9 @@ async fn lifecycle_against_a_real_apiserver() {
         "/apis/portcullis.dev/v1alpha1/accessrequests/{}",
         third.name
     );
-    assert_eq!(cp.raw("bob", "DELETE", &path, None).0, 403);
+    assert_eq!(lab.cp.raw("bob", "DELETE", &path, None).0, 403);
     assert_eq!(
-        alice
+        lab.alice
             .withdraw(&key(&third.name))
             .await
             .expect("withdraw")
@@ -225,28 +282,27 @@ async fn lifecycle_against_a_real_apiserver() {
         Phase::Withdrawn
     );
     assert!(
-        Api::<DynamicObject>::all_with(admin.client.clone(), &request_resource())
+        Api::<DynamicObject>::all_with(lab.admin.client.clone(), &request_resource())
             .get_opt(&third.name)
             .await
             .unwrap()
             .is_none(),
         "withdrawn = deleted"
     );
+}
 
-    // -- two approvers race: exactly one grant, the other told who won.
-    let raced = alice
+/// Two approvers race: exactly one grant, the other told who won.
+async fn two_approvers_race(lab: &Lab) -> AccessRequest {
+    let raced = lab
+        .alice
         .create(ask("alice", &["dev"], "view", &["orders"], 30))
         .await
         .unwrap();
-    let spec = ApproveSpec {
-        duration: Duration::from_secs(600),
-        namespaces: vec!["orders".into()],
-        reason: None,
-    };
+    let spec = spec(600, &["orders"]);
     let raced_key = key(&raced.name);
     let (a, b) = tokio::join!(
-        bob.approve(&raced_key, spec.clone()),
-        carol.approve(&raced_key, spec.clone())
+        lab.bob.approve(&raced_key, spec.clone()),
+        lab.carol.approve(&raced_key, spec.clone())
     );
     let wins = [a.is_ok(), b.is_ok()].iter().filter(|x| **x).count();
     assert_eq!(wins, 1, "{a:?} {b:?}");
@@ -258,13 +314,14 @@ async fn lifecycle_against_a_real_apiserver() {
         "{loser}"
     );
     // The record and the binding name the winner; the loser wrote nothing.
-    let stored = bob
+    let stored = lab
+        .bob
         .get(&raced_key, portcullis::backend::Caller::Approver)
         .await
         .unwrap()
         .0;
     assert_eq!(stored.status.decision.as_ref().unwrap().by, winner);
-    let rb = Api::<RoleBinding>::namespaced(admin.client.clone(), "orders")
+    let rb = Api::<RoleBinding>::namespaced(lab.admin.client.clone(), "orders")
         .get(&format!("portcullis-{}", raced.name))
         .await
         .unwrap();
@@ -290,49 +347,54 @@ async fn lifecycle_against_a_real_apiserver() {
         1,
         "recorded by uid"
     );
+    raced
+}
 
-    // -- revoke ends it now.
+/// Revoke ends it now.
+async fn revoke_ends_it_now(lab: &Lab, raced: &AccessRequest) {
     wait_for("alice's access in orders", 10, || {
-        can_list_pods(&alice_c, "orders")
+        can_list_pods(&lab.alice_c, "orders")
     })
     .await;
-    let revoked = bob.revoke(&key(&raced.name), "done").await.expect("revoke");
+    let revoked = lab
+        .bob
+        .revoke(&key(&raced.name), "done")
+        .await
+        .expect("revoke");
     assert_eq!(revoked.phase(), Phase::Revoked);
     assert_eq!(revoked.status.revoked_by.as_deref(), Some("bob"));
     let verified = revoked.status.message.clone().unwrap_or_default();
     assert!(verified.starts_with("revoked and verified:"), "{verified}");
     wait_for("revocation", 10, || async {
-        !can_list_pods(&alice_c, "orders").await
+        !can_list_pods(&lab.alice_c, "orders").await
     })
     .await;
+}
 
-    // -- verified revocation when standing RBAC grants the same: shown, left in place.
+/// Verified revocation when standing RBAC grants the same: shown, left in place.
+async fn revoke_beside_standing_rbac(lab: &Lab) {
     let standing = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
         "metadata": {"name": "alice-standing-edit", "namespace": "orders"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}]});
-    Api::<RoleBinding>::namespaced(admin.client.clone(), "orders")
+    Api::<RoleBinding>::namespaced(lab.admin.client.clone(), "orders")
         .create(
             &PostParams::default(),
             &serde_json::from_value(standing).unwrap(),
         )
         .await
         .expect("standing binding");
-    let overlap = alice
+    let overlap = lab
+        .alice
         .create(ask("alice", &["dev"], "edit", &["orders"], 30))
         .await
         .unwrap();
-    bob.approve(
-        &key(&overlap.name),
-        ApproveSpec {
-            duration: Duration::from_secs(600),
-            namespaces: vec!["orders".into()],
-            reason: None,
-        },
-    )
-    .await
-    .expect("approve");
-    let ended = bob
+    lab.bob
+        .approve(&key(&overlap.name), spec(600, &["orders"]))
+        .await
+        .expect("approve");
+    let ended = lab
+        .bob
         .revoke(&key(&overlap.name), "done")
         .await
         .expect("revoke");
@@ -346,31 +408,28 @@ async fn lifecycle_against_a_real_apiserver() {
         "{message}"
     );
     assert!(
-        Api::<RoleBinding>::namespaced(admin.client.clone(), "orders")
+        Api::<RoleBinding>::namespaced(lab.admin.client.clone(), "orders")
             .get_opt("alice-standing-edit")
             .await
             .unwrap()
             .is_some()
     );
     assert!(
-        can_list_pods(&alice_c, "orders").await,
+        can_list_pods(&lab.alice_c, "orders").await,
         "standing access is never removed"
     );
+}
 
-    // -- a role the approver may not bind: clear error, nothing written.
-    let big = alice
+/// A role the approver may not bind: clear error, nothing written.
+async fn a_role_the_approver_may_not_bind(lab: &Lab) {
+    let big = lab
+        .alice
         .create(ask("alice", &["dev"], "cluster-admin", &["payments"], 30))
         .await
         .unwrap();
-    let err = bob
-        .approve(
-            &key(&big.name),
-            ApproveSpec {
-                duration: Duration::from_secs(60),
-                namespaces: vec!["payments".into()],
-                reason: None,
-            },
-        )
+    let err = lab
+        .bob
+        .approve(&key(&big.name), spec(60, &["payments"]))
         .await
         .unwrap_err();
     // Kubernetes' escalation check, said in one line with what is needed.
@@ -384,7 +443,7 @@ async fn lifecycle_against_a_real_apiserver() {
             && !text.contains('\n'),
         "{err}"
     );
-    let after = Api::<DynamicObject>::all_with(admin.client.clone(), &request_resource())
+    let after = Api::<DynamicObject>::all_with(lab.admin.client.clone(), &request_resource())
         .get(&big.name)
         .await
         .unwrap();
@@ -393,23 +452,25 @@ async fn lifecycle_against_a_real_apiserver() {
         "still pending, nothing written"
     );
     assert!(
-        Api::<RoleBinding>::namespaced(admin.client.clone(), "payments")
+        Api::<RoleBinding>::namespaced(lab.admin.client.clone(), "payments")
             .get_opt(&format!("portcullis-{}", big.name))
             .await
             .unwrap()
             .is_none()
     );
+}
 
-    // -- a hand-made object that can never be valid is refused by the
-    // apiserver (the CRD's schema), naming the fields; what the schema
-    // cannot say is listed as invalid and can be denied.
+/// A hand-made object that can never be valid is refused by the apiserver
+/// (the CRD's schema), naming the fields; what the schema cannot say is
+/// listed as invalid and can be denied.
+async fn hand_made_objects(lab: &Lab, live: &mut UnboundedReceiver<BackendEvent>) {
     let never: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "portcullis.dev/v1alpha1", "kind": "AccessRequest",
         "metadata": {"name": "never-valid"},
         "spec": {"requester": {"user": 42}, "role": {"kind": "ClusterRole", "name": "edit"}, "namespaces": "payments", "duration": "forever", "reason": "x"}
     }))
     .unwrap();
-    let refused = Api::<DynamicObject>::all_with(admin.client.clone(), &request_resource())
+    let refused = Api::<DynamicObject>::all_with(lab.admin.client.clone(), &request_resource())
         .create(&PostParams::default(), &never)
         .await
         .expect_err("the schema refuses it")
@@ -423,11 +484,11 @@ async fn lifecycle_against_a_real_apiserver() {
         "spec": {"requester": {"user": "alice"}, "role": {"kind": "Role", "name": "edit"}, "namespaces": ["payments", "orders"], "duration": "30m", "reason": "\u{1b}[2J"}
     }))
     .unwrap();
-    Api::<DynamicObject>::all_with(admin.client.clone(), &request_resource())
+    Api::<DynamicObject>::all_with(lab.admin.client.clone(), &request_resource())
         .create(&PostParams::default(), &bad)
         .await
         .expect("hand-made object");
-    let listed = next_upsert(&mut live, "hand-made", Phase::Pending).await;
+    let listed = next_upsert(live, "hand-made", Phase::Pending).await;
     let why = listed
         .validate(&Default::default())
         .expect_err("invalid")
@@ -436,20 +497,15 @@ async fn lifecycle_against_a_real_apiserver() {
     // Stored as written; what the CLI prints of hostile text is attacked in
     // cluster_cli.rs, what the console draws in screens.rs.
     assert_eq!(listed.reason, "\u{1b}[2J");
-    let err = bob
-        .approve(
-            &key("hand-made"),
-            ApproveSpec {
-                duration: Duration::from_secs(60),
-                namespaces: vec!["payments".into()],
-                reason: None,
-            },
-        )
+    let err = lab
+        .bob
+        .approve(&key("hand-made"), spec(60, &["payments"]))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("invalid"), "{err}");
     assert_eq!(
-        bob.deny(&key("hand-made"), "malformed")
+        lab.bob
+            .deny(&key("hand-made"), "malformed")
             .await
             .expect("deny")
             .phase(),

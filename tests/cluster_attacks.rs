@@ -7,16 +7,19 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use common::cluster::{apply, can_i, crb, install, reaper, wait_for, ControlPlane};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, DynamicObject};
 use portcullis::backend::kube::{request_resource, Fault, KubeBackend, KubeCluster};
-use portcullis::backend::{AccessBackend, ApproveSpec, NewRequest, RequestKey};
+use portcullis::backend::{AccessBackend, ApproveSpec, BackendEvent, NewRequest, RequestKey};
 use portcullis::domain::{AccessRequest, Credentials, Phase, RoleRef, Subject};
 use serde_json::json;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 fn ask(user: &str, role: &str, ns: &[&str], minutes: u64) -> NewRequest {
     NewRequest {
@@ -86,6 +89,15 @@ async fn until_phase(admin: &KubeCluster, name: &str, phase: Phase) -> AccessReq
     panic!("{name} never became {phase}: {last:?}");
 }
 
+/// Who acts: the admin, alice asking, and bob approving (his cluster
+/// client, which takes injected faults, and his console on it).
+struct Lab {
+    admin: Arc<KubeCluster>,
+    alice: KubeBackend,
+    bob_c: Arc<KubeCluster>,
+    bob: KubeBackend,
+}
+
 /// Status writes, spec writes, deletes and binding edits by requesters:
 /// refused, or without effect on access. Measured after expiry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,24 +106,51 @@ async fn a_requester_cannot_keep_widen_or_cut_short_a_grant() {
     let admin = install(&cp).await;
     let _reaper = reaper(&cp).await;
     let alice = KubeBackend::from_clusters(vec![cp.cluster("alice").await]);
-    let bob = KubeBackend::from_clusters(vec![cp.cluster("bob").await]).reaping(false);
+    let bob_c = cp.cluster("bob").await;
+    let bob = KubeBackend::from_clusters(vec![bob_c.clone()]).reaping(false);
+    let lab = Lab {
+        admin,
+        alice,
+        bob_c,
+        bob,
+    };
+    let (asked, other, end) = alice_holds_admin_in_payments(&lab).await;
+    no_status_write_by_a_requester(&cp, &lab, &asked, &other).await;
+    she_strips_her_own_binding(&cp, &lab, &asked).await;
+    deleting_the_request_keeps_the_grant(&cp, &lab, &asked).await;
+    after_its_end_nothing_is_left(&lab, &asked, end).await;
+}
 
-    let asked = alice
+/// alice asks for admin in payments (and for view in orders); bob grants
+/// the first for 20 s. Returns both requests and the grant's end.
+async fn alice_holds_admin_in_payments(lab: &Lab) -> (AccessRequest, AccessRequest, DateTime<Utc>) {
+    let asked = lab
+        .alice
         .create(ask("alice", "admin", &["payments"], 30))
         .await
         .unwrap();
-    let other = alice
+    let other = lab
+        .alice
         .create(ask("alice", "view", &["orders"], 30))
         .await
         .unwrap();
-    let granted = bob
+    let granted = lab
+        .bob
         .approve(&key(&asked.name), spec(20, &["payments"]))
         .await
         .expect("bob approves admin in payments for 20 s");
     let end = granted.status.expires_at.unwrap();
-    assert!(can_i(&admin, "alice", "list", "", "pods", Some("payments")).await);
+    assert!(can_i(&lab.admin, "alice", "list", "", "pods", Some("payments")).await);
+    (asked, other, end)
+}
 
-    // 1. Every status write a requester might try, with her own token.
+/// Step 1: Every status write a requester might try, with her own token.
+async fn no_status_write_by_a_requester(
+    cp: &ControlPlane,
+    lab: &Lab,
+    asked: &AccessRequest,
+    other: &AccessRequest,
+) {
     let status = format!("{}/status", path(&asked.name));
     for body in [
         json!({"status": {"phase": "Withdrawn"}}),
@@ -122,7 +161,7 @@ async fn a_requester_cannot_keep_widen_or_cut_short_a_grant() {
         let (code, text) = cp.raw("alice", "PATCH", &status, Some(&body.to_string()));
         assert_eq!(code, 403, "alice PATCH status {body}: {text}");
     }
-    let whole = Api::<DynamicObject>::all_with(admin.client.clone(), &request_resource())
+    let whole = Api::<DynamicObject>::all_with(lab.admin.client.clone(), &request_resource())
         .get(&asked.name)
         .await
         .unwrap();
@@ -165,12 +204,14 @@ async fn a_requester_cannot_keep_widen_or_cut_short_a_grant() {
     );
     assert_eq!(code, 201);
     assert_eq!(
-        stored(&admin, "forged-active").await.unwrap().phase(),
+        stored(&lab.admin, "forged-active").await.unwrap().phase(),
         Phase::Pending
     );
+}
 
-    // 2. Her admin grant lets her edit RoleBindings in payments: she strips
-    //    every label, annotation and the ownerReference of her own binding.
+/// Step 2: Her admin grant lets her edit RoleBindings in payments: she strips
+/// every label, annotation and the ownerReference of her own binding.
+async fn she_strips_her_own_binding(cp: &ControlPlane, lab: &Lab, asked: &AccessRequest) {
     let rb = format!(
         "/apis/rbac.authorization.k8s.io/v1/namespaces/payments/rolebindings/portcullis-{}",
         asked.name
@@ -182,18 +223,20 @@ async fn a_requester_cannot_keep_widen_or_cut_short_a_grant() {
         Some(r#"{"metadata":{"labels":null,"annotations":null,"ownerReferences":null}}"#),
     );
     assert_eq!(code, 200, "the grantee may edit it: {text}");
-    let stripped = binding(&admin, "payments", &asked.name).await.unwrap();
+    let stripped = binding(&lab.admin, "payments", &asked.name).await.unwrap();
     assert!(stripped.metadata.labels.unwrap_or_default().is_empty());
     assert!(stripped
         .metadata
         .owner_references
         .unwrap_or_default()
         .is_empty());
+}
 
-    // 3. Deleting the request (mallory may delete any request: RBAC cannot
-    //    say "your own") neither ends nor extends the grant — not even with
-    //    foreground propagation, which has the garbage collector delete
-    //    whatever names the request as its owner.
+/// Step 3: Deleting the request (mallory may delete any request: RBAC cannot
+/// say "your own") neither ends nor extends the grant — not even with
+/// foreground propagation, which has the garbage collector delete
+/// whatever names the request as its owner.
+async fn deleting_the_request_keeps_the_grant(cp: &ControlPlane, lab: &Lab, asked: &AccessRequest) {
     let (code, text) = cp.raw(
         "mallory",
         "DELETE",
@@ -203,33 +246,35 @@ async fn a_requester_cannot_keep_widen_or_cut_short_a_grant() {
     assert_eq!(code, 200, "{text}");
     tokio::time::sleep(Duration::from_secs(2)).await; // the garbage collector's chance
     assert!(
-        binding(&admin, "payments", &asked.name).await.is_some(),
+        binding(&lab.admin, "payments", &asked.name).await.is_some(),
         "the grant's binding survives"
     );
-    let held = stored(&admin, &asked.name)
+    let held = stored(&lab.admin, &asked.name)
         .await
         .expect("kept by the finalizer");
     assert_eq!(held.phase(), Phase::Active);
     assert!(
-        can_i(&admin, "alice", "list", "", "pods", Some("payments")).await,
+        can_i(&lab.admin, "alice", "list", "", "pods", Some("payments")).await,
         "deleting the request does not cut the grant short"
     );
+}
 
-    // After its end: no access, the stripped binding gone, the request
-    // released (and so deleted, as mallory asked).
+/// After its end: no access, the stripped binding gone, the request
+/// released (and so deleted, as mallory asked).
+async fn after_its_end_nothing_is_left(lab: &Lab, asked: &AccessRequest, end: DateTime<Utc>) {
     wait_for("alice's access to end after expiry", 30, || async {
-        !can_i(&admin, "alice", "list", "", "pods", Some("payments")).await
+        !can_i(&lab.admin, "alice", "list", "", "pods", Some("payments")).await
     })
     .await;
     assert!(Utc::now() >= end, "never before its end");
-    assert!(binding(&admin, "payments", &asked.name).await.is_none());
+    assert!(binding(&lab.admin, "payments", &asked.name).await.is_none());
     wait_for("the request to be released", 30, || async {
-        stored(&admin, &asked.name).await.is_none()
+        stored(&lab.admin, &asked.name).await.is_none()
     })
     .await;
     for verb in ["get", "list", "delete", "create"] {
         assert!(
-            !can_i(&admin, "alice", verb, "", "pods", Some("payments")).await,
+            !can_i(&lab.admin, "alice", verb, "", "pods", Some("payments")).await,
             "{verb}"
         );
     }
@@ -246,20 +291,37 @@ async fn no_approval_leaves_an_orphan_binding() {
     let bob_c = cp.cluster("bob").await;
     let bob = KubeBackend::from_clusters(vec![bob_c.clone()]).reaping(false);
     let carol = KubeBackend::from_clusters(vec![cp.cluster("carol").await]).reaping(false);
+    let lab = Lab {
+        admin,
+        alice,
+        bob_c,
+        bob,
+    };
+    let r1 = approve_racing_revoke(&lab, &carol).await;
+    approve_racing_expiry(&lab).await;
+    dies_before_recording_its_bindings(&lab).await;
+    dies_right_after_its_claim(&lab).await;
+    the_apiserver_stops_mid_approval(&mut cp, &lab).await;
+    the_sweep_removes_a_leftover_binding(&lab, &r1).await;
+    a_revoke_retries_after_a_409(&lab).await;
+}
 
-    // Approve racing revoke: carol revokes while bob's approval stalls
-    // between its claim and its bindings.
-    let r1 = alice
+/// Approve racing revoke: carol revokes while bob's approval stalls
+/// between its claim and its bindings. Returns the request.
+async fn approve_racing_revoke(lab: &Lab, carol: &KubeBackend) -> AccessRequest {
+    let r1 = lab
+        .alice
         .create(ask("alice", "edit", &["payments"], 30))
         .await
         .unwrap();
-    bob_c.inject_fault(Some(Fault::PauseAfterClaim(Duration::from_secs(2))));
+    lab.bob_c
+        .inject_fault(Some(Fault::PauseAfterClaim(Duration::from_secs(2))));
     let approving = tokio::spawn({
-        let bob = KubeBackend::from_clusters(vec![bob_c.clone()]).reaping(false);
+        let bob = KubeBackend::from_clusters(vec![lab.bob_c.clone()]).reaping(false);
         let k = key(&r1.name);
         async move { bob.approve(&k, spec(600, &["payments"])).await }
     });
-    until_phase(&admin, &r1.name, Phase::Active).await;
+    until_phase(&lab.admin, &r1.name, Phase::Active).await;
     let revoked = carol
         .revoke(&key(&r1.name), "wrong person")
         .await
@@ -267,83 +329,103 @@ async fn no_approval_leaves_an_orphan_binding() {
     assert_eq!(revoked.phase(), Phase::Revoked);
     let err = approving.await.unwrap().unwrap_err().to_string();
     assert!(err.contains("became Revoked"), "{err}");
-    assert!(binding(&admin, "payments", &r1.name).await.is_none());
-    assert!(!can_i(&admin, "alice", "list", "", "pods", Some("payments")).await);
+    assert!(binding(&lab.admin, "payments", &r1.name).await.is_none());
+    assert!(!can_i(&lab.admin, "alice", "list", "", "pods", Some("payments")).await);
+    r1
+}
 
-    // Approve racing the expiry of a short grant.
-    let r2 = alice
+/// Approve racing the expiry of a short grant.
+async fn approve_racing_expiry(lab: &Lab) {
+    let r2 = lab
+        .alice
         .create(ask("alice", "edit", &["payments"], 30))
         .await
         .unwrap();
-    bob_c.inject_fault(Some(Fault::PauseAfterClaim(Duration::from_secs(4))));
-    let err = bob
+    lab.bob_c
+        .inject_fault(Some(Fault::PauseAfterClaim(Duration::from_secs(4))));
+    let err = lab
+        .bob
         .approve(&key(&r2.name), spec(1, &["payments"]))
         .await
         .unwrap_err()
         .to_string();
     assert!(err.contains("became Expired"), "{err}");
-    assert!(binding(&admin, "payments", &r2.name).await.is_none());
+    assert!(binding(&lab.admin, "payments", &r2.name).await.is_none());
+}
 
-    // The approving process dies after creating its bindings, before
-    // recording them: the reaper undoes it after the grace period.
-    let r3 = alice
+/// The approving process dies after creating its bindings, before
+/// recording them: the reaper undoes it after the grace period.
+async fn dies_before_recording_its_bindings(lab: &Lab) {
+    let r3 = lab
+        .alice
         .create(ask("alice", "edit", &["payments", "orders"], 30))
         .await
         .unwrap();
-    bob_c.inject_fault(Some(Fault::CrashBeforeRecord));
-    assert!(bob
+    lab.bob_c.inject_fault(Some(Fault::CrashBeforeRecord));
+    assert!(lab
+        .bob
         .approve(&key(&r3.name), spec(600, &["payments", "orders"]))
         .await
         .is_err());
     assert!(
-        binding(&admin, "orders", &r3.name).await.is_some(),
+        binding(&lab.admin, "orders", &r3.name).await.is_some(),
         "left behind by the crash"
     );
-    let failed = until_phase(&admin, &r3.name, Phase::Failed).await;
+    let failed = until_phase(&lab.admin, &r3.name, Phase::Failed).await;
     assert!(failed
         .status
         .message
         .unwrap_or_default()
         .contains("did not complete"));
-    assert!(binding(&admin, "payments", &r3.name).await.is_none());
-    assert!(binding(&admin, "orders", &r3.name).await.is_none());
+    assert!(binding(&lab.admin, "payments", &r3.name).await.is_none());
+    assert!(binding(&lab.admin, "orders", &r3.name).await.is_none());
+}
 
-    // ... or dies right after its claim.
-    let r4 = alice
+/// ... or dies right after its claim.
+async fn dies_right_after_its_claim(lab: &Lab) {
+    let r4 = lab
+        .alice
         .create(ask("alice", "view", &["orders"], 30))
         .await
         .unwrap();
-    bob_c.inject_fault(Some(Fault::CrashAfterClaim));
-    assert!(bob
+    lab.bob_c.inject_fault(Some(Fault::CrashAfterClaim));
+    assert!(lab
+        .bob
         .approve(&key(&r4.name), spec(600, &["orders"]))
         .await
         .is_err());
-    until_phase(&admin, &r4.name, Phase::Failed).await;
+    until_phase(&lab.admin, &r4.name, Phase::Failed).await;
+}
 
-    // The apiserver stops in the middle of an approval (its clean-up fails
-    // too) and comes back.
-    let r5 = alice
+/// The apiserver stops in the middle of an approval (its clean-up fails
+/// too) and comes back.
+async fn the_apiserver_stops_mid_approval(cp: &mut ControlPlane, lab: &Lab) {
+    let r5 = lab
+        .alice
         .create(ask("alice", "edit", &["orders"], 30))
         .await
         .unwrap();
-    bob_c.inject_fault(Some(Fault::PauseAfterClaim(Duration::from_secs(2))));
+    lab.bob_c
+        .inject_fault(Some(Fault::PauseAfterClaim(Duration::from_secs(2))));
     let approving = tokio::spawn({
-        let bob = KubeBackend::from_clusters(vec![bob_c.clone()]).reaping(false);
+        let bob = KubeBackend::from_clusters(vec![lab.bob_c.clone()]).reaping(false);
         let k = key(&r5.name);
         async move { bob.approve(&k, spec(600, &["orders"])).await }
     });
-    until_phase(&admin, &r5.name, Phase::Active).await;
+    until_phase(&lab.admin, &r5.name, Phase::Active).await;
     cp.stop_apiserver();
     assert!(approving.await.unwrap().is_err(), "no apiserver, no grant");
     tokio::time::sleep(Duration::from_secs(1)).await;
     cp.start_apiserver();
-    until_phase(&admin, &r5.name, Phase::Failed).await;
-    assert!(binding(&admin, "orders", &r5.name).await.is_none());
-    assert!(!can_i(&admin, "alice", "list", "", "pods", Some("orders")).await);
+    until_phase(&lab.admin, &r5.name, Phase::Failed).await;
+    assert!(binding(&lab.admin, "orders", &r5.name).await.is_none());
+    assert!(!can_i(&lab.admin, "alice", "list", "", "pods", Some("orders")).await);
+}
 
-    // A clean-up that failed leaves a binding for an ended grant: the
-    // sweep removes it (here made by hand, as the failed clean-up left it).
-    let uid = Api::<DynamicObject>::all_with(admin.client.clone(), &request_resource())
+/// A clean-up that failed leaves a binding for an ended grant: the sweep
+/// removes it (here made by hand, as the failed clean-up left it).
+async fn the_sweep_removes_a_leftover_binding(lab: &Lab, r1: &AccessRequest) {
+    let uid = Api::<DynamicObject>::all_with(lab.admin.client.clone(), &request_resource())
         .get(&r1.name)
         .await
         .unwrap()
@@ -351,7 +433,7 @@ async fn no_approval_leaves_an_orphan_binding() {
         .uid
         .unwrap();
     apply(
-        &admin,
+        &lab.admin,
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
             "metadata": {"name": format!("portcullis-{}", r1.name), "namespace": "payments",
                 "labels": {"app.kubernetes.io/managed-by": "portcullis", "portcullis.dev/request": r1.name},
@@ -361,33 +443,38 @@ async fn no_approval_leaves_an_orphan_binding() {
     )
     .await;
     wait_for("the sweep to remove the leftover binding", 30, || async {
-        binding(&admin, "payments", &r1.name).await.is_none()
+        binding(&lab.admin, "payments", &r1.name).await.is_none()
     })
     .await;
     // The apiserver's RBAC cache follows the deletion within moments (a
     // SubjectAccessReview right after it may still see the binding).
     wait_for("the access to be gone", 10, || async {
-        !can_i(&admin, "alice", "list", "", "pods", Some("payments")).await
+        !can_i(&lab.admin, "alice", "list", "", "pods", Some("payments")).await
     })
     .await;
+}
 
-    // A revoke whose status write meets a 409 after the bindings are gone
-    // retries on a fresh read and records the revoke.
-    let r6 = alice
+/// A revoke whose status write meets a 409 after the bindings are gone
+/// retries on a fresh read and records the revoke.
+async fn a_revoke_retries_after_a_409(lab: &Lab) {
+    let r6 = lab
+        .alice
         .create(ask("alice", "view", &["orders"], 30))
         .await
         .unwrap();
-    bob.approve(&key(&r6.name), spec(600, &["orders"]))
+    lab.bob
+        .approve(&key(&r6.name), spec(600, &["orders"]))
         .await
         .expect("approve");
-    bob_c.inject_fault(Some(Fault::ConflictBeforeEndWrite));
-    let revoked = bob
+    lab.bob_c.inject_fault(Some(Fault::ConflictBeforeEndWrite));
+    let revoked = lab
+        .bob
         .revoke(&key(&r6.name), "done")
         .await
         .expect("revoke despite the 409");
     assert_eq!(revoked.phase(), Phase::Revoked);
     assert_eq!(
-        stored(&admin, &r6.name)
+        stored(&lab.admin, &r6.name)
             .await
             .unwrap()
             .status
@@ -409,6 +496,29 @@ async fn identity_groups_clock_and_limits_come_from_the_cluster() {
         crb("oncall-requesters", "portcullis-requester", "oncall"),
     )
     .await;
+    let bob_c = bob_verified_the_versions_way(&cp).await;
+    let bob = KubeBackend::from_clusters(vec![bob_c.clone()]).reaping(false);
+    let alice = KubeBackend::from_clusters(vec![cp.cluster("alice").await]).reaping(false);
+    let lab = Lab {
+        admin,
+        alice,
+        bob_c,
+        bob,
+    };
+    let own = an_entry_named_like_another_approver(&cp, &lab).await;
+    let with_cert = a_self_made_certificate_names_nobody(&cp, &lab, &own).await;
+    dave_is_verified_as_himself(&cp).await;
+    two_credentials_in_one_entry(&cp, &lab, &with_cert).await;
+    let _events = claimed_groups_are_claims(&lab).await;
+    let (skewed, g) = one_clock(&cp, &lab).await;
+    a_fast_reaper_ends_nothing_early(&cp, &lab, &skewed, &g).await;
+    one_set_of_limits_in_the_cluster(&lab).await;
+    the_approval_timeout_comes_from_the_cluster(&cp, &lab).await;
+}
+
+/// bob's identity, verified the way of the version: SelfSubjectReview from
+/// 1.28, the apiserver's refusal plus TokenReview before.
+async fn bob_verified_the_versions_way(cp: &ControlPlane) -> Arc<KubeCluster> {
     let bob_c = cp.cluster("bob").await;
     assert_eq!(bob_c.identity.user, "bob");
     // The identity path of the version: SelfSubjectReview from 1.28, the
@@ -420,12 +530,14 @@ async fn identity_groups_clock_and_limits_come_from_the_cluster() {
     };
     assert_eq!(bob_c.identity.verified_by.to_string(), path);
     assert!(bob_c.identity.groups.contains(&"oncall".to_string()));
-    let bob = KubeBackend::from_clusters(vec![bob_c.clone()]).reaping(false);
-    let alice = KubeBackend::from_clusters(vec![cp.cluster("alice").await]).reaping(false);
+    bob_c
+}
 
-    // A kubeconfig whose user entry is named like another approver (carol)
-    // but holds bob's token: bob's own request is still his own.
-    let own = bob
+/// A kubeconfig whose user entry is named like another approver (carol)
+/// but holds bob's token: bob's own request is still his own. Returns it.
+async fn an_entry_named_like_another_approver(cp: &ControlPlane, lab: &Lab) -> AccessRequest {
+    let own = lab
+        .bob
         .create(ask("bob", "view", &["orders"], 30))
         .await
         .unwrap();
@@ -450,13 +562,20 @@ async fn identity_groups_clock_and_limits_come_from_the_cluster() {
         err.contains("you (bob) asked for this: someone else must approve it"),
         "{err}"
     );
-    let after = stored(&admin, &own.name).await.unwrap();
+    let after = stored(&lab.admin, &own.name).await.unwrap();
     assert_eq!(after.phase(), Phase::Pending);
     assert!(after.status.decision.is_none(), "never recorded as carol");
+    own
+}
 
-    // A kubeconfig entry carrying a self-made certificate with CN=carol
-    // next to bob's token: the apiserver authenticates the token, and so
-    // does Portcullis — the certificate names nobody.
+/// A kubeconfig entry carrying a self-made certificate with CN=carol next
+/// to bob's token: the apiserver authenticates the token, and so does
+/// Portcullis — the certificate names nobody. Returns that kubeconfig.
+async fn a_self_made_certificate_names_nobody(
+    cp: &ControlPlane,
+    lab: &Lab,
+    own: &AccessRequest,
+) -> PathBuf {
     let run = |args: &[&str]| {
         let ok = std::process::Command::new("openssl")
             .args(args)
@@ -506,28 +625,34 @@ async fn identity_groups_clock_and_limits_come_from_the_cluster() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("you (bob) asked for this"), "{err}");
-    assert!(stored(&admin, &own.name)
+    assert!(stored(&lab.admin, &own.name)
         .await
         .unwrap()
         .status
         .decision
         .is_none());
+    with_cert
+}
 
-    // dave may not create TokenReviews, yet the apiserver names him in its
-    // refusal of a probe: verified, as himself.
+/// dave may not create TokenReviews, yet the apiserver names him in its
+/// refusal of a probe: verified, as himself.
+async fn dave_is_verified_as_himself(cp: &ControlPlane) {
     let dave = cp.cluster("dave").await;
     assert_eq!(dave.identity.user, "dave");
     assert!(dave.identity.is_verified(), "{:?}", dave.identity);
+}
 
-    // An approver the apiserver will not name (nothing is refused to a
-    // system:masters user) with two credentials in one entry: which one
-    // the apiserver used is unknowable before 1.28, so the identity is
-    // unverified and approvals are refused.
-    let theirs = alice
+/// An approver the apiserver will not name (nothing is refused to a
+/// system:masters user) with two credentials in one entry: which one the
+/// apiserver used is unknowable before 1.28, so the identity is
+/// unverified and approvals are refused.
+async fn two_credentials_in_one_entry(cp: &ControlPlane, lab: &Lab, with_cert: &Path) {
+    let theirs = lab
+        .alice
         .create(ask("alice", "view", &["orders"], 30))
         .await
         .unwrap();
-    let two = std::fs::read_to_string(&with_cert)
+    let two = std::fs::read_to_string(with_cert)
         .unwrap()
         .replace("bob-token", "admin-token");
     let two_path = cp.dir.join("two-credentials");
@@ -539,7 +664,11 @@ async fn identity_groups_clock_and_limits_come_from_the_cluster() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    let decision = stored(&admin, &theirs.name).await.unwrap().status.decision;
+    let decision = stored(&lab.admin, &theirs.name)
+        .await
+        .unwrap()
+        .status
+        .decision;
     if cp.version >= (1, 28) {
         // SelfSubjectReview: the apiserver says whom it authenticated (the
         // token: the certificate is not one it trusts), and that is who
@@ -551,22 +680,25 @@ async fn identity_groups_clock_and_limits_come_from_the_cluster() {
         assert!(err.contains("could not be verified"), "{err}");
         assert!(decision.is_none());
     }
+}
 
-    // Claimed groups: alice says she is in system:masters; the diff still
-    // shows everything cluster-admin adds, critical.
+/// Claimed groups: alice says she is in system:masters; the diff still
+/// shows everything cluster-admin adds, critical. Returns bob's watch
+/// (kept open, as before the split).
+async fn claimed_groups_are_claims(lab: &Lab) -> UnboundedReceiver<BackendEvent> {
     let mut claim = ask("alice", "cluster-admin", &["payments"], 30);
     claim.requester.groups = vec!["system:masters".into()];
-    let claimed = alice.create(claim).await.unwrap();
-    let info = bob.info();
+    let claimed = lab.alice.create(claim).await.unwrap();
+    let info = lab.bob.info();
     assert!(!info.requester_groups_verified);
     let mut state = portcullis::console::state::AppState::new(
         Default::default(),
         info.approver.clone(),
         info.kind,
-        bob.now(),
+        lab.bob.now(),
     )
     .trust(&info);
-    let mut events = bob.watch();
+    let mut events = lab.bob.watch();
     let k = key(&claimed.name);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while !(state.entries.contains_key(&k) && state.inventories.contains_key("test")) {
@@ -590,9 +722,12 @@ async fn identity_groups_clock_and_limits_come_from_the_cluster() {
         "{summary:?}"
     );
     assert!(summary.new_permissions > 0, "{summary:?}");
+    events
+}
 
-    // One clock: bob's laptop is an hour fast; the grant still lasts 10 min
-    // from the apiserver's now.
+/// One clock: bob's laptop is an hour fast; the grant still lasts 10 min
+/// from the apiserver's now. Returns bob's skewed console and the grant.
+async fn one_clock(cp: &ControlPlane, lab: &Lab) -> (KubeBackend, AccessRequest) {
     let fast = cp
         .cluster_with_clock(
             "bob",
@@ -600,7 +735,8 @@ async fn identity_groups_clock_and_limits_come_from_the_cluster() {
         )
         .await;
     let skewed = KubeBackend::from_clusters(vec![fast]).reaping(false);
-    let r = alice
+    let r = lab
+        .alice
         .create(ask("alice", "view", &["orders"], 30))
         .await
         .unwrap();
@@ -612,8 +748,16 @@ async fn identity_groups_clock_and_limits_come_from_the_cluster() {
         .num_seconds()
         .abs();
     assert!(off <= 5, "expiresAt off by {off} s");
+    (skewed, g)
+}
 
-    // ... and a reaper on a laptop an hour fast ends nothing early.
+/// ... and a reaper on a laptop an hour fast ends nothing early.
+async fn a_fast_reaper_ends_nothing_early(
+    cp: &ControlPlane,
+    lab: &Lab,
+    skewed: &KubeBackend,
+    g: &AccessRequest,
+) {
     let fast_reaper = cp
         .cluster_with_clock(
             "reaper",
@@ -625,7 +769,8 @@ async fn identity_groups_clock_and_limits_come_from_the_cluster() {
         Default::default(),
         None,
     ));
-    let short = alice
+    let short = lab
+        .alice
         .create(ask("alice", "view", &["orders"], 30))
         .await
         .unwrap();
@@ -635,33 +780,37 @@ async fn identity_groups_clock_and_limits_come_from_the_cluster() {
         .expect("approve");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        stored(&admin, &g.name).await.unwrap().phase(),
+        stored(&lab.admin, &g.name).await.unwrap().phase(),
         Phase::Active,
         "a 10-minute grant untouched"
     );
     assert_eq!(
-        stored(&admin, &s.name).await.unwrap().phase(),
+        stored(&lab.admin, &s.name).await.unwrap().phase(),
         Phase::Active,
         "not before its end"
     );
-    until_phase(&admin, &s.name, Phase::Expired).await;
+    until_phase(&lab.admin, &s.name, Phase::Expired).await;
     assert!(Utc::now() >= s.status.expires_at.unwrap());
     task.abort();
+}
 
-    // One set of limits, in the cluster.
+/// One set of limits, in the cluster.
+async fn one_set_of_limits_in_the_cluster(lab: &Lab) {
     apply(
-        &admin,
+        &lab.admin,
         json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "portcullis-settings", "namespace": "portcullis-system"},
             "data": {"maxDuration": "1h", "grantableRoles": "view", "approvalTimeout": "3s"}}),
     )
     .await;
     tokio::time::sleep(Duration::from_secs(11)).await; // the settings cache
-    let long = alice
+    let long = lab
+        .alice
         .create(ask("alice", "view", &["orders"], 120))
         .await
         .unwrap();
-    let err = bob
+    let err = lab
+        .bob
         .approve(&key(&long.name), spec(7200, &["orders"]))
         .await
         .unwrap_err()
@@ -670,31 +819,38 @@ async fn identity_groups_clock_and_limits_come_from_the_cluster() {
         err.contains("longer than the allowed maximum of 1h"),
         "{err}"
     );
-    let edit = alice
+    let edit = lab
+        .alice
         .create(ask("alice", "edit", &["orders"], 30))
         .await
         .unwrap();
-    let err = bob
+    let err = lab
+        .bob
         .approve(&key(&edit.name), spec(600, &["orders"]))
         .await
         .unwrap_err()
         .to_string();
     assert!(err.contains("not a grantable role"), "{err}");
-    let system = alice
+    let system = lab
+        .alice
         .create(ask("alice", "view", &["portcullis-system"], 30))
         .await
         .unwrap();
-    let err = bob
+    let err = lab
+        .bob
         .approve(&key(&system.name), spec(600, &["portcullis-system"]))
         .await
         .unwrap_err()
         .to_string();
     assert!(err.contains("never granted"), "{err}");
+}
 
-    // A requester's console does not reap (it may not), so it never
-    // expires anyone's request; the approval timeout comes from the
-    // cluster and an approver's console (or the reaper) applies it.
-    let pending = alice
+/// A requester's console does not reap (it may not), so it never expires
+/// anyone's request; the approval timeout comes from the cluster and an
+/// approver's console (or the reaper) applies it.
+async fn the_approval_timeout_comes_from_the_cluster(cp: &ControlPlane, lab: &Lab) {
+    let pending = lab
+        .alice
         .create(ask("alice", "view", &["orders"], 30))
         .await
         .unwrap();
@@ -702,12 +858,12 @@ async fn identity_groups_clock_and_limits_come_from_the_cluster() {
     let _alice_events = alice_console.watch();
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert_eq!(
-        stored(&admin, &pending.name).await.unwrap().phase(),
+        stored(&lab.admin, &pending.name).await.unwrap().phase(),
         Phase::Pending
     );
-    let bob_console = KubeBackend::from_clusters(vec![bob_c.clone()]);
+    let bob_console = KubeBackend::from_clusters(vec![lab.bob_c.clone()]);
     let _bob_events = bob_console.watch();
-    let expired = until_phase(&admin, &pending.name, Phase::Expired).await;
+    let expired = until_phase(&lab.admin, &pending.name, Phase::Expired).await;
     assert_eq!(
         expired.status.message.as_deref(),
         Some("not decided within the approval timeout")

@@ -7,10 +7,13 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::cluster::{install, ControlPlane};
+use portcullis::backend::kube::KubeCluster;
 use serde_json::Value;
 
 fn portcullis(cp: &ControlPlane, context: &str, args: &[&str]) -> Output {
@@ -86,19 +89,47 @@ async fn until(what: &str, mut check: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// The control plane with Portcullis installed.
+struct Ctx {
+    _admin: Arc<KubeCluster>,
+    cp: ControlPlane,
+}
+
+impl Ctx {
+    async fn start() -> Self {
+        let cp = ControlPlane::start();
+        let _admin = install(&cp).await;
+        Ctx { _admin, cp }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reaper_records_a_grants_life_and_posts_kubernetes_events() {
-    let cp = ControlPlane::start();
-    let _admin = install(&cp).await;
-    let keys = cp.dir.join("keys");
+    let ctx = Ctx::start().await;
+    let keys = audit_keys(&ctx);
+    let r = reaper(&ctx.cp);
+    let name = a_grants_life(&ctx);
+    each_event_recorded_once(&ctx, &name).await;
+    the_same_events_as_kubernetes_events(&ctx, &name).await;
+    restarted_nothing_is_repeated(&ctx, r, &keys).await;
+}
+
+/// The reaper's signing keys (`audit keygen`); returns their directory.
+fn audit_keys(ctx: &Ctx) -> PathBuf {
+    let keys = ctx.cp.dir.join("keys");
     ok(&Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(["audit", "keygen", "--out"])
         .arg(&keys)
         .output()
         .unwrap());
-    let r = reaper(&cp);
+    keys
+}
+
+/// alice asks, bob approves narrower, shortens, revokes; returns the name.
+fn a_grants_life(ctx: &Ctx) -> String {
+    let cp = &ctx.cp;
     let name = ok(&portcullis(
-        &cp,
+        cp,
         "alice",
         &[
             "request",
@@ -120,20 +151,26 @@ async fn the_reaper_records_a_grants_life_and_posts_kubernetes_events() {
     .trim()
     .to_string();
     ok(&portcullis(
-        &cp,
+        cp,
         "bob",
         &["approve", &name, "--for", "10m", "-n", "payments"],
     ));
-    ok(&portcullis(&cp, "bob", &["shorten", &name, "--to", "5m"]));
+    ok(&portcullis(cp, "bob", &["shorten", &name, "--to", "5m"]));
     ok(&portcullis(
-        &cp,
+        cp,
         "bob",
         &["revoke", &name, "--reason", "done early"],
     ));
+    name
+}
+
+/// Each event recorded once, in the names the request object holds.
+async fn each_event_recorded_once(ctx: &Ctx, name: &str) {
+    let cp = &ctx.cp;
     let mine = |kind: &str| {
-        records(&cp)
+        records(cp)
             .into_iter()
-            .filter(|r| r["request"] == name.as_str() && r["kind"] == kind)
+            .filter(|r| r["request"] == name && r["kind"] == kind)
             .collect::<Vec<_>>()
     };
     until("the revocation record", || {
@@ -151,7 +188,7 @@ async fn the_reaper_records_a_grants_life_and_posts_kubernetes_events() {
         "grant.shortened",
         "grant.revoked",
     ] {
-        assert_eq!(mine(kind).len(), 1, "{kind} once: {:?}", records(&cp));
+        assert_eq!(mine(kind).len(), 1, "{kind} once: {:?}", records(cp));
     }
     let created = &mine("request.created")[0];
     assert_eq!(created["actor"]["user"], "alice");
@@ -174,12 +211,15 @@ async fn the_reaper_records_a_grants_life_and_posts_kubernetes_events() {
         .as_str()
         .unwrap()
         .contains("verified"));
+}
 
-    // The same events as Kubernetes Events on the request.
+/// The same events as Kubernetes Events on the request.
+async fn the_same_events_as_kubernetes_events(ctx: &Ctx, name: &str) {
+    let cp = &ctx.cp;
     let selector = format!("involvedObject.name={name}");
     let mut reasons = Vec::new();
     until("the Kubernetes Events", || {
-        let out = ok(&portcullis(&cp, "admin", &["get", "requests"]));
+        let out = ok(&portcullis(cp, "admin", &["get", "requests"]));
         let _ = out;
         let o = Command::new("kubectl")
             .args(["--kubeconfig"])
@@ -219,14 +259,17 @@ async fn the_reaper_records_a_grants_life_and_posts_kubernetes_events() {
     ] {
         assert!(reasons.iter().any(|r| r == want), "{want} in {reasons:?}");
     }
+}
 
-    // Stopped and started again: the chain goes on, nothing is repeated.
+/// Stopped and started again: the chain goes on, nothing is repeated.
+async fn restarted_nothing_is_repeated(ctx: &Ctx, r: Child, keys: &Path) {
+    let cp = &ctx.cp;
     stop(r);
-    let before = records(&cp).len();
-    let r = reaper(&cp);
+    let before = records(cp).len();
+    let r = reaper(cp);
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop(r);
-    assert_eq!(records(&cp).len(), before, "a restart re-recorded events");
+    assert_eq!(records(cp).len(), before, "a restart re-recorded events");
     let o = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(["audit", "verify"])
         .arg(cp.dir.join("audit/audit.jsonl"))

@@ -5,11 +5,13 @@
 mod common;
 
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::cluster::{install, wait_for, ControlPlane};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::Api;
+use portcullis::backend::kube::KubeCluster;
 
 fn portcullis(cp: &ControlPlane, context: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_portcullis"))
@@ -51,20 +53,45 @@ fn reaper(cp: &ControlPlane) -> Child {
         .expect("start the reaper")
 }
 
+/// The control plane with Portcullis installed, and its admin.
+struct Ctx {
+    admin: Arc<KubeCluster>,
+    cp: ControlPlane,
+}
+
+impl Ctx {
+    async fn start() -> Self {
+        let cp = ControlPlane::start();
+        let admin = install(&cp).await;
+        Ctx { admin, cp }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verbs_and_reaper_as_processes() {
-    let cp = ControlPlane::start();
-    let admin = install(&cp).await;
+    let ctx = Ctx::start().await;
+    crds_prints_the_manifests(&ctx);
+    let name = requester_asks_approver_lists(&ctx);
+    approver_approves_shortens_revokes(&ctx, &name);
+    let name = reaper_killed_mid_grant(&ctx).await;
+    restarted_reapers_close_the_overdue_grant(&ctx, &name).await;
+    attacker_text_never_reaches_a_terminal(&ctx);
+}
 
-    let crds = ok(&portcullis(&cp, "admin", &["crds"]));
+/// `crds` prints the CRD and Portcullis's roles.
+fn crds_prints_the_manifests(ctx: &Ctx) {
+    let crds = ok(&portcullis(&ctx.cp, "admin", &["crds"]));
     assert!(
         crds.contains("name: accessrequests.portcullis.dev")
             && crds.contains("name: portcullis-approver")
     );
+}
 
-    // Requester asks; approver lists, approves shorter, shortens, revokes.
+/// Requester asks; approver lists. Returns the request's name.
+fn requester_asks_approver_lists(ctx: &Ctx) -> String {
+    let cp = &ctx.cp;
     let name = ok(&portcullis(
-        &cp,
+        cp,
         "alice",
         &[
             "request",
@@ -86,13 +113,13 @@ async fn verbs_and_reaper_as_processes() {
     .trim()
     .to_string();
     assert!(name.starts_with("alice-payments-"), "{name}");
-    let table = ok(&portcullis(&cp, "bob", &["get", "requests"]));
+    let table = ok(&portcullis(cp, "bob", &["get", "requests"]));
     assert!(
         table.starts_with("NAME") && table.contains(&name) && table.contains("Pending"),
         "{table}"
     );
     let json: serde_json::Value = serde_json::from_str(&ok(&portcullis(
-        &cp,
+        cp,
         "bob",
         &["get", "requests", "-o", "json"],
     )))
@@ -103,50 +130,56 @@ async fn verbs_and_reaper_as_processes() {
     assert_eq!(json["items"][0]["metadata"]["name"], name.as_str());
     assert_eq!(json["items"][0]["spec"]["requester"]["user"], "alice");
     assert_eq!(json["items"][0]["spec"]["requester"]["groups"][0], "dev");
+    name
+}
+
+/// The approver approves shorter, shortens, revokes; refusals exit 1 or 2.
+fn approver_approves_shortens_revokes(ctx: &Ctx, name: &str) {
+    let cp = &ctx.cp;
     fails(
-        &portcullis(&cp, "alice", &["approve", &name]),
+        &portcullis(cp, "alice", &["approve", name]),
         1,
         "someone else must approve",
     );
     fails(
-        &portcullis(&cp, "bob", &["approve", &name, "--for", "2h"]),
+        &portcullis(cp, "bob", &["approve", name, "--for", "2h"]),
         1,
         "a grant can only be shorter",
     );
-    let approved = ok(&portcullis(&cp, "bob", &["approve", &name, "--for", "10m"]));
+    let approved = ok(&portcullis(cp, "bob", &["approve", name, "--for", "10m"]));
     assert!(
         approved.starts_with(&format!(
             "approved {name}: ClusterRole edit in payments until "
         )),
         "{approved}"
     );
-    let grants = ok(&portcullis(&cp, "bob", &["get", "grants", "-o", "yaml"]));
+    let grants = ok(&portcullis(cp, "bob", &["get", "grants", "-o", "yaml"]));
     assert!(
-        grants.contains(&name) && grants.contains("phase: Active"),
+        grants.contains(name) && grants.contains("phase: Active"),
         "{grants}"
     );
     fails(
-        &portcullis(&cp, "bob", &["shorten", &name, "--to", "1h"]),
+        &portcullis(cp, "bob", &["shorten", name, "--to", "1h"]),
         1,
         "only move the end earlier",
     );
-    ok(&portcullis(&cp, "bob", &["shorten", &name, "--to", "5m"]));
-    fails(&portcullis(&cp, "bob", &["revoke", &name]), 2, "--reason");
+    ok(&portcullis(cp, "bob", &["shorten", name, "--to", "5m"]));
+    fails(&portcullis(cp, "bob", &["revoke", name]), 2, "--reason");
     ok(&portcullis(
-        &cp,
+        cp,
         "bob",
-        &["revoke", &name, "--reason", "done"],
+        &["revoke", name, "--reason", "done"],
     ));
-    let all = ok(&portcullis(&cp, "bob", &["get", "requests", "--all"]));
+    let all = ok(&portcullis(cp, "bob", &["get", "requests", "--all"]));
     assert!(all.contains("Revoked"), "{all}");
     fails(
-        &portcullis(&cp, "bob", &["deny", "no-such-request", "--reason", "x"]),
+        &portcullis(cp, "bob", &["deny", "no-such-request", "--reason", "x"]),
         1,
         "not found",
     );
     fails(
         &portcullis(
-            &cp,
+            cp,
             "alice",
             &[
                 "request", "--role", "deployer", "--for", "30m", "--reason", "x",
@@ -155,12 +188,15 @@ async fn verbs_and_reaper_as_processes() {
         1,
         "exactly one namespace",
     );
+}
 
-    // The reaper, killed and restarted mid-grant, still closes it; and on
-    // start it revokes what is already overdue.
-    let mut first = reaper(&cp);
+/// The reaper, killed mid-grant (a 4 s grant, approved while it ran).
+/// Returns the grant's name.
+async fn reaper_killed_mid_grant(ctx: &Ctx) -> String {
+    let cp = &ctx.cp;
+    let mut first = reaper(cp);
     let name = ok(&portcullis(
-        &cp,
+        cp,
         "alice",
         &[
             "request",
@@ -177,20 +213,29 @@ async fn verbs_and_reaper_as_processes() {
     ))
     .trim()
     .to_string();
-    ok(&portcullis(&cp, "bob", &["approve", &name, "--for", "4s"]));
-    let bindings: Api<RoleBinding> = Api::namespaced(admin.client.clone(), "orders");
+    ok(&portcullis(cp, "bob", &["approve", &name, "--for", "4s"]));
+    let bindings: Api<RoleBinding> = Api::namespaced(ctx.admin.client.clone(), "orders");
     let binding = format!("portcullis-{name}");
     assert!(bindings.get_opt(&binding).await.unwrap().is_some());
     let _ = first.kill();
     let _ = first.wait();
+    name
+}
+
+/// Restarted, the reapers still close it: on start they revoke what is
+/// already overdue.
+async fn restarted_reapers_close_the_overdue_grant(ctx: &Ctx, name: &str) {
+    let cp = &ctx.cp;
+    let bindings: Api<RoleBinding> = Api::namespaced(ctx.admin.client.clone(), "orders");
+    let binding = format!("portcullis-{name}");
     // Past its end (stored expiresAt), with no reaper running.
-    let shown = ok(&portcullis(&cp, "bob", &["get", "grants", "-o", "json"]));
+    let shown = ok(&portcullis(cp, "bob", &["get", "grants", "-o", "json"]));
     let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
     let end = v["items"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|i| i["name"] == name.as_str())
+        .find(|i| i["name"] == name)
         .and_then(|i| i["status"]["expiresAt"].as_str())
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
         .expect("a live grant with an end");
@@ -201,8 +246,8 @@ async fn verbs_and_reaper_as_processes() {
         bindings.get_opt(&binding).await.unwrap().is_some(),
         "no reaper ran, nothing closed it yet"
     );
-    let mut second = reaper(&cp);
-    let mut third = reaper(&cp);
+    let mut second = reaper(cp);
+    let mut third = reaper(cp);
     wait_for(
         "the restarted reapers to close the overdue grant",
         15,
@@ -210,7 +255,7 @@ async fn verbs_and_reaper_as_processes() {
     )
     .await;
     let all = ok(&portcullis(
-        &cp,
+        cp,
         "bob",
         &["get", "requests", "--all", "-o", "json"],
     ));
@@ -219,16 +264,19 @@ async fn verbs_and_reaper_as_processes() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|i| i["name"] == name.as_str())
+        .find(|i| i["name"] == name)
         .expect("listed");
     assert_eq!(item["status"]["phase"], "Expired");
     for r in [&mut second, &mut third] {
         let _ = r.kill();
         let _ = r.wait();
     }
+}
 
-    // Attacker text never reaches a terminal through the CLI either: an
-    // OSC 52 clipboard write in spec.requester.user, escapes in the reason.
+/// Attacker text never reaches a terminal through the CLI either: an
+/// OSC 52 clipboard write in spec.requester.user, escapes in the reason.
+fn attacker_text_never_reaches_a_terminal(ctx: &Ctx) {
+    let cp = &ctx.cp;
     // (In spec.role.kind the CRD's schema refuses it at the door.)
     let osc52 = "\u{1b}]52;c;ZWNobyBwd25lZA==\u{7}";
     let mut hostile = serde_json::json!({
@@ -260,7 +308,7 @@ async fn verbs_and_reaper_as_processes() {
         &["get", "requests", "-o", "json"][..],
         &["get", "requests", "-o", "yaml"][..],
     ] {
-        let out = portcullis(&cp, "bob", args);
+        let out = portcullis(cp, "bob", args);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.contains("hostile-kind"), "{args:?}: {stdout}");
         assert!(
@@ -271,7 +319,7 @@ async fn verbs_and_reaper_as_processes() {
             "{args:?} prints attacker bytes: {stdout:?}"
         );
     }
-    let out = portcullis(&cp, "bob", &["approve", "hostile-kind"]);
+    let out = portcullis(cp, "bob", &["approve", "hostile-kind"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("is a system identity"), "{stderr}");

@@ -8,12 +8,14 @@
 mod common;
 
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::cluster::{apply, can_i, wait_for, ControlPlane};
-use common::server::{ask, config, curl, decision, install_server, serve};
+use common::server::{ask, config, curl, decision, install_server, serve, Served};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::Api;
+use portcullis::backend::kube::KubeCluster;
 use serde_json::{json, Value};
 
 /// `user` asks the server for `body` (raw HTTP); the new request's name.
@@ -27,7 +29,7 @@ fn accessrequest(name: &str) -> String {
     format!("/apis/portcullis.dev/v1alpha1/accessrequests/{name}")
 }
 
-/// 1. A status naming a standing binding's uid (written by an approver who
+/// Step 1: A status naming a standing binding's uid (written by an approver who
 /// has hub rights, none on the target) makes neither the server's reaper
 /// nor its sweep delete that binding; the webhook refuses such a status
 /// write from anyone but the privileged identities (unit-tested in
@@ -103,31 +105,59 @@ async fn a_status_naming_a_standing_binding_deletes_nothing() {
     assert!(can_i(&admin, "erin", "list", "", "pods", Some("payments")).await);
 }
 
-/// 2. The requester deletes her pending request after the approver read it
+/// The control plane, Portcullis and its server's rights installed, and
+/// `portcullis serve` over plain HTTP.
+struct Ctx {
+    s: Served,
+    admin: Arc<KubeCluster>,
+    cp: ControlPlane,
+}
+
+impl Ctx {
+    async fn start() -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let cp = ControlPlane::start();
+        let admin = install_server(&cp).await;
+        let cfg = config(&cp, "");
+        let s = serve(&cp, &cfg, "http");
+        Ctx { s, admin, cp }
+    }
+}
+
+/// Step 2: The requester deletes her pending request after the approver read it
 /// and asks again under the same name for more (view → edit): the
 /// approval naming what was read is refused with 409 saying what it is
 /// now, and nothing is granted; an approval naming nothing is 422.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approval_lands_only_on_the_request_the_approver_read() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let cp = ControlPlane::start();
-    let admin = install_server(&cp).await;
-    let cfg = config(&cp, "");
-    let s = serve(&cp, &cfg, "http");
-    let name = asks(&s.url, "alice", &ask("c1", "view", &["payments"], "1h"));
+    let ctx = Ctx::start().await;
+    let name = asks(&ctx.s.url, "alice", &ask("c1", "view", &["payments"], "1h"));
     let path = format!("/v1/requests/c1/{name}");
-    // bob reads it: view.
-    let read = decision(&s.url, "bob", &path, json!({}));
+    let read = bob_reads_it(&ctx, &path);
+    alice_swaps_it(&ctx, &name, &path).await;
+    the_deletion_is_on_the_record(&ctx, &name).await;
+    approvals_naming_anything_else_are_refused(&ctx, &path, &read);
+    nothing_was_granted(&ctx, &path).await;
+    read_again_approved(&ctx, &path).await;
+}
+
+/// bob reads it: view.
+fn bob_reads_it(ctx: &Ctx, path: &str) -> Value {
+    let read = decision(&ctx.s.url, "bob", path, json!({}));
     assert!(
         read["uid"].is_string() && read["seen"].is_string(),
         "{read}"
     );
+    read
+}
 
-    // alice swaps it with kubectl's calls on the hub: delete, and create
-    // the same name asking for edit.
-    let (_, stored) = cp.raw("alice", "GET", &accessrequest(&name), None);
+/// alice swaps it with kubectl's calls on the hub: delete, and create
+/// the same name asking for edit.
+async fn alice_swaps_it(ctx: &Ctx, name: &str, path: &str) {
+    let (s, cp) = (&ctx.s, &ctx.cp);
+    let (_, stored) = cp.raw("alice", "GET", &accessrequest(name), None);
     let mut swapped: Value = serde_json::from_str(&stored).unwrap();
-    let (code, body) = cp.raw("alice", "DELETE", &accessrequest(&name), None);
+    let (code, body) = cp.raw("alice", "DELETE", &accessrequest(name), None);
     assert!(
         code < 300,
         "alice deletes her pending request: {code} {body}"
@@ -143,12 +173,15 @@ async fn an_approval_lands_only_on_the_request_the_approver_read() {
     );
     assert_eq!(code, 201, "alice asks again under the same name: {body}");
     wait_for("the server to see the new request", 20, || async {
-        let (_, r) = curl(&s.url, Some("bob"), "GET", &path, None);
+        let (_, r) = curl(&s.url, Some("bob"), "GET", path, None);
         r["spec"]["role"]["name"] == "edit"
     })
     .await;
+}
 
-    // The deletion behind the server's back is on the record.
+/// The deletion behind the server's back is on the record.
+async fn the_deletion_is_on_the_record(ctx: &Ctx, name: &str) {
+    let s = &ctx.s;
     wait_for("the deletion to be recorded", 20, || async {
         let (_, audit) = curl(
             &s.url,
@@ -160,14 +193,18 @@ async fn an_approval_lands_only_on_the_request_the_approver_read() {
         audit.to_string().contains("deleted while pending")
     })
     .await;
+}
 
-    // bob's approval names what he read: refused, and says what it is now.
+/// bob's approval names what he read: refused, and says what it is now;
+/// naming nothing, or a seen digest of something else, is refused too.
+fn approvals_naming_anything_else_are_refused(ctx: &Ctx, path: &str, read: &Value) {
+    let s = &ctx.s;
     let (code, e) = curl(
         &s.url,
         Some("bob"),
         "POST",
         &format!("{path}/approve"),
-        Some(&read),
+        Some(read),
     );
     assert_eq!(code, 409, "{e}");
     let message = e["error"]["message"].as_str().unwrap_or_default();
@@ -189,7 +226,7 @@ async fn an_approval_lands_only_on_the_request_the_approver_read() {
         "{e}"
     );
     // So is a seen digest of something else (the same uid, other content).
-    let mut wrong = decision(&s.url, "bob", &path, json!({}));
+    let mut wrong = decision(&s.url, "bob", path, json!({}));
     wrong["seen"] = json!("0123456789abcdef01234567");
     let (code, e) = curl(
         &s.url,
@@ -199,11 +236,15 @@ async fn an_approval_lands_only_on_the_request_the_approver_read() {
         Some(&wrong),
     );
     assert_eq!(code, 409, "{e}");
-    // Nothing was granted, and it is still pending.
-    assert!(!can_i(&admin, "alice", "list", "", "pods", Some("payments")).await);
+}
+
+/// Nothing was granted, and it is still pending.
+async fn nothing_was_granted(ctx: &Ctx, path: &str) {
+    let admin = &ctx.admin;
+    assert!(!can_i(admin, "alice", "list", "", "pods", Some("payments")).await);
     assert!(
         !can_i(
-            &admin,
+            admin,
             "alice",
             "create",
             "apps",
@@ -212,23 +253,27 @@ async fn an_approval_lands_only_on_the_request_the_approver_read() {
         )
         .await
     );
-    let (_, now) = curl(&s.url, Some("bob"), "GET", &path, None);
+    let (_, now) = curl(&ctx.s.url, Some("bob"), "GET", path, None);
     assert_eq!(
         now["status"]["phase"].as_str().unwrap_or("Pending"),
         "Pending"
     );
-    // Read again, approved: what bob now saw is what is granted.
+}
+
+/// Read again, approved: what bob now saw is what is granted.
+async fn read_again_approved(ctx: &Ctx, path: &str) {
+    let s = &ctx.s;
     let (code, g) = curl(
         &s.url,
         Some("bob"),
         "POST",
         &format!("{path}/approve"),
-        Some(&decision(&s.url, "bob", &path, json!({}))),
+        Some(&decision(&s.url, "bob", path, json!({}))),
     );
     assert_eq!(code, 200, "{g}");
     assert!(
         can_i(
-            &admin,
+            &ctx.admin,
             "alice",
             "create",
             "apps",
@@ -260,26 +305,30 @@ fn stream_until_end(url: &str, token: &str, limit: Duration) -> (String, Duratio
     )
 }
 
-/// 3. A stream opened with a ServiceAccount's token ends, with a last
+/// Step 3: A stream opened with a ServiceAccount's token ends, with a last
 /// event saying why, within the token cache's lifetime after the
 /// ServiceAccount is deleted; 4. need to know: that bare ServiceAccount
 /// (no rights at all) and a requester read only what they may.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_die_with_their_token_and_reads_are_need_to_know() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let cp = ControlPlane::start();
-    let _admin = install_server(&cp).await;
-    let cfg = config(&cp, "");
-    let s = serve(&cp, &cfg, "http");
+    let ctx = Ctx::start().await;
     let name = asks(
-        &s.url,
+        &ctx.s.url,
         "alice",
         &json!({"cluster": "c1", "role": {"kind": "ClusterRole", "name": "view"},
             "namespaces": ["payments"], "duration": "1h", "reason": "INC-77 secret plans", "ticket": "INC-77"}),
     );
     let path = format!("/v1/requests/c1/{name}");
+    let sa_token = a_bare_service_account(&ctx);
+    need_to_know(&ctx, &sa_token, &name, &path);
+    requester_and_approvers_read_in_full(&ctx, &path);
+    the_strangers_stream_ends(&ctx, &sa_token);
+}
 
-    // A bare ServiceAccount, no rights: its token is accepted (TokenReview).
+/// A bare ServiceAccount, no rights: its token is accepted (TokenReview).
+/// Returns the token.
+fn a_bare_service_account(ctx: &Ctx) -> String {
+    let (s, cp) = (&ctx.s, &ctx.cp);
     let (code, body) = cp.raw(
         "admin",
         "POST",
@@ -300,18 +349,22 @@ async fn streams_die_with_their_token_and_reads_are_need_to_know() {
         .to_string();
     let (code, who) = curl(&s.url, Some(&sa_token), "GET", "/v1/whoami", None);
     assert_eq!(code, 200, "{who}");
+    sa_token
+}
 
-    // Need to know, for the stranger and for mallory (a requester).
-    for reader in [sa_token.as_str(), "mallory"] {
+/// Need to know, for the stranger and for mallory (a requester).
+fn need_to_know(ctx: &Ctx, sa_token: &str, name: &str, path: &str) {
+    let s = &ctx.s;
+    for reader in [sa_token, "mallory"] {
         let (code, list) = curl(&s.url, Some(reader), "GET", "/v1/requests", None);
         assert_eq!(code, 200);
         let text = list.to_string();
-        assert!(text.contains(&name), "others' requests exist for them");
+        assert!(text.contains(name), "others' requests exist for them");
         assert!(
             !text.contains("secret plans") && !text.contains("INC-77"),
             "{text}"
         );
-        let (code, one) = curl(&s.url, Some(reader), "GET", &path, None);
+        let (code, one) = curl(&s.url, Some(reader), "GET", path, None);
         assert_eq!((code, &one["redacted"]), (200, &json!(true)), "{one}");
         assert!(!one.to_string().contains("secret plans"));
         for denied in [
@@ -323,9 +376,13 @@ async fn streams_die_with_their_token_and_reads_are_need_to_know() {
             assert_eq!(code, 403, "{denied}: {e}");
         }
     }
-    // The requester reads her own in full; approvers read everything.
+}
+
+/// The requester reads her own in full; approvers read everything.
+fn requester_and_approvers_read_in_full(ctx: &Ctx, path: &str) {
+    let s = &ctx.s;
     for reader in ["alice", "bob"] {
-        let (_, one) = curl(&s.url, Some(reader), "GET", &path, None);
+        let (_, one) = curl(&s.url, Some(reader), "GET", path, None);
         assert_eq!(one["spec"]["reason"], "INC-77 secret plans", "{reader}");
         assert_eq!(
             curl(&s.url, Some(reader), "GET", &format!("{path}/diff"), None).0,
@@ -343,11 +400,14 @@ async fn streams_die_with_their_token_and_reads_are_need_to_know() {
         .0,
         403
     );
+}
 
-    // The stranger's stream: no inventory and no reasons; it ends once the
-    // ServiceAccount is deleted, with a last event saying why.
+/// The stranger's stream: no inventory and no reasons; it ends once the
+/// ServiceAccount is deleted, with a last event saying why.
+fn the_strangers_stream_ends(ctx: &Ctx, sa_token: &str) {
+    let (s, cp) = (&ctx.s, &ctx.cp);
     let url = s.url.clone();
-    let token = sa_token.clone();
+    let token = sa_token.to_string();
     let reader =
         std::thread::spawn(move || stream_until_end(&url, &token, Duration::from_secs(60)));
     std::thread::sleep(Duration::from_secs(2));
@@ -387,23 +447,30 @@ async fn streams_die_with_their_token_and_reads_are_need_to_know() {
     );
     // Calls with the dead token are 401 like any other.
     assert_eq!(
-        curl(&s.url, Some(&sa_token), "GET", "/v1/requests", None).0,
+        curl(&s.url, Some(sa_token), "GET", "/v1/requests", None).0,
         401
     );
     let _ = later;
 }
 
-/// 6. Bad names and bodies get 4xx naming the field, never a 5xx or a
+/// Step 6: Bad names and bodies get 4xx naming the field, never a 5xx or a
 /// dropped connection; 7. every refusal is on the record, and 100 refused
 /// calls of one identity make a bounded number of records and hub Events
 /// plus one count.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_plainly_and_refusals_cannot_flood_the_record() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let cp = ControlPlane::start();
-    let admin = install_server(&cp).await;
-    let cfg = config(&cp, "");
-    let s = serve(&cp, &cfg, "http");
+    let ctx = Ctx::start().await;
+    let name = a_granted_request(&ctx);
+    bad_names_are_422_naming_the_field(&ctx);
+    bad_bodies_are_4xx_and_the_grant_is_untouched(&ctx, &name).await;
+    mallory_tries_100_approvals(&ctx, &name);
+    refusals_are_on_the_record_bounded(&ctx).await;
+    the_hubs_events_are_bounded_too(&ctx);
+}
+
+/// alice asks, bob approves; returns the request's name.
+fn a_granted_request(ctx: &Ctx) -> String {
+    let s = &ctx.s;
     let name = asks(&s.url, "alice", &ask("c1", "view", &["payments"], "1h"));
     let (code, g) = curl(
         &s.url,
@@ -418,7 +485,11 @@ async fn bad_input_is_refused_plainly_and_refusals_cannot_flood_the_record() {
         )),
     );
     assert_eq!(code, 200, "{g}");
+    name
+}
 
+/// Bad names: a 422 naming the field, whatever the call.
+fn bad_names_are_422_naming_the_field(ctx: &Ctx) {
     for (bad, field) in [
         ("..", "name"),
         ("a%00b", "name"),
@@ -427,7 +498,7 @@ async fn bad_input_is_refused_plainly_and_refusals_cannot_flood_the_record() {
     ] {
         for (method, tail) in [("GET", ""), ("POST", "/deny"), ("GET", "/diff")] {
             let (code, e) = curl(
-                &s.url,
+                &ctx.s.url,
                 Some("bob"),
                 method,
                 &format!("/v1/requests/c1/{bad}{tail}"),
@@ -440,6 +511,12 @@ async fn bad_input_is_refused_plainly_and_refusals_cannot_flood_the_record() {
             );
         }
     }
+}
+
+/// An unknown cluster, a shorten to 300000 years, a body over the limit:
+/// 4xx, and the grant is untouched by all of it.
+async fn bad_bodies_are_4xx_and_the_grant_is_untouched(ctx: &Ctx, name: &str) {
+    let s = &ctx.s;
     let (code, e) = curl(&s.url, Some("bob"), "GET", "/v1/requests/nowhere/x", None);
     assert_eq!(code, 404, "{e}");
     // shorten to 300000 years: a 422 naming `to`, not a dropped connection.
@@ -466,12 +543,14 @@ async fn bad_input_is_refused_plainly_and_refusals_cannot_flood_the_record() {
     );
     assert_eq!(code, 413);
     // The grant is untouched by all of it.
-    assert!(can_i(&admin, "alice", "list", "", "pods", Some("payments")).await);
+    assert!(can_i(&ctx.admin, "alice", "list", "", "pods", Some("payments")).await);
+}
 
-    // mallory (a requester) tries 100 approvals: each 403.
+/// mallory (a requester) tries 100 approvals: each 403.
+fn mallory_tries_100_approvals(ctx: &Ctx, name: &str) {
     for _ in 0..100 {
         let (code, _) = curl(
-            &s.url,
+            &ctx.s.url,
             Some("mallory"),
             "POST",
             &format!("/v1/requests/c1/{name}/revoke"),
@@ -479,9 +558,13 @@ async fn bad_input_is_refused_plainly_and_refusals_cannot_flood_the_record() {
         );
         assert_eq!(code, 403);
     }
-    // The dropped ones are counted within a signing period (10 s).
+}
+
+/// Every refusal is on the record: a bounded number of mallory's one by
+/// one, the dropped ones counted within a signing period (10 s).
+async fn refusals_are_on_the_record_bounded(ctx: &Ctx) {
     tokio::time::sleep(Duration::from_secs(12)).await;
-    let (code, audit) = curl(&s.url, Some("bob"), "GET", "/v1/audit?limit=5000", None);
+    let (code, audit) = curl(&ctx.s.url, Some("bob"), "GET", "/v1/audit?limit=5000", None);
     assert_eq!(code, 200);
     let items = audit["items"].as_array().unwrap();
     let text = |v: &Value| v.to_string();
@@ -509,8 +592,13 @@ async fn bad_input_is_refused_plainly_and_refusals_cannot_flood_the_record() {
             || (text(r).contains("shorten") && text(r).contains("366d"))),
         "the bad shorten is on the record"
     );
-    // The hub's Events: bounded too.
-    let (_, events) = cp.raw("admin", "GET", "/api/v1/namespaces/default/events", None);
+}
+
+/// The hub's Events: bounded too.
+fn the_hubs_events_are_bounded_too(ctx: &Ctx) {
+    let (_, events) = ctx
+        .cp
+        .raw("admin", "GET", "/api/v1/namespaces/default/events", None);
     let mallory_events = events.matches("mallory").count();
     assert!(
         mallory_events <= 2 * 21,

@@ -230,11 +230,24 @@ async fn readme_install_makes_a_working_approver_reaper_and_release() {
         &cp,
         "kubectl create namespace payments && kubectl create namespace orders",
     ));
+    readme_block_as_the_cluster_admin(&cp, &admin).await;
+    kubectl_explain_describes_every_field(&cp);
+    let name = approved_with_what_the_block_set_up(&cp, &admin).await;
+    let reaper = reaper_as_the_deployments_account(&cp);
+    exactly_that_accounts_rights(&admin).await;
+    let (rb_path, role_path) = the_reaper_gives_a_release_binding(&admin, &name).await;
+    nobody_else_releases(&cp, &name, &rb_path);
+    releasing_keeps_and_widens_nothing(&cp, &admin, &name, &rb_path, &role_path).await;
+    alice_releases_her_grant(&cp, &admin, &reaper, &name, &role_path).await;
+    expiry_by_the_in_cluster_reaper(&cp, &admin, &reaper).await;
+    drop(reaper);
+}
 
-    // 1. README's block, verbatim, as the cluster admin.
+/// Step 1: README's block, verbatim, as the cluster admin.
+async fn readme_block_as_the_cluster_admin(cp: &ControlPlane, admin: &KubeCluster) {
     let block = install_block();
     assert!(block.contains("--grantable view,edit"), "{block}");
-    let out = sh(&cp, &block);
+    let out = sh(cp, &block);
     ok(&out);
     let crds: Api<CustomResourceDefinition> = Api::all(admin.client.clone());
     wait_for("the CRD to be established", 30, || async {
@@ -259,11 +272,13 @@ async fn readme_install_makes_a_working_approver_reaper_and_release() {
             .is_some_and(|r| !r.is_empty())
     })
     .await;
+}
 
-    // `kubectl explain` describes every field (once the schema is published).
+/// `kubectl explain` describes every field (once the schema is published).
+fn kubectl_explain_describes_every_field(cp: &ControlPlane) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let explained = loop {
-        let out = sh(&cp, "kubectl explain accessrequest.spec");
+        let out = sh(cp, "kubectl explain accessrequest.spec");
         if out.status.success() {
             break String::from_utf8_lossy(&out.stdout).into_owned();
         }
@@ -286,16 +301,19 @@ async fn readme_install_makes_a_working_approver_reaper_and_release() {
         explained.contains("reason\t<string> -required-"),
         "{explained}"
     );
+}
 
-    // 2. A request is approved with exactly what the block set up.
-    let name = request(&cp, "alice", "edit", "payments");
-    let approved = ok(&portcullis(&cp, "bob", &["approve", &name]));
+/// Step 2: a request is approved with exactly what the block set up (and
+/// nothing else). Returns its name.
+async fn approved_with_what_the_block_set_up(cp: &ControlPlane, admin: &KubeCluster) -> String {
+    let name = request(cp, "alice", "edit", "payments");
+    let approved = ok(&portcullis(cp, "bob", &["approve", &name]));
     assert!(
         approved.starts_with(&format!("approved {name}")),
         "{approved}"
     );
-    assert!(can_i(&admin, "alice", "list", "", "pods", Some("payments")).await);
-    let table = ok(&sh(&cp, "kubectl get accessrequests"));
+    assert!(can_i(admin, "alice", "list", "", "pods", Some("payments")).await);
+    let table = ok(&sh(cp, "kubectl get accessrequests"));
     let header = table.lines().next().unwrap_or_default();
     for column in ["REQUESTER", "ROLE", "PHASE", "APPROVER", "AGE"] {
         assert!(header.contains(column), "{column} in {table}");
@@ -312,24 +330,27 @@ async fn readme_install_makes_a_working_approver_reaper_and_release() {
             .replace("current-context: admin", "current-context: bob"),
     )
     .unwrap();
-    let listed = ok(&shell(&cp, line, &as_bob));
+    let listed = ok(&shell(cp, line, &as_bob));
     assert!(listed.contains(&name), "{listed}");
-    let usage = sh(&cp, "kubectl portcullis approve");
+    let usage = sh(cp, "kubectl portcullis approve");
     assert!(
         String::from_utf8_lossy(&usage.stderr).contains("Usage: kubectl portcullis approve"),
         "{usage:?}"
     );
     // ... and nothing else: admin is not grantable.
-    let wider = request(&cp, "alice", "admin", "orders");
+    let wider = request(cp, "alice", "admin", "orders");
     fails(
-        &portcullis(&cp, "bob", &["approve", &wider]),
+        &portcullis(cp, "bob", &["approve", &wider]),
         "ClusterRole admin is not a grantable role",
     );
-    assert!(!can_i(&admin, "alice", "list", "", "pods", Some("orders")).await);
+    assert!(!can_i(admin, "alice", "list", "", "pods", Some("orders")).await);
+    name
+}
 
-    // 3. The reaper as the Deployment's ServiceAccount: a token of it.
+/// Step 3: The reaper as the Deployment's ServiceAccount: a token of it.
+fn reaper_as_the_deployments_account(cp: &ControlPlane) -> ReaperProcess {
     let token = ok(&sh(
-        &cp,
+        cp,
         "kubectl -n portcullis-system create token portcullis-reaper --duration 1h",
     ));
     let kubeconfig = cp.dir.join("reaper.kubeconfig");
@@ -342,7 +363,7 @@ async fn readme_install_makes_a_working_approver_reaper_and_release() {
         ),
     )
     .unwrap();
-    let reaper = start_reaper(&cp, &kubeconfig);
+    let reaper = start_reaper(cp, &kubeconfig);
     let (code, body) = http_get(&format!("http://{}/healthz", reaper.addr));
     assert_eq!((code, body.trim()), (200, "ok"));
     assert!(
@@ -350,7 +371,11 @@ async fn readme_install_makes_a_working_approver_reaper_and_release() {
         "loopback by default: {}",
         reaper.addr
     );
-    // Exactly that account's rights.
+    reaper
+}
+
+/// Exactly that account's rights.
+async fn exactly_that_accounts_rights(admin: &KubeCluster) {
     let rbac = "rbac.authorization.k8s.io";
     for (verb, group, resource, ns, allowed) in [
         (
@@ -388,7 +413,7 @@ async fn readme_install_makes_a_working_approver_reaper_and_release() {
         ("impersonate", "", "users", None, false),
     ] {
         assert_eq!(
-            reaper_may(&admin, verb, group, resource, ns).await,
+            reaper_may(admin, verb, group, resource, ns).await,
             allowed,
             "the reaper's account: {verb} {resource} in {ns:?}"
         );
@@ -402,11 +427,14 @@ async fn readme_install_makes_a_working_approver_reaper_and_release() {
         json!(["reaper", "--listen", "0.0.0.0:9464"]),
         "as README says"
     );
+}
 
-    // 4. Release. The reaper gives the live grant its release binding.
+/// Step 4, release: the reaper gives the live grant its release binding.
+/// Returns the paths of that binding and of its Role.
+async fn the_reaper_gives_a_release_binding(admin: &KubeCluster, name: &str) -> (String, String) {
     let release = format!("portcullis-release-{name}");
     wait_for("the grant's release binding", 30, || async {
-        stored(&admin, &name).await.is_some_and(|o| {
+        stored(admin, name).await.is_some_and(|o| {
             o["status"]["bindings"].as_array().is_some_and(|b| {
                 b.iter()
                     .any(|b| b["name"] == release && b["uid"].is_string())
@@ -419,35 +447,48 @@ async fn readme_install_makes_a_working_approver_reaper_and_release() {
     );
     let role_path =
         format!("/apis/rbac.authorization.k8s.io/v1/namespaces/portcullis-system/roles/{release}");
-    // Another requester, with her own token: no release of alice's grant,
-    // by the binding or by the verb.
-    let (code, text) = cp.raw("mallory", "DELETE", &rb_path, None);
+    (rb_path, role_path)
+}
+
+/// Another requester, with her own token: no release of alice's grant,
+/// by the binding or by the verb.
+fn nobody_else_releases(cp: &ControlPlane, name: &str, rb_path: &str) {
+    let (code, text) = cp.raw("mallory", "DELETE", rb_path, None);
     assert_eq!(code, 403, "mallory deletes alice's release binding: {text}");
     let (code, _) = cp.raw(
         "mallory",
         "PATCH",
-        &rb_path,
+        rb_path,
         Some(r#"{"subjects":[{"apiGroup":"rbac.authorization.k8s.io","kind":"User","name":"mallory"}]}"#),
     );
     assert_eq!(code, 403, "mallory takes over alice's release binding");
     fails(
-        &portcullis(&cp, "mallory", &["release", &name]),
+        &portcullis(cp, "mallory", &["release", name]),
         "only its requester (alice)",
     );
-    // Alice, with her own token: the right to release keeps and widens
-    // nothing — no edit of the binding or its Role, no binding of her own
-    // in portcullis-system, no write on her request.
+}
+
+/// Alice, with her own token: the right to release keeps and widens
+/// nothing — no edit of the binding or its Role, no binding of her own
+/// in portcullis-system, no write on her request.
+async fn releasing_keeps_and_widens_nothing(
+    cp: &ControlPlane,
+    admin: &KubeCluster,
+    name: &str,
+    rb_path: &str,
+    role_path: &str,
+) {
     let (code, _) = cp.raw(
         "alice",
         "PATCH",
-        &rb_path,
+        rb_path,
         Some(r#"{"subjects":[{"apiGroup":"rbac.authorization.k8s.io","kind":"User","name":"mallory"}]}"#),
     );
     assert_eq!(code, 403, "alice edits her release binding");
     let (code, _) = cp.raw(
         "alice",
         "PATCH",
-        &role_path,
+        role_path,
         Some(r#"{"rules":[{"apiGroups":["*"],"resources":["*"],"verbs":["*"]}]}"#),
     );
     assert_eq!(code, 403, "alice widens her release Role");
@@ -469,29 +510,38 @@ async fn readme_install_makes_a_working_approver_reaper_and_release() {
     );
     assert_eq!(code, 403, "alice extends her grant");
     assert_eq!(
-        stored(&admin, &name).await.unwrap()["status"]["phase"],
+        stored(admin, name).await.unwrap()["status"]["phase"],
         "Active",
         "nothing above ended or changed it"
     );
-    assert!(can_i(&admin, "alice", "list", "", "pods", Some("payments")).await);
-    // Alice releases it: ended in her name, bindings gone, verified.
-    let out = ok(&portcullis(&cp, "alice", &["release", &name]));
+    assert!(can_i(admin, "alice", "list", "", "pods", Some("payments")).await);
+}
+
+/// Alice releases it: ended in her name, bindings gone, verified.
+async fn alice_releases_her_grant(
+    cp: &ControlPlane,
+    admin: &KubeCluster,
+    reaper: &ReaperProcess,
+    name: &str,
+    role_path: &str,
+) {
+    let out = ok(&portcullis(cp, "alice", &["release", name]));
     assert!(
         out.starts_with(&format!(
             "released {name}: access ended (revoked and verified"
         )),
         "{out}"
     );
-    let ended = stored(&admin, &name).await.unwrap();
+    let ended = stored(admin, name).await.unwrap();
     assert_eq!(ended["status"]["phase"], "Revoked");
     assert_eq!(ended["status"]["revokedBy"], "alice");
     assert_eq!(ended["status"]["revokeReason"], "released by the requester");
-    assert!(!can_i(&admin, "alice", "list", "", "pods", Some("payments")).await);
+    assert!(!can_i(admin, "alice", "list", "", "pods", Some("payments")).await);
     wait_for("the release Role to be gone", 30, || async {
-        cp.raw("admin", "GET", &role_path, None).0 == 404
+        cp.raw("admin", "GET", role_path, None).0 == 404
     })
     .await;
-    fails(&portcullis(&cp, "alice", &["release", &name]), "Revoked");
+    fails(&portcullis(cp, "alice", &["release", name]), "Revoked");
     let (_, metrics) = http_get(&format!("http://{}/metrics", reaper.addr));
     assert_eq!(
         metric(
@@ -500,12 +550,18 @@ async fn readme_install_makes_a_working_approver_reaper_and_release() {
         ),
         1.0
     );
+}
 
-    // 5. Expiry by the in-cluster reaper, with its lag measured.
-    let short = request(&cp, "mallory", "view", "orders");
-    ok(&portcullis(&cp, "bob", &["approve", &short, "--for", "3s"]));
+/// Step 5: Expiry by the in-cluster reaper, with its lag measured.
+async fn expiry_by_the_in_cluster_reaper(
+    cp: &ControlPlane,
+    admin: &KubeCluster,
+    reaper: &ReaperProcess,
+) {
+    let short = request(cp, "mallory", "view", "orders");
+    ok(&portcullis(cp, "bob", &["approve", &short, "--for", "3s"]));
     wait_for("the short grant to expire", 30, || async {
-        stored(&admin, &short)
+        stored(admin, &short)
             .await
             .is_some_and(|o| o["status"]["phase"] == "Expired")
     })
@@ -520,7 +576,6 @@ async fn readme_install_makes_a_working_approver_reaper_and_release() {
     );
     assert!(metric(&metrics, "portcullis_reaper_lag_seconds_count") >= 1.0);
     assert!(metric(&metrics, "portcullis_reaper_lag_seconds_sum") < 5.0);
-    drop(reaper);
 }
 
 /// What `kubectl apply` says about a request that can never be valid: the
@@ -536,6 +591,18 @@ async fn the_schema_refuses_what_can_never_be_valid_naming_the_field() {
         "spec": {"requester": {"user": "alice"}, "role": {"kind": "ClusterRole", "name": "edit"},
                  "namespaces": ["payments"], "duration": "30m", "reason": "INC-1"}
     });
+    each_never_valid_one_is_refused(&cp, never_valid(&base));
+    the_valid_one_goes_in(&cp, &base);
+    let old = store_an_object_older_than_the_schema(&cp, &admin).await;
+    let bob = KubeBackend::from_clusters(vec![cp.cluster("bob").await]).reaping(false);
+    until_the_schema_is_back(&cp, &old);
+    the_old_object_is_listed_as_invalid(&cp, &admin, &bob).await;
+    readmes_way_out(&cp, &admin).await;
+}
+
+/// `base` made invalid in each way the schema refuses, with the field its
+/// refusal names.
+fn never_valid(base: &Value) -> Vec<(&'static str, Value)> {
     let mut cases: Vec<(&str, Value)> = Vec::new();
     let mut no_reason = base.clone();
     no_reason["spec"].as_object_mut().unwrap().remove("reason");
@@ -561,12 +628,17 @@ async fn the_schema_refuses_what_can_never_be_valid_naming_the_field() {
     let mut creds = base.clone();
     creds["spec"]["credentials"] = json!("Password");
     cases.push(("spec.credentials", creds));
+    cases
+}
+
+/// Each is refused by the apiserver, naming the field.
+fn each_never_valid_one_is_refused(cp: &ControlPlane, cases: Vec<(&str, Value)>) {
     for (i, (field, mut doc)) in cases.into_iter().enumerate() {
         doc["metadata"]["name"] = json!(format!("bad-{i}"));
         let file = cp.dir.join(format!("bad-{i}.json"));
         std::fs::write(&file, doc.to_string()).unwrap();
         let out = sh(
-            &cp,
+            cp,
             &format!(
                 "kubectl --context alice apply --validate=false -f {}",
                 file.display()
@@ -575,21 +647,26 @@ async fn the_schema_refuses_what_can_never_be_valid_naming_the_field() {
         let err = fails(&out, field);
         assert!(err.contains("is invalid"), "{err}");
     }
-    // The valid one goes in.
+}
+
+/// The valid one goes in.
+fn the_valid_one_goes_in(cp: &ControlPlane, base: &Value) {
     let file = cp.dir.join("good.json");
     std::fs::write(&file, base.to_string()).unwrap();
     ok(&sh(
-        &cp,
+        cp,
         &format!("kubectl --context alice apply -f {}", file.display()),
     ));
+}
 
-    // An object stored before the schema existed: listed (as invalid),
-    // never a crash; deny says why it cannot; an admin deletes it.
+/// An object stored before the schema existed (under a schemaless CRD,
+/// then the schema put back). Returns the object.
+async fn store_an_object_older_than_the_schema(cp: &ControlPlane, admin: &KubeCluster) -> Value {
     let mut crd = docs_of(&manifests::crd()).remove(0);
     crd["spec"]["versions"][0]["schema"] = json!({"openAPIV3Schema": {"type": "object",
         "properties": {"spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
                        "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}});
-    apply(&admin, crd).await;
+    apply(admin, crd).await;
     let old = json!({"apiVersion": "portcullis.dev/v1alpha1", "kind": "AccessRequest",
         "metadata": {"name": "before-the-schema"},
         "spec": {"requester": {"user": 42}, "role": {"kind": "Group", "name": "edit"},
@@ -599,7 +676,7 @@ async fn the_schema_refuses_what_can_never_be_valid_naming_the_field() {
     // The schemaless CRD takes a moment to be in force.
     let deadline = Instant::now() + Duration::from_secs(30);
     while !sh(
-        &cp,
+        cp,
         &format!("kubectl create --validate=false -f {}", file.display()),
     )
     .status
@@ -608,8 +685,12 @@ async fn the_schema_refuses_what_can_never_be_valid_naming_the_field() {
         assert!(Instant::now() < deadline, "the old object was never stored");
         std::thread::sleep(Duration::from_millis(300));
     }
-    apply(&admin, docs_of(&manifests::crd()).remove(0)).await;
-    let bob = KubeBackend::from_clusters(vec![cp.cluster("bob").await]).reaping(false);
+    apply(admin, docs_of(&manifests::crd()).remove(0)).await;
+    old
+}
+
+/// Waits until the schema is in force again.
+fn until_the_schema_is_back(cp: &ControlPlane, old: &Value) {
     let mut probe = old.clone();
     probe["metadata"]["name"] = json!("schema-probe");
     let probe_file = cp.dir.join("probe.json");
@@ -621,7 +702,7 @@ async fn the_schema_refuses_what_can_never_be_valid_naming_the_field() {
         // apiserver ratchets, letting an update through that leaves the
         // invalid fields as they were.)
         let probe = sh(
-            &cp,
+            cp,
             &format!(
                 "kubectl create --dry-run=server --validate=false -f {}",
                 probe_file.display()
@@ -633,6 +714,15 @@ async fn the_schema_refuses_what_can_never_be_valid_naming_the_field() {
         assert!(Instant::now() < deadline, "the schema never came back");
         std::thread::sleep(Duration::from_millis(300));
     }
+}
+
+/// The old object is listed (as invalid), never a crash; deny says why it
+/// cannot (or, with validation ratcheting, is recorded).
+async fn the_old_object_is_listed_as_invalid(
+    cp: &ControlPlane,
+    admin: &KubeCluster,
+    bob: &KubeBackend,
+) {
     let listed = bob.list().await.unwrap();
     let old = listed
         .iter()
@@ -642,7 +732,7 @@ async fn the_schema_refuses_what_can_never_be_valid_naming_the_field() {
     let why = old.malformed.clone().expect("invalid");
     assert!(why.contains("spec.requester.user"), "{why}");
     let denied = portcullis(
-        &cp,
+        cp,
         "bob",
         &["deny", "before-the-schema", "--reason", "malformed"],
     );
@@ -650,16 +740,20 @@ async fn the_schema_refuses_what_can_never_be_valid_naming_the_field() {
         // Validation ratcheting: a status write that leaves the invalid
         // spec as it was is let through, so the denial is recorded.
         ok(&denied);
-        let stored = stored(&admin, "before-the-schema").await.unwrap();
+        let stored = stored(admin, "before-the-schema").await.unwrap();
         assert_eq!(stored["status"]["phase"], "Denied", "{stored}");
     } else {
         fails(&denied, "predates it");
     }
-    // README's way out, verbatim (NAME is the object's name).
+}
+
+/// README's way out, verbatim (NAME is the object's name): an admin
+/// deletes it.
+async fn readmes_way_out(cp: &ControlPlane, admin: &KubeCluster) {
     let way_out = "kubectl delete accessrequest NAME";
     assert!(README.contains(&format!("`{way_out}`")));
-    ok(&sh(&cp, &way_out.replace("NAME", "before-the-schema")));
-    assert!(stored(&admin, "before-the-schema").await.is_none());
+    ok(&sh(cp, &way_out.replace("NAME", "before-the-schema")));
+    assert!(stored(admin, "before-the-schema").await.is_none());
 }
 
 /// README "Installing the server in a cluster", run as written in a

@@ -9,9 +9,11 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::cluster::{apply, install, ControlPlane};
+use portcullis::backend::kube::KubeCluster;
 use serde_json::json;
 
 fn command(cp: &ControlPlane) -> Command {
@@ -69,13 +71,35 @@ fn ask(cp: &ControlPlane, role: &str, ns: &str) -> String {
     .to_string()
 }
 
+/// The control plane with Portcullis installed, and its admin.
+struct Ctx {
+    admin: Arc<KubeCluster>,
+    cp: ControlPlane,
+}
+
+impl Ctx {
+    async fn start() -> Self {
+        let cp = ControlPlane::start();
+        let admin = install(&cp).await;
+        Ctx { admin, cp }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_habits_on_a_real_control_plane() {
-    let cp = ControlPlane::start();
-    let admin = install(&cp).await;
+    let ctx = Ctx::start().await;
+    get_w_prints_new_requests(&ctx);
+    version_asks_each_cluster(&ctx);
+    two_contexts_told_apart(&ctx);
+    let hints = refusals_hint_by_role(&ctx);
+    let big = escalation_refusal_in_one_line(&ctx, &hints).await;
+    nothing_was_granted(&ctx, &big);
+}
 
-    // get -w: the table, then the new request's row as it is made.
-    let mut watcher = command(&cp)
+/// get -w: the table, then the new request's row as it is made.
+fn get_w_prints_new_requests(ctx: &Ctx) {
+    let cp = &ctx.cp;
+    let mut watcher = command(cp)
         .args(["get", "requests", "-w", "--context", "bob"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -90,7 +114,7 @@ async fn kubectl_habits_on_a_real_control_plane() {
             }
         }
     });
-    let first = ask(&cp, "view", "orders");
+    let first = ask(cp, "view", "orders");
     let (_, header) = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("the watch prints a header");
@@ -102,7 +126,7 @@ async fn kubectl_habits_on_a_real_control_plane() {
     let mut latencies = Vec::new();
     for ns in ["payments", "orders"] {
         let asked = Instant::now();
-        let name = ask(&cp, "edit", ns);
+        let name = ask(cp, "edit", ns);
         let created = Instant::now();
         let (at, row) = rx
             .recv_timeout(Duration::from_secs(10))
@@ -122,15 +146,17 @@ async fn kubectl_habits_on_a_real_control_plane() {
     }
     eprintln!("get -w: row printed (after `request` returned, after it started): {latencies:?}");
     // A withdrawn one shows as Deleted.
-    ok(&pc(&cp, &["withdraw", &first, "--context", "alice"]));
+    ok(&pc(cp, &["withdraw", &first, "--context", "alice"]));
     let (_, row) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
     assert!(row.starts_with(&first) && row.contains("Deleted"), "{row}");
     let _ = watcher.kill();
     let _ = watcher.wait();
+}
 
-    // `version` asks each cluster in view, as kubectl version does.
+/// `version` asks each cluster in view, as kubectl version does.
+fn version_asks_each_cluster(ctx: &Ctx) {
     let v: serde_json::Value = serde_json::from_str(&ok(&pc(
-        &cp,
+        &ctx.cp,
         &[
             "version",
             "-o",
@@ -153,11 +179,14 @@ async fn kubectl_habits_on_a_real_control_plane() {
         v["clientVersion"]["kubernetesApi"],
         format!("v{}", portcullis::version::KUBERNETES_API)
     );
+}
 
-    // Two contexts on one apiserver: the same request twice, told apart.
-    let name = ask(&cp, "view", "payments");
+/// Two contexts on one apiserver: the same request twice, told apart.
+fn two_contexts_told_apart(ctx: &Ctx) {
+    let cp = &ctx.cp;
+    let name = ask(cp, "view", "payments");
     let table = ok(&pc(
-        &cp,
+        cp,
         &["get", "requests", "--context", "bob", "--context", "carol"],
     ));
     let rows: Vec<&str> = table.lines().filter(|l| l.contains(&name)).collect();
@@ -168,7 +197,7 @@ async fn kubectl_habits_on_a_real_control_plane() {
         "{table}"
     );
     let names = ok(&pc(
-        &cp,
+        cp,
         &[
             "--context",
             "bob",
@@ -188,7 +217,7 @@ async fn kubectl_habits_on_a_real_control_plane() {
         )
     );
     let err = one_line_error(&pc(
-        &cp,
+        cp,
         &["approve", &name, "--context", "bob", "--context", "carol"],
     ));
     assert!(
@@ -196,7 +225,7 @@ async fn kubectl_habits_on_a_real_control_plane() {
         "a bare name in two contexts is refused, naming both: {err}"
     );
     let approved = ok(&pc(
-        &cp,
+        cp,
         &[
             "approve",
             &format!("carol/{name}"),
@@ -212,16 +241,20 @@ async fn kubectl_habits_on_a_real_control_plane() {
         approved.starts_with(&format!("approved carol/{name}: ")),
         "{approved}"
     );
-    // CONTEXT/NAME alone picks the context (no --context needed).
+    context_name_alone_picks_the_context(cp, &name);
+}
+
+/// CONTEXT/NAME alone picks the context (no --context needed).
+fn context_name_alone_picks_the_context(cp: &ControlPlane, name: &str) {
     let json: serde_json::Value = serde_json::from_str(&ok(&pc(
-        &cp,
+        cp,
         &["get", "requests", &format!("bob/{name}"), "-o", "json"],
     )))
     .unwrap();
     assert_eq!(json["status"]["phase"], "Active");
     assert_eq!(json["status"]["decision"]["by"], "carol");
     let phase = ok(&pc(
-        &cp,
+        cp,
         &[
             "get",
             "grants",
@@ -232,10 +265,20 @@ async fn kubectl_habits_on_a_real_control_plane() {
         ],
     ));
     assert!(phase.split(' ').any(|n| n == name), "{phase}");
+}
 
-    // Refusals say what this caller needs, by the role they acted in.
+/// The hints the refusals printed: (to an approver who asked, to a
+/// requester who approved).
+struct Hints {
+    asked_by_an_approver: String,
+    approved_by_a_requester: String,
+}
+
+/// Refusals say what this caller needs, by the role they acted in.
+fn refusals_hint_by_role(ctx: &Ctx) -> Hints {
+    let cp = &ctx.cp;
     let asked_by_an_approver = one_line_error(&pc(
-        &cp,
+        cp,
         &[
             "request",
             "--role",
@@ -257,27 +300,34 @@ async fn kubectl_habits_on_a_real_control_plane() {
             && !asked_by_an_approver.contains("bind"),
         "{asked_by_an_approver}"
     );
-    let pending = ask(&cp, "view", "orders");
+    let pending = ask(cp, "view", "orders");
     let approved_by_a_requester =
-        one_line_error(&pc(&cp, &["approve", &pending, "--context", "mallory"]));
+        one_line_error(&pc(cp, &["approve", &pending, "--context", "mallory"]));
     assert!(
         approved_by_a_requester.contains("portcullis-approver")
             && !approved_by_a_requester.contains("portcullis-requester"),
         "{approved_by_a_requester}"
     );
+    Hints {
+        asked_by_an_approver,
+        approved_by_a_requester,
+    }
+}
 
-    // An approver without `bind` on the role: the escalation check's
-    // dozens of lines become one, and -v shows them.
+/// An approver without `bind` on the role: the escalation check's
+/// dozens of lines become one, and -v shows them. Returns the request.
+async fn escalation_refusal_in_one_line(ctx: &Ctx, hints: &Hints) -> String {
+    let cp = &ctx.cp;
     apply(
-        &admin,
+        &ctx.admin,
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
                "metadata": {"name": "payments-reader"},
                "rules": [{"apiGroups": [""], "resources": ["pods", "configmaps", "services"], "verbs": ["get", "list", "watch"]},
                          {"apiGroups": ["apps"], "resources": ["deployments", "replicasets"], "verbs": ["get", "list"]}]}),
     )
     .await;
-    let big = ask(&cp, "payments-reader", "payments");
-    let refused = pc(&cp, &["approve", &big, "--context", "bob"]);
+    let big = ask(cp, "payments-reader", "payments");
+    let refused = pc(cp, &["approve", &big, "--context", "bob"]);
     let err = one_line_error(&refused);
     assert!(
         err.contains("would grant 13 permissions you do not hold, e.g. get configmaps in payments")
@@ -285,7 +335,7 @@ async fn kubectl_habits_on_a_real_control_plane() {
         "{err}"
     );
     assert!(!err.contains("APIGroups"), "{err}");
-    let verbose = pc(&cp, &["approve", &big, "-v", "--context", "bob"]);
+    let verbose = pc(cp, &["approve", &big, "-v", "--context", "bob"]);
     let full = String::from_utf8_lossy(&verbose.stderr);
     assert_eq!(verbose.status.code(), Some(1), "{full}");
     assert!(
@@ -300,7 +350,7 @@ async fn kubectl_habits_on_a_real_control_plane() {
         "-v lists the apiserver's rules: {full}"
     );
     // So does PORTCULLIS_LOG=debug.
-    let debug = command(&cp)
+    let debug = command(cp)
         .args(["approve", &big, "--context", "bob"])
         .env("PORTCULLIS_LOG", "debug")
         .output()
@@ -310,14 +360,22 @@ async fn kubectl_habits_on_a_real_control_plane() {
         debug.lines().filter(|l| l.contains("APIGroups")).count() >= 2,
         "PORTCULLIS_LOG=debug lists them: {debug}"
     );
+    let Hints {
+        asked_by_an_approver,
+        approved_by_a_requester,
+    } = hints;
     eprintln!("requester hint: {asked_by_an_approver}approver hint: {approved_by_a_requester}escalation: {err}with -v:\n{full}");
-    // Nothing was granted: the request is still pending.
+    big
+}
+
+/// Nothing was granted: the request is still pending.
+fn nothing_was_granted(ctx: &Ctx, big: &str) {
     let phase = ok(&pc(
-        &cp,
+        &ctx.cp,
         &[
             "get",
             "requests",
-            &big,
+            big,
             "-o",
             "jsonpath={.status.phase}",
             "--context",

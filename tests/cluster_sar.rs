@@ -43,7 +43,8 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBind
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use portcullis::backend::kube::verify;
 use portcullis::domain::rbac::engine::{
-    allows, effective_groups, effective_rules, tuple_covers, GrantRequest, MANAGED_BY_LABEL,
+    allows, effective_groups, effective_rules, tuple_covers, EffectiveRule, GrantRequest,
+    MANAGED_BY_LABEL,
 };
 use portcullis::domain::rbac::{analyze, Analysis, Inventory, Permission, PolicyRule, Scope};
 use portcullis::domain::{RoleRef, Subject};
@@ -536,6 +537,39 @@ fn meta(name: &str, ns: Option<&str>, labels: Value) -> Value {
     m
 }
 
+/// The names of one family's roles in one round, under its prefix `p`.
+struct Names {
+    p: String,
+    cluster_roles: Vec<String>,
+    agg_parent: String,
+    roles: Vec<(String, &'static str)>,
+}
+
+impl Names {
+    fn new(round: usize, f: &Family) -> Self {
+        let p = format!("r{round}{}-", f.code);
+        let cluster_roles: Vec<String> = (0..12).map(|i| format!("{p}cr{i}")).collect();
+        let agg_parent = format!("{p}agg");
+        let roles: Vec<(String, &str)> = (0..6)
+            .map(|i| (format!("{p}role{i}"), NAMESPACES[i % NAMESPACES.len()]))
+            .collect();
+        Names {
+            p,
+            cluster_roles,
+            agg_parent,
+            roles,
+        }
+    }
+
+    /// Every ClusterRole, the aggregated parent last.
+    fn all_cluster_roles(&self) -> Vec<&str> {
+        let mut all_cluster_roles: Vec<&str> =
+            self.cluster_roles.iter().map(String::as_str).collect();
+        all_cluster_roles.push(&self.agg_parent);
+        all_cluster_roles
+    }
+}
+
 /// Generates and applies one family's objects; returns its subjects.
 async fn generate(
     c: &kube::Client,
@@ -545,15 +579,25 @@ async fn generate(
     f: &Family,
     requests: usize,
 ) -> Vec<Who> {
-    let p = format!("r{round}{}-", f.code);
+    let names = Names::new(round, f);
+    let mut objects = role_objects(rng, f, &names);
+    binding_objects(rng, f, &names, &mut objects);
+    let who = subjects_asked(rng, fi, f, &names, requests, &mut objects);
+    for obj in &objects {
+        apply(c, obj).await;
+    }
+    who
+}
+
+/// The ClusterRoles (a quarter aggregated into the parent) and Roles.
+fn role_objects(rng: &mut ChaCha8Rng, f: &Family, names: &Names) -> Vec<Value> {
+    let p = names.p.as_str();
     let mut objects = Vec::new();
-    let cluster_roles: Vec<String> = (0..12).map(|i| format!("{p}cr{i}")).collect();
-    let agg_parent = format!("{p}agg");
     let agg_value = format!("{p}parts");
     objects.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-        "metadata": meta(&agg_parent, None, json!({})),
+        "metadata": meta(&names.agg_parent, None, json!({})),
         "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {AGG_LABEL: agg_value}}]}, "rules": []}));
-    for (i, name) in cluster_roles.iter().enumerate() {
+    for (i, name) in names.cluster_roles.iter().enumerate() {
         let rules: Vec<Value> = (0..rng.random_range(1..=3))
             .map(|_| {
                 let nr = rng.random_range(0..f.url_rules_one_in) == 0;
@@ -570,10 +614,7 @@ async fn generate(
             "metadata": meta(name, None, labels), "rules": rules}),
         );
     }
-    let roles: Vec<(String, &str)> = (0..6)
-        .map(|i| (format!("{p}role{i}"), NAMESPACES[i % NAMESPACES.len()]))
-        .collect();
-    for (name, ns) in &roles {
+    for (name, ns) in &names.roles {
         let rules: Vec<Value> = (0..rng.random_range(1..=3))
             .map(|_| rule(rng, f, false))
             .collect();
@@ -582,8 +623,14 @@ async fn generate(
             "metadata": meta(name, Some(ns), json!({})), "rules": rules}),
         );
     }
-    let mut all_cluster_roles: Vec<&str> = cluster_roles.iter().map(String::as_str).collect();
-    all_cluster_roles.push(&agg_parent);
+    objects
+}
+
+/// The bindings: half of them Portcullis grants in the live-grant family.
+fn binding_objects(rng: &mut ChaCha8Rng, f: &Family, names: &Names, objects: &mut Vec<Value>) {
+    let p = names.p.as_str();
+    let roles = &names.roles;
+    let all_cluster_roles = names.all_cluster_roles();
     for i in 0..14 {
         let name = format!("{p}b{i}");
         let live = f.live_grants && i % 2 == 0;
@@ -599,7 +646,7 @@ async fn generate(
                 return vec![subject_json("Group", &format!("{p}live"), None)];
             }
             (0..rng.random_range(1..=2))
-                .map(|_| binding_subject(rng, f, &p, namespaced))
+                .map(|_| binding_subject(rng, f, p, namespaced))
                 .collect()
         };
         if i % 3 == 0 {
@@ -620,10 +667,21 @@ async fn generate(
                 "metadata": meta(&name, Some(ns), labels), "roleRef": role_ref(kind, &role), "subjects": subjects}));
         }
     }
+}
 
+/// The subjects asked about, each with half its requests and two grants.
+fn subjects_asked(
+    rng: &mut ChaCha8Rng,
+    fi: usize,
+    f: &Family,
+    names: &Names,
+    requests: usize,
+    objects: &mut Vec<Value>,
+) -> Vec<Who> {
+    let p = names.p.as_str();
     let mut who = Vec::new();
     for (si, (user, declared, groups, impersonate)) in f.subjects.iter().enumerate() {
-        let subst = |s: &str| s.replace("{p}", &p);
+        let subst = |s: &str| s.replace("{p}", p);
         let declared: Vec<String> = declared.iter().map(|g| subst(g)).collect();
         let declared: Vec<&str> = declared.iter().map(String::as_str).collect();
         let subject = Subject::new(subst(user), &declared);
@@ -635,43 +693,7 @@ async fn generate(
         let mut grants = Vec::new();
         for gi in 0..2 {
             let group = format!("{p}grant{si}-{gi}");
-            let (role, namespaces) = match rng.random_range(0..4) {
-                0 => (
-                    RoleRef::cluster_role(one(rng, &all_cluster_roles)),
-                    Vec::new(),
-                ),
-                1 => {
-                    let (r, ns) = &roles[rng.random_range(0..roles.len())];
-                    (RoleRef::role(r), vec![ns.to_string()])
-                }
-                _ => {
-                    let mut ns: Vec<String> = pick(rng, NAMESPACES, 2)
-                        .into_iter()
-                        .map(String::from)
-                        .collect();
-                    ns.sort();
-                    (RoleRef::cluster_role(one(rng, &all_cluster_roles)), ns)
-                }
-            };
-            let subjects = [subject_json("Group", &group, None)];
-            let kind = match role.kind {
-                portcullis::domain::RoleKind::Role => "Role",
-                portcullis::domain::RoleKind::ClusterRole => "ClusterRole",
-            };
-            let role_ref = json!({"apiGroup": RBAC, "kind": kind, "name": role.name});
-            if namespaces.is_empty() {
-                objects.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-                    "metadata": meta(&group, None, json!({})), "roleRef": role_ref, "subjects": subjects}));
-            }
-            for ns in &namespaces {
-                objects.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                    "metadata": meta(&group, Some(ns), json!({})), "roleRef": role_ref, "subjects": subjects}));
-            }
-            grants.push(Grant {
-                group,
-                role,
-                namespaces,
-            });
+            grants.push(grant(rng, group, names, objects));
         }
         who.push(Who {
             family: fi,
@@ -682,10 +704,52 @@ async fn generate(
             grants,
         });
     }
-    for obj in &objects {
-        apply(c, obj).await;
-    }
     who
+}
+
+/// One grant of a generated role to `group`, bound as it would be.
+fn grant(rng: &mut ChaCha8Rng, group: String, names: &Names, objects: &mut Vec<Value>) -> Grant {
+    let roles = &names.roles;
+    let all_cluster_roles = names.all_cluster_roles();
+    let (role, namespaces) = match rng.random_range(0..4) {
+        0 => (
+            RoleRef::cluster_role(one(rng, &all_cluster_roles)),
+            Vec::new(),
+        ),
+        1 => {
+            let (r, ns) = &roles[rng.random_range(0..roles.len())];
+            (RoleRef::role(r), vec![ns.to_string()])
+        }
+        _ => {
+            let mut ns: Vec<String> = pick(rng, NAMESPACES, 2)
+                .into_iter()
+                .map(String::from)
+                .collect();
+            ns.sort();
+            (RoleRef::cluster_role(one(rng, &all_cluster_roles)), ns)
+        }
+    };
+    let subjects = [subject_json("Group", &group, None)];
+    let kind = match role.kind {
+        portcullis::domain::RoleKind::Role => "Role",
+        portcullis::domain::RoleKind::ClusterRole => "ClusterRole",
+    };
+    let role_ref = json!({"apiGroup": RBAC, "kind": kind, "name": role.name});
+    if namespaces.is_empty() {
+        objects.push(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": meta(&group, None, json!({})), "roleRef": role_ref, "subjects": subjects}),
+        );
+    }
+    for ns in &namespaces {
+        objects.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": meta(&group, Some(ns), json!({})), "roleRef": role_ref, "subjects": subjects}));
+    }
+    Grant {
+        group,
+        role,
+        namespaces,
+    }
 }
 
 /// A concrete request: names are always `Some` (`""` = without a name),
@@ -903,13 +967,37 @@ async fn round(
 ) -> RoundResult {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let fams = families();
+    let mut who = generate_families(c, &mut rng, round, &fams, requests).await;
+    let inv = read_inventory(c).await;
+    let inv_all = counting_live_grants(&inv);
+    add_requests_near_grants(&mut rng, &fams, &inv, &mut who, requests);
+    let (imps, imp_index) = impersonators(cp, &who).await;
+    let asks = questions(round, &fams, &who, &imp_index);
+    let answers = ask_all(c, &imps, asks).await;
+    let (tally, disagreements) = check_answers(&fams, &who, &inv, &inv_all, &answers);
+    let named = fams.iter().map(|f| f.name).zip(tally).collect();
+    (named, disagreements)
+}
+
+/// Generates every family, then waits until the authorizer sees it all.
+async fn generate_families(
+    c: &kube::Client,
+    rng: &mut ChaCha8Rng,
+    round: usize,
+    fams: &[Family],
+    requests: usize,
+) -> Vec<Who> {
     let mut who = Vec::new();
     for (fi, f) in fams.iter().enumerate() {
-        who.extend(generate(c, &mut rng, round, fi, f, requests).await);
+        who.extend(generate(c, rng, round, fi, f, requests).await);
     }
     await_aggregation(c).await;
     settle(c, round).await;
+    who
+}
 
+/// The inventory as the engine reads it.
+async fn read_inventory(c: &kube::Client) -> Inventory {
     let mut inv = verify::inventory(c).await.expect("inventory");
     assert!(inv.skipped.is_empty(), "{:?}", inv.skipped);
     // Aggregation is the engine's own work, not a copy of what is stored.
@@ -918,13 +1006,23 @@ async fn round(
             r.rules.clear();
         }
     }
-    let inv_all = counting_live_grants(&inv);
-    for w in &mut who {
+    inv
+}
+
+/// The other half of each subject's requests: near what its grants give.
+fn add_requests_near_grants(
+    rng: &mut ChaCha8Rng,
+    fams: &[Family],
+    inv: &Inventory,
+    who: &mut [Who],
+    requests: usize,
+) {
+    for w in who.iter_mut() {
         let f = &fams[w.family];
         let mut extra = Vec::new();
         for g in &w.grants {
             let a = analyze(
-                &inv,
+                inv,
                 GrantRequest {
                     subject: &w.subject,
                     role: &g.role,
@@ -937,15 +1035,21 @@ async fn round(
             }
             for _ in 0..requests / 4 {
                 let t = &a.granted[rng.random_range(0..a.granted.len())];
-                extra.push(near_grant(&mut rng, f, t));
+                extra.push(near_grant(rng, f, t));
             }
         }
         while w.requests.len() + extra.len() < requests {
-            extra.push(request(&mut rng, f));
+            extra.push(request(rng, f));
         }
         w.requests.extend(extra);
     }
+}
 
+/// A client per subject asked under impersonation, and which is whose.
+async fn impersonators(
+    cp: &ControlPlane,
+    who: &[Who],
+) -> (Vec<kube::Client>, BTreeMap<usize, usize>) {
     let mut imps = Vec::new();
     let mut imp_index = BTreeMap::new();
     for (wi, w) in who.iter().enumerate() {
@@ -954,15 +1058,25 @@ async fn round(
             imps.push(impersonating(cp, &w.subject).await);
         }
     }
+    (imps, imp_index)
+}
 
-    // Every question, asked concurrently; answers by key.
-    #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-    enum Key {
-        Before(usize, usize),
-        Standing(usize, usize),
-        After(usize, usize, usize),
-        Imp(usize, usize),
-    }
+/// What a question is about: (subject, request), (subject, grant, request).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Key {
+    Before(usize, usize),
+    Standing(usize, usize),
+    After(usize, usize, usize),
+    Imp(usize, usize),
+}
+
+/// Every question, by key.
+fn questions(
+    round: usize,
+    fams: &[Family],
+    who: &[Who],
+    imp_index: &BTreeMap<usize, usize>,
+) -> Vec<(Key, Ask)> {
     let mut asks = Vec::new();
     for (wi, w) in who.iter().enumerate() {
         for (ri, r) in w.requests.iter().enumerate() {
@@ -992,13 +1106,31 @@ async fn round(
             }
         }
     }
-    let imps = &imps;
-    let answers: BTreeMap<Key, bool> = stream::iter(asks)
+    asks
+}
+
+/// Every question, asked concurrently; answers by key.
+async fn ask_all(
+    c: &kube::Client,
+    imps: &[kube::Client],
+    asks: Vec<(Key, Ask)>,
+) -> BTreeMap<Key, bool> {
+    stream::iter(asks)
         .map(|(k, ask)| async move { (k, answer(c, imps, ask).await) })
         .buffer_unordered(IN_FLIGHT)
-        .collect()
-        .await;
+        .collect::<BTreeMap<Key, bool>>()
+        .await
+}
 
+/// The engine's answers against the apiserver's: the tally per family and
+/// every disagreement.
+fn check_answers(
+    fams: &[Family],
+    who: &[Who],
+    inv: &Inventory,
+    inv_all: &Inventory,
+    answers: &BTreeMap<Key, bool>,
+) -> (Vec<Tally>, Vec<String>) {
     let mut tally = vec![Tally::default(); fams.len()];
     let mut disagreements = Vec::new();
     for (wi, w) in who.iter().enumerate() {
@@ -1008,6 +1140,37 @@ async fn round(
         let mut fail = |what: &str, r: &Permission, detail: String| {
             disagreements.push(format!("[{fname}] {what} {user} {r:?}: {detail}"));
         };
+        let s = SubjectChecks::new(wi, w, inv, inv_all, answers, &mut fail);
+        for (ri, r) in w.requests.iter().enumerate() {
+            check_request(&s, ri, r, t, &mut fail);
+        }
+    }
+    (tally, disagreements)
+}
+
+/// Records one disagreement: (check, request, detail).
+type Fail<'a> = dyn FnMut(&str, &Permission, String) + 'a;
+
+/// What one subject's requests are checked against.
+struct SubjectChecks<'a> {
+    wi: usize,
+    w: &'a Who,
+    standing: Vec<EffectiveRule>,
+    with_live: Vec<EffectiveRule>,
+    analyses: Vec<Analysis>,
+    answers: &'a BTreeMap<Key, bool>,
+}
+
+impl<'a> SubjectChecks<'a> {
+    /// The subject's groups checked, its rules and grant analyses computed.
+    fn new(
+        wi: usize,
+        w: &'a Who,
+        inv: &Inventory,
+        inv_all: &Inventory,
+        answers: &'a BTreeMap<Key, bool>,
+        fail: &mut Fail<'_>,
+    ) -> Self {
         let derived = effective_groups(&w.subject);
         if derived != w.groups {
             fail(
@@ -1016,14 +1179,14 @@ async fn round(
                 format!("engine {derived:?}, authenticator {:?}", w.groups),
             );
         }
-        let standing = effective_rules(&inv, &w.subject);
-        let with_live = effective_rules(&inv_all, &w.subject);
+        let standing = effective_rules(inv, &w.subject);
+        let with_live = effective_rules(inv_all, &w.subject);
         let analyses: Vec<Analysis> = w
             .grants
             .iter()
             .map(|g| {
                 analyze(
-                    &inv,
+                    inv,
                     GrantRequest {
                         subject: &w.subject,
                         role: &g.role,
@@ -1042,73 +1205,102 @@ async fn round(
                 );
             }
         }
-        for (ri, r) in w.requests.iter().enumerate() {
-            let sb = answers[&Key::Before(wi, ri)];
-            let eb = allows(&standing, r);
-            let eb_all = allows(&with_live, r);
-            t.before += 1;
-            t.allowed_before += usize::from(sb);
-            if eb_all != sb {
-                fail("before", r, format!("engine {eb_all}, apiserver {sb}"));
-            }
-            // The documented choice: standing access leaves live grants
-            // out. Outside the live-grant family nothing is a live grant.
-            let standing_oracle = answers.get(&Key::Standing(wi, ri)).copied().unwrap_or(sb);
-            if eb != standing_oracle {
-                fail(
-                    "standing",
-                    r,
-                    format!("engine {eb}, apiserver without live grants {standing_oracle}"),
-                );
-            }
-            t.live_grant_choice += usize::from(eb != sb);
-            if let Some(&imp) = answers.get(&Key::Imp(wi, ri)) {
-                t.impersonated += 1;
-                if imp != eb_all {
-                    fail(
-                        "impersonated",
-                        r,
-                        format!("engine {eb_all}, apiserver {imp}"),
-                    );
-                }
-            }
-            for (gi, a) in analyses.iter().enumerate() {
-                let sa = answers[&Key::After(wi, gi, ri)];
-                let granted = a.granted.iter().any(|p| tuple_covers(p, r));
-                let ea = eb_all || granted;
-                t.after += 1;
-                if ea != sa {
-                    fail(
-                        "after",
-                        r,
-                        format!("grant {:?}: engine {ea}, apiserver {sa}", w.grants[gi].role),
-                    );
-                }
-                t.diff += 1;
-                t.newly_allowed += usize::from(sa && !sb);
-                let new = a.new.iter().any(|n| tuple_covers(&n.permission, r));
-                let already = a.already.iter().any(|(p, _)| tuple_covers(p, r));
-                if sa && !sb && !new {
-                    fail(
-                        "diff",
-                        r,
-                        format!(
-                            "newly allowed by {:?} but not in the diff",
-                            w.grants[gi].role
-                        ),
-                    );
-                }
-                if new && !sa {
-                    fail("diff", r, "in the diff but the apiserver denies it".into());
-                }
-                if already && !sb {
-                    fail("diff", r, "shown as already held but not held".into());
-                }
-            }
+        SubjectChecks {
+            wi,
+            w,
+            standing,
+            with_live,
+            analyses,
+            answers,
         }
     }
-    let named = fams.iter().map(|f| f.name).zip(tally).collect();
-    (named, disagreements)
+}
+
+/// One request: before, standing, impersonated, then after each grant.
+fn check_request(
+    s: &SubjectChecks<'_>,
+    ri: usize,
+    r: &Permission,
+    t: &mut Tally,
+    fail: &mut Fail<'_>,
+) {
+    let (wi, answers) = (s.wi, s.answers);
+    let sb = answers[&Key::Before(wi, ri)];
+    let eb = allows(&s.standing, r);
+    let eb_all = allows(&s.with_live, r);
+    t.before += 1;
+    t.allowed_before += usize::from(sb);
+    if eb_all != sb {
+        fail("before", r, format!("engine {eb_all}, apiserver {sb}"));
+    }
+    // The documented choice: standing access leaves live grants
+    // out. Outside the live-grant family nothing is a live grant.
+    let standing_oracle = answers.get(&Key::Standing(wi, ri)).copied().unwrap_or(sb);
+    if eb != standing_oracle {
+        fail(
+            "standing",
+            r,
+            format!("engine {eb}, apiserver without live grants {standing_oracle}"),
+        );
+    }
+    t.live_grant_choice += usize::from(eb != sb);
+    if let Some(&imp) = answers.get(&Key::Imp(wi, ri)) {
+        t.impersonated += 1;
+        if imp != eb_all {
+            fail(
+                "impersonated",
+                r,
+                format!("engine {eb_all}, apiserver {imp}"),
+            );
+        }
+    }
+    for (gi, a) in s.analyses.iter().enumerate() {
+        check_after(s, (gi, a), ri, r, (sb, eb_all), t, fail);
+    }
+}
+
+/// One request after one grant: the apiserver's "after" and the diff.
+fn check_after(
+    s: &SubjectChecks<'_>,
+    (gi, a): (usize, &Analysis),
+    ri: usize,
+    r: &Permission,
+    (sb, eb_all): (bool, bool),
+    t: &mut Tally,
+    fail: &mut Fail<'_>,
+) {
+    let (wi, w) = (s.wi, s.w);
+    let sa = s.answers[&Key::After(wi, gi, ri)];
+    let granted = a.granted.iter().any(|p| tuple_covers(p, r));
+    let ea = eb_all || granted;
+    t.after += 1;
+    if ea != sa {
+        fail(
+            "after",
+            r,
+            format!("grant {:?}: engine {ea}, apiserver {sa}", w.grants[gi].role),
+        );
+    }
+    t.diff += 1;
+    t.newly_allowed += usize::from(sa && !sb);
+    let new = a.new.iter().any(|n| tuple_covers(&n.permission, r));
+    let already = a.already.iter().any(|(p, _)| tuple_covers(p, r));
+    if sa && !sb && !new {
+        fail(
+            "diff",
+            r,
+            format!(
+                "newly allowed by {:?} but not in the diff",
+                w.grants[gi].role
+            ),
+        );
+    }
+    if new && !sa {
+        fail("diff", r, "in the diff but the apiserver denies it".into());
+    }
+    if already && !sb {
+        fail("diff", r, "shown as already held but not held".into());
+    }
 }
 
 async fn start() -> (ControlPlane, kube::Client) {

@@ -8,16 +8,41 @@
 mod common;
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::cluster::{apply, can_i, docs_of, token, wait_for, ControlPlane};
-use common::server::{ask, config, curl, decision, install_server, serve, token_or};
+use common::server::{ask, config, curl, decision, install_server, serve, token_or, Served};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::Api;
 use portcullis::backend::http::HttpBackend;
+use portcullis::backend::kube::KubeCluster;
 use portcullis::backend::{AccessBackend, BackendEvent};
 use serde_json::{json, Value};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// `who` posts `body` to `/v1/requests` with their own token.
+fn asks(s: &Served, who: &str, body: &Value) -> (u16, Value) {
+    curl(&s.url, Some(who), "POST", "/v1/requests", Some(body))
+}
+
+/// `who` approves the request at `path` with `body`, naming what they
+/// read of it first.
+fn approve_as(s: &Served, who: &str, path: &str, body: Value) -> (u16, Value) {
+    curl(
+        &s.url,
+        Some(who),
+        "POST",
+        &format!("{path}/approve"),
+        Some(&decision(&s.url, who, path, body)),
+    )
+}
+
+/// The message of an error answer.
+fn message(e: &Value) -> &str {
+    e["error"]["message"].as_str().unwrap()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_is_the_one_authority() {
@@ -26,8 +51,21 @@ async fn the_server_is_the_one_authority() {
     let admin = install_server(&cp).await;
     let cfg = config(&cp, "");
     let s = serve(&cp, &cfg, "http");
+    who_is_calling(&s);
+    let (name, path) = alice_asks_as_herself(&s);
+    alice_cannot_approve(&cp, &s, &name, &path);
+    bob_approves_narrower_and_shorter(&admin, &s, &path).await;
+    bob_cannot_approve_his_own(&s);
+    let _console = the_console_sees_a_new_request_live(&s).await;
+    carol_revokes(&admin, &s, &path).await;
+    only_the_requester_releases(&admin, &s).await;
+    let s = kill_the_server_mid_grant(&cp, &admin, &cfg, s).await;
+    let _twin = two_replicas_one_killed(&cp, &cfg, s).await;
+    nothing_is_left_on_the_targets(&admin).await;
+}
 
-    // Who is calling: the hub's apiserver says; nobody else is anyone.
+/// Who is calling: the hub's apiserver says; nobody else is anyone.
+fn who_is_calling(s: &Served) {
     let (code, who) = curl(&s.url, Some("alice"), "GET", "/v1/whoami", None);
     assert_eq!(code, 200);
     assert_eq!(who["user"], "alice");
@@ -38,82 +76,45 @@ async fn the_server_is_the_one_authority() {
     );
     assert_eq!(curl(&s.url, None, "GET", "/v1/requests", None).0, 401);
     assert_eq!(curl(&s.url, None, "GET", "/healthz", None).0, 200);
+}
 
-    // alice asks; the requester is her token's user whatever she claims.
+/// alice asks; the requester is her token's user whatever she claims.
+/// Returns the request's name and its path.
+fn alice_asks_as_herself(s: &Served) -> (String, String) {
     let mut body = ask("c1", "edit", &["payments", "orders"], "1h");
     body["requester"] = json!({"user": "bob"});
-    assert_eq!(
-        curl(&s.url, Some("alice"), "POST", "/v1/requests", Some(&body)).0,
-        422,
-        "unknown fields refused"
-    );
-    let (code, made) = curl(
-        &s.url,
-        Some("alice"),
-        "POST",
-        "/v1/requests",
-        Some(&ask("c1", "edit", &["payments", "orders"], "1h")),
+    assert_eq!(asks(s, "alice", &body).0, 422, "unknown fields refused");
+    let (code, made) = asks(
+        s,
+        "alice",
+        &ask("c1", "edit", &["payments", "orders"], "1h"),
     );
     assert_eq!(code, 201, "{made}");
     assert_eq!(made["spec"]["requester"]["user"], "alice");
     let name = made["name"].as_str().unwrap().to_string();
     let path = format!("/v1/requests/c1/{name}");
     // ... over the limit, an unknown cluster, a bad duration: 422 naming why.
-    let (code, e) = curl(
-        &s.url,
-        Some("alice"),
-        "POST",
-        "/v1/requests",
-        Some(&ask("c1", "view", &["orders"], "3h")),
-    );
+    let (code, e) = asks(s, "alice", &ask("c1", "view", &["orders"], "3h"));
     assert_eq!(code, 422);
-    assert!(
-        e["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("maximum of 2h"),
-        "{e}"
-    );
+    assert!(message(&e).contains("maximum of 2h"), "{e}");
     assert_eq!(
-        curl(
-            &s.url,
-            Some("alice"),
-            "POST",
-            "/v1/requests",
-            Some(&ask("nowhere", "view", &["orders"], "1h"))
-        )
-        .0,
+        asks(s, "alice", &ask("nowhere", "view", &["orders"], "1h")).0,
         422
     );
-    let (code, e) = curl(
-        &s.url,
-        Some("alice"),
-        "POST",
-        "/v1/requests",
-        Some(&ask("c1", "view", &["orders"], "soon")),
-    );
+    let (code, e) = asks(s, "alice", &ask("c1", "view", &["orders"], "soon"));
     assert_eq!(
         (code, e["error"]["field"].as_str()),
         (422, Some("duration")),
         "{e}"
     );
+    (name, path)
+}
 
-    // alice cannot approve; her kubectl cannot write status either.
-    let (code, e) = curl(
-        &s.url,
-        Some("alice"),
-        "POST",
-        &format!("{path}/approve"),
-        Some(&decision(&s.url, "alice", &path, json!({}))),
-    );
+/// alice cannot approve; her kubectl cannot write status either.
+fn alice_cannot_approve(cp: &ControlPlane, s: &Served, name: &str, path: &str) {
+    let (code, e) = approve_as(s, "alice", path, json!({}));
     assert_eq!(code, 403, "{e}");
-    assert!(
-        e["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("approvers list"),
-        "{e}"
-    );
+    assert!(message(&e).contains("approvers list"), "{e}");
     let (code, _) = cp.raw(
         "alice",
         "PATCH",
@@ -121,73 +122,46 @@ async fn the_server_is_the_one_authority() {
         Some(r#"{"status":{"phase":"Active","expiresAt":"2099-01-01T00:00:00Z"}}"#),
     );
     assert_eq!(code, 403);
+}
 
-    // bob approves narrower and shorter: the server binds on the target.
-    let (code, g) = curl(
-        &s.url,
-        Some("bob"),
-        "POST",
-        &format!("{path}/approve"),
-        Some(&decision(
-            &s.url,
-            "bob",
-            &path,
-            json!({"duration": "20m", "namespaces": ["payments"]}),
-        )),
+/// bob approves narrower and shorter: the server binds on the target.
+async fn bob_approves_narrower_and_shorter(admin: &KubeCluster, s: &Served, path: &str) {
+    let (code, g) = approve_as(
+        s,
+        "bob",
+        path,
+        json!({"duration": "20m", "namespaces": ["payments"]}),
     );
     assert_eq!(code, 200, "{g}");
     assert_eq!(g["status"]["phase"], "Active");
     assert_eq!(g["status"]["decision"]["by"], "bob");
-    assert!(can_i(&admin, "alice", "list", "", "pods", Some("payments")).await);
-    assert!(!can_i(&admin, "alice", "list", "", "pods", Some("orders")).await);
+    assert!(can_i(admin, "alice", "list", "", "pods", Some("payments")).await);
+    assert!(!can_i(admin, "alice", "list", "", "pods", Some("orders")).await);
     // A second approval: 409, saying who decided.
-    let (code, e) = curl(
-        &s.url,
-        Some("carol"),
-        "POST",
-        &format!("{path}/approve"),
-        Some(&decision(&s.url, "carol", &path, json!({}))),
-    );
+    let (code, e) = approve_as(s, "carol", path, json!({}));
     assert_eq!(code, 409, "{e}");
+}
 
-    // bob cannot approve his own request, whatever his kubeconfig says.
-    let (_, own) = curl(
-        &s.url,
-        Some("bob"),
-        "POST",
-        "/v1/requests",
-        Some(&ask("c1", "view", &["orders"], "1h")),
-    );
+/// bob cannot approve his own request, whatever his kubeconfig says.
+fn bob_cannot_approve_his_own(s: &Served) {
+    let (_, own) = asks(s, "bob", &ask("c1", "view", &["orders"], "1h"));
     let own_path = format!("/v1/requests/c1/{}", own["name"].as_str().unwrap());
-    let (code, e) = curl(
-        &s.url,
-        Some("bob"),
-        "POST",
-        &format!("{own_path}/approve"),
-        Some(&decision(&s.url, "bob", &own_path, json!({}))),
-    );
+    let (code, e) = approve_as(s, "bob", &own_path, json!({}));
     assert_eq!(code, 403, "{e}");
-    assert!(
-        e["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("someone else must approve"),
-        "{e}"
-    );
+    assert!(message(&e).contains("someone else must approve"), "{e}");
+}
 
-    // The console on --backend sees a new request live.
+/// The console on --backend sees a new request live. Returns the console
+/// and its stream (kept open, as before the split).
+async fn the_console_sees_a_new_request_live(
+    s: &Served,
+) -> (HttpBackend, UnboundedReceiver<BackendEvent>) {
     let console = HttpBackend::connect(&s.url, token("carol").into(), None)
         .await
         .expect("connect");
     assert_eq!(console.info().approver.user, "carol");
     let mut events = console.watch();
-    let (_, fresh) = curl(
-        &s.url,
-        Some("alice"),
-        "POST",
-        "/v1/requests",
-        Some(&ask("c2", "view", &["orders"], "1h")),
-    );
+    let (_, fresh) = asks(s, "alice", &ask("c2", "view", &["orders"], "1h"));
     let fresh_name = fresh["name"].as_str().unwrap().to_string();
     let seen = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(e) = events.recv().await {
@@ -200,8 +174,11 @@ async fn the_server_is_the_one_authority() {
     .await
     .unwrap_or(false);
     assert!(seen, "the new request reached the console's stream");
+    (console, events)
+}
 
-    // carol revokes; access ends; the record says who and why.
+/// carol revokes; access ends; the record says who and why.
+async fn carol_revokes(admin: &KubeCluster, s: &Served, path: &str) {
     let (code, r) = curl(
         &s.url,
         Some("carol"),
@@ -218,28 +195,18 @@ async fn the_server_is_the_one_authority() {
             .starts_with("revoked and verified"),
         "{r}"
     );
-    assert!(!can_i(&admin, "alice", "list", "", "pods", Some("payments")).await);
+    assert!(!can_i(admin, "alice", "list", "", "pods", Some("payments")).await);
+}
 
-    // "I'm done": only the requester releases her own grant, with her own
-    // token; an approver's token (carol) or another user's (bob) is refused
-    // and the grant stays; hers ends it, verified like a revoke.
-    let (_, mine) = curl(
-        &s.url,
-        Some("alice"),
-        "POST",
-        "/v1/requests",
-        Some(&ask("c1", "view", &["payments"], "1h")),
-    );
+/// "I'm done": only the requester releases her own grant, with her own
+/// token; an approver's token (carol) or another user's (bob) is refused
+/// and the grant stays; hers ends it, verified like a revoke.
+async fn only_the_requester_releases(admin: &KubeCluster, s: &Served) {
+    let (_, mine) = asks(s, "alice", &ask("c1", "view", &["payments"], "1h"));
     let mine_path = format!("/v1/requests/c1/{}", mine["name"].as_str().unwrap());
-    let (code, g) = curl(
-        &s.url,
-        Some("bob"),
-        "POST",
-        &format!("{mine_path}/approve"),
-        Some(&decision(&s.url, "bob", &mine_path, json!({}))),
-    );
+    let (code, g) = approve_as(s, "bob", &mine_path, json!({}));
     assert_eq!(code, 200, "{g}");
-    assert!(can_i(&admin, "alice", "list", "", "pods", Some("payments")).await);
+    assert!(can_i(admin, "alice", "list", "", "pods", Some("payments")).await);
     for other in ["bob", "carol"] {
         let (code, e) = curl(
             &s.url,
@@ -258,7 +225,7 @@ async fn the_server_is_the_one_authority() {
         );
     }
     assert!(
-        can_i(&admin, "alice", "list", "", "pods", Some("payments")).await,
+        can_i(admin, "alice", "list", "", "pods", Some("payments")).await,
         "a refused release changes nothing"
     );
     let (code, r) = curl(
@@ -270,32 +237,22 @@ async fn the_server_is_the_one_authority() {
     );
     assert_eq!(code, 200, "{r}");
     assert_eq!(r["status"]["revokedBy"], "alice");
-    assert!(!can_i(&admin, "alice", "list", "", "pods", Some("payments")).await);
+    assert!(!can_i(admin, "alice", "list", "", "pods", Some("payments")).await);
+}
 
-    // Kill the server mid-grant: nothing lost; the grant still ends on time
-    // (the restarted server's reaper); the request list is the same.
-    let (_, short) = curl(
-        &s.url,
-        Some("alice"),
-        "POST",
-        "/v1/requests",
-        Some(&ask("c1", "view", &["orders"], "1h")),
-    );
+/// Kill the server mid-grant: nothing lost; the grant still ends on time
+/// (the restarted server's reaper); the request list is the same.
+/// Returns the restarted server.
+async fn kill_the_server_mid_grant(
+    cp: &ControlPlane,
+    admin: &KubeCluster,
+    cfg: &Path,
+    s: Served,
+) -> Served {
+    let (_, short) = asks(&s, "alice", &ask("c1", "view", &["orders"], "1h"));
     let short_path = format!("/v1/requests/c1/{}", short["name"].as_str().unwrap());
     assert_eq!(
-        curl(
-            &s.url,
-            Some("bob"),
-            "POST",
-            &format!("{short_path}/approve"),
-            Some(&decision(
-                &s.url,
-                "bob",
-                &short_path,
-                json!({"duration": "6s"})
-            )),
-        )
-        .0,
+        approve_as(&s, "bob", &short_path, json!({"duration": "6s"})).0,
         200
     );
     let before = curl(&s.url, Some("bob"), "GET", "/v1/requests", None).1["items"]
@@ -304,7 +261,7 @@ async fn the_server_is_the_one_authority() {
         .len();
     drop(s);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let s = serve(&cp, &cfg, "http");
+    let s = serve(cp, cfg, "http");
     let after = curl(&s.url, Some("bob"), "GET", "/v1/requests", None).1["items"]
         .as_array()
         .unwrap()
@@ -314,32 +271,18 @@ async fn the_server_is_the_one_authority() {
         curl(&s.url, Some("bob"), "GET", &short_path, None).1["status"]["phase"] == "Expired"
     })
     .await;
-    assert!(!can_i(&admin, "alice", "list", "", "pods", Some("orders")).await);
+    assert!(!can_i(admin, "alice", "list", "", "pods", Some("orders")).await);
+    s
+}
 
-    // Two replicas; one killed: the other keeps serving and reaping.
-    let twin = serve(&cp, &cfg, "http");
-    let (_, r2) = curl(
-        &twin.url,
-        Some("alice"),
-        "POST",
-        "/v1/requests",
-        Some(&ask("c2", "view", &["orders"], "1h")),
-    );
+/// Two replicas; one killed: the other keeps serving and reaping.
+/// Returns the survivor.
+async fn two_replicas_one_killed(cp: &ControlPlane, cfg: &Path, s: Served) -> Served {
+    let twin = serve(cp, cfg, "http");
+    let (_, r2) = asks(&twin, "alice", &ask("c2", "view", &["orders"], "1h"));
     let r2_path = format!("/v1/requests/c2/{}", r2["name"].as_str().unwrap());
     assert_eq!(
-        curl(
-            &s.url,
-            Some("bob"),
-            "POST",
-            &format!("{r2_path}/approve"),
-            Some(&decision(
-                &s.url,
-                "bob",
-                &r2_path,
-                json!({"duration": "5s"})
-            )),
-        )
-        .0,
+        approve_as(&s, "bob", &r2_path, json!({"duration": "5s"})).0,
         200
     );
     drop(s);
@@ -365,7 +308,11 @@ async fn the_server_is_the_one_authority() {
     ] {
         assert!(metrics.contains(line), "{line} in {metrics}");
     }
-    // Nothing of the ended grants is left on the targets.
+    twin
+}
+
+/// Nothing of the ended grants is left on the targets.
+async fn nothing_is_left_on_the_targets(admin: &KubeCluster) {
     let left = Api::<RoleBinding>::all(admin.client.clone())
         .list(&Default::default())
         .await
@@ -448,11 +395,33 @@ async fn the_live_stream_resumes_without_a_gap_or_a_duplicate() {
     assert!(other.contains("event: snapshot-done"));
 }
 
+const AR: &str = "/apis/portcullis.dev/v1alpha1/accessrequests";
+
+/// An AccessRequest made directly (kubectl's way), by `user` in
+/// `requester`'s name.
+fn direct_request(user: &str, requester: &str) -> String {
+    json!({"apiVersion": "portcullis.dev/v1alpha1", "kind": "AccessRequest",
+           "metadata": {"generateName": format!("{user}-")},
+           "spec": {"requester": {"user": requester, "groups": ["dev"]}, "role": {"kind": "ClusterRole", "name": "view"},
+                    "namespaces": ["orders"], "duration": "1h", "reason": "direct"}})
+    .to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_webhook_refuses_direct_mode_attacks() {
     let cp = ControlPlane::start();
     let admin = install_server(&cp).await;
-    // A test CA and a serving certificate for 127.0.0.1.
+    make_a_test_ca_and_certificate(&cp);
+    let s = serve_with_the_webhook(&cp, &admin).await;
+    let name = the_webhook_holds_requesters_to_their_name(&cp).await;
+    an_approver_cannot_forge_a_decision(&cp, &name);
+    every_denial_is_on_the_record(&s);
+    the_policy_on_direct_writes(&cp);
+    the_server_carries_the_lifecycle_through(&cp, &s, &name);
+}
+
+/// A test CA and a serving certificate for 127.0.0.1.
+fn make_a_test_ca_and_certificate(cp: &ControlPlane) {
     let run = |args: &[&str]| {
         let ok = Command::new("openssl")
             .args(args)
@@ -510,7 +479,11 @@ async fn the_webhook_refuses_direct_mode_attacks() {
         "-extfile",
         "san.ext",
     ]);
-    // The shipped policies: the webhook enforces them on direct writes.
+}
+
+/// The shipped policies: the webhook enforces them on direct writes. The
+/// server over TLS, its webhook registered with the apiserver.
+async fn serve_with_the_webhook(cp: &ControlPlane, admin: &KubeCluster) -> Served {
     let policies = cp.dir.join("webhook-policies");
     std::fs::create_dir_all(&policies).unwrap();
     let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
@@ -518,7 +491,7 @@ async fn the_webhook_refuses_direct_mode_attacks() {
         std::fs::copy(shipped.join(f), policies.join(f)).unwrap();
     }
     let cfg = config(
-        &cp,
+        cp,
         &format!(
             "tls_cert = \"{}\"\ntls_key = \"{}\"\npolicy = \"{}\"\n[webhook]\nenabled = true\nprivileged = [\"server\", \"reaper\"]\n",
             cp.dir.join("tls.crt").display(),
@@ -526,7 +499,7 @@ async fn the_webhook_refuses_direct_mode_attacks() {
             policies.display()
         ),
     );
-    let s = serve(&cp, &cfg, "https");
+    let s = serve(cp, &cfg, "https");
     let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args([
             "crds",
@@ -560,44 +533,56 @@ async fn the_webhook_refuses_direct_mode_attacks() {
             }
         }
     }
-    let ar = "/apis/portcullis.dev/v1alpha1/accessrequests";
-    let request = |user: &str, requester: &str| {
-        json!({"apiVersion": "portcullis.dev/v1alpha1", "kind": "AccessRequest",
-               "metadata": {"generateName": format!("{user}-")},
-               "spec": {"requester": {"user": requester, "groups": ["dev"]}, "role": {"kind": "ClusterRole", "name": "view"},
-                        "namespaces": ["orders"], "duration": "1h", "reason": "direct"}})
-        .to_string()
-    };
+    s
+}
+
+/// The webhook is called: nobody asks in another's name, and another
+/// requester cannot withdraw alice's request. Returns its name.
+async fn the_webhook_holds_requesters_to_their_name(cp: &ControlPlane) -> String {
     // The webhook is called (the apiserver may take a moment to use it).
     wait_for("the webhook to be in force", 30, || async {
-        cp.raw("mallory", "POST", ar, Some(&request("mallory", "alice")))
-            .0
-            == 403
+        cp.raw(
+            "mallory",
+            "POST",
+            AR,
+            Some(&direct_request("mallory", "alice")),
+        )
+        .0 == 403
     })
     .await;
-    let (code, text) = cp.raw("mallory", "POST", ar, Some(&request("mallory", "alice")));
+    let (code, text) = cp.raw(
+        "mallory",
+        "POST",
+        AR,
+        Some(&direct_request("mallory", "alice")),
+    );
     assert_eq!(code, 403);
     assert!(
         text.contains("spec.requester.user must be you (mallory)"),
         "{text}"
     );
-    let (code, text) = cp.raw("alice", "POST", ar, Some(&request("alice", "alice")));
+    let (code, text) = cp.raw("alice", "POST", AR, Some(&direct_request("alice", "alice")));
     assert_eq!(code, 201, "{text}");
     let name = serde_json::from_str::<Value>(&text).unwrap()["metadata"]["name"]
         .as_str()
         .unwrap()
         .to_string();
     // Another requester cannot withdraw it; only alice can.
-    let (code, text) = cp.raw("mallory", "DELETE", &format!("{ar}/{name}"), None);
+    let (code, text) = cp.raw("mallory", "DELETE", &format!("{AR}/{name}"), None);
     assert_eq!(code, 403, "{text}");
     assert!(text.contains("only its requester"), "{text}");
-    // An approver cannot record a decision under another name, nor a
-    // grant longer than its decision, nor change the spec.
+    name
+}
+
+/// An approver cannot record a decision under another name, nor a grant
+/// longer than its decision, nor change the spec, nor point a status at a
+/// standing binding.
+fn an_approver_cannot_forge_a_decision(cp: &ControlPlane, name: &str) {
     let forged = json!({"status": {"phase": "Active", "decision": {"by": "carol", "at": chrono::Utc::now().to_rfc3339(), "verdict": "Approved", "duration": "10m", "namespaces": ["orders"]}, "expiresAt": "2099-01-01T00:00:00Z"}});
     let (code, text) = cp.raw(
         "bob",
         "PATCH",
-        &format!("{ar}/{name}/status"),
+        &format!("{AR}/{name}/status"),
         Some(&forged.to_string()),
     );
     assert_eq!(code, 403, "{text}");
@@ -607,7 +592,7 @@ async fn the_webhook_refuses_direct_mode_attacks() {
     let (code, text) = cp.raw(
         "bob",
         "PATCH",
-        &format!("{ar}/{name}/status"),
+        &format!("{AR}/{name}/status"),
         Some(&longer.to_string()),
     );
     assert_eq!(code, 403, "{text}");
@@ -618,7 +603,7 @@ async fn the_webhook_refuses_direct_mode_attacks() {
     let (code, text) = cp.raw(
         "bob",
         "PATCH",
-        &format!("{ar}/{name}"),
+        &format!("{AR}/{name}"),
         Some(r#"{"spec":{"role":{"kind":"ClusterRole","name":"cluster-admin"}}}"#),
     );
     assert_eq!(code, 403, "{text}");
@@ -632,13 +617,16 @@ async fn the_webhook_refuses_direct_mode_attacks() {
         let (code, text) = cp.raw(
             "bob",
             "PATCH",
-            &format!("{ar}/{name}/status"),
+            &format!("{AR}/{name}/status"),
             Some(&json!({"status": {"bindings": [binding]}}).to_string()),
         );
         assert_eq!(code, 403, "{text}");
         assert!(text.contains("not an object Portcullis makes"), "{text}");
     }
-    // Every denial is on the server's record, in the writer's name.
+}
+
+/// Every denial is on the server's record, in the writer's name.
+fn every_denial_is_on_the_record(s: &Served) {
     let (code, audit) = curl(&s.url, Some("bob"), "GET", "/v1/audit?user=bob", None);
     assert_eq!(code, 200, "{audit}");
     assert!(
@@ -647,19 +635,22 @@ async fn the_webhook_refuses_direct_mode_attacks() {
             .contains("admission: update accessrequests/status"),
         "{audit}"
     );
+}
 
-    // The policy, enforced on direct writes. Longer than it allows: never
-    // created.
-    let mut long: Value = serde_json::from_str(&request("alice", "alice")).unwrap();
+/// The policy, enforced on direct writes: longer than it allows is never
+/// created; a critical diff needs two approvers, each writing only their
+/// own review.
+fn the_policy_on_direct_writes(cp: &ControlPlane) {
+    let mut long: Value = serde_json::from_str(&direct_request("alice", "alice")).unwrap();
     long["spec"]["duration"] = json!("9h");
-    let (code, text) = cp.raw("alice", "POST", ar, Some(&long.to_string()));
+    let (code, text) = cp.raw("alice", "POST", AR, Some(&long.to_string()));
     assert_eq!(code, 403, "{text}");
     assert!(text.contains("refused by policy"), "{text}");
     // edit reads Secrets: critical, two approvers.
-    let mut crit: Value = serde_json::from_str(&request("alice", "alice")).unwrap();
+    let mut crit: Value = serde_json::from_str(&direct_request("alice", "alice")).unwrap();
     crit["spec"]["role"]["name"] = json!("edit");
     crit["spec"]["namespaces"] = json!(["payments"]);
-    let (code, text) = cp.raw("alice", "POST", ar, Some(&crit.to_string()));
+    let (code, text) = cp.raw("alice", "POST", AR, Some(&crit.to_string()));
     assert_eq!(code, 201, "{text}");
     let crit_name = serde_json::from_str::<Value>(&text).unwrap()["metadata"]["name"]
         .as_str()
@@ -673,7 +664,7 @@ async fn the_webhook_refuses_direct_mode_attacks() {
     let (code, text) = cp.raw(
         "bob",
         "PATCH",
-        &format!("{ar}/{crit_name}/status"),
+        &format!("{AR}/{crit_name}/status"),
         Some(&alone.to_string()),
     );
     assert_eq!(code, 403, "{text}");
@@ -683,7 +674,7 @@ async fn the_webhook_refuses_direct_mode_attacks() {
     let (code, text) = cp.raw(
         "bob",
         "PATCH",
-        &format!("{ar}/{crit_name}/status"),
+        &format!("{AR}/{crit_name}/status"),
         Some(&forged.to_string()),
     );
     assert_eq!(code, 403, "{text}");
@@ -696,11 +687,14 @@ async fn the_webhook_refuses_direct_mode_attacks() {
     let (code, text) = cp.raw(
         "bob",
         "PATCH",
-        &format!("{ar}/{crit_name}/status"),
+        &format!("{AR}/{crit_name}/status"),
         Some(&own.to_string()),
     );
     assert_eq!(code, 200, "{text}");
-    // The server itself (privileged) carries the lifecycle through.
+}
+
+/// The server itself (privileged) carries the lifecycle through.
+fn the_server_carries_the_lifecycle_through(cp: &ControlPlane, s: &Served, name: &str) {
     let (code, g) = curl(
         &s.url,
         Some("bob"),
@@ -711,27 +705,15 @@ async fn the_webhook_refuses_direct_mode_attacks() {
     // The request was made directly (no spec.cluster): the server does not
     // own it and says so; its own requests go through.
     assert_eq!(code, 404, "{g}");
-    let (code, mine) = curl(
-        &s.url,
-        Some("alice"),
-        "POST",
-        "/v1/requests",
-        Some(&ask("c1", "view", &["orders"], "1h")),
-    );
+    let (code, mine) = asks(s, "alice", &ask("c1", "view", &["orders"], "1h"));
     assert_eq!(code, 201, "{mine}");
     let mine_path = format!("/v1/requests/c1/{}", mine["name"].as_str().unwrap());
-    let (code, g) = curl(
-        &s.url,
-        Some("bob"),
-        "POST",
-        &format!("{mine_path}/approve"),
-        Some(&decision(&s.url, "bob", &mine_path, json!({}))),
-    );
+    let (code, g) = approve_as(s, "bob", &mine_path, json!({}));
     assert_eq!(code, 200, "the server's own writes pass the webhook: {g}");
     let (code, text) = cp.raw(
         "alice",
         "DELETE",
-        &format!("{ar}/{}", mine["name"].as_str().unwrap()),
+        &format!("{AR}/{}", mine["name"].as_str().unwrap()),
         None,
     );
     assert_eq!(code, 403, "a live grant is not deleted by hand: {text}");
@@ -744,6 +726,22 @@ async fn the_webhook_refuses_direct_mode_attacks() {
 async fn the_server_enforces_the_policy() {
     let cp = ControlPlane::start();
     let admin = install_server(&cp).await;
+    let (dir, s) = serve_the_shipped_policies(&cp);
+    a_ticketless_request_on_prod(&s);
+    let crit = a_critical_diff_needs_two_approvers(&admin, &s).await;
+    let live_name = crit["name"].as_str().unwrap().to_string();
+    let ext_name = alice_extends_with_the_cli(&cp, &s, &live_name);
+    an_extension_is_critical_again(&s, &ext_name, &live_name);
+    nobody_else_extends_nor_widens(&s, &live_name);
+    on_call_reads_approve_themselves(&admin, &s).await;
+    the_verdict_travels_with_the_request(&s).await;
+    a_broken_policy_is_kept_out(&s, &dir).await;
+}
+
+/// The shipped policies with this cluster's data, served with dev in the
+/// approvers list (the policy narrows it to the owning team and on-call).
+/// Returns the policy folder and the server.
+fn serve_the_shipped_policies(cp: &ControlPlane) -> (PathBuf, Served) {
     let dir = cp.dir.join("policies");
     std::fs::create_dir_all(&dir).unwrap();
     let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
@@ -777,118 +775,65 @@ labels = {{ env = "staging" }}
         ),
     )
     .unwrap();
-    let s = serve(&cp, &path, "http");
+    let s = serve(cp, &path, "http");
+    (dir, s)
+}
 
-    // A ticketless request on prod: refused, with the policy's reason.
+/// A ticketless request on prod: refused, with the policy's reason.
+fn a_ticketless_request_on_prod(s: &Served) {
     let mut ticketless = ask("c1", "view", &["orders"], "30m");
-    let (code, e) = curl(
-        &s.url,
-        Some("alice"),
-        "POST",
-        "/v1/requests",
-        Some(&ticketless),
-    );
+    let (code, e) = asks(s, "alice", &ticketless);
     assert_eq!(code, 403, "{e}");
     assert!(
-        e["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("a ticket is required on production clusters"),
+        message(&e).contains("a ticket is required on production clusters"),
         "{e}"
     );
     ticketless["ticket"] = json!("INC-7");
-    assert_eq!(
-        curl(
-            &s.url,
-            Some("alice"),
-            "POST",
-            "/v1/requests",
-            Some(&ticketless)
-        )
-        .0,
-        201
-    );
+    assert_eq!(asks(s, "alice", &ticketless).0, 201);
     // Longer than the cluster allows (data.limits.c1 = 1h): refused.
     let mut long = ask("c1", "view", &["orders"], "2h");
     long["ticket"] = json!("INC-7");
-    let (code, e) = curl(&s.url, Some("alice"), "POST", "/v1/requests", Some(&long));
+    let (code, e) = asks(s, "alice", &long);
     assert_eq!(code, 403, "{e}");
+}
 
-    // A critical diff (edit reads Secrets) needs two distinct approvers;
-    // the requester never counts; the same approver twice counts once.
-    let (_, crit) = curl(
-        &s.url,
-        Some("alice"),
-        "POST",
-        "/v1/requests",
-        Some(&ask("c2", "edit", &["payments"], "30m")),
-    );
+/// A critical diff (edit reads Secrets) needs two distinct approvers; the
+/// requester never counts; the same approver twice counts once. Returns
+/// the request, live.
+async fn a_critical_diff_needs_two_approvers(admin: &KubeCluster, s: &Served) -> Value {
+    let (_, crit) = asks(s, "alice", &ask("c2", "edit", &["payments"], "30m"));
     let crit_path = format!("/v1/requests/c2/{}", crit["name"].as_str().unwrap());
-    let (code, one) = curl(
-        &s.url,
-        Some("bob"),
-        "POST",
-        &format!("{crit_path}/approve"),
-        Some(&decision(&s.url, "bob", &crit_path, json!({}))),
-    );
+    let (code, one) = approve_as(s, "bob", &crit_path, json!({}));
     assert_eq!(code, 200, "{one}");
     assert_eq!(
         one["status"]["phase"], "Pending",
         "one approval is not enough: {one} (created: {crit})"
     );
     assert_eq!(one["status"]["reviews"][0]["by"], "bob");
-    assert!(!can_i(&admin, "alice", "list", "", "pods", Some("payments")).await);
-    let (code, again) = curl(
-        &s.url,
-        Some("bob"),
-        "POST",
-        &format!("{crit_path}/approve"),
-        Some(&decision(&s.url, "bob", &crit_path, json!({}))),
-    );
+    assert!(!can_i(admin, "alice", "list", "", "pods", Some("payments")).await);
+    let (code, again) = approve_as(s, "bob", &crit_path, json!({}));
     assert!(code >= 400, "bob twice: {again}");
-    assert!(
-        again["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("already approved"),
-        "{again}"
-    );
-    let (code, own) = curl(
-        &s.url,
-        Some("alice"),
-        "POST",
-        &format!("{crit_path}/approve"),
-        Some(&decision(&s.url, "alice", &crit_path, json!({}))),
-    );
+    assert!(message(&again).contains("already approved"), "{again}");
+    let (code, own) = approve_as(s, "alice", &crit_path, json!({}));
     assert!(code == 403, "{own}");
     // mallory (dev) passes the server's list, not the policy's.
-    let (code, e) = curl(
-        &s.url,
-        Some("mallory"),
-        "POST",
-        &format!("{crit_path}/approve"),
-        Some(&decision(&s.url, "mallory", &crit_path, json!({}))),
-    );
+    let (code, e) = approve_as(s, "mallory", &crit_path, json!({}));
     assert_eq!(code, 403, "{e}");
-    let why = e["error"]["message"].as_str().unwrap();
+    let why = message(&e);
     assert!(
         why.contains("team-owns-namespace") && why.contains("oncall-approves-anything"),
         "{e}"
     );
-    let (code, two) = curl(
-        &s.url,
-        Some("carol"),
-        "POST",
-        &format!("{crit_path}/approve"),
-        Some(&decision(&s.url, "carol", &crit_path, json!({}))),
-    );
+    let (code, two) = approve_as(s, "carol", &crit_path, json!({}));
     assert_eq!(code, 200, "{two}");
     assert_eq!(two["status"]["phase"], "Active");
-    assert!(can_i(&admin, "alice", "list", "", "pods", Some("payments")).await);
+    assert!(can_i(admin, "alice", "list", "", "pods", Some("payments")).await);
+    crit
+}
 
-    // Extensions: alice asks for more time on her live grant with the
-    // CLI; it goes through the same policy and reviews.
-    let live_name = crit["name"].as_str().unwrap().to_string();
+/// Extensions: alice asks for more time on her live grant with the CLI.
+/// Returns the extension's name.
+fn alice_extends_with_the_cli(cp: &ControlPlane, s: &Served, live_name: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args([
             "--backend",
@@ -898,7 +843,7 @@ labels = {{ env = "staging" }}
             "request",
             "--extend",
         ])
-        .arg(&live_name)
+        .arg(live_name)
         .args(["--for", "30m", "--reason", "INC-7 still digging"])
         .env("PORTCULLIS_TOKEN", token_or("alice"))
         .env("KUBECONFIG", cp.dir.join("no-kubeconfig"))
@@ -917,9 +862,14 @@ labels = {{ env = "staging" }}
         &format!("/v1/requests/c2/{ext_name}"),
         None,
     );
-    assert_eq!(ext["spec"]["extends"], live_name.as_str(), "{ext}");
+    assert_eq!(ext["spec"]["extends"], live_name, "{ext}");
     assert_eq!(ext["status"]["phase"], "Pending", "{ext}");
-    // Critical again: two approvals; the policy says it is an extension.
+    ext_name
+}
+
+/// It goes through the same policy and reviews: critical again, two
+/// approvals; the policy says it is an extension.
+fn an_extension_is_critical_again(s: &Served, ext_name: &str, live_name: &str) {
     let (_, listed) = curl(
         &s.url,
         Some("bob"),
@@ -931,7 +881,7 @@ labels = {{ env = "staging" }}
         .as_array()
         .unwrap()
         .iter()
-        .find(|i| i["name"] == ext_name.as_str())
+        .find(|i| i["name"] == ext_name)
         .map(|i| i["policy"].clone())
         .unwrap_or_default();
     assert_eq!(verdict["approvalsRequired"], 2, "{verdict}");
@@ -941,60 +891,44 @@ labels = {{ env = "staging" }}
             .contains(&format!("extension of {live_name}")),
         "{verdict}"
     );
-    // mallory cannot extend alice's grant, nor anyone a grant that is not live.
+}
+
+/// mallory cannot extend alice's grant, nor anyone a grant that is not
+/// live; nor ask for more than the live grant holds.
+fn nobody_else_extends_nor_widens(s: &Served, live_name: &str) {
     let mut theirs = ask("c2", "edit", &["payments"], "30m");
     theirs["extends"] = json!(live_name);
-    let (code, e) = curl(
-        &s.url,
-        Some("mallory"),
-        "POST",
-        "/v1/requests",
-        Some(&theirs),
-    );
+    let (code, e) = asks(s, "mallory", &theirs);
     assert_eq!(code, 422, "{e}");
-    assert!(
-        e["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("alice's grant"),
-        "{e}"
-    );
+    assert!(message(&e).contains("alice's grant"), "{e}");
     // Nor ask for more than the live grant holds.
     let mut wider = ask("c2", "admin", &["payments"], "30m");
     wider["extends"] = json!(live_name);
-    let (code, e) = curl(&s.url, Some("alice"), "POST", "/v1/requests", Some(&wider));
+    let (code, e) = asks(s, "alice", &wider);
     assert_eq!(code, 422, "{e}");
+}
 
-    // On-call reads for a short while approve themselves, end on time.
-    let (code, selfserve) = curl(
-        &s.url,
-        Some("bob"),
-        "POST",
-        "/v1/requests",
-        Some(&ask("c2", "view", &["orders"], "20s")),
-    );
+/// On-call reads for a short while approve themselves, end on time.
+async fn on_call_reads_approve_themselves(admin: &KubeCluster, s: &Served) {
+    let (code, selfserve) = asks(s, "bob", &ask("c2", "view", &["orders"], "20s"));
     assert_eq!(code, 201, "{selfserve}");
     assert_eq!(selfserve["status"]["phase"], "Active");
     assert_eq!(
         selfserve["status"]["decision"]["by"],
         "policy:oncall-read-self-service"
     );
-    assert!(can_i(&admin, "bob", "list", "", "pods", Some("orders")).await);
+    assert!(can_i(admin, "bob", "list", "", "pods", Some("orders")).await);
     let sp = format!("/v1/requests/c2/{}", selfserve["name"].as_str().unwrap());
     wait_for("the self-served grant to end on time", 60, || async {
         curl(&s.url, Some("bob"), "GET", &sp, None).1["status"]["phase"] == "Expired"
     })
     .await;
-    assert!(!can_i(&admin, "bob", "list", "", "pods", Some("orders")).await);
+    assert!(!can_i(admin, "bob", "list", "", "pods", Some("orders")).await);
+}
 
-    // The verdict travels with the request: the console reads it.
-    let (_, pending) = curl(
-        &s.url,
-        Some("alice"),
-        "POST",
-        "/v1/requests",
-        Some(&ask("c2", "edit", &["payments"], "30m")),
-    );
+/// The verdict travels with the request: the console reads it.
+async fn the_verdict_travels_with_the_request(s: &Served) {
+    let (_, pending) = asks(s, "alice", &ask("c2", "edit", &["payments"], "30m"));
     // The list is the server's view of the clusters: the new request is
     // in it once the watch brings it (milliseconds after the POST).
     let listed = || {
@@ -1019,8 +953,10 @@ labels = {{ env = "staging" }}
     .await;
     let mine = listed();
     assert_eq!(mine["policy"]["approvalsRequired"], 2, "{mine}");
+}
 
-    // A broken policy file is refused; the previous policy stays in force.
+/// A broken policy file is refused; the previous policy stays in force.
+async fn a_broken_policy_is_kept_out(s: &Served, dir: &Path) {
     std::fs::write(
         dir.join("broken.rego"),
         "package portcullis\n\ndeny contains x if {\n",
@@ -1035,13 +971,10 @@ labels = {{ env = "staging" }}
     })
     .await;
     let mut again = ask("c1", "view", &["orders"], "30m");
-    let (code, e) = curl(&s.url, Some("alice"), "POST", "/v1/requests", Some(&again));
+    let (code, e) = asks(s, "alice", &again);
     assert_eq!(code, 403, "the old policy still refuses: {e}");
     again["ticket"] = json!("INC-8");
-    assert_eq!(
-        curl(&s.url, Some("alice"), "POST", "/v1/requests", Some(&again)).0,
-        201
-    );
+    assert_eq!(asks(s, "alice", &again).0, 201);
 }
 
 /// The server binds as its own identity: when Kubernetes' escalation check

@@ -9,10 +9,12 @@
 mod common;
 
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::Instant;
 
 use common::cluster::{wait_for, ControlPlane};
 use common::server::{config, curl, decision, install_server, serve, Served};
+use portcullis::backend::kube::KubeCluster;
 use serde_json::{json, Value};
 
 fn token_ask(duration: &str) -> Value {
@@ -120,18 +122,44 @@ async fn until_rejected(cp: &ControlPlane, token: &str, since: Instant, what: &s
     secs
 }
 
+/// The control plane, Portcullis and its server's rights installed, and
+/// `portcullis serve` over plain HTTP.
+struct Ctx {
+    s: Served,
+    _admin: Arc<KubeCluster>,
+    cp: ControlPlane,
+}
+
+impl Ctx {
+    async fn start() -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let cp = ControlPlane::start();
+        let _admin = install_server(&cp).await;
+        let cfg = config(&cp, "");
+        let s = serve(&cp, &cfg, "http");
+        Ctx { s, _admin, cp }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_mints_tokens_that_die_with_the_grant() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let cp = ControlPlane::start();
-    let _admin = install_server(&cp).await;
-    let cfg = config(&cp, "");
-    let s = serve(&cp, &cfg, "http");
-
-    let path = granted(&s, "30m");
+    let ctx = Ctx::start().await;
+    let path = granted(&ctx.s, "30m");
     let name = path.rsplit('/').next().unwrap().to_string();
-    // Only the requester gets it: not the approver, not another
-    // requester, not someone without a token.
+    only_the_requester_gets_it(&ctx, &path);
+    an_identity_grant_has_none(&ctx);
+    readme_api_example_verbatim(&ctx, &name);
+    let token = alice_logs_in(&ctx, &name);
+    on_the_record_never_the_token(&ctx, &name, &token);
+    revoke_kills_the_token(&ctx, &path, &token).await;
+    shortened_to_now(&ctx).await;
+    its_own_expiry(&ctx).await;
+}
+
+/// Only the requester gets it: not the approver, not another
+/// requester, not someone without a token.
+fn only_the_requester_gets_it(ctx: &Ctx, path: &str) {
+    let s = &ctx.s;
     for who in ["bob", "mallory"] {
         let (code, body) = curl(
             &s.url,
@@ -150,7 +178,11 @@ async fn the_server_mints_tokens_that_die_with_the_grant() {
         curl(&s.url, None, "POST", &format!("{path}/credentials"), None).0,
         401
     );
-    // An Identity-mode grant has none to give.
+}
+
+/// An Identity-mode grant has none to give.
+fn an_identity_grant_has_none(ctx: &Ctx) {
+    let s = &ctx.s;
     let (code, made) = curl(
         &s.url,
         Some("alice"),
@@ -168,8 +200,10 @@ async fn the_server_mints_tokens_that_die_with_the_grant() {
         None,
     );
     assert_eq!(code, 422, "{body}");
+}
 
-    // README's API example, verbatim (its $T, $URL and NAME filled in).
+/// README's API example, verbatim (its $T, $URL and NAME filled in).
+fn readme_api_example_verbatim(ctx: &Ctx, name: &str) {
     let readme = include_str!("../README.md");
     let row = readme
         .lines()
@@ -179,12 +213,12 @@ async fn the_server_mints_tokens_that_die_with_the_grant() {
         .split('`')
         .find(|c| c.starts_with("curl "))
         .expect("an example");
-    let example = example.replace("/prod/", "/c1/").replace("NAME", &name);
+    let example = example.replace("/prod/", "/c1/").replace("NAME", name);
     let out = Command::new("sh")
         .arg("-c")
         .arg(&example)
         .env("T", common::cluster::token("alice"))
-        .env("URL", &s.url)
+        .env("URL", &ctx.s.url)
         .output()
         .unwrap();
     let answer: Value = serde_json::from_slice(&out.stdout).expect("JSON");
@@ -194,16 +228,19 @@ async fn the_server_mints_tokens_that_die_with_the_grant() {
         "{answer}"
     );
     assert!(answer["kubeconfig"].as_str().unwrap().contains("token:"));
+}
 
-    // alice's own: README's command, through the server.
-    let out = portcullis(&s, &cp, "alice", &["login", &name]);
+/// alice's own: README's command, through the server. Returns the token.
+fn alice_logs_in(ctx: &Ctx, name: &str) -> String {
+    let (s, cp) = (&ctx.s, &ctx.cp);
+    let out = portcullis(s, cp, "alice", &["login", name]);
     assert!(out.status.success(), "{out:?}");
     let kubeconfig = String::from_utf8_lossy(&out.stdout).into_owned();
     let token = token_in(&kubeconfig);
     // It is the grant's ServiceAccount's, not alice's: the grant works
     // with it, and nothing else does.
-    assert_eq!(with_token(&cp, &token, "payments"), 200);
-    assert_eq!(with_token(&cp, &token, "orders"), 403);
+    assert_eq!(with_token(cp, &token, "payments"), 200);
+    assert_eq!(with_token(cp, &token, "orders"), 403);
     let file = cp.dir.join("grant.yaml");
     std::fs::write(&file, &kubeconfig).unwrap();
     let kubectl = Command::new("kubectl")
@@ -213,10 +250,13 @@ async fn the_server_mints_tokens_that_die_with_the_grant() {
         .output()
         .unwrap();
     assert!(kubectl.status.success(), "{kubectl:?}");
+    token
+}
 
-    // On the record: who, which grant, until when; never the token.
+/// On the record: who, which grant, until when; never the token.
+fn on_the_record_never_the_token(ctx: &Ctx, name: &str, token: &str) {
     let (code, audit) = curl(
-        &s.url,
+        &ctx.s.url,
         Some("bob"),
         "GET",
         &format!("/v1/audit?request={name}"),
@@ -236,12 +276,15 @@ async fn the_server_mints_tokens_that_die_with_the_grant() {
     assert!(text.contains(&format!("pc-{name}")), "{text}");
     assert!(text.contains("until"), "{text}");
     assert!(
-        !audit.to_string().contains(&token),
+        !audit.to_string().contains(token),
         "the token is never recorded"
     );
+}
 
-    // Revoke: the token dies within seconds.
-    let body = decision(&s.url, "bob", &path, json!({"reason": "done"}));
+/// Revoke: the token dies within seconds.
+async fn revoke_kills_the_token(ctx: &Ctx, path: &str, token: &str) {
+    let s = &ctx.s;
+    let body = decision(&s.url, "bob", path, json!({"reason": "done"}));
     let revoked = Instant::now();
     let (code, r) = curl(
         &s.url,
@@ -251,7 +294,7 @@ async fn the_server_mints_tokens_that_die_with_the_grant() {
         Some(&body),
     );
     assert_eq!(code, 200, "{r}");
-    until_rejected(&cp, &token, revoked, "revoke").await;
+    until_rejected(&ctx.cp, token, revoked, "revoke").await;
     // And no more are issued for it.
     let (code, body) = curl(
         &s.url,
@@ -261,14 +304,17 @@ async fn the_server_mints_tokens_that_die_with_the_grant() {
         None,
     );
     assert_eq!(code, 422, "{body}");
+}
 
-    // Shortened to now.
-    let path = granted(&s, "30m");
+/// Shortened to now.
+async fn shortened_to_now(ctx: &Ctx) {
+    let (s, cp) = (&ctx.s, &ctx.cp);
+    let path = granted(s, "30m");
     let name = path.rsplit('/').next().unwrap().to_string();
-    let out = portcullis(&s, &cp, "alice", &["login", &name]);
+    let out = portcullis(s, cp, "alice", &["login", &name]);
     assert!(out.status.success(), "{out:?}");
     let token = token_in(&String::from_utf8_lossy(&out.stdout));
-    assert_eq!(with_token(&cp, &token, "payments"), 200);
+    assert_eq!(with_token(cp, &token, "payments"), 200);
     // As near to now as a shorten goes (an end now is a revoke).
     let body = decision(&s.url, "bob", &path, json!({"to": "1s"}));
     let (code, r) = curl(
@@ -279,13 +325,16 @@ async fn the_server_mints_tokens_that_die_with_the_grant() {
         Some(&body),
     );
     assert_eq!(code, 200, "{r}");
-    until_rejected_after_end(&cp, &token, &r, "its shortened end (1 s after the shorten)").await;
+    until_rejected_after_end(cp, &token, &r, "its shortened end (1 s after the shorten)").await;
+}
 
-    // Its own expiry: `request --credentials token --wait` prints the
-    // kubeconfig once bob approves 15 seconds.
+/// Its own expiry: `request --credentials token --wait` prints the
+/// kubeconfig once bob approves 15 seconds.
+async fn its_own_expiry(ctx: &Ctx) {
+    let (s, cp) = (&ctx.s, &ctx.cp);
     let waiting = portcullis_as(
-        &s,
-        &cp,
+        s,
+        cp,
         "alice",
         &[
             "--context",
@@ -309,6 +358,26 @@ async fn the_server_mints_tokens_that_die_with_the_grant() {
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
+    let pending = waiting_request(s).await;
+    let path = format!("/v1/requests/c1/{pending}");
+    let body = decision(&s.url, "bob", &path, json!({"duration": "15s"}));
+    let (code, g) = curl(
+        &s.url,
+        Some("bob"),
+        "POST",
+        &format!("{path}/approve"),
+        Some(&body),
+    );
+    assert_eq!(code, 200, "{g}");
+    let out = waiting.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let token = token_in(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(with_token(cp, &token, "payments"), 200);
+    until_rejected_after_end(cp, &token, &g, "expiry").await;
+}
+
+/// The name of alice's waiting request, once it has arrived.
+async fn waiting_request(s: &Served) -> String {
     let mut pending = String::new();
     wait_for("alice's request to arrive", 30, || {
         let (_, list) = curl(&s.url, Some("bob"), "GET", "/v1/requests", None);
@@ -327,19 +396,5 @@ async fn the_server_mints_tokens_that_die_with_the_grant() {
         async move { found }
     })
     .await;
-    let path = format!("/v1/requests/c1/{pending}");
-    let body = decision(&s.url, "bob", &path, json!({"duration": "15s"}));
-    let (code, g) = curl(
-        &s.url,
-        Some("bob"),
-        "POST",
-        &format!("{path}/approve"),
-        Some(&body),
-    );
-    assert_eq!(code, 200, "{g}");
-    let out = waiting.wait_with_output().unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let token = token_in(&String::from_utf8_lossy(&out.stdout));
-    assert_eq!(with_token(&cp, &token, "payments"), 200);
-    until_rejected_after_end(&cp, &token, &g, "expiry").await;
+    pending
 }

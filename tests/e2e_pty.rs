@@ -87,35 +87,46 @@ fn color_always_overrides_no_color_and_the_selection_shows() {
     assert!(s.wait_exit().success());
 }
 
-/// Issue 10, item 5: a new request from someone else rings the bell and
-/// raises a desktop notification once; the approver's own never does. The
-/// console runs against `portcullis serve --demo` (no simulated arrivals),
-/// and the requests are made with the CLI as alice and as dana.
-#[test]
-fn a_new_request_rings_once_and_never_for_the_approvers_own() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
-    let home = std::env::temp_dir().join(format!("portcullis-e2e-notify-{}", std::process::id()));
-    std::fs::create_dir_all(&home).unwrap();
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}")])
-        .env("XDG_STATE_HOME", home.join("state"))
-        .env("XDG_CONFIG_HOME", home.join("config"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("serve --demo");
-    let ask = |who: &str, ns: &str| {
+/// `portcullis serve --demo` as a process (no simulated arrivals), in a
+/// home of its own.
+struct DemoServer {
+    server: std::process::Child,
+    url: String,
+    home: std::path::PathBuf,
+}
+
+impl DemoServer {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://127.0.0.1:{port}");
+        let home =
+            std::env::temp_dir().join(format!("portcullis-e2e-notify-{}", std::process::id()));
+        std::fs::create_dir_all(&home).unwrap();
+        let server = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}")])
+            .env("XDG_STATE_HOME", home.join("state"))
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("serve --demo");
+        DemoServer { server, url, home }
+    }
+
+    /// `who` asks with the CLI for view in `ns` (retried while the server
+    /// starts); the new request's name.
+    fn ask(&self, who: &str, ns: &str) -> String {
+        let (url, home) = (&self.url, &self.home);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
                 .args([
                     "--backend",
-                    &url,
+                    url,
                     "--context",
                     "dev-sandbox",
                     "request",
@@ -144,42 +155,79 @@ fn a_new_request_rings_once_and_never_for_the_approvers_own() {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
-    };
+    }
+
+    fn stop(mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+/// The count after " pending " on the console's screen.
+fn pending(screen: &str) -> usize {
+    let after = screen.split(" pending ").nth(1).unwrap_or_default();
+    after
+        .split(' ')
+        .next()
+        .unwrap_or_default()
+        .parse()
+        .unwrap_or(0)
+}
+
+/// The desktop notifications (OSC 9) the console wrote.
+fn notes(raw: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(raw)
+        .split("\x1b]9;Portcullis: ")
+        .skip(1)
+        .map(|t| t.split('\x07').next().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Issue 10, item 5: a new request from someone else rings the bell and
+/// raises a desktop notification once; the approver's own never does. The
+/// console runs against `portcullis serve --demo` (no simulated arrivals),
+/// and the requests are made with the CLI as alice and as dana.
+#[test]
+fn a_new_request_rings_once_and_never_for_the_approvers_own() {
+    let demo = DemoServer::start();
     // The server is up once a request goes through (before the console).
-    ask("alice", "payments");
+    demo.ask("alice", "payments");
     // Older than the clock-skew allowance when the console starts.
     std::thread::sleep(Duration::from_secs(6));
-    let mut s = Session::start_env(
-        &["--backend", &url, "--color", "never"],
+    let (mut s, at_start) = dana_at_the_console(&demo);
+    danas_own_request_is_silent(&demo, &s, at_start);
+    let expected = "new request: alice asks for view in checkout on dev-sandbox";
+    alices_new_one_rings(&demo, &s, expected);
+    later_ones_never_repeat_it(&s, expected);
+    s.send(b"q");
+    assert!(s.wait_exit().success());
+    demo.stop();
+}
+
+/// dana at the console (over the server); returns it and how many are
+/// pending at start.
+fn dana_at_the_console(demo: &DemoServer) -> (Session, usize) {
+    let s = Session::start_env(
+        &["--backend", &demo.url, "--color", "never"],
         &[("PORTCULLIS_TOKEN", "dana"), ("TERM_PROGRAM", "WezTerm")],
     );
     s.wait_for("REQUESTER");
     std::thread::sleep(Duration::from_millis(500));
-    let pending = |screen: &str| -> usize {
-        let after = screen.split(" pending ").nth(1).unwrap_or_default();
-        after
-            .split(' ')
-            .next()
-            .unwrap_or_default()
-            .parse()
-            .unwrap_or(0)
-    };
     let at_start = pending(&s.screen());
     assert!(at_start > 0);
-    let osc = b"\x1b]9;Portcullis: ";
-    let notes = |raw: &[u8]| -> Vec<String> {
-        String::from_utf8_lossy(raw)
-            .split("\x1b]9;Portcullis: ")
-            .skip(1)
-            .map(|t| t.split('\x07').next().unwrap_or_default().to_string())
-            .collect()
-    };
-    // dana's own request: on screen, silent.
-    ask("dana", "monitoring");
+    (s, at_start)
+}
+
+/// dana's own request: on screen, silent.
+fn danas_own_request_is_silent(demo: &DemoServer, s: &Session, at_start: usize) {
+    demo.ask("dana", "monitoring");
     s.wait_for(&format!(" pending {} ", at_start + 1));
-    // alice's new one: the bell and one notification naming it.
-    ask("alice", "checkout");
-    let expected = "new request: alice asks for view in checkout on dev-sandbox";
+}
+
+/// alice's new one: the bell and one notification naming it.
+fn alices_new_one_rings(demo: &DemoServer, s: &Session, expected: &str) {
+    demo.ask("alice", "checkout");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !notes(&s.raw()).iter().any(|n| n == expected) {
         assert!(
@@ -189,7 +237,11 @@ fn a_new_request_rings_once_and_never_for_the_approvers_own() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    // Later ones (the demo world has its own arrivals) never repeat it.
+}
+
+/// Later ones (the demo world has its own arrivals) never repeat it.
+fn later_ones_never_repeat_it(s: &Session, expected: &str) {
+    let osc = b"\x1b]9;Portcullis: ";
     std::thread::sleep(Duration::from_secs(6));
     let raw = s.raw();
     let all = notes(&raw);
@@ -208,9 +260,4 @@ fn a_new_request_rings_once_and_never_for_the_approvers_own() {
         assert_eq!(raw[at + i - 1], 0x07, "the bell rings first");
         at += i + osc.len();
     }
-    s.send(b"q");
-    assert!(s.wait_exit().success());
-    let _ = server.kill();
-    let _ = server.wait();
-    let _ = std::fs::remove_dir_all(&home);
 }

@@ -15,7 +15,6 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::pty::Session;
@@ -353,28 +352,24 @@ fn the_console_keeps_working_across_token_expiries() {
     assert!(s.wait_exit().success());
 }
 
-/// A server (a small stand-in) that ends the first stream as the real one
-/// does when its token stops being valid, then refuses that token: the
-/// backend runs the plugin again and resumes from the last event id, and
-/// the console is told of no outage.
-#[tokio::test]
-async fn a_stream_ended_for_its_token_resumes_with_a_renewed_one() {
+/// The stand-in server of the test below: it ends the first stream as the
+/// real one does when its token stops being valid, then refuses that token.
+mod stand_in {
     use axum::extract::State;
     use axum::http::{HeaderMap, StatusCode};
     use axum::response::sse::{Event, Sse};
     use axum::response::{IntoResponse, Response};
     use futures::StreamExt;
-    use portcullis::backend::http::credentials::{BearerSource, ExecPlugin};
-    use portcullis::backend::http::HttpBackend;
-    use portcullis::backend::{AccessBackend, BackendEvent};
+    use serde_json::json;
+    use std::sync::{Arc, Mutex};
 
     #[derive(Default)]
-    struct Seen {
+    pub(super) struct Seen {
         /// (token, Last-Event-ID) of every stream asked for.
-        streams: Vec<(String, Option<String>)>,
+        pub(super) streams: Vec<(String, Option<String>)>,
         t1_ended: bool,
     }
-    type Shared = Arc<Mutex<Seen>>;
+    pub(super) type Shared = Arc<Mutex<Seen>>;
     fn bearer(h: &HeaderMap) -> String {
         h.get("authorization")
             .and_then(|v| v.to_str().ok())
@@ -422,18 +417,48 @@ async fn a_stream_ended_for_its_token_resumes_with_a_renewed_one() {
         }
     }
 
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let seen: Shared = Arc::default();
-    let app = axum::Router::new()
-        .route("/v1/whoami", axum::routing::get(whoami))
-        .route("/v1/events", axum::routing::get(events))
-        .with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    /// The stand-in on loopback: its URL, and what it saw.
+    pub(super) async fn start() -> (String, Shared) {
+        let seen: Shared = Arc::default();
+        let app = axum::Router::new()
+            .route("/v1/whoami", axum::routing::get(whoami))
+            .route("/v1/events", axum::routing::get(events))
+            .with_state(seen.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, seen)
+    }
+}
 
+/// A server (a small stand-in) that ends the first stream as the real one
+/// does when its token stops being valid, then refuses that token: the
+/// backend runs the plugin again and resumes from the last event id, and
+/// the console is told of no outage.
+#[tokio::test]
+async fn a_stream_ended_for_its_token_resumes_with_a_renewed_one() {
+    use portcullis::backend::AccessBackend;
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (url, seen) = stand_in::start().await;
     // Tokens that live an hour: only the server's refusal renews them.
     let plugin = Plugin::new("stream", V1, 3600, &["t1", "t2"]);
+    let http = sign_in_with_the_plugin(&url, &plugin).await;
+    let mut rx = http.watch();
+    let names = two_upserts_and_no_outage(&mut rx).await;
+    assert_eq!(names, ["first", "second"]);
+    assert_eq!(plugin.runs(), 2);
+    the_refused_token_renewed_resumes(&seen);
+}
+
+/// The backend signs in to `url` with the plugin's tokens.
+async fn sign_in_with_the_plugin(
+    url: &str,
+    plugin: &Plugin,
+) -> portcullis::backend::http::HttpBackend {
+    use portcullis::backend::http::credentials::{BearerSource, ExecPlugin};
+    use portcullis::backend::http::HttpBackend;
+
     let exec: kube::config::ExecConfig = serde_json::from_value(json!({
         "apiVersion": V1,
         "command": plugin.kubeconfig.parent().unwrap().join("plugin.sh"),
@@ -442,8 +467,15 @@ async fn a_stream_ended_for_its_token_resumes_with_a_renewed_one() {
     }))
     .unwrap();
     let credentials = BearerSource::exec(ExecPlugin::from_config(&exec, None).unwrap());
-    let http = HttpBackend::connect(&url, credentials, None).await.unwrap();
-    let mut rx = http.watch();
+    HttpBackend::connect(url, credentials, None).await.unwrap()
+}
+
+/// The first stream's request, then the second's; never an outage.
+async fn two_upserts_and_no_outage(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<portcullis::backend::BackendEvent>,
+) -> Vec<String> {
+    use portcullis::backend::BackendEvent;
+
     let mut names = Vec::new();
     while names.len() < 2 {
         let event = tokio::time::timeout(Duration::from_secs(20), rx.recv())
@@ -458,8 +490,11 @@ async fn a_stream_ended_for_its_token_resumes_with_a_renewed_one() {
             _ => {}
         }
     }
-    assert_eq!(names, ["first", "second"]);
-    assert_eq!(plugin.runs(), 2);
+    names
+}
+
+/// The held token, refused, then the renewed one, resuming after e-1.
+fn the_refused_token_renewed_resumes(seen: &stand_in::Shared) {
     let streams = seen.lock().unwrap().streams.clone();
     let e1 = Some("e-1".to_string());
     assert_eq!(

@@ -94,7 +94,7 @@ fuzz_target!(|data: &[u8]| {
     let pinned = chain::parse_public("O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik=").ok();
     let _ = files::verify(std::slice::from_ref(file), pinned.as_ref());
     if let Ok(records) = files::read(std::slice::from_ref(file)) {
-        let _ = query::table(&records);
+        let _ = portcullis::cli::commands::audit::table(&records);
         for r in &records {
             let _ = query::describe(&r.event);
         }

@@ -9,9 +9,9 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use portcullis::app::filter::Filter;
+use portcullis::console::state::filter::Filter;
 use portcullis::audit::{Actor, Event, Kind};
-use portcullis::backend::kube::wire;
+use portcullis::crd::wire;
 use portcullis::domain::{AccessRequest, Severity};
 use serde_json::json;
 

@@ -9,7 +9,7 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use portcullis::get::jsonpath::{show, Path, Template};
+use portcullis::cli::commands::get::jsonpath::{show, Path, Template};
 use serde_json::{json, Value};
 
 fn object() -> &'static Value {

@@ -42,13 +42,11 @@ fn start() -> Serving {
         }));
         let authority = DemoAuthority::new(world);
         let access = authority.access().clone();
-        let server = Server::start(
-            Arc::new(authority),
-            access,
-            Some(Webhook {
+        let server = Server::builder(Arc::new(authority), access)
+            .webhook(Some(Webhook {
                 privileged: vec!["system:serviceaccount:portcullis:portcullis".into()],
-            }),
-        );
+            }))
+            .start();
         let router = server.router();
         // Ready: the hub has its first snapshot.
         for _ in 0..500 {

@@ -47,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
     let old = r
         .old
         .as_ref()
-        .map(|o| portcullis::backend::kube::wire::request_from_json("prod", o));
+        .map(|o| portcullis::crd::wire::request_from_json("prod", o));
     for decision in [&Decision::default(), &refusing, &strict] {
         for live in [None, Some(None), Some(old.as_ref())] {
             let ruled = policy_rules(decision, &r, "prod", live);

@@ -8,7 +8,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use portcullis::api;
-use portcullis::backend::kube::wire;
+use portcullis::crd::wire;
 use serde_json::Value;
 
 fn without_invalid(mut v: Value) -> Value {

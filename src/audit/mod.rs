@@ -11,7 +11,7 @@ pub mod chain;
 pub mod derive;
 pub mod files;
 pub mod log;
-pub(crate) mod query;
+pub mod query;
 pub(crate) mod record;
 
 pub use chain::Sealed;

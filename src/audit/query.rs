@@ -36,7 +36,7 @@ impl Filter {
 
 /// An event in a few words, as the console's timeline says it:
 /// "approved by dana: 30m in payments (asked 2h in payments, orders)".
-pub(crate) fn describe(e: &Event) -> String {
+pub fn describe(e: &Event) -> String {
     use super::record::Kind;
     let who = e
         .actor

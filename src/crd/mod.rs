@@ -4,4 +4,4 @@
 
 pub(crate) mod admission_policy;
 pub mod manifests;
-pub(crate) mod wire;
+pub mod wire;

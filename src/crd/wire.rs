@@ -128,7 +128,7 @@ fn phase_of(s: &str) -> Option<Phase> {
 
 /// Reads one stored object of `cluster`. Never fails: defects are collected
 /// in `malformed`.
-pub(crate) fn request_from_json(cluster: &str, obj: &Value) -> AccessRequest {
+pub fn request_from_json(cluster: &str, obj: &Value) -> AccessRequest {
     let mut r = Reader {
         defects: Vec::new(),
         root: obj,
@@ -354,7 +354,7 @@ pub(crate) fn new_object(asked: &NewRequest, on_hub: bool) -> Value {
 
 /// The `status` as stored; `null` for fields that are unset so a merge
 /// patch clears them.
-pub(crate) fn status_json(req: &AccessRequest) -> Value {
+pub fn status_json(req: &AccessRequest) -> Value {
     let s = &req.status;
     let mut m = Map::new();
     m.insert("phase".into(), json!(req.phase().as_str()));

@@ -49,15 +49,7 @@ impl Server {
     /// The diff's worst severity for `r`, when the RBAC is known.
     fn risk(&self, r: &AccessRequest) -> Option<String> {
         let inv = self.hub.inventory_of(&r.cluster)?;
-        let a = analyze(
-            &inv,
-            GrantRequest {
-                subject: &r.requester,
-                role: &r.role,
-                namespaces: r.granted_namespaces(),
-            },
-        )
-        .ok()?;
+        let a = analyze(&inv, GrantRequest::of(r, &r.requester)).ok()?;
         Some(if a.new.is_empty() {
             "none".to_string()
         } else {

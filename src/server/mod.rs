@@ -203,17 +203,9 @@ impl Server {
             return Ok(None);
         };
         let inventory = self.hub.inventory_of(&req.cluster);
-        let analysis = inventory.as_ref().and_then(|inv| {
-            analyze(
-                inv,
-                GrantRequest {
-                    subject: &req.requester,
-                    role: &req.role,
-                    namespaces: req.granted_namespaces(),
-                },
-            )
-            .ok()
-        });
+        let analysis = inventory
+            .as_ref()
+            .and_then(|inv| analyze(inv, GrantRequest::of(req, &req.requester)).ok());
         let now = self.authority.now();
         let extension = req.extends.as_ref().and_then(|of| {
             let live = self.hub.request(&RequestKey {

@@ -207,19 +207,7 @@ impl Hub {
                     continue;
                 }
             };
-            st.next += 1;
-            let frame = Arc::new(Frame {
-                id: st.next,
-                event,
-                data,
-                redacted: shown,
-            });
-            st.buffer.push_back(frame.clone());
-            if st.buffer.len() > BUFFER {
-                st.buffer.pop_front();
-            }
-            // Nobody listening is fine.
-            let _ = self.tx.send(frame);
+            self.send(&mut st, event, data, shown);
         }
         observed
     }
@@ -228,17 +216,29 @@ impl Hub {
     /// live and in the resume buffer, not in snapshots.
     pub fn publish(&self, event: &'static str, data: Arc<str>) {
         let mut st = self.lock();
+        self.send(&mut st, event, data, None);
+    }
+
+    /// The next frame: numbered, kept for resuming, sent live.
+    fn send(
+        &self,
+        st: &mut State,
+        event: &'static str,
+        data: Arc<str>,
+        redacted: Option<Redacted>,
+    ) {
         st.next += 1;
         let frame = Arc::new(Frame {
             id: st.next,
             event,
             data,
-            redacted: None,
+            redacted,
         });
         st.buffer.push_back(frame.clone());
         if st.buffer.len() > BUFFER {
             st.buffer.pop_front();
         }
+        // Nobody listening is fine.
         let _ = self.tx.send(frame);
     }
 

@@ -55,12 +55,31 @@ pub(crate) struct ControlPlane {
     etcd_url: String,
 }
 
-/// A free loopback port (for a server the test starts).
+/// A free loopback port for a server the test starts (etcd, an
+/// apiserver), which binds it a moment later. Taken below the kernel's
+/// ephemeral range, so no outgoing connection of a test running beside it
+/// takes it in that moment, and never handed out twice by one process.
 pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    static DRAW: AtomicU64 = AtomicU64::new(0);
+    let seed = u64::from(std::process::id())
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+    let mut handed = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..1000 {
+        let n = DRAW.fetch_add(1, Ordering::Relaxed);
+        let mixed =
+            (seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        let port = 20_000 + (mixed >> 33) as u16 % 12_000;
+        if !handed.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed.push(port);
+            return port;
+        }
+    }
+    panic!("no free loopback port in 20000..32000")
 }
 
 /// `Kubernetes v1.34.4` → (1, 34).
@@ -553,29 +572,45 @@ pub(crate) async fn install(cp: &ControlPlane) -> Arc<KubeCluster> {
     for doc in docs_of(&manifests::all()) {
         apply(&admin, doc).await;
     }
+    bind_the_roles(&admin).await;
+    unverifiable_approver(&admin).await;
+    for ns in ["payments", "orders"] {
+        apply(
+            &admin,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        )
+        .await;
+    }
+    established_and_aggregated(&admin).await;
+    admin
+}
+
+/// Requesters (dev), approvers (oncall, who may bind edit, view and
+/// admin) and reapers.
+async fn bind_the_roles(admin: &KubeCluster) {
     apply(
-        &admin,
+        admin,
         crb("portcullis-requesters", "portcullis-requester", "dev"),
     )
     .await;
     apply(
-        &admin,
+        admin,
         crb("portcullis-approvers", "portcullis-approver", "oncall"),
     )
     .await;
     apply(
-        &admin,
+        admin,
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "portcullis-grantable"},
                "rules": [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["bind"], "resourceNames": ["edit", "view", "admin"]}]}),
     )
     .await;
     apply(
-        &admin,
+        admin,
         crb("portcullis-grantable", "portcullis-grantable", "oncall"),
     )
     .await;
     apply(
-        &admin,
+        admin,
         crb(
             "portcullis-reapers",
             "portcullis-reaper",
@@ -585,14 +620,17 @@ pub(crate) async fn install(cp: &ControlPlane) -> Arc<KubeCluster> {
     .await;
     // Token mode: the reaper makes per-grant ServiceAccounts in portcullis-system only.
     apply(
-        &admin,
+        admin,
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
                "metadata": {"name": "portcullis-reaper-tokens", "namespace": "portcullis-system"},
                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "portcullis-reaper-tokens"},
                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "portcullis:reapers"}]}),
     )
     .await;
-    // dave: an approver's rights except TokenReview, so nothing verifies him.
+}
+
+/// dave: an approver's rights except TokenReview, so nothing verifies him.
+async fn unverifiable_approver(admin: &KubeCluster) {
     let mut unverifiable = docs_of(&manifests::all())
         .into_iter()
         .find(|d| d["metadata"]["name"] == "portcullis-approver")
@@ -601,9 +639,9 @@ pub(crate) async fn install(cp: &ControlPlane) -> Arc<KubeCluster> {
     if let Some(rules) = unverifiable["rules"].as_array_mut() {
         rules.retain(|r| r["resources"][0] != "tokenreviews");
     }
-    apply(&admin, unverifiable).await;
+    apply(admin, unverifiable).await;
     apply(
-        &admin,
+        admin,
         crb(
             "approver-without-tokenreview",
             "approver-without-tokenreview",
@@ -612,7 +650,7 @@ pub(crate) async fn install(cp: &ControlPlane) -> Arc<KubeCluster> {
     )
     .await;
     apply(
-        &admin,
+        admin,
         crb(
             "unverifiable-grantable",
             "portcullis-grantable",
@@ -620,13 +658,10 @@ pub(crate) async fn install(cp: &ControlPlane) -> Arc<KubeCluster> {
         ),
     )
     .await;
-    for ns in ["payments", "orders"] {
-        apply(
-            &admin,
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-        )
-        .await;
-    }
+}
+
+/// Waits until the CRD is established and aggregation has filled `edit`.
+async fn established_and_aggregated(admin: &KubeCluster) {
     let crds: Api<CustomResourceDefinition> = Api::all(admin.client.clone());
     wait_for("the CRD to be established", 30, || async {
         crds.get("accessrequests.portcullis.dev")
@@ -650,7 +685,6 @@ pub(crate) async fn install(cp: &ControlPlane) -> Arc<KubeCluster> {
             .is_some_and(|r| !r.is_empty())
     })
     .await;
-    admin
 }
 
 /// Runs a reaper in-process as the `reaper` identity (the shipped

@@ -93,7 +93,7 @@ pub(crate) async fn run(cli: &Cli, action: &crate::cli::args::AuditAction) -> an
 }
 
 /// One line per record: time, kind, who, what, why — inert and bounded.
-fn table(records: &[Sealed]) -> String {
+pub fn table(records: &[Sealed]) -> String {
     let mut rows: Vec<Vec<String>> = vec![vec![
         "SEQ".into(),
         "TIME (UTC)".into(),

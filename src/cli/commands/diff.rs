@@ -14,8 +14,9 @@ use serde::Serialize;
 
 use crate::backend::{AccessBackend, BackendError, BackendEvent};
 use crate::cli::args::OutputFormat;
-use crate::console::state::app::{grant_request, group_diff};
+use crate::console::state::app::group_diff;
 use crate::domain::rbac::engine::analyze;
+use crate::domain::rbac::engine::GrantRequest;
 use crate::domain::rbac::Inventory;
 use crate::domain::sanitize::{field, inert};
 use crate::domain::{duration, AccessRequest, Subject};
@@ -116,7 +117,7 @@ pub(crate) async fn report(
             groups: Vec::new(),
         }
     };
-    let a = analyze(&inv, grant_request(req, &subject))
+    let a = analyze(&inv, GrantRequest::of(req, &subject))
         .map_err(|e| BackendError::Invalid(format!("{}: {e}", inert(&req.name, 64))))?;
     let groups = group_diff(&a);
     let mut permissions = Vec::new();

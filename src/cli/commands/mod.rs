@@ -3,7 +3,7 @@
 //! `release`, `login`) each have theirs, and share [`verbs`].
 
 pub(crate) mod approve;
-pub(crate) mod audit;
+pub mod audit;
 pub(crate) mod completions;
 pub(crate) mod console;
 pub(crate) mod crds;

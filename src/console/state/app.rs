@@ -780,7 +780,7 @@ impl AppState {
         if cache.len() >= SUMMARY_CACHE {
             cache.clear();
         }
-        let s = match analyze(inv, grant_request(req, &subject)) {
+        let s = match analyze(inv, GrantRequest::of(req, &subject)) {
             Ok(a) => Summary {
                 worst: (!a.new.is_empty()).then_some(a.worst),
                 new_permissions: a.new.len(),
@@ -1220,7 +1220,7 @@ impl AppState {
         let analysis = match self.inventories.get(&key.cluster) {
             Some(inv) => analyze(
                 inv,
-                grant_request(&entry.req, &self.subject_for(&entry.req)),
+                GrantRequest::of(&entry.req, &self.subject_for(&entry.req)),
             )
             .map(Arc::new)
             .map_err(|e| e.to_string()),
@@ -1262,7 +1262,7 @@ impl AppState {
             (Some(inv), Ok(unclaimed))
                 if !self.requester_groups_verified && !entry.req.requester.groups.is_empty() =>
             {
-                let if_true = analyze(inv, grant_request(&entry.req, &entry.req.requester))
+                let if_true = analyze(inv, GrantRequest::of(&entry.req, &entry.req.requester))
                     .map(|a| a.new.len())
                     .unwrap_or(unclaimed.new.len());
                 Some((
@@ -1458,15 +1458,6 @@ pub fn ended_at(r: &AccessRequest) -> DateTime<Utc> {
         .ended_at
         .or(r.status.decision.as_ref().map(|d| d.at))
         .unwrap_or(r.created_at)
-}
-
-/// A pending request is analysed as asked; a decided one as granted.
-pub fn grant_request<'a>(req: &'a AccessRequest, subject: &'a Subject) -> GrantRequest<'a> {
-    GrantRequest {
-        subject,
-        role: &req.role,
-        namespaces: req.granted_namespaces(),
-    }
 }
 
 #[cfg(test)]

@@ -493,22 +493,7 @@ mod tests {
         let pending = entry("a");
         let id = store.insert(pending.clone());
         assert!(!store.is_compact(id));
-        let mut ended = entry("a");
-        let at = ended.req.created_at;
-        ended
-            .req
-            .approve(
-                Approval {
-                    by: "bob".into(),
-                    at,
-                    duration: Duration::from_secs(60),
-                    namespaces: vec!["payments".into()],
-                    reason: None,
-                },
-                &Default::default(),
-            )
-            .unwrap();
-        ended.req.revoke("bob", at, "done").unwrap();
+        let ended = ended("a");
         assert_eq!(store.insert(ended.clone()), id, "one id per key");
         assert!(store.is_compact(id));
         assert_eq!(store.len(), 1);

@@ -76,8 +76,7 @@ pub(crate) fn render(
 ) {
     let inner = inner(area);
     let lines = lines(state, filter, theme, inner.width);
-    let most = lines.len().saturating_sub(inner.height as usize);
-    let scroll = (scroll as usize).min(most);
+    let (scroll, _) = super::measure::clamp(lines.len(), inner.height, scroll);
     let source = if state.backend_kind == "http" {
         "server trail"
     } else {
@@ -100,15 +99,9 @@ pub(crate) fn render(
         )));
     frame.render_widget(Clear, area);
     frame.render_widget(
-        Paragraph::new(
-            lines
-                .into_iter()
-                .skip(scroll)
-                .take(inner.height as usize)
-                .collect::<Vec<_>>(),
-        )
-        .block(block)
-        .style(theme.dialog),
+        Paragraph::new(super::measure::window(lines, scroll, inner.height))
+            .block(block)
+            .style(theme.dialog),
         area,
     );
 }

@@ -100,8 +100,7 @@ pub(crate) fn render(
 ) {
     let inside = inner(area);
     let lines = lines(state, key, theme, inside.width);
-    let most = lines.len().saturating_sub(inside.height as usize);
-    let scroll = (scroll as usize).min(most);
+    let (scroll, most) = super::measure::clamp(lines.len(), inside.height, scroll);
     let place = if most == 0 {
         String::new()
     } else if scroll == most {
@@ -130,14 +129,7 @@ pub(crate) fn render(
         .style(theme.dialog);
     frame.render_widget(Clear, area);
     frame.render_widget(
-        Paragraph::new(
-            lines
-                .into_iter()
-                .skip(scroll)
-                .take(inside.height as usize)
-                .collect::<Vec<_>>(),
-        )
-        .block(block),
+        Paragraph::new(super::measure::window(lines, scroll, inside.height)).block(block),
         area,
     );
 }

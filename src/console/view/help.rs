@@ -79,8 +79,7 @@ pub(crate) fn lines(state: &AppState, theme: &Theme, width: u16) -> Vec<Line<'st
 pub(crate) fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, scroll: u16) {
     let (rect, inner) = areas(area);
     let lines = lines(state, theme, inner.width);
-    let most = lines.len().saturating_sub(inner.height as usize);
-    let scroll = (scroll as usize).min(most);
+    let (scroll, most) = super::measure::clamp(lines.len(), inner.height, scroll);
     let at_end = if most == 0 {
         String::new()
     } else if scroll == most {
@@ -97,15 +96,9 @@ pub(crate) fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Th
         )));
     frame.render_widget(Clear, rect);
     frame.render_widget(
-        Paragraph::new(
-            lines
-                .into_iter()
-                .skip(scroll)
-                .take(inner.height as usize)
-                .collect::<Vec<_>>(),
-        )
-        .block(block)
-        .style(theme.dialog),
+        Paragraph::new(super::measure::window(lines, scroll, inner.height))
+            .block(block)
+            .style(theme.dialog),
         rect,
     );
 }

@@ -13,6 +13,26 @@ fn screen(state: &AppState) -> Option<Rect> {
     (w > 0 && h > 0).then(|| Rect::new(0, 0, w, h))
 }
 
+/// A scroll of `lines` in `height` rows, stopped at the end: where it is
+/// and how far the end is.
+pub(crate) fn clamp(lines: usize, height: u16, scroll: u16) -> (usize, usize) {
+    let most = lines.saturating_sub(height as usize);
+    ((scroll as usize).min(most), most)
+}
+
+/// The lines that show, from `scroll`, in `height` rows.
+pub(crate) fn window<'a>(
+    lines: Vec<ratatui::text::Line<'a>>,
+    scroll: usize,
+    height: u16,
+) -> Vec<ratatui::text::Line<'a>> {
+    lines
+        .into_iter()
+        .skip(scroll)
+        .take(height as usize)
+        .collect()
+}
+
 /// Rows past the visible ones: how far the content can scroll.
 fn beyond(rows: usize, visible: u16) -> u16 {
     rows.saturating_sub(visible as usize).min(u16::MAX as usize) as u16

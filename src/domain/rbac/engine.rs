@@ -54,6 +54,19 @@ pub struct GrantRequest<'a> {
     pub namespaces: &'a [String],
 }
 
+impl<'a> GrantRequest<'a> {
+    /// What `req` would grant `subject` (its requester, or the requester
+    /// with only the groups the console trusts): a pending request as
+    /// asked, a decided one as granted.
+    pub fn of(req: &'a crate::domain::AccessRequest, subject: &'a Subject) -> Self {
+        GrantRequest {
+            subject,
+            role: &req.role,
+            namespaces: req.granted_namespaces(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewPermission {
     pub permission: Permission,

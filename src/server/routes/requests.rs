@@ -86,16 +86,9 @@ pub(crate) async fn diff(
         .and_then(|v| serde_json::from_value(v).ok())
         .ok_or_else(|| Error::Unavailable("no RBAC inventory for this cluster yet".into()))
         .by(&who, "read diff", Some(&k))?;
-    let a = analyze(
-        &inv,
-        GrantRequest {
-            subject: &r.requester,
-            role: &r.role,
-            namespaces: r.granted_namespaces(),
-        },
-    )
-    .map_err(|e| Error::Invalid(e.to_string()))
-    .by(&who, "read diff", Some(&k))?;
+    let a = analyze(&inv, GrantRequest::of(&r, &r.requester))
+        .map_err(|e| Error::Invalid(e.to_string()))
+        .by(&who, "read diff", Some(&k))?;
     let new: Vec<Value> = a
         .new
         .iter()
