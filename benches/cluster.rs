@@ -5,6 +5,8 @@
 //! - a grant that came due while the apiserver was down → binding deleted,
 //!   counted from the apiserver answering again.
 
+#[path = "../tests/common/http.rs"]
+mod http;
 #[path = "../tests/common/cluster.rs"]
 mod cluster;
 

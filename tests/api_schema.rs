@@ -58,23 +58,7 @@ impl Served {
 }
 
 fn get(url: &str) -> u16 {
-    let out = Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-m",
-            "2",
-            "-w",
-            "%{http_code}",
-            url,
-        ])
-        .output()
-        .expect("curl");
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0)
+    common::http::status(url, Duration::from_secs(2))
 }
 
 fn serve() -> Served {

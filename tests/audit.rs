@@ -87,29 +87,7 @@ fn curl(
     path: &str,
     body: Option<&str>,
 ) -> (u16, Value) {
-    let mut cmd = Command::new("curl");
-    cmd.args([
-        "-s",
-        "-X",
-        method,
-        "-H",
-        "Content-Type: application/json",
-        "-w",
-        "\n%{http_code}",
-    ]);
-    if let Some(t) = token {
-        cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
-    }
-    if let Some(b) = body {
-        cmd.args(["--data-binary", b]);
-    }
-    cmd.arg(format!("{base}{path}"));
-    let out = String::from_utf8(cmd.output().unwrap().stdout).unwrap();
-    let (body, code) = out.rsplit_once('\n').unwrap_or(("", "0"));
-    (
-        code.trim().parse().unwrap_or(0),
-        serde_json::from_str(body).unwrap_or(Value::Null),
-    )
+    common::http::json(method, &format!("{base}{path}"), token, body)
 }
 
 fn verify(args: &[&Path], key: Option<&Path>) -> Output {

@@ -62,28 +62,7 @@ fn serve(name: &str) -> Served {
 
 /// A raw HTTP call as `who` (a demo person's name is their token).
 fn curl(base: &str, who: &str, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
-    let mut cmd = Command::new("curl");
-    cmd.args([
-        "-s",
-        "-X",
-        method,
-        "-H",
-        "Content-Type: application/json",
-        "-H",
-        &format!("Authorization: Bearer {who}"),
-        "-w",
-        "\n%{http_code}",
-    ]);
-    if let Some(b) = body {
-        cmd.args(["--data-binary", b]);
-    }
-    cmd.arg(format!("{base}{path}"));
-    let out = String::from_utf8(cmd.output().unwrap().stdout).unwrap();
-    let (body, code) = out.rsplit_once('\n').unwrap_or(("", "0"));
-    (
-        code.trim().parse().unwrap_or(0),
-        serde_json::from_str(body).unwrap_or(Value::Null),
-    )
+    common::http::json(method, &format!("{base}{path}"), Some(who), body)
 }
 
 /// `portcullis ARGS...` (or a README line run by `sh`) as alice, waiting.

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -284,25 +283,12 @@ async fn read_again_approved(ctx: &Ctx, path: &str) {
     );
 }
 
-/// The lines of an SSE stream read with curl until it ends (or `limit`).
+/// The lines of an SSE stream read until it ends (or `limit`), and how
+/// long that took.
 fn stream_until_end(url: &str, token: &str, limit: Duration) -> (String, Duration) {
     let started = Instant::now();
-    let out = Command::new("curl")
-        .args([
-            "-sN",
-            "-m",
-            &limit.as_secs().to_string(),
-            "-H",
-            &format!("Authorization: Bearer {token}"),
-            &format!("{url}/v1/events"),
-        ])
-        .stderr(Stdio::null())
-        .output()
-        .expect("curl");
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        started.elapsed(),
-    )
+    let text = common::http::stream(&format!("{url}/v1/events"), token, limit);
+    (text, started.elapsed())
 }
 
 /// Step 3: A stream opened with a ServiceAccount's token ends, with a last

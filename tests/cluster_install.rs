@@ -184,13 +184,7 @@ fn start_reaper(cp: &ControlPlane, kubeconfig: &Path) -> ReaperProcess {
 }
 
 fn http_get(url: &str) -> (u16, String) {
-    let out = Command::new("curl")
-        .args(["-s", "-m", "5", "-w", "\n%{http_code}", url])
-        .output()
-        .expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_string())
+    common::http::get(url, Duration::from_secs(5))
 }
 
 fn metric(text: &str, name: &str) -> f64 {

@@ -290,17 +290,9 @@ async fn two_replicas_one_killed(cp: &ControlPlane, cfg: &Path, s: Served) -> Se
         curl(&twin.url, Some("bob"), "GET", &r2_path, None).1["status"]["phase"] == "Expired"
     })
     .await;
-    let (code, metrics) = {
-        let out = Command::new("curl")
-            .args(["-s", &format!("{}/metrics", twin.url)])
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    };
-    assert_eq!(code, Some(0));
+    let (code, metrics) =
+        common::http::get(&format!("{}/metrics", twin.url), Duration::from_secs(10));
+    assert_eq!(code, 200);
     for line in [
         "portcullis_requests{phase=\"Expired\"}",
         "portcullis_reaper_lag_seconds_count",
@@ -342,19 +334,12 @@ async fn the_live_stream_resumes_without_a_gap_or_a_duplicate() {
     let cfg = config(&cp, "");
     let s = serve(&cp, &cfg, "http");
     let stream = |last: Option<&str>| {
-        let mut cmd = Command::new("curl");
-        cmd.args([
-            "-sN",
-            "-m",
-            "3",
-            "-H",
-            &format!("Authorization: Bearer {}", token("bob")),
-        ]);
-        if let Some(id) = last {
-            cmd.args(["-H", &format!("Last-Event-ID: {id}")]);
-        }
-        let out = cmd.arg(format!("{}/v1/events", s.url)).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        common::http::stream_from(
+            &format!("{}/v1/events", s.url),
+            token("bob"),
+            last,
+            Duration::from_secs(3),
+        )
     };
     let first = stream(None);
     assert!(
@@ -963,11 +948,9 @@ async fn a_broken_policy_is_kept_out(s: &Served, dir: &Path) {
     )
     .unwrap();
     wait_for("the failed reload to be reported", 30, || async {
-        let out = Command::new("curl")
-            .args(["-s", &format!("{}/readyz", s.url)])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).contains("did not load")
+        common::http::get(&format!("{}/readyz", s.url), Duration::from_secs(10))
+            .1
+            .contains("did not load")
     })
     .await;
     let mut again = ask("c1", "view", &["orders"], "30m");

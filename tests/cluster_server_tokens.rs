@@ -73,20 +73,8 @@ fn token_in(kubeconfig: &str) -> String {
 /// What the apiserver answers the minted token (raw HTTP, as its holder
 /// would use it): listing pods in the granted namespace.
 fn with_token(cp: &ControlPlane, token: &str, ns: &str) -> u16 {
-    let out = Command::new("curl")
-        .args([
-            "-sk",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-H",
-            &format!("Authorization: Bearer {token}"),
-            &format!("{}/api/v1/namespaces/{ns}/pods", cp.url()),
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
+    let url = format!("{}/api/v1/namespaces/{ns}/pods", cp.url());
+    common::http::send("GET", &url, Some(token), "application/json", None).0
 }
 
 /// Waits for the end a grant's JSON states (`status.expiresAt`), then

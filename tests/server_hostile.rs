@@ -9,7 +9,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::sync::Arc;
 
 use portcullis::backend::demo::{DemoBackend, DemoConfig};
@@ -92,30 +91,7 @@ fn call(
     path: &str,
     body: Option<&str>,
 ) -> (u16, Value) {
-    let mut cmd = Command::new("curl");
-    cmd.args([
-        "-s",
-        "-m",
-        "10",
-        "-X",
-        method,
-        "-w",
-        "\n%{http_code}",
-        "--path-as-is",
-    ]);
-    if let Some(t) = token {
-        cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
-    }
-    if let Some(b) = body {
-        cmd.args(["-H", "Content-Type: application/json", "--data-binary", b]);
-    }
-    let out = cmd.arg(format!("{url}{path}")).output().expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (
-        code.trim().parse().unwrap_or(0),
-        serde_json::from_str(body).unwrap_or(Value::Null),
-    )
+    common::http::json(method, &format!("{url}{path}"), token, body)
 }
 
 fn review(role: &str) -> String {

@@ -292,15 +292,14 @@ impl ControlPlane {
         self.spawn_owned("kube-apiserver-2", &bin, &args);
         let url = format!("https://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !Command::new("curl")
-            .args([
-                "-skf",
-                "-H",
-                "Authorization: Bearer admin-token",
-                &format!("{url}/readyz"),
-            ])
-            .output()
-            .is_ok_and(|o| o.status.success())
+        while super::http::send(
+            "GET",
+            &format!("{url}/readyz"),
+            Some("admin-token"),
+            "application/json",
+            None,
+        )
+        .0 != 200
         {
             assert!(Instant::now() < deadline, "second apiserver not ready");
             std::thread::sleep(Duration::from_millis(200));
@@ -323,26 +322,13 @@ impl ControlPlane {
 
     /// As [`Self::raw`], a JSON patch (RFC 6902): what moves list items.
     pub(crate) fn raw_json_patch(&self, user: &str, path: &str, patch: &str) -> (u16, String) {
-        let out = Command::new("curl")
-            .args([
-                "-sk",
-                "-X",
-                "PATCH",
-                "-H",
-                &format!("Authorization: Bearer {}", token(user)),
-                "-H",
-                "Content-Type: application/json-patch+json",
-                "-w",
-                "\n%{http_code}",
-                "--data-binary",
-                patch,
-            ])
-            .arg(format!("{}{path}", self.url()))
-            .output()
-            .expect("curl");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-        (code.trim().parse().unwrap_or(0), body.to_string())
+        super::http::send(
+            "PATCH",
+            &format!("{}{path}", self.url()),
+            Some(token(user)),
+            "application/json-patch+json",
+            Some(patch),
+        )
     }
 
     pub(crate) fn raw_at(
@@ -354,28 +340,16 @@ impl ControlPlane {
         body: Option<&str>,
     ) -> (u16, String) {
         let content_type = match method {
-            "PATCH" => "Content-Type: application/merge-patch+json",
-            _ => "Content-Type: application/json",
+            "PATCH" => "application/merge-patch+json",
+            _ => "application/json",
         };
-        let mut cmd = Command::new("curl");
-        cmd.args([
-            "-sk",
-            "-X",
+        super::http::send(
             method,
-            "-H",
-            &format!("Authorization: Bearer {}", token(user)),
-            "-H",
+            &format!("{url}{path}"),
+            Some(token(user)),
             content_type,
-            "-w",
-            "\n%{http_code}",
-        ]);
-        if let Some(b) = body {
-            cmd.args(["--data-binary", b]);
-        }
-        let out = cmd.arg(format!("{url}{path}")).output().expect("curl");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-        (code.trim().parse().unwrap_or(0), body.to_string())
+            body,
+        )
     }
 
     fn spawn(&mut self, name: &str, bin: &Path, args: &[&str]) {
@@ -423,15 +397,14 @@ impl ControlPlane {
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let out = Command::new("curl")
-                .args([
-                    "-skf",
-                    "-H",
-                    "Authorization: Bearer admin-token",
-                    &format!("{}/readyz", self.url()),
-                ])
-                .output();
-            if out.is_ok_and(|o| o.status.success()) {
+            let (code, _) = super::http::send(
+                "GET",
+                &format!("{}/readyz", self.url()),
+                Some("admin-token"),
+                "application/json",
+                None,
+            );
+            if code == 200 {
                 return;
             }
             for (name, child) in &mut self.children {

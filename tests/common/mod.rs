@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod cluster;
+pub(crate) mod http;
 #[cfg(unix)]
 pub(crate) mod pty;
 pub(crate) mod server;

@@ -80,30 +80,13 @@ pub(crate) fn curl(
     path: &str,
     body: Option<&Value>,
 ) -> (u16, Value) {
-    let mut cmd = Command::new("curl");
-    cmd.args([
-        "-sk",
-        // As an attacker sends it: `..` and the like are not tidied away.
-        "--path-as-is",
-        "-X",
+    let token = user.map(token_or);
+    let body = body.map(Value::to_string);
+    super::http::json(
         method,
-        "-H",
-        "Content-Type: application/json",
-        "-w",
-        "\n%{http_code}",
-    ]);
-    if let Some(u) = user {
-        cmd.args(["-H", &format!("Authorization: Bearer {}", token_or(u))]);
-    }
-    if let Some(b) = body {
-        cmd.args(["--data-binary", &b.to_string()]);
-    }
-    let out = cmd.arg(format!("{base}{path}")).output().expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (
-        code.trim().parse().unwrap_or(0),
-        serde_json::from_str(body).unwrap_or(Value::Null),
+        &format!("{base}{path}"),
+        token.as_deref(),
+        body.as_deref(),
     )
 }
 
