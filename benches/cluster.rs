@@ -5,10 +5,10 @@
 //! - a grant that came due while the apiserver was down → binding deleted,
 //!   counted from the apiserver answering again.
 
-#[path = "../tests/common/http.rs"]
-mod http;
 #[path = "../tests/common/cluster.rs"]
 mod cluster;
+#[path = "../tests/common/http.rs"]
+mod http;
 
 use std::process::Command;
 use std::sync::Arc;

@@ -5,6 +5,9 @@
 //! `get -w` over the server's stream, `--version`, and README's commands
 //! run as written.
 
+mod common;
+use common::cli::{ok, one_line_error};
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
@@ -61,24 +64,6 @@ fn pc(url: &str, who: &str, args: &[&str]) -> Output {
         )
         .output()
         .expect("run portcullis")
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn one_line_error(o: &Output) -> String {
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.code(), Some(1), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    assert!(err.starts_with("portcullis: "), "{err}");
-    err
 }
 
 /// alice asks for edit in payments on `cluster`; the new name.

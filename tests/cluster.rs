@@ -3,6 +3,7 @@
 //! apiserver lets the requester do.
 
 mod common;
+use common::asking::{key, spec};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,10 +14,8 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, DynamicObject, PostParams};
 use portcullis::backend::kube::{request_resource, KubeBackend, KubeCluster};
-use portcullis::backend::{
-    AccessBackend, ApproveSpec, BackendError, BackendEvent, NewRequest, RequestKey,
-};
-use portcullis::domain::{AccessRequest, Credentials, Phase, RoleRef, Subject};
+use portcullis::backend::{AccessBackend, BackendError, BackendEvent, NewRequest};
+use portcullis::domain::{AccessRequest, Phase, Subject};
 use serde_json::json;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -28,20 +27,6 @@ async fn can_list_pods(cluster: &KubeCluster, ns: &str) -> bool {
         Ok(_) => true,
         Err(kube::Error::Api(s)) if s.code == 403 => false,
         Err(e) => panic!("unexpected error listing pods: {e}"),
-    }
-}
-
-fn ask(user: &str, groups: &[&str], role: &str, ns: &[&str], minutes: u64) -> NewRequest {
-    NewRequest {
-        cluster: "test".into(),
-        requester: Subject::new(user, groups),
-        role: RoleRef::cluster_role(role),
-        namespaces: ns.iter().map(|s| s.to_string()).collect(),
-        duration: Duration::from_secs(minutes * 60),
-        reason: "INC-1 payments stuck".into(),
-        ticket: Some("INC-1".into()),
-        credentials: Credentials::Identity,
-        extends: None,
     }
 }
 
@@ -72,21 +57,6 @@ async fn granted_uid(admin: &KubeCluster, name: &str) -> Option<String> {
         .and_then(|o| o.metadata.uid)
 }
 
-fn key(name: &str) -> RequestKey {
-    RequestKey {
-        cluster: "test".into(),
-        name: name.into(),
-    }
-}
-
-fn spec(secs: u64, ns: &[&str]) -> ApproveSpec {
-    ApproveSpec {
-        duration: Duration::from_secs(secs),
-        namespaces: ns.iter().map(|s| s.to_string()).collect(),
-        reason: None,
-    }
-}
-
 /// The control plane, its admin, and the consoles of alice (a requester)
 /// and of bob and carol (approvers).
 struct Lab {
@@ -113,6 +83,16 @@ async fn lab() -> Lab {
         bob,
         carol,
         cp,
+    }
+}
+
+/// `user` in `groups` asks, with a ticket.
+fn ask(user: &str, groups: &[&str], role: &str, ns: &[&str], minutes: u64) -> NewRequest {
+    NewRequest {
+        requester: Subject::new(user, groups),
+        reason: "INC-1 payments stuck".into(),
+        ticket: Some("INC-1".into()),
+        ..common::asking::ask(user, role, ns, minutes)
     }
 }
 

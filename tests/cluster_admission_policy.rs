@@ -7,15 +7,15 @@
 //! approvers approve, revoke and shorten, the reaper ends grants.
 
 mod common;
+use common::asking::key;
 
 use std::process::Command;
-use std::time::Duration;
 
 use common::cluster::{apply, crb, install, reaper, wait_for, ControlPlane, Reaper};
 use portcullis::backend::kube::KubeBackend;
-use portcullis::backend::{AccessBackend, ApproveSpec, NewRequest, RequestKey};
+use portcullis::backend::{AccessBackend, ApproveSpec, NewRequest};
 use portcullis::domain::request::BindingRef;
-use portcullis::domain::{Credentials, Phase, RoleRef, Subject};
+use portcullis::domain::Phase;
 use serde_json::{json, Value};
 
 const AR: &str = "/apis/portcullis.dev/v1alpha1/accessrequests";
@@ -90,31 +90,13 @@ fn let_through(cp: &ControlPlane, users: &str) {
 
 fn ask(requester: &str, minutes: u64) -> NewRequest {
     NewRequest {
-        cluster: "test".into(),
-        requester: Subject::new(requester, &["dev"]),
-        role: RoleRef::cluster_role("view"),
-        namespaces: vec!["orders".into()],
-        duration: Duration::from_secs(minutes * 60),
         reason: "INC-7 under the admission policy".into(),
-        ticket: None,
-        credentials: Credentials::Identity,
-        extends: None,
-    }
-}
-
-fn key(name: &str) -> RequestKey {
-    RequestKey {
-        cluster: "test".into(),
-        name: name.into(),
+        ..common::asking::ask(requester, "view", &["orders"], minutes)
     }
 }
 
 fn spec(secs: u64) -> ApproveSpec {
-    ApproveSpec {
-        duration: Duration::from_secs(secs),
-        namespaces: vec!["orders".into()],
-        reason: None,
-    }
+    common::asking::spec(secs, &["orders"])
 }
 
 /// An approval of the request by `by` at `now`, for the status' reviews.

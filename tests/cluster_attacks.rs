@@ -6,6 +6,7 @@
 //! the attacker can do.
 
 mod common;
+use common::asking::{ask, key, spec};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,39 +17,10 @@ use common::cluster::{apply, can_i, crb, install, reaper, wait_for, ControlPlane
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, DynamicObject};
 use portcullis::backend::kube::{request_resource, Fault, KubeBackend, KubeCluster};
-use portcullis::backend::{AccessBackend, ApproveSpec, BackendEvent, NewRequest, RequestKey};
-use portcullis::domain::{AccessRequest, Credentials, Phase, RoleRef, Subject};
+use portcullis::backend::{AccessBackend, BackendEvent};
+use portcullis::domain::{AccessRequest, Phase};
 use serde_json::json;
 use tokio::sync::mpsc::UnboundedReceiver;
-
-fn ask(user: &str, role: &str, ns: &[&str], minutes: u64) -> NewRequest {
-    NewRequest {
-        cluster: "test".into(),
-        requester: Subject::new(user, &["dev"]),
-        role: RoleRef::cluster_role(role),
-        namespaces: ns.iter().map(|s| s.to_string()).collect(),
-        duration: Duration::from_secs(minutes * 60),
-        reason: "INC-9 investigate".into(),
-        ticket: None,
-        credentials: Credentials::Identity,
-        extends: None,
-    }
-}
-
-fn key(name: &str) -> RequestKey {
-    RequestKey {
-        cluster: "test".into(),
-        name: name.into(),
-    }
-}
-
-fn spec(secs: u64, ns: &[&str]) -> ApproveSpec {
-    ApproveSpec {
-        duration: Duration::from_secs(secs),
-        namespaces: ns.iter().map(|s| s.to_string()).collect(),
-        reason: None,
-    }
-}
 
 fn path(name: &str) -> String {
     format!("/apis/portcullis.dev/v1alpha1/accessrequests/{name}")

@@ -6,36 +6,16 @@
 //! reaper adds nothing twice.
 
 mod common;
+use common::cli::{ok, portcullis};
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::cluster::{install, ControlPlane};
 use portcullis::backend::kube::KubeCluster;
 use serde_json::Value;
-
-fn portcullis(cp: &ControlPlane, context: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["--context", context])
-        .args(args)
-        .env("KUBECONFIG", cp.kubeconfig())
-        .env("XDG_STATE_HOME", cp.dir.join("state"))
-        .env("XDG_CONFIG_HOME", cp.dir.join("config"))
-        .output()
-        .expect("run portcullis")
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 fn reaper(cp: &ControlPlane) -> Child {
     Command::new(env!("CARGO_BIN_EXE_portcullis"))

@@ -3,6 +3,7 @@
 //! restarted mid-grant that still closes it.
 
 mod common;
+use common::cli::{ok, portcullis};
 
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
@@ -12,27 +13,6 @@ use common::cluster::{install, wait_for, ControlPlane};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::Api;
 use portcullis::backend::kube::KubeCluster;
-
-fn portcullis(cp: &ControlPlane, context: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["--context", context])
-        .args(args)
-        .env("KUBECONFIG", cp.kubeconfig())
-        .env("XDG_STATE_HOME", cp.dir.join("state"))
-        .env("XDG_CONFIG_HOME", cp.dir.join("config"))
-        .output()
-        .expect("run portcullis")
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 fn fails(o: &Output, code: i32, expect: &str) {
     let err = String::from_utf8_lossy(&o.stderr);

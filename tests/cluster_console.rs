@@ -17,21 +17,13 @@ use portcullis::console::state::app::{AppConfig, View};
 use portcullis::console::state::AppState;
 use portcullis::console::update::{update, Action};
 use portcullis::console::view::{self, Theme};
-use portcullis::domain::{Credentials, RoleRef, Subject};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
 fn ask(role: &str, ns: &str) -> NewRequest {
     NewRequest {
-        cluster: "test".into(),
-        requester: Subject::new("alice", &["dev"]),
-        role: RoleRef::cluster_role(role),
-        namespaces: vec![ns.into()],
-        duration: Duration::from_secs(1800),
         reason: "INC-9".into(),
-        ticket: None,
-        credentials: Credentials::Identity,
-        extends: None,
+        ..common::asking::ask("alice", role, &[ns], 30)
     }
 }
 

@@ -10,6 +10,7 @@
 //! and another requester's own tokens).
 
 mod common;
+use common::cli::{ok, portcullis};
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -70,28 +71,6 @@ fn shell(cp: &ControlPlane, script: &str, kubeconfig: &Path) -> Output {
 
 fn sh(cp: &ControlPlane, script: &str) -> Output {
     shell(cp, script, &cp.kubeconfig())
-}
-
-fn portcullis(cp: &ControlPlane, context: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["--context", context])
-        .args(args)
-        .env("KUBECONFIG", cp.kubeconfig())
-        .env("XDG_STATE_HOME", cp.dir.join("state"))
-        .env("XDG_CONFIG_HOME", cp.dir.join("config"))
-        .output()
-        .expect("run portcullis")
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}: {}{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn fails(o: &Output, expect: &str) -> String {

@@ -6,6 +6,7 @@
 //! escalation refusal summarised in one line (in full under `-v`).
 
 mod common;
+use common::cli::{ok, one_line_error};
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
@@ -28,24 +29,6 @@ fn command(cp: &ControlPlane) -> Command {
 /// `portcullis ARGS` exactly as given (global flags wherever they stand).
 fn pc(cp: &ControlPlane, args: &[&str]) -> Output {
     command(cp).args(args).output().expect("run portcullis")
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn one_line_error(o: &Output) -> String {
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.code(), Some(1), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    assert!(err.starts_with("portcullis: "), "{err}");
-    err
 }
 
 /// alice asks, with `--context` after the verb as kubectl users type it.

@@ -19,21 +19,13 @@ use portcullis::console::state::app::{AppConfig, View};
 use portcullis::console::state::AppState;
 use portcullis::console::update::{update, Action};
 use portcullis::console::view::{self, Theme};
-use portcullis::domain::{Credentials, RoleRef, Subject};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
 fn ask() -> NewRequest {
     NewRequest {
-        cluster: "test".into(),
-        requester: Subject::new("alice", &["dev"]),
-        role: RoleRef::cluster_role("view"),
-        namespaces: vec!["payments".into()],
-        duration: Duration::from_secs(1800),
         reason: "INC-12 names".into(),
-        ticket: None,
-        credentials: Credentials::Identity,
-        extends: None,
+        ..common::asking::ask("alice", "view", &["payments"], 30)
     }
 }
 

@@ -14,7 +14,6 @@ use kube::api::Api;
 use portcullis::backend::kube::{KubeBackend, SYSTEM_NAMESPACE};
 use portcullis::backend::{AccessBackend, ApproveSpec, BackendEvent, NewRequest, RequestKey};
 use portcullis::domain::rbac::Inventory;
-use portcullis::domain::{Credentials, RoleRef, Subject};
 use serde_json::json;
 
 const AR: &str = "portcullis.dev";
@@ -33,15 +32,8 @@ type Claim = (
 
 fn ask(role: &str, ns: &str) -> NewRequest {
     NewRequest {
-        cluster: "test".into(),
-        requester: Subject::new("alice", &["dev"]),
-        role: RoleRef::cluster_role(role),
-        namespaces: vec![ns.into()],
-        duration: Duration::from_secs(1800),
         reason: "INC-3 rights".into(),
-        ticket: None,
-        credentials: Credentials::Identity,
-        extends: None,
+        ..common::asking::ask("alice", role, &[ns], 30)
     }
 }
 

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod asking;
+pub(crate) mod cli;
 pub(crate) mod cluster;
 pub(crate) mod http;
 #[cfg(unix)]
