@@ -6,13 +6,11 @@ mod common;
 use common::cli::{ok, portcullis};
 
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::cluster::{install, wait_for, ControlPlane};
+use common::cluster::{wait_for, ControlPlane};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::Api;
-use portcullis::backend::kube::KubeCluster;
 
 fn fails(o: &Output, code: i32, expect: &str) {
     let err = String::from_utf8_lossy(&o.stderr);
@@ -33,19 +31,8 @@ fn reaper(cp: &ControlPlane) -> Child {
         .expect("start the reaper")
 }
 
-/// The control plane with Portcullis installed, and its admin.
-struct Ctx {
-    admin: Arc<KubeCluster>,
-    cp: ControlPlane,
-}
-
-impl Ctx {
-    async fn start() -> Self {
-        let cp = ControlPlane::start();
-        let admin = install(&cp).await;
-        Ctx { admin, cp }
-    }
-}
+// The control plane with Portcullis installed, and its admin.
+use common::cluster::Installed as Ctx;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verbs_and_reaper_as_processes() {

@@ -10,11 +10,9 @@ use common::cli::{ok, one_line_error};
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::cluster::{apply, install, ControlPlane};
-use portcullis::backend::kube::KubeCluster;
+use common::cluster::{apply, ControlPlane};
 use serde_json::json;
 
 fn command(cp: &ControlPlane) -> Command {
@@ -54,19 +52,8 @@ fn ask(cp: &ControlPlane, role: &str, ns: &str) -> String {
     .to_string()
 }
 
-/// The control plane with Portcullis installed, and its admin.
-struct Ctx {
-    admin: Arc<KubeCluster>,
-    cp: ControlPlane,
-}
-
-impl Ctx {
-    async fn start() -> Self {
-        let cp = ControlPlane::start();
-        let admin = install(&cp).await;
-        Ctx { admin, cp }
-    }
-}
+// The control plane with Portcullis installed, and its admin.
+use common::cluster::Installed as Ctx;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_habits_on_a_real_control_plane() {

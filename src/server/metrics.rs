@@ -35,7 +35,7 @@ struct Reason {
 
 /// The server's metrics, in one registry.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<PhaseLabel, Gauge>,
     decisions: Family<Decision, Counter>,
@@ -95,7 +95,7 @@ impl Default for Metrics {
 }
 
 /// Counts a connected console while it lives.
-pub struct SseClient(Gauge);
+pub(crate) struct SseClient(Gauge);
 
 impl Drop for SseClient {
     fn drop(&mut self) {
@@ -104,7 +104,7 @@ impl Drop for SseClient {
 }
 
 impl Metrics {
-    pub fn decided(&self, action: &str, ok: bool) {
+    pub(crate) fn decided(&self, action: &str, ok: bool) {
         let outcome = if ok { "ok" } else { "error" };
         self.decisions
             .get_or_create(&Decision {
@@ -114,7 +114,7 @@ impl Metrics {
             .inc();
     }
 
-    pub fn refused(&self, why: &str) {
+    pub(crate) fn refused(&self, why: &str) {
         self.refusals
             .get_or_create(&Reason {
                 reason: why.to_string(),
@@ -123,24 +123,24 @@ impl Metrics {
     }
 
     /// Refusals counted but not recorded one by one (over their rate).
-    pub fn dropped_refusals(&self, n: u64) {
+    pub(crate) fn dropped_refusals(&self, n: u64) {
         self.refusals_dropped.inc_by(n);
     }
 
-    pub fn observe(&self, o: &Observed) {
+    pub(crate) fn observe(&self, o: &Observed) {
         for lag in &o.expiry_lag {
             self.lag.observe(*lag);
         }
     }
 
-    pub fn sse_client(&self) -> SseClient {
+    pub(crate) fn sse_client(&self) -> SseClient {
         self.sse_clients.inc();
         SseClient(self.sse_clients.clone())
     }
 
     /// The text of `/metrics`, with `phases` (counted by the stream) as
     /// they are now.
-    pub fn render(&self, phases: &BTreeMap<Phase, usize>) -> String {
+    pub(crate) fn render(&self, phases: &BTreeMap<Phase, usize>) -> String {
         for phase in [
             Phase::Pending,
             Phase::Active,

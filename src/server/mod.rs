@@ -36,19 +36,19 @@ use error::Error;
 use stream::Hub;
 
 pub struct Server {
-    pub authority: Arc<dyn Authority>,
-    pub access: Access,
+    pub(crate) authority: Arc<dyn Authority>,
+    pub(crate) access: Access,
     /// The policy in force (None: none configured).
-    pub policy: Option<Arc<PolicyStore>>,
+    pub(crate) policy: Option<Arc<PolicyStore>>,
     /// Each cluster's labels, as the policy sees them.
-    pub labels: BTreeMap<String, BTreeMap<String, String>>,
-    pub hub: Hub,
-    pub metrics: metrics::Metrics,
-    pub webhook: Option<webhook::Webhook>,
+    pub(crate) labels: BTreeMap<String, BTreeMap<String, String>>,
+    pub(crate) hub: Hub,
+    pub(crate) metrics: metrics::Metrics,
+    pub(crate) webhook: Option<webhook::Webhook>,
     /// The audit trail (README "Audit trail").
-    pub audit: Arc<crate::audit::log::AuditLog>,
+    pub(crate) audit: Arc<crate::audit::log::AuditLog>,
     /// Refusals recorded one by one up to a rate, the rest counted.
-    pub refusals: refusals::Refusals,
+    pub(crate) refusals: refusals::Refusals,
     /// Set when the server stops: live streams end so it can.
     stopping: tokio::sync::watch::Sender<bool>,
 }

@@ -24,7 +24,7 @@ pub(crate) const RECORDED_PER_MINUTE: u32 = 20;
 pub(crate) const CALLS_PER_SECOND: u64 = 200;
 pub(crate) const CALL_BURST: u32 = 1000;
 
-pub struct Refusals {
+pub(crate) struct Refusals {
     limiter: DefaultKeyedRateLimiter<String>,
     dropped: Mutex<BTreeMap<String, u64>>,
 }
@@ -36,7 +36,7 @@ impl Default for Refusals {
 }
 
 impl Refusals {
-    pub fn new(per_minute: u32) -> Self {
+    pub(crate) fn new(per_minute: u32) -> Self {
         let n = NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         Self {
             limiter: RateLimiter::keyed(Quota::per_minute(n)),
@@ -49,7 +49,7 @@ impl Refusals {
     /// A `verified` caller has a budget of their own, whatever their
     /// address spent: nobody can make another's refusals anonymous by
     /// exhausting their address first.
-    pub fn admit(&self, caller: &str, address: &str, verified: bool) -> bool {
+    pub(crate) fn admit(&self, caller: &str, address: &str, verified: bool) -> bool {
         let caller_ok = self.limiter.check_key(&caller.to_string()).is_ok();
         if verified {
             if !caller_ok {
@@ -70,13 +70,13 @@ impl Refusals {
 
     /// Forgets callers and addresses whose budget is full again: the map
     /// holds only the last minute's.
-    pub fn prune(&self) {
+    pub(crate) fn prune(&self) {
         self.limiter.retain_recent();
         self.limiter.shrink_to_fit();
     }
 
     /// The counts not yet recorded, emptied.
-    pub fn take_dropped(&self) -> BTreeMap<String, u64> {
+    pub(crate) fn take_dropped(&self) -> BTreeMap<String, u64> {
         let mut dropped = self.dropped.lock().unwrap_or_else(|e| e.into_inner());
         std::mem::take(&mut *dropped)
     }

@@ -24,7 +24,7 @@ pub(crate) const BUFFER: usize = 20_000;
 /// request's JSON is written once and referenced by the state, the
 /// resume buffer and every console's snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame {
+pub(crate) struct Frame {
     pub id: u64,
     pub event: &'static str,
     pub data: Arc<str>,
@@ -35,7 +35,7 @@ pub struct Frame {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Redacted {
+pub(crate) struct Redacted {
     pub requester: Arc<str>,
     pub data: Arc<str>,
 }
@@ -76,12 +76,12 @@ struct State {
 
 /// What a request went through, as the metrics count it.
 #[derive(Debug, Clone, Default)]
-pub struct Observed {
+pub(crate) struct Observed {
     /// Seconds between a grant's `expiresAt` and its Expired record.
     pub expiry_lag: Vec<f64>,
 }
 
-pub struct Hub {
+pub(crate) struct Hub {
     /// Distinguishes this process's ids from another replica's.
     pub epoch: String,
     state: Mutex<State>,
@@ -89,7 +89,7 @@ pub struct Hub {
 }
 
 /// What a (re)connecting console is sent before live events.
-pub struct Start {
+pub(crate) struct Start {
     pub frames: Vec<Arc<Frame>>,
     pub rx: broadcast::Receiver<Arc<Frame>>,
     /// Live frames with ids up to this one were already in `frames`.
@@ -101,7 +101,7 @@ fn key_json(k: &RequestKey) -> Value {
 }
 
 impl Hub {
-    pub fn new(epoch: String) -> Self {
+    pub(crate) fn new(epoch: String) -> Self {
         let (tx, _) = broadcast::channel(4096);
         Self {
             epoch,
@@ -115,13 +115,13 @@ impl Hub {
     }
 
     /// Takes a batch of the authority's events; returns what metrics count.
-    pub fn ingest(&self, batch: Vec<BackendEvent>, now: DateTime<Utc>) -> Observed {
+    pub(crate) fn ingest(&self, batch: Vec<BackendEvent>, now: DateTime<Utc>) -> Observed {
         self.ingest_with(batch, now, |_| None)
     }
 
     /// As [`Self::ingest`], attaching to each request the JSON `verdict`
     /// returns for it (the policy's decision, computed once per change).
-    pub fn ingest_with(
+    pub(crate) fn ingest_with(
         &self,
         batch: Vec<BackendEvent>,
         now: DateTime<Utc>,
@@ -214,7 +214,7 @@ impl Hub {
 
     /// Sends one event that is not part of the state (an audit record):
     /// live and in the resume buffer, not in snapshots.
-    pub fn publish(&self, event: &'static str, data: Arc<str>) {
+    pub(crate) fn publish(&self, event: &'static str, data: Arc<str>) {
         let mut st = self.lock();
         self.send(&mut st, event, data, None);
     }
@@ -244,7 +244,7 @@ impl Hub {
 
     /// The pending requests (of `clusters`, or all), as upserts to judge
     /// again.
-    pub fn pending_in(
+    pub(crate) fn pending_in(
         &self,
         clusters: Option<&std::collections::BTreeSet<String>>,
     ) -> Vec<BackendEvent> {
@@ -257,7 +257,7 @@ impl Hub {
             .collect()
     }
 
-    pub fn primed(&self) -> bool {
+    pub(crate) fn primed(&self) -> bool {
         self.lock().primed
     }
 
@@ -265,7 +265,7 @@ impl Hub {
     /// the JSON each request already has (for `GET /v1/requests`).
     /// With `redact_for` (a caller who may not approve), requests of
     /// anyone else are [`api::redact`]ed.
-    pub fn list_json(
+    pub(crate) fn list_json(
         &self,
         keep: impl Fn(&AccessRequest) -> bool,
         redact_for: Option<&str>,
@@ -289,30 +289,24 @@ impl Hub {
         out
     }
 
-    pub fn request(&self, key: &RequestKey) -> Option<AccessRequest> {
+    pub(crate) fn request(&self, key: &RequestKey) -> Option<AccessRequest> {
         self.lock().requests.get(key).map(|(r, _, _)| r.clone())
     }
 
-    pub fn inventory(&self, cluster: &str) -> Option<Value> {
+    pub(crate) fn inventory(&self, cluster: &str) -> Option<Value> {
         self.lock().inventories.get(cluster).cloned()
     }
 
     /// A cluster's inventory as the engine reads it.
-    pub fn inventory_of(&self, cluster: &str) -> Option<Arc<crate::domain::rbac::Inventory>> {
+    pub(crate) fn inventory_of(
+        &self,
+        cluster: &str,
+    ) -> Option<Arc<crate::domain::rbac::Inventory>> {
         self.lock().parsed.get(cluster).cloned()
     }
 
-    /// The JSON the stream holds for a request (with its verdict).
-    pub fn request_value(&self, key: &RequestKey) -> Option<Arc<str>> {
-        self.lock().requests.get(key).map(|(_, v, _)| v.clone())
-    }
-
-    pub fn limits(&self, cluster: &str) -> Option<Value> {
-        self.lock().limits.get(cluster).cloned()
-    }
-
     /// Counts by phase, for the metrics.
-    pub fn phases(&self) -> BTreeMap<Phase, usize> {
+    pub(crate) fn phases(&self) -> BTreeMap<Phase, usize> {
         let mut out = BTreeMap::new();
         for (r, _, _) in self.lock().requests.values() {
             *out.entry(r.phase()).or_insert(0) += 1;
@@ -322,7 +316,7 @@ impl Hub {
 
     /// Where a console starts: the events after `last` (an `EPOCH-N` id
     /// of this process still in the buffer), else a full snapshot.
-    pub fn start(&self, last: Option<&str>) -> Start {
+    pub(crate) fn start(&self, last: Option<&str>) -> Start {
         let st = self.lock();
         // Subscribed under the lock: nothing ingested later is missed.
         let rx = self.tx.subscribe();
@@ -390,7 +384,7 @@ impl Hub {
     /// A frame as a caller who may not approve sees it (need to know):
     /// no RBAC inventories, notices or audit records; others' requests
     /// [`api::redact`]ed. None: not for them.
-    pub fn for_requester(user: &str, frame: Arc<Frame>) -> Option<Arc<Frame>> {
+    pub(crate) fn for_requester(user: &str, frame: Arc<Frame>) -> Option<Arc<Frame>> {
         match frame.event {
             events::INVENTORY | events::NOTICE | events::AUDIT => None,
             events::UPSERT => match &frame.redacted {
@@ -407,10 +401,6 @@ impl Hub {
             },
             _ => Some(frame),
         }
-    }
-
-    pub fn event_id(&self, frame: &Frame) -> String {
-        format!("{}-{}", self.epoch, frame.id)
     }
 }
 

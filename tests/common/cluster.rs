@@ -538,6 +538,21 @@ where
     }
 }
 
+/// A control plane with Portcullis installed, and its admin (declared
+/// first: dropped before the control plane stops).
+pub(crate) struct Installed {
+    pub(crate) admin: Arc<KubeCluster>,
+    pub(crate) cp: ControlPlane,
+}
+
+impl Installed {
+    pub(crate) async fn start() -> Self {
+        let cp = ControlPlane::start();
+        let admin = install(&cp).await;
+        Installed { admin, cp }
+    }
+}
+
 /// CRD, Portcullis roles, who may do what, namespaces; and waits until the
 /// aggregation controller has filled `edit`.
 pub(crate) async fn install(cp: &ControlPlane) -> Arc<KubeCluster> {

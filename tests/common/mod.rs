@@ -18,9 +18,13 @@ pub(crate) mod server;
 #[allow(unused_imports)] // some tests start no server
 pub(crate) use cluster::free_port;
 
-/// An empty directory of this test process: `portcullis-{what}-{pid}`.
+/// An empty directory of this test process: `portcullis-{what}-{pid}-{n}`.
 pub(crate) fn scratch_dir(what: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("portcullis-{what}-{}", std::process::id()));
+    // One per call: tests of one binary run side by side, and one must
+    // not empty another's directory.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("portcullis-{what}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("a scratch directory");
     d

@@ -512,13 +512,7 @@ fn on_audit_key(state: &mut AppState, filter: Filter, scroll: u16, key: KeyEvent
     let scroll = match key.code {
         KeyCode::Char('q') => return quit(state),
         KeyCode::Esc => return Vec::new(),
-        KeyCode::Char('j') | KeyCode::Down => scroll.saturating_add(1),
-        KeyCode::Char('k') | KeyCode::Up => scroll.saturating_sub(1),
-        KeyCode::Char(' ') | KeyCode::PageDown => scroll.saturating_add(10),
-        KeyCode::PageUp => scroll.saturating_sub(10),
-        KeyCode::Char('g') | KeyCode::Home => 0,
-        KeyCode::Char('G') | KeyCode::End => u16::MAX,
-        _ => scroll,
+        _ => scrolled(key, scroll, 10),
     };
     state.mode = Mode::Audit {
         filter,
@@ -533,13 +527,7 @@ fn on_help_key(state: &mut AppState, scroll: u16, key: KeyEvent) -> Vec<Effect> 
     let scroll = match key.code {
         KeyCode::Char('q') => return quit(state),
         KeyCode::Esc | KeyCode::Char('?') => return Vec::new(),
-        KeyCode::Char('j') | KeyCode::Down => scroll.saturating_add(1),
-        KeyCode::Char('k') | KeyCode::Up => scroll.saturating_sub(1),
-        KeyCode::Char(' ') | KeyCode::PageDown => scroll.saturating_add(10),
-        KeyCode::PageUp => scroll.saturating_sub(10),
-        KeyCode::Char('g') | KeyCode::Home => 0,
-        KeyCode::Char('G') | KeyCode::End => u16::MAX,
-        _ => scroll,
+        _ => scrolled(key, scroll, 10),
     };
     state.mode = Mode::Help {
         scroll: clamp_scroll(scroll, max),
@@ -650,25 +638,31 @@ fn on_full_key(state: &mut AppState, which: RequestKey, scroll: u16, key: KeyEve
             state.mode = Mode::Full { key: which, scroll };
             return effects;
         }
-        KeyCode::Char('j') | KeyCode::Down => scroll.saturating_add(1),
-        KeyCode::Char('k') | KeyCode::Up => scroll.saturating_sub(1),
-        KeyCode::Char(' ') | KeyCode::PageDown => scroll.saturating_add(page),
-        KeyCode::Char('d') if key.modifiers.contains(KeyModifiers::CONTROL) => {
-            scroll.saturating_add(page)
-        }
-        KeyCode::Char('u') if key.modifiers.contains(KeyModifiers::CONTROL) => {
-            scroll.saturating_sub(page)
-        }
-        KeyCode::PageUp => scroll.saturating_sub(page),
-        KeyCode::Char('g') | KeyCode::Home => 0,
-        KeyCode::Char('G') | KeyCode::End => u16::MAX,
-        _ => scroll,
+        _ => scrolled(key, scroll, page),
     };
     state.mode = Mode::Full {
         key: which,
         scroll: clamp_scroll(scroll, max),
     };
     Vec::new()
+}
+
+/// Where a scroll key takes a scrolled view (`page` rows a page; any other
+/// key leaves it where it is): the same keys in the help, `:audit` and the
+/// full view.
+fn scrolled(key: KeyEvent, scroll: u16, page: u16) -> u16 {
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    match key.code {
+        KeyCode::Char('j') | KeyCode::Down => scroll.saturating_add(1),
+        KeyCode::Char('k') | KeyCode::Up => scroll.saturating_sub(1),
+        KeyCode::Char(' ') | KeyCode::PageDown => scroll.saturating_add(page),
+        KeyCode::Char('d') if ctrl => scroll.saturating_add(page),
+        KeyCode::Char('u') if ctrl => scroll.saturating_sub(page),
+        KeyCode::PageUp => scroll.saturating_sub(page),
+        KeyCode::Char('g') | KeyCode::Home => 0,
+        KeyCode::Char('G') | KeyCode::End => u16::MAX,
+        _ => scroll,
+    }
 }
 
 /// `c`: the request's name to the clipboard, when the config allows it.

@@ -8,7 +8,7 @@ use axum::Json;
 use chrono::TimeDelta;
 use serde_json::Value;
 
-use super::{body, current, key, parse_duration};
+use super::{body, key, parse_duration};
 use crate::api::{self, ApproveBody, Named, ReasonBody, ShortenBody};
 use crate::backend::{ApproveSpec, BackendError, Op, OpKind};
 use crate::domain::{AccessRequest, RequestKey, Seen, Subject};
@@ -96,7 +96,11 @@ async fn act(
 ) -> ApiResult<Json<Value>> {
     let action = kind.verb();
     let k = key(&s, cluster, name).by(&who, action, None)?;
-    let before = current(&s, &k).await.ok();
+    // What the action changed, for the record: read from the authority,
+    // not the stream's copy, which may not have caught up with the last
+    // action yet (a shorten right after an approval would read as no
+    // shorten at all).
+    let before = s.authority.get(&k).await.ok();
     let r = act_as(&s, &who, &k, kind, &raw)
         .await
         .by(&who, action, Some(&k))?;
