@@ -96,11 +96,21 @@ async fn act(
 ) -> ApiResult<Json<Value>> {
     let action = kind.verb();
     let k = key(&s, cluster, name).by(&who, action, None)?;
+    // Decisions are for approvers: refused before anything is read.
+    if kind.is_decision() {
+        s.access
+            .require_approver(&who, action)
+            .map_err(Error::from)
+            .by(&who, action, Some(&k))?;
+    }
     // What the action changed, for the record: read from the authority,
     // not the stream's copy, which may not have caught up with the last
     // action yet (a shorten right after an approval would read as no
-    // shorten at all).
-    let before = s.authority.get(&k).await.ok();
+    // shorten at all); the stream's copy only when that read fails.
+    let before = match s.authority.get(&k).await {
+        Ok(r) => Some(r),
+        Err(_) => s.hub.request(&k),
+    };
     let r = act_as(&s, &who, &k, kind, &raw)
         .await
         .by(&who, action, Some(&k))?;
