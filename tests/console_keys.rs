@@ -1359,3 +1359,25 @@ async fn release_ends_your_own_grant_and_only_yours() {
     assert!(h.flash().starts_with("Released"), "{}", h.flash());
     assert_eq!(h.req(&key).status.revoked_by.as_deref(), Some("dana"));
 }
+
+/// Issue 21, item 18: the help lists ctrl-d and ctrl-u, and they scroll
+/// it (as in the full view): a page down, a page back.
+#[tokio::test]
+async fn the_help_scrolls_with_the_page_keys_it_lists() {
+    let mut h = Harness::start(3).await;
+    h.screen(80, 24);
+    h.press("?").await;
+    let help = h.state.mode.clone();
+    assert!(matches!(help, Mode::Help { scroll: 0 }), "{help:?}");
+    h.press("<c-d>").await;
+    let Mode::Help { scroll } = h.state.mode else {
+        panic!("{:?}", h.state.mode)
+    };
+    assert_eq!(scroll, 10, "ctrl-d: a page down");
+    h.press("<c-u>").await;
+    assert!(
+        matches!(h.state.mode, Mode::Help { scroll: 0 }),
+        "ctrl-u: a page back: {:?}",
+        h.state.mode
+    );
+}
