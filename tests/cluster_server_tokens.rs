@@ -33,7 +33,14 @@ fn granted(s: &Served, duration: &str) -> String {
     );
     assert_eq!(code, 201, "{made}");
     let path = format!("/v1/requests/c1/{}", made["name"].as_str().unwrap());
-    let body = decision(&s.url, "bob", &path, json!({"duration": duration}));
+    bob_approves(s, &path, duration);
+    path
+}
+
+/// bob approves the request at `path` for `duration` (raw HTTP, naming
+/// what he read): the granted request.
+fn bob_approves(s: &Served, path: &str, duration: &str) -> Value {
+    let body = decision(&s.url, "bob", path, json!({"duration": duration}));
     let (code, g) = curl(
         &s.url,
         Some("bob"),
@@ -42,7 +49,7 @@ fn granted(s: &Served, duration: &str) -> String {
         Some(&body),
     );
     assert_eq!(code, 200, "{g}");
-    path
+    g
 }
 
 /// `portcullis --backend URL ARGS` as `user` (their own token).
@@ -348,15 +355,7 @@ async fn its_own_expiry(ctx: &Ctx) {
     .unwrap();
     let pending = waiting_request(s).await;
     let path = format!("/v1/requests/c1/{pending}");
-    let body = decision(&s.url, "bob", &path, json!({"duration": "15s"}));
-    let (code, g) = curl(
-        &s.url,
-        Some("bob"),
-        "POST",
-        &format!("{path}/approve"),
-        Some(&body),
-    );
-    assert_eq!(code, 200, "{g}");
+    let g = bob_approves(s, &path, "15s");
     let out = waiting.wait_with_output().unwrap();
     assert!(out.status.success(), "{out:?}");
     let token = token_in(&String::from_utf8_lossy(&out.stdout));

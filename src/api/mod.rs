@@ -12,7 +12,7 @@ use crate::domain::{AccessRequest, RoleKind};
 
 /// A request as the API and `portcullis get -o json` show it.
 pub fn request_json(r: &AccessRequest) -> Value {
-    let spec = wire::spec_json(&r.asked());
+    let spec = wire::spec_json(r.into());
     json!({
         "name": r.name,
         "uid": r.uid,

@@ -1,7 +1,7 @@
 //! The one table printer of the command line (`get`, `diff`, `audit
 //! show`): kubectl's layout — cells left-aligned, columns a fixed gap
-//! apart, no trailing spaces — with every cell measured once by the
-//! cells it takes on a terminal (a wide character takes two), so rows
+//! apart, no trailing spaces — with every cell measured in one place by
+//! the cells it takes on a terminal (a wide character takes two), so rows
 //! line up whatever the text.
 
 use unicode_width::UnicodeWidthStr;

@@ -315,9 +315,52 @@ fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// The `spec` of an object: what was asked (its cluster only where the
-/// object is stored on a hub for another cluster: [`new_object`]).
-pub(crate) fn spec_json(asked: &NewRequest) -> Value {
+/// What a request asked for, borrowed from a stored request or a new one:
+/// what `spec` says (its cluster only where the object is stored on a hub
+/// for another cluster: [`new_object`]).
+pub struct Spec<'a> {
+    pub requester: &'a Subject,
+    pub role: &'a RoleRef,
+    pub namespaces: &'a [String],
+    pub duration: Duration,
+    pub reason: &'a str,
+    pub ticket: Option<&'a str>,
+    pub credentials: Credentials,
+    pub extends: Option<&'a str>,
+}
+
+impl<'a> From<&'a AccessRequest> for Spec<'a> {
+    fn from(r: &'a AccessRequest) -> Self {
+        Spec {
+            requester: &r.requester,
+            role: &r.role,
+            namespaces: &r.namespaces,
+            duration: r.duration,
+            reason: &r.reason,
+            ticket: r.ticket.as_deref(),
+            credentials: r.credentials,
+            extends: r.extends.as_deref(),
+        }
+    }
+}
+
+impl<'a> From<&'a NewRequest> for Spec<'a> {
+    fn from(r: &'a NewRequest) -> Self {
+        Spec {
+            requester: &r.requester,
+            role: &r.role,
+            namespaces: &r.namespaces,
+            duration: r.duration,
+            reason: &r.reason,
+            ticket: r.ticket.as_deref(),
+            credentials: r.credentials,
+            extends: r.extends.as_deref(),
+        }
+    }
+}
+
+/// The `spec` of an object.
+pub(crate) fn spec_json(asked: Spec<'_>) -> Value {
     let mut spec = json!({
         "requester": {"user": asked.requester.user, "groups": asked.requester.groups},
         "role": {"kind": asked.role.kind.to_string(), "name": asked.role.name},
@@ -327,10 +370,10 @@ pub(crate) fn spec_json(asked: &NewRequest) -> Value {
         "credentials": match asked.credentials { Credentials::Identity => "Identity", Credentials::Token => "Token" },
     });
     if let Some(map) = spec.as_object_mut() {
-        if let Some(t) = &asked.ticket {
+        if let Some(t) = asked.ticket {
             map.insert("ticket".into(), json!(t));
         }
-        if let Some(of) = &asked.extends {
+        if let Some(of) = asked.extends {
             map.insert("extends".into(), json!(of));
         }
     }
@@ -341,7 +384,7 @@ pub(crate) fn spec_json(asked: &NewRequest) -> Value {
 /// [`NewRequest::name_prefix`]; `on_hub`: stored on a hub for another
 /// cluster, so its spec names that cluster.
 pub(crate) fn new_object(asked: &NewRequest, on_hub: bool) -> Value {
-    let mut spec = spec_json(asked);
+    let mut spec = spec_json(asked.into());
     if on_hub {
         spec["cluster"] = json!(asked.cluster);
     }
@@ -501,7 +544,7 @@ mod tests {
 
     #[test]
     fn spec_json_is_what_request_reads() {
-        let spec = spec_json(&NewRequest {
+        let spec = spec_json(Spec::from(&NewRequest {
             cluster: "c".into(),
             requester: Subject::new("alice", &["dev"]),
             role: RoleRef::role("deployer"),
@@ -511,7 +554,7 @@ mod tests {
             ticket: Some("T-1".into()),
             credentials: Credentials::Token,
             extends: None,
-        });
+        }));
         let obj = json!({"metadata": {"name": "n", "creationTimestamp": "2026-11-26T03:00:00Z"}, "spec": spec});
         let r = request_from_json("c", &obj);
         assert_eq!(r.malformed, None);

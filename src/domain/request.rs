@@ -77,13 +77,17 @@ impl Subject {
     pub fn declared(&self) -> Subject {
         Subject {
             user: self.user.clone(),
-            groups: self
-                .groups
-                .iter()
-                .filter(|g| !super::rbac::engine::implied_group(g))
-                .cloned()
-                .collect(),
+            groups: self.declared_groups().map(str::to_string).collect(),
         }
+    }
+
+    /// The groups of [`Self::declared`], borrowed (for a screen drawn every
+    /// frame).
+    pub fn declared_groups(&self) -> impl Iterator<Item = &str> {
+        self.groups
+            .iter()
+            .map(String::as_str)
+            .filter(|g| !super::rbac::engine::implied_group(g))
     }
 }
 
@@ -888,23 +892,6 @@ pub struct NewRequest {
     /// Asks to extend this live grant (same cluster): approved, it is a
     /// grant of its own that starts when approved.
     pub extends: Option<String>,
-}
-
-impl AccessRequest {
-    /// What was asked (the spec), without what became of it.
-    pub fn asked(&self) -> NewRequest {
-        NewRequest {
-            cluster: self.cluster.clone(),
-            requester: self.requester.clone(),
-            role: self.role.clone(),
-            namespaces: self.namespaces.clone(),
-            duration: self.duration,
-            reason: self.reason.clone(),
-            ticket: self.ticket.clone(),
-            credentials: self.credentials,
-            extends: self.extends.clone(),
-        }
-    }
 }
 
 impl NewRequest {

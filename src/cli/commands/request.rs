@@ -66,7 +66,7 @@ pub(crate) async fn run(
 fn requester_groups(verb: &Verb<'_>, groups: &[String], config_groups: &[String]) -> Vec<String> {
     if verb.verified {
         // Every user has these; they say nothing to an approver.
-        verb.me.declared().groups
+        verb.me.declared_groups().map(str::to_string).collect()
     } else if groups.is_empty() {
         config_groups.to_vec()
     } else {

@@ -253,7 +253,7 @@ fn context_label(state: &AppState, compact: bool) -> String {
 /// The approver, with their groups where there is room.
 fn approver_label(state: &AppState, compact: bool) -> String {
     // Groups every user of their kind has: not worth a column.
-    let groups = state.approver.declared().groups;
+    let groups: Vec<&str> = state.approver.declared_groups().collect();
     if compact || groups.is_empty() {
         inert(&state.approver.user, 24).into_owned()
     } else {

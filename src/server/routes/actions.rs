@@ -4,7 +4,8 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::Json;
+use axum::routing::post;
+use axum::{Json, Router};
 use chrono::TimeDelta;
 use serde_json::Value;
 
@@ -18,58 +19,15 @@ use crate::server::{Server, Shared};
 
 type Target = Path<(String, String)>;
 
-pub(crate) async fn approve(
-    s: State<Shared>,
-    c: Caller,
-    p: Target,
-    raw: Bytes,
-) -> ApiResult<Json<Value>> {
-    act(s, c, p, OpKind::Approve, raw).await
-}
-
-pub(crate) async fn deny(
-    s: State<Shared>,
-    c: Caller,
-    p: Target,
-    raw: Bytes,
-) -> ApiResult<Json<Value>> {
-    act(s, c, p, OpKind::Deny, raw).await
-}
-
-pub(crate) async fn shorten(
-    s: State<Shared>,
-    c: Caller,
-    p: Target,
-    raw: Bytes,
-) -> ApiResult<Json<Value>> {
-    act(s, c, p, OpKind::Shorten, raw).await
-}
-
-pub(crate) async fn revoke(
-    s: State<Shared>,
-    c: Caller,
-    p: Target,
-    raw: Bytes,
-) -> ApiResult<Json<Value>> {
-    act(s, c, p, OpKind::Revoke, raw).await
-}
-
-pub(crate) async fn withdraw(
-    s: State<Shared>,
-    c: Caller,
-    p: Target,
-    raw: Bytes,
-) -> ApiResult<Json<Value>> {
-    act(s, c, p, OpKind::Withdraw, raw).await
-}
-
-pub(crate) async fn release(
-    s: State<Shared>,
-    c: Caller,
-    p: Target,
-    raw: Bytes,
-) -> ApiResult<Json<Value>> {
-    act(s, c, p, OpKind::Release, raw).await
+/// Every action's route: `POST /v1/requests/{cluster}/{name}/VERB`, one
+/// per [`OpKind`], each handled by [`act`] for its kind.
+pub(crate) fn routes() -> Router<Shared> {
+    OpKind::ALL.into_iter().fold(Router::new(), |router, kind| {
+        router.route(
+            &format!("/v1/requests/{{cluster}}/{{name}}/{}", kind.verb()),
+            post(move |s: State<Shared>, c: Caller, p: Target, raw: Bytes| act(s, c, p, kind, raw)),
+        )
+    })
 }
 
 /// Any other action: 404, listing the ones there are.
@@ -151,12 +109,10 @@ async fn act_as(
         // The requester's own: nothing to read from the body or to name.
         OpKind::Withdraw => (Op::Withdraw, Seen::default(), 1),
         OpKind::Release => (Op::Release, Seen::default(), 1),
-        OpKind::Approve => {
-            s.access.require_approver(who, action)?;
-            approval(s, who, k, raw).await?
-        }
+        // Decisions: the caller's approver right is checked by `act`,
+        // before anything is read.
+        OpKind::Approve => approval(s, who, k, raw).await?,
         OpKind::Deny | OpKind::Revoke => {
-            s.access.require_approver(who, action)?;
             let b: ReasonBody = body(raw)?;
             let seen = named(kind, b.named())?;
             let op = match kind {
@@ -166,7 +122,6 @@ async fn act_as(
             (op, seen, 1)
         }
         OpKind::Shorten => {
-            s.access.require_approver(who, action)?;
             let b: ShortenBody = body(raw)?;
             let seen = named(kind, b.named())?;
             let end = match (b.expires_at, b.to) {

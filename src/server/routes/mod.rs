@@ -55,27 +55,7 @@ fn routes() -> Router<Shared> {
             "/v1/requests/{cluster}/{name}/credentials",
             post(credentials::credentials),
         )
-        .route(
-            "/v1/requests/{cluster}/{name}/approve",
-            post(actions::approve),
-        )
-        .route("/v1/requests/{cluster}/{name}/deny", post(actions::deny))
-        .route(
-            "/v1/requests/{cluster}/{name}/shorten",
-            post(actions::shorten),
-        )
-        .route(
-            "/v1/requests/{cluster}/{name}/revoke",
-            post(actions::revoke),
-        )
-        .route(
-            "/v1/requests/{cluster}/{name}/withdraw",
-            post(actions::withdraw),
-        )
-        .route(
-            "/v1/requests/{cluster}/{name}/release",
-            post(actions::release),
-        )
+        .merge(actions::routes())
         .route(
             "/v1/requests/{cluster}/{name}/{action}",
             post(actions::unknown),

@@ -805,21 +805,9 @@ pub fn orphan(
 mod tests {
     use super::*;
     use crate::domain::request::BindingRef;
-    use crate::domain::{Credentials, RoleRef, Subject};
 
     fn req(phase: Phase, ends_in: i64) -> AccessRequest {
-        let mut r = crate::backend::NewRequest {
-            cluster: "c".into(),
-            requester: Subject::new("alice", &[]),
-            role: RoleRef::cluster_role("admin"),
-            namespaces: vec!["payments".into()],
-            duration: Duration::from_secs(600),
-            reason: "x".into(),
-            ticket: None,
-            credentials: Credentials::Identity,
-            extends: None,
-        }
-        .into_request("g".into(), Utc::now());
+        let mut r = super::plan::tests::alices_request(Utc::now());
         r.status.phase = Some(phase);
         r.status.expires_at = Some(Utc::now() + chrono::TimeDelta::seconds(ends_in));
         r.status.bindings = vec![BindingRef {

@@ -207,7 +207,7 @@ fn active(seen: &Observed<'_>, rules: &Rules, now: DateTime<Utc>) -> Intent {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::backend::kube::{objects, SYSTEM_NAMESPACE};
     use crate::domain::request::BindingRef;
@@ -235,7 +235,17 @@ mod tests {
 
     /// Alice's request "g", created at t(0).
     fn request(phase: Option<Phase>) -> AccessRequest {
-        let mut r = NewRequest {
+        let mut r = alices_request(t(0));
+        r.status.phase = phase;
+        r
+    }
+
+    /// Alice's request "g" for admin in payments, 10 minutes, created at
+    /// `created` (the reaper's other tests start from it too).
+    pub(in crate::backend::kube::reaper) fn alices_request(
+        created: DateTime<Utc>,
+    ) -> AccessRequest {
+        NewRequest {
             cluster: "c".into(),
             requester: Subject::new("alice", &[]),
             role: RoleRef::cluster_role("admin"),
@@ -246,9 +256,7 @@ mod tests {
             credentials: Credentials::Identity,
             extends: None,
         }
-        .into_request("g".into(), t(0));
-        r.status.phase = phase;
-        r
+        .into_request("g".into(), created)
     }
 
     fn binding(kind: &str, namespace: &str, name: &str, uid: Option<&str>) -> BindingRef {
