@@ -39,8 +39,8 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-#[test]
-fn diff_prints_the_context_and_every_new_permission_worst_first() {
+/// `serve --demo` on a free port, and its URL.
+fn serve_demo() -> (Served, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -58,6 +58,90 @@ fn diff_prints_the_context_and_every_new_permission_worst_first() {
             .spawn()
             .expect("serve --demo"),
     );
+    (_server, url)
+}
+
+/// `who` runs `args` until the demo server answers (it is starting).
+fn first(url: &str, who: &str, args: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let o = cli(url, who, args);
+        if o.status.success() {
+            break stdout(&o).trim().to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Issue 21, item 4: a grant approved shorter and narrower than asked is
+/// shown as granted by `get` and `diff`, with what was asked beside it.
+#[test]
+fn a_grant_approved_for_less_is_shown_as_granted() {
+    let (_server, url) = serve_demo();
+    let name = first(
+        &url,
+        "alice",
+        &[
+            "request",
+            "--role",
+            "edit",
+            "--cluster-role",
+            "-n",
+            "payments",
+            "-n",
+            "orders",
+            "--for",
+            "2h",
+            "--reason",
+            "INC-21 narrower",
+        ],
+    );
+    let o = cli(
+        &url,
+        "dana",
+        &["approve", &name, "--for", "30m", "-n", "payments"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = cli(&url, "dana", &["get", "grants", &name]);
+    let table = stdout(&o);
+    let row = table.lines().nth(1).unwrap_or_default();
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cells[3..5], ["payments", "30m"], "{table}");
+    let o = cli(&url, "dana", &["diff", &name, "-o", "json"]);
+    let v: Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    assert_eq!(v["namespaces"], serde_json::json!(["payments", "orders"]));
+    assert_eq!(v["duration"], "2h");
+    assert_eq!(
+        v["approved"],
+        serde_json::json!({"namespaces": ["payments"], "duration": "30m"})
+    );
+    assert!(
+        v["permissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["scope"] == "payments"),
+        "the diff is of what was granted: {v}"
+    );
+    let table = stdout(&cli(&url, "dana", &["diff", &name]));
+    assert!(
+        table
+            .lines()
+            .nth(2)
+            .unwrap_or_default()
+            .starts_with("approved: in payments for 30m"),
+        "{table}"
+    );
+}
+
+#[test]
+fn diff_prints_the_context_and_every_new_permission_worst_first() {
+    let (_server, url) = serve_demo();
     let ask = [
         "request",
         "--role",
@@ -70,19 +154,7 @@ fn diff_prints_the_context_and_every_new_permission_worst_first() {
         "--reason",
         "INC-8 first day on call",
     ];
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let name = loop {
-        let o = cli(&url, "alice", &ask);
-        if o.status.success() {
-            break stdout(&o).trim().to_string();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let name = first(&url, "alice", &ask);
 
     let o = cli(&url, "dana", &["diff", &name, "-o", "json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

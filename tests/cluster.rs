@@ -215,6 +215,22 @@ async fn shorten_then_expiry_by_the_reaper(
         !can_list_pods(&lab.alice_c, "payments").await
     })
     .await;
+    // What the apiserver said after the end, in the words of how it
+    // ended: an expiry is no revoke.
+    let stored_message = || async {
+        Api::<DynamicObject>::all_with(lab.admin.client.clone(), &request_resource())
+            .get(&asked.name)
+            .await
+            .ok()
+            .and_then(|o| o.data["status"]["message"].as_str().map(str::to_string))
+            .filter(|m| m.contains("verified"))
+    };
+    wait_for("the expiry's verification", 30, || async {
+        stored_message().await.is_some()
+    })
+    .await;
+    let verified = stored_message().await.unwrap();
+    assert!(verified.starts_with("expired and verified:"), "{verified}");
     assert!(
         Api::<RoleBinding>::namespaced(lab.admin.client.clone(), "payments")
             .get_opt(&format!("portcullis-{}", asked.name))

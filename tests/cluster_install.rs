@@ -501,12 +501,15 @@ async fn alice_releases_her_grant(
     let out = ok(&portcullis(cp, "alice", &["release", name]));
     assert!(
         out.starts_with(&format!(
-            "released {name}: access ended (revoked and verified"
+            "released {name}: access ended (released and verified"
         )),
         "{out}"
     );
     let ended = stored(admin, name).await.unwrap();
-    assert_eq!(ended["status"]["phase"], "Revoked");
+    assert_eq!(
+        ended["status"]["phase"], "Released",
+        "recorded as released, not revoked"
+    );
     assert_eq!(ended["status"]["revokedBy"], "alice");
     assert_eq!(ended["status"]["revokeReason"], "released by the requester");
     assert!(!can_i(admin, "alice", "list", "", "pods", Some("payments")).await);
@@ -514,7 +517,7 @@ async fn alice_releases_her_grant(
         cp.raw("admin", "GET", role_path, None).0 == 404
     })
     .await;
-    fails(&portcullis(cp, "alice", &["release", name]), "Revoked");
+    fails(&portcullis(cp, "alice", &["release", name]), "Released");
     let (_, metrics) = http_get(&format!("http://{}/metrics", reaper.addr));
     assert_eq!(
         metric(

@@ -237,6 +237,7 @@ async fn only_the_requester_releases(admin: &KubeCluster, s: &Served) {
     );
     assert_eq!(code, 200, "{r}");
     assert_eq!(r["status"]["revokedBy"], "alice");
+    assert_eq!(r["status"]["phase"], "Released", "a release is no revoke");
     assert!(!can_i(admin, "alice", "list", "", "pods", Some("payments")).await);
 }
 
@@ -1024,4 +1025,120 @@ async fn an_escalation_refusal_through_the_server_is_one_line() {
         None,
     );
     assert_eq!(now["status"]["phase"], "Pending", "nothing granted");
+}
+
+/// Issue 21, item 1: a hub that is also a target ("local", the same
+/// context). What was decided there in direct mode before the server
+/// started is shown under that cluster, and recorded as the request
+/// object's word (`request-object`), never as a caller the server
+/// verified; what goes through the server afterwards is recorded with the
+/// verified caller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_the_server_only_read_is_on_the_record_as_the_objects_word() {
+    use common::cli::{ok, portcullis};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cp = ControlPlane::start();
+    let _admin = install_server(&cp).await;
+    let name = ok(&portcullis(
+        &cp,
+        "alice",
+        &[
+            "request",
+            "--role",
+            "edit",
+            "--cluster-role",
+            "-n",
+            "payments",
+            "--for",
+            "30m",
+            "--reason",
+            "INC-21 before the server",
+            "--group",
+            "dev",
+        ],
+    ))
+    .trim()
+    .to_string();
+    ok(&portcullis(&cp, "bob", &["approve", &name, "--for", "10m"]));
+    let log = cp.dir.join("audit-local.jsonl");
+    let cfg = cp.dir.join("server-local.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"hub = "server"
+approvers = ["group:oncall"]
+[audit]
+log = "{}"
+[clusters.local]
+context = "server"
+grantable = ["ClusterRole/edit", "ClusterRole/view"]
+"#,
+            log.display()
+        ),
+    )
+    .unwrap();
+    let s = serve(&cp, &cfg, "http");
+    // Listed under the cluster it is on.
+    let path = format!("/v1/requests/local/{name}");
+    let (code, r) = curl(&s.url, Some("bob"), "GET", &path, None);
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(r["cluster"], "local");
+    assert_eq!(r["status"]["phase"], "Active");
+    let records = || -> Vec<Value> {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|r: &Value| r["request"] == name.as_str())
+            .collect()
+    };
+    wait_for("the history's records", 30, || async {
+        records().iter().any(|r| r["kind"] == "grant.started")
+    })
+    .await;
+    for r in records() {
+        assert_eq!(r["cluster"], "local", "every record names its cluster: {r}");
+        if let Some(by) = r["actor"]["verifiedBy"].as_str() {
+            assert!(
+                ["request-object", "policy", "reaper"].contains(&by),
+                "the server verified nobody here: {r}"
+            );
+        }
+    }
+    let approved: Vec<Value> = records()
+        .into_iter()
+        .filter(|r| r["kind"] == "review.approved")
+        .collect();
+    assert_eq!(approved.len(), 1, "{approved:?}");
+    assert_eq!(approved[0]["actor"]["user"], "bob");
+    assert_eq!(approved[0]["actor"]["verifiedBy"], "request-object");
+    // Through the server now: carol's revoke is hers, verified.
+    let (code, r) = curl(
+        &s.url,
+        Some("carol"),
+        "POST",
+        &format!("{path}/revoke"),
+        Some(&json!({"reason": "INC-21 over"})),
+    );
+    assert_eq!(code, 200, "{r}");
+    wait_for("the revoke's record", 30, || async {
+        records().iter().any(|r| r["kind"] == "grant.revoked")
+    })
+    .await;
+    let revoked = records()
+        .into_iter()
+        .find(|r| r["kind"] == "grant.revoked")
+        .unwrap();
+    assert_eq!(revoked["actor"]["user"], "carol");
+    assert_eq!(revoked["actor"]["verifiedBy"], "TokenReview");
+    // And `audit show` finds it by cluster/name.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["audit", "show", "--file"])
+        .arg(&log)
+        .args(["--request", &format!("local/{name}")])
+        .output()
+        .unwrap();
+    let shown = ok(&o);
+    assert!(shown.contains(&format!("local/{name}")), "{shown}");
+    assert!(shown.contains("revoked by carol"), "{shown}");
 }

@@ -159,6 +159,39 @@ async fn shorten_reduces_the_remaining_time_and_never_lengthens() {
     assert_eq!(h.req(&key).remaining(h.state.now), Duration::from_secs(600));
     assert_eq!(h.phase(&key), Phase::Active);
     assert!(h.flash().contains("now ends in 10m"), "{}", h.flash());
+    // Issue 21, item 3: the trail (`:audit`) names who shortened it: this
+    // console's approver, not "someone".
+    let shortened: Vec<_> = h
+        .state
+        .trail
+        .recent()
+        .filter(|e| e.request == key.name && e.kind == portcullis::audit::Kind::Shortened)
+        .collect();
+    assert_eq!(shortened.len(), 1, "{shortened:?}");
+    let who = shortened[0].actor.as_ref().map(|a| a.user.clone());
+    assert_eq!(who.as_deref(), Some(h.state.approver.user.as_str()));
+    h.press(":audit<enter>").await;
+    let screen = h.screen(120, 40);
+    assert!(
+        screen.contains(&format!("shortened by {}", h.state.approver.user)),
+        "{screen}"
+    );
+    assert!(!screen.contains("shortened by someone"), "{screen}");
+    // One clock in one timeline: no UTC RFC 3339 time beside local ones.
+    let utc_stamp = |s: &str| {
+        s.as_bytes().windows(10).any(|w| {
+            w[0] == b'T'
+                && w[9] == b'Z'
+                && w[3] == b':'
+                && w[6] == b':'
+                && [1, 2, 4, 5, 7, 8].iter().all(|&i| w[i].is_ascii_digit())
+        })
+    };
+    assert!(!utc_stamp(&screen), "{screen}");
+    h.press("<esc><enter>").await;
+    let full = h.screen(120, 60);
+    assert!(full.contains("EVENTS"), "{full}");
+    assert!(!utc_stamp(&full), "{full}");
 }
 
 #[tokio::test]
@@ -645,6 +678,9 @@ async fn dialogs_close_when_their_request_is_decided_or_withdrawn_elsewhere() {
     assert!(h.screen(80, 24).contains("denied by grace"));
     h.press("yq").await;
     assert!(!h.state.should_quit, "typed-on keys land on the notice");
+    // Issue 21, item 8: and the notice shows them held, not lost unseen.
+    let screen = h.screen(80, 24);
+    assert!(screen.contains("held here, not sent: y q"), "{screen}");
     h.press("<esc>").await;
     assert!(h.is_normal());
     let key = h.select(|r| r.requester.user == "judy" && r.phase() == Phase::Pending);
@@ -658,6 +694,50 @@ async fn dialogs_close_when_their_request_is_decided_or_withdrawn_elsewhere() {
     h.press("<enter>").await;
     assert!(h.is_normal());
     assert!(h.effects.is_empty(), "nothing was sent");
+}
+
+/// Issue 21, item 5: the selected request is withdrawn between two keys.
+/// The next key that acts on the selection is held back and says so,
+/// instead of marking (or deciding) whoever moved under the cursor; the
+/// key after it acts as usual. This console's own decisions moving a row
+/// on are no surprise and hold nothing back.
+#[tokio::test]
+async fn a_request_gone_from_under_the_cursor_takes_no_key_meant_for_it() {
+    let mut h = Harness::start(3).await;
+    let gone = h.select(|r| r.requester.user == "judy" && r.phase() == Phase::Pending);
+    h.backend
+        .act_as("judy", |w, me| w.withdraw(&gone, me))
+        .unwrap();
+    h.settle().await;
+    let under = h.state.selected_key().cloned().expect("another row");
+    assert_ne!(under, gone);
+    h.press(" ").await;
+    assert!(
+        h.state.marks.is_empty(),
+        "nothing marked: {:?}",
+        h.state.marks
+    );
+    let flash = h.flash();
+    assert!(
+        flash.contains(&format!("{} left this list", gone.name))
+            && flash.contains(&format!("the cursor is on {} now", under.name))
+            && flash.contains("nothing was done"),
+        "{flash}"
+    );
+    assert!(h.screen(120, 40).contains("left this list"));
+    // Seen: the next space marks the row under the cursor.
+    h.press(" ").await;
+    assert!(h.state.marks.contains(&under), "{:?}", h.state.marks);
+    // An approval of one's own moves the row on: the next `a` is not held.
+    h.press("<esc>").await;
+    h.press("<esc>").await;
+    let mine = h.select(|r| r.phase() == Phase::Pending && r.requester.user != "dana");
+    h.press("ay").await;
+    h.settle().await;
+    assert_ne!(h.phase(&mine), Phase::Pending, "{}", h.flash());
+    assert!(h.state.selection_gone.is_none());
+    h.press("a").await;
+    assert!(!h.is_normal(), "the next approval opens: {}", h.flash());
 }
 
 /// Item 8: a live grant's detail says when it started, when it ends and
@@ -872,6 +952,136 @@ async fn recent_reasons_are_offered_and_editable() {
         panic!("{:?}", h.state.mode)
     };
     assert!(c.lines[1].ends_with(", for all three"), "{:?}", c.lines);
+}
+
+/// Issue 21, item 6: a reason typed and cancelled (in the dialog or at
+/// the bulk confirmation) is kept and offered first, so `d tab enter`
+/// never sends an older, unrelated reason; a typed prefix narrows what
+/// `tab` recalls.
+#[tokio::test]
+async fn a_cancelled_reason_comes_back_first_and_a_prefix_narrows_the_recent_ones() {
+    let mut h = Harness::start(3).await;
+    let key = h.select(|r| r.requester.user == "judy" && r.namespaces.len() == 2);
+    h.press("d<tab>").await;
+    let Mode::Reason(f) = &h.state.mode else {
+        panic!("{:?}", h.state.mode)
+    };
+    let recent = f.recent.clone();
+    assert!(recent.len() >= 2, "{recent:?}");
+    // A prefix of the second offered reason narrows tab to it.
+    let second = recent[1].clone();
+    let prefix: String = second.chars().take(4).collect();
+    let narrowed: Vec<&String> = recent
+        .iter()
+        .filter(|r| r.to_lowercase().starts_with(&prefix.to_lowercase()))
+        .collect();
+    h.press("<esc>").await;
+    h.press(&format!("d{prefix}<tab>")).await;
+    let Mode::Reason(f) = &h.state.mode else {
+        panic!("{:?}", h.state.mode)
+    };
+    assert_eq!(
+        f.input.lines(),
+        [narrowed[0].as_str()],
+        "tab kept the prefix's meaning"
+    );
+    h.press("<esc>").await;
+    // Nothing offered starts with it: said, and the text stays.
+    h.press("dzzqx<tab>").await;
+    let Mode::Reason(f) = &h.state.mode else {
+        panic!("{:?}", h.state.mode)
+    };
+    assert_eq!(f.input.lines(), ["zzqx"]);
+    assert!(
+        f.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("no recent reason starts with"),
+        "{:?}",
+        f.error
+    );
+    h.press("<esc>").await;
+    // Typed, cancelled: offered first next time, and sent by d tab enter.
+    h.press("dmeant for judy<esc>").await;
+    assert!(h.effects.is_empty());
+    h.press("d<tab><enter>").await;
+    assert_eq!(
+        h.req(&key)
+            .status
+            .decision
+            .as_ref()
+            .and_then(|d| d.reason.clone()),
+        Some("meant for judy".into())
+    );
+    // The same at a bulk confirmation: n keeps the reason.
+    h.press("/user:erin<enter><c-a>dfor erin's three<enter>n")
+        .await;
+    assert!(h.is_normal());
+    h.press("<c-a>d<tab>").await;
+    let Mode::Reason(f) = &h.state.mode else {
+        panic!("{:?}", h.state.mode)
+    };
+    assert_eq!(f.input.lines(), ["for erin's three"]);
+}
+
+/// Issue 21, item 7: one's own pending request is never marked for a bulk
+/// deny (ctrl-a leaves it out and says so; space refuses) and `d` on it
+/// refuses: it is withdrawn, not "denied by" its own requester.
+#[tokio::test]
+async fn ones_own_request_is_never_denied_by_oneself() {
+    let mut h = Harness::start(3).await;
+    let me = h.state.approver.user.clone();
+    let mine = h.select(|r| r.requester.user == me && r.phase() == Phase::Pending);
+    h.press("<c-a>").await;
+    assert!(!h.state.marks.is_empty());
+    assert!(!h.state.marks.contains(&mine), "own request marked");
+    assert!(h.flash().contains("not your own request"), "{}", h.flash());
+    h.press("<esc><esc>").await;
+    h.select(|r| r.name == mine.name);
+    h.press(" ").await;
+    assert!(h.state.marks.is_empty());
+    assert!(h.flash().contains("withdraw it"), "{}", h.flash());
+    h.press("<esc>").await;
+    h.select(|r| r.name == mine.name);
+    h.press("d").await;
+    assert!(h.is_normal(), "{:?}", h.state.mode);
+    assert!(h.flash().contains("not yours to deny"), "{}", h.flash());
+    assert_eq!(h.phase(&mine), Phase::Pending);
+    assert!(h.effects.is_empty());
+}
+
+/// Issue 21, item 9: a requester's console says "requester", offers only
+/// what they may do (no approve, deny, marks in the footer), refuses the
+/// decision keys up front, and says why the diff is unavailable.
+#[tokio::test]
+async fn a_requester_is_shown_as_one_and_offered_only_what_they_may_do() {
+    let mut h = Harness::start(3).await;
+    h.state.may_approve = false;
+    h.state.inventories.clear();
+    h.state.detail = None;
+    h.state.ensure_detail();
+    let screen = h.screen(120, 40);
+    assert!(screen.contains("requester: "), "{screen}");
+    assert!(!screen.contains("approver: "), "{screen}");
+    for offered in ["a approve", "d deny", "space mark"] {
+        assert!(!screen.contains(offered), "{offered}: {screen}");
+    }
+    h.select(|r| r.phase() == Phase::Pending);
+    for key in ["a", "A", "d", " ", "<c-a>"] {
+        h.press(key).await;
+        assert!(h.is_normal(), "{key}: {:?}", h.state.mode);
+        assert!(
+            h.flash().contains("you are a requester here"),
+            "{key}: {}",
+            h.flash()
+        );
+        h.press("<esc>").await;
+    }
+    assert!(h.state.marks.is_empty());
+    h.state.detail = None;
+    h.state.ensure_detail();
+    let text = common::flat(&detail(&h));
+    assert!(text.contains("only approvers may read"), "{text}");
 }
 
 /// Item 16: space marks and moves down (help and footer say so); ctrl-a
@@ -1358,6 +1568,19 @@ async fn release_ends_your_own_grant_and_only_yours() {
     assert_ne!(h.phase(&key), Phase::Active, "{}", h.flash());
     assert!(h.flash().starts_with("Released"), "{}", h.flash());
     assert_eq!(h.req(&key).status.revoked_by.as_deref(), Some("dana"));
+    // Issue 21, item 2: recorded and shown as released, not revoked.
+    assert_eq!(h.phase(&key), Phase::Released);
+    h.press("3").await;
+    h.select(|r| r.name == mine.name);
+    let history = h.screen(200, 50);
+    let row = history
+        .lines()
+        .find(|l| l.contains(mine.name.as_str()))
+        .unwrap_or_else(|| panic!("{} in History:\n{history}", mine.name));
+    assert!(
+        row.contains("Released") && !row.contains("Revoked"),
+        "{row}"
+    );
 }
 
 /// Issue 21, item 18: the help lists ctrl-d and ctrl-u, and they scroll

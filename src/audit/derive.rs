@@ -297,7 +297,15 @@ fn shortened(old: Option<&AccessRequest>, new: &AccessRequest, ctx: &Context) ->
 /// How it ended (denials are reviews).
 fn ended(new: &AccessRequest, ended_at: DateTime<Utc>, ctx: &Context) -> Option<Event> {
     let end = |kind: Kind| base(new, kind, ended_at, "", ctx);
+    let released = || {
+        let mut e = end(Kind::Released);
+        e.actor = Some(named(&new.requester.user, ctx));
+        e
+    };
     let e = match new.phase() {
+        // A release stored before `Released` existed reads as one too.
+        Phase::Released => released(),
+        Phase::Revoked if new.released() => released(),
         Phase::Revoked => {
             let mut e = end(Kind::Revoked);
             e.actor = new
@@ -360,7 +368,12 @@ fn verified(
         .as_deref()
         .filter(|m| m.contains("verified"))?;
     let changed = old.and_then(|o| o.status.message.as_deref()) != Some(msg);
-    if !changed || !matches!(new.phase(), Phase::Revoked | Phase::Expired) {
+    if !changed
+        || !matches!(
+            new.phase(),
+            Phase::Revoked | Phase::Released | Phase::Expired
+        )
+    {
         return None;
     }
     let mut e = base(new, Kind::Verified, ended_at, msg, ctx);
@@ -565,6 +578,24 @@ mod tests {
         assert_eq!(kinds(&e), vec![Kind::Verified]);
         assert_eq!(e[0].outcome, Outcome::Failure, "still granted is a failure");
         assert!(changes(Some(&verified), &verified, &ctx(None)).is_empty());
+    }
+
+    #[test]
+    fn a_release_is_recorded_as_released_by_its_requester() {
+        let live = approved("dana", t(5));
+        let mut released = live.clone();
+        released.release("alice", t(9)).unwrap();
+        let e = changes(Some(&live), &released, &ctx(None));
+        assert_eq!(kinds(&e), vec![Kind::Released]);
+        assert_eq!(e[0].kind.as_str(), "grant.released");
+        assert_eq!(e[0].actor.as_ref().unwrap().user, "alice");
+        // As stored before `Released` existed: revoked by the requester.
+        let mut legacy = released.clone();
+        legacy.status.phase = Some(Phase::Revoked);
+        assert_eq!(
+            kinds(&changes(Some(&live), &legacy, &ctx(None))),
+            vec![Kind::Released]
+        );
     }
 
     #[test]

@@ -34,10 +34,23 @@ impl Filter {
     }
 }
 
-/// An event in a few words, as the console's timeline says it:
-/// "approved by dana: 30m in payments (asked 2h in payments, orders)".
+/// An event in a few words, times in UTC as the record has them:
+/// "approved by dana for 30m in payments (asked 2h in payments, orders)".
 pub fn describe(e: &Event) -> String {
+    describe_in(e, |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
+/// [`describe`], with the times in it said by `clock` (the console says
+/// them in the zone of the rest of its timeline, not in UTC beside local).
+pub fn describe_in(e: &Event, clock: impl Fn(DateTime<Utc>) -> String) -> String {
     use super::record::Kind;
+    let time = |v: &serde_json::Value| {
+        v.as_str().map(|s| {
+            DateTime::parse_from_rfc3339(s)
+                .map(|t| clock(t.with_timezone(&Utc)))
+                .unwrap_or_else(|_| inert(s, 40).into_owned())
+        })
+    };
     let who = e
         .actor
         .as_ref()
@@ -68,26 +81,39 @@ pub fn describe(e: &Event) -> String {
         }
         Kind::Verdict => format!("policy: {}", inert(&e.message, 200)),
         Kind::Approved => {
-            let d = &e.detail;
-            let got = d["approved"]["duration"].as_str().unwrap_or("?");
-            let asked = d["asked"]["duration"].as_str().unwrap_or("?");
+            // How long and where, both sides: a grant narrowed to fewer
+            // namespaces says so even when its duration is as asked.
+            let side = |which: &str| {
+                let d = &e.detail[which];
+                let mut s = d["duration"].as_str().unwrap_or("?").to_string();
+                let ns: Vec<&str> = d["namespaces"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|n| n.as_str()).collect())
+                    .unwrap_or_default();
+                if !ns.is_empty() {
+                    s.push_str(&format!(" in {}", inert(&ns.join(", "), 200)));
+                }
+                s
+            };
+            let (got, asked) = (side("approved"), side("asked"));
             let mut t = format!("approved by {who} for {got}");
-            if got != asked || d["narrower"].as_bool() == Some(true) {
+            if got != asked {
                 t.push_str(&format!(" (asked {asked})"));
             }
             t + &why(": ")
         }
         Kind::Denied => format!("denied by {who}{}", why(": ")),
-        Kind::Started => match e.detail["expiresAt"].as_str() {
+        Kind::Started => match time(&e.detail["expiresAt"]) {
             Some(end) => format!("grant started, ends {end}"),
             None => "grant started".to_string(),
         },
         Kind::CredentialsIssued => format!("credentials issued to {who}"),
         Kind::Shortened => format!(
             "shortened by {who} to end {}",
-            e.detail["to"].as_str().unwrap_or("?")
+            time(&e.detail["to"]).unwrap_or_else(|| "?".into())
         ),
         Kind::Revoked => format!("revoked by {who}{}", why(": ")),
+        Kind::Released => format!("released by {who} (done with it)"),
         Kind::Expired => "expired (ended by the reaper)".to_string(),
         Kind::Verified => inert(&e.message, 200).into_owned(),
         Kind::Withdrawn => format!("withdrawn by {who}"),
@@ -141,5 +167,31 @@ mod tests {
         assert!(!f(None, Some("carol"), None).matches(&r.event));
         assert!(f(None, None, Some(100)).matches(&r.event));
         assert!(!f(None, None, Some(101)).matches(&r.event));
+    }
+
+    /// Issue 21, item 3: an approval narrowed to fewer namespaces says so,
+    /// even with the duration as asked.
+    #[test]
+    fn an_approval_says_where_as_well_as_how_long() {
+        let mut r = rec(Kind::Approved, "dana", "alice-x", 100).event;
+        r.message = String::new();
+        let detail = |got: &str, ns: &[&str]| {
+            serde_json::json!({
+                "approved": {"duration": got, "namespaces": ns},
+                "asked": {"duration": "2h", "namespaces": ["payments", "orders"]},
+            })
+        };
+        r.detail = detail("30m", &["payments"]);
+        assert_eq!(
+            describe(&r),
+            "approved by dana for 30m in payments (asked 2h in payments, orders)"
+        );
+        r.detail = detail("2h", &["payments"]);
+        assert_eq!(
+            describe(&r),
+            "approved by dana for 2h in payments (asked 2h in payments, orders)"
+        );
+        r.detail = detail("2h", &["payments", "orders"]);
+        assert_eq!(describe(&r), "approved by dana for 2h in payments, orders");
     }
 }

@@ -28,6 +28,9 @@ pub enum Kind {
     Shortened,
     #[serde(rename = "grant.revoked")]
     Revoked,
+    /// Ended early by its own requester ("I'm done").
+    #[serde(rename = "grant.released")]
+    Released,
     #[serde(rename = "grant.expired")]
     Expired,
     /// What the apiserver said after the grant ended: verified, or still
@@ -51,7 +54,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 16] = [
         Kind::Created,
         Kind::Verdict,
         Kind::Approved,
@@ -60,6 +63,7 @@ impl Kind {
         Kind::CredentialsIssued,
         Kind::Shortened,
         Kind::Revoked,
+        Kind::Released,
         Kind::Expired,
         Kind::Verified,
         Kind::Withdrawn,
@@ -79,6 +83,7 @@ impl Kind {
             Kind::CredentialsIssued => "credentials.issued",
             Kind::Shortened => "grant.shortened",
             Kind::Revoked => "grant.revoked",
+            Kind::Released => "grant.released",
             Kind::Expired => "grant.expired",
             Kind::Verified => "grant.verified",
             Kind::Withdrawn => "request.withdrawn",

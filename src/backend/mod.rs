@@ -238,6 +238,10 @@ pub struct BackendInfo {
     /// Set when the approver's identity could not be verified (shown in
     /// the header; approvals are refused).
     pub identity_note: Option<String>,
+    /// Whether the one at the console may approve: false for a requester
+    /// (the console says "requester" and offers only what they may do);
+    /// None when the backend could not tell.
+    pub may_approve: Option<bool>,
     /// Whether the groups in a request's `requester` were verified (by the
     /// server or the demo); in direct mode they are the requester's claim
     /// and never count as access already held.

@@ -40,10 +40,10 @@ pub(crate) const DEFAULT_PRIVILEGED: &[&str] = &[
     "system:serviceaccount:portcullis-system:portcullis-server",
 ];
 
-const TERMINAL: &str = "['Denied', 'Expired', 'Revoked', 'Withdrawn', 'Failed']";
+const TERMINAL: &str = "['Denied', 'Expired', 'Revoked', 'Released', 'Withdrawn', 'Failed']";
 
 /// Where a live grant may go.
-const ENDS: &str = "['Expired', 'Revoked', 'Failed']";
+const ENDS: &str = "['Expired', 'Revoked', 'Released', 'Failed']";
 
 /// Status fields a terminal phase keeps (all but `message`).
 const KEPT: &[&str] = &[

@@ -145,8 +145,8 @@ spec:
             properties:
               phase:
                 type: string
-                description: Pending, Active, Denied, Expired, Revoked, Withdrawn or Failed. Terminal phases never change.
-                enum: [Pending, Active, Denied, Expired, Revoked, Withdrawn, Failed]
+                description: Pending, Active, Denied, Expired, Revoked, Released (ended early by its requester), Withdrawn or Failed. Terminal phases never change.
+                enum: [Pending, Active, Denied, Expired, Revoked, Released, Withdrawn, Failed]
               decision:
                 type: object
                 description: Who decided, when, and what was granted (at most what was asked).

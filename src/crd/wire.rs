@@ -120,6 +120,7 @@ fn phase_of(s: &str) -> Option<Phase> {
         "Denied" => Phase::Denied,
         "Expired" => Phase::Expired,
         "Revoked" => Phase::Revoked,
+        "Released" => Phase::Released,
         "Withdrawn" => Phase::Withdrawn,
         "Failed" => Phase::Failed,
         _ => return None,
@@ -417,7 +418,7 @@ pub fn status_json(req: &AccessRequest) -> Value {
     );
     m.insert("grantedAt".into(), json!(s.granted_at.map(time)));
     m.insert("expiresAt".into(), json!(s.expires_at.map(time)));
-    let revoked = req.phase() == Phase::Revoked;
+    let revoked = matches!(req.phase(), Phase::Revoked | Phase::Released);
     m.insert(
         "revokedAt".into(),
         json!(s.ended_at.filter(|_| revoked).map(time)),

@@ -157,6 +157,9 @@ pub enum Phase {
     Denied,
     Expired,
     Revoked,
+    /// Ended early by its own requester ("I'm done"); before 0.9 such an
+    /// end was stored as `Revoked` by the requester ([`AccessRequest::released`]).
+    Released,
     Withdrawn,
     Failed,
 }
@@ -173,6 +176,7 @@ impl Phase {
             Phase::Denied => "Denied",
             Phase::Expired => "Expired",
             Phase::Revoked => "Revoked",
+            Phase::Released => "Released",
             Phase::Withdrawn => "Withdrawn",
             Phase::Failed => "Failed",
         }
@@ -373,6 +377,8 @@ pub enum PhaseError {
     },
     #[error("you ({0}) asked for this: someone else must approve it")]
     SelfApproval(String),
+    #[error("you ({0}) asked for this: withdraw it (`portcullis withdraw`) rather than deny it")]
+    SelfDenial(String),
     #[error("only the requester ({0}) can withdraw this request")]
     NotRequester(String),
     #[error("only its requester ({0}) can release this grant; approvers revoke")]
@@ -702,6 +708,11 @@ impl AccessRequest {
     /// Pending → Denied, with a required reason. Invalid requests can be denied.
     pub fn deny(&mut self, by: &str, at: DateTime<Utc>, reason: &str) -> Result<(), PhaseError> {
         self.require_pending("denied")?;
+        // A denial is a decision on someone else's ask; one's own is
+        // withdrawn, and recorded as that.
+        if by == self.requester.user {
+            return Err(PhaseError::SelfDenial(by.into()));
+        }
         if reason.trim().is_empty() {
             return Err(PhaseError::ReasonRequired);
         }
@@ -762,26 +773,34 @@ impl AccessRequest {
         Ok(())
     }
 
-    /// Active → Revoked now by its own requester, who is done with it
-    /// ("released"): recorded as revoked by them, with
-    /// [`RELEASE_REASON`], and ended (bindings deleted, the end verified)
-    /// like any revoke. Nobody else can release a grant.
+    /// Active → Released now by its own requester, who is done with it:
+    /// `revokedBy` names them, with [`RELEASE_REASON`], and it ends
+    /// (bindings deleted, the end verified) like any revoke. Nobody else
+    /// can release a grant.
     pub fn release(&mut self, by: &str, at: DateTime<Utc>) -> Result<(), PhaseError> {
         self.require_active("released")?;
         if by != self.requester.user {
             return Err(PhaseError::NotGrantee(self.requester.user.clone()));
         }
-        self.status.phase = Some(Phase::Revoked);
+        self.status.phase = Some(Phase::Released);
         self.status.ended_at = Some(at);
         self.status.revoked_by = Some(by.into());
         self.status.revoke_reason = Some(RELEASE_REASON.into());
         Ok(())
     }
 
-    /// Whether the grant was ended early by its own requester.
+    /// Whether the grant was ended early by its own requester (also as
+    /// stored before `Released` existed: revoked by the requester, with
+    /// [`RELEASE_REASON`]).
     pub fn released(&self) -> bool {
-        self.phase() == Phase::Revoked
-            && self.status.revoked_by.as_deref() == Some(self.requester.user.as_str())
+        match self.phase() {
+            Phase::Released => true,
+            Phase::Revoked => {
+                self.status.revoked_by.as_deref() == Some(self.requester.user.as_str())
+                    && self.status.revoke_reason.as_deref() == Some(RELEASE_REASON)
+            }
+            _ => false,
+        }
     }
 
     /// Ends a live grant past its expiry, or a pending request past the
@@ -810,6 +829,23 @@ impl AccessRequest {
             }
             _ => false,
         }
+    }
+
+    /// How long a grant runs: the approval's duration (never longer than
+    /// asked), else the asked one.
+    pub fn granted_duration(&self) -> std::time::Duration {
+        match &self.status.decision {
+            Some(d) if d.verdict == Verdict::Approved => d.duration.unwrap_or(self.duration),
+            _ => self.duration,
+        }
+    }
+
+    /// Whether it was approved for less than asked (shorter or in fewer
+    /// namespaces).
+    pub fn approved_narrower(&self) -> bool {
+        matches!(&self.status.decision, Some(d) if d.verdict == Verdict::Approved)
+            && (self.granted_duration() < self.duration
+                || self.granted_namespaces() != self.namespaces.as_slice())
     }
 
     /// The namespaces a grant covers: the decision's, else the asked ones.
@@ -1040,12 +1076,24 @@ mod tests {
         );
         assert_eq!(r, before, "a refused release changes nothing");
         r.release("alice", t(120)).unwrap();
-        assert_eq!(r.phase(), Phase::Revoked);
+        assert_eq!(
+            r.phase(),
+            Phase::Released,
+            "stored as released, not revoked"
+        );
         assert!(r.released());
         assert_eq!(r.status.ended_at, Some(t(120)));
         assert_eq!(r.status.revoke_reason.as_deref(), Some(RELEASE_REASON));
         // Once ended, never again.
         assert!(r.release("alice", t(130)).is_err());
+        // A release as stored before `Released` existed still reads as one.
+        r.status.phase = Some(Phase::Revoked);
+        assert!(r.released());
+        r.status.revoke_reason = Some("incident over".into());
+        assert!(
+            !r.released(),
+            "the requester's own revoke with a reason is a revoke"
+        );
     }
 
     #[test]
@@ -1103,6 +1151,19 @@ mod tests {
     }
 
     #[test]
+    fn nobody_denies_their_own_request() {
+        let mut r = req();
+        let before = r.clone();
+        assert_eq!(
+            r.deny("alice", t(1), "changed my mind"),
+            Err(PhaseError::SelfDenial("alice".into()))
+        );
+        assert_eq!(r, before);
+        r.withdraw("alice", t(1)).unwrap();
+        assert_eq!(r.phase(), Phase::Withdrawn);
+    }
+
+    #[test]
     fn deny_and_revoke_need_reasons() {
         let mut r = req();
         assert_eq!(r.deny("bob", t(1), "   "), Err(PhaseError::ReasonRequired));
@@ -1111,6 +1172,7 @@ mod tests {
         assert_eq!(r.revoke("bob", t(100), ""), Err(PhaseError::ReasonRequired));
         r.revoke("bob", t(100), " done ").unwrap();
         assert_eq!(r.phase(), Phase::Revoked);
+        assert!(!r.released(), "a revoke by an approver is no release");
         assert_eq!(r.status.revoke_reason.as_deref(), Some("done"));
         assert_eq!(r.status.ended_at, Some(t(100)));
     }

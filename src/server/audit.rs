@@ -38,9 +38,15 @@ impl Server {
     fn context(&self, actor: Option<Actor>) -> Context {
         Context {
             actor,
-            // Only the server writes requests in server mode: every name
-            // in them was a verified caller's.
-            recorded_by: self.verified_by().into(),
+            // A name the server only read from the object (a decision made
+            // in direct mode on the hub, before the server started or
+            // beside it) is the object's word, not a verified caller's;
+            // the demo's world has no other writer.
+            recorded_by: if self.authority.kind() == "demo" {
+                "demo".into()
+            } else {
+                "request-object".into()
+            },
             risk: None,
             now: self.authority.now(),
         }
@@ -105,8 +111,21 @@ impl Server {
                 // Who shortened is not in the object: only the call site,
                 // which knows the caller, records a shorten.
                 events.retain(|e| e.kind != Kind::Shortened);
-                self.record(events, Some(r));
+                if let Some(events) = self.in_flight.hold(events, r, old.is_none()) {
+                    self.record(events, Some(r));
+                }
             }
+        }
+    }
+
+    /// An action at a call site on `key` (None: a creation) starts: what
+    /// the watch sees of it waits until the call site has recorded (and
+    /// the returned guard is dropped).
+    pub(super) fn acting(&self, key: Option<&RequestKey>) -> Acting<'_> {
+        self.in_flight.begin(key);
+        Acting {
+            server: self,
+            key: key.cloned(),
         }
     }
 
@@ -234,5 +253,20 @@ impl Server {
             e.message = "deleted while pending, not through the server".into();
         }
         self.record(events, Some(&was));
+    }
+}
+
+/// An action in flight at a call site ([`Server::acting`]); dropped after
+/// its record, it records what the watch saw meanwhile.
+pub(super) struct Acting<'a> {
+    server: &'a Server,
+    key: Option<RequestKey>,
+}
+
+impl Drop for Acting<'_> {
+    fn drop(&mut self) {
+        for (events, r) in self.server.in_flight.end(self.key.as_ref()) {
+            self.server.record(events, Some(&r));
+        }
     }
 }

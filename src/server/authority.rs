@@ -297,9 +297,17 @@ impl KubeAuthority {
                 },
             );
         }
+        // The target that is the hub itself, if one is: direct-mode
+        // requests made on the hub (no `spec.cluster`) are its.
+        let home = config
+            .clusters
+            .iter()
+            .find(|c| c.context == config.hub)
+            .map(|c| c.name.clone());
         let mut me = Self::new(
             Arc::new(hub),
             targets,
+            home,
             Access {
                 approvers: config.approvers.clone(),
                 requesters: config.requesters.clone(),
@@ -313,12 +321,14 @@ impl KubeAuthority {
     pub fn new(
         hub: Arc<KubeCluster>,
         targets: BTreeMap<String, Target>,
+        home: Option<String>,
         access: Access,
         reaper_config: ReaperConfig,
     ) -> Self {
         let topology = Topology {
             store: hub,
             targets: Some(Arc::new(targets)),
+            home,
         };
         let reaper = tokio::spawn(reaper::run_topology(topology.clone(), reaper_config, None));
         Self {
@@ -345,9 +355,7 @@ impl KubeAuthority {
     async fn stored(&self, key: &RequestKey) -> Result<AccessRequest, BackendError> {
         let site = self.site(key)?;
         let f = grant::fetch(&site, Caller::Approver, &key.name).await?;
-        if super::super::backend::kube::topology::stored_cluster(&f.obj)
-            != Some(key.cluster.as_str())
-        {
+        if self.topology.cluster_of(&f.obj) != Some(key.cluster.as_str()) {
             return Err(BackendError::NotFound(key.clone()));
         }
         Ok(f.req)
@@ -469,7 +477,7 @@ impl Authority for KubeAuthority {
 
     fn watch(&self) -> mpsc::UnboundedReceiver<BackendEvent> {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(watch::hub_requests(self.topology.store.clone(), tx.clone()));
+        tokio::spawn(watch::hub_requests(self.topology.clone(), tx.clone()));
         if let Some(targets) = &self.topology.targets {
             for (name, t) in targets.iter() {
                 let _ = tx.send(BackendEvent::ClusterStatus {

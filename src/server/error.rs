@@ -79,9 +79,9 @@ pub(crate) fn from_backend(e: &BackendError) -> ApiError {
             details: details.clone(),
             ..ApiError::new(403, "Forbidden", text)
         },
-        BackendError::Refused(PhaseError::SelfApproval(_) | PhaseError::NotRequester(_)) => {
-            ApiError::new(403, "Forbidden", text)
-        }
+        BackendError::Refused(
+            PhaseError::SelfApproval(_) | PhaseError::SelfDenial(_) | PhaseError::NotRequester(_),
+        ) => ApiError::new(403, "Forbidden", text),
         BackendError::Refused(PhaseError::NotPending { .. } | PhaseError::NotActive { .. }) => {
             ApiError::new(409, "Conflict", text)
         }

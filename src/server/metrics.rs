@@ -147,6 +147,7 @@ impl Metrics {
             Phase::Denied,
             Phase::Expired,
             Phase::Revoked,
+            Phase::Released,
             Phase::Withdrawn,
             Phase::Failed,
         ] {

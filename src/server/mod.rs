@@ -11,6 +11,7 @@ pub mod authority;
 pub mod config;
 pub(crate) mod error;
 pub(crate) mod extract;
+pub(crate) mod in_flight;
 pub(crate) mod install;
 pub(crate) mod metrics;
 pub mod openapi;
@@ -49,6 +50,8 @@ pub struct Server {
     pub(crate) audit: Arc<crate::audit::log::AuditLog>,
     /// Refusals recorded one by one up to a rate, the rest counted.
     pub(crate) refusals: refusals::Refusals,
+    /// Actions in flight at call sites (their records come first).
+    pub(crate) in_flight: in_flight::InFlight,
     /// Set when the server stops: live streams end so it can.
     stopping: tokio::sync::watch::Sender<bool>,
 }
@@ -105,6 +108,7 @@ impl Server {
             webhook,
             audit: Arc::new(audit),
             refusals: refusals::Refusals::default(),
+            in_flight: Default::default(),
             stopping: tokio::sync::watch::channel(false).0,
         });
         {

@@ -261,7 +261,7 @@ pub struct Binding {
 #[derive(ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Status {
-    /// `Pending`, `Active`, `Denied`, `Expired`, `Revoked`, `Withdrawn` or `Failed`.
+    /// `Pending`, `Active`, `Denied`, `Expired`, `Revoked`, `Released`, `Withdrawn` or `Failed`.
     pub phase: String,
     pub decision: Option<Decision>,
     /// RFC 3339 (as are the other times).
@@ -368,7 +368,7 @@ fn whoami() {}
 #[utoipa::path(
     get, path = "/v1/requests", tag = "requests",
     params(
-        ("phase" = Option<String>, Query, description = "Only this phase (any case): Pending, Active, Denied, Expired, Revoked, Withdrawn, Failed"),
+        ("phase" = Option<String>, Query, description = "Only this phase (any case): Pending, Active, Denied, Expired, Revoked, Released, Withdrawn, Failed"),
         ("cluster" = Option<String>, Query, description = "Only this cluster's"),
         ("requester" = Option<String>, Query, description = "Only this user's"),
     ),

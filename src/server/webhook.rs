@@ -243,7 +243,7 @@ fn phase_moves_forward(old: &AccessRequest, new: &AccessRequest) -> Result<(), S
         Phase::Pending => true,
         Phase::Active => matches!(
             new.phase(),
-            Phase::Active | Phase::Expired | Phase::Revoked | Phase::Failed
+            Phase::Active | Phase::Expired | Phase::Revoked | Phase::Released | Phase::Failed
         ),
         _ => false,
     };

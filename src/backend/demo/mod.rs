@@ -146,6 +146,7 @@ impl AccessBackend for DemoBackend {
             clusters: lock(&self.world).clusters(),
             cluster_names: Default::default(),
             identity_note: None,
+            may_approve: Some(true),
             requester_groups_verified: true,
         }
     }

@@ -559,6 +559,7 @@ impl AccessBackend for HttpBackend {
             clusters: self.who.clusters.clone(),
             cluster_names: Default::default(),
             identity_note: None,
+            may_approve: Some(self.who.approver),
             // The server stamps every requester from their verified token.
             requester_groups_verified: true,
         }

@@ -9,7 +9,7 @@ use kube::config::AuthInfo;
 use kube::Client;
 
 use super::clock::ClusterClock;
-use super::identity::{whoami, Identity};
+use super::identity::{may_decide, whoami, Identity};
 use super::request_resource;
 use super::settings::{ClusterSettings, SettingsCache, SettingsError};
 
@@ -41,6 +41,9 @@ pub struct KubeCluster {
     pub context: String,
     pub client: Client,
     pub identity: Identity,
+    /// Whether this identity may decide here (write a request's status);
+    /// None when the apiserver did not say.
+    pub may_decide: Option<bool>,
     pub clock: ClusterClock,
     settings: SettingsCache,
     fault: Mutex<Option<Fault>>,
@@ -82,8 +85,11 @@ impl KubeCluster {
         kubeconfig_user: &str,
         clock: ClusterClock,
     ) -> Self {
-        let (identity, synced) =
-            tokio::join!(whoami(&client, auth, kubeconfig_user), clock.sync(&client));
+        let (identity, synced, may_decide) = tokio::join!(
+            whoami(&client, auth, kubeconfig_user),
+            clock.sync(&client),
+            may_decide(&client)
+        );
         if let Err(e) = synced {
             tracing::warn!(%context, error = %e, "could not read the apiserver's clock yet");
         }
@@ -92,6 +98,7 @@ impl KubeCluster {
             context: context.into(),
             client,
             identity,
+            may_decide,
             clock,
             settings: SettingsCache::default(),
             fault: Mutex::new(None),

@@ -366,6 +366,12 @@ impl AccessBackend for KubeBackend {
                         .unwrap_or("the apiserver could not confirm it")
                 )
             }),
+            // An approver on any of the clusters is one here.
+            may_approve: self
+                .clusters
+                .iter()
+                .filter_map(|c| c.may_decide)
+                .reduce(|a, b| a || b),
             requester_groups_verified: false,
         }
     }

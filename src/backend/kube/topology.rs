@@ -25,6 +25,11 @@ pub struct Topology {
     pub store: Arc<KubeCluster>,
     /// Server mode: the targets by name. None: direct mode.
     pub targets: Option<Arc<BTreeMap<String, Target>>>,
+    /// Server mode: the target that is the hub itself (same kubeconfig
+    /// context), if one is. Requests stored without `spec.cluster` were
+    /// made in direct mode on the hub, and are that target's; with no such
+    /// target they are no target's, and the server leaves them alone.
+    pub home: Option<String>,
 }
 
 /// The target named in a stored request (`spec.cluster`), if any.
@@ -37,14 +42,21 @@ impl Topology {
         Self {
             store: cluster,
             targets: None,
+            home: None,
         }
+    }
+
+    /// The target `obj` is for (server mode): the one its `spec.cluster`
+    /// names, or without one, the hub's own target.
+    pub fn cluster_of<'a>(&'a self, obj: &'a DynamicObject) -> Option<&'a str> {
+        stored_cluster(obj).or(self.home.as_deref())
     }
 
     /// Where `obj`'s grant lives; None when it names no configured target.
     pub fn site(&self, obj: &DynamicObject) -> Option<Site<'_>> {
         match &self.targets {
             None => Some(Site::direct(&self.store)),
-            Some(targets) => self.site_named(targets, stored_cluster(obj)?),
+            Some(targets) => self.site_named(targets, self.cluster_of(obj)?),
         }
     }
 

@@ -280,9 +280,16 @@ pub async fn verify(cluster: &KubeCluster, req: &AccessRequest) -> Result<String
                 made.join(", ")
             )
         };
+        // How it ended, in the words of its phase: an expiry is no revoke.
+        let ended = match req.phase() {
+            crate::domain::Phase::Expired => "expired",
+            crate::domain::Phase::Released => "released",
+            crate::domain::Phase::Revoked => "revoked",
+            _ => "ended",
+        };
         return Ok(if still.is_empty() {
             format!(
-                "revoked and verified: {} of {} sampled permissions now denied by the apiserver{made}",
+                "{ended} and verified: {} of {} sampled permissions now denied by the apiserver{made}",
                 checks.len(),
                 checks.len()
             )

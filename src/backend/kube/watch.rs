@@ -79,24 +79,25 @@ fn crd_missing(text: &str) -> bool {
 /// (direct mode: every request is for the context it was read from).
 pub(crate) async fn requests(cluster: Arc<KubeCluster>, tx: mpsc::UnboundedSender<BackendEvent>) {
     let context = cluster.context.clone();
-    follow_requests(cluster, tx, move |_| context.clone()).await
+    follow_requests(cluster, tx, move |_| Some(context.clone())).await
 }
 
 /// Streams the hub's AccessRequests (the server): each names its target
 /// cluster in `spec.cluster`.
-pub(crate) async fn hub_requests(hub: Arc<KubeCluster>, tx: mpsc::UnboundedSender<BackendEvent>) {
-    follow_requests(hub, tx, |o| {
-        super::topology::stored_cluster(o)
-            .unwrap_or_default()
-            .to_string()
-    })
-    .await
+pub(crate) async fn hub_requests(
+    topology: super::topology::Topology,
+    tx: mpsc::UnboundedSender<BackendEvent>,
+) {
+    let hub = topology.store.clone();
+    // A request for no target of the server (made in direct mode on a hub
+    // that is no target) is not the server's to show or record.
+    follow_requests(hub, tx, move |o| topology.cluster_of(o).map(str::to_string)).await
 }
 
 async fn follow_requests(
     cluster: Arc<KubeCluster>,
     tx: mpsc::UnboundedSender<BackendEvent>,
-    cluster_of: impl Fn(&kube::api::DynamicObject) -> String,
+    cluster_of: impl Fn(&kube::api::DynamicObject) -> Option<String>,
 ) {
     let mut stream = watcher(cluster.requests(), watcher::Config::default())
         .backoff(super::backoff::quick())
@@ -141,18 +142,20 @@ async fn follow_requests(
         }
         let gone = relist.on(&event, |o| o.metadata.name.clone().unwrap_or_default());
         let mut removed = |name: String| {
-            let cluster = clusters.remove(&name).unwrap_or_default();
-            BackendEvent::Removed(RequestKey { cluster, name })
+            let cluster = clusters.remove(&name)?;
+            Some(BackendEvent::Removed(RequestKey { cluster, name }))
         };
-        let mut out: Vec<BackendEvent> = gone.into_iter().map(&mut removed).collect();
+        let mut out: Vec<BackendEvent> = gone.into_iter().filter_map(&mut removed).collect();
         match event {
             watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
-                let value = serde_json::to_value(&o).unwrap_or(Value::Null);
-                let req = wire::request_from_json(&cluster_of(&o), &value);
-                clusters.insert(req.name.clone(), req.cluster.clone());
-                out.push(BackendEvent::Upsert(Box::new(req)));
+                if let Some(cluster) = cluster_of(&o) {
+                    let value = serde_json::to_value(&o).unwrap_or(Value::Null);
+                    let req = wire::request_from_json(&cluster, &value);
+                    clusters.insert(req.name.clone(), req.cluster.clone());
+                    out.push(BackendEvent::Upsert(Box::new(req)));
+                }
             }
-            watcher::Event::Delete(o) => out.push(removed(o.metadata.name.unwrap_or_default())),
+            watcher::Event::Delete(o) => out.extend(removed(o.metadata.name.unwrap_or_default())),
             watcher::Event::InitDone => out.push(BackendEvent::Synced),
             watcher::Event::Init => {}
         }

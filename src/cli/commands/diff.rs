@@ -39,6 +39,10 @@ pub(crate) struct DiffReport {
     /// Empty: cluster-wide.
     pub namespaces: Vec<String>,
     pub duration: String,
+    /// What was approved, when it was less than asked (shorter or fewer
+    /// namespaces): the diff is of this.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approved: Option<Approved>,
     pub reason: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ticket: Option<String>,
@@ -50,6 +54,13 @@ pub(crate) struct DiffReport {
     pub already_held: usize,
     pub granted: usize,
     pub permissions: Vec<DiffLine>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Approved {
+    /// Empty: cluster-wide.
+    pub namespaces: Vec<String>,
+    pub duration: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -151,6 +162,10 @@ pub(crate) async fn report(
         role: format!("{} {}", req.role.kind, req.role.name),
         namespaces: req.namespaces.clone(),
         duration: duration::format(req.duration),
+        approved: req.approved_narrower().then(|| Approved {
+            namespaces: req.granted_namespaces().to_vec(),
+            duration: duration::format(req.granted_duration()),
+        }),
         reason: req.reason.clone(),
         ticket: req.ticket.clone(),
         worst: if a.new.is_empty() {
@@ -181,18 +196,21 @@ pub(crate) fn render(r: &DiffReport, format: OutputFormat) -> Result<String, Bac
 
 fn table(r: &DiffReport) -> String {
     let t = |s: &str| field(s).into_owned();
-    let scope = if r.namespaces.is_empty() {
-        "cluster-wide".to_string()
-    } else {
-        format!(
-            "in {}",
-            r.namespaces
-                .iter()
-                .map(|n| t(n))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
+    let scope_of = |namespaces: &[String]| {
+        if namespaces.is_empty() {
+            "cluster-wide".to_string()
+        } else {
+            format!(
+                "in {}",
+                namespaces
+                    .iter()
+                    .map(|n| t(n))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
     };
+    let scope = scope_of(&r.namespaces);
     let groups = if r.groups.is_empty() {
         "none".to_string()
     } else {
@@ -216,6 +234,14 @@ fn table(r: &DiffReport) -> String {
         t(&r.role),
         r.duration
     ));
+    if let Some(a) = &r.approved {
+        // The diff below is of what was granted, not of what was asked.
+        out.push_str(&format!(
+            "approved: {} for {} (less than asked; the permissions below are what it grants)\n",
+            scope_of(&a.namespaces),
+            a.duration
+        ));
+    }
     out.push_str(&format!("groups:   {groups}\n"));
     out.push_str(&format!("reason:   {}\n", inert(&r.reason, 1024)));
     if let Some(ticket) = &r.ticket {

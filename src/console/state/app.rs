@@ -247,6 +247,9 @@ pub enum Mode {
     Notice {
         title: String,
         text: String,
+        /// Keys typed on meanwhile, held here and shown, so none is lost
+        /// without a sign.
+        ignored: String,
     },
     /// `:audit [FILTER]`: the recent audit events, newest first.
     Audit {
@@ -486,7 +489,7 @@ impl Facts {
                 .as_ref()
                 .filter(|d| phase == Phase::Denied && d.verdict == Verdict::Denied)
                 .map(|d| d.at),
-            revoked: (phase == Phase::Revoked)
+            revoked: matches!(phase, Phase::Revoked | Phase::Released)
                 .then_some(r.status.ended_at)
                 .flatten(),
             mine: r.requester.user == approver,
@@ -585,11 +588,21 @@ pub struct AppState {
     pub batch: Option<Batch>,
     /// Reasons given in this session (deny and revoke), newest first.
     pub reasons_used: Vec<(BulkKind, String)>,
+    /// A reason typed and then cancelled: offered first next time (it was
+    /// meant for something), never sent by itself.
+    pub reason_cancelled: Option<(BulkKind, String)>,
     pub counts: Counts,
     pub in_flight: usize,
+    /// The requests this console's operations in flight are on: a change
+    /// seen on them meanwhile is this approver's own (the trail names
+    /// them, not "someone", for a shorten).
+    pub acting: Vec<RequestKey>,
     pub should_quit: bool,
     /// Why the approver's identity is unverified (approvals are refused).
     pub identity_note: Option<String>,
+    /// Whether the one at the console may approve (false: a requester, who
+    /// is shown as one and offered only what they may do).
+    pub may_approve: bool,
     /// Whether requesters' groups are verified; when not (direct mode)
     /// they are shown as claims and never count as access already held.
     pub requester_groups_verified: bool,
@@ -624,6 +637,12 @@ pub struct AppState {
     context_stale: bool,
     /// Which views became empty during the current batch of changes.
     emptied: [bool; 3],
+    /// The current view's selected request when a batch began.
+    selected_before: Option<RequestKey>,
+    /// A request that left the current view while selected (withdrawn,
+    /// decided elsewhere): the cursor is on another one now, so the next
+    /// key that acts on the selection is held back and says so.
+    pub selection_gone: Option<String>,
     /// New requests not yet announced, and those that were.
     pub arrivals: super::arrivals::Arrivals,
     /// Audit events (`:audit`, and each request's timeline).
@@ -663,9 +682,12 @@ impl AppState {
             batch: None,
             reasons_used: Vec::new(),
             counts: Counts::default(),
+            reason_cancelled: None,
             in_flight: 0,
+            acting: Vec::new(),
             should_quit: false,
             identity_note: None,
+            may_approve: true,
             requester_groups_verified: true,
             cluster_names: BTreeMap::new(),
             cluster_limits: BTreeMap::new(),
@@ -682,6 +704,8 @@ impl AppState {
             revocations: BTreeSet::new(),
             context_stale: false,
             emptied: [false; 3],
+            selected_before: None,
+            selection_gone: None,
             trail: super::trail::Trail::default(),
             reads_expanded: false,
         }
@@ -758,7 +782,7 @@ impl AppState {
                 worst: None,
                 new_permissions: 0,
                 asked: 0,
-                error: Some("no RBAC inventory for this cluster yet".into()),
+                error: Some(self.no_inventory().into()),
             };
         };
         let subject = self.subject_for(req);
@@ -834,7 +858,12 @@ impl AppState {
         // trail (the server backend sends the server's own instead).
         if self.backend_kind != "http" {
             let (by, now) = (self.recorded_by(), self.now);
-            self.trail.observe(old.as_ref(), &req, by, now);
+            let mine = self.acting.contains(&key).then(|| crate::audit::Actor {
+                user: self.approver.user.clone(),
+                groups: self.approver.groups.clone(),
+                verified_by: by.into(),
+            });
+            self.trail.observe(old.as_ref(), &req, mine, by, now);
         }
         let summary = self.summary_for(&req);
         let invalid = self.invalid_for(&req, &summary);
@@ -881,6 +910,7 @@ impl AppState {
     /// [`Self::keep_selection`] after it.
     pub fn begin_batch(&mut self) -> [Option<Id>; 3] {
         self.emptied = [false; 3];
+        self.selected_before = self.selected_key().cloned();
         self.selection()
     }
 
@@ -900,6 +930,17 @@ impl AppState {
             }
         }
         self.emptied = [false; 3];
+        if let Some(was) = self.selected_before.take() {
+            let i = self.view.index();
+            let still = self
+                .entries
+                .id(&was)
+                .is_some_and(|id| self.lists[i].contains(&id));
+            // This console's own decision moving it on is no surprise.
+            if !still && self.selected_key() != Some(&was) && !self.acting.contains(&was) {
+                self.selection_gone = Some(was.name);
+            }
+        }
     }
 
     /// Whether `:ctx` shows this request's cluster.
@@ -1224,7 +1265,7 @@ impl AppState {
             )
             .map(Arc::new)
             .map_err(|e| e.to_string()),
-            None => Err("no RBAC inventory for this cluster yet".into()),
+            None => Err(self.no_inventory().into()),
         };
         let verdict =
             self.verdicts
@@ -1438,9 +1479,30 @@ impl AppState {
     /// verified and whether requesters' groups are.
     pub fn trust(mut self, info: &crate::backend::BackendInfo) -> Self {
         self.identity_note = info.identity_note.clone();
+        // Unknown is not refused here: the backend still refuses.
+        self.may_approve = info.may_approve.unwrap_or(true);
         self.cluster_names = info.cluster_names.clone();
         self.requester_groups_verified = info.requester_groups_verified;
         self
+    }
+
+    /// Why a cluster's diff is unavailable: a requester can never read the
+    /// RBAC it is computed from; an approver's console has not yet.
+    pub fn no_inventory(&self) -> &'static str {
+        if self.may_approve {
+            "no RBAC inventory for this cluster yet"
+        } else {
+            "unavailable to a requester: the diff needs the cluster's RBAC, which only approvers may read"
+        }
+    }
+
+    /// What the one at the console is here: "approver" or "requester".
+    pub fn role_word(&self) -> &'static str {
+        if self.may_approve {
+            "approver"
+        } else {
+            "requester"
+        }
     }
 
     pub fn flash(&mut self, level: FlashLevel, text: impl Into<String>) {

@@ -38,6 +38,24 @@ pub enum KeyAction {
     Release,
 }
 
+impl KeyAction {
+    /// Whether it acts on the selected request (mark, decide, copy, open).
+    pub fn acts_on_selection(self) -> bool {
+        matches!(
+            self,
+            KeyAction::ToggleMark
+                | KeyAction::Approve
+                | KeyAction::ApproveWithChanges
+                | KeyAction::Deny
+                | KeyAction::Shorten
+                | KeyAction::Revoke
+                | KeyAction::Release
+                | KeyAction::Copy
+                | KeyAction::OpenFull
+        )
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Section {
     Navigate,
@@ -103,8 +121,8 @@ pub const KEYMAP: &[KeyBinding] = &[
     bind!(Shorten, [ch('s')], "s", "shorten", "make the selected live grant end sooner", views: [Grants], footer: true, dangerous: true, Decide),
     bind!(Revoke, [ch('r')], "r", "revoke", "end grants now, with a reason (the marked ones, or the selected one)", views: [Grants], footer: true, dangerous: true, Decide),
     bind!(Release, [(KeyCode::Char('R'), SHIFT), ch('R')], "R", "release", "end your own live grant now (\"I'm done\"; asks to confirm)", views: [Grants], footer: false, dangerous: true, Decide),
-    bind!(ToggleMark, [ch(' ')], "space", "mark ↓", "mark or unmark, then move down: for a bulk deny or revoke (never bulk approve)", views: [Pending, Grants], footer: true, dangerous: false, Decide),
-    bind!(MarkAll, [(KeyCode::Char('a'), CTRL)], "ctrl-a", "mark all", "mark every row of the filter (:mark all); esc clears the marks", views: [Pending, Grants], footer: false, dangerous: false, Decide),
+    bind!(ToggleMark, [ch(' ')], "space", "mark ↓", "mark or unmark, then move down: for a bulk deny or revoke (never bulk approve)", views: [Pending, Grants], footer: true, dangerous: true, Decide),
+    bind!(MarkAll, [(KeyCode::Char('a'), CTRL)], "ctrl-a", "mark all", "mark every row of the filter (:mark all); esc clears the marks", views: [Pending, Grants], footer: false, dangerous: true, Decide),
     bind!(Down, [ch('j'), (KeyCode::Down, NONE)], "j/↓", "down", "next row", views: [], footer: false, dangerous: false, Navigate),
     bind!(Up, [ch('k'), (KeyCode::Up, NONE)], "k/↑", "up", "previous row", views: [], footer: false, dangerous: false, Navigate),
     bind!(Top, [ch('g'), (KeyCode::Home, NONE)], "g/home", "top", "first row", views: [], footer: false, dangerous: false, Navigate),

@@ -1,6 +1,7 @@
 //! Recent reasons for a deny or a revoke, offered with `tab`/`↑` in the
-//! reason dialog: this session's first, then the ones on record (every
-//! approver's), newest first, each once.
+//! reason dialog: one typed and cancelled first, then this session's, then
+//! the ones on record (every approver's), newest first, each once. What is
+//! typed before `tab` narrows them to those starting with it.
 
 use super::app::{AppState, BulkKind};
 
@@ -21,12 +22,20 @@ pub fn reasons(state: &AppState, kind: BulkKind) -> Vec<String> {
         })
         .collect();
     let mut out: Vec<String> = Vec::new();
+    let cancelled = state
+        .reason_cancelled
+        .iter()
+        .filter(|(k, _)| *k == kind)
+        .map(|(_, r)| r.as_str());
     let session = state
         .reasons_used
         .iter()
         .filter(|(k, _)| *k == kind)
         .map(|(_, r)| r.as_str());
-    for r in session.chain(on_record.iter().map(String::as_str)) {
+    for r in cancelled
+        .chain(session)
+        .chain(on_record.iter().map(String::as_str))
+    {
         // Another approver's words: inert before they reach an input.
         let r = crate::domain::sanitize::inert(r.trim(), 1024).into_owned();
         if !r.is_empty() && !out.contains(&r) {
@@ -37,4 +46,16 @@ pub fn reasons(state: &AppState, kind: BulkKind) -> Vec<String> {
         }
     }
     out
+}
+
+/// The offered reasons (indexes into `recent`) that start with `typed`,
+/// ignoring case; all of them when nothing is typed.
+pub fn starting_with(recent: &[String], typed: &str) -> Vec<usize> {
+    let typed = typed.trim_start().to_lowercase();
+    recent
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.to_lowercase().starts_with(&typed))
+        .map(|(i, _)| i)
+        .collect()
 }

@@ -38,11 +38,13 @@ impl Trail {
     }
 
     /// The events of a change this console saw (not on the server backend:
-    /// there the server's own trail arrives instead).
+    /// there the server's own trail arrives instead); `mine` when it is
+    /// this console's own operation.
     pub fn observe(
         &mut self,
         old: Option<&AccessRequest>,
         new: &AccessRequest,
+        mine: Option<crate::audit::Actor>,
         recorded_by: &str,
         now: DateTime<Utc>,
     ) {
@@ -50,7 +52,7 @@ impl Trail {
         // `timeline` from the object when it is shown.
         let Some(old) = old else { return };
         let ctx = Context {
-            actor: None,
+            actor: mine,
             recorded_by: recorded_by.into(),
             risk: None,
             now,

@@ -268,6 +268,10 @@ fn how_ended(
                 "; not decided in time: ended by the reaper at {ended}."
             ));
         }
+        Phase::Released => {
+            let who = inert(&r.requester.user, 64);
+            p.text(format!("; released by {who} at {ended} (done with it)."));
+        }
         Phase::Revoked => {
             let by = r
                 .status

@@ -4,7 +4,7 @@
 //! bulk confirmation, shorten, and the notice a closed dialog leaves.
 
 use chrono::TimeDelta;
-use crossterm::event::{KeyCode, KeyEvent};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui_textarea::TextArea;
 
 use super::{feed, line_input, readonly_refusal, text_of, Effect};
@@ -32,7 +32,7 @@ pub(crate) fn selected_input(placeholder: &str, text: &str) -> TextArea<'static>
 
 /// Checks that the selection may be approved by this approver; flashes why not.
 fn approvable(state: &mut AppState) -> Option<AccessRequest> {
-    if readonly_refusal(state, "approving") {
+    if readonly_refusal(state, "approving") || super::requester_refusal(state, "approving") {
         return None;
     }
     // The server's policy is enforced: say why before the round trip. A
@@ -309,7 +309,7 @@ fn diff_summary_lines(
             }
         }
         Some(Err(e)) => lines.push(format!("Diff     unavailable: {e}")),
-        None => lines.push("Diff     unavailable: no RBAC inventory for this cluster".into()),
+        None => lines.push(format!("Diff     unavailable: {}", state.no_inventory())),
     }
 }
 
@@ -342,7 +342,7 @@ pub(crate) fn start_bulk(state: &mut AppState, kind: BulkKind) {
         BulkKind::Deny => "denying",
         BulkKind::Revoke => "revoking",
     };
-    if readonly_refusal(state, what) {
+    if readonly_refusal(state, what) || super::requester_refusal(state, what) {
         return;
     }
     let wanted = kind.phase();
@@ -351,7 +351,8 @@ pub(crate) fn start_bulk(state: &mut AppState, kind: BulkKind) {
     } else {
         state.marks.iter().cloned().collect()
     };
-    let keys: Vec<RequestKey> = keys
+    let me = state.approver.user.as_str();
+    let (own, keys): (Vec<RequestKey>, Vec<RequestKey>) = keys
         .into_iter()
         .filter(|k| {
             state
@@ -359,12 +360,20 @@ pub(crate) fn start_bulk(state: &mut AppState, kind: BulkKind) {
                 .get(k)
                 .is_some_and(|e| e.req.phase() == wanted)
         })
-        .collect();
+        .partition(|k| {
+            kind == BulkKind::Deny
+                && state
+                    .entries
+                    .get(k)
+                    .is_some_and(|e| e.req.requester.user == me)
+        });
     if keys.is_empty() {
-        state.flash(
-            FlashLevel::Error,
-            format!("nothing to {}", kind.verb().to_lowercase()),
-        );
+        let why = if own.is_empty() {
+            format!("nothing to {}", kind.verb().to_lowercase())
+        } else {
+            "your own request is not yours to deny: withdraw it (`portcullis withdraw`)".into()
+        };
+        state.flash(FlashLevel::Error, why);
         return;
     }
     state.mode = Mode::Reason(reason_form(state, kind, keys, ""));
@@ -418,7 +427,7 @@ pub(crate) fn start_release(state: &mut AppState) {
 }
 
 pub(crate) fn start_shorten(state: &mut AppState) {
-    if readonly_refusal(state, "shortening") {
+    if readonly_refusal(state, "shortening") || super::requester_refusal(state, "shortening") {
         return;
     }
     let Some(entry) = state.selected() else {
@@ -502,22 +511,50 @@ pub(crate) fn on_reason_key(
     mut form: ReasonForm,
     key: KeyEvent,
 ) -> Vec<Effect> {
-    let last = form.recent.len().checked_sub(1);
+    // What was typed before recalling narrows what is recalled.
+    let typed = match form.recall {
+        None => text_of(&form.input),
+        Some(_) => form.draft.clone(),
+    };
+    let offered = recent::starting_with(&form.recent, &typed);
+    let at = form
+        .recall
+        .and_then(|r| offered.iter().position(|&i| i == r));
     match key.code {
-        KeyCode::Esc => return Vec::new(),
-        KeyCode::Tab | KeyCode::Up => {
-            if let Some(last) = last {
-                let next = match form.recall {
-                    None => 0,
-                    Some(i) if key.code == KeyCode::Tab && i == last => 0,
-                    Some(i) => (i + 1).min(last),
-                };
-                recall(&mut form, Some(next));
+        KeyCode::Esc => {
+            // Kept, and offered first next time: it was meant for something.
+            let text = match form.recall {
+                None => text_of(&form.input),
+                Some(_) => form.draft.clone(),
+            };
+            let text = text.trim();
+            if !text.is_empty() {
+                state.reason_cancelled = Some((form.kind, text.to_string()));
             }
+            return Vec::new();
         }
-        KeyCode::BackTab | KeyCode::Down => match form.recall {
+        KeyCode::Tab | KeyCode::Up if offered.is_empty() => {
+            form.error = Some(if typed.trim().is_empty() {
+                "no recent reasons yet".into()
+            } else {
+                format!(
+                    "no recent reason starts with \"{}\"",
+                    inert(typed.trim(), 40)
+                )
+            });
+        }
+        KeyCode::Tab | KeyCode::Up => {
+            let last = offered.len() - 1;
+            let next = match at {
+                None => 0,
+                Some(i) if key.code == KeyCode::Tab && i == last => 0,
+                Some(i) => (i + 1).min(last),
+            };
+            recall(&mut form, Some(offered[next]));
+        }
+        KeyCode::BackTab | KeyCode::Down => match at {
             Some(0) | None => recall(&mut form, None),
-            Some(i) => recall(&mut form, Some(i - 1)),
+            Some(i) => recall(&mut form, Some(offered[i - 1])),
         },
         KeyCode::Enter => {
             let reason = text_of(&form.input).trim().to_string();
@@ -720,6 +757,9 @@ pub(crate) fn on_confirm_key(
             return Vec::new();
         }
         KeyCode::Char('n') | KeyCode::Esc | KeyCode::Char('q') => {
+            if let PendingOp::Bulk { kind, reason, .. } = confirm.op {
+                state.reason_cancelled = Some((kind, reason));
+            }
             state.flash(FlashLevel::Info, "cancelled: nothing was changed");
             return Vec::new();
         }
@@ -736,11 +776,35 @@ pub(crate) fn on_confirm_key(
 
 /// Any key but ctrl-c (handled before) acknowledges with esc or enter; the
 /// rest are swallowed, so keys typed on never reach the list.
-pub(crate) fn on_notice_key(state: &mut AppState, mode: Mode, key: KeyEvent) -> Vec<Effect> {
-    if !matches!(key.code, KeyCode::Esc | KeyCode::Enter) {
-        state.mode = mode;
+pub(crate) fn on_notice_key(state: &mut AppState, mut mode: Mode, key: KeyEvent) -> Vec<Effect> {
+    if matches!(key.code, KeyCode::Esc | KeyCode::Enter) {
+        return Vec::new();
     }
+    if let Mode::Notice { ignored, .. } = &mut mode {
+        // Shown in the notice: keys held here are seen to go nowhere.
+        if ignored.chars().count() < 24 {
+            if !ignored.is_empty() {
+                ignored.push(' ');
+            }
+            ignored.push_str(&key_name(&key));
+        }
+    }
+    state.mode = mode;
     Vec::new()
+}
+
+/// A key as the notice shows it was held: `a`, `space`, `ctrl-a`.
+fn key_name(key: &KeyEvent) -> String {
+    let base = match key.code {
+        KeyCode::Char(' ') => "space".to_string(),
+        KeyCode::Char(c) => c.to_string(),
+        other => format!("{other:?}").to_lowercase(),
+    };
+    if key.modifiers.contains(KeyModifiers::CONTROL) {
+        format!("ctrl-{base}")
+    } else {
+        base
+    }
 }
 
 /// What the approver has of `key` now (a bulk deny or revoke names each
@@ -768,7 +832,9 @@ pub(crate) fn dispatch(state: &mut AppState, op: PendingOp) -> Vec<Effect> {
             op: Op::Release,
         }],
         PendingOp::Bulk { kind, keys, reason } => {
-            // The reason is offered first next time.
+            // The reason is offered first next time; a cancelled one is
+            // no longer waiting.
+            state.reason_cancelled = None;
             state
                 .reasons_used
                 .retain(|(k, r)| !(*k == kind && *r == reason));

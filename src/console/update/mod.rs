@@ -94,10 +94,18 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
         Action::OpFinished { kind, key, result } => {
             state.in_flight = state.in_flight.saturating_sub(1);
             on_finished(state, kind, &key, result);
+            if let Some(i) = state.acting.iter().position(|k| *k == key) {
+                state.acting.swap_remove(i);
+            }
             state.recount_expiring();
             Vec::new()
         }
     };
+    for e in &effects {
+        if let Effect::Apply { key, .. } = e {
+            state.acting.push(key.clone());
+        }
+    }
     state.ensure_detail();
     effects
 }
@@ -346,6 +354,7 @@ fn moved_on(state: &AppState, key: &RequestKey, expect: Phase) -> Option<String>
         Phase::Active => format!("was approved{}", by(decided)),
         Phase::Denied => format!("was denied{}", by(decided)),
         Phase::Withdrawn => format!("was withdrawn by {}", inert(&r.requester.user, 64)),
+        Phase::Released => format!("was released by {}", inert(&r.requester.user, 64)),
         Phase::Revoked => format!("was revoked{}", by(r.status.revoked_by.as_deref())),
         Phase::Expired => "expired (the reaper ended it)".into(),
         Phase::Failed => "failed".into(),
@@ -388,6 +397,7 @@ fn close_stale_dialog(state: &mut AppState) {
                     text: format!(
                         "{name} changed meanwhile (deleted and asked again, or edited), so the dialog closed; nothing was changed. Read it again before deciding."
                     ),
+                    ignored: String::new(),
                 };
                 return;
             }
@@ -441,6 +451,7 @@ fn close_stale_dialog(state: &mut AppState) {
                 text: format!(
                     "{name} {what} meanwhile{more}, so the dialog closed; nothing was changed."
                 ),
+                ignored: String::new(),
             };
         }
     }
@@ -760,6 +771,11 @@ fn run_command(state: &mut AppState, line: &str) -> Vec<Effect> {
 
 /// `ctrl-a` / `:mark all`: every row of the current view's filter.
 fn mark_all(state: &mut AppState) {
+    if readonly_refusal(state, "marking for a bulk decision")
+        || requester_refusal(state, "marking for a bulk decision")
+    {
+        return;
+    }
     if state.view == View::History {
         state.flash(
             FlashLevel::Error,
@@ -768,6 +784,10 @@ fn mark_all(state: &mut AppState) {
         return;
     }
     let rows = state.list(state.view).to_vec();
+    // One's own requests are withdrawn, never denied: left unmarked.
+    let (own, rows): (Vec<_>, Vec<_>) = rows
+        .into_iter()
+        .partition(|k| state.view == View::Pending && is_own(state, k));
     let n = rows.len();
     state.marks.extend(rows);
     let what = if state.filter.is_empty() {
@@ -779,10 +799,23 @@ fn mark_all(state: &mut AppState) {
         View::Pending => "d denies them",
         _ => "r revokes them",
     };
+    let own = match own.len() {
+        0 => String::new(),
+        1 => " (not your own request: withdraw it instead)".into(),
+        k => format!(" (not your own {k}: withdraw them instead)"),
+    };
     state.flash(
         FlashLevel::Info,
-        format!("marked {n}: {what}; {next}, esc clears the marks"),
+        format!("marked {n}: {what}{own}; {next}, esc clears the marks"),
     );
+}
+
+/// Whether `key` is the approver's own request.
+fn is_own(state: &AppState, key: &RequestKey) -> bool {
+    state
+        .entries
+        .get(key)
+        .is_some_and(|e| e.req.requester.user == state.approver.user)
 }
 
 fn switch_view(state: &mut AppState, view: View) {
@@ -802,6 +835,19 @@ fn move_cursor(state: &mut AppState, to: impl FnOnce(usize, usize) -> usize) {
     state.cursor[i] = to(state.cursor[i], len).min(len - 1);
 }
 
+/// Deciding (approve, deny, shorten, revoke) is for approvers: a
+/// requester's console says so up front instead of opening a dialog whose
+/// `y` would be refused.
+pub(super) fn requester_refusal(state: &mut AppState, what: &str) -> bool {
+    if !state.may_approve {
+        state.flash(
+            FlashLevel::Error,
+            format!("you are a requester here: {what} is for approvers (R releases a grant of your own)"),
+        );
+    }
+    !state.may_approve
+}
+
 pub(super) fn readonly_refusal(state: &mut AppState, what: &str) -> bool {
     if state.config.readonly {
         state.flash(
@@ -816,6 +862,26 @@ fn on_normal_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
     let Some(action) = keymap::lookup(state.view, &key) else {
         return Vec::new();
     };
+    // The selected request left the list between keys: a key that acts on
+    // the selection would land on whichever request moved under the
+    // cursor. Held back once, saying so; any other key shows the user
+    // where they are and clears it.
+    if let Some(gone) = state.selection_gone.take() {
+        if action.acts_on_selection() {
+            let now_on = state
+                .selected_key()
+                .map(|k| format!("the cursor is on {} now", inert(&k.name, 64)))
+                .unwrap_or_else(|| "this list is empty now".into());
+            state.flash(
+                FlashLevel::Error,
+                format!(
+                    "{} left this list (decided or withdrawn elsewhere); {now_on}: nothing was done, press again to act on it",
+                    inert(&gone, 64)
+                ),
+            );
+            return Vec::new();
+        }
+    }
     match action {
         KeyAction::Quit => return quit(state),
         KeyAction::Help => state.mode = Mode::Help { scroll: 0 },
@@ -898,6 +964,18 @@ fn on_normal_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
         }
         KeyAction::ToggleMark => {
             if let Some(k) = state.selected_key().cloned() {
+                if readonly_refusal(state, "marking for a bulk decision")
+                    || requester_refusal(state, "marking for a bulk decision")
+                {
+                    return Vec::new();
+                }
+                if state.view == View::Pending && is_own(state, &k) && !state.marks.contains(&k) {
+                    state.flash(
+                        FlashLevel::Error,
+                        "your own request is not yours to deny: withdraw it (`portcullis withdraw`)",
+                    );
+                    return Vec::new();
+                }
                 if !state.marks.remove(&k) {
                     state.marks.insert(k);
                 }

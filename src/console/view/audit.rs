@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use ratatui::Frame;
 
 use super::{wrap, Theme};
-use crate::audit::query::describe;
+use crate::audit::query::describe_in;
 use crate::console::state::filter::Filter;
 use crate::console::state::{when, AppState};
 use crate::domain::sanitize::inert;
@@ -46,7 +46,7 @@ pub(crate) fn lines(
                 theme.dim,
             ),
             Span::styled(request, theme.label),
-            Span::styled(describe(e), style),
+            Span::styled(describe_in(e, |t| when::clock(zone, state.now, t)), style),
         ]);
         out.extend(wrap::wrap_line(&line, width as usize, TIME_W));
     }

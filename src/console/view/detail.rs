@@ -309,7 +309,9 @@ fn requester_lines(
     push_wrapped(out, asked_line(state, r, theme), w, LABEL);
     // After a revoke or expiry the cluster backend records what the
     // apiserver said about the ended grant: auditors read it here.
-    if matches!(r.phase(), Phase::Revoked | Phase::Expired) && r.status.decision.is_some() {
+    if matches!(r.phase(), Phase::Revoked | Phase::Released | Phase::Expired)
+        && r.status.decision.is_some()
+    {
         if let Some(m) = r.status.message.as_deref() {
             push_wrapped(
                 out,

@@ -354,13 +354,31 @@ pub(crate) fn shorten(
     dialog.render(frame, area, theme, &f.input, &f.error);
 }
 
-pub(crate) fn notice(frame: &mut Frame, area: Rect, theme: &Theme, title: &str, text: &str) {
+pub(crate) fn notice(
+    frame: &mut Frame,
+    area: Rect,
+    theme: &Theme,
+    title: &str,
+    text: &str,
+    ignored: &str,
+) {
     let w = inner_width(area, 72);
-    let body = wrap::wrap_line(
+    let mut body = wrap::wrap_line(
         &Line::from(Span::styled(inert(text, 600).into_owned(), theme.value)),
         w as usize,
         0,
     );
+    if !ignored.is_empty() {
+        body.push(Line::raw(""));
+        body.extend(wrap::wrap_line(
+            &Line::from(Span::styled(
+                format!("held here, not sent: {ignored}"),
+                theme.error,
+            )),
+            w as usize,
+            0,
+        ));
+    }
     let mut foot = vec![Line::raw("")];
     foot.extend(hints(theme, &[("esc/enter", "ok")], w));
     draw(

@@ -8,7 +8,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use ratatui::Frame;
 
 use super::{detail, wrap, Theme};
-use crate::audit::query::describe;
+use crate::audit::query::describe_in;
 use crate::backend::RequestKey;
 use crate::console::state::{when, AppState};
 use crate::domain::sanitize::inert;
@@ -30,7 +30,11 @@ fn events(state: &AppState, r: &AccessRequest) -> Vec<(String, bool)> {
         .iter()
         .map(|e| {
             (
-                format!("{}{}", at(e.time), describe(e)),
+                format!(
+                    "{}{}",
+                    at(e.time),
+                    describe_in(e, |t| when::clock(zone, state.now, t))
+                ),
                 e.kind.is_refusal(),
             )
         })

@@ -166,7 +166,11 @@ pub fn render(frame: &mut Frame, state: &AppState, theme: &Theme) {
         Mode::Reason(f) => dialogs::reason(frame, area, state, theme, f),
         Mode::Approve(f) => dialogs::approve_form(frame, area, state, theme, f),
         Mode::Shorten(f) => dialogs::shorten(frame, area, state, theme, f),
-        Mode::Notice { title, text } => dialogs::notice(frame, area, theme, title, text),
+        Mode::Notice {
+            title,
+            text,
+            ignored,
+        } => dialogs::notice(frame, area, theme, title, text, ignored),
         Mode::Full { key, scroll } => full::render(frame, area, state, theme, key, *scroll),
         Mode::Normal | Mode::Command { .. } | Mode::Filter { .. } => {}
     }
@@ -213,7 +217,7 @@ fn header_spans(state: &AppState, theme: &Theme, compact: bool) -> Vec<Span<'sta
     let mut spans = vec![
         Span::styled(" Portcullis ", theme.header_key),
         Span::styled(format!(" ctx: {ctx} "), theme.header),
-        Span::styled(format!(" approver: {approver} "), theme.header),
+        Span::styled(format!(" {}: {approver} ", state.role_word()), theme.header),
     ];
     if state.identity_note.is_some() {
         spans.push(Span::styled(" identity unverified ", theme.error));
@@ -390,7 +394,8 @@ fn render_footer(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme)
             // As many hints as fit, in registry order; help always shows.
             let mut spans = Vec::new();
             let mut used = 0usize;
-            let all: Vec<_> = keymap::footer(state.view, state.config.readonly).collect();
+            let all: Vec<_> =
+                keymap::footer(state.view, state.config.readonly || !state.may_approve).collect();
             let help_w = all
                 .iter()
                 .find(|b| b.action == keymap::KeyAction::Help)

@@ -82,6 +82,7 @@ fn by(e: &Entry) -> &str {
         Phase::Withdrawn => r.requester.user.as_str(),
         // The end of a grant, or a request left undecided: the reaper.
         Phase::Expired => "reaper",
+        Phase::Released => r.requester.user.as_str(),
         Phase::Revoked => r.status.revoked_by.as_deref().unwrap_or("-"),
         _ => r.status.decision.as_ref().map_or("-", |d| d.by.as_str()),
     }
@@ -137,7 +138,7 @@ fn cell_text<'a>(
             Cow::Borrowed(r.phase().as_str()),
             match r.phase() {
                 Phase::Denied | Phase::Revoked | Phase::Failed => theme.high,
-                Phase::Expired | Phase::Withdrawn => theme.dim,
+                Phase::Expired | Phase::Withdrawn | Phase::Released => theme.dim,
                 _ => value,
             },
         ),

@@ -65,6 +65,7 @@ async fn act(
     // not the stream's copy, which may not have caught up with the last
     // action yet (a shorten right after an approval would read as no
     // shorten at all); the stream's copy only when that read fails.
+    let _acting = s.acting(Some(&k));
     let before = match s.authority.get(&k).await {
         Ok(r) => Some(r),
         Err(_) => s.hub.request(&k),

@@ -110,6 +110,7 @@ pub(crate) async fn create(
     Caller(who): Caller,
     raw: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    let _acting = s.acting(None);
     let made = create_as(&s, &who, &raw).await.by(&who, "create", None)?;
     s.record_action(&who, None, &made);
     Ok((StatusCode::CREATED, Json(api::request_json(&made))))

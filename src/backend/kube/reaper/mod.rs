@@ -143,7 +143,7 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Rea
         ctx.notices.once(format!(
             "request {} names a cluster this server does not serve ({:?}): left alone",
             obj.name_any(),
-            crate::backend::kube::topology::stored_cluster(&obj).unwrap_or("none")
+            ctx.topology.cluster_of(&obj).unwrap_or("none")
         ));
         return Ok(Action::await_change());
     };

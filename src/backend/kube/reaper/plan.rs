@@ -632,6 +632,7 @@ pub(super) mod tests {
             Phase::Denied,
             Phase::Expired,
             Phase::Revoked,
+            Phase::Released,
             Phase::Withdrawn,
             Phase::Failed,
         ] {

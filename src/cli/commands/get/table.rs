@@ -131,7 +131,7 @@ impl<'q> Table<'q> {
                 60,
             )
             .into_owned(),
-            duration::format(r.duration),
+            duration::format(r.granted_duration()),
             phase,
             match self.q.what {
                 GetWhat::Requests => duration::format_chrono(now - r.created_at),
