@@ -310,8 +310,46 @@ async fn approved_with_what_the_block_set_up(cp: &ControlPlane, admin: &KubeClus
         String::from_utf8_lossy(&usage.stderr).contains("Usage: kubectl portcullis approve"),
         "{usage:?}"
     );
-    // ... and nothing else: admin is not grantable.
-    let wider = request(cp, "alice", "admin", "orders");
+    // ... and nothing else: admin is not grantable, refused when asked
+    // (issue 21, item 11) ...
+    fails(
+        &portcullis(
+            cp,
+            "alice",
+            &[
+                "request",
+                "--role",
+                "admin",
+                "--cluster-role",
+                "-n",
+                "orders",
+                "--for",
+                "30m",
+                "--reason",
+                "INC-9 payments stuck",
+            ],
+        ),
+        "ClusterRole admin is not a grantable role",
+    );
+    // ... and, asked by hand past the CLI, refused at approval.
+    let (code, made) = cp.raw(
+        "alice",
+        "POST",
+        "/apis/portcullis.dev/v1alpha1/accessrequests",
+        Some(
+            &serde_json::json!({"apiVersion": "portcullis.dev/v1alpha1", "kind": "AccessRequest",
+                "metadata": {"generateName": "alice-admin-"},
+                "spec": {"requester": {"user": "alice", "groups": ["dev"]},
+                         "role": {"kind": "ClusterRole", "name": "admin"},
+                         "namespaces": ["orders"], "duration": "30m", "reason": "INC-9 by hand"}})
+            .to_string(),
+        ),
+    );
+    assert_eq!(code, 201, "{made}");
+    let wider = serde_json::from_str::<Value>(&made).unwrap()["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
     fails(
         &portcullis(cp, "bob", &["approve", &wider]),
         "ClusterRole admin is not a grantable role",

@@ -52,6 +52,7 @@ async fn the_server_is_the_one_authority() {
     let cfg = config(&cp, "");
     let s = serve(&cp, &cfg, "http");
     who_is_calling(&s);
+    what_can_never_be_granted_is_refused_when_asked(&s).await;
     let (name, path) = alice_asks_as_herself(&s);
     alice_cannot_approve(&cp, &s, &name, &path);
     bob_approves_narrower_and_shorter(&admin, &s, &path).await;
@@ -80,6 +81,41 @@ fn who_is_calling(s: &Served) {
 
 /// alice asks; the requester is her token's user whatever she claims.
 /// Returns the request's name and its path.
+/// Issue 21, item 11: a role c1 does not let approvers hand out, or a
+/// namespace it does not have, is refused when asked (422 naming why),
+/// not accepted to be refused at approval.
+async fn what_can_never_be_granted_is_refused_when_asked(s: &Served) {
+    let (code, e) = asks(s, "alice", &ask("c1", "admin", &["payments"], "30m"));
+    assert_eq!(code, 422, "{e}");
+    assert!(
+        message(&e).contains("ClusterRole admin is not a grantable role"),
+        "{e}"
+    );
+    // The namespaces are known once the server has c1's RBAC.
+    wait_for("c1's inventory on the server", 30, || async {
+        curl(
+            &s.url,
+            Some("bob"),
+            "GET",
+            "/v1/clusters/c1/inventory",
+            None,
+        )
+        .0 == 200
+    })
+    .await;
+    let (code, e) = asks(
+        s,
+        "alice",
+        &ask("c1", "view", &["no-such-namespace"], "30m"),
+    );
+    assert_eq!(code, 422, "{e}");
+    assert_eq!(e["error"]["field"], "namespaces", "{e}");
+    assert!(
+        message(&e).contains("namespace 'no-such-namespace' does not exist on c1"),
+        "{e}"
+    );
+}
+
 fn alice_asks_as_herself(s: &Served) -> (String, String) {
     let mut body = ask("c1", "edit", &["payments", "orders"], "1h");
     body["requester"] = json!({"user": "bob"});

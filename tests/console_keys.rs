@@ -1084,6 +1084,61 @@ async fn a_requester_is_shown_as_one_and_offered_only_what_they_may_do() {
     assert!(text.contains("only approvers may read"), "{text}");
 }
 
+/// Issue 21, item 10: where a cluster is meant, its display name, never
+/// the context's (the approver's own "bob").
+#[tokio::test]
+async fn a_cluster_is_named_by_its_display_name_not_the_context() {
+    let mut h = Harness::start(3).await;
+    let key = h.select(|r| r.phase() == Phase::Pending && r.requester.user != "dana");
+    h.state
+        .cluster_names
+        .insert(key.cluster.clone(), "payments-prod-eu".into());
+    h.press("a").await;
+    let Mode::Confirm(c) = &h.state.mode else {
+        panic!("{:?}", h.state.mode)
+    };
+    let line = c.lines.iter().find(|l| l.starts_with("Cluster")).unwrap();
+    assert!(line.starts_with("Cluster  payments-prod-eu"), "{line}");
+    assert!(!line.contains(&key.cluster), "{line}");
+}
+
+/// Issue 21, item 11: a pending request for a role the cluster's settings
+/// do not let approvers hand out is INVAL with the reason, up front (not
+/// CRIT, refused only at `y`).
+#[tokio::test]
+async fn a_role_that_is_not_grantable_is_invalid_up_front() {
+    use portcullis::domain::grantable::Grantable;
+    let mut h = Harness::start(3).await;
+    let key = h.select(|r| r.phase() == Phase::Pending && r.role.name != "view");
+    let limits = portcullis::domain::ValidationLimits {
+        grantable: Some(vec![Grantable::parse("ClusterRole/view").unwrap()]),
+        ..h.state.limits_for(&key.cluster).clone()
+    };
+    portcullis::console::update::update(
+        &mut h.state,
+        portcullis::console::update::Action::Backend(vec![
+            portcullis::backend::BackendEvent::Limits {
+                cluster: key.cluster.clone(),
+                limits,
+            },
+        ]),
+    );
+    let why = h.state.entries.get(&key).unwrap().invalid.clone();
+    assert!(
+        why.as_deref()
+            .unwrap_or("")
+            .contains("is not a grantable role on this cluster (grantable: ClusterRole/view)"),
+        "{why:?}"
+    );
+    h.select(|r| r.name == key.name);
+    let screen = h.screen(200, 50);
+    let row = screen
+        .lines()
+        .find(|l| l.contains(key.name.as_str()))
+        .unwrap();
+    assert!(row.contains("INVAL"), "{row}");
+}
+
 /// Item 16: space marks and moves down (help and footer say so); ctrl-a
 /// and `:mark all` mark every row of the filter; esc clears.
 #[tokio::test]

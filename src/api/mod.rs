@@ -277,6 +277,15 @@ pub fn limits_from_json(v: &Value) -> Option<crate::domain::ValidationLimits> {
         max_duration: d("maxDuration")?,
         approval_timeout: d("approvalTimeout")?,
         max_reason_chars: v["maxReasonChars"].as_u64()? as usize,
+        // Absent from older servers: any role.
+        grantable: match v["grantable"].as_array() {
+            Some(list) => Some(
+                list.iter()
+                    .map(|g| crate::domain::grantable::Grantable::parse(g.as_str()?).ok())
+                    .collect::<Option<Vec<_>>>()?,
+            ),
+            None => None,
+        },
     })
 }
 

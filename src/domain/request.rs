@@ -301,6 +301,27 @@ pub struct ValidationLimits {
     pub max_duration: Duration,
     pub max_reason_chars: usize,
     pub approval_timeout: Duration,
+    /// The roles approvers may hand out; None: any they may bind.
+    pub grantable: Option<Vec<super::grantable::Grantable>>,
+}
+
+impl ValidationLimits {
+    /// Refuses a role the cluster does not let approvers hand out.
+    pub fn check_grantable(&self, role: &RoleRef, namespaces: &[String]) -> Result<(), String> {
+        match &self.grantable {
+            None => Ok(()),
+            Some(list) if list.iter().any(|g| g.allows(role, namespaces)) => Ok(()),
+            Some(list) => Err(format!(
+                "{} {} is not a grantable role on this cluster (grantable: {})",
+                role.kind,
+                crate::domain::sanitize::inert(&role.name, 64),
+                list.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
 }
 
 impl Default for ValidationLimits {
@@ -309,6 +330,7 @@ impl Default for ValidationLimits {
             max_duration: Duration::from_secs(8 * 3600),
             max_reason_chars: MAX_REASON_CHARS,
             approval_timeout: Duration::from_secs(24 * 3600),
+            grantable: None,
         }
     }
 }

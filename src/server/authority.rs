@@ -540,6 +540,10 @@ impl Authority for KubeAuthority {
             .into_request("new".into(), self.now())
             .validate(&limits)
             .map_err(|e| BackendError::Invalid(e.to_string()))?;
+        // What can never be approved is refused now, not at `y`.
+        limits
+            .check_grantable(&new.role, &new.namespaces)
+            .map_err(BackendError::Invalid)?;
         grant::create(&site, &new, true, Caller::Approver, "store the request").await
     }
 

@@ -234,9 +234,9 @@ impl ServerConfig {
                             &c.approval_timeout,
                             limits.approval_timeout,
                         )?,
+                        grantable: (!grantable.is_empty()).then_some(grantable),
                         ..limits
                     },
-                    grantable: (!grantable.is_empty()).then_some(grantable),
                     from_cluster: false,
                 },
                 labels: c.labels,
@@ -286,7 +286,7 @@ context = "staging"
         assert_eq!(c.clusters.len(), 2);
         let prod = c.clusters.iter().find(|x| x.name == "prod").unwrap();
         assert_eq!(prod.settings.limits.max_duration.as_secs(), 4 * 3600);
-        assert!(prod.settings.grantable.is_some());
+        assert!(prod.settings.limits.grantable.is_some());
         assert!(c.approvers[0].matches(&Subject::new("erin", &["oncall"])));
         assert!(!c.approvers[1].matches(&Subject::new("erin", &["dev"])));
     }

@@ -409,6 +409,7 @@ pub(crate) fn limits_json(l: &crate::domain::ValidationLimits) -> Value {
         "maxDuration": crate::domain::duration::format(l.max_duration),
         "approvalTimeout": crate::domain::duration::format(l.approval_timeout),
         "maxReasonChars": l.max_reason_chars,
+        "grantable": l.grantable.as_ref().map(|g| g.iter().map(ToString::to_string).collect::<Vec<_>>()),
     })
 }
 

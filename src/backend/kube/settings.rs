@@ -27,9 +27,8 @@ pub(crate) const SETTINGS_TTL: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClusterSettings {
+    /// With the roles approvers may hand out (`grantableRoles`).
     pub limits: ValidationLimits,
-    /// None: any role the approver may bind.
-    pub grantable: Option<Vec<Grantable>>,
     /// Whether the values came from the ConfigMap (false: defaults).
     pub from_cluster: bool,
 }
@@ -60,7 +59,7 @@ impl ClusterSettings {
                         .map(|s| Grantable::parse(s.trim()))
                         .collect::<Result<_, _>>()
                         .map_err(|e| format!("grantableRoles: {e}"))?;
-                    out.grantable = (!roles.is_empty()).then_some(roles);
+                    out.limits.grantable = (!roles.is_empty()).then_some(roles);
                 }
                 other => {
                     return Err(format!(
@@ -75,19 +74,7 @@ impl ClusterSettings {
 
     /// Refuses a role the cluster does not let approvers hand out.
     pub fn check_grantable(&self, role: &RoleRef, namespaces: &[String]) -> Result<(), String> {
-        match &self.grantable {
-            None => Ok(()),
-            Some(list) if list.iter().any(|g| g.allows(role, namespaces)) => Ok(()),
-            Some(list) => Err(format!(
-                "{} {} is not a grantable role on this cluster (grantable: {})",
-                role.kind,
-                role.name,
-                list.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-        }
+        self.limits.check_grantable(role, namespaces)
     }
 }
 
@@ -186,7 +173,7 @@ mod tests {
     fn empty_means_defaults_and_typos_are_errors() {
         let s = ClusterSettings::from_data(&BTreeMap::new()).unwrap();
         assert_eq!(s.limits, ValidationLimits::default());
-        assert_eq!(s.grantable, None);
+        assert_eq!(s.limits.grantable, None);
         let e = ClusterSettings::from_data(&data(&[("maxduration", "1h")])).unwrap_err();
         assert!(e.contains("unknown key 'maxduration'"), "{e}");
         let e = ClusterSettings::from_data(&data(&[("maxDuration", "forever")])).unwrap_err();

@@ -119,7 +119,14 @@ pub(crate) async fn report(
     req: &AccessRequest,
 ) -> Result<DiffReport, BackendError> {
     let inv = inventory(backend, &req.cluster).await?;
-    let verified = backend.info().requester_groups_verified;
+    let info = backend.info();
+    let verified = info.requester_groups_verified;
+    // The cluster as people call it, not the context this runs in.
+    let cluster = info
+        .cluster_names
+        .get(&req.cluster)
+        .cloned()
+        .unwrap_or_else(|| req.cluster.clone());
     let subject = if verified {
         req.requester.clone()
     } else {
@@ -154,7 +161,7 @@ pub(crate) async fn report(
     }
     Ok(DiffReport {
         name: req.name.clone(),
-        cluster: req.cluster.clone(),
+        cluster,
         phase: req.phase().to_string(),
         requester: req.requester.user.clone(),
         groups: req.requester.groups.clone(),

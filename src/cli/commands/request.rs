@@ -44,9 +44,13 @@ pub(crate) async fn run(
     let new = new_request(verb, command, requester, live.as_ref())?;
     // Refuse what can never be approved before it reaches anyone.
     let draft = new.clone().into_request("new".into(), Utc::now());
+    let limits = verb.backend.limits(&verb.cluster).await;
     draft
-        .validate(&verb.backend.limits(&verb.cluster).await)
+        .validate(&limits)
         .map_err(|e| BackendError::Invalid(e.to_string()))?;
+    limits
+        .check_grantable(&draft.role, &draft.namespaces)
+        .map_err(BackendError::Invalid)?;
     if let Some(live) = &live {
         draft
             .check_extends(live)

@@ -835,13 +835,25 @@ impl AppState {
                     .filter(|_| self.inventories.contains_key(&req.cluster))
             })
             .or_else(|| {
+                // A role approvers may not hand out here: refused at `y`
+                // anyway, so said up front.
+                let limits = self.limits_for(&req.cluster);
+                (req.phase() == Phase::Pending)
+                    .then(|| {
+                        limits
+                            .check_grantable(&req.role, req.granted_namespaces())
+                            .err()
+                    })
+                    .flatten()
+            })
+            .or_else(|| {
                 let known = self.inventories.get(&req.cluster)?.namespaces.as_ref()?;
                 let missing = req.namespaces.iter().find(|ns| !known.contains(*ns))?;
                 (req.phase() == Phase::Pending).then(|| {
                     format!(
                         "namespace '{}' does not exist on {}",
                         inert(missing, 64),
-                        inert(&req.cluster, 64)
+                        inert(self.cluster_label(&req.cluster), 64)
                     )
                 })
             })
@@ -1092,6 +1104,21 @@ impl AppState {
             .insert(cluster.clone(), users_named(&inventory));
         self.inventories.insert(cluster.clone(), inventory);
         self.summary_cache.retain(|k, _| k.0 != cluster);
+        self.recheck(&cluster);
+    }
+
+    /// A cluster's limits (with its grantable roles), and its requests
+    /// checked again against them.
+    pub fn set_limits(&mut self, cluster: String, limits: ValidationLimits) {
+        if self.cluster_limits.get(&cluster) == Some(&limits) {
+            return;
+        }
+        self.cluster_limits.insert(cluster.clone(), limits);
+        self.recheck(&cluster);
+    }
+
+    /// Every request of `cluster` summarised and checked again.
+    fn recheck(&mut self, cluster: &str) {
         let ids: Vec<Id> = self
             .entries
             .ids()

@@ -239,7 +239,10 @@ fn grant_lines(
         ),
         format!("Role     {} {}", req.role.kind, inert(&req.role.name, 64)),
         format!("Where    {scope}"),
-        format!("Cluster  {}{prod}", inert(&req.cluster, 64)),
+        format!(
+            "Cluster  {}{prod}",
+            inert(state.cluster_label(&req.cluster), 64)
+        ),
         if more_needed == 0 {
             format!(
                 "For      {} — until {until}; the clock starts now",

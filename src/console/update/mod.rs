@@ -191,9 +191,7 @@ fn apply_event(state: &mut AppState, event: BackendEvent) {
                 .clusters
                 .insert(cluster, ClusterInfo { error, production });
         }
-        BackendEvent::Limits { cluster, limits } => {
-            state.cluster_limits.insert(cluster, limits);
-        }
+        BackendEvent::Limits { cluster, limits } => state.set_limits(cluster, limits),
         BackendEvent::Notice {
             cluster,
             error,

@@ -125,6 +125,23 @@ pub(crate) async fn create_as(
     let b: CreateBody = body(raw)?;
     let new = new_request(s, who, &b)?;
     s.access.require_requester(who).map_err(Error::from)?;
+    // A namespace the cluster does not have can never be granted.
+    if let Some(known) = s
+        .hub
+        .inventory_of(&new.cluster)
+        .and_then(|inv| inv.namespaces.clone())
+    {
+        if let Some(missing) = new.namespaces.iter().find(|n| !known.contains(*n)) {
+            return Err(Error::field(
+                "namespaces",
+                format!(
+                    "namespace '{}' does not exist on {}",
+                    crate::domain::sanitize::inert(missing, 64),
+                    crate::domain::sanitize::inert(&new.cluster, 64)
+                ),
+            ));
+        }
+    }
     // An extension names the caller's own live grant and asks for no more.
     if let Some(of) = &b.extends {
         check_extension(s, &new, of).await?;
