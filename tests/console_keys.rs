@@ -775,10 +775,36 @@ async fn mismatches_are_flagged_with_a_narrower_role_suggested() {
     let text = common::flat(&detail(&h));
     assert!(
         text.contains(
-            "⚠ Role deployer would cover roll back/restart: 5 new (HIGH), not 221 (CRIT)"
+            "⚠ Role deployer would cover roll back/restart: 5 new (HIGH) instead of 221 new (CRIT)"
         ),
         "{text}"
     );
+    // Issue 21, item 16: against a wildcard role the comparison is said
+    // in words a person can compare, not "18 new, not 2".
+    let asked = h
+        .backend
+        .act_as("bob", |w, _| {
+            w.create(portcullis::domain::NewRequest {
+                cluster: "prod-eu-west".into(),
+                requester: portcullis::domain::Subject::new("bob", &["dev"]),
+                role: portcullis::domain::RoleRef::cluster_role("cluster-admin"),
+                namespaces: vec!["payments".into()],
+                duration: Duration::from_secs(1800),
+                reason: "roll back the payments deploy".into(),
+                ticket: None,
+                credentials: portcullis::domain::Credentials::Identity,
+                extends: None,
+            })
+        })
+        .unwrap();
+    h.settle().await;
+    h.select(|r| r.name == asked.name);
+    let wild = common::flat(&detail(&h));
+    assert!(
+        wild.contains("instead of cluster-admin's wildcard rule"),
+        "{wild}"
+    );
+    assert!(!wild.contains("not 2 (CRIT)"), "{wild}");
     // And alice was denied within the day.
     assert!(
         text.contains("⚠ alice was denied view on staging-eu-west") && text.contains("ago by dana"),
@@ -1137,6 +1163,170 @@ async fn a_role_that_is_not_grantable_is_invalid_up_front() {
         .find(|l| l.contains(key.name.as_str()))
         .unwrap();
     assert!(row.contains("INVAL"), "{row}");
+}
+
+/// Issue 21, item 12: while the server is unreachable the console says
+/// so, refuses to open a decision (instead of failing after `y`), and once
+/// it is back the stale message goes.
+#[tokio::test]
+async fn an_unreachable_server_is_said_while_it_lasts_and_no_longer() {
+    use portcullis::backend::BackendEvent;
+    use portcullis::console::update::{update, Action};
+    let mut h = Harness::start(3).await;
+    h.select(|r| r.phase() == Phase::Pending && r.requester.user != "dana");
+    update(
+        &mut h.state,
+        Action::Backend(vec![BackendEvent::Connection {
+            error: Some("server http://127.0.0.1:1 unreachable".into()),
+        }]),
+    );
+    assert!(h.flash().contains("unreachable"), "{}", h.flash());
+    assert!(!h.flash().contains("nothing is lost"), "{}", h.flash());
+    h.press("<esc>a").await;
+    assert!(h.is_normal(), "{:?}", h.state.mode);
+    assert!(
+        h.flash().contains("approving waits for the server"),
+        "{}",
+        h.flash()
+    );
+    update(
+        &mut h.state,
+        Action::Backend(vec![BackendEvent::Connection { error: None }]),
+    );
+    assert_eq!(h.flash(), "reconnected to the server");
+    assert!(!h.screen(120, 40).contains("unreachable"));
+    h.press("a").await;
+    assert!(!h.is_normal(), "decisions open again");
+}
+
+/// Issue 21, item 14: a list says what is above and below its window, and
+/// History at its top follows the newest decision instead of letting it
+/// scroll off the top.
+#[tokio::test]
+async fn lists_say_what_is_off_screen_and_history_follows_the_newest() {
+    let mut h = Harness::start(3).await;
+    h.press("3").await;
+    let total = h.state.list(View::History).len();
+    let screen = h.screen(80, 24);
+    assert!(
+        screen.contains("↓ ") && screen.contains(" more"),
+        "{screen}"
+    );
+    h.press("G").await;
+    let screen = h.screen(80, 24);
+    assert!(screen.contains("↑ "), "{screen}");
+    assert!(!screen.contains("↓ "), "{screen}");
+    h.press("g").await;
+    assert_eq!(h.state.cursor[2], 0);
+    // A decision arrives: it is the top row, and selected.
+    let key = h
+        .state
+        .list(View::Pending)
+        .iter()
+        .find(|k| h.state.entries.get(k).unwrap().req.requester.user != "dana")
+        .unwrap()
+        .clone();
+    h.backend
+        .act_as("grace", |w, me| w.deny(&key, me, "handled elsewhere"))
+        .unwrap();
+    h.settle().await;
+    assert_eq!(h.state.list(View::History).len(), total + 1);
+    assert_eq!(h.state.selected_key(), Some(&key), "the newest is selected");
+}
+
+/// Issue 21, item 17: flags that must fire — a reason naming another
+/// namespace, "scale up" with view — and the approve dialog repeats them.
+#[tokio::test]
+async fn a_reason_about_another_namespace_or_a_task_the_role_lacks_is_flagged() {
+    let mut h = Harness::start(3).await;
+    let ask = |ns: &str, role: &str, reason: &str| portcullis::domain::NewRequest {
+        cluster: "prod-eu-west".into(),
+        requester: portcullis::domain::Subject::new("bob", &["dev"]),
+        role: portcullis::domain::RoleRef::cluster_role(role),
+        namespaces: vec![ns.into()],
+        duration: Duration::from_secs(1800),
+        reason: reason.into(),
+        ticket: None,
+        credentials: portcullis::domain::Credentials::Identity,
+        extends: None,
+    };
+    let other = h
+        .backend
+        .act_as("bob", |w, _| {
+            w.create(ask("checkout", "view", "payments pods are crash-looping"))
+        })
+        .unwrap();
+    let scale = h
+        .backend
+        .act_as("bob", |w, _| {
+            w.create(ask("checkout", "view", "scale up checkout for the sale"))
+        })
+        .unwrap();
+    h.settle().await;
+    h.select(|r| r.name == other.name);
+    let text = common::flat(&detail(&h));
+    assert!(
+        text.contains("⚠ the reason names namespace payments; this request is for checkout"),
+        "{text}"
+    );
+    h.press("a").await;
+    let Mode::Confirm(c) = &h.state.mode else {
+        panic!("{:?}", h.state.mode)
+    };
+    assert!(
+        c.lines
+            .iter()
+            .any(|l| l.starts_with("⚠ the reason names namespace payments")),
+        "the dialog repeats the flags: {:?}",
+        c.lines
+    );
+    h.press("n").await;
+    h.select(|r| r.name == scale.name);
+    let text = common::flat(&detail(&h));
+    assert!(
+        text.contains("⚠ the reason needs scaling; view lacks update deployments/scale"),
+        "{text}"
+    );
+}
+
+/// Issue 21, item 15: nothing that matters is clipped at 80 columns — the
+/// READ-ONLY badge, the counts beside "server unreachable", the filter in
+/// force, `q quit`, a label and its value.
+#[tokio::test]
+async fn nothing_that_matters_is_clipped_at_80_columns() {
+    use portcullis::backend::BackendEvent;
+    use portcullis::console::update::{update, Action};
+    let mut h = Harness::start(3).await;
+    h.state.config.readonly = true;
+    update(
+        &mut h.state,
+        Action::Backend(vec![BackendEvent::Connection {
+            error: Some("server http://127.0.0.1:1 unreachable".into()),
+        }]),
+    );
+    h.press("<esc>/risk:hi<enter>").await;
+    let screen = h.screen(80, 24);
+    let lines: Vec<&str> = screen.lines().collect();
+    assert!(lines[0].contains(" READ-ONLY "), "{}", lines[0]);
+    assert!(lines[0].contains("server unreachable"), "{}", lines[0]);
+    assert!(lines[0].contains("expiring"), "{}", lines[0]);
+    assert!(lines[1].contains("filter: risk:hi "), "{}", lines[1]);
+    let footer = lines.last().unwrap();
+    assert!(
+        footer.contains("q quit") && footer.contains("? help"),
+        "{footer}"
+    );
+    // Read-only offers no marks.
+    assert!(!footer.contains("space mark"), "{footer}");
+    // The filter's error is cut at a word, never mid-word.
+    h.press("/risk:bogus user:x ns:y cluster:z role:w some more words here")
+        .await;
+    let screen = h.screen(80, 24);
+    let footer = screen.lines().last().unwrap().trim_end().to_string();
+    assert!(
+        footer.ends_with('…') || footer.ends_with("(at least)"),
+        "{footer}"
+    );
 }
 
 /// Item 16: space marks and moves down (help and footer say so); ctrl-a

@@ -375,7 +375,22 @@ fn translate(event: &str, data: &str, seen: &mut Held) -> Vec<BackendEvent> {
             let listed = seen.snapshot.take().unwrap_or_default();
             let gone: Vec<RequestKey> = seen.known.difference(&listed).cloned().collect();
             seen.known = listed;
-            gone.into_iter().map(BackendEvent::Removed).collect()
+            let mut out: Vec<BackendEvent> = Vec::new();
+            // A snapshot after a reconnect the server could not resume
+            // (it restarted): what it no longer has is said, not just
+            // dropped (`serve --demo` keeps nothing across a restart).
+            if !gone.is_empty() {
+                out.push(BackendEvent::Notice {
+                    cluster: String::new(),
+                    error: true,
+                    text: format!(
+                        "the server could not resume (it restarted?): {} request(s) it no longer has are gone from this console",
+                        gone.len()
+                    ),
+                });
+            }
+            out.extend(gone.into_iter().map(BackendEvent::Removed));
+            out
         }
         _ => Vec::new(),
     }
@@ -727,8 +742,10 @@ mod tests {
         translate(events::SNAPSHOT, "{}", &mut seen);
         translate(events::UPSERT, &up("b"), &mut seen);
         let gone = translate(events::SNAPSHOT_DONE, "{}", &mut seen);
+        // Said, not only dropped (issue 21, item 12).
         assert!(
-            matches!(gone.as_slice(), [BackendEvent::Removed(k)] if k.name == "a"),
+            matches!(gone.as_slice(), [BackendEvent::Notice { error: true, text, .. }, BackendEvent::Removed(k)]
+                if k.name == "a" && text.contains("1 request(s) it no longer has")),
             "{gone:?}"
         );
     }

@@ -984,7 +984,10 @@ impl AppState {
         let pos = self.place(v, &self.lists[i], id);
         let selected = self.cursor[i] < self.lists[i].len();
         self.lists[i].insert(pos, id);
-        if selected && pos <= self.cursor[i] {
+        // At the top of History (newest first), the cursor stays at the
+        // top: the newest decisions come into view, not off the screen.
+        let follows_newest = v == View::History && pos == 0 && self.cursor[i] == 0;
+        if selected && pos <= self.cursor[i] && !follows_newest {
             self.cursor[i] += 1;
         }
         pos

@@ -1,5 +1,7 @@
 //! The `/` filter: free text plus `user:`, `ns:`, `risk:`, `cluster:`,
-//! `role:` terms, all of which must match (AND). Free text matches
+//! `role:` terms, all of which must match (AND); `!` before a term keeps
+//! what it does not match (k9s' inverse filter: `!alice`, `!ns:kube-system`).
+//! Free text matches
 //! case-insensitively anywhere in the name, requester, groups, role,
 //! namespaces, cluster, reason and ticket. `risk:high` means high or worse.
 //! A term the filter cannot understand (`risk:bogus`, `colour:red`) is an
@@ -30,6 +32,8 @@ enum Term {
     Risk(Severity),
     Cluster(String),
     Role(String),
+    /// `!TERM`: what the term does not match.
+    Not(Box<Term>),
 }
 
 /// The keys a term may start with, as the error and the help name them.
@@ -60,6 +64,12 @@ impl Filter {
         let mut error = None;
         let mut terms = Vec::new();
         for word in text.split_whitespace() {
+            let (negated, word) = match word.strip_prefix('!') {
+                // A lone `!` is a term being typed: it filters nothing yet.
+                Some("") => continue,
+                Some(rest) => (true, rest),
+                None => (false, word),
+            };
             let lower = word.to_lowercase();
             let term = match lower.split_once(':') {
                 // A key being typed (`user:`) filters nothing yet.
@@ -93,7 +103,11 @@ impl Filter {
                 }
                 _ => Term::Free(lower),
             };
-            terms.push(term);
+            terms.push(if negated {
+                Term::Not(Box::new(term))
+            } else {
+                term
+            });
         }
         Self {
             text: text.to_string(),
@@ -115,23 +129,7 @@ impl Filter {
     /// The same terms on an audit event: user: is the actor or the
     /// requester, risk: the diff's worst when the event knows it.
     pub fn matches_event(&self, e: &crate::audit::Event) -> bool {
-        let has = |hay: &str, needle: &str| hay.to_lowercase().contains(needle);
-        let risk = e.risk.as_deref().and_then(Severity::parse);
-        self.terms.iter().all(|t| match t {
-            Term::User(u) => has(e.user(), u) || has(&e.requester, u),
-            Term::Namespace(n) => e.namespaces.iter().any(|ns| has(ns, n)),
-            Term::Cluster(c) => has(&e.cluster, c),
-            Term::Role(r) => has(&e.role, r),
-            Term::Risk(s) => risk.is_some_and(|w| w >= *s),
-            Term::Free(f) => {
-                has(&e.request, f)
-                    || has(e.user(), f)
-                    || has(&e.requester, f)
-                    || has(e.kind.as_str(), f)
-                    || has(&e.message, f)
-                    || has(&e.cluster, f)
-            }
-        })
+        self.terms.iter().all(|t| t.matches_event(e))
     }
 
     pub fn matches(&self, req: &AccessRequest, worst: Option<Severity>) -> bool {
@@ -177,6 +175,7 @@ impl Filter {
                 | (Term::Cluster(a), Term::Cluster(b))
                 | (Term::Role(a), Term::Role(b)) => b.contains(a.as_str()),
                 (Term::Risk(a), Term::Risk(b)) => b >= a,
+                (Term::Not(a), Term::Not(b)) => a == b,
                 _ => false,
             })
         })
@@ -184,8 +183,38 @@ impl Filter {
 
     /// Whether what a filter reads of a request passes every term.
     pub fn matches_fields(&self, f: &Fields<'_>) -> bool {
+        self.terms.iter().all(|t| t.matches_fields(f))
+    }
+}
+
+impl Term {
+    fn matches_event(&self, e: &crate::audit::Event) -> bool {
+        let has = |hay: &str, needle: &str| hay.to_lowercase().contains(needle);
+        match self {
+            Term::User(u) => has(e.user(), u) || has(&e.requester, u),
+            Term::Namespace(n) => e.namespaces.iter().any(|ns| has(ns, n)),
+            Term::Cluster(c) => has(&e.cluster, c),
+            Term::Role(r) => has(&e.role, r),
+            Term::Risk(s) => e
+                .risk
+                .as_deref()
+                .and_then(Severity::parse)
+                .is_some_and(|w| w >= *s),
+            Term::Free(f) => {
+                has(&e.request, f)
+                    || has(e.user(), f)
+                    || has(&e.requester, f)
+                    || has(e.kind.as_str(), f)
+                    || has(&e.message, f)
+                    || has(&e.cluster, f)
+            }
+            Term::Not(t) => !t.matches_event(e),
+        }
+    }
+
+    fn matches_fields(&self, f: &Fields<'_>) -> bool {
         let has = contains_folded;
-        self.terms.iter().all(|t| match t {
+        match self {
             Term::User(u) => has(f.user, u),
             Term::Namespace(n) => {
                 if f.namespaces.is_empty() {
@@ -208,7 +237,8 @@ impl Filter {
                     || has(f.reason, x)
                     || f.ticket.is_some_and(|t| has(t, x))
             }
-        })
+            Term::Not(t) => !t.matches_fields(f),
+        }
     }
 }
 
@@ -278,6 +308,21 @@ mod tests {
         assert!(!Filter::parse("stuck user:bob").matches(&r, None));
         assert!(Filter::parse("cluster:prod role:edit").matches(&r, None));
         assert!(Filter::parse("payments-team").matches(&r, None));
+    }
+
+    /// Issue 21, item 18: `!` keeps what a term does not match (k9s'
+    /// inverse filter), never the text "!alice" taken literally.
+    #[test]
+    fn a_bang_inverts_a_term() {
+        let r = req();
+        assert!(!Filter::parse("!alice").matches(&r, None));
+        assert!(Filter::parse("!bob").matches(&r, None));
+        assert!(!Filter::parse("!ns:pay").matches(&r, None));
+        assert!(Filter::parse("!user:bob stuck").matches(&r, None));
+        assert!(!Filter::parse("!risk:high").matches(&r, Some(Severity::Critical)));
+        assert!(Filter::parse("!risk:high").matches(&r, Some(Severity::Medium)));
+        // A lone `!` being typed filters nothing yet.
+        assert!(Filter::parse("!").is_empty());
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub(crate) fn flags(state: &AppState, req: &AccessRequest, a: &Analysis) -> Vec<
         return Vec::new();
     }
     let mut out = elsewhere(state, req);
+    out.extend(other_namespace(state, req));
     if let Some(inv) = state.inventories.get(&req.cluster) {
         out.extend(role_fit(inv, req, &state.subject_for(req), a));
     }
@@ -44,7 +45,30 @@ pub(crate) fn flags_without_diff(state: &AppState, req: &AccessRequest) -> Vec<S
     if req.phase() != Phase::Pending {
         return Vec::new();
     }
-    elsewhere(state, req)
+    let mut out = elsewhere(state, req);
+    out.extend(other_namespace(state, req));
+    out
+}
+
+/// The reason names a namespace of the cluster that the request does not
+/// ask for, and none it does ("payments is down" asking for orders).
+fn other_namespace(state: &AppState, req: &AccessRequest) -> Option<String> {
+    if req.namespaces.is_empty() {
+        return None;
+    }
+    let known = state.inventories.get(&req.cluster)?.namespaces.as_ref()?;
+    let words = words(&req.reason);
+    if words.iter().any(|w| req.namespaces.iter().any(|n| n == w)) {
+        return None;
+    }
+    let other = words
+        .iter()
+        .find(|w| known.contains(w.as_str()) && w.as_str() != "default")?;
+    Some(format!(
+        "the reason names namespace {}; this request is for {}",
+        inert(other, 64),
+        inert(&req.namespaces.join(", "), 120)
+    ))
 }
 
 /// The environment a cluster name or a word of a reason points at.
@@ -332,15 +356,30 @@ fn role_fit(
         return Vec::new();
     }
     let badge = |s: Option<Severity>| s.map_or("none", |s| s.badge());
-    let _ = role;
+    // A wildcard rule is one entry that covers everything: its count says
+    // nothing a person can compare with a count of permissions.
+    let wildcards = a
+        .new
+        .iter()
+        .filter(|p| matches!(p.risk.flag, RiskFlag::Wildcard | RiskFlag::FullWildcard))
+        .count();
+    let asked_text = match wildcards {
+        0 => format!("instead of {} new ({})", a.new.len(), badge(worst(a))),
+        1 => format!(
+            "instead of {role}'s wildcard rule (any verb or resource: {})",
+            badge(worst(a))
+        ),
+        n => format!(
+            "instead of {role}'s {n} wildcard rules (any verb or resource: {})",
+            badge(worst(a))
+        ),
+    };
     vec![format!(
-        "{} {} would cover {what}: {} new ({}), not {} ({})",
+        "{} {} would cover {what}: {} new ({}) {asked_text}",
         r.kind,
         inert(&r.name, 64),
         x.new.len(),
         badge(worst(&x)),
-        a.new.len(),
-        badge(worst(a)),
     )]
 }
 

@@ -138,7 +138,7 @@ pub const KEYMAP: &[KeyBinding] = &[
     bind!(ShowHistory, [ch('3')], "3", "history", "History (:history)", views: [], footer: false, dangerous: false, Navigate),
     bind!(OpenFull, [(KeyCode::Enter, NONE)], "enter", "full", "the request in full: the whole diff, the object as YAML, its events", views: [], footer: true, dangerous: false, Navigate),
     bind!(ToggleReads, [ch('x')], "x", "reads", "list every read-only permission in the detail, or fold them into one line per namespace", views: [], footer: false, dangerous: false, Navigate),
-    bind!(FilterMode, [ch('/')], "/", "filter", "filter: text, user:NAME, ns:NS, risk:LEVEL, cluster:NAME, role:NAME (a new filter replaces the old)", views: [], footer: true, dangerous: false, General),
+    bind!(FilterMode, [ch('/')], "/", "filter", "filter: text, user:NAME, ns:NS, risk:LEVEL, cluster:NAME, role:NAME; !TERM keeps what it does not match (a new filter replaces the old)", views: [], footer: true, dangerous: false, General),
     bind!(CommandMode, [ch(':')], ":", "cmd", "command: :pending :grants :history :ctx [NAME|all] :mark all :q (tab completes)", views: [], footer: true, dangerous: false, General),
     bind!(Copy, [ch('c')], "c", "copy", "copy the request's name to the clipboard (OSC 52; off unless osc52 = true)", views: [], footer: false, dangerous: false, General),
     bind!(Back, [(KeyCode::Esc, NONE)], "esc", "back", "back: close, clear marks, clear filter, dismiss a message", views: [], footer: false, dangerous: false, General),

@@ -32,7 +32,7 @@ pub(crate) fn selected_input(placeholder: &str, text: &str) -> TextArea<'static>
 
 /// Checks that the selection may be approved by this approver; flashes why not.
 fn approvable(state: &mut AppState) -> Option<AccessRequest> {
-    if readonly_refusal(state, "approving") || super::requester_refusal(state, "approving") {
+    if readonly_refusal(state, "approving") || super::decision_refusal(state, "approving") {
         return None;
     }
     // The server's policy is enforced: say why before the round trip. A
@@ -190,6 +190,14 @@ pub(crate) fn approve_confirm(
         ));
     }
     diff_summary_lines(state, req, &spec, &mut lines);
+    // The warnings the detail showed, repeated where the decision is made.
+    if let Some(d) = state
+        .detail
+        .as_ref()
+        .filter(|d| d.key == RequestKey::of(req))
+    {
+        lines.extend(d.flags.iter().map(|f| format!("⚠ {f}")));
+    }
     if req.credentials == crate::domain::Credentials::Token {
         lines.push("Creds    a per-grant ServiceAccount; tokens end with the grant".into());
     }
@@ -345,7 +353,7 @@ pub(crate) fn start_bulk(state: &mut AppState, kind: BulkKind) {
         BulkKind::Deny => "denying",
         BulkKind::Revoke => "revoking",
     };
-    if readonly_refusal(state, what) || super::requester_refusal(state, what) {
+    if readonly_refusal(state, what) || super::decision_refusal(state, what) {
         return;
     }
     let wanted = kind.phase();
@@ -386,7 +394,7 @@ pub(crate) fn start_bulk(state: &mut AppState, kind: BulkKind) {
 /// Only the requester releases; anyone else's grant is revoked (`r`),
 /// with a reason the requester reads.
 pub(crate) fn start_release(state: &mut AppState) {
-    if readonly_refusal(state, "releasing") {
+    if readonly_refusal(state, "releasing") || super::unreachable_refusal(state, "releasing") {
         return;
     }
     let Some(entry) = state.selected() else {
@@ -430,7 +438,7 @@ pub(crate) fn start_release(state: &mut AppState) {
 }
 
 pub(crate) fn start_shorten(state: &mut AppState) {
-    if readonly_refusal(state, "shortening") || super::requester_refusal(state, "shortening") {
+    if readonly_refusal(state, "shortening") || super::decision_refusal(state, "shortening") {
         return;
     }
     let Some(entry) = state.selected() else {

@@ -205,13 +205,19 @@ fn apply_event(state: &mut AppState, event: BackendEvent) {
             format!("cluster {}: {}", inert(&cluster, 64), inert(&text, 300)),
         ),
         BackendEvent::Connection { error } => {
-            if let Some(e) = &error {
-                if state.backend_error.is_none() {
-                    state.flash(
-                        FlashLevel::Error,
-                        format!("{} — retrying; nothing is lost", inert(e, 200)),
-                    );
+            match &error {
+                Some(e) if state.backend_error.is_none() => state.flash(
+                    FlashLevel::Error,
+                    format!(
+                        "{} — retrying; what is shown may be out of date, and nothing can be decided until it is back",
+                        inert(e, 200)
+                    ),
+                ),
+                // Back: the message about it being down is no longer true.
+                None if state.backend_error.is_some() => {
+                    state.flash(FlashLevel::Success, "reconnected to the server")
                 }
+                _ => {}
             }
             state.backend_error = error;
         }
@@ -770,7 +776,7 @@ fn run_command(state: &mut AppState, line: &str) -> Vec<Effect> {
 /// `ctrl-a` / `:mark all`: every row of the current view's filter.
 fn mark_all(state: &mut AppState) {
     if readonly_refusal(state, "marking for a bulk decision")
-        || requester_refusal(state, "marking for a bulk decision")
+        || decision_refusal(state, "marking for a bulk decision")
     {
         return;
     }
@@ -833,10 +839,25 @@ fn move_cursor(state: &mut AppState, to: impl FnOnce(usize, usize) -> usize) {
     state.cursor[i] = to(state.cursor[i], len).min(len - 1);
 }
 
-/// Deciding (approve, deny, shorten, revoke) is for approvers: a
-/// requester's console says so up front instead of opening a dialog whose
-/// `y` would be refused.
-pub(super) fn requester_refusal(state: &mut AppState, what: &str) -> bool {
+/// Nothing can be sent while the server is unreachable: said up front,
+/// not after a dialog's `y`.
+pub(super) fn unreachable_refusal(state: &mut AppState, what: &str) -> bool {
+    let Some(e) = &state.backend_error else {
+        return false;
+    };
+    let text = format!("{what} waits for the server: {} (retrying)", inert(e, 120));
+    state.flash(FlashLevel::Error, text);
+    true
+}
+
+/// Deciding (approve, deny, shorten, revoke, marking for them) is for
+/// approvers: a requester's console says so up front instead of opening a
+/// dialog whose `y` would be refused; and nothing is decided while the
+/// server is unreachable.
+pub(super) fn decision_refusal(state: &mut AppState, what: &str) -> bool {
+    if unreachable_refusal(state, what) {
+        return true;
+    }
     if !state.may_approve {
         state.flash(
             FlashLevel::Error,
@@ -963,7 +984,7 @@ fn on_normal_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
         KeyAction::ToggleMark => {
             if let Some(k) = state.selected_key().cloned() {
                 if readonly_refusal(state, "marking for a bulk decision")
-                    || requester_refusal(state, "marking for a bulk decision")
+                    || decision_refusal(state, "marking for a bulk decision")
                 {
                     return Vec::new();
                 }

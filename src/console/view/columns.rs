@@ -15,6 +15,17 @@ pub(crate) struct Column {
     pub soft: u16,
     /// Lower is kept longer; 0 is always kept.
     pub priority: u8,
+    /// Shown whole or not at all: a number or a time cut short ("22…" of
+    /// "22/369") would read as another number.
+    pub whole: bool,
+}
+
+impl Column {
+    /// This column is shown whole or dropped, never cut.
+    pub(crate) const fn whole(mut self) -> Self {
+        self.whole = true;
+        self
+    }
 }
 
 pub(crate) const fn col(
@@ -30,6 +41,7 @@ pub(crate) const fn col(
         max,
         soft,
         priority,
+        whole: false,
     }
 }
 
@@ -48,7 +60,13 @@ pub(crate) fn fit(cols: &[Column], desired: &[u16], avail: u16) -> Vec<(usize, u
     let soft: Vec<u16> = cols
         .iter()
         .zip(&want)
-        .map(|(c, w)| (*w).min(c.soft.max(c.min).max(title_w(c))))
+        .map(|(c, w)| {
+            if c.whole {
+                *w
+            } else {
+                (*w).min(c.soft.max(c.min).max(title_w(c)))
+            }
+        })
         .collect();
     let gaps = |n: usize| n.saturating_sub(1) as u16;
     let mut kept: Vec<usize> = (0..cols.len()).collect();
@@ -80,7 +98,11 @@ pub(crate) fn fit(cols: &[Column], desired: &[u16], avail: u16) -> Vec<(usize, u
                 .filter(|i| width[*i] > floor[*i])
                 .max_by_key(|i| (width[*i] - floor[*i], *i))
         };
-        let mins: Vec<u16> = cols.iter().map(|c| c.min).collect();
+        let mins: Vec<u16> = cols
+            .iter()
+            .zip(&want)
+            .map(|(c, w)| if c.whole { *w } else { c.min })
+            .collect();
         match over(&soft).or_else(|| over(&mins)) {
             Some(i) => width[i] -= 1,
             None => break,
@@ -93,7 +115,12 @@ pub(crate) fn fit(cols: &[Column], desired: &[u16], avail: u16) -> Vec<(usize, u
     dropped.sort_by_key(|i| (cols[*i].priority, *i));
     for i in dropped {
         let gap = u16::from(!kept.is_empty());
-        if left >= cols[i].min.max(title_w(&cols[i])) + gap {
+        let least = if cols[i].whole {
+            want[i]
+        } else {
+            cols[i].min.max(title_w(&cols[i]))
+        };
+        if left >= least + gap {
             width[i] = want[i].min(left - gap);
             left -= width[i] + gap;
             kept.push(i);
@@ -146,5 +173,22 @@ mod tests {
             ["REQUESTER", "RISK"],
             "who and the risk always stay"
         );
+    }
+
+    /// Issue 21, item 13: a column to be shown whole never comes back cut,
+    /// nor gives way below what its content needs.
+    #[test]
+    fn a_number_is_shown_whole_or_not_at_all() {
+        let cols = [
+            col("REQUESTER", 6, 10, 24, 0),
+            col("NEW", 3, 9, 9, 4).whole(),
+            col("RISK", 5, 5, 5, 0),
+        ];
+        // "22/369" needs 6; with 4 spare, NEW stays out rather than "22…".
+        let f = fit(&cols, &[9, 6, 4], 9 + 1 + 5 + 4);
+        assert!(f.iter().all(|(i, _)| *i != 1), "{f:?}");
+        // With room for it whole, it is there, whole.
+        let f = fit(&cols, &[9, 6, 4], 9 + 1 + 5 + 1 + 6);
+        assert!(f.contains(&(1, 6)), "{f:?}");
     }
 }

@@ -33,8 +33,15 @@ const REASON_ROWS: usize = 3;
 const FLAG_ROWS: usize = 2;
 
 fn kv(theme: &Theme, key: &str, value: impl Into<String>) -> Line<'static> {
+    // A label as wide as the column still gets its space: never
+    // "Other livewebhook-admin".
+    let label = if key.chars().count() >= LABEL {
+        format!("{key} ")
+    } else {
+        format!("{key:<LABEL$}")
+    };
     Line::from(vec![
-        Span::styled(format!("{key:<LABEL$}"), theme.label),
+        Span::styled(label, theme.label),
         Span::styled(value.into(), theme.value),
     ])
 }

@@ -33,8 +33,9 @@ use crate::domain::sanitize::inert;
 /// Below this the console shows a notice instead of a broken layout.
 pub const MIN_WIDTH: u16 = 60;
 pub const MIN_HEIGHT: u16 = 15;
-/// Below this width the list and the detail pane stack vertically.
-pub const SIDE_BY_SIDE_WIDTH: u16 = 100;
+/// Below this width the list and the detail pane stack vertically: side
+/// by side, the list needs about 80 columns to show every column whole.
+pub const SIDE_BY_SIDE_WIDTH: u16 = 140;
 
 /// Where each part of the screen goes.
 pub struct Areas {
@@ -205,41 +206,68 @@ fn render_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme)
     // Narrow terminals get the compact header: the counts and badges matter
     // more than the approver's groups.
     let compact = area.width < 120;
-    let spans = header_spans(state, theme, compact);
+    let spans = header_spans(state, theme, compact, top.width);
     frame.render_widget(Paragraph::new(Line::from(spans)).style(theme.header), top);
-    frame.render_widget(Paragraph::new(Line::from(tab_spans(state, theme))), tabs);
+    frame.render_widget(
+        Paragraph::new(Line::from(tab_spans(state, theme, tabs.width))),
+        tabs,
+    );
 }
 
-/// The header's first row: who and where, the counts, then the badges.
-fn header_spans(state: &AppState, theme: &Theme, compact: bool) -> Vec<Span<'static>> {
+/// The header's first row: who and where, the counts, then the badges;
+/// what does not fit the width goes, least needed first (the badges and
+/// the counts stay: a badge cut to `RE` says nothing).
+fn header_spans(state: &AppState, theme: &Theme, compact: bool, width: u16) -> Vec<Span<'static>> {
     let ctx = context_label(state, compact);
     let approver = approver_label(state, compact);
-    let mut spans = vec![
-        Span::styled(" Portcullis ", theme.header_key),
-        Span::styled(format!(" ctx: {ctx} "), theme.header),
-        Span::styled(format!(" {}: {approver} ", state.role_word()), theme.header),
+    // (how dispensable: 0 never goes, higher goes first; the span)
+    let mut spans: Vec<(u8, Span<'static>)> = vec![
+        (4, Span::styled(" Portcullis ", theme.header_key)),
+        (2, Span::styled(format!(" ctx: {ctx} "), theme.header)),
+        (
+            3,
+            Span::styled(format!(" {}: {approver} ", state.role_word()), theme.header),
+        ),
     ];
     if state.identity_note.is_some() {
-        spans.push(Span::styled(" identity unverified ", theme.error));
+        spans.push((0, Span::styled(" identity unverified ", theme.error)));
     }
     if state.backend_error.is_some() {
-        spans.push(Span::styled(" server unreachable ", theme.error));
+        spans.push((0, Span::styled(" server unreachable ", theme.error)));
     }
     if !compact {
-        spans.push(Span::styled(
-            format!(" {} ", state.backend_kind),
-            theme.header,
+        spans.push((
+            5,
+            Span::styled(format!(" {} ", state.backend_kind), theme.header),
         ));
     }
-    spans.push(Span::styled(
-        format!(
-            " pending {}  live {}  expiring {} ",
-            state.counts.pending, state.counts.live, state.counts.expiring
+    spans.push((
+        1,
+        Span::styled(
+            format!(
+                " pending {}  live {}  expiring {} ",
+                state.counts.pending, state.counts.live, state.counts.expiring
+            ),
+            theme.header_key,
         ),
-        theme.header_key,
     ));
     header_badges(state, theme, &mut spans);
-    spans
+    let total = |s: &[(u8, Span<'static>)]| -> usize {
+        s.iter().map(|(_, sp)| wrap::width(&sp.content)).sum()
+    };
+    while total(&spans) > width as usize {
+        let Some(i) = spans
+            .iter()
+            .enumerate()
+            .filter(|(_, (p, _))| *p > 0)
+            .max_by_key(|(i, (p, _))| (*p, *i))
+            .map(|(i, _)| i)
+        else {
+            break;
+        };
+        spans.remove(i);
+    }
+    spans.into_iter().map(|(_, s)| s).collect()
 }
 
 /// The cluster context shown: one cluster's label, or all of them.
@@ -270,43 +298,70 @@ fn approver_label(state: &AppState, compact: bool) -> String {
 }
 
 /// The badges after the counts: failing clusters, PROD, READ-ONLY, work in flight.
-fn header_badges(state: &AppState, theme: &Theme, spans: &mut Vec<Span<'static>>) {
+fn header_badges(state: &AppState, theme: &Theme, spans: &mut Vec<(u8, Span<'static>)>) {
     let failing = state
         .clusters
         .values()
         .filter(|c| c.error.is_some())
         .count();
     if failing > 0 {
-        spans.push(Span::styled(
-            format!(" {failing} cluster(s) failing "),
-            theme.error,
+        spans.push((
+            0,
+            Span::styled(format!(" {failing} cluster(s) failing "), theme.error),
         ));
     }
     if state.production_in_view() {
-        spans.push(Span::raw(" "));
-        spans.push(Span::styled(" PROD ", theme.badge_prod));
+        spans.push((0, Span::raw(" ")));
+        spans.push((0, Span::styled(" PROD ", theme.badge_prod)));
     }
     if state.config.readonly {
-        spans.push(Span::raw(" "));
-        spans.push(Span::styled(" READ-ONLY ", theme.badge_prod));
+        spans.push((0, Span::raw(" ")));
+        spans.push((0, Span::styled(" READ-ONLY ", theme.badge_prod)));
     }
     if state.in_flight > 0 {
-        spans.push(Span::styled(
-            format!(" working… ({}) ", state.in_flight),
-            theme.notice,
+        spans.push((
+            1,
+            Span::styled(format!(" working… ({}) ", state.in_flight), theme.notice),
         ));
     }
 }
 
 /// The header's second row: a tab per view with its count, the filter, the marks.
-fn tab_spans(state: &AppState, theme: &Theme) -> Vec<Span<'static>> {
+fn tab_spans(state: &AppState, theme: &Theme, width: u16) -> Vec<Span<'static>> {
+    // The filter and the marks are never cut: the tabs say less first
+    // (no "oldest", then the short titles).
+    let mut tail = Vec::new();
+    if !state.filter.is_empty() {
+        tail.push(Span::styled(
+            format!(" filter: {} ", inert(&state.filter.text, 60)),
+            theme.notice,
+        ));
+    }
+    if !state.marks.is_empty() {
+        tail.push(Span::styled(
+            format!(" {} marked ", state.marks.len()),
+            theme.marked,
+        ));
+    }
+    let tail_w: usize = tail.iter().map(|s| wrap::width(&s.content)).sum();
+    let mut spans = Vec::new();
+    for level in 0..3 {
+        spans = tabs(state, theme, level);
+        let w: usize = spans.iter().map(|s| wrap::width(&s.content)).sum();
+        if w + tail_w <= width as usize {
+            break;
+        }
+    }
+    spans.extend(tail);
+    spans
+}
+
+/// The view tabs, saying less at each `level`: 0 all, 1 without how long
+/// the oldest has waited, 2 with short titles.
+fn tabs(state: &AppState, theme: &Theme, level: u8) -> Vec<Span<'static>> {
     let mut spans = Vec::new();
     for (i, view) in View::ALL.iter().enumerate() {
-        let count = match view {
-            View::Pending => state.list(View::Pending).len(),
-            View::Grants => state.list(View::Grants).len(),
-            View::History => state.list(View::History).len(),
-        };
+        let count = state.list(*view).len();
         let style = if *view == state.view {
             theme.tab_active
         } else {
@@ -314,26 +369,20 @@ fn tab_spans(state: &AppState, theme: &Theme) -> Vec<Span<'static>> {
         };
         // How long the longest-waiting requester has waited.
         let oldest = match (view, state.counts.oldest_pending) {
-            (View::Pending, Some(at)) => format!(", oldest {}", when::age(state.now - at)),
+            (View::Pending, Some(at)) if level == 0 => {
+                format!(", oldest {}", when::age(state.now - at))
+            }
             _ => String::new(),
         };
+        let title = match (level, view) {
+            (2, View::Grants) => "Live",
+            _ => view.title(),
+        };
         spans.push(Span::styled(
-            format!(" {} {} ({count}{oldest}) ", i + 1, view.title()),
+            format!(" {} {title} ({count}{oldest}) ", i + 1),
             style,
         ));
         spans.push(Span::raw(" "));
-    }
-    if !state.filter.is_empty() {
-        spans.push(Span::styled(
-            format!(" filter: {} ", inert(&state.filter.text, 60)),
-            theme.notice,
-        ));
-    }
-    if !state.marks.is_empty() {
-        spans.push(Span::styled(
-            format!(" {} marked ", state.marks.len()),
-            theme.marked,
-        ));
     }
     spans
 }
@@ -357,12 +406,40 @@ fn input_spans<'a>(input: &TextArea<'static>, theme: &Theme) -> Vec<Span<'a>> {
     }
 }
 
+/// `text` in `room` columns: whole, or cut after its last whole word
+/// with `…`.
+fn cut_at_word(text: &str, room: usize) -> String {
+    if wrap::width(text) <= room {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    for word in text.split(' ') {
+        let next = if out.is_empty() {
+            word.to_string()
+        } else {
+            format!("{out} {word}")
+        };
+        if wrap::width(&next) + 1 > room {
+            break;
+        }
+        out = next;
+    }
+    if out.is_empty() {
+        String::new()
+    } else {
+        out + "…"
+    }
+}
+
 fn render_footer(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     let input_line = |prefix: &str, input: &TextArea<'static>, hint: Span<'static>| {
         let mut spans = vec![Span::styled(prefix.to_string(), theme.key)];
         spans.extend(input_spans(input, theme));
         spans.push(Span::raw("   "));
-        spans.push(hint);
+        // The hint in the room left, cut at a word (never mid-word).
+        let used: usize = spans.iter().map(|s| wrap::width(&s.content)).sum();
+        let room = (area.width as usize).saturating_sub(used);
+        spans.push(Span::styled(cut_at_word(&hint.content, room), hint.style));
         Line::from(spans)
     };
     let line = match &state.mode {
@@ -391,22 +468,26 @@ fn render_footer(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme)
             input_line("/", input, hint)
         }
         _ => {
-            // As many hints as fit, in registry order; help always shows.
+            // As many hints as fit, in registry order; help and quit
+            // always show (a newcomer needs both first).
             let mut spans = Vec::new();
             let mut used = 0usize;
             let all: Vec<_> =
                 keymap::footer(state.view, state.config.readonly || !state.may_approve).collect();
-            let help_w = all
-                .iter()
-                .find(|b| b.action == keymap::KeyAction::Help)
-                .map_or(0, |b| wrap::width(b.label) + wrap::width(b.name) + 3);
+            let kept = |b: &keymap::KeyBinding| {
+                matches!(b.action, keymap::KeyAction::Help | keymap::KeyAction::Quit)
+            };
+            let width = |b: &keymap::KeyBinding| wrap::width(b.label) + wrap::width(b.name) + 3;
+            let reserved: usize = all.iter().filter(|b| kept(b)).map(|b| width(b)).sum();
             for b in &all {
-                let w = wrap::width(b.label) + wrap::width(b.name) + 3;
-                let is_help = b.action == keymap::KeyAction::Help;
-                if !is_help && used + w + help_w > area.width as usize {
-                    continue;
+                // The kept ones' room was held back from the start.
+                if !kept(b) {
+                    let w = width(b);
+                    if used + w + reserved > area.width as usize {
+                        continue;
+                    }
+                    used += w;
                 }
-                used += w;
                 spans.push(Span::styled(format!(" {}", b.label), theme.key));
                 spans.push(Span::styled(format!(" {} ", b.name), theme.label));
             }

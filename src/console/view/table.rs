@@ -27,9 +27,9 @@ const PENDING: &[Column] = &[
     col("CLUSTER", 7, 12, 24, 2),
     col("NAMESPACES", 8, 16, 40, 3),
     col("ROLE", 6, 12, 32, 1),
-    col("ASKED", 5, 6, 6, 5),
-    col("AGE", 3, 6, 6, 6),
-    col("NEW", 3, 9, 9, 4),
+    col("ASKED", 5, 6, 6, 5).whole(),
+    col("AGE", 3, 6, 6, 6).whole(),
+    col("NEW", 3, 9, 9, 4).whole(),
     col("RISK", 5, 5, 5, 0),
     col("REASON", 10, 20, 400, 7),
 ];
@@ -38,8 +38,8 @@ const GRANTS: &[Column] = &[
     col("CLUSTER", 7, 12, 24, 3),
     col("NAMESPACES", 8, 16, 40, 4),
     col("ROLE", 6, 12, 32, 2),
-    col("LEFT", 5, 8, 8, 1),
-    col("ENDS", 5, 5, 12, 6),
+    col("LEFT", 5, 8, 8, 1).whole(),
+    col("ENDS", 5, 5, 12, 6).whole(),
     col("BY", 4, 8, 24, 5),
     col("RISK", 5, 5, 5, 0),
 ];
@@ -49,9 +49,9 @@ const HISTORY: &[Column] = &[
     col("CLUSTER", 7, 12, 24, 6),
     col("ROLE", 6, 12, 32, 4),
     col("NAMESPACES", 8, 16, 40, 7),
-    col("OUTCOME", 7, 9, 9, 1),
+    col("OUTCOME", 7, 9, 9, 1).whole(),
     col("BY", 4, 8, 24, 2),
-    col("WHEN", 4, 6, 6, 3),
+    col("WHEN", 4, 6, 6, 3).whole(),
     col("RISK", 5, 5, 5, 0),
     col("WHY", 8, 20, 400, 5),
 ];
@@ -174,6 +174,21 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     ]);
     let block = pane(title, prod, theme);
     let inner = block.inner(area);
+    let rows_visible = inner.height.saturating_sub(1) as usize;
+    let offset = scroll_offset(list.len(), cursor, rows_visible);
+    // What the screen does not show, said on the frame: rows above and
+    // below the window.
+    let below = list.len().saturating_sub(offset + rows_visible);
+    let more: Vec<Span<'static>> = [(offset, "↑"), (below, "↓")]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, arrow)| Span::styled(format!(" {arrow} {n} more "), theme.dim))
+        .collect();
+    let block = if more.is_empty() {
+        block
+    } else {
+        block.title_bottom(Line::from(more).right_aligned())
+    };
     frame.render_widget(block, area);
     if list.is_empty() {
         let msg = empty_message(view, state.filter.is_empty());
@@ -181,8 +196,6 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         return;
     }
     let cols = columns(view);
-    let rows_visible = inner.height.saturating_sub(1) as usize;
-    let offset = scroll_offset(list.len(), cursor, rows_visible);
     // The rows on screen, cells made inert once: their widths decide the
     // columns'.
     // Ended requests are kept compact: decoded here, a screenful at most.
