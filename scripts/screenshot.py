@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Renders `tmux capture-pane -e -p` output (ANSI SGR colours) to a PNG.
 
-Usage: tmux capture-pane -e -p -t t > /tmp/screen.ansi
+Usage (scripts/screenshot does all of it): tmux capture-pane -e -p -t t > /tmp/screen.ansi
        python3 scripts/screenshot.py /tmp/screen.ansi assets/demo.png
 Needs Pillow and the DejaVu Sans Mono font (dev-time only, not for tests).
 """

@@ -892,20 +892,29 @@ fn alice_extends_with_the_cli(cp: &ControlPlane, s: &Served, live_name: &str) ->
 /// It goes through the same policy and reviews: critical again, two
 /// approvals; the policy says it is an extension.
 fn an_extension_is_critical_again(s: &Served, ext_name: &str, live_name: &str) {
-    let (_, listed) = curl(
-        &s.url,
-        Some("bob"),
-        "GET",
-        "/v1/requests?phase=Pending",
-        None,
-    );
-    let verdict = listed["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["name"] == ext_name)
-        .map(|i| i["policy"].clone())
-        .unwrap_or_default();
+    // The extension was just made: the server's list has it (with its
+    // verdict) once the hub's watch has brought it in.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let verdict = loop {
+        let (_, listed) = curl(
+            &s.url,
+            Some("bob"),
+            "GET",
+            "/v1/requests?phase=Pending",
+            None,
+        );
+        let verdict = listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == ext_name)
+            .map(|i| i["policy"].clone())
+            .unwrap_or_default();
+        if !verdict.is_null() || std::time::Instant::now() > deadline {
+            break verdict;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert_eq!(verdict["approvalsRequired"], 2, "{verdict}");
     assert!(
         verdict["messages"]
@@ -1096,6 +1105,26 @@ async fn history_the_server_only_read_is_on_the_record_as_the_objects_word() {
     .trim()
     .to_string();
     ok(&portcullis(&cp, "bob", &["approve", &name, "--for", "10m"]));
+    let pending = ok(&portcullis(
+        &cp,
+        "alice",
+        &[
+            "request",
+            "--role",
+            "view",
+            "--cluster-role",
+            "-n",
+            "orders",
+            "--for",
+            "30m",
+            "--reason",
+            "INC-21 still pending",
+            "--group",
+            "dev",
+        ],
+    ))
+    .trim()
+    .to_string();
     let log = cp.dir.join("audit-local.jsonl");
     let cfg = cp.dir.join("server-local.toml");
     std::fs::write(
@@ -1148,6 +1177,21 @@ grantable = ["ClusterRole/edit", "ClusterRole/view"]
     assert_eq!(approved.len(), 1, "{approved:?}");
     assert_eq!(approved[0]["actor"]["user"], "bob");
     assert_eq!(approved[0]["actor"]["verifiedBy"], "request-object");
+    // What the server never checked when it was asked, it does not grant
+    // (it may only take access away).
+    let pending_path = format!("/v1/requests/local/{pending}");
+    let (code, e) = curl(
+        &s.url,
+        Some("bob"),
+        "POST",
+        &format!("{pending_path}/approve"),
+        Some(&decision(&s.url, "bob", &pending_path, json!({}))),
+    );
+    assert_eq!(code, 422, "{e}");
+    assert!(
+        message(&e).contains("asked in direct mode on the hub"),
+        "{e}"
+    );
     // Through the server now: carol's revoke is hers, verified.
     let (code, r) = curl(
         &s.url,

@@ -304,9 +304,8 @@ fn ended(new: &AccessRequest, ended_at: DateTime<Utc>, ctx: &Context) -> Option<
     };
     let e = match new.phase() {
         // A release stored before `Released` existed reads as one too.
-        Phase::Released => released(),
-        Phase::Revoked if new.released() => released(),
-        Phase::Revoked => {
+        Phase::Released | Phase::Revoked if new.released() => released(),
+        Phase::Released | Phase::Revoked => {
             let mut e = end(Kind::Revoked);
             e.actor = new
                 .status

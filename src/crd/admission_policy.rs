@@ -42,8 +42,10 @@ pub(crate) const DEFAULT_PRIVILEGED: &[&str] = &[
 
 const TERMINAL: &str = "['Denied', 'Expired', 'Revoked', 'Released', 'Withdrawn', 'Failed']";
 
-/// Where a live grant may go.
-const ENDS: &str = "['Expired', 'Revoked', 'Released', 'Failed']";
+/// Where a live grant may go, written by an approver. `Released` is not
+/// among them: only the reaper or the server (exempt by the match
+/// condition) ends a grant in its requester's name.
+const ENDS: &str = "['Expired', 'Revoked', 'Failed']";
 
 /// Status fields a terminal phase keeps (all but `message`).
 const KEPT: &[&str] = &[

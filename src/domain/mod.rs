@@ -12,6 +12,7 @@ pub mod risk;
 pub mod sanitize;
 pub(crate) mod seen;
 
+pub use grantable::Grantable;
 pub use key::RequestKey;
 pub use request::NewRequest;
 pub use request::{

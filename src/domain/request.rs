@@ -811,18 +811,14 @@ impl AccessRequest {
         Ok(())
     }
 
-    /// Whether the grant was ended early by its own requester (also as
-    /// stored before `Released` existed: revoked by the requester, with
-    /// [`RELEASE_REASON`]).
+    /// Whether the grant was ended early by its own requester: `Released`
+    /// (or, as stored before it existed, `Revoked`) in the requester's
+    /// name with [`RELEASE_REASON`]. A `Released` naming anyone else is
+    /// no release: it is read as that person's revoke.
     pub fn released(&self) -> bool {
-        match self.phase() {
-            Phase::Released => true,
-            Phase::Revoked => {
-                self.status.revoked_by.as_deref() == Some(self.requester.user.as_str())
-                    && self.status.revoke_reason.as_deref() == Some(RELEASE_REASON)
-            }
-            _ => false,
-        }
+        matches!(self.phase(), Phase::Released | Phase::Revoked)
+            && self.status.revoked_by.as_deref() == Some(self.requester.user.as_str())
+            && self.status.revoke_reason.as_deref() == Some(RELEASE_REASON)
     }
 
     /// Ends a live grant past its expiry, or a pending request past the
@@ -1116,6 +1112,11 @@ mod tests {
             !r.released(),
             "the requester's own revoke with a reason is a revoke"
         );
+        // `Released` in anyone else's name is no release.
+        r.status.phase = Some(Phase::Released);
+        r.status.revoke_reason = Some(RELEASE_REASON.into());
+        r.status.revoked_by = Some("mallory".into());
+        assert!(!r.released());
     }
 
     #[test]

@@ -252,7 +252,10 @@ impl Server {
             ));
             e.message = "deleted while pending, not through the server".into();
         }
-        self.record(events, Some(&was));
+        // A withdrawal through the API in flight records itself first.
+        if let Some(events) = self.in_flight.hold(events, &was, false) {
+            self.record(events, Some(&was));
+        }
     }
 }
 

@@ -353,12 +353,20 @@ impl KubeAuthority {
     /// The request as stored, checked to belong to the cluster it was
     /// asked under (a name is unique in the hub; the cluster must match).
     async fn stored(&self, key: &RequestKey) -> Result<AccessRequest, BackendError> {
+        self.stored_as(key).await.map(|(r, _)| r)
+    }
+
+    /// [`Self::stored`], and whether it was made in direct mode on the
+    /// hub (no `spec.cluster`): a request the server never checked when it
+    /// was asked (its requester, groups, extension).
+    async fn stored_as(&self, key: &RequestKey) -> Result<(AccessRequest, bool), BackendError> {
         let site = self.site(key)?;
         let f = grant::fetch(&site, Caller::Approver, &key.name).await?;
         if self.topology.cluster_of(&f.obj) != Some(key.cluster.as_str()) {
             return Err(BackendError::NotFound(key.clone()));
         }
-        Ok(f.req)
+        let direct = super::super::backend::kube::topology::stored_cluster(&f.obj).is_none();
+        Ok((f.req, direct))
     }
 }
 
@@ -558,7 +566,16 @@ impl Authority for KubeAuthority {
         if op == Op::Release {
             return self.release(caller, key).await;
         }
-        self.stored(key).await?;
+        let (_, direct) = self.stored_as(key).await?;
+        // The server grants only what it checked when it was asked; what
+        // it only read may be denied, shortened or revoked here (that only
+        // takes access away), and is approved where it was made.
+        if direct && matches!(op, Op::Approve(_)) {
+            return Err(BackendError::Invalid(format!(
+                "{} was asked in direct mode on the hub, not through this server: approve it there (`portcullis --context …`); here it can only be denied, shortened or revoked",
+                crate::domain::sanitize::inert(&key.name, 64)
+            )));
+        }
         grant::decide(
             &self.site(key)?,
             &acting(caller),

@@ -14,6 +14,9 @@ use std::sync::Mutex;
 use crate::audit::Event;
 use crate::domain::{AccessRequest, RequestKey};
 
+/// At most this many changes are held at once.
+const HELD_MAX: usize = 10_000;
+
 /// Events held back, with the request they are about.
 pub(crate) type Held = Vec<(Vec<Event>, AccessRequest)>;
 
@@ -85,7 +88,9 @@ impl InFlight {
     ) -> Option<Vec<Event>> {
         let key = RequestKey::of(request);
         let mut i = self.lock();
-        if !i.busy(&key, new) {
+        // Bounded: past HELD_MAX (a flood of creates that never end) what
+        // comes is recorded at once, as the object says.
+        if !i.busy(&key, new) || i.held.len() >= HELD_MAX {
             return Some(events);
         }
         i.held.push(Held1 {
@@ -108,7 +113,8 @@ mod tests {
     use super::*;
 
     fn req(name: &str) -> AccessRequest {
-        use crate::domain::{Credentials, RoleRef, Status, Subject};
+        use crate::domain::request::Status;
+        use crate::domain::{Credentials, RoleRef, Subject};
         AccessRequest {
             name: name.into(),
             uid: None,

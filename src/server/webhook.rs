@@ -239,11 +239,14 @@ fn terminal_unchanged(old: &AccessRequest, new: &AccessRequest) -> Result<(), St
 /// Phases move only forward: a live grant never goes back to Pending,
 /// where nothing ends it and its bindings stay.
 fn phase_moves_forward(old: &AccessRequest, new: &AccessRequest) -> Result<(), String> {
+    // `Released` is written in the requester's name by the reaper or the
+    // server only (both exempt): an approver writing it would put their
+    // end of a grant on the requester's record.
     let forward = match old.phase() {
-        Phase::Pending => true,
+        Phase::Pending => new.phase() != Phase::Released,
         Phase::Active => matches!(
             new.phase(),
-            Phase::Active | Phase::Expired | Phase::Revoked | Phase::Released | Phase::Failed
+            Phase::Active | Phase::Expired | Phase::Revoked | Phase::Failed
         ),
         _ => false,
     };
@@ -958,10 +961,22 @@ mod tests {
         );
         assert!(decide(
             &HOOK(),
-            &review("UPDATE", "status", "bob", Some(shorter), Some(live)),
+            &review("UPDATE", "status", "bob", Some(shorter), Some(live.clone())),
             now()
         )
         .is_ok());
+        // An approver cannot end a grant in the requester's name: only the
+        // reaper or the server (exempt) writes `Released`.
+        let mut released = live.clone();
+        released["status"]["phase"] = json!("Released");
+        released["status"]["revokedBy"] = json!("bob");
+        let e = decide(
+            &HOOK(),
+            &review("UPDATE", "status", "bob", Some(released), Some(live)),
+            now(),
+        )
+        .unwrap_err();
+        assert!(e.contains("never becomes Released"), "{e}");
         let ended = obj("alice", json!({"phase": "Revoked"}));
         let revived = obj("alice", json!({"phase": "Active"}));
         let e = decide(

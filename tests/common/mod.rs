@@ -313,6 +313,8 @@ impl Harness {
             .position(|k| pred(&self.state.entries.get(k).unwrap().req))
             .expect("a row matches");
         self.state.cursor[view.index()] = pos;
+        // As moving there with keys would: the approver sees the row.
+        self.state.selection_gone = None;
         self.dispatch(Action::Tick(self.backend.now()));
         self.state.list(view)[pos].clone()
     }

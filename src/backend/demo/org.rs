@@ -284,6 +284,8 @@ pub fn inventory(cluster: &str) -> Inventory {
         .unwrap_or_default();
     inv.cluster_roles.extend(custom_cluster_roles());
     inv.roles.extend(custom_roles());
+    // The demo's namespaces are known, as a watched cluster's are.
+    inv.namespaces = Some(NAMESPACES.iter().map(|n| n.to_string()).collect());
     inv.cluster_role_bindings.extend([
         crb("oncall-view", "view", vec![group("oncall")]),
         crb("security-view", "view", vec![group("security")]),

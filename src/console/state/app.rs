@@ -639,6 +639,8 @@ pub struct AppState {
     emptied: [bool; 3],
     /// The current view's selected request when a batch began.
     selected_before: Option<RequestKey>,
+    /// Whether History's cursor was on its top row when a batch began.
+    history_at_top: bool,
     /// A request that left the current view while selected (withdrawn,
     /// decided elsewhere): the cursor is on another one now, so the next
     /// key that acts on the selection is held back and says so.
@@ -705,6 +707,7 @@ impl AppState {
             context_stale: false,
             emptied: [false; 3],
             selected_before: None,
+            history_at_top: false,
             selection_gone: None,
             trail: super::trail::Trail::default(),
             reads_expanded: false,
@@ -923,6 +926,7 @@ impl AppState {
     pub fn begin_batch(&mut self) -> [Option<Id>; 3] {
         self.emptied = [false; 3];
         self.selected_before = self.selected_key().cloned();
+        self.history_at_top = self.cursor[View::History.index()] == 0;
         self.selection()
     }
 
@@ -942,14 +946,24 @@ impl AppState {
             }
         }
         self.emptied = [false; 3];
+        // At the top of History (newest first), the cursor stays at the
+        // top: the newest decisions come into view, not off the screen.
+        if std::mem::take(&mut self.history_at_top) {
+            self.cursor[View::History.index()] = 0;
+        }
         if let Some(was) = self.selected_before.take() {
             let i = self.view.index();
             let still = self
                 .entries
                 .id(&was)
                 .is_some_and(|id| self.lists[i].contains(&id));
-            // This console's own decision moving it on is no surprise.
-            if !still && self.selected_key() != Some(&was) && !self.acting.contains(&was) {
+            // This console's own decision moving it on is no surprise; a
+            // dialog on it closes with a notice of its own.
+            if !still
+                && self.selected_key() != Some(&was)
+                && !self.acting.contains(&was)
+                && matches!(self.mode, Mode::Normal)
+            {
                 self.selection_gone = Some(was.name);
             }
         }
@@ -984,10 +998,7 @@ impl AppState {
         let pos = self.place(v, &self.lists[i], id);
         let selected = self.cursor[i] < self.lists[i].len();
         self.lists[i].insert(pos, id);
-        // At the top of History (newest first), the cursor stays at the
-        // top: the newest decisions come into view, not off the screen.
-        let follows_newest = v == View::History && pos == 0 && self.cursor[i] == 0;
-        if selected && pos <= self.cursor[i] && !follows_newest {
+        if selected && pos <= self.cursor[i] {
             self.cursor[i] += 1;
         }
         pos

@@ -468,14 +468,19 @@ fn render_footer(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme)
             input_line("/", input, hint)
         }
         _ => {
-            // As many hints as fit, in registry order; help and quit
-            // always show (a newcomer needs both first).
+            // As many hints as fit, in registry order; help, quit and
+            // the filter always show (a newcomer needs them first).
             let mut spans = Vec::new();
             let mut used = 0usize;
             let all: Vec<_> =
                 keymap::footer(state.view, state.config.readonly || !state.may_approve).collect();
             let kept = |b: &keymap::KeyBinding| {
-                matches!(b.action, keymap::KeyAction::Help | keymap::KeyAction::Quit)
+                matches!(
+                    b.action,
+                    keymap::KeyAction::Help
+                        | keymap::KeyAction::Quit
+                        | keymap::KeyAction::FilterMode
+                )
             };
             let width = |b: &keymap::KeyBinding| wrap::width(b.label) + wrap::width(b.name) + 3;
             let reserved: usize = all.iter().filter(|b| kept(b)).map(|b| width(b)).sum();
