@@ -1220,5 +1220,23 @@ grantable = ["ClusterRole/edit", "ClusterRole/view"]
         .unwrap();
     let shown = ok(&o);
     assert!(shown.contains(&format!("local/{name}")), "{shown}");
-    assert!(shown.contains("revoked by carol"), "{shown}");
+    let line = |kind: &str| {
+        shown
+            .lines()
+            .find(|l| l.contains(kind))
+            .unwrap_or_else(|| panic!("{kind} in {shown}"))
+            .to_string()
+    };
+    assert!(
+        line("request.created").contains("alice (request-object)"),
+        "{shown}"
+    );
+    assert!(
+        line("review.approved").contains("bob (request-object)"),
+        "{shown}"
+    );
+    assert!(
+        line("grant.revoked").contains("carol (TokenReview)"),
+        "{shown}"
+    );
 }
