@@ -1080,52 +1080,52 @@ async fn an_escalation_refusal_through_the_server_is_one_line() {
 /// verified caller.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_the_server_only_read_is_on_the_record_as_the_objects_word() {
-    use common::cli::{ok, portcullis};
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cp = ControlPlane::start();
     let _admin = install_server(&cp).await;
-    let name = ok(&portcullis(
-        &cp,
-        "alice",
-        &[
-            "request",
-            "--role",
-            "edit",
-            "--cluster-role",
-            "-n",
-            "payments",
-            "--for",
-            "30m",
-            "--reason",
-            "INC-21 before the server",
-            "--group",
-            "dev",
-        ],
-    ))
-    .trim()
-    .to_string();
-    ok(&portcullis(&cp, "bob", &["approve", &name, "--for", "10m"]));
-    let pending = ok(&portcullis(
-        &cp,
-        "alice",
-        &[
-            "request",
-            "--role",
-            "view",
-            "--cluster-role",
-            "-n",
-            "orders",
-            "--for",
-            "30m",
-            "--reason",
-            "INC-21 still pending",
-            "--group",
-            "dev",
-        ],
-    ))
-    .trim()
-    .to_string();
+    let (name, pending) = decided_in_direct_mode_before_the_server(&cp);
     let log = cp.dir.join("audit-local.jsonl");
+    let s = serve_with_the_hub_as_local(&cp, &log);
+    the_history_is_the_objects_word(&s, &log, &name).await;
+    what_it_never_checked_it_does_not_grant(&s, &pending);
+    carol_revokes_on_the_record(&s, &log, &name).await;
+    audit_show_finds_it_by_cluster(&log, &name);
+}
+
+/// alice asks and bob approves, in direct mode on the hub; alice asks
+/// again and that one stays pending. Returns both names.
+fn decided_in_direct_mode_before_the_server(cp: &ControlPlane) -> (String, String) {
+    use common::cli::{ok, portcullis};
+    let ask = |role: &str, ns: &str, reason: &str| {
+        ok(&portcullis(
+            cp,
+            "alice",
+            &[
+                "request",
+                "--role",
+                role,
+                "--cluster-role",
+                "-n",
+                ns,
+                "--for",
+                "30m",
+                "--reason",
+                reason,
+                "--group",
+                "dev",
+            ],
+        ))
+        .trim()
+        .to_string()
+    };
+    let name = ask("edit", "payments", "INC-21 before the server");
+    ok(&portcullis(cp, "bob", &["approve", &name, "--for", "10m"]));
+    let pending = ask("view", "orders", "INC-21 still pending");
+    (name, pending)
+}
+
+/// The server, its hub also its target `local`, with an audit log.
+fn serve_with_the_hub_as_local(cp: &ControlPlane, log: &Path) -> Served {
     let cfg = cp.dir.join("server-local.toml");
     std::fs::write(
         &cfg,
@@ -1142,26 +1142,39 @@ grantable = ["ClusterRole/edit", "ClusterRole/view"]
         ),
     )
     .unwrap();
-    let s = serve(&cp, &cfg, "http");
-    // Listed under the cluster it is on.
-    let path = format!("/v1/requests/local/{name}");
-    let (code, r) = curl(&s.url, Some("bob"), "GET", &path, None);
+    serve(cp, &cfg, "http")
+}
+
+/// The records of request `name` in `log`.
+fn records_of(log: &Path, name: &str) -> Vec<Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|r: &Value| r["request"] == name)
+        .collect()
+}
+
+/// Listed under the cluster it is on; its history recorded as the
+/// object's word, every record naming the cluster.
+async fn the_history_is_the_objects_word(s: &Served, log: &Path, name: &str) {
+    let (code, r) = curl(
+        &s.url,
+        Some("bob"),
+        "GET",
+        &format!("/v1/requests/local/{name}"),
+        None,
+    );
     assert_eq!(code, 200, "{r}");
     assert_eq!(r["cluster"], "local");
     assert_eq!(r["status"]["phase"], "Active");
-    let records = || -> Vec<Value> {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .filter(|r: &Value| r["request"] == name.as_str())
-            .collect()
-    };
     wait_for("the history's records", 30, || async {
-        records().iter().any(|r| r["kind"] == "grant.started")
+        records_of(log, name)
+            .iter()
+            .any(|r| r["kind"] == "grant.started")
     })
     .await;
-    for r in records() {
+    for r in records_of(log, name) {
         assert_eq!(r["cluster"], "local", "every record names its cluster: {r}");
         if let Some(by) = r["actor"]["verifiedBy"].as_str() {
             assert!(
@@ -1170,56 +1183,67 @@ grantable = ["ClusterRole/edit", "ClusterRole/view"]
             );
         }
     }
-    let approved: Vec<Value> = records()
+    let approved: Vec<Value> = records_of(log, name)
         .into_iter()
         .filter(|r| r["kind"] == "review.approved")
         .collect();
     assert_eq!(approved.len(), 1, "{approved:?}");
     assert_eq!(approved[0]["actor"]["user"], "bob");
     assert_eq!(approved[0]["actor"]["verifiedBy"], "request-object");
-    // What the server never checked when it was asked, it does not grant
-    // (it may only take access away).
-    let pending_path = format!("/v1/requests/local/{pending}");
+}
+
+/// What the server never checked when it was asked, it does not grant
+/// (it may only take access away).
+fn what_it_never_checked_it_does_not_grant(s: &Served, pending: &str) {
+    let path = format!("/v1/requests/local/{pending}");
     let (code, e) = curl(
         &s.url,
         Some("bob"),
         "POST",
-        &format!("{pending_path}/approve"),
-        Some(&decision(&s.url, "bob", &pending_path, json!({}))),
+        &format!("{path}/approve"),
+        Some(&decision(&s.url, "bob", &path, json!({}))),
     );
     assert_eq!(code, 422, "{e}");
     assert!(
         message(&e).contains("asked in direct mode on the hub"),
         "{e}"
     );
-    // Through the server now: carol's revoke is hers, verified.
+}
+
+/// Through the server: carol's revoke is hers, verified.
+async fn carol_revokes_on_the_record(s: &Served, log: &Path, name: &str) {
     let (code, r) = curl(
         &s.url,
         Some("carol"),
         "POST",
-        &format!("{path}/revoke"),
+        &format!("/v1/requests/local/{name}/revoke"),
         Some(&json!({"reason": "INC-21 over"})),
     );
     assert_eq!(code, 200, "{r}");
     wait_for("the revoke's record", 30, || async {
-        records().iter().any(|r| r["kind"] == "grant.revoked")
+        records_of(log, name)
+            .iter()
+            .any(|r| r["kind"] == "grant.revoked")
     })
     .await;
-    let revoked = records()
+    let revoked = records_of(log, name)
         .into_iter()
         .find(|r| r["kind"] == "grant.revoked")
         .unwrap();
     assert_eq!(revoked["actor"]["user"], "carol");
     assert_eq!(revoked["actor"]["verifiedBy"], "TokenReview");
-    // And `audit show` finds it by cluster/name.
+}
+
+/// `audit show --request local/NAME` finds it, each actor with how it is
+/// known.
+fn audit_show_finds_it_by_cluster(log: &Path, name: &str) {
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(["audit", "show", "--file"])
-        .arg(&log)
+        .arg(log)
         .args(["--request", &format!("local/{name}")])
         .output()
         .unwrap();
-    let shown = ok(&o);
-    assert!(shown.contains(&format!("local/{name}")), "{shown}");
+    let shown = common::cli::ok(&o);
     let line = |kind: &str| {
         shown
             .lines()
@@ -1227,6 +1251,10 @@ grantable = ["ClusterRole/edit", "ClusterRole/view"]
             .unwrap_or_else(|| panic!("{kind} in {shown}"))
             .to_string()
     };
+    assert!(
+        line("request.created").contains(&format!("local/{name}")),
+        "{shown}"
+    );
     assert!(
         line("request.created").contains("alice (request-object)"),
         "{shown}"

@@ -306,6 +306,7 @@ fn the_console_keeps_working_across_token_expiries() {
     s.wait_for("REQUESTER");
     let rounds = 3;
     for round in 1..=rounds {
+        let reason = format!("INC-9 look, round {round}");
         // Past the token's expiry.
         std::thread::sleep(Duration::from_millis(3200));
         // A namespace the demo has (asks for others are refused); each
@@ -321,7 +322,7 @@ fn the_console_keeps_working_across_token_expiries() {
             "/v1/requests",
             Some(
                 &json!({"cluster": "dev-sandbox", "role": {"kind": "ClusterRole", "name": "view"},
-                         "namespaces": [ns], "duration": "30m", "reason": "INC-9 look"}),
+                         "namespaces": [ns], "duration": "30m", "reason": reason}),
             ),
         );
         assert_eq!(code, 201, "{r}");

@@ -317,6 +317,34 @@ pub(crate) async fn whoami(
     Identity::unverified(kubeconfig_user, why.join("; "))
 }
 
+/// Whether the apiserver lets us write a request's status (what deciding
+/// is, in direct mode: the `portcullis-approver` role); None when it did
+/// not answer.
+pub(crate) async fn may_decide(client: &kube::Client) -> Option<bool> {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    };
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some("update".into()),
+                group: Some("portcullis.dev".into()),
+                resource: Some("accessrequests".into()),
+                subresource: Some("status".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    kube::Api::<SelfSubjectAccessReview>::all(client.clone())
+        .create(&Default::default(), &review)
+        .await
+        .ok()
+        .and_then(|r| r.status)
+        .map(|s| s.allowed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,32 +385,4 @@ mod tests {
         );
         assert_eq!(certificate_subject(b"not a certificate"), None);
     }
-}
-
-/// Whether the apiserver lets us write a request's status (what deciding
-/// is, in direct mode: the `portcullis-approver` role); None when it did
-/// not answer.
-pub(crate) async fn may_decide(client: &kube::Client) -> Option<bool> {
-    use k8s_openapi::api::authorization::v1::{
-        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
-    };
-    let review = SelfSubjectAccessReview {
-        spec: SelfSubjectAccessReviewSpec {
-            resource_attributes: Some(ResourceAttributes {
-                verb: Some("update".into()),
-                group: Some("portcullis.dev".into()),
-                resource: Some("accessrequests".into()),
-                subresource: Some("status".into()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    kube::Api::<SelfSubjectAccessReview>::all(client.clone())
-        .create(&Default::default(), &review)
-        .await
-        .ok()
-        .and_then(|r| r.status)
-        .map(|s| s.allowed)
 }

@@ -355,32 +355,30 @@ fn role_fit(
     if !narrower {
         return Vec::new();
     }
-    let badge = |s: Option<Severity>| s.map_or("none", |s| s.badge());
-    // A wildcard rule is one entry that covers everything: its count says
-    // nothing a person can compare with a count of permissions.
+    vec![format!(
+        "{} {} would cover {what}: {} new ({}) {}",
+        r.kind,
+        inert(&r.name, 64),
+        x.new.len(),
+        worst(&x).map_or("none", |s| s.badge()),
+        instead_of(&role, a),
+    )]
+}
+
+/// What the asked role gives, in terms a person can compare with a count
+/// of permissions: a wildcard rule is one entry that covers everything.
+fn instead_of(role: &str, a: &Analysis) -> String {
+    let badge = worst(a).map_or("none", |s| s.badge());
     let wildcards = a
         .new
         .iter()
         .filter(|p| matches!(p.risk.flag, RiskFlag::Wildcard | RiskFlag::FullWildcard))
         .count();
-    let asked_text = match wildcards {
-        0 => format!("instead of {} new ({})", a.new.len(), badge(worst(a))),
-        1 => format!(
-            "instead of {role}'s wildcard rule (any verb or resource: {})",
-            badge(worst(a))
-        ),
-        n => format!(
-            "instead of {role}'s {n} wildcard rules (any verb or resource: {})",
-            badge(worst(a))
-        ),
-    };
-    vec![format!(
-        "{} {} would cover {what}: {} new ({}) {asked_text}",
-        r.kind,
-        inert(&r.name, 64),
-        x.new.len(),
-        badge(worst(&x)),
-    )]
+    match wildcards {
+        0 => format!("instead of {} new ({badge})", a.new.len()),
+        1 => format!("instead of {role}'s wildcard rule (any verb or resource: {badge})"),
+        n => format!("instead of {role}'s {n} wildcard rules (any verb or resource: {badge})"),
+    }
 }
 
 /// How broad a grant is, for comparing roles: its worst new permission,

@@ -877,29 +877,61 @@ pub(super) fn readonly_refusal(state: &mut AppState, what: &str) -> bool {
     state.config.readonly
 }
 
+/// The selected request left the list between keys: a key that acts on
+/// the selection would land on whichever request moved under the cursor.
+/// Held back once, saying so; any other key shows the user where they are
+/// and clears it.
+fn held_for_gone_selection(state: &mut AppState, action: KeyAction) -> bool {
+    let Some(gone) = state.selection_gone.take() else {
+        return false;
+    };
+    if !action.acts_on_selection() {
+        return false;
+    }
+    let now_on = state
+        .selected_key()
+        .map(|k| format!("the cursor is on {} now", inert(&k.name, 64)))
+        .unwrap_or_else(|| "this list is empty now".into());
+    state.flash(
+        FlashLevel::Error,
+        format!(
+            "{} left this list (decided or withdrawn elsewhere); {now_on}: nothing was done, press again to act on it",
+            inert(&gone, 64)
+        ),
+    );
+    true
+}
+
+/// `space`: mark or unmark the selected request for a bulk deny or
+/// revoke (never one's own request), then move down.
+fn toggle_mark(state: &mut AppState) {
+    let Some(k) = state.selected_key().cloned() else {
+        return;
+    };
+    if readonly_refusal(state, "marking for a bulk decision")
+        || decision_refusal(state, "marking for a bulk decision")
+    {
+        return;
+    }
+    if state.view == View::Pending && is_own(state, &k) && !state.marks.contains(&k) {
+        state.flash(
+            FlashLevel::Error,
+            "your own request is not yours to deny: withdraw it (`portcullis withdraw`)",
+        );
+        return;
+    }
+    if !state.marks.remove(&k) {
+        state.marks.insert(k);
+    }
+    move_cursor(state, |c, _| c + 1);
+}
+
 fn on_normal_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
     let Some(action) = keymap::lookup(state.view, &key) else {
         return Vec::new();
     };
-    // The selected request left the list between keys: a key that acts on
-    // the selection would land on whichever request moved under the
-    // cursor. Held back once, saying so; any other key shows the user
-    // where they are and clears it.
-    if let Some(gone) = state.selection_gone.take() {
-        if action.acts_on_selection() {
-            let now_on = state
-                .selected_key()
-                .map(|k| format!("the cursor is on {} now", inert(&k.name, 64)))
-                .unwrap_or_else(|| "this list is empty now".into());
-            state.flash(
-                FlashLevel::Error,
-                format!(
-                    "{} left this list (decided or withdrawn elsewhere); {now_on}: nothing was done, press again to act on it",
-                    inert(&gone, 64)
-                ),
-            );
-            return Vec::new();
-        }
+    if held_for_gone_selection(state, action) {
+        return Vec::new();
     }
     match action {
         KeyAction::Quit => return quit(state),
@@ -981,26 +1013,7 @@ fn on_normal_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
                 return copy(state, &k);
             }
         }
-        KeyAction::ToggleMark => {
-            if let Some(k) = state.selected_key().cloned() {
-                if readonly_refusal(state, "marking for a bulk decision")
-                    || decision_refusal(state, "marking for a bulk decision")
-                {
-                    return Vec::new();
-                }
-                if state.view == View::Pending && is_own(state, &k) && !state.marks.contains(&k) {
-                    state.flash(
-                        FlashLevel::Error,
-                        "your own request is not yours to deny: withdraw it (`portcullis withdraw`)",
-                    );
-                    return Vec::new();
-                }
-                if !state.marks.remove(&k) {
-                    state.marks.insert(k);
-                }
-                move_cursor(state, |c, _| c + 1);
-            }
-        }
+        KeyAction::ToggleMark => toggle_mark(state),
         KeyAction::Approve | KeyAction::ApproveWithChanges => {
             let with_changes = action == KeyAction::ApproveWithChanges;
             forms::start_approve(state, with_changes);
