@@ -99,6 +99,10 @@ fn ask(user: &str, groups: &[&str], role: &str, ns: &[&str], minutes: u64) -> Ne
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lifecycle_against_a_real_apiserver() {
     let lab = lab().await;
+    // Who may decide, as the apiserver answers (issue 21, item 9): the
+    // console says "requester" for alice and offers her no decisions.
+    assert_eq!(lab.alice.info().may_approve, Some(false));
+    assert_eq!(lab.bob.info().may_approve, Some(true));
     // bob's console reaps (an approver's console may).
     let mut live = lab.bob.watch();
     let asked = request_then_approve_narrower_and_shorter(&lab, &mut live).await;
