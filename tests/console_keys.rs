@@ -791,14 +791,8 @@ async fn mismatches_are_flagged_with_a_narrower_role_suggested() {
         .act_as("bob", |w, _| {
             w.create(portcullis::domain::NewRequest {
                 cluster: "prod-eu-west".into(),
-                requester: portcullis::domain::Subject::new("bob", &["dev"]),
-                role: portcullis::domain::RoleRef::cluster_role("cluster-admin"),
-                namespaces: vec!["payments".into()],
-                duration: Duration::from_secs(1800),
                 reason: "roll back the payments deploy".into(),
-                ticket: None,
-                credentials: portcullis::domain::Credentials::Identity,
-                extends: None,
+                ..common::asking::ask("bob", "cluster-admin", &["payments"], 30)
             })
         })
         .unwrap();
@@ -1249,14 +1243,8 @@ async fn a_reason_about_another_namespace_or_a_task_the_role_lacks_is_flagged() 
     let mut h = Harness::start(3).await;
     let ask = |ns: &str, role: &str, reason: &str| portcullis::domain::NewRequest {
         cluster: "prod-eu-west".into(),
-        requester: portcullis::domain::Subject::new("bob", &["dev"]),
-        role: portcullis::domain::RoleRef::cluster_role(role),
-        namespaces: vec![ns.into()],
-        duration: Duration::from_secs(1800),
         reason: reason.into(),
-        ticket: None,
-        credentials: portcullis::domain::Credentials::Identity,
-        extends: None,
+        ..common::asking::ask("bob", role, &[ns], 30)
     };
     let other = h
         .backend

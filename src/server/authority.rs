@@ -365,7 +365,7 @@ impl KubeAuthority {
         if self.topology.cluster_of(&f.obj) != Some(key.cluster.as_str()) {
             return Err(BackendError::NotFound(key.clone()));
         }
-        let direct = super::super::backend::kube::topology::stored_cluster(&f.obj).is_none();
+        let direct = crate::backend::kube::topology::stored_cluster(&f.obj).is_none();
         Ok((f.req, direct))
     }
 }

@@ -408,6 +408,7 @@ pub async fn review(
     let asked = fetch(site, Caller::Approver, name).await?;
     seen.check(&asked.req)?;
     settings
+        .limits
         .check_grantable(&asked.req.role, &spec.namespaces)
         .map_err(BackendError::Invalid)?;
     site.store.clock.ensure_fresh(&site.target.client).await;

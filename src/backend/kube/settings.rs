@@ -18,7 +18,6 @@ use kube::api::Api;
 
 use super::SYSTEM_NAMESPACE;
 use crate::domain::grantable::Grantable;
-use crate::domain::RoleRef;
 use crate::domain::{duration, ValidationLimits};
 
 pub(crate) const SETTINGS_NAME: &str = "portcullis-settings";
@@ -70,11 +69,6 @@ impl ClusterSettings {
             }
         }
         Ok(out)
-    }
-
-    /// Refuses a role the cluster does not let approvers hand out.
-    pub fn check_grantable(&self, role: &RoleRef, namespaces: &[String]) -> Result<(), String> {
-        self.limits.check_grantable(role, namespaces)
     }
 }
 
@@ -134,6 +128,7 @@ async fn read(client: &kube::Client) -> Result<ClusterSettings, SettingsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::RoleRef;
 
     fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
@@ -157,13 +152,19 @@ mod tests {
         assert_eq!(s.limits.approval_timeout, Duration::from_secs(1800));
         let pay = vec!["payments".to_string()];
         assert!(s
+            .limits
             .check_grantable(&RoleRef::cluster_role("edit"), &pay)
             .is_ok());
-        assert!(s.check_grantable(&RoleRef::role("deployer"), &pay).is_ok());
         assert!(s
+            .limits
+            .check_grantable(&RoleRef::role("deployer"), &pay)
+            .is_ok());
+        assert!(s
+            .limits
             .check_grantable(&RoleRef::role("deployer"), &["orders".to_string()])
             .is_err());
         let e = s
+            .limits
             .check_grantable(&RoleRef::cluster_role("cluster-admin"), &pay)
             .unwrap_err();
         assert!(e.contains("not a grantable role"), "{e}");

@@ -592,10 +592,9 @@ pub struct AppState {
     /// meant for something), never sent by itself.
     pub reason_cancelled: Option<(BulkKind, String)>,
     pub counts: Counts,
-    pub in_flight: usize,
-    /// The requests this console's operations in flight are on: a change
-    /// seen on them meanwhile is this approver's own (the trail names
-    /// them, not "someone", for a shorten).
+    /// The requests this console's operations in flight are on, one entry
+    /// per operation: a change seen on them meanwhile is this approver's
+    /// own (the trail names them, not "someone", for a shorten).
     pub acting: Vec<RequestKey>,
     pub should_quit: bool,
     /// Why the approver's identity is unverified (approvals are refused).
@@ -685,7 +684,6 @@ impl AppState {
             reasons_used: Vec::new(),
             counts: Counts::default(),
             reason_cancelled: None,
-            in_flight: 0,
             acting: Vec::new(),
             should_quit: false,
             identity_note: None,
@@ -873,11 +871,7 @@ impl AppState {
         // trail (the server backend sends the server's own instead).
         if self.backend_kind != "http" {
             let (by, now) = (self.recorded_by(), self.now);
-            let mine = self.acting.contains(&key).then(|| crate::audit::Actor {
-                user: self.approver.user.clone(),
-                groups: self.approver.groups.clone(),
-                verified_by: by.into(),
-            });
+            let mine = self.acting.contains(&key).then(|| self.me_as_actor());
             self.trail.observe(old.as_ref(), &req, mine, by, now);
         }
         let summary = self.summary_for(&req);
@@ -952,17 +946,20 @@ impl AppState {
             self.cursor[View::History.index()] = 0;
         }
         if let Some(was) = self.selected_before.take() {
-            let i = self.view.index();
-            let still = self
-                .entries
-                .id(&was)
-                .is_some_and(|id| self.lists[i].contains(&id));
             // This console's own decision moving it on is no surprise; a
-            // dialog on it closes with a notice of its own.
-            if !still
-                && self.selected_key() != Some(&was)
+            // dialog on it closes with a notice of its own. The list is
+            // searched only when the selection did change.
+            let gone = || {
+                let i = self.view.index();
+                !self
+                    .entries
+                    .id(&was)
+                    .is_some_and(|id| self.lists[i].contains(&id))
+            };
+            if self.selected_key() != Some(&was)
                 && !self.acting.contains(&was)
                 && matches!(self.mode, Mode::Normal)
+                && gone()
             {
                 self.selection_gone = Some(was.name);
             }
@@ -1525,6 +1522,20 @@ impl AppState {
         self.cluster_names = info.cluster_names.clone();
         self.requester_groups_verified = info.requester_groups_verified;
         self
+    }
+
+    /// How many operations this console has in flight.
+    pub fn in_flight(&self) -> usize {
+        self.acting.len()
+    }
+
+    /// This console's approver as the trail records them.
+    pub fn me_as_actor(&self) -> crate::audit::Actor {
+        crate::audit::Actor {
+            user: self.approver.user.clone(),
+            groups: self.approver.groups.clone(),
+            verified_by: self.recorded_by().into(),
+        }
     }
 
     /// Why a cluster's diff is unavailable: a requester can never read the

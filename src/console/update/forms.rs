@@ -362,7 +362,6 @@ pub(crate) fn start_bulk(state: &mut AppState, kind: BulkKind) {
     } else {
         state.marks.iter().cloned().collect()
     };
-    let me = state.approver.user.as_str();
     let (own, keys): (Vec<RequestKey>, Vec<RequestKey>) = keys
         .into_iter()
         .filter(|k| {
@@ -371,18 +370,12 @@ pub(crate) fn start_bulk(state: &mut AppState, kind: BulkKind) {
                 .get(k)
                 .is_some_and(|e| e.req.phase() == wanted)
         })
-        .partition(|k| {
-            kind == BulkKind::Deny
-                && state
-                    .entries
-                    .get(k)
-                    .is_some_and(|e| e.req.requester.user == me)
-        });
+        .partition(|k| kind == BulkKind::Deny && super::is_own(state, k));
     if keys.is_empty() {
         let why = if own.is_empty() {
             format!("nothing to {}", kind.verb().to_lowercase())
         } else {
-            "your own request is not yours to deny: withdraw it (`portcullis withdraw`)".into()
+            super::OWN_REQUEST.into()
         };
         state.flash(FlashLevel::Error, why);
         return;
@@ -534,11 +527,7 @@ pub(crate) fn on_reason_key(
     match key.code {
         KeyCode::Esc => {
             // Kept, and offered first next time: it was meant for something.
-            let text = match form.recall {
-                None => text_of(&form.input),
-                Some(_) => form.draft.clone(),
-            };
-            let text = text.trim();
+            let text = typed.trim();
             if !text.is_empty() {
                 state.reason_cancelled = Some((form.kind, text.to_string()));
             }
@@ -694,7 +683,6 @@ pub(crate) fn on_shorten_key(
                 });
             match result {
                 Ok(new_end) => {
-                    state.in_flight += 1;
                     vec![Effect::Apply {
                         key: form.key,
                         seen: Seen::of(&req),
@@ -862,7 +850,6 @@ pub(crate) fn dispatch(state: &mut AppState, op: PendingOp) -> Vec<Effect> {
                 .collect()
         }
     };
-    state.in_flight += effects.len();
     state.marks.clear();
     effects
 }

@@ -92,7 +92,6 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             Vec::new()
         }
         Action::OpFinished { kind, key, result } => {
-            state.in_flight = state.in_flight.saturating_sub(1);
             on_finished(state, kind, &key, result);
             if let Some(i) = state.acting.iter().position(|k| *k == key) {
                 state.acting.swap_remove(i);
@@ -310,13 +309,8 @@ fn on_finished(
             // The server records refusals itself; elsewhere the console
             // keeps what it was refused in its own trail.
             if state.backend_kind != "http" {
-                let actor = crate::audit::Actor {
-                    user: state.approver.user.clone(),
-                    groups: state.approver.groups.clone(),
-                    verified_by: state.recorded_by().into(),
-                };
                 let refused = crate::audit::derive::refused(
-                    Some(actor),
+                    Some(state.me_as_actor()),
                     state.now,
                     kind.verb(),
                     Some((&key.cluster, &key.name)),
@@ -814,8 +808,12 @@ fn mark_all(state: &mut AppState) {
     );
 }
 
+/// Why one's own pending request is never marked nor denied.
+pub(super) const OWN_REQUEST: &str =
+    "your own request is not yours to deny: withdraw it (`portcullis withdraw`)";
+
 /// Whether `key` is the approver's own request.
-fn is_own(state: &AppState, key: &RequestKey) -> bool {
+pub(super) fn is_own(state: &AppState, key: &RequestKey) -> bool {
     state
         .entries
         .get(key)
@@ -914,10 +912,7 @@ fn toggle_mark(state: &mut AppState) {
         return;
     }
     if state.view == View::Pending && is_own(state, &k) && !state.marks.contains(&k) {
-        state.flash(
-            FlashLevel::Error,
-            "your own request is not yours to deny: withdraw it (`portcullis withdraw`)",
-        );
+        state.flash(FlashLevel::Error, OWN_REQUEST);
         return;
     }
     if !state.marks.remove(&k) {
@@ -1296,7 +1291,7 @@ mod tests {
                 })
             }]
         );
-        assert_eq!(s.in_flight, 1);
+        assert_eq!(s.in_flight(), 1);
         assert!(matches!(s.mode, Mode::Normal));
     }
 
@@ -1342,7 +1337,7 @@ mod tests {
     #[test]
     fn finished_operations_update_state_and_errors_stay() {
         let mut s = state(vec![req("a", "alice", "view", &["payments"])]);
-        s.in_flight = 2;
+        s.acting = vec![rk("a"), rk("a")];
         update(
             &mut s,
             Action::OpFinished {
@@ -1362,7 +1357,7 @@ mod tests {
                 result: Ok(Box::new(denied)),
             },
         );
-        assert_eq!(s.in_flight, 0);
+        assert_eq!(s.in_flight(), 0);
         assert_eq!(s.entries.get(&rk("a")).unwrap().req.phase(), Phase::Denied);
         assert!(
             s.flash.as_ref().unwrap().text.contains("unreachable"),

@@ -318,10 +318,10 @@ fn header_badges(state: &AppState, theme: &Theme, spans: &mut Vec<(u8, Span<'sta
         spans.push((0, Span::raw(" ")));
         spans.push((0, Span::styled(" READ-ONLY ", theme.badge_prod)));
     }
-    if state.in_flight > 0 {
+    if state.in_flight() > 0 {
         spans.push((
             1,
-            Span::styled(format!(" working… ({}) ", state.in_flight), theme.notice),
+            Span::styled(format!(" working… ({}) ", state.in_flight()), theme.notice),
         ));
     }
 }
