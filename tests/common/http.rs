@@ -20,6 +20,10 @@ fn agent() -> &'static ureq::Agent {
         ureq::Agent::config_builder()
             // A 4xx or 5xx is an answer to look at, not an error.
             .http_status_as_error(false)
+            // A fresh connection per call, as curl and a script make: a
+            // pooled one the server closed after a refusal (it need not
+            // read a refused request's body) would read as "no answer".
+            .max_idle_connections(0)
             .tls_config(
                 ureq::tls::TlsConfig::builder()
                     .disable_verification(true)
