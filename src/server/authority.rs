@@ -330,7 +330,12 @@ impl KubeAuthority {
             targets: Some(Arc::new(targets)),
             home,
         };
-        let reaper = tokio::spawn(reaper::run_topology(topology.clone(), reaper_config, None));
+        let reaper = tokio::spawn(reaper::run_topology(
+            topology.clone(),
+            reaper_config,
+            None,
+            None,
+        ));
         Self {
             topology,
             access,

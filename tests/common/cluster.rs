@@ -367,6 +367,11 @@ impl ControlPlane {
         format!("https://127.0.0.1:{}", self.port)
     }
 
+    /// etcd's client URL (plain HTTP on loopback; its /metrics too).
+    pub(crate) fn etcd_url(&self) -> &str {
+        &self.etcd_url
+    }
+
     /// A kubeconfig with one context per test identity; `admin` is current.
     pub(crate) fn kubeconfig(&self) -> PathBuf {
         self.dir.join("kubeconfig")

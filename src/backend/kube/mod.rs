@@ -16,6 +16,7 @@ pub(crate) mod cluster;
 pub(crate) mod contexts;
 pub mod grant;
 pub(crate) mod identity;
+pub(crate) mod lean;
 pub(crate) mod login;
 pub(crate) mod objects;
 pub mod policy_source;
@@ -393,24 +394,32 @@ impl AccessBackend for KubeBackend {
                 cluster: cluster.context.clone(),
                 error: None,
             });
-            tokio::spawn(watch::requests(cluster.clone(), tx.clone()));
             tokio::spawn(watch::rbac(cluster.clone(), tx.clone()));
             tokio::spawn(watch::limits(cluster.clone(), tx.clone()));
-            if self.reap_in_console {
-                // An approver's console reaps too, so a grant closes even
-                // if no reaper runs; a requester's console may not (and
-                // never expires other people's requests).
-                let (cluster, tx) = (cluster.clone(), tx.clone());
-                tokio::spawn(async move {
-                    if reaper::missing_rights(&cluster).await.is_empty() {
-                        let config = reaper::ReaperConfig {
-                            provision_tokens: false,
-                            ..Default::default()
-                        };
-                        reaper::run(cluster, config, Some(tx)).await;
-                    }
-                });
-            }
+            // An approver's console reaps too, so a grant closes even if no
+            // reaper runs; a requester's console may not (and never expires
+            // other people's requests). A console that reaps reads its
+            // requests from the reaper's watch: one list and one copy.
+            let (cluster, tx, reap) = (cluster.clone(), tx.clone(), self.reap_in_console);
+            tokio::spawn(async move {
+                if reap && reaper::missing_rights(&cluster).await.is_empty() {
+                    let config = reaper::ReaperConfig {
+                        provision_tokens: false,
+                        ..Default::default()
+                    };
+                    let mut feed = watch::direct_feed(&cluster.context);
+                    let to_console = tx.clone();
+                    let tap: reaper::Tap = Box::new(move |item| {
+                        for e in feed.on(item) {
+                            let _ = to_console.send(e);
+                        }
+                    });
+                    let topology = topology::Topology::direct(cluster);
+                    reaper::run_topology(topology, config, Some(tx), Some(tap)).await;
+                } else {
+                    watch::requests(cluster, tx).await;
+                }
+            });
         }
         rx
     }

@@ -11,10 +11,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-use kube::api::Api;
+use kube::api::{Api, DynamicObject};
 use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use super::cluster::KubeCluster;
 use crate::backend::{BackendEvent, RequestKey};
 use crate::crd::wire;
-use crate::domain::rbac::model::parse_objects;
+use crate::domain::rbac::model::{self, parse_objects};
 use crate::domain::rbac::Inventory;
 
 /// The names a watch knows, with re-list bookkeeping.
@@ -79,7 +79,7 @@ fn crd_missing(text: &str) -> bool {
 /// (direct mode: every request is for the context it was read from).
 pub(crate) async fn requests(cluster: Arc<KubeCluster>, tx: mpsc::UnboundedSender<BackendEvent>) {
     let context = cluster.context.clone();
-    follow_requests(cluster, tx, move |_| Some(context.clone())).await
+    follow_requests(cluster, tx, move |_: &DynamicObject| Some(context.clone())).await
 }
 
 /// Streams the hub's AccessRequests (the server): each names its target
@@ -97,73 +97,114 @@ pub(crate) async fn hub_requests(
 async fn follow_requests(
     cluster: Arc<KubeCluster>,
     tx: mpsc::UnboundedSender<BackendEvent>,
-    cluster_of: impl Fn(&kube::api::DynamicObject) -> Option<String>,
+    cluster_of: impl Fn(&DynamicObject) -> Option<String>,
 ) {
-    let mut stream = watcher(cluster.requests(), watcher::Config::default())
+    let mut stream = watcher(cluster.requests(), cluster.watch_config())
+        .modify(super::lean::lean)
         .backoff(super::backoff::quick())
         .boxed();
-    let mut relist = Relist::default();
-    let mut reported_error = false;
-    // The cluster each known request was reported under, to report its
-    // removal under the same key.
-    let mut clusters: std::collections::HashMap<String, String> = Default::default();
-    loop {
-        let event = match stream.try_next().await {
-            Ok(Some(e)) => e,
-            Ok(None) => return,
-            Err(e) => {
-                if !reported_error {
-                    reported_error = true;
-                    let text = e.to_string();
-                    let message = if crd_missing(&text) {
-                        "the AccessRequest CRD is not installed: run `portcullis crds | kubectl apply -f -`".to_string()
-                    } else {
-                        format!("watching AccessRequests: {text}")
-                    };
-                    let status = BackendEvent::ClusterStatus {
-                        cluster: cluster.context.clone(),
-                        error: Some(message),
-                    };
-                    if tx.send(status).is_err() {
-                        return;
-                    }
-                }
-                // The watcher re-lists by itself on the next poll, after
-                // its backoff.
-                continue;
-            }
-        };
-        if reported_error {
-            reported_error = false;
-            let _ = tx.send(BackendEvent::ClusterStatus {
-                cluster: cluster.context.clone(),
-                error: None,
-            });
-        }
-        let gone = relist.on(&event, |o| o.metadata.name.clone().unwrap_or_default());
-        let mut removed = |name: String| {
-            let cluster = clusters.remove(&name)?;
-            Some(BackendEvent::Removed(RequestKey { cluster, name }))
-        };
-        let mut out: Vec<BackendEvent> = gone.into_iter().filter_map(&mut removed).collect();
-        match event {
-            watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
-                if let Some(cluster) = cluster_of(&o) {
-                    let value = serde_json::to_value(&o).unwrap_or(Value::Null);
-                    let req = wire::request_from_json(&cluster, &value);
-                    clusters.insert(req.name.clone(), req.cluster.clone());
-                    out.push(BackendEvent::Upsert(Box::new(req)));
-                }
-            }
-            watcher::Event::Delete(o) => out.extend(removed(o.metadata.name.unwrap_or_default())),
-            watcher::Event::InitDone => out.push(BackendEvent::Synced),
-            watcher::Event::Init => {}
-        }
-        for e in out {
+    let mut feed = RequestFeed::new(&cluster.context, cluster_of);
+    while let Some(item) = stream.next().await {
+        for e in feed.on(&item) {
             if tx.send(e).is_err() {
                 return;
             }
         }
+    }
+}
+
+/// The console's events from a watch of AccessRequests: each request
+/// under the cluster it is for, removals after a re-list, and the watch
+/// failing and coming back, said once each.
+pub(crate) struct RequestFeed<F> {
+    context: String,
+    cluster_of: F,
+    relist: Relist,
+    /// The cluster each known request was reported under, to report its
+    /// removal under the same key.
+    clusters: HashMap<String, String>,
+    reported_error: bool,
+}
+
+/// A direct-mode feed: every request is for the context it was read from.
+pub(crate) fn direct_feed(context: &str) -> RequestFeed<impl Fn(&DynamicObject) -> Option<String>> {
+    let cluster = context.to_string();
+    RequestFeed::new(context, move |_: &DynamicObject| Some(cluster.clone()))
+}
+
+impl<F: Fn(&DynamicObject) -> Option<String>> RequestFeed<F> {
+    pub(crate) fn new(context: &str, cluster_of: F) -> Self {
+        Self {
+            context: context.to_string(),
+            cluster_of,
+            relist: Relist::default(),
+            clusters: HashMap::new(),
+            reported_error: false,
+        }
+    }
+
+    /// The events one item of the watch stream makes.
+    pub(crate) fn on(
+        &mut self,
+        item: &Result<watcher::Event<DynamicObject>, watcher::Error>,
+    ) -> Vec<BackendEvent> {
+        let event = match item {
+            Ok(e) => e,
+            Err(e) => {
+                // The watcher re-lists by itself on the next poll, after
+                // its backoff.
+                if self.reported_error {
+                    return Vec::new();
+                }
+                self.reported_error = true;
+                let text = e.to_string();
+                let message = if crd_missing(&text) {
+                    "the AccessRequest CRD is not installed: run `portcullis crds | kubectl apply -f -`".to_string()
+                } else {
+                    format!("watching AccessRequests: {text}")
+                };
+                return vec![BackendEvent::ClusterStatus {
+                    cluster: self.context.clone(),
+                    error: Some(message),
+                }];
+            }
+        };
+        let mut out = Vec::new();
+        if self.reported_error {
+            self.reported_error = false;
+            out.push(BackendEvent::ClusterStatus {
+                cluster: self.context.clone(),
+                error: None,
+            });
+        }
+        let gone = self
+            .relist
+            .on(event, |o| o.metadata.name.clone().unwrap_or_default());
+        let clusters = &mut self.clusters;
+        let mut removed = |name: &str| {
+            let cluster = clusters.remove(name)?;
+            Some(BackendEvent::Removed(RequestKey {
+                cluster,
+                name: name.to_string(),
+            }))
+        };
+        out.extend(gone.iter().filter_map(|n| removed(n)));
+        match event {
+            watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
+                if let Some(cluster) = (self.cluster_of)(o) {
+                    let value = serde_json::to_value(o).unwrap_or(Value::Null);
+                    let req = wire::request_from_json(&cluster, &value);
+                    self.clusters.insert(req.name.clone(), req.cluster.clone());
+                    out.push(BackendEvent::Upsert(Box::new(req)));
+                }
+            }
+            watcher::Event::Delete(o) => {
+                out.extend(removed(o.metadata.name.as_deref().unwrap_or_default()))
+            }
+            watcher::Event::InitDone => out.push(BackendEvent::Synced),
+            watcher::Event::Init => {}
+        }
+        out
     }
 }
 
@@ -176,6 +217,7 @@ enum RbacChange {
 fn rbac_stream<K>(
     api: Api<K>,
     kind: &'static str,
+    config: watcher::Config,
 ) -> futures::stream::BoxStream<'static, RbacChange>
 where
     K: kube::Resource
@@ -194,7 +236,7 @@ where
         );
         (key, serde_json::to_value(&o).unwrap_or(Value::Null))
     };
-    watcher(api, watcher::Config::default())
+    watcher(api, config)
         .backoff(super::backoff::quick())
         .map(move |e| match e {
             Ok(watcher::Event::Apply(o)) => {
@@ -213,10 +255,46 @@ where
         .boxed()
 }
 
+/// One RBAC object as the engine reads it, parsed once when it arrives
+/// (not kept as JSON and parsed again for every new inventory).
+#[derive(Debug, Clone)]
+enum Parsed {
+    Role(model::Role),
+    ClusterRole(model::ClusterRole),
+    RoleBinding(model::RoleBinding),
+    ClusterRoleBinding(model::ClusterRoleBinding),
+    /// A namespace: its name (the key) is all that is read.
+    Namespace,
+    /// One the engine cannot read: `Kind ns/name: why`.
+    Unreadable(String),
+}
+
+impl Parsed {
+    fn from_json(kind: &str, value: Value) -> Self {
+        let mut skipped = Vec::new();
+        let parsed = match kind {
+            "Role" => parse_objects(kind, [value], &mut skipped)
+                .pop()
+                .map(Parsed::Role),
+            "ClusterRole" => parse_objects(kind, [value], &mut skipped)
+                .pop()
+                .map(Parsed::ClusterRole),
+            "RoleBinding" => parse_objects(kind, [value], &mut skipped)
+                .pop()
+                .map(Parsed::RoleBinding),
+            "ClusterRoleBinding" => parse_objects(kind, [value], &mut skipped)
+                .pop()
+                .map(Parsed::ClusterRoleBinding),
+            _ => Some(Parsed::Namespace),
+        };
+        parsed.unwrap_or_else(|| Parsed::Unreadable(skipped.pop().unwrap_or_default()))
+    }
+}
+
 /// The RBAC objects of one cluster as last listed and watched, per kind.
 #[derive(Debug, Default)]
 pub(crate) struct RbacObjects {
-    objects: HashMap<&'static str, BTreeMap<String, Value>>,
+    objects: HashMap<&'static str, BTreeMap<String, Parsed>>,
     relist: HashMap<&'static str, Relist>,
 }
 
@@ -238,7 +316,7 @@ impl RbacObjects {
         }
         match event {
             watcher::Event::Apply((k, v)) | watcher::Event::InitApply((k, v)) => {
-                map.insert(k, v);
+                map.insert(k, Parsed::from_json(kind, v));
                 true
             }
             watcher::Event::Delete((k, _)) => {
@@ -253,52 +331,47 @@ impl RbacObjects {
     /// The inventory the engine reads; objects that do not parse are
     /// skipped and each is named in `skipped`.
     pub(crate) fn inventory(&self) -> Inventory {
-        let mut skipped = Vec::new();
-        let items = |kind: &str| -> Vec<Value> {
-            self.objects
-                .get(kind)
-                .map(|m| m.values().cloned().collect())
-                .unwrap_or_default()
-        };
-        let roles = parse_objects("Role", items("Role"), &mut skipped);
-        let cluster_roles = parse_objects("ClusterRole", items("ClusterRole"), &mut skipped);
-        let role_bindings = parse_objects("RoleBinding", items("RoleBinding"), &mut skipped);
-        let cluster_role_bindings = parse_objects(
-            "ClusterRoleBinding",
-            items("ClusterRoleBinding"),
-            &mut skipped,
-        );
-        let namespaces = self.objects.get("Namespace").map(|m| {
+        let mut inventory = Inventory::default();
+        for kind in ["Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"] {
+            for parsed in self.objects.get(kind).into_iter().flat_map(|m| m.values()) {
+                match parsed {
+                    Parsed::Role(r) => inventory.roles.push(r.clone()),
+                    Parsed::ClusterRole(r) => inventory.cluster_roles.push(r.clone()),
+                    Parsed::RoleBinding(b) => inventory.role_bindings.push(b.clone()),
+                    Parsed::ClusterRoleBinding(b) => {
+                        inventory.cluster_role_bindings.push(b.clone())
+                    }
+                    Parsed::Unreadable(why) => inventory.skipped.push(why.clone()),
+                    Parsed::Namespace => {}
+                }
+            }
+        }
+        inventory.namespaces = self.objects.get("Namespace").map(|m| {
             m.keys()
                 .map(|k| k.trim_start_matches('/').to_string())
                 .collect()
         });
-        if !skipped.is_empty() {
-            tracing::warn!(count = skipped.len(), first = %skipped[0], "RBAC objects the engine cannot read were skipped");
+        if let Some(first) = inventory.skipped.first() {
+            tracing::warn!(count = inventory.skipped.len(), %first, "RBAC objects the engine cannot read were skipped");
         }
-        Inventory {
-            roles,
-            cluster_roles,
-            role_bindings,
-            cluster_role_bindings,
-            namespaces,
-            skipped,
-        }
+        inventory
     }
 }
 
 /// Watches the RBAC inventory and sends it whole after each burst of changes.
 pub(crate) async fn rbac(cluster: Arc<KubeCluster>, tx: mpsc::UnboundedSender<BackendEvent>) {
     let c = cluster.client.clone();
+    let config = || cluster.watch_config();
     let mut merged = futures::stream::select_all([
-        rbac_stream(Api::<Role>::all(c.clone()), "Role"),
-        rbac_stream(Api::<ClusterRole>::all(c.clone()), "ClusterRole"),
-        rbac_stream(Api::<RoleBinding>::all(c.clone()), "RoleBinding"),
+        rbac_stream(Api::<Role>::all(c.clone()), "Role", config()),
+        rbac_stream(Api::<ClusterRole>::all(c.clone()), "ClusterRole", config()),
+        rbac_stream(Api::<RoleBinding>::all(c.clone()), "RoleBinding", config()),
         rbac_stream(
             Api::<ClusterRoleBinding>::all(c.clone()),
             "ClusterRoleBinding",
+            config(),
         ),
-        rbac_stream(Api::<Namespace>::all(c), "Namespace"),
+        rbac_stream(Api::<Namespace>::all(c), "Namespace", config()),
     ]);
     let mut objects = RbacObjects::default();
     let mut dirty = false;
@@ -432,5 +505,69 @@ mod tests {
         r.on(&watcher::Event::<String>::Init, name);
         r.on(&watcher::Event::InitApply("y".to_string()), name);
         assert_eq!(r.on(&watcher::Event::<String>::InitDone, name), ["x"]);
+    }
+
+    fn request(name: &str, cluster: Option<&str>) -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "portcullis.dev/v1alpha1", "kind": "AccessRequest",
+            "metadata": {"name": name},
+            "spec": {"cluster": cluster, "requester": {"user": "alice"},
+                     "role": {"kind": "ClusterRole", "name": "view"}, "namespaces": ["payments"],
+                     "duration": "1h", "reason": "INC-1"}
+        }))
+        .unwrap()
+    }
+
+    fn said(events: &[BackendEvent]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| match e {
+                BackendEvent::Upsert(r) => format!("upsert {}/{}", r.cluster, r.name),
+                BackendEvent::Removed(k) => format!("removed {}/{}", k.cluster, k.name),
+                BackendEvent::Synced => "synced".into(),
+                BackendEvent::ClusterStatus { error, .. } => format!("status {}", error.is_some()),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_feed_names_each_request_by_its_cluster_and_says_a_failing_watch_once() {
+        let mut feed = RequestFeed::new("hub", |o: &DynamicObject| {
+            o.data["spec"]["cluster"].as_str().map(str::to_string)
+        });
+        let failed = || -> Result<watcher::Event<DynamicObject>, watcher::Error> {
+            Err(watcher::Error::NoResourceVersion)
+        };
+        let mut all = Vec::new();
+        for item in [
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(request("a", Some("c1")))),
+            Ok(watcher::Event::InitApply(request("b", Some("c2")))),
+            // No target's: not shown.
+            Ok(watcher::Event::InitApply(request("x", None))),
+            Ok(watcher::Event::InitDone),
+            failed(),
+            failed(),
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(request("a", Some("c1")))),
+            Ok(watcher::Event::InitDone),
+        ] {
+            all.extend(said(&feed.on(&item)));
+        }
+        assert_eq!(
+            all,
+            [
+                "upsert c1/a",
+                "upsert c2/b",
+                "synced",
+                "status true",
+                "status false",
+                "upsert c1/a",
+                // Gone while the watch was down: removed under its cluster.
+                "removed c2/b",
+                "synced"
+            ]
+        );
     }
 }

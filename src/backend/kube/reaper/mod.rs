@@ -463,38 +463,39 @@ pub async fn missing_rights(cluster: &KubeCluster) -> Vec<String> {
             None,
         ),
     ];
-    let mut missing = Vec::new();
-    for (verb, group, resource, sub, ns) in checks {
-        let review = SelfSubjectAccessReview {
-            spec: SelfSubjectAccessReviewSpec {
-                resource_attributes: Some(ResourceAttributes {
-                    verb: Some(verb.into()),
-                    group: Some(group.into()),
-                    resource: Some(resource.into()),
-                    subresource: (!sub.is_empty()).then(|| sub.to_string()),
-                    namespace: ns,
+    // Asked at once: the console waits for the answer before it lists.
+    let answers = futures::future::join_all(checks.into_iter().map(
+        |(verb, group, resource, sub, ns)| async move {
+            let review = SelfSubjectAccessReview {
+                spec: SelfSubjectAccessReviewSpec {
+                    resource_attributes: Some(ResourceAttributes {
+                        verb: Some(verb.into()),
+                        group: Some(group.into()),
+                        resource: Some(resource.into()),
+                        subresource: (!sub.is_empty()).then(|| sub.to_string()),
+                        namespace: ns,
+                        ..Default::default()
+                    }),
                     ..Default::default()
-                }),
+                },
                 ..Default::default()
-            },
-            ..Default::default()
-        };
-        let allowed = Api::<SelfSubjectAccessReview>::all(cluster.client.clone())
-            .create(&PostParams::default(), &review)
-            .await
-            .ok()
-            .and_then(|r| r.status)
-            .is_some_and(|s| s.allowed);
-        if !allowed {
+            };
+            let allowed = Api::<SelfSubjectAccessReview>::all(cluster.client.clone())
+                .create(&PostParams::default(), &review)
+                .await
+                .ok()
+                .and_then(|r| r.status)
+                .is_some_and(|s| s.allowed);
             let what = if sub.is_empty() {
                 resource.to_string()
             } else {
                 format!("{resource}/{sub}")
             };
-            missing.push(format!("{verb} {what}"));
-        }
-    }
-    missing
+            (!allowed).then(|| format!("{verb} {what}"))
+        },
+    ))
+    .await;
+    answers.into_iter().flatten().collect()
 }
 
 /// Whether this identity may make Token-mode credentials.
@@ -526,24 +527,57 @@ pub async fn run(
     config: ReaperConfig,
     tx: Option<mpsc::UnboundedSender<BackendEvent>>,
 ) {
-    run_topology(Topology::direct(cluster), config, tx).await
+    run_topology(Topology::direct(cluster), config, tx, None).await
 }
+
+/// What else reads the reaper's watch of requests: a console running this
+/// reaper takes its requests from the same watch (one list, one stream,
+/// one copy of each object for both), seeing every event and error before
+/// the reaper stores it.
+pub type Tap = Box<dyn FnMut(&Result<watcher::Event<DynamicObject>, watcher::Error>) + Send>;
 
 /// The reaper over a hub and its targets (the server), or one cluster.
 pub async fn run_topology(
     topology: Topology,
     config: ReaperConfig,
     tx: Option<mpsc::UnboundedSender<BackendEvent>>,
+    mut tap: Option<Tap>,
 ) {
     let store = topology.store.clone();
     let _running = config.metrics.as_ref().map(|m| m.running());
-    let mut controller = Controller::new_with(
-        store.requests(),
-        watcher::Config::default(),
-        request_resource(),
-    )
-    .trigger_backoff(crate::backend::kube::backoff::quick())
-    .with_config(ControllerConfig::default().concurrency(64));
+    // The watch runs on its own task, never throttled by reconciles: what
+    // the console sees arrives at the apiserver's pace; the reaper is
+    // handed each object once it is stored.
+    let (objects, trigger) = futures::channel::mpsc::unbounded();
+    let mut writer = reflector::store::Writer::new(request_resource());
+    let requests = writer.as_reader();
+    let mut watch = watcher(store.requests(), store.watch_config())
+        .modify(crate::backend::kube::lean::lean)
+        .backoff(crate::backend::kube::backoff::quick())
+        .boxed();
+    let feed = tokio::spawn(async move {
+        while let Some(item) = watch.next().await {
+            if let Some(tap) = &mut tap {
+                tap(&item);
+            }
+            let trigger = match unsettled(item) {
+                None => continue,
+                Some(Ok(event)) => {
+                    writer.apply_watcher_event(&event);
+                    match event {
+                        watcher::Event::Apply(o) | watcher::Event::InitApply(o) => Ok(o),
+                        _ => continue,
+                    }
+                }
+                Some(Err(e)) => Err(e),
+            };
+            if objects.unbounded_send(trigger).is_err() {
+                return;
+            }
+        }
+    });
+    let mut controller = Controller::for_stream_with(trigger, requests.clone(), request_resource())
+        .with_config(ControllerConfig::default().concurrency(64));
     if topology.targets.is_none() {
         // A deleted release binding is a release: reconcile its request.
         let bindings: Api<DynamicObject> = Api::namespaced_with(
@@ -562,7 +596,6 @@ pub async fn run_topology(
             },
         );
     }
-    let requests = controller.store();
     let ctx = Arc::new(Ctx {
         notices: Notices::new(&store.context, tx),
         topology: topology.clone(),
@@ -594,6 +627,34 @@ pub async fn run_topology(
         s.abort();
     }
     clock.abort();
+    feed.abort();
+}
+
+/// Whether the reaper is done with a request for good: ended, its clean-up
+/// verified (the finalizer is removed only after that) and not being
+/// deleted. Nothing can change that but its deletion, so the reaper keeps
+/// no copy of it: with thousands of ended requests, they were most of what
+/// it held.
+fn settled(o: &DynamicObject) -> bool {
+    // A phase this version does not know is not taken for an end.
+    let terminal = serde_json::from_value::<Phase>(o.data["status"]["phase"].clone())
+        .is_ok_and(Phase::is_terminal);
+    terminal
+        && o.metadata.finalizers.as_ref().is_none_or(|f| f.is_empty())
+        && o.metadata.deletion_timestamp.is_none()
+}
+
+/// The watch as the reaper stores it: a request that settled (see
+/// [`settled`]) leaves its store, and one that arrives settled never
+/// enters it.
+fn unsettled(
+    item: Result<watcher::Event<DynamicObject>, watcher::Error>,
+) -> Option<Result<watcher::Event<DynamicObject>, watcher::Error>> {
+    match item {
+        Ok(watcher::Event::InitApply(o)) if settled(&o) => None,
+        Ok(watcher::Event::Apply(o)) if settled(&o) => Some(Ok(watcher::Event::Delete(o))),
+        other => Some(other),
+    }
 }
 
 /// Keeps the skew to the apiserver's clock current.
@@ -623,6 +684,7 @@ where
     let (store, writer) = reflector::store();
     let task = tokio::spawn(async move {
         reflector(writer, watcher(api, watcher::Config::default()))
+            .modify(crate::backend::kube::lean::lean)
             .default_backoff()
             .applied_objects()
             .for_each(|_| async {})
@@ -631,6 +693,7 @@ where
     (store, task)
 }
 
+use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::reflector;
 
 /// Every few seconds: deletes each binding Portcullis made (it names an
@@ -645,9 +708,13 @@ async fn sweep_loop(
 ) {
     let notices = &ctx.notices;
     let mut pause = every;
-    let (role_bindings, rb_task) = mirror(Api::<RoleBinding>::all(cluster.client.clone()));
-    let (cluster_bindings, crb_task) =
-        mirror(Api::<ClusterRoleBinding>::all(cluster.client.clone()));
+    // The sweep reads only the bindings' metadata: all it lists and keeps.
+    let (role_bindings, rb_task) = mirror(Api::<PartialObjectMeta<RoleBinding>>::all(
+        cluster.client.clone(),
+    ));
+    let (cluster_bindings, crb_task) = mirror(Api::<PartialObjectMeta<ClusterRoleBinding>>::all(
+        cluster.client.clone(),
+    ));
     let ready = async {
         ready(&requests).await && ready(&role_bindings).await && ready(&cluster_bindings).await
     };
@@ -804,6 +871,59 @@ pub fn orphan(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn stored(phase: Option<&str>, finalizer: bool, deleting: bool) -> DynamicObject {
+        let mut o: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "portcullis.dev/v1alpha1", "kind": "AccessRequest",
+            "metadata": {"name": "r"},
+            "spec": {"reason": "INC-1"},
+            "status": phase.map(|p| serde_json::json!({"phase": p})).unwrap_or_default(),
+        }))
+        .unwrap();
+        if finalizer {
+            o.metadata.finalizers = Some(vec!["portcullis.dev/grant".into()]);
+        }
+        if deleting {
+            o.metadata.deletion_timestamp = Some(time(Utc::now()));
+        }
+        o
+    }
+
+    #[test]
+    fn the_reaper_keeps_no_copy_of_a_request_it_is_done_with() {
+        for ended in [
+            "Denied",
+            "Expired",
+            "Revoked",
+            "Released",
+            "Withdrawn",
+            "Failed",
+        ] {
+            assert!(settled(&stored(Some(ended), false, false)), "{ended}");
+            // Its clean-up not yet verified, or being deleted: still the reaper's.
+            assert!(!settled(&stored(Some(ended), true, false)), "{ended}");
+            assert!(!settled(&stored(Some(ended), false, true)), "{ended}");
+        }
+        for open in [None, Some("Pending"), Some("Active"), Some("Paused")] {
+            assert!(!settled(&stored(open, false, false)), "{open:?}");
+        }
+        let ended = stored(Some("Denied"), false, false);
+        let live = stored(Some("Active"), true, false);
+        // Listed settled: never stored. Settled by a change: leaves the store.
+        assert!(unsettled(Ok(watcher::Event::InitApply(ended.clone()))).is_none());
+        assert!(matches!(
+            unsettled(Ok(watcher::Event::Apply(ended))),
+            Some(Ok(watcher::Event::Delete(_)))
+        ));
+        assert!(matches!(
+            unsettled(Ok(watcher::Event::Apply(live.clone()))),
+            Some(Ok(watcher::Event::Apply(_)))
+        ));
+        assert!(matches!(
+            unsettled(Ok(watcher::Event::InitApply(live))),
+            Some(Ok(watcher::Event::InitApply(_)))
+        ));
+    }
     use crate::domain::request::BindingRef;
 
     fn req(phase: Phase, ends_in: i64) -> AccessRequest {
