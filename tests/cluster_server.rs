@@ -1268,3 +1268,67 @@ fn audit_show_finds_it_by_cluster(log: &Path, name: &str) {
         "{shown}"
     );
 }
+
+/// Issue 22: an ended request leaves the hub once its cluster's
+/// retention has passed, its history staying in the audit log; a pending
+/// or live one stays whatever its age.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_request_leaves_the_hub_after_its_retention_and_its_history_stays() {
+    let cp = ControlPlane::start();
+    install_server(&cp).await;
+    let log = cp.dir.join("audit-retention.jsonl");
+    let cfg = cp.dir.join("server-retention.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "hub = \"server\"\napprovers = [\"group:oncall\"]\n[audit]\nlog = \"{}\"\n[clusters.c1]\ncontext = \"c1\"\nretention = \"1s\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    let s = serve(&cp, &cfg, "http");
+    let (_, denied) = asks(&s, "alice", &ask("c1", "view", &["orders"], "1h"));
+    let denied = denied["name"].as_str().unwrap().to_string();
+    let (_, pending) = asks(&s, "alice", &ask("c1", "view", &["payments"], "1h"));
+    let pending = pending["name"].as_str().unwrap().to_string();
+    let path = format!("/v1/requests/c1/{denied}");
+    let body = decision(
+        &s.url,
+        "bob",
+        &path,
+        json!({"reason": "not during the freeze"}),
+    );
+    let (code, d) = curl(
+        &s.url,
+        Some("bob"),
+        "POST",
+        &format!("{path}/deny"),
+        Some(&body),
+    );
+    assert_eq!(code, 200, "{d}");
+    // Deleted from the hub on the server's next round (every 10 s).
+    wait_for("the denied request deleted from the hub", 40, || async {
+        cp.raw("admin", "GET", &format!("{AR}/{denied}"), None).0 == 404
+    })
+    .await;
+    let (code, _) = curl(&s.url, Some("bob"), "GET", &path, None);
+    assert_eq!(code, 404, "gone from the API too");
+    let kinds: Vec<Value> = records_of(&log, &denied)
+        .iter()
+        .map(|r| r["kind"].clone())
+        .collect();
+    assert!(
+        kinds.contains(&json!("request.created")) && kinds.contains(&json!("review.denied")),
+        "its history stays in the audit log: {kinds:?}"
+    );
+    let (_, metrics) = common::http::get(&format!("{}/metrics", s.url), Duration::from_secs(10));
+    assert!(
+        metrics.contains("portcullis_requests_forgotten_total 1"),
+        "{metrics}"
+    );
+    // A pending request is never deleted for its age.
+    assert_eq!(
+        cp.raw("admin", "GET", &format!("{AR}/{pending}"), None).0,
+        200
+    );
+}

@@ -849,6 +849,21 @@ impl AccessRequest {
         }
     }
 
+    /// When this request may leave the store: `retention` after it ended,
+    /// its audit records being what remains of it. None while it has not
+    /// ended, or when `retention` is zero (kept for good).
+    pub fn forgettable_at(&self, retention: Duration) -> Option<DateTime<Utc>> {
+        if !self.phase().is_terminal() || retention.is_zero() {
+            return None;
+        }
+        let ended = self
+            .status
+            .ended_at
+            .or(self.status.decision.as_ref().map(|d| d.at))
+            .unwrap_or(self.created_at);
+        Some(ended + TimeDelta::from_std(retention).unwrap_or(TimeDelta::MAX))
+    }
+
     /// How long a grant runs: the approval's duration (never longer than
     /// asked), else the asked one.
     pub fn granted_duration(&self) -> std::time::Duration {
@@ -1171,6 +1186,27 @@ mod tests {
         assert!(r.shorten(t(100), t(6)).is_err());
         assert!(!r.expire_if_due(t(1_000_000), &l));
         assert_eq!(r.phase(), Phase::Denied);
+    }
+
+    #[test]
+    fn an_ended_request_may_leave_the_store_only_after_its_retention() {
+        let day = Duration::from_secs(86_400);
+        let mut r = req();
+        assert_eq!(r.forgettable_at(day), None, "pending: kept");
+        r.approve(
+            approval("bob", 10, &["payments"]),
+            &ValidationLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(r.forgettable_at(day), None, "live: kept");
+        r.revoke("carol", t(120), "done").unwrap();
+        let ended = r.status.ended_at.expect("an end");
+        assert_eq!(
+            r.forgettable_at(day),
+            Some(ended + TimeDelta::days(1)),
+            "a day after it ended"
+        );
+        assert_eq!(r.forgettable_at(Duration::ZERO), None, "zero: for good");
     }
 
     #[test]

@@ -57,6 +57,14 @@ pub trait Authority: Send + Sync + 'static {
     /// hub's; nothing for the demo). Best effort, in the background.
     fn post_audit(&self, _records: Vec<crate::audit::Sealed>) {}
 
+    /// How long `cluster`'s ended requests are kept (zero: for good).
+    fn retention(&self, _cluster: &str) -> std::time::Duration {
+        crate::backend::kube::settings::DEFAULT_RETENTION
+    }
+    /// Deletes an ended request from the store (past its retention; its
+    /// audit records are what remains). `uid`: only that very object.
+    async fn forget(&self, key: &RequestKey, uid: Option<&str>) -> Result<(), BackendError>;
+
     /// One request as it is now (not as the stream last said).
     async fn get(&self, key: &RequestKey) -> Result<AccessRequest, BackendError>;
     async fn create(
@@ -226,6 +234,10 @@ impl Authority for DemoAuthority {
     }
     fn not_ready(&self) -> Option<String> {
         None
+    }
+    async fn forget(&self, key: &RequestKey, _uid: Option<&str>) -> Result<(), BackendError> {
+        self.demo.forget(key);
+        Ok(())
     }
     async fn get(&self, key: &RequestKey) -> Result<AccessRequest, BackendError> {
         self.demo
@@ -455,6 +467,39 @@ impl Authority for KubeAuthority {
     }
     fn now(&self) -> DateTime<Utc> {
         self.topology.store.clock.now()
+    }
+
+    fn retention(&self, cluster: &str) -> std::time::Duration {
+        self.topology
+            .targets
+            .as_ref()
+            .and_then(|t| t.get(cluster))
+            .map(|t| t.settings.retention)
+            .unwrap_or(crate::backend::kube::settings::DEFAULT_RETENTION)
+    }
+
+    async fn forget(&self, key: &RequestKey, uid: Option<&str>) -> Result<(), BackendError> {
+        let params = kube::api::DeleteParams {
+            preconditions: Some(kube::api::Preconditions {
+                uid: uid.map(str::to_string),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        match self
+            .topology
+            .store
+            .requests()
+            .delete(&key.name, &params)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
+            Err(e) => Err(BackendError::Unavailable {
+                cluster: key.cluster.clone(),
+                message: format!("delete {} past its retention: {e}", key.name),
+            }),
+        }
     }
 
     async fn authenticate(&self, token: &str) -> Result<Subject, AuthError> {

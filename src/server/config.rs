@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::backend::kube::settings::ClusterSettings;
+use crate::backend::kube::settings::{parse_retention, ClusterSettings, DEFAULT_RETENTION};
 use crate::domain::grantable::Grantable;
 use crate::domain::{duration, Subject, ValidationLimits};
 
@@ -58,6 +58,8 @@ pub struct ClusterFile {
     pub context: Option<String>,
     pub max_duration: Option<String>,
     pub approval_timeout: Option<String>,
+    /// How long an ended request stays on the hub (default 30d; `forever`).
+    pub retention: Option<String>,
     #[serde(default)]
     pub grantable: Vec<String>,
     /// What the policy sees as `input.request.cluster_labels`.
@@ -237,6 +239,11 @@ impl ServerConfig {
                         grantable: (!grantable.is_empty()).then_some(grantable),
                         ..limits
                     },
+                    retention: match &c.retention {
+                        Some(r) => parse_retention(r)
+                            .map_err(|e| bad(format!("clusters.{name}.retention: {e}")))?,
+                        None => DEFAULT_RETENTION,
+                    },
                     from_cluster: false,
                 },
                 labels: c.labels,
@@ -276,6 +283,7 @@ max_duration = "4h"
 grantable = ["ClusterRole/edit"]
 [clusters.staging]
 context = "staging"
+retention = "90d"
 "#;
 
     #[test]
@@ -287,6 +295,13 @@ context = "staging"
         let prod = c.clusters.iter().find(|x| x.name == "prod").unwrap();
         assert_eq!(prod.settings.limits.max_duration.as_secs(), 4 * 3600);
         assert!(prod.settings.limits.grantable.is_some());
+        assert_eq!(
+            prod.settings.retention.as_secs(),
+            30 * 86_400,
+            "the default"
+        );
+        let staging = c.clusters.iter().find(|x| x.name == "staging").unwrap();
+        assert_eq!(staging.settings.retention.as_secs(), 90 * 86_400);
         assert!(c.approvers[0].matches(&Subject::new("erin", &["oncall"])));
         assert!(!c.approvers[1].matches(&Subject::new("erin", &["dev"])));
     }

@@ -41,6 +41,7 @@ pub(crate) struct Metrics {
     decisions: Family<Decision, Counter>,
     refusals: Family<Reason, Counter>,
     refusals_dropped: Counter,
+    forgotten: Counter,
     lag: Histogram,
     sse_clients: Gauge,
 }
@@ -72,6 +73,12 @@ impl Default for Metrics {
             "Refused calls recorded as a count, not one by one (over the rate)",
             refusals_dropped.clone(),
         );
+        let forgotten = Counter::default();
+        registry.register(
+            "portcullis_requests_forgotten",
+            "Ended requests deleted from the hub past their retention (their history stays in the audit log)",
+            forgotten.clone(),
+        );
         let lag = register_lag(
             &mut registry,
             "From a grant's expiresAt to its Expired record",
@@ -88,6 +95,7 @@ impl Default for Metrics {
             decisions,
             refusals,
             refusals_dropped,
+            forgotten,
             lag,
             sse_clients,
         }
@@ -120,6 +128,11 @@ impl Metrics {
                 reason: why.to_string(),
             })
             .inc();
+    }
+
+    /// An ended request deleted past its retention.
+    pub(crate) fn forgotten(&self) {
+        self.forgotten.inc();
     }
 
     /// Refusals counted but not recorded one by one (over their rate).

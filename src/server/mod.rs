@@ -124,6 +124,7 @@ impl Server {
                     if let Err(e) = server.audit.sign(server.authority.now()) {
                         tracing::error!(error = %e, "cannot sign the audit head");
                     }
+                    server.forget_past_retention().await;
                 }
             });
         }
@@ -148,6 +149,26 @@ impl Server {
             });
         }
         server
+    }
+
+    /// Deletes from the hub the ended requests past their cluster's
+    /// retention. The hub holds only what the server took in, and it
+    /// recorded each request's history as it took it, so nothing is
+    /// deleted before its audit records are written; after this, its
+    /// history is the audit log's (`audit show`).
+    async fn forget_past_retention(&self) {
+        let due = self
+            .hub
+            .past_retention(self.authority.now(), |c| self.authority.retention(c));
+        for (key, uid) in due {
+            match self.authority.forget(&key, uid.as_deref()).await {
+                Ok(()) => self.metrics.forgotten(),
+                Err(e) => {
+                    tracing::warn!(request = %key.name, error = %e, "could not delete a request past its retention");
+                    return;
+                }
+            }
+        }
     }
 
     /// Takes a batch of the authority's events into the stream, each

@@ -257,6 +257,25 @@ impl Hub {
             .collect()
     }
 
+    /// The ended requests past their cluster's `retention` at `now`,
+    /// with their uids: every one the hub holds was recorded when it
+    /// arrived, so its audit records exist.
+    pub(crate) fn past_retention(
+        &self,
+        now: DateTime<Utc>,
+        retention: impl Fn(&str) -> std::time::Duration,
+    ) -> Vec<(RequestKey, Option<String>)> {
+        self.lock()
+            .requests
+            .values()
+            .filter(|(r, _, _)| {
+                r.forgettable_at(retention(&r.cluster))
+                    .is_some_and(|at| at <= now)
+            })
+            .map(|(r, _, _)| (RequestKey::of(r), r.uid.clone()))
+            .collect()
+    }
+
     pub(crate) fn primed(&self) -> bool {
         self.lock().primed
     }

@@ -77,6 +77,14 @@ impl DemoBackend {
         lock(&self.world).requests().cloned().collect()
     }
 
+    /// Deletes a request, as its store would (an ended one past its
+    /// retention): consoles see it removed.
+    pub fn forget(&self, key: &RequestKey) {
+        if lock(&self.world).forget(key) {
+            self.publish(vec![BackendEvent::Removed(key.clone())]);
+        }
+    }
+
     /// Runs the simulator up to the clock's now.
     pub fn tick(&self) {
         let now = self.now();

@@ -99,6 +99,11 @@ impl DemoWorld {
         self.inventories.keys().cloned().collect()
     }
 
+    /// Deletes a request from the world (an ended one past its retention).
+    pub fn forget(&mut self, key: &RequestKey) -> bool {
+        self.requests.remove(key).is_some()
+    }
+
     pub fn requests(&self) -> impl Iterator<Item = &AccessRequest> {
         self.requests.values()
     }

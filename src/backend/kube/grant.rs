@@ -404,8 +404,9 @@ pub async fn review(
     required: usize,
 ) -> Result<AccessRequest, BackendError> {
     refuse_unverified(actor, "approve")?;
-    let settings = limits(site).await?;
-    let asked = fetch(site, Caller::Approver, name).await?;
+    // Two reads that do not depend on each other: one round trip.
+    let (settings, asked) = tokio::join!(limits(site), fetch(site, Caller::Approver, name));
+    let (settings, asked) = (settings?, asked?);
     seen.check(&asked.req)?;
     settings
         .limits
@@ -449,24 +450,29 @@ pub async fn review(
         Some(f) => return Err(crashed(site, f)),
         None => {}
     }
-    let protected = match protect(site, name, &claimed).await {
-        Ok(p) => p,
-        Err(err) => {
-            undo(site, name, &[], &err.to_string()).await;
-            return Err(err);
-        }
-    };
+    // The finalizer and the bindings at once (one round trip, not two):
+    // the claim already says an approval is under way, so a binding made
+    // a moment before the finalizer is never one nobody accounts for —
+    // whichever fails, what was made is deleted before the approver hears
+    // anything, and a crash in between is the reaper's to finish or undo
+    // (as after any step).
     let mut made = Vec::new();
-    let created = objects::create_all(&site.target.client, &plan, &uid, false, &mut made).await;
+    let (protected, created) = tokio::join!(
+        protect(site, name, &claimed),
+        objects::create_all(&site.target.client, &plan, &uid, false, &mut made)
+    );
     if let Some(f) = site.store.take_fault(FaultPoint::BeforeRecord) {
         return Err(crashed(site, f));
     }
-    if let Err(e) = created {
-        let err = create_err(site, actor, &req, e);
-        undo(site, name, &made, &err.to_string()).await;
-        return Err(err);
-    }
-    record_made(site, name, &claimed, &made, protected).await
+    let failed = match (protected, created) {
+        (Ok(protected), Ok(())) => {
+            return record_made(site, name, &claimed, &made, protected).await
+        }
+        (Err(err), _) => err,
+        (Ok(_), Err(e)) => create_err(site, actor, &req, e),
+    };
+    undo(site, name, &made, &failed.to_string()).await;
+    Err(failed)
 }
 
 /// Step 3: the finalizer, on the grant this approval claimed — unless it

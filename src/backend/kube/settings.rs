@@ -24,12 +24,37 @@ pub(crate) const SETTINGS_NAME: &str = "portcullis-settings";
 /// How long a read of the ConfigMap is reused.
 pub(crate) const SETTINGS_TTL: Duration = Duration::from_secs(10);
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterSettings {
     /// With the roles approvers may hand out (`grantableRoles`).
     pub limits: ValidationLimits,
+    /// How long an ended request stays in the cluster once it ended
+    /// (`retention`; zero: for good). Only where an audit log records
+    /// what is deleted: the server, and `portcullis reaper --audit-log`.
+    pub retention: Duration,
     /// Whether the values came from the ConfigMap (false: defaults).
     pub from_cluster: bool,
+}
+
+/// How long ended requests are kept when no setting says.
+pub(crate) const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 86_400);
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        Self {
+            limits: ValidationLimits::default(),
+            retention: DEFAULT_RETENTION,
+            from_cluster: false,
+        }
+    }
+}
+
+/// A retention setting: a duration, or `forever` (zero: never deleted).
+pub(crate) fn parse_retention(value: &str) -> Result<Duration, String> {
+    match value.trim() {
+        "forever" => Ok(Duration::ZERO),
+        v => duration::parse(v).map_err(|e| format!("{e} (or `forever`)")),
+    }
 }
 
 impl ClusterSettings {
@@ -51,6 +76,10 @@ impl ClusterSettings {
                     out.limits.approval_timeout =
                         duration::parse(value).map_err(|e| format!("approvalTimeout: {e}"))?
                 }
+                "retention" => {
+                    out.retention =
+                        parse_retention(value).map_err(|e| format!("retention: {e}"))?
+                }
                 "grantableRoles" => {
                     let roles: Vec<Grantable> = value
                         .split([',', '\n', ' '])
@@ -62,7 +91,7 @@ impl ClusterSettings {
                 }
                 other => {
                     return Err(format!(
-                        "unknown key '{}' (known: maxDuration, approvalTimeout, grantableRoles)",
+                        "unknown key '{}' (known: maxDuration, approvalTimeout, grantableRoles, retention)",
                         crate::domain::sanitize::inert(other, 64)
                     ))
                 }
@@ -168,6 +197,18 @@ mod tests {
             .check_grantable(&RoleRef::cluster_role("cluster-admin"), &pay)
             .unwrap_err();
         assert!(e.contains("not a grantable role"), "{e}");
+    }
+
+    #[test]
+    fn retention_is_a_duration_or_forever() {
+        let s = ClusterSettings::from_data(&BTreeMap::new()).unwrap();
+        assert_eq!(s.retention, DEFAULT_RETENTION);
+        let s = ClusterSettings::from_data(&data(&[("retention", "90d")])).unwrap();
+        assert_eq!(s.retention, Duration::from_secs(90 * 86_400));
+        let s = ClusterSettings::from_data(&data(&[("retention", "forever")])).unwrap();
+        assert_eq!(s.retention, Duration::ZERO);
+        let e = ClusterSettings::from_data(&data(&[("retention", "a while")])).unwrap_err();
+        assert!(e.starts_with("retention:") && e.contains("forever"), "{e}");
     }
 
     #[test]

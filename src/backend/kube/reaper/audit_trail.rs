@@ -40,10 +40,22 @@ pub(crate) async fn follow(cluster: Arc<KubeCluster>, log: Arc<AuditLog>, compon
     let mut uids: HashMap<String, String> = HashMap::new();
     let events: Api<KubeEvent> = Api::namespaced(cluster.client.clone(), EVENTS_NAMESPACE);
     let mut warned = false;
-    let mut stream = watcher(cluster.requests(), watcher::Config::default())
+    let mut stream = watcher(cluster.requests(), cluster.watch_config())
+        .modify(super::super::lean::lean)
         .default_backoff()
         .boxed();
-    while let Some(event) = stream.next().await {
+    let mut retention_check = tokio::time::interval(RETENTION_CHECK);
+    loop {
+        let event = tokio::select! {
+            e = stream.next() => match e {
+                Some(e) => e,
+                None => return,
+            },
+            _ = retention_check.tick() => {
+                forget_past_retention(&cluster, &seen, &uids, &log).await;
+                continue;
+            }
+        };
         let obj = match event {
             Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => o,
             Ok(watcher::Event::Delete(o)) => {
@@ -118,6 +130,58 @@ pub(crate) async fn follow(cluster: Arc<KubeCluster>, log: Arc<AuditLog>, compon
             }
         }
         seen.insert(req.name.clone(), req);
+    }
+}
+
+/// How often ended requests are checked against the cluster's retention.
+const RETENTION_CHECK: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Deletes the ended requests past the cluster's retention whose every
+/// record is in the log (their history is the log's from then on: `audit
+/// show`). Nothing when the settings cannot be read: kept, not guessed.
+async fn forget_past_retention(
+    cluster: &KubeCluster,
+    seen: &HashMap<String, AccessRequest>,
+    uids: &HashMap<String, String>,
+    log: &AuditLog,
+) {
+    let Ok(settings) = cluster.settings().await else {
+        return;
+    };
+    let now = cluster.clock.now();
+    let ctx = Context {
+        actor: None,
+        recorded_by: "request-object".into(),
+        risk: None,
+        now,
+    };
+    for (name, req) in seen {
+        let due = req
+            .forgettable_at(settings.retention)
+            .is_some_and(|at| at <= now);
+        let recorded = || {
+            derive::changes(None, req, &ctx)
+                .iter()
+                .all(|e| log.has(&e.id))
+        };
+        if !due || !recorded() {
+            continue;
+        }
+        let params = kube::api::DeleteParams {
+            preconditions: Some(kube::api::Preconditions {
+                uid: uids.get(name).cloned(),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        match cluster.requests().delete(name, &params).await {
+            Ok(_) => tracing::info!(request = %name, "deleted past its retention"),
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+            Err(e) => {
+                tracing::warn!(request = %name, error = %e, "could not delete a request past its retention");
+                return;
+            }
+        }
     }
 }
 

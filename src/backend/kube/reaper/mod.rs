@@ -684,7 +684,7 @@ where
     let (store, writer) = reflector::store();
     let task = tokio::spawn(async move {
         reflector(writer, watcher(api, watcher::Config::default()))
-            .modify(crate::backend::kube::lean::lean)
+            .modify(what_the_sweep_reads)
             .default_backoff()
             .applied_objects()
             .for_each(|_| async {})
@@ -694,6 +694,21 @@ where
 }
 
 use kube::core::PartialObjectMeta;
+
+/// What the sweep keeps of a binding: what [`orphan`] reads (name,
+/// namespace, uid, creation time, owners, the request label and uid
+/// annotation), nothing else; with thousands of grants the rest of each
+/// binding's metadata was most of what the sweep held.
+fn what_the_sweep_reads<K: Resource>(o: &mut K) {
+    crate::backend::kube::lean::lean(o);
+    let meta = o.meta_mut();
+    if let Some(labels) = &mut meta.labels {
+        labels.retain(|k, _| k == REQUEST_LABEL);
+    }
+    if let Some(annotations) = &mut meta.annotations {
+        annotations.retain(|k, _| k == objects::REQUEST_UID_ANNOTATION);
+    }
+}
 use kube::runtime::reflector::reflector;
 
 /// Every few seconds: deletes each binding Portcullis made (it names an
@@ -887,6 +902,35 @@ mod tests {
             o.metadata.deletion_timestamp = Some(time(Utc::now()));
         }
         o
+    }
+
+    #[test]
+    fn the_sweep_keeps_of_a_binding_what_it_judges_by() {
+        let mut b: PartialObjectMeta<RoleBinding> = serde_json::from_value(serde_json::json!({
+            "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+            "metadata": {"name": "portcullis-r", "namespace": "payments", "uid": "b-uid",
+                "labels": {REQUEST_LABEL: "r", "app.kubernetes.io/managed-by": "portcullis"},
+                "annotations": {objects::REQUEST_UID_ANNOTATION: "r-uid", "note": "x"},
+                "ownerReferences": [{"apiVersion": "portcullis.dev/v1alpha1", "kind": "AccessRequest", "name": "r", "uid": "r-uid"}],
+                "managedFields": [{"manager": "portcullis"}]}
+        }))
+        .unwrap();
+        what_the_sweep_reads(&mut b);
+        let m = &b.metadata;
+        assert_eq!(
+            m.labels.as_ref().unwrap().keys().collect::<Vec<_>>(),
+            [REQUEST_LABEL]
+        );
+        assert_eq!(
+            m.annotations.as_ref().unwrap().keys().collect::<Vec<_>>(),
+            [objects::REQUEST_UID_ANNOTATION]
+        );
+        assert_eq!(m.owner_references.as_ref().map(Vec::len), Some(1));
+        assert_eq!(m.managed_fields, None);
+        assert_eq!(
+            (m.name.as_deref(), m.namespace.as_deref(), m.uid.as_deref()),
+            (Some("portcullis-r"), Some("payments"), Some("b-uid"))
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use crate::api::request_json;
-use crate::backend::{BackendError, RequestKey};
+use crate::backend::{BackendError, Caller, RequestKey};
 use crate::cli::args::{Command, GetWhat};
 use crate::cli::commands::verbs::VerbBackend;
 use crate::cli::reference::{kubectl_name, RequestRef};
@@ -150,20 +150,61 @@ fn list_object(items: Vec<Value>) -> Value {
 
 /// Lists what `q` asks for.
 pub async fn list(backend: &dyn VerbBackend, q: &Query) -> Result<Listing, BackendError> {
-    let all = backend.list().await?;
-    let selected: Vec<AccessRequest> = all.into_iter().filter(|r| q.selects(r)).collect();
-    // Every name asked for must be there (kubectl's NotFound).
+    let selected = if q.names.is_empty() || q.view.is_empty() {
+        let all = backend.list().await?;
+        let selected: Vec<AccessRequest> = all.into_iter().filter(|r| q.selects(r)).collect();
+        // Every name asked for must be there (kubectl's NotFound).
+        for n in &q.names {
+            let found = selected
+                .iter()
+                .any(|r| r.name == n.name && n.context.as_ref().is_none_or(|c| *c == r.cluster));
+            if !found {
+                return Err(not_found(n, &q.view));
+            }
+        }
+        selected
+    } else {
+        named(backend, q).await?
+    };
+    let items = sorted(selected, q.sort_by.as_ref())?;
+    Ok(render(q, &items, backend.now()))
+}
+
+/// The requests `q` names, each read by itself in every context in view
+/// it may be in: a GET each, not a list of every request (seconds with
+/// tens of thousands stored).
+async fn named(backend: &dyn VerbBackend, q: &Query) -> Result<Vec<AccessRequest>, BackendError> {
+    let mut out: Vec<AccessRequest> = Vec::new();
     for n in &q.names {
-        let found = selected
-            .iter()
-            .filter(|r| r.name == n.name && n.context.as_ref().is_none_or(|c| *c == r.cluster))
-            .count();
-        if found == 0 {
+        let contexts = match &n.context {
+            Some(c) => std::slice::from_ref(c),
+            None => q.view.as_slice(),
+        };
+        let mut found = false;
+        for cluster in contexts {
+            let key = RequestKey {
+                cluster: cluster.clone(),
+                name: n.name.clone(),
+            };
+            match backend.get(&key, Caller::Viewer).await {
+                Ok(r) => {
+                    found = true;
+                    let listed = out
+                        .iter()
+                        .any(|o| o.cluster == r.cluster && o.name == r.name);
+                    if !listed && q.selects(&r) {
+                        out.push(r);
+                    }
+                }
+                Err(BackendError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if !found {
             return Err(not_found(n, &q.view));
         }
     }
-    let items = sorted(selected, q.sort_by.as_ref())?;
-    Ok(render(q, &items, backend.now()))
+    Ok(out)
 }
 
 /// kubectl's NotFound, naming where it looked.
