@@ -274,11 +274,9 @@ metadata:
   labels:
     app.kubernetes.io/managed-by: portcullis
 rules:
-# delete: ended requests past the cluster's retention, once the audit log
-# (`portcullis reaper --audit-log`) holds every record of them.
 - apiGroups: [portcullis.dev]
   resources: [accessrequests]
-  verbs: [get, list, watch, patch, delete]
+  verbs: [get, list, watch, patch]
 - apiGroups: [portcullis.dev]
   resources: [accessrequests/status]
   verbs: [get, update, patch]

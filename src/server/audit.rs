@@ -4,6 +4,7 @@
 //! verified caller, and each refused attempt. One [`AuditLog`] holds them;
 //! approvers' consoles get them live on the event stream.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::json;
@@ -35,7 +36,7 @@ impl Server {
         }
     }
 
-    fn context(&self, actor: Option<Actor>) -> Context {
+    pub(super) fn context(&self, actor: Option<Actor>) -> Context {
         Context {
             actor,
             // A name the server only read from the object (a decision made
@@ -55,11 +56,20 @@ impl Server {
     /// The diff's worst severity for `r`, when the RBAC is known.
     fn risk(&self, r: &AccessRequest) -> Option<String> {
         let inv = self.hub.inventory_of(&r.cluster)?;
-        let a = analyze(&inv, GrantRequest::of(r, &r.requester)).ok()?;
-        Some(if a.new.is_empty() {
-            "none".to_string()
-        } else {
-            a.worst.label().to_string()
+        let key = (
+            r.cluster.clone(),
+            r.requester.user.clone(),
+            r.requester.groups.clone(),
+            r.role.clone(),
+            r.granted_namespaces().to_vec(),
+        );
+        self.risks.get_or(&inv, key, || {
+            let a = analyze(&inv, GrantRequest::of(r, &r.requester)).ok()?;
+            Some(if a.new.is_empty() {
+                "none".to_string()
+            } else {
+                a.worst.label().to_string()
+            })
         })
     }
 
@@ -259,6 +269,51 @@ impl Server {
     }
 }
 
+type RiskKey = (
+    String,
+    String,
+    Vec<String>,
+    crate::domain::RoleRef,
+    Vec<String>,
+);
+
+/// Risk labels already computed, for one inventory per cluster: a first
+/// start over 100,000 stored requests from a few hundred requesters
+/// analyses each distinct ask once, not each request. A new inventory of
+/// a cluster (any RBAC change) starts its labels over.
+/// One cluster's labels and the inventory they were computed against.
+type ClusterRisks = (
+    Arc<crate::domain::rbac::Inventory>,
+    HashMap<RiskKey, Option<String>>,
+);
+
+#[derive(Default)]
+pub(crate) struct RiskCache(std::sync::Mutex<HashMap<String, ClusterRisks>>);
+
+impl RiskCache {
+    fn get_or(
+        &self,
+        inventory: &Arc<crate::domain::rbac::Inventory>,
+        key: RiskKey,
+        compute: impl FnOnce() -> Option<String>,
+    ) -> Option<String> {
+        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (seen, labels) = all
+            .entry(key.0.clone())
+            .or_insert_with(|| (inventory.clone(), HashMap::new()));
+        if !Arc::ptr_eq(seen, inventory) {
+            *seen = inventory.clone();
+            labels.clear();
+        }
+        if let Some(label) = labels.get(&key) {
+            return label.clone();
+        }
+        let label = compute();
+        labels.insert(key, label.clone());
+        label
+    }
+}
+
 /// An action in flight at a call site ([`Server::acting`]); dropped after
 /// its record, it records what the watch saw meanwhile.
 pub(super) struct Acting<'a> {
@@ -271,5 +326,40 @@ impl Drop for Acting<'_> {
         for (events, r) in self.server.in_flight.end(self.key.as_ref()) {
             self.server.record(events, Some(&r));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::rbac::Inventory;
+    use std::cell::Cell;
+
+    #[test]
+    fn a_risk_is_analysed_once_per_ask_and_again_when_the_rbac_changes() {
+        let cache = RiskCache::default();
+        let key = || {
+            (
+                "prod".to_string(),
+                "alice".to_string(),
+                vec!["dev".to_string()],
+                crate::domain::RoleRef::cluster_role("edit"),
+                vec!["payments".to_string()],
+            )
+        };
+        let runs = Cell::new(0);
+        let label = |inv: &Arc<Inventory>| {
+            cache.get_or(inv, key(), || {
+                runs.set(runs.get() + 1);
+                Some("HIGH".to_string())
+            })
+        };
+        let first = Arc::new(Inventory::default());
+        assert_eq!(label(&first).as_deref(), Some("HIGH"));
+        assert_eq!(label(&first).as_deref(), Some("HIGH"));
+        assert_eq!(runs.get(), 1, "the same ask on the same RBAC: once");
+        let changed = Arc::new(Inventory::default());
+        label(&changed);
+        assert_eq!(runs.get(), 2, "new RBAC: analysed again");
     }
 }

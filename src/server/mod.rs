@@ -52,6 +52,9 @@ pub struct Server {
     pub(crate) refusals: refusals::Refusals,
     /// Actions in flight at call sites (their records come first).
     pub(crate) in_flight: in_flight::InFlight,
+    /// The risk label of what a request would grant, by who and what it
+    /// asks, for the inventory it was computed against.
+    pub(crate) risks: audit::RiskCache,
     /// Set when the server stops: live streams end so it can.
     stopping: tokio::sync::watch::Sender<bool>,
 }
@@ -63,6 +66,9 @@ pub const AUDIT_IN_SNAPSHOT: usize = 500;
 
 /// How often the audit head is signed when records came in.
 pub const SIGN_EVERY: Duration = Duration::from_secs(10);
+
+/// Requests deleted past their retention per round (every [`SIGN_EVERY`]).
+const FORGET_PER_ROUND: usize = 500;
 
 impl Server {
     /// A server for `authority`, deciding who may do what by `access`;
@@ -109,6 +115,7 @@ impl Server {
             audit: Arc::new(audit),
             refusals: refusals::Refusals::default(),
             in_flight: Default::default(),
+            risks: Default::default(),
             stopping: tokio::sync::watch::channel(false).0,
         });
         {
@@ -152,19 +159,36 @@ impl Server {
     }
 
     /// Deletes from the hub the ended requests past their cluster's
-    /// retention. The hub holds only what the server took in, and it
-    /// recorded each request's history as it took it, so nothing is
-    /// deleted before its audit records are written; after this, its
-    /// history is the audit log's (`audit show`).
+    /// retention whose every record is in the audit log on disk (with no
+    /// log file, or a record missing or still held back by a call in
+    /// flight, the request stays); after this its history is the log's
+    /// (`audit show`). At most [`FORGET_PER_ROUND`] a round, so a first
+    /// round after an upgrade does not hold up the signing.
     async fn forget_past_retention(&self) {
-        let due = self
-            .hub
-            .past_retention(self.authority.now(), |c| self.authority.retention(c));
-        for (key, uid) in due {
-            match self.authority.forget(&key, uid.as_deref()).await {
+        if self.audit.path().is_none() {
+            return;
+        }
+        let due = self.hub.past_retention(
+            self.authority.now(),
+            |c| self.authority.retention(c),
+            FORGET_PER_ROUND,
+        );
+        let ctx = self.context(None);
+        for r in due {
+            let recorded = crate::audit::derive::changes(None, &r, &ctx)
+                .iter()
+                .all(|e| self.audit.has(&e.id));
+            if !recorded {
+                continue;
+            }
+            match self
+                .authority
+                .forget(&RequestKey::of(&r), r.uid.as_deref())
+                .await
+            {
                 Ok(()) => self.metrics.forgotten(),
                 Err(e) => {
-                    tracing::warn!(request = %key.name, error = %e, "could not delete a request past its retention");
+                    tracing::warn!(request = %r.name, error = %e, "could not delete a request past its retention");
                     return;
                 }
             }

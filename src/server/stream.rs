@@ -257,14 +257,14 @@ impl Hub {
             .collect()
     }
 
-    /// The ended requests past their cluster's `retention` at `now`,
-    /// with their uids: every one the hub holds was recorded when it
-    /// arrived, so its audit records exist.
+    /// The ended requests past their cluster's `retention` at `now`, at
+    /// most `limit` of them.
     pub(crate) fn past_retention(
         &self,
         now: DateTime<Utc>,
         retention: impl Fn(&str) -> std::time::Duration,
-    ) -> Vec<(RequestKey, Option<String>)> {
+        limit: usize,
+    ) -> Vec<AccessRequest> {
         self.lock()
             .requests
             .values()
@@ -272,7 +272,8 @@ impl Hub {
                 r.forgettable_at(retention(&r.cluster))
                     .is_some_and(|at| at <= now)
             })
-            .map(|(r, _, _)| (RequestKey::of(r), r.uid.clone()))
+            .take(limit)
+            .map(|(r, _, _)| r.clone())
             .collect()
     }
 

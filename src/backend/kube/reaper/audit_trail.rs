@@ -45,6 +45,8 @@ pub(crate) async fn follow(cluster: Arc<KubeCluster>, log: Arc<AuditLog>, compon
         .default_backoff()
         .boxed();
     let mut retention_check = tokio::time::interval(RETENTION_CHECK);
+    // Until the apiserver says this identity may not delete requests.
+    let mut may_forget = true;
     loop {
         let event = tokio::select! {
             e = stream.next() => match e {
@@ -52,7 +54,9 @@ pub(crate) async fn follow(cluster: Arc<KubeCluster>, log: Arc<AuditLog>, compon
                 None => return,
             },
             _ = retention_check.tick() => {
-                forget_past_retention(&cluster, &seen, &uids, &log).await;
+                if may_forget {
+                    may_forget = forget_past_retention(&cluster, &seen, &uids, &log).await;
+                }
                 continue;
             }
         };
@@ -139,14 +143,17 @@ const RETENTION_CHECK: std::time::Duration = std::time::Duration::from_secs(60);
 /// Deletes the ended requests past the cluster's retention whose every
 /// record is in the log (their history is the log's from then on: `audit
 /// show`). Nothing when the settings cannot be read: kept, not guessed.
+/// The shipped reaper role may not delete requests (a stolen reaper token
+/// must not erase them): this needs `delete` on accessrequests granted to
+/// the reaper's identity; refused, it says so once and returns false.
 async fn forget_past_retention(
     cluster: &KubeCluster,
     seen: &HashMap<String, AccessRequest>,
     uids: &HashMap<String, String>,
     log: &AuditLog,
-) {
+) -> bool {
     let Ok(settings) = cluster.settings().await else {
-        return;
+        return true;
     };
     let now = cluster.clock.now();
     let ctx = Context {
@@ -177,12 +184,17 @@ async fn forget_past_retention(
         match cluster.requests().delete(name, &params).await {
             Ok(_) => tracing::info!(request = %name, "deleted past its retention"),
             Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+            Err(kube::Error::Api(e)) if e.code == 403 => {
+                tracing::warn!(context = %cluster.context, "ended requests past their retention stay: this identity may not delete accessrequests (grant it to enable retention in direct mode)");
+                return false;
+            }
             Err(e) => {
                 tracing::warn!(request = %name, error = %e, "could not delete a request past its retention");
-                return;
+                return true;
             }
         }
     }
+    true
 }
 
 /// `ReviewApproved` for `review.approved`: Kubernetes' reason style.
