@@ -361,7 +361,9 @@ impl RbacObjects {
 /// Watches the RBAC inventory and sends it whole after each burst of changes.
 pub(crate) async fn rbac(cluster: Arc<KubeCluster>, tx: mpsc::UnboundedSender<BackendEvent>) {
     let c = cluster.client.clone();
-    let config = || cluster.watch_config();
+    // Paginated lists: a few hundred objects, and a streaming list of
+    // them was seen to keep the first inventory back for seconds.
+    let config = watcher::Config::default;
     let mut merged = futures::stream::select_all([
         rbac_stream(Api::<Role>::all(c.clone()), "Role", config()),
         rbac_stream(Api::<ClusterRole>::all(c.clone()), "ClusterRole", config()),
