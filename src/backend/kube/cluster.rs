@@ -46,8 +46,8 @@ pub struct KubeCluster {
     pub may_decide: Option<bool>,
     /// Whether watches start with a streaming list (the apiserver sends
     /// what it holds as watch events from its cache, rather than pages
-    /// read from etcd), as the apiserver said when asked at connect (on by
-    /// default from 1.32). Twice as fast to the full queue at 20,000
+    /// read from etcd), as the apiserver said when asked at connect (on in
+    /// the 1.34 the tests run). Twice as fast to the full queue at 20,000
     /// requests, and no page of objects held at once.
     pub streaming_lists: bool,
     pub clock: ClusterClock,
