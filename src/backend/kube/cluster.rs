@@ -46,10 +46,11 @@ pub struct KubeCluster {
     pub may_decide: Option<bool>,
     /// Whether watches start with a streaming list (the apiserver sends
     /// what it holds as watch events from its cache, rather than pages
-    /// read from etcd), as the apiserver said when asked at connect (on in
-    /// the 1.34 the tests run). Twice as fast to the full queue at 20,000
+    /// read from etcd), as the apiserver says when first asked, at the
+    /// first watch (a verb that only reads or decides never asks). On in
+    /// the 1.34 the tests run: twice as fast to the full queue at 20,000
     /// requests, and no page of objects held at once.
-    pub streaming_lists: bool,
+    streaming_lists: tokio::sync::OnceCell<bool>,
     pub clock: ClusterClock,
     settings: SettingsCache,
     fault: Mutex<Option<Fault>>,
@@ -67,9 +68,17 @@ impl std::fmt::Debug for KubeCluster {
 /// Whether this apiserver serves streaming lists: a watch of no
 /// AccessRequest (a name none has) with `sendInitialEvents` ends its
 /// initial events with a bookmark at once where the feature is on, and is
-/// refused where it is off.
+/// refused where it is off. Asked only of an apiserver that knows the
+/// parameter (1.27+; older ones ignore it and would send nothing).
 async fn streams_lists(client: &Client) -> bool {
     use futures::{StreamExt, TryStreamExt};
+    let knows_it = client.apiserver_version().await.is_ok_and(|v| {
+        let number = |s: &str| s.trim_end_matches('+').parse::<u32>().unwrap_or(0);
+        (number(&v.major), number(&v.minor)) >= (1, 27)
+    });
+    if !knows_it {
+        return false;
+    }
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &request_resource());
     let params = kube::api::WatchParams::streaming_lists()
         .fields("metadata.name=portcullis-probe.no-such-request")
@@ -114,20 +123,11 @@ impl KubeCluster {
         kubeconfig_user: &str,
         clock: ClusterClock,
     ) -> Self {
-        let (identity, synced, may_decide, version) = tokio::join!(
+        let (identity, synced, may_decide) = tokio::join!(
             whoami(&client, auth, kubeconfig_user),
             clock.sync(&client),
-            may_decide(&client),
-            client.apiserver_version()
+            may_decide(&client)
         );
-        // Asked only of an apiserver that knows the parameter (1.27+;
-        // older ones ignore it and would send nothing), and only used if
-        // it is on there (an admin may have turned the gate off).
-        let knows_it = version.as_ref().is_ok_and(|v| {
-            let number = |s: &str| s.trim_end_matches('+').parse::<u32>().unwrap_or(0);
-            (number(&v.major), number(&v.minor)) >= (1, 27)
-        });
-        let streaming_lists = knows_it && streams_lists(&client).await;
         if let Err(e) = synced {
             tracing::warn!(%context, error = %e, "could not read the apiserver's clock yet");
         }
@@ -137,7 +137,7 @@ impl KubeCluster {
             client,
             identity,
             may_decide,
-            streaming_lists,
+            streaming_lists: tokio::sync::OnceCell::new(),
             clock,
             settings: SettingsCache::default(),
             fault: Mutex::new(None),
@@ -145,9 +145,13 @@ impl KubeCluster {
     }
 
     /// How a watch of this cluster starts (see [`Self::streaming_lists`]).
-    pub fn watch_config(&self) -> kube::runtime::watcher::Config {
+    pub async fn watch_config(&self) -> kube::runtime::watcher::Config {
         let config = kube::runtime::watcher::Config::default();
-        if self.streaming_lists {
+        let streaming = self
+            .streaming_lists
+            .get_or_init(|| streams_lists(&self.client))
+            .await;
+        if *streaming {
             config.streaming_lists()
         } else {
             config

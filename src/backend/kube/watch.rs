@@ -99,7 +99,7 @@ async fn follow_requests(
     tx: mpsc::UnboundedSender<BackendEvent>,
     cluster_of: impl Fn(&DynamicObject) -> Option<String>,
 ) {
-    let mut stream = watcher(cluster.requests(), cluster.watch_config())
+    let mut stream = watcher(cluster.requests(), cluster.watch_config().await)
         .modify(super::lean::lean)
         .backoff(super::backoff::quick())
         .boxed();

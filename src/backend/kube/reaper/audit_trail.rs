@@ -40,7 +40,7 @@ pub(crate) async fn follow(cluster: Arc<KubeCluster>, log: Arc<AuditLog>, compon
     let mut uids: HashMap<String, String> = HashMap::new();
     let events: Api<KubeEvent> = Api::namespaced(cluster.client.clone(), EVENTS_NAMESPACE);
     let mut warned = false;
-    let mut stream = watcher(cluster.requests(), cluster.watch_config())
+    let mut stream = watcher(cluster.requests(), cluster.watch_config().await)
         .modify(super::super::lean::lean)
         .default_backoff()
         .boxed();

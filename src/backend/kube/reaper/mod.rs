@@ -26,8 +26,9 @@ use k8s_openapi::api::authorization::v1::{
 };
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding};
 use kube::api::{Api, DynamicObject, PostParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, reflector, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Resource, ResourceExt};
 use tokio::sync::mpsc;
@@ -541,41 +542,11 @@ pub async fn run_topology(
     topology: Topology,
     config: ReaperConfig,
     tx: Option<mpsc::UnboundedSender<BackendEvent>>,
-    mut tap: Option<Tap>,
+    tap: Option<Tap>,
 ) {
     let store = topology.store.clone();
     let _running = config.metrics.as_ref().map(|m| m.running());
-    // The watch runs on its own task, never throttled by reconciles: what
-    // the console sees arrives at the apiserver's pace; the reaper is
-    // handed each object once it is stored.
-    let (objects, trigger) = futures::channel::mpsc::unbounded();
-    let mut writer = reflector::store::Writer::new(request_resource());
-    let requests = writer.as_reader();
-    let mut watch = watcher(store.requests(), store.watch_config())
-        .modify(crate::backend::kube::lean::lean)
-        .backoff(crate::backend::kube::backoff::quick())
-        .boxed();
-    let feed = tokio::spawn(async move {
-        while let Some(item) = watch.next().await {
-            if let Some(tap) = &mut tap {
-                tap(&item);
-            }
-            let trigger = match unsettled(item) {
-                None => continue,
-                Some(Ok(event)) => {
-                    writer.apply_watcher_event(&event);
-                    match event {
-                        watcher::Event::Apply(o) | watcher::Event::InitApply(o) => Ok(o),
-                        _ => continue,
-                    }
-                }
-                Some(Err(e)) => Err(e),
-            };
-            if objects.unbounded_send(trigger).is_err() {
-                return;
-            }
-        }
-    });
+    let (requests, trigger, feed) = watch_requests(&store, tap).await;
     let mut controller = Controller::for_stream_with(trigger, requests.clone(), request_resource())
         .with_config(ControllerConfig::default().concurrency(64));
     if topology.targets.is_none() {
@@ -628,6 +599,49 @@ pub async fn run_topology(
     }
     clock.abort();
     feed.abort();
+}
+
+/// The reaper's watch of requests, on its own task so reconciles never
+/// throttle it (what a console sees arrives at the apiserver's pace): each
+/// item goes to the `tap`, then the unsettled ones into the returned store,
+/// and each object stored to the returned trigger for the controller.
+async fn watch_requests(
+    store: &KubeCluster,
+    mut tap: Option<Tap>,
+) -> (
+    Store<DynamicObject>,
+    futures::channel::mpsc::UnboundedReceiver<Result<DynamicObject, watcher::Error>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (objects, trigger) = futures::channel::mpsc::unbounded();
+    let mut writer = reflector::store::Writer::new(request_resource());
+    let requests = writer.as_reader();
+    let mut watch = watcher(store.requests(), store.watch_config().await)
+        .modify(crate::backend::kube::lean::lean)
+        .backoff(crate::backend::kube::backoff::quick())
+        .boxed();
+    let feed = tokio::spawn(async move {
+        while let Some(item) = watch.next().await {
+            if let Some(tap) = &mut tap {
+                tap(&item);
+            }
+            let trigger = match unsettled(item) {
+                None => continue,
+                Some(Ok(event)) => {
+                    writer.apply_watcher_event(&event);
+                    match event {
+                        watcher::Event::Apply(o) | watcher::Event::InitApply(o) => Ok(o),
+                        _ => continue,
+                    }
+                }
+                Some(Err(e)) => Err(e),
+            };
+            if objects.unbounded_send(trigger).is_err() {
+                return;
+            }
+        }
+    });
+    (requests, trigger, feed)
 }
 
 /// Whether the reaper is done with a request for good: ended, its clean-up
@@ -693,8 +707,6 @@ where
     (store, task)
 }
 
-use kube::core::PartialObjectMeta;
-
 /// What the sweep keeps of a binding: what [`orphan`] reads (name,
 /// namespace, uid, creation time, owners, the request label and uid
 /// annotation), nothing else; with thousands of grants the rest of each
@@ -709,7 +721,6 @@ fn what_the_sweep_reads<K: Resource>(o: &mut K) {
         annotations.retain(|k, _| k == objects::REQUEST_UID_ANNOTATION);
     }
 }
-use kube::runtime::reflector::reflector;
 
 /// Every few seconds: deletes each binding Portcullis made (it names an
 /// AccessRequest as owner or by label, or a request lists it by uid) whose
